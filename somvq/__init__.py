@@ -1,0 +1,43 @@
+"""somvq: Kohonen Self-Organising Maps as vector quantisers.
+
+``import somvq`` is light: the estimator (and with it numba and scikit-learn) is imported
+on first use of a name below, never at import time.
+
+>>> from somvq import KSOM          # doctest: +SKIP
+>>> som = KSOM(grid=(16, 32)).fit(X) # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .estimator import KSOM
+    from .grids import Grid, auto_grid_shape
+    from .io import load, save
+
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "__version__"]
+
+_LAZY = {
+    "KSOM": "somvq.estimator",
+    "Grid": "somvq.grids",
+    "auto_grid_shape": "somvq.grids",
+    "save": "somvq.io",
+    "load": "somvq.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'somvq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,12 @@
+"""Tunables shared by the kernels: one place to change them."""
+
+#: Rows per block of the BMU search. A block's (rows x K) product stays in cache while the
+#: argmin and the accumulation read it; the extra memory is O(CHUNK_ROWS * K).
+CHUNK_ROWS = 1024
+
+#: LLVM fast-math flags that keep NaN/inf semantics (unlike fastmath=True): reassociation
+#: and contraction let loops vectorise, "nnan"/"ninf" are deliberately absent.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+#: Compile to the on-disk cache so a fresh process does not recompile.
+CACHE = True

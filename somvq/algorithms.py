@@ -1,0 +1,196 @@
+"""The three KSOM algorithms as functions on arrays (ALGORITHMS.md sections 4-6).
+
+This layer sits between the kernels (loops only) and the estimator (validation, state,
+API). Each function does one step of one algorithm, exactly as the equations are written:
+
+* :func:`unit_statistics` - the E step shared by batch and mini-batch KSOM:
+  hit counts ``c = E^T 1`` and per-unit sums ``S = E^T X``.
+* :func:`smooth_statistics` - ``n = H c``, ``s = H S`` (never O(N K^2)).
+* :func:`batch_update` - ``w_k <- s_k / n_k`` (units with ``n_k <= 0`` keep ``w_k``).
+* :func:`ema_update` - the paper's KSOM-EMA update (E1)-(E4), "all" or "written".
+* :func:`online_pass` - Kohonen's sequential rule, sample by sample.
+
+Statistics (counts, sums, EMA state) are float64; the distance GEMM runs in the data's
+dtype, so float32 data stays float32 in the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import config as kernel_config
+from ._kernels.cpu_bmu import best_matching_units
+from ._kernels.cpu_online import INVERSE_COUNT
+from ._kernels.cpu_online import online_pass as _online_pass_kernel
+from .neighbourhoods import Neighbourhood
+from .schedules import Schedule
+
+__all__ = [
+    "UnitStatistics",
+    "unit_statistics",
+    "smooth_statistics",
+    "batch_update",
+    "ema_update",
+    "online_pass",
+    "assign",
+]
+
+
+@dataclass
+class UnitStatistics:
+    """Sufficient statistics of one pass: per-unit hit counts and sums, and the error."""
+
+    counts: np.ndarray  # (K,) float64
+    sums: np.ndarray  # (K, D) float64
+    sq_error: float  # sum over rows of ||x - w_bmu||^2
+    n_samples: int
+
+    def __add__(self, other: "UnitStatistics") -> "UnitStatistics":
+        return UnitStatistics(
+            self.counts + other.counts,
+            self.sums + other.sums,
+            self.sq_error + other.sq_error,
+            self.n_samples + other.n_samples,
+        )
+
+
+def assign(X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None):
+    """BMU index (int64) and squared distance to it (float64) for every row of ``X``."""
+    chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
+    X = _as_dtype(X, codebook.dtype)
+    bmu = np.empty(X.shape[0], dtype=np.int64)
+    sq_dist = np.empty(X.shape[0], dtype=np.float64)
+    norms = np.einsum("ij,ij->i", codebook, codebook)
+    best_matching_units(X, codebook, norms, bmu, sq_dist, chunk_rows=chunk_rows)
+    return bmu, sq_dist
+
+
+def unit_statistics(
+    X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None
+) -> UnitStatistics:
+    """Hit counts ``c = E^T 1`` and sums ``S = E^T X`` of ``X`` against ``codebook``."""
+    chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
+    X = _as_dtype(X, codebook.dtype)
+    n_units, n_features = codebook.shape
+    counts = np.zeros(n_units, dtype=np.float64)
+    sums = np.zeros((n_units, n_features), dtype=np.float64)
+    bmu = np.empty(X.shape[0], dtype=np.int64)
+    sq_dist = np.empty(X.shape[0], dtype=np.float64)
+    norms = np.einsum("ij,ij->i", codebook, codebook)
+    best_matching_units(
+        X, codebook, norms, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows
+    )
+    return UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
+
+
+def smooth_statistics(
+    neighbourhood_matrix: np.ndarray | None, counts: np.ndarray, sums: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n = H c`` and ``s = H S``; ``None`` stands for ``H = I`` (no neighbourhood)."""
+    if neighbourhood_matrix is None:
+        return counts, sums
+    return neighbourhood_matrix @ counts, neighbourhood_matrix @ sums
+
+
+def batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Batch KSOM update ``w_k <- s_k / n_k``; units with ``n_k <= 0`` keep their vector.
+
+    ``counts``/``sums`` are the smoothed statistics. Returns a new array in the codebook's
+    dtype.
+    """
+    new = codebook.astype(np.float64, copy=True)
+    hit = counts > 0
+    new[hit] = sums[hit] / counts[hit, None]
+    return new.astype(codebook.dtype, copy=False)
+
+
+def ema_update(
+    ema_count: np.ndarray,
+    ema_sum: np.ndarray,
+    codebook: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    *,
+    decay: float,
+    eps: float,
+    update: str = "all",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The paper's mini-batch KSOM-EMA update, (E1)-(E4) of ALGORITHMS.md section 6.
+
+    ``counts``/``sums`` are this batch's smoothed statistics ``n = H c``, ``s = H S``.
+
+    update="all" (the paper's)::
+
+        N <- decay N + (1 - decay) n
+        N <- (N + eps) / (sum(N) + K eps) * sum(N)      (Laplace smoothing)
+        m <- decay m + (1 - decay) s
+        w <- m / N
+
+    update="written": the three EMA lines only where ``n_k > 0``; no smoothing; the other
+    units keep N, m and w.
+
+    Returns new ``(ema_count, ema_sum, codebook)``; the inputs are not modified.
+    """
+    if update == "all":
+        count = decay * ema_count + (1.0 - decay) * counts
+        total = count.sum()
+        count = (count + eps) / (total + count.shape[0] * eps) * total
+        total_sum = decay * ema_sum + (1.0 - decay) * sums
+        new_codebook = (total_sum / count[:, None]).astype(codebook.dtype, copy=False)
+        return count, total_sum, new_codebook
+    if update == "written":
+        written = counts > 0
+        count = ema_count.copy()
+        total_sum = ema_sum.copy()
+        new_codebook = codebook.copy()
+        count[written] = decay * ema_count[written] + (1.0 - decay) * counts[written]
+        total_sum[written] = decay * ema_sum[written] + (1.0 - decay) * sums[written]
+        new_codebook[written] = total_sum[written] / count[written, None]
+        return count, total_sum, new_codebook
+    raise ValueError(f"update={update!r} is not one of ('all', 'written').")
+
+
+def online_pass(
+    X: np.ndarray,
+    codebook: np.ndarray,
+    order: np.ndarray,
+    grid_distances: np.ndarray,
+    neighbourhood: Neighbourhood,
+    learning_rate: Schedule | str,
+    unit_counts: np.ndarray,
+    t0: int,
+) -> None:
+    """Online KSOM over ``X[order]``, updating ``codebook`` and ``unit_counts`` in place.
+
+    ``learning_rate`` is a :class:`Schedule`, or ``"inverse_count"`` for ``1 / n_k*`` with
+    the winner's hit count (MacQueen's online k-means when the neighbourhood is "none").
+    """
+    if isinstance(learning_rate, str):
+        if learning_rate != "inverse_count":
+            raise ValueError(f"learning_rate={learning_rate!r} is not a schedule or 'inverse_count'.")
+        lr_code, lr_params = INVERSE_COUNT, np.zeros(4)
+    else:
+        lr_code = learning_rate.code
+        lr_params = np.array(
+            [learning_rate.start, learning_rate.end, learning_rate.shrink, learning_rate.horizon],
+            dtype=np.float64,
+        )
+    _online_pass_kernel(
+        X,
+        codebook,
+        np.ascontiguousarray(order, dtype=np.int64),
+        grid_distances,
+        neighbourhood.code,
+        neighbourhood.radius.code,
+        neighbourhood.kernel_parameters(),
+        lr_code,
+        lr_params,
+        unit_counts,
+        int(t0),
+    )
+
+
+def _as_dtype(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return X if X.dtype == dtype else X.astype(dtype)

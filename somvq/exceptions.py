@@ -1,0 +1,13 @@
+"""Warnings and errors raised by somvq."""
+
+
+class SomvqWarning(UserWarning):
+    """Base class of the warnings somvq raises (the test suite turns them into errors)."""
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupted, of a foreign format or of an unknown version."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """A compute backend was asked for explicitly but cannot run here."""

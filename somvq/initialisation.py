@@ -1,0 +1,82 @@
+"""Initial codebooks.
+
+``"random"``  Gaussian draws with the data's per-feature mean and standard deviation.
+``"normal"``  standard normal N(0, I), independent of the data (the paper's VQ-VAE init).
+``"sample"``  K distinct rows of the data, drawn without replacement (needs n >= K).
+``"pca"``     the grid laid out on the plane (or space) of the leading principal
+              components, spanning +-sqrt(eigenvalue) along each, largest grid axis on the
+              first component (classic linear SOM initialisation; needs n >= 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grids import Grid
+
+__all__ = ["initial_codebook", "INIT_METHODS"]
+
+INIT_METHODS = ("random", "normal", "sample", "pca")
+
+
+def initial_codebook(
+    method: str | np.ndarray, X: np.ndarray, grid: Grid, rng: np.random.Generator
+) -> np.ndarray:
+    """A ``(K, D)`` codebook in ``X``'s dtype, C-contiguous and writable."""
+    n_samples, n_features = X.shape
+    n_units = grid.n_units
+    if not isinstance(method, str):
+        codebook = np.asarray(method)
+        if codebook.shape != (n_units, n_features):
+            raise ValueError(
+                f"init array has shape {codebook.shape}, expected (n_units, n_features) = "
+                f"({n_units}, {n_features})."
+            )
+        if not np.issubdtype(codebook.dtype, np.number) or not np.all(np.isfinite(codebook)):
+            raise ValueError("init array must hold finite numbers (found NaN, inf or non-numeric).")
+        return np.array(codebook, dtype=X.dtype, order="C", copy=True)
+    if method == "normal":
+        codebook = rng.standard_normal((n_units, n_features))
+    elif method == "random":
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+        codebook = mean + std * rng.standard_normal((n_units, n_features))
+    elif method == "sample":
+        if n_samples < n_units:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_units={n_units} for init='sample'."
+            )
+        codebook = X[rng.choice(n_samples, size=n_units, replace=False)]
+    elif method == "pca":
+        codebook = _pca_codebook(X, grid)
+    else:
+        raise ValueError(f"init={method!r} is not one of {INIT_METHODS} or an array.")
+    return np.array(codebook, dtype=X.dtype, order="C", copy=True)
+
+
+def _pca_codebook(X: np.ndarray, grid: Grid) -> np.ndarray:
+    n_samples, n_features = X.shape
+    if n_samples < 2:
+        raise ValueError(f"n_samples={n_samples} should be >= 2 for init='pca'.")
+    Xd = np.asarray(X, dtype=np.float64)
+    mean = Xd.mean(axis=0)
+    centred = Xd - mean
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    # Deterministic signs: the largest-magnitude entry of each component is positive.
+    signs = np.sign(components[np.arange(components.shape[0]), np.abs(components).argmax(1)])
+    signs[signs == 0] = 1.0
+    components = components * signs[:, None]
+    scale = singular / np.sqrt(max(n_samples - 1, 1))
+
+    coords = grid.coordinates
+    span = coords.max(axis=0) - coords.min(axis=0)
+    unit_coords = np.where(span > 0, (coords - coords.min(axis=0)) / np.where(span > 0, span, 1), 0.5)
+    unit_coords = 2.0 * unit_coords - 1.0  # in [-1, 1]
+    codebook = np.repeat(mean[None, :], grid.n_units, axis=0)
+    # Largest grid axis along the first principal component, and so on.
+    axis_order = np.argsort(-span, kind="stable")
+    for rank, axis in enumerate(axis_order):
+        if rank >= components.shape[0]:
+            break
+        codebook += np.outer(unit_coords[:, axis] * scale[rank], components[rank])
+    return codebook

@@ -1,0 +1,133 @@
+"""Quality measures of a map (ALGORITHMS.md section 8).
+
+All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
+estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
+Distances to the codebook are computed block by block: memory is O(block * K), never
+O(N * K).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grids import Grid
+
+__all__ = [
+    "quantization_error",
+    "topographic_error",
+    "umatrix",
+    "perplexity",
+    "used_units",
+    "neighbour_distance_ratio",
+    "two_best_matching_units",
+]
+
+_BLOCK_ROWS = 1024
+
+
+def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray):
+    """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block."""
+    X = X if X.dtype == codebook.dtype else X.astype(codebook.dtype)
+    norms = np.einsum("ij,ij->i", codebook, codebook)
+    for start in range(0, X.shape[0], _BLOCK_ROWS):
+        block = X[start : start + _BLOCK_ROWS]
+        sq = block @ codebook.T
+        sq *= -2.0
+        sq += norms
+        sq += np.einsum("ij,ij->i", block, block)[:, None]
+        np.maximum(sq, 0.0, out=sq)
+        yield start, start + block.shape[0], sq
+
+
+def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = False) -> float:
+    """Mean distance from each row to its best-matching unit.
+
+    ``squared=False`` (default): mean of ``||x - w_bmu||`` (MiniSom's and most SOM tools'
+    definition). ``squared=True``: mean of ``||x - w_bmu||^2`` (k-means inertia / N).
+    """
+    if X.shape[0] == 0:
+        raise ValueError("quantization_error needs at least one sample, got 0.")
+    total = 0.0
+    for _, _, sq in _squared_distance_blocks(X, codebook):
+        best = sq.min(axis=1).astype(np.float64)
+        total += float(best.sum() if squared else np.sqrt(best).sum())
+    return total / X.shape[0]
+
+
+def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """Indices of the best and second-best unit for each row, shape ``(n, 2)``."""
+    if codebook.shape[0] < 2:
+        raise ValueError(f"two best units need a codebook of >= 2 units, got {codebook.shape[0]}.")
+    out = np.empty((X.shape[0], 2), dtype=np.int64)
+    for start, stop, sq in _squared_distance_blocks(X, codebook):
+        two = np.argpartition(sq, 1, axis=1)[:, :2]
+        d = np.take_along_axis(sq, two, axis=1)
+        # order the pair; on equal distances the lower index is the winner
+        swap = (d[:, 1] < d[:, 0]) | ((d[:, 1] == d[:, 0]) & (two[:, 1] < two[:, 0]))
+        two[swap] = two[swap][:, ::-1]
+        out[start:stop] = two
+    return out
+
+
+def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
+    """Fraction of rows whose best and second-best units are not grid neighbours.
+
+    Neighbours are those of :attr:`Grid.adjacency`: the 8 surrounding units on a
+    rectangular 2-D grid (diagonals included, as in the paper's hard neighbourhood and in
+    MiniSom), 6 on a hexagonal grid, wrapping around periodic axes.
+    """
+    if X.shape[0] == 0:
+        raise ValueError("topographic_error needs at least one sample, got 0.")
+    if grid.n_units < 2:
+        return 0.0
+    two = two_best_matching_units(X, codebook)
+    adjacent = grid.adjacency[two[:, 0], two[:, 1]]
+    return float(1.0 - adjacent.mean())
+
+
+def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
+    """U-matrix: for each unit, the mean distance of its vector to its grid neighbours'.
+
+    Returned in the grid's shape (``grid.shape``); units without neighbours get 0.
+    """
+    adjacency = grid.adjacency
+    w = codebook.astype(np.float64)
+    out = np.zeros(grid.n_units)
+    rows, cols = np.nonzero(adjacency)
+    dist = np.linalg.norm(w[rows] - w[cols], axis=1)
+    np.add.at(out, rows, dist)
+    degree = adjacency.sum(axis=1)
+    np.divide(out, degree, out=out, where=degree > 0)
+    return out.reshape(grid.shape)
+
+
+def perplexity(labels: np.ndarray, n_units: int) -> float:
+    """Codebook perplexity ``exp(-sum_k p_k log(p_k + 1e-10))`` of the usage frequencies."""
+    labels = np.asarray(labels).ravel()
+    if labels.size == 0:
+        raise ValueError("perplexity needs at least one label, got 0.")
+    p = np.bincount(labels, minlength=n_units).astype(np.float64) / labels.size
+    return float(np.exp(-np.sum(p * np.log(p + 1e-10))))
+
+
+def used_units(labels: np.ndarray, n_units: int) -> int:
+    """Number of distinct units that are the BMU of at least one row."""
+    return int(np.count_nonzero(np.bincount(np.asarray(labels).ravel(), minlength=n_units)))
+
+
+def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
+    """Mean ``||w_k - w_l||`` over grid-neighbour pairs divided by the mean over all pairs.
+
+    About 1 for a map without topology (e.g. EMA-VQ); well below 1 for an ordered map.
+    """
+    w = codebook.astype(np.float64)
+    if grid.n_units < 2:
+        raise ValueError("neighbour_distance_ratio needs at least 2 units.")
+    sq = np.einsum("ij,ij->i", w, w)
+    pair = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (w @ w.T), 0.0))
+    off_diagonal = ~np.eye(grid.n_units, dtype=bool)
+    mean_all = pair[off_diagonal].mean()
+    adjacency = grid.adjacency
+    if not adjacency.any() or mean_all == 0:
+        return float("nan")
+    return float(pair[adjacency].mean() / mean_all)
