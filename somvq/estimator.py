@@ -290,7 +290,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, callback=None):
         """Train the map from a fresh initial codebook for ``n_epochs`` passes over ``X``.
 
         Parameters
@@ -298,6 +298,12 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         X : array-like of shape (n_samples, n_features)
             Training data; float32 stays float32, anything else becomes float64.
         y : ignored
+        callback : callable, optional
+            Called after every epoch as ``callback(epoch, n_epochs, mse, codebook)`` with
+            the 1-based epoch, the mean squared distance of the rows to their winners met
+            during the epoch, and the current codebook (read it, do not modify it). Used by
+            the command line's progress bar. An exception raised by the callback (or a
+            KeyboardInterrupt) abandons the fit and leaves the estimator as it was.
 
         Returns
         -------
@@ -315,6 +321,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             sq_error = self._one_pass(X, order, grid, state)
             state["n_iter_"] = epoch + 1
             self._report(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["n_steps_"])
+            if callback is not None:
+                callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
         state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
         self._commit(state)
