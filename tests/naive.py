@@ -1,0 +1,175 @@
+"""Slow, obviously correct NumPy versions of the algorithms, written from ALGORITHMS.md.
+
+Nothing here imports somvq: every formula is transcribed again, literally, with dense
+one-hot matrices and direct distances, so the fast paths are compared against an
+independent implementation rather than against themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- grids
+def reference_factors(n, dim):
+    """The reference code's decompose_factors, transcribed."""
+    if dim == 1:
+        return [n]
+    h = math.ceil(n ** (1 / dim))
+    for i in range(h, 0, -1):
+        if n % i == 0:
+            return reference_factors(n // i, dim - 1) + [i]
+    raise ValueError
+
+
+def reference_order_distances(shape_first_fastest):
+    """Grid distances with the reference's numbering: coord_j(i) = (i // prod(shape[:j])) % shape[j]."""
+    n = int(np.prod(shape_first_fastest))
+    coords = []
+    for i in range(n):
+        c, rem = [], i
+        for s in shape_first_fastest:
+            c.append(rem % s)
+            rem //= s
+        coords.append(c)
+    coords = np.array(coords, dtype=float)
+    return np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
+
+
+def rectangular_distances(shape, periodic=False):
+    idx = np.array(list(np.ndindex(*shape)), dtype=float)
+    diff = np.abs(idx[:, None, :] - idx[None, :, :])
+    if periodic:
+        diff = np.minimum(diff, np.array(shape, dtype=float) - diff)
+    return np.sqrt((diff**2).sum(-1))
+
+
+# ------------------------------------------------------------------ neighbourhoods
+def paper_hard(distances, t, shrink):
+    """h = 1 on the diagonal, 1/(1 + shrink t) for 0 < d < 1.5, else 0."""
+    H = (distances < 1.5).astype(float) / (1.0 + t * shrink)
+    np.fill_diagonal(H, 1.0)
+    return H
+
+
+def paper_exponential(distances, t, shrink, sigma):
+    """h = exp(-d (1 + shrink t) / sigma), diagonal forced to 1."""
+    H = np.exp(distances * ((1 + t * shrink) / (-sigma)))
+    np.fill_diagonal(H, 1.0)
+    return H
+
+
+def classic(distances, kind, r):
+    d = distances
+    if kind == "gaussian":
+        return np.exp(-(d**2) / (2 * r**2))
+    if kind == "bubble":
+        return (d <= r).astype(float)
+    if kind == "triangle":
+        return np.maximum(0.0, 1 - d / r)
+    if kind == "cut_gaussian":
+        return np.exp(-(d**2) / (2 * r**2)) * (d <= r)
+    if kind == "mexican_hat":
+        return (1 - d**2 / r**2) * np.exp(-(d**2) / (2 * r**2))
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------------- algorithms
+def bmu(X, W):
+    """argmin_k ||x - w_k||^2 from explicit differences (lowest index on ties)."""
+    d = ((X[:, None, :].astype(float) - W[None, :, :].astype(float)) ** 2).sum(-1)
+    return d.argmin(1)
+
+
+def one_hot(indices, K):
+    E = np.zeros((len(indices), K))
+    E[np.arange(len(indices)), indices] = 1.0
+    return E
+
+
+def batch_ksom_step(X, W, H):
+    """c = E^T 1, S = E^T X, n = H c, s = H S, w_k = s_k / n_k (n_k = 0 keeps w_k)."""
+    X = X.astype(float)
+    E = one_hot(bmu(X, W), W.shape[0])
+    c = E.T @ np.ones(len(X))
+    S = E.T @ X
+    n, s = H @ c, H @ S
+    W_new = W.astype(float).copy()
+    for k in range(W.shape[0]):
+        if n[k] > 0:
+            W_new[k] = s[k] / n[k]
+    return W_new
+
+
+def minibatch_ksom_step(Xb, W, N, m, H, decay, eps, update="all"):
+    """(E1)-(E4) of ALGORITHMS.md section 6 in the (E H)^T form, float64."""
+    Xb = Xb.astype(float)
+    E = one_hot(bmu(Xb, W), W.shape[0])
+    EH = E @ H
+    n = EH.T @ np.ones(len(Xb))
+    s = EH.T @ Xb
+    K = W.shape[0]
+    if update == "all":
+        N = decay * N + (1 - decay) * n
+        total = N.sum()
+        N = (N + eps) / (total + K * eps) * total
+        m = decay * m + (1 - decay) * s
+        return N, m, m / N[:, None]
+    N, m, W = N.copy(), m.copy(), W.astype(float).copy()
+    for k in range(K):
+        if n[k] > 0:
+            N[k] = decay * N[k] + (1 - decay) * n[k]
+            m[k] = decay * m[k] + (1 - decay) * s[k]
+            W[k] = m[k] / N[k]
+    return N, m, W
+
+
+def ema_vq_step(Xb, W, N, m, decay, eps, update="all"):
+    """A textbook EMA-VQ codebook update (VQ-VAE), written without any neighbourhood."""
+    Xb = Xb.astype(float)
+    K = W.shape[0]
+    assign = bmu(Xb, W)
+    counts = np.bincount(assign, minlength=K).astype(float)
+    sums = np.zeros_like(m)
+    for i, k in enumerate(assign):
+        sums[k] += Xb[i]
+    if update == "all":
+        N = decay * N + (1 - decay) * counts
+        total = N.sum()
+        N = (N + eps) / (total + K * eps) * total
+        m = decay * m + (1 - decay) * sums
+        return N, m, m / N[:, None]
+    used = counts > 0
+    N, m, W = N.copy(), m.copy(), W.astype(float).copy()
+    N[used] = decay * N[used] + (1 - decay) * counts[used]
+    m[used] = decay * m[used] + (1 - decay) * sums[used]
+    W[used] = m[used] / N[used][:, None]
+    return N, m, W
+
+
+def online_ksom_pass(X, W, order, h_row, rate):
+    """w_k += rate(t, k*) h_t(k*, k) (x - w_k) for every sample in order; t from 0.
+
+    ``h_row(t, winner)`` returns the neighbourhood row, ``rate(t, winner)`` the rate.
+    """
+    W = W.astype(float).copy()
+    for t, i in enumerate(order):
+        x = X[i].astype(float)
+        k = int(((x - W) ** 2).sum(1).argmin())
+        eta = rate(t, k)
+        W += eta * h_row(t, k)[:, None] * (x - W)
+    return W
+
+
+def macqueen(X, W, order, initial_count):
+    """MacQueen's online k-means: the winner moves to the running mean of its inputs."""
+    W = W.astype(float).copy()
+    counts = np.full(W.shape[0], float(initial_count))
+    for i in order:
+        x = X[i].astype(float)
+        k = int(((x - W) ** 2).sum(1).argmin())
+        counts[k] += 1
+        W[k] += (x - W[k]) / counts[k]
+    return W
