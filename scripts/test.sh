@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it. This is the README's test command
+# and what CI (.ci/run) calls. Works on a fresh machine with Python >= 3.10 and pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+# torch: the pinned CPU build first. A looser requirement with no torch installed would
+# pull a multi-GB CUDA build; the package itself only asks for a range.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot]"
+
+# Numba's on-disk cache lives beside the sources; warm it once so test timings are sane.
+export OMP_WAIT_POLICY=PASSIVE
+
+"$PYTHON" -m pytest -q -p no:cacheprovider "$@"
