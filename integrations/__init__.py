@@ -1,0 +1,1 @@
+"""Integrations of somvq with other frameworks: PyTorch (``somvq.integrations.torch``) and dask."""

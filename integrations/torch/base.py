@@ -1,0 +1,155 @@
+"""What both torch quantizers share: arguments, input layout, BMU search, usage metrics.
+
+:class:`GridQuantizer` is the common base of the KSOM-EMA quantizer
+(:mod:`.quantizer`) and the gradient-trained GD-SOM quantizer (:mod:`.gdsom`). It
+validates the arguments, owns the map (grid + neighbourhood) and the step counter, turns
+``(..., dim)`` or ``(B, dim, *spatial)`` inputs into rows, finds each row's best-matching
+unit and records perplexity and the number of used codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from somvq.grids import Grid
+
+from .geometry import KohonenMap, NeighbourhoodFunction, _check_int, _check_real, resolve_grid
+
+__all__ = ["GridQuantizer"]
+
+
+class GridQuantizer(nn.Module):
+    """Base of the grid-organised quantizers (not used directly)."""
+
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        grid: Grid | Sequence[int] | None,
+        grid_dim: int,
+        neighbourhood: str | NeighbourhoodFunction,
+        shrink: float,
+        radius: float | None,
+        radius_schedule: str,
+        radius_final: float,
+        radius_horizon: float | None,
+        commitment_weight: float,
+        channels_first: bool,
+    ) -> None:
+        super().__init__()
+        _check_int("dim", dim, low=1)
+        _check_int("codebook_size", codebook_size, low=1)
+        _check_int("grid_dim", grid_dim, low=1)
+        _check_real("commitment_weight", commitment_weight, low=0.0)
+        if not isinstance(channels_first, (bool, np.bool_)):
+            raise ValueError(f"channels_first={channels_first!r} must be True or False.")
+        self.dim = int(dim)
+        self.codebook_size = int(codebook_size)
+        self.commitment_weight = float(commitment_weight)
+        self.channels_first = bool(channels_first)
+        self.map = KohonenMap(
+            resolve_grid(self.codebook_size, grid, int(grid_dim)),
+            neighbourhood,
+            shrink=shrink,
+            radius=radius,
+            radius_schedule=radius_schedule,
+            radius_final=radius_final,
+            radius_horizon=radius_horizon,
+        )
+        self.register_buffer(
+            "grid_distances",
+            torch.as_tensor(np.asarray(self.map.grid.distances, dtype=np.float32)),
+            persistent=False,
+        )
+        #: t, the number of training updates applied so far.
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        #: Perplexity and number of distinct codes of the last forward's batch.
+        self.register_buffer("perplexity", torch.zeros(()), persistent=False)
+        self.register_buffer("used_codes", torch.zeros((), dtype=torch.int64), persistent=False)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def grid(self) -> Grid:
+        """The map's :class:`~somvq.grids.Grid` (units in C order)."""
+        return self.map.grid
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return self.map.grid.shape
+
+    def neighbourhood_matrix(self, step: Any = None) -> torch.Tensor:
+        """H_t as a dense (K, K) tensor, at ``step`` (default: the current step)."""
+        t = self.step if step is None else torch.as_tensor(step, device=self.step.device)
+        distances = self.grid_distances.to(self._statistics_dtype())
+        return self.map.matrix(distances, t.to(distances.dtype))
+
+    def extra_repr(self) -> str:
+        kind = self.map.kind
+        return (
+            f"dim={self.dim}, codebook_size={self.codebook_size}, grid={self.grid_shape}, "
+            f"neighbourhood={kind!r}, shrink={self.map.shrink}, radius={self.map.radius}"
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _statistics_dtype(self) -> torch.dtype:
+        """float32, or float64 when the module was converted with ``.double()``."""
+        return torch.promote_types(self.grid_distances.dtype, torch.float32)
+
+    def _channels_last(self, z: Any) -> torch.Tensor:
+        """``z`` as a channels-last tensor ``(..., dim)``, after checking its layout."""
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor, got {type(z).__name__}.")
+        if not z.is_floating_point():
+            raise ValueError(f"expected a floating-point tensor, got dtype {z.dtype}.")
+        if self.channels_first:
+            if z.ndim < 2:
+                raise ValueError(
+                    f"channels_first=True expects (batch, dim, *spatial), got shape "
+                    f"{tuple(z.shape)}."
+                )
+            if z.shape[1] != self.dim:
+                raise ValueError(
+                    f"input has {z.shape[1]} channels in axis 1 (shape {tuple(z.shape)}), "
+                    f"expected dim={self.dim}."
+                )
+            z = z.movedim(1, -1)
+        else:
+            if z.ndim < 1 or z.shape[-1] != self.dim:
+                got = z.shape[-1] if z.ndim else "no"
+                raise ValueError(
+                    f"input has {got} features in its last axis (shape {tuple(z.shape)}), "
+                    f"expected dim={self.dim}; pass channels_first=True for "
+                    "(batch, dim, height, width) inputs."
+                )
+        if z.numel() == 0:
+            raise ValueError(f"input of shape {tuple(z.shape)} holds no vectors to quantize.")
+        return z
+
+    def _restore_layout(self, rows: torch.Tensor, channels_last_shape: torch.Size) -> torch.Tensor:
+        out = rows.reshape(channels_last_shape)
+        return out.movedim(-1, 1) if self.channels_first else out
+
+    def _index_layout(self, indices: torch.Tensor, channels_last_shape: torch.Size) -> torch.Tensor:
+        return indices.reshape(channels_last_shape[:-1])
+
+    @staticmethod
+    def _best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        """argmin_k ||x - w_k||^2 per row (lowest index on ties), as ||w||^2 - 2 x.w."""
+        squared_norms = (codebook * codebook).sum(1)
+        scores = torch.addmm(squared_norms, rows, codebook.t(), beta=1.0, alpha=-2.0)
+        return scores.argmin(1)
+
+    def _hit_counts_into(self, counts: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """c = E^T 1 accumulated into ``counts`` (no bincount: its size would sync a GPU)."""
+        return counts.index_add_(0, indices, torch.ones_like(indices, dtype=counts.dtype))
+
+    def _record_usage(self, counts: torch.Tensor, n_rows: int) -> None:
+        """Perplexity exp(-sum p log(p + 1e-10)) and used codes of this batch."""
+        probabilities = counts / n_rows
+        self.perplexity = torch.exp(-(probabilities * torch.log(probabilities + 1e-10)).sum())
+        self.used_codes = (counts > 0).sum()
