@@ -1,0 +1,297 @@
+"""Benchmark somvq against the peer SOM and k-means libraries; write docs/benchmarks.md.
+
+Every library trains on the same data, the same map, from the same initial codebook, for
+the same number of epochs, each run in its own fresh process; the libraries are
+interleaved in rounds (the order rotates every round) and the table reports the median
+wall time of the training call. Each case also times the float32 GEMM floor X.W^T (the
+fastest of several products, whole and in 4096-row blocks) in the same rounds; "x GEMM"
+is a library's time per epoch divided by it. Quantization and topographic errors are
+computed by one shared function (somvq.metrics) on every final codebook.
+
+Examples::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run --quick
+    python -m benchmarks.run --data digits gauss-100000-32 --maps 16x32 --rounds 3
+    python -m benchmarks.run --libs somvq-batch xpysom kmeans --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import data as bench_data
+from benchmarks.trainers import REFERENCE, TRAINERS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Peers too slow for big inputs are skipped above these row counts (override with
+#: --peer-max-rows); the table says so.
+MAX_ROWS = {
+    "minisom-online": 20_000,
+    "minisom-batch": 20_000,
+    "somoclu": 100_000,
+    "torchsom": 100_000,
+    "xpysom": 100_000,
+    "somvq-online": 100_000,
+}
+
+FULL_CASES = [
+    ("digits", "20x20", 10),
+    ("digits", "16x32", 10),
+    ("gauss-10000-16", "20x20", 10),
+    ("gauss-100000-32", "16x32", 10),
+    ("fashion", "16x32", 5),
+    ("gauss-1000000-64", "16x32", 3),
+]
+QUICK_CASES = [
+    ("digits", "16x32", 10),
+    ("gauss-10000-16", "20x20", 10),
+    ("gauss-100000-32", "16x32", 5),
+]
+PACKAGES = ["somvq", "numpy", "numba", "scikit-learn", "MiniSom", "XPySom", "somoclu", "torchsom", "torch"]
+
+
+@dataclass
+class Result:
+    lib: str
+    seconds: list = field(default_factory=list)
+    peak: list = field(default_factory=list)
+    error: str | None = None
+    codebook: np.ndarray | None = None
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+def _run_worker(lib, data_path, init_path, shape, epochs, out_path, timeout):
+    cmd = [sys.executable, "-m", "benchmarks._worker", lib, str(data_path), str(init_path),
+           str(shape[0]), str(shape[1]), str(epochs), str(out_path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(),
+                              timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"failed: {tail[:160]}"}
+    return json.loads(lines[-1])
+
+
+def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout, log):
+    from somvq import metrics
+    from somvq.grids import Grid
+
+    X = bench_data.load(name)
+    W0 = bench_data.initial_codebook(X, shape[0] * shape[1])
+    tmp = Path(tempfile.mkdtemp(prefix="somvq-bench-"))
+    np.save(tmp / "X.npy", X)
+    np.save(tmp / "W0.npy", W0)
+    results = {lib: Result(lib) for lib in ["gemm", *libs]}
+    for lib in libs:
+        limit = max_rows.get(lib)
+        if limit is not None and X.shape[0] > limit:
+            results[lib].error = f"skipped: N > {limit} rows (too slow; --peer-max-rows)"
+    order = ["gemm", *libs]
+    for r in range(rounds):
+        rotated = order[r % len(order):] + order[: r % len(order)]
+        for lib in rotated:
+            res = results[lib]
+            if res.error:
+                continue
+            lib_epochs = online_epochs if TRAINERS.get(lib, (None, ""))[1] == "online" else epochs
+            out = tmp / f"{lib}.npy"
+            got = _run_worker(lib, tmp / "X.npy", tmp / "W0.npy", shape, lib_epochs, out, timeout)
+            if "error" in got:
+                res.error = got["error"]
+                log(f"  {name} {shape} {lib}: {res.error}")
+                continue
+            res.seconds.append(got["seconds"])
+            if "peak_bytes" in got:
+                res.peak.append(got["peak_bytes"])
+                res.codebook = np.load(out)
+            log(f"  round {r + 1}/{rounds} {name} {shape[0]}x{shape[1]} {lib}: {got['seconds']:.4g} s")
+    gemm = min(results["gemm"].seconds) if results["gemm"].seconds else float("nan")
+    grid = Grid(shape)
+    rows = []
+    for lib in libs:
+        res = results[lib]
+        kind = TRAINERS[lib][1]
+        lib_epochs = online_epochs if kind == "online" else epochs
+        row = {"data": name, "n": X.shape[0], "d": X.shape[1], "map": f"{shape[0]}x{shape[1]}",
+               "lib": lib, "kind": kind, "epochs": lib_epochs, "gemm": gemm, "error": res.error}
+        if not res.error and res.seconds:
+            med = statistics.median(res.seconds)
+            row.update(seconds=med, per_epoch=med / lib_epochs, x_gemm=med / lib_epochs / gemm,
+                       samples_per_s=X.shape[0] * lib_epochs / med,
+                       peak_mib=max(res.peak) / 2**20 if res.peak else float("nan"))
+            cb = res.codebook.astype(np.float32)
+            row["qe"] = metrics.quantization_error(X, cb)
+            row["te"] = metrics.topographic_error(X, cb, grid) if kind != "kmeans" and not lib.startswith("minibatch-kmeans") else None
+        rows.append(row)
+    by_lib = {row["lib"]: row for row in rows}
+    for row in rows:
+        ref = by_lib.get(REFERENCE[row["kind"]])
+        if "per_epoch" in row and ref is not None and "per_epoch" in ref:
+            row["ratio"] = row["per_epoch"] / ref["per_epoch"]
+    for path in tmp.iterdir():
+        path.unlink()
+    tmp.rmdir()
+    return rows
+
+
+def _fmt(value, spec):
+    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
+
+
+def markdown_table(rows) -> str:
+    head = ("| data | N x D | map | library | epochs | median s | s/epoch | x GEMM/epoch | "
+            "vs somvq | samples/s | QE | TE | peak MiB |")
+    lines = [head, "|" + "---|" * 13]
+    for row in rows:
+        label = f"{row['lib']}"
+        if row.get("error"):
+            lines.append(f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | "
+                         f"{row['epochs']} | {row['error']} ||||||||")
+            continue
+        lines.append(
+            f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | {row['epochs']} | "
+            f"{_fmt(row['seconds'], '.3g')} | {_fmt(row['per_epoch'], '.3g')} | "
+            f"{_fmt(row['x_gemm'], '.3g')} | {_fmt(row.get('ratio'), '.3g')} | "
+            f"{_fmt(row['samples_per_s'], '.3g')} | {_fmt(row['qe'], '.5g')} | "
+            f"{_fmt(row['te'], '.3f')} | {_fmt(row['peak_mib'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def _versions() -> str:
+    out = []
+    for name in PACKAGES:
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}, Python {platform.python_version()}"
+
+
+def _blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        infos = threadpool_info()
+        return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+                         f"threads={i.get('num_threads')}" for i in infos)
+    except Exception as exc:  # pragma: no cover - informational only
+        return f"unknown ({exc!r})"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few-minute subset")
+    parser.add_argument("--data", nargs="+", help="digits, fashion, gauss-N-D (e.g. gauss-100000-32)")
+    parser.add_argument("--maps", nargs="+", help="map shapes, e.g. 20x20 16x32")
+    parser.add_argument("--epochs", type=int, help="epochs for every case (default: per case)")
+    parser.add_argument("--online-epochs", type=int, default=1, help="epochs of the online trainers")
+    parser.add_argument("--libs", nargs="+", default=list(TRAINERS), choices=list(TRAINERS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--peer-max-rows", type=int, help="skip slow peers above this many rows")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+
+    if args.data or args.maps:
+        cases = [(d, m, args.epochs or 10) for d in (args.data or ["digits"]) for m in (args.maps or ["16x32"])]
+    else:
+        cases = QUICK_CASES if args.quick else FULL_CASES
+        if args.epochs:
+            cases = [(d, m, args.epochs) for d, m, _ in cases]
+    rounds = 2 if args.quick and args.rounds == 3 else args.rounds
+    max_rows = dict(MAX_ROWS)
+    if args.peer_max_rows is not None:
+        max_rows = {k: args.peer_max_rows for k in max_rows}
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        log("note: OPENBLAS_CORETYPE is set; numpy's BLAS may run an older kernel "
+            "(unset it in the benchmark command to measure the native one).")
+    load_start = os.getloadavg()
+    started = time.time()
+    rows = []
+    for name, map_text, epochs in cases:
+        shape = tuple(int(s) for s in map_text.lower().split("x"))
+        log(f"case {name} map {map_text} epochs {epochs}")
+        rows += run_case(name, shape, epochs, args.libs, rounds, args.online_epochs,
+                         max_rows, args.timeout, log)
+    table = markdown_table(rows)
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    env_note = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                                         "OMP_NUM_THREADS") if k in os.environ)
+    header = [
+        "# Benchmarks",
+        "",
+        "Generated by `benchmarks/run.py`; see docs/performance.md for how to read and rerun it.",
+        "",
+        f"- command: `{command}` (environment: {env_note or 'default'}; workers get OMP_WAIT_POLICY=PASSIVE)",
+        f"- machine: {_machine()}",
+        f"- BLAS (threadpoolctl): {_blas()}",
+        f"- versions: {_versions()}",
+        f"- rounds: {rounds} (median); wall time {time.time() - started:.0f} s; load average "
+        f"{load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end"
+        + (" (measured while other jobs shared the machine)" if max(load_start[0], os.getloadavg()[0]) > 1.0 else ""),
+        "",
+        "Columns: *x GEMM/epoch* = seconds per epoch / the float32 GEMM floor X.W^T of that case; "
+        "*vs somvq* = seconds per epoch / those of the somvq entry of the same kind "
+        "(SOMs vs somvq-batch, KMeans vs somvq-none, mini-batch vs somvq-minibatch, online vs "
+        "somvq-online); QE = mean distance to the BMU, TE = topographic error (8-neighbour), both "
+        "by somvq.metrics on each final codebook (TE only for maps); peak MiB = growth of the "
+        "worker's max RSS during the training call.",
+        "",
+        table,
+        "",
+    ]
+    text = "\n".join(header)
+    print(text)
+    if not args.no_write:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
