@@ -210,19 +210,25 @@ def test_pca_init_spans_the_principal_plane():
     assert cosine > 0.99
 
 
-def test_digits_16x32_batch_beats_minisom_at_matched_settings(digits):
+@pytest.mark.parametrize("sigma", [4.0, 8.0])
+def test_digits_16x32_batch_no_worse_than_minisom_at_matched_settings(digits, sigma):
     """Issue 2's bar: 10 batch epochs on digits with a 16x32 map, QE no worse than MiniSom's.
 
     Matched settings: same map, 10 epochs, same initial radius sigma, decaying to sigma/3
-    (MiniSom's default asymptotic decay reaches sigma/3 at the end of training).
-    MiniSom's figures were measured once (minisom 2.3.6, train_batch, random_weights_init,
-    seed 0) and are recorded here rather than recomputed, to keep the test fast; the
-    benchmark program recomputes them side by side.
+    (MiniSom's default asymptotic decay, sigma / (1 + t / (T/2)), ends at sigma/3).
+    MiniSom trains with train_batch (its sequential "batch" mode) over 10 epochs.
+    For sigma <= 2 MiniSom's 17,970 sequential updates reach a ~2% lower QE than 10 batch
+    epochs (sigma=1: 12.9 vs 13.2; sigma=2: 15.3 vs 15.6; batch KSOM needs ~30 epochs to
+    match at sigma=2); those cases are not claimed.
     """
-    minisom_qe = {4.0: 19.09, 8.0: 23.67}
-    for sigma, theirs in minisom_qe.items():
-        som = KSOM(grid=(16, 32), radius=sigma, radius_final=sigma / 3, n_epochs=10, random_state=0).fit(digits)
-        assert som.quantization_error(digits) <= theirs
+    minisom = pytest.importorskip("minisom")
+    peer = minisom.MiniSom(16, 32, digits.shape[1], sigma=sigma, learning_rate=0.5, random_seed=0)
+    peer.random_weights_init(digits)
+    peer.train_batch(digits, 10 * len(digits))
+    som = KSOM(grid=(16, 32), radius=sigma, radius_final=sigma / 3, n_epochs=10, random_state=0).fit(digits)
+    ours = metrics.quantization_error(digits, som.codebook_)
+    theirs = metrics.quantization_error(digits, peer.get_weights().reshape(-1, digits.shape[1]))
+    assert ours <= theirs
 
 
 def test_models_save_and_load_exactly(tmp_path, small):
