@@ -31,6 +31,8 @@ def data_and_codebook(draw, min_units=2, max_units=8, max_rows=40, max_features=
     elements = st.floats(-10, 10, allow_nan=False, width=64)
     X = draw(arrays(np.float64, (n_rows, n_features), elements=elements))
     if codebook_from_data:
+        # distinct rows by construction (a unique first column): distinct initial centres
+        X[:, 0] = draw(arrays(np.float64, n_rows, elements=elements, unique=True))
         W0 = X[:n_units].copy()
     else:
         W0 = draw(arrays(np.float64, (n_units, n_features), elements=elements))
