@@ -63,7 +63,7 @@ class GridQuantizer(nn.Module):
         )
         self.register_buffer(
             "grid_distances",
-            torch.as_tensor(np.asarray(self.map.grid.distances, dtype=np.float32)),
+            torch.from_numpy(np.array(self.map.grid.distances, dtype=np.float32)),
             persistent=False,
         )
         #: t, the number of training updates applied so far.
@@ -96,6 +96,17 @@ class GridQuantizer(nn.Module):
         )
 
     # ------------------------------------------------------------------ helpers
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.double()/.half() would round the grid distances through the old dtype
+        # (sqrt(2) in float32, then float64). Rebuild them exactly, in float32 at least,
+        # since they set the dtype of the statistics.
+        super()._apply(fn, *args, **kwargs)
+        moved = self.grid_distances
+        dtype = torch.promote_types(moved.dtype, torch.float32)
+        exact = torch.from_numpy(np.array(self.map.grid.distances, dtype=np.float64))
+        self.grid_distances = exact.to(device=moved.device, dtype=dtype)
+        return self
+
     def _statistics_dtype(self) -> torch.dtype:
         """float32, or float64 when the module was converted with ``.double()``."""
         return torch.promote_types(self.grid_distances.dtype, torch.float32)
