@@ -5,7 +5,11 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 * ``__somvq__``: UTF-8 JSON metadata as a uint8 array: format name and version, the
   library version, the estimator class, its parameters and the non-array fitted state;
 * one array per fitted array attribute (``codebook_``, ``ema_count_``, ...) and, when the
-  ``init`` parameter is an array, ``param__init``.
+  ``init`` parameter is an array, ``param__init``;
+* optionally, front ends' own data (``save(..., extra=...)``): small JSON values in the
+  metadata's ``"extra"`` entry and arrays named ``extra__<name>``. The command line keeps
+  its input scaling there. :func:`load` ignores it (older readers too, so the format
+  version is unchanged); :func:`read_extra` returns it.
 
 Loading uses ``numpy.load(allow_pickle=False)`` and ``json``: nothing in a file can run
 code. Every field is checked (names, shapes, dtypes, finiteness) before an estimator is
@@ -29,7 +33,7 @@ import numpy as np
 from ._version import __version__
 from .exceptions import ModelFileError
 
-__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "somvq-model"
 FORMAT_VERSION = 1
@@ -66,7 +70,7 @@ def _from_json_param(value: Any) -> Any:
     return value
 
 
-def save(estimator: Any, path: str | os.PathLike) -> Path:
+def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | None = None) -> Path:
     """Write a fitted :class:`~somvq.KSOM` to ``path`` (conventionally ``*.somvq.npz``).
 
     Parameters
@@ -75,6 +79,10 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         A fitted estimator.
     path : str or path-like
         Destination. Written atomically; an existing file is replaced.
+    extra : dict, optional
+        Data a front end keeps with the model (e.g. the command line's input scaling):
+        str keys, values that are NumPy arrays (numeric) or JSON-serialisable. Ignored by
+        :func:`load`; read back with :func:`read_extra`.
 
     Returns
     -------
@@ -117,6 +125,17 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         ),
         "arrays": sorted(arrays),
     }
+    if extra:
+        meta["extra"] = {}
+        for name, value in extra.items():
+            if isinstance(value, np.ndarray):
+                if value.dtype.hasobject:
+                    raise TypeError(f"extra[{name!r}] is an object array, which cannot be stored safely.")
+                arrays[f"extra__{name}"] = np.ascontiguousarray(value)
+                meta["extra"][name] = {"__array__": f"extra__{name}"}
+            else:
+                meta["extra"][name] = value
+        meta["arrays"] = sorted(arrays)
     arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
     path = Path(path)
@@ -141,6 +160,31 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata of a model file, checked for format and version."""
     with _open(path) as archive:
         return _metadata(archive, path)
+
+
+def read_extra(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``extra`` data stored by ``save(..., extra=...)``; ``{}`` when there is none.
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a somvq model file, or its extra data is inconsistent.
+    """
+    with _open(path) as archive:
+        meta = _metadata(archive, path)
+        stored = meta.get("extra") or {}
+        if not isinstance(stored, dict):
+            raise ModelFileError(f"{str(path)!r} is corrupted: its extra entry is not a mapping.")
+        extra: dict[str, Any] = {}
+        try:
+            for name, value in stored.items():
+                if isinstance(value, dict) and set(value) == {"__array__"}:
+                    extra[name] = archive[value["__array__"]]
+                else:
+                    extra[name] = value
+        except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise ModelFileError(f"{str(path)!r} is corrupted: extra data unreadable ({exc!r}).") from None
+    return extra
 
 
 def _open(path: str | os.PathLike):

@@ -1,0 +1,46 @@
+"""How the command line reports failures: one line on stderr, exit 2 or 1, no traceback.
+
+* exit 2, usage errors: click's UsageError/BadParameter (unknown option, bad --grid,
+  invalid parameter value, missing input file, existing output without --force);
+* exit 1, data errors: :class:`DataError` (the files' content: malformed CSV, NaN,
+  feature-count mismatch, corrupted model file, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import click
+
+
+class DataError(click.ClickException):
+    """The input's content is unusable (exit code 1)."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def library_errors(what: str | None = None) -> Iterator[None]:
+    """Turn the library's exceptions into the command line's one-line errors.
+
+    ``what`` prefixes the message (e.g. the file being read).
+    """
+    from somvq._atomic import OutputExistsError
+    from somvq.exceptions import BackendUnavailableError, ModelFileError
+
+    prefix = f"{what}: " if what else ""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except OutputExistsError as exc:
+        raise click.UsageError(f"{exc} Pass --force to overwrite it.") from None
+    except (ModelFileError, BackendUnavailableError) as exc:
+        raise DataError(f"{prefix}{exc}") from None
+    except ImportError as exc:  # optional dependency missing (e.g. matplotlib)
+        raise DataError(str(exc)) from None
+    except MemoryError:
+        raise DataError(f"{prefix}out of memory") from None
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{prefix}{exc}") from None

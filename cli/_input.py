@@ -1,0 +1,297 @@
+"""Reading the command line's input: CSV/TSV, .npy, .npz, stdin, or a named data set.
+
+Every reader returns an :class:`InputData` with a 2-D float array; every problem with the
+content raises :class:`~._errors.DataError` naming the file and, for text, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from ._errors import DataError, library_errors
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass
+class InputData:
+    """Rows to fit or score, and what is known about them."""
+
+    X: Any  # ndarray (n_samples, n_features), float32 or float64
+    source: str  # how to name the input in messages ("data.csv", "stdin", "digits")
+    feature_names: list[str] | None = None
+    image_shape: tuple[int, ...] | None = None
+    description: str = ""
+
+
+# ------------------------------------------------------------------------- selection
+def parse_columns(spec: str, header: Sequence[str] | None, n_columns: int, source: str) -> list[int]:
+    """0-based indices of a ``--columns`` selection: names and 1-based numbers or ranges.
+
+    ``"2-5,8"`` or ``"sepal_length,petal_width"`` (names need a header).
+    """
+    chosen: list[int] = []
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        if header is not None and token in header:
+            chosen.append(list(header).index(token))
+            continue
+        low, dash, high = token.partition("-")
+        if low.isdigit() and (not dash or high.isdigit()):
+            start, stop = int(low), int(high) if dash else int(low)
+            if start < 1 or stop > n_columns or start > stop:
+                raise click.BadParameter(
+                    f"column range {token!r} is outside 1..{n_columns} of {source}.", param_hint="--columns"
+                )
+            chosen.extend(range(start - 1, stop))
+            continue
+        known = f" (columns: {', '.join(header)})" if header is not None else " (the input has no header; use 1-based numbers)"
+        raise click.BadParameter(f"no column {token!r} in {source}{known}.", param_hint="--columns")
+    if not chosen:
+        raise click.BadParameter("selects no column.", param_hint="--columns")
+    return chosen
+
+
+# ------------------------------------------------------------------------------ text
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _sniff_delimiter(line: str) -> str | None:
+    for delimiter in ("\t", ",", ";"):
+        if delimiter in line:
+            return delimiter
+    return None  # whitespace
+
+
+def read_text_table(
+    raw: bytes,
+    source: str,
+    *,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    columns: str | None = None,
+) -> InputData:
+    """Parse CSV/TSV/whitespace-separated text. Blank lines and ``#`` comments are skipped.
+
+    ``header=None`` detects a header: a first row that is not all numbers.
+    """
+    import numpy as np
+
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: not UTF-8 text (byte {exc.start}); is it a binary file?") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise DataError(f"{source}: no data (the file is empty).")
+    if delimiter is None:
+        delimiter = _sniff_delimiter(lines[0][1])
+    if delimiter is None:
+        rows = [(number, line.split()) for number, line in lines]
+    else:
+        try:
+            parsed = list(csv.reader((line for _, line in lines), delimiter=delimiter, strict=True))
+        except csv.Error as exc:
+            raise DataError(f"{source}: malformed CSV: {exc}.") from None
+        rows = [(number, [field.strip() for field in fields]) for (number, _), fields in zip(lines, parsed)]
+    names: list[str] | None = None
+    if header is None:
+        header = not all(_is_number(field) for field in rows[0][1])
+    if header:
+        names = rows[0][1]
+        rows = rows[1:]
+        if not rows:
+            raise DataError(f"{source}: a header but no data rows.")
+    width = len(names) if names is not None else len(rows[0][1])
+    for number, fields in rows:
+        if len(fields) != width:
+            raise DataError(
+                f"{source}: malformed CSV at line {number}: {len(fields)} fields, expected {width}"
+                f"{' (as in the header)' if names is not None else ' (as in the first row)'}."
+            )
+    selected = parse_columns(columns, names, width, source) if columns else list(range(width))
+    try:
+        X = np.array([[fields[i] for i in selected] for _, fields in rows], dtype=np.float64)
+    except ValueError:
+        for number, fields in rows:
+            for i in selected:
+                if not _is_number(fields[i]):
+                    column = f"{names[i]!r} (column {i + 1})" if names is not None else f"{i + 1}"
+                    what = "an empty field" if fields[i] == "" else f"non-numeric value {fields[i]!r}"
+                    raise DataError(
+                        f"{source}: {what} at line {number}, column {column}; select numeric "
+                        "columns with --columns."
+                    ) from None
+        raise  # pragma: no cover - np.array failed on fields that all parse
+    X = X.reshape(len(rows), len(selected))
+    feature_names = [names[i] for i in selected] if names is not None else None
+    line_numbers = [number for number, _ in rows]
+    _check_finite(X, source, feature_names, line_numbers)
+    return InputData(X=X, source=source, feature_names=feature_names)
+
+
+# ----------------------------------------------------------------------------- arrays
+def _array_input(array: Any, source: str, columns: str | None) -> InputData:
+    import numpy as np
+
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{source}: holds {array.dtype} values; somvq needs numbers.")
+    image_shape = None
+    if array.ndim >= 3:
+        image_shape = tuple(int(s) for s in array.shape[1:])
+        array = array.reshape(array.shape[0], -1)
+    elif array.ndim != 2:
+        raise DataError(
+            f"{source}: holds an array of shape {array.shape}; somvq needs (n_samples, n_features) "
+            "(reshape a single feature to (n, 1))."
+        )
+    if columns:
+        array = array[:, parse_columns(columns, None, array.shape[1], source)]
+        image_shape = None
+    dtype = np.float32 if array.dtype == np.float32 else np.float64
+    X = np.ascontiguousarray(array, dtype=dtype)
+    _check_finite(X, source, None, None)
+    return InputData(X=X, source=source, image_shape=image_shape)
+
+
+def read_npy(raw: bytes, source: str, columns: str | None) -> InputData:
+    import numpy as np
+
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{source}: not a readable .npy file ({exc}).") from None
+    return _array_input(array, source, columns)
+
+
+def read_npz(raw: bytes, source: str, key: str | None, columns: str | None) -> InputData:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+            keys = list(archive.files)
+            if key is None:
+                if len(keys) != 1:
+                    raise click.BadParameter(
+                        f"{source} holds {len(keys)} arrays ({', '.join(keys) or 'none'}); choose one with --key.",
+                        param_hint="--key",
+                    )
+                key = keys[0]
+            elif key not in keys:
+                raise click.BadParameter(f"{source} has no array {key!r} (arrays: {', '.join(keys)}).", param_hint="--key")
+            array = archive[key]
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise DataError(f"{source}: not a readable .npz file ({exc}).") from None
+    return _array_input(array, f"{source}[{key}]", columns)
+
+
+def _check_finite(X: Any, source: str, names: list[str] | None, line_numbers: list[int] | None) -> None:
+    import numpy as np
+
+    if X.shape[0] == 0:
+        raise DataError(f"{source}: no data rows.")
+    if X.shape[1] == 0:
+        raise DataError(f"{source}: no feature columns.")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        where = f"line {line_numbers[row]}" if line_numbers is not None else f"row {row} (0-based)"
+        col = f"{names[column]!r}" if names is not None else f"{column + 1}"
+        raise DataError(
+            f"{source}: {int(bad.sum())} NaN or infinite value(s), the first ({X[row, column]}) at "
+            f"{where}, column {col}; remove or impute them first."
+        )
+
+
+# ----------------------------------------------------------------------- dispatching
+def read_data_file(
+    path: str,
+    *,
+    columns: str | None = None,
+    key: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> InputData:
+    """Read ``path`` (``"-"``: stdin) by extension, or by content when it has none."""
+    if path == "-":
+        source = "stdin"
+        raw = click.get_binary_stream("stdin").read()
+        suffix = ""
+    else:
+        source = path
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
+        suffix = Path(path).suffix.lower()
+    if suffix == ".npy" or (suffix not in (".npz", ".csv", ".tsv", ".tab", ".txt") and raw.startswith(_NPY_MAGIC)):
+        return read_npy(raw, source, columns)
+    if suffix == ".npz" or (suffix not in (".csv", ".tsv", ".tab", ".txt") and raw.startswith(_ZIP_MAGIC)):
+        return read_npz(raw, source, key, columns)
+    if delimiter is None and suffix in (".tsv", ".tab"):
+        delimiter = "\t"
+    elif delimiter is None and suffix == ".csv":
+        delimiter = ","
+    return read_text_table(raw, source, delimiter=delimiter, header=header, columns=columns)
+
+
+def load_input(
+    data: str | None,
+    *,
+    dataset: str | None,
+    data_dir: str | None = None,
+    split: str = "train",
+    n_samples: int | None = None,
+    columns: str | None = None,
+    key: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    default_dataset: str | None = None,
+) -> InputData:
+    """The rows a command works on: DATA, or --dataset, or ``default_dataset``."""
+    if data is not None and dataset is not None:
+        raise click.UsageError("give either DATA or --dataset, not both.")
+    if data is None and dataset is None:
+        if default_dataset is None:
+            raise click.UsageError("missing input: give DATA (a file, or - for stdin) or --dataset.")
+        dataset = default_dataset
+    if dataset is not None:
+        from somvq.datasets import load_dataset
+
+        with library_errors():
+            loaded = load_dataset(dataset, split=split, data_dir=data_dir, n_samples=n_samples)
+        result = InputData(
+            X=loaded.X,
+            source=loaded.name,
+            feature_names=list(loaded.feature_names) or None,
+            image_shape=loaded.image_shape,
+            description=loaded.description,
+        )
+        if columns:
+            selected = parse_columns(columns, result.feature_names, result.X.shape[1], result.source)
+            result.X = result.X[:, selected]
+            result.feature_names = [result.feature_names[i] for i in selected] if result.feature_names else None
+            result.image_shape = None
+        return result
+    result = read_data_file(data, columns=columns, key=key, delimiter=delimiter, header=header)
+    if n_samples is not None:
+        result.X = result.X[:n_samples]
+    n, d = result.X.shape
+    result.description = f"{result.source}: {n} rows x {d} features"
+    return result

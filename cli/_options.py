@@ -1,0 +1,89 @@
+"""Option groups shared by several commands (decorator factories, as in sqlite-utils).
+
+Nothing heavy is imported here: ``somvq --help`` must stay instant. Choices that mirror
+the library's (neighbourhoods, init methods, data sets) are checked against it in the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+DATASET_CHOICES = ("digits", "iris", "wine", "fashion-mnist", "mnist")
+
+
+def _apply(options: list[Callable]) -> Callable:
+    def decorator(function: Callable) -> Callable:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorator
+
+
+def input_options(function: Callable) -> Callable:
+    """DATA-selection options: --dataset and friends, and how to read a file."""
+    return _apply(
+        [
+            click.option(
+                "--dataset",
+                type=click.Choice(DATASET_CHOICES, case_sensitive=False),
+                help="Use a known data set instead of DATA: scikit-learn's digits/iris/wine "
+                "(bundled), or Fashion-MNIST/MNIST IDX files (see --data-dir).",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(exists=True, file_okay=False),
+                help="Directory of the IDX files for --dataset fashion-mnist/mnist "
+                "[default for fashion-mnist: /usr/share/datasets/fashion-mnist, from the Debian "
+                "package dataset-fashion-mnist].",
+            ),
+            click.option(
+                "--split",
+                type=click.Choice(["train", "test", "all"]),
+                default="train",
+                show_default=True,
+                help="Split of an IDX data set.",
+            ),
+            click.option("--n-samples", type=click.IntRange(min=1), help="Use only the first N rows."),
+            click.option(
+                "--columns",
+                help="Columns to use: header names and/or 1-based numbers and ranges, "
+                "comma-separated (e.g. '2-5,8' or 'height,width').",
+            ),
+            click.option("--key", help="Array to read from an .npz file holding several."),
+            click.option(
+                "--delimiter",
+                help="Field separator of text input [default: from the extension (.csv ',', "
+                ".tsv tab) or sniffed: tab, comma, semicolon, else whitespace].",
+            ),
+            click.option(
+                "--header/--no-header",
+                default=None,
+                help="Whether the first line of text input holds column names "
+                "[default: detected: a first row that is not all numbers].",
+            ),
+        ]
+    )(function)
+
+
+def output_options(function: Callable) -> Callable:
+    """-o and --force for commands writing a table."""
+    return _apply(
+        [
+            click.option(
+                "-o",
+                "--output",
+                type=click.Path(dir_okay=False, allow_dash=True),
+                help="Output file: .csv, .tsv, .txt or .npy [default: CSV on stdout].",
+            ),
+            click.option("--force", is_flag=True, help="Overwrite an existing output file."),
+        ]
+    )(function)
+
+
+def input_kwargs(kwargs: dict) -> dict:
+    """Pop the input_options values from a command's kwargs, for ``load_input``."""
+    names = ("dataset", "data_dir", "split", "n_samples", "columns", "key", "delimiter", "header")
+    return {name: kwargs.pop(name) for name in names}

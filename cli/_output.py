@@ -1,0 +1,88 @@
+"""Writing the command line's outputs: tables (CSV/TSV/.npy, or stdout), safely.
+
+Files are written atomically (:func:`somvq._atomic.atomic_write`) and an existing file is
+kept unless --force: the check runs before any long work and again at the final rename.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".npy")
+
+
+def check_output(
+    path: str | Path | None,
+    force: bool,
+    *,
+    suffixes: Sequence[str] | None = None,
+    param_hint: str = "-o",
+    create_parent: bool = False,
+) -> None:
+    """Fail early (exit 2) if ``path`` exists without --force, its directory is missing
+    (and will not be created: ``create_parent``), or its extension is not in ``suffixes``."""
+    if path is None or str(path) == "-":
+        return
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise click.BadParameter(
+            f"{str(path)!r} has an unknown extension; use one of {', '.join(suffixes)}.", param_hint=param_hint
+        )
+    if path.is_dir():
+        raise click.BadParameter(f"{str(path)!r} is a directory.", param_hint=param_hint)
+    if path.exists() and not force:
+        raise click.BadParameter(f"{str(path)!r} already exists; pass --force to overwrite it.", param_hint=param_hint)
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise click.BadParameter(f"{str(parent)!r} is not a directory.", param_hint=param_hint)
+    if not create_parent and not parent.is_dir():
+        raise click.BadParameter(f"directory {str(parent)!r} does not exist.", param_hint=param_hint)
+
+
+def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bool) -> str:
+    import numpy as np
+
+    buffer = io.StringIO()
+    fmt = "%d" if np.issubdtype(array.dtype, np.integer) else "%.9g"
+    np.savetxt(
+        buffer,
+        array,
+        fmt=fmt,
+        delimiter=delimiter,
+        header=delimiter.join(columns) if header else "",
+        comments="",
+    )
+    return buffer.getvalue()
+
+
+def write_table(array: Any, columns: Sequence[str], output: str | None, *, force: bool, header: bool = True) -> str:
+    """Write a 2-D array to ``output`` (None or ``"-"``: CSV on stdout); returns where.
+
+    The format follows the extension: ``.csv``/``.txt`` comma-separated, ``.tsv`` tab-separated
+    (both with a header line unless ``header=False``), ``.npy`` NumPy binary.
+    """
+    import numpy as np
+
+    from somvq._atomic import atomic_write
+
+    if output is None or output == "-":
+        stream = click.get_text_stream("stdout")
+        # Stream in blocks: a large table never exists twice in memory as text.
+        block = 4096
+        for start in range(0, max(array.shape[0], 1), block):
+            stream.write(_format_table(array[start : start + block], columns, ",", header and start == 0))
+        stream.flush()
+        return "stdout"
+    check_output(output, force, suffixes=TABLE_SUFFIXES)
+    suffix = Path(output).suffix.lower()
+    if suffix == ".npy":
+        atomic_write(output, lambda handle: np.save(handle, np.ascontiguousarray(array), allow_pickle=False), overwrite=force)
+    else:
+        delimiter = "\t" if suffix == ".tsv" else ","
+        text = _format_table(array, columns, delimiter, header)
+        atomic_write(output, lambda handle: handle.write(text.encode("utf-8")), overwrite=force)
+    return output

@@ -1,0 +1,97 @@
+"""``somvq predict`` and ``somvq transform``: apply a saved map to data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._errors import library_errors
+from ._input import load_input
+from ._model import load_model
+from ._options import input_kwargs, input_options, output_options
+from ._output import check_output, write_table
+
+MODEL = click.Path(exists=True, dir_okay=False)
+DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
+
+
+def _axis_names(ndim: int) -> list[str]:
+    if ndim == 1:
+        return ["position"]
+    if ndim == 2:
+        return ["row", "col"]
+    return [f"axis{i}" for i in range(ndim)]
+
+
+@click.command()
+@click.argument("model", type=MODEL)
+@click.argument("data", required=False, type=DATA)
+@input_options
+@output_options
+@click.option("--coordinates/--no-coordinates", default=True, show_default=True, help="Add the BMU's grid position (row, col).")
+@click.option("--distance", is_flag=True, help="Add the distance from each row to its BMU.")
+def predict(model: str, data: str | None, **options: Any) -> None:
+    """Best-matching unit of each row of DATA under MODEL.
+
+    One output row per input row: the BMU index (0-based, C order), its grid position
+    and, with --distance, the distance to it. DATA is scaled as at fit time.
+
+    \b
+    Examples:
+      somvq predict model.somvq.npz data.csv
+      somvq predict model.somvq.npz data.csv --distance -o bmus.csv
+      somvq predict model.somvq.npz --dataset digits -o bmus.npy
+    """
+    import numpy as np
+
+    output, force = options.pop("output"), options.pop("force")
+    check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
+    loaded = load_model(model)
+    inputs = load_input(data, **input_kwargs(options))
+    X = loaded.prepare(inputs)
+    som = loaded.som
+    with library_errors(inputs.source):
+        bmus = som.predict(X)
+        parts, names = [bmus[:, None]], ["bmu"]
+        if options["coordinates"]:
+            parts.append(np.asarray(som.grid_.indices[bmus]))
+            names += _axis_names(som.grid_.ndim)
+        if options["distance"]:
+            parts.append(np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[:, None])
+            names.append("distance")
+        table = np.hstack(parts) if options["distance"] else np.hstack(parts).astype(np.int64)
+        write_table(table, names, output, force=force)
+    _report(output, table)
+
+
+@click.command()
+@click.argument("model", type=MODEL)
+@click.argument("data", required=False, type=DATA)
+@input_options
+@output_options
+def transform(model: str, data: str | None, **options: Any) -> None:
+    """Distance from each row of DATA to every unit of MODEL.
+
+    One output row per input row and one column per unit (unit_0 ... unit_K-1, C order):
+    a soft, K-dimensional code of the row. DATA is scaled as at fit time.
+
+    \b
+    Examples:
+      somvq transform model.somvq.npz data.csv -o distances.npy
+      somvq transform model.somvq.npz - < data.csv > distances.csv
+    """
+    output, force = options.pop("output"), options.pop("force")
+    check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
+    loaded = load_model(model)
+    inputs = load_input(data, **input_kwargs(options))
+    X = loaded.prepare(inputs)
+    with library_errors(inputs.source):
+        distances = loaded.som.transform(X)
+        write_table(distances, [f"unit_{k}" for k in range(distances.shape[1])], output, force=force)
+    _report(output, distances)
+
+
+def _report(output: str | None, table: Any) -> None:
+    if output is not None and output != "-":
+        click.echo(f"wrote {table.shape[0]} rows x {table.shape[1]} columns to {output}", err=True)

@@ -1,0 +1,237 @@
+"""``somvq fit``: train a map on a file or a data set, save it, summarise it, plot it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from ._errors import DataError, library_errors
+from ._input import load_input
+from ._options import input_kwargs, input_options
+from ._output import check_output
+from ._report import format_table, grid_text, map_metrics, metric_rows
+
+NEIGHBOURHOOD_CHOICES = ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "mexican_hat", "cut_gaussian")
+INIT_CHOICES = ("random", "normal", "sample", "pca")
+MAIN_PLOTS = ("umatrix", "hitmap", "codebook")
+
+
+def _grid(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from somvq.grids import parse_grid
+
+    try:
+        return parse_grid(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+class LearningRate(click.ParamType):
+    """A positive float, or ``inverse_count``."""
+
+    name = "FLOAT|inverse_count"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "inverse_count":
+            return value
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'inverse_count'.", param, ctx)
+        if not rate > 0:
+            self.fail(f"{value!r} must be > 0.", param, ctx)
+        return rate
+
+
+# Option name -> KSOM parameter; only options the user gives are passed, so every default
+# is the estimator's own.
+_PARAMETERS = {
+    "grid": "grid",
+    "topology": "topology",
+    "periodic": "periodic",
+    "neighbourhood": "neighbourhood",
+    "algorithm": "algorithm",
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "radius": "radius",
+    "shrink": "shrink",
+    "learning_rate": "learning_rate",
+    "decay": "decay",
+    "init": "init",
+    "seed": "random_state",
+    "backend": "backend",
+}
+
+
+def build_estimator(options: dict[str, Any]):
+    """A KSOM from the given options; invalid parameters are usage errors (exit 2)."""
+    from somvq import KSOM
+
+    params = {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
+    som = KSOM(**params)
+    try:
+        # Check parameters before loading data or fitting: the same checks fit runs first.
+        som._validate_params()
+        som._make_grid()
+        if som.backend != "cuda":
+            som._check_options()
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(str(exc).replace("\n", " ")) from None
+    return som
+
+
+class _Progress:
+    """A progress bar on stderr fed by ``KSOM.fit(X, callback=...)``."""
+
+    def __init__(self, n_epochs: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = (
+            click.progressbar(
+                length=n_epochs,
+                label="fitting",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: item,
+            )
+            if enabled
+            else None
+        )
+
+    def __enter__(self) -> "_Progress":
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, epoch: int, n_epochs: int, mse: float, codebook: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1, f"squared QE {mse:.5g}")
+
+
+@click.command()
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@input_options
+@click.option("--grid", callback=_grid, metavar="ROWSxCOLS", help="Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: 16x32].")
+@click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help="Grid topology [default: rectangular].")
+@click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
+@click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help="Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: gaussian].")
+@click.option("--algorithm", type=click.Choice(["online", "batch", "minibatch"]), help="KSOM variant [default: batch].")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data [default: 10].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch size (--algorithm minibatch) [default: 256].")
+@click.option("--radius", type=click.FloatRange(min=0, min_open=True), help="Initial neighbourhood radius [default: by kernel].")
+@click.option("--shrink", type=click.FloatRange(min=0), help="The paper's tau: rate of the inverse-time schedules [default: 0.1].")
+@click.option("--learning-rate", type=LearningRate(), help="Online KSOM: initial learning rate, or inverse_count [default: 0.5].")
+@click.option("--decay", type=click.FloatRange(0, 1, max_open=True), help="EMA decay of mini-batch KSOM [default: 0.99].")
+@click.option("--init", type=click.Choice(INIT_CHOICES), help="Initial codebook [default: random].")
+@click.option("--seed", type=int, help="Random seed: the same seed gives the same model [default: none].")
+@click.option("--backend", type=click.Choice(["cpu", "cuda"]), help="Compute backend [default: cpu].")
+@click.option("--standardize", is_flag=True, help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).")
+@click.option("--minmax", is_flag=True, help="Scale each feature to [0, 1] (stored in the model).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")
+@click.option("-d", "--output-dir", type=click.Path(file_okay=False), default="somvq-output", show_default=True, help="Directory for the plots (and the model, without -o).")
+@click.option("--plots/--no-plots", default=None, help="Write the U-matrix, hit map (and codebook image for image data) PNGs [default: yes unless -o is given].")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def fit(data: str | None, **options: Any) -> None:
+    """Train a self-organising map on DATA and save it.
+
+    DATA is a CSV/TSV file (with or without header), .npy, .npz, or - for stdin.
+    Without DATA (and without --dataset) the map is trained on scikit-learn's bundled
+    digits: this is somvq's demonstration, writing the model, a U-matrix and a hit map
+    into ./somvq-output/.
+
+    \b
+    Examples:
+      somvq fit
+      somvq fit data.csv --grid 10x10 --standardize -o model.somvq.npz
+      somvq fit --dataset fashion-mnist --grid 16x32 --algorithm minibatch --epochs 3
+      cat data.tsv | somvq fit - --topology hexagonal --seed 0 -o model.somvq.npz
+    """
+    source = input_kwargs(options)
+    force, quiet = options.pop("force"), options.pop("quiet")
+    standardize, minmax = options.pop("standardize"), options.pop("minmax")
+    output, output_dir, plots = options.pop("output"), Path(options.pop("output_dir")), options.pop("plots")
+    if standardize and minmax:
+        raise click.UsageError("--standardize and --minmax exclude each other.")
+    scaling_method = "standardize" if standardize else "minmax" if minmax else "none"
+    model_path = Path(output) if output else output_dir / "model.somvq.npz"
+    plots = (output is None) if plots is None else plots
+    explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
+    check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
+    if plots:
+        for kind in MAIN_PLOTS:
+            check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
+        if not _have_matplotlib():
+            if explicit_plots:
+                raise DataError("--plots needs matplotlib, which is not installed: pip install somvq[plot]")
+            plots = False
+            click.echo("note: plots skipped, matplotlib is not installed (pip install somvq[plot]).", err=True)
+
+    som = build_estimator(options)
+    inputs = load_input(data, default_dataset="digits", **source)
+
+    from somvq.io import save
+
+    from ._scaling import Scaling
+
+    scaling = Scaling.fit(scaling_method, inputs.X)
+    X = scaling.apply(inputs.X)
+    if not quiet:
+        click.echo(f"data   {inputs.description or inputs.source}", err=True)
+    started = time.perf_counter()
+    with library_errors(inputs.source), _Progress(som.n_epochs, enabled=not quiet) as progress:
+        som.fit(X, callback=progress)
+    elapsed = time.perf_counter() - started
+    with library_errors(inputs.source):
+        summary = map_metrics(som, X)
+    summary["time_s"] = elapsed
+
+    extra: dict[str, Any] = scaling.to_extra()
+    extra["data"] = inputs.description or inputs.source
+    if inputs.feature_names:
+        extra["feature_names"] = list(inputs.feature_names)
+    if inputs.image_shape:
+        extra["image_shape"] = list(inputs.image_shape)
+    with library_errors():
+        if output is None or plots:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        save(som, model_path, extra=extra)
+    written: dict[str, Path] = {}
+    if plots:
+        from somvq.plotting import plot_map
+
+        kinds = [k for k in MAIN_PLOTS if k != "codebook" or inputs.image_shape]
+        with library_errors():
+            written = plot_map(
+                som,
+                output_dir,
+                kinds=kinds,
+                image_shape=inputs.image_shape,
+                codebook=scaling.inverse(som.codebook_),
+                overwrite=True,
+            )
+
+    click.echo(f"somvq fit: {inputs.description or inputs.source}")
+    click.echo(f"map      {grid_text(som.grid_)}, {som.algorithm}, {som.neighbourhood} neighbourhood, "
+               f"{som.n_epochs} epochs{'' if scaling.method == 'none' else ', ' + scaling.method}")
+    click.echo(format_table(metric_rows(summary)))
+    click.echo(f"model    {model_path}")
+    for i, (kind, path) in enumerate(written.items()):
+        click.echo(f"{'plots' if i == 0 else '':<8} {path}  ({kind})")
+    data_hint = data if data is not None else f"--dataset {inputs.source}"
+    click.echo(f"next     somvq evaluate {model_path} {data_hint}")
+
+
+def _have_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None

@@ -1,0 +1,106 @@
+"""``somvq plot``: PNG pictures of a saved map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._errors import library_errors
+from ._input import load_input, parse_columns
+from ._model import load_model
+from ._options import input_kwargs, input_options
+from ._output import check_output
+
+PLOT_KINDS = ("umatrix", "hitmap", "components", "codebook")
+
+
+def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from somvq.grids import parse_grid
+
+    try:
+        shape = parse_grid(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an image shape; write HEIGHTxWIDTH, e.g. 28x28.") from None
+    if len(shape) != 2:
+        raise click.BadParameter(f"{value!r} must have two sizes, HEIGHTxWIDTH.")
+    return shape
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@input_options
+@click.option("-d", "--output-dir", type=click.Path(file_okay=False), help="Directory for the PNGs [default: MODEL's name without .somvq.npz, plus -plots].")
+@click.option("-k", "--kind", "kinds", multiple=True, type=click.Choice(PLOT_KINDS), help="What to draw (repeatable) [default: all that apply].")
+@click.option("--image-shape", callback=_image_shape, metavar="HxW", help="Draw the codebook as HxW images [default: as stored at fit, e.g. 8x8 for digits].")
+@click.option("--planes", help="Features for the component planes: names and/or 1-based numbers/ranges [default: the first 16].")
+@click.option("--force", is_flag=True, help="Overwrite existing PNGs.")
+def plot(model: str, data: str | None, **options: Any) -> None:
+    """Draw MODEL: U-matrix, hit map, component planes, codebook images.
+
+    The hit map counts the rows of DATA (or --dataset) per unit, or of the training data
+    when none is given. For image data the codebook is tiled in grid order. Hexagonal
+    grids are drawn as hexagons. Needs matplotlib (pip install somvq[plot]).
+
+    \b
+    Examples:
+      somvq plot somvq-output/model.somvq.npz
+      somvq plot model.somvq.npz test.csv -k hitmap -k components --planes 1-4
+      somvq plot model.somvq.npz --image-shape 28x28 -d pictures/
+    """
+    from somvq.plotting import require_matplotlib
+
+    output_dir = options.pop("output_dir")
+    kinds, image_shape, planes, force = options.pop("kinds"), options.pop("image_shape"), options.pop("planes"), options.pop("force")
+    with library_errors():
+        require_matplotlib()
+    loaded = load_model(model)
+    som = loaded.som
+    if som.grid_.ndim > 2:
+        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; plots need 1 or 2 axes.")
+    if output_dir is None:
+        name = Path(model).name
+        stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
+        output_dir = Path(model).parent / f"{stem}-plots"
+    output_dir = Path(output_dir)
+    image_shape = image_shape or loaded.image_shape
+    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
+        raise click.BadParameter(
+            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
+            f"the model {som.n_features_in_} features.",
+            param_hint="--image-shape",
+        )
+    if not kinds:
+        kinds = [k for k in PLOT_KINDS if k != "codebook" or image_shape is not None]
+    elif "codebook" in kinds and image_shape is None:
+        raise click.UsageError("-k codebook needs --image-shape (the model does not say its data were images).")
+    features = None
+    if planes:
+        features = parse_columns(planes, loaded.feature_names, som.n_features_in_, model)
+    for kind in kinds:
+        check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
+    X = None
+    source = input_kwargs(options)
+    if data is not None or source["dataset"] is not None:
+        X = loaded.prepare(load_input(data, **source))
+
+    from somvq.plotting import plot_map
+
+    with library_errors():
+        written = plot_map(
+            som,
+            output_dir,
+            kinds=kinds,
+            X=X,
+            image_shape=image_shape,
+            codebook=loaded.scaling.inverse(som.codebook_),
+            features=features,
+            feature_names=loaded.feature_names,
+            overwrite=force,
+        )
+    for kind, path in written.items():
+        click.echo(f"{kind:<11} {path}")

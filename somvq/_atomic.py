@@ -1,0 +1,74 @@
+"""Writing a file atomically: into a temporary file beside it, then renamed into place.
+
+A failure (an exception, an interrupt, a full disk) therefore never leaves a partial file,
+and a reader never sees a half-written one. Used for plots and the command line's outputs;
+:func:`somvq.io.save` does the same for model files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+__all__ = ["atomic_write", "OutputExistsError"]
+
+
+class OutputExistsError(FileExistsError):
+    """The destination exists and overwriting was not allowed."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, overwrite: bool = True) -> Path:
+    """Call ``write(handle)`` on a temporary file, then move it to ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its directory must exist.
+    write : callable
+        Receives a binary file handle and writes the whole content.
+    overwrite : bool, default=True
+        ``False``: raise :class:`OutputExistsError` if ``path`` exists, checked atomically
+        at the final step (a hard link, which never replaces an existing name) where the
+        file system allows it.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not overwrite and path.exists():
+        raise OutputExistsError(f"{str(path)!r} already exists.")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates the file 0600; give it the permissions a normal open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                raise OutputExistsError(f"{str(path)!r} already exists.") from None
+            except OSError:
+                # No hard links here (some network/FAT file systems): check, then rename.
+                if path.exists():
+                    raise OutputExistsError(f"{str(path)!r} already exists.") from None
+                os.replace(tmp_name, path)
+            else:
+                os.unlink(tmp_name)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

@@ -1,0 +1,303 @@
+"""Pictures of a fitted map: U-matrix, hit map, component planes, codebook as images.
+
+Every function draws on matplotlib's Agg canvas (no display, no pyplot global state) and
+either returns the :class:`~matplotlib.figure.Figure` or writes a PNG atomically
+(:func:`save_figure`, :func:`plot_map`). Units appear in grid order: row 0 at the top;
+hexagonal grids are drawn as hexagons, odd rows shifted right by half a cell, as in
+:class:`somvq.grids.Grid`. One- and two-axis grids can be drawn.
+
+matplotlib is an optional dependency (``pip install somvq[plot]``); without it every
+function raises :class:`PlottingUnavailableError` saying so.
+
+>>> from somvq.plotting import plot_map                     # doctest: +SKIP
+>>> plot_map(som, "plots/", X=X, image_shape=(8, 8))        # doctest: +SKIP
+{'umatrix': PosixPath('plots/umatrix.png'), 'hitmap': ..., 'components': ..., 'codebook': ...}
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._atomic import atomic_write
+from .grids import Grid
+
+__all__ = [
+    "PlottingUnavailableError",
+    "PLOT_KINDS",
+    "require_matplotlib",
+    "draw_grid_values",
+    "umatrix_figure",
+    "hitmap_figure",
+    "component_planes_figure",
+    "codebook_figure",
+    "save_figure",
+    "plot_map",
+]
+
+#: What :func:`plot_map` can draw, in the order it draws them.
+PLOT_KINDS = ("umatrix", "hitmap", "components", "codebook")
+
+_HEX_RADIUS = 1.0 / math.sqrt(3.0)  # circumradius of a hexagon whose opposite sides are 1 apart
+
+
+class PlottingUnavailableError(ImportError):
+    """matplotlib is not installed."""
+
+
+def require_matplotlib() -> Any:
+    """Import matplotlib (Agg backend) or raise :class:`PlottingUnavailableError`."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlottingUnavailableError(
+            "plotting needs matplotlib, which is not installed: pip install somvq[plot]"
+        ) from None
+    return matplotlib
+
+
+def _new_figure(width: float, height: float):
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _plane_shape(grid: Grid) -> tuple[int, int]:
+    if grid.ndim == 1:
+        return (1, grid.shape[0])
+    if grid.ndim == 2:
+        return grid.shape  # type: ignore[return-value]
+    raise ValueError(f"plots need a grid of 1 or 2 axes, got shape {grid.shape}.")
+
+
+def _figure_size(grid: Grid, panels: int = 1, columns: int = 1) -> tuple[float, float]:
+    rows, cols = _plane_shape(grid)
+    aspect = rows / cols * (math.sqrt(3.0) / 2.0 if grid.topology == "hexagonal" else 1.0)
+    width = min(4.0 + 0.15 * cols, 9.0) if panels == 1 else 2.6 * columns
+    panel_rows = math.ceil(panels / columns)
+    height = max(width * aspect * panel_rows / columns + 0.6 * panel_rows, 2.0)
+    return width + (1.2 if panels == 1 else 0.0), min(height, 30.0)
+
+
+def draw_grid_values(ax: Any, grid: Grid, values: np.ndarray, *, cmap: str = "viridis", label: str | None = None, colorbar: bool = True, annotate: bool = False):
+    """Colour each unit of ``grid`` by ``values`` (one per unit) on the Axes ``ax``.
+
+    Rectangular grids are drawn as square cells (``imshow``), hexagonal ones as hexagons
+    (a PatchCollection of RegularPolygons); row 0 is at the top. Returns the mappable.
+    """
+    require_matplotlib()
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.shape[0] != grid.n_units:
+        raise ValueError(f"{values.shape[0]} values for a grid of {grid.n_units} units.")
+    rows, cols = _plane_shape(grid)
+    if grid.topology == "hexagonal":
+        from matplotlib.collections import PatchCollection
+        from matplotlib.patches import RegularPolygon
+
+        centres = grid.coordinates  # (row * sqrt(3)/2, col + (row % 2) / 2)
+        patches = [RegularPolygon((x, y), numVertices=6, radius=_HEX_RADIUS, orientation=0.0) for y, x in centres]
+        mappable = PatchCollection(patches, cmap=cmap, edgecolor="face", linewidth=0.3)
+        mappable.set_array(values)
+        ax.add_collection(mappable)
+        ax.set_xlim(-0.6, cols + 0.1)
+        ax.set_ylim(-0.7, centres[:, 0].max() + 0.7)
+        ax.invert_yaxis()
+        ax.set_aspect("equal")
+        positions = [(x, y) for y, x in centres]
+    else:
+        mappable = ax.imshow(values.reshape(rows, cols), cmap=cmap, interpolation="nearest", aspect="equal")
+        positions = [(c, r) for r in range(rows) for c in range(cols)]
+    if annotate:
+        high = np.nanmax(values) if values.size else 0.0
+        for (x, y), value in zip(positions, values):
+            ax.text(x, y, f"{value:g}", ha="center", va="center", fontsize=6,
+                    color="white" if value < 0.5 * high else "black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if colorbar:
+        bar = ax.figure.colorbar(mappable, ax=ax, shrink=0.8)
+        if label:
+            bar.set_label(label)
+    return mappable
+
+
+def _codebook(som: Any, codebook: np.ndarray | None) -> np.ndarray:
+    if not hasattr(som, "codebook_"):
+        raise ValueError("plots need a fitted KSOM; call fit first.")
+    return np.asarray(som.codebook_ if codebook is None else codebook, dtype=np.float64)
+
+
+def _title(som: Any) -> str:
+    grid = som.grid_
+    shape = "x".join(str(s) for s in grid.shape)
+    periodic = ", periodic" if any(grid.periodic) else ""
+    return f"{shape} {grid.topology}{periodic}"
+
+
+def umatrix_figure(som: Any):
+    """The U-matrix: mean codebook distance of each unit to its grid neighbours.
+
+    High values (dark) separate clusters; low values (light) lie inside them.
+    """
+    from . import metrics
+
+    _codebook(som, None)
+    figure = _new_figure(*_figure_size(som.grid_))
+    ax = figure.add_subplot()
+    draw_grid_values(ax, som.grid_, metrics.umatrix(som.codebook_, som.grid_), cmap="bone_r", label="mean distance to neighbours")
+    ax.set_title(f"U-matrix ({_title(som)})")
+    return figure
+
+
+def hitmap_figure(som: Any, X: np.ndarray | None = None, *, labels: np.ndarray | None = None):
+    """How many rows each unit wins: of ``X``, of the BMU ``labels`` given, or of the training data."""
+    _codebook(som, None)
+    if X is not None:
+        labels = som.predict(X)
+    elif labels is None:
+        labels = getattr(som, "labels_", None)
+        if labels is None:
+            raise ValueError("a hit map needs data (X) or labels; this model has no training labels.")
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=som.grid_.n_units)
+    figure = _new_figure(*_figure_size(som.grid_))
+    ax = figure.add_subplot()
+    draw_grid_values(ax, som.grid_, counts, cmap="Blues", label="hits", annotate=som.grid_.n_units <= 64)
+    used = int(np.count_nonzero(counts))
+    ax.set_title(f"hit map: {int(counts.sum())} rows on {used}/{som.grid_.n_units} units")
+    return figure
+
+
+def component_planes_figure(
+    som: Any,
+    features: Sequence[int] | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    codebook: np.ndarray | None = None,
+    max_planes: int = 16,
+):
+    """One panel per feature: that feature's value in every unit's codebook vector.
+
+    ``features`` are 0-based feature indices (default: the first ``max_planes``);
+    ``codebook`` replaces ``som.codebook_`` (e.g. the codebook mapped back to the
+    original units of the data).
+    """
+    weights = _codebook(som, codebook)
+    n_features = weights.shape[1]
+    chosen = list(range(min(n_features, max_planes))) if features is None else [int(f) for f in features]
+    if not chosen:
+        raise ValueError("no features selected for the component planes.")
+    for f in chosen:
+        if not 0 <= f < n_features:
+            raise ValueError(f"feature index {f} is outside 0..{n_features - 1}.")
+    columns = min(len(chosen), 4)
+    figure = _new_figure(*_figure_size(som.grid_, len(chosen), columns))
+    axes = figure.subplots(math.ceil(len(chosen) / columns), columns, squeeze=False).ravel()
+    for ax, f in zip(axes, chosen):
+        draw_grid_values(ax, som.grid_, weights[:, f])
+        name = feature_names[f] if feature_names is not None and f < len(feature_names) else f"feature {f}"
+        ax.set_title(str(name), fontsize=9)
+    for ax in axes[len(chosen):]:
+        ax.set_visible(False)
+    figure.suptitle(f"component planes ({_title(som)})")
+    return figure
+
+
+def codebook_figure(som: Any, image_shape: Sequence[int], *, codebook: np.ndarray | None = None, cmap: str = "gray_r"):
+    """Every codebook vector drawn as a small image, tiled in grid order.
+
+    Hexagonal grids shift odd rows right by half a tile, like their cells.
+    """
+    weights = _codebook(som, codebook)
+    height, width = (int(s) for s in image_shape)
+    if height * width != weights.shape[1]:
+        raise ValueError(
+            f"image shape {height}x{width} has {height * width} pixels, the codebook vectors {weights.shape[1]}."
+        )
+    rows, cols = _plane_shape(som.grid_)
+    gap = 1
+    shift = (width + gap) // 2 if som.grid_.topology == "hexagonal" else 0
+    canvas = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap + shift), np.nan)
+    low, high = float(weights.min()), float(weights.max())
+    for unit in range(som.grid_.n_units):
+        r, c = divmod(unit, cols)
+        top = r * (height + gap)
+        left = c * (width + gap) + (shift if r % 2 else 0)
+        canvas[top : top + height, left : left + width] = weights[unit].reshape(height, width)
+    scale = max(3.0, min(10.0, canvas.shape[1] / 25.0))
+    figure = _new_figure(scale, max(2.0, scale * canvas.shape[0] / canvas.shape[1]) + 0.4)
+    ax = figure.add_subplot()
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap].copy()
+    colours.set_bad("white")
+    ax.imshow(np.ma.masked_invalid(canvas), cmap=colours, vmin=low, vmax=high, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"codebook in grid order ({_title(som)})")
+    return figure
+
+
+def save_figure(figure: Any, path: str | os.PathLike, *, overwrite: bool = True, dpi: int = 100) -> Path:
+    """Write ``figure`` as a PNG, atomically (a failure leaves no partial file)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()), overwrite=overwrite)
+
+
+def plot_map(
+    som: Any,
+    directory: str | os.PathLike,
+    *,
+    kinds: Sequence[str] | None = None,
+    X: np.ndarray | None = None,
+    image_shape: Sequence[int] | None = None,
+    codebook: np.ndarray | None = None,
+    features: Sequence[int] | None = None,
+    feature_names: Sequence[str] | None = None,
+    overwrite: bool = True,
+) -> dict[str, Path]:
+    """Write the PNGs of ``kinds`` (default: every applicable one) into ``directory``.
+
+    Files are ``umatrix.png``, ``hitmap.png``, ``components.png`` and ``codebook.png``.
+    The hit map uses ``X`` when given, else the training labels stored in the model; the
+    codebook image needs ``image_shape``. ``codebook`` (e.g. in the data's original units)
+    is used by the component planes and the codebook image.
+
+    Returns
+    -------
+    dict mapping each kind drawn to the path written.
+    """
+    require_matplotlib()
+    if kinds is None:
+        kinds = [k for k in PLOT_KINDS if k != "codebook" or image_shape is not None]
+    unknown = [k for k in kinds if k not in PLOT_KINDS]
+    if unknown:
+        raise ValueError(f"unknown plot kind(s) {unknown}; choose from {PLOT_KINDS}.")
+    _plane_shape(som.grid_)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for kind in PLOT_KINDS:
+        if kind not in kinds:
+            continue
+        if kind == "umatrix":
+            figure = umatrix_figure(som)
+        elif kind == "hitmap":
+            figure = hitmap_figure(som, X)
+        elif kind == "components":
+            figure = component_planes_figure(som, features, feature_names=feature_names, codebook=codebook)
+        else:
+            if image_shape is None:
+                raise ValueError("the codebook image needs image_shape, e.g. (8, 8).")
+            figure = codebook_figure(som, image_shape, codebook=codebook)
+        written[kind] = save_figure(figure, directory / f"{kind}.png", overwrite=overwrite)
+    return written
