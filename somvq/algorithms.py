@@ -24,13 +24,14 @@ from ._kernels import config as kernel_config
 from ._kernels.cpu_bmu import best_matching_units
 from ._kernels.cpu_online import INVERSE_COUNT
 from ._kernels.cpu_online import online_pass as _online_pass_kernel
-from .neighbourhoods import Neighbourhood
+from .neighbourhoods import Neighbourhood, Smoothing, smoothing_operator
 from .schedules import Schedule
 
 __all__ = [
     "UnitStatistics",
     "unit_statistics",
     "smooth_statistics",
+    "neighbourhood_smoothing",
     "batch_update",
     "ema_update",
     "online_pass",
@@ -85,12 +86,28 @@ def unit_statistics(
     return UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
 
 
+def neighbourhood_smoothing(neighbourhood: Neighbourhood, grid, t: float) -> Smoothing:
+    """The smoothing ``S -> H_t S`` of step ``t``, for :func:`smooth_statistics`.
+
+    Separable on rectangular grids for "gaussian" and "hard" (O(K D (rows + cols)) instead
+    of O(K^2 D), and no K x K matrix to build each step), the identity for "none", the
+    dense ``H_t`` otherwise; see :func:`somvq.neighbourhoods.smoothing_operator`.
+    """
+    return smoothing_operator(neighbourhood, grid, t)
+
+
 def smooth_statistics(
-    neighbourhood_matrix: np.ndarray | None, counts: np.ndarray, sums: np.ndarray
+    neighbourhood_matrix: np.ndarray | Smoothing | None, counts: np.ndarray, sums: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n = H c`` and ``s = H S``; ``None`` stands for ``H = I`` (no neighbourhood)."""
+    """``n = H c`` and ``s = H S``; ``None`` stands for ``H = I`` (no neighbourhood).
+
+    ``neighbourhood_matrix`` is the dense ``H``, or a :class:`~somvq.neighbourhoods.Smoothing`
+    from :func:`neighbourhood_smoothing` (the fast form of the same map).
+    """
     if neighbourhood_matrix is None:
         return counts, sums
+    if isinstance(neighbourhood_matrix, Smoothing):
+        return neighbourhood_matrix.apply(counts, sums)
     return neighbourhood_matrix @ counts, neighbourhood_matrix @ sums
 
 

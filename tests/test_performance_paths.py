@@ -1,0 +1,131 @@
+"""Every fast path of the core equals the simple dense computation it replaces."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from somvq import algorithms
+from somvq._kernels.cpu_bmu import best_matching_units
+from somvq.grids import Grid
+from somvq.neighbourhoods import (
+    DenseSmoothing,
+    IdentitySmoothing,
+    Neighbourhood,
+    SeparableSmoothing,
+    smoothing_operator,
+)
+from somvq.schedules import Schedule
+
+
+def _data(n, d, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    W = rng.normal(size=(k, d)).astype(dtype)
+    return X, W
+
+
+def _naive(X, W):
+    sq = ((X[:, None, :].astype(np.float64) - W[None, :, :].astype(np.float64)) ** 2).sum(-1)
+    bmu = sq.argmin(1)
+    counts = np.bincount(bmu, minlength=W.shape[0]).astype(np.float64)
+    sums = np.zeros(W.shape, dtype=np.float64)
+    np.add.at(sums, bmu, X.astype(np.float64))
+    return bmu, sq.min(1), counts, sums
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_rows", [7, 64, 1024])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_blocked_search_equals_dense(dtype, chunk_rows, n_threads):
+    X, W = _data(701, 9, 23, dtype)
+    bmu = np.empty(X.shape[0], dtype=np.int64)
+    sq = np.empty(X.shape[0])
+    counts = np.zeros(W.shape[0])
+    sums = np.zeros(W.shape)
+    norms = np.einsum("ij,ij->i", W, W)
+    best_matching_units(X, W, norms, bmu, sq, counts, sums, chunk_rows=chunk_rows, n_threads=n_threads)
+    ref_bmu, ref_sq, ref_counts, ref_sums = _naive(X, W)
+    np.testing.assert_array_equal(bmu, ref_bmu)
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-4)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_blocks_are_bitwise_serial_blocks():
+    X, W = _data(5000, 16, 40, np.float32, seed=3)
+    outs = []
+    for n_threads in (1, 2):
+        bmu = np.empty(X.shape[0], dtype=np.int64)
+        sq = np.empty(X.shape[0])
+        counts, sums = np.zeros(40), np.zeros((40, 16))
+        best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, counts, sums,
+                            chunk_rows=256, n_threads=n_threads)
+        outs.append((bmu, sq, counts, sums))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unit_statistics_same_bits_for_one_and_two_blas_threads():
+    X, W = _data(6000, 12, 50, np.float32, seed=4)
+    with threadpool_limits(1, user_api="blas"):
+        one = algorithms.unit_statistics(X, W, chunk_rows=512)
+    with threadpool_limits(2, user_api="blas"):
+        two = algorithms.unit_statistics(X, W, chunk_rows=512)
+    np.testing.assert_array_equal(one.counts, two.counts)
+    np.testing.assert_array_equal(one.sums, two.sums)
+    assert one.sq_error == two.sq_error
+
+
+def test_non_contiguous_and_read_only_inputs():
+    X, W = _data(300, 6, 11, np.float64)
+    ref = algorithms.assign(X, W)
+    read_only = X.copy()
+    read_only.setflags(write=False)
+    for variant in (np.asfortranarray(X), read_only):
+        got = algorithms.assign(variant, W, chunk_rows=64)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
+
+
+GRIDS = [
+    Grid((6, 9)),
+    Grid((5, 4), periodic=(True, False)),
+    Grid((4, 4), periodic=True),
+    Grid((3, 4, 5)),
+    Grid((7,)),
+    Grid((4, 6), topology="hexagonal"),
+]
+KINDS = ["none", "hard", "gaussian", "exponential", "bubble", "triangle", "cut_gaussian"]
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=repr)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("t", [0, 3, 40])
+def test_smoothing_operator_equals_dense_matrix(grid, kind, t):
+    nb = Neighbourhood(kind, Schedule("exponential", 3.0, 0.5, 0.1, 50.0), 0.1)
+    dense = nb.weights(np.asarray(grid.distances), float(t))
+    op = smoothing_operator(nb, grid, t)
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 5, grid.n_units).astype(np.float64)
+    sums = rng.normal(size=(grid.n_units, 3))
+    n, s = algorithms.smooth_statistics(op, counts, sums)
+    np.testing.assert_allclose(n, dense @ counts, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s, dense @ sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.dense(), dense, rtol=1e-12, atol=1e-300)
+    if kind == "none":
+        assert isinstance(op, IdentitySmoothing)
+    elif grid.topology == "rectangular" and (kind == "gaussian" or (kind == "hard" and grid.ndim <= 2)):
+        assert isinstance(op, SeparableSmoothing)
+    else:
+        assert isinstance(op, DenseSmoothing)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_matrix_through_distinct_distances_is_exact(kind):
+    grid = Grid((7, 5), periodic=(False, True))
+    nb = Neighbourhood(kind, Schedule("inverse_time", 4.0, 0.5, 0.1, 10.0), 0.1)
+    for t in (0, 5):
+        expected = nb.weights(np.array(grid.distances), float(t))  # writable copy: direct path
+        np.testing.assert_array_equal(nb.matrix(grid.distances, t), expected)
+        np.testing.assert_array_equal(nb.matrix(grid.distances, t, dtype=np.float32),
+                                      expected.astype(np.float32))
