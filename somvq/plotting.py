@@ -237,8 +237,7 @@ def codebook_figure(som: Any, image_shape: Sequence[int], *, codebook: np.ndarra
     ax = figure.add_subplot()
     import matplotlib
 
-    colours = matplotlib.colormaps[cmap].copy()
-    colours.set_bad("white")
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(canvas), cmap=colours, vmin=low, vmax=high, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

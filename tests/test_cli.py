@@ -1,0 +1,607 @@
+"""The command line: every command, every documented error, atomic outputs.
+
+Errors must be one line on stderr, exit 2 for usage errors and 1 for data errors, never a
+traceback. Maps are tiny (3x4, 2 epochs) so the whole file runs in seconds.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main as main_module  # noqa: F401  (the folder, mapped to somvq.cli)
+from somvq.cli import main
+from somvq.cli._scaling import Scaling
+
+from .test_datasets import make_idx_directory
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--grid", "3x4", "--epochs", "2", "--seed", "0", "-q"]
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def assert_error(result, exit_code, *fragments):
+    """A one-line error on stderr with the given exit code and no traceback."""
+    assert result.exit_code == exit_code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 5.0, 5.0]])
+    return (centres[rng.integers(0, 3, 90)] + rng.normal(scale=0.3, size=(90, 3))).round(4)
+
+
+@pytest.fixture
+def csv_file(tmp_path, blobs):
+    path = tmp_path / "data.csv"
+    lines = ["a,b,c"] + [",".join(str(v) for v in row) for row in blobs]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def model_file(tmp_path, csv_file):
+    path = tmp_path / "model.somvq.npz"
+    result = run("fit", csv_file, "-o", path, *SMALL)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+# ------------------------------------------------------------------------- basics
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = (
+        "import sys; from somvq.cli import main; "
+        "from click.testing import CliRunner; r = CliRunner().invoke(main, ['--help']); "
+        "assert r.exit_code == 0; "
+        "print([m for m in ('numpy', 'numba', 'sklearn', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version():
+    from somvq import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_every_command_has_help_and_is_documented():
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    assert set(main.commands) >= {"fit", "predict", "transform", "evaluate", "plot", "info"}
+    for name, command in main.commands.items():
+        assert command.help and len(command.help.strip()) > 40, name
+        result = run(name, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+        assert f"somvq {name}" in docs, f"somvq {name} is not documented in docs/cli.md"
+        for param in command.params:
+            if isinstance(param, __import__("click").Option):
+                assert param.help, f"{name} {param.opts} has no help"
+                assert param.opts[-1] in docs, f"{name} {param.opts[-1]} is not documented"
+
+
+def test_choices_mirror_the_library():
+    from somvq.cli.fit import INIT_CHOICES, NEIGHBOURHOOD_CHOICES
+    from somvq.cli._options import DATASET_CHOICES
+    from somvq.datasets import DATASETS
+    from somvq.initialisation import INIT_METHODS
+    from somvq.neighbourhoods import NEIGHBOURHOODS
+
+    assert set(NEIGHBOURHOOD_CHOICES) == set(NEIGHBOURHOODS)
+    assert set(INIT_CHOICES) == set(INIT_METHODS)
+    assert set(DATASET_CHOICES) == set(DATASETS)
+
+
+# ---------------------------------------------------------------------------- fit
+def test_main_job_on_digits(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    result = run("fit", "--grid", "6x8", "--epochs", "2", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    for fragment in ("digits", "quantization error", "topographic error", "used units", "time", "somvq-output/umatrix.png", "somvq-output/hitmap.png"):
+        assert fragment in result.stdout
+    out = tmp_path / "somvq-output"
+    assert {p.name for p in out.iterdir()} == {"model.somvq.npz", "umatrix.png", "hitmap.png", "codebook.png"}
+    assert (out / "umatrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A second run does not overwrite without --force, and leaves everything as it was.
+    before = (out / "model.somvq.npz").read_bytes()
+    assert_error(run("fit", "--grid", "6x8", "--epochs", "1"), 2, "already exists", "--force")
+    assert (out / "model.somvq.npz").read_bytes() == before
+    assert run("fit", "--grid", "6x8", "--epochs", "1", "--force", "-q").exit_code == 0
+
+
+def test_fit_options_reach_the_estimator(tmp_path, csv_file):
+    from somvq import load
+
+    path = tmp_path / "m.somvq.npz"
+    result = run(
+        "fit", csv_file, "-o", path, "--grid", "4x6", "--topology", "hexagonal", "--periodic",
+        "--neighbourhood", "hard", "--algorithm", "minibatch", "--epochs", "3", "--batch-size", "16",
+        "--shrink", "0.2", "--decay", "0.9", "--init", "sample", "--seed", "3", "--backend", "cpu", "-q",
+    )
+    assert result.exit_code == 0, result.output
+    som = load(path)
+    params = som.get_params()
+    expected = dict(grid=(4, 6), topology="hexagonal", periodic=True, neighbourhood="hard", algorithm="minibatch",
+                    n_epochs=3, batch_size=16, shrink=0.2, decay=0.9, init="sample", random_state=3, backend="cpu")
+    assert {k: params[k] for k in expected} == expected
+    assert not (tmp_path / "somvq-output").exists()  # -o given: no plots unless asked
+
+
+def test_online_learning_rate_and_radius(tmp_path, csv_file):
+    from somvq import load
+
+    path = tmp_path / "m.npz"
+    assert run("fit", csv_file, "-o", path, *SMALL, "--algorithm", "online", "--learning-rate", "0.3", "--radius", "2").exit_code == 0
+    assert load(path).get_params()["learning_rate"] == 0.3
+    assert run("fit", csv_file, "-o", path, *SMALL, "--algorithm", "online", "--neighbourhood", "none",
+               "--learning-rate", "inverse_count", "--force").exit_code == 0
+
+
+def test_same_seed_same_model(tmp_path, csv_file):
+    from somvq import load
+
+    for name in ("a.npz", "b.npz"):
+        assert run("fit", csv_file, "-o", tmp_path / name, *SMALL).exit_code == 0
+    np.testing.assert_array_equal(load(tmp_path / "a.npz").codebook_, load(tmp_path / "b.npz").codebook_)
+
+
+@pytest.mark.parametrize("flag", ["--standardize", "--minmax"])
+def test_scaling_is_stored_and_applied(tmp_path, csv_file, blobs, flag):
+    from somvq import load
+    from somvq.io import read_extra
+
+    path = tmp_path / "m.npz"
+    assert run("fit", csv_file, "-o", path, *SMALL, flag).exit_code == 0
+    som = load(path)  # the plain loader still reads the file
+    scaling = Scaling.from_extra(read_extra(path), 3, str(path))
+    assert scaling.method == flag.strip("-")
+    scaled = scaling.apply(blobs)
+    if flag == "--standardize":
+        np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-9)
+    else:
+        np.testing.assert_allclose([scaled.min(axis=0), scaled.max(axis=0)], [[0] * 3, [1] * 3], atol=1e-12)
+    result = run("predict", path, csv_file, "--no-coordinates")
+    labels = np.loadtxt(result.stdout.splitlines()[1:], dtype=np.int64)
+    np.testing.assert_array_equal(labels, som.predict(scaled))
+
+
+def test_fit_with_plots_and_progress(tmp_path, csv_file):
+    pytest.importorskip("matplotlib")
+    result = run("fit", csv_file, "-o", tmp_path / "m.npz", "--plots", "-d", tmp_path / "pics", "--grid", "3x4", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert "fitting" in result.stderr
+    assert {p.name for p in (tmp_path / "pics").iterdir()} == {"umatrix.png", "hitmap.png"}
+
+
+# ----------------------------------------------------------------- input formats
+def test_formats_give_the_same_model(tmp_path, blobs):
+    from somvq import load
+
+    (tmp_path / "x.npy").write_bytes(b"")
+    np.save(tmp_path / "x.npy", blobs)
+    np.savez(tmp_path / "x.npz", first=blobs, other=np.zeros(3))
+    (tmp_path / "x.tsv").write_text("\n".join("\t".join(map(str, r)) for r in blobs))
+    (tmp_path / "x.txt").write_text("# comment\n\n" + "\n".join(" ".join(map(str, r)) for r in blobs))
+    (tmp_path / "noext").write_text("\n".join(";".join(map(str, r)) for r in blobs))
+    stdin_text = "x,y,z\n" + "\n".join(",".join(map(str, r)) for r in blobs)
+    runs = [
+        ("x.npy",), ("x.npz", "--key", "first"), ("x.tsv",), ("x.txt",), ("noext",), ("-",),
+    ]
+    codebooks = []
+    for i, args in enumerate(runs):
+        data = args[0] if args[0] == "-" else tmp_path / args[0]
+        result = run("fit", data, *args[1:], "-o", tmp_path / f"m{i}.npz", *SMALL, input=stdin_text)
+        assert result.exit_code == 0, (args, result.output)
+        codebooks.append(load(tmp_path / f"m{i}.npz").codebook_)
+    for codebook in codebooks[1:]:
+        np.testing.assert_allclose(codebook, codebooks[0])
+
+
+def test_npy_from_stdin_and_images_are_flattened(tmp_path):
+    import io
+
+    images = np.random.default_rng(0).random((20, 4, 4)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    result = CliRunner().invoke(main, ["fit", "-", "-o", str(tmp_path / "m.npz"), *SMALL], input=buffer.getvalue())
+    assert result.exit_code == 0, result.output
+    from somvq import load
+    from somvq.io import read_extra
+
+    som = load(tmp_path / "m.npz")
+    assert som.codebook_.shape == (12, 16) and som.codebook_.dtype == np.float32
+
+
+def test_columns_selection(tmp_path, csv_file, blobs):
+    from somvq import load
+    from somvq.io import read_extra
+
+    path = tmp_path / "m.npz"
+    assert run("fit", csv_file, "--columns", "a,c", "-o", path, *SMALL).exit_code == 0
+    assert load(path).n_features_in_ == 2 and read_extra(path)["feature_names"] == ["a", "c"]
+    assert run("fit", csv_file, "--columns", "2-3", "-o", path, *SMALL, "--force").exit_code == 0
+    assert read_extra(path)["feature_names"] == ["b", "c"]
+    assert_error(run("predict", path, csv_file), 1, "fitted on 2 features", "has 3")
+    assert run("predict", path, csv_file, "--columns", "b,c").exit_code == 0
+    assert_error(run("fit", csv_file, "--columns", "zz", "-o", tmp_path / "n.npz"), 2, "no column 'zz'", "a, b, c")
+    assert_error(run("fit", csv_file, "--columns", "2-9", "-o", tmp_path / "n.npz"), 2, "outside 1..3")
+
+
+def test_non_numeric_columns_can_be_skipped(tmp_path):
+    path = tmp_path / "iris.csv"
+    path.write_text("x,y,species\n1.0,2.0,setosa\n1.5,2.5,versicolor\n3,1,setosa\n4,4,virginica\n")
+    assert_error(run("fit", path, "-o", tmp_path / "m.npz", *SMALL), 1, "non-numeric value 'setosa'", "line 2", "species")
+    assert run("fit", path, "--columns", "x,y", "-o", tmp_path / "m.npz", "--grid", "2x2", "--epochs", "1", "-q").exit_code == 0
+
+
+def test_idx_dataset_with_data_dir(tmp_path):
+    (tmp_path / "fmnist").mkdir()
+    make_idx_directory(tmp_path / "fmnist", n_train=30, n_test=10, shape=(4, 4))
+    model = tmp_path / "m.npz"
+    result = run("fit", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "fmnist", "-o", model, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "30 images 4x4" in result.stdout
+    result = run("evaluate", model, "--dataset", "fashion-mnist", "--data-dir", tmp_path / "fmnist", "--split", "test", "--json")
+    assert json.loads(result.stdout)["n_samples"] == 10
+
+
+def test_missing_dataset_files_say_how_to_get_them(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("fit", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "empty", "-o", tmp_path / "m.npz")
+    assert_error(result, 1, "apt-get install dataset-fashion-mnist")
+    assert_error(run("fit", "--dataset", "mnist", "-o", tmp_path / "m.npz"), 1, "--data-dir")
+
+
+# ------------------------------------------------------- predict / transform / evaluate / info / plot
+def test_predict_to_stdout_csv_and_npy(tmp_path, model_file, csv_file, blobs):
+    from somvq import load
+
+    som = load(model_file)
+    result = run("predict", model_file, csv_file, "--distance")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "bmu,row,col,distance" and len(lines) == 91
+    table = np.loadtxt(lines[1:], delimiter=",")
+    np.testing.assert_array_equal(table[:, 0], som.predict(blobs))
+    np.testing.assert_array_equal(table[:, 1:3], som.bmu_coordinates(blobs))
+    np.testing.assert_allclose(table[:, 3], som.transform(blobs).min(axis=1), rtol=1e-6)
+
+    out = tmp_path / "bmus.npy"
+    assert run("predict", model_file, csv_file, "-o", out).exit_code == 0
+    saved = np.load(out)
+    assert saved.dtype == np.int64 and saved.shape == (90, 3)
+    assert run("predict", model_file, csv_file, "-o", tmp_path / "bmus.tsv").exit_code == 0
+    assert (tmp_path / "bmus.tsv").read_text().startswith("bmu\trow\tcol\n")
+
+
+def test_transform(tmp_path, model_file, csv_file, blobs):
+    from somvq import load
+
+    result = run("transform", model_file, "-", input=csv_file.read_text())
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split(",")[:2] == ["unit_0", "unit_1"] and len(lines[0].split(",")) == 12
+    np.testing.assert_allclose(np.loadtxt(lines[1:], delimiter=","), load(model_file).transform(blobs), rtol=1e-6, atol=1e-9)
+    out = tmp_path / "d.npy"
+    assert run("transform", model_file, csv_file, "-o", out).exit_code == 0
+    assert np.load(out).shape == (90, 12)
+
+
+def test_evaluate_table_and_json(model_file, csv_file, blobs):
+    from somvq import load
+
+    result = run("evaluate", model_file, csv_file)
+    assert result.exit_code == 0, result.output
+    for fragment in ("quantization error", "topographic error", "perplexity", "used units", "neighbour/all"):
+        assert fragment in result.stdout
+    values = json.loads(run("evaluate", model_file, csv_file, "--json").stdout)
+    som = load(model_file)
+    assert values["quantization_error"] == pytest.approx(som.quantization_error(blobs))
+    assert values["topographic_error"] == pytest.approx(som.topographic_error(blobs))
+    assert 1 <= values["used_units"] <= 12 and values["n_samples"] == 90
+
+
+def test_info(model_file):
+    result = run("info", model_file)
+    assert result.exit_code == 0, result.output
+    for fragment in ("somvq-model", "3x4 rectangular", "12 units x 3 features", "a, b, c"):
+        assert fragment in result.stdout
+    meta = json.loads(run("info", model_file, "--json").stdout)
+    assert meta["format"] == "somvq-model" and meta["extra"]["feature_names"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_plot(tmp_path, csv_file, topology):
+    pytest.importorskip("matplotlib")
+    model = tmp_path / "model.somvq.npz"
+    assert run("fit", csv_file, "-o", model, *SMALL, "--topology", topology).exit_code == 0
+    result = run("plot", model)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "model-plots"
+    assert {p.name for p in out.iterdir()} == {"umatrix.png", "hitmap.png", "components.png"}
+    result = run("plot", model, csv_file, "-k", "hitmap", "-k", "codebook", "--image-shape", "1x3", "-d", tmp_path / "p", "--planes", "a")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "p").iterdir()} == {"hitmap.png", "codebook.png"}
+    assert_error(run("plot", model), 2, "already exists")
+    assert run("plot", model, "--force").exit_code == 0
+    assert_error(run("plot", model, "--image-shape", "2x2", "-d", tmp_path / "q"), 2, "4 pixels")
+    assert_error(run("plot", model, "-k", "codebook", "-d", tmp_path / "q"), 2, "--image-shape")
+
+
+def test_plot_without_matplotlib(tmp_path, model_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert_error(run("plot", model_file, "-d", tmp_path / "x"), 1, "pip install somvq[plot]")
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------- errors
+@pytest.mark.parametrize("command", ["fit", "predict", "transform", "evaluate", "plot", "info"])
+def test_missing_file_is_a_usage_error(tmp_path, command):
+    args = [command, tmp_path / "absent.csv"] if command == "fit" else [command, tmp_path / "absent.npz"]
+    if command in ("predict", "transform", "evaluate"):
+        args.append(tmp_path / "absent.csv")
+    assert_error(run(*args), 2, "does not exist")
+
+
+def test_directory_as_data_is_a_usage_error(tmp_path):
+    assert_error(run("fit", tmp_path, "-o", tmp_path / "m.npz"), 2, "is a directory")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path, csv_file):
+    csv_file.chmod(0)
+    assert_error(run("fit", csv_file, "-o", tmp_path / "m.npz"), 2, "not readable")
+
+
+def test_unreadable_content_is_a_data_error(tmp_path, monkeypatch):
+    path = tmp_path / "x.csv"
+    path.write_text("1,2\n")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert_error(run("fit", path, "-o", tmp_path / "m.npz"), 1, "cannot read", "permission denied")
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("a,b\n1,2\n3\n5,6\n", ["malformed csv", "line 3", "1 fields, expected 2"]),
+        ("1,2\n3,4,5\n", ["line 2", "3 fields, expected 2"]),
+        ("a,b\n1,2\n3,x\n", ["non-numeric value 'x'", "line 3", "'b'"]),
+        ("a,b\n1,2\n3,\n", ["empty field", "line 3"]),
+        ("a,b\n1,2\n3,nan\n", ["nan or infinite", "line 3", "'b'"]),
+        ("a,b\n1,inf\n", ["nan or infinite", "line 2"]),
+        ("", ["empty"]),
+        ("a,b\n", ["no data rows"]),
+        ('a,b\n1,"2\n', ["malformed csv"]),
+    ],
+)
+def test_malformed_csv_is_a_data_error(tmp_path, content, fragments):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert_error(run("fit", path, "-o", tmp_path / "m.npz"), 1, *fragments)
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "array, fragment",
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), "row 0"),
+        (np.array([[1.0, 2.0], [np.inf, 3.0]]), "row 1"),
+        (np.arange(5.0), "shape (5,)"),
+        (np.array(["a", "b"]).reshape(2, 1), "numbers"),
+        (np.zeros((0, 3)), "no data rows"),
+    ],
+)
+def test_bad_arrays_are_data_errors(tmp_path, array, fragment):
+    np.save(tmp_path / "bad.npy", array)
+    assert_error(run("fit", tmp_path / "bad.npy", "-o", tmp_path / "m.npz"), 1, fragment)
+
+
+def test_binary_garbage_and_bad_npz(tmp_path):
+    (tmp_path / "x.npy").write_bytes(b"\x93NUMPY garbage")
+    assert_error(run("fit", tmp_path / "x.npy", "-o", tmp_path / "m.npz"), 1, "not a readable .npy")
+    (tmp_path / "x.bin").write_bytes(bytes(range(256)))
+    assert_error(run("fit", tmp_path / "x.bin", "-o", tmp_path / "m.npz"), 1, "not utf-8")
+    np.savez(tmp_path / "two.npz", a=np.zeros((3, 2)), b=np.zeros((3, 2)))
+    assert_error(run("fit", tmp_path / "two.npz", "-o", tmp_path / "m.npz"), 2, "--key", "a, b")
+    assert_error(run("fit", tmp_path / "two.npz", "--key", "c", "-o", tmp_path / "m.npz"), 2, "no array 'c'")
+
+
+def test_feature_count_mismatch(tmp_path, model_file):
+    path = tmp_path / "two.csv"
+    path.write_text("1,2\n3,4\n")
+    for command in ("predict", "transform", "evaluate"):
+        assert_error(run(command, model_file, path), 1, "feature-count mismatch", "3 features", "has 2")
+
+
+@pytest.mark.parametrize("grid", ["16y32", "axb", "0x4", "", "4x-2"])
+def test_bad_grid_is_a_usage_error(tmp_path, csv_file, grid):
+    assert_error(run("fit", csv_file, "--grid", grid, "-o", tmp_path / "m.npz"), 2, "--grid")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--decay", "1"], "--decay"),
+        (["--neighbourhood", "round"], "--neighbourhood"),
+        (["--learning-rate", "fast"], "inverse_count"),
+        (["--learning-rate", "-1"], "> 0"),
+        (["--topology", "hexagonal", "--grid", "3x4x5"], "hexagonal grid must have 2 axes"),
+        (["--topology", "hexagonal", "--grid", "3x4", "--periodic"], "even number of rows"),
+        (["--neighbourhood", "mexican_hat"], "algorithm='online'"),
+        (["--standardize", "--minmax"], "exclude each other"),
+        (["--dataset", "digits"], "not both"),
+    ],
+)
+def test_invalid_parameters_are_usage_errors(tmp_path, csv_file, args, fragment):
+    assert_error(run("fit", csv_file, "-o", tmp_path / "m.npz", *args), 2, fragment)
+
+
+def test_unknown_option_and_command_are_one_line_usage_errors():
+    assert_error(run("fit", "--colour", "red"), 2, "no such option")
+    assert_error(run("fitt"), 2, "no such command")
+
+
+def test_cuda_unavailable_is_a_data_error(tmp_path, csv_file):
+    assert_error(run("fit", csv_file, "-o", tmp_path / "m.npz", "--backend", "cuda", "-q"), 1, "cuda")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_too_few_samples_for_init_is_a_data_error(tmp_path):
+    path = tmp_path / "few.csv"
+    path.write_text("1,2\n3,4\n5,6\n")
+    assert_error(run("fit", path, "--init", "sample", "--grid", "3x3", "-o", tmp_path / "m.npz", "-q"), 1)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "not a somvq model file"),
+        (b"hello, I am a text file", "not a somvq model file"),
+        ("foreign", "no __somvq__ record"),
+        ("truncated", ""),
+        ("newer", "version 99"),
+    ],
+)
+@pytest.mark.parametrize("command", ["predict", "info", "evaluate"])
+def test_corrupted_or_foreign_model_is_a_data_error(tmp_path, model_file, csv_file, content, fragment, command):
+    bad = tmp_path / "bad.somvq.npz"
+    if content == "foreign":
+        np.savez(bad, weights=np.zeros((3, 3)))
+    elif content == "truncated":
+        bad.write_bytes(model_file.read_bytes()[:300])
+    elif content == "newer":
+        import json as _json
+
+        with np.load(model_file) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        meta = _json.loads(arrays["__somvq__"].tobytes())
+        meta["format_version"] = 99
+        arrays["__somvq__"] = np.frombuffer(_json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(bad, **arrays)
+    else:
+        bad.write_bytes(content)
+    args = [command, bad] + ([csv_file] if command != "info" else [])
+    assert_error(run(*args), 1, fragment)
+
+
+def test_corrupted_scaling_in_model_is_a_data_error(tmp_path, csv_file):
+    from somvq import load, save
+
+    path = tmp_path / "m.npz"
+    assert run("fit", csv_file, "-o", path, *SMALL).exit_code == 0
+    save(load(path), path, extra={"scaling": "standardize", "scaling_offset": np.zeros(2), "scaling_scale": np.ones(2)})
+    assert_error(run("predict", path, csv_file), 1, "scaling does not match")
+
+
+# ------------------------------------------------------------ atomic outputs
+def test_existing_output_needs_force(tmp_path, model_file, csv_file):
+    out = tmp_path / "out.csv"
+    out.write_text("keep me")
+    assert_error(run("predict", model_file, csv_file, "-o", out), 2, "already exists", "--force")
+    assert out.read_text() == "keep me"
+    assert_error(run("fit", csv_file, "-o", model_file, *SMALL), 2, "already exists")
+    assert run("predict", model_file, csv_file, "-o", out, "--force").exit_code == 0
+    assert out.read_text().startswith("bmu,row,col")
+
+
+def test_bad_output_paths(tmp_path, model_file, csv_file):
+    assert_error(run("predict", model_file, csv_file, "-o", tmp_path / "x.json"), 2, "unknown extension")
+    assert_error(run("predict", model_file, csv_file, "-o", tmp_path / "no" / "x.csv"), 2, "does not exist")
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, model_file, csv_file, monkeypatch):
+    import somvq.cli._output as output
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "_format_table", broken)
+    out = tmp_path / "out.csv"
+    assert_error(run("predict", model_file, csv_file, "-o", out), 1, "no space left")
+    assert list(tmp_path.glob("*out.csv*")) == []
+
+
+def test_interrupted_fit_leaves_no_model(tmp_path, csv_file, monkeypatch):
+    from somvq import KSOM
+
+    def interrupted(self, X, y=None, callback=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(KSOM, "fit", interrupted)
+    result = run("fit", csv_file, "-o", tmp_path / "m.npz", *SMALL)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert list(tmp_path.glob("m.npz*")) == [] and list(tmp_path.glob(".m.npz*")) == []
+
+
+def test_atomic_write_no_clobber(tmp_path):
+    from somvq._atomic import OutputExistsError, atomic_write
+
+    target = tmp_path / "f.bin"
+    atomic_write(target, lambda h: h.write(b"one"), overwrite=False)
+    with pytest.raises(OutputExistsError):
+        atomic_write(target, lambda h: h.write(b"two"), overwrite=False)
+    assert target.read_bytes() == b"one"
+    with pytest.raises(RuntimeError):
+        atomic_write(target, lambda h: (h.write(b"half"), (_ for _ in ()).throw(RuntimeError())), overwrite=True)
+    assert target.read_bytes() == b"one" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_unexpected_errors_are_one_line(tmp_path, csv_file, monkeypatch):
+    import importlib
+
+    fit_module = importlib.import_module("somvq.cli.fit")  # the module, not the command
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("oops\nsecond line")
+
+    monkeypatch.setattr(fit_module, "map_metrics", bug)
+    monkeypatch.delenv("SOMVQ_DEBUG", raising=False)
+    assert_error(run("fit", csv_file, "-o", tmp_path / "m.npz", *SMALL), 1, "unexpected ZeroDivisionError", "oops second line")
+
+
+# ---------------------------------------------------------- model file extra
+def test_io_extra_round_trip_and_plain_load(tmp_path):
+    from somvq import KSOM, load, save
+    from somvq.io import read_extra
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    som = KSOM(grid=(2, 3), n_epochs=1, random_state=0).fit(X)
+    save(som, tmp_path / "plain.npz")
+    assert read_extra(tmp_path / "plain.npz") == {}
+    save(som, tmp_path / "extra.npz", extra={"scaling": "minmax", "scaling_scale": np.ones(2), "names": ["a", "b"]})
+    extra = read_extra(tmp_path / "extra.npz")
+    assert extra["scaling"] == "minmax" and extra["names"] == ["a", "b"]
+    np.testing.assert_array_equal(extra["scaling_scale"], np.ones(2))
+    np.testing.assert_array_equal(load(tmp_path / "extra.npz").codebook_, som.codebook_)
+    with pytest.raises(TypeError):
+        save(som, tmp_path / "bad.npz", extra={"x": np.array([object()])})
+
+
+def test_cli_module_is_the_cli_folder():
+    import somvq.cli
+
+    assert Path(somvq.cli.__file__).parent == ROOT / "cli"
+    assert re.match(r"^somvq", somvq.cli.main.name or "somvq") or somvq.cli.main.name == "main"
