@@ -24,7 +24,10 @@ def decompose_factors(n, dim):
 
 
 def reference_grid_distances(n_units, grid_dim):
-    """Euclidean grid distances with the reference's numbering: coord_j(i) = (i // prod(shape[:j])) % shape[j]."""
+    """Euclidean grid distances in the reference's numbering.
+
+    coord_j(i) = (i // prod(shape[:j])) % shape[j], with the reference's automatic shape.
+    """
     shape = decompose_factors(n_units, grid_dim)
     coords = np.array(
         [[(i // int(np.prod(shape[:j]))) % shape[j] for j in range(len(shape))] for i in range(n_units)],

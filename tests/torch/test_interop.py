@@ -157,3 +157,12 @@ def test_half_module_keeps_float32_statistics():
     q, _, loss = vq(torch.randn(30, 4, dtype=torch.float16))
     assert q.dtype == torch.float16 and loss.dtype == torch.float32
     assert torch.isfinite(vq.codebook).all()
+
+
+def test_dtype_moves_keep_exact_grid_distances():
+    vq = KohonenVectorQuantize(dim=2, codebook_size=12, grid=(3, 4))
+    assert vq.grid_distances.dtype == torch.float32
+    vq.half().double()
+    assert vq.grid_distances.dtype == torch.float64
+    np.testing.assert_array_equal(vq.grid_distances.numpy(), vq.grid.distances)
+    assert vq.to("cpu").grid_distances.device.type == "cpu"
