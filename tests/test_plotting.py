@@ -1,0 +1,124 @@
+"""Plots of a fitted map: files are PNGs, hexagons are hexagons, errors are clear."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from somvq import KSOM
+
+pytest.importorskip("matplotlib")
+
+from somvq import plotting  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.random((60, 16))
+
+
+def fitted(images, **params):
+    return KSOM(grid=params.pop("grid", (3, 4)), n_epochs=2, random_state=0, **params).fit(images)
+
+
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_plot_map_writes_every_kind(tmp_path, images, topology):
+    som = fitted(images, topology=topology)
+    written = plotting.plot_map(som, tmp_path / "out", X=images, image_shape=(4, 4))
+    assert list(written) == list(plotting.PLOT_KINDS)
+    for path in written.values():
+        assert path.read_bytes()[:8] == PNG
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []
+
+
+def test_codebook_image_is_optional(tmp_path, images):
+    written = plotting.plot_map(fitted(images), tmp_path)
+    assert set(written) == {"umatrix", "hitmap", "components"}
+
+
+def test_hexagonal_grid_is_drawn_as_hexagons(images):
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import RegularPolygon
+
+    som = fitted(images, topology="hexagonal")
+    figure = plotting.umatrix_figure(som)
+    collections = [c for c in figure.axes[0].collections if isinstance(c, PatchCollection)]
+    assert len(collections) == 1
+    assert len(collections[0].get_paths()) == som.grid_.n_units
+    # Centres follow the grid coordinates: adjacent hexagons are 1 apart.
+    ax = plotting._new_figure(3, 3).add_subplot()
+    plotting.draw_grid_values(ax, som.grid_, np.arange(som.grid_.n_units), colorbar=False)
+    assert ax.collections[0].get_array().shape == (12,)
+    hexagon = RegularPolygon((0, 0), numVertices=6, radius=plotting._HEX_RADIUS)
+    width = np.ptp(hexagon.get_verts()[:, 0])
+    assert width == pytest.approx(1.0)  # flat sides 1 apart: neighbours touch
+
+
+def test_rectangular_values_are_in_grid_order(images):
+    som = fitted(images, grid=(2, 3))
+    ax = plotting._new_figure(3, 3).add_subplot()
+    plotting.draw_grid_values(ax, som.grid_, np.arange(6), colorbar=False)
+    np.testing.assert_array_equal(ax.images[0].get_array(), [[0, 1, 2], [3, 4, 5]])
+
+
+def test_hit_map_counts(images):
+    som = fitted(images)
+    figure = plotting.hitmap_figure(som, images)
+    counts = np.asarray(figure.axes[0].images[0].get_array()).ravel()
+    np.testing.assert_array_equal(counts, np.bincount(som.predict(images), minlength=12))
+    assert counts.sum() == 60
+
+
+def test_one_dimensional_grid(tmp_path, images):
+    som = fitted(images, grid=(5,))
+    assert set(plotting.plot_map(som, tmp_path, image_shape=(4, 4))) == set(plotting.PLOT_KINDS)
+
+
+def test_component_planes_selection_and_names(images):
+    som = fitted(images)
+    figure = plotting.component_planes_figure(som, [0, 3], feature_names=[f"f{i}" for i in range(16)])
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible() and ax.get_title()]
+    assert titles == ["f0", "f3"]
+    with pytest.raises(ValueError, match="outside"):
+        plotting.component_planes_figure(som, [16])
+
+
+def test_errors(tmp_path, images):
+    som = fitted(images)
+    with pytest.raises(ValueError, match="16 pixels|pixels"):
+        plotting.codebook_figure(som, (3, 3))
+    with pytest.raises(ValueError, match="1 or 2 axes"):
+        plotting.plot_map(fitted(images, grid=(2, 2, 2)), tmp_path)
+    with pytest.raises(ValueError, match="unknown plot kind"):
+        plotting.plot_map(som, tmp_path, kinds=["pie"])
+    with pytest.raises(ValueError, match="fitted"):
+        plotting.umatrix_figure(KSOM())
+    plotting.plot_map(som, tmp_path, kinds=["umatrix"])
+    from somvq._atomic import OutputExistsError
+
+    with pytest.raises(OutputExistsError):
+        plotting.plot_map(som, tmp_path, kinds=["umatrix"], overwrite=False)
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(plotting.PlottingUnavailableError, match=r"pip install somvq\[plot\]"):
+        plotting.require_matplotlib()
+
+
+def test_failed_render_leaves_no_file(tmp_path, images):
+    figure = plotting.umatrix_figure(fitted(images))
+
+    class Boom(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom
+
+    figure.savefig = explode
+    with pytest.raises(Boom):
+        plotting.save_figure(figure, tmp_path / "u.png")
+    assert list(tmp_path.iterdir()) == []
