@@ -327,8 +327,14 @@ def load_dataset(
     if n_samples is not None:
         if n_samples < 1:
             raise ValueError(f"n_samples={n_samples} must be >= 1.")
+        kept = min(n_samples, data.X.shape[0])
         data = Dataset(
-            data.name, data.X[:n_samples], data.y[:n_samples], data.image_shape, data.feature_names, data.description
+            data.name,
+            data.X[:n_samples],
+            data.y[:n_samples],
+            data.image_shape,
+            data.feature_names,
+            f"{data.description} (first {kept} rows)",
         )
     return data
 
