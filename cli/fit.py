@@ -76,11 +76,9 @@ def build_estimator(options: dict[str, Any]):
     params = {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
     som = KSOM(**params)
     try:
-        # Check parameters before loading data or fitting: the same checks fit runs first.
-        som._validate_params()
-        som._make_grid()
-        if som.backend != "cuda":
-            som._check_options()
+        # Check parameters before loading data or fitting: the same checks fit runs first;
+        # an unavailable backend (a RuntimeError) is left to the data-error handler (exit 1).
+        som.check_parameters()
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc).replace("\n", " ")) from None
     return som

@@ -217,6 +217,21 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.verbose = verbose
 
     # ------------------------------------------------------------------ resolution
+    def check_parameters(self) -> Grid:
+        """Validate the parameters without data, as ``fit`` does first; return the grid.
+
+        Front ends call this to report a bad parameter before reading any data.
+
+        Raises
+        ------
+        ValueError (sklearn's InvalidParameterError) naming the parameter and its value;
+        BackendUnavailableError when the requested backend cannot run here.
+        """
+        self._validate_params()
+        grid = self._make_grid()
+        self._check_options()
+        return grid
+
     def _make_grid(self) -> Grid:
         if isinstance(self.grid, (Integral, np.integer)):
             return Grid.from_size(int(self.grid), self.grid_dim, self.topology, self.periodic)

@@ -194,3 +194,11 @@ def test_save_refuses_unstorable_parameters(tmp_path, X):
     with pytest.raises(TypeError, match="random_state=RandomState"):
         somvq.save(som, tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_check_parameters_without_data():
+    assert KSOM(grid=(3, 4)).check_parameters().shape == (3, 4)
+    with pytest.raises(ValueError, match="'radius' parameter"):
+        KSOM(radius=0.0).check_parameters()
+    with pytest.raises(BackendUnavailableError):
+        KSOM(backend="cuda").check_parameters()
