@@ -21,6 +21,7 @@ same fixed block, and the additions happen in one fixed order).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,7 @@ _controller_lock = threading.Lock()
 _blas_controller = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _local = threading.local()
+_CPU_COUNT = os.cpu_count() or 1
 
 
 def _blas():
@@ -160,20 +162,26 @@ def best_matching_units(
     neg2_codebook_t = (codebook * np.asarray(-2.0, dtype=codebook.dtype)).T
     norms = np.asarray(codebook_sq_norms, dtype=X.dtype)
     starts = range(0, n, chunk_rows)
+    threads = blas_threads()
     if n_threads is None:
-        n_threads = blas_threads() if n > chunk_rows else 1
-    n_threads = min(int(n_threads), len(starts), os.cpu_count() or 1)
-    if n_threads <= 1:
-        for start in starts:
-            stop = min(start + chunk_rows, n)
-            _search_block(X, start, stop, neg2_codebook_t, norms, out_bmu, out_sq_dist)
-            if counts is not None:
-                accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
-        return
-    # Parallel over blocks, BLAS single-threaded inside; the caller thread adds each
-    # finished block's statistics in row order while the pool searches the next ones.
-    pool = _pool(n_threads)
-    with _blas().limit(limits=1):
+        n_threads = threads
+    n_threads = min(int(n_threads), len(starts), _CPU_COUNT)
+    # BLAS runs single-threaded on every block, whatever the path: the blocks' products
+    # are then the same bits on any thread count, and a small multi-threaded GEMM on a
+    # busy machine waits a scheduler slice for its second thread (profile: a 1024-row
+    # block took 15 ms instead of 0.4 ms under load).
+    limit = _blas().limit(limits=1) if threads > 1 else contextlib.nullcontext()
+    with limit:
+        if n_threads <= 1:
+            for start in starts:
+                stop = min(start + chunk_rows, n)
+                _search_block(X, start, stop, neg2_codebook_t, norms, out_bmu, out_sq_dist)
+                if counts is not None:
+                    accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
+            return
+        # Parallel over blocks; the caller thread adds each finished block's statistics
+        # in row order while the pool searches the next ones.
+        pool = _pool(n_threads)
         futures = [
             pool.submit(_search_block, X, start, min(start + chunk_rows, n), neg2_codebook_t,
                         norms, out_bmu, out_sq_dist)
