@@ -117,7 +117,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     grid_ : Grid
         The map geometry.
     labels_ : ndarray of shape (n_samples,)
-        BMU of each training row after ``fit``.
+        BMU of each row of the last ``fit`` (or ``partial_fit``) call, under the final
+        codebook.
     n_steps_ : int
         Number of updates applied so far (t); ``partial_fit`` continues from it.
     n_iter_ : int
@@ -378,6 +379,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         sq_error = self._one_pass(X, np.arange(X.shape[0]), grid, state)
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
+        # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
+        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
         self._commit(state)
         return self
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .exceptions import ModelFileError
+from .exceptions import BackendUnavailableError, ModelFileError
 
 __all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -245,6 +245,10 @@ def load(path: str | os.PathLike):
             else:
                 params[name] = _from_json_param(value)
         estimator = KSOM(**params)
+        try:
+            estimator.check_parameters()
+        except BackendUnavailableError:
+            pass  # a model trained on a GPU still loads for inspection on a CPU machine
         grid_meta = meta["grid"]
         grid = Grid(tuple(grid_meta["shape"]), grid_meta["topology"], tuple(grid_meta["periodic"]))
         state = meta["state"]

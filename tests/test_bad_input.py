@@ -202,3 +202,14 @@ def test_check_parameters_without_data():
         KSOM(radius=0.0).check_parameters()
     with pytest.raises(BackendUnavailableError):
         KSOM(backend="cuda").check_parameters()
+
+
+def test_tampered_parameter_values_are_refused_at_load(tmp_path, model_path):
+    import json
+
+    with np.load(model_path) as f:
+        meta = json.loads(f["__somvq__"].tobytes())
+    meta["params"]["decay"] = 7.0
+    tampered = _rewrite(model_path, tmp_path / "t.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with pytest.raises(ModelFileError, match="decay"):
+        somvq.load(tampered)
