@@ -29,12 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit, types
 
-from ._signatures import FLOATS, array, data_arrays
+from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
+
+#: Blocks reach the kernels C-contiguous (see :func:`_block`): one signature per dtype and
+#: writability keeps the number of cached overloads loaded at first use small.
+_BLOCKS = [array(dtype, 2, "C", readonly) for dtype in FLOATS for readonly in (False, True)]
 
 _ACC_SIGNATURES = [
     types.void(block, array(types.int64, 1), array(types.float64, 1), array(types.float64, 2))
-    for block in data_arrays()
+    for block in _BLOCKS
 ]
 
 
@@ -50,8 +54,8 @@ def accumulate_statistics(block, bmu, counts, sums):
 
 
 _FINISH_SIGNATURES = [
-    types.void(block, array(block.dtype, 2), array(types.int64, 1), array(types.float64, 1))
-    for block in data_arrays()
+    types.void(block, array(block.dtype, 2, "C"), array(types.int64, 1), array(types.float64, 1))
+    for block in _BLOCKS
 ]
 
 
