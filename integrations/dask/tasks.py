@@ -1,0 +1,81 @@
+"""What runs on the dask workers: one row chunk at a time, and the reductions of the results.
+
+Every function here is a module-level function (pickled by reference, so a worker imports
+it instead of receiving code) that takes plain NumPy blocks and small arguments, and calls
+the core (:mod:`somvq.algorithms`, or a fitted :class:`~somvq.KSOM` for inference). The
+only things that travel back to the client are per-chunk statistics: K hit counts, K x D
+sums, one squared error and one row count; never anything with a row per sample.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+
+from somvq import algorithms
+
+__all__ = [
+    "chunk_statistics",
+    "sum_statistics",
+    "predict_block",
+    "transform_block",
+    "bmu_coordinates_block",
+    "chunk_quantization_error",
+    "chunk_topographic_error",
+    "sum_weighted",
+]
+
+
+def _check_finite(block: np.ndarray, chunk_index: int) -> None:
+    # One pass over the block next to the GEMM's K passes: cheap, and the same clear error
+    # that KSOM.fit gives for NaN/inf, raised where the data is instead of a silently NaN
+    # codebook.
+    if not np.isfinite(block).all():
+        raise ValueError(f"Input X contains NaN or infinity (row chunk {chunk_index}).")
+
+
+def chunk_statistics(block: np.ndarray, codebook: np.ndarray, chunk_index: int) -> algorithms.UnitStatistics:
+    """Counts ``c = E^T 1`` (K,), sums ``S = E^T X`` (K, D) and squared error of one chunk."""
+    _check_finite(block, chunk_index)
+    return algorithms.unit_statistics(block, codebook)
+
+
+def sum_statistics(*parts: algorithms.UnitStatistics) -> algorithms.UnitStatistics:
+    """Sum of per-chunk statistics, left to right (a fixed order: deterministic bits)."""
+    return functools.reduce(operator.add, parts)
+
+
+def predict_block(block: np.ndarray, model) -> np.ndarray:
+    """BMU index of each row of the block (``KSOM.predict``)."""
+    return model.predict(block)
+
+
+def transform_block(block: np.ndarray, model) -> np.ndarray:
+    """Distances of each row of the block to every unit (``KSOM.transform``)."""
+    return model.transform(block)
+
+
+def bmu_coordinates_block(block: np.ndarray, model) -> np.ndarray:
+    """Grid coordinates of each row's BMU (``KSOM.bmu_coordinates``)."""
+    return model.bmu_coordinates(block)
+
+
+def chunk_quantization_error(block: np.ndarray, model, squared: bool) -> tuple[int, float]:
+    """``(rows, sum over rows of the distance to the BMU)`` of one chunk."""
+    if block.shape[0] == 0:
+        return 0, 0.0
+    return block.shape[0], block.shape[0] * model.quantization_error(block, squared=squared)
+
+
+def chunk_topographic_error(block: np.ndarray, model) -> tuple[int, float]:
+    """``(rows, number of rows whose two best units are not grid neighbours)``."""
+    if block.shape[0] == 0:
+        return 0, 0.0
+    return block.shape[0], block.shape[0] * model.topographic_error(block)
+
+
+def sum_weighted(*parts: tuple[int, float]) -> tuple[int, float]:
+    """Sum of ``(rows, total)`` pairs."""
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
