@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 # torch: the pinned CPU build first. A looser requirement with no torch installed would
 # pull a multi-GB CUDA build; the package itself only asks for a range.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask]"
 
 # Numba's on-disk cache lives beside the sources; warm it once so test timings are sane.
 export OMP_WAIT_POLICY=PASSIVE
