@@ -409,7 +409,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
         if self.algorithm == "batch":
             stats = algorithms.unit_statistics(X, state["codebook_"])
-            H = self._neighbourhood_matrix(neighbourhood, grid, state["n_steps_"])
+            H = self._smoothing(neighbourhood, grid, state["n_steps_"])
             counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
             state["codebook_"] = algorithms.batch_update(state["codebook_"], counts, sums)
             state["n_steps_"] += 1
@@ -419,7 +419,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             for start in range(0, order.shape[0], self.batch_size):
                 batch = X[order[start : start + self.batch_size]]
                 stats = algorithms.unit_statistics(batch, state["codebook_"])
-                H = self._neighbourhood_matrix(neighbourhood, grid, state["n_steps_"])
+                H = self._smoothing(neighbourhood, grid, state["n_steps_"])
                 counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
                 state["ema_count_"], state["ema_sum_"], state["codebook_"] = algorithms.ema_update(
                     state["ema_count_"],
@@ -451,10 +451,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return float(algorithms.assign(X, codebook)[1].sum())
 
     @staticmethod
-    def _neighbourhood_matrix(neighbourhood: Neighbourhood, grid: Grid, t: int):
-        if neighbourhood.kind == "none":
-            return None
-        return neighbourhood.matrix(grid.distances, t)
+    def _smoothing(neighbourhood: Neighbourhood, grid: Grid, t: int):
+        """``S -> H_t S`` of step t: separable, identity or dense, whichever is exact and cheapest."""
+        return algorithms.neighbourhood_smoothing(neighbourhood, grid, t)
 
     def _commit(self, state: dict[str, Any]) -> None:
         """Publish the new fitted state at once: an interrupted fit leaves the old one."""

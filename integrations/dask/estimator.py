@@ -283,7 +283,7 @@ class DaskKSOM(KSOM):
         neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
         if self.algorithm == "batch":
             stats = _reduced_statistics(chunks, state["codebook_"])
-            H = self._neighbourhood_matrix(neighbourhood, grid, state["n_steps_"])
+            H = self._smoothing(neighbourhood, grid, state["n_steps_"])
             counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
             state["codebook_"] = algorithms.batch_update(state["codebook_"], counts, sums)
             state["n_steps_"] += 1
@@ -291,7 +291,7 @@ class DaskKSOM(KSOM):
         sq_error = 0.0
         for position in order:
             stats = _reduced_statistics([chunks[position]], state["codebook_"])
-            H = self._neighbourhood_matrix(neighbourhood, grid, state["n_steps_"])
+            H = self._smoothing(neighbourhood, grid, state["n_steps_"])
             counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
             state["ema_count_"], state["ema_sum_"], state["codebook_"] = algorithms.ema_update(
                 state["ema_count_"],
