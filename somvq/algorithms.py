@@ -34,6 +34,7 @@ __all__ = [
     "neighbourhood_smoothing",
     "batch_update",
     "ema_update",
+    "minibatch_pass",
     "online_pass",
     "assign",
 ]
@@ -69,16 +70,27 @@ def assign(X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None
 
 
 def unit_statistics(
-    X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None
+    X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None, buffers=None
 ) -> UnitStatistics:
-    """Hit counts ``c = E^T 1`` and sums ``S = E^T X`` of ``X`` against ``codebook``."""
+    """Hit counts ``c = E^T 1`` and sums ``S = E^T X`` of ``X`` against ``codebook``.
+
+    ``buffers``: optional ``(counts (K,), sums (K, D), bmu (>= n,), sq_dist (>= n,))``
+    float64/int64 arrays reused between calls (a mini-batch pass); the returned counts and
+    sums are then those buffers, overwritten by the next call.
+    """
     chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
     X = _as_dtype(X, codebook.dtype)
     n_units, n_features = codebook.shape
-    counts = np.zeros(n_units, dtype=np.float64)
-    sums = np.zeros((n_units, n_features), dtype=np.float64)
-    bmu = np.empty(X.shape[0], dtype=np.int64)
-    sq_dist = np.empty(X.shape[0], dtype=np.float64)
+    if buffers is None:
+        counts = np.zeros(n_units, dtype=np.float64)
+        sums = np.zeros((n_units, n_features), dtype=np.float64)
+        bmu = np.empty(X.shape[0], dtype=np.int64)
+        sq_dist = np.empty(X.shape[0], dtype=np.float64)
+    else:
+        counts, sums, bmu, sq_dist = buffers
+        counts.fill(0.0)
+        sums.fill(0.0)
+        bmu, sq_dist = bmu[: X.shape[0]], sq_dist[: X.shape[0]]
     norms = np.einsum("ij,ij->i", codebook, codebook)
     best_matching_units(
         X, codebook, norms, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows
@@ -169,6 +181,96 @@ def ema_update(
     raise ValueError(f"update={update!r} is not one of ('all', 'written').")
 
 
+#: Bytes of rows that :func:`minibatch_pass` gathers (in the pass's order) at once.
+_GATHER_BYTES = 8 << 20
+
+
+def minibatch_pass(
+    X: np.ndarray,
+    order: np.ndarray,
+    codebook: np.ndarray,
+    ema_count: np.ndarray,
+    ema_sum: np.ndarray,
+    neighbourhood: Neighbourhood,
+    grid,
+    t0: int,
+    *,
+    batch_size: int,
+    decay: float,
+    eps: float,
+    update: str = "all",
+    chunk_rows: int | None = None,
+) -> float:
+    """Mini-batch KSOM over ``X[order]`` in batches of ``batch_size``, updating in place.
+
+    The same arithmetic as, per batch at step ``t = t0, t0 + 1, ...``::
+
+        stats = unit_statistics(batch, codebook)
+        n, s = smooth_statistics(neighbourhood_smoothing(neighbourhood, grid, t), stats.counts, stats.sums)
+        ema_count, ema_sum, codebook = ema_update(ema_count, ema_sum, codebook, n, s, ...)
+
+    but with no per-step temporaries of size K x D: ``codebook`` (C-contiguous, the data's
+    dtype), ``ema_count`` (K,) and ``ema_sum`` (K, D) (float64, C-contiguous) are updated
+    in place, so pass private copies (the estimator does, and publishes them at the end).
+    Rows are gathered in order into a contiguous buffer a few MB at a time, the BLAS stays
+    single-threaded for the whole pass, and the smoothing and EMA update run compiled
+    (:mod:`somvq._kernels.cpu_minibatch`). Returns the sum over rows of the squared
+    distance to the winner met at the row's step.
+    """
+    from ._kernels.cpu_bmu import single_threaded_blas
+    from ._kernels.cpu_minibatch import ema_update_inplace, smooth_separable_2d
+    from .neighbourhoods import IdentitySmoothing, SeparableSmoothing
+
+    if update not in ("all", "written"):
+        raise ValueError(f"update={update!r} is not one of ('all', 'written').")
+    chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
+    X = _as_dtype(X, codebook.dtype)
+    order = np.asarray(order, dtype=np.intp)
+    n_rows = order.shape[0]
+    n_units, n_features = codebook.shape
+    batch_size = max(int(batch_size), 1)
+    # Rows gathered at once: whole batches, about 8 MB (at least one batch).
+    per_gather = max(1, _GATHER_BYTES // max(1, n_features * X.itemsize * batch_size)) * batch_size
+    gathered = np.empty((min(per_gather, n_rows), n_features), dtype=X.dtype)
+    rows = min(batch_size, n_rows)
+    counts = np.empty(n_units)
+    sums = np.empty((n_units, n_features))
+    bmu = np.empty(rows, dtype=np.int64)
+    sq_dist = np.empty(rows)
+    buffers = (counts, sums, bmu, sq_dist)
+    smoothed_counts = np.empty(n_units)
+    smoothed_sums = np.empty((n_units, n_features))
+    scratch = np.empty((n_units, n_features + 1))
+    update_all = update == "all"
+    sq_error = 0.0
+    t = int(t0)
+    with single_threaded_blas():
+        for g_start in range(0, n_rows, per_gather):
+            g_stop = min(g_start + per_gather, n_rows)
+            block = gathered[: g_stop - g_start]
+            np.take(X, order[g_start:g_stop], axis=0, out=block)
+            for start in range(0, block.shape[0], batch_size):
+                batch = block[start : start + batch_size]
+                stats = unit_statistics(batch, codebook, chunk_rows=chunk_rows, buffers=buffers)
+                sq_error += stats.sq_error
+                op = smoothing_operator(neighbourhood, grid, t)
+                if isinstance(op, IdentitySmoothing):
+                    n_t, s_t = counts, sums
+                elif isinstance(op, SeparableSmoothing) and len(op.factors) <= 2:
+                    f0, f1 = (op.factors if len(op.factors) == 2 else [np.ones((1, 1)), op.factors[0]])
+                    smooth_separable_2d(counts, sums, np.ascontiguousarray(f0), np.ascontiguousarray(f1),
+                                        op.scale, smoothed_counts, smoothed_sums, scratch)
+                    n_t, s_t = smoothed_counts, smoothed_sums
+                else:
+                    n_t, s_t = op.apply(counts, sums)
+                    n_t = np.ascontiguousarray(n_t, dtype=np.float64)
+                    s_t = np.ascontiguousarray(s_t, dtype=np.float64)
+                ema_update_inplace(ema_count, ema_sum, codebook, n_t, s_t, float(decay), float(eps),
+                                   update_all)
+                t += 1
+    return sq_error
+
+
 def online_pass(
     X: np.ndarray,
     codebook: np.ndarray,
@@ -178,11 +280,20 @@ def online_pass(
     learning_rate: Schedule | str,
     unit_counts: np.ndarray,
     t0: int,
+    *,
+    grid=None,
 ) -> None:
     """Online KSOM over ``X[order]``, updating ``codebook`` and ``unit_counts`` in place.
 
     ``learning_rate`` is a :class:`Schedule`, or ``"inverse_count"`` for ``1 / n_k*`` with
     the winner's hit count (MacQueen's online k-means when the neighbourhood is "none").
+
+    ``grid``: the :class:`~somvq.grids.Grid` of ``grid_distances``. On a 1-D or 2-D
+    rectangular grid it enables the fast paths of
+    :func:`somvq._kernels.cpu_online.online_pass_grid`: per-axis weights for "gaussian"
+    (n0 + n1 ``exp`` per sample instead of K; equal up to rounding) and, for the kernels
+    with finite support ("none", "hard", "bubble", "triangle", "cut_gaussian"), updates of
+    the units inside the support only (same bits).
     """
     if isinstance(learning_rate, str):
         if learning_rate != "inverse_count":
@@ -194,6 +305,29 @@ def online_pass(
             [learning_rate.start, learning_rate.end, learning_rate.shrink, learning_rate.horizon],
             dtype=np.float64,
         )
+    mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)
+    if mode is not None:
+        from ._kernels.cpu_online import online_pass_grid
+
+        shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
+        periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
+        online_pass_grid(
+            X,
+            codebook,
+            np.ascontiguousarray(order, dtype=np.int64),
+            grid_distances,
+            neighbourhood.code,
+            neighbourhood.radius.code,
+            neighbourhood.kernel_parameters(),
+            lr_code,
+            lr_params,
+            unit_counts,
+            int(t0),
+            mode,
+            np.asarray(shape, dtype=np.int64),
+            np.asarray(periodic, dtype=np.int64),
+        )
+        return
     _online_pass_kernel(
         X,
         codebook,
@@ -207,6 +341,33 @@ def online_pass(
         unit_counts,
         int(t0),
     )
+
+
+_BOX_KERNELS = ("none", "hard", "bubble", "triangle", "cut_gaussian")
+
+
+def _online_mode(neighbourhood, grid, X, codebook, grid_distances):
+    """The fast mode of ``online_pass_grid`` for this call, or None for the general kernel."""
+    from ._kernels.cpu_online import MODE_BOX, MODE_SEPARABLE_GAUSSIAN
+
+    if (
+        grid is None
+        or grid.topology != "rectangular"
+        or grid.ndim > 2
+        or not isinstance(X, np.ndarray)
+        or not X.flags.c_contiguous
+        or X.dtype != codebook.dtype
+        or X.dtype not in (np.float32, np.float64)
+        or not codebook.flags.c_contiguous
+        or not isinstance(grid_distances, np.ndarray)
+        or grid_distances is not grid.distances
+    ):
+        return None
+    if neighbourhood.kind == "gaussian":
+        return MODE_SEPARABLE_GAUSSIAN
+    if neighbourhood.kind in _BOX_KERNELS:
+        return MODE_BOX
+    return None
 
 
 def _as_dtype(X: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -325,7 +325,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=True)
+        X = self._validate_training_data(X, reset=True)
         self._check_options()
         grid = self._make_grid()
         state = self._initial_state(X, grid)
@@ -340,7 +340,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
-        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
+        state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
 
@@ -359,7 +359,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self
         """
         first = not hasattr(self, "codebook_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=first)
+        X = self._validate_training_data(X, reset=first)
         self._check_options()
         if first:
             grid = self._make_grid()
@@ -380,7 +380,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
         # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
-        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
+        state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
 
@@ -406,6 +406,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Returns the sum of squared distances to the winners met during the pass (for
         online KSOM, measured once after the pass).
         """
+        if self.backend == "cuda":
+            return self._cuda_pass(X, order, grid, state)
         neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
         if self.algorithm == "batch":
             stats = algorithms.unit_statistics(X, state["codebook_"])
@@ -415,24 +417,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             state["n_steps_"] += 1
             return stats.sq_error
         if self.algorithm == "minibatch":
-            sq_error = 0.0
-            for start in range(0, order.shape[0], self.batch_size):
-                batch = X[order[start : start + self.batch_size]]
-                stats = algorithms.unit_statistics(batch, state["codebook_"])
-                H = self._smoothing(neighbourhood, grid, state["n_steps_"])
-                counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
-                state["ema_count_"], state["ema_sum_"], state["codebook_"] = algorithms.ema_update(
-                    state["ema_count_"],
-                    state["ema_sum_"],
-                    state["codebook_"],
-                    counts,
-                    sums,
-                    decay=float(self.decay),
-                    eps=float(self.eps),
-                    update=self.update,
-                )
-                state["n_steps_"] += 1
-                sq_error += stats.sq_error
+            # Fused pass, in place on private copies made here (the state's arrays may be
+            # shared with a callback or the user's init): published only when it returns.
+            codebook = np.array(state["codebook_"], order="C", copy=True)
+            ema_count = np.array(state["ema_count_"], dtype=np.float64, order="C", copy=True)
+            ema_sum = np.array(state["ema_sum_"], dtype=np.float64, order="C", copy=True)
+            sq_error = algorithms.minibatch_pass(
+                X, order, codebook, ema_count, ema_sum, neighbourhood, grid, state["n_steps_"],
+                batch_size=self.batch_size, decay=float(self.decay), eps=float(self.eps),
+                update=self.update,
+            )
+            state["codebook_"], state["ema_count_"], state["ema_sum_"] = codebook, ema_count, ema_sum
+            state["n_steps_"] += math.ceil(order.shape[0] / self.batch_size)
             return sq_error
         # online
         codebook = np.ascontiguousarray(state["codebook_"]).copy()
@@ -445,6 +441,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             self._resolve_learning_rate(state["_horizon"]),
             state["unit_counts_"],
             state["n_steps_"],
+            grid=grid,
         )
         state["codebook_"] = codebook
         state["n_steps_"] += order.shape[0]

@@ -129,3 +129,84 @@ def test_matrix_through_distinct_distances_is_exact(kind):
         np.testing.assert_array_equal(nb.matrix(grid.distances, t), expected)
         np.testing.assert_array_equal(nb.matrix(grid.distances, t, dtype=np.float32),
                                       expected.astype(np.float32))
+
+
+# ------------------------------------------------------------------ fused mini-batch pass
+def _simple_minibatch(X, order, W, N, m, nb, grid, t0, batch_size, decay, eps, update):
+    """The step-by-step mini-batch KSOM with the dense H_t: the definition."""
+    for step, start in enumerate(range(0, len(order), batch_size)):
+        batch = X[order[start : start + batch_size]]
+        stats = algorithms.unit_statistics(batch, W)
+        H = nb.matrix(np.array(grid.distances), t0 + step)
+        n, s = algorithms.smooth_statistics(H, stats.counts, stats.sums)
+        N, m, W = algorithms.ema_update(N, m, W, n, s, decay=decay, eps=eps, update=update)
+    return W, N, m
+
+
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), periodic=True), Grid((7,)),
+                                  Grid((2, 3, 2)), Grid((3, 4), topology="hexagonal")], ids=repr)
+@pytest.mark.parametrize("kind", ["none", "hard", "gaussian", "exponential", "bubble"])
+@pytest.mark.parametrize("update", ["all", "written"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_minibatch_pass_equals_step_by_step_definition(grid, kind, update, dtype):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(203, 5)).astype(dtype)
+    W0 = rng.normal(size=(grid.n_units, 5)).astype(dtype)
+    order = rng.permutation(X.shape[0])
+    nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.2, 20.0), 0.2)
+    W, N, m = W0.copy(), np.full(grid.n_units, 1.0), W0.astype(np.float64)
+    sq = algorithms.minibatch_pass(X, order, W, N, m, nb, grid, 3, batch_size=32, decay=0.9,
+                                   eps=1e-3, update=update, chunk_rows=16)
+    rW, rN, rm = _simple_minibatch(X, order, W0.copy(), np.full(grid.n_units, 1.0),
+                                   W0.astype(np.float64), nb, grid, 3, 32, 0.9, 1e-3, update)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(N, rN, rtol=1e-10)
+    np.testing.assert_allclose(m, rm, rtol=tol, atol=tol)
+    np.testing.assert_allclose(W, rW, rtol=tol, atol=tol)
+    assert W.dtype == dtype and np.isfinite(sq) and sq > 0
+
+
+def test_minibatch_pass_gathers_in_several_blocks(monkeypatch):
+    """Results do not depend on how many rows are gathered at once."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(500, 4))
+    grid = Grid((3, 3))
+    nb = Neighbourhood("hard", Schedule("inverse_time", 1.0, 0.5, 0.1, 10.0), 0.1)
+    order = rng.permutation(500)
+    outs = []
+    for per_gather_bytes in (8 << 20, 1):
+        W, N, m = X[:9].copy(), np.ones(9), X[:9].copy()
+        monkeypatch.setattr(algorithms, "_GATHER_BYTES", per_gather_bytes)
+        algorithms.minibatch_pass(X, order, W, N, m, nb, grid, 0, batch_size=64, decay=0.95, eps=1e-5)
+        outs.append((W, N, m))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ online fast paths
+@pytest.mark.parametrize("grid", [Grid((5, 6)), Grid((4, 7), periodic=True), Grid((9,)),
+                                  Grid((6,), periodic=True), Grid((3, 5), periodic=(False, True))],
+                         ids=repr)
+@pytest.mark.parametrize("kind", ["none", "hard", "gaussian", "bubble", "triangle", "cut_gaussian"])
+@pytest.mark.parametrize("radius", [0.7, 1.5, 2.5, 40.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_online_grid_paths_equal_general_kernel(grid, kind, radius, dtype):
+    from somvq._kernels.cpu_online import online_pass as general
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(150, 3)).astype(dtype)
+    W0 = rng.normal(size=(grid.n_units, 3)).astype(dtype)
+    order = rng.permutation(150)
+    nb = Neighbourhood(kind, Schedule("exponential", radius, radius / 4, 0.1, 149.0), 0.1)
+    lr = Schedule("exponential", 0.5, 0.01, 0.1, 149.0)
+    fast, slow = W0.copy(), W0.copy()
+    c_fast, c_slow = np.ones(grid.n_units), np.ones(grid.n_units)
+    algorithms.online_pass(X, fast, order, grid.distances, nb, lr, c_fast, 2, grid=grid)
+    general(X, slow, order.astype(np.int64), grid.distances, nb.code, nb.radius.code,
+            nb.kernel_parameters(), lr.code, np.array([lr.start, lr.end, lr.shrink, lr.horizon]),
+            c_slow, 2)
+    if kind == "gaussian":  # per-axis products: equal up to rounding
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+    else:  # same weights on the visited units, zero elsewhere: same bits
+        np.testing.assert_array_equal(fast, slow)

@@ -104,6 +104,28 @@ def blas_threads() -> int:
     return max([c for c in counts if c] or [1])
 
 
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Hold the BLAS at one thread for a whole pass of many small searches.
+
+    :func:`best_matching_units` limits the BLAS to one thread on every call; a mini-batch
+    pass makes one call per batch, and setting the thread count back and forth each time
+    costs more than a 1024-row product. Inside this context the calls skip it and still
+    use the block pool sized by the BLAS thread count seen on entry. Re-entrant.
+    """
+    if getattr(_local, "outer_threads", None) is not None:
+        yield
+        return
+    threads = blas_threads()
+    limit = _blas().limit(limits=1) if threads > 1 else contextlib.nullcontext()
+    with limit:
+        _local.outer_threads = threads
+        try:
+            yield
+        finally:
+            _local.outer_threads = None
+
+
 def _pool(n_threads: int) -> ThreadPoolExecutor:
     pool = _pools.get(n_threads)
     if pool is None:
@@ -166,15 +188,17 @@ def best_matching_units(
     neg2_codebook_t = (codebook * np.asarray(-2.0, dtype=codebook.dtype)).T
     norms = np.asarray(codebook_sq_norms, dtype=X.dtype)
     starts = range(0, n, chunk_rows)
-    threads = blas_threads()
+    outer = getattr(_local, "outer_threads", None)
+    threads = blas_threads() if outer is None else outer
     if n_threads is None:
         n_threads = threads
     n_threads = min(int(n_threads), len(starts), _CPU_COUNT)
     # BLAS runs single-threaded on every block, whatever the path: the blocks' products
     # are then the same bits on any thread count, and a small multi-threaded GEMM on a
     # busy machine waits a scheduler slice for its second thread (profile: a 1024-row
-    # block took 15 ms instead of 0.4 ms under load).
-    limit = _blas().limit(limits=1) if threads > 1 else contextlib.nullcontext()
+    # block took 15 ms instead of 0.4 ms under load). Inside single_threaded_blas() the
+    # limit is already held.
+    limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
         if n_threads <= 1:
             for start in starts:
@@ -185,15 +209,19 @@ def best_matching_units(
             return
         # Parallel over blocks; the caller thread adds each finished block's statistics
         # in row order while the pool searches the next ones.
+        # The caller searches the first block itself (one thread hand-off fewer: for a
+        # 2-block mini-batch only the second block goes to the pool).
         pool = _pool(n_threads)
         futures = [
             pool.submit(_search_block, X, start, min(start + chunk_rows, n), neg2_codebook_t,
                         norms, out_bmu, out_sq_dist)
-            for start in starts
+            for start in starts[1:]
         ]
         try:
-            for start, future in zip(starts, futures):
-                future.result()
+            _search_block(X, 0, min(chunk_rows, n), neg2_codebook_t, norms, out_bmu, out_sq_dist)
+            for start, future in zip(starts, [None, *futures]):
+                if future is not None:
+                    future.result()
                 if counts is not None:
                     stop = min(start + chunk_rows, n)
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
