@@ -35,6 +35,7 @@ __all__ = [
     "find_idx_files",
     "load_idx_dataset",
     "load_digits",
+    "load_sample_image_tiles",
     "load_dataset",
     "write_idx",
 ]
@@ -268,6 +269,33 @@ def load_digits() -> Dataset:
         feature_names=[f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
         description="scikit-learn digits: 1797 handwritten digits, 8x8 pixels, values 0..16",
     )
+
+
+def load_sample_image_tiles(size: int = 32, stride: int | None = None) -> np.ndarray:
+    """Square RGB tiles cut from the two photos bundled with scikit-learn.
+
+    ``load_sample_images`` (china.jpg, flower.jpg, 427x640 each) is cut into
+    ``size x size`` tiles every ``stride`` pixels (default ``size``: no overlap), row by
+    row, photo by photo: 2 x 13 x 20 = 520 tiles of 32 x 32.
+
+    Returns
+    -------
+    tiles : ndarray of shape (n, size, size, 3), uint8
+    """
+    from sklearn.datasets import load_sample_images
+
+    stride = size if stride is None else stride
+    if size < 1 or stride < 1:
+        raise ValueError(f"size={size} and stride={stride} must be >= 1.")
+    tiles = []
+    for image in load_sample_images().images:
+        height, width = image.shape[:2]
+        for top in range(0, height - size + 1, stride):
+            for left in range(0, width - size + 1, stride):
+                tiles.append(image[top : top + size, left : left + size])
+    if not tiles:
+        raise ValueError(f"size={size} is larger than the photos (427 x 640).")
+    return np.ascontiguousarray(np.stack(tiles), dtype=np.uint8)
 
 
 def load_dataset(

@@ -325,7 +325,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         -------
         self
         """
-        X = self._validate_training_data(X, reset=True)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=True)
         self._check_options()
         grid = self._make_grid()
         state = self._initial_state(X, grid)
@@ -340,7 +340,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
-        state["labels_"] = self._labels(X, state["codebook_"])
+        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
         self._commit(state)
         return self
 
@@ -359,7 +359,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self
         """
         first = not hasattr(self, "codebook_")
-        X = self._validate_training_data(X, reset=first)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=first)
         self._check_options()
         if first:
             grid = self._make_grid()
@@ -380,7 +380,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
         # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
-        state["labels_"] = self._labels(X, state["codebook_"])
+        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
         self._commit(state)
         return self
 
@@ -406,8 +406,6 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Returns the sum of squared distances to the winners met during the pass (for
         online KSOM, measured once after the pass).
         """
-        if self.backend == "cuda":
-            return self._cuda_pass(X, order, grid, state)
         neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
         if self.algorithm == "batch":
             stats = algorithms.unit_statistics(X, state["codebook_"])

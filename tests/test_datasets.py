@@ -130,3 +130,14 @@ def test_scikit_learn_sets(name, shape):
     assert data.y.shape == (shape[0],)
     assert len(data.feature_names) == shape[1]
     assert (data.image_shape == (8, 8)) == (name == "digits")
+
+
+def test_sample_image_tiles():
+    tiles = datasets.load_sample_image_tiles(32)
+    assert tiles.shape == (2 * 13 * 20, 32, 32, 3) and tiles.dtype == np.uint8
+    from sklearn.datasets import load_sample_images
+
+    np.testing.assert_array_equal(tiles[1], load_sample_images().images[0][:32, 32:64])
+    assert datasets.load_sample_image_tiles(16, stride=8).shape[1:] == (16, 16, 3)
+    with pytest.raises(ValueError, match="larger than the photos"):
+        datasets.load_sample_image_tiles(1000)
