@@ -1,0 +1,365 @@
+"""Training loop of one VQ-VAE: AdamW, gradient clipping, validation, logs, checkpoint/resume.
+
+One run writes into its output directory:
+
+``config.json``
+    the :class:`TrainConfig`;
+``log.csv`` and ``log.json``
+    one record per training step: ``step``, ``seconds``, ``train_loss`` (reconstruction +
+    commitment), ``train_reconstruction``, ``perplexity`` and ``used_codes`` of the
+    batch; every ``validation_interval`` steps also ``val_loss`` (reconstruction MSE on the
+    validation split, quantiser in eval mode), ``val_perplexity`` and ``val_used_codes``;
+``checkpoint.pt``
+    model (with the quantiser's buffers: codebook, EMA counts and sums, step t),
+    optimiser, training step, RNG states and the log so far, written atomically every
+    ``checkpoint_interval`` steps and at the end. Rerunning with the same directory resumes
+    from it; the batches are a pure function of (seed, step) and every state is restored,
+    so a resumed run is bit-identical to an uninterrupted one on the same device and
+    thread count.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import ImageData, batch_indices, load_image_data
+from .model import VQVAE
+
+__all__ = ["TrainConfig", "TrainResult", "train", "build_model", "validate", "load_checkpoint", "LOG_FIELDS"]
+
+LOG_FIELDS = (
+    "step",
+    "seconds",
+    "train_loss",
+    "train_reconstruction",
+    "perplexity",
+    "used_codes",
+    "val_loss",
+    "val_perplexity",
+    "val_used_codes",
+)
+# Changing any of these between a checkpoint and its resumption would make a different run.
+_MODEL_FIELDS = (
+    "dataset", "channels", "latent_dim", "codebook_size", "grid", "neighbourhood", "init_count",
+    "update", "decay", "shrink", "commitment_weight", "batch_size", "lr", "weight_decay", "seed",
+    "validation_size", "n_samples", "split_seed",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (defaults: the paper's CIFAR-10 setup)."""
+
+    dataset: str = "fashion-mnist"
+    steps: int = 30_000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    channels: int = 128
+    latent_dim: int = 64
+    codebook_size: int = 512
+    grid: Sequence[int] | None = None
+    neighbourhood: str = "hard"
+    init_count: float = 1.0
+    update: str = "all"
+    decay: float = 0.99
+    shrink: float = 0.1
+    commitment_weight: float = 0.25
+    seed: int = 0
+    validation_interval: int = 500
+    validation_size: int | float = 5000
+    checkpoint_interval: int = 1000
+    time_budget: float | None = None  # seconds of training; None: no limit
+    device: str = "cpu"
+    n_samples: int | None = None
+    split_seed: int = 0
+    data_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["grid"] = None if self.grid is None else list(self.grid)
+        return out
+
+    def check(self) -> None:
+        for name in ("steps", "batch_size", "channels", "latent_dim", "codebook_size", "validation_interval", "checkpoint_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0.")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget={self.time_budget} must be > 0 seconds.")
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device={self.device!r} is not 'cpu' or 'cuda'.")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model, its data and the per-step log."""
+
+    config: TrainConfig
+    model: VQVAE
+    data: ImageData
+    records: list[dict[str, Any]] = field(default_factory=list)
+    output_dir: Path | None = None
+    resumed_from: int = 0
+    stopped_by_time: bool = False
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device, or a clear error when CUDA was asked for but is unavailable."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        from somvq.exceptions import BackendUnavailableError
+
+        raise BackendUnavailableError(f"device={device!r} was requested but CUDA is not available here.")
+    return torch.device(device)
+
+
+def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
+    """The VQ-VAE of ``config``, initialised from ``torch.manual_seed(config.seed)``."""
+    torch.manual_seed(config.seed)
+    return VQVAE(
+        in_channels=in_channels,
+        channels=config.channels,
+        latent_dim=config.latent_dim,
+        codebook_size=config.codebook_size,
+        grid=config.grid,
+        neighbourhood=config.neighbourhood,
+        init_count=config.init_count,
+        update=config.update,
+        decay=config.decay,
+        shrink=config.shrink,
+        commitment_weight=config.commitment_weight,
+    )
+
+
+@torch.no_grad()
+def validate(model: VQVAE, images: torch.Tensor, device: torch.device, batch_size: int = 500) -> dict[str, float]:
+    """Reconstruction MSE, perplexity and used codes over ``images`` (eval mode; restores the mode)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    hits = torch.zeros(model.quantizer.codebook_size, dtype=torch.float64, device=device)
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        reconstruction, indices, _ = model(x)
+        total += float(F.mse_loss(reconstruction, x, reduction="sum"))
+        count += x.numel()
+        hits.index_add_(0, indices.reshape(-1), torch.ones(indices.numel(), dtype=torch.float64, device=device))
+    model.train(was_training)
+    p = hits / hits.sum()
+    return {
+        "val_loss": total / count,
+        "val_perplexity": float(torch.exp(-(p * torch.log(p + 1e-10)).sum())),
+        "val_used_codes": int((hits > 0).sum()),
+    }
+
+
+# ------------------------------------------------------------------ checkpoints and logs
+def _rng_states() -> dict[str, Any]:
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save_checkpoint(path: Path, model, optimiser, step: int, seconds: float, records, config: TrainConfig) -> None:
+    payload = {
+        "format": "somvq-vqvae-checkpoint/1",
+        "config": config.to_dict(),
+        "step": step,
+        "seconds": seconds,
+        "model": model.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "rng": _rng_states(),
+        "records": records,
+    }
+    temporary = path.with_suffix(".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)  # never a half-written checkpoint
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """The content of a ``checkpoint.pt`` (tensors, numbers and the log; no code is run)."""
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != "somvq-vqvae-checkpoint/1":
+        raise ValueError(f"{str(path)!r} is not a somvq VQ-VAE checkpoint.")
+    return payload
+
+
+def write_logs(directory: Path, records: list[dict[str, Any]]) -> None:
+    """log.csv and log.json of the records so far (atomic replace)."""
+    csv_tmp = directory / "log.csv.tmp"
+    with open(csv_tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({key: ("" if record.get(key) is None else record[key]) for key in LOG_FIELDS})
+    os.replace(csv_tmp, directory / "log.csv")
+    json_tmp = directory / "log.json.tmp"
+    json_tmp.write_text(json.dumps(records))
+    os.replace(json_tmp, directory / "log.json")
+
+
+# ------------------------------------------------------------------ the loop
+def train(
+    config: TrainConfig,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    data: ImageData | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train one VQ-VAE as ``config`` says; resume from ``output_dir/checkpoint.pt`` if present.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    output_dir : path, optional
+        Where logs and checkpoints go; None keeps everything in memory (no resume).
+    data : ImageData, optional
+        Already loaded data (default: :func:`load_image_data` of ``config``).
+    resume : bool, default=True
+        Continue from an existing checkpoint in ``output_dir`` (its configuration must
+        match in everything but ``steps``, ``time_budget`` and the intervals).
+    progress : bool, default=True
+        Show a tqdm progress bar.
+    stop_after : int, optional
+        Stop (after checkpointing) once this step is reached, as an interruption would;
+        used to test resumption.
+    callback : callable, optional
+        Called with each step's record.
+    """
+    config.check()
+    device = resolve_device(config.device)
+    if data is None:
+        data = load_image_data(
+            config.dataset,
+            validation_size=config.validation_size,
+            split_seed=config.split_seed,
+            n_samples=config.n_samples,
+            data_dir=config.data_dir,
+        )
+    model = build_model(config, data.channels).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    records: list[dict[str, Any]] = []
+    start_step, seconds_before = 0, 0.0
+    directory = Path(output_dir) if output_dir is not None else None
+    checkpoint_path = None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        checkpoint_path = directory / "checkpoint.pt"
+        if resume and checkpoint_path.exists():
+            payload = load_checkpoint(checkpoint_path, map_location=device)
+            saved = payload["config"]
+            current = config.to_dict()
+            changed = [k for k in _MODEL_FIELDS if saved.get(k) != current.get(k)]
+            if changed:
+                raise ValueError(
+                    f"{str(checkpoint_path)!r} was trained with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
+                    "use another output directory or remove the checkpoint."
+                )
+            model.load_state_dict(payload["model"])
+            optimiser.load_state_dict(payload["optimiser"])
+            _set_rng_states(payload["rng"])
+            start_step, seconds_before = int(payload["step"]), float(payload["seconds"])
+            records = list(payload["records"])[:start_step]
+        (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    result = TrainResult(config, model, data, records, directory, resumed_from=start_step)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start_step, desc=_describe(config), unit="step", leave=False, dynamic_ncols=True)
+    model.train()
+    n_train = data.train.shape[0]
+    started = time.perf_counter() - seconds_before
+    step = start_step
+    try:
+        while step < config.steps:
+            if config.time_budget is not None and time.perf_counter() - started >= config.time_budget:
+                result.stopped_by_time = True
+                break
+            x = data.train[batch_indices(n_train, config.batch_size, step, config.seed)].to(device, non_blocking=True)
+            reconstruction, _, commitment = model(x)
+            reconstruction_loss = F.mse_loss(reconstruction, x)
+            loss = reconstruction_loss + commitment
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimiser.step()
+            step += 1
+            record: dict[str, Any] = {
+                "step": step,
+                "seconds": round(time.perf_counter() - started, 4),
+                "train_loss": float(loss.detach()),
+                "train_reconstruction": float(reconstruction_loss.detach()),
+                "perplexity": float(model.quantizer.perplexity),
+                "used_codes": int(model.quantizer.used_codes),
+                "val_loss": None,
+                "val_perplexity": None,
+                "val_used_codes": None,
+            }
+            if not math.isfinite(record["train_loss"]):
+                raise FloatingPointError(f"the training loss is {record['train_loss']} at step {step}.")
+            last = step == config.steps or (
+                config.time_budget is not None and time.perf_counter() - started >= config.time_budget
+            )
+            if step % config.validation_interval == 0 or last:
+                record.update(validate(model, data.validation, device))
+            records.append(record)
+            if callback is not None:
+                callback(record)
+            if bar is not None:
+                bar.update(1)
+                if record["val_loss"] is not None:
+                    bar.set_postfix(val=f"{record['val_loss']:.4f}", ppl=f"{record['perplexity']:.1f}")
+            if checkpoint_path is not None and (step % config.checkpoint_interval == 0 or last):
+                _save_checkpoint(checkpoint_path, model, optimiser, step, record["seconds"], records, config)
+                write_logs(directory, records)
+            if stop_after is not None and step >= stop_after:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.stopped_by_time and records and records[-1]["val_loss"] is None:
+        # the budget ran out between validations: validate the final state
+        records[-1].update(validate(model, data.validation, device))
+    if checkpoint_path is not None and records and step > start_step:
+        _save_checkpoint(checkpoint_path, model, optimiser, step, records[-1]["seconds"], records, config)
+        write_logs(directory, records)
+    return result
+
+
+def _describe(config: TrainConfig) -> str:
+    return f"{config.neighbourhood}-n{config.init_count:g}-{config.update} seed {config.seed}"
