@@ -19,6 +19,7 @@ from .evaluate import evaluate
 from .fit import fit
 from .info import info
 from .plot import plot
+from .vqvae import vqvae
 
 __all__ = ["main"]
 
@@ -81,3 +82,4 @@ def main() -> None:
 
 for _command in (fit, predict, transform, evaluate, plot, info):
     main.add_command(_command)
+main.add_command(vqvae)

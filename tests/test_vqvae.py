@@ -1,0 +1,184 @@
+"""The VQ-VAE study at tiny scale: shapes, finite losses, logs, exact resume, report, CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from somvq.cli import main  # noqa: E402
+from somvq.integrations.vqvae import VQVAE, TrainConfig, load_image_data, train  # noqa: E402
+from somvq.integrations.vqvae.compare import (  # noqa: E402
+    ALL_VARIANTS,
+    _shift_indices,
+    compare,
+    parse_variants,
+)
+from somvq.integrations.vqvae.data import batch_indices  # noqa: E402
+from somvq.integrations.vqvae.train import LOG_FIELDS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(dataset="digits", n_samples=300, validation_size=60, batch_size=16, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
+
+
+@pytest.fixture(scope="module")
+def digits_data():
+    return load_image_data("digits", validation_size=60, n_samples=300)
+
+
+@pytest.mark.parametrize("size, latent", [(28, 7), (16, 4), (32, 8)])
+def test_model_shapes(size, latent):
+    torch.manual_seed(0)
+    model = VQVAE(in_channels=3, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
+    x = torch.randn(2, 3, size, size)
+    reconstruction, indices, commitment = model(x)
+    assert reconstruction.shape == x.shape
+    assert indices.shape == (2, latent, latent) and indices.dtype == torch.int64
+    assert commitment.ndim == 0 and torch.isfinite(commitment)
+    assert model.decode_indices(indices).shape == x.shape
+    with pytest.raises(ValueError, match="channels=7"):
+        VQVAE(channels=7)
+
+
+def test_data_split_is_seeded_and_scaled(digits_data):
+    assert digits_data.train.shape == (240, 1, 16, 16) and digits_data.validation.shape == (60, 1, 16, 16)
+    assert float(digits_data.train.min()) >= -0.5 and float(digits_data.train.max()) <= 0.5
+    again = load_image_data("digits", validation_size=60, n_samples=300)
+    assert torch.equal(again.validation, digits_data.validation)
+    other = load_image_data("digits", validation_size=60, n_samples=300, split_seed=1)
+    assert not torch.equal(other.validation, digits_data.validation)
+    with pytest.raises(ValueError, match="validation_size"):
+        load_image_data("digits", validation_size=300, n_samples=300)
+    with pytest.raises(ValueError, match="not one of"):
+        load_image_data("cifar")
+
+
+def test_photo_tiles():
+    data = load_image_data("photos", validation_size=0.25)
+    assert data.channels == 3 and data.image_shape == (32, 32)
+    assert data.train.shape[0] + data.validation.shape[0] == 2 * 25 * 39
+
+
+def test_batches_are_epochs_of_permutations():
+    epoch = torch.cat([batch_indices(10, 3, step, seed=5) for step in range(3)])
+    assert len(set(epoch.tolist())) == 9  # no repeats within an epoch; the remainder is skipped
+    assert torch.equal(batch_indices(10, 3, 4, seed=5), batch_indices(10, 3, 4, seed=5))
+    assert not torch.equal(batch_indices(10, 3, 0, seed=5), batch_indices(10, 3, 3, seed=5))
+
+
+def test_a_few_steps_log_finite_losses(tmp_path, digits_data):
+    config = TrainConfig(**TINY, steps=6, validation_interval=3, checkpoint_interval=3)
+    result = train(config, tmp_path, data=digits_data, progress=False)
+    assert [r["step"] for r in result.records] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(r["train_loss"]) for r in result.records)
+    assert [r["step"] for r in result.records if r["val_loss"] is not None] == [3, 6]
+    assert int(result.model.quantizer.step) == 6
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == LOG_FIELDS
+    assert len(json.loads((tmp_path / "log.json").read_text())) == 6
+    assert json.loads((tmp_path / "config.json").read_text())["neighbourhood"] == "hard"
+    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "log.csv", "log.json", "checkpoint.pt"}
+
+
+@pytest.mark.parametrize("variant", ["hard-n0-all", "none-n1-written"])
+def test_resume_is_bit_identical(tmp_path, digits_data, variant):
+    v = parse_variants(variant)[0]
+    config = TrainConfig(**TINY, steps=8, validation_interval=4, checkpoint_interval=2, neighbourhood=v.neighbourhood, init_count=v.init_count, update=v.update)
+    whole = train(config, tmp_path / "whole", data=digits_data, progress=False)
+    first = train(config, tmp_path / "split", data=digits_data, progress=False, stop_after=5)
+    assert len(first.records) == 5
+    second = train(config, tmp_path / "split", data=digits_data, progress=False)
+    assert second.resumed_from == 5
+    for key, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[key]), key
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in whole.records] == [
+        {k: v for k, v in r.items() if k not in drop} for r in second.records
+    ]
+
+
+def test_resume_refuses_other_settings(tmp_path, digits_data):
+    config = TrainConfig(**TINY, steps=2)
+    train(config, tmp_path, data=digits_data, progress=False)
+    other = TrainConfig(**{**TINY, "codebook_size": 9, "grid": (3, 3)}, steps=4)
+    with pytest.raises(ValueError, match="other settings"):
+        train(other, tmp_path, data=digits_data, progress=False)
+
+
+def test_index_shift_moves_along_the_last_axis_and_reflects():
+    indices = torch.tensor([0, 1, 3, 4, 7])  # on a (2, 4) grid
+    assert _shift_indices(indices, (2, 4), 1).tolist() == [1, 2, 2, 5, 6]
+    assert _shift_indices(indices, (2, 4), 3).tolist() == [3, 2, 0, 7, 4]
+
+
+def test_variants():
+    assert len(ALL_VARIANTS) == 12 and len(set(ALL_VARIANTS)) == 12
+    assert [v.name for v in parse_variants("none-n0-written,exponential-n1-all")] == ["none-n0-written", "exponential-n1-all"]
+    with pytest.raises(ValueError, match="NEIGHBOURHOOD-nN0-UPDATE"):
+        parse_variants("gaussian-n1-all")
+
+
+def test_compare_writes_table_and_plots(tmp_path):
+    base = TrainConfig(**TINY, steps=6, validation_interval=2, checkpoint_interval=6)
+    out = compare(base, parse_variants("none-n1-all,hard-n1-all"), [0], tmp_path / "runs", tmp_path / "report", progress=False)
+    report = (tmp_path / "report" / "report.md").read_text()
+    for fragment in ("| none-n1-all | 1 |", "| hard-n1-all | 1 |", "steps to 1.1x best", "topographic error", "neighbour/all"):
+        assert fragment in report
+    for name in ("validation_loss.png", "perplexity.png", "codebooks.png", "index_shift.png"):
+        path = tmp_path / "report" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 200_000
+    assert set(out["table"]) == {"none-n1-all", "hard-n1-all"}
+    assert 0.0 <= out["table"]["hard-n1-all"]["topographic_error"] <= 1.0
+    assert len((tmp_path / "report" / "runs.csv").read_text().splitlines()) == 3
+
+
+# ----------------------------------------------------------------------------- CLI
+CLI_TINY = ["--dataset", "digits", "--n-samples", "300", "--val-size", "60", "--batch-size", "16", "--channels", "8",
+            "--latent-dim", "4", "--codebook-size", "16", "--grid", "4x4", "--val-interval", "2", "-q"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_train_and_resume(tmp_path):
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--neighbourhood", "none", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "best validation loss" in result.output and (tmp_path / "checkpoint.pt").exists()
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "5", "--neighbourhood", "none", "-o", tmp_path)
+    assert result.exit_code == 0 and "resumed from step" in result.output and " 3" in result.output
+    assert len(json.loads((tmp_path / "log.json").read_text())) == 5
+
+
+def test_cli_compare(tmp_path):
+    result = run("vqvae", "compare", *CLI_TINY, "--steps", "4", "--variants", "none-n0-all,exponential-n0-all",
+                 "--seeds", "0", "-o", tmp_path / "runs", "--report-dir", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert "| exponential-n0-all | 1 |" in result.output
+    assert (tmp_path / "report" / "index_shift.png").exists()
+
+
+def test_cli_errors(tmp_path):
+    result = run("vqvae", "compare", "--variants", "gaussian-n1-all", "-o", tmp_path)
+    assert result.exit_code == 2 and "NEIGHBOURHOOD-nN0-UPDATE" in result.output
+    result = run("vqvae", "compare", "--seeds", "0,x", "-o", tmp_path)
+    assert result.exit_code == 2 and "integers" in result.output
+    if not torch.cuda.is_available():
+        result = run("vqvae", "train", *CLI_TINY, "--steps", "1", "--device", "cuda", "-o", tmp_path)
+        assert result.exit_code == 1 and "CUDA is not available" in result.output
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_cli_vqvae_commands_are_documented():
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    group = main.commands["vqvae"]
+    for name, command in group.commands.items():
+        assert command.help and f"somvq vqvae {name}" in docs
+        for param in command.params:
+            if hasattr(param, "opts") and param.param_type_name == "option":
+                assert param.help, (name, param.opts)
+                assert param.opts[-1] in docs, f"vqvae {name} {param.opts[-1]} is not documented"
