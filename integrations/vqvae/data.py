@@ -16,6 +16,7 @@ validated on the same images).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -108,6 +109,10 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
     batch_size = min(batch_size, n)
     per_epoch = n // batch_size
     epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
-    permutation = torch.randperm(n, generator=generator)
-    return permutation[position * batch_size : (position + 1) * batch_size]
+    return _epoch_permutation(n, int(seed), epoch)[position * batch_size : (position + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
