@@ -1,0 +1,118 @@
+"""The online (sample-by-sample) KSOM update loop on the GPU (mirror of :mod:`cpu_online`).
+
+Online KSOM is sequential: each sample's winner is searched in the codebook as the
+previous sample left it. One block runs the loop over the samples; within a sample its
+threads search the units in parallel (each thread visits units ``tid, tid + T, ...``, a
+tree reduction picks the lowest distance, the lowest index on ties), thread 0 updates the
+winner's hit count and the rates, and all threads update the ``K x D`` elements in
+parallel. Block barriers separate the phases, so every sample sees the previous update;
+a grid-wide synchronisation per sample would cost more than it gains for the map sizes
+SOMs use. Samples go in launches of ``ONLINE_CHUNK`` (the order of the updates does not
+depend on it).
+
+Arithmetic follows the CPU twin: distances and updates in float64, the codebook stored in
+its own dtype, ``h`` and the rates from :mod:`cuda_neighbourhood` (mirrors of
+:mod:`cpu_neighbourhood`). The loop is deterministic (no atomics).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from numba import cuda, float64, int64
+
+from . import cuda_config
+from .cuda_neighbourhood import kernel_value, schedule_value
+
+#: Learning rate ``1 / n_k*`` (as cpu_online.INVERSE_COUNT).
+INVERSE_COUNT = -1
+
+
+@lru_cache(maxsize=None)
+def _build(threads: int):
+    @cuda.jit
+    def online_kernel(
+        X, codebook, order, start, stop, grid_distances, nb_code, radius_code, nb_params,
+        lr_code, lr_params, unit_counts, t0,
+    ):
+        tid = cuda.threadIdx.x
+        red_d = cuda.shared.array(threads, float64)
+        red_k = cuda.shared.array(threads, int64)
+        scalars = cuda.shared.array(3, float64)  # rate, radius, hard weight
+        n_units = codebook.shape[0]
+        n_features = codebook.shape[1]
+        size = n_units * n_features
+        for step in range(start, stop):
+            i = order[step]
+            t = float64(t0 + step)
+            best = math.inf
+            best_k = int64(-1)
+            for k in range(tid, n_units, threads):
+                acc = 0.0
+                for j in range(n_features):
+                    diff = float64(X[i, j]) - float64(codebook[k, j])
+                    acc += diff * diff
+                if acc < best or best_k < 0:
+                    best = acc
+                    best_k = k
+            red_d[tid] = best
+            red_k[tid] = best_k
+            cuda.syncthreads()
+            half = threads // 2
+            while half > 0:
+                if tid < half:
+                    other_k = red_k[tid + half]
+                    other_d = red_d[tid + half]
+                    if other_k >= 0 and (
+                        red_k[tid] < 0
+                        or other_d < red_d[tid]
+                        or (other_d == red_d[tid] and other_k < red_k[tid])
+                    ):
+                        red_k[tid] = other_k
+                        red_d[tid] = other_d
+                cuda.syncthreads()
+                half //= 2
+            if tid == 0:
+                winner = red_k[0]
+                if lr_code == INVERSE_COUNT:
+                    unit_counts[winner] += 1.0
+                    scalars[0] = 1.0 / unit_counts[winner]
+                else:
+                    scalars[0] = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
+                scalars[1] = schedule_value(radius_code, nb_params[0], nb_params[1], nb_params[2], nb_params[3], t)
+                scalars[2] = 1.0 / (1.0 + nb_params[4] * t)
+            cuda.syncthreads()
+            winner = red_k[0]
+            rate = scalars[0]
+            radius = scalars[1]
+            hard_weight = scalars[2]
+            for e in range(tid, size, threads):
+                k = e // n_features
+                j = e - k * n_features
+                h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
+                if h != 0.0:
+                    codebook[k, j] += rate * h * (float64(X[i, j]) - float64(codebook[k, j]))
+            cuda.syncthreads()
+
+    return online_kernel
+
+
+def online_pass(
+    X, codebook, order, grid_distances, nb_code, radius_code, nb_params, lr_code, lr_params,
+    unit_counts, t0,
+):
+    """Online KSOM over ``X[order]`` on device arrays; ``codebook``/``unit_counts`` in place.
+
+    Same arguments as :func:`somvq._kernels.cpu_online.online_pass`, as device arrays
+    (``order`` int64, ``grid_distances`` (K, K) float64, parameter vectors float64).
+    """
+    cfg = cuda_config
+    kernel = _build(cfg.ONLINE_THREADS)
+    n = order.shape[0]
+    for start in range(0, n, cfg.ONLINE_CHUNK):
+        stop = min(start + cfg.ONLINE_CHUNK, n)
+        kernel[1, cfg.ONLINE_THREADS](
+            X, codebook, order, start, stop, grid_distances, int(nb_code), int(radius_code),
+            nb_params, int(lr_code), lr_params, unit_counts, int(t0),
+        )
