@@ -57,6 +57,18 @@ FULL_CASES = [
     ("fashion", "16x32", 3),
     ("gauss-1000000-64", "16x32", 3),
 ]
+#: How cost grows (issue 3): somvq's time per epoch against N at K = 512, and against K at
+#: N = 1e5 (maps 10x10 .. 64x64, K = 100 .. 4096), next to the GEMM floor of each case.
+SCALING_CASES = [
+    ("gauss-10000-32", "16x32", 3),
+    ("gauss-100000-32", "16x32", 3),
+    ("gauss-1000000-32", "16x32", 3),
+    ("gauss-100000-32", "10x10", 3),
+    ("gauss-100000-32", "20x20", 3),
+    ("gauss-100000-32", "32x32", 3),
+    ("gauss-100000-32", "64x64", 3),
+]
+SCALING_LIBS = ["somvq-batch", "somvq-none", "somvq-minibatch"]
 QUICK_CASES = [
     ("digits", "16x32", 10),
     ("gauss-10000-16", "20x20", 10),
@@ -230,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time somvq against N and K (default: on for the full run)")
     args = parser.parse_args(argv)
 
     if args.data or args.maps:
@@ -257,6 +271,15 @@ def main(argv=None) -> int:
         log(f"case {name} map {map_text} epochs {epochs}")
         rows += run_case(name, shape, epochs, args.libs, rounds, args.online_epochs,
                          max_rows, args.timeout, log)
+    scaling = args.scaling if args.scaling is not None else not (args.quick or args.data or args.maps)
+    scaling_rows = []
+    if scaling:
+        libs = [lib for lib in SCALING_LIBS if lib in args.libs] or SCALING_LIBS
+        for name, map_text, epochs in SCALING_CASES:
+            shape = tuple(int(s) for s in map_text.lower().split("x"))
+            log(f"scaling case {name} map {map_text} epochs {epochs}")
+            scaling_rows += run_case(name, shape, epochs, libs, rounds, args.online_epochs,
+                                     max_rows, args.timeout, log)
     table = markdown_table(rows)
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     env_note = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
@@ -284,6 +307,17 @@ def main(argv=None) -> int:
         table,
         "",
     ]
+    if scaling_rows:
+        header += [
+            "## How cost grows",
+            "",
+            "somvq only, float32, 3 epochs each: time per epoch against N (K = 512, D = 32) and "
+            "against K (N = 1e5, D = 32, maps 10x10, 20x20, 16x32, 32x32, 64x64); *x GEMM/epoch* "
+            "is against each case's own GEMM floor (the floor grows as N K D).",
+            "",
+            markdown_table(scaling_rows),
+            "",
+        ]
     text = "\n".join(header)
     print(text)
     if not args.no_write:

@@ -22,8 +22,6 @@ import numpy as np
 
 from ._kernels import config as kernel_config
 from ._kernels.cpu_bmu import best_matching_units
-from ._kernels.cpu_online import INVERSE_COUNT
-from ._kernels.cpu_online import online_pass as _online_pass_kernel
 from .neighbourhoods import Neighbourhood, Smoothing, smoothing_operator
 from .schedules import Schedule
 
@@ -295,6 +293,11 @@ def online_pass(
     with finite support ("none", "hard", "bubble", "triangle", "cut_gaussian"), updates of
     the units inside the support only (same bits).
     """
+    # Imported here, not at module import: loading the online kernels' cached overloads
+    # costs first-use time that batch and mini-batch fits do not need.
+    from ._kernels.cpu_online import INVERSE_COUNT
+    from ._kernels.cpu_online import online_pass as _online_pass_kernel
+
     if isinstance(learning_rate, str):
         if learning_rate != "inverse_count":
             raise ValueError(f"learning_rate={learning_rate!r} is not a schedule or 'inverse_count'.")
