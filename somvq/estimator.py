@@ -244,10 +244,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def _check_options(self) -> None:
         """Cross-parameter checks that the declarative constraints cannot express."""
         if self.backend == "cuda":
-            raise BackendUnavailableError(
-                "backend='cuda' is not available in this version of somvq: the numba.cuda "
-                "kernels are not built yet. Use backend='cpu'."
-            )
+            # numba.cuda is imported here, only when the CUDA backend is asked for.
+            from ._cuda_engine import require_cuda
+
+            require_cuda()
         if self.neighbourhood in SIGNED_NEIGHBOURHOODS and self.algorithm != "online":
             raise ValueError(
                 f"neighbourhood={self.neighbourhood!r} has negative weights, which make the "
@@ -325,7 +325,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=True)
+        X = self._validate_training_data(X, reset=True)
         self._check_options()
         grid = self._make_grid()
         state = self._initial_state(X, grid)
@@ -340,7 +340,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
-        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
+        state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
 
@@ -359,7 +359,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self
         """
         first = not hasattr(self, "codebook_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=first)
+        X = self._validate_training_data(X, reset=first)
         self._check_options()
         if first:
             grid = self._make_grid()
@@ -380,7 +380,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
         # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
-        state["labels_"] = algorithms.assign(X, state["codebook_"])[0]
+        state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
 
@@ -406,6 +406,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Returns the sum of squared distances to the winners met during the pass (for
         online KSOM, measured once after the pass).
         """
+        if self.backend == "cuda":
+            return self._cuda_pass(X, order, grid, state)
         neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
         if self.algorithm == "batch":
             stats = algorithms.unit_statistics(X, state["codebook_"])
@@ -444,6 +446,47 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         state["codebook_"] = codebook
         state["n_steps_"] += order.shape[0]
         return float(algorithms.assign(X, codebook)[1].sum())
+
+    # ------------------------------------------------------------------ backends
+    def _engine(self):
+        """The module doing the arithmetic: :mod:`somvq.algorithms`, or the CUDA engine."""
+        if self.backend == "cuda":
+            from . import _cuda_engine
+
+            return _cuda_engine
+        return algorithms
+
+    def _validate_training_data(self, X, *, reset: bool):
+        """``validate_data`` for fit/partial_fit; on "cuda", device inputs stay on the device."""
+        if self.backend == "cuda":
+            return self._engine().validate_training_data(self, X, reset=reset)
+        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset)
+
+    def _labels(self, X, codebook: np.ndarray) -> np.ndarray:
+        """BMU of every row of ``X`` under ``codebook`` (host int64), on this backend."""
+        if self.backend == "cuda":
+            return self._engine().labels(self, X, codebook)
+        return algorithms.assign(X, codebook)[0]
+
+    def _cuda_pass(self, X, order: np.ndarray, grid: Grid, state: dict) -> float:
+        """:meth:`_one_pass` on the GPU (the codebook stays on the device between calls)."""
+        learning_rate = (
+            self._resolve_learning_rate(state["_horizon"]) if self.algorithm == "online" else None
+        )
+        return self._engine().run_pass(
+            self,
+            X,
+            order,
+            grid,
+            state,
+            algorithm=self.algorithm,
+            neighbourhood=self._resolve_neighbourhood(grid, state["_horizon"]),
+            learning_rate=learning_rate,
+            batch_size=int(self.batch_size),
+            decay=float(self.decay),
+            eps=float(self.eps),
+            update=self.update,
+        )
 
     @staticmethod
     def _smoothing(neighbourhood: Neighbourhood, grid: Grid, t: int):
