@@ -395,7 +395,7 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
     temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=80)
+    figure.savefig(temporary, dpi=100)
     os.replace(temporary, path)
 
 
@@ -502,14 +502,15 @@ def _write_figures(base, variants, seeds, output_dir, report_dir, logs, data) ->
     showcase = _showcase_runs(variants, seeds, output_dir)
     if not showcase:
         return names
-    latent_h, latent_w = data.image_shape[0] // 4, data.image_shape[1] // 4
-    # The codebook decoded: code k fills the whole latent map; tiles in grid order.
-    figure, axes = _figure(3.4 * len(showcase), 3.6, 1, len(showcase))
+    # The codebook decoded: code k fills a small latent map; tiles in grid order.
+    grid_shape = _load_model(showcase[0][1], data).quantizer.grid_shape
+    rows, columns = (grid_shape[0], int(np.prod(grid_shape[1:]))) if len(grid_shape) > 1 else (1, grid_shape[0])
+    panel_width = 4.8 if columns >= rows else 3.2
+    figure, axes = _figure(panel_width * len(showcase), panel_width * rows / columns + 0.4, 1, len(showcase))
     for ax, (variant, directory) in zip(axes[0], showcase):
         model = _load_model(directory, data)
-        grid_shape = model.quantizer.grid_shape
-        rows, columns = (grid_shape[0], int(np.prod(grid_shape[1:]))) if len(grid_shape) > 1 else (1, grid_shape[0])
-        codes = torch.arange(model.quantizer.codebook_size)[:, None, None].expand(-1, latent_h, latent_w)
+        # a 3 x 3 map of one code: the code's texture without the image border dominating
+        codes = torch.arange(model.quantizer.codebook_size)[:, None, None].expand(-1, 3, 3)
         decoded = _as_images(model.decode_indices(codes))
         ax.imshow(_mosaic(decoded, rows, columns), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{_LABEL[variant.neighbourhood]} ({variant.name}, seed {seeds[0]})", fontsize=8)
@@ -518,7 +519,7 @@ def _write_figures(base, variants, seeds, output_dir, report_dir, logs, data) ->
     names.append("codebooks.png")
     # Index shift: every latent index moved 1, 2, 3 grid steps along the last axis.
     examples = data.validation[:4]
-    figure, axes = _figure(2.6 * len(showcase), 2.4, 1, len(showcase))
+    figure, axes = _figure(3.2 * len(showcase), 3.0, 1, len(showcase))
     for ax, (variant, directory) in zip(axes[0], showcase):
         model = _load_model(directory, data)
         _, indices, _ = model(examples)
