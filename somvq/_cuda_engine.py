@@ -283,27 +283,37 @@ def assign(X, codebook, *, rows=None):
     return bmu, sq_dist
 
 
-def unit_statistics(X, codebook, *, rows=None, error=None) -> DeviceUnitStatistics:
+def unit_statistics(X, codebook, *, rows=None, error=None, out=None) -> DeviceUnitStatistics:
     """Hit counts ``c = E^T 1`` and sums ``S = E^T X`` of ``X[rows]`` against ``codebook``.
 
     ``error``: a (1,) float64 device array the squared distances are added into (so a
     pass can sum them over mini-batches without a host synchronisation); a fresh one by
-    default.
+    default. ``out``: optional device buffers ``(counts, sums, bmu, sq_dist)`` to reuse
+    (zeroed here on the device; ``bmu``/``sq_dist`` at least as long as ``rows``).
     """
-    from ._kernels import cuda_bmu
+    from ._kernels import cuda_bmu, cuda_update
 
     X = as_device_array(X)
     codebook = _codebook_for(X, codebook)
     rows = _rows(X.shape[0], rows)
     n_units, n_features = codebook.shape
-    counts = _zeros(n_units)
-    sums = _zeros((n_units, n_features))
-    error = _zeros(1) if error is None else error
+    n_rows = rows.shape[0]
     cuda = _cuda()
-    bmu = cuda.device_array(rows.shape[0], dtype=np.int64)
-    sq_dist = cuda.device_array(rows.shape[0], dtype=np.float64)
+    if out is None:
+        counts = cuda.device_array(n_units, dtype=np.float64)
+        sums = cuda.device_array((n_units, n_features), dtype=np.float64)
+        bmu = cuda.device_array(n_rows, dtype=np.int64)
+        sq_dist = cuda.device_array(n_rows, dtype=np.float64)
+    else:
+        counts, sums, bmu, sq_dist = out
+        bmu, sq_dist = bmu[:n_rows], sq_dist[:n_rows]
+    cuda_update.zero(counts)
+    cuda_update.zero(sums)
+    if error is None:
+        error = cuda.device_array(1, dtype=np.float64)
+        cuda_update.zero(error)
     cuda_bmu.best_matching_units(X, rows, codebook, bmu, sq_dist, counts, sums, error)
-    return DeviceUnitStatistics(counts, sums, error, int(rows.shape[0]))
+    return DeviceUnitStatistics(counts, sums, error, int(n_rows))
 
 
 def neighbourhood_matrix(neighbourhood, distances, t: float, out=None):
@@ -325,17 +335,20 @@ def neighbourhood_matrix(neighbourhood, distances, t: float, out=None):
     return out
 
 
-def smooth_statistics(neighbourhood_matrix, counts, sums):
-    """``n = H c``, ``s = H S`` on the device; ``None`` stands for ``H = I``."""
+def smooth_statistics(neighbourhood_matrix, counts, sums, *, out=None):
+    """``n = H c``, ``s = H S`` on the device; ``None`` stands for ``H = I``.
+
+    ``out``: optional ``(counts, sums)`` float64 device buffers for the results.
+    """
     from ._kernels import cuda_smoothing
 
     if neighbourhood_matrix is None:
         return counts, sums
-    cuda = _cuda()
-    out_counts = cuda.device_array(counts.shape, dtype=np.float64)
-    out_sums = cuda.device_array(sums.shape, dtype=np.float64)
-    cuda_smoothing.smooth(as_device_array(neighbourhood_matrix), counts, sums, out_counts, out_sums)
-    return out_counts, out_sums
+    if out is None:
+        cuda = _cuda()
+        out = (cuda.device_array(counts.shape, dtype=np.float64), cuda.device_array(sums.shape, dtype=np.float64))
+    cuda_smoothing.smooth(as_device_array(neighbourhood_matrix), counts, sums, out[0], out[1])
+    return out
 
 
 def batch_update(codebook, counts, sums):
@@ -403,7 +416,30 @@ class _DeviceState:
         self.ema_count = cuda.to_device(np.ascontiguousarray(state["ema_count_"], dtype=np.float64))
         self.ema_sum = cuda.to_device(np.ascontiguousarray(state["ema_sum_"], dtype=np.float64))
         self.unit_counts = cuda.to_device(np.ascontiguousarray(state["unit_counts_"], dtype=np.float64))
+        # Scratch buffers reused by every step (no allocation or transfer per mini-batch).
+        n_units, n_features = self.codebook.shape
+        self.statistics = (
+            cuda.device_array(n_units, dtype=np.float64),
+            cuda.device_array((n_units, n_features), dtype=np.float64),
+        )
+        self.smoothed = (
+            cuda.device_array(n_units, dtype=np.float64),
+            cuda.device_array((n_units, n_features), dtype=np.float64),
+        )
+        self.rows_capacity = 0
+        self.row_buffers = None
         self.snapshot(state)
+
+    def step_buffers(self, n_rows: int):
+        """``(counts, sums, bmu, sq_dist)`` scratch for steps of up to ``n_rows`` rows."""
+        if n_rows > self.rows_capacity:
+            cuda = _cuda()
+            self.row_buffers = (
+                cuda.device_array(n_rows, dtype=np.int64),
+                cuda.device_array(n_rows, dtype=np.float64),
+            )
+            self.rows_capacity = n_rows
+        return self.statistics + self.row_buffers
 
     def snapshot(self, state: dict) -> None:
         self.host = {name: np.array(state[name], copy=True) for name in _SYNCED}
@@ -462,20 +498,21 @@ def run_pass(
     order_d = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
     n = int(order_d.shape[0])
     error = _zeros(1)
+    buffers = device.step_buffers(n if algorithm != "minibatch" else min(n, batch_size))
     if device.matrix is None and neighbourhood.kind != "none":
         device.matrix = cuda.device_array(device.distances.shape, dtype=np.float64)
     if algorithm == "batch":
-        stats = unit_statistics(Xd, device.codebook, rows=order_d, error=error)
+        stats = unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
         H = neighbourhood_matrix(neighbourhood, device.distances, state["n_steps_"], out=device.matrix)
-        counts, sums = smooth_statistics(H, stats.counts, stats.sums)
+        counts, sums = smooth_statistics(H, stats.counts, stats.sums, out=device.smoothed)
         batch_update(device.codebook, counts, sums)
         state["n_steps_"] += 1
     elif algorithm == "minibatch":
         for start in range(0, n, batch_size):
             rows = order_d[start : min(start + batch_size, n)]
-            stats = unit_statistics(Xd, device.codebook, rows=rows, error=error)
+            stats = unit_statistics(Xd, device.codebook, rows=rows, error=error, out=buffers)
             H = neighbourhood_matrix(neighbourhood, device.distances, state["n_steps_"], out=device.matrix)
-            counts, sums = smooth_statistics(H, stats.counts, stats.sums)
+            counts, sums = smooth_statistics(H, stats.counts, stats.sums, out=device.smoothed)
             ema_update(
                 device.ema_count, device.ema_sum, device.codebook, counts, sums,
                 decay=decay, eps=eps, update=update,
@@ -488,7 +525,7 @@ def run_pass(
         )
         state["n_steps_"] += n
         # As the CPU pass: the error is measured once, after the pass.
-        unit_statistics(Xd, device.codebook, rows=order_d, error=error)
+        unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
     else:
         raise ValueError(f"algorithm={algorithm!r} is not one of ('online', 'batch', 'minibatch').")
     device.write_back(state)

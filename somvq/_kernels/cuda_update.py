@@ -76,6 +76,14 @@ def _build(threads: int, reduce_threads: int):
             out[i, j] = source[i, j]
 
     @cuda.jit
+    def zero_kernel(out):
+        e = cuda.grid(1)
+        n_rows, n_cols = out.shape
+        if e < n_rows * n_cols:
+            i = e // n_cols
+            out[i, e - i * n_cols] = 0
+
+    @cuda.jit
     def take_kernel(source, rows, out):
         e = cuda.grid(1)
         n_rows, n_cols = out.shape
@@ -118,6 +126,7 @@ def _build(threads: int, reduce_threads: int):
         "ema_sum": ema_sum_kernel,
         "cast": cast_kernel,
         "take": take_kernel,
+        "zero": zero_kernel,
         "finite": finite_kernel,
         "moments": column_moments_kernel,
     }
@@ -153,6 +162,14 @@ def cast(source, out):
     """``out[...] = source`` element-wise (both 2-D device arrays, any dtypes/strides)."""
     grid, block = _launch_1d(out.shape[0] * out.shape[1])
     _kernels()["cast"][grid, block](source, out)
+
+
+def zero(out):
+    """``out[...] = 0`` for a contiguous 1-D or 2-D device array (no host transfer)."""
+    if out.ndim == 1:
+        out = out.reshape(out.shape[0], 1)
+    grid, block = _launch_1d(out.shape[0] * out.shape[1])
+    _kernels()["zero"][grid, block](out)
 
 
 def take_rows(source, rows, out):
