@@ -273,7 +273,7 @@ def online_pass(
     X: np.ndarray,
     codebook: np.ndarray,
     order: np.ndarray,
-    grid_distances: np.ndarray,
+    grid_distances: np.ndarray | None,
     neighbourhood: Neighbourhood,
     learning_rate: Schedule | str,
     unit_counts: np.ndarray,
@@ -291,7 +291,8 @@ def online_pass(
     :func:`somvq._kernels.cpu_online.online_pass_grid`: per-axis weights for "gaussian"
     (n0 + n1 ``exp`` per sample instead of K; equal up to rounding) and, for the kernels
     with finite support ("none", "hard", "bubble", "triangle", "cut_gaussian"), updates of
-    the units inside the support only (same bits).
+    the units inside the support only (same bits). ``grid_distances=None`` with ``grid``:
+    taken from the grid when needed (the per-axis gaussian never builds the K x K matrix).
     """
     # Imported here, not at module import: loading the online kernels' cached overloads
     # costs first-use time that batch and mini-batch fits do not need.
@@ -308,9 +309,17 @@ def online_pass(
             [learning_rate.start, learning_rate.end, learning_rate.shrink, learning_rate.horizon],
             dtype=np.float64,
         )
+    if grid_distances is None:
+        if grid is None:
+            raise ValueError("online_pass needs grid_distances or grid.")
+        if neighbourhood.kind != "gaussian" or _online_mode(neighbourhood, grid, X, codebook, None) is None:
+            grid_distances = grid.distances
     mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)
     if mode is not None:
         from ._kernels.cpu_online import online_pass_grid
+
+        if grid_distances is None:  # the per-axis gaussian never reads them: K x K not built
+            grid_distances = _NO_DISTANCES
 
         shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
         periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
@@ -346,6 +355,9 @@ def online_pass(
     )
 
 
+_NO_DISTANCES = np.zeros((1, 1))
+_NO_DISTANCES.setflags(write=False)
+
 _BOX_KERNELS = ("none", "hard", "bubble", "triangle", "cut_gaussian")
 
 
@@ -362,8 +374,7 @@ def _online_mode(neighbourhood, grid, X, codebook, grid_distances):
         or X.dtype != codebook.dtype
         or X.dtype not in (np.float32, np.float64)
         or not codebook.flags.c_contiguous
-        or not isinstance(grid_distances, np.ndarray)
-        or grid_distances is not grid.distances
+        or (grid_distances is not None and grid_distances is not grid.__dict__.get("distances"))
     ):
         return None
     if neighbourhood.kind == "gaussian":

@@ -436,7 +436,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             X,
             codebook,
             order,
-            grid.distances,
+            None,  # grid distances: read from grid only by the kernels that need them
             neighbourhood,
             self._resolve_learning_rate(state["_horizon"]),
             state["unit_counts_"],

@@ -210,3 +210,19 @@ def test_online_grid_paths_equal_general_kernel(grid, kind, radius, dtype):
         np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
     else:  # same weights on the visited units, zero elsewhere: same bits
         np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), topology="hexagonal"), Grid((2, 2, 3))], ids=repr)
+@pytest.mark.parametrize("kind", ["gaussian", "hard", "exponential"])
+def test_online_pass_without_distances_reads_them_from_the_grid(grid, kind):
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 3))
+    W0 = rng.normal(size=(grid.n_units, 3))
+    nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.1, 59.0), 0.1)
+    lr = Schedule("exponential", 0.5, 0.01, 0.1, 59.0)
+    a, b = W0.copy(), W0.copy()
+    algorithms.online_pass(X, a, np.arange(60), None, nb, lr, np.ones(grid.n_units), 0, grid=Grid(grid.shape, grid.topology))
+    algorithms.online_pass(X, b, np.arange(60), grid.distances, nb, lr, np.ones(grid.n_units), 0, grid=grid)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        algorithms.online_pass(X, a, np.arange(60), None, nb, lr, np.ones(grid.n_units), 0)

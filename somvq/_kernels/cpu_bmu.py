@@ -32,9 +32,10 @@ from numba import njit, types
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 
-#: Blocks reach the kernels C-contiguous (see :func:`_block`): one signature per dtype and
-#: writability keeps the number of cached overloads loaded at first use small.
-_BLOCKS = [array(dtype, 2, "C", readonly) for dtype in FLOATS for readonly in (False, True)]
+#: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
+#: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
+#: cached overloads loaded at first use small (each costs ~30-130 ms to load).
+_BLOCKS = [array(dtype, 2, "C", readonly=True) for dtype in FLOATS]
 
 _ACC_SIGNATURES = [
     types.void(block, array(types.int64, 1), array(types.float64, 1), array(types.float64, 2))

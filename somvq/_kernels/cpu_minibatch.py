@@ -27,8 +27,7 @@ _F2_RO = array(types.float64, 2, "C", readonly=True)
 
 
 @njit(
-    [types.void(_F1, _F2, f0, f1, types.float64, _F1, _F2, _F2)
-     for f0 in (_F2, _F2_RO) for f1 in (_F2, _F2_RO)],
+    [types.void(_F1, _F2, _F2_RO, _F2_RO, types.float64, _F1, _F2, _F2)],
     cache=CACHE, fastmath=FASTMATH, nogil=True,
 )
 def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):

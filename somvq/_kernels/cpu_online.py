@@ -16,18 +16,22 @@ import math
 import numpy as np
 from numba import njit, types
 
-from ._signatures import array, data_arrays
+from ._signatures import array
 from .config import CACHE, FASTMATH
 from .cpu_neighbourhood import HARD, NEIGHBOUR_RADIUS, NONE, kernel_value, schedule_value
 
 INVERSE_COUNT = -1
+
+#: The data is only read: read-only signatures (a writable array dispatches to them too),
+#: C or any layout, so few cached overloads are loaded at first use.
+_DATA = [array(dtype, 2, layout, readonly=True) for dtype in (types.float32, types.float64) for layout in ("C", "A")]
 
 _SIGNATURES = [
     types.void(
         data,
         array(data.dtype, 2, "C"),  # codebook, updated in place
         array(types.int64, 1),  # order of the samples
-        array(types.float64, 2, "C", readonly=ro_dist),  # grid distances (K, K)
+        array(types.float64, 2, "C", readonly=True),  # grid distances (K, K)
         types.int64,  # neighbourhood code
         types.int64,  # radius schedule code
         array(types.float64, 1),  # neighbourhood parameters
@@ -36,8 +40,7 @@ _SIGNATURES = [
         array(types.float64, 1),  # per-unit hit counts (for INVERSE_COUNT), updated
         types.int64,  # step counter at the first sample
     )
-    for data in data_arrays()
-    for ro_dist in (False, True)
+    for data in _DATA
 ]
 
 
@@ -89,7 +92,7 @@ MODE_DENSE, MODE_SEPARABLE_GAUSSIAN, MODE_BOX = 0, 1, 2
 
 _GRID_SIGNATURES = [
     types.void(
-        array(dtype, 2, "C", readonly=ro_x),  # X
+        array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C"),  # codebook, updated in place
         array(types.int64, 1),  # order of the samples
         array(types.float64, 2, "C", readonly=True),  # grid distances (K, K)
@@ -105,7 +108,6 @@ _GRID_SIGNATURES = [
         array(types.int64, 1),  # periodic flags (0/1) per axis
     )
     for dtype in (types.float32, types.float64)
-    for ro_x in (False, True)
 ]
 
 
