@@ -85,8 +85,16 @@ def require_cuda() -> None:
 
 
 # ------------------------------------------------------------------ device arrays
+def _detached(X: Any) -> Any:
+    """A torch tensor that requires grad, detached: torch refuses it the array interface."""
+    if getattr(X, "requires_grad", False) and hasattr(X, "detach"):
+        return X.detach()
+    return X
+
+
 def is_device_array(X: Any) -> bool:
     """True for numba device arrays and objects with ``__cuda_array_interface__``."""
+    X = _detached(X)
     if hasattr(X, "__cuda_array_interface__"):
         return True
     cuda = _cuda()
@@ -102,6 +110,7 @@ def as_device_array(X: Any):
     check = getattr(getattr(cuda, "devicearray", None), "is_cuda_ndarray", None)
     if check is not None and check(X):
         return X
+    X = _detached(X)
     if hasattr(X, "__cuda_array_interface__"):
         return cuda.as_cuda_array(X)
     return cuda.to_device(np.ascontiguousarray(X))

@@ -159,3 +159,23 @@ def test_unavailable_without_simulator_or_gpu():
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_array_interface_objects_are_device_arrays():
+    class Interface:
+        __cuda_array_interface__ = {"shape": (2, 2), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    class GradTensor:  # a torch CUDA tensor that requires grad refuses the interface
+        requires_grad = True
+
+        @property
+        def __cuda_array_interface__(self):
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad")
+
+        def detach(self):
+            return Interface()
+
+    assert engine.is_device_array(Interface())
+    assert engine.is_device_array(GradTensor())
+    assert engine.is_device_array(cuda.to_device(np.zeros((2, 2))))
+    assert not engine.is_device_array(np.zeros((2, 2)))
