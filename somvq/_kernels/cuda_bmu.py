@@ -16,8 +16,13 @@ Accumulation uses float64 atomic additions (``counts[k] += 1``, ``sums[k, j] += 
 ``error += d``). Counts are small integers, exact in float64 in any order, so they are
 deterministic; sums and the error are added in the order the hardware schedules the
 atomics, so they can differ between runs in the last bits of float64 (relative ~1e-16),
-which reaches the float32 codebook only rarely. Rows are read through an index array
-(``rows``), so a mini-batch of a permuted order needs no gather copy.
+which reaches the float32 codebook only rarely. With
+``cuda_config.DETERMINISTIC_STATISTICS = True`` a deterministic segmented reduction is
+used instead (:func:`segmented_statistics`): the rows are sorted stably by winner (a
+chunked counting sort) and each unit's rows are summed in row order, which gives the same
+bits on every run, and the bits of the CPU's in-order accumulation for the same winners.
+Rows are read through an index array (``rows``), so a mini-batch of a permuted order
+needs no gather copy.
 """
 
 from __future__ import annotations
@@ -121,6 +126,128 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
     return bmu_kernel
 
 
+@lru_cache(maxsize=None)
+def _build_segmented(reduce_threads: int):
+    @cuda.jit
+    def chunk_histogram(bmu, chunk_rows, hist):
+        # One thread per chunk of rows: hist[c, k] = rows of chunk c won by unit k.
+        c = cuda.grid(1)
+        if c < hist.shape[0]:
+            stop = min((c + 1) * chunk_rows, bmu.shape[0])
+            for i in range(c * chunk_rows, stop):
+                hist[c, bmu[i]] += 1
+
+    @cuda.jit
+    def column_offsets(hist, unit_count):
+        # One thread per unit: hist[c, k] <- rows of unit k in the chunks before c.
+        k = cuda.grid(1)
+        if k < hist.shape[1]:
+            running = 0
+            for c in range(hist.shape[0]):
+                here = hist[c, k]
+                hist[c, k] = running
+                running += here
+            unit_count[k] = running
+
+    @cuda.jit
+    def unit_starts(unit_count, unit_start):
+        # One thread: exclusive prefix sum over the units (K serial additions).
+        if cuda.grid(1) == 0:
+            running = 0
+            for k in range(unit_count.shape[0]):
+                unit_start[k] = running
+                running += unit_count[k]
+
+    @cuda.jit
+    def place(bmu, chunk_rows, hist, unit_start, perm):
+        # One thread per chunk, rows in order: a stable counting sort by winner.
+        c = cuda.grid(1)
+        if c < hist.shape[0]:
+            stop = min((c + 1) * chunk_rows, bmu.shape[0])
+            for i in range(c * chunk_rows, stop):
+                k = bmu[i]
+                perm[unit_start[k] + hist[c, k]] = i
+                hist[c, k] += 1
+
+    @cuda.jit
+    def segmented_sums(X, rows, perm, unit_start, unit_count, counts, sums):
+        # x: feature (column n_features stands for the count), y: unit; rows in row order.
+        j, k = cuda.grid(2)
+        n_units = sums.shape[0]
+        n_features = sums.shape[1]
+        if k >= n_units or j > n_features:
+            return
+        start = unit_start[k]
+        stop = start + unit_count[k]
+        if j == n_features:
+            acc = counts[k]
+            for p in range(start, stop):
+                acc += 1.0
+            counts[k] = acc
+        else:
+            acc = sums[k, j]
+            for p in range(start, stop):
+                acc += float64(X[rows[perm[p]], j])
+            sums[k, j] = acc
+
+    @cuda.jit
+    def ordered_sum(values, out):
+        # One block: fixed strided partials, then a fixed tree: out[0] += sum(values).
+        tid = cuda.threadIdx.x
+        partial = cuda.shared.array(reduce_threads, float64)
+        acc = 0.0
+        for i in range(tid, values.shape[0], reduce_threads):
+            acc += values[i]
+        partial[tid] = acc
+        cuda.syncthreads()
+        half = reduce_threads // 2
+        while half > 0:
+            if tid < half:
+                partial[tid] += partial[tid + half]
+            cuda.syncthreads()
+            half //= 2
+        if tid == 0:
+            out[0] += partial[0]
+
+    return chunk_histogram, column_offsets, unit_starts, place, segmented_sums, ordered_sum
+
+
+def segmented_statistics(X, rows, bmu, sq_dist, counts, sums, error):
+    """Add counts, sums and the squared error of ``X[rows]`` (winners ``bmu``) in a fixed order.
+
+    Deterministic: rows are sorted stably by winner with a chunked counting sort, then
+    each ``sums[k, j]`` adds its unit's rows in row order (as the CPU's accumulation
+    does), ``counts[k]`` its number of rows, and ``error`` the squared distances in a
+    fixed-order block reduction.
+    """
+    from . import cuda_update
+
+    cfg = cuda_config
+    chunk_histogram, column_offsets, unit_starts, place, segmented_sums, ordered_sum = _build_segmented(
+        cfg.REDUCE_THREADS
+    )
+    n_rows = rows.shape[0]
+    n_units, n_features = sums.shape
+    chunk = cfg.STATISTICS_CHUNK_ROWS
+    n_chunks = (n_rows + chunk - 1) // chunk
+    threads = cfg.THREADS_PER_BLOCK
+    hist = cuda.device_array((n_chunks, n_units), dtype=np.int64)
+    cuda_update.zero(hist)
+    unit_count = cuda.device_array(n_units, dtype=np.int64)
+    unit_start = cuda.device_array(n_units, dtype=np.int64)
+    perm = cuda.device_array(n_rows, dtype=np.int64)
+    chunk_blocks = (n_chunks + threads - 1) // threads
+    chunk_histogram[chunk_blocks, threads](bmu, chunk, hist)
+    column_offsets[(n_units + threads - 1) // threads, threads](hist, unit_count)
+    unit_starts[1, 1](unit_count, unit_start)
+    place[chunk_blocks, threads](bmu, chunk, hist, unit_start, perm)
+    tile = cfg.SMOOTH_TILE
+    segmented_sums[((n_features + tile) // tile, (n_units + tile - 1) // tile), (tile, tile)](
+        X, rows, perm, unit_start, unit_count, counts, sums
+    )
+    ordered_sum[1, cfg.REDUCE_THREADS](sq_dist, error)
+
+
 def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, sums=None, error=None):
     """Winners of the rows ``X[rows]`` (device arrays), and optionally their statistics.
 
@@ -132,14 +259,20 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
     out_bmu : (m,) int64 device array, filled with the winner of ``X[rows[i]]``
     out_sq_dist : (m,) float64 device array, filled with its squared distance
     counts, sums, error : (K,), (K, D), (1,) float64 device arrays or None; hit counts,
-        per-unit sums and the summed squared distance are *added* into them (atomics)
+        per-unit sums and the summed squared distance are *added* into them (atomics, or
+        the deterministic segmented reduction, see ``cuda_config.DETERMINISTIC_STATISTICS``)
     """
     n_rows = rows.shape[0]
     if n_rows == 0:
         return
     cfg = cuda_config
+    cfg.check()
     kernel = _build(cfg.BMU_TILE_ROWS, cfg.BMU_TILE_UNITS, cfg.BMU_TILE_FEATURES, np.dtype(X.dtype).name)
     accumulate = counts is not None
+    deterministic = accumulate and cfg.DETERMINISTIC_STATISTICS
+    if deterministic:
+        statistics = (counts, sums, error)
+        accumulate = False
     if not accumulate:
         # Unused placeholders of the right types (the kernel skips the accumulation).
         counts = cuda.device_array(1, dtype=np.float64)
@@ -149,3 +282,5 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
     kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](
         X, rows, codebook, out_bmu, out_sq_dist, counts, sums, error, accumulate
     )
+    if deterministic:
+        segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics)

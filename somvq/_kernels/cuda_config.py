@@ -23,23 +23,19 @@ SMOOTH_TILE = 16
 ONLINE_THREADS = 256
 REDUCE_THREADS = 256
 
+#: Hit counts and per-unit sums: False adds them with float64 atomics (fast; the sums'
+#: last bits depend on the hardware's ordering), True with a deterministic segmented
+#: reduction (rows sorted stably by winner, each unit's rows summed in row order: the
+#: same bits on every run, and the same bits as the CPU's accumulation for the same
+#: winners), at the cost of a few more kernels per step.
+DETERMINISTIC_STATISTICS = False
+
+#: Rows per chunk of the deterministic reduction's stable counting sort.
+STATISTICS_CHUNK_ROWS = 256
+
 #: Samples per launch of the online kernel (keeps each launch short; the order of the
 #: updates does not depend on it).
 ONLINE_CHUNK = 8192
-
-
-def snapshot() -> tuple:
-    """The current values, as the key under which built kernels are cached."""
-    return (
-        THREADS_PER_BLOCK,
-        BMU_TILE_ROWS,
-        BMU_TILE_UNITS,
-        BMU_TILE_FEATURES,
-        SMOOTH_TILE,
-        ONLINE_THREADS,
-        REDUCE_THREADS,
-        ONLINE_CHUNK,
-    )
 
 
 def check() -> None:
@@ -48,7 +44,8 @@ def check() -> None:
         value = globals()[name]
         if value < 1 or value & (value - 1):
             raise ValueError(f"cuda_config.{name}={value!r} must be a power of two.")
-    for name in ("THREADS_PER_BLOCK", "BMU_TILE_ROWS", "BMU_TILE_FEATURES", "SMOOTH_TILE", "ONLINE_CHUNK"):
+    for name in ("THREADS_PER_BLOCK", "BMU_TILE_ROWS", "BMU_TILE_FEATURES", "SMOOTH_TILE", "ONLINE_CHUNK",
+                 "STATISTICS_CHUNK_ROWS"):
         value = globals()[name]
         if value < 1:
             raise ValueError(f"cuda_config.{name}={value!r} must be >= 1.")

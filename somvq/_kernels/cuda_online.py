@@ -108,6 +108,7 @@ def online_pass(
     (``order`` int64, ``grid_distances`` (K, K) float64, parameter vectors float64).
     """
     cfg = cuda_config
+    cfg.check()
     kernel = _build(cfg.ONLINE_THREADS)
     n = order.shape[0]
     for start in range(0, n, cfg.ONLINE_CHUNK):

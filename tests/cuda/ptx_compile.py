@@ -45,6 +45,10 @@ def main() -> int:
         check(cuda_bmu._build(16, 16, 32, name),
               (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C"),
                A(f64, 2, "C"), A(f64, 1, "C"), b1))
+        histogram, offsets, starts, place, segmented, ordered = cuda_bmu._build_segmented(256)
+        check(segmented, (A(dt, 2), A(i64, 1), A(i64, 1, "C"), A(i64, 1, "C"), A(i64, 1, "C"), A(f64, 1, "C"),
+                          A(f64, 2, "C")))
+        check(cuda_update._build(256, 256)["zero"], (A(i64, 2, "C"),))
         check(cuda_online._build(256),
               (A(dt, 2), A(dt, 2, "C"), A(i64, 1, "C"), i64, i64, A(f64, 2, "C"), i64, i64,
                A(f64, 1, "C"), i64, A(f64, 1, "C"), A(f64, 1, "C"), i64))
@@ -57,6 +61,11 @@ def main() -> int:
         check(kernels["take"], (A(dt, 2, "C"), A(i64, 1, "C"), A(dt, 2, "C")))
         check(kernels["finite"], (A(dt, 2), A(i64, 1, "C")))
         check(kernels["moments"], (A(dt, 2), A(f64, 1, "C"), A(f64, 1, "C")))
+    check(histogram, (A(i64, 1, "C"), i64, A(i64, 2, "C")))
+    check(offsets, (A(i64, 2, "C"), A(i64, 1, "C")))
+    check(starts, (A(i64, 1, "C"), A(i64, 1, "C")))
+    check(place, (A(i64, 1, "C"), i64, A(i64, 2, "C"), A(i64, 1, "C"), A(i64, 1, "C")))
+    check(ordered, (A(f64, 1, "C"), A(f64, 1, "C")))
     check(cuda_update._build(256, 256)["ema_count"], (A(f64, 1, "C"), A(f64, 1, "C"), f64, f64, b1))
     matrix_kernel, smooth_kernel = cuda_smoothing._build(16)
     check(matrix_kernel, (A(f64, 2, "C"), i64, f64, f64, A(f64, 2, "C")))

@@ -53,6 +53,19 @@ def test_cuda_fit_equals_cpu_fit(X, params):
     _assert_same_fit(*_pair(X, **params))
 
 
+def test_deterministic_statistics_fit(X, monkeypatch):
+    from somvq._kernels import cuda_config
+
+    monkeypatch.setattr(cuda_config, "DETERMINISTIC_STATISTICS", True)
+    monkeypatch.setattr(cuda_config, "STATISTICS_CHUNK_ROWS", 5)
+    cpu, gpu = _pair(X, algorithm="minibatch", neighbourhood="hard")
+    _assert_same_fit(cpu, gpu)
+    again = KSOM(backend="cuda", grid=(3, 4), n_epochs=2, batch_size=16, random_state=0, algorithm="minibatch",
+                 neighbourhood="hard").fit(X)
+    np.testing.assert_array_equal(again.codebook_, gpu.codebook_)
+    np.testing.assert_array_equal(again.ema_sum_, gpu.ema_sum_)
+
+
 def test_float64_fit_equals_cpu(X):
     cpu, gpu = _pair(X.astype(np.float64), algorithm="minibatch", neighbourhood="gaussian")
     _assert_same_fit(cpu, gpu, rtol=1e-12)
