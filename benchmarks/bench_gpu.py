@@ -6,7 +6,8 @@
 Rows (seconds per epoch, median over ``--rounds``; the same data and initial codebook):
 
 - ``somvq-cuda-batch`` / ``somvq-cuda-minibatch``: ``KSOM(backend="cuda")`` on a device
-  array (no host copy of the data);
+  array (no host copy of the data), with atomic statistics; ``...-deterministic``: with
+  ``cuda_config.DETERMINISTIC_STATISTICS = True`` (the segmented reduction);
 - ``somvq-cpu-batch`` / ``somvq-cpu-minibatch``: the CPU backend on the same data;
 - ``torch-gpu-batch`` / ``torch-gpu-minibatch``: the same step written in torch on the GPU
   (``addmm`` for the distances, ``argmin``, ``bincount``/``index_add_`` for the
@@ -218,20 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"rounds {args.rounds} (median)")
 
-    # Warm-up: compile the CUDA kernels once, outside the timings.
-    for algorithm in ("batch", "minibatch"):
-        KSOM(backend="cuda", algorithm=algorithm, n_epochs=1, **common).fit(Xd[: min(n, 4096)])
-
     rows = []
 
     def record(label, kind, seconds, epochs_run, codebook):
         rows.append((label, kind, seconds / epochs_run, _quantization_error(X, codebook)))
 
+    from somvq._kernels import cuda_config
+
     for algorithm in ("batch", "minibatch"):
-        seconds, som = _median_time(
-            lambda: KSOM(backend="cuda", algorithm=algorithm, n_epochs=epochs, **common).fit(Xd), args.rounds
-        )
-        record(f"somvq-cuda-{algorithm}", algorithm, seconds, epochs, som.codebook_)
+        for deterministic in (False, True):
+            cuda_config.DETERMINISTIC_STATISTICS = deterministic
+            KSOM(backend="cuda", algorithm=algorithm, n_epochs=1, **common).fit(Xd[: min(n, 4096)])
+            seconds, som = _median_time(
+                lambda: KSOM(backend="cuda", algorithm=algorithm, n_epochs=epochs, **common).fit(Xd), args.rounds
+            )
+            suffix = "-deterministic" if deterministic else ""
+            record(f"somvq-cuda-{algorithm}{suffix}", algorithm, seconds, epochs, som.codebook_)
+        cuda_config.DETERMINISTIC_STATISTICS = False
         seconds, som = _median_time(
             lambda: KSOM(backend="cpu", algorithm=algorithm, n_epochs=args.cpu_epochs, **common).fit(X),
             max(1, min(args.rounds, 2)),
@@ -266,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| library | kind | s/epoch | x GEMM | vs cuda | QE |")
     print("|---|---|---|---|---|---|")
-    reference = {kind: s for label, kind, s, _ in rows if label.startswith("somvq-cuda")}
+    reference = {kind: s for label, kind, s, _ in rows if label == f"somvq-cuda-{kind}"}
     for label, kind, seconds, qe in rows:
         print(f"| {label} | {kind} | {seconds:.4g} | {seconds / gemm:.3g} | "
               f"{seconds / reference[kind]:.3g} | {qe:.5g} |")
