@@ -8,9 +8,13 @@ PYTHON=${PYTHON:-python3}
 # torch: the pinned CPU build first. A looser requirement with no torch installed would
 # pull a multi-GB CUDA build; the package itself only asks for a range.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda]"
 
 # Numba's on-disk cache lives beside the sources; warm it once so test timings are sane.
 export OMP_WAIT_POLICY=PASSIVE
 
-"$PYTHON" -m pytest -q -p no:cacheprovider "$@"
+"$PYTHON" -m pytest -q -p no:cacheprovider --ignore=tests/cuda "$@"
+
+# The numba.cuda kernels, under the CUDA simulator, in their own process: numba reads
+# NUMBA_ENABLE_CUDASIM when it is first imported.
+NUMBA_ENABLE_CUDASIM=1 "$PYTHON" -m pytest -q -p no:cacheprovider tests/cuda
