@@ -10,7 +10,7 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda]"
 
-# Numba's on-disk cache lives beside the sources; warm it once so test timings are sane.
+# Passive OpenMP waits: spinning barriers cost a scheduler slice each on a 2-core machine.
 export OMP_WAIT_POLICY=PASSIVE
 
 "$PYTHON" -m pytest -q -p no:cacheprovider --ignore=tests/cuda "$@"
