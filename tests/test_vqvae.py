@@ -123,6 +123,7 @@ def test_variants():
 
 
 def test_compare_writes_table_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
     base = TrainConfig(**TINY, steps=6, validation_interval=2, checkpoint_interval=6)
     out = compare(base, parse_variants("none-n1-all,hard-n1-all"), [0], tmp_path / "runs", tmp_path / "report", progress=False)
     report = (tmp_path / "report" / "report.md").read_text()
@@ -155,6 +156,7 @@ def test_cli_train_and_resume(tmp_path):
 
 
 def test_cli_compare(tmp_path):
+    pytest.importorskip("matplotlib")
     result = run("vqvae", "compare", *CLI_TINY, "--steps", "4", "--variants", "none-n0-all,exponential-n0-all",
                  "--seeds", "0", "-o", tmp_path / "runs", "--report-dir", tmp_path / "report")
     assert result.exit_code == 0, result.output
