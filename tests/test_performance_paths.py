@@ -226,3 +226,19 @@ def test_online_pass_without_distances_reads_them_from_the_grid(grid, kind):
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
         algorithms.online_pass(X, a, np.arange(60), None, nb, lr, np.ones(grid.n_units), 0)
+
+
+@pytest.mark.parametrize("grid", [Grid((6, 9)), Grid((5, 4), periodic=(True, False)), Grid((7,)),
+                                  Grid((6,), periodic=True)], ids=repr)
+@pytest.mark.parametrize("kind", ["gaussian", "hard"])
+def test_compiled_separable_smoothing_equals_numpy_apply(grid, kind):
+    nb = Neighbourhood(kind, Schedule("exponential", 3.0, 0.5, 0.1, 50.0), 0.1)
+    op = smoothing_operator(nb, grid, 4)
+    assert isinstance(op, SeparableSmoothing)
+    rng = np.random.default_rng(9)
+    counts = rng.integers(0, 5, grid.n_units).astype(np.float64)
+    sums = rng.normal(size=(grid.n_units, 3))
+    n, s = algorithms.smooth_statistics(op, counts, sums)  # compiled for 1-D/2-D grids
+    rn, rs = op.apply(counts, sums)  # numpy tensordot
+    np.testing.assert_allclose(n, rn, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s, rs, rtol=1e-12, atol=1e-12)
