@@ -1,59 +1,30 @@
-"""Numba mirrors of :mod:`somvq.schedules` and :mod:`somvq.neighbourhoods`.
+"""CPU (numba.njit) compilation of :mod:`neighbourhood_formulas`.
 
 The online update evaluates h_t(k*, k) sample by sample inside a compiled loop, where the
-NumPy/torch definitions cannot be called. These scalar functions implement the same
-formulas under the integer codes ``SCHEDULE_CODES`` and ``NEIGHBOURHOOD_CODES``; the tests
-hold them equal to the Python definitions for every code.
+NumPy/torch definitions cannot be called; these are the scalar versions it calls.
 """
-
-import math
 
 from numba import njit
 
+from . import neighbourhood_formulas as formulas
 from .config import CACHE
+from .neighbourhood_formulas import (  # noqa: F401  (codes re-exported for the kernels)
+    BUBBLE,
+    CONSTANT,
+    CUT_GAUSSIAN,
+    EXPONENTIAL,
+    EXPONENTIAL_SCHEDULE,
+    GAUSSIAN,
+    HARD,
+    INVERSE_TIME,
+    LINEAR,
+    MEXICAN_HAT,
+    NEIGHBOUR_RADIUS,
+    NONE,
+    TRIANGLE,
+)
 
-# Codes, as in somvq.schedules.SCHEDULE_CODES / somvq.neighbourhoods.NEIGHBOURHOOD_CODES.
-INVERSE_TIME, EXPONENTIAL_SCHEDULE, LINEAR, CONSTANT = 0, 1, 2, 3
-NONE, HARD, EXPONENTIAL, GAUSSIAN, BUBBLE, TRIANGLE, MEXICAN_HAT, CUT_GAUSSIAN = range(8)
-NEIGHBOUR_RADIUS = 1.5
-
-
-@njit("float64(int64, float64, float64, float64, float64, float64)", cache=CACHE)
-def schedule_value(code, start, end, shrink, horizon, t):
-    if code == INVERSE_TIME:
-        return start / (1.0 + shrink * t)
-    progress = t / horizon
-    if progress > 1.0:
-        progress = 1.0
-    if code == EXPONENTIAL_SCHEDULE:
-        return start * (end / start) ** progress
-    if code == LINEAR:
-        return start + (end - start) * progress
-    return start
-
-
-@njit("float64(int64, float64, float64, float64)", cache=CACHE)
-def kernel_value(code, d, radius, hard_weight):
-    if d == 0.0:
-        return 1.0
-    if code == NONE:
-        return 0.0
-    if code == HARD:
-        return hard_weight if d < NEIGHBOUR_RADIUS else 0.0
-    if code == EXPONENTIAL:
-        return math.exp(d * (-1.0 / radius))
-    if code == GAUSSIAN:
-        return math.exp(d * d * (-0.5 / (radius * radius)))
-    if code == BUBBLE:
-        return 1.0 if d <= radius else 0.0
-    if code == TRIANGLE:
-        w = 1.0 - d / radius
-        return w if w > 0.0 else 0.0
-    if code == MEXICAN_HAT:
-        q = d * d / (radius * radius)
-        return (1.0 - q) * math.exp(-0.5 * q)
-    if code == CUT_GAUSSIAN:
-        if d <= radius:
-            return math.exp(d * d * (-0.5 / (radius * radius)))
-        return 0.0
-    return 0.0
+schedule_value = njit("float64(int64, float64, float64, float64, float64, float64)", cache=CACHE)(
+    formulas.schedule_value
+)
+kernel_value = njit("float64(int64, float64, float64, float64)", cache=CACHE)(formulas.kernel_value)

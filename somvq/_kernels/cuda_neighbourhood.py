@@ -1,58 +1,28 @@
-"""CUDA device-function mirrors of :mod:`somvq._kernels.cpu_neighbourhood`.
+"""CUDA device-function compilation of :mod:`neighbourhood_formulas`.
 
-``schedule_value`` and ``kernel_value`` evaluate the same formulas under the same integer
-codes as the CPU twins (the tests hold them equal); the online kernel and the kernel that
-fills the neighbourhood matrix call them on the device. Nothing here is compiled until a
-kernel that calls them is launched.
+``schedule_value`` and ``kernel_value`` are the very source the CPU kernels compile (see
+:mod:`cpu_neighbourhood`); the online kernel and the kernel that fills the neighbourhood
+matrix call them on the device. Nothing here is compiled until such a kernel is launched.
 """
-
-import math
 
 from numba import cuda
 
-# Codes, as in cpu_neighbourhood (and somvq.schedules / somvq.neighbourhoods); repeated
-# here so importing this module does not compile the CPU twins.
-INVERSE_TIME, EXPONENTIAL_SCHEDULE, LINEAR, CONSTANT = 0, 1, 2, 3
-NONE, HARD, EXPONENTIAL, GAUSSIAN, BUBBLE, TRIANGLE, MEXICAN_HAT, CUT_GAUSSIAN = range(8)
-NEIGHBOUR_RADIUS = 1.5
+from . import neighbourhood_formulas as formulas
+from .neighbourhood_formulas import (  # noqa: F401  (codes re-exported for the kernels)
+    BUBBLE,
+    CONSTANT,
+    CUT_GAUSSIAN,
+    EXPONENTIAL,
+    EXPONENTIAL_SCHEDULE,
+    GAUSSIAN,
+    HARD,
+    INVERSE_TIME,
+    LINEAR,
+    MEXICAN_HAT,
+    NEIGHBOUR_RADIUS,
+    NONE,
+    TRIANGLE,
+)
 
-
-@cuda.jit(device=True)
-def schedule_value(code, start, end, shrink, horizon, t):
-    if code == INVERSE_TIME:
-        return start / (1.0 + shrink * t)
-    progress = t / horizon
-    if progress > 1.0:
-        progress = 1.0
-    if code == EXPONENTIAL_SCHEDULE:
-        return start * (end / start) ** progress
-    if code == LINEAR:
-        return start + (end - start) * progress
-    return start
-
-
-@cuda.jit(device=True)
-def kernel_value(code, d, radius, hard_weight):
-    if d == 0.0:
-        return 1.0
-    if code == NONE:
-        return 0.0
-    if code == HARD:
-        return hard_weight if d < NEIGHBOUR_RADIUS else 0.0
-    if code == EXPONENTIAL:
-        return math.exp(d * (-1.0 / radius))
-    if code == GAUSSIAN:
-        return math.exp(d * d * (-0.5 / (radius * radius)))
-    if code == BUBBLE:
-        return 1.0 if d <= radius else 0.0
-    if code == TRIANGLE:
-        w = 1.0 - d / radius
-        return w if w > 0.0 else 0.0
-    if code == MEXICAN_HAT:
-        q = d * d / (radius * radius)
-        return (1.0 - q) * math.exp(-0.5 * q)
-    if code == CUT_GAUSSIAN:
-        if d <= radius:
-            return math.exp(d * d * (-0.5 / (radius * radius)))
-        return 0.0
-    return 0.0
+schedule_value = cuda.jit(device=True)(formulas.schedule_value)
+kernel_value = cuda.jit(device=True)(formulas.kernel_value)
