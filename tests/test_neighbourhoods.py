@@ -97,3 +97,16 @@ def test_same_definitions_on_torch_tensors():
         nb = Neighbourhood(kind, Schedule("inverse_time", 3.0, shrink=0.1), shrink=0.1)
         t = torch.tensor(12.0, dtype=torch.float64)
         np.testing.assert_allclose(nb.weights(torch.from_numpy(d.copy()), t).numpy(), nb.matrix(d, 12), rtol=1e-12)
+
+
+def test_kernel_codes_are_the_python_codes():
+    """The compiled formulas (CPU and CUDA share one source) use the modules' own codes."""
+    from somvq._kernels import neighbourhood_formulas as formulas
+    from somvq.grids import NEIGHBOUR_RADIUS
+    from somvq.neighbourhoods import NEIGHBOURHOOD_CODES
+    from somvq.schedules import SCHEDULE_CODES
+
+    assert {name: getattr(formulas, name.upper()) for name in NEIGHBOURHOOD_CODES} == NEIGHBOURHOOD_CODES
+    renamed = {"exponential": "EXPONENTIAL_SCHEDULE"}
+    assert {n: getattr(formulas, renamed.get(n, n.upper())) for n in SCHEDULE_CODES} == SCHEDULE_CODES
+    assert formulas.NEIGHBOUR_RADIUS == NEIGHBOUR_RADIUS

@@ -8,21 +8,6 @@ from numba import njit
 
 from . import neighbourhood_formulas as formulas
 from .config import CACHE
-from .neighbourhood_formulas import (  # noqa: F401  (codes re-exported for the kernels)
-    BUBBLE,
-    CONSTANT,
-    CUT_GAUSSIAN,
-    EXPONENTIAL,
-    EXPONENTIAL_SCHEDULE,
-    GAUSSIAN,
-    HARD,
-    INVERSE_TIME,
-    LINEAR,
-    MEXICAN_HAT,
-    NEIGHBOUR_RADIUS,
-    NONE,
-    TRIANGLE,
-)
 
 schedule_value = njit("float64(int64, float64, float64, float64, float64, float64)", cache=CACHE)(
     formulas.schedule_value

@@ -18,7 +18,8 @@ from numba import njit, types
 
 from ._signatures import array
 from .config import CACHE, FASTMATH
-from .cpu_neighbourhood import HARD, NEIGHBOUR_RADIUS, NONE, kernel_value, schedule_value
+from .cpu_neighbourhood import kernel_value, schedule_value
+from .neighbourhood_formulas import HARD, NEIGHBOUR_RADIUS, NONE
 
 INVERSE_COUNT = -1
 

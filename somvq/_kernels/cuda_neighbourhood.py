@@ -8,21 +8,6 @@ matrix call them on the device. Nothing here is compiled until such a kernel is 
 from numba import cuda
 
 from . import neighbourhood_formulas as formulas
-from .neighbourhood_formulas import (  # noqa: F401  (codes re-exported for the kernels)
-    BUBBLE,
-    CONSTANT,
-    CUT_GAUSSIAN,
-    EXPONENTIAL,
-    EXPONENTIAL_SCHEDULE,
-    GAUSSIAN,
-    HARD,
-    INVERSE_TIME,
-    LINEAR,
-    MEXICAN_HAT,
-    NEIGHBOUR_RADIUS,
-    NONE,
-    TRIANGLE,
-)
 
 schedule_value = cuda.jit(device=True)(formulas.schedule_value)
 kernel_value = cuda.jit(device=True)(formulas.kernel_value)
