@@ -13,6 +13,18 @@ import click
 DATASET_CHOICES = ("digits", "iris", "wine", "fashion-mnist", "mnist")
 
 
+def parse_grid_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    """Click callback: ``--grid 16x32`` to a shape tuple; a bad shape is a usage error."""
+    if value is None:
+        return None
+    from somvq.grids import parse_grid
+
+    try:
+        return parse_grid(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _apply(options: list[Callable]) -> Callable:
     def decorator(function: Callable) -> Callable:
         for option in reversed(options):

@@ -12,24 +12,13 @@ from click.core import ParameterSource
 
 from ._errors import DataError, library_errors
 from ._input import load_input
-from ._options import input_kwargs, input_options
+from ._options import input_kwargs, input_options, parse_grid_option
 from ._output import check_output
 from ._report import format_table, grid_text, map_metrics, metric_rows
 
 NEIGHBOURHOOD_CHOICES = ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "mexican_hat", "cut_gaussian")
 INIT_CHOICES = ("random", "normal", "sample", "pca")
 MAIN_PLOTS = ("umatrix", "hitmap", "codebook")
-
-
-def _grid(ctx: click.Context, param: click.Parameter, value: str | None):
-    if value is None:
-        return None
-    from somvq.grids import parse_grid
-
-    try:
-        return parse_grid(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 class LearningRate(click.ParamType):
@@ -118,7 +107,7 @@ class _Progress:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--grid", callback=_grid, metavar="ROWSxCOLS", help="Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: 16x32].")
+@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help="Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: 16x32].")
 @click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help="Grid topology [default: rectangular].")
 @click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
 @click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help="Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: gaussian].")

@@ -12,19 +12,9 @@ from typing import Any, Callable
 import click
 
 from ._errors import library_errors
+from ._options import parse_grid_option
 
 VQVAE_DATASET_CHOICES = ("fashion-mnist", "digits", "photos")
-
-
-def _grid(ctx: click.Context, param: click.Parameter, value: str | None):
-    if value is None:
-        return None
-    from somvq.grids import parse_grid
-
-    try:
-        return parse_grid(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _seeds(ctx: click.Context, param: click.Parameter, value: str):
@@ -63,7 +53,7 @@ def _shared_options(function: Callable) -> Callable:
                      help="Images per step (the paper: 256)."),
         click.option("--codebook-size", type=click.IntRange(min=2), default=128, show_default=True,
                      help="Number of codes K (the paper: 512)."),
-        click.option("--grid", callback=_grid,
+        click.option("--grid", callback=parse_grid_option,
                      help="Map shape such as 8x16 (C order: the last axis varies fastest) [default: the "
                      "reference's automatic shape, 128 -> 8x16, 512 -> 16x32]."),
         click.option("--channels", type=click.IntRange(min=2), default=32, show_default=True,
