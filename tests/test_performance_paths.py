@@ -242,3 +242,44 @@ def test_compiled_separable_smoothing_equals_numpy_apply(grid, kind):
     rn, rs = op.apply(counts, sums)  # numpy tensordot
     np.testing.assert_allclose(n, rn, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(s, rs, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ augmented-GEMM search
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_search_ties_pick_the_lowest_index(dtype):
+    """Duplicated units (exact ties in the augmented product) go to the first copy."""
+    rng = np.random.default_rng(10)
+    base = rng.normal(size=(6, 5)).astype(dtype)
+    W = np.concatenate([base, base[::-1], base])  # every unit appears three times
+    X = np.concatenate([base, rng.normal(size=(50, 5)).astype(dtype)])
+    bmu, sq = algorithms.assign(X, W, chunk_rows=16)
+    ref_bmu, ref_sq, _, _ = _naive(X, W)
+    np.testing.assert_array_equal(bmu, ref_bmu)
+    assert (bmu < 6).all()  # first copies are units 0..5
+    np.testing.assert_allclose(sq, ref_sq, rtol=1e-4, atol=1e-4)
+
+
+def test_search_scratch_buffers_follow_shape_and_dtype_changes():
+    """The per-thread augmented buffer (with its column of ones) is rebuilt when D or the
+    dtype changes, and is not left dirty between calls."""
+    for d, dtype in [(3, np.float64), (7, np.float32), (3, np.float32), (7, np.float64), (3, np.float64)]:
+        X, W = _data(97, d, 13, dtype, seed=d)
+        for n_threads in (1, 2):
+            bmu = np.empty(97, dtype=np.int64)
+            sq = np.empty(97)
+            best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, chunk_rows=32,
+                                n_threads=n_threads)
+            ref_bmu, ref_sq, _, _ = _naive(X, W)
+            np.testing.assert_array_equal(bmu, ref_bmu)
+            np.testing.assert_allclose(sq, ref_sq, rtol=1e-4, atol=1e-4)
+
+
+def test_augmented_codebook_layout():
+    from somvq._kernels.cpu_bmu import augmented_codebook
+
+    W = np.arange(15, dtype=np.float32).reshape(5, 3)
+    norms = np.einsum("ij,ij->i", W, W)
+    aug = augmented_codebook(W, norms)
+    assert aug.shape == (4, 5)
+    np.testing.assert_array_equal(aug[:3], -2 * W.T)
+    np.testing.assert_array_equal(aug[3], norms)
