@@ -193,6 +193,21 @@ def _search_block(X, start, stop, aug_codebook, out_bmu, out_sq_dist):
         finish_block(_block(X, start, stop), prod, bmu, out_sq_dist[start:stop])
 
 
+def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
+    """Rows per block: at most ``chunk_rows``, an even number of near-equal blocks.
+
+    Depends on ``n`` and ``chunk_rows`` only (never on the threads: determinism). With
+    ``ceil(n / chunk_rows)`` blocks rounded up to an even count, two threads get the same
+    work: digits (1797 rows) is 4 blocks of 450 instead of 512, 512, 512, 261, where one
+    thread searched 1024 rows and the other 773 (profile: 0.79 -> 0.65 ms a pass).
+    """
+    chunk_rows = max(int(chunk_rows), 1)
+    n_blocks = -(-n // chunk_rows)
+    if n_blocks > 1 and n_blocks % 2:
+        n_blocks += 1
+    return max(1, -(-n // max(n_blocks, 1)))
+
+
 def best_matching_units(
     X, codebook, codebook_sq_norms, out_bmu, out_sq_dist=None, counts=None, sums=None,
     chunk_rows=CHUNK_ROWS, n_threads=None,
@@ -209,14 +224,15 @@ def best_matching_units(
     counts, sums : (K,) and (K, D) float64 buffers or None; hit counts and per-unit sums are
         *added* into them, in row order
     chunk_rows : int
-        Rows per block; the blocks (and so the results) do not depend on the threads.
+        Most rows per block; the blocks are :func:`balanced_chunk_rows` of ``n`` and this
+        number, so they (and the results) do not depend on the threads.
     n_threads : int or None
         Blocks searched at once; ``None``: the BLAS's current thread count.
     """
     n = X.shape[0]
     if n == 0:
         return
-    chunk_rows = max(int(chunk_rows), 1)
+    chunk_rows = balanced_chunk_rows(n, chunk_rows)
     aug_codebook = augmented_codebook(codebook, np.asarray(codebook_sq_norms, dtype=X.dtype))
     starts = range(0, n, chunk_rows)
     outer = getattr(_local, "outer_threads", None)
