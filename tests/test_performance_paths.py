@@ -283,3 +283,18 @@ def test_augmented_codebook_layout():
     assert aug.shape == (4, 5)
     np.testing.assert_array_equal(aug[:3], -2 * W.T)
     np.testing.assert_array_equal(aug[3], norms)
+
+
+@pytest.mark.parametrize("n", [1, 5, 511, 512, 513, 1024, 1025, 1797, 10_000, 100_000])
+@pytest.mark.parametrize("chunk_rows", [7, 256, 512])
+def test_balanced_blocks(n, chunk_rows):
+    """Blocks never exceed chunk_rows, cover the rows, and depend on n and chunk_rows only."""
+    from somvq._kernels.cpu_bmu import balanced_chunk_rows
+
+    rows = balanced_chunk_rows(n, chunk_rows)
+    assert 1 <= rows <= min(chunk_rows, n) or (n == 0)
+    n_blocks = -(-n // rows)
+    assert n_blocks >= -(-n // chunk_rows)
+    assert n_blocks <= -(-n // chunk_rows) + 2
+    if n == 1797 and chunk_rows == 512:
+        assert rows == 450  # digits: 4 equal blocks, 2 per thread
