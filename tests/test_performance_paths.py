@@ -298,3 +298,26 @@ def test_balanced_blocks(n, chunk_rows):
     assert n_blocks <= -(-n // chunk_rows) + 2
     if n == 1797 and chunk_rows == 512:
         assert rows == 450  # digits: 4 equal blocks, 2 per thread
+
+
+def test_concurrent_callers_share_the_block_pool():
+    """Two Python threads searching at once (one pool worker between them) get the serial
+    results: a block is searched by whoever claims it, never twice, never skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, W = _data(4000, 8, 30, np.float32, seed=11)
+    norms = np.einsum("ij,ij->i", W, W)
+
+    def run(n_threads):
+        bmu = np.empty(X.shape[0], dtype=np.int64)
+        sq = np.empty(X.shape[0])
+        counts, sums = np.zeros(30), np.zeros((30, 8))
+        best_matching_units(X, W, norms, bmu, sq, counts, sums, chunk_rows=128, n_threads=n_threads)
+        return bmu, sq, counts, sums
+
+    ref = run(1)
+    with ThreadPoolExecutor(3) as callers:
+        outs = list(callers.map(run, [2] * 12))
+    for out in outs:
+        for a, b in zip(out, ref):
+            np.testing.assert_array_equal(a, b)

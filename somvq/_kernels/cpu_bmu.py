@@ -303,5 +303,6 @@ def best_matching_units(
         finally:
             for _ in range(n_blocks):  # stop the workers claiming blocks
                 next(claim)
-            for future in futures:
-                future.exception()
+            for future in futures:  # one still queued (pool busy elsewhere) never runs
+                if not future.cancel():
+                    future.exception()
