@@ -1,8 +1,8 @@
 """Writing a file atomically: into a temporary file beside it, then renamed into place.
 
 A failure (an exception, an interrupt, a full disk) therefore never leaves a partial file,
-and a reader never sees a half-written one. Used for plots and the command line's outputs;
-:func:`somvq.io.save` does the same for model files.
+and a reader never sees a half-written one. Used for model files
+(:func:`somvq.io.save`), plots and the command line's outputs.
 """
 
 from __future__ import annotations

@@ -213,3 +213,12 @@ def test_tampered_parameter_values_are_refused_at_load(tmp_path, model_path):
     tampered = _rewrite(model_path, tmp_path / "t.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
     with pytest.raises(ModelFileError, match="decay"):
         somvq.load(tampered)
+
+
+def test_saved_model_files_have_normal_permissions(tmp_path, X):
+    import os
+
+    path = somvq.save(KSOM(grid=(2, 2), n_epochs=1).fit(X), tmp_path / "m.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
