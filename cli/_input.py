@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -231,7 +232,7 @@ def read_data_file(
     """Read ``path`` (``"-"``: stdin) by extension, or by content when it has none."""
     if path == "-":
         source = "stdin"
-        raw = click.get_binary_stream("stdin").read()
+        raw = sys.stdin.buffer.read()  # (click.get_binary_stream is deprecated in recent click)
         suffix = ""
     else:
         source = path

@@ -7,6 +7,7 @@ kept unless --force: the check runs before any long work and again at the final 
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,7 +71,7 @@ def write_table(array: Any, columns: Sequence[str], output: str | None, *, force
     from somvq._atomic import atomic_write
 
     if output is None or output == "-":
-        stream = click.get_text_stream("stdout")
+        stream = sys.stdout  # (click.get_text_stream is deprecated in recent click)
         # Stream in blocks: a large table never exists twice in memory as text.
         block = 4096
         for start in range(0, max(array.shape[0], 1), block):
