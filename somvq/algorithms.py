@@ -345,32 +345,9 @@ def online_pass(
         if neighbourhood.kind != "gaussian" or _online_mode(neighbourhood, grid, X, codebook, None) is None:
             grid_distances = grid.distances
     mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)
-    if mode is not None:
-        from ._kernels.cpu_online import online_pass_grid
-
-        if grid_distances is None:  # the per-axis gaussian never reads them: K x K not built
-            grid_distances = _NO_DISTANCES
-
-        shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
-        periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
-        online_pass_grid(
-            X,
-            codebook,
-            np.ascontiguousarray(order, dtype=np.int64),
-            grid_distances,
-            neighbourhood.code,
-            neighbourhood.radius.code,
-            neighbourhood.kernel_parameters(),
-            lr_code,
-            lr_params,
-            unit_counts,
-            int(t0),
-            mode,
-            np.asarray(shape, dtype=np.int64),
-            np.asarray(periodic, dtype=np.int64),
-        )
-        return
-    _online_pass_kernel(
+    if mode is not None and grid_distances is None:
+        grid_distances = _NO_DISTANCES  # the per-axis gaussian never reads them: K x K not built
+    args = (
         X,
         codebook,
         np.ascontiguousarray(order, dtype=np.int64),
@@ -382,6 +359,16 @@ def online_pass(
         lr_params,
         unit_counts,
         int(t0),
+    )
+    if mode is None:
+        _online_pass_kernel(*args)
+        return
+    from ._kernels.cpu_online import online_pass_grid
+
+    shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
+    periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
+    online_pass_grid(
+        *args, mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64)
     )
 
 
