@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from . import algorithms, metrics
+from . import algorithms, distances, metrics
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from .exceptions import BackendUnavailableError
 from .grids import TOPOLOGIES, Grid
@@ -535,9 +535,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def transform(self, X) -> np.ndarray:
         """Euclidean distance from each row to every unit, shape (n_samples, K)."""
         X = self._validate_for_inference(X)
-        sq = np.einsum("ij,ij->i", X, X)[:, None] + np.einsum("ij,ij->i", self.codebook_, self.codebook_)
-        sq = sq - 2.0 * (X @ self.codebook_.T)
-        return np.sqrt(np.maximum(sq, 0.0))
+        return np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
 
     def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit, then return the distances of the training rows to every unit."""

@@ -2,14 +2,15 @@
 
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
-Distances to the codebook are computed block by block: memory is O(block * K), never
-O(N * K).
+Distances to the codebook are :func:`somvq.distances.squared_distances` (exact at any
+offset and scale), computed block by block: memory is O(block * K), never O(N * K).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .distances import squared_distances
 from .grids import Grid
 
 __all__ = [
@@ -26,17 +27,14 @@ _BLOCK_ROWS = 1024
 
 
 def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray):
-    """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block."""
-    X = X if X.dtype == codebook.dtype else X.astype(codebook.dtype)
-    norms = np.einsum("ij,ij->i", codebook, codebook)
+    """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block.
+
+    ``sq`` is :func:`somvq.distances.squared_distances` (float64, exact to ~1e-8 relative
+    at any offset and scale).
+    """
     for start in range(0, X.shape[0], _BLOCK_ROWS):
         block = X[start : start + _BLOCK_ROWS]
-        sq = block @ codebook.T
-        sq *= -2.0
-        sq += norms
-        sq += np.einsum("ij,ij->i", block, block)[:, None]
-        np.maximum(sq, 0.0, out=sq)
-        yield start, start + block.shape[0], sq
+        yield start, start + block.shape[0], squared_distances(block, codebook)
 
 
 def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = False) -> float:
@@ -49,7 +47,7 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
         raise ValueError("quantization_error needs at least one sample, got 0.")
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
-        best = sq.min(axis=1).astype(np.float64)
+        best = sq.min(axis=1)
         total += float(best.sum() if squared else np.sqrt(best).sum())
     return total / X.shape[0]
 

@@ -1,21 +1,28 @@
 """BMU search and per-unit statistics on the CPU.
 
 The search is a GEMM plus an argmin: ``argmin_k ||w_k||^2 - 2 x.w_k`` (``||x||^2`` does not
-change the winner). Rows are processed in fixed blocks of ``chunk_rows`` so a block's
+change the winner), evaluated in the codebook's reference frame
+(:func:`somvq.distances.reference_frame`: centred at the codebook mean when the codebook is
+off the origin, scaled by a power of two when its squares would leave the dtype's range),
+then made exact: every row whose two best scores are within twice the expanded form's
+error bound (:func:`somvq.distances.expanded_form_error`) is re-ranked by direct float64
+distances among the units within the bound, and the squared distance to the winner is
+always computed directly, ``sum_j (x_j - w_j)^2`` in float64. Winners therefore equal the
+float64 brute-force argmin (lowest index on ties) at any offset and scale, up to
+float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a block's
 ``(rows x K)`` product is written and read back while it is in cache, and never an
 ``(N x K)`` matrix: extra memory is O(threads * chunk_rows * K).
 
-Per block: one BLAS product of the block, gathered into a per-thread ``rows x (D + 1)``
-buffer whose last column is 1, with the augmented codebook ``[-2 W | ||w||^2]`` (built once
-per call; scaling by -2 is exact), which gives ``||w||^2 - 2 x.w`` without a separate add
-pass over the ``rows x K`` products (round 3: -31 us of a ~190 us 512-row block at D = 32,
-K = 512); then NumPy's SIMD argmin (lowest index on ties), and one compiled pass
-(:func:`finish_block`) for the squared distances to the winners. The augmented product
-may differ from "GEMM, then add" in the last bit of ~1% of the products, so a winner can
-change only between units whose distances are equal to float rounding. With more than one BLAS thread and more than one block, blocks run on a small
-thread pool with single-threaded BLAS inside, so the argmin and the distance pass run in
-parallel too (profile: the GEMM alone in 1024-row blocks is ~0.45x one big product, the
-add + argmin ~0.25x; with the pool an epoch costs ~0.5-0.65x the big product).
+Per block: one BLAS product of the block, gathered (centred, scaled) into a per-thread
+``rows x (D + 1)`` buffer whose last column is 1, with the augmented codebook
+``[-2 W | ||w||^2]`` (built once per call; scaling by -2 is exact), which gives
+``||w||^2 - 2 x.w`` without a separate add pass over the ``rows x K`` products; then
+NumPy's SIMD argmin (lowest index on ties), and one compiled pass (:func:`finish_block`):
+per row the error bound, a vectorised count of the scores within it of the best, the
+re-rank where that count exceeds one, and the direct squared distance to the winner.
+With more than one BLAS thread and more than one block, blocks run on a small thread pool
+with single-threaded BLAS inside, so the argmin and the finishing pass run in parallel too.
+See docs/performance.md for the profiles behind these choices.
 
 Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
 row order, into caller-allocated float64 buffers: the result is the same bits for any
@@ -27,13 +34,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, types
 
+from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 
@@ -60,25 +70,125 @@ def accumulate_statistics(block, bmu, counts, sums):
 
 
 _FINISH_SIGNATURES = [
-    types.void(block, array(block.dtype, 2, "C"), array(types.int64, 1), array(types.float64, 1))
+    types.int64(
+        block,  # the block's rows as given
+        array(block.dtype, 2, "C"),  # expanded-form scores (rows, K)
+        array(types.int64, 1),  # winners from the argmin; corrected in place
+        array(block.dtype, 2, "C", readonly=True),  # the codebook as given
+        types.float64,  # kappa of expanded_form_error
+        types.float64,  # R: largest norm of a unit in the frame
+        types.float64,  # overflow limit: larger (||x'|| + R)^2 re-ranks the whole row
+        types.float64,  # scale of the frame (power of two)
+        types.float64,  # scale of the direct distances (power of two)
+        types.float64,  # 4 eps of the dtype: moves a limit past its rounding to the dtype
+        array(types.float64, 1),  # squared distance to the winner (written if requested)
+        types.boolean,  # write it
+    )
     for block in _BLOCKS
 ]
 
 
 @njit(_FINISH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def finish_block(block, products, bmu, out_sq_dist):
-    """out_sq_dist[i] = max(0, products[i, bmu[i]] + ||block[i]||^2), in float64.
+def finish_block(block, products, bmu, codebook, kappa, radius, overflow, frame_scale, scale, up,
+                 out_sq_dist, write_dist):
+    """Certify or re-rank each row's winner; write its direct squared distance.
 
-    ``products`` holds ``||w_k||^2 - 2 x.w_k`` for the block's rows.
+    ``products`` holds the expanded-form scores ``||w'_k||^2 - 2 x'.w'_k`` of the rows
+    ``framed`` (in the frame), ``bmu`` their argmin. Each score is within
+    ``e = kappa (||x'|| + R)^2`` of the exact (scaled) squared distance minus ``||x'||^2``.
+    A row with exactly one score within ``2 e`` of its best keeps its winner (no other unit
+    can be closer); otherwise the units within ``2 e`` are compared by direct float64
+    distances ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties. A row with
+    ``(||x'|| + R)^2 > overflow`` (scores may have overflowed) compares all units directly.
+    Then ``out_sq_dist[i] = sum_j (x_j - w_bmu,j)^2`` in float64. Returns the number of
+    re-ranked rows.
     """
+    n_rows = block.shape[0]
     n_features = block.shape[1]
-    for i in range(block.shape[0]):
-        norm = 0.0
+    n_units = products.shape[1]
+    inv_scale2 = 1.0 / (scale * scale)
+    # ||x'|| <= ||x' - w'_bmu|| + R and ||x' - w'_bmu|| = frame_scale ||x - w_bmu|| up to one
+    # rounding of each operand (<= 2 u (||x'|| + R), inside kappa's margin): the bound
+    # needs no pass over x'. frame_scale / scale converts the direct distance's scale.
+    to_frame = frame_scale / scale
+    dists = np.empty(n_rows)
+    limits = np.empty(n_rows, dtype=products.dtype)
+    full = np.zeros(n_rows, dtype=np.bool_)
+    # 1. direct distance to the argmin's winner, and the limit of the scores to re-rank
+    for i in range(n_rows):
+        winner = bmu[i]
+        acc = 0.0
         for j in range(n_features):
-            v = np.float64(block[i, j])
-            norm += v * v
-        best = np.float64(products[i, bmu[i]]) + norm
-        out_sq_dist[i] = best if best > 0.0 else 0.0
+            diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale
+            acc += diff * diff
+        dists[i] = acc
+        reach = math.sqrt(acc) * to_frame * (1.0 + up) + 2.0 * radius
+        reach *= reach
+        if reach <= overflow:
+            lim = np.float64(products[i, winner]) + 2.0 * kappa * reach
+            limits[i] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
+        else:
+            full[i] = True
+            limits[i] = np.inf
+    # 2. scores within the limit (a separate, vectorised pass: ~2x faster than inline)
+    reranked = 0
+    for i in range(n_rows):
+        lim_t = limits[i]
+        count = np.int32(0)
+        for k in range(n_units):
+            count += np.int32(1) if products[i, k] <= lim_t else np.int32(0)
+        if count > 1 or full[i]:
+            # 3. re-rank: direct float64 distances among the candidates, lowest index on ties
+            reranked += 1
+            best = np.inf
+            found = -1
+            for k in range(n_units):
+                if full[i] or products[i, k] <= lim_t:
+                    acc = 0.0
+                    for j in range(n_features):
+                        diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
+                        acc += diff * diff
+                    if acc < best or found < 0:
+                        best = acc
+                        found = k
+            bmu[i] = found
+            dists[i] = best
+    if write_dist:
+        for i in range(n_rows):
+            out_sq_dist[i] = dists[i] * inv_scale2
+    return reranked
+
+
+_SUMMARY_SIGNATURES = [
+    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1))
+    for dtype in FLOATS
+]
+
+
+@njit(_SUMMARY_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def codebook_summary(codebook, mean_out):
+    """Mean of the units into ``mean_out``; returns (max, mean) of ``||w_k||^2``, in float64.
+
+    What :func:`somvq.distances.frame_from_summary` needs, in one pass (the NumPy
+    equivalent costs ~40 us a call, too much for every mini-batch step).
+    """
+    n_units, n_features = codebook.shape
+    for j in range(n_features):
+        mean_out[j] = 0.0
+    max_norm2 = 0.0
+    total = 0.0
+    for k in range(n_units):
+        acc = 0.0
+        for j in range(n_features):
+            v = np.float64(codebook[k, j])
+            acc += v * v
+            mean_out[j] += v
+        total += acc
+        if acc > max_norm2 or acc != acc:
+            max_norm2 = acc
+    for j in range(n_features):
+        mean_out[j] /= max(n_units, 1)
+    return max_norm2, total / max(n_units, 1)
 
 
 # ------------------------------------------------------------------ threading helpers
@@ -180,17 +290,85 @@ def _block(X, start, stop):
     return np.ascontiguousarray(X[start:stop])
 
 
-def _search_block(X, start, stop, aug_codebook, out_bmu, out_sq_dist):
+class _Search(NamedTuple):
+    """What every block of one call needs: the frame, the augmented codebook, the bound."""
+
+    centre: np.ndarray | None  # (D,) in X's dtype, or None (origin)
+    scale: float  # power of two; 1.0 for none
+    aug_codebook: np.ndarray  # [-2 W' | ||w'||^2]^T in the frame
+    codebook: np.ndarray  # C-contiguous, as given (for the direct distances)
+    kappa: float
+    radius: float
+    overflow: float
+    direct_scale: float
+    up: float
+
+
+def _search_setup(codebook, codebook_sq_norms, dtype) -> _Search:
+    """Frame (:func:`somvq.distances.choose_centre` / ``choose_scale``), augmented codebook
+    in it, and the constants of the error bound. O(K D), compiled summary: ~5 us at
+    K = 512, D = 32, so a mini-batch step can afford it."""
+    codebook = np.ascontiguousarray(codebook, dtype=dtype)
+    n_units, n_features = codebook.shape
+    mean = np.empty(n_features)
+    max_norm2, mean_norm2 = codebook_summary(codebook, mean)
+    centre = distances.choose_centre(mean, mean_norm2, dtype)
+    framed = codebook
+    if centre is not None:
+        framed = codebook - centre
+        framed64 = framed.astype(np.float64)
+        max_norm2 = float(np.max(np.einsum("ij,ij->i", framed64, framed64)))
+    radius = math.sqrt(max_norm2)
+    if not np.isfinite(radius):
+        radius = float(np.max(np.abs(framed.astype(np.float64)))) * math.sqrt(n_features)
+    scale = distances.choose_scale(radius, dtype)
+    if scale != 1.0:
+        framed = framed * dtype.type(scale)
+        radius *= scale
+    if centre is None and scale == 1.0 and codebook_sq_norms is not None:
+        norms = np.asarray(codebook_sq_norms, dtype=dtype)
+    else:
+        norms = np.einsum("ij,ij->i", framed, framed)
+    # R bounds ||w'_k|| of the stored w' (its float64 evaluation is within the margin of kappa).
+    radius = math.sqrt(max(radius * radius, float(np.max(norms, initial=0.0))))
+    finfo = np.finfo(dtype)
+    return _Search(
+        centre=centre,
+        scale=scale,
+        aug_codebook=augmented_codebook(framed, norms),
+        codebook=codebook,
+        kappa=distances.expanded_form_error(dtype, n_features),
+        radius=radius,
+        overflow=float(finfo.max) / 8.0,
+        # float32 differences squared never overflow float64; float64 ones may beyond 1e154
+        direct_scale=1.0 if dtype == np.float32 else scale,
+        up=4.0 * float(finfo.eps),
+    )
+
+
+def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     n_features = X.shape[1]
     rows = _augmented_buffer(stop - start, n_features, X.dtype)
-    rows[:, :n_features] = X[start:stop]
-    prod = _products_buffer(stop - start, aug_codebook.shape[1], X.dtype)
-    # [x | 1] . [-2 W | ||w||^2]^T = ||w||^2 - 2 x.w in one GEMM: no separate add pass.
-    np.matmul(rows, aug_codebook, out=prod)
+    if search.centre is None:
+        rows[:, :n_features] = X[start:stop]
+    else:
+        np.subtract(X[start:stop], search.centre, out=rows[:, :n_features])
+    if search.scale != 1.0:
+        rows[:, :n_features] *= X.dtype.type(search.scale)
+    prod = _products_buffer(stop - start, search.aug_codebook.shape[1], X.dtype)
+    # [x' | 1] . [-2 W' | ||w'||^2]^T = ||w'||^2 - 2 x'.w' in one GEMM: no separate add pass.
+    np.matmul(rows, search.aug_codebook, out=prod)
     bmu = out_bmu[start:stop]
     np.argmin(prod, axis=1, out=bmu)
-    if out_sq_dist is not None:
-        finish_block(_block(X, start, stop), prod, bmu, out_sq_dist[start:stop])
+    write = out_sq_dist is not None
+    finish_block(
+        _block(X, start, stop), prod, bmu, search.codebook, search.kappa, search.radius,
+        search.overflow, search.scale, search.direct_scale, search.up,
+        out_sq_dist[start:stop] if write else _NO_DIST, write,
+    )
+
+
+_NO_DIST = np.zeros(0)
 
 
 def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
@@ -218,9 +396,13 @@ def best_matching_units(
     ----------
     X : (n, D) float32 or float64 array
     codebook : (K, D) array of the same dtype
-    codebook_sq_norms : (K,) array, ``(codebook ** 2).sum(1)`` in the same dtype
-    out_bmu : (n,) int64 buffer, filled with the index of each row's BMU (lowest on ties)
-    out_sq_dist : (n,) float64 buffer or None, filled with ``||x - w_bmu||^2`` (clipped at 0)
+    codebook_sq_norms : (K,) array or None
+        ``(codebook ** 2).sum(1)`` in the same dtype, used when the search runs in the
+        plain frame (codebook near the origin, no scaling); computed here otherwise
+    out_bmu : (n,) int64 buffer, filled with the index of each row's BMU: the float64
+        argmin of ``||x - w_k||^2``, lowest index on ties
+    out_sq_dist : (n,) float64 buffer or None, filled with ``||x - w_bmu||^2`` computed
+        directly in float64
     counts, sums : (K,) and (K, D) float64 buffers or None; hit counts and per-unit sums are
         *added* into them, in row order
     chunk_rows : int
@@ -233,7 +415,7 @@ def best_matching_units(
     if n == 0:
         return
     chunk_rows = balanced_chunk_rows(n, chunk_rows)
-    aug_codebook = augmented_codebook(codebook, np.asarray(codebook_sq_norms, dtype=X.dtype))
+    search = _search_setup(codebook, codebook_sq_norms, X.dtype)
     starts = range(0, n, chunk_rows)
     outer = getattr(_local, "outer_threads", None)
     threads = blas_threads() if outer is None else outer
@@ -250,7 +432,7 @@ def best_matching_units(
         if n_threads <= 1:
             for start in starts:
                 stop = min(start + chunk_rows, n)
-                _search_block(X, start, stop, aug_codebook, out_bmu, out_sq_dist)
+                _search_block(X, start, stop, search, out_bmu, out_sq_dist)
                 if counts is not None:
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
             return
@@ -271,8 +453,7 @@ def best_matching_units(
                     return
                 start = starts[i]
                 try:
-                    _search_block(X, start, min(start + chunk_rows, n), aug_codebook, out_bmu,
-                                  out_sq_dist)
+                    _search_block(X, start, min(start + chunk_rows, n), search, out_bmu, out_sq_dist)
                 except BaseException as exc:  # re-raised by the caller
                     errors.append(exc)
                     done[i].set()
