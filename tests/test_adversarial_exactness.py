@@ -24,7 +24,7 @@ SCALES = st.floats(-3.0, 6.0).map(lambda e: 10.0**e)
 
 def _data(seed, n, d, offset, scale, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    centre = offset * rng.choice([-1.0, 1.0], size=d)
+    centre = offset * np.where(np.arange(d) % 2, -1.0, 1.0)  # the same for data and codebook
     return (centre + scale * rng.normal(size=(n, d))).astype(dtype)
 
 
