@@ -118,11 +118,9 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
 
     About 1 for a map without topology (e.g. EMA-VQ); well below 1 for an ordered map.
     """
-    w = codebook.astype(np.float64)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
-    sq = np.einsum("ij,ij->i", w, w)
-    pair = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (w @ w.T), 0.0))
+    pair = np.sqrt(squared_distances(codebook, codebook))
     off_diagonal = ~np.eye(grid.n_units, dtype=bool)
     mean_all = pair[off_diagonal].mean()
     adjacency = grid.adjacency

@@ -175,3 +175,14 @@ def test_reference_frame_keeps_centred_data_in_the_plain_frame():
         radius = np.sqrt((scaled.astype(np.float64) ** 2).sum(1).max())
         assert frame.centre is None and 1.0 <= radius * frame.scale < 2.0
         assert np.log2(frame.scale) == int(np.log2(frame.scale))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e8])
+def test_neighbour_distance_ratio_far_from_the_origin(offset):
+    """Pairwise unit distances (the uncentred float64 expanded form was off by ~100% at 1e8)."""
+    W = _data(9, 12, 4, offset, 1.0, np.float64)
+    grid = KSOM(grid=(3, 4)).fit(W).grid_
+    pair = np.sqrt(brute_force_squared_distances(W, W))
+    off = ~np.eye(12, dtype=bool)
+    expected = pair[grid.adjacency].mean() / pair[off].mean()
+    assert metrics.neighbour_distance_ratio(W, grid) == pytest.approx(expected, rel=1e-9)
