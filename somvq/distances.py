@@ -13,9 +13,10 @@ distances:
    scaled by a power of two (exact) when the codebook's radius would square out of the
    dtype's range (values ~1e20 in float32). The expanded form's error is then relative to
    ``(||x - c|| + max_k ||w_k - c||)^2``: the size of the map, not its offset.
-2. **A proven error bound** (:func:`expanded_form_error`): ``kappa (||x'|| + R)^2`` bounds
-   the error of every expanded-form score of a row (GEMM rounding, rounding of the centred
-   operands and of ``||w||^2``). A row whose two best scores are further apart than twice
+2. **A proven error bound** (:func:`expanded_form_error`): ``kappa R (2 ||x'|| + R)``
+   bounds how far the expanded-form scores of a row can misrank its units (GEMM rounding,
+   rounding of the centred operands and of ``||w||^2``; ``R`` is the codebook's radius in
+   the frame, ``x'`` the row in it). A row whose two best scores are further apart than twice
    the bound has a certain winner; the other rows are **re-ranked** by direct float64
    distances among the units within the bound of the best, lowest index on ties.
 3. **Direct distances to the winner**: the reported squared distance (quantization error,
@@ -93,9 +94,8 @@ def choose_centre(mean: np.ndarray, mean_norm2: float, dtype) -> np.ndarray | No
     its mean (``mean_norm2 - ||mean||^2``); otherwise the origin is kept (None), so data
     near the origin keeps the plain expanded form's arithmetic and bits.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        offset = float(np.dot(mean, mean))
-    if np.isfinite(offset) and offset > mean_norm2 - offset:
+    offset = float(np.dot(mean, mean))
+    if math.isfinite(offset) and offset > mean_norm2 - offset:
         return np.asarray(mean).astype(dtype)
     return None
 
@@ -141,24 +141,33 @@ def reference_frame(codebook: np.ndarray) -> Frame:
 
 
 def expanded_form_error(dtype, n_features: int) -> float:
-    """kappa: ``|computed - exact| <= kappa (||x'|| + R)^2`` for every expanded-form score.
+    """kappa: expanded-form scores rank units to within ``kappa R (2 ||x'|| + R)``.
 
-    For one row ``x`` and unit ``w_k`` evaluated in a :class:`Frame`, with ``x'``, ``w'``
-    the centred, scaled operands as stored in ``dtype`` (unit roundoff ``u``), ``D`` the
-    number of features and ``R = max_k ||w'_k||``, the score
-    ``s_k = ||w'_k||^2 - 2 x'.w'_k`` (plus ``||x'||^2``, a constant of the row) differs
-    from the exact ``||x - w_k||^2`` (scaled) by at most
+    For one row ``x`` evaluated in a :class:`Frame`, with ``x'``, ``w'_k`` the centred,
+    scaled operands as stored in ``dtype`` (unit roundoff ``u``), ``D`` features and
+    ``R = max_k ||w'_k||``, every computed score ``s_k = ||w'_k||^2 - 2 x'.w'_k`` is within
+    ``e = kappa R (2 ||x'| + R)`` of ``||x - w_k||^2 (scaled) - c`` for one constant ``c``
+    of the row (``||x'||^2`` and whatever the rounding of ``x - centre`` adds to every unit
+    alike): so if exactly one score lies within ``2 e`` of the lowest, that unit is the
+    exact winner. The terms:
 
     * the GEMM of D + 1 terms: ``gamma_{D+1} (2 ||x'|| ||w'_k|| + ||w'_k||^2)``, any order
       of summation, with or without FMA;
-    * ``||w'_k||^2`` itself summed in ``dtype``: ``gamma_D ||w'_k||^2``;
-    * the rounding of ``x - c`` and ``w - c`` (one each): ``~2 u (||x'|| + ||w'_k||)^2``;
+    * ``||w'_k||^2`` summed in float64 and rounded once to ``dtype``: ``~u R^2``;
+    * the rounding of ``x - centre`` (``||dx|| <= u ||x'||``) and of ``w_k - centre``: what
+      differs between units is ``2 w'_k.dx`` and ``2 (x' - w'_k).dw_k``:
+      ``<= 2 u R (2 ||x'|| + R)``;
 
-    all below ``(2 D + 8) u (||x'|| + R)^2`` for ``D u < 0.01``; a margin of 1.25 covers
-    the float64 evaluation of the bound itself.
+    * second-order terms ``||dx - dw_k||^2 <= u^2 (||x'|| + R)^2``, covered by adding
+      ``u ||x'||^2`` to ``R (2 ||x'|| + R)``;
+
+    together ``<= (D + 4.1) u R (2 ||x'|| + R)`` for ``D u < 0.01``; kappa adds a 1.25
+    margin, ``1.25 (D + 5) u`` (7.5e-6 for float32 at D = 32), which also covers the float64
+    evaluation of the bound itself. The bound is proportional to the codebook's radius in
+    the frame, not to the data's offset: that is what the frame is for.
     """
     u = float(np.finfo(np.dtype(dtype)).eps) / 2.0
-    return 1.25 * (2 * int(n_features) + 8) * u
+    return 1.25 * (int(n_features) + 5) * u
 
 
 def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray, scale: float) -> np.ndarray:
@@ -202,7 +211,10 @@ def squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     Wc = (W64 - centre) * frame.scale
     w_norm2 = np.einsum("ij,ij->i", Wc, Wc)
     w_norm = np.sqrt(w_norm2)
-    kappa = expanded_form_error(np.float64, n_features)
+    # Each entry ||x'||^2 + ||w'||^2 - 2 x'.w' (three float64 sums of D terms, three
+    # additions, the rounding of the centred operands) is within (2 D + 8) u (||x'|| + R)^2
+    # of the exact value; R is taken per unit, ||w'_k||.
+    kappa = 1.25 * (2 * n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
     for start in range(0, n, _BLOCK_ROWS):
         X64 = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
         Xc = (X64 - centre) * frame.scale

@@ -97,6 +97,35 @@ def test_estimator_against_brute_force(seed, n, d, offset, scale, algorithm):
         assert som.topographic_error(X) == pytest.approx(1.0 - adjacent.mean(), abs=1e-12)
 
 
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 200),
+    d=st.integers(1, 32),
+    k=st.integers(3, 40),
+    offset=OFFSETS,
+    scale=SCALES,
+    outlier=st.floats(2.0, 6.0).map(lambda e: 10.0**e),
+)
+def test_rows_near_a_tight_cluster_beside_an_outlier_unit(seed, n, d, k, offset, scale, outlier):
+    """The case the error bound and the re-rank exist for: one unit ``outlier`` times
+    further out than the others makes the expanded form's rounding (~u R^2) far larger
+    than the gaps between the clustered units that the rows sit among; without the re-rank
+    (kappa = 0) the float32 winners are wrong."""
+    rng = np.random.default_rng(seed)
+    W = _data(seed + 1, k, d, offset, scale)
+    W[0] = (W[0].astype(np.float64) + outlier * scale * rng.normal(size=d)).astype(np.float32)
+    X = W[rng.integers(1, k, n)].astype(np.float64) + 0.3 * scale * rng.normal(size=(n, d))
+    X = X.astype(np.float32)
+    ref = brute_force_squared_distances(X, W)
+    bmu = np.empty(n, dtype=np.int64)
+    sq = np.empty(n)
+    cpu_bmu.best_matching_units(X, W, None, bmu, sq, chunk_rows=64, n_threads=1)
+    _assert_winners(bmu, ref, "cpu_bmu")
+    np.testing.assert_allclose(sq, ref[np.arange(n), bmu], rtol=1e-12, atol=0)
+    _assert_winners(distances.best_matching_units(X, W)[0], ref, "distances")
+    np.testing.assert_allclose(distances.squared_distances(X, W), ref, rtol=1e-7, atol=0)
+
+
 def test_issue_example_offset_1000():
     """The issue's example: 28-39% of predict() were wrong, QE 2.23 against 2.29 exact."""
     X = (1000 + np.random.default_rng(0).normal(size=(5000, 8))).astype(np.float32)

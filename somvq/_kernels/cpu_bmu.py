@@ -13,16 +13,19 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 ``(rows x K)`` product is written and read back while it is in cache, and never an
 ``(N x K)`` matrix: extra memory is O(threads * chunk_rows * K).
 
-Per block: one BLAS product of the block, gathered (centred, scaled) into a per-thread
-``rows x (D + 1)`` buffer whose last column is 1, with the augmented codebook
-``[-2 W | ||w||^2]`` (built once per call; scaling by -2 is exact), which gives
-``||w||^2 - 2 x.w`` without a separate add pass over the ``rows x K`` products; then
-NumPy's SIMD argmin (lowest index on ties), and one compiled pass (:func:`finish_block`):
-per row the error bound, a vectorised count of the scores within it of the best, the
-re-rank where that count exceeds one, and the direct squared distance to the winner.
-With more than one BLAS thread and more than one block, blocks run on a small thread pool
-with single-threaded BLAS inside, so the argmin and the finishing pass run in parallel too.
-See docs/performance.md for the profiles behind these choices.
+Per call, two compiled O(K D) passes over the codebook choose the frame and build the
+augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
+summed in float64, rounded once; scaling by -2 is exact). Per block: the rows, gathered
+(centred, scaled when the frame says so) into a per-thread ``rows x (D + 1)`` buffer
+whose last column is 1, times the augmented codebook: one BLAS product gives
+``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then one
+compiled pass (:func:`rank_block`) per row while the row is in cache: the lowest score
+(a vectorised integer min), the argmin and the number of scores within the bound of it
+(one vectorised pass), the re-rank where that number exceeds one, and the direct squared
+distance to the winner. With more than one BLAS thread and more than one block, blocks
+run on a small thread pool with single-threaded BLAS inside, so the ranking runs in
+parallel too. See docs/performance.md for the profiles behind these choices and what the
+exactness costs.
 
 Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
 row order, into caller-allocated float64 buffers: the result is the same bits for any
@@ -33,6 +36,7 @@ same fixed block, and the additions happen in one fixed order).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -69,93 +73,107 @@ def accumulate_statistics(block, bmu, counts, sums):
             sums[k, j] += block[i, j]
 
 
-_FINISH_SIGNATURES = [
+_RANK_SIGNATURES = [
     types.int64(
         block,  # the block's rows as given
+        array(block.dtype, 2, "C"),  # the same rows in the frame, (rows, D + 1) (last column unused)
         array(block.dtype, 2, "C"),  # expanded-form scores (rows, K)
-        array(types.int64, 1),  # winners from the argmin; corrected in place
+        array(types.int32 if block.dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
+        array(types.int64, 1),  # out: winners
         array(block.dtype, 2, "C", readonly=True),  # the codebook as given
         types.float64,  # kappa of expanded_form_error
         types.float64,  # R: largest norm of a unit in the frame
-        types.float64,  # overflow limit: larger (||x'|| + R)^2 re-ranks the whole row
-        types.float64,  # scale of the frame (power of two)
+        types.float64,  # overflow limit: larger R (2 ||x'|| + R) compares every unit directly
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # 4 eps of the dtype: moves a limit past its rounding to the dtype
-        array(types.float64, 1),  # squared distance to the winner (written if requested)
+        array(types.float64, 1),  # out: squared distance to the winner (if requested)
         types.boolean,  # write it
     )
     for block in _BLOCKS
 ]
 
 
-@njit(_FINISH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def finish_block(block, products, bmu, codebook, kappa, radius, overflow, frame_scale, scale, up,
-                 out_sq_dist, write_dist):
-    """Certify or re-rank each row's winner; write its direct squared distance.
+@njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def rank_block(block, framed, products, bits, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist,
+               write_dist):
+    """Winner of each row: the scores' argmin, certified against the error bound or re-ranked.
 
     ``products`` holds the expanded-form scores ``||w'_k||^2 - 2 x'.w'_k`` of the rows
-    ``framed`` (in the frame), ``bmu`` their argmin. Each score is within
-    ``e = kappa (||x'|| + R)^2`` of the exact (scaled) squared distance minus ``||x'||^2``.
-    A row with exactly one score within ``2 e`` of its best keeps its winner (no other unit
-    can be closer); otherwise the units within ``2 e`` are compared by direct float64
-    distances ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties. A row with
-    ``(||x'|| + R)^2 > overflow`` (scores may have overflowed) compares all units directly.
-    Then ``out_sq_dist[i] = sum_j (x_j - w_bmu,j)^2`` in float64. Returns the number of
+    ``framed`` (in the frame); each is within ``e = kappa (R (2 ||x'|| + R) + 8 u ||x'||^2)``
+    of the exact (scaled) squared distance minus a constant of the row
+    (:func:`somvq.distances.expanded_form_error`). Per row, while the row is in cache: the
+    lowest score ``m`` (a vectorised integer min over the order-preserving bit pattern),
+    then one vectorised pass for the first index scoring ``m`` (the argmin, as
+    NumPy's) and the number of scores ``<= m + 2 e``. With exactly one, no other unit can be
+    closer; otherwise those units are compared by direct float64 distances
+    ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties (every unit when
+    that reach exceeds ``overflow``, where scores may have overflowed, or ``m`` is not
+    finite). Then
+    ``out_sq_dist[i] = sum_j (x_j - w_bmu,j)^2`` in float64. Returns the number of
     re-ranked rows.
     """
     n_rows = block.shape[0]
     n_features = block.shape[1]
     n_units = products.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
-    # ||x'|| <= ||x' - w'_bmu|| + R and ||x' - w'_bmu|| = frame_scale ||x - w_bmu|| up to one
-    # rounding of each operand (<= 2 u (||x'|| + R), inside kappa's margin): the bound
-    # needs no pass over x'. frame_scale / scale converts the direct distance's scale.
-    to_frame = frame_scale / scale
-    dists = np.empty(n_rows)
-    limits = np.empty(n_rows, dtype=products.dtype)
-    full = np.zeros(n_rows, dtype=np.bool_)
-    # 1. direct distance to the argmin's winner, and the limit of the scores to re-rank
-    for i in range(n_rows):
-        winner = bmu[i]
-        acc = 0.0
-        for j in range(n_features):
-            diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale
-            acc += diff * diff
-        dists[i] = acc
-        reach = math.sqrt(acc) * to_frame * (1.0 + up) + 2.0 * radius
-        reach *= reach
-        if reach <= overflow:
-            lim = np.float64(products[i, winner]) + 2.0 * kappa * reach
-            limits[i] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
-        else:
-            full[i] = True
-            limits[i] = np.inf
-    # 2. scores within the limit (a separate, vectorised pass: ~2x faster than inline)
+    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
+    top[0] = -1
+    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
+    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
+    value = pattern.view(products.dtype)
+    limit = products[0, :1].copy()
     reranked = 0
     for i in range(n_rows):
-        lim_t = limits[i]
-        count = np.int32(0)
+        norm2 = 0.0
+        for j in range(n_features):
+            v = np.float64(framed[i, j])
+            norm2 += v * v
+        # R (2 ||x'|| + R), and u ||x'||^2 for the second-order terms of the centring
+        reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
+        # 1. lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
+        low = mask
         for k in range(n_units):
-            count += np.int32(1) if products[i, k] <= lim_t else np.int32(0)
-        if count > 1 or full[i]:
+            b = bits[i, k]
+            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            low = min(low, key)
+        pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+        best = value[0]
+        full = not (reach <= overflow) or not (abs(np.float64(best)) <= 1.7e308)
+        lim = np.float64(best) + 2.0 * kappa * reach
+        limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
+        lim_t = limit[0]
+        # 2. argmin (first index of the lowest) and the number of scores within the bound
+        first = n_units
+        count = 0
+        for k in range(n_units):
+            score = products[i, k]
+            index = k if score == best else n_units
+            first = min(first, index)
+            count += 1 if score <= lim_t else 0
+        winner = first if first < n_units else 0
+        if count > 1 or full:
             # 3. re-rank: direct float64 distances among the candidates, lowest index on ties
             reranked += 1
-            best = np.inf
+            dist = np.inf
             found = -1
             for k in range(n_units):
-                if full[i] or products[i, k] <= lim_t:
+                if full or products[i, k] <= lim_t:
                     acc = 0.0
                     for j in range(n_features):
                         diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
                         acc += diff * diff
-                    if acc < best or found < 0:
-                        best = acc
+                    if acc < dist or found < 0:
+                        dist = acc
                         found = k
-            bmu[i] = found
-            dists[i] = best
-    if write_dist:
-        for i in range(n_rows):
-            out_sq_dist[i] = dists[i] * inv_scale2
+            winner = found
+        else:
+            dist = 0.0
+            for j in range(n_features):
+                diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale
+                dist += diff * diff
+        bmu[i] = winner
+        if write_dist:
+            out_sq_dist[i] = dist * inv_scale2
     return reranked
 
 
@@ -167,10 +185,11 @@ _SUMMARY_SIGNATURES = [
 
 @njit(_SUMMARY_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def codebook_summary(codebook, mean_out):
-    """Mean of the units into ``mean_out``; returns (max, mean) of ``||w_k||^2``, in float64.
+    """Mean of the units into ``mean_out`` (float64), in one pass.
 
-    What :func:`somvq.distances.frame_from_summary` needs, in one pass (the NumPy
-    equivalent costs ~40 us a call, too much for every mini-batch step).
+    Returns the (max, mean) of ``||w_k||^2``: what the frame's choice needs
+    (:func:`somvq.distances.choose_centre`, ``choose_scale``). The NumPy equivalent costs
+    ~40 us a call, too much for every mini-batch step.
     """
     n_units, n_features = codebook.shape
     for j in range(n_features):
@@ -189,6 +208,37 @@ def codebook_summary(codebook, mean_out):
     for j in range(n_features):
         mean_out[j] /= max(n_units, 1)
     return max_norm2, total / max(n_units, 1)
+
+
+_FILL_SIGNATURES = [
+    types.float64(
+        array(dtype, 2, "C", readonly=True), array(dtype, 1, "C", readonly=True), types.float64,
+        array(dtype, 2, "C"),
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_FILL_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def fill_augmented(codebook, centre, scale, aug):
+    """``aug = [-2 W' | ||w'||^2]`` with ``W' = (W - centre) * scale`` in the codebook's dtype.
+
+    ``||w'_k||^2`` is summed in float64 and rounded once. Returns ``max_k ||w'_k||^2``
+    (float64). A zero centre and a unit scale give W itself, bit for bit.
+    """
+    n_units, n_features = codebook.shape
+    largest = 0.0
+    for k in range(n_units):
+        acc = 0.0
+        for j in range(n_features):
+            v = (codebook[k, j] - centre[j]) * scale
+            aug[k, j] = -2.0 * v
+            w = np.float64(v)
+            acc += w * w
+        aug[k, n_features] = acc
+        if acc > largest or acc != acc:
+            largest = acc
+    return largest
 
 
 # ------------------------------------------------------------------ threading helpers
@@ -271,20 +321,6 @@ def _augmented_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
     return buf[:rows]
 
 
-def augmented_codebook(codebook, codebook_sq_norms) -> np.ndarray:
-    """``[-2 W | ||w||^2]^T``: a (D + 1) x K transposed view of a C-contiguous K x (D + 1) array.
-
-    Built row-major (a strided transposed copy costs ~2.5x more: 10 against 4 us at
-    K = 512, D = 32, once per mini-batch step); the GEMM takes the transposed operand at the
-    same speed and with the same bits. Scaling by -2 is exact.
-    """
-    n_units, n_features = codebook.shape
-    aug = np.empty((n_units, n_features + 1), dtype=codebook.dtype)
-    np.multiply(codebook, np.asarray(-2.0, dtype=codebook.dtype), out=aug[:, :n_features])
-    aug[:, n_features] = codebook_sq_norms
-    return aug.T
-
-
 def _block(X, start, stop):
     """Rows ``start:stop`` as a C-contiguous array (a copy only for other layouts)."""
     return np.ascontiguousarray(X[start:stop])
@@ -304,45 +340,57 @@ class _Search(NamedTuple):
     up: float
 
 
-def _search_setup(codebook, codebook_sq_norms, dtype) -> _Search:
+def _search_setup(codebook, dtype) -> _Search:
     """Frame (:func:`somvq.distances.choose_centre` / ``choose_scale``), augmented codebook
-    in it, and the constants of the error bound. O(K D), compiled summary: ~5 us at
-    K = 512, D = 32, so a mini-batch step can afford it."""
+    in it (``||w'||^2`` summed in float64, rounded once), and the constants of the error
+    bound. Two compiled O(K D) passes (a few us at K = 512, D = 32): every mini-batch step
+    can afford them."""
     codebook = np.ascontiguousarray(codebook, dtype=dtype)
     n_units, n_features = codebook.shape
     mean = np.empty(n_features)
-    max_norm2, mean_norm2 = codebook_summary(codebook, mean)
+    _, mean_norm2 = codebook_summary(codebook, mean)
     centre = distances.choose_centre(mean, mean_norm2, dtype)
-    framed = codebook
-    if centre is not None:
-        framed = codebook - centre
-        framed64 = framed.astype(np.float64)
-        max_norm2 = float(np.max(np.einsum("ij,ij->i", framed64, framed64)))
+    constants = _constants(dtype, n_features)
+    aug = np.empty((n_units, n_features + 1), dtype=dtype)
+    shift = centre if centre is not None else constants.zeros
+    max_norm2 = fill_augmented(codebook, shift, 1.0, aug)
     radius = math.sqrt(max_norm2)
     if not np.isfinite(radius):
-        radius = float(np.max(np.abs(framed.astype(np.float64)))) * math.sqrt(n_features)
+        radius = float(np.max(np.abs(codebook.astype(np.float64) - shift))) * math.sqrt(n_features)
     scale = distances.choose_scale(radius, dtype)
     if scale != 1.0:
-        framed = framed * dtype.type(scale)
-        radius *= scale
-    if centre is None and scale == 1.0 and codebook_sq_norms is not None:
-        norms = np.asarray(codebook_sq_norms, dtype=dtype)
-    else:
-        norms = np.einsum("ij,ij->i", framed, framed)
-    # R bounds ||w'_k|| of the stored w' (its float64 evaluation is within the margin of kappa).
-    radius = math.sqrt(max(radius * radius, float(np.max(norms, initial=0.0))))
-    finfo = np.finfo(dtype)
+        radius = math.sqrt(fill_augmented(codebook, shift, scale, aug))
     return _Search(
         centre=centre,
         scale=scale,
-        aug_codebook=augmented_codebook(framed, norms),
+        aug_codebook=aug.T,
         codebook=codebook,
-        kappa=distances.expanded_form_error(dtype, n_features),
+        kappa=constants.kappa,
         radius=radius,
-        overflow=float(finfo.max) / 8.0,
+        overflow=constants.overflow,
         # float32 differences squared never overflow float64; float64 ones may beyond 1e154
         direct_scale=1.0 if dtype == np.float32 else scale,
+        up=constants.up,
+    )
+
+
+class _Constants(NamedTuple):
+    kappa: float
+    overflow: float
+    up: float
+    zeros: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(dtype, n_features: int) -> _Constants:
+    finfo = np.finfo(dtype)
+    zeros = np.zeros(n_features, dtype=dtype)
+    zeros.setflags(write=False)
+    return _Constants(
+        kappa=distances.expanded_form_error(dtype, n_features),
+        overflow=float(finfo.max) / 8.0,
         up=4.0 * float(finfo.eps),
+        zeros=zeros,
     )
 
 
@@ -358,17 +406,17 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     prod = _products_buffer(stop - start, search.aug_codebook.shape[1], X.dtype)
     # [x' | 1] . [-2 W' | ||w'||^2]^T = ||w'||^2 - 2 x'.w' in one GEMM: no separate add pass.
     np.matmul(rows, search.aug_codebook, out=prod)
-    bmu = out_bmu[start:stop]
-    np.argmin(prod, axis=1, out=bmu)
     write = out_sq_dist is not None
-    finish_block(
-        _block(X, start, stop), prod, bmu, search.codebook, search.kappa, search.radius,
-        search.overflow, search.scale, search.direct_scale, search.up,
+    rank_block(
+        _block(X, start, stop), rows, prod, prod.view(_BITS[X.dtype.itemsize]), out_bmu[start:stop],
+        search.codebook, search.kappa,
+        search.radius, search.overflow, search.direct_scale, search.up,
         out_sq_dist[start:stop] if write else _NO_DIST, write,
     )
 
 
 _NO_DIST = np.zeros(0)
+_BITS = {4: np.int32, 8: np.int64}
 
 
 def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
@@ -396,9 +444,9 @@ def best_matching_units(
     ----------
     X : (n, D) float32 or float64 array
     codebook : (K, D) array of the same dtype
-    codebook_sq_norms : (K,) array or None
-        ``(codebook ** 2).sum(1)`` in the same dtype, used when the search runs in the
-        plain frame (codebook near the origin, no scaling); computed here otherwise
+    codebook_sq_norms : ignored (pass None)
+        The norms are computed here, in float64 and in the search's frame; the parameter
+        stays so that existing callers keep working.
     out_bmu : (n,) int64 buffer, filled with the index of each row's BMU: the float64
         argmin of ``||x - w_k||^2``, lowest index on ties
     out_sq_dist : (n,) float64 buffer or None, filled with ``||x - w_bmu||^2`` computed
@@ -415,7 +463,7 @@ def best_matching_units(
     if n == 0:
         return
     chunk_rows = balanced_chunk_rows(n, chunk_rows)
-    search = _search_setup(codebook, codebook_sq_norms, X.dtype)
+    search = _search_setup(codebook, X.dtype)
     starts = range(0, n, chunk_rows)
     outer = getattr(_local, "outer_threads", None)
     threads = blas_threads() if outer is None else outer
