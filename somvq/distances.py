@@ -77,14 +77,6 @@ class Frame:
     def identity(self) -> bool:
         return self.centre is None and self.scale == 1.0
 
-    def apply(self, A: np.ndarray) -> np.ndarray:
-        """``(A - centre) * scale`` in A's dtype (A itself when the frame is the identity)."""
-        if self.centre is not None:
-            A = A - self.centre.astype(A.dtype, copy=False)
-        if self.scale != 1.0:
-            A = A * A.dtype.type(self.scale)
-        return A
-
 
 def choose_centre(mean: np.ndarray, mean_norm2: float, dtype) -> np.ndarray | None:
     """The frame's centre: ``mean`` rounded to ``dtype`` if the codebook is off the origin.

@@ -215,3 +215,17 @@ def test_neighbour_distance_ratio_far_from_the_origin(offset):
     off = ~np.eye(12, dtype=bool)
     expected = pair[grid.adjacency].mean() / pair[off].mean()
     assert metrics.neighbour_distance_ratio(W, grid) == pytest.approx(expected, rel=1e-9)
+
+
+def test_dask_far_from_the_origin():
+    """DaskKSOM's statistics and inference go through the same exact search and distances."""
+    da = pytest.importorskip("dask.array")
+    from somvq.integrations.dask import DaskKSOM
+
+    X = _data(11, 600, 6, 1000.0, 1.0)
+    som = DaskKSOM(grid=(3, 4), n_epochs=2, random_state=0).fit(da.from_array(X, chunks=(200, 6)))
+    ref = brute_force_squared_distances(X, som.codebook_)
+    Xd = da.from_array(X, chunks=(150, 6))
+    _assert_winners(np.asarray(som.predict(Xd)), ref, "dask predict")
+    np.testing.assert_allclose(np.asarray(som.transform(Xd)), np.sqrt(ref), rtol=1e-6)
+    assert som.quantization_error(Xd) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
