@@ -104,7 +104,9 @@ def choose_scale(radius: float, dtype) -> float:
         return 1.0
     if not np.isfinite(radius):
         raise ValueError(
-            f"the codebook's norms are not finite (largest norm {radius!r}); is it finite?"
+            f"the codebook is not finite (largest norm {radius!r}): distances to it are "
+            "undefined. With data beyond ~1e150 in float64, squares overflow during "
+            "training; rescale the data."
         )
     return math.ldexp(1.0, 1 - math.frexp(radius)[1])
 
