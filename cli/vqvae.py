@@ -28,7 +28,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str):
 
 
 def _variants(ctx: click.Context, param: click.Parameter, value: str):
-    from somvq.integrations.vqvae.compare import parse_variants
+    from somvq.integrations.vqvae.variants import parse_variants
 
     try:
         return parse_variants(value)
@@ -150,7 +150,7 @@ def train_command(**options: Any) -> None:
         import torch
 
         from somvq.integrations.vqvae import train
-        from somvq.integrations.vqvae.compare import summarise_log
+        from somvq.integrations.vqvae.evaluation import summarise_log
 
         if options["threads"]:
             torch.set_num_threads(options["threads"])

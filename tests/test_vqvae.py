@@ -1,5 +1,6 @@
 """The VQ-VAE study at tiny scale: shapes, finite losses, logs, exact resume, report, CLI."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -12,12 +13,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from somvq.cli import main  # noqa: E402
 from somvq.integrations.vqvae import VQVAE, TrainConfig, load_image_data, train  # noqa: E402
-from somvq.integrations.vqvae.compare import (  # noqa: E402
-    ALL_VARIANTS,
-    _shift_indices,
-    compare,
-    parse_variants,
-)
+from somvq.integrations.vqvae.compare import compare  # noqa: E402
+from somvq.integrations.vqvae.evaluation import shift_indices  # noqa: E402
+from somvq.integrations.vqvae.variants import ALL_VARIANTS, parse_variants  # noqa: E402
 from somvq.integrations.vqvae.data import batch_indices  # noqa: E402
 from somvq.integrations.vqvae.train import LOG_FIELDS  # noqa: E402
 
@@ -111,8 +109,8 @@ def test_resume_refuses_other_settings(tmp_path, digits_data):
 
 def test_index_shift_moves_along_the_last_axis_and_reflects():
     indices = torch.tensor([0, 1, 3, 4, 7])  # on a (2, 4) grid
-    assert _shift_indices(indices, (2, 4), 1).tolist() == [1, 2, 2, 5, 6]
-    assert _shift_indices(indices, (2, 4), 3).tolist() == [3, 2, 0, 7, 4]
+    assert shift_indices(indices, (2, 4), 1).tolist() == [1, 2, 2, 5, 6]
+    assert shift_indices(indices, (2, 4), 3).tolist() == [3, 2, 0, 7, 4]
 
 
 def test_variants():
@@ -133,8 +131,14 @@ def test_compare_writes_table_and_plots(tmp_path):
         path = tmp_path / "report" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 200_000
     assert set(out["table"]) == {"none-n1-all", "hard-n1-all"}
-    assert 0.0 <= out["table"]["hard-n1-all"]["topographic_error"] <= 1.0
-    assert len((tmp_path / "report" / "runs.csv").read_text().splitlines()) == 3
+    # one seed: the table's mean is the run's own value, in runs.csv and in report.md
+    run = out["runs"][("hard-n1-all", 0)]
+    assert out["table"]["hard-n1-all"]["topographic_error"] == run["topographic_error"]
+    with open(tmp_path / "report" / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["variant"], r["seed"]) for r in rows] == [("hard-n1-all", "0"), ("none-n1-all", "0")]
+    assert float(rows[0]["topographic_error"]) == run["topographic_error"]
+    assert f"| {run['topographic_error']:.3f} |" in report.split("| hard-n1-all | 1 |")[1].splitlines()[0]
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -7,7 +7,9 @@
 ``model``    the paper's VQ-VAE (encoder, KohonenVectorQuantize, decoder), sized by options;
 ``data``     Fashion-MNIST, scikit-learn digits and photo tiles with a validation split;
 ``train``    one run: AdamW, clipping, validation, CSV/JSON logs, checkpoint and resume;
-``compare``  the study: quantiser variants x seeds, a Markdown report with plots.
+``compare``  the study: quantiser variants x seeds, a Markdown report with plots, built from
+             ``variants`` (the names), ``runs`` (training and reading back each run),
+             ``evaluation`` (measures of one run), ``report`` (table, CSV) and ``figures``.
 
 The command line is ``somvq vqvae train`` and ``somvq vqvae compare``; the reduced-scale
 study is docs/vqvae-study.md.
