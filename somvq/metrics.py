@@ -1,4 +1,4 @@
-"""Quality measures of a map (ALGORITHMS.md section 8).
+"""Quality measures of a map (docs/algorithms.md §10).
 
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.

@@ -242,7 +242,7 @@ def test_pca_init_spans_the_principal_plane():
 
 @pytest.mark.parametrize("sigma", [4.0, 8.0])
 def test_digits_16x32_batch_no_worse_than_minisom_at_matched_settings(digits, sigma):
-    """Issue 2's bar: 10 batch epochs on digits with a 16x32 map, QE no worse than MiniSom's.
+    """The quality bar: 10 batch epochs on digits with a 16x32 map, QE no worse than MiniSom's.
 
     Matched settings: same map, 10 epochs, same initial radius sigma, decaying to sigma/3
     (MiniSom's default asymptotic decay, sigma / (1 + t / (T/2)), ends at sigma/3).

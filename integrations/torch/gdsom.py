@@ -1,6 +1,6 @@
 """GradientKohonenVectorQuantize: the gradient-trained SOM codebook (GD-SOM).
 
-ALGORITHMS.md section 7, from the reference implementation: the codebook is an
+docs/torch.md (GD-SOM), from the reference implementation: the codebook is an
 ``nn.Parameter`` trained by the optimiser with
 
     MSE(sg(z_e), z_q) + alpha MSE(z_e, sg(z_q))

@@ -1,7 +1,7 @@
 """KohonenVectorQuantize: the paper's KSOM-EMA codebook as a drop-in VQ-VAE layer.
 
-The update is ALGORITHMS.md section 6, (E1)-(E4), run under ``torch.no_grad`` in training
-mode only; section 7 gives the forward contract (straight-through output, commitment loss,
+The update is docs/algorithms.md §7, (E1)-(E4), run under ``torch.no_grad`` in training
+mode only; docs/torch.md gives the forward contract (straight-through output, commitment loss,
 no codebook loss, z_q from the codebook *before* this step's update). With
 ``neighbourhood="none"`` it is exactly EMA-VQ.
 
@@ -194,7 +194,7 @@ class KohonenVectorQuantize(GridQuantizer):
 
     # ------------------------------------------------------------------ the update
     def _training_step(self, rows: torch.Tensor, indices: torch.Tensor) -> None:
-        """(E1)-(E4) of ALGORITHMS.md section 6 for one batch, in place; t <- t + 1."""
+        """(E1)-(E4) of docs/algorithms.md §7 for one batch, in place; t <- t + 1."""
         n_units, dim = self.codebook_size, self.dim
         # One flat [counts | sums] buffer: one all-reduce per step when distributed.
         statistics = rows.new_zeros(n_units * (1 + dim))

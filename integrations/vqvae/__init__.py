@@ -1,4 +1,4 @@
-"""The VQ-VAE study: KSOM and EMA-VQ codebooks in a small VQ-VAE (ALGORITHMS.md sections 7, 9).
+"""The VQ-VAE study: KSOM and EMA-VQ codebooks in a small VQ-VAE (docs/vqvae-study.md).
 
 >>> from somvq.integrations.vqvae import TrainConfig, train          # doctest: +SKIP
 >>> result = train(TrainConfig(dataset="digits", steps=200, channels=16,
