@@ -19,6 +19,8 @@ from somvq.integrations.vqvae.variants import ALL_VARIANTS, parse_variants  # no
 from somvq.integrations.vqvae.data import batch_indices  # noqa: E402
 from somvq.integrations.vqvae.train import LOG_FIELDS  # noqa: E402
 
+from . import naive  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="digits", n_samples=300, validation_size=60, batch_size=16, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
 
@@ -33,10 +35,16 @@ def test_model_shapes(size, latent):
     torch.manual_seed(0)
     model = VQVAE(in_channels=3, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
     x = torch.randn(2, 3, size, size)
+    codebook = model.quantizer.codebook.clone()  # the step's z_q come from the codebook before its update
+    with torch.no_grad():
+        latents = model.encoder(x).permute(0, 2, 3, 1).reshape(-1, 4).double()
     reconstruction, indices, commitment = model(x)
     assert reconstruction.shape == x.shape
     assert indices.shape == (2, latent, latent) and indices.dtype == torch.int64
-    assert commitment.ndim == 0 and torch.isfinite(commitment)
+    # indices: each latent's nearest code; commitment: 0.25 * MSE(z_e, z_q)
+    np.testing.assert_array_equal(indices.reshape(-1).numpy(), naive.bmu(latents.numpy(), codebook.double().numpy()))
+    expected = 0.25 * ((latents - codebook.double()[indices.reshape(-1)]) ** 2).mean()
+    assert commitment.ndim == 0 and float(commitment.detach()) == pytest.approx(float(expected), rel=1e-5)
     assert model.decode_indices(indices).shape == x.shape
     with pytest.raises(ValueError, match="channels=7"):
         VQVAE(channels=7)
