@@ -22,6 +22,7 @@ from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
 from .schedules import SCHEDULES, Schedule
+from ._validation import check_ema_settings, check_finite_codebook, check_grid_value, check_training_range
 
 __all__ = ["KSOM"]
 
@@ -234,6 +235,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return grid
 
     def _make_grid(self) -> Grid:
+        check_grid_value(self.grid)
         if isinstance(self.grid, (Integral, np.integer)):
             return Grid.from_size(int(self.grid), self.grid_dim, self.topology, self.periodic)
         shape = np.asarray(self.grid)
@@ -259,6 +261,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 "learning_rate='inverse_count' applies to algorithm='online' only, got "
                 f"algorithm={self.algorithm!r}."
             )
+        if self.algorithm == "minibatch":
+            check_ema_settings(decay=self.decay, eps=self.eps, init_count=self.init_count, update=self.update)
 
     def _resolve_neighbourhood(self, grid: Grid, horizon: float) -> Neighbourhood:
         kind = self.neighbourhood
@@ -327,6 +331,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """
         X = self._validate_training_data(X, reset=True)
         self._check_options()
+        check_training_range(X)
         grid = self._make_grid()
         state = self._initial_state(X, grid)
         horizon = max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1)
@@ -340,6 +345,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
+        check_finite_codebook(self, state["codebook_"], X)
         state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
@@ -361,6 +367,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         first = not hasattr(self, "codebook_")
         X = self._validate_training_data(X, reset=first)
         self._check_options()
+        check_training_range(X)
         if first:
             grid = self._make_grid()
             state = self._initial_state(X, grid)
@@ -379,6 +386,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         sq_error = self._one_pass(X, np.arange(X.shape[0]), grid, state)
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
+        check_finite_codebook(self, state["codebook_"], X)
         # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
         state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
