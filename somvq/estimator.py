@@ -22,6 +22,7 @@ from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
 from .schedules import SCHEDULES, Schedule
+from ._memory import check_fit_memory
 from ._validation import check_ema_settings, check_finite_codebook, check_grid_value, check_training_range
 
 __all__ = ["KSOM"]
@@ -232,6 +233,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self._validate_params()
         grid = self._make_grid()
         self._check_options()
+        check_fit_memory(self, grid)
         return grid
 
     def _make_grid(self) -> Grid:
@@ -333,6 +335,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self._check_options()
         check_training_range(X)
         grid = self._make_grid()
+        check_fit_memory(self, grid, X.shape)
         state = self._initial_state(X, grid)
         horizon = max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1)
         state["_horizon"] = float(horizon)
@@ -370,6 +373,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         check_training_range(X)
         if first:
             grid = self._make_grid()
+            check_fit_memory(self, grid, X.shape)
             state = self._initial_state(X, grid)
             state["_horizon"] = float(max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1))
             rng = state.pop("rng")

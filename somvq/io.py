@@ -422,17 +422,15 @@ def _build(archive: _Archive, meta: dict, path: Any):
         raise fail("it holds an init array that no parameter uses")
     try:
         estimator = KSOM(**{k: v for k, v in params.items() if k != "init" or init_ref is None})
-        if init_ref is None:
-            try:
-                grid = estimator.check_parameters()
-            except BackendUnavailableError:
-                grid = estimator._make_grid()  # a GPU-trained model still loads on a CPU machine
-        else:
-            estimator.set_params(init="random")
-            try:
-                grid = estimator.check_parameters()
-            except BackendUnavailableError:
-                grid = estimator._make_grid()
+        if init_ref is not None:
+            estimator.set_params(init="random")  # the stored array is checked below
+        # check_parameters without its memory estimate: loading needs no training memory.
+        estimator._validate_params()
+        grid = estimator._make_grid()
+        try:
+            estimator._check_options()
+        except BackendUnavailableError:
+            pass  # a GPU-trained model still loads for inspection on a CPU machine
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{str(path)!r} is inconsistent: invalid parameters ({exc}).") from None
     stored_grid = _grid_from_meta(grid_meta, fail)
