@@ -12,8 +12,9 @@ Each check raises a ``ValueError`` that names the parameter or the cause and the
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +24,35 @@ __all__ = [
     "check_training_range",
     "finite_range_limit",
     "check_finite_codebook",
+    "restores_input_attributes",
 ]
+
+#: What scikit-learn's validate_data(reset=True) writes on the estimator before training.
+_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+def restores_input_attributes(method: Callable) -> Callable:
+    """Decorate ``fit``/``partial_fit``: if the call raises, put back the input attributes.
+
+    The fitted state is published only at the end of a training call, but validating the
+    data already records ``n_features_in_`` (and ``feature_names_in_``); a failed call
+    must not leave them describing data the codebook never saw.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = {name: self.__dict__[name] for name in _INPUT_ATTRIBUTES if name in self.__dict__}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            for name in _INPUT_ATTRIBUTES:
+                if name in saved:
+                    self.__dict__[name] = saved[name]
+                else:
+                    self.__dict__.pop(name, None)
+            raise
+
+    return wrapper
 
 
 def check_ema_settings(*, decay: float, eps: float, init_count: float, update: str) -> None:

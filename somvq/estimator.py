@@ -23,7 +23,13 @@ from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
 from .schedules import SCHEDULES, Schedule
 from ._memory import check_fit_memory
-from ._validation import check_ema_settings, check_finite_codebook, check_grid_value, check_training_range
+from ._validation import (
+    check_ema_settings,
+    check_finite_codebook,
+    check_grid_value,
+    check_training_range,
+    restores_input_attributes,
+)
 
 __all__ = ["KSOM"]
 
@@ -311,6 +317,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ fitting
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, callback=None):
         """Train the map from a fresh initial codebook for ``n_epochs`` passes over ``X``.
@@ -353,6 +360,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self._commit(state)
         return self
 
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """One pass of the chosen algorithm over ``X``, continuing the step counter.

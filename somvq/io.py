@@ -186,7 +186,7 @@ def read_extra(path: str | os.PathLike) -> dict[str, Any]:
                 member = value["__array__"]
                 if member != f"extra__{name}" or member not in archive.files:
                     raise ModelFileError(f"{str(path)!r} is corrupted: extra array {name!r} is missing.")
-                extra[name] = archive.read(member, numeric=True)
+                extra[name] = archive.read(member)  # any dtype but object (refused by the header check)
             else:
                 extra[name] = value
     return extra

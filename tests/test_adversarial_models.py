@@ -183,3 +183,20 @@ def test_torch_quantizer_rejects_the_same_ema_settings():
         vq.train()
         vq(torch.randn(8, 3))
         assert bool(torch.isfinite(vq.codebook).all()), kwargs
+
+
+def test_a_failed_fit_on_other_data_keeps_the_input_attributes(X):
+    """validate_data records n_features_in_ before training: a failed call must undo it."""
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    codebook = som.codebook_.copy()
+    other = _with_huge_row(X[:, :2])
+    for method in (som.fit, som.partial_fit):
+        with pytest.raises(ValueError, match="overflow|2 features"):
+            method(other)
+        assert som.n_features_in_ == 3  # before: 2, and predict(X) refused X
+        np.testing.assert_array_equal(som.codebook_, codebook)
+        assert som.predict(X).shape == (60,)
+    fresh = KSOM(grid=(2, 2))
+    with pytest.raises(ValueError, match="overflow"):
+        fresh.fit(other)
+    assert not hasattr(fresh, "n_features_in_")
