@@ -139,7 +139,8 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
         pair += sq[None, start:]
         np.maximum(pair, 0.0, out=pair)
         np.sqrt(pair, out=pair)
-        total_all += float(np.triu(pair, k=1).sum())
+        rows_here = stop - start  # columns [start, stop) hold the diagonal tile: keep l > k
+        total_all += float(pair[:, rows_here:].sum()) + float(np.triu(pair[:, :rows_here], k=1).sum())
     total_all *= 2.0
     mean_all = total_all / (n_units * (n_units - 1))
     if mean_all == 0:
