@@ -11,12 +11,20 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
   its input scaling there. :func:`load` ignores it (older readers too, so the format
   version is unchanged); :func:`read_extra` returns it.
 
-Loading uses ``numpy.load(allow_pickle=False)`` and ``json``: nothing in a file can run
-code. Every field is checked (names, shapes, dtypes, finiteness) before an estimator is
-built, so a corrupted or foreign file raises :class:`~somvq.exceptions.ModelFileError`
-naming the problem, and an estimator is returned only when the whole file is sound.
+Loading reads the archive with ``zipfile``, each member with ``numpy.lib.format``
+(``allow_pickle=False``; object arrays are refused from their header) and the metadata
+with ``json``: nothing in a file can run code. Every field is checked (JSON types, member
+names, each member's ``.npy`` header against the shapes the metadata implies *before* its
+data is read, dtypes, finiteness, the stored grid against the parameters, feature names
+against the feature count), so a corrupted, tampered or foreign file raises
+:class:`~somvq.exceptions.ModelFileError` naming the problem, memory stays bounded by the
+file's size, and an estimator is returned only when the whole file is sound.
+
 Files are written atomically (temporary file, then rename): a failed save never leaves a
-partial file, and an existing file is replaced only by a complete one.
+partial file, and an existing file is replaced only by a complete one. Only regular files
+are replaced: a symbolic link is followed to its target, anything else (directory,
+device, FIFO) is refused (:func:`somvq._atomic.writable_target`). A model whose state
+holds NaN or inf, or whose parameters no longer describe its fitted grid, is not saved.
 """
 
 from __future__ import annotations
@@ -113,6 +121,26 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
                 f"cannot save a model whose {name} holds NaN or inf: it is not a usable model "
                 "(refit it, e.g. with rescaled data or a smaller learning rate)."
             )
+    horizon = getattr(estimator, "_horizon", 1.0)
+    if not (isinstance(horizon, (int, float, np.integer, np.floating)) and math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
+    # What load will check, checked now: never write a file that cannot be read back.
+    try:
+        grid_now = estimator._make_grid()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save: the grid parameter is invalid ({exc}).") from None
+    if grid_now != estimator.grid_:
+        raise ValueError(
+            f"cannot save: the parameters now describe {grid_now!r}, but the model was fitted "
+            f"on {estimator.grid_!r} (set_params after fitting?); restore the grid parameters "
+            "or refit."
+        )
+    init = estimator.init
+    if not isinstance(init, str) and np.shape(init) != estimator.codebook_.shape:
+        raise ValueError(
+            f"cannot save: the init array has shape {np.shape(init)}, not the codebook's "
+            f"{estimator.codebook_.shape}."
+        )
     params = estimator.get_params(deep=False)
     arrays: dict[str, np.ndarray] = {}
     json_params = {}

@@ -367,3 +367,20 @@ def test_save_never_replaces_a_device(tmp_path, fitted):
         somvq.save(som, "/dev/null")
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
     assert not [name for name in os.listdir("/dev") if name.startswith(".null.")]  # no temporary left
+
+
+def test_save_never_writes_a_file_that_load_refuses(tmp_path, fitted):
+    som, _ = fitted
+    import copy
+
+    changed = copy.deepcopy(som).set_params(grid=(3, 2))  # K unchanged: only the grid differs
+    with pytest.raises(ValueError, match=r"parameters now describe Grid\(shape=\(3, 2\).*fitted on Grid\(shape=\(2, 3\)"):
+        somvq.save(changed, tmp_path / "a.npz")
+    changed = copy.deepcopy(som).set_params(init=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"init array has shape \(2, 2\)"):
+        somvq.save(changed, tmp_path / "b.npz")
+    changed = copy.deepcopy(som)
+    changed._horizon = float("nan")
+    with pytest.raises(ValueError, match="horizon"):
+        somvq.save(changed, tmp_path / "c.npz")
+    assert list(tmp_path.iterdir()) == []
