@@ -16,13 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
 from . import algorithms, metrics
-from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from .exceptions import BackendUnavailableError
-from .grids import TOPOLOGIES, Grid
-from .initialisation import INIT_METHODS, initial_codebook
-from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
-from .schedules import SCHEDULES, Schedule
 from ._memory import check_fit_memory
+from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from ._validation import (
     check_ema_settings,
     check_finite_codebook,
@@ -30,6 +25,11 @@ from ._validation import (
     check_training_range,
     restores_input_attributes,
 )
+from .exceptions import BackendUnavailableError
+from .grids import TOPOLOGIES, Grid
+from .initialisation import INIT_METHODS, initial_codebook
+from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
+from .schedules import SCHEDULES, Schedule
 
 __all__ = ["KSOM"]
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from somvq._validation import check_ema_settings
 from somvq.grids import Grid
 from somvq.neighbourhoods import (
     NEIGHBOURHOODS,
@@ -26,7 +27,6 @@ from somvq.neighbourhoods import (
     Neighbourhood,
 )
 from somvq.schedules import SCHEDULES, Schedule
-from somvq._validation import check_ema_settings
 
 __all__ = ["KohonenMap", "resolve_grid", "default_radius"]
 
