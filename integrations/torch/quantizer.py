@@ -22,7 +22,7 @@ from somvq.grids import Grid
 
 from . import distributed
 from .base import GridQuantizer
-from .geometry import NeighbourhoodFunction, _check_real
+from .geometry import NeighbourhoodFunction, check_ema_arguments
 
 __all__ = ["KohonenVectorQuantize"]
 
@@ -134,11 +134,7 @@ class KohonenVectorQuantize(GridQuantizer):
             commitment_weight=commitment_weight,
             channels_first=channels_first,
         )
-        _check_real("decay", decay, low=0.0, high=1.0, high_open=True)
-        _check_real("eps", eps, low=0.0)
-        _check_real("init_count", init_count, low=0.0)
-        if update not in UPDATES:
-            raise ValueError(f"update={update!r} is not one of {UPDATES}.")
+        check_ema_arguments(decay, eps, init_count, update, UPDATES)
         self.decay = float(decay)
         self.eps = float(eps)
         self.init_count = float(init_count)
