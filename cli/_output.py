@@ -7,7 +7,9 @@ kept unless --force: the check runs before any long work and again at the final 
 from __future__ import annotations
 
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +27,8 @@ def check_output(
     create_parent: bool = False,
 ) -> None:
     """Fail early (exit 2) if ``path`` exists without --force, its directory is missing
-    (and will not be created: ``create_parent``), or its extension is not in ``suffixes``."""
+    (and will not be created: ``create_parent``) or cannot be written into, or its
+    extension is not in ``suffixes``."""
     if path is None or str(path) == "-":
         return
     path = Path(path)
@@ -42,6 +45,27 @@ def check_output(
         raise click.BadParameter(f"{str(parent)!r} is not a directory.", param_hint=param_hint)
     if not create_parent and not parent.is_dir():
         raise click.BadParameter(f"directory {str(parent)!r} does not exist.", param_hint=param_hint)
+    # The directory that will receive the file (or, when it is still to be created, its
+    # nearest existing ancestor) must be writable: found now, not after the work.
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise click.BadParameter(f"{str(existing)!r} is not a directory.", param_hint=param_hint)
+    check_writable(existing, param_hint)
+
+
+def check_writable(directory: Path, param_hint: str) -> None:
+    """Exit 2 unless a file can be created in ``directory`` (tried: permissions, read-only
+    file systems and root's privileges all count), naming the directory."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".somvq-write-test-", dir=directory)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write into directory {str(directory)!r}: {exc.strerror or exc}.", param_hint=param_hint
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bool) -> str:
