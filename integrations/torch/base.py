@@ -174,7 +174,10 @@ class GridQuantizer(nn.Module):
         Counts the non-finite rows into ``n_nonfinite_rows``; tensor operations only, so
         nothing waits for the device.
         """
-        finite = torch.isfinite(rows).all(1)
+        # x * 0 is 0 for every finite x and NaN for NaN and +-inf, so a row sums to 0
+        # exactly when it is finite: two cheap passes, where isfinite(rows).all(1) builds
+        # a B' x D boolean tensor first (several times slower on CPU).
+        finite = (rows * 0.0).sum(1) == 0
         self.n_nonfinite_rows.add_(finite.numel() - finite.sum())
         return finite, rows.nan_to_num(0.0, 0.0, 0.0)
 

@@ -197,7 +197,7 @@ class KohonenVectorQuantize(GridQuantizer):
                 # z_q is gathered now: the in-place update below does not change it.
                 codes = F.embedding(indices, codebook)
                 if self.training:
-                    self._training_step(rows.detach(), indices, finite)
+                    self._training_step(search_rows, indices, finite)
                 else:
                     counts = rows.new_zeros(self.codebook_size)
                     self._record_usage(self._hit_counts_into(counts, indices, finite), finite.sum())
@@ -212,15 +212,17 @@ class KohonenVectorQuantize(GridQuantizer):
     def _training_step(self, rows: torch.Tensor, indices: torch.Tensor, finite: torch.Tensor) -> None:
         """(E1)-(E4) of ALGORITHMS.md section 6 for one batch, in place; t <- t + 1.
 
-        Rows that are not all finite (``finite`` False) weigh 0 in the counts and sums.
+        ``rows`` are the search rows (non-finite entries read as 0); rows that were not all
+        finite (``finite`` False) weigh 0 in the counts and sums.
         """
         n_units, dim = self.codebook_size, self.dim
         # One flat [counts | sums] buffer: one all-reduce per step when distributed.
         statistics = rows.new_zeros(n_units * (1 + dim))
         counts = statistics[:n_units]
         sums = statistics[n_units:].view(n_units, dim)
-        self._hit_counts_into(counts, indices, finite)
-        sums.index_add_(0, indices, torch.where(finite[:, None], rows, 0.0))
+        weights = finite.to(rows.dtype)
+        self._hit_counts_into(counts, indices, weights)
+        sums.index_add_(0, indices, rows * weights[:, None])  # exact: x * 1 == x
         self._record_usage(counts, finite.sum())  # this process's rows, before the reduce
         if self.sync_statistics and distributed.is_distributed():
             distributed.all_reduce_statistics(statistics)
