@@ -38,6 +38,11 @@ def check_output(
         )
     if path.is_dir():
         raise click.BadParameter(f"{str(path)!r} is a directory.", param_hint=param_hint)
+    if path.exists() and not path.is_file():
+        raise click.BadParameter(
+            f"{str(path)!r} is not a regular file (a device, fifo or socket); name a file to write.",
+            param_hint=param_hint,
+        )
     if path.exists() and not force:
         raise click.BadParameter(f"{str(path)!r} already exists; pass --force to overwrite it.", param_hint=param_hint)
     parent = path.parent if str(path.parent) else Path(".")
@@ -47,17 +52,19 @@ def check_output(
         raise click.BadParameter(f"directory {str(parent)!r} does not exist.", param_hint=param_hint)
     # The directory that will receive the file (or, when it is still to be created, its
     # nearest existing ancestor) must be writable: found now, not after the work.
-    existing = parent
+    check_writable(parent, param_hint)
+
+
+def check_writable(directory: str | Path, param_hint: str) -> None:
+    """Exit 2 unless a file can be created in ``directory``, or, when it does not exist yet,
+    in its nearest existing ancestor (tried: permissions, read-only file systems and
+    root's privileges all count); the message names that directory."""
+    existing = Path(directory)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if existing.exists() and not existing.is_dir():
+    if not existing.is_dir():
         raise click.BadParameter(f"{str(existing)!r} is not a directory.", param_hint=param_hint)
-    check_writable(existing, param_hint)
-
-
-def check_writable(directory: Path, param_hint: str) -> None:
-    """Exit 2 unless a file can be created in ``directory`` (tried: permissions, read-only
-    file systems and root's privileges all count), naming the directory."""
+    directory = existing
     try:
         fd, probe = tempfile.mkstemp(prefix=".somvq-write-test-", dir=directory)
     except OSError as exc:

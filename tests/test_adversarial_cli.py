@@ -239,3 +239,27 @@ def test_atomic_write_names_the_destination(tmp_path):
     with pytest.raises(OSError, match=f"cannot write '{directory / 'x.bin'}'") as info:
         atomic_write(directory / "x.bin", lambda handle: handle.write(b"x"))
     assert ".tmp" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_non_regular_output_is_refused_before_any_work(tmp_path, model):
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    assert_error(run("predict", model, tmp_path / "abc.csv", "-o", fifo, "--force"), 2, "not a regular file")
+    model_fifo = tmp_path / "m2.somvq.npz"
+    os.mkfifo(model_fifo)
+    assert_error(run("fit", tmp_path / "abc.csv", "-o", model_fifo, "--force", *SMALL), 2, "not a regular file")
+    assert fifo.is_fifo() and model_fifo.is_fifo()
+
+
+def test_vqvae_unwritable_output_dir_is_found_first(tmp_path):
+    pytest.importorskip("torch")
+    directory = _unwritable_directory(tmp_path)
+    args = ["--dataset", "digits", "--n-samples", "100", "--val-size", "20", "--steps", "1", "-q"]
+    assert_error(run("vqvae", "train", *args, "-o", directory / "run"), 2, "--output-dir", str(directory))
+    assert_error(
+        run("vqvae", "compare", *args, "--variants", "none-n1-all", "--seeds", "0", "-o", tmp_path / "runs",
+            "--report-dir", directory / "report"),
+        2, "--report-dir", str(directory),
+    )
+    assert not (tmp_path / "runs").exists()
