@@ -187,14 +187,21 @@ def _array_input(array: Any, source: str, columns: str | None) -> InputData:
     return InputData(X=X, source=source, image_shape=image_shape)
 
 
+def _load_problem(exc: BaseException) -> str:
+    """Why ``np.load`` failed, on one line."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if "allow_pickle" in detail:
+        return "it holds Python objects, which are never unpickled"
+    return f"truncated or corrupted: {detail}"
+
+
 def read_npy(raw: bytes, source: str, columns: str | None) -> InputData:
     import numpy as np
 
     try:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(f"{source}: not a readable .npy file (truncated or corrupted: {detail}).") from None
+        raise DataError(f"{source}: not a readable .npy file ({_load_problem(exc)}).") from None
     if not isinstance(array, np.ndarray):  # pragma: no cover - read_data_file sends archives to read_npz
         raise DataError(f"{source}: not a .npy array.")
     return _array_input(array, source, columns)
@@ -219,8 +226,7 @@ def read_npz(raw: bytes, source: str, key: str | None, columns: str | None) -> I
                 raise click.BadParameter(f"{source} has no array {key!r} (arrays: {', '.join(keys)}).", param_hint="--key")
             array = archive[key]
     except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(f"{source}: not a readable .npz archive (truncated or corrupted: {detail}).") from None
+        raise DataError(f"{source}: not a readable .npz archive ({_load_problem(exc)}).") from None
     return _array_input(array, f"{source}[{key}]", columns)
 
 

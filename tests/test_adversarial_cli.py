@@ -263,3 +263,8 @@ def test_vqvae_unwritable_output_dir_is_found_first(tmp_path):
         2, "--report-dir", str(directory),
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_object_arrays_are_never_unpickled(tmp_path, model):
+    np.save(tmp_path / "objects.npy", np.array([[{"a": 1}, 2, 3]], dtype=object), allow_pickle=True)
+    assert_error(run("predict", model, tmp_path / "objects.npy"), 1, "objects.npy", "never unpickled")
