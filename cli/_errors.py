@@ -30,10 +30,10 @@ def library_errors(what: str | None = None) -> Iterator[None]:
 
     ``what`` prefixes the message (e.g. the file being read).
     """
+    import zipfile
+
     from somvq._atomic import OutputExistsError
     from somvq.exceptions import BackendUnavailableError, ModelFileError
-
-    import zipfile
 
     prefix = f"{what}: " if what else ""
     try:
