@@ -197,10 +197,17 @@ class _CreatesAFile:
         return (open, (self.path, "w"))
 
 
-def _plant(directory, marker):
+def _plant(directory, marker, how="zip"):
+    """A checkpoint.pt whose unpickling would create ``marker``: torch's zip format, its
+    legacy format, or a bare pickle."""
+    import pickle
+
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": "somvq-vqvae-checkpoint/1", "config": {}, "step": 0, "payload": _CreatesAFile(marker)}
-    torch.save(payload, directory / "checkpoint.pt")
+    if how == "pickle":
+        (directory / "checkpoint.pt").write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, directory / "checkpoint.pt", _use_new_zipfile_serialization=how == "zip")
 
 
 def _one_line_error(result, *fragments):
@@ -212,12 +219,14 @@ def _one_line_error(result, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
-def test_planted_checkpoint_runs_no_code(tmp_path, digits_data):
+@pytest.mark.parametrize("how", ["zip", "legacy", "pickle"])
+def test_planted_checkpoint_runs_no_code(tmp_path, digits_data, how):
     from somvq.exceptions import CheckpointError
 
     marker = tmp_path / "created-by-the-checkpoint"
-    _plant(tmp_path / "run", marker)
-    with pytest.raises(CheckpointError, match="would run code"):
+    _plant(tmp_path / "run", marker, how)
+    # (a protocol-4 bare pickle is refused at its first FRAME opcode, before any global)
+    with pytest.raises(CheckpointError, match="would run code" if how != "pickle" else "not a usable checkpoint"):
         train(TrainConfig(**TINY, steps=2), tmp_path / "run", data=digits_data, progress=False)
     assert not marker.exists()
 
