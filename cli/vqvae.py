@@ -143,8 +143,10 @@ def train_command(**options: Any) -> None:
     """
     import time
 
+    from ._output import check_writable
     from ._report import format_table
 
+    check_writable(options["output_dir"], "--output-dir")
     config = _config(**options)
     with library_errors():
         import torch
@@ -201,6 +203,11 @@ def compare_command(**options: Any) -> None:
     import shlex
     import sys
 
+    from ._output import check_writable
+
+    check_writable(options["output_dir"], "--output-dir")
+    if options["report_dir"] is not None:
+        check_writable(options["report_dir"], "--report-dir")
     base = _config(**options)
     with library_errors():
         from somvq.integrations.vqvae.compare import compare

@@ -91,7 +91,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
     directory = path.parent if str(path.parent) else Path(".")
     if not overwrite and path.exists():
         raise OutputExistsError(f"{str(path)!r} already exists.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # name the destination, not the temporary file
+        raise type(exc)(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -196,3 +196,102 @@ def test_cli_vqvae_commands_are_documented():
             if hasattr(param, "opts") and param.param_type_name == "option":
                 assert param.help, (name, param.opts)
                 assert param.opts[-1] in docs, f"vqvae {name} {param.opts[-1]} is not documented"
+
+
+# ------------------------------------------------------------------ checkpoint safety (issue 11, section 4)
+class _CreatesAFile:
+    """Unpickling this calls ``open(path, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _plant(directory, marker, how="zip"):
+    """A checkpoint.pt whose unpickling would create ``marker``: torch's zip format, its
+    legacy format, or a bare pickle."""
+    import pickle
+
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format": "somvq-vqvae-checkpoint/1", "config": {}, "step": 0, "payload": _CreatesAFile(marker)}
+    if how == "pickle":
+        (directory / "checkpoint.pt").write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, directory / "checkpoint.pt", _use_new_zipfile_serialization=how == "zip")
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("how", ["zip", "legacy", "pickle"])
+def test_planted_checkpoint_runs_no_code(tmp_path, digits_data, how):
+    from somvq.exceptions import CheckpointError
+
+    marker = tmp_path / "created-by-the-checkpoint"
+    _plant(tmp_path / "run", marker, how)
+    # (a protocol-4 bare pickle is refused at its first FRAME opcode, before any global)
+    with pytest.raises(CheckpointError, match="would run code" if how != "pickle" else "not a usable checkpoint"):
+        train(TrainConfig(**TINY, steps=2), tmp_path / "run", data=digits_data, progress=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_cli_planted_checkpoint_is_a_one_line_error(tmp_path, command):
+    marker = tmp_path / "created-by-the-checkpoint"
+    if command == "train":
+        _plant(tmp_path / "run", marker)
+        result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "-o", tmp_path / "run")
+    else:
+        _plant(tmp_path / "out" / "runs" / "none-n1-all" / "seed0", marker)
+        result = run("vqvae", "compare", *CLI_TINY, "--steps", "2", "--variants", "none-n1-all", "--seeds", "0",
+                     "-o", tmp_path / "out")
+    _one_line_error(result, "checkpoint.pt", "would run code")
+    assert not marker.exists()
+
+
+def _damage(kind, data):
+    if kind == "truncated":
+        return data[: len(data) // 2]
+    if kind == "garbage":
+        return bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8))
+    if kind == "pickle garbage":
+        return b"\x80\x04" + b"not a pickle at all" * 20
+    return b""
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "pickle garbage", "empty"])
+def test_cli_corrupted_checkpoint_is_a_one_line_error(tmp_path, kind):
+    directory = tmp_path / "run"
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "--neighbourhood", "none", "-q", "-o", directory)
+    assert result.exit_code == 0, result.output
+    path = directory / "checkpoint.pt"
+    path.write_bytes(_damage(kind, path.read_bytes()))
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--neighbourhood", "none", "-q", "-o", directory)
+    _one_line_error(result, "checkpoint.pt", "not a usable checkpoint")
+
+
+def test_checkpoint_with_missing_entries_is_refused(tmp_path, digits_data):
+    from somvq.exceptions import CheckpointError
+    from somvq.integrations.vqvae.train import load_checkpoint
+
+    config = TrainConfig(**TINY, steps=2)
+    train(config, tmp_path, data=digits_data, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    for key, value in [("step", "3"), ("step", -1), ("model", None), ("records", {})]:
+        torch.save({**payload, key: value}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=repr(key) if key != "step" or value != -1 else "negative"):
+            load_checkpoint(tmp_path / "bad.pt")
+    # a state that does not fit the model: a clear error, not a RuntimeError
+    model = dict(payload["model"])
+    model["quantizer.codebook"] = model["quantizer.codebook"][:3]
+    torch.save({**payload, "model": model}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="cannot be restored"):
+        train(config, tmp_path, data=digits_data, progress=False)
