@@ -16,7 +16,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
 from . import algorithms, distances, metrics
+from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from ._validation import (
+    check_ema_settings,
+    check_finite_codebook,
+    check_grid_value,
+    check_training_range,
+    restores_input_attributes,
+)
 from .exceptions import BackendUnavailableError
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
@@ -231,9 +239,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self._validate_params()
         grid = self._make_grid()
         self._check_options()
+        check_fit_memory(self, grid)
         return grid
 
     def _make_grid(self) -> Grid:
+        check_grid_value(self.grid)
         if isinstance(self.grid, (Integral, np.integer)):
             return Grid.from_size(int(self.grid), self.grid_dim, self.topology, self.periodic)
         shape = np.asarray(self.grid)
@@ -259,6 +269,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 "learning_rate='inverse_count' applies to algorithm='online' only, got "
                 f"algorithm={self.algorithm!r}."
             )
+        if self.algorithm == "minibatch":
+            check_ema_settings(decay=self.decay, eps=self.eps, init_count=self.init_count, update=self.update)
 
     def _resolve_neighbourhood(self, grid: Grid, horizon: float) -> Neighbourhood:
         kind = self.neighbourhood
@@ -305,6 +317,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ fitting
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, callback=None):
         """Train the map from a fresh initial codebook for ``n_epochs`` passes over ``X``.
@@ -327,7 +340,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """
         X = self._validate_training_data(X, reset=True)
         self._check_options()
+        check_training_range(X)
         grid = self._make_grid()
+        check_fit_memory(self, grid, X.shape)
         state = self._initial_state(X, grid)
         horizon = max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1)
         state["_horizon"] = float(horizon)
@@ -340,10 +355,12 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
         state["_rng_state"] = rng.bit_generator.state
+        check_finite_codebook(self, state["codebook_"], X)
         state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)
         return self
 
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """One pass of the chosen algorithm over ``X``, continuing the step counter.
@@ -361,8 +378,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         first = not hasattr(self, "codebook_")
         X = self._validate_training_data(X, reset=first)
         self._check_options()
+        check_training_range(X)
         if first:
             grid = self._make_grid()
+            check_fit_memory(self, grid, X.shape)
             state = self._initial_state(X, grid)
             state["_horizon"] = float(max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1))
             rng = state.pop("rng")
@@ -379,6 +398,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         sq_error = self._one_pass(X, np.arange(X.shape[0]), grid, state)
         state["n_iter_"] = state.get("n_iter_", 0) + 1
         self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
+        check_finite_codebook(self, state["codebook_"], X)
         # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
         state["labels_"] = self._labels(X, state["codebook_"])
         self._commit(state)

@@ -1,4 +1,4 @@
-"""Quality measures of a map (ALGORITHMS.md section 8).
+"""Quality measures of a map (docs/algorithms.md §10).
 
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
@@ -79,7 +79,7 @@ def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     if grid.n_units < 2:
         return 0.0
     two = two_best_matching_units(X, codebook)
-    adjacent = grid.adjacency[two[:, 0], two[:, 1]]
+    adjacent = grid.are_neighbours(two[:, 0], two[:, 1])  # O(n), no K x K matrix
     return float(1.0 - adjacent.mean())
 
 
@@ -88,13 +88,12 @@ def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
 
     Returned in the grid's shape (``grid.shape``); units without neighbours get 0.
     """
-    adjacency = grid.adjacency
     w = codebook.astype(np.float64)
     out = np.zeros(grid.n_units)
-    rows, cols = np.nonzero(adjacency)
+    rows, cols = grid.neighbour_pairs  # O(K) pairs, no K x K matrix
     dist = np.linalg.norm(w[rows] - w[cols], axis=1)
     np.add.at(out, rows, dist)
-    degree = adjacency.sum(axis=1)
+    degree = np.bincount(rows, minlength=grid.n_units)
     np.divide(out, degree, out=out, where=degree > 0)
     return out.reshape(grid.shape)
 
@@ -120,10 +119,25 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
     """
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
-    pair = np.sqrt(squared_distances(codebook, codebook))
-    off_diagonal = ~np.eye(grid.n_units, dtype=bool)
-    mean_all = pair[off_diagonal].mean()
-    adjacency = grid.adjacency
-    if not adjacency.any() or mean_all == 0:
+    rows, cols = grid.neighbour_pairs
+    if rows.size == 0:
         return float("nan")
-    return float(pair[adjacency].mean() / mean_all)
+    # Mean over all pairs k < l (the distance is symmetric), a block of rows at a time
+    # against the columns to their right: O(block K) memory, half the work of all pairs.
+    # Distances are squared_distances (exact off the origin; ~5 block x K float64
+    # temporaries, hence blocks of 2^17 / K rows).
+    n_units = grid.n_units
+    block = max(1, (1 << 17) // n_units)
+    total_all = 0.0
+    for start in range(0, n_units, block):
+        stop = min(start + block, n_units)
+        pair = np.sqrt(squared_distances(codebook[start:stop], codebook[start:]))
+        rows_here = stop - start  # columns [start, stop) hold the diagonal tile: keep l > k
+        total_all += float(pair[:, rows_here:].sum()) + float(np.triu(pair[:, :rows_here], k=1).sum())
+    total_all *= 2.0
+    mean_all = total_all / (n_units * (n_units - 1))
+    if mean_all == 0:
+        return float("nan")
+    w = np.asarray(codebook, dtype=np.float64)
+    neighbour = np.sqrt(((w[rows] - w[cols]) ** 2).sum(1))  # direct differences: exact
+    return float(neighbour.mean() / mean_all)

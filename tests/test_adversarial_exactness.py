@@ -8,6 +8,8 @@ error and transform must agree to 1e-5 relative. Before the fix (expanded form
 ``||w||^2 - 2 x.w`` in float32, no centring) these failed at offsets >= ~100.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -229,3 +231,18 @@ def test_dask_far_from_the_origin():
     _assert_winners(np.asarray(som.predict(Xd)), ref, "dask predict")
     np.testing.assert_allclose(np.asarray(som.transform(Xd)), np.sqrt(ref), rtol=1e-6)
     assert som.quantization_error(Xd) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+
+
+def test_non_finite_codebook_does_not_raise_in_the_search():
+    """A diverged codebook (nan/inf) is reported by the fit's own check, naming the cause;
+    the search itself returns nan distances without raising or warning."""
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    for bad in (np.nan, np.inf):
+        W = np.random.default_rng(1).normal(size=(4, 3))
+        W[2, 1] = bad
+        bmu = np.empty(50, dtype=np.int64)
+        sq = np.empty(50)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            cpu_bmu.best_matching_units(X, W, None, bmu, sq)
+        assert np.isnan(sq).all() and ((bmu >= 0) & (bmu < 4)).all()

@@ -53,7 +53,7 @@ from .config import CACHE, CHUNK_ROWS, FASTMATH
 
 #: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
 #: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
-#: cached overloads loaded at first use small (each costs ~30-130 ms to load).
+#: cached overloads loaded at first use small (each costs a cache load: docs/performance.md).
 _BLOCKS = [array(dtype, 2, "C", readonly=True) for dtype in FLOATS]
 
 _ACC_SIGNATURES = [
@@ -355,8 +355,9 @@ def _search_setup(codebook, dtype) -> _Search:
     shift = centre if centre is not None else constants.zeros
     max_norm2 = fill_augmented(codebook, shift, 1.0, aug)
     radius = math.sqrt(max_norm2)
-    if not np.isfinite(radius):
-        radius = float(np.max(np.abs(codebook.astype(np.float64) - shift))) * math.sqrt(n_features)
+    if not math.isfinite(radius):  # norms beyond float64 (values > 1e154), or a non-finite codebook
+        with np.errstate(all="ignore"):
+            radius = float(np.max(np.abs(codebook.astype(np.float64) - shift))) * math.sqrt(n_features)
     scale = distances.choose_scale(radius, dtype)
     if scale != 1.0:
         radius = math.sqrt(fill_augmented(codebook, shift, scale, aug))
@@ -395,6 +396,15 @@ def _constants(dtype, n_features: int) -> _Constants:
 
 
 def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
+    if not math.isfinite(search.radius):
+        # A non-finite codebook (a diverged fit, checked by the caller): no ranking is
+        # meaningful; the plain argmin of the scores, and nan distances, without raising.
+        with np.errstate(all="ignore"):
+            prod = X[start:stop] @ search.aug_codebook[:-1] + search.aug_codebook[-1]
+        np.argmin(prod, axis=1, out=out_bmu[start:stop])
+        if out_sq_dist is not None:
+            out_sq_dist[start:stop] = np.nan
+        return
     n_features = X.shape[1]
     rows = _augmented_buffer(stop - start, n_features, X.dtype)
     if search.centre is None:
@@ -425,7 +435,7 @@ def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
     Depends on ``n`` and ``chunk_rows`` only (never on the threads: determinism). With
     ``ceil(n / chunk_rows)`` blocks rounded up to an even count, two threads get the same
     work: digits (1797 rows) is 4 blocks of 450 instead of 512, 512, 512, 261, where one
-    thread searched 1024 rows and the other 773 (profile: 0.79 -> 0.65 ms a pass).
+    thread searched 1024 rows and the other 773.
     """
     chunk_rows = max(int(chunk_rows), 1)
     n_blocks = -(-n // chunk_rows)
@@ -472,9 +482,8 @@ def best_matching_units(
     n_threads = min(int(n_threads), len(starts), _CPU_COUNT)
     # BLAS runs single-threaded on every block, whatever the path: the blocks' products
     # are then the same bits on any thread count, and a small multi-threaded GEMM on a
-    # busy machine waits a scheduler slice for its second thread (profile: a 1024-row
-    # block took 15 ms instead of 0.4 ms under load). Inside single_threaded_blas() the
-    # limit is already held.
+    # busy machine waits a scheduler slice for its second thread (docs/performance.md).
+    # Inside single_threaded_blas() the limit is already held.
     limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
         if n_threads <= 1:
