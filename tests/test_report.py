@@ -311,8 +311,9 @@ def test_fit_report_flag(tmp_path, labelled_csv, monkeypatch):
     result = run(*args, "--report", "--force")
     assert result.exit_code == 0 and (tmp_path / "report.html").exists()
     assert f"report   {tmp_path / 'report.html'}" in result.output
-    from somvq.cli import fit as fit_module
+    import importlib
 
+    fit_module = importlib.import_module("somvq.cli.fit")  # (somvq.cli.fit the name is the command)
     monkeypatch.setattr(fit_module, "_have_bokeh", lambda: False)
     assert_error(run(*args, "--report", "--force"), 1, "--report needs bokeh", "pip install somvq[report]")
     result = run("fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-d", tmp_path / "d")
