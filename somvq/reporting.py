@@ -448,7 +448,8 @@ def report_html(
     figures = []
     # U-matrix, with the cluster boundaries on top.
     umatrix = np.asarray(table["umatrix"])
-    mapper = LinearColorMapper(palette=list(reversed(Greys256)), low=float(umatrix.min()), high=float(umatrix.max()))
+    # The lightest colours of the ramps are a little darker than the page: every unit shows.
+    mapper = LinearColorMapper(palette=list(reversed(Greys256[:236])), low=float(umatrix.min()), high=float(umatrix.max()))
     fig = map_figure("umatrix", "U-matrix (mean distance to neighbours)")
     tiles(fig, fill_color={"field": "umatrix", "transform": mapper})
     colour_bar(fig, mapper, "distance")
@@ -460,7 +461,7 @@ def report_html(
 
     # Hits.
     hits = np.asarray(table["hits"])
-    mapper = LinearColorMapper(palette=list(reversed(Blues256)), low=0, high=max(int(hits.max()), 1))
+    mapper = LinearColorMapper(palette=list(reversed(Blues256[:240])), low=0, high=max(int(hits.max()), 1))
     heading = "hits" + ("" if X is not None else " (training data)" if hits.any() else " (no data given)")
     fig = map_figure("hits", heading)
     tiles(fig, fill_color={"field": "hits", "transform": mapper})
