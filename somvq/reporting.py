@@ -38,6 +38,8 @@ __all__ = ["ReportUnavailableError", "require_bokeh", "report", "report_html", "
 MAP_PIXELS = 420
 #: Maps with at most this many units print their hit counts on the hit map.
 _ANNOTATE_UNITS = 256
+#: Most distinct labels ``y`` may have: the label map needs a colour per label.
+MAX_LABELS = 256
 #: Labels listed in a unit's label mix (the rest are summed as "other").
 _MIX_LABELS = 3
 _HEX_SIZE = 1.0 / math.sqrt(3.0)  # circumradius of a hexagon whose opposite sides are 1 apart
@@ -285,6 +287,12 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y has shape {y.shape}; it needs one label per row of X ({X.shape[0]}).")
+        n_labels = np.unique(y).shape[0]
+        if n_labels > MAX_LABELS:
+            raise ValueError(
+                f"y has {n_labels} distinct values; the report shows class labels, at most {MAX_LABELS} "
+                "(bin a continuous target first)."
+            )
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
         if len(image_shape) != 2 or min(image_shape) < 1 or image_shape[0] * image_shape[1] != n_features:

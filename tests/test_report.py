@@ -199,6 +199,15 @@ def test_bad_input_is_named(tmp_path, data, kwargs, fragments):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_a_continuous_target_is_refused(tmp_path, data):
+    X, _ = data
+    som = fitted(X)
+    X3 = np.concatenate([X, X])[:300]
+    with pytest.raises(ValueError, match=r"y has 300 distinct values; .* at most 256"):
+        reporting.report(som, X3, np.arange(300) / 7, path=tmp_path / "r.html")
+    assert reporting.report(som, X3, np.arange(300) % 256, path=tmp_path / "r.html").exists()
+
+
 def test_grids_of_three_axes_and_unfitted_maps_are_refused(tmp_path, data):
     X, _ = data
     with pytest.raises(ValueError, match="1 or 2 axes"):
