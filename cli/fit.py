@@ -231,6 +231,7 @@ def fit(data: str | None, **options: Any) -> None:
             report_path = write_report(
                 som,
                 X,
+                inputs.target,  # a --dataset's classes (digits: 0-9); None for files
                 path=output_dir / "report.html",
                 feature_names=inputs.feature_names,
                 image_shape=inputs.image_shape,

@@ -39,12 +39,8 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
             raise click.BadParameter(
                 f"{target!r}: a --dataset has one target; write --target target.", param_hint="--target"
             )
-        from somvq.datasets import load_dataset
-
-        with library_errors():
-            loaded = load_dataset(source["dataset"], split=source["split"], data_dir=source["data_dir"],
-                                  n_samples=source["n_samples"])
-        return load_input(None, **source), np.asarray(loaded.y)
+        inputs = load_input(None, **source)
+        return inputs, np.asarray(inputs.target)
     if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
         raise click.UsageError("--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column.")
     try:
@@ -61,7 +57,13 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
             line.split() for line in lines]
     except csv.Error as exc:
         raise DataError(f"{data}: malformed CSV: {exc}.") from None
-    has_header = source["header"] if source["header"] is not None else not all(_is_number(f) for f in rows[0])
+    has_header = source["header"]
+    if has_header is None:  # detected as the feature reader does, the label column aside
+        if target.strip().isdigit():
+            number = int(target.strip()) - 1
+            has_header = not all(_is_number(f) for i, f in enumerate(rows[0]) if i != number)
+        else:
+            has_header = True  # a column name needs a header
     header = rows[0] if has_header else None
     width = len(rows[0])
     chosen = parse_columns(target, header, width, data, param_hint="--target")
