@@ -391,7 +391,6 @@ def report_html(
 
     grid = som.grid_
     n_units = grid.n_units
-    rows_, cols_ = _plane_shape(grid)
     shown = np.asarray(som.codebook_ if codebook is None else codebook, dtype=np.float64)
     n_features = shown.shape[1]
     names = feature_names or [f"feature {i + 1}" for i in range(n_features)]
