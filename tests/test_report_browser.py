@@ -208,6 +208,15 @@ def test_hovering_a_unit_shows_its_tooltip(opened, reports, data, name):
     if "labels" in name:  # image data: the codebook vector drawn in the tooltip
         image = page.page.locator(".somvq-tooltip img").filter(visible=True).first
         assert image.evaluate("img => img.complete && img.naturalWidth") == 3
+        # ... and it is the hovered unit's (the last one above), not a neighbour's.
+        pixels = image.evaluate(
+            """img => { const c = document.createElement('canvas'); c.width = 3; c.height = 3;
+                       const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                       return Array.from(g.getImageData(0, 0, 3, 3).data).filter((_, i) => i % 4 == 0); }"""
+        )
+        low, high = codebook.min(), codebook.max()
+        expected = np.round(255 * (1 - (codebook[unit] - low) / (high - low)))
+        np.testing.assert_allclose(pixels, expected, atol=1)
 
 
 def test_plane_selector_changes_the_colours(opened, reports):
