@@ -163,6 +163,14 @@ def fit(data: str | None, **options: Any) -> None:
     report = (output is None) if report is None else report
     explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
     check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
+    grid_axes = len(options["grid"]) if options.get("grid") else 2
+    if grid_axes > 2 and (plots or report):
+        # Pictures and the report draw 1- or 2-axis maps; a 3-axis map is still trained.
+        if (explicit_plots and plots) or (explicit_report and report):
+            flag = "--plots" if explicit_plots and plots else "--report"
+            raise click.UsageError(f"{flag} draws grids of 1 or 2 axes; --grid has {grid_axes}.")
+        plots = report = False
+        click.echo(f"note: plots and report skipped, a {grid_axes}-axis grid cannot be drawn.", err=True)
     if plots:
         for kind in MAIN_PLOTS:
             check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)

@@ -338,3 +338,12 @@ def test_fit_report_flag(tmp_path, labelled_csv, monkeypatch):
     result = run("fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-d", tmp_path / "d")
     assert result.exit_code == 0 and not (tmp_path / "d" / "report.html").exists()
     assert "report skipped, bokeh is not installed" in result.stderr
+
+
+def test_fit_on_a_three_axis_grid_skips_the_pictures(tmp_path, labelled_csv):
+    args = ["fit", labelled_csv, "--columns", "1-4", "--grid", "2x2x2", "--epochs", "1", "-q", "-d", tmp_path / "o"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {"model.somvq.npz"}
+    assert "plots and report skipped, a 3-axis grid cannot be drawn" in result.stderr
+    assert_error(run(*args, "--force", "--report"), 2, "--report draws grids of 1 or 2 axes", "3")
