@@ -1,4 +1,4 @@
-"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | info``.
+"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | report | info``.
 
 A thin click layer over the library: each command reads its input, calls library
 functions and turns their errors into one line on stderr (exit 2 for usage errors, 1 for
@@ -19,6 +19,7 @@ from .evaluate import evaluate
 from .fit import fit
 from .info import info
 from .plot import plot
+from .report import report
 from .vqvae import vqvae
 
 __all__ = ["main"]
@@ -67,8 +68,8 @@ class SomvqGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # In the order a user meets them, not alphabetically.
-        return [name for name in ("fit", "predict", "transform", "evaluate", "plot", "info") if name in self.commands] + sorted(
-            name for name in self.commands if name not in ("fit", "predict", "transform", "evaluate", "plot", "info")
+        return [name for name in ("fit", "predict", "transform", "evaluate", "plot", "report", "info") if name in self.commands] + sorted(
+            name for name in self.commands if name not in ("fit", "predict", "transform", "evaluate", "plot", "report", "info")
         )
 
 
@@ -85,6 +86,6 @@ def main() -> None:
     """
 
 
-for _command in (fit, predict, transform, evaluate, plot, info):
+for _command in (fit, predict, transform, evaluate, plot, report, info):
     main.add_command(_command)
 main.add_command(vqvae)

@@ -30,6 +30,7 @@ class InputData:
     feature_names: list[str] | None = None
     image_shape: tuple[int, ...] | None = None
     description: str = ""
+    target: Any = None  # a --dataset's classes, one per row (None for files)
 
 
 # ------------------------------------------------------------------------- selection
@@ -317,6 +318,7 @@ def load_input(
             feature_names=list(loaded.feature_names) or None,
             image_shape=loaded.image_shape,
             description=loaded.description,
+            target=loaded.y,
         )
         if columns:
             selected = parse_columns(columns, result.feature_names, result.X.shape[1], result.source)

@@ -1,4 +1,5 @@
-"""``somvq fit``: train a map on a file or a data set, save it, summarise it, plot it."""
+"""``somvq fit``: train a map on a file or a data set, save it, summarise it, plot it and
+write its HTML report."""
 
 from __future__ import annotations
 
@@ -130,6 +131,7 @@ class _Progress:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")
 @click.option("-d", "--output-dir", type=click.Path(file_okay=False), default="somvq-output", show_default=True, help="Directory for the plots (and the model, without -o).")
 @click.option("--plots/--no-plots", default=None, help="Write the U-matrix, hit map (and codebook image for image data) PNGs [default: yes unless -o is given].")
+@click.option("--report/--no-report", default=None, help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def fit(data: str | None, **options: Any) -> None:
@@ -137,8 +139,8 @@ def fit(data: str | None, **options: Any) -> None:
 
     DATA is a CSV/TSV file (with or without header), .npy, .npz, or - for stdin.
     Without DATA (and without --dataset) the map is trained on scikit-learn's bundled
-    digits: this is somvq's demonstration, writing the model, a U-matrix and a hit map
-    into ./somvq-output/.
+    digits: this is somvq's demonstration, writing the model, a U-matrix, a hit map and
+    an interactive HTML report into ./somvq-output/.
 
     \b
     Examples:
@@ -156,8 +158,19 @@ def fit(data: str | None, **options: Any) -> None:
     scaling_method = "standardize" if standardize else "minmax" if minmax else "none"
     model_path = Path(output) if output else output_dir / "model.somvq.npz"
     plots = (output is None) if plots is None else plots
+    report = options.pop("report")
+    explicit_report = report is not None
+    report = (output is None) if report is None else report
     explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
     check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
+    grid_axes = len(options["grid"]) if options.get("grid") else 2
+    if grid_axes > 2 and (plots or report):
+        # Pictures and the report draw 1- or 2-axis maps; a 3-axis map is still trained.
+        if (explicit_plots and plots) or (explicit_report and report):
+            flag = "--plots" if explicit_plots and plots else "--report"
+            raise click.UsageError(f"{flag} draws grids of 1 or 2 axes; --grid has {grid_axes}.")
+        plots = report = False
+        click.echo(f"note: plots and report skipped, a {grid_axes}-axis grid cannot be drawn.", err=True)
     if plots:
         for kind in MAIN_PLOTS:
             check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
@@ -166,6 +179,14 @@ def fit(data: str | None, **options: Any) -> None:
                 raise DataError("--plots needs matplotlib, which is not installed: pip install somvq[plot]")
             plots = False
             click.echo("note: plots skipped, matplotlib is not installed (pip install somvq[plot]).", err=True)
+
+    if report:
+        check_output(output_dir / "report.html", force, param_hint="--output-dir", create_parent=True)
+        if not _have_bokeh():
+            if explicit_report:
+                raise DataError("--report needs bokeh, which is not installed: pip install somvq[report]")
+            report = False
+            click.echo("note: report skipped, bokeh is not installed (pip install somvq[report]).", err=True)
 
     som = build_estimator(options)
     inputs = load_input(data, default_dataset="digits", **source)
@@ -193,7 +214,7 @@ def fit(data: str | None, **options: Any) -> None:
     if inputs.image_shape:
         extra["image_shape"] = list(inputs.image_shape)
     with library_errors():
-        if output is None or plots:
+        if output is None or plots or report:
             output_dir.mkdir(parents=True, exist_ok=True)
         save(som, model_path, extra=extra)
     written: dict[str, Path] = {}
@@ -210,6 +231,21 @@ def fit(data: str | None, **options: Any) -> None:
                 codebook=scaling.inverse(som.codebook_),
                 overwrite=True,
             )
+    report_path = None
+    if report:
+        from somvq.reporting import report as write_report
+
+        with library_errors():
+            report_path = write_report(
+                som,
+                X,
+                inputs.target,  # a --dataset's classes (digits: 0-9); None for files
+                path=output_dir / "report.html",
+                feature_names=inputs.feature_names,
+                image_shape=inputs.image_shape,
+                codebook=scaling.inverse(som.codebook_),
+                data_description=inputs.description or inputs.source,
+            )
 
     click.echo(f"somvq fit: {inputs.description or inputs.source}")
     click.echo(f"map      {grid_text(som.grid_)}, {som.algorithm}, {som.neighbourhood} neighbourhood, "
@@ -218,8 +254,16 @@ def fit(data: str | None, **options: Any) -> None:
     click.echo(f"model    {model_path}")
     for i, (kind, path) in enumerate(written.items()):
         click.echo(f"{'plots' if i == 0 else '':<8} {path}  ({kind})")
+    if report_path is not None:
+        click.echo(f"report   {report_path}  (open it in a browser)")
     data_hint = data if data is not None else f"--dataset {inputs.source}"
     click.echo(f"next     somvq evaluate {model_path} {data_hint}")
+
+
+def _have_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def _have_matplotlib() -> bool:

@@ -8,7 +8,15 @@ PYTHON=${PYTHON:-python3}
 # torch: the pinned CPU build first. A looser requirement with no torch installed would
 # pull a multi-GB CUDA build; the package itself only asks for a range.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda,report]"
+
+# The report's browser tests drive Debian's Chromium with Playwright (Playwright's own
+# browser download is not used). Install it when missing and we may (root, apt-get);
+# elsewhere those tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+        || echo "test.sh: could not install chromium; the browser tests will skip" >&2
+fi
 
 # Passive OpenMP waits: spinning barriers cost a scheduler slice each on a 2-core machine.
 export OMP_WAIT_POLICY=PASSIVE

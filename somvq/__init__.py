@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .estimator import KSOM
     from .grids import Grid, auto_grid_shape
     from .io import load, save
+    from .reporting import report
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "__version__"]
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "__version__"]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -27,6 +28,7 @@ _LAZY = {
     "auto_grid_shape": "somvq.grids",
     "save": "somvq.io",
     "load": "somvq.io",
+    "report": "somvq.reporting",
 }
 
 

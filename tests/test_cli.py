@@ -116,7 +116,11 @@ def test_main_job_on_digits(tmp_path, monkeypatch):
     for fragment in ("digits", "quantization error", "topographic error", "used units", "time", "somvq-output/umatrix.png", "somvq-output/hitmap.png"):
         assert fragment in result.stdout
     out = tmp_path / "somvq-output"
-    assert {p.name for p in out.iterdir()} == {"model.somvq.npz", "umatrix.png", "hitmap.png", "codebook.png"}
+    import importlib.util
+
+    report = {"report.html"} if importlib.util.find_spec("bokeh") else set()  # somvq[report] installed
+    assert {p.name for p in out.iterdir()} == {"model.somvq.npz", "umatrix.png", "hitmap.png", "codebook.png"} | report
+    assert ("somvq-output/report.html" in result.stdout) == bool(report)
     assert (out / "umatrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run does not overwrite without --force, and leaves everything as it was.
     before = (out / "model.somvq.npz").read_bytes()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["README.md", "docs/getting-started.md", "docs/algorithms.md", "docs/api.md"]
+DOCUMENTS = ["README.md", "docs/getting-started.md", "docs/algorithms.md", "docs/api.md", "docs/report.md"]
 _PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -36,6 +36,8 @@ def test_documented_examples_run(document, tmp_path, monkeypatch):
     path = ROOT / document
     if not path.is_file():
         pytest.skip(f"{document} is not in this tree")
+    if document == "docs/report.md":
+        pytest.importorskip("bokeh", reason="docs/report.md's examples need bokeh (pip install somvq[report])")
     blocks = python_blocks(path.read_text(encoding="utf-8"))
     if document in ("README.md", "docs/getting-started.md"):
         assert blocks, f"{document} has no python examples"

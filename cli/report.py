@@ -1,0 +1,162 @@
+"""``somvq report``: one self-contained, interactive HTML page about a saved map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._errors import DataError, library_errors
+from ._input import _is_number, _sniff_delimiter, load_input, parse_columns
+from ._model import load_model
+from ._options import input_kwargs, input_options
+from ._output import check_output
+from .plot import _image_shape
+
+
+def default_report_path(model: str) -> Path:
+    """``MODEL``'s name without ``.somvq.npz``, plus ``-report.html``, next to it."""
+    name = Path(model).name
+    stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
+    return Path(model).parent / f"{stem}-report.html"
+
+
+def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tuple[Any, Any]:
+    """The --target column of DATA as labels (any text), the other columns as features.
+
+    Returns ``(InputData of the feature columns, labels)``. The target is one column: a
+    header name or a 1-based number. The file is split into fields as the feature reader
+    does (same delimiter rules, same header detection), then the features are read by
+    that reader without the target column.
+    """
+    import csv
+
+    import numpy as np
+
+    if data is None:  # --dataset: its own targets
+        if target not in ("target", "label", "class"):
+            raise click.BadParameter(
+                f"{target!r}: a --dataset has one target; write --target target.", param_hint="--target"
+            )
+        inputs = load_input(None, **source)
+        return inputs, np.asarray(inputs.target)
+    if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
+        raise click.UsageError("--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column.")
+    try:
+        text = Path(data).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{data}: cannot read the --target column: {exc}.") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise DataError(f"{data}: no data (the file is empty).")
+    suffix = Path(data).suffix.lower()
+    delimiter = source["delimiter"] or {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix) or _sniff_delimiter(lines[0])
+    try:
+        rows = [[f.strip() for f in fields] for fields in csv.reader(lines, delimiter=delimiter)] if delimiter else [
+            line.split() for line in lines]
+    except csv.Error as exc:
+        raise DataError(f"{data}: malformed CSV: {exc}.") from None
+    has_header = source["header"]
+    if has_header is None:  # detected as the feature reader does, the label column aside
+        if target.strip().isdigit():
+            number = int(target.strip()) - 1
+            has_header = not all(_is_number(f) for i, f in enumerate(rows[0]) if i != number)
+        else:
+            has_header = True  # a column name needs a header
+    header = rows[0] if has_header else None
+    width = len(rows[0])
+    chosen = parse_columns(target, header, width, data, param_hint="--target")
+    if len(chosen) != 1:
+        raise click.BadParameter(f"{target!r} must name one column, not {len(chosen)}.", param_hint="--target")
+    index = chosen[0]
+    if source["columns"]:
+        if index in parse_columns(source["columns"], header, width, data):
+            raise click.BadParameter(f"the --target column {target!r} is also in --columns.", param_hint="--target")
+        features = source["columns"]
+    else:
+        features = ",".join(str(i + 1) for i in range(width) if i != index)
+        if not features:
+            raise click.BadParameter(f"{target!r} is the only column of {data}; no features are left.", param_hint="--target")
+    body = rows[1:] if header is not None else rows
+    # The feature reader checks every row's field count; rows too short for the target
+    # are reported by it first.
+    inputs = load_input(data, **{**source, "columns": features, "header": has_header, "delimiter": delimiter})
+    labels = np.asarray([fields[index] for fields in body])
+    if source["n_samples"] is not None:
+        labels = labels[: source["n_samples"]]
+    return inputs, labels
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@input_options
+@click.option("--target", metavar="COLUMN", help="Column of DATA holding a label per row (header name or 1-based number): majority label and label mix per unit; not a feature. With --dataset: --target target.")
+@click.option("--image-shape", callback=_image_shape, metavar="HxW", help="Draw each unit's codebook vector as an HxW image in its tooltip [default: as stored at fit, e.g. 8x8 for digits].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The HTML file [default: MODEL's name without .somvq.npz, plus -report.html].")
+@click.option("--title", help="Heading of the page [default: somvq map report].")
+@click.option("--force", is_flag=True, help="Overwrite an existing report.")
+def report(model: str, data: str | None, **options: Any) -> None:
+    """Write an interactive HTML report of MODEL: one file that opens offline.
+
+    The page shows the U-matrix on the map's geometry (hexagons for hexagonal grids),
+    the hits of DATA (or --dataset; without either, of the training data when the model
+    kept them), with --target the majority label and label mix of each unit, the
+    component planes with a selector, the model's parameters and metrics. Hover a unit
+    for its index, position, hits, quantization error and labels (and its codebook
+    vector as an image for image data). Needs bokeh (pip install somvq[report]).
+
+    \b
+    Examples:
+      somvq report somvq-output/model.somvq.npz --dataset digits --target target
+      somvq report model.somvq.npz test.csv --target species -o report.html
+      somvq report model.somvq.npz --image-shape 28x28 --force
+    """
+    from somvq.reporting import require_bokeh
+
+    source = input_kwargs(options)
+    target, image_shape, title, force = options.pop("target"), options.pop("image_shape"), options.pop("title"), options.pop("force")
+    output = Path(options.pop("output") or default_report_path(model))
+    check_output(output, force, suffixes=(".html", ".htm"))
+    with library_errors():
+        require_bokeh()
+    loaded = load_model(model)
+    som = loaded.som
+    if som.grid_.ndim > 2:
+        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; the report draws 1 or 2 axes.")
+    image_shape = image_shape or loaded.image_shape
+    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
+        raise click.BadParameter(
+            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
+            f"the model {som.n_features_in_} features.",
+            param_hint="--image-shape",
+        )
+    X = y = None
+    description = None
+    have_data = data is not None or source["dataset"] is not None
+    if target is not None and not have_data:
+        raise click.UsageError("--target needs DATA or --dataset.")
+    if have_data:
+        if target is not None:
+            inputs, y = _split_target(data, target, source)
+        else:
+            inputs = load_input(data, **source)
+        X = loaded.prepare(inputs)
+        description = inputs.description or inputs.source
+    from somvq.reporting import report as write_report
+
+    with library_errors():
+        written = write_report(
+            som,
+            X,
+            y,
+            output,
+            feature_names=loaded.feature_names,
+            image_shape=image_shape,
+            codebook=loaded.scaling.inverse(som.codebook_),
+            title=title,
+            data_description=description,
+            overwrite=force,
+        )
+    click.echo(f"report   {written}")
