@@ -83,6 +83,11 @@ def test_a_few_steps_log_finite_losses(tmp_path, digits_data):
     assert all(np.isfinite(r["train_loss"]) for r in result.records)
     assert [r["step"] for r in result.records if r["val_loss"] is not None] == [3, 6]
     assert int(result.model.quantizer.step) == 6
+    # Usage over the window (issue 18): the last record is the quantiser's state.
+    quantizer = result.model.quantizer
+    assert result.records[-1]["dead_codes"] == int((quantizer.usage_ring.sum(0) == 0).sum())
+    assert result.records[-1]["usage_perplexity"] == float(quantizer.usage_perplexity)
+    assert all(0 <= r["dead_codes"] <= config.codebook_size for r in result.records)
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert tuple(header) == LOG_FIELDS
     assert len(json.loads((tmp_path / "log.json").read_text())) == 6
