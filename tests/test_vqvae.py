@@ -300,3 +300,19 @@ def test_checkpoint_with_missing_entries_is_refused(tmp_path, digits_data):
     torch.save({**payload, "model": model}, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="cannot be restored"):
         train(config, tmp_path, data=digits_data, progress=False)
+
+
+def test_documented_10k_study_command_parses():
+    """docs/vqvae-study.md "Open: the 10k-step runs": the command is valid as written (issue 18)."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "vqvae-study.md").read_text()
+    section = text.split("## Open: the 10k-step runs", 1)[1].split("\n## ", 1)[0]
+    command = re.search(r"```console\n\$ (.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    args = shlex.split(command)
+    assert args[:3] == ["somvq", "vqvae", "compare"]
+    context = main.commands["vqvae"].commands["compare"].make_context("compare", args[3:])
+    assert [v.name for v in context.params["variants"]] == ["hard-n1-all", "exponential-n1-all", "none-n1-all", "none-n0-all"]
+    assert context.params["seeds"] == [0, 1, 2] and context.params["steps"] == 10_000
+    assert context.params["time_budget"] is None

@@ -79,11 +79,29 @@ class KohonenVectorQuantize(GridQuantizer):
     channels_first : bool, default=False
         Inputs are ``(batch, dim, *spatial)`` (e.g. ``(B, C, H, W)``) instead of
         ``(..., dim)``; outputs keep the input's layout.
-    init : array-like of shape (K, D), default=None
-        Initial codebook; None draws it from N(0, I) with torch's global generator.
+    init : array-like of shape (K, codebook_dim), {"kmeans", "pca", "sample"} or None
+        Initial codebook; None draws it from N(0, I) with torch's global generator. A
+        name initialises from the first training batch (see :meth:`init_from`): rank 0
+        computes it, it is broadcast; until then the codebook is an N(0, I) placeholder.
     sync_statistics : bool, default=True
         Under an initialised torch.distributed process group, all-reduce the batch
         statistics every training step and broadcast the initial state from rank 0.
+    codebook_dim : int, default=None
+        Size of the codes when lower than ``dim``: ``project_in = nn.Linear(dim,
+        codebook_dim)`` maps the inputs into the codebook space, where the search, the
+        commitment loss, the straight-through estimator and the KSOM-EMA update happen,
+        and ``project_out = nn.Linear(codebook_dim, dim)`` maps the output back (both
+        learned: give ``vq.parameters()`` to the optimiser). None or ``dim``: none.
+    distance : {"euclidean", "cosine"}, default="euclidean"
+        "cosine": rows (after ``project_in``) and codes are l2-normalised; the BMU is the
+        most similar code, the statistics are those of the unit rows, and after (E4) each
+        code is divided by its length (``w = (m / N) / ||m / N||``; ``m`` and ``N`` are
+        kept as they are). Rows of norm 0 have no direction: they are left out like
+        non-finite rows (counted in ``n_zero_rows``).
+    usage_window : int, default=100
+        Number of training batches over which ``code_usage`` and ``dead_codes`` count.
+    kmeans_iters : int, default=10
+        Lloyd iterations of ``init="kmeans"``.
 
     Attributes (buffers)
     --------------------
@@ -94,6 +112,12 @@ class KohonenVectorQuantize(GridQuantizer):
         ``load_state_dict`` refuses a state trained on another grid of the same size.
     perplexity, used_codes : () tensors
         Of the last forward's batch (this process's finite rows).
+    code_usage : (K,), dead_codes : () int64, usage_perplexity : ()
+        Selections of each code over the last ``usage_window`` training batches (all
+        processes' rows), the number of codes never selected in them, and the perplexity
+        of those frequencies; updated by each training step with tensor operations only
+        (no host sync). Kept in ``usage_ring`` (usage_window, K), in the state_dict.
+        :meth:`metrics` returns all of them as a dict.
     n_nonfinite_rows : () int64
         Rows holding NaN or +-inf seen by ``forward`` since construction (not in the
         state_dict). Such a row is searched with its non-finite entries read as 0, its
