@@ -374,6 +374,10 @@ class KohonenVectorQuantize(GridQuantizer):
         ``code_usage``, ``dead_codes`` and ``usage_perplexity`` (tensor ops, no sync)."""
         slot = torch.remainder(self.step, self.usage_window).reshape(1)
         self.usage_ring.index_copy_(0, slot, counts.to(self.usage_ring.dtype)[None])
+        self._usage_figures()
+
+    def _usage_figures(self) -> None:
+        """``code_usage``, ``dead_codes`` and ``usage_perplexity`` from ``usage_ring``."""
         usage = self.usage_ring.sum(0)
         self.code_usage = usage
         self.dead_codes = (usage == 0).sum()
@@ -434,7 +438,8 @@ class KohonenVectorQuantize(GridQuantizer):
             valid = rows[finite]
             needed = 2 if method == "pca" else self.codebook_size
             status[:] = torch.tensor([int(valid.shape[0] < needed), valid.shape[0], rows.shape[0]])
-        distributed.broadcast_tensors([status]) if distributed.is_distributed() else None
+        if distributed.is_distributed():
+            distributed.broadcast_tensors([status])
         if int(status[0]):
             what = "finite, non-zero" if self.cosine else "finite"
             needed = "2" if method == "pca" else f"codebook_size={self.codebook_size}"
@@ -485,6 +490,8 @@ class KohonenVectorQuantize(GridQuantizer):
             self.usage_ring.zero_()
         if len(error_msgs) == n_errors:
             self.data_init = None
+            with torch.no_grad():
+                self._usage_figures()
 
     # ------------------------------------------------------------------ distributed
     def synchronise_state(self, src: int = 0) -> None:

@@ -25,9 +25,12 @@ def make_quantizer(seed: int, neighbourhood: str, init=None) -> KohonenVectorQua
     ).double()
 
 
-def run(rank: int, world_size: int, port: int, neighbourhood: str, out_dir: str, init=None) -> None:
+def run(rank: int, world_size: int, port: int, neighbourhood: str, out_dir: str, init=None,
+        compiled: bool = False) -> None:
     """``init``: None, a data-dependent method (rank 0's first half-batch initialises every
-    rank), or "nan" (rank 0's first half-batch is all NaN: every rank must raise, none hang)."""
+    rank), or "nan" (rank 0's first half-batch is all NaN: every rank must raise, none hang).
+    ``compiled``: train through ``torch.compile(vq, fullgraph=False)`` (the collectives run
+    eagerly, docs/torch.md "torch.compile")."""
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
         timeout=datetime.timedelta(seconds=30),
@@ -55,9 +58,10 @@ def run(rank: int, world_size: int, port: int, neighbourhood: str, out_dir: str,
         dist.all_reduce = counting_all_reduce
         half = ROWS // world_size
         indices = []
+        step = torch.compile(vq, fullgraph=False) if compiled else vq
         for X in batches():
             part = torch.from_numpy(X[rank * half : (rank + 1) * half])
-            indices.append(vq(part)[1])
+            indices.append(step(part)[1])
         assert calls["all_reduce"] == STEPS, calls
         vq.eval()
         vq(torch.from_numpy(batches()[0]))

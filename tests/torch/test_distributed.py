@@ -21,11 +21,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _run_two_processes(neighbourhood, out_dir, init=None):
+def _run_two_processes(neighbourhood, out_dir, init=None, compiled=False):
     import torch.multiprocessing as mp
 
     context = mp.start_processes(
-        worker.run, args=(2, _free_port(), neighbourhood, str(out_dir), init), nprocs=2,
+        worker.run, args=(2, _free_port(), neighbourhood, str(out_dir), init, compiled), nprocs=2,
         join=False, start_method="spawn",
     )
     deadline = time.monotonic() + TIMEOUT_S
@@ -39,11 +39,14 @@ def _run_two_processes(neighbourhood, out_dir, init=None):
                 process.kill()
 
 
-@pytest.mark.parametrize("neighbourhood, init", [("hard", None), ("hard", "kmeans")])
-def test_two_gloo_processes_equal_one_process(neighbourhood, init, tmp_path):
+@pytest.mark.parametrize(
+    "neighbourhood, init, compiled", [("hard", None, False), ("hard", "kmeans", False), ("hard", None, True)]
+)
+def test_two_gloo_processes_equal_one_process(neighbourhood, init, compiled, tmp_path):
     # init="kmeans" (issue 18): rank 0's first half-batch initialises both ranks (they
     # have other seeds and other rows), then training goes on as one process.
-    _run_two_processes(neighbourhood, tmp_path, init)
+    # compiled: torch.compile(vq) with the all-reduce kept out of the graph (issue 18).
+    _run_two_processes(neighbourhood, tmp_path, init, compiled)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for key in ("codebook", "ema_count", "ema_sum", "step", "usage_ring"):
         assert torch.equal(ranks[0][key], ranks[1][key]), key

@@ -56,6 +56,7 @@ def test_usage_window_survives_state_dict_and_old_states_load():
         a(torch.randn(20, 3))
     b = KohonenVectorQuantize(dim=3, codebook_size=8, usage_window=4)
     b.load_state_dict(a.state_dict())
+    assert torch.equal(b.code_usage, a.code_usage) and int(b.dead_codes) == int(a.dead_codes)
     z = torch.randn(20, 3)
     a(z), b(z)
     assert torch.equal(a.code_usage, b.code_usage) and int(a.dead_codes) == int(b.dead_codes)
