@@ -16,18 +16,23 @@ STEPS = 4
 CONFIGS = {
     "default": {},
     "new-options": {"codebook_dim": 4, "distance": "cosine", "init": "kmeans", "usage_window": 3},
+    # The encoder and the projections in bf16 under autocast, the quantizer in float32.
+    "bf16-autocast": {"codebook_dim": 4, "autocast": True},
 }
 
 
 class Model(torch.nn.Module):
-    def __init__(self, **options):
+    def __init__(self, autocast=False, **options):
         super().__init__()
+        self.autocast = autocast
         self.encoder = torch.nn.Linear(5, 8)
         self.vq = KohonenVectorQuantize(dim=8, codebook_size=16, **options)
 
     def forward(self, x):
-        quantized, indices, commitment = self.vq(self.encoder(x))
-        return quantized.square().mean() + commitment, indices
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            quantized, indices, commitment = self.vq(self.encoder(x))
+        assert quantized.dtype == (torch.bfloat16 if self.autocast else torch.float32)
+        return quantized.float().square().mean() + commitment, indices
 
 
 def _batches():
