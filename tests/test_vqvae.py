@@ -83,6 +83,11 @@ def test_a_few_steps_log_finite_losses(tmp_path, digits_data):
     assert all(np.isfinite(r["train_loss"]) for r in result.records)
     assert [r["step"] for r in result.records if r["val_loss"] is not None] == [3, 6]
     assert int(result.model.quantizer.step) == 6
+    # Usage over the window (issue 18): the last record is the quantiser's state.
+    quantizer = result.model.quantizer
+    assert result.records[-1]["dead_codes"] == int((quantizer.usage_ring.sum(0) == 0).sum())
+    assert result.records[-1]["usage_perplexity"] == float(quantizer.usage_perplexity)
+    assert all(0 <= r["dead_codes"] <= config.codebook_size for r in result.records)
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert tuple(header) == LOG_FIELDS
     assert len(json.loads((tmp_path / "log.json").read_text())) == 6
@@ -295,3 +300,19 @@ def test_checkpoint_with_missing_entries_is_refused(tmp_path, digits_data):
     torch.save({**payload, "model": model}, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="cannot be restored"):
         train(config, tmp_path, data=digits_data, progress=False)
+
+
+def test_documented_10k_study_command_parses():
+    """docs/vqvae-study.md "Open: the 10k-step runs": the command is valid as written (issue 18)."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "vqvae-study.md").read_text()
+    section = text.split("## Open: the 10k-step runs", 1)[1].split("\n## ", 1)[0]
+    command = re.search(r"```console\n\$ (.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    args = shlex.split(command)
+    assert args[:3] == ["somvq", "vqvae", "compare"]
+    context = main.commands["vqvae"].commands["compare"].make_context("compare", args[3:])
+    assert [v.name for v in context.params["variants"]] == ["hard-n1-all", "exponential-n1-all", "none-n1-all", "none-n0-all"]
+    assert context.params["seeds"] == [0, 1, 2] and context.params["steps"] == 10_000
+    assert context.params["time_budget"] is None

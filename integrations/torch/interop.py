@@ -21,6 +21,11 @@ def quantizer_to_estimator(quantizer: Any, *, batch_size: int, random_state: Any
     """See :meth:`KohonenVectorQuantize.to_estimator`."""
     from somvq import KSOM
 
+    if getattr(quantizer, "cosine", False):
+        raise ValueError(
+            "to_estimator: distance='cosine' has no counterpart in somvq.KSOM (its partial_fit "
+            "would not renormalise the codes); export the codebook (vq.codebook) instead."
+        )
     params = quantizer.map.estimator_parameters()
     codebook = quantizer.codebook.detach().cpu().numpy()
     codebook = codebook.astype(np.float64 if codebook.dtype == np.float64 else np.float32)
@@ -41,7 +46,7 @@ def quantizer_to_estimator(quantizer: Any, *, batch_size: int, random_state: Any
     state = {
         "codebook_": codebook,
         "grid_": quantizer.grid,
-        "n_features_in_": quantizer.dim,
+        "n_features_in_": codebook.shape[1],  # codebook_dim: the estimator lives in the code space
         "n_steps_": n_steps,
         "n_iter_": n_steps,
         "ema_count_": quantizer.ema_count.detach().cpu().double().numpy().copy(),

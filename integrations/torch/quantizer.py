@@ -17,16 +17,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from somvq.grids import Grid
+from somvq.initialisation import initial_codebook
 
 from . import distributed
 from .base import GridQuantizer
-from .geometry import NeighbourhoodFunction, check_ema_arguments
+from .geometry import NeighbourhoodFunction, _check_int, check_ema_arguments
 
 __all__ = ["KohonenVectorQuantize"]
 
 UPDATES = ("all", "written")
+DISTANCES = ("euclidean", "cosine")
+DATA_INITS = ("kmeans", "pca", "sample")
 
 
 class KohonenVectorQuantize(GridQuantizer):
@@ -75,11 +79,29 @@ class KohonenVectorQuantize(GridQuantizer):
     channels_first : bool, default=False
         Inputs are ``(batch, dim, *spatial)`` (e.g. ``(B, C, H, W)``) instead of
         ``(..., dim)``; outputs keep the input's layout.
-    init : array-like of shape (K, D), default=None
-        Initial codebook; None draws it from N(0, I) with torch's global generator.
+    init : array-like of shape (K, codebook_dim), {"kmeans", "pca", "sample"} or None
+        Initial codebook; None draws it from N(0, I) with torch's global generator. A
+        name initialises from the first training batch (see :meth:`init_from`): rank 0
+        computes it, it is broadcast; until then the codebook is an N(0, I) placeholder.
     sync_statistics : bool, default=True
         Under an initialised torch.distributed process group, all-reduce the batch
         statistics every training step and broadcast the initial state from rank 0.
+    codebook_dim : int, default=None
+        Size of the codes when lower than ``dim``: ``project_in = nn.Linear(dim,
+        codebook_dim)`` maps the inputs into the codebook space, where the search, the
+        commitment loss, the straight-through estimator and the KSOM-EMA update happen,
+        and ``project_out = nn.Linear(codebook_dim, dim)`` maps the output back (both
+        learned: give ``vq.parameters()`` to the optimiser). None or ``dim``: none.
+    distance : {"euclidean", "cosine"}, default="euclidean"
+        "cosine": rows (after ``project_in``) and codes are l2-normalised; the BMU is the
+        most similar code, the statistics are those of the unit rows, and after (E4) each
+        code is divided by its length (``w = (m / N) / ||m / N||``; ``m`` and ``N`` are
+        kept as they are). Rows of norm 0 have no direction: they are left out like
+        non-finite rows (counted in ``n_zero_rows``).
+    usage_window : int, default=100
+        Number of training batches over which ``code_usage`` and ``dead_codes`` count.
+    kmeans_iters : int, default=10
+        Lloyd iterations of ``init="kmeans"``.
 
     Attributes (buffers)
     --------------------
@@ -90,6 +112,12 @@ class KohonenVectorQuantize(GridQuantizer):
         ``load_state_dict`` refuses a state trained on another grid of the same size.
     perplexity, used_codes : () tensors
         Of the last forward's batch (this process's finite rows).
+    code_usage : (K,), dead_codes : () int64, usage_perplexity : ()
+        Selections of each code over the last ``usage_window`` training batches (all
+        processes' rows), the number of codes never selected in them, and the perplexity
+        of those frequencies; updated by each training step with tensor operations only
+        (no host sync). Kept in ``usage_ring`` (usage_window, K), in the state_dict.
+        :meth:`metrics` returns all of them as a dict.
     n_nonfinite_rows : () int64
         Rows holding NaN or +-inf seen by ``forward`` since construction (not in the
         state_dict). Such a row is searched with its non-finite entries read as 0, its
@@ -132,6 +160,10 @@ class KohonenVectorQuantize(GridQuantizer):
         radius_horizon: float | None = None,
         init: Any = None,
         sync_statistics: bool = True,
+        codebook_dim: int | None = None,
+        distance: str = "euclidean",
+        usage_window: int = 100,
+        kmeans_iters: int = 10,
     ) -> None:
         super().__init__(
             dim,
@@ -148,16 +180,60 @@ class KohonenVectorQuantize(GridQuantizer):
             channels_first=channels_first,
         )
         check_ema_arguments(decay, eps, init_count, update, UPDATES)
+        if distance not in DISTANCES:
+            raise ValueError(f"distance={distance!r} is not one of {DISTANCES}.")
+        _check_int("usage_window", usage_window, low=1)
+        _check_int("kmeans_iters", kmeans_iters, low=0)
+        if codebook_dim is not None:
+            _check_int("codebook_dim", codebook_dim, low=1)
+            if codebook_dim > self.dim:
+                raise ValueError(
+                    f"codebook_dim={codebook_dim} is larger than dim={self.dim}: the projection "
+                    "is meant to lower the codebook's dimension (use codebook_dim <= dim)."
+                )
         self.decay = float(decay)
         self.eps = float(eps)
         self.init_count = float(init_count)
         self.update = update
         self.sync_statistics = bool(sync_statistics)
-        codebook = _initial_codebook(init, self.codebook_size, self.dim)
+        self.distance = distance
+        self.cosine = distance == "cosine"
+        self.usage_window = int(usage_window)
+        self.kmeans_iters = int(kmeans_iters)
+        #: Size of the codes: ``codebook_dim``, or ``dim`` when there is no projection.
+        self.codebook_dim = self.dim if codebook_dim is None else int(codebook_dim)
+        if self.codebook_dim != self.dim:
+            # As vector-quantize-pytorch: learned projections into and out of the codebook
+            # space (give vq.parameters() to the optimiser). codebook_dim == dim: none.
+            self.project_in = nn.Linear(self.dim, self.codebook_dim)
+            self.project_out = nn.Linear(self.codebook_dim, self.dim)
+        else:
+            self.project_in = self.project_out = None
+        #: The data-dependent initialisation still to run ("kmeans", "pca", "sample") or None.
+        self.data_init = init if isinstance(init, str) else None
+        if self.data_init is not None and self.data_init not in DATA_INITS:
+            raise ValueError(
+                f"init={init!r} is not one of {DATA_INITS}, None or a (codebook_size, "
+                "codebook_dim) array."
+            )
+        codebook = _initial_codebook(None if self.data_init else init, self.codebook_size, self.codebook_dim)
+        if self.cosine:
+            codebook = _unit_rows(codebook, "init")
         self.register_buffer("codebook", codebook)
         # The reference's initial state: m0 = w0 whatever N0 is, N0 = init_count.
         self.register_buffer("ema_sum", codebook.clone())
         self.register_buffer("ema_count", torch.full((self.codebook_size,), self.init_count))
+        #: Hit counts (after the all-reduce) of the last ``usage_window`` training batches,
+        #: one row per batch, row ``t % usage_window`` written at step t (in the state_dict;
+        #: a state saved without it loads with an empty window).
+        self.register_buffer("usage_ring", torch.zeros(self.usage_window, self.codebook_size))
+        #: Selections of each code over the window, codes never selected in it, and the
+        #: perplexity of the window's selection frequencies (updated each training step).
+        self.register_buffer("code_usage", torch.zeros(self.codebook_size), persistent=False)
+        self.register_buffer("dead_codes", torch.tensor(self.codebook_size), persistent=False)
+        self.register_buffer("usage_perplexity", torch.zeros(()), persistent=False)
+        #: Rows of norm 0 seen by forward with distance="cosine" (left out like non-finite rows).
+        self.register_buffer("n_zero_rows", torch.zeros((), dtype=torch.int64), persistent=False)
         self._state_synchronised = False
 
     # ------------------------------------------------------------------ forward
@@ -181,26 +257,42 @@ class KohonenVectorQuantize(GridQuantizer):
             ``commitment_weight * MSE(z_e, sg(z_q))``; the codebook needs no loss.
         """
         z_last = self._channels_last(z)
+        if self.training and self.data_init is not None:
+            self.init_from(z)
         if self.training and self.sync_statistics and not self._state_synchronised:
             self.synchronise_state()
+        flat = z_last.reshape(-1, self.dim)
+        if self.project_in is not None:
+            flat = self._project(self.project_in, flat, z.device.type)
         with torch.autocast(device_type=z.device.type, enabled=False):
             dtype = self._statistics_dtype()
-            rows = z_last.reshape(-1, self.dim).to(dtype)
+            rows = flat.to(dtype)
             codebook = self.codebook.to(dtype)
             with torch.no_grad():
                 finite, search_rows = self._finite_rows(rows.detach())
+                if self.cosine:
+                    valid, search_rows = self._unit_search_rows(search_rows, finite)
+                else:
+                    valid = finite
                 indices = self._best_matching_units(search_rows, codebook)
                 # z_q is gathered now: the in-place update below does not change it.
                 codes = F.embedding(indices, codebook)
                 if self.training:
-                    self._training_step(search_rows, indices, finite)
+                    self._training_step(search_rows, indices, valid)
                 else:
                     counts = rows.new_zeros(self.codebook_size)
-                    self._record_usage(self._hit_counts_into(counts, indices, finite), finite.sum())
+                    self._record_usage(self._hit_counts_into(counts, indices, valid), valid.sum())
+            if self.cosine:
+                # Normalised with a gradient; rows left out (non-finite, zero) are replaced
+                # by ones first, so that no NaN reaches their (zero) gradient.
+                safe = torch.where(valid[:, None], rows, torch.ones_like(rows))
+                rows = safe / torch.linalg.vector_norm(safe, dim=1, keepdim=True)
             # A non-finite row stands for its code: no loss, no gradient, output z_q.
-            kept = torch.where(finite[:, None], rows, codes)
+            kept = torch.where(valid[:, None], rows, codes)
             loss = self.commitment_weight * F.mse_loss(kept, codes)
             quantized_rows = kept + (codes - kept).detach()
+        if self.project_out is not None:
+            quantized_rows = self._project(self.project_out, quantized_rows, z.device.type)
         quantized = self._restore_layout(quantized_rows.to(z.dtype), z_last.shape)
         return quantized, self._index_layout(indices, z_last.shape), loss
 
@@ -211,7 +303,7 @@ class KohonenVectorQuantize(GridQuantizer):
         ``rows`` are the search rows (non-finite entries read as 0); rows that were not all
         finite (``finite`` False) weigh 0 in the counts and sums.
         """
-        n_units, dim = self.codebook_size, self.dim
+        n_units, dim = self.codebook_size, self.codebook_dim
         # One flat [counts | sums] buffer: one all-reduce per step when distributed.
         statistics = rows.new_zeros(n_units * (1 + dim))
         counts = statistics[:n_units]
@@ -222,8 +314,13 @@ class KohonenVectorQuantize(GridQuantizer):
         self._record_usage(counts, finite.sum())  # this process's rows, before the reduce
         if self.sync_statistics and distributed.is_distributed():
             distributed.all_reduce_statistics(statistics)
+        self._record_window(counts)
         smoothed_counts, smoothed_sums = self._smooth(counts, sums)
         ema_count, ema_sum, codebook = self._ema(smoothed_counts, smoothed_sums, rows.dtype)
+        if self.cosine:
+            # w = (m / N) / ||m / N||: the EMA state is kept as it is, the codes are unit.
+            norms = torch.linalg.vector_norm(codebook, dim=1, keepdim=True)
+            codebook = torch.where(norms > 0, codebook / norms, codebook)
         self.ema_count.copy_(ema_count)
         self.ema_sum.copy_(ema_sum)
         self.codebook.copy_(codebook)
@@ -254,6 +351,147 @@ class KohonenVectorQuantize(GridQuantizer):
             written[:, None], ema_sum / ema_count[:, None], self.codebook.to(dtype)
         )
         return ema_count, ema_sum, codebook
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _project(linear: nn.Linear, rows: torch.Tensor, device_type: str) -> torch.Tensor:
+        """``linear(rows)``; outside autocast the rows are cast to the layer's dtype first."""
+        if not torch.is_autocast_enabled(device_type):
+            rows = rows.to(linear.weight.dtype)
+        return linear(rows)
+
+    def _unit_search_rows(self, search_rows: torch.Tensor, finite: torch.Tensor):
+        """``(valid, unit rows)`` for distance="cosine": rows of norm 0 are not valid
+        (left out like non-finite rows, counted in ``n_zero_rows``) and stay 0."""
+        norms = torch.linalg.vector_norm(search_rows, dim=1)
+        nonzero = norms > 0
+        self.n_zero_rows.add_((finite & ~nonzero).sum())
+        unit = search_rows / torch.where(nonzero, norms, torch.ones_like(norms))[:, None]
+        return finite & nonzero, unit
+
+    def _record_window(self, counts: torch.Tensor) -> None:
+        """Write this step's hit counts into row ``t % usage_window`` of the ring; update
+        ``code_usage``, ``dead_codes`` and ``usage_perplexity`` (tensor ops, no sync)."""
+        slot = torch.remainder(self.step, self.usage_window).reshape(1)
+        self.usage_ring.index_copy_(0, slot, counts.to(self.usage_ring.dtype)[None])
+        self._usage_figures()
+
+    def _usage_figures(self) -> None:
+        """``code_usage``, ``dead_codes`` and ``usage_perplexity`` from ``usage_ring``."""
+        usage = self.usage_ring.sum(0)
+        self.code_usage = usage
+        self.dead_codes = (usage == 0).sum()
+        probabilities = usage / usage.sum().clamp_min(1)
+        self.usage_perplexity = torch.exp(-(probabilities * torch.log(probabilities + 1e-10)).sum())
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        """The usage figures as 0-d (``code_usage``: (K,)) tensors, without a host sync.
+
+        ``perplexity``, ``used_codes``: of the last forward's batch (this process's rows);
+        ``code_usage``: selections of each code over the last ``usage_window`` training
+        batches (all processes' rows); ``dead_codes``: codes with no selection in that
+        window; ``usage_perplexity``: the perplexity of the window's frequencies;
+        ``n_nonfinite_rows``, ``n_zero_rows``: rows left out since construction.
+        """
+        return {
+            "perplexity": self.perplexity,
+            "used_codes": self.used_codes,
+            "dead_codes": self.dead_codes,
+            "usage_perplexity": self.usage_perplexity,
+            "code_usage": self.code_usage,
+            "n_nonfinite_rows": self.n_nonfinite_rows,
+            "n_zero_rows": self.n_zero_rows,
+        }
+
+    # ------------------------------------------------------------------ data-dependent init
+    @torch.no_grad()
+    def init_from(self, z: torch.Tensor, method: str | None = None) -> None:
+        """Initialise the codebook from data ``z`` (laid out as ``forward``'s input).
+
+        The rows are projected (``codebook_dim``) and normalised (``distance="cosine"``)
+        as in ``forward``; only valid rows (finite, non-zero for cosine) are used. Rank 0
+        computes the codebook, which is broadcast under torch.distributed (call on every
+        rank). The EMA restarts from it as at construction: ``m = w``, ``N = init_count``
+        (``t`` is left as it is).
+
+        Parameters
+        ----------
+        z : tensor
+            Data, ``(..., dim)`` (or ``(batch, dim, *spatial)`` with channels_first).
+        method : {"kmeans", "pca", "sample"}, optional
+            Default: the ``init`` given to the constructor, else "kmeans".
+        """
+        method = method or self.data_init or "kmeans"
+        if method not in DATA_INITS:
+            raise ValueError(f"method={method!r} is not one of {DATA_INITS}.")
+        z_last = self._channels_last(z)
+        flat = z_last.reshape(-1, self.dim)
+        if self.project_in is not None:
+            flat = self.project_in(flat.to(self.project_in.weight.dtype))
+        rows = flat.to(self._statistics_dtype())
+        status = torch.zeros(3, dtype=torch.int64, device=self.codebook.device)
+        rank0 = distributed.rank() == 0
+        if rank0:
+            finite = torch.isfinite(rows).all(1)
+            if self.cosine:
+                finite &= torch.linalg.vector_norm(torch.where(finite[:, None], rows, 0.0), dim=1) > 0
+            valid = rows[finite]
+            needed = 2 if method == "pca" else self.codebook_size
+            status[:] = torch.tensor([int(valid.shape[0] < needed), valid.shape[0], rows.shape[0]])
+        if distributed.is_distributed():
+            distributed.broadcast_tensors([status])
+        if int(status[0]):
+            what = "finite, non-zero" if self.cosine else "finite"
+            needed = "2" if method == "pca" else f"codebook_size={self.codebook_size}"
+            raise ValueError(
+                f"init={method!r} needs at least {needed} {what} rows on rank 0, got "
+                f"{int(status[1])} of {int(status[2])} rows."
+            )
+        if rank0:
+            codebook = self._data_codebook(valid, method)
+            self.codebook.copy_(codebook)
+            self.ema_sum.copy_(codebook)
+            self.ema_count.fill_(self.init_count)
+        if distributed.is_distributed():
+            distributed.broadcast_tensors([self.codebook, self.ema_sum, self.ema_count])
+        self.data_init = None
+
+    def _data_codebook(self, rows: torch.Tensor, method: str) -> torch.Tensor:
+        """The (K, codebook_dim) codebook from valid rows, on rank 0."""
+        if self.cosine:
+            rows = rows / torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+        # Draws from torch's global generator (torch.manual_seed makes it reproducible).
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        core_method = "pca" if method == "pca" else "sample"
+        start = initial_codebook(core_method, rows.detach().cpu().double().numpy(), self.grid, rng)
+        codebook = torch.from_numpy(start).to(rows)
+        if method == "kmeans":
+            for _ in range(self.kmeans_iters):  # Lloyd; an empty cluster keeps its centre
+                nearest = self._best_matching_units(rows, codebook)
+                counts = rows.new_zeros(self.codebook_size).index_add_(0, nearest, torch.ones_like(rows[:, 0]))
+                sums = rows.new_zeros(codebook.shape).index_add_(0, nearest, rows)
+                codebook = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], codebook)
+                if self.cosine:
+                    codebook = _unit_rows(codebook, None)
+        if self.cosine:
+            codebook = _unit_rows(codebook, None)
+        return codebook.to(self.codebook)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        """As the base's; a state without ``usage_ring`` loads with an empty window, and a
+        loaded state cancels a pending data-dependent initialisation."""
+        n_errors = len(error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        key = prefix + "usage_ring"
+        if key not in state_dict and key in missing_keys:
+            missing_keys.remove(key)
+            self.usage_ring.zero_()
+        if len(error_msgs) == n_errors:
+            self.data_init = None
+            with torch.no_grad():
+                self._usage_figures()
 
     # ------------------------------------------------------------------ distributed
     def synchronise_state(self, src: int = 0) -> None:
@@ -294,13 +532,21 @@ class KohonenVectorQuantize(GridQuantizer):
         return quantizer_from_estimator(cls, som, overrides)
 
 
+def _unit_rows(codebook: torch.Tensor, name: str | None) -> torch.Tensor:
+    """Rows divided by their norm; a zero row is an error when ``name`` is given (else kept)."""
+    norms = torch.linalg.vector_norm(codebook, dim=1, keepdim=True)
+    if name is not None and not bool((norms > 0).all()):
+        raise ValueError(f"{name} holds a zero row, which has no direction for distance='cosine'.")
+    return torch.where(norms > 0, codebook / torch.where(norms > 0, norms, 1.0), codebook)
+
+
 def _initial_codebook(init: Any, n_units: int, dim: int) -> torch.Tensor:
     if init is None:
         return torch.randn(n_units, dim)
     codebook = torch.as_tensor(np.asarray(init) if not isinstance(init, torch.Tensor) else init)
     if codebook.shape != (n_units, dim):
         raise ValueError(
-            f"init has shape {tuple(codebook.shape)}, expected (codebook_size, dim) = "
+            f"init has shape {tuple(codebook.shape)}, expected (codebook_size, codebook_dim) = "
             f"({n_units}, {dim})."
         )
     if not codebook.is_floating_point() or not bool(torch.isfinite(codebook).all()):

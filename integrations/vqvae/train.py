@@ -7,7 +7,9 @@ One run writes into its output directory:
 ``log.csv`` and ``log.json``
     one record per training step: ``step``, ``seconds``, ``train_loss`` (reconstruction +
     commitment), ``train_reconstruction``, ``perplexity`` and ``used_codes`` of the
-    batch; every ``validation_interval`` steps also ``val_loss`` (reconstruction MSE on the
+    batch, ``dead_codes`` and ``usage_perplexity`` of the quantiser's usage window (codes
+    not selected in the last ``usage_window`` = 100 training batches, and the perplexity
+    of the selection frequencies over those batches); every ``validation_interval`` steps also ``val_loss`` (reconstruction MSE on the
     validation split, quantiser in eval mode), ``val_perplexity`` and ``val_used_codes``;
 ``checkpoint.pt``
     model (with the quantiser's buffers: codebook, EMA counts and sums, step t),
@@ -52,6 +54,8 @@ LOG_FIELDS = (
     "train_reconstruction",
     "perplexity",
     "used_codes",
+    "dead_codes",
+    "usage_perplexity",
     "val_loss",
     "val_perplexity",
     "val_used_codes",
@@ -393,6 +397,8 @@ def train(
                 "train_reconstruction": float(reconstruction_loss.detach()),
                 "perplexity": float(model.quantizer.perplexity),
                 "used_codes": int(model.quantizer.used_codes),
+                "dead_codes": int(model.quantizer.dead_codes),
+                "usage_perplexity": float(model.quantizer.usage_perplexity),
                 "val_loss": None,
                 "val_perplexity": None,
                 "val_used_codes": None,
@@ -410,7 +416,9 @@ def train(
             if bar is not None:
                 bar.update(1)
                 if record["val_loss"] is not None:
-                    bar.set_postfix(val=f"{record['val_loss']:.4f}", ppl=f"{record['perplexity']:.1f}")
+                    bar.set_postfix(
+                        val=f"{record['val_loss']:.4f}", ppl=f"{record['perplexity']:.1f}", dead=record["dead_codes"]
+                    )
             if checkpoint_path is not None and (step % config.checkpoint_interval == 0 or last):
                 _save_checkpoint(checkpoint_path, model, optimiser, step, record["seconds"], records, config)
                 write_logs(directory, records)

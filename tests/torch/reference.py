@@ -59,7 +59,10 @@ class KsomEma:
     """Section 6, step by step: c = E^T 1, S = E^T X, n = H c, s = H S, then (E1)-(E4)."""
 
     def __init__(self, codebook, distances, kind, *, decay=0.99, eps=1e-5, init_count=1.0,
-                 update="all", shrink=0.1, radius=None):
+                 update="all", shrink=0.1, radius=None, cosine=False):
+        # cosine (issue 18): rows and codes on the unit sphere; the statistics are those of
+        # the unit rows, and every code is divided by its length after (E4).
+        self.cosine = cosine
         self.w = np.array(codebook, dtype=np.float64)
         self.m = self.w.copy()  # m0 = w0
         self.N = np.full(self.w.shape[0], float(init_count))
@@ -72,8 +75,13 @@ class KsomEma:
         """One update on the batch X; returns (BMU indices, z_q before the update)."""
         X = np.asarray(X, dtype=np.float64)
         K = self.w.shape[0]
-        sq = ((X[:, None, :] - self.w[None, :, :]) ** 2).sum(-1)
-        bmu = sq.argmin(1)
+        if self.cosine:
+            X = X / np.sqrt((X * X).sum(1))[:, None]
+            cos = np.array([[x @ w / np.sqrt(w @ w) for w in self.w] for x in X])
+            bmu = cos.argmax(1)  # the most similar code
+        else:
+            sq = ((X[:, None, :] - self.w[None, :, :]) ** 2).sum(-1)
+            bmu = sq.argmin(1)
         z_q = self.w[bmu].copy()
         E = np.zeros((X.shape[0], K))
         E[np.arange(X.shape[0]), bmu] = 1.0
@@ -94,6 +102,9 @@ class KsomEma:
                     N[k] = g * self.N[k] + (1 - g) * n[k]
                     m[k] = g * self.m[k] + (1 - g) * s[k]
                     w[k] = m[k] / N[k]
+        if self.cosine:
+            for k in range(K):
+                w[k] = w[k] / math.sqrt(float(w[k] @ w[k]))
         self.N, self.m, self.w = N, m, w
         self.t += 1
         return bmu, z_q

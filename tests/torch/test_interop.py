@@ -116,7 +116,7 @@ def test_state_dict_round_trip():
     for _ in range(3):
         a(torch.randn(64, 4))
     state = a.state_dict()
-    assert set(state) == {"codebook", "ema_sum", "ema_count", "step", "grid_spec"}  # grid_spec: the map (issue 11)
+    assert set(state) == {"codebook", "ema_sum", "ema_count", "step", "grid_spec", "usage_ring"}  # grid_spec: the map (issue 11); usage_ring: issue 18
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
