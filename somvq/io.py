@@ -216,6 +216,7 @@ def load(path: str | os.PathLike):
     """
     from .estimator import KSOM
     from .grids import Grid
+    from .state import FittedState
 
     with _open(path) as archive:
         meta = _metadata(archive, path)
@@ -259,15 +260,21 @@ def load(path: str | os.PathLike):
         check(labels.ndim == 1 and labels.dtype == np.int64, "labels_ is not a 1-D int64 array")
         check(labels.size == 0 or (labels.min() >= 0 and labels.max() < n_units), "labels_ out of range")
 
-    for name in _ARRAY_STATE:
-        if name in arrays:
-            setattr(estimator, name, arrays[name])
-    for name, value in state.items():
-        if name in _SCALAR_STATE:
-            setattr(estimator, name, value)
-    estimator.grid_ = grid
-    if meta.get("rng_state") is not None:
-        estimator._rng_state = meta["rng_state"]
+    estimator.set_fitted_state(
+        FittedState(
+            codebook=codebook,
+            grid=grid,
+            n_features_in=state.get("n_features_in_"),
+            ema_count=arrays.get("ema_count_"),
+            ema_sum=arrays.get("ema_sum_"),
+            unit_counts=arrays.get("unit_counts_"),
+            n_steps=state.get("n_steps_", 0),
+            n_iter=state.get("n_iter_", 0),
+            horizon=state.get("_horizon"),
+            rng_state=meta.get("rng_state"),
+            labels=arrays.get("labels_"),
+        )
+    )
     if meta.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
     return estimator

@@ -141,13 +141,13 @@ def _launch_1d(n: int):
     return max((n + threads - 1) // threads, 1), threads
 
 
-def batch_update(codebook, counts, sums):
+def batch_update_inplace(codebook, counts, sums):
     """``w_k <- s_k / n_k`` in place where ``n_k > 0`` (smoothed float64 statistics)."""
     grid, block = _launch_1d(codebook.shape[0] * codebook.shape[1])
     _kernels()["batch"][grid, block](codebook, counts, sums)
 
 
-def ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay, eps, update="all"):
+def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps, update="all"):
     """(E1)-(E4) of the paper in place on device arrays; ``update`` "all" or "written"."""
     if update not in ("all", "written"):
         raise ValueError(f"update={update!r} is not one of ('all', 'written').")
