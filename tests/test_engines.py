@@ -133,3 +133,25 @@ def test_ema_update_is_one_definition_for_numpy_and_torch(update):
         np.testing.assert_allclose(b.numpy(), a, rtol=1e-15, atol=0)
     if update == "written":  # units without inputs keep N, m and w, also with N = 0
         np.testing.assert_array_equal(numpy_result[2][:2], args[2][:2])
+
+
+@pytest.mark.parametrize("update", ["all", "written"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_ema_update_equals_the_definition(update, dtype):
+    """The Numba fast path (in place) against algorithms.ema_update (new arrays)."""
+    from somvq._kernels.cpu_minibatch import ema_update_inplace
+    from somvq.algorithms import ema_update
+
+    rng = np.random.default_rng(4)
+    k, d = 9, 4
+    counts = rng.integers(0, 3, k).astype(np.float64)
+    counts[[0, 5]] = 0.0
+    sums = rng.normal(size=(k, d)) * counts[:, None]
+    ema_count = np.zeros(k) if update == "written" else rng.uniform(0.5, 2.0, k)
+    ema_sum, codebook = rng.normal(size=(k, d)), rng.normal(size=(k, d)).astype(dtype)
+    expected = ema_update(ema_count, ema_sum, codebook, counts, sums, decay=0.8, eps=1e-4, update=update)
+    ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, 0.8, 1e-4, update == "all")
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    for got, want in zip((ema_count, ema_sum, codebook), expected):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
