@@ -24,7 +24,7 @@ from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS
 from .parameters import ALGORITHMS, BACKENDS, UPDATES, TrainingPlan
 from .schedules import SCHEDULES
-from .state import FITTED_STATE, FittedState
+from .state import FittedState
 
 __all__ = ["KSOM"]
 
