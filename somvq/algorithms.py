@@ -1,4 +1,4 @@
-"""The three KSOM algorithms as functions on arrays (docs/algorithms.md sections 4-6).
+"""The three KSOM algorithms as functions on arrays (docs/algorithms.md §5-§7).
 
 This layer sits between the kernels (loops only) and the engines (data, state, the pass
 loop). Each function does one step of one algorithm, exactly as the equations are written;
@@ -173,7 +173,7 @@ def batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> 
 
 
 def ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"):
-    """The paper's mini-batch KSOM-EMA update, (E1)-(E4) of docs/algorithms.md section 6.
+    """The paper's mini-batch KSOM-EMA update, (E1)-(E4) of docs/algorithms.md §7.
 
     ``counts``/``sums`` are this batch's smoothed statistics ``n = H c``, ``s = H S``.
     NumPy arrays or torch tensors (the torch plugin calls it on the device: no host

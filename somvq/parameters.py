@@ -8,7 +8,7 @@ plugin (:func:`default_radius`, :func:`default_radius_schedule`,
 * :func:`make_grid` - the ``grid`` / ``grid_dim`` / ``topology`` / ``periodic`` parameters
   as a :class:`~somvq.grids.Grid`;
 * :func:`default_radius`, :func:`default_radius_schedule` - r(0) and the radius schedule
-  when the user gives none (docs/algorithms.md section 3);
+  when the user gives none (docs/algorithms.md §3-§4);
 * :func:`steps_per_pass`, :func:`horizon` - the number of updates t that one pass makes
   and the horizon of the "exponential" and "linear" schedules;
 * :func:`check_options` - the cross-parameter checks that per-parameter constraints

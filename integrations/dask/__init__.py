@@ -6,7 +6,7 @@
 >>> som = DaskKSOM(grid=(16, 32), algorithm="batch").fit(X)    # X: a dask array  # doctest: +SKIP
 
 ``DaskKSOM``
-    batch and mini-batch KSOM (docs/algorithms.md sections 5-6) whose every step maps the core's
+    batch and mini-batch KSOM (docs/algorithms.md §6-§7) whose every step maps the core's
     unit statistics over the row chunks, tree-reduces them (K + K x D numbers per chunk)
     and updates the codebook once on the client. Equal to the in-memory ``KSOM``.
 
