@@ -6,7 +6,7 @@ straight-through output. Both layers use decay 0.99, commitment 0.25, N(0, I) co
 no k-means init, no dead-code replacement and no rotation trick (plain straight-through).
 
 The implementations are interleaved in rounds on the same input, and the medians and their
-ratio are printed (target in SPEC.md: KohonenVectorQuantize <= 1.2x EMA VectorQuantize).
+ratio are printed (target, docs/torch.md "Speed": KohonenVectorQuantize <= 1.2x EMA VectorQuantize).
 
 Usage (2-core CPU; set the thread count you want to measure)::
 

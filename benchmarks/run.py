@@ -57,7 +57,7 @@ FULL_CASES = [
     ("fashion", "16x32", 3),
     ("gauss-1000000-64", "16x32", 3),
 ]
-#: How cost grows (issue 3): somvq's time per epoch against N at K = 512, and against K at
+#: How cost grows: somvq's time per epoch against N at K = 512, and against K at
 #: N = 1e5 (maps 10x10 .. 64x64, K = 100 .. 4096), next to the GEMM floor of each case.
 SCALING_CASES = [
     ("gauss-10000-32", "16x32", 3),

@@ -34,7 +34,8 @@ class SomvqGroup(click.Group):
     """A click group that never shows a traceback for an unexpected error.
 
     An error that is not one of the reported kinds (a bug) still prints one line and
-    exits 1; set SOMVQ_DEBUG=1 to see the traceback.
+    exits 1; set SOMVQ_DEBUG=1 to see the traceback. A closed output pipe is no error:
+    the command stops quietly (exit 1, nothing on stderr).
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -44,6 +45,10 @@ class SomvqGroup(click.Group):
             exc.ctx = None  # one line: no usage block, no "Try --help" hint
             raise
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except BrokenPipeError:
+            # The reader of stdout went away (`somvq predict ... | head -1`): click's main
+            # silences stdout/stderr and exits 1 without a message, as Unix tools do.
             raise
         except Exception as exc:
             if os.environ.get("SOMVQ_DEBUG"):

@@ -3,7 +3,11 @@
 * exit 2, usage errors: click's UsageError/BadParameter (unknown option, bad --grid,
   invalid parameter value, missing input file, existing output without --force);
 * exit 1, data errors: :class:`DataError` (the files' content: malformed CSV, NaN,
-  feature-count mismatch, corrupted model file, ...).
+  feature-count or column-name mismatch, corrupted model file or checkpoint, an
+  unavailable --backend/--device, ...).
+
+A closed stdout (``somvq predict ... | head -1``) is not reported: the command stops
+quietly with exit 1, as Unix tools do.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def library_errors(what: str | None = None) -> Iterator[None]:
 
     ``what`` prefixes the message (e.g. the file being read).
     """
+    import zipfile
+
     from somvq._atomic import OutputExistsError
     from somvq.exceptions import BackendUnavailableError, ModelFileError
 
@@ -34,13 +40,20 @@ def library_errors(what: str | None = None) -> Iterator[None]:
         yield
     except click.ClickException:
         raise
+    except BrokenPipeError:
+        raise  # stdout closed by its reader: not the input's fault (see SomvqGroup)
     except OutputExistsError as exc:
         raise click.UsageError(f"{exc} Pass --force to overwrite it.") from None
     except (ModelFileError, BackendUnavailableError) as exc:
-        raise DataError(f"{prefix}{exc}") from None
+        raise DataError(f"{prefix}{_one_line(exc)}") from None
     except ImportError as exc:  # optional dependency missing (e.g. matplotlib)
         raise DataError(str(exc)) from None
     except MemoryError:
         raise DataError(f"{prefix}out of memory") from None
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{prefix}{exc}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{prefix}{_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (its type when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

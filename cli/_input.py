@@ -33,10 +33,13 @@ class InputData:
 
 
 # ------------------------------------------------------------------------- selection
-def parse_columns(spec: str, header: Sequence[str] | None, n_columns: int, source: str) -> list[int]:
+def parse_columns(
+    spec: str, header: Sequence[str] | None, n_columns: int, source: str, *, param_hint: str = "--columns"
+) -> list[int]:
     """0-based indices of a ``--columns`` selection: names and 1-based numbers or ranges.
 
-    ``"2-5,8"`` or ``"sepal_length,petal_width"`` (names need a header).
+    ``"2-5,8"`` or ``"sepal_length,petal_width"`` (names need a header). ``param_hint``
+    names the option in errors (``--planes`` for ``somvq plot``).
     """
     chosen: list[int] = []
     for token in (t.strip() for t in spec.split(",")):
@@ -50,14 +53,14 @@ def parse_columns(spec: str, header: Sequence[str] | None, n_columns: int, sourc
             start, stop = int(low), int(high) if dash else int(low)
             if start < 1 or stop > n_columns or start > stop:
                 raise click.BadParameter(
-                    f"column range {token!r} is outside 1..{n_columns} of {source}.", param_hint="--columns"
+                    f"column range {token!r} is outside 1..{n_columns} of {source}.", param_hint=param_hint
                 )
             chosen.extend(range(start - 1, stop))
             continue
         known = f" (columns: {', '.join(header)})" if header is not None else " (the input has no header; use 1-based numbers)"
-        raise click.BadParameter(f"no column {token!r} in {source}{known}.", param_hint="--columns")
+        raise click.BadParameter(f"no column {token!r} in {source}{known}.", param_hint=param_hint)
     if not chosen:
-        raise click.BadParameter("selects no column.", param_hint="--columns")
+        raise click.BadParameter("selects no column.", param_hint=param_hint)
     return chosen
 
 
@@ -70,11 +73,26 @@ def _is_number(text: str) -> bool:
     return True
 
 
+_DELIMITER_NAMES = {"\t": "tabs", ",": "commas", ";": "semicolons"}
+
+
 def _sniff_delimiter(line: str) -> str | None:
     for delimiter in ("\t", ",", ";"):
         if delimiter in line:
             return delimiter
     return None  # whitespace
+
+
+def _delimiter_hint(line: str, delimiter: str | None) -> str:
+    """A hint when the first line is not split by ``delimiter`` but by another one
+    (a European ``.csv`` separated by semicolons), else ``""``."""
+    if delimiter is None or delimiter in line:
+        return ""
+    other = _sniff_delimiter(line)
+    if other is None or other == delimiter:
+        return ""
+    shown = "'\\t'" if other == "\t" else repr(other)
+    return f" The first line holds {_DELIMITER_NAMES[other]}, not {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}: pass --delimiter {shown}."
 
 
 def read_text_table(
@@ -135,7 +153,7 @@ def read_text_table(
                     what = "an empty field" if fields[i] == "" else f"non-numeric value {fields[i]!r}"
                     raise DataError(
                         f"{source}: {what} at line {number}, column {column}; select numeric "
-                        "columns with --columns."
+                        f"columns with --columns.{_delimiter_hint(lines[0][1], delimiter)}"
                     ) from None
         raise  # pragma: no cover - np.array failed on fields that all parse
     X = X.reshape(len(rows), len(selected))
@@ -169,13 +187,23 @@ def _array_input(array: Any, source: str, columns: str | None) -> InputData:
     return InputData(X=X, source=source, image_shape=image_shape)
 
 
+def _load_problem(exc: BaseException) -> str:
+    """Why ``np.load`` failed, on one line."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if "allow_pickle" in detail:
+        return "it holds Python objects, which are never unpickled"
+    return f"truncated or corrupted: {detail}"
+
+
 def read_npy(raw: bytes, source: str, columns: str | None) -> InputData:
     import numpy as np
 
     try:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(f"{source}: not a readable .npy file ({exc}).") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{source}: not a readable .npy file ({_load_problem(exc)}).") from None
+    if not isinstance(array, np.ndarray):  # pragma: no cover - read_data_file sends archives to read_npz
+        raise DataError(f"{source}: not a .npy array.")
     return _array_input(array, source, columns)
 
 
@@ -198,7 +226,7 @@ def read_npz(raw: bytes, source: str, key: str | None, columns: str | None) -> I
                 raise click.BadParameter(f"{source} has no array {key!r} (arrays: {', '.join(keys)}).", param_hint="--key")
             array = archive[key]
     except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataError(f"{source}: not a readable .npz file ({exc}).") from None
+        raise DataError(f"{source}: not a readable .npz archive ({_load_problem(exc)}).") from None
     return _array_input(array, f"{source}[{key}]", columns)
 
 
@@ -241,9 +269,15 @@ def read_data_file(
         except OSError as exc:
             raise DataError(f"{path}: cannot read: {exc.strerror or exc}.") from None
         suffix = Path(path).suffix.lower()
-    if suffix == ".npy" or (suffix not in (".npz", ".csv", ".tsv", ".tab", ".txt") and raw.startswith(_NPY_MAGIC)):
+    # A binary format is recognised by its content first (an .npz saved as .npy, a
+    # truncated archive of either name), then by the extension.
+    if raw.startswith(_NPY_MAGIC):
         return read_npy(raw, source, columns)
-    if suffix == ".npz" or (suffix not in (".csv", ".tsv", ".tab", ".txt") and raw.startswith(_ZIP_MAGIC)):
+    if raw.startswith(_ZIP_MAGIC):
+        return read_npz(raw, source, key, columns)
+    if suffix == ".npy":
+        return read_npy(raw, source, columns)
+    if suffix == ".npz":
         return read_npz(raw, source, key, columns)
     if delimiter is None and suffix in (".tsv", ".tab"):
         delimiter = "\t"

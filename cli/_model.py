@@ -1,4 +1,9 @@
-"""Loading a model file for the commands that apply one, with its input scaling."""
+"""Loading a model file for the commands that apply one, with its input scaling.
+
+``somvq fit`` on a file with a header stores the column names in the model file (the
+``feature_names`` entry of :func:`somvq.io.save`'s ``extra`` data); predict, transform,
+evaluate and plot then match the input's columns by name (see :meth:`LoadedModel.prepare`).
+"""
 
 from __future__ import annotations
 
@@ -27,15 +32,57 @@ class LoadedModel:
         return tuple(int(s) for s in shape) if isinstance(shape, list) else None
 
     def prepare(self, data: Any) -> Any:
-        """Check the feature count of ``data`` (an InputData) and apply the model's scaling."""
+        """``data.X`` (an InputData) in the model's column order, scaled as at fit time.
+
+        When both the model and the input name their columns, the names decide: the same
+        names in another order are reordered, other names are an error. Otherwise (a
+        headerless file, or a model fitted without names) columns are taken by position,
+        and only their number is checked.
+        """
+        X = self.columns_in_model_order(data)
         expected = int(self.som.n_features_in_)
-        got = data.X.shape[1]
+        got = X.shape[1]
         if got != expected:
             raise DataError(
                 f"feature-count mismatch: {self.path} was fitted on {expected} features, "
                 f"{data.source} has {got}; select columns with --columns."
             )
-        return self.scaling.apply(data.X)
+        return self.scaling.apply(X)
+
+    def columns_in_model_order(self, data: Any) -> Any:
+        """``data.X`` with its columns matched to the model's feature names (see prepare)."""
+        expected, got = self.feature_names, data.feature_names
+        if expected is None or got is None or list(got) == expected:
+            return data.X
+        got = [str(name) for name in got]
+        if sorted(got) == sorted(expected) and len(set(got)) == len(got):
+            # The same columns in another order: put them back in the model's order.
+            import numpy as np
+
+            return np.ascontiguousarray(data.X[:, [got.index(name) for name in expected]])
+        missing = [name for name in expected if name not in got]
+        unexpected = [name for name in got if name not in expected]
+        details = []
+        if missing:
+            details.append(f"missing {_names(missing)}")
+        if unexpected:
+            details.append(f"not in the model {_names(unexpected)}")
+        if not details:  # same names, but repeated differently
+            details.append(f"the header repeats names: {_names(got)}")
+        hint = (
+            f" select the model's columns with --columns {','.join(expected)}"
+            if not missing and len(set(got)) == len(got)
+            else " rename the columns to match the model (a file without a header is taken by position)"
+        )
+        raise DataError(
+            f"column names differ: {self.path} was fitted on {len(expected)} features {_names(expected)}, "
+            f"{data.source} has {len(got)} {_names(got)} ({'; '.join(details)});{hint}."
+        )
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    return f"[{shown}]"
 
 
 def load_model(path: str) -> LoadedModel:
@@ -46,4 +93,14 @@ def load_model(path: str) -> LoadedModel:
         som = load(path)
         extra = read_extra(path)
         scaling = Scaling.from_extra(extra, int(som.n_features_in_), path)
+    names = extra.get("feature_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or not all(isinstance(name, str) for name in names)
+        or len(names) != int(som.n_features_in_)
+    ):
+        raise DataError(
+            f"{path}: the model file is corrupted: its feature names are not "
+            f"{int(som.n_features_in_)} strings."
+        )
     return LoadedModel(som=som, path=path, scaling=scaling, extra=extra)

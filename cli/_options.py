@@ -25,6 +25,24 @@ def parse_grid_option(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(exc)) from None
 
 
+def parse_delimiter_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    """Click callback: ``--delimiter`` is one character (``\\t`` or ``tab`` for a tab).
+
+    Anything else (empty, several characters, a quote or a line break) is a usage error.
+    """
+    if value is None:
+        return None
+    if value in ("\\t", "tab"):
+        return "\t"
+    if len(value) != 1:
+        raise click.BadParameter(
+            f"{value!r} must be one character, e.g. ',' or ';' (or '\\t' for a tab)."
+        )
+    if value in ('"', "\n", "\r"):
+        raise click.BadParameter(f"{value!r} cannot separate fields (it quotes or ends them).")
+    return value
+
+
 def _apply(options: list[Callable]) -> Callable:
     def decorator(function: Callable) -> Callable:
         for option in reversed(options):
@@ -67,8 +85,10 @@ def input_options(function: Callable) -> Callable:
             click.option("--key", help="Array to read from an .npz file holding several."),
             click.option(
                 "--delimiter",
+                callback=parse_delimiter_option,
                 help="Field separator of text input [default: from the extension (.csv ',', "
-                ".tsv tab) or sniffed: tab, comma, semicolon, else whitespace].",
+                ".tsv tab) or sniffed: tab, comma, semicolon, else whitespace]; one character, "
+                "'\\t' or 'tab' for a tab.",
             ),
             click.option(
                 "--header/--no-header",

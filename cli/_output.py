@@ -7,7 +7,9 @@ kept unless --force: the check runs before any long work and again at the final 
 from __future__ import annotations
 
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +27,8 @@ def check_output(
     create_parent: bool = False,
 ) -> None:
     """Fail early (exit 2) if ``path`` exists without --force, its directory is missing
-    (and will not be created: ``create_parent``), or its extension is not in ``suffixes``."""
+    (and will not be created: ``create_parent``) or cannot be written into, or its
+    extension is not in ``suffixes``."""
     if path is None or str(path) == "-":
         return
     path = Path(path)
@@ -33,8 +36,12 @@ def check_output(
         raise click.BadParameter(
             f"{str(path)!r} has an unknown extension; use one of {', '.join(suffixes)}.", param_hint=param_hint
         )
-    if path.is_dir():
-        raise click.BadParameter(f"{str(path)!r} is a directory.", param_hint=param_hint)
+    from somvq._atomic import writable_target
+
+    try:  # the one definition of what may be replaced (directories, devices, fifos may not)
+        path = writable_target(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
     if path.exists() and not force:
         raise click.BadParameter(f"{str(path)!r} already exists; pass --force to overwrite it.", param_hint=param_hint)
     parent = path.parent if str(path.parent) else Path(".")
@@ -42,6 +49,29 @@ def check_output(
         raise click.BadParameter(f"{str(parent)!r} is not a directory.", param_hint=param_hint)
     if not create_parent and not parent.is_dir():
         raise click.BadParameter(f"directory {str(parent)!r} does not exist.", param_hint=param_hint)
+    # The directory that will receive the file (or, when it is still to be created, its
+    # nearest existing ancestor) must be writable: found now, not after the work.
+    check_writable(parent, param_hint)
+
+
+def check_writable(directory: str | Path, param_hint: str) -> None:
+    """Exit 2 unless a file can be created in ``directory``, or, when it does not exist yet,
+    in its nearest existing ancestor (tried: permissions, read-only file systems and
+    root's privileges all count); the message names that directory."""
+    existing = Path(directory)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.BadParameter(f"{str(existing)!r} is not a directory.", param_hint=param_hint)
+    directory = existing
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".somvq-write-test-", dir=directory)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write into directory {str(directory)!r}: {exc.strerror or exc}.", param_hint=param_hint
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bool) -> str:

@@ -71,12 +71,16 @@ def build_estimator(options: dict[str, Any]):
     """A KSOM from the given options; invalid parameters are usage errors (exit 2)."""
     from somvq import KSOM
 
+    from somvq.exceptions import BackendUnavailableError
+
     params = {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
     som = KSOM(**params)
     try:
-        # Check parameters before loading data or fitting: the same checks fit runs first;
-        # an unavailable backend (a RuntimeError) is left to the data-error handler (exit 1).
+        # Check parameters before loading data or fitting: the same checks fit runs first.
         som.check_parameters()
+    except BackendUnavailableError as exc:
+        # Not a usage error: the same command works on a machine with the backend (exit 1).
+        raise DataError(f"--backend {options.get('backend')}: {' '.join(str(exc).split())}") from None
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc).replace("\n", " ")) from None
     return som

@@ -80,7 +80,9 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         raise click.UsageError("-k codebook needs --image-shape (the model does not say its data were images).")
     features = None
     if planes:
-        features = parse_columns(planes, loaded.feature_names, som.n_features_in_, model)
+        features = parse_columns(
+            planes, loaded.feature_names, som.n_features_in_, f"the model {model}", param_hint="--planes"
+        )
     for kind in kinds:
         check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
     X = None

@@ -28,7 +28,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str):
 
 
 def _variants(ctx: click.Context, param: click.Parameter, value: str):
-    from somvq.integrations.vqvae.compare import parse_variants
+    from somvq.integrations.vqvae.variants import parse_variants
 
     try:
         return parse_variants(value)
@@ -143,14 +143,16 @@ def train_command(**options: Any) -> None:
     """
     import time
 
+    from ._output import check_writable
     from ._report import format_table
 
+    check_writable(options["output_dir"], "--output-dir")
     config = _config(**options)
     with library_errors():
         import torch
 
         from somvq.integrations.vqvae import train
-        from somvq.integrations.vqvae.compare import summarise_log
+        from somvq.integrations.vqvae.evaluation import summarise_log
 
         if options["threads"]:
             torch.set_num_threads(options["threads"])
@@ -201,6 +203,11 @@ def compare_command(**options: Any) -> None:
     import shlex
     import sys
 
+    from ._output import check_writable
+
+    check_writable(options["output_dir"], "--output-dir")
+    if options["report_dir"] is not None:
+        check_writable(options["report_dir"], "--report-dir")
     base = _config(**options)
     with library_errors():
         from somvq.integrations.vqvae.compare import compare

@@ -8,15 +8,60 @@ and a reader never sees a half-written one. Used for model files
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["atomic_write", "OutputExistsError"]
+__all__ = ["atomic_write", "writable_target", "OutputExistsError"]
 
 
 class OutputExistsError(FileExistsError):
     """The destination exists and overwriting was not allowed."""
+
+
+def writable_target(path: str | os.PathLike) -> Path:
+    """The regular file that writing ``path`` replaces; refuse anything else.
+
+    A symbolic link (or a chain of them) is followed, so that the file it points to is
+    replaced and the link kept; a dangling link gives its target's path. A directory, a
+    device (``/dev/null``), a FIFO or a socket is refused: renaming a new file over it would
+    replace it (as root, in ``/dev``) or fail late.
+
+    Raises
+    ------
+    ValueError
+        ``path`` (or its target) exists and is not a regular file, or the link loops.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            target = Path(os.path.realpath(path, strict=False))
+        except OSError as exc:  # pragma: no cover - realpath(strict=False) rarely raises
+            raise ValueError(f"{str(path)!r} is a symbolic link that cannot be resolved ({exc}).") from None
+        if target.is_symlink():
+            raise ValueError(f"{str(path)!r} is a symbolic link loop; refusing to write through it.")
+        path = target
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise ValueError(f"cannot write {str(path)!r}: {exc}.") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "directory" if stat.S_ISDIR(mode)
+            else "character device" if stat.S_ISCHR(mode)
+            else "block device" if stat.S_ISBLK(mode)
+            else "FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "socket" if stat.S_ISSOCK(mode)
+            else "special file"
+        )
+        raise ValueError(
+            f"{str(path)!r} is a {kind}, not a regular file; refusing to replace it "
+            "(write to a regular file path instead)."
+        )
+    return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, overwrite: bool = True) -> Path:
@@ -35,13 +80,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, 
 
     Returns
     -------
-    Path of the written file.
+    Path of the written file: ``path``, or the file a symbolic link ``path`` points to.
+
+    Raises
+    ------
+    ValueError
+        ``path`` exists and is not a regular file (see :func:`writable_target`).
     """
-    path = Path(path)
+    path = writable_target(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not overwrite and path.exists():
         raise OutputExistsError(f"{str(path)!r} already exists.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # name the destination, not the temporary file
+        raise type(exc)(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -339,8 +339,8 @@ def online_pass_inplace(
     "gaussian" (n0 + n1 ``exp`` per sample instead of K; equal up to rounding) and, for
     the kernels with finite support ("none", "hard", "bubble", "triangle",
     "cut_gaussian"), updates of the units inside the support only (same bits).
-    ``grid_distances=None``: taken from the grid when needed (the per-axis gaussian never
-    builds the K x K matrix).
+    ``grid_distances=None``: taken from the grid when needed (the fast modes never build
+    the K x K matrix).
     """
     # Imported here, not at module import: loading the online kernels' cached overloads
     # costs first-use time that batch and mini-batch fits do not need.
@@ -350,11 +350,11 @@ def online_pass_inplace(
     if grid_distances is None:
         if grid is None:
             raise ValueError("online_pass_inplace needs grid_distances or grid.")
-        if neighbourhood.kind != "gaussian" or _online_mode(neighbourhood, grid, X, codebook, None) is None:
+        if _online_mode(neighbourhood, grid, X, codebook, None) is None:
             grid_distances = grid.distances
     mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)
     if mode is not None and grid_distances is None:
-        grid_distances = _NO_DISTANCES  # the per-axis gaussian never reads them: K x K not built
+        grid_distances = _NO_DISTANCES  # the fast modes never read them: K x K not built
     args = (
         X,
         codebook,

@@ -17,7 +17,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
 from . import algorithms, metrics, parameters
+from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
 from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
@@ -215,16 +217,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         BackendUnavailableError when the requested backend cannot run here.
         """
         self._validate_params()
-        grid = parameters.make_grid(self.grid, self.grid_dim, self.topology, self.periodic)
+        grid = parameters.grid_of(self)
         check_backend(self.backend)
         parameters.check_options(self)
+        check_fit_memory(self, grid)
         return grid
 
-    def _checked_grid(self, engine: Engine) -> Grid:
+    def _checked_grid(self, engine: Engine, data) -> Grid:
         """The checks of a training call once its data is validated; returns the grid."""
         engine.check_options()
         parameters.check_options(self)
-        return parameters.make_grid(self.grid, self.grid_dim, self.topology, self.periodic)
+        check_training_range(data)
+        return parameters.grid_of(self)
 
     def _new_rng(self) -> np.random.Generator:
         seed = self.random_state
@@ -234,6 +238,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     def _start(self, engine: Engine, data, grid: Grid) -> tuple[TrainingPlan, FittedState, np.random.Generator]:
         """Plan, initial state and generator of a first training call on ``data``."""
+        check_fit_memory(self, grid, engine.memory_shape(data))
         horizon = parameters.horizon(self.n_epochs, engine.steps_per_pass(data))
         plan = parameters.training_plan(self, grid, horizon)
         rng = self._new_rng()
@@ -241,6 +246,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return plan, FittedState.initial(codebook, grid, init_count=plan.init_count, horizon=horizon), rng
 
     # ------------------------------------------------------------------ fitting
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, callback=None):
         """Train the map from a fresh initial codebook for ``n_epochs`` passes over ``X``.
@@ -263,7 +269,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=True)
-        plan, state, rng = self._start(engine, data, self._checked_grid(engine))
+        plan, state, rng = self._start(engine, data, self._checked_grid(engine, data))
         n_samples = engine.n_samples(data)
         for epoch in range(self.n_epochs):
             sq_error = engine.run_pass(data, engine.epoch_order(rng, data), plan, state)
@@ -272,10 +278,12 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / n_samples, state.codebook)
         state.rng_state = rng.bit_generator.state
+        check_finite_codebook(self, state.codebook, data)
         state.labels = engine.labels(data, state)
         self.set_fitted_state(state)
         return self
 
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """One pass of the chosen algorithm over ``X``, continuing the step counter.
@@ -295,7 +303,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         first = not hasattr(self, "codebook_")
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=first, dtype=None if first else self.codebook_.dtype)
-        grid = self._checked_grid(engine)
+        grid = self._checked_grid(engine, data)
         if first:
             plan, state, rng = self._start(engine, data, grid)
             state.rng_state = rng.bit_generator.state
@@ -310,6 +318,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         sq_error = engine.run_pass(data, engine.call_order(data), plan, state)
         state.n_iter += 1
         self._report(state.n_iter, None, sq_error / engine.n_samples(data), state.n_steps)
+        check_finite_codebook(self, state.codebook, data)
         state.labels = engine.labels(data, state)
         self.set_fitted_state(state)
         return self

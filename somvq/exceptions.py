@@ -11,3 +11,11 @@ class ModelFileError(ValueError):
 
 class BackendUnavailableError(RuntimeError):
     """A compute backend was asked for explicitly but cannot run here."""
+
+
+class CheckpointError(ValueError):
+    """A training checkpoint is corrupted, foreign, or holds something other than plain data.
+
+    Checkpoints are read with ``torch.load(weights_only=True)``: a file that would need to
+    run code to load (a pickle payload) is refused with this error, never executed.
+    """

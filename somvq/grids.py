@@ -23,9 +23,10 @@ needs an even number of rows, so that the row offsets line up across the seam.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cached_property
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -219,9 +220,29 @@ class Grid:
         """Grid distance from ``unit`` to every unit, shape ``(K,)``."""
         return self._distance_rows(np.asarray([unit]))[0]
 
+    def pair_distances(self, a: Any, b: Any) -> np.ndarray:
+        """Grid distance between units ``a[i]`` and ``b[i]`` (arrays of the same shape).
+
+        O(len(a)) time and memory, with the arithmetic of :attr:`distances` (so the values
+        are those of ``distances[a, b]``).
+        """
+        a = np.asarray(a, dtype=np.intp)
+        b = np.asarray(b, dtype=np.intp)
+        coords = self.coordinates
+        return self._coordinate_distances(coords[a], coords[b])
+
+    def are_neighbours(self, a: Any, b: Any) -> np.ndarray:
+        """Whether units ``a[i]`` and ``b[i]`` are grid neighbours (``adjacency[a, b]``), in O(len(a))."""
+        d = self.pair_distances(a, b)
+        return (d > 0) & (d < NEIGHBOUR_RADIUS)
+
     def _distance_rows(self, units: np.ndarray) -> np.ndarray:
         coords = self.coordinates
-        diff = np.abs(coords[units][:, None, :] - coords[None, :, :])
+        return self._coordinate_distances(coords[units][:, None, :], coords[None, :, :])
+
+    def _coordinate_distances(self, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+        """Grid distance between coordinates ``ca`` and ``cb`` (broadcast; last axis: ndim)."""
+        diff = np.abs(ca - cb)
         if not any(self.periodic):
             return np.sqrt((diff**2).sum(-1))
         periods = self._periods()
@@ -232,8 +253,8 @@ class Grid:
             return np.sqrt((diff**2).sum(-1))
         # Hexagonal: the offset of odd rows couples the axes, so take the nearest of the
         # periodic images (shifts by -1, 0, +1 period along each wrapped axis).
-        signed = coords[None, :, :] - coords[units][:, None, :]
-        best = np.full(signed.shape[:2], np.inf)
+        signed = cb - ca
+        best = np.full(signed.shape[:-1], np.inf)
         shifts = [(-1, 0, 1) if wrap else (0,) for wrap in self.periodic]
         for s0 in shifts[0]:
             for s1 in shifts[1]:
@@ -243,26 +264,104 @@ class Grid:
 
     @cached_property
     def distances(self) -> np.ndarray:
-        """Pairwise grid distances, shape ``(K, K)``, symmetric, zero diagonal."""
-        d = self._distance_rows(np.arange(self.n_units))
-        # Exact symmetry and exact small-integer values on the rectangular lattice.
-        d = np.minimum(d, d.T)
+        """Pairwise grid distances, shape ``(K, K)``, symmetric, zero diagonal.
+
+        O(K^2) memory (8 K^2 bytes, built in blocks of rows so that the peak stays close to
+        that); the library builds it only where a kernel needs every pair (see
+        :func:`somvq.neighbourhoods.smoothing_operator`).
+        """
+        n_units = self.n_units
+        d = np.empty((n_units, n_units))
+        block = max(1, _BLOCK_ELEMENTS // max(n_units * self.ndim, 1))
+        for start in range(0, n_units, block):
+            stop = min(start + block, n_units)
+            d[start:stop] = self._distance_rows(np.arange(start, stop))
+        # Exact symmetry (min of d and d.T) tile by tile, without a second K x K array.
+        for i0 in range(0, n_units, block):
+            i1 = min(i0 + block, n_units)
+            for j0 in range(i0, n_units, block):
+                j1 = min(j0 + block, n_units)
+                m = np.minimum(d[i0:i1, j0:j1], d[j0:j1, i0:i1].T)
+                d[i0:i1, j0:j1] = m
+                d[j0:j1, i0:i1] = m.T
         np.fill_diagonal(d, 0.0)
         d.setflags(write=False)
         return d
+
+    @cached_property
+    def neighbour_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """All ordered pairs of grid neighbours ``(rows, cols)``, sorted, in O(K) memory.
+
+        The pairs where :attr:`adjacency` is True, in the order of
+        ``np.nonzero(adjacency)``, found without any K x K array: neighbours
+        (``0 < d < 1.5``) differ by at most one step along at most two axes (rectangular)
+        or along both axes of a hexagonal grid, so only those offsets are tried, wrapped on
+        periodic axes, and their exact distances kept when below 1.5.
+        """
+        n_units, ndim = self.n_units, self.ndim
+        idx = self.indices
+        shape = np.asarray(self.shape)
+        units = np.arange(n_units)
+        rows, cols = [], []
+        for offset in _neighbour_offsets(ndim, self.topology):
+            moved = idx + offset
+            valid = np.ones(n_units, dtype=bool)
+            for axis in range(ndim):
+                if self.periodic[axis]:
+                    moved[:, axis] %= shape[axis]
+                else:
+                    valid &= (moved[:, axis] >= 0) & (moved[:, axis] < shape[axis])
+            rows.append(units[valid])
+            cols.append(np.ravel_multi_index(tuple(moved[valid].T), self.shape))
+        row = np.concatenate(rows) if rows else np.empty(0, dtype=np.intp)
+        col = np.concatenate(cols) if cols else np.empty(0, dtype=np.intp)
+        keep = self.are_neighbours(row, col) if row.size else np.zeros(0, dtype=bool)
+        # Sort and drop duplicates (small periodic axes reach a unit by two offsets).
+        key = np.unique(row[keep].astype(np.int64) * n_units + col[keep])
+        pairs = (key // n_units).astype(np.intp), (key % n_units).astype(np.intp)
+        for array in pairs:
+            array.setflags(write=False)
+        return pairs
 
     @cached_property
     def adjacency(self) -> np.ndarray:
         """Boolean ``(K, K)`` matrix of grid neighbours (``0 < d < 1.5``).
 
         8 neighbours (diagonals included) on a rectangular 2-D grid, 2 on a line, 6 on a
-        hexagonal grid; periodic axes wrap around.
+        hexagonal grid; periodic axes wrap around. K^2 bytes: for large maps use
+        :attr:`neighbour_pairs`, :meth:`are_neighbours` or :meth:`neighbours` (O(K)).
         """
-        d = self.distances
-        adj = (d > 0) & (d < NEIGHBOUR_RADIUS)
+        adj = np.zeros((self.n_units, self.n_units), dtype=bool)
+        rows, cols = self.neighbour_pairs
+        adj[rows, cols] = True
         adj.setflags(write=False)
         return adj
 
     def neighbours(self, unit: int) -> np.ndarray:
-        """Indices of the grid neighbours of ``unit``."""
-        return np.flatnonzero(self.adjacency[unit])
+        """Indices of the grid neighbours of ``unit``, ascending."""
+        rows, cols = self.neighbour_pairs
+        lo, hi = np.searchsorted(rows, [unit, unit + 1])
+        return np.array(cols[lo:hi], dtype=np.int64)
+
+
+#: Elements (rows x K x ndim) of the temporaries built at once by Grid.distances.
+_BLOCK_ELEMENTS = 1 << 19
+
+
+def _neighbour_offsets(ndim: int, topology: str) -> list[np.ndarray]:
+    """Index offsets that can reach a grid neighbour (0 < d < 1.5).
+
+    Rectangular: a step of -1/+1 along one or two axes (three unit steps are sqrt(3) >
+    1.5 apart). Hexagonal (2-D): any step of -1/0/+1 along each axis.
+    """
+    if topology == "hexagonal":
+        steps = [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
+    else:
+        steps = []
+        for axes in itertools.chain(itertools.combinations(range(ndim), 1), itertools.combinations(range(ndim), 2)):
+            for signs in itertools.product((-1, 1), repeat=len(axes)):
+                step = [0] * ndim
+                for axis, sign in zip(axes, signs):
+                    step[axis] = sign
+                steps.append(tuple(step))
+    return [np.asarray(step, dtype=np.intp) for step in steps]

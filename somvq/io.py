@@ -11,17 +11,26 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
   its input scaling there. :func:`load` ignores it (older readers too, so the format
   version is unchanged); :func:`read_extra` returns it.
 
-Loading uses ``numpy.load(allow_pickle=False)`` and ``json``: nothing in a file can run
-code. Every field is checked (names, shapes, dtypes, finiteness) before an estimator is
-built, so a corrupted or foreign file raises :class:`~somvq.exceptions.ModelFileError`
-naming the problem, and an estimator is returned only when the whole file is sound.
+Loading reads the archive with ``zipfile``, each member with ``numpy.lib.format``
+(``allow_pickle=False``; object arrays are refused from their header) and the metadata
+with ``json``: nothing in a file can run code. Every field is checked (JSON types, member
+names, each member's ``.npy`` header against the shapes the metadata implies *before* its
+data is read, dtypes, finiteness, the stored grid against the parameters, feature names
+against the feature count), so a corrupted, tampered or foreign file raises
+:class:`~somvq.exceptions.ModelFileError` naming the problem, memory stays bounded by the
+file's size, and an estimator is returned only when the whole file is sound.
+
 Files are written atomically (temporary file, then rename): a failed save never leaves a
-partial file, and an existing file is replaced only by a complete one.
+partial file, and an existing file is replaced only by a complete one. Only regular files
+are replaced: a symbolic link is followed to its target, anything else (directory,
+device, FIFO) is refused (:func:`somvq._atomic.writable_target`). A model whose state
+holds NaN or inf, or whose parameters no longer describe its fitted grid, is not saved.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -29,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from . import parameters
 from ._atomic import atomic_write
 from ._version import __version__
-from .exceptions import BackendUnavailableError, ModelFileError
+from .exceptions import ModelFileError
 
 __all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -41,6 +51,8 @@ _META_KEY = "__somvq__"
 _ARRAY_STATE = ("codebook_", "ema_count_", "ema_sum_", "unit_counts_", "labels_")
 _SCALAR_STATE = ("n_features_in_", "n_steps_", "n_iter_", "_horizon")
 _MAX_META_BYTES = 16 * 1024 * 1024
+#: Most bytes that decompressing (tampered) compressed members may add, all together.
+_MAX_EXPANSION_BYTES = 16 * 1024 * 1024
 
 
 def _json_param(name: str, value: Any) -> Any:
@@ -78,7 +90,10 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     estimator : KSOM
         A fitted estimator.
     path : str or path-like
-        Destination. Written atomically; an existing file is replaced.
+        Destination. Written atomically; an existing regular file is replaced. A symbolic
+        link is followed: the file it points to is replaced and the link kept. Anything
+        else (a directory, a device such as ``/dev/null``, a FIFO, a socket) is refused
+        with a ``ValueError``, so a save never replaces it.
     extra : dict, optional
         Data a front end keeps with the model (e.g. the command line's input scaling):
         str keys, values that are NumPy arrays (numeric) or JSON-serialisable. Ignored by
@@ -86,7 +101,13 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
 
     Returns
     -------
-    Path of the written file.
+    Path of the written file (a symbolic link's target).
+
+    Raises
+    ------
+    ValueError
+        The estimator is unfitted or its state holds NaN or inf; ``path`` is not a
+        regular file (or a link to one, or a new name).
     """
     from .estimator import KSOM
 
@@ -94,6 +115,33 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         raise TypeError(f"save expects a somvq.KSOM, got {type(estimator).__name__}.")
     if not hasattr(estimator, "codebook_"):
         raise ValueError("save expects a fitted KSOM; call fit or partial_fit first.")
+    for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
+        value = getattr(estimator, name, None)
+        if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+            raise ValueError(
+                f"cannot save a model whose {name} holds NaN or inf: it is not a usable model "
+                "(refit it, e.g. with rescaled data or a smaller learning rate)."
+            )
+    horizon = getattr(estimator, "_horizon", 1.0)
+    if not (isinstance(horizon, (int, float, np.integer, np.floating)) and math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
+    # What load will check, checked now: never write a file that cannot be read back.
+    try:
+        grid_now = parameters.grid_of(estimator)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save: the grid parameter is invalid ({exc}).") from None
+    if grid_now != estimator.grid_:
+        raise ValueError(
+            f"cannot save: the parameters now describe {grid_now!r}, but the model was fitted "
+            f"on {estimator.grid_!r} (set_params after fitting?); restore the grid parameters "
+            "or refit."
+        )
+    init = estimator.init
+    if not isinstance(init, str) and np.shape(init) != estimator.codebook_.shape:
+        raise ValueError(
+            f"cannot save: the init array has shape {np.shape(init)}, not the codebook's "
+            f"{estimator.codebook_.shape}."
+        )
     params = estimator.get_params(deep=False)
     arrays: dict[str, np.ndarray] = {}
     json_params = {}
@@ -162,41 +210,152 @@ def read_extra(path: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(stored, dict):
             raise ModelFileError(f"{str(path)!r} is corrupted: its extra entry is not a mapping.")
         extra: dict[str, Any] = {}
-        try:
-            for name, value in stored.items():
-                if isinstance(value, dict) and set(value) == {"__array__"}:
-                    extra[name] = archive[value["__array__"]]
-                else:
-                    extra[name] = value
-        except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ModelFileError(f"{str(path)!r} is corrupted: extra data unreadable ({exc!r}).") from None
+        for name, value in stored.items():
+            if isinstance(value, dict) and set(value) == {"__array__"}:
+                member = value["__array__"]
+                if member != f"extra__{name}" or member not in archive.files:
+                    raise ModelFileError(f"{str(path)!r} is corrupted: extra array {name!r} is missing.")
+                extra[name] = archive.read(member)  # any dtype but object (refused by the header check)
+            else:
+                extra[name] = value
     return extra
 
 
-def _open(path: str | os.PathLike):
+# ----------------------------------------------------------------------------- reading
+class _Archive:
+    """A model file's zip archive, read one checked ``.npy`` member at a time.
+
+    Nothing is read before its ``.npy`` header has been checked: the dtype (no object
+    arrays: no pickle), the shape against what the caller expects, and the data size
+    against the bytes the member really holds in the file (no zip bombs). Memory is
+    therefore bounded by the file's size and by the shapes the metadata implies.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise ModelFileError(
+                f"{str(path)!r} is not a somvq model file (not a readable .npz: {exc})."
+            ) from None
+        names = self.zip.namelist()
+        self.members = {}
+        for info in self.zip.infolist():
+            if not info.filename.endswith(".npy") or info.filename.count("/") or info.is_dir():
+                self.close()
+                raise ModelFileError(f"{str(path)!r} is corrupted: unexpected archive member {info.filename!r}.")
+            self.members[info.filename[: -len(".npy")]] = info
+        if len(self.members) != len(names):
+            self.close()
+            raise ModelFileError(f"{str(path)!r} is corrupted: an archive member appears twice.")
+        self.files = list(self.members)
+        self.expanded = 0  # bytes added by decompression so far
+
+    def __enter__(self) -> "_Archive":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.zip.close()
+
+    def _fail(self, name: str, what: str) -> ModelFileError:
+        return ModelFileError(f"{str(self.path)!r} is corrupted: {name} {what}.")
+
+    def header(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype declared by member ``name``'s ``.npy`` header (data unread)."""
+        info = self.members[name]
+        try:
+            with self.zip.open(info) as handle:
+                version = np.lib.format.read_magic(handle)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                header_size = handle.tell()
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError, SyntaxError, TypeError) as exc:
+            raise self._fail(name, f"has an unreadable .npy header ({exc})") from None
+        if dtype.hasobject:
+            raise self._fail(name, "is an object array (refused: it would need pickle)")
+        nbytes = math.prod(int(s) for s in shape) * dtype.itemsize
+        if nbytes + header_size != info.file_size:
+            raise self._fail(name, f"declares {nbytes} bytes of data but holds {info.file_size - header_size}")
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > info.compress_size:
+            # The data must really be in the file: a compressed member may expand only a
+            # little (somvq writes members uncompressed), so a 1 MB file never becomes a
+            # 1 GB array.
+            self.expanded += info.file_size - info.compress_size
+            if self.expanded > _MAX_EXPANSION_BYTES:
+                raise self._fail(
+                    name, f"expands from {info.compress_size} compressed bytes to {info.file_size} "
+                    "(refused: somvq model files store their arrays uncompressed)"
+                )
+        return tuple(int(s) for s in shape), dtype
+
+    def read(
+        self,
+        name: str,
+        *,
+        shape: tuple[int | None, ...] | None = None,
+        dtypes: tuple[Any, ...] | None = None,
+        numeric: bool = False,
+        max_bytes: int | None = None,
+    ) -> np.ndarray:
+        """Member ``name`` as an array, after checking its header.
+
+        ``shape``: the expected shape (``None`` entries: any length, still bounded by the
+        member's stored size); ``dtypes``: allowed dtypes; ``numeric``: any bool, integer or
+        float dtype; ``max_bytes``: an upper bound on the data size.
+        """
+        if name not in self.members:
+            raise self._fail(name, "is missing")
+        found_shape, dtype = self.header(name)
+        if shape is not None and (
+            len(found_shape) != len(shape)
+            or any(e is not None and e != f for e, f in zip(shape, found_shape))
+        ):
+            want = "(" + ", ".join("n" if e is None else str(e) for e in shape) + ")"
+            label = "codebook" if name == "codebook_" else name
+            raise self._fail(label, f"shape {found_shape} does not match the expected {want} (from the metadata)")
+        if dtypes is not None and dtype not in [np.dtype(d) for d in dtypes]:
+            raise self._fail(name, f"has dtype {dtype}, expected {' or '.join(str(np.dtype(d)) for d in dtypes)}")
+        if numeric and dtype.kind not in "biuf":
+            raise self._fail(name, f"has dtype {dtype}, expected a numeric dtype")
+        nbytes = math.prod(found_shape) * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise self._fail(name, f"holds {nbytes} bytes, more than the {max_bytes} allowed")
+        try:
+            with self.zip.open(self.members[name]) as handle:
+                return np.lib.format.read_array(handle, allow_pickle=False)
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise self._fail(name, f"is unreadable ({exc})") from None
+
+
+def _open(path: str | os.PathLike) -> _Archive:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist or is not a file.")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ModelFileError(f"{str(path)!r} is not a somvq model file (not a readable .npz: {exc}).") from None
+    return _Archive(path)
 
 
-def _metadata(archive: Any, path: Any) -> dict:
+def _metadata(archive: _Archive, path: Any) -> dict:
     if _META_KEY not in archive.files:
         raise ModelFileError(f"{str(path)!r} is not a somvq model file (no {_META_KEY} record).")
     try:
-        raw = archive[_META_KEY]
-        if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_META_BYTES:
-            raise ValueError("metadata record has the wrong type")
+        raw = archive.read(_META_KEY, shape=(None,), dtypes=(np.uint8,), max_bytes=_MAX_META_BYTES)
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ModelFileError as exc:
+        raise ModelFileError(f"{str(path)!r} has corrupted metadata: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{str(path)!r} has corrupted metadata: {exc}.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{str(path)!r} is not a somvq model file (format={meta.get('format') if isinstance(meta, dict) else None!r}).")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1 or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > FORMAT_VERSION:
         raise ModelFileError(
             f"{str(path)!r} has model format version {version!r}; this somvq "
             f"({__version__}) reads versions 1..{FORMAT_VERSION}. Upgrade somvq to read it."
@@ -209,72 +368,206 @@ def _metadata(archive: Any, path: Any) -> dict:
 def load(path: str | os.PathLike):
     """Read a model file written by :func:`save` and return the fitted estimator.
 
+    Every field is checked before anything is built: the archive holds exactly the
+    members the metadata lists (and only known ones), each member's ``.npy`` header
+    (dtype, shape implied by the metadata, size) is checked before its data is read, the
+    arrays are finite, the scalar state has the right types and ranges, and the stored
+    grid, feature count and feature names agree with the parameters and the codebook.
+
     Raises
     ------
     ModelFileError
-        The file is missing, not a model file, corrupted, or of a newer format version.
+        The file is missing, not a model file, corrupted or inconsistent, or of a newer
+        format version.
     """
-    from .estimator import KSOM
-    from .grids import Grid
-    from .state import FittedState
-
     with _open(path) as archive:
         meta = _metadata(archive, path)
-        try:
-            arrays = {name: archive[name] for name in archive.files if name != _META_KEY}
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ModelFileError(f"{str(path)!r} is corrupted: {exc}.") from None
-    try:
-        params = {}
-        for name, value in meta["params"].items():
-            if isinstance(value, dict) and "__array__" in value:
-                params[name] = arrays[value["__array__"]]
-            else:
+        return _build(archive, meta, path)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _build(archive: _Archive, meta: dict, path: Any):
+    """The estimator a checked metadata record and its archive describe, or ModelFileError."""
+    from .estimator import KSOM
+    from .state import FittedState
+
+    def fail(what: str) -> ModelFileError:
+        return ModelFileError(f"{str(path)!r} is corrupted: {what}.")
+
+    # --- the JSON fields: types first (wrong JSON types must not escape as AttributeError)
+    for key, kind in (("params", dict), ("state", dict), ("grid", dict), ("arrays", list)):
+        if not isinstance(meta.get(key), kind):
+            raise fail(f"the metadata field {key!r} is missing or not a {kind.__name__}")
+    params_meta, state, grid_meta, listed = meta["params"], meta["state"], meta["grid"], meta["arrays"]
+    extra = meta.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise fail("the metadata field 'extra' is not a mapping")
+
+    # --- archive members: exactly those listed, and only known names
+    allowed = set(_ARRAY_STATE) | {"param__init"} | {f"extra__{name}" for name in (extra or {})}
+    if not all(isinstance(name, str) for name in listed) or len(set(listed)) != len(listed):
+        raise fail("the metadata's list of arrays is malformed")
+    unknown = sorted(set(listed) - allowed)
+    if unknown:
+        raise fail(f"unknown array member(s) {unknown}")
+    members = set(archive.files) - {_META_KEY}
+    if members != set(listed):
+        extra_members = sorted(members - set(listed))
+        missing = sorted(set(listed) - members)
+        raise fail(
+            f"the archive's members do not match its metadata"
+            f"{f' (unlisted: {extra_members})' if extra_members else ''}"
+            f"{f' (missing: {missing})' if missing else ''}"
+        )
+
+    # --- parameters, then the grid they imply against the stored one
+    valid_names = set(KSOM().get_params(deep=False))
+    unknown_params = sorted(set(params_meta) - valid_names)
+    if unknown_params:
+        raise fail(f"unknown parameter(s) {unknown_params}")
+    params: dict[str, Any] = {}
+    init_ref = None
+    for name, value in params_meta.items():
+        if isinstance(value, dict) and "__array__" in value:
+            if name != "init" or value != {"__array__": "param__init"} or "param__init" not in members:
+                raise fail(f"parameter {name!r} refers to an array that is not the stored init")
+            init_ref = "param__init"
+            params[name] = None  # placeholder until the shape is known
+        else:
+            try:
                 params[name] = _from_json_param(value)
-        estimator = KSOM(**params)
-        try:
-            estimator.check_parameters()
-        except BackendUnavailableError:
-            pass  # a model trained on a GPU still loads for inspection on a CPU machine
-        grid_meta = meta["grid"]
-        grid = Grid(tuple(grid_meta["shape"]), grid_meta["topology"], tuple(grid_meta["periodic"]))
-        state = meta["state"]
-        codebook = arrays["codebook_"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{str(path)!r} is incomplete or inconsistent: {exc!r}.") from None
+            except (TypeError, AttributeError, RecursionError):
+                raise fail(f"parameter {name!r} is malformed") from None
+    if init_ref is None and "param__init" in members:
+        raise fail("it holds an init array that no parameter uses")
+    try:
+        estimator = KSOM(**{k: v for k, v in params.items() if k != "init" or init_ref is None})
+        if init_ref is not None:
+            estimator.set_params(init="random")  # the stored array is checked below
+        # check_parameters without its memory estimate: loading needs no training memory.
+        estimator._validate_params()
+        grid = parameters.grid_of(estimator)
+        # The backend is not checked: a GPU-trained model still loads for inspection on a CPU machine.
+        parameters.check_options(estimator)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"{str(path)!r} is inconsistent: invalid parameters ({exc}).") from None
+    stored_grid = _grid_from_meta(grid_meta, fail)
+    if stored_grid != grid:
+        raise fail(f"its stored grid {stored_grid!r} disagrees with the parameters' {grid!r}")
 
-    def check(condition: bool, what: str) -> None:
-        if not condition:
-            raise ModelFileError(f"{str(path)!r} is corrupted: {what}.")
+    # --- scalar state
+    for name in _SCALAR_STATE:
+        if name not in state:
+            raise fail(f"the state field {name!r} is missing")
+    unknown_state = sorted(set(state) - set(_SCALAR_STATE))
+    if unknown_state:
+        raise fail(f"unknown state field(s) {unknown_state}")
+    n_features = state["n_features_in_"]
+    if not _is_int(n_features) or n_features < 1:
+        raise fail(f"n_features_in_={n_features!r} is not a positive integer")
+    for name in ("n_steps_", "n_iter_"):
+        if not _is_int(state[name]) or state[name] < 0:
+            raise fail(f"{name}={state[name]!r} is not a non-negative integer")
+    if not _is_real(state["_horizon"]) or state["_horizon"] <= 0:
+        raise fail(f"the schedule horizon {state['_horizon']!r} is not a positive finite number")
 
+    # --- arrays: each header checked against the shapes the metadata implies, then read
     n_units = grid.n_units
-    check(codebook.ndim == 2 and codebook.shape[0] == n_units, f"codebook shape {codebook.shape} does not match {n_units} grid units")
-    check(codebook.dtype in (np.float32, np.float64), f"codebook dtype {codebook.dtype} is not float32/float64")
-    check(bool(np.all(np.isfinite(codebook))), "the codebook holds NaN or inf")
-    check(state.get("n_features_in_") == codebook.shape[1], "n_features_in_ does not match the codebook")
-    for name, shape in (("ema_count_", (n_units,)), ("ema_sum_", codebook.shape), ("unit_counts_", (n_units,))):
-        if name in arrays:
-            check(arrays[name].shape == shape and arrays[name].dtype == np.float64, f"{name} has shape {arrays[name].shape}")
-    if "labels_" in arrays:
-        labels = arrays["labels_"]
-        check(labels.ndim == 1 and labels.dtype == np.int64, "labels_ is not a 1-D int64 array")
-        check(labels.size == 0 or (labels.min() >= 0 and labels.max() < n_units), "labels_ out of range")
+    for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
+        if name not in members:
+            raise fail(f"the array {name!r} is missing")
+    codebook = archive.read("codebook_", shape=(n_units, n_features), dtypes=(np.float32, np.float64))
+    arrays = {
+        "codebook_": codebook,
+        "ema_count_": archive.read("ema_count_", shape=(n_units,), dtypes=(np.float64,)),
+        "ema_sum_": archive.read("ema_sum_", shape=(n_units, n_features), dtypes=(np.float64,)),
+        "unit_counts_": archive.read("unit_counts_", shape=(n_units,), dtypes=(np.float64,)),
+    }
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise fail(f"{name} holds NaN or inf" if name != "codebook_" else "the codebook holds NaN or inf")
+    for name in ("ema_count_", "unit_counts_"):
+        if np.any(arrays[name] < 0):
+            raise fail(f"{name} holds negative counts")
+    if "labels_" in members:
+        # One label per training row: their number is not in the metadata, but the data
+        # must be stored in the file (checked by the header), so memory stays bounded.
+        labels = archive.read("labels_", shape=(None,), dtypes=(np.int64,))
+        if labels.size and (labels.min() < 0 or labels.max() >= n_units):
+            raise fail("labels_ out of range")
+        arrays["labels_"] = labels
+    if init_ref is not None:
+        init = archive.read(init_ref, shape=(n_units, n_features), numeric=True)
+        if not np.all(np.isfinite(init)):
+            raise fail("the init array holds NaN or inf")
+        estimator.set_params(init=init)
+
+    # --- the rest of the metadata
+    rng_state = meta.get("rng_state")
+    if rng_state is not None:
+        _check_rng_state(rng_state, fail)
+    names = meta.get("feature_names_in")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise fail("feature_names_in is not a list of strings")
+        if len(names) != n_features:
+            raise fail(f"it has {len(names)} feature names for {n_features} features")
 
     estimator.set_fitted_state(
         FittedState(
-            codebook=codebook,
+            codebook=arrays["codebook_"],
             grid=grid,
-            n_features_in=state.get("n_features_in_"),
-            ema_count=arrays.get("ema_count_"),
-            ema_sum=arrays.get("ema_sum_"),
-            unit_counts=arrays.get("unit_counts_"),
-            n_steps=state.get("n_steps_", 0),
-            n_iter=state.get("n_iter_", 0),
-            horizon=state.get("_horizon"),
-            rng_state=meta.get("rng_state"),
+            n_features_in=state["n_features_in_"],
+            ema_count=arrays["ema_count_"],
+            ema_sum=arrays["ema_sum_"],
+            unit_counts=arrays["unit_counts_"],
+            n_steps=state["n_steps_"],
+            n_iter=state["n_iter_"],
+            horizon=float(state["_horizon"]),
+            rng_state=rng_state,
             labels=arrays.get("labels_"),
         )
     )
-    if meta.get("feature_names_in") is not None:
-        estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+    if names is not None:
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
     return estimator
+
+
+def _grid_from_meta(grid_meta: dict, fail: Any):
+    from .grids import Grid
+
+    shape, topology, periodic = grid_meta.get("shape"), grid_meta.get("topology"), grid_meta.get("periodic")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(_is_int(s) and s >= 1 for s in shape)
+        or not isinstance(topology, str)
+        or not isinstance(periodic, list)
+        or not all(isinstance(p, bool) for p in periodic)
+    ):
+        raise fail(f"the stored grid {grid_meta!r} is malformed")
+    try:
+        return Grid(tuple(shape), topology, tuple(periodic))
+    except ValueError as exc:
+        raise fail(f"the stored grid is invalid ({exc})") from None
+
+
+def _check_rng_state(rng_state: Any, fail: Any) -> None:
+    """The stored random generator state must be one NumPy accepts for its bit generator."""
+    name = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
+    if name not in _RNG_BIT_GENERATORS:
+        raise fail("the random generator state is malformed")
+    try:
+        getattr(np.random, name)().state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise fail("the random generator state is malformed") from None

@@ -1,4 +1,4 @@
-"""Quality measures of a map (ALGORITHMS.md section 8).
+"""Quality measures of a map (docs/algorithms.md §10).
 
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
@@ -81,7 +81,7 @@ def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     if grid.n_units < 2:
         return 0.0
     two = two_best_matching_units(X, codebook)
-    adjacent = grid.adjacency[two[:, 0], two[:, 1]]
+    adjacent = grid.are_neighbours(two[:, 0], two[:, 1])  # O(n), no K x K matrix
     return float(1.0 - adjacent.mean())
 
 
@@ -90,13 +90,12 @@ def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
 
     Returned in the grid's shape (``grid.shape``); units without neighbours get 0.
     """
-    adjacency = grid.adjacency
     w = codebook.astype(np.float64)
     out = np.zeros(grid.n_units)
-    rows, cols = np.nonzero(adjacency)
+    rows, cols = grid.neighbour_pairs  # O(K) pairs, no K x K matrix
     dist = np.linalg.norm(w[rows] - w[cols], axis=1)
     np.add.at(out, rows, dist)
-    degree = adjacency.sum(axis=1)
+    degree = np.bincount(rows, minlength=grid.n_units)
     np.divide(out, degree, out=out, where=degree > 0)
     return out.reshape(grid.shape)
 
@@ -123,11 +122,28 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
     w = codebook.astype(np.float64)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
-    sq = np.einsum("ij,ij->i", w, w)
-    pair = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (w @ w.T), 0.0))
-    off_diagonal = ~np.eye(grid.n_units, dtype=bool)
-    mean_all = pair[off_diagonal].mean()
-    adjacency = grid.adjacency
-    if not adjacency.any() or mean_all == 0:
+    rows, cols = grid.neighbour_pairs
+    if rows.size == 0:
         return float("nan")
-    return float(pair[adjacency].mean() / mean_all)
+    sq = np.einsum("ij,ij->i", w, w)
+    # Mean over all pairs k < l (the distance is symmetric), a block of rows at a time
+    # against the columns to their right: O(block K) memory, half the work of all pairs.
+    n_units = grid.n_units
+    block = max(1, (1 << 19) // n_units)
+    total_all = 0.0
+    for start in range(0, n_units, block):
+        stop = min(start + block, n_units)
+        pair = w[start:stop] @ w[start:].T
+        pair *= -2.0
+        pair += sq[start:stop, None]
+        pair += sq[None, start:]
+        np.maximum(pair, 0.0, out=pair)
+        np.sqrt(pair, out=pair)
+        rows_here = stop - start  # columns [start, stop) hold the diagonal tile: keep l > k
+        total_all += float(pair[:, rows_here:].sum()) + float(np.triu(pair[:, :rows_here], k=1).sum())
+    total_all *= 2.0
+    mean_all = total_all / (n_units * (n_units - 1))
+    if mean_all == 0:
+        return float("nan")
+    neighbour = np.sqrt(np.maximum(sq[rows] + sq[cols] - 2.0 * np.einsum("ij,ij->i", w[rows], w[cols]), 0.0))
+    return float(neighbour.mean() / mean_all)

@@ -43,6 +43,7 @@ __all__ = [
     "check_options",
     "default_radius",
     "default_radius_schedule",
+    "grid_of",
     "horizon",
     "make_grid",
     "resolve_learning_rate",
@@ -93,14 +94,21 @@ def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any) -> "Grid":
     """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape or a unit count)."""
     import numpy as np
 
+    from ._validation import check_grid_value
     from .grids import Grid
 
+    check_grid_value(grid)
     if isinstance(grid, (Integral, np.integer)):
         return Grid.from_size(int(grid), grid_dim, topology, periodic)
     shape = np.asarray(grid)
     if shape.ndim != 1 or shape.size == 0 or not np.issubdtype(shape.dtype, np.integer):
         raise ValueError(f"grid={grid!r} must be a tuple of positive ints or an int.")
     return Grid(tuple(int(s) for s in shape), topology, periodic)
+
+
+def grid_of(params: Any) -> "Grid":
+    """:func:`make_grid` of an estimator's (or any object's) grid parameters."""
+    return make_grid(params.grid, params.grid_dim, params.topology, params.periodic)
 
 
 # ---------------------------------------------------------------------- neighbourhood
@@ -203,6 +211,10 @@ def check_options(params: Any) -> None:
             "learning_rate='inverse_count' applies to algorithm='online' only, got "
             f"algorithm={params.algorithm!r}."
         )
+    if params.algorithm == "minibatch":
+        from ._validation import check_ema_settings
+
+        check_ema_settings(decay=params.decay, eps=params.eps, init_count=params.init_count, update=params.update)
 
 
 # ---------------------------------------------------------------------- the plan

@@ -1,12 +1,14 @@
-"""Slow, obviously correct NumPy versions of the algorithms, written from ALGORITHMS.md.
+"""Slow, obviously correct NumPy versions of the algorithms, written from docs/algorithms.md.
 
 Nothing here imports somvq: every formula is transcribed again, literally, with dense
-one-hot matrices and direct distances, so the fast paths are compared against an
-independent implementation rather than against themselves.
+one-hot matrices and direct distances, and grid distances come from this module's own
+:func:`grid_distances`, so the fast paths are compared against an independent
+implementation rather than against themselves.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -38,12 +40,50 @@ def reference_order_distances(shape_first_fastest):
     return np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
 
 
-def rectangular_distances(shape, periodic=False):
-    idx = np.array(list(np.ndindex(*shape)), dtype=float)
-    diff = np.abs(idx[:, None, :] - idx[None, :, :])
-    if periodic:
-        diff = np.minimum(diff, np.array(shape, dtype=float) - diff)
-    return np.sqrt((diff**2).sum(-1))
+def grid_coordinates(shape, topology="rectangular"):
+    """Unit positions, units numbered in C order (last axis fastest).
+
+    Rectangular: the integer indices. Hexagonal ``(rows, cols)``: unit (r, c) sits at
+    height r * sqrt(3)/2 and abscissa c + 1/2 on odd rows (offset rows), so the six
+    adjacent cells are 1 away.
+    """
+    positions = []
+    for index in np.ndindex(*shape):
+        if topology == "hexagonal":
+            r, c = index
+            positions.append((r * math.sqrt(3.0) / 2.0, c + (0.5 if r % 2 else 0.0)))
+        elif topology == "rectangular":
+            positions.append(tuple(float(i) for i in index))
+        else:
+            raise ValueError(topology)
+    return np.array(positions, dtype=float)
+
+
+def grid_distances(shape, topology="rectangular", periodic=False):
+    """Euclidean distance between unit positions, pair by pair.
+
+    A periodic axis is a ring of length (number of units along it) x (spacing: 1, or
+    sqrt(3)/2 between hexagonal rows); the distance is the smallest over the periodic
+    images of the second unit (shifts by -1, 0, +1 ring lengths along every periodic axis).
+    """
+    shape = tuple(shape)
+    wraps = (bool(periodic),) * len(shape) if np.ndim(periodic) == 0 else tuple(bool(p) for p in periodic)
+    spacing = [math.sqrt(3.0) / 2.0 if (topology == "hexagonal" and axis == 0) else 1.0 for axis in range(len(shape))]
+    lengths = [n * step for n, step in zip(shape, spacing)]
+    positions = grid_coordinates(shape, topology)
+    K = len(positions)
+    images = list(itertools.product(*[(-1, 0, 1) if wrap else (0,) for wrap in wraps]))
+    D = np.zeros((K, K))
+    for a in range(K):
+        for b in range(K):
+            best = math.inf
+            for image in images:
+                squared = sum(
+                    (positions[b][axis] + image[axis] * lengths[axis] - positions[a][axis]) ** 2 for axis in range(len(shape))
+                )
+                best = min(best, math.sqrt(squared))
+            D[a, b] = best
+    return D
 
 
 # ------------------------------------------------------------------ neighbourhoods
@@ -104,7 +144,7 @@ def batch_ksom_step(X, W, H):
 
 
 def minibatch_ksom_step(Xb, W, N, m, H, decay, eps, update="all"):
-    """(E1)-(E4) of ALGORITHMS.md section 6 in the (E H)^T form, float64."""
+    """(E1)-(E4) of docs/algorithms.md §7 in the (E H)^T form, float64."""
     Xb = Xb.astype(float)
     E = one_hot(bmu(Xb, W), W.shape[0])
     EH = E @ H
@@ -173,3 +213,22 @@ def macqueen(X, W, order, initial_count):
         counts[k] += 1
         W[k] += (x - W[k]) / counts[k]
     return W
+
+
+# ------------------------------------------------------------------ quality measures
+def topographic_error(X, W, distances):
+    """Fraction of rows whose best and second-best units (by explicit distances, lower
+    index first on ties) are not grid neighbours (0 < d < 1.5)."""
+    X, W = np.asarray(X, dtype=float), np.asarray(W, dtype=float)
+    errors = 0
+    for x in X:
+        d = ((x[None, :] - W) ** 2).sum(1)
+        best, second = np.argsort(d, kind="stable")[:2]
+        errors += not (0 < distances[best, second] < 1.5)
+    return errors / len(X)
+
+
+def perplexity(labels, K):
+    """exp(-sum_k p_k log(p_k + 1e-10)), p_k the fraction of rows won by unit k."""
+    p = np.array([np.sum(np.asarray(labels) == k) for k in range(K)], dtype=float) / len(labels)
+    return float(np.exp(-(p * np.log(p + 1e-10)).sum()))

@@ -155,3 +155,15 @@ def test_compiled_ema_update_equals_the_definition(update, dtype):
     for got, want in zip((ema_count, ema_sum, codebook), expected):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_dask_fit_memory_counts_no_rows_on_the_client():
+    """The memory estimate of a fit counts the rows one process holds: none for dask."""
+    da = pytest.importorskip("dask.array")
+    from somvq.integrations.dask import DaskKSOM
+    from somvq.integrations.dask.engine import DaskEngine
+
+    X = da.zeros((10**12, 4), chunks=(10**6, 4))
+    engine = DaskEngine(DaskKSOM(grid=(2, 2)))
+    assert engine.memory_shape(engine.prepare(X, reset=True)) == (0, 4)
+    assert CpuEngine(KSOM()).memory_shape(_data()) == (120, 3)

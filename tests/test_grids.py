@@ -42,7 +42,25 @@ def test_index_coordinate_round_trip_is_c_order():
 @pytest.mark.parametrize("periodic", [False, True])
 def test_rectangular_distances(periodic):
     g = Grid((4, 5), periodic=periodic)
-    np.testing.assert_allclose(g.distances, naive.rectangular_distances((4, 5), periodic))
+    np.testing.assert_allclose(g.distances, naive.grid_distances((4, 5), "rectangular", periodic))
+
+
+@pytest.mark.parametrize(
+    "shape, topology, periodic",
+    [
+        ((4, 6), "rectangular", (False, True)),
+        ((3, 4, 2), "rectangular", (True, False, True)),
+        ((9,), "rectangular", True),
+        ((4, 3), "hexagonal", False),
+        ((5, 4), "hexagonal", False),
+        ((4, 5), "hexagonal", (False, True)),
+        ((4, 5), "hexagonal", (True, False)),
+        ((6, 6), "hexagonal", True),
+    ],
+)
+def test_distances_equal_the_independent_transcription(shape, topology, periodic):
+    g = Grid(shape, topology, periodic)
+    np.testing.assert_allclose(g.distances, naive.grid_distances(shape, topology, periodic), rtol=1e-15, atol=1e-15)
 
 
 def test_per_axis_periodicity():

@@ -15,7 +15,6 @@ from hypothesis.extra.numpy import arrays
 from sklearn.cluster import KMeans
 
 from somvq import KSOM
-from somvq.grids import Grid
 
 from . import naive
 from .conftest import winner_margin
@@ -64,16 +63,16 @@ def test_batch_none_keeps_empty_units_where_sklearn_relocates():
 def test_batch_ksom_equals_reference(case, n_epochs, kind):
     X, W = case
     K = W.shape[0]
-    grid = Grid((K,))
+    distances = naive.grid_distances((K,))
     som = KSOM(grid=(K,), neighbourhood=kind, radius=2.0, shrink=0.3, radius_schedule="inverse_time", n_epochs=n_epochs, init=W)
     for t in range(n_epochs):
         assume(winner_margin(X, W) > MARGIN)
         if kind == "hard":
-            H = naive.paper_hard(grid.distances, t, 0.3)
+            H = naive.paper_hard(distances, t, 0.3)
         elif kind == "exponential":
-            H = naive.paper_exponential(grid.distances, t, 0.3, 2.0)
+            H = naive.paper_exponential(distances, t, 0.3, 2.0)
         else:
-            H = naive.classic(grid.distances, kind, 2.0 / (1 + 0.3 * t))
+            H = naive.classic(distances, kind, 2.0 / (1 + 0.3 * t))
         W = naive.batch_ksom_step(X, W, H)
     som.fit(X)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-9, atol=1e-9)
@@ -133,7 +132,7 @@ def test_minibatch_ksom_equals_reference(seq, decay, init_count, update, kind, g
     W0, batches = seq
     K = W0.shape[0]
     shape = (K,) if grid_kind == (1,) or K % 2 else (2, K // 2)
-    grid = Grid(shape)
+    distances = naive.grid_distances(shape)
     som = KSOM(
         grid=shape, neighbourhood=kind, radius=3.0, shrink=0.5, algorithm="minibatch",
         batch_size=10_000, decay=decay, init_count=init_count, update=update, init=W0,
@@ -141,7 +140,7 @@ def test_minibatch_ksom_equals_reference(seq, decay, init_count, update, kind, g
     W, N, m = W0.copy(), np.full(K, init_count), W0.copy()
     for t, batch in enumerate(batches):
         assume(winner_margin(batch, W) > MARGIN * (1 + np.abs(W).max() ** 2))
-        H = naive.paper_hard(grid.distances, t, 0.5) if kind == "hard" else naive.paper_exponential(grid.distances, t, 0.5, 3.0)
+        H = naive.paper_hard(distances, t, 0.5) if kind == "hard" else naive.paper_exponential(distances, t, 0.5, 3.0)
         N, m, W = naive.minibatch_ksom_step(batch, W, N, m, H, decay, 1e-5, update)
         assume(np.all(np.isfinite(W)) and np.abs(W).max() < 1e8)
         som.partial_fit(batch)
@@ -151,10 +150,18 @@ def test_minibatch_ksom_equals_reference(seq, decay, init_count, update, kind, g
 def test_minibatch_init_count_zero_makes_unused_units_jump():
     """N0 = 0: an unused unit jumps to about decay * w0 / eps after one step (the paper)."""
     W0 = np.array([[0.0], [1.0]])
-    X = np.array([[0.1], [0.2]])
+    X = np.array([[0.1], [0.2]])  # both rows won by unit 0
     som = KSOM(grid=(2,), neighbourhood="none", algorithm="minibatch", init_count=0.0, decay=0.99, eps=1e-5, init=W0)
     som.partial_fit(X)
-    assert som.codebook_[1, 0] > 1e3
+    # E1: N = 0.01 * (2, 0) = (0.02, 0); E2: N = (N + 1e-5) / (0.02 + 2e-5) * 0.02;
+    # E3: m = 0.99 * (0, 1) + 0.01 * (0.3, 0) = (0.003, 0.99); E4: w = m / N.
+    N = np.array([0.02001, 0.00001]) / 0.02002 * 0.02
+    m = np.array([0.003, 0.99])
+    np.testing.assert_allclose(som.ema_count_, N, rtol=1e-12)
+    np.testing.assert_allclose(som.ema_sum_[:, 0], m, rtol=1e-12)
+    np.testing.assert_allclose(som.codebook_[:, 0], m / N, rtol=1e-12)
+    # unit 1: w = 0.99 / (1e-5 / 1.001) = 99099, about decay * w0 / eps = 99000
+    assert som.codebook_[1, 0] == pytest.approx(99099.0, rel=1e-12)
 
 
 def test_minibatch_fit_splits_epochs_into_shuffled_batches():
@@ -186,7 +193,7 @@ def test_online_none_with_inverse_count_is_macqueen(case, init_count):
 def test_online_ksom_equals_reference(case, kind):
     X, W0 = case
     K = W0.shape[0]
-    grid = Grid((K,))
+    distances = naive.grid_distances((K,))
     r0, shrink, lr0, lr1 = 2.0, 0.2, 0.5, 0.05
     horizon = 2 * len(X) - 1 if len(X) > 1 else 1  # n_epochs=2 calls of len(X)
 
@@ -195,10 +202,10 @@ def test_online_ksom_equals_reference(case, kind):
 
     def h_row(t, k):
         if kind == "hard":
-            return naive.paper_hard(grid.distances, t, shrink)[k]
+            return naive.paper_hard(distances, t, shrink)[k]
         if kind == "exponential":
-            return naive.paper_exponential(grid.distances, t, shrink, r0)[k]
-        return naive.classic(grid.distances[k], kind, radius(t))
+            return naive.paper_exponential(distances, t, shrink, r0)[k]
+        return naive.classic(distances[k], kind, radius(t))
 
     def rate(t, k):
         return lr0 * (lr1 / lr0) ** min(t / horizon, 1.0)

@@ -1,5 +1,6 @@
 """The VQ-VAE study at tiny scale: shapes, finite losses, logs, exact resume, report, CLI."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -12,14 +13,13 @@ from click.testing import CliRunner  # noqa: E402
 
 from somvq.cli import main  # noqa: E402
 from somvq.integrations.vqvae import VQVAE, TrainConfig, load_image_data, train  # noqa: E402
-from somvq.integrations.vqvae.compare import (  # noqa: E402
-    ALL_VARIANTS,
-    _shift_indices,
-    compare,
-    parse_variants,
-)
+from somvq.integrations.vqvae.compare import compare  # noqa: E402
+from somvq.integrations.vqvae.evaluation import shift_indices  # noqa: E402
+from somvq.integrations.vqvae.variants import ALL_VARIANTS, parse_variants  # noqa: E402
 from somvq.integrations.vqvae.data import batch_indices  # noqa: E402
 from somvq.integrations.vqvae.train import LOG_FIELDS  # noqa: E402
+
+from . import naive  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="digits", n_samples=300, validation_size=60, batch_size=16, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
@@ -35,10 +35,16 @@ def test_model_shapes(size, latent):
     torch.manual_seed(0)
     model = VQVAE(in_channels=3, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
     x = torch.randn(2, 3, size, size)
+    codebook = model.quantizer.codebook.clone()  # the step's z_q come from the codebook before its update
+    with torch.no_grad():
+        latents = model.encoder(x).permute(0, 2, 3, 1).reshape(-1, 4).double()
     reconstruction, indices, commitment = model(x)
     assert reconstruction.shape == x.shape
     assert indices.shape == (2, latent, latent) and indices.dtype == torch.int64
-    assert commitment.ndim == 0 and torch.isfinite(commitment)
+    # indices: each latent's nearest code; commitment: 0.25 * MSE(z_e, z_q)
+    np.testing.assert_array_equal(indices.reshape(-1).numpy(), naive.bmu(latents.numpy(), codebook.double().numpy()))
+    expected = 0.25 * ((latents - codebook.double()[indices.reshape(-1)]) ** 2).mean()
+    assert commitment.ndim == 0 and float(commitment.detach()) == pytest.approx(float(expected), rel=1e-5)
     assert model.decode_indices(indices).shape == x.shape
     with pytest.raises(ValueError, match="channels=7"):
         VQVAE(channels=7)
@@ -111,8 +117,8 @@ def test_resume_refuses_other_settings(tmp_path, digits_data):
 
 def test_index_shift_moves_along_the_last_axis_and_reflects():
     indices = torch.tensor([0, 1, 3, 4, 7])  # on a (2, 4) grid
-    assert _shift_indices(indices, (2, 4), 1).tolist() == [1, 2, 2, 5, 6]
-    assert _shift_indices(indices, (2, 4), 3).tolist() == [3, 2, 0, 7, 4]
+    assert shift_indices(indices, (2, 4), 1).tolist() == [1, 2, 2, 5, 6]
+    assert shift_indices(indices, (2, 4), 3).tolist() == [3, 2, 0, 7, 4]
 
 
 def test_variants():
@@ -133,8 +139,14 @@ def test_compare_writes_table_and_plots(tmp_path):
         path = tmp_path / "report" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 200_000
     assert set(out["table"]) == {"none-n1-all", "hard-n1-all"}
-    assert 0.0 <= out["table"]["hard-n1-all"]["topographic_error"] <= 1.0
-    assert len((tmp_path / "report" / "runs.csv").read_text().splitlines()) == 3
+    # one seed: the table's mean is the run's own value, in runs.csv and in report.md
+    run = out["runs"][("hard-n1-all", 0)]
+    assert out["table"]["hard-n1-all"]["topographic_error"] == run["topographic_error"]
+    with open(tmp_path / "report" / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["variant"], r["seed"]) for r in rows] == [("hard-n1-all", "0"), ("none-n1-all", "0")]
+    assert float(rows[0]["topographic_error"]) == run["topographic_error"]
+    assert f"| {run['topographic_error']:.3f} |" in report.split("| hard-n1-all | 1 |")[1].splitlines()[0]
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -184,3 +196,102 @@ def test_cli_vqvae_commands_are_documented():
             if hasattr(param, "opts") and param.param_type_name == "option":
                 assert param.help, (name, param.opts)
                 assert param.opts[-1] in docs, f"vqvae {name} {param.opts[-1]} is not documented"
+
+
+# ------------------------------------------------------------------ checkpoint safety (issue 11, section 4)
+class _CreatesAFile:
+    """Unpickling this calls ``open(path, "w")``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _plant(directory, marker, how="zip"):
+    """A checkpoint.pt whose unpickling would create ``marker``: torch's zip format, its
+    legacy format, or a bare pickle."""
+    import pickle
+
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"format": "somvq-vqvae-checkpoint/1", "config": {}, "step": 0, "payload": _CreatesAFile(marker)}
+    if how == "pickle":
+        (directory / "checkpoint.pt").write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, directory / "checkpoint.pt", _use_new_zipfile_serialization=how == "zip")
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("how", ["zip", "legacy", "pickle"])
+def test_planted_checkpoint_runs_no_code(tmp_path, digits_data, how):
+    from somvq.exceptions import CheckpointError
+
+    marker = tmp_path / "created-by-the-checkpoint"
+    _plant(tmp_path / "run", marker, how)
+    # (a protocol-4 bare pickle is refused at its first FRAME opcode, before any global)
+    with pytest.raises(CheckpointError, match="would run code" if how != "pickle" else "not a usable checkpoint"):
+        train(TrainConfig(**TINY, steps=2), tmp_path / "run", data=digits_data, progress=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_cli_planted_checkpoint_is_a_one_line_error(tmp_path, command):
+    marker = tmp_path / "created-by-the-checkpoint"
+    if command == "train":
+        _plant(tmp_path / "run", marker)
+        result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "-o", tmp_path / "run")
+    else:
+        _plant(tmp_path / "out" / "runs" / "none-n1-all" / "seed0", marker)
+        result = run("vqvae", "compare", *CLI_TINY, "--steps", "2", "--variants", "none-n1-all", "--seeds", "0",
+                     "-o", tmp_path / "out")
+    _one_line_error(result, "checkpoint.pt", "would run code")
+    assert not marker.exists()
+
+
+def _damage(kind, data):
+    if kind == "truncated":
+        return data[: len(data) // 2]
+    if kind == "garbage":
+        return bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8))
+    if kind == "pickle garbage":
+        return b"\x80\x04" + b"not a pickle at all" * 20
+    return b""
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "pickle garbage", "empty"])
+def test_cli_corrupted_checkpoint_is_a_one_line_error(tmp_path, kind):
+    directory = tmp_path / "run"
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "--neighbourhood", "none", "-q", "-o", directory)
+    assert result.exit_code == 0, result.output
+    path = directory / "checkpoint.pt"
+    path.write_bytes(_damage(kind, path.read_bytes()))
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--neighbourhood", "none", "-q", "-o", directory)
+    _one_line_error(result, "checkpoint.pt", "not a usable checkpoint")
+
+
+def test_checkpoint_with_missing_entries_is_refused(tmp_path, digits_data):
+    from somvq.exceptions import CheckpointError
+    from somvq.integrations.vqvae.train import load_checkpoint
+
+    config = TrainConfig(**TINY, steps=2)
+    train(config, tmp_path, data=digits_data, progress=False)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    for key, value in [("step", "3"), ("step", -1), ("model", None), ("records", {})]:
+        torch.save({**payload, key: value}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=repr(key) if key != "step" or value != -1 else "negative"):
+            load_checkpoint(tmp_path / "bad.pt")
+    # a state that does not fit the model: a clear error, not a RuntimeError
+    model = dict(payload["model"])
+    model["quantizer.codebook"] = model["quantizer.codebook"][:3]
+    torch.save({**payload, "model": model}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="cannot be restored"):
+        train(config, tmp_path, data=digits_data, progress=False)

@@ -84,6 +84,10 @@ class DaskEngine(Engine):
                 "algorithm='batch' or 'minibatch', or fit a KSOM on X.compute()."
             )
 
+    def memory_shape(self, data: DaskData) -> tuple[int, int]:
+        """The client holds no rows (the workers hold one chunk each): only the state counts."""
+        return 0, int(data.shape[1])
+
     def init_rows(self, data: DaskData):
         """KSOM's init, with the data statistics it needs computed by dask."""
         init = self.estimator.init

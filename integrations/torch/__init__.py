@@ -5,10 +5,10 @@
 >>> quantized, indices, loss = vq(z)                               # doctest: +SKIP
 
 ``KohonenVectorQuantize``
-    the paper's KSOM-EMA codebook (ALGORITHMS.md sections 6-7); ``neighbourhood="none"``
+    the paper's KSOM-EMA codebook (docs/algorithms.md §7, docs/torch.md); ``neighbourhood="none"``
     is exactly EMA-VQ.
 ``GradientKohonenVectorQuantize``
-    the gradient-trained variant (GD-SOM, ALGORITHMS.md section 7).
+    the gradient-trained variant (GD-SOM, docs/torch.md).
 
 See docs/torch.md for swapping an EMA-VQ layer, distributed training and the benchmark.
 """

@@ -5,6 +5,12 @@
 validates the arguments, owns the map (grid + neighbourhood) and the step counter, turns
 ``(..., dim)`` or ``(B, dim, *spatial)`` inputs into rows, finds each row's best-matching
 unit and records perplexity and the number of used codes.
+
+Non-finite inputs never reach the codebook: a row holding NaN or +-inf is searched with
+those entries read as 0, is left out of every statistic (hit counts, sums, usage) and of
+the loss, is output as its code, and is counted in the ``n_nonfinite_rows`` buffer, all
+with tensor operations (no host synchronisation). ``load_state_dict`` refuses a state
+whose buffers are not finite, whose step is negative, or that was trained on another map.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from somvq.grids import Grid
+from somvq.grids import TOPOLOGIES, Grid
 
 from .geometry import KohonenMap, NeighbourhoodFunction, _check_int, _check_real, resolve_grid
 
@@ -71,6 +77,12 @@ class GridQuantizer(nn.Module):
         #: Perplexity and number of distinct codes of the last forward's batch.
         self.register_buffer("perplexity", torch.zeros(()), persistent=False)
         self.register_buffer("used_codes", torch.zeros((), dtype=torch.int64), persistent=False)
+        #: Rows holding NaN or +-inf seen by forward since construction (this process's
+        #: rows, training and eval); they are left out of every statistic.
+        self.register_buffer("n_nonfinite_rows", torch.zeros((), dtype=torch.int64), persistent=False)
+        #: The map in the state_dict, so that a state trained on another grid with the
+        #: same number of codes is refused: [ndim, *shape, topology, *periodic].
+        self.register_buffer("grid_spec", _grid_spec(self.map.grid))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -155,12 +167,98 @@ class GridQuantizer(nn.Module):
         scores = torch.addmm(squared_norms, rows, codebook.t(), beta=1.0, alpha=-2.0)
         return scores.argmin(1)
 
-    def _hit_counts_into(self, counts: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """c = E^T 1 accumulated into ``counts`` (no bincount: its size would sync a GPU)."""
-        return counts.index_add_(0, indices, torch.ones_like(indices, dtype=counts.dtype))
+    def _finite_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(finite, search_rows)``: the mask of all-finite rows, and the rows with every
+        non-finite entry read as 0 for the BMU search (the same values where finite).
 
-    def _record_usage(self, counts: torch.Tensor, n_rows: int) -> None:
-        """Perplexity exp(-sum p log(p + 1e-10)) and used codes of this batch."""
+        Counts the non-finite rows into ``n_nonfinite_rows``; tensor operations only, so
+        nothing waits for the device.
+        """
+        # x * 0 is 0 for every finite x and NaN for NaN and +-inf, so a row sums to 0
+        # exactly when it is finite: two cheap passes, where isfinite(rows).all(1) builds
+        # a B' x D boolean tensor first (several times slower on CPU).
+        finite = (rows * 0.0).sum(1) == 0
+        self.n_nonfinite_rows.add_(finite.numel() - finite.sum())
+        return finite, rows.nan_to_num(0.0, 0.0, 0.0)
+
+    def _hit_counts_into(
+        self, counts: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """c = E^T w accumulated into ``counts`` (w: 1, or the finite-row mask ``weights``).
+
+        No bincount: its size would sync a GPU.
+        """
+        if weights is None:
+            weights = torch.ones_like(indices, dtype=counts.dtype)
+        return counts.index_add_(0, indices, weights.to(counts.dtype))
+
+    def _record_usage(self, counts: torch.Tensor, n_rows: int | torch.Tensor) -> None:
+        """Perplexity exp(-sum p log(p + 1e-10)) and used codes of this batch.
+
+        ``n_rows`` may be a tensor (the number of finite rows; at least 1 is used).
+        """
+        if isinstance(n_rows, torch.Tensor):
+            n_rows = n_rows.clamp_min(1)
         probabilities = counts / n_rows
         self.perplexity = torch.exp(-(probabilities * torch.log(probabilities + 1e-10)).sum())
         self.used_codes = (counts > 0).sum()
+
+    # ------------------------------------------------------------------ loading a state
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        """Refuse an unsound state before copying any of it into this module.
+
+        The problems go to ``error_msgs``, so ``load_state_dict`` raises its usual
+        RuntimeError naming them, and this module's tensors are left untouched. A state
+        without ``grid_spec`` (written before it existed) is accepted as it is.
+        """
+        problems = self._state_problems(state_dict, prefix)
+        if problems:
+            error_msgs.extend(problems)
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        key = prefix + "grid_spec"
+        if key not in state_dict and key in missing_keys:
+            missing_keys.remove(key)
+
+    def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
+        problems = []
+        spec = state_dict.get(prefix + "grid_spec")
+        if isinstance(spec, torch.Tensor) and not torch.equal(spec.detach().cpu().to(torch.int64), self.grid_spec.cpu()):
+            problems.append(
+                f"{prefix}grid_spec: the state was trained on the map {_describe_spec(spec)}, "
+                f"this module has {_describe_spec(self.grid_spec)} (same number of codes, "
+                "other grid: its codes would sit at the wrong places)."
+            )
+        for name, value in self.state_dict(keep_vars=True).items():
+            given = state_dict.get(prefix + name)
+            if not isinstance(given, torch.Tensor):
+                continue
+            if given.is_floating_point() and not bool(torch.isfinite(given).all()):
+                problems.append(f"{prefix}{name} holds NaN or infinite values; refusing a corrupted state.")
+            elif name == "step":
+                if given.numel() != 1 or given.is_floating_point() or given.is_complex() or given.dtype == torch.bool:
+                    problems.append(f"{prefix}step must be one integer, got {given.dtype} of shape {tuple(given.shape)}.")
+                elif int(given.reshape(())) < 0:
+                    problems.append(f"{prefix}step={int(given.reshape(()))} is negative; it counts the training updates.")
+            if name == "ema_count" and given.is_floating_point() and bool((given < 0).any()):
+                problems.append(f"{prefix}ema_count holds negative counts (min {float(given.min())}).")
+        return problems
+
+
+def _grid_spec(grid: Grid) -> torch.Tensor:
+    """``[ndim, *shape, topology index, *periodic]`` of ``grid`` as an int64 tensor."""
+    values = [grid.ndim, *grid.shape, TOPOLOGIES.index(grid.topology), *(int(p) for p in grid.periodic)]
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def _describe_spec(spec: torch.Tensor) -> str:
+    """``Grid(...)``-like text of a stored grid_spec (or the raw values if malformed)."""
+    values = [int(v) for v in spec.detach().cpu().reshape(-1).tolist()]
+    ndim = values[0] if values else -1
+    if ndim < 1 or len(values) != 2 + 2 * ndim or not 0 <= values[1 + ndim] < len(TOPOLOGIES):
+        return f"grid_spec={values}"
+    shape = tuple(values[1 : 1 + ndim])
+    periodic = tuple(bool(p) for p in values[2 + ndim :])
+    return f"grid {shape} {TOPOLOGIES[values[1 + ndim]]}, periodic={periodic}"

@@ -1,6 +1,6 @@
 """torch.distributed for the KSOM-EMA quantizer: one all-reduce per step, one broadcast.
 
-ALGORITHMS.md section 6: because H_t is linear, summing the *un-smoothed* hit counts c (K)
+docs/algorithms.md §7: because H_t is linear, summing the *un-smoothed* hit counts c (K)
 and sums S (K x D) over all processes before the EMA equals single-process training on the
 concatenated batch. The quantizer keeps c and S in one flat buffer ``[counts | sums]`` so
 a step costs exactly one all-reduce of K (1 + D) numbers; smoothing happens afterwards.

@@ -1,6 +1,6 @@
 """GradientKohonenVectorQuantize: the gradient-trained SOM codebook (GD-SOM).
 
-ALGORITHMS.md section 7, from the reference implementation: the codebook is an
+docs/torch.md (GD-SOM), from the reference implementation: the codebook is an
 ``nn.Parameter`` trained by the optimiser with
 
     MSE(sg(z_e), z_q) + alpha MSE(z_e, sg(z_q))
@@ -70,7 +70,10 @@ class GradientKohonenVectorQuantize(GridQuantizer):
     The codebook is the parameter ``codebook`` (put it in the optimiser); t (``step``)
     advances once per training forward and sets the neighbourhood's shrinking.
     ``forward`` returns ``(quantized, indices, loss)`` with the whole quantizer loss
-    (codebook + commitment + neighbourhood terms).
+    (codebook + commitment + neighbourhood terms). Rows holding NaN or +-inf are handled
+    as by :class:`KohonenVectorQuantize` (counted in ``n_nonfinite_rows``, left out of the
+    loss and the hit counts, output as their code), so no gradient carries them into the
+    codebook.
     """
 
     def __init__(
@@ -117,12 +120,15 @@ class GradientKohonenVectorQuantize(GridQuantizer):
             rows = z_last.reshape(-1, self.dim).to(dtype)
             codebook = self.codebook.to(dtype)
             with torch.no_grad():
-                indices = self._best_matching_units(rows.detach(), codebook.detach())
-                counts = self._hit_counts_into(rows.new_zeros(self.codebook_size), indices)
-                self._record_usage(counts, rows.shape[0])
+                finite, search_rows = self._finite_rows(rows.detach())
+                indices = self._best_matching_units(search_rows, codebook.detach())
+                counts = self._hit_counts_into(rows.new_zeros(self.codebook_size), indices, finite)
+                self._record_usage(counts, finite.sum())
             codes = F.embedding(indices, codebook)
-            loss = F.mse_loss(codes, rows.detach()) + self.commitment_weight * F.mse_loss(
-                rows, codes.detach()
+            # A non-finite row stands for its code: no loss, no gradient, output z_q.
+            kept = torch.where(finite[:, None], rows, codes.detach())
+            loss = F.mse_loss(codes, kept.detach()) + self.commitment_weight * F.mse_loss(
+                kept, codes.detach()
             )
             if not self.map.is_identity and self.kohonen_weight > 0:
                 with torch.no_grad():
@@ -130,7 +136,7 @@ class GradientKohonenVectorQuantize(GridQuantizer):
                 loss = loss + self.kohonen_weight * kohonen_loss(
                     codebook, counts, neighbourhood, rows.shape[0]
                 )
-            quantized_rows = rows + (codes - rows).detach()
+            quantized_rows = kept + (codes - kept).detach()
         if self.training:
             with torch.no_grad():
                 self.step.add_(1)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from somvq._validation import check_ema_settings
 from somvq.grids import Grid
 from somvq.neighbourhoods import NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
 from somvq.parameters import default_radius
@@ -187,6 +188,21 @@ def _check_real(name: str, value: Any, *, low: float, high: float | None = None,
         lower = f"> {low}" if strict else f">= {low}"
         upper = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
         raise ValueError(f"{name}={value!r} must be a real number {lower}{upper}.")
+
+
+def check_ema_arguments(decay: Any, eps: Any, init_count: Any, update: Any, updates: Sequence[str]) -> None:
+    """Validate a KSOM-EMA quantizer's decay, eps, init_count and update together.
+
+    Each value is range-checked, then the combination: settings that divide by zero
+    (``eps=0`` with ``init_count=0`` or ``decay=0`` under ``update="all"``) are rejected,
+    with the same rule and message as :class:`somvq.KSOM`.
+    """
+    _check_real("decay", decay, low=0.0, high=1.0, high_open=True)
+    _check_real("eps", eps, low=0.0)
+    _check_real("init_count", init_count, low=0.0)
+    if update not in updates:
+        raise ValueError(f"update={update!r} is not one of {tuple(updates)}.")
+    check_ema_settings(decay=float(decay), eps=float(eps), init_count=float(init_count), update=update)
 
 
 def _check_int(name: str, value: Any, *, low: int) -> None:

@@ -1,7 +1,7 @@
 """KohonenVectorQuantize: the paper's KSOM-EMA codebook as a drop-in VQ-VAE layer.
 
-The update is ALGORITHMS.md section 6, (E1)-(E4), run under ``torch.no_grad`` in training
-mode only; section 7 gives the forward contract (straight-through output, commitment loss,
+The update is docs/algorithms.md §7, (E1)-(E4), run under ``torch.no_grad`` in training
+mode only; docs/torch.md gives the forward contract (straight-through output, commitment loss,
 no codebook loss, z_q from the codebook *before* this step's update). With
 ``neighbourhood="none"`` it is exactly EMA-VQ.
 
@@ -22,7 +22,7 @@ from somvq.grids import Grid
 
 from . import distributed
 from .base import GridQuantizer
-from .geometry import NeighbourhoodFunction, _check_real
+from .geometry import NeighbourhoodFunction, check_ema_arguments
 
 __all__ = ["KohonenVectorQuantize"]
 
@@ -85,8 +85,21 @@ class KohonenVectorQuantize(GridQuantizer):
     --------------------
     codebook : (K, D)  ema_count : (K,)  ema_sum : (K, D)  step : () int64
         The state; all in the state_dict. ``step`` is t.
+    grid_spec : (2 + 2 ndim,) int64
+        The map ``[ndim, *shape, topology, *periodic]``, in the state_dict so that
+        ``load_state_dict`` refuses a state trained on another grid of the same size.
     perplexity, used_codes : () tensors
-        Of the last forward's batch (this process's rows).
+        Of the last forward's batch (this process's finite rows).
+    n_nonfinite_rows : () int64
+        Rows holding NaN or +-inf seen by ``forward`` since construction (not in the
+        state_dict). Such a row is searched with its non-finite entries read as 0, its
+        output is that code (z_q, no gradient), and it is left out of the loss and of
+        every statistic, so it never reaches the codebook. Nothing synchronises with the
+        device: read the counter when convenient (``int(vq.n_nonfinite_rows)``).
+
+    ``load_state_dict`` refuses (RuntimeError naming the entry, nothing copied into this
+    module) non-finite codebook or EMA buffers, negative EMA counts, a negative step and a
+    state whose ``grid_spec`` differs from this module's map.
 
     Examples
     --------
@@ -134,11 +147,7 @@ class KohonenVectorQuantize(GridQuantizer):
             commitment_weight=commitment_weight,
             channels_first=channels_first,
         )
-        _check_real("decay", decay, low=0.0, high=1.0, high_open=True)
-        _check_real("eps", eps, low=0.0)
-        _check_real("init_count", init_count, low=0.0)
-        if update not in UPDATES:
-            raise ValueError(f"update={update!r} is not one of {UPDATES}.")
+        check_ema_arguments(decay, eps, init_count, update, UPDATES)
         self.decay = float(decay)
         self.eps = float(eps)
         self.init_count = float(init_count)
@@ -179,30 +188,38 @@ class KohonenVectorQuantize(GridQuantizer):
             rows = z_last.reshape(-1, self.dim).to(dtype)
             codebook = self.codebook.to(dtype)
             with torch.no_grad():
-                indices = self._best_matching_units(rows.detach(), codebook)
+                finite, search_rows = self._finite_rows(rows.detach())
+                indices = self._best_matching_units(search_rows, codebook)
                 # z_q is gathered now: the in-place update below does not change it.
                 codes = F.embedding(indices, codebook)
                 if self.training:
-                    self._training_step(rows.detach(), indices)
+                    self._training_step(search_rows, indices, finite)
                 else:
                     counts = rows.new_zeros(self.codebook_size)
-                    self._record_usage(self._hit_counts_into(counts, indices), rows.shape[0])
-            loss = self.commitment_weight * F.mse_loss(rows, codes)
-            quantized_rows = rows + (codes - rows).detach()
+                    self._record_usage(self._hit_counts_into(counts, indices, finite), finite.sum())
+            # A non-finite row stands for its code: no loss, no gradient, output z_q.
+            kept = torch.where(finite[:, None], rows, codes)
+            loss = self.commitment_weight * F.mse_loss(kept, codes)
+            quantized_rows = kept + (codes - kept).detach()
         quantized = self._restore_layout(quantized_rows.to(z.dtype), z_last.shape)
         return quantized, self._index_layout(indices, z_last.shape), loss
 
     # ------------------------------------------------------------------ the update
-    def _training_step(self, rows: torch.Tensor, indices: torch.Tensor) -> None:
-        """(E1)-(E4) of ALGORITHMS.md section 6 for one batch, in place; t <- t + 1."""
+    def _training_step(self, rows: torch.Tensor, indices: torch.Tensor, finite: torch.Tensor) -> None:
+        """(E1)-(E4) of docs/algorithms.md §7 for one batch, in place; t <- t + 1.
+
+        ``rows`` are the search rows (non-finite entries read as 0); rows that were not all
+        finite (``finite`` False) weigh 0 in the counts and sums.
+        """
         n_units, dim = self.codebook_size, self.dim
         # One flat [counts | sums] buffer: one all-reduce per step when distributed.
         statistics = rows.new_zeros(n_units * (1 + dim))
         counts = statistics[:n_units]
         sums = statistics[n_units:].view(n_units, dim)
-        self._hit_counts_into(counts, indices)
-        sums.index_add_(0, indices, rows)
-        self._record_usage(counts, rows.shape[0])  # this process's rows, before the reduce
+        weights = finite.to(rows.dtype)
+        self._hit_counts_into(counts, indices, weights)
+        sums.index_add_(0, indices, rows * weights[:, None])  # exact: x * 1 == x
+        self._record_usage(counts, finite.sum())  # this process's rows, before the reduce
         if self.sync_statistics and distributed.is_distributed():
             distributed.all_reduce_statistics(statistics)
         smoothed_counts, smoothed_sums = self._smooth(counts, sums)

@@ -1,4 +1,4 @@
-"""The VQ-VAE study: KSOM and EMA-VQ codebooks in a small VQ-VAE (ALGORITHMS.md sections 7, 9).
+"""The VQ-VAE study: KSOM and EMA-VQ codebooks in a small VQ-VAE (docs/vqvae-study.md).
 
 >>> from somvq.integrations.vqvae import TrainConfig, train          # doctest: +SKIP
 >>> result = train(TrainConfig(dataset="digits", steps=200, channels=16,
@@ -7,7 +7,9 @@
 ``model``    the paper's VQ-VAE (encoder, KohonenVectorQuantize, decoder), sized by options;
 ``data``     Fashion-MNIST, scikit-learn digits and photo tiles with a validation split;
 ``train``    one run: AdamW, clipping, validation, CSV/JSON logs, checkpoint and resume;
-``compare``  the study: quantiser variants x seeds, a Markdown report with plots.
+``compare``  the study: quantiser variants x seeds, a Markdown report with plots, built from
+             ``variants`` (the names), ``runs`` (training and reading back each run),
+             ``evaluation`` (measures of one run), ``report`` (table, CSV) and ``figures``.
 
 The command line is ``somvq vqvae train`` and ``somvq vqvae compare``; the reduced-scale
 study is docs/vqvae-study.md.

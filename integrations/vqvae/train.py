@@ -11,8 +11,11 @@ One run writes into its output directory:
     validation split, quantiser in eval mode), ``val_perplexity`` and ``val_used_codes``;
 ``checkpoint.pt``
     model (with the quantiser's buffers: codebook, EMA counts and sums, step t),
-    optimiser, training step, RNG states and the log so far, written atomically every
-    ``checkpoint_interval`` steps and at the end. Rerunning with the same directory resumes
+    optimiser, training step, RNG states (tensors and plain numbers) and the log so far,
+    written atomically every ``checkpoint_interval`` steps and at the end. It holds plain
+    data only and is read with ``torch.load(weights_only=True)``: a planted file that
+    would run code when unpickled is refused (:class:`somvq.exceptions.CheckpointError`),
+    never executed. Rerunning with the same directory resumes
     from it; the batches are a pure function of (seed, step) and every state is restored,
     so a resumed run is bit-identical to an uninterrupted one on the same device and
     thread count.
@@ -25,8 +28,10 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -169,6 +174,14 @@ def validate(model: VQVAE, images: torch.Tensor, device: torch.device, batch_siz
 
 
 # ------------------------------------------------------------------ checkpoints and logs
+_CHECKPOINT_FORMAT = "somvq-vqvae-checkpoint/1"
+# Key -> type of a checkpoint's top-level entries (all plain data: weights_only loads them).
+_CHECKPOINT_ENTRIES = {
+    "config": dict, "step": int, "seconds": (int, float), "model": dict, "optimiser": dict,
+    "rng": dict, "records": list,
+}
+
+
 def _rng_states() -> dict[str, Any]:
     kind, keys, position, has_gauss, gauss = np.random.get_state()
     states = {
@@ -182,17 +195,18 @@ def _rng_states() -> dict[str, Any]:
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
+    # .cpu(): a checkpoint loaded with map_location="cuda" has its RNG tensors there too.
+    torch.set_rng_state(states["torch"].cpu())
     kind, keys, position, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), position, has_gauss, gauss))
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
 
 
 def _save_checkpoint(path: Path, model, optimiser, step: int, seconds: float, records, config: TrainConfig) -> None:
     payload = {
-        "format": "somvq-vqvae-checkpoint/1",
+        "format": _CHECKPOINT_FORMAT,
         "config": config.to_dict(),
         "step": step,
         "seconds": seconds,
@@ -207,11 +221,56 @@ def _save_checkpoint(path: Path, model, optimiser, step: int, seconds: float, re
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """The content of a ``checkpoint.pt`` (tensors, numbers and the log; no code is run)."""
-    payload = torch.load(path, map_location=map_location, weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != "somvq-vqvae-checkpoint/1":
-        raise ValueError(f"{str(path)!r} is not a somvq VQ-VAE checkpoint.")
+    """The content of a ``checkpoint.pt``: tensors, numbers, strings and the log.
+
+    The file is read with ``torch.load(weights_only=True)``, which unpickles only tensors
+    and plain containers: a planted file whose pickle would run code (``__reduce__`` of an
+    arbitrary callable) is refused, and nothing in it is executed.
+
+    Raises
+    ------
+    somvq.exceptions.CheckpointError
+        The file is truncated, not a torch file, holds anything but plain data, or is not
+        a somvq VQ-VAE checkpoint (a one-line message naming the file).
+    """
+    from somvq.exceptions import CheckpointError
+
+    name = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note about the pickle protocol of garbage
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise CheckpointError(f"cannot read the checkpoint {name!r}: {exc.strerror or exc}.") from None
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, KeyError... of a damaged file
+        text = str(exc)
+        if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in text.upper():
+            # weights_only refused a global: unpickling it would import and call code.
+            reason = "it holds objects other than tensors and plain data (loading it would run code), so it was not loaded"
+        else:
+            reason = f"it is corrupted or truncated ({_first_line(exc)})"
+        raise CheckpointError(f"{name!r} is not a usable checkpoint: {reason}; remove it to start afresh.") from None
+    if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{name!r} is not a somvq VQ-VAE checkpoint.")
+    for key, kind in _CHECKPOINT_ENTRIES.items():
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            raise CheckpointError(f"{name!r} is corrupted: its {key!r} entry is missing or of the wrong type.")
+    if payload["step"] < 0:
+        raise CheckpointError(f"{name!r} is corrupted: step={payload['step']} is negative.")
     return payload
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one short line (torch's messages span many)."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+    # torch's weights_only errors put the actual reason after a long preamble.
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("Please file an issue") or line.endswith("WeightsUnpickler error:"):
+            lines = lines[i + 1 :]
+            break
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def write_logs(directory: Path, records: list[dict[str, Any]]) -> None:
@@ -288,9 +347,17 @@ def train(
                     f"{str(checkpoint_path)!r} was trained with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
                     "use another output directory or remove the checkpoint."
                 )
-            model.load_state_dict(payload["model"])
-            optimiser.load_state_dict(payload["optimiser"])
-            _set_rng_states(payload["rng"])
+            try:
+                model.load_state_dict(payload["model"])
+                optimiser.load_state_dict(payload["optimiser"])
+                _set_rng_states(payload["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                from somvq.exceptions import CheckpointError
+
+                raise CheckpointError(
+                    f"{str(checkpoint_path)!r} is corrupted: its state cannot be restored ({_first_line(exc)}); "
+                    "remove it to start afresh."
+                ) from None
             start_step, seconds_before = int(payload["step"]), float(payload["seconds"])
             records = list(payload["records"])[:start_step]
         (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2))

@@ -8,14 +8,13 @@ change the winner). Rows are processed in fixed blocks of ``chunk_rows`` so a bl
 Per block: one BLAS product of the block, gathered into a per-thread ``rows x (D + 1)``
 buffer whose last column is 1, with the augmented codebook ``[-2 W | ||w||^2]`` (built once
 per call; scaling by -2 is exact), which gives ``||w||^2 - 2 x.w`` without a separate add
-pass over the ``rows x K`` products (round 3: -31 us of a ~190 us 512-row block at D = 32,
-K = 512); then NumPy's SIMD argmin (lowest index on ties), and one compiled pass
-(:func:`finish_block`) for the squared distances to the winners. The augmented product
+pass over the ``rows x K`` products; then NumPy's SIMD argmin (lowest index on ties), and
+one compiled pass (:func:`finish_block`) for the squared distances to the winners. The augmented product
 may differ from "GEMM, then add" in the last bit of ~1% of the products, so a winner can
-change only between units whose distances are equal to float rounding. With more than one BLAS thread and more than one block, blocks run on a small
-thread pool with single-threaded BLAS inside, so the argmin and the distance pass run in
-parallel too (profile: the GEMM alone in 1024-row blocks is ~0.45x one big product, the
-add + argmin ~0.25x; with the pool an epoch costs ~0.5-0.65x the big product).
+change only between units whose distances are equal to float rounding. With more than
+one BLAS thread and more than one block, blocks run on a small thread pool with
+single-threaded BLAS inside, so the argmin and the distance pass run in parallel too.
+The profiles behind these choices are in docs/performance.md.
 
 Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
 row order, into caller-allocated float64 buffers: the result is the same bits for any
@@ -39,7 +38,7 @@ from .config import CACHE, CHUNK_ROWS, FASTMATH
 
 #: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
 #: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
-#: cached overloads loaded at first use small (each costs ~30-130 ms to load).
+#: cached overloads loaded at first use small (each costs a cache load: docs/performance.md).
 _BLOCKS = [array(dtype, 2, "C", readonly=True) for dtype in FLOATS]
 
 _ACC_SIGNATURES = [
@@ -164,9 +163,9 @@ def _augmented_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
 def augmented_codebook(codebook, codebook_sq_norms) -> np.ndarray:
     """``[-2 W | ||w||^2]^T``: a (D + 1) x K transposed view of a C-contiguous K x (D + 1) array.
 
-    Built row-major (a strided transposed copy costs ~2.5x more: 10 against 4 us at
-    K = 512, D = 32, once per mini-batch step); the GEMM takes the transposed operand at the
-    same speed and with the same bits. Scaling by -2 is exact.
+    Built row-major (cheaper than a strided transposed copy, see docs/performance.md);
+    the GEMM takes the transposed operand at the same speed and with the same bits.
+    Scaling by -2 is exact.
     """
     n_units, n_features = codebook.shape
     aug = np.empty((n_units, n_features + 1), dtype=codebook.dtype)
@@ -199,7 +198,7 @@ def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
     Depends on ``n`` and ``chunk_rows`` only (never on the threads: determinism). With
     ``ceil(n / chunk_rows)`` blocks rounded up to an even count, two threads get the same
     work: digits (1797 rows) is 4 blocks of 450 instead of 512, 512, 512, 261, where one
-    thread searched 1024 rows and the other 773 (profile: 0.79 -> 0.65 ms a pass).
+    thread searched 1024 rows and the other 773.
     """
     chunk_rows = max(int(chunk_rows), 1)
     n_blocks = -(-n // chunk_rows)
@@ -242,9 +241,8 @@ def best_matching_units(
     n_threads = min(int(n_threads), len(starts), _CPU_COUNT)
     # BLAS runs single-threaded on every block, whatever the path: the blocks' products
     # are then the same bits on any thread count, and a small multi-threaded GEMM on a
-    # busy machine waits a scheduler slice for its second thread (profile: a 1024-row
-    # block took 15 ms instead of 0.4 ms under load). Inside single_threaded_blas() the
-    # limit is already held.
+    # busy machine waits a scheduler slice for its second thread (docs/performance.md).
+    # Inside single_threaded_blas() the limit is already held.
     limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
         if n_threads <= 1:

@@ -1,10 +1,10 @@
 """Mini-batch KSOM step on the CPU: smoothing of the batch statistics and the EMA update.
 
 One mini-batch step is a BMU search (:mod:`cpu_bmu`) followed by ``n = H c``, ``s = H S``
-and the paper's EMA update (E1)-(E4). For a 1024-row batch the search costs ~0.1-0.2 ms,
-so the rest must cost little: these kernels write into buffers the caller owns for the
-whole pass (no K x D temporaries per step) and update the EMA state and the codebook in
-place.
+and the paper's EMA update (E1)-(E4). The search of a mini-batch is short (figures in
+docs/performance.md), so the rest must cost little: these kernels write into buffers the
+caller owns for the whole pass (no K x D temporaries per step) and update the EMA state
+and the codebook in place.
 
 * :func:`smooth_separable_2d` - ``H = scale (F0 kron F1) + (1 - scale) I`` on a 1-D or 2-D
   rectangular grid (units in C order), skipping zero factor entries: O(K D (n0 + n1)) for a

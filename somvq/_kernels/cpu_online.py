@@ -122,7 +122,8 @@ def online_pass_grid(
     sample instead of K (equal up to rounding). ``MODE_BOX``: kernels with finite support
     ("hard": d < 1.5; "bubble", "cut_gaussian": d <= r; "triangle": d < r) are zero outside
     the box of half-width ``floor(support)`` around the winner, so only units in the box are
-    visited, with exactly the weights of :func:`online_pass` (same bits). ``MODE_DENSE``:
+    visited, with exactly the weights of :func:`online_pass` (same bits; the distances come
+    from the index offsets, ``grid_distances`` is not read). ``MODE_DENSE``:
     every unit, as :func:`online_pass`.
     """
     n_units, n_features = codebook.shape
@@ -197,9 +198,19 @@ def online_pass_grid(
                 lo1, hi1 = max(lo1, 0), min(hi1, n1 - 1)
             for aa in range(lo0, hi0 + 1):
                 a = aa % n0
+                da = abs(a - a_win)
+                if periodic[0] != 0 and n0 - da < da:
+                    da = n0 - da
                 for bb in range(lo1, hi1 + 1):
-                    k = a * n1 + bb % n1
-                    h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
+                    b = bb % n1
+                    k = a * n1 + b
+                    db = abs(b - b_win)
+                    if periodic[1] != 0 and n1 - db < db:
+                        db = n1 - db
+                    # The grid distance from the index offsets: the same bits as
+                    # Grid.distances (exact integers, one correctly rounded sqrt), so no
+                    # K x K matrix is needed (grid_distances is not read in this mode).
+                    h = kernel_value(nb_code, math.sqrt(float(da * da + db * db)), radius, hard_weight)
                     if h != 0.0:
                         step_size = rate * h
                         for j in range(n_features):

@@ -59,6 +59,10 @@ class Engine:
     def n_samples(self, data: Any) -> int:
         return int(data.shape[0])
 
+    def memory_shape(self, data: Any) -> tuple[int, int]:
+        """``(rows, features)`` of the data a fit holds in this process (the memory estimate)."""
+        return tuple(data.shape)
+
     def init_rows(self, data: Any) -> Any:
         """What :func:`somvq.initialisation.initial_codebook` reads as X (default: the data)."""
         return data

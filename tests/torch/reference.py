@@ -1,4 +1,4 @@
-"""A slow, literal NumPy transcription of ALGORITHMS.md sections 2, 3, 6 and 7 (float64).
+"""A slow, literal NumPy transcription of docs/algorithms.md §2, §3 and §7 and of GD-SOM (docs/torch.md), float64.
 
 Nothing here imports somvq: the grid (the reference code's numbering and automatic shape),
 the kernels and the KSOM-EMA step are written again from the text, with a dense one-hot E
@@ -37,7 +37,7 @@ def reference_grid_distances(n_units, grid_dim):
 
 
 def neighbourhood_matrix(distances, kind, t, shrink=0.1, radius=None):
-    """H_t from section 3 (t = updates already applied)."""
+    """H_t from docs/algorithms.md §3 (t = updates already applied)."""
     K = distances.shape[0]
     if kind == "none":
         return np.eye(K)

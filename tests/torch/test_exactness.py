@@ -1,4 +1,4 @@
-"""The KSOM-EMA update against a literal float64 transcription of ALGORITHMS.md section 6."""
+"""The KSOM-EMA update against a literal float64 transcription of docs/algorithms.md §7."""
 
 import numpy as np
 import pytest

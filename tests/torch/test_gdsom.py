@@ -1,4 +1,4 @@
-"""GD-SOM (ALGORITHMS.md section 7) against the literal B' x K formula of the reference."""
+"""GD-SOM (docs/torch.md) against the literal B' x K formula of the reference."""
 
 import numpy as np
 import pytest

@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch")
 from somvq import KSOM, Grid  # noqa: E402
 from somvq.integrations.torch import KohonenVectorQuantize  # noqa: E402
 
+from .. import naive  # noqa: E402
+
 KINDS = ["none", "hard", "exponential", "gaussian"]
 
 
@@ -66,9 +68,10 @@ def test_to_estimator_continues_the_same_training(kind):
         vq(torch.from_numpy(X))
     np.testing.assert_allclose(som.codebook_, vq.codebook.numpy(), rtol=1e-9, atol=1e-12)
     assert som.n_steps_ == int(vq.step) == 6
-    # The core's metrics work on the converted map.
+    # The core's metrics work on the converted map, on its grid.
     assert som.umatrix().shape == (3, 4)
-    assert 0.0 <= som.topographic_error(X) <= 1.0
+    expected = naive.topographic_error(X, som.codebook_, naive.grid_distances((3, 4)))
+    assert som.topographic_error(X) == pytest.approx(expected, abs=1e-12)
 
 
 def test_to_estimator_from_float32_module_and_grid_options():
@@ -113,7 +116,7 @@ def test_state_dict_round_trip():
     for _ in range(3):
         a(torch.randn(64, 4))
     state = a.state_dict()
-    assert set(state) == {"codebook", "ema_sum", "ema_count", "step"}
+    assert set(state) == {"codebook", "ema_sum", "ema_count", "step", "grid_spec"}  # grid_spec: the map (issue 11)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
@@ -152,11 +155,19 @@ def test_autocast_bf16_matches_float32_on_the_same_values():
 
 
 def test_half_module_keeps_float32_statistics():
+    torch.manual_seed(0)
     vq = KohonenVectorQuantize(dim=4, codebook_size=16).half()
     assert vq.grid_distances.dtype == torch.float32
-    q, _, loss = vq(torch.randn(30, 4, dtype=torch.float16))
+    # the same state in float32: the half module's step is this step, rounded to float16
+    ref = KohonenVectorQuantize(dim=4, codebook_size=16)
+    ref.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in vq.state_dict().items()})
+    z = torch.randn(30, 4, dtype=torch.float16)
+    q, indices, loss = vq(z)
+    q_ref, indices_ref, loss_ref = ref(z.float())
     assert q.dtype == torch.float16 and loss.dtype == torch.float32
-    assert torch.isfinite(vq.codebook).all()
+    assert torch.equal(indices, indices_ref)
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(vq.codebook.float(), ref.codebook, rtol=2**-10, atol=2**-14)
 
 
 def test_dtype_moves_keep_exact_grid_distances():

@@ -1,0 +1,124 @@
+"""The study's runs: one training per (variant, seed), where it lives, and reading it back.
+
+Run ``(variant, seed)`` lives in ``output_dir/runs/<variant>/seed<k>/`` (checkpoint and
+logs written by :func:`~.train.train`). :func:`train_runs` trains every run not yet
+finished (resuming interrupted ones), in this process or in worker processes;
+:func:`load_run` rebuilds a finished run's configuration and model from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .model import VQVAE
+from .train import TrainConfig, build_model, load_checkpoint, train
+from .variants import Variant
+
+__all__ = ["run_config", "run_directory", "config_from_dict", "train_runs", "load_run"]
+
+
+def run_config(base: TrainConfig, variant: Variant, seed: int) -> TrainConfig:
+    """``base`` with the variant's neighbourhood, initial count and update, and ``seed``."""
+    return dataclasses.replace(
+        base, neighbourhood=variant.neighbourhood, init_count=float(variant.init_count), update=variant.update, seed=seed
+    )
+
+
+def run_directory(output_dir: Path, variant: Variant, seed: int) -> Path:
+    """Where run ``(variant, seed)`` keeps its checkpoint and logs."""
+    return Path(output_dir) / "runs" / variant.name / f"seed{seed}"
+
+
+def config_from_dict(config_dict: dict[str, Any]) -> TrainConfig:
+    """The inverse of :meth:`TrainConfig.to_dict` (the grid back to a tuple)."""
+    config_dict = dict(config_dict)
+    grid = config_dict.pop("grid")
+    return TrainConfig(**config_dict, grid=None if grid is None else tuple(grid))
+
+
+def _train_worker(config_dict: dict[str, Any], directory: str, threads: int | None) -> str:
+    """One run in a worker process (single-threaded torch unless told otherwise)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    train(config_from_dict(config_dict), directory, progress=False)
+    return directory
+
+
+def _finished(directory: Path, config: TrainConfig) -> bool:
+    path = directory / "checkpoint.pt"
+    if not path.exists():
+        return False
+    payload = load_checkpoint(path)
+    records = payload["records"]
+    if int(payload["step"]) >= config.steps:
+        return True
+    # stopped by the time budget: finished unless the budget has grown
+    seconds = float(payload.get("seconds", 0.0))
+    return config.time_budget is not None and seconds >= config.time_budget and bool(records)
+
+
+def train_runs(
+    base: TrainConfig,
+    variants: Sequence[Variant],
+    seeds: Sequence[int],
+    output_dir: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+) -> None:
+    """Train every (variant, seed) that is not finished yet; see :func:`~.compare.compare`."""
+    output_dir = Path(output_dir)
+    if not seeds:
+        raise ValueError("no seed given.")
+    runs = [(v, s) for v in variants for s in seeds]
+    # Interleave variants so a time-limited study has every variant early.
+    runs.sort(key=lambda run: (list(seeds).index(run[1]), list(variants).index(run[0])))
+    pending = []
+    for variant, seed in runs:
+        directory = run_directory(output_dir, variant, seed)
+        if not _finished(directory, run_config(base, variant, seed)):
+            pending.append((run_config(base, variant, seed), directory))
+    bar = None
+    if progress and pending:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pending), desc="runs", unit="run", dynamic_ncols=True)
+    if jobs <= 1:
+        old_threads = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            for config, directory in pending:
+                train(config, directory, progress=progress)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            torch.set_num_threads(old_threads)
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_worker, c.to_dict(), str(d), threads or 1) for c, d in pending]
+            for future in futures:
+                future.result()
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def load_run(directory: str | os.PathLike, in_channels: int) -> tuple[TrainConfig, VQVAE, list[dict[str, Any]]]:
+    """A finished run's configuration, its final model (in eval mode) and its log records."""
+    payload = load_checkpoint(Path(directory) / "checkpoint.pt")
+    config = config_from_dict(payload["config"])
+    model = build_model(config, in_channels)
+    model.load_state_dict(payload["model"])
+    return config, model.eval(), payload["records"]

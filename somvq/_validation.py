@@ -1,0 +1,156 @@
+"""Checks shared by the estimator, the torch quantizer and the model files.
+
+Each check raises a ``ValueError`` that names the parameter or the cause and the value:
+
+* :func:`check_ema_settings` - EMA settings (decay, eps, init_count, update) that would
+  divide by zero, rejected before any training;
+* :func:`check_grid_value` - ``grid=True`` and other bools where a grid size is expected
+  (``bool`` is an ``Integral`` in Python);
+* :func:`check_training_range` - float64 training data whose squared distances overflow;
+* :func:`check_finite_codebook` - the codebook a training call produced, once per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "check_ema_settings",
+    "check_grid_value",
+    "check_training_range",
+    "finite_range_limit",
+    "check_finite_codebook",
+    "restores_input_attributes",
+]
+
+#: What scikit-learn's validate_data(reset=True) writes on the estimator before training.
+_INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
+def restores_input_attributes(method: Callable) -> Callable:
+    """Decorate ``fit``/``partial_fit``: if the call raises, put back the input attributes.
+
+    The fitted state is published only at the end of a training call, but validating the
+    data already records ``n_features_in_`` (and ``feature_names_in_``); a failed call
+    must not leave them describing data the codebook never saw.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = {name: self.__dict__[name] for name in _INPUT_ATTRIBUTES if name in self.__dict__}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            for name in _INPUT_ATTRIBUTES:
+                if name in saved:
+                    self.__dict__[name] = saved[name]
+                else:
+                    self.__dict__.pop(name, None)
+            raise
+
+    return wrapper
+
+
+def check_ema_settings(*, decay: float, eps: float, init_count: float, update: str) -> None:
+    """Reject KSOM-EMA settings under which ``w = m / N`` divides by zero.
+
+    With ``update="all"`` every unit's count is ``N <- decay N + (1 - decay) n``, then
+    Laplace-smoothed with ``eps``. A unit no input reached (``n = 0``) keeps ``N > 0`` only
+    through ``eps > 0`` or ``decay * N0 > 0``: ``eps=0`` with ``init_count=0`` (or with
+    ``decay=0``) gives ``N = 0`` and ``w = 0 / 0`` at the first step. ``update="written"``
+    divides only where ``n > 0`` and is always safe.
+    """
+    if update != "all" or eps > 0:
+        return
+    if init_count == 0:
+        raise ValueError(
+            f"init_count={init_count!r} with eps={eps!r} divides by zero: a unit that no "
+            "input reaches has an EMA count of 0 (update='all'). Use eps > 0 (e.g. 1e-5), "
+            "init_count > 0, or update='written'."
+        )
+    if decay == 0:
+        raise ValueError(
+            f"decay={decay!r} with eps={eps!r} divides by zero: a unit that no input reaches "
+            "in a batch has an EMA count of 0 (update='all'). Use eps > 0 (e.g. 1e-5), "
+            "decay > 0, or update='written'."
+        )
+
+
+def check_grid_value(grid: Any) -> None:
+    """Reject booleans given as a grid size or shape (``True`` is an ``Integral``)."""
+    if isinstance(grid, (bool, np.bool_)):
+        raise ValueError(f"grid={grid!r} must be a tuple of positive ints or an int, not a bool.")
+    if isinstance(grid, np.ndarray) and grid.dtype == np.bool_:
+        raise ValueError(f"grid={grid!r} must be a tuple of positive ints or an int, not bools.")
+    if isinstance(grid, (tuple, list)) and any(isinstance(s, (bool, np.bool_)) for s in grid):
+        raise ValueError(f"grid={grid!r} must be a tuple of positive ints or an int, not bools.")
+
+
+def finite_range_limit(n_features: int) -> float:
+    """Largest ``max |x|`` for which every squared distance of float64 data is finite.
+
+    With ``|x|, |w| <= M`` in D features, ``||x - w||^2 <= 4 D M^2`` (and each term of the
+    expanded form ``||x||^2 + ||w||^2 - 2 x.w`` is at most ``D M^2``).
+    """
+    return math.sqrt(np.finfo(np.float64).max / (4.0 * max(int(n_features), 1)))
+
+
+def check_training_range(X: Any) -> None:
+    """Raise when float64 training data is so large that squared distances overflow.
+
+    One pass over the data (``max |x|``); float32 data never overflows in float64
+    statistics and is left to the distance kernels. Non-NumPy inputs (device arrays) are
+    not checked here.
+    """
+    if not isinstance(X, np.ndarray) or X.dtype != np.float64 or X.size == 0:
+        return
+    largest = float(np.max(np.abs(X)))
+    limit = finite_range_limit(X.shape[1])
+    if largest > limit:
+        raise ValueError(
+            f"the training data holds values up to {largest:.3g} in absolute value; squared "
+            f"distances of {X.shape[1]} features overflow float64 above about {limit:.3g}. "
+            "Rescale the data (e.g. standardize it) or remove the outlying rows."
+        )
+
+
+def check_finite_codebook(estimator: Any, codebook: Any, X: Any = None) -> None:
+    """Raise when a training call produced a codebook holding NaN or inf.
+
+    Called once at the end of ``fit`` / ``partial_fit``, before the new state is published
+    (so the estimator keeps its previous state). The message names the likely cause: the
+    data range, or a learning rate above 1 for online KSOM.
+    """
+    codebook = np.asarray(codebook)
+    finite = np.isfinite(codebook)
+    if finite.all():
+        return
+    bad_units = int(np.count_nonzero(~finite.all(axis=1))) if codebook.ndim == 2 else -1
+    causes = []
+    rate = getattr(estimator, "learning_rate", None)
+    online = getattr(estimator, "algorithm", None) == "online"
+    if online and not isinstance(rate, str) and rate is not None and rate > 1:
+        causes.append(
+            f"learning_rate={rate!r} is above 1, so every update overshoots and the codebook "
+            "diverges (use a rate in (0, 1], e.g. 0.5)"
+        )
+    if online and getattr(estimator, "neighbourhood", None) == "mexican_hat":
+        causes.append(
+            "the negative weights of neighbourhood='mexican_hat' push units away without "
+            "bound (lower learning_rate or radius)"
+        )
+    if not causes and isinstance(X, np.ndarray) and X.size:
+        largest = float(np.max(np.abs(X)))
+        causes.append(
+            f"the data range: values up to {largest:.3g} in absolute value (rescale the data, "
+            "e.g. standardize it, or remove the outlying rows)"
+        )
+    cause = "; ".join(causes) if causes else "the data range or the learning settings"
+    raise ValueError(
+        f"training produced a non-finite codebook ({bad_units} of {codebook.shape[0]} units "
+        f"hold NaN or inf); the model was not kept. Likely cause: {cause}."
+    )

@@ -1,0 +1,202 @@
+"""Issue 11, section 2: models that are not finite are never produced, saved or loaded.
+
+Each case failed on the code before the fix: a fit on data holding 1e300 or with
+``learning_rate=1e300`` returned (and the command line saved) a NaN codebook, EMA
+settings that divide by zero gave a raw ZeroDivisionError in the estimator and a silent
+inf/NaN codebook in the torch quantizer, and ``grid=True`` was a one-unit map.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import somvq
+from somvq import KSOM
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).normal(size=(60, 3))
+
+
+def _with_huge_row(X, value=1e300):
+    X = X.copy()
+    X[5] = value
+    return X
+
+
+# ------------------------------------------------------------------ training
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
+def test_data_whose_squares_overflow_is_refused_up_front(X, algorithm):
+    som = KSOM(grid=(4, 4), algorithm=algorithm, batch_size=16, random_state=0)
+    with pytest.raises(ValueError, match=r"values up to 1e\+300.*overflow float64.*Rescale"):
+        som.fit(_with_huge_row(X))
+    assert not hasattr(som, "codebook_")
+    with pytest.raises(ValueError, match=r"values up to 1e\+300"):
+        som.partial_fit(_with_huge_row(X))
+    assert not hasattr(som, "codebook_")
+
+
+def test_the_range_limit_is_where_squared_distances_overflow(X):
+    from somvq._validation import finite_range_limit
+
+    limit = finite_range_limit(3)
+    # Just below the limit, the largest possible squared distance (4 D M^2) is finite ...
+    assert np.isfinite(4 * 3 * (np.float64(limit) * 0.999) ** 2)
+    # ... and just above it, it is not: the limit is tight, not arbitrary.
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(4 * 3 * (np.float64(limit) * 1.001) ** 2)
+    ok = X.copy()
+    ok[0] = limit / 2
+    KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(ok)  # large but safe data trains
+    with pytest.raises(ValueError, match="overflow"):
+        KSOM(grid=(2, 2), n_epochs=1).fit(_with_huge_row(X, limit * 1.01))
+
+
+def test_divergent_learning_rate_raises_naming_it(X):
+    som = KSOM(grid=(3, 3), algorithm="online", learning_rate=1e300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"non-finite codebook.*learning_rate=1e\+300"):
+            som.fit(X)
+    assert not hasattr(som, "codebook_")
+
+
+def test_failed_fit_leaves_the_previous_model(X):
+    som = KSOM(grid=(3, 3), algorithm="online", n_epochs=2, random_state=0).fit(X)
+    before = {name: np.copy(getattr(som, name)) for name in ("codebook_", "labels_", "unit_counts_")}
+    steps = som.n_steps_
+    som.set_params(learning_rate=1e300, learning_rate_schedule="constant")
+    with pytest.raises(ValueError, match="non-finite codebook"):
+        som.fit(X)
+    with pytest.raises(ValueError, match="non-finite codebook"):
+        som.partial_fit(X)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(som, name), value)
+    assert som.n_steps_ == steps
+    assert np.isfinite(som.quantization_error(X))
+
+
+def test_save_refuses_a_non_finite_model(tmp_path, X):
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    for name in ("codebook_", "ema_sum_", "ema_count_", "unit_counts_"):
+        broken = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+        value = getattr(broken, name).copy()
+        value.flat[0] = np.inf if name != "codebook_" else np.nan
+        setattr(broken, name, value)
+        with pytest.raises(ValueError, match=f"{name} holds NaN or inf"):
+            somvq.save(broken, tmp_path / "m.npz")
+        assert list(tmp_path.iterdir()) == []
+    somvq.save(som, tmp_path / "m.npz")  # the sound one is saved
+
+
+# ------------------------------------------------------------------ the command line
+def _cli(*args):
+    from somvq.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_cli_fit_on_huge_values_writes_nothing(tmp_path, X):
+    data = tmp_path / "h.csv"
+    np.savetxt(data, _with_huge_row(X), delimiter=",")
+    out = tmp_path / "out"
+    result = _cli("fit", data, "--grid", "3x4", "--seed", "0", "-q", "-d", out)
+    _one_line_error(result, "h.csv", "1e+300", "overflow")
+    assert not out.exists()
+    model = tmp_path / "m.somvq.npz"
+    result = _cli("fit", data, "--grid", "3x4", "-q", "-o", model)
+    _one_line_error(result, "overflow")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv"]
+
+
+def test_cli_fit_with_divergent_learning_rate_writes_nothing(tmp_path, X):
+    data = tmp_path / "d.csv"
+    np.savetxt(data, X, delimiter=",")
+    model = tmp_path / "m.somvq.npz"
+    result = _cli("fit", data, "--grid", "3x3", "--algorithm", "online", "--learning-rate", "1e300", "-q", "-o", model)
+    _one_line_error(result, "non-finite codebook", "learning_rate=1e+300")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+# ------------------------------------------------------------------ parameter validation
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"init_count": 0.0, "eps": 0.0}, r"init_count=0.0 with eps=0.0 divides by zero"),
+        ({"init_count": 0, "eps": 0}, r"init_count=0 with eps=0 divides by zero"),
+        ({"decay": 0.0, "eps": 0.0}, r"decay=0.0 with eps=0.0 divides by zero"),
+    ],
+)
+def test_ema_settings_that_divide_by_zero_are_rejected(X, params, match):
+    som = KSOM(grid=(3, 3), algorithm="minibatch", neighbourhood="none", batch_size=8, **params)
+    with pytest.raises(ValueError, match=match):
+        som.check_parameters()
+    with pytest.raises(ValueError, match=match):  # before: ZeroDivisionError from the kernel
+        som.fit(X)
+    assert not hasattr(som, "codebook_")
+
+
+def test_safe_ema_settings_near_the_edge_still_train(X):
+    for params in (
+        {"init_count": 0.0, "eps": 1e-5},
+        {"init_count": 1.0, "eps": 0.0},
+        {"init_count": 0.0, "eps": 0.0, "update": "written"},
+    ):
+        som = KSOM(grid=(3, 3), algorithm="minibatch", neighbourhood="none", batch_size=8, random_state=0, **params)
+        assert np.isfinite(som.fit(X).codebook_).all(), params
+    # Batch and online KSOM have no EMA: the combination is harmless there.
+    KSOM(grid=(3, 3), init_count=0.0, eps=0.0, n_epochs=1).fit(X)
+
+
+@pytest.mark.parametrize("grid", [True, False, np.bool_(True), (True, 3), [2, False], np.array([True, True])])
+def test_bool_grids_are_rejected(X, grid):
+    # Before: True was a 1x1 map, (True, 3) a 1x3 map (bool is an Integral).
+    with pytest.raises(ValueError, match=r"'?grid'?.*(not (a )?bools?|Got)"):
+        KSOM(grid=grid).check_parameters()
+    with pytest.raises(ValueError, match=r"'?grid'?.*(not (a )?bools?|Got)"):
+        KSOM(grid=grid).fit(X)
+
+
+def test_torch_quantizer_rejects_the_same_ema_settings():
+    torch = pytest.importorskip("torch")
+    from somvq.integrations.torch import KohonenVectorQuantize
+
+    with pytest.raises(ValueError, match=r"init_count=0.0 with eps=0.0 divides by zero"):
+        KohonenVectorQuantize(dim=3, codebook_size=16, neighbourhood="none", init_count=0.0, eps=0.0)
+    with pytest.raises(ValueError, match=r"decay=0.0 with eps=0.0 divides by zero"):
+        KohonenVectorQuantize(dim=3, codebook_size=16, decay=0.0, eps=0.0)
+    # The safe neighbours of those settings train to a finite codebook.
+    for kwargs in ({"init_count": 0.0}, {"eps": 0.0}, {"init_count": 0.0, "eps": 0.0, "update": "written"}):
+        vq = KohonenVectorQuantize(dim=3, codebook_size=16, neighbourhood="none", **kwargs)
+        vq.train()
+        vq(torch.randn(8, 3))
+        assert bool(torch.isfinite(vq.codebook).all()), kwargs
+
+
+def test_a_failed_fit_on_other_data_keeps_the_input_attributes(X):
+    """validate_data records n_features_in_ before training: a failed call must undo it."""
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    codebook = som.codebook_.copy()
+    other = _with_huge_row(X[:, :2])
+    for method in (som.fit, som.partial_fit):
+        with pytest.raises(ValueError, match="overflow|2 features"):
+            method(other)
+        assert som.n_features_in_ == 3  # before: 2, and predict(X) refused X
+        np.testing.assert_array_equal(som.codebook_, codebook)
+        assert som.predict(X).shape == (60,)
+    fresh = KSOM(grid=(2, 2))
+    with pytest.raises(ValueError, match="overflow"):
+        fresh.fit(other)
+    assert not hasattr(fresh, "n_features_in_")
