@@ -71,8 +71,7 @@ def assign(X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None
     X = _as_dtype(X, codebook.dtype)
     bmu = np.empty(X.shape[0], dtype=np.int64)
     sq_dist = np.empty(X.shape[0], dtype=np.float64)
-    norms = np.einsum("ij,ij->i", codebook, codebook)
-    best_matching_units(X, codebook, norms, bmu, sq_dist, chunk_rows=chunk_rows)
+    best_matching_units(X, codebook, None, bmu, sq_dist, chunk_rows=chunk_rows)
     return bmu, sq_dist
 
 
@@ -102,9 +101,8 @@ def unit_statistics(
         counts.fill(0.0)
         sums.fill(0.0)
         bmu, sq_dist = bmu[: X.shape[0]], sq_dist[: X.shape[0]]
-    norms = np.einsum("ij,ij->i", codebook, codebook)
     best_matching_units(
-        X, codebook, norms, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows
+        X, codebook, None, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows
     )
     return UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
 

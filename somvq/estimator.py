@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from . import algorithms, metrics, parameters
+from . import algorithms, distances, metrics, parameters
 from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
@@ -378,9 +378,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def transform(self, X) -> np.ndarray:
         """Euclidean distance from each row to every unit, shape (n_samples, K)."""
         X = self._validate_for_inference(X)
-        sq = np.einsum("ij,ij->i", X, X)[:, None] + np.einsum("ij,ij->i", self.codebook_, self.codebook_)
-        sq = sq - 2.0 * (X @ self.codebook_.T)
-        return np.sqrt(np.maximum(sq, 0.0))
+        return np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
 
     def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit, then return the distances of the training rows to every unit."""

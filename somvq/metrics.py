@@ -2,14 +2,15 @@
 
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
-Distances to the codebook are computed block by block: memory is O(block * K), never
-O(N * K).
+Distances to the codebook are :func:`somvq.distances.squared_distances` (exact at any
+offset and scale), computed block by block: memory is O(block * K), never O(N * K).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .distances import squared_distances
 from .grids import Grid
 
 __all__ = [
@@ -26,17 +27,14 @@ _BLOCK_ROWS = 1024
 
 
 def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray):
-    """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block."""
-    X = X if X.dtype == codebook.dtype else X.astype(codebook.dtype)
-    norms = np.einsum("ij,ij->i", codebook, codebook)
+    """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block.
+
+    ``sq`` is :func:`somvq.distances.squared_distances` (float64, exact to ~1e-8 relative
+    at any offset and scale).
+    """
     for start in range(0, X.shape[0], _BLOCK_ROWS):
         block = X[start : start + _BLOCK_ROWS]
-        sq = block @ codebook.T
-        sq *= -2.0
-        sq += norms
-        sq += np.einsum("ij,ij->i", block, block)[:, None]
-        np.maximum(sq, 0.0, out=sq)
-        yield start, start + block.shape[0], sq
+        yield start, start + block.shape[0], squared_distances(block, codebook)
 
 
 def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = False) -> float:
@@ -49,7 +47,7 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
         raise ValueError("quantization_error needs at least one sample, got 0.")
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
-        best = sq.min(axis=1).astype(np.float64)
+        best = sq.min(axis=1)
         total += float(best.sum() if squared else np.sqrt(best).sum())
     return total / X.shape[0]
 
@@ -119,31 +117,27 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
 
     About 1 for a map without topology (e.g. EMA-VQ); well below 1 for an ordered map.
     """
-    w = codebook.astype(np.float64)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
     rows, cols = grid.neighbour_pairs
     if rows.size == 0:
         return float("nan")
-    sq = np.einsum("ij,ij->i", w, w)
     # Mean over all pairs k < l (the distance is symmetric), a block of rows at a time
     # against the columns to their right: O(block K) memory, half the work of all pairs.
+    # Distances are squared_distances (exact off the origin; ~5 block x K float64
+    # temporaries, hence blocks of 2^17 / K rows).
     n_units = grid.n_units
-    block = max(1, (1 << 19) // n_units)
+    block = max(1, (1 << 17) // n_units)
     total_all = 0.0
     for start in range(0, n_units, block):
         stop = min(start + block, n_units)
-        pair = w[start:stop] @ w[start:].T
-        pair *= -2.0
-        pair += sq[start:stop, None]
-        pair += sq[None, start:]
-        np.maximum(pair, 0.0, out=pair)
-        np.sqrt(pair, out=pair)
+        pair = np.sqrt(squared_distances(codebook[start:stop], codebook[start:]))
         rows_here = stop - start  # columns [start, stop) hold the diagonal tile: keep l > k
         total_all += float(pair[:, rows_here:].sum()) + float(np.triu(pair[:, :rows_here], k=1).sum())
     total_all *= 2.0
     mean_all = total_all / (n_units * (n_units - 1))
     if mean_all == 0:
         return float("nan")
-    neighbour = np.sqrt(np.maximum(sq[rows] + sq[cols] - 2.0 * np.einsum("ij,ij->i", w[rows], w[cols]), 0.0))
+    w = np.asarray(codebook, dtype=np.float64)
+    neighbour = np.sqrt(((w[rows] - w[cols]) ** 2).sum(1))  # direct differences: exact
     return float(neighbour.mean() / mean_all)

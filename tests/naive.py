@@ -215,6 +215,30 @@ def macqueen(X, W, order, initial_count):
     return W
 
 
+# ------------------------------------------------------------------- exact distances
+def brute_force_squared_distances(X, W):
+    """||x_i - w_k||^2 in float64, by direct differences (no expanded form): the exact
+    reference for float32 inputs (float64 holds every difference of two float32 values
+    and their squares to ~1e-16)."""
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    out = np.empty((X.shape[0], W.shape[0]))
+    for k in range(W.shape[0]):
+        out[:, k] = ((X - W[k]) ** 2).sum(1)
+    return out
+
+
+def clear_rows(d, places=1, gap=1e-6):
+    """Rows whose ``places + 1`` best distances are separated by more than ``gap`` relative
+    (d_next - d) / d_next: the rows where the ranking is not a near-tie."""
+    part = np.sort(d, axis=1)[:, : places + 1]
+    ok = np.ones(d.shape[0], dtype=bool)
+    for p in range(min(places, d.shape[1] - 1)):
+        lo, hi = part[:, p], part[:, p + 1]
+        ok &= (hi - lo) > gap * hi
+    return ok
+
+
 # ------------------------------------------------------------------ quality measures
 def topographic_error(X, W, distances):
     """Fraction of rows whose best and second-best units (by explicit distances, lower

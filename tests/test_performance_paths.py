@@ -277,14 +277,17 @@ def test_search_scratch_buffers_follow_shape_and_dtype_changes():
 
 
 def test_augmented_codebook_layout():
-    from somvq._kernels.cpu_bmu import augmented_codebook
+    """[-2 W' | ||w'||^2] with W' = (W - centre) * scale, norms summed in float64."""
+    from somvq._kernels.cpu_bmu import fill_augmented
 
     W = np.arange(15, dtype=np.float32).reshape(5, 3)
-    norms = np.einsum("ij,ij->i", W, W)
-    aug = augmented_codebook(W, norms)
-    assert aug.shape == (4, 5)
-    np.testing.assert_array_equal(aug[:3], -2 * W.T)
-    np.testing.assert_array_equal(aug[3], norms)
+    for centre, scale in ((np.zeros(3, np.float32), 1.0), (np.float32([1, 2, 3]), 0.25)):
+        aug = np.empty((5, 4), dtype=np.float32)
+        largest = fill_augmented(W, centre, scale, aug)
+        framed = (W - centre) * np.float32(scale)
+        np.testing.assert_array_equal(aug[:, :3], -2 * framed)
+        np.testing.assert_array_equal(aug[:, 3], (framed.astype(np.float64) ** 2).sum(1).astype(np.float32))
+        assert largest == (framed.astype(np.float64) ** 2).sum(1).max()
 
 
 @pytest.mark.parametrize("n", [1, 5, 511, 512, 513, 1024, 1025, 1797, 10_000, 100_000])

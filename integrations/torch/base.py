@@ -162,10 +162,11 @@ class GridQuantizer(nn.Module):
 
     @staticmethod
     def _best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-        """argmin_k ||x - w_k||^2 per row (lowest index on ties), as ||w||^2 - 2 x.w."""
-        squared_norms = (codebook * codebook).sum(1)
-        scores = torch.addmm(squared_norms, rows, codebook.t(), beta=1.0, alpha=-2.0)
-        return scores.argmin(1)
+        """argmin_k ||x - w_k||^2 per row (lowest index on ties), exact at any offset/scale.
+
+        See :func:`best_matching_units` (the torch twin of :mod:`somvq.distances`).
+        """
+        return best_matching_units(rows, codebook)
 
     def _finite_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(finite, search_rows)``: the mask of all-finite rows, and the rows with every
@@ -262,3 +263,65 @@ def _describe_spec(spec: torch.Tensor) -> str:
     shape = tuple(values[1 : 1 + ndim])
     periodic = tuple(bool(p) for p in values[2 + ndim :])
     return f"grid {shape} {TOPOLOGIES[values[1 + ndim]]}, periodic={periodic}"
+
+#: Candidates per row that :func:`best_matching_units` re-ranks exactly.
+RERANK_CANDIDATES = 8
+
+#: Largest codebook radius used unscaled (as ``somvq.distances.choose_scale``).
+_UNSCALED_RANGE = {torch.float32: 2.0**30, torch.float64: 2.0**250}
+
+
+def reference_frame(codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(centre, scale)`` of :func:`somvq.distances.reference_frame`, as tensors (no sync).
+
+    Centre: the codebook mean when its squared norm exceeds the codebook's mean squared
+    radius around it, else the origin (chosen with ``torch.where``, not a Python branch).
+    Scale: ``2^-e`` (``2^e <= R < 2^(e+1)``, R the largest centred norm) when R lies
+    outside ``[1/r, r]``, else 1.
+    """
+    w64 = codebook.detach().to(torch.float64)
+    mean = w64.mean(0)
+    offset = (mean * mean).sum()
+    spread = (w64 * w64).sum(1).mean() - offset
+    centre = torch.where(offset > spread, mean, torch.zeros_like(mean)).to(codebook.dtype)
+    framed = (codebook.detach() - centre).to(torch.float64)
+    radius = (framed * framed).sum(1).max().sqrt()
+    limit = _UNSCALED_RANGE.get(codebook.dtype, 2.0**30)
+    exponent = torch.frexp(radius)[1]
+    power = torch.ldexp(torch.ones_like(radius), 1 - exponent)
+    outside = (radius > 0) & ((radius > limit) | (radius < 1.0 / limit))
+    scale = torch.where(outside, power, torch.ones_like(radius))
+    return centre, scale
+
+
+def best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of each row's best-matching unit: the float64 argmin, lowest index on ties.
+
+    The torch twin of :mod:`somvq.distances` (tested against it): the expanded form
+    ``||w'||^2 - 2 x'.w'`` in the rows' dtype, in the codebook's :func:`reference_frame`
+    (centred, power-of-two scaled), picks the ``RERANK_CANDIDATES`` (8) best units of each
+    row; those are re-ranked by direct float64 distances ``sum_j (x_j - w_j)^2``. The result
+    is the exact argmin whenever the true winner is among the 8: always unless more than
+    7 other units lie within the expanded form's error bound of it
+    (``somvq.distances.expanded_form_error``: ~1e-6 (D + 4) of ``(||x'|| + R)^2`` in
+    float32), i.e. near-duplicate codes. No host synchronisation: every step is a tensor
+    operation of fixed shape.
+    """
+    n_units = codebook.shape[0]
+    centre, scale = reference_frame(codebook)
+    scale = scale.to(rows.dtype)
+    framed_rows = (rows - centre) * scale
+    framed_codes = (codebook - centre) * scale
+    squared_norms = (framed_codes * framed_codes).sum(1)
+    scores = torch.addmm(squared_norms, framed_rows, framed_codes.t(), beta=1.0, alpha=-2.0)
+    n_candidates = min(RERANK_CANDIDATES, n_units)
+    candidates = scores.topk(n_candidates, dim=1, largest=False).indices
+    rows64 = rows.to(torch.float64)
+    codes64 = codebook.to(torch.float64)
+    exact = torch.stack(
+        [((rows64 - codes64[candidates[:, m]]) ** 2).sum(1) for m in range(n_candidates)], dim=1
+    )
+    best = exact.min(1, keepdim=True).values
+    winner = torch.where(exact == best, candidates, n_units).min(1).values
+    # a row without a comparable candidate (NaN input) keeps the expanded form's best
+    return torch.where(winner < n_units, winner, candidates[:, 0])

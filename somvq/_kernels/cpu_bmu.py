@@ -1,20 +1,31 @@
 """BMU search and per-unit statistics on the CPU.
 
 The search is a GEMM plus an argmin: ``argmin_k ||w_k||^2 - 2 x.w_k`` (``||x||^2`` does not
-change the winner). Rows are processed in fixed blocks of ``chunk_rows`` so a block's
+change the winner), evaluated in the codebook's reference frame
+(:func:`somvq.distances.reference_frame`: centred at the codebook mean when the codebook is
+off the origin, scaled by a power of two when its squares would leave the dtype's range),
+then made exact: every row whose two best scores are within twice the expanded form's
+error bound (:func:`somvq.distances.expanded_form_error`) is re-ranked by direct float64
+distances among the units within the bound, and the squared distance to the winner is
+always computed directly, ``sum_j (x_j - w_j)^2`` in float64. Winners therefore equal the
+float64 brute-force argmin (lowest index on ties) at any offset and scale, up to
+float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a block's
 ``(rows x K)`` product is written and read back while it is in cache, and never an
 ``(N x K)`` matrix: extra memory is O(threads * chunk_rows * K).
 
-Per block: one BLAS product of the block, gathered into a per-thread ``rows x (D + 1)``
-buffer whose last column is 1, with the augmented codebook ``[-2 W | ||w||^2]`` (built once
-per call; scaling by -2 is exact), which gives ``||w||^2 - 2 x.w`` without a separate add
-pass over the ``rows x K`` products; then NumPy's SIMD argmin (lowest index on ties), and
-one compiled pass (:func:`finish_block`) for the squared distances to the winners. The augmented product
-may differ from "GEMM, then add" in the last bit of ~1% of the products, so a winner can
-change only between units whose distances are equal to float rounding. With more than
-one BLAS thread and more than one block, blocks run on a small thread pool with
-single-threaded BLAS inside, so the argmin and the distance pass run in parallel too.
-The profiles behind these choices are in docs/performance.md.
+Per call, two compiled O(K D) passes over the codebook choose the frame and build the
+augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
+summed in float64, rounded once; scaling by -2 is exact). Per block: the rows, gathered
+(centred, scaled when the frame says so) into a per-thread ``rows x (D + 1)`` buffer
+whose last column is 1, times the augmented codebook: one BLAS product gives
+``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then one
+compiled pass (:func:`rank_block`) per row while the row is in cache: the lowest score
+(a vectorised integer min), the argmin and the number of scores within the bound of it
+(one vectorised pass), the re-rank where that number exceeds one, and the direct squared
+distance to the winner. With more than one BLAS thread and more than one block, blocks
+run on a small thread pool with single-threaded BLAS inside, so the ranking runs in
+parallel too. See docs/performance.md for the profiles behind these choices and what the
+exactness costs.
 
 Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
 row order, into caller-allocated float64 buffers: the result is the same bits for any
@@ -25,14 +36,18 @@ same fixed block, and the additions happen in one fixed order).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, types
 
+from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 
@@ -58,26 +73,172 @@ def accumulate_statistics(block, bmu, counts, sums):
             sums[k, j] += block[i, j]
 
 
-_FINISH_SIGNATURES = [
-    types.void(block, array(block.dtype, 2, "C"), array(types.int64, 1), array(types.float64, 1))
+_RANK_SIGNATURES = [
+    types.int64(
+        block,  # the block's rows as given
+        array(block.dtype, 2, "C"),  # the same rows in the frame, (rows, D + 1) (last column unused)
+        array(block.dtype, 2, "C"),  # expanded-form scores (rows, K)
+        array(types.int32 if block.dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
+        array(types.int64, 1),  # out: winners
+        array(block.dtype, 2, "C", readonly=True),  # the codebook as given
+        types.float64,  # kappa of expanded_form_error
+        types.float64,  # R: largest norm of a unit in the frame
+        types.float64,  # overflow limit: larger R (2 ||x'|| + R) compares every unit directly
+        types.float64,  # scale of the direct distances (power of two)
+        types.float64,  # 4 eps of the dtype: moves a limit past its rounding to the dtype
+        array(types.float64, 1),  # out: squared distance to the winner (if requested)
+        types.boolean,  # write it
+    )
     for block in _BLOCKS
 ]
 
 
-@njit(_FINISH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def finish_block(block, products, bmu, out_sq_dist):
-    """out_sq_dist[i] = max(0, products[i, bmu[i]] + ||block[i]||^2), in float64.
+@njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def rank_block(block, framed, products, bits, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist,
+               write_dist):
+    """Winner of each row: the scores' argmin, certified against the error bound or re-ranked.
 
-    ``products`` holds ``||w_k||^2 - 2 x.w_k`` for the block's rows.
+    ``products`` holds the expanded-form scores ``||w'_k||^2 - 2 x'.w'_k`` of the rows
+    ``framed`` (in the frame); each is within ``e = kappa (R (2 ||x'|| + R) + 8 u ||x'||^2)``
+    of the exact (scaled) squared distance minus a constant of the row
+    (:func:`somvq.distances.expanded_form_error`). Per row, while the row is in cache: the
+    lowest score ``m`` (a vectorised integer min over the order-preserving bit pattern),
+    then one vectorised pass for the first index scoring ``m`` (the argmin, as
+    NumPy's) and the number of scores ``<= m + 2 e``. With exactly one, no other unit can be
+    closer; otherwise those units are compared by direct float64 distances
+    ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties (every unit when
+    that reach exceeds ``overflow``, where scores may have overflowed, or ``m`` is not
+    finite). Then
+    ``out_sq_dist[i] = sum_j (x_j - w_bmu,j)^2`` in float64. Returns the number of
+    re-ranked rows.
     """
+    n_rows = block.shape[0]
     n_features = block.shape[1]
-    for i in range(block.shape[0]):
-        norm = 0.0
+    n_units = products.shape[1]
+    inv_scale2 = 1.0 / (scale * scale)
+    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
+    top[0] = -1
+    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
+    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
+    value = pattern.view(products.dtype)
+    limit = products[0, :1].copy()
+    reranked = 0
+    for i in range(n_rows):
+        norm2 = 0.0
         for j in range(n_features):
-            v = np.float64(block[i, j])
-            norm += v * v
-        best = np.float64(products[i, bmu[i]]) + norm
-        out_sq_dist[i] = best if best > 0.0 else 0.0
+            v = np.float64(framed[i, j])
+            norm2 += v * v
+        # R (2 ||x'|| + R), and u ||x'||^2 for the second-order terms of the centring
+        reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
+        # 1. lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
+        low = mask
+        for k in range(n_units):
+            b = bits[i, k]
+            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            low = min(low, key)
+        pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+        best = value[0]
+        full = not (reach <= overflow) or not (abs(np.float64(best)) <= 1.7e308)
+        lim = np.float64(best) + 2.0 * kappa * reach
+        limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
+        lim_t = limit[0]
+        # 2. argmin (first index of the lowest) and the number of scores within the bound
+        first = n_units
+        count = 0
+        for k in range(n_units):
+            score = products[i, k]
+            index = k if score == best else n_units
+            first = min(first, index)
+            count += 1 if score <= lim_t else 0
+        winner = first if first < n_units else 0
+        if count > 1 or full:
+            # 3. re-rank: direct float64 distances among the candidates, lowest index on ties
+            reranked += 1
+            dist = np.inf
+            found = -1
+            for k in range(n_units):
+                if full or products[i, k] <= lim_t:
+                    acc = 0.0
+                    for j in range(n_features):
+                        diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
+                        acc += diff * diff
+                    if acc < dist or found < 0:
+                        dist = acc
+                        found = k
+            winner = found
+        else:
+            dist = 0.0
+            for j in range(n_features):
+                diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale
+                dist += diff * diff
+        bmu[i] = winner
+        if write_dist:
+            out_sq_dist[i] = dist * inv_scale2
+    return reranked
+
+
+_SUMMARY_SIGNATURES = [
+    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1))
+    for dtype in FLOATS
+]
+
+
+@njit(_SUMMARY_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def codebook_summary(codebook, mean_out):
+    """Mean of the units into ``mean_out`` (float64), in one pass.
+
+    Returns the (max, mean) of ``||w_k||^2``: what the frame's choice needs
+    (:func:`somvq.distances.choose_centre`, ``choose_scale``). The NumPy equivalent costs
+    ~40 us a call, too much for every mini-batch step.
+    """
+    n_units, n_features = codebook.shape
+    for j in range(n_features):
+        mean_out[j] = 0.0
+    max_norm2 = 0.0
+    total = 0.0
+    for k in range(n_units):
+        acc = 0.0
+        for j in range(n_features):
+            v = np.float64(codebook[k, j])
+            acc += v * v
+            mean_out[j] += v
+        total += acc
+        if acc > max_norm2 or acc != acc:
+            max_norm2 = acc
+    for j in range(n_features):
+        mean_out[j] /= max(n_units, 1)
+    return max_norm2, total / max(n_units, 1)
+
+
+_FILL_SIGNATURES = [
+    types.float64(
+        array(dtype, 2, "C", readonly=True), array(dtype, 1, "C", readonly=True), types.float64,
+        array(dtype, 2, "C"),
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_FILL_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def fill_augmented(codebook, centre, scale, aug):
+    """``aug = [-2 W' | ||w'||^2]`` with ``W' = (W - centre) * scale`` in the codebook's dtype.
+
+    ``||w'_k||^2`` is summed in float64 and rounded once. Returns ``max_k ||w'_k||^2``
+    (float64). A zero centre and a unit scale give W itself, bit for bit.
+    """
+    n_units, n_features = codebook.shape
+    largest = 0.0
+    for k in range(n_units):
+        acc = 0.0
+        for j in range(n_features):
+            v = (codebook[k, j] - centre[j]) * scale
+            aug[k, j] = -2.0 * v
+            w = np.float64(v)
+            acc += w * w
+        aug[k, n_features] = acc
+        if acc > largest or acc != acc:
+            largest = acc
+    return largest
 
 
 # ------------------------------------------------------------------ threading helpers
@@ -160,36 +321,112 @@ def _augmented_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
     return buf[:rows]
 
 
-def augmented_codebook(codebook, codebook_sq_norms) -> np.ndarray:
-    """``[-2 W | ||w||^2]^T``: a (D + 1) x K transposed view of a C-contiguous K x (D + 1) array.
-
-    Built row-major (cheaper than a strided transposed copy, see docs/performance.md);
-    the GEMM takes the transposed operand at the same speed and with the same bits.
-    Scaling by -2 is exact.
-    """
-    n_units, n_features = codebook.shape
-    aug = np.empty((n_units, n_features + 1), dtype=codebook.dtype)
-    np.multiply(codebook, np.asarray(-2.0, dtype=codebook.dtype), out=aug[:, :n_features])
-    aug[:, n_features] = codebook_sq_norms
-    return aug.T
-
-
 def _block(X, start, stop):
     """Rows ``start:stop`` as a C-contiguous array (a copy only for other layouts)."""
     return np.ascontiguousarray(X[start:stop])
 
 
-def _search_block(X, start, stop, aug_codebook, out_bmu, out_sq_dist):
+class _Search(NamedTuple):
+    """What every block of one call needs: the frame, the augmented codebook, the bound."""
+
+    centre: np.ndarray | None  # (D,) in X's dtype, or None (origin)
+    scale: float  # power of two; 1.0 for none
+    aug_codebook: np.ndarray  # [-2 W' | ||w'||^2]^T in the frame
+    codebook: np.ndarray  # C-contiguous, as given (for the direct distances)
+    kappa: float
+    radius: float
+    overflow: float
+    direct_scale: float
+    up: float
+
+
+def _search_setup(codebook, dtype) -> _Search:
+    """Frame (:func:`somvq.distances.choose_centre` / ``choose_scale``), augmented codebook
+    in it (``||w'||^2`` summed in float64, rounded once), and the constants of the error
+    bound. Two compiled O(K D) passes (a few us at K = 512, D = 32): every mini-batch step
+    can afford them."""
+    codebook = np.ascontiguousarray(codebook, dtype=dtype)
+    n_units, n_features = codebook.shape
+    mean = np.empty(n_features)
+    _, mean_norm2 = codebook_summary(codebook, mean)
+    centre = distances.choose_centre(mean, mean_norm2, dtype)
+    constants = _constants(dtype, n_features)
+    aug = np.empty((n_units, n_features + 1), dtype=dtype)
+    shift = centre if centre is not None else constants.zeros
+    max_norm2 = fill_augmented(codebook, shift, 1.0, aug)
+    radius = math.sqrt(max_norm2)
+    if not math.isfinite(radius):  # norms beyond float64 (values > 1e154), or a non-finite codebook
+        with np.errstate(all="ignore"):
+            radius = float(np.max(np.abs(codebook.astype(np.float64) - shift))) * math.sqrt(n_features)
+    scale = distances.choose_scale(radius, dtype)
+    if scale != 1.0:
+        radius = math.sqrt(fill_augmented(codebook, shift, scale, aug))
+    return _Search(
+        centre=centre,
+        scale=scale,
+        aug_codebook=aug.T,
+        codebook=codebook,
+        kappa=constants.kappa,
+        radius=radius,
+        overflow=constants.overflow,
+        # float32 differences squared never overflow float64; float64 ones may beyond 1e154
+        direct_scale=1.0 if dtype == np.float32 else scale,
+        up=constants.up,
+    )
+
+
+class _Constants(NamedTuple):
+    kappa: float
+    overflow: float
+    up: float
+    zeros: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(dtype, n_features: int) -> _Constants:
+    finfo = np.finfo(dtype)
+    zeros = np.zeros(n_features, dtype=dtype)
+    zeros.setflags(write=False)
+    return _Constants(
+        kappa=distances.expanded_form_error(dtype, n_features),
+        overflow=float(finfo.max) / 8.0,
+        up=4.0 * float(finfo.eps),
+        zeros=zeros,
+    )
+
+
+def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
+    if not math.isfinite(search.radius):
+        # A non-finite codebook (a diverged fit, checked by the caller): no ranking is
+        # meaningful; the plain argmin of the scores, and nan distances, without raising.
+        with np.errstate(all="ignore"):
+            prod = X[start:stop] @ search.aug_codebook[:-1] + search.aug_codebook[-1]
+        np.argmin(prod, axis=1, out=out_bmu[start:stop])
+        if out_sq_dist is not None:
+            out_sq_dist[start:stop] = np.nan
+        return
     n_features = X.shape[1]
     rows = _augmented_buffer(stop - start, n_features, X.dtype)
-    rows[:, :n_features] = X[start:stop]
-    prod = _products_buffer(stop - start, aug_codebook.shape[1], X.dtype)
-    # [x | 1] . [-2 W | ||w||^2]^T = ||w||^2 - 2 x.w in one GEMM: no separate add pass.
-    np.matmul(rows, aug_codebook, out=prod)
-    bmu = out_bmu[start:stop]
-    np.argmin(prod, axis=1, out=bmu)
-    if out_sq_dist is not None:
-        finish_block(_block(X, start, stop), prod, bmu, out_sq_dist[start:stop])
+    if search.centre is None:
+        rows[:, :n_features] = X[start:stop]
+    else:
+        np.subtract(X[start:stop], search.centre, out=rows[:, :n_features])
+    if search.scale != 1.0:
+        rows[:, :n_features] *= X.dtype.type(search.scale)
+    prod = _products_buffer(stop - start, search.aug_codebook.shape[1], X.dtype)
+    # [x' | 1] . [-2 W' | ||w'||^2]^T = ||w'||^2 - 2 x'.w' in one GEMM: no separate add pass.
+    np.matmul(rows, search.aug_codebook, out=prod)
+    write = out_sq_dist is not None
+    rank_block(
+        _block(X, start, stop), rows, prod, prod.view(_BITS[X.dtype.itemsize]), out_bmu[start:stop],
+        search.codebook, search.kappa,
+        search.radius, search.overflow, search.direct_scale, search.up,
+        out_sq_dist[start:stop] if write else _NO_DIST, write,
+    )
+
+
+_NO_DIST = np.zeros(0)
+_BITS = {4: np.int32, 8: np.int64}
 
 
 def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
@@ -217,9 +454,13 @@ def best_matching_units(
     ----------
     X : (n, D) float32 or float64 array
     codebook : (K, D) array of the same dtype
-    codebook_sq_norms : (K,) array, ``(codebook ** 2).sum(1)`` in the same dtype
-    out_bmu : (n,) int64 buffer, filled with the index of each row's BMU (lowest on ties)
-    out_sq_dist : (n,) float64 buffer or None, filled with ``||x - w_bmu||^2`` (clipped at 0)
+    codebook_sq_norms : ignored (pass None)
+        The norms are computed here, in float64 and in the search's frame; the parameter
+        stays so that existing callers keep working.
+    out_bmu : (n,) int64 buffer, filled with the index of each row's BMU: the float64
+        argmin of ``||x - w_k||^2``, lowest index on ties
+    out_sq_dist : (n,) float64 buffer or None, filled with ``||x - w_bmu||^2`` computed
+        directly in float64
     counts, sums : (K,) and (K, D) float64 buffers or None; hit counts and per-unit sums are
         *added* into them, in row order
     chunk_rows : int
@@ -232,7 +473,7 @@ def best_matching_units(
     if n == 0:
         return
     chunk_rows = balanced_chunk_rows(n, chunk_rows)
-    aug_codebook = augmented_codebook(codebook, np.asarray(codebook_sq_norms, dtype=X.dtype))
+    search = _search_setup(codebook, X.dtype)
     starts = range(0, n, chunk_rows)
     outer = getattr(_local, "outer_threads", None)
     threads = blas_threads() if outer is None else outer
@@ -248,7 +489,7 @@ def best_matching_units(
         if n_threads <= 1:
             for start in starts:
                 stop = min(start + chunk_rows, n)
-                _search_block(X, start, stop, aug_codebook, out_bmu, out_sq_dist)
+                _search_block(X, start, stop, search, out_bmu, out_sq_dist)
                 if counts is not None:
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
             return
@@ -269,8 +510,7 @@ def best_matching_units(
                     return
                 start = starts[i]
                 try:
-                    _search_block(X, start, min(start + chunk_rows, n), aug_codebook, out_bmu,
-                                  out_sq_dist)
+                    _search_block(X, start, min(start + chunk_rows, n), search, out_bmu, out_sq_dist)
                 except BaseException as exc:  # re-raised by the caller
                     errors.append(exc)
                     done[i].set()

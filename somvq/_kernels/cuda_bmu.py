@@ -9,8 +9,16 @@ optionally, the accumulation of the hit counts, the per-unit sums and the square
 
 Distances are direct sums of squared differences ``sum_j (x_j - w_j)^2`` in the data's
 dtype (float32 stays float32): the same work as the dot product ``x.w`` of the CPU's
-``||w||^2 - 2 x.w`` form, without its cancellation. Winners can differ from the CPU's
-where two units are within rounding of each other.
+``||w||^2 - 2 x.w`` form, without its cancellation, so no reference frame is needed. Each
+thread keeps its best *and second-best* distance, and a second kernel
+(:func:`_build_finish`, one thread per row) makes the result exact, as on the CPU
+(:mod:`somvq.distances`): the float32 sum is within ``kappa d`` of the exact distance
+``d`` (``kappa = 1.25 (D + 4) u``), so a row whose two best are closer than that bound
+allows, or whose best overflowed (values ~1e20 in float32), is re-ranked by direct
+float64 distances over all units (lowest index on ties); and every row's reported squared
+distance is computed directly in float64. Winners equal the float64 brute-force argmin, as
+the CPU's do. The statistics are added after that correction (the finishing kernel's
+atomics, or the deterministic reduction).
 
 Accumulation uses float64 atomic additions (``counts[k] += 1``, ``sums[k, j] += x_j``,
 ``error += d``). Counts are small integers, exact in float64 in any order, so they are
@@ -46,7 +54,7 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
     pad = tile_features + 1  # +1 column: no shared-memory bank conflicts on unit rows
 
     @cuda.jit
-    def bmu_kernel(X, rows, codebook, out_bmu, out_sq_dist, counts, sums, error, accumulate):
+    def bmu_kernel(X, rows, codebook, out_bmu, out_best, out_second):
         tx = cuda.threadIdx.x  # unit lane
         ty = cuda.threadIdx.y  # row lane
         tid = ty * tile_units + tx
@@ -57,9 +65,11 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
         x_tile = cuda.shared.array((tile_rows, pad), item)
         w_tile = cuda.shared.array((tile_units, pad), item)
         red_d = cuda.shared.array((tile_rows, tile_units), item)
+        red_s = cuda.shared.array((tile_rows, tile_units), item)
         red_k = cuda.shared.array((tile_rows, tile_units), int64)
 
         best = item(math.inf)
+        second = item(math.inf)
         best_k = int64(-1)
         for u0 in range(0, n_units, tile_units):
             acc = item(0.0)
@@ -89,10 +99,15 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
                 cuda.syncthreads()
             k = u0 + tx
             # Units are visited in increasing order: a strict '<' keeps the lowest index.
-            if k < n_units and (acc < best or best_k < 0):
-                best = acc
-                best_k = k
+            if k < n_units:
+                if acc < best or best_k < 0:
+                    second = best
+                    best = acc
+                    best_k = k
+                elif acc < second:
+                    second = acc
         red_d[ty, tx] = best
+        red_s[ty, tx] = second
         red_k[ty, tx] = best_k
         cuda.syncthreads()
         step = tile_units // 2
@@ -100,31 +115,73 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
             if tx < step:
                 other_k = red_k[ty, tx + step]
                 other_d = red_d[ty, tx + step]
+                other_s = red_s[ty, tx + step]
                 mine_k = red_k[ty, tx]
                 mine_d = red_d[ty, tx]
-                if other_k >= 0 and (
-                    mine_k < 0 or other_d < mine_d or (other_d == mine_d and other_k < mine_k)
-                ):
-                    red_k[ty, tx] = other_k
-                    red_d[ty, tx] = other_d
+                mine_s = red_s[ty, tx]
+                if other_k >= 0:
+                    if mine_k < 0 or other_d < mine_d or (other_d == mine_d and other_k < mine_k):
+                        # the other pair wins; the runner-up is the best of the rest
+                        red_k[ty, tx] = other_k
+                        red_d[ty, tx] = other_d
+                        red_s[ty, tx] = min(mine_d, other_s)
+                    else:
+                        red_s[ty, tx] = min(mine_s, other_d)
             cuda.syncthreads()
             step //= 2
         r = first + ty
-        if r < n_rows:
-            winner = red_k[ty, 0]
-            if tx == 0:
-                dist = float64(red_d[ty, 0])
-                out_bmu[r] = winner
-                out_sq_dist[r] = dist
-                if accumulate:
-                    cuda.atomic.add(counts, winner, 1.0)
-                    cuda.atomic.add(error, 0, dist)
-            if accumulate:
-                src = rows[r]
-                for j in range(tx, n_features, tile_units):
-                    cuda.atomic.add(sums, (winner, j), float64(X[src, j]))
+        if r < n_rows and tx == 0:
+            out_bmu[r] = red_k[ty, 0]
+            out_best[r] = float64(red_d[ty, 0])
+            out_second[r] = float64(red_s[ty, 0])
 
     return bmu_kernel
+
+
+@lru_cache(maxsize=None)
+def _build_finish():
+    @cuda.jit
+    def finish_kernel(X, rows, codebook, bmu, best, second, kappa, absolute, out_sq_dist, counts, sums,
+                      error, accumulate):
+        # One thread per row: certify or re-rank the winner, direct float64 distance, statistics.
+        r = cuda.grid(1)
+        if r >= rows.shape[0]:
+            return
+        src = rows[r]
+        n_units = codebook.shape[0]
+        n_features = codebook.shape[1]
+        d1 = best[r]
+        d2 = second[r]
+        winner = bmu[r]
+        # |computed - exact| <= kappa exact + absolute (underflow) for every unit: a gap
+        # larger than twice that proves the winner; a non-finite best proves nothing.
+        certain = d1 <= 1.7e308 and (d2 - d1 > 2.0 * (kappa * d2 + absolute) or n_units == 1)
+        if certain:
+            acc = 0.0
+            for j in range(n_features):
+                diff = float64(X[src, j]) - float64(codebook[winner, j])
+                acc += diff * diff
+            dist = acc
+        else:
+            dist = math.inf
+            winner = int64(-1)
+            for k in range(n_units):
+                acc = 0.0
+                for j in range(n_features):
+                    diff = float64(X[src, j]) - float64(codebook[k, j])
+                    acc += diff * diff
+                if acc < dist or winner < 0:
+                    dist = acc
+                    winner = k
+            bmu[r] = winner
+        out_sq_dist[r] = dist
+        if accumulate:
+            cuda.atomic.add(counts, winner, 1.0)
+            cuda.atomic.add(error, 0, dist)
+            for j in range(n_features):
+                cuda.atomic.add(sums, (winner, j), float64(X[src, j]))
+
+    return finish_kernel
 
 
 @lru_cache(maxsize=None)
@@ -274,8 +331,23 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
         sums = cuda.device_array((1, 1), dtype=np.float64)
         error = counts
     blocks = (n_rows + cfg.BMU_TILE_ROWS - 1) // cfg.BMU_TILE_ROWS
-    kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](
-        X, rows, codebook, out_bmu, out_sq_dist, counts, sums, error, accumulate
+    second = cuda.device_array(n_rows, dtype=np.float64)
+    kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](X, rows, codebook, out_bmu, out_sq_dist, second)
+    kappa, absolute = direct_form_error(X.dtype, codebook.shape[1])
+    threads = cfg.THREADS_PER_BLOCK
+    _build_finish()[(n_rows + threads - 1) // threads, threads](
+        X, rows, codebook, out_bmu, out_sq_dist, second, kappa, absolute, out_sq_dist, counts, sums, error,
+        accumulate,
     )
     if deterministic:
         segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics)
+
+
+def direct_form_error(dtype, n_features: int) -> tuple[float, float]:
+    """``(kappa, absolute)``: a float sum ``sum_j (x_j - w_j)^2`` of D terms in ``dtype`` is
+    within ``kappa d + absolute`` of the exact ``d`` (one rounding per difference and per
+    square, ``gamma_D`` for the sum: ``(D + 3) u``, with a 1.25 margin; ``absolute`` bounds
+    what underflow to subnormals loses)."""
+    finfo = np.finfo(np.dtype(dtype))
+    u = float(finfo.eps) / 2.0
+    return 1.25 * (int(n_features) + 4) * u, 2.0 * (int(n_features) + 2) * float(finfo.smallest_subnormal)

@@ -1,0 +1,248 @@
+"""Best-matching units and distances are exact at any offset and scale (issue 11, section 1).
+
+Every quantity is compared with a float64 brute force by direct differences
+(tests/naive.py), on float32 data ``offset + scale * N(0, 1)`` with the offset drawn in
+0 .. 1e6 and the scale in 1e-3 .. 1e6. Winners must equal the brute-force argmin except on
+true near-ties (the two best squared distances closer than 1e-6 relative); quantization
+error and transform must agree to 1e-5 relative. Before the fix (expanded form
+``||w||^2 - 2 x.w`` in float32, no centring) these failed at offsets >= ~100.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from somvq import KSOM, distances, metrics
+from somvq._kernels import cpu_bmu
+
+from .naive import brute_force_squared_distances, clear_rows
+
+OFFSETS = st.one_of(st.just(0.0), st.floats(0.0, 6.0).map(lambda e: 10.0**e))
+SCALES = st.floats(-3.0, 6.0).map(lambda e: 10.0**e)
+
+
+def _data(seed, n, d, offset, scale, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    centre = offset * np.where(np.arange(d) % 2, -1.0, 1.0)  # the same for data and codebook
+    return (centre + scale * rng.normal(size=(n, d))).astype(dtype)
+
+
+def _assert_winners(got, d, what):
+    ok = clear_rows(d)
+    ref = d.argmin(1)
+    wrong = np.flatnonzero(ok & (got != ref))
+    assert wrong.size == 0, (
+        f"{what}: {wrong.size} of {ok.sum()} clear rows differ from the float64 argmin, "
+        f"e.g. row {wrong[0]}: got {got[wrong[0]]}, exact {ref[wrong[0]]}"
+    )
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 300),
+    d=st.integers(1, 40),
+    k=st.integers(1, 40),
+    offset=OFFSETS,
+    scale=SCALES,
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_kernel_and_distances_equal_brute_force(seed, n, d, k, offset, scale, dtype):
+    """cpu_bmu (every path: serial, threaded blocks) and distances.squared_distances."""
+    X = _data(seed, n, d, offset, scale, dtype)
+    W = _data(seed + 1, k, d, offset, scale, dtype)
+    ref = brute_force_squared_distances(X, W)
+    for n_threads, chunk_rows in ((1, 512), (2, 37)):
+        bmu = np.empty(n, dtype=np.int64)
+        sq = np.empty(n)
+        counts, sums = np.zeros(k), np.zeros((k, d))
+        cpu_bmu.best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, counts, sums,
+                                    chunk_rows=chunk_rows, n_threads=n_threads)
+        _assert_winners(bmu, ref, f"cpu_bmu threads={n_threads}")
+        np.testing.assert_allclose(sq, ref[np.arange(n), bmu], rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(counts, np.bincount(bmu, minlength=k))
+    exact = distances.squared_distances(X, W)
+    np.testing.assert_allclose(exact, ref, rtol=1e-7, atol=0)
+    ref_bmu, ref_sq = distances.best_matching_units(X, W)
+    _assert_winners(ref_bmu, ref, "distances.best_matching_units")
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(20, 200),
+    d=st.integers(1, 16),
+    offset=OFFSETS,
+    scale=SCALES,
+    algorithm=st.sampled_from(["batch", "minibatch", "online"]),
+)
+def test_estimator_against_brute_force(seed, n, d, offset, scale, algorithm):
+    """predict, transform, quantization_error, topographic_error (its two best units) and
+    the fit's labels_, for batch, mini-batch and online fits."""
+    X = _data(seed, n, d, offset, scale)
+    som = KSOM(grid=(3, 4), algorithm=algorithm, n_epochs=2, batch_size=32, random_state=seed % 1000).fit(X)
+    W = som.codebook_
+    ref = brute_force_squared_distances(X, W)
+    _assert_winners(som.labels_, ref, f"{algorithm} labels_")
+    _assert_winners(som.predict(X), ref, "predict")
+    np.testing.assert_allclose(som.transform(X), np.sqrt(ref), rtol=1e-5, atol=0)
+    qe = np.sqrt(ref.min(1)).mean()
+    assert som.quantization_error(X) == pytest.approx(qe, rel=1e-5, abs=0)
+    assert som.quantization_error(X, squared=True) == pytest.approx(ref.min(1).mean(), rel=1e-5, abs=0)
+    two = metrics.two_best_matching_units(X, W)
+    order = np.argsort(ref, axis=1, kind="stable")[:, :2]
+    ok = clear_rows(ref, places=2)
+    np.testing.assert_array_equal(two[ok], order[ok])
+    if ok.all():
+        adjacent = som.grid_.adjacency[order[:, 0], order[:, 1]]
+        assert som.topographic_error(X) == pytest.approx(1.0 - adjacent.mean(), abs=1e-12)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 200),
+    d=st.integers(1, 32),
+    k=st.integers(3, 40),
+    offset=OFFSETS,
+    scale=SCALES,
+    outlier=st.floats(2.0, 6.0).map(lambda e: 10.0**e),
+)
+def test_rows_near_a_tight_cluster_beside_an_outlier_unit(seed, n, d, k, offset, scale, outlier):
+    """The case the error bound and the re-rank exist for: one unit ``outlier`` times
+    further out than the others makes the expanded form's rounding (~u R^2) far larger
+    than the gaps between the clustered units that the rows sit among; without the re-rank
+    (kappa = 0) the float32 winners are wrong."""
+    rng = np.random.default_rng(seed)
+    W = _data(seed + 1, k, d, offset, scale)
+    W[0] = (W[0].astype(np.float64) + outlier * scale * rng.normal(size=d)).astype(np.float32)
+    X = W[rng.integers(1, k, n)].astype(np.float64) + 0.3 * scale * rng.normal(size=(n, d))
+    X = X.astype(np.float32)
+    ref = brute_force_squared_distances(X, W)
+    bmu = np.empty(n, dtype=np.int64)
+    sq = np.empty(n)
+    cpu_bmu.best_matching_units(X, W, None, bmu, sq, chunk_rows=64, n_threads=1)
+    _assert_winners(bmu, ref, "cpu_bmu")
+    np.testing.assert_allclose(sq, ref[np.arange(n), bmu], rtol=1e-12, atol=0)
+    _assert_winners(distances.best_matching_units(X, W)[0], ref, "distances")
+    np.testing.assert_allclose(distances.squared_distances(X, W), ref, rtol=1e-7, atol=0)
+
+
+def test_issue_example_offset_1000():
+    """The issue's example: 28-39% of predict() were wrong, QE 2.23 against 2.29 exact."""
+    X = (1000 + np.random.default_rng(0).normal(size=(5000, 8))).astype(np.float32)
+    som = KSOM(grid=(4, 4), random_state=0).fit(X)
+    ref = brute_force_squared_distances(X, som.codebook_)
+    _assert_winners(som.predict(X), ref, "predict")
+    _assert_winners(som.labels_, ref, "labels_")
+    assert som.quantization_error(X) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+    np.testing.assert_allclose(som.transform(X), np.sqrt(ref), rtol=1e-6)
+
+
+def test_digits_plus_1000(digits):
+    """Raw pixels shifted by 1000 (18% of the winners were wrong)."""
+    X = (np.asarray(digits, dtype=np.float64) + 1000).astype(np.float32)
+    som = KSOM(grid=(8, 8), n_epochs=3, random_state=0).fit(X)
+    ref = brute_force_squared_distances(X, som.codebook_)
+    _assert_winners(som.predict(X), ref, "predict")
+    _assert_winners(som.labels_, ref, "labels_")
+    assert som.quantization_error(X) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+    # The same map shifted back: the winners do not move with the offset.
+    moved = KSOM(grid=(8, 8), random_state=0)
+    moved.__dict__.update(som.__dict__)
+    moved.codebook_ = (som.codebook_.astype(np.float64) - 1000).astype(np.float32)
+    X0 = (X.astype(np.float64) - 1000).astype(np.float32)
+    ref0 = brute_force_squared_distances(X0, moved.codebook_)
+    _assert_winners(moved.predict(X0), ref0, "predict at the origin")
+
+
+@pytest.mark.parametrize("magnitude", [1e20, 1e30, 1e-20])
+def test_values_whose_squares_leave_float32(magnitude):
+    """float32 data ~1e20: squared norms overflow float32 (QE was nan and every BMU 0);
+    ~1e-20: they underflow. Both now give the float64 answer."""
+    X = (magnitude * np.random.default_rng(3).normal(size=(400, 4))).astype(np.float32)
+    som = KSOM(grid=(3, 3), random_state=0).fit(X)
+    assert np.isfinite(som.codebook_).all()
+    ref = brute_force_squared_distances(X, som.codebook_)
+    _assert_winners(som.predict(X), ref, "predict")
+    assert len(np.unique(som.predict(X))) > 1
+    qe = som.quantization_error(X)
+    assert np.isfinite(qe)
+    assert qe == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+    np.testing.assert_allclose(som.transform(X), np.sqrt(ref), rtol=1e-6)
+
+
+def test_rows_far_from_the_codebook_and_exact_ties():
+    """Rows 1e7 codebook radii away (their scores may overflow: all units compared
+    directly), duplicated units (exact ties: lowest index) and a single-unit codebook."""
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(6, 3)).astype(np.float32)
+    W[4] = W[1]
+    X = np.concatenate([rng.normal(size=(50, 3)), 1e7 * rng.normal(size=(5, 3)), W[[1, 4]]]).astype(np.float32)
+    ref = brute_force_squared_distances(X, W)
+    bmu = np.empty(X.shape[0], dtype=np.int64)
+    sq = np.empty(X.shape[0])
+    cpu_bmu.best_matching_units(X, W, None, bmu, sq)
+    np.testing.assert_array_equal(bmu, ref.argmin(1))  # argmin: lowest index on ties
+    assert not (bmu == 4).any()
+    np.testing.assert_allclose(sq, ref.min(1), rtol=1e-12)
+    one = np.empty(X.shape[0], dtype=np.int64)
+    cpu_bmu.best_matching_units(X, W[:1], None, one, sq)
+    assert (one == 0).all()
+    np.testing.assert_allclose(sq, ref[:, 0], rtol=1e-12)
+
+
+def test_reference_frame_keeps_centred_data_in_the_plain_frame():
+    """Near the origin the kernel keeps the plain expanded form (the same bits as before);
+    off the origin it centres; out of the dtype's range it scales by a power of two."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(20, 5)).astype(np.float32)
+    assert distances.reference_frame(W).identity
+    frame = distances.reference_frame(W + 100)
+    assert frame.centre is not None and frame.scale == 1.0
+    for factor in (1e20, 1e-20):
+        scaled = W * np.float32(factor)
+        frame = distances.reference_frame(scaled)
+        radius = np.sqrt((scaled.astype(np.float64) ** 2).sum(1).max())
+        assert frame.centre is None and 1.0 <= radius * frame.scale < 2.0
+        assert np.log2(frame.scale) == int(np.log2(frame.scale))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e8])
+def test_neighbour_distance_ratio_far_from_the_origin(offset):
+    """Pairwise unit distances (the uncentred float64 expanded form was off by ~100% at 1e8)."""
+    W = _data(9, 12, 4, offset, 1.0, np.float64)
+    grid = KSOM(grid=(3, 4)).fit(W).grid_
+    pair = np.sqrt(brute_force_squared_distances(W, W))
+    off = ~np.eye(12, dtype=bool)
+    expected = pair[grid.adjacency].mean() / pair[off].mean()
+    assert metrics.neighbour_distance_ratio(W, grid) == pytest.approx(expected, rel=1e-9)
+
+
+def test_dask_far_from_the_origin():
+    """DaskKSOM's statistics and inference go through the same exact search and distances."""
+    da = pytest.importorskip("dask.array")
+    from somvq.integrations.dask import DaskKSOM
+
+    X = _data(11, 600, 6, 1000.0, 1.0)
+    som = DaskKSOM(grid=(3, 4), n_epochs=2, random_state=0).fit(da.from_array(X, chunks=(200, 6)))
+    ref = brute_force_squared_distances(X, som.codebook_)
+    Xd = da.from_array(X, chunks=(150, 6))
+    _assert_winners(np.asarray(som.predict(Xd)), ref, "dask predict")
+    np.testing.assert_allclose(np.asarray(som.transform(Xd)), np.sqrt(ref), rtol=1e-6)
+    assert som.quantization_error(Xd) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+
+
+def test_non_finite_codebook_does_not_raise_in_the_search():
+    """A diverged codebook (nan/inf) is reported by the fit's own check, naming the cause;
+    the search itself returns nan distances without raising or warning."""
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    for bad in (np.nan, np.inf):
+        W = np.random.default_rng(1).normal(size=(4, 3))
+        W[2, 1] = bad
+        bmu = np.empty(50, dtype=np.int64)
+        sq = np.empty(50)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            cpu_bmu.best_matching_units(X, W, None, bmu, sq)
+        assert np.isnan(sq).all() and ((bmu >= 0) & (bmu < 4)).all()
