@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from somvq import KSOM
     from somvq.grids import Grid
+    from somvq.parameters import horizon, training_plan
 
     n = args.n or (20000 if args.quick else 100000)
     epochs = args.epochs or (2 if args.quick else 5)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     torch = _torch_cuda()
     if torch is not None:
         grid = Grid(grid_shape)
-        neighbourhood = KSOM(**common, algorithm="batch")._resolve_neighbourhood(grid, float(max(epochs - 1, 1)))
+        neighbourhood = training_plan(KSOM(**common, algorithm="batch"), grid, horizon(epochs, 1)).neighbourhood
         Xt = torch.as_tensor(X, device="cuda")
         Wt = torch.as_tensor(W0, device="cuda")
         _torch_batch_fit(torch, Xt, Wt, grid, neighbourhood, 1, 16384)  # warm-up
@@ -256,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda: _torch_batch_fit(torch, Xt, Wt, grid, neighbourhood, epochs, 16384), args.rounds
         )
         record("torch-gpu-batch", "batch", seconds, epochs, W.cpu().numpy())
-        mb_neighbourhood = KSOM(**common, algorithm="minibatch")._resolve_neighbourhood(
-            grid, float(max(epochs * -(-n // args.batch_size) - 1, 1))
-        )
+        mb_neighbourhood = training_plan(
+            KSOM(**common, algorithm="minibatch"), grid, horizon(epochs, -(-n // args.batch_size))
+        ).neighbourhood
         seconds, W = _median_time(
             lambda: _torch_minibatch_fit(torch, Xt, Wt, grid, mb_neighbourhood, epochs, args.batch_size,
                                          0.99, 1e-5, args.seed),

@@ -34,7 +34,7 @@ grid = Grid((16, 32))
 nb = Neighbourhood("hard", Schedule("inverse_time", 4.0, 0.5, 0.1, 100.0), 0.1)
 def mb(A):
     w = W.copy(); N = np.ones(512); m = W.astype(np.float64)
-    A.minibatch_pass(X, order, w, N, m, nb, grid, 0, batch_size=1024, decay=0.99, eps=1e-5)
+    A.minibatch_pass_inplace(X, order, w, N, m, nb, grid, 0, batch_size=1024, decay=0.99, eps=1e-5)
     return w
 def gemm():
     Wt = W.T.copy(); out = np.empty((4096, 512), np.float32)

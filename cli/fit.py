@@ -11,6 +11,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from somvq.parameters import ALGORITHMS, BACKENDS, DEFAULTS
+
 from ._errors import DataError, library_errors
 from ._input import load_input
 from ._options import input_kwargs, input_options, parse_grid_option
@@ -20,6 +22,13 @@ from ._report import format_table, grid_text, map_metrics, metric_rows
 NEIGHBOURHOOD_CHOICES = ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "mexican_hat", "cut_gaussian")
 INIT_CHOICES = ("random", "normal", "sample", "pca")
 MAIN_PLOTS = ("umatrix", "hitmap", "codebook")
+
+
+def _default(name: str) -> str:
+    """KSOM's default of a parameter as the help texts show it (from somvq.parameters)."""
+    value = DEFAULTS[name]
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
 
 
 class LearningRate(click.ParamType):
@@ -112,20 +121,20 @@ class _Progress:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help="Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: 16x32].")
-@click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help="Grid topology [default: rectangular].")
+@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: {_default('grid')}].")
+@click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help=f"Grid topology [default: {_default('topology')}].")
 @click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
-@click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help="Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: gaussian].")
-@click.option("--algorithm", type=click.Choice(["online", "batch", "minibatch"]), help="KSOM variant [default: batch].")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data [default: 10].")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch size (--algorithm minibatch) [default: 256].")
+@click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help=f"Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: {_default('neighbourhood')}].")
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), help=f"KSOM variant [default: {_default('algorithm')}].")
+@click.option("--epochs", type=click.IntRange(min=1), help=f"Passes over the data [default: {_default('n_epochs')}].")
+@click.option("--batch-size", type=click.IntRange(min=1), help=f"Mini-batch size (--algorithm minibatch) [default: {_default('batch_size')}].")
 @click.option("--radius", type=click.FloatRange(min=0, min_open=True), help="Initial neighbourhood radius [default: by kernel].")
-@click.option("--shrink", type=click.FloatRange(min=0), help="The paper's tau: rate of the inverse-time schedules [default: 0.1].")
-@click.option("--learning-rate", type=LearningRate(), help="Online KSOM: initial learning rate, or inverse_count [default: 0.5].")
-@click.option("--decay", type=click.FloatRange(0, 1, max_open=True), help="EMA decay of mini-batch KSOM [default: 0.99].")
-@click.option("--init", type=click.Choice(INIT_CHOICES), help="Initial codebook [default: random].")
+@click.option("--shrink", type=click.FloatRange(min=0), help=f"The paper's tau: rate of the inverse-time schedules [default: {_default('shrink')}].")
+@click.option("--learning-rate", type=LearningRate(), help=f"Online KSOM: initial learning rate, or inverse_count [default: {_default('learning_rate')}].")
+@click.option("--decay", type=click.FloatRange(0, 1, max_open=True), help=f"EMA decay of mini-batch KSOM [default: {_default('decay')}].")
+@click.option("--init", type=click.Choice(INIT_CHOICES), help=f"Initial codebook [default: {_default('init')}].")
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same model [default: none].")
-@click.option("--backend", type=click.Choice(["cpu", "cuda"]), help="Compute backend [default: cpu].")
+@click.option("--backend", type=click.Choice(BACKENDS), help=f"Compute backend [default: {_default('backend')}].")
 @click.option("--standardize", is_flag=True, help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).")
 @click.option("--minmax", is_flag=True, help="Scale each feature to [0, 1] (stored in the model).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")

@@ -60,7 +60,7 @@ def needs_grid_distances(algorithm: str, neighbourhood: str, grid: Any, backend:
     """Whether a fit builds the K x K grid-distance matrix (and so O(K^2) memory).
 
     Mirrors :func:`somvq.neighbourhoods.smoothing_operator` (batch, mini-batch) and the
-    online fast paths of :func:`somvq.algorithms.online_pass`; a test holds them equal.
+    online fast paths of :func:`somvq.algorithms.online_pass_inplace`; a test holds them equal.
     """
     if backend == "cuda":
         return True  # the device kernels read the distance matrix

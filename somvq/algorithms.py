@@ -1,14 +1,22 @@
-"""The three KSOM algorithms as functions on arrays (ALGORITHMS.md sections 4-6).
+"""The three KSOM algorithms as functions on arrays (docs/algorithms.md §5-§7).
 
-This layer sits between the kernels (loops only) and the estimator (validation, state,
-API). Each function does one step of one algorithm, exactly as the equations are written:
+This layer sits between the kernels (loops only) and the engines (data, state, the pass
+loop). Each function does one step of one algorithm, exactly as the equations are written;
+these are the definitions, and the compiled kernels (CPU and CUDA) are fast paths that the
+tests hold equal to them:
 
 * :func:`unit_statistics` - the E step shared by batch and mini-batch KSOM:
   hit counts ``c = E^T 1`` and per-unit sums ``S = E^T X``.
-* :func:`smooth_statistics` - ``n = H c``, ``s = H S`` (never O(N K^2)).
+* :func:`smooth_statistics` - ``n = H c``, ``s = H S`` (never O(N K^2)) with the
+  :func:`~somvq.neighbourhoods.smoothing_operator` of the step.
 * :func:`batch_update` - ``w_k <- s_k / n_k`` (units with ``n_k <= 0`` keep ``w_k``).
-* :func:`ema_update` - the paper's KSOM-EMA update (E1)-(E4), "all" or "written".
-* :func:`online_pass` - Kohonen's sequential rule, sample by sample.
+* :func:`ema_update` - the paper's KSOM-EMA update (E1)-(E4), "all" or "written"; on NumPy
+  arrays and torch tensors alike (the torch plugin's update is this function).
+* :func:`minibatch_pass_inplace` - a whole mini-batch pass, fused, in place.
+* :func:`online_pass_inplace` - Kohonen's sequential rule, sample by sample, in place.
+
+Functions that change their arguments say so in their names (``_inplace``); the passes
+take ``(X, order, codebook, <state arrays>, neighbourhood, grid, t0, *, options)``.
 
 Statistics (counts, sums, EMA state) are float64; the distance GEMM runs in the data's
 dtype, so float32 data stays float32 in the hot path.
@@ -21,19 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import config as kernel_config
-from ._kernels.cpu_bmu import best_matching_units
-from .neighbourhoods import IdentitySmoothing, Neighbourhood, SeparableSmoothing, Smoothing, smoothing_operator
+from .neighbourhoods import Neighbourhood, SeparableSmoothing, Smoothing, _namespace, smoothing_operator
 from .schedules import Schedule
 
 __all__ = [
     "UnitStatistics",
     "unit_statistics",
     "smooth_statistics",
-    "neighbourhood_smoothing",
     "batch_update",
     "ema_update",
-    "minibatch_pass",
-    "online_pass",
+    "minibatch_pass_inplace",
+    "online_pass_inplace",
+    "learning_rate_parameters",
     "assign",
 ]
 
@@ -58,6 +65,8 @@ class UnitStatistics:
 
 def assign(X: np.ndarray, codebook: np.ndarray, *, chunk_rows: int | None = None):
     """BMU index (int64) and squared distance to it (float64) for every row of ``X``."""
+    from ._kernels.cpu_bmu import best_matching_units
+
     chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
     X = _as_dtype(X, codebook.dtype)
     bmu = np.empty(X.shape[0], dtype=np.int64)
@@ -75,6 +84,10 @@ def unit_statistics(
     float64/int64 arrays reused between calls (a mini-batch pass); the returned counts and
     sums are then those buffers, overwritten by the next call.
     """
+    # The compiled kernels are imported on first use: importing this module (the torch
+    # plugin does, for ema_update) loads no Numba code.
+    from ._kernels.cpu_bmu import best_matching_units
+
     chunk_rows = chunk_rows or kernel_config.CHUNK_ROWS
     X = _as_dtype(X, codebook.dtype)
     n_units, n_features = codebook.shape
@@ -94,31 +107,23 @@ def unit_statistics(
     return UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
 
 
-def neighbourhood_smoothing(neighbourhood: Neighbourhood, grid, t: float) -> Smoothing:
-    """The smoothing ``S -> H_t S`` of step ``t``, for :func:`smooth_statistics`.
-
-    Separable on rectangular grids for "gaussian" and "hard" (O(K D (rows + cols)) instead
-    of O(K^2 D), and no K x K matrix to build each step), the identity for "none", the
-    dense ``H_t`` otherwise; see :func:`somvq.neighbourhoods.smoothing_operator`.
-    """
-    return smoothing_operator(neighbourhood, grid, t)
-
-
 def smooth_statistics(
-    neighbourhood_matrix: np.ndarray | Smoothing | None, counts: np.ndarray, sums: np.ndarray
+    neighbourhood_matrix: np.ndarray | Smoothing | None, counts: np.ndarray, sums: np.ndarray, *, out=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n = H c`` and ``s = H S``; ``None`` stands for ``H = I`` (no neighbourhood).
 
-    ``neighbourhood_matrix`` is the dense ``H``, or a :class:`~somvq.neighbourhoods.Smoothing`
-    from :func:`neighbourhood_smoothing` (the fast form of the same map).
+    ``neighbourhood_matrix`` is the dense ``H``, or the
+    :class:`~somvq.neighbourhoods.Smoothing` of the step from
+    :func:`~somvq.neighbourhoods.smoothing_operator` (the fast form of the same map).
+    ``out``: optional float64 buffers ``(counts (K,), sums (K, D), scratch (K, D + 1))``
+    that the separable form writes into (a mini-batch pass reuses them every step).
     """
     if neighbourhood_matrix is None:
         return counts, sums
     if isinstance(neighbourhood_matrix, SeparableSmoothing) and len(neighbourhood_matrix.factors) <= 2:
         # Compiled and single-threaded: numpy's tensordot calls a multi-threaded BLAS whose
-        # threads, on a busy 2-core machine, fight the BMU block pool (profile: digits
-        # 16x32 gaussian batch fit 15 -> 50 ms under two busy loops, "none" unaffected).
-        return _smooth_separable(neighbourhood_matrix, counts, sums)
+        # threads fight the BMU block pool on a busy machine (docs/performance.md).
+        return _smooth_separable(neighbourhood_matrix, counts, sums, out)
     if isinstance(neighbourhood_matrix, Smoothing):
         return neighbourhood_matrix.apply(counts, sums)
     return neighbourhood_matrix @ counts, neighbourhood_matrix @ sums
@@ -165,20 +170,12 @@ def batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> 
     return new.astype(codebook.dtype, copy=False)
 
 
-def ema_update(
-    ema_count: np.ndarray,
-    ema_sum: np.ndarray,
-    codebook: np.ndarray,
-    counts: np.ndarray,
-    sums: np.ndarray,
-    *,
-    decay: float,
-    eps: float,
-    update: str = "all",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The paper's mini-batch KSOM-EMA update, (E1)-(E4) of ALGORITHMS.md section 6.
+def ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"):
+    """The paper's mini-batch KSOM-EMA update, (E1)-(E4) of docs/algorithms.md §7.
 
     ``counts``/``sums`` are this batch's smoothed statistics ``n = H c``, ``s = H S``.
+    NumPy arrays or torch tensors (the torch plugin calls it on the device: no host
+    synchronisation); the EMA state and the statistics share one float dtype.
 
     update="all" (the paper's)::
 
@@ -190,32 +187,41 @@ def ema_update(
     update="written": the three EMA lines only where ``n_k > 0``; no smoothing; the other
     units keep N, m and w.
 
-    Returns new ``(ema_count, ema_sum, codebook)``; the inputs are not modified.
+    Returns new ``(ema_count, ema_sum, codebook)``, the codebook in ``codebook``'s dtype;
+    the inputs are not modified. The compiled fast paths (``ema_update_inplace`` in
+    ``somvq/_kernels/cpu_minibatch.py`` and ``cuda_update.py``) are tested against it.
     """
+    keep = 1.0 - decay
     if update == "all":
-        count = decay * ema_count + (1.0 - decay) * counts
+        count = decay * ema_count + keep * counts  # (E1)
         total = count.sum()
-        count = (count + eps) / (total + count.shape[0] * eps) * total
-        total_sum = decay * ema_sum + (1.0 - decay) * sums
-        new_codebook = (total_sum / count[:, None]).astype(codebook.dtype, copy=False)
-        return count, total_sum, new_codebook
+        count = (count + eps) / (total + count.shape[0] * eps) * total  # (E2)
+        total_sum = decay * ema_sum + keep * sums  # (E3)
+        return count, total_sum, _cast_like(total_sum / count[:, None], codebook)  # (E4)
     if update == "written":
+        xp = _namespace(counts)
         written = counts > 0
-        count = ema_count.copy()
-        total_sum = ema_sum.copy()
-        new_codebook = codebook.copy()
-        count[written] = decay * ema_count[written] + (1.0 - decay) * counts[written]
-        total_sum[written] = decay * ema_sum[written] + (1.0 - decay) * sums[written]
-        new_codebook[written] = total_sum[written] / count[written, None]
-        return count, total_sum, new_codebook
+        count = xp.where(written, decay * ema_count + keep * counts, ema_count)
+        total_sum = xp.where(written[:, None], decay * ema_sum + keep * sums, ema_sum)
+        # Units not written keep w; dividing them by 1 instead of N avoids 0/0 when N0 = 0.
+        divisor = xp.where(written, count, xp.ones_like(count))
+        new_codebook = xp.where(written[:, None], total_sum / divisor[:, None], codebook)
+        return count, total_sum, _cast_like(new_codebook, codebook)
     raise ValueError(f"update={update!r} is not one of ('all', 'written').")
 
 
-#: Bytes of rows that :func:`minibatch_pass` gathers (in the pass's order) at once.
+def _cast_like(values, like):
+    """``values`` in ``like``'s dtype (NumPy arrays and torch tensors)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(like.dtype, copy=False)
+    return values.to(like.dtype)
+
+
+#: Bytes of rows that :func:`minibatch_pass_inplace` gathers (in the pass's order) at once.
 _GATHER_BYTES = 8 << 20
 
 
-def minibatch_pass(
+def minibatch_pass_inplace(
     X: np.ndarray,
     order: np.ndarray,
     codebook: np.ndarray,
@@ -236,12 +242,12 @@ def minibatch_pass(
     The same arithmetic as, per batch at step ``t = t0, t0 + 1, ...``::
 
         stats = unit_statistics(batch, codebook)
-        n, s = smooth_statistics(neighbourhood_smoothing(neighbourhood, grid, t), stats.counts, stats.sums)
+        n, s = smooth_statistics(smoothing_operator(neighbourhood, grid, t), stats.counts, stats.sums)
         ema_count, ema_sum, codebook = ema_update(ema_count, ema_sum, codebook, n, s, ...)
 
     but with no per-step temporaries of size K x D: ``codebook`` (C-contiguous, the data's
     dtype), ``ema_count`` (K,) and ``ema_sum`` (K, D) (float64, C-contiguous) are updated
-    in place, so pass private copies (the estimator does, and publishes them at the end).
+    in place, so pass private copies (the CPU engine does, and publishes them at the end).
     Rows are gathered in order into a contiguous buffer a few MB at a time, the BLAS stays
     single-threaded for the whole pass, and the smoothing and EMA update run compiled
     (:mod:`somvq._kernels.cpu_minibatch`). Returns the sum over rows of the squared
@@ -267,9 +273,7 @@ def minibatch_pass(
     bmu = np.empty(rows, dtype=np.int64)
     sq_dist = np.empty(rows)
     buffers = (counts, sums, bmu, sq_dist)
-    smoothed_counts = np.empty(n_units)
-    smoothed_sums = np.empty((n_units, n_features))
-    scratch = np.empty((n_units, n_features + 1))
+    smoothed = (np.empty(n_units), np.empty((n_units, n_features)), np.empty((n_units, n_features + 1)))
     update_all = update == "all"
     sq_error = 0.0
     t = int(t0)
@@ -283,63 +287,67 @@ def minibatch_pass(
                 stats = unit_statistics(batch, codebook, chunk_rows=chunk_rows, buffers=buffers)
                 sq_error += stats.sq_error
                 op = smoothing_operator(neighbourhood, grid, t)
-                if isinstance(op, IdentitySmoothing):
-                    n_t, s_t = counts, sums
-                elif isinstance(op, SeparableSmoothing) and len(op.factors) <= 2:
-                    n_t, s_t = _smooth_separable(op, counts, sums, (smoothed_counts, smoothed_sums, scratch))
-                else:
-                    n_t, s_t = op.apply(counts, sums)
-                    n_t = np.ascontiguousarray(n_t, dtype=np.float64)
-                    s_t = np.ascontiguousarray(s_t, dtype=np.float64)
+                n_t, s_t = smooth_statistics(op, counts, sums, out=smoothed)
+                n_t = np.ascontiguousarray(n_t, dtype=np.float64)
+                s_t = np.ascontiguousarray(s_t, dtype=np.float64)
                 ema_update_inplace(ema_count, ema_sum, codebook, n_t, s_t, float(decay), float(eps),
                                    update_all)
                 t += 1
     return sq_error
 
 
-def online_pass(
+def learning_rate_parameters(learning_rate: Schedule | str) -> tuple[int, np.ndarray]:
+    """``(code, [start, end, shrink, horizon])`` of an online learning rate, for the kernels.
+
+    ``learning_rate`` is a :class:`Schedule`, or ``"inverse_count"`` (code
+    ``INVERSE_COUNT``: ``1 / n_k*`` with the winner's hit count).
+    """
+    from ._kernels.neighbourhood_formulas import INVERSE_COUNT
+
+    if isinstance(learning_rate, str):
+        if learning_rate != "inverse_count":
+            raise ValueError(f"learning_rate={learning_rate!r} is not a schedule or 'inverse_count'.")
+        return INVERSE_COUNT, np.zeros(4)
+    return learning_rate.code, np.array(
+        [learning_rate.start, learning_rate.end, learning_rate.shrink, learning_rate.horizon],
+        dtype=np.float64,
+    )
+
+
+def online_pass_inplace(
     X: np.ndarray,
-    codebook: np.ndarray,
     order: np.ndarray,
-    grid_distances: np.ndarray | None,
-    neighbourhood: Neighbourhood,
-    learning_rate: Schedule | str,
+    codebook: np.ndarray,
     unit_counts: np.ndarray,
+    neighbourhood: Neighbourhood,
+    grid,
     t0: int,
     *,
-    grid=None,
+    learning_rate: Schedule | str,
+    grid_distances: np.ndarray | None = None,
 ) -> None:
     """Online KSOM over ``X[order]``, updating ``codebook`` and ``unit_counts`` in place.
 
     ``learning_rate`` is a :class:`Schedule`, or ``"inverse_count"`` for ``1 / n_k*`` with
     the winner's hit count (MacQueen's online k-means when the neighbourhood is "none").
 
-    ``grid``: the :class:`~somvq.grids.Grid` of ``grid_distances``. On a 1-D or 2-D
-    rectangular grid it enables the fast paths of
-    :func:`somvq._kernels.cpu_online.online_pass_grid`: per-axis weights for "gaussian"
-    (n0 + n1 ``exp`` per sample instead of K; equal up to rounding) and, for the kernels
-    with finite support ("none", "hard", "bubble", "triangle", "cut_gaussian"), updates of
-    the units inside the support only (same bits). ``grid_distances=None`` with ``grid``:
-    taken from the grid when needed (the fast modes never build the K x K matrix).
+    ``grid``: the :class:`~somvq.grids.Grid`, or None with ``grid_distances`` (a K x K
+    matrix; the general kernel). On a 1-D or 2-D rectangular grid it enables the fast
+    paths of :func:`somvq._kernels.cpu_online.online_pass_grid`: per-axis weights for
+    "gaussian" (n0 + n1 ``exp`` per sample instead of K; equal up to rounding) and, for
+    the kernels with finite support ("none", "hard", "bubble", "triangle",
+    "cut_gaussian"), updates of the units inside the support only (same bits).
+    ``grid_distances=None``: taken from the grid when needed (the fast modes never build
+    the K x K matrix).
     """
     # Imported here, not at module import: loading the online kernels' cached overloads
     # costs first-use time that batch and mini-batch fits do not need.
-    from ._kernels.cpu_online import INVERSE_COUNT
     from ._kernels.cpu_online import online_pass as _online_pass_kernel
 
-    if isinstance(learning_rate, str):
-        if learning_rate != "inverse_count":
-            raise ValueError(f"learning_rate={learning_rate!r} is not a schedule or 'inverse_count'.")
-        lr_code, lr_params = INVERSE_COUNT, np.zeros(4)
-    else:
-        lr_code = learning_rate.code
-        lr_params = np.array(
-            [learning_rate.start, learning_rate.end, learning_rate.shrink, learning_rate.horizon],
-            dtype=np.float64,
-        )
+    lr_code, lr_params = learning_rate_parameters(learning_rate)
     if grid_distances is None:
         if grid is None:
-            raise ValueError("online_pass needs grid_distances or grid.")
+            raise ValueError("online_pass_inplace needs grid_distances or grid.")
         if _online_mode(neighbourhood, grid, X, codebook, None) is None:
             grid_distances = grid.distances
     mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)

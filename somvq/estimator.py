@@ -1,54 +1,34 @@
 """The KSOM estimator: scikit-learn API over the three KSOM algorithms.
 
-This layer validates input and parameters, keeps the fitted state and the step counter,
-and calls :mod:`somvq.algorithms` for the arithmetic. It never rewrites the user's
-parameters: resolved defaults live in private attributes made in ``fit``.
+This layer holds the parameters, runs the one training loop (``fit`` / ``partial_fit``,
+for every engine) and publishes the learned state. What a pass computes is the engine's
+(:mod:`somvq.engines`); parameters are resolved by :mod:`somvq.parameters` into a
+:class:`~somvq.parameters.TrainingPlan`; the learned state is one
+:class:`~somvq.state.FittedState`, set only through :meth:`KSOM.set_fitted_state`. The
+user's parameters are never rewritten. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from . import algorithms, distances, metrics
+from . import algorithms, distances, metrics, parameters
 from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from ._validation import (
-    check_ema_settings,
-    check_finite_codebook,
-    check_grid_value,
-    check_training_range,
-    restores_input_attributes,
-)
-from .exceptions import BackendUnavailableError
+from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
+from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
-from .neighbourhoods import NEIGHBOURHOODS, PAPER_NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
-from .schedules import SCHEDULES, Schedule
+from .neighbourhoods import NEIGHBOURHOODS
+from .parameters import ALGORITHMS, BACKENDS, UPDATES, TrainingPlan
+from .schedules import SCHEDULES
+from .state import FittedState
 
 __all__ = ["KSOM"]
-
-ALGORITHMS = ("online", "batch", "minibatch")
-BACKENDS = ("cpu", "cuda")
-
-#: Fitted attributes that together are the estimator's learned state (what save/load keeps).
-FITTED_STATE = (
-    "codebook_",
-    "grid_",
-    "n_features_in_",
-    "n_steps_",
-    "n_iter_",
-    "ema_count_",
-    "ema_sum_",
-    "unit_counts_",
-    "_horizon",
-    "_rng_state",
-)
 
 
 class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
@@ -167,7 +147,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "decay": [Interval(Real, 0, 1, closed="left")],
         "init_count": [Interval(Real, 0, None, closed="left")],
         "eps": [Interval(Real, 0, None, closed="left")],
-        "update": [StrOptions({"all", "written"})],
+        "update": [StrOptions(set(UPDATES))],
         "init": [StrOptions(set(INIT_METHODS)), "array-like"],
         "backend": [StrOptions(set(BACKENDS))],
         "random_state": ["random_state"],
@@ -237,84 +217,33 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         BackendUnavailableError when the requested backend cannot run here.
         """
         self._validate_params()
-        grid = self._make_grid()
-        self._check_options()
+        grid = parameters.grid_of(self)
+        check_backend(self.backend)
+        parameters.check_options(self)
         check_fit_memory(self, grid)
         return grid
 
-    def _make_grid(self) -> Grid:
-        check_grid_value(self.grid)
-        if isinstance(self.grid, (Integral, np.integer)):
-            return Grid.from_size(int(self.grid), self.grid_dim, self.topology, self.periodic)
-        shape = np.asarray(self.grid)
-        if shape.ndim != 1 or shape.size == 0 or not np.issubdtype(shape.dtype, np.integer):
-            raise ValueError(f"grid={self.grid!r} must be a tuple of positive ints or an int.")
-        return Grid(tuple(int(s) for s in shape), self.topology, self.periodic)
-
-    def _check_options(self) -> None:
-        """Cross-parameter checks that the declarative constraints cannot express."""
-        if self.backend == "cuda":
-            # numba.cuda is imported here, only when the CUDA backend is asked for.
-            from ._cuda_engine import require_cuda
-
-            require_cuda()
-        if self.neighbourhood in SIGNED_NEIGHBOURHOODS and self.algorithm != "online":
-            raise ValueError(
-                f"neighbourhood={self.neighbourhood!r} has negative weights, which make the "
-                f"smoothed counts of algorithm={self.algorithm!r} meaningless; use "
-                "algorithm='online'."
-            )
-        if self.learning_rate == "inverse_count" and self.algorithm != "online":
-            raise ValueError(
-                "learning_rate='inverse_count' applies to algorithm='online' only, got "
-                f"algorithm={self.algorithm!r}."
-            )
-        if self.algorithm == "minibatch":
-            check_ema_settings(decay=self.decay, eps=self.eps, init_count=self.init_count, update=self.update)
-
-    def _resolve_neighbourhood(self, grid: Grid, horizon: float) -> Neighbourhood:
-        kind = self.neighbourhood
-        if self.radius is not None:
-            radius = float(self.radius)
-        elif kind == "exponential":
-            radius = 10.0
-        elif kind in PAPER_NEIGHBOURHOODS or kind == "none":
-            radius = 1.0
-        else:
-            radius = max(max(grid.shape) / 2.0, 1.0)
-        schedule = self.radius_schedule or (
-            "inverse_time" if kind in PAPER_NEIGHBOURHOODS or kind == "none" else "exponential"
-        )
-        radius_final = 0.5 if self.radius_final is None else float(self.radius_final)
-        return Neighbourhood(
-            kind,
-            Schedule(schedule, radius, radius_final, float(self.shrink), horizon),
-            float(self.shrink),
-        )
-
-    def _resolve_learning_rate(self, horizon: float) -> Schedule | str:
-        if isinstance(self.learning_rate, str):
-            return self.learning_rate
-        return Schedule(
-            self.learning_rate_schedule or "exponential",
-            float(self.learning_rate),
-            float(self.learning_rate_final),
-            float(self.shrink),
-            horizon,
-        )
-
-    def _steps_per_pass(self, n_samples: int) -> int:
-        if self.algorithm == "online":
-            return n_samples
-        if self.algorithm == "minibatch":
-            return math.ceil(n_samples / self.batch_size)
-        return 1
+    def _checked_grid(self, engine: Engine, data) -> Grid:
+        """The checks of a training call once its data is validated; returns the grid."""
+        engine.check_options()
+        parameters.check_options(self)
+        check_training_range(data)
+        return parameters.grid_of(self)
 
     def _new_rng(self) -> np.random.Generator:
         seed = self.random_state
         if isinstance(seed, np.random.RandomState):
             seed = int(seed.randint(np.iinfo(np.int32).max))
         return np.random.default_rng(seed)
+
+    def _start(self, engine: Engine, data, grid: Grid) -> tuple[TrainingPlan, FittedState, np.random.Generator]:
+        """Plan, initial state and generator of a first training call on ``data``."""
+        check_fit_memory(self, grid, engine.memory_shape(data))
+        horizon = parameters.horizon(self.n_epochs, engine.steps_per_pass(data))
+        plan = parameters.training_plan(self, grid, horizon)
+        rng = self._new_rng()
+        codebook = initial_codebook(self.init, engine.init_rows(data), grid, rng)
+        return plan, FittedState.initial(codebook, grid, init_count=plan.init_count, horizon=horizon), rng
 
     # ------------------------------------------------------------------ fitting
     @restores_input_attributes
@@ -338,26 +267,20 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         -------
         self
         """
-        X = self._validate_training_data(X, reset=True)
-        self._check_options()
-        check_training_range(X)
-        grid = self._make_grid()
-        check_fit_memory(self, grid, X.shape)
-        state = self._initial_state(X, grid)
-        horizon = max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1)
-        state["_horizon"] = float(horizon)
-        rng = state.pop("rng")
+        engine = engine_for(self, X)
+        data = engine.prepare(X, reset=True)
+        plan, state, rng = self._start(engine, data, self._checked_grid(engine, data))
+        n_samples = engine.n_samples(data)
         for epoch in range(self.n_epochs):
-            order = rng.permutation(X.shape[0])
-            sq_error = self._one_pass(X, order, grid, state)
-            state["n_iter_"] = epoch + 1
-            self._report(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["n_steps_"])
+            sq_error = engine.run_pass(data, engine.epoch_order(rng, data), plan, state)
+            state.n_iter = epoch + 1
+            self._report(epoch + 1, self.n_epochs, sq_error / n_samples, state.n_steps)
             if callback is not None:
-                callback(epoch + 1, self.n_epochs, sq_error / X.shape[0], state["codebook_"])
-        state["_rng_state"] = rng.bit_generator.state
-        check_finite_codebook(self, state["codebook_"], X)
-        state["labels_"] = self._labels(X, state["codebook_"])
-        self._commit(state)
+                callback(epoch + 1, self.n_epochs, sq_error / n_samples, state.codebook)
+        state.rng_state = rng.bit_generator.state
+        check_finite_codebook(self, state.codebook, data)
+        state.labels = engine.labels(data, state)
+        self.set_fitted_state(state)
         return self
 
     @restores_input_attributes
@@ -370,153 +293,53 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         in the given order (one update when ``len(X) <= batch_size``); ``online``: one
         update per row, in the given order. The schedules' horizon (for "exponential" and
         "linear") is ``n_epochs`` calls of the first call's size, unless ``fit`` ran first.
+        ``labels_`` are then this call's rows under the new codebook (as
+        ``MiniBatchKMeans.partial_fit``).
 
         Returns
         -------
         self
         """
         first = not hasattr(self, "codebook_")
-        X = self._validate_training_data(X, reset=first)
-        self._check_options()
-        check_training_range(X)
+        engine = engine_for(self, X)
+        data = engine.prepare(X, reset=first, dtype=None if first else self.codebook_.dtype)
+        grid = self._checked_grid(engine, data)
         if first:
-            grid = self._make_grid()
-            check_fit_memory(self, grid, X.shape)
-            state = self._initial_state(X, grid)
-            state["_horizon"] = float(max(self.n_epochs * self._steps_per_pass(X.shape[0]) - 1, 1))
-            rng = state.pop("rng")
-            state["_rng_state"] = rng.bit_generator.state
+            plan, state, rng = self._start(engine, data, grid)
+            state.rng_state = rng.bit_generator.state
         else:
-            grid = self._make_grid()
             if grid != self.grid_:
                 raise ValueError(
                     f"the grid changed since the first partial_fit: fitted {self.grid_!r}, "
                     f"now {grid!r}; call fit to start again."
                 )
-            state = {name: _copy(getattr(self, name)) for name in FITTED_STATE if hasattr(self, name)}
-        X = X if X.dtype == state["codebook_"].dtype else X.astype(state["codebook_"].dtype)
-        sq_error = self._one_pass(X, np.arange(X.shape[0]), grid, state)
-        state["n_iter_"] = state.get("n_iter_", 0) + 1
-        self._report(state["n_iter_"], None, sq_error / X.shape[0], state["n_steps_"])
-        check_finite_codebook(self, state["codebook_"], X)
-        # As MiniBatchKMeans.partial_fit: labels_ are this call's rows under the new codebook.
-        state["labels_"] = self._labels(X, state["codebook_"])
-        self._commit(state)
+            state = self.fitted_state()
+            plan = parameters.training_plan(self, grid, state.horizon)
+        sq_error = engine.run_pass(data, engine.call_order(data), plan, state)
+        state.n_iter += 1
+        self._report(state.n_iter, None, sq_error / engine.n_samples(data), state.n_steps)
+        check_finite_codebook(self, state.codebook, data)
+        state.labels = engine.labels(data, state)
+        self.set_fitted_state(state)
         return self
 
-    def _initial_state(self, X: np.ndarray, grid: Grid) -> dict[str, Any]:
-        rng = self._new_rng()
-        codebook = initial_codebook(self.init, X, grid, rng)
-        n_units = grid.n_units
-        return {
-            "rng": rng,
-            "grid_": grid,
-            "codebook_": codebook,
-            "n_steps_": 0,
-            "n_iter_": 0,
-            # The paper's reference: m0 = w0 (whatever N0 is), N0 = init_count.
-            "ema_count_": np.full(n_units, float(self.init_count)),
-            "ema_sum_": codebook.astype(np.float64),
-            "unit_counts_": np.full(n_units, float(self.init_count)),
-        }
+    # ------------------------------------------------------------------ state
+    def fitted_state(self) -> FittedState:
+        """A copy of the learned state (codebook, EMA state, counts, step counter, ...)."""
+        check_is_fitted(self, "codebook_")
+        return FittedState.of(self)
 
-    def _one_pass(self, X: np.ndarray, order: np.ndarray, grid: Grid, state: dict) -> float:
-        """One pass over ``X[order]`` of the configured algorithm; updates ``state``.
+    def set_fitted_state(self, state: FittedState) -> "KSOM":
+        """Make ``state`` the estimator's learned state, all attributes at once.
 
-        Returns the sum of squared distances to the winners met during the pass (for
-        online KSOM, measured once after the pass).
+        The one way a state is given to an estimator: ``fit`` and ``partial_fit`` end with
+        it, and :func:`somvq.load`, the torch plugin's ``to_estimator`` and the dask
+        estimator's conversions use it. The arrays are taken as they are (not copied).
         """
-        if self.backend == "cuda":
-            return self._cuda_pass(X, order, grid, state)
-        neighbourhood = self._resolve_neighbourhood(grid, state["_horizon"])
-        if self.algorithm == "batch":
-            stats = algorithms.unit_statistics(X, state["codebook_"])
-            H = self._smoothing(neighbourhood, grid, state["n_steps_"])
-            counts, sums = algorithms.smooth_statistics(H, stats.counts, stats.sums)
-            state["codebook_"] = algorithms.batch_update(state["codebook_"], counts, sums)
-            state["n_steps_"] += 1
-            return stats.sq_error
-        if self.algorithm == "minibatch":
-            # Fused pass, in place on private copies made here (the state's arrays may be
-            # shared with a callback or the user's init): published only when it returns.
-            codebook = np.array(state["codebook_"], order="C", copy=True)
-            ema_count = np.array(state["ema_count_"], dtype=np.float64, order="C", copy=True)
-            ema_sum = np.array(state["ema_sum_"], dtype=np.float64, order="C", copy=True)
-            sq_error = algorithms.minibatch_pass(
-                X, order, codebook, ema_count, ema_sum, neighbourhood, grid, state["n_steps_"],
-                batch_size=self.batch_size, decay=float(self.decay), eps=float(self.eps),
-                update=self.update,
-            )
-            state["codebook_"], state["ema_count_"], state["ema_sum_"] = codebook, ema_count, ema_sum
-            state["n_steps_"] += math.ceil(order.shape[0] / self.batch_size)
-            return sq_error
-        # online
-        codebook = np.ascontiguousarray(state["codebook_"]).copy()
-        algorithms.online_pass(
-            X,
-            codebook,
-            order,
-            None,  # grid distances: read from grid only by the kernels that need them
-            neighbourhood,
-            self._resolve_learning_rate(state["_horizon"]),
-            state["unit_counts_"],
-            state["n_steps_"],
-            grid=grid,
-        )
-        state["codebook_"] = codebook
-        state["n_steps_"] += order.shape[0]
-        return float(algorithms.assign(X, codebook)[1].sum())
-
-    # ------------------------------------------------------------------ backends
-    def _engine(self):
-        """The module doing the arithmetic: :mod:`somvq.algorithms`, or the CUDA engine."""
-        if self.backend == "cuda":
-            from . import _cuda_engine
-
-            return _cuda_engine
-        return algorithms
-
-    def _validate_training_data(self, X, *, reset: bool):
-        """``validate_data`` for fit/partial_fit; on "cuda", device inputs stay on the device."""
-        if self.backend == "cuda":
-            return self._engine().validate_training_data(self, X, reset=reset)
-        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset)
-
-    def _labels(self, X, codebook: np.ndarray) -> np.ndarray:
-        """BMU of every row of ``X`` under ``codebook`` (host int64), on this backend."""
-        if self.backend == "cuda":
-            return self._engine().labels(self, X, codebook)
-        return algorithms.assign(X, codebook)[0]
-
-    def _cuda_pass(self, X, order: np.ndarray, grid: Grid, state: dict) -> float:
-        """:meth:`_one_pass` on the GPU (the codebook stays on the device between calls)."""
-        learning_rate = (
-            self._resolve_learning_rate(state["_horizon"]) if self.algorithm == "online" else None
-        )
-        return self._engine().run_pass(
-            self,
-            X,
-            order,
-            grid,
-            state,
-            algorithm=self.algorithm,
-            neighbourhood=self._resolve_neighbourhood(grid, state["_horizon"]),
-            learning_rate=learning_rate,
-            batch_size=int(self.batch_size),
-            decay=float(self.decay),
-            eps=float(self.eps),
-            update=self.update,
-        )
-
-    @staticmethod
-    def _smoothing(neighbourhood: Neighbourhood, grid: Grid, t: int):
-        """``S -> H_t S`` of step t: separable, identity or dense, whichever is exact and cheapest."""
-        return algorithms.neighbourhood_smoothing(neighbourhood, grid, t)
-
-    def _commit(self, state: dict[str, Any]) -> None:
-        """Publish the new fitted state at once: an interrupted fit leaves the old one."""
-        for name, value in state.items():
-            setattr(self, name, value)
+        if not isinstance(state, FittedState):
+            raise TypeError(f"set_fitted_state expects a somvq.state.FittedState, got {type(state).__name__}.")
+        state.publish(self)
+        return self
 
     def _report(self, epoch: int, n_epochs: int | None, mse: float, n_steps: int) -> None:
         if self.verbose:
@@ -589,6 +412,3 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-
-def _copy(value: Any) -> Any:
-    return value.copy() if isinstance(value, (np.ndarray, dict)) else value

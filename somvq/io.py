@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from . import parameters
 from ._atomic import atomic_write
 from ._version import __version__
-from .exceptions import BackendUnavailableError, ModelFileError
+from .exceptions import ModelFileError
 
 __all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -126,7 +127,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
     # What load will check, checked now: never write a file that cannot be read back.
     try:
-        grid_now = estimator._make_grid()
+        grid_now = parameters.grid_of(estimator)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot save: the grid parameter is invalid ({exc}).") from None
     if grid_now != estimator.grid_:
@@ -398,6 +399,7 @@ _RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 def _build(archive: _Archive, meta: dict, path: Any):
     """The estimator a checked metadata record and its archive describe, or ModelFileError."""
     from .estimator import KSOM
+    from .state import FittedState
 
     def fail(what: str) -> ModelFileError:
         return ModelFileError(f"{str(path)!r} is corrupted: {what}.")
@@ -454,11 +456,9 @@ def _build(archive: _Archive, meta: dict, path: Any):
             estimator.set_params(init="random")  # the stored array is checked below
         # check_parameters without its memory estimate: loading needs no training memory.
         estimator._validate_params()
-        grid = estimator._make_grid()
-        try:
-            estimator._check_options()
-        except BackendUnavailableError:
-            pass  # a GPU-trained model still loads for inspection on a CPU machine
+        grid = parameters.grid_of(estimator)
+        # The backend is not checked: a GPU-trained model still loads for inspection on a CPU machine.
+        parameters.check_options(estimator)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{str(path)!r} is inconsistent: invalid parameters ({exc}).") from None
     stored_grid = _grid_from_meta(grid_meta, fail)
@@ -523,14 +523,21 @@ def _build(archive: _Archive, meta: dict, path: Any):
         if len(names) != n_features:
             raise fail(f"it has {len(names)} feature names for {n_features} features")
 
-    for name, value in arrays.items():
-        setattr(estimator, name, value)
-    for name in _SCALAR_STATE:
-        setattr(estimator, name, state[name])
-    estimator._horizon = float(state["_horizon"])
-    estimator.grid_ = grid
-    if rng_state is not None:
-        estimator._rng_state = rng_state
+    estimator.set_fitted_state(
+        FittedState(
+            codebook=arrays["codebook_"],
+            grid=grid,
+            n_features_in=state["n_features_in_"],
+            ema_count=arrays["ema_count_"],
+            ema_sum=arrays["ema_sum_"],
+            unit_counts=arrays["unit_counts_"],
+            n_steps=state["n_steps_"],
+            n_iter=state["n_iter_"],
+            horizon=float(state["_horizon"]),
+            rng_state=rng_state,
+            labels=arrays.get("labels_"),
+        )
+    )
     if names is not None:
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
     return estimator

@@ -155,8 +155,8 @@ def test_minibatch_pass_equals_step_by_step_definition(grid, kind, update, dtype
     order = rng.permutation(X.shape[0])
     nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.2, 20.0), 0.2)
     W, N, m = W0.copy(), np.full(grid.n_units, 1.0), W0.astype(np.float64)
-    sq = algorithms.minibatch_pass(X, order, W, N, m, nb, grid, 3, batch_size=32, decay=0.9,
-                                   eps=1e-3, update=update, chunk_rows=16)
+    sq = algorithms.minibatch_pass_inplace(X, order, W, N, m, nb, grid, 3, batch_size=32, decay=0.9,
+                                           eps=1e-3, update=update, chunk_rows=16)
     rW, rN, rm = _simple_minibatch(X, order, W0.copy(), np.full(grid.n_units, 1.0),
                                    W0.astype(np.float64), nb, grid, 3, 32, 0.9, 1e-3, update)
     tol = 1e-5 if dtype == np.float32 else 1e-10
@@ -177,7 +177,7 @@ def test_minibatch_pass_gathers_in_several_blocks(monkeypatch):
     for per_gather_bytes in (8 << 20, 1):
         W, N, m = X[:9].copy(), np.ones(9), X[:9].copy()
         monkeypatch.setattr(algorithms, "_GATHER_BYTES", per_gather_bytes)
-        algorithms.minibatch_pass(X, order, W, N, m, nb, grid, 0, batch_size=64, decay=0.95, eps=1e-5)
+        algorithms.minibatch_pass_inplace(X, order, W, N, m, nb, grid, 0, batch_size=64, decay=0.95, eps=1e-5)
         outs.append((W, N, m))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
@@ -201,7 +201,7 @@ def test_online_grid_paths_equal_general_kernel(grid, kind, radius, dtype):
     lr = Schedule("exponential", 0.5, 0.01, 0.1, 149.0)
     fast, slow = W0.copy(), W0.copy()
     c_fast, c_slow = np.ones(grid.n_units), np.ones(grid.n_units)
-    algorithms.online_pass(X, fast, order, grid.distances, nb, lr, c_fast, 2, grid=grid)
+    algorithms.online_pass_inplace(X, order, fast, c_fast, nb, grid, 2, learning_rate=lr, grid_distances=grid.distances)
     general(X, slow, order.astype(np.int64), grid.distances, nb.code, nb.radius.code,
             nb.kernel_parameters(), lr.code, np.array([lr.start, lr.end, lr.shrink, lr.horizon]),
             c_slow, 2)
@@ -221,11 +221,13 @@ def test_online_pass_without_distances_reads_them_from_the_grid(grid, kind):
     nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.1, 59.0), 0.1)
     lr = Schedule("exponential", 0.5, 0.01, 0.1, 59.0)
     a, b = W0.copy(), W0.copy()
-    algorithms.online_pass(X, a, np.arange(60), None, nb, lr, np.ones(grid.n_units), 0, grid=Grid(grid.shape, grid.topology))
-    algorithms.online_pass(X, b, np.arange(60), grid.distances, nb, lr, np.ones(grid.n_units), 0, grid=grid)
+    algorithms.online_pass_inplace(X, np.arange(60), a, np.ones(grid.n_units), nb, Grid(grid.shape, grid.topology), 0,
+                                   learning_rate=lr)
+    algorithms.online_pass_inplace(X, np.arange(60), b, np.ones(grid.n_units), nb, grid, 0, learning_rate=lr,
+                                   grid_distances=grid.distances)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
-        algorithms.online_pass(X, a, np.arange(60), None, nb, lr, np.ones(grid.n_units), 0)
+        algorithms.online_pass_inplace(X, np.arange(60), a, np.ones(grid.n_units), nb, None, 0, learning_rate=lr)
 
 
 @pytest.mark.parametrize("grid", [Grid((6, 9)), Grid((5, 4), periodic=(True, False)), Grid((7,)),

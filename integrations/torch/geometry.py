@@ -4,7 +4,8 @@ Nothing here re-implements a formula: the grid is :class:`somvq.grids.Grid`, the
 are :func:`somvq.neighbourhoods.neighbourhood_weights` through
 :class:`somvq.neighbourhoods.Neighbourhood`, and the radius follows a
 :class:`somvq.schedules.Schedule`; all three evaluate on torch tensors directly, so H_t is
-built on the codebook's device from the step counter without a host round trip.
+built on the codebook's device from the step counter without a host round trip. The
+default radius is the estimator's (:func:`somvq.parameters.default_radius`).
 
 Defaults differ from :class:`somvq.KSOM` in one place only: a VQ-VAE has no known number
 of steps, so every kernel's radius follows the paper's inverse-time schedule
@@ -20,12 +21,8 @@ import numpy as np
 
 from somvq._validation import check_ema_settings
 from somvq.grids import Grid
-from somvq.neighbourhoods import (
-    NEIGHBOURHOODS,
-    PAPER_NEIGHBOURHOODS,
-    SIGNED_NEIGHBOURHOODS,
-    Neighbourhood,
-)
+from somvq.neighbourhoods import NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
+from somvq.parameters import default_radius
 from somvq.schedules import SCHEDULES, Schedule
 
 __all__ = ["KohonenMap", "resolve_grid", "default_radius"]
@@ -62,19 +59,6 @@ def resolve_grid(
             f"codebook_size={codebook_size}."
         )
     return resolved
-
-
-def default_radius(kind: str, grid: Grid) -> float:
-    """r(0) when the user gives none: the same rule as :class:`somvq.KSOM`.
-
-    10 for the paper's "exponential" (its sigma), 1 for "hard" and "none" (unused), half
-    the longest grid side (at least 1) for the classic kernels.
-    """
-    if kind == "exponential":
-        return 10.0
-    if kind in PAPER_NEIGHBOURHOODS or kind == "none":
-        return 1.0
-    return max(max(grid.shape) / 2.0, 1.0)
 
 
 class KohonenMap:

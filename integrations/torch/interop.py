@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from somvq import parameters
 from somvq.grids import Grid
+from somvq.state import FittedState
 
 __all__ = ["quantizer_to_estimator", "quantizer_from_estimator"]
 
@@ -43,22 +45,21 @@ def quantizer_to_estimator(quantizer: Any, *, batch_size: int, random_state: Any
     n_steps = int(quantizer.step)
     n_units = quantizer.codebook_size
     rng = np.random.default_rng(random_state if not isinstance(random_state, np.random.RandomState) else None)
-    state = {
-        "codebook_": codebook,
-        "grid_": quantizer.grid,
-        "n_features_in_": codebook.shape[1],  # codebook_dim: the estimator lives in the code space
-        "n_steps_": n_steps,
-        "n_iter_": n_steps,
-        "ema_count_": quantizer.ema_count.detach().cpu().double().numpy().copy(),
-        "ema_sum_": quantizer.ema_sum.detach().cpu().double().numpy().copy(),
-        "unit_counts_": np.full(n_units, quantizer.init_count),
-        # Only the "exponential" and "linear" radius schedules read the horizon.
-        "_horizon": float(quantizer.map.radius_horizon or 1.0),
-        "_rng_state": rng.bit_generator.state,
-    }
-    for name, value in state.items():
-        setattr(som, name, value)
-    return som
+    return som.set_fitted_state(
+        FittedState(
+            codebook=codebook,
+            grid=quantizer.grid,
+            n_features_in=codebook.shape[1],  # codebook_dim: the estimator lives in the code space
+            n_steps=n_steps,
+            n_iter=n_steps,
+            ema_count=quantizer.ema_count.detach().cpu().double().numpy().copy(),
+            ema_sum=quantizer.ema_sum.detach().cpu().double().numpy().copy(),
+            unit_counts=np.full(n_units, quantizer.init_count),
+            # Only the "exponential" and "linear" radius schedules read the horizon.
+            horizon=float(quantizer.map.radius_horizon or 1.0),
+            rng_state=rng.bit_generator.state,
+        )
+    )
 
 
 def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
@@ -72,20 +73,23 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
     n_units, dim = codebook.shape
     grid: Grid = som.grid_
     minibatch = getattr(som, "algorithm", None) == "minibatch" and hasattr(som, "ema_count_")
-    kind = som.neighbourhood
-    radius_schedule = som.radius_schedule or (
-        "inverse_time" if kind in ("none", "hard", "exponential") else "exponential"
-    )
+    state = som.fitted_state()
+    horizon = 1.0 if state.horizon is None else float(state.horizon)
+    # The estimator's own resolution of its radius schedule (the defaults of somvq.parameters).
+    radius = parameters.resolve_neighbourhood(
+        som.neighbourhood, grid, horizon, radius=som.radius, radius_final=som.radius_final,
+        radius_schedule=som.radius_schedule, shrink=som.shrink,
+    ).radius
     kwargs: dict[str, Any] = {
         "dim": dim,
         "codebook_size": n_units,
         "grid": grid,
-        "neighbourhood": kind,
+        "neighbourhood": som.neighbourhood,
         "shrink": float(som.shrink),
         "radius": None if som.radius is None else float(som.radius),
-        "radius_schedule": radius_schedule,
-        "radius_final": 0.5 if som.radius_final is None else float(som.radius_final),
-        "radius_horizon": float(getattr(som, "_horizon", 1.0)),
+        "radius_schedule": radius.kind,
+        "radius_final": radius.end,
+        "radius_horizon": horizon,
         "decay": float(som.decay),
         "eps": float(som.eps),
         "init_count": float(som.init_count),

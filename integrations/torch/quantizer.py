@@ -335,22 +335,13 @@ class KohonenVectorQuantize(GridQuantizer):
         return counts @ neighbourhood, neighbourhood.t() @ sums
 
     def _ema(self, counts: torch.Tensor, sums: torch.Tensor, dtype: torch.dtype):
-        decay = self.decay
-        old_count = self.ema_count.to(dtype)
-        old_sum = self.ema_sum.to(dtype)
-        if self.update == "all":
-            ema_count = decay * old_count + (1.0 - decay) * counts  # (E1)
-            total = ema_count.sum()
-            ema_count = (ema_count + self.eps) / (total + self.codebook_size * self.eps) * total  # (E2)
-            ema_sum = decay * old_sum + (1.0 - decay) * sums  # (E3)
-            return ema_count, ema_sum, ema_sum / ema_count[:, None]  # (E4)
-        written = counts > 0
-        ema_count = torch.where(written, decay * old_count + (1.0 - decay) * counts, old_count)
-        ema_sum = torch.where(written[:, None], decay * old_sum + (1.0 - decay) * sums, old_sum)
-        codebook = torch.where(
-            written[:, None], ema_sum / ema_count[:, None], self.codebook.to(dtype)
+        """(E1)-(E4): the core's definition, :func:`somvq.algorithms.ema_update`, on tensors."""
+        from somvq.algorithms import ema_update
+
+        return ema_update(
+            self.ema_count.to(dtype), self.ema_sum.to(dtype), self.codebook.to(dtype), counts, sums,
+            decay=self.decay, eps=self.eps, update=self.update,
         )
-        return ema_count, ema_sum, codebook
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -19,9 +19,7 @@ from numba import njit, types
 from ._signatures import array
 from .config import CACHE, FASTMATH
 from .cpu_neighbourhood import kernel_value, schedule_value
-from .neighbourhood_formulas import HARD, NEIGHBOUR_RADIUS, NONE
-
-INVERSE_COUNT = -1
+from .neighbourhood_formulas import HARD, INVERSE_COUNT, NEIGHBOUR_RADIUS, NONE
 
 #: The data is only read: read-only signatures (a writable array dispatches to them too),
 #: C or any layout, so few cached overloads are loaded at first use.

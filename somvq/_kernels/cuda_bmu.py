@@ -42,6 +42,7 @@ import numpy as np
 from numba import cuda, float64, int64
 
 from . import cuda_config
+from .cuda_update import block_tree_sum
 
 
 @lru_cache(maxsize=None)
@@ -256,13 +257,7 @@ def _build_segmented(reduce_threads: int):
         for i in range(tid, values.shape[0], reduce_threads):
             acc += values[i]
         partial[tid] = acc
-        cuda.syncthreads()
-        half = reduce_threads // 2
-        while half > 0:
-            if tid < half:
-                partial[tid] += partial[tid + half]
-            cuda.syncthreads()
-            half //= 2
+        block_tree_sum(partial, tid, reduce_threads)
         if tid == 0:
             out[0] += partial[0]
 

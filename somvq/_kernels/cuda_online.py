@@ -24,9 +24,8 @@ from numba import cuda, float64, int64
 
 from . import cuda_config
 from .cuda_neighbourhood import kernel_value, schedule_value
+from .neighbourhood_formulas import INVERSE_COUNT
 
-#: Learning rate ``1 / n_k*`` (as cpu_online.INVERSE_COUNT).
-INVERSE_COUNT = -1
 
 
 @lru_cache(maxsize=None)

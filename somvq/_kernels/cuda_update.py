@@ -17,6 +17,22 @@ from numba import cuda, float64
 from . import cuda_config
 
 
+@cuda.jit(device=True)
+def block_tree_sum(partial, tid, size):
+    """``partial[0] = sum(partial[:size])`` in a fixed tree (same bits every run).
+
+    Called by every thread of one block after it wrote ``partial[tid]``; ``size`` (the
+    block's threads) is a power of two.
+    """
+    cuda.syncthreads()
+    half = size // 2
+    while half > 0:
+        if tid < half:
+            partial[tid] += partial[tid + half]
+        cuda.syncthreads()
+        half //= 2
+
+
 @lru_cache(maxsize=None)
 def _build(threads: int, reduce_threads: int):
     @cuda.jit
@@ -43,13 +59,7 @@ def _build(threads: int, reduce_threads: int):
         if not update_all:
             return
         partial[tid] = total
-        cuda.syncthreads()
-        half = reduce_threads // 2
-        while half > 0:
-            if tid < half:
-                partial[tid] += partial[tid + half]
-            cuda.syncthreads()
-            half //= 2
+        block_tree_sum(partial, tid, reduce_threads)
         total = partial[0]
         for k in range(tid, n_units, reduce_threads):
             ema_count[k] = (ema_count[k] + eps) / (total + n_units * eps) * total
@@ -141,13 +151,13 @@ def _launch_1d(n: int):
     return max((n + threads - 1) // threads, 1), threads
 
 
-def batch_update(codebook, counts, sums):
+def batch_update_inplace(codebook, counts, sums):
     """``w_k <- s_k / n_k`` in place where ``n_k > 0`` (smoothed float64 statistics)."""
     grid, block = _launch_1d(codebook.shape[0] * codebook.shape[1])
     _kernels()["batch"][grid, block](codebook, counts, sums)
 
 
-def ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay, eps, update="all"):
+def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps, update="all"):
     """(E1)-(E4) of the paper in place on device arrays; ``update`` "all" or "written"."""
     if update not in ("all", "written"):
         raise ValueError(f"update={update!r} is not one of ('all', 'written').")

@@ -14,6 +14,8 @@ import math
 INVERSE_TIME, EXPONENTIAL_SCHEDULE, LINEAR, CONSTANT = 0, 1, 2, 3
 NONE, HARD, EXPONENTIAL, GAUSSIAN, BUBBLE, TRIANGLE, MEXICAN_HAT, CUT_GAUSSIAN = range(8)
 NEIGHBOUR_RADIUS = 1.5
+#: Learning-rate code of online KSOM's ``1 / n_k*`` (the schedules' codes are >= 0).
+INVERSE_COUNT = -1
 
 
 def schedule_value(code, start, end, shrink, horizon, t):

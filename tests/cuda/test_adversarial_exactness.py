@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from numba import cuda
 
 from somvq import KSOM
-from somvq import _cuda_engine as engine
+from somvq.engines import cuda as engine
 from somvq._kernels import cuda_bmu, cuda_config
 
 from ..naive import brute_force_squared_distances, clear_rows

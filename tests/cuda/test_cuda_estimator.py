@@ -8,7 +8,7 @@ import pytest
 from numba import cuda
 
 from somvq import KSOM
-from somvq import _cuda_engine as engine
+from somvq.engines import cuda as engine
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_import_does_not_touch_numba_cuda():
         "import sys, somvq, somvq.estimator, somvq.algorithms\n"
         "from somvq import KSOM\n"
         "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported'\n"
-        "assert 'somvq._cuda_engine' not in sys.modules\n"
+        "assert 'somvq.engines.cuda' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import cuda
 
-from somvq import _cuda_engine as engine
+from somvq.engines import cuda as engine
 from somvq import algorithms
 from somvq._kernels import cpu_neighbourhood, cuda_bmu, cuda_config, cuda_neighbourhood, cuda_online
 from somvq._kernels import cuda_smoothing, cuda_update
@@ -132,7 +132,7 @@ def test_batch_update_equals_cpu(dtype):
     _, W = _data(1, 3, 7, dtype)
     counts, sums = _statistics(7, 3)
     device = cuda.to_device(W)
-    cuda_update.batch_update(device, cuda.to_device(counts), cuda.to_device(sums))
+    cuda_update.batch_update_inplace(device, cuda.to_device(counts), cuda.to_device(sums))
     np.testing.assert_allclose(device.copy_to_host(), algorithms.batch_update(W, counts, sums), rtol=1e-6)
     assert device.copy_to_host()[0].tolist() == W[0].tolist()  # a unit without hits keeps w
 
@@ -146,13 +146,13 @@ def test_ema_update_equals_cpu(update, dtype):
     ema_sum = W.astype(np.float64) * 0.5
     ref = algorithms.ema_update(ema_count, ema_sum, W, counts, sums, decay=0.9, eps=1e-3, update=update)
     d_count, d_sum, d_w = cuda.to_device(ema_count), cuda.to_device(ema_sum), cuda.to_device(W)
-    cuda_update.ema_update(d_count, d_sum, d_w, cuda.to_device(counts), cuda.to_device(sums),
+    cuda_update.ema_update_inplace(d_count, d_sum, d_w, cuda.to_device(counts), cuda.to_device(sums),
                            decay=0.9, eps=1e-3, update=update)
     np.testing.assert_allclose(d_count.copy_to_host(), ref[0], rtol=1e-13)
     np.testing.assert_allclose(d_sum.copy_to_host(), ref[1], rtol=1e-13)
     np.testing.assert_allclose(d_w.copy_to_host(), ref[2], rtol=1e-6 if dtype == np.float32 else 1e-12)
     with pytest.raises(ValueError, match="update='some'"):
-        cuda_update.ema_update(d_count, d_sum, d_w, d_count, d_sum, decay=0.9, eps=1e-3, update="some")
+        cuda_update.ema_update_inplace(d_count, d_sum, d_w, d_count, d_sum, decay=0.9, eps=1e-3, update="some")
 
 
 @pytest.mark.parametrize(

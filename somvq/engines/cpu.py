@@ -1,0 +1,52 @@
+"""The CPU engine: NumPy arrays in memory, the compiled kernels of :mod:`somvq._kernels`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import algorithms
+from .._sklearn import validate_data
+from ..parameters import TrainingPlan, steps_per_pass
+from ..state import FittedState
+from .base import Engine, batch_step
+
+__all__ = ["CpuEngine"]
+
+
+class CpuEngine(Engine):
+    """Training on host arrays: batch, mini-batch (fused pass) and online KSOM."""
+
+    name = "cpu"
+
+    def prepare(self, X, *, reset, dtype=None) -> np.ndarray:
+        X = validate_data(self.estimator, X, dtype=[np.float64, np.float32], order="C", reset=reset)
+        return X if dtype is None or X.dtype == dtype else X.astype(dtype)
+
+    def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        if plan.algorithm == "batch":
+            return batch_step(algorithms.unit_statistics(X, state.codebook), plan, state)
+        if plan.algorithm == "minibatch":
+            # Fused pass, in place on private copies made here (the state's arrays may be
+            # shared with a callback or the user's init): published only when it returns.
+            codebook = np.array(state.codebook, order="C", copy=True)
+            ema_count = np.array(state.ema_count, dtype=np.float64, order="C", copy=True)
+            ema_sum = np.array(state.ema_sum, dtype=np.float64, order="C", copy=True)
+            sq_error = algorithms.minibatch_pass_inplace(
+                X, order, codebook, ema_count, ema_sum, plan.neighbourhood, plan.grid, state.n_steps,
+                batch_size=plan.batch_size, decay=plan.decay, eps=plan.eps, update=plan.update,
+            )
+            state.codebook, state.ema_count, state.ema_sum = codebook, ema_count, ema_sum
+            state.n_steps += steps_per_pass(plan.algorithm, order.shape[0], plan.batch_size)
+            return sq_error
+        # online
+        codebook = np.ascontiguousarray(state.codebook).copy()
+        algorithms.online_pass_inplace(
+            X, order, codebook, state.unit_counts, plan.neighbourhood, plan.grid, state.n_steps,
+            learning_rate=plan.learning_rate,
+        )
+        state.codebook = codebook
+        state.n_steps += order.shape[0]
+        return float(algorithms.assign(X, codebook)[1].sum())
+
+    def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
+        return algorithms.assign(X, state.codebook)[0]

@@ -1,0 +1,73 @@
+"""The CUDA engine: the passes of the three algorithms on the GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...parameters import TrainingPlan
+from ...state import FittedState
+from ..base import Engine
+from . import steps
+from .device import DeviceData, _cuda, as_device_array, require_cuda, validate_training_data
+from .resident import device_state, known_device_codebook
+
+__all__ = ["CudaEngine"]
+
+
+class CudaEngine(Engine):
+    """Training on the GPU; the codebook stays on the device between passes and calls.
+
+    The state is updated as the CPU engine updates it (``codebook``, the EMA state, the hit
+    counts and ``n_steps``, copied back to the host after every pass), so the estimator's
+    fitted attributes are NumPy arrays on every engine.
+    """
+
+    name = "cuda"
+
+    def __init__(self, estimator) -> None:
+        require_cuda()
+        super().__init__(estimator)
+
+    def prepare(self, X, *, reset, dtype=None) -> DeviceData:
+        return validate_training_data(self.estimator, X, reset=reset, dtype=dtype)
+
+    def run_pass(self, X, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        device = device_state(self.estimator, state)
+        Xd = as_device_array(X)
+        cuda = _cuda()
+        order_d = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
+        n = int(order_d.shape[0])
+        error = steps._zeros(1)
+        buffers = device.step_buffers(n if plan.algorithm != "minibatch" else min(n, plan.batch_size))
+        nb = plan.neighbourhood
+        if device.matrix is None and nb.kind != "none":
+            device.matrix = cuda.device_array(device.distances.shape, dtype=np.float64)
+        if plan.algorithm in ("batch", "minibatch"):
+            step = n if plan.algorithm == "batch" else plan.batch_size
+            for start in range(0, n, step):
+                rows = order_d[start : min(start + step, n)] if step < n else order_d
+                stats = steps.unit_statistics(Xd, device.codebook, rows=rows, error=error, out=buffers)
+                H = steps.neighbourhood_matrix(nb, device.distances, state.n_steps, out=device.matrix)
+                counts, sums = steps.smooth_statistics(H, stats.counts, stats.sums, out=device.smoothed)
+                if plan.algorithm == "batch":
+                    steps.batch_update_inplace(device.codebook, counts, sums)
+                else:
+                    steps.ema_update_inplace(
+                        device.ema_count, device.ema_sum, device.codebook, counts, sums,
+                        decay=plan.decay, eps=plan.eps, update=plan.update,
+                    )
+                state.n_steps += 1
+        else:  # online
+            steps.online_pass_inplace(
+                Xd, order_d, device.codebook, device.unit_counts, nb, device.distances, state.n_steps,
+                learning_rate=plan.learning_rate,
+            )
+            state.n_steps += n
+            # As the CPU pass: the error is measured once, after the pass.
+            steps.unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
+        device.write_back(state)
+        return float(error.copy_to_host()[0])
+
+    def labels(self, X, state: FittedState) -> np.ndarray:
+        codebook = known_device_codebook(self.estimator, state.codebook)
+        return steps.assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()
