@@ -77,6 +77,12 @@ class DaskEngine(Engine):
         return DaskData(X)
 
     def check_options(self) -> None:
+        if getattr(self.estimator, "missing", "error") == "ignore":
+            raise ValueError(
+                "missing='ignore' is not available on dask arrays yet (the chunk statistics "
+                "have no masked form here); fit a KSOM(missing='ignore') on X.compute(), or "
+                "use missing='error'."
+            )
         if self.estimator.algorithm == "online":
             raise ValueError(
                 "algorithm='online' is not available on dask arrays: online KSOM updates the "

@@ -1,0 +1,346 @@
+"""Missing values (NaN): kohonen's masked distance and the masked KSOM updates.
+
+The definitions of ``KSOM(missing="ignore")`` (docs/missing-values.md), written once and
+used by every engine that supports them (the CPU engine; the dask engine per chunk):
+
+* :func:`check_missing` - validation of data that may hold NaN (inf is always an error, a
+  row with no observed feature is always an error, rows missing more than
+  ``max_missing`` of their features are an error naming them);
+* :func:`masked_squared_distances` - ``d(x, w) = D / n_obs * sum_{j observed} (x_j - w_j)^2``
+  for every row and unit, as two GEMMs ``M (w^2)^T - 2 (M o x) w^T + ||x||_M^2`` in the
+  codebook's reference frame (:func:`somvq.distances.reference_frame`), block by block;
+* :func:`masked_assign` - BMU (lowest index on ties) and its masked squared distance;
+  rows whose best scores are within the GEMM's error bound are re-ranked by direct float64
+  distances (as the dense path does);
+* :func:`masked_unit_statistics` - per unit AND per feature counts ``n_kj`` and sums
+  ``s_kj`` over observed entries (plus per-unit hit counts);
+* :func:`smooth_masked_statistics` - ``H n``, ``H s`` (the (K, D) counts are smoothed
+  exactly as the sums);
+* :func:`masked_batch_update` - ``w_kj <- s_kj / n_kj`` (``w_kj`` kept where ``n_kj = 0``);
+* :func:`masked_ema_update` - the KSOM-EMA update per feature: the EMA count ``N`` is
+  (K, D) on the masked path (a dense fit keeps its (K,) ``ema_count_``).
+
+Data without NaN never takes this path: the engines check ``np.isnan(X).any()`` once per
+call and run the dense kernels, bit for bit as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .distances import reference_frame
+
+__all__ = [
+    "MISSING_POLICIES",
+    "MaskedStatistics",
+    "check_missing",
+    "has_missing",
+    "masked_squared_distances",
+    "masked_assign",
+    "masked_unit_statistics",
+    "smooth_masked_statistics",
+    "masked_batch_update",
+    "masked_ema_update",
+    "impute",
+]
+
+MISSING_POLICIES = ("error", "ignore")
+
+#: Rows per block of the masked GEMMs (temporaries O(block * K)).
+_BLOCK_ROWS = 4096
+
+
+def has_missing(X) -> bool:
+    """Whether ``X`` (a NumPy array) holds a NaN: one pass, the check of every call."""
+    return isinstance(X, np.ndarray) and X.dtype.kind == "f" and bool(np.isnan(X).any())
+
+
+def _row_list(rows: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    return shown + (", ..." if rows.size > limit else "")
+
+
+def check_missing(X: np.ndarray, max_missing: float) -> None:
+    """Raise a ValueError for data that ``missing="ignore"`` cannot use.
+
+    inf (never "missing"), rows with no observed feature, and rows missing more than
+    ``max_missing`` (a fraction) of their features; the message names how many rows and
+    the first few indices.
+    """
+    if X.size == 0:
+        return
+    nan = np.isnan(X)
+    inf = np.isinf(X)
+    if inf.any():
+        rows = np.flatnonzero(inf.any(axis=1))
+        raise ValueError(
+            f"Input X contains infinity in {rows.size} row(s) (rows {_row_list(rows)}); inf is "
+            "never a missing value (use NaN for missing entries)."
+        )
+    n_missing = nan.sum(axis=1)
+    empty = np.flatnonzero(n_missing == X.shape[1])
+    if empty.size:
+        raise ValueError(
+            f"Input X has {empty.size} row(s) with no observed feature (all NaN): rows "
+            f"{_row_list(empty)}; remove them."
+        )
+    over = np.flatnonzero(n_missing > max_missing * X.shape[1])
+    if over.size:
+        raise ValueError(
+            f"Input X has {over.size} row(s) missing more than max_missing={max_missing!r} of "
+            f"their {X.shape[1]} features: rows {_row_list(over)}; remove them or raise max_missing."
+        )
+
+
+def masked_squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``D / n_obs(x) * sum_{j observed} (x_j - w_kj)^2``, float64, shape (n, K).
+
+    Two GEMMs per block, in float64 in the codebook's reference frame (centre and scale
+    from :func:`somvq.distances.reference_frame`, applied to data and codebook alike)::
+
+        sum_j m_j (x_j - w_j)^2 = M (w^2)^T - 2 (M o x) w^T + sum_j m_j x_j^2
+
+    Rows without NaN give the dense squared distance (``n_obs = D``).
+    """
+    X = np.asarray(X)
+    W64 = np.asarray(codebook, dtype=np.float64)
+    n, n_features = X.shape
+    out = np.empty((n, W64.shape[0]))
+    frame = reference_frame(W64)
+    centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(n_features)
+    Wc = (W64 - centre) * frame.scale
+    Wc2T = np.ascontiguousarray((Wc * Wc).T)
+    WcT = np.ascontiguousarray(Wc.T)
+    inv_scale2 = 1.0 / (frame.scale * frame.scale)
+    for start in range(0, n, _BLOCK_ROWS):
+        X64 = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
+        mask = ~np.isnan(X64)
+        Xc = np.where(mask, (X64 - centre) * frame.scale, 0.0)
+        M = mask.astype(np.float64)
+        block = M @ Wc2T
+        block -= 2.0 * (Xc @ WcT)
+        block += np.einsum("ij,ij->i", Xc, Xc)[:, None]
+        np.maximum(block, 0.0, out=block)
+        block *= (n_features * inv_scale2 / M.sum(axis=1))[:, None]
+        out[start : start + X64.shape[0]] = block
+    return out
+
+
+def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Masked squared distance of the pairs ``(rows[i], units[i])``, summed directly."""
+    diff = X64[rows] - W64[units]
+    observed = ~np.isnan(diff)
+    diff = np.where(observed, diff, 0.0)
+    return X64.shape[1] / observed.sum(axis=1) * np.einsum("ij,ij->i", diff, diff)
+
+
+def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BMU (int64, lowest index on ties) and masked squared distance (float64) of every row.
+
+    The GEMM scores decide the rows whose winner is certain; a row whose runner-up is
+    within twice the error bound of the expanded form is re-ranked among those units by
+    :func:`_direct` distances. The reported distance is always the direct one.
+    """
+    X = np.asarray(X)
+    n, n_features = X.shape
+    W64 = np.asarray(codebook, dtype=np.float64)
+    bmu = np.empty(n, dtype=np.int64)
+    sq = np.empty(n)
+    frame = reference_frame(W64)
+    centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(n_features)
+    radius2 = float(np.max(np.sum((W64 - centre) ** 2, axis=1))) if W64.size else 0.0
+    kappa = 1.25 * (2 * n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
+    for start in range(0, n, _BLOCK_ROWS):
+        X64 = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
+        scores = masked_squared_distances(X64, W64)
+        best = np.argmin(scores, axis=1)
+        rows = np.arange(X64.shape[0])
+        best_score = scores[rows, best]
+        # Error bound of a row's scores: kappa (||x'||_M + R)^2, scaled like the scores.
+        xc = np.where(np.isnan(X64), 0.0, X64 - centre)
+        n_obs = (~np.isnan(X64)).sum(axis=1)
+        bound = kappa * (np.sqrt(np.einsum("ij,ij->i", xc, xc)) + np.sqrt(radius2)) ** 2
+        bound *= n_features / n_obs
+        close = scores <= (best_score + 2.0 * bound)[:, None]
+        close[rows, best] = False
+        tied_rows = np.flatnonzero(close.any(axis=1))
+        if tied_rows.size:
+            close[tied_rows, best[tied_rows]] = True
+            r, u = np.nonzero(close[tied_rows])
+            direct = _direct(X64, W64, tied_rows[r], u)
+            cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
+            cand[r, u] = direct
+            best[tied_rows] = np.argmin(cand, axis=1)
+        bmu[start : start + X64.shape[0]] = best
+        sq[start : start + X64.shape[0]] = _direct(X64, W64, rows, best)
+    return bmu, sq
+
+
+@dataclass
+class MaskedStatistics:
+    """Per unit and per feature counts and sums over observed entries, and the error."""
+
+    counts: np.ndarray  # (K, D) float64: observed entries of the rows won by unit k
+    sums: np.ndarray  # (K, D) float64: their sum
+    hits: np.ndarray  # (K,) float64: rows won by unit k
+    sq_error: float  # sum over rows of the masked squared distance to the winner
+    n_samples: int
+
+    def __add__(self, other: "MaskedStatistics") -> "MaskedStatistics":
+        return MaskedStatistics(
+            self.counts + other.counts,
+            self.sums + other.sums,
+            self.hits + other.hits,
+            self.sq_error + other.sq_error,
+            self.n_samples + other.n_samples,
+        )
+
+
+def masked_unit_statistics(X: np.ndarray, codebook: np.ndarray) -> MaskedStatistics:
+    """``n_kj = sum_{i: bmu(i)=k} m_ij``, ``s_kj = sum_{i: bmu(i)=k} m_ij x_ij`` (float64)."""
+    n_units, n_features = codebook.shape
+    bmu, sq = masked_assign(X, codebook)
+    X64 = np.asarray(X, dtype=np.float64)
+    mask = ~np.isnan(X64)
+    counts = np.empty((n_units, n_features))
+    sums = np.empty((n_units, n_features))
+    for j in range(n_features):  # a loop over features (D bincounts), never over rows
+        counts[:, j] = np.bincount(bmu, weights=mask[:, j], minlength=n_units)
+        sums[:, j] = np.bincount(bmu, weights=np.where(mask[:, j], X64[:, j], 0.0), minlength=n_units)
+    hits = np.bincount(bmu, minlength=n_units).astype(np.float64)
+    return MaskedStatistics(counts, sums, hits, float(sq.sum()), X64.shape[0])
+
+
+def smooth_masked_statistics(op, counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``H n`` and ``H s`` for (K, D) counts and sums (the operator of the step, or None)."""
+    from .algorithms import smooth_statistics
+
+    if op is None:
+        return counts, sums
+    n_features = sums.shape[1]
+    _, both = smooth_statistics(op, np.zeros(counts.shape[0]), np.hstack([sums, counts]))
+    return np.ascontiguousarray(both[:, n_features:]), np.ascontiguousarray(both[:, :n_features])
+
+
+def masked_batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``w_kj <- s_kj / n_kj`` where ``n_kj > 0``; other entries keep ``w_kj``."""
+    new = codebook.astype(np.float64, copy=True)
+    hit = counts > 0
+    new[hit] = sums[hit] / counts[hit]
+    return new.astype(codebook.dtype, copy=False)
+
+
+def masked_ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"):
+    """KSOM-EMA per feature: ``ema_count`` N, the statistics ``n``, ``s`` all (K, D).
+
+    update="all": ``N <- decay N + (1 - decay) n``, Laplace smoothing per feature column
+    (``N_kj <- (N_kj + eps) / (sum_k N_kj + K eps) * sum_k N_kj``), ``m <- decay m +
+    (1 - decay) s``, ``w = m / N``. update="written": the EMA lines only where ``n_kj > 0``.
+    A (K,) ``ema_count`` (a dense state) is broadcast to (K, D) first.
+    """
+    keep = 1.0 - decay
+    ema_count = np.broadcast_to(np.asarray(ema_count, dtype=np.float64).reshape(counts.shape[0], -1), counts.shape)
+    if update == "all":
+        count = decay * ema_count + keep * counts
+        total = count.sum(axis=0)
+        count = (count + eps) / (total + count.shape[0] * eps) * total
+        total_sum = decay * ema_sum + keep * sums
+        return count, total_sum, (total_sum / count).astype(codebook.dtype, copy=False)
+    if update == "written":
+        written = counts > 0
+        count = np.where(written, decay * ema_count + keep * counts, ema_count)
+        total_sum = np.where(written, decay * ema_sum + keep * sums, ema_sum)
+        new = np.where(written, total_sum / np.where(written, count, 1.0), codebook)
+        return count, total_sum, new.astype(codebook.dtype, copy=False)
+    raise ValueError(f"update={update!r} is not one of ('all', 'written').")
+
+
+def impute(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``X`` with each NaN replaced by the corresponding entry of its row's BMU (a copy)."""
+    out = np.array(X, copy=True)
+    nan = np.isnan(out)
+    rows = np.flatnonzero(nan.any(axis=1))
+    if rows.size:
+        bmu, _ = masked_assign(out[rows], codebook)
+        filled = out[rows]
+        sub = nan[rows]
+        filled[sub] = np.asarray(codebook, dtype=out.dtype)[bmu][sub]
+        out[rows] = filled
+    return out
+
+
+def mean_filled(X: np.ndarray) -> np.ndarray:
+    """A copy of ``X`` with each NaN replaced by its column's mean over observed entries."""
+    means = np.nanmean(np.asarray(X, dtype=np.float64), axis=0)
+    out = np.array(X, copy=True)
+    rows, cols = np.nonzero(np.isnan(out))
+    out[rows, cols] = means[cols]
+    return out
+
+
+def masked_online_update_inplace(x: np.ndarray, codebook: np.ndarray, weights: np.ndarray, rate: float) -> None:
+    """Kohonen's rule on the observed features of ``x`` only: ``w_kj += rate h_k (x_j - w_kj)``."""
+    observed = ~np.isnan(x)
+    step = (rate * weights)[:, None]
+    codebook[:, observed] += (step * (x[observed] - codebook[:, observed])).astype(codebook.dtype, copy=False)
+
+
+def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
+    """One pass of ``plan.algorithm`` over ``X[order]`` with the masked definitions; updates ``state``.
+
+    batch: one update from the masked statistics of all rows; minibatch: one KSOM-EMA
+    update per batch (``state.ema_count`` becomes (K, D)); online: one update per row
+    (the NumPy definition, not compiled: a loop over rows). Returns the summed masked
+    squared distance of the rows to their winners (online: measured after the pass).
+    """
+    from .neighbourhoods import smoothing_operator
+    from .parameters import steps_per_pass
+
+    algorithm = plan.algorithm
+    if algorithm == "batch":
+        stats = masked_unit_statistics(X, state.codebook)
+        op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
+        counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+        state.codebook = masked_batch_update(state.codebook, counts, sums)
+        state.n_steps += 1
+        return stats.sq_error
+    order = np.asarray(order, dtype=np.intp)
+    codebook = np.array(state.codebook, order="C", copy=True)
+    if algorithm == "minibatch":
+        n_units, n_features = codebook.shape
+        ema_count = np.broadcast_to(
+            np.asarray(state.ema_count, dtype=np.float64).reshape(n_units, -1), (n_units, n_features)
+        ).copy()
+        ema_sum = np.array(state.ema_sum, dtype=np.float64, copy=True)
+        sq_error = 0.0
+        t = state.n_steps
+        for start in range(0, order.shape[0], plan.batch_size):
+            stats = masked_unit_statistics(X[order[start : start + plan.batch_size]], codebook)
+            sq_error += stats.sq_error
+            op = smoothing_operator(plan.neighbourhood, plan.grid, t)
+            counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+            ema_count, ema_sum, codebook = masked_ema_update(
+                ema_count, ema_sum, codebook, counts, sums, decay=plan.decay, eps=plan.eps, update=plan.update
+            )
+            t += 1
+        state.codebook, state.ema_count, state.ema_sum = codebook, ema_count, ema_sum
+        state.n_steps += steps_per_pass(algorithm, order.shape[0], plan.batch_size)
+        return sq_error
+    # online
+    distances = plan.grid.distances
+    t = state.n_steps
+    for i in order:
+        x = np.asarray(X[i], dtype=np.float64)
+        winner = int(masked_assign(x[None, :], codebook)[0][0])
+        if isinstance(plan.learning_rate, str):  # "inverse_count"
+            state.unit_counts[winner] += 1.0
+            rate = 1.0 / state.unit_counts[winner]
+        else:
+            rate = float(plan.learning_rate(t))
+        masked_online_update_inplace(x, codebook, np.asarray(plan.neighbourhood.weights(distances[winner], t)), rate)
+        t += 1
+    state.codebook = codebook
+    state.n_steps = t
+    return float(masked_assign(X, codebook)[1].sum())
