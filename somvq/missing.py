@@ -48,10 +48,6 @@ __all__ = [
 
 MISSING_POLICIES = ("error", "ignore")
 
-#: Rows per block of the masked GEMMs (temporaries O(block * K)).
-_BLOCK_ROWS = 4096
-
-
 def has_missing(X) -> bool:
     """Whether ``X`` (a NumPy array) holds a NaN: one pass, the check of every call."""
     return isinstance(X, np.ndarray) and X.dtype.kind == "f" and bool(np.isnan(X).any())
@@ -94,36 +90,65 @@ def check_missing(X: np.ndarray, max_missing: float) -> None:
         )
 
 
+class _MaskedFrame:
+    """The codebook in its reference frame, stacked for the one GEMM of the masked scores.
+
+    ``[M, M o x'] @ [[w'^2]^T; [-2 w']^T]`` gives, per row and unit, the masked score
+    ``sum_j m_j (w'_j^2 - 2 x'_j w'_j)``; adding the row's ``sum_j m_j x'_j^2`` and scaling
+    by ``D / n_obs`` (and by the frame's 1 / scale^2) gives the masked squared distance.
+    Both terms are per row, so the BMU is the argmin of the score itself.
+    """
+
+    def __init__(self, codebook: np.ndarray) -> None:
+        W64 = np.asarray(codebook, dtype=np.float64)
+        self.W64 = W64
+        self.n_features = W64.shape[1]
+        frame = reference_frame(W64)
+        self.scale = frame.scale
+        self.centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
+        Wc = (W64 - self.centre) * frame.scale
+        self.stacked = np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))  # (2D, K)
+        self.radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", Wc, Wc)))) if W64.size else 0.0
+        # GEMM error of one score: (2 D + 8) u (||x'||_M + R)^2 (as somvq.distances), with margin.
+        self.kappa = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
+        self.block_rows = max(64, min(2048, (1 << 19) // max(W64.shape[0], 1)))  # <= 4 MB of scores
+
+    def scores(self, X64: np.ndarray):
+        """Masked scores (n, K), the rows' ``sum m x'^2``, their observed counts and the mask."""
+        mask = ~np.isnan(X64)
+        D = self.n_features
+        left = np.empty((X64.shape[0], 2 * D))
+        left[:, :D] = mask
+        xc = left[:, D:]
+        np.subtract(X64, self.centre, out=xc)
+        if self.scale != 1.0:
+            xc *= self.scale
+        xc[~mask] = 0.0
+        x_norm2 = np.einsum("ij,ij->i", xc, xc)
+        return left @ self.stacked, x_norm2, mask.sum(axis=1), mask
+
+
 def masked_squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """``D / n_obs(x) * sum_{j observed} (x_j - w_kj)^2``, float64, shape (n, K).
 
-    Two GEMMs per block, in float64 in the codebook's reference frame (centre and scale
+    One GEMM per block, in float64 in the codebook's reference frame (centre and scale
     from :func:`somvq.distances.reference_frame`, applied to data and codebook alike)::
 
         sum_j m_j (x_j - w_j)^2 = M (w^2)^T - 2 (M o x) w^T + sum_j m_j x_j^2
 
-    Rows without NaN give the dense squared distance (``n_obs = D``).
+    (the two products as one GEMM of inner size 2 D). Rows without NaN give the dense
+    squared distance (``n_obs = D``), to the expanded form's rounding.
     """
     X = np.asarray(X)
-    W64 = np.asarray(codebook, dtype=np.float64)
-    n, n_features = X.shape
-    out = np.empty((n, W64.shape[0]))
-    frame = reference_frame(W64)
-    centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(n_features)
-    Wc = (W64 - centre) * frame.scale
-    Wc2T = np.ascontiguousarray((Wc * Wc).T)
-    WcT = np.ascontiguousarray(Wc.T)
-    inv_scale2 = 1.0 / (frame.scale * frame.scale)
-    for start in range(0, n, _BLOCK_ROWS):
-        X64 = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
-        mask = ~np.isnan(X64)
-        Xc = np.where(mask, (X64 - centre) * frame.scale, 0.0)
-        M = mask.astype(np.float64)
-        block = M @ Wc2T
-        block -= 2.0 * (Xc @ WcT)
-        block += np.einsum("ij,ij->i", Xc, Xc)[:, None]
+    frame = _MaskedFrame(codebook)
+    n = X.shape[0]
+    out = np.empty((n, frame.W64.shape[0]))
+    for start in range(0, n, frame.block_rows):
+        X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
+        block, x_norm2, n_obs, _ = frame.scores(X64)
+        block += x_norm2[:, None]
         np.maximum(block, 0.0, out=block)
-        block *= (n_features * inv_scale2 / M.sum(axis=1))[:, None]
+        block *= (frame.n_features / (frame.scale * frame.scale) / n_obs)[:, None]
         out[start : start + X64.shape[0]] = block
     return out
 
@@ -140,42 +165,51 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     """BMU (int64, lowest index on ties) and masked squared distance (float64) of every row.
 
     The GEMM scores decide the rows whose winner is certain; a row whose runner-up is
-    within twice the error bound of the expanded form is re-ranked among those units by
-    :func:`_direct` distances. The reported distance is always the direct one.
+    within twice the error bound of the best score is re-ranked among the units within
+    that bound by :func:`_direct` distances (as the dense path re-ranks near ties). The
+    reported distance is always the direct one. No loop over rows: blocks of rows run on
+    the CPU engine's block pool with a single-threaded BLAS (as
+    :mod:`somvq._kernels.cpu_bmu` does), and the few near-tied rows are vectorised.
     """
+    from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
+
     X = np.asarray(X)
-    n, n_features = X.shape
-    W64 = np.asarray(codebook, dtype=np.float64)
+    n = X.shape[0]
+    frame = _MaskedFrame(codebook)
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
-    frame = reference_frame(W64)
-    centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(n_features)
-    radius2 = float(np.max(np.sum((W64 - centre) ** 2, axis=1))) if W64.size else 0.0
-    kappa = 1.25 * (2 * n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
-    for start in range(0, n, _BLOCK_ROWS):
-        X64 = np.asarray(X[start : start + _BLOCK_ROWS], dtype=np.float64)
-        scores = masked_squared_distances(X64, W64)
-        best = np.argmin(scores, axis=1)
-        rows = np.arange(X64.shape[0])
-        best_score = scores[rows, best]
-        # Error bound of a row's scores: kappa (||x'||_M + R)^2, scaled like the scores.
-        xc = np.where(np.isnan(X64), 0.0, X64 - centre)
-        n_obs = (~np.isnan(X64)).sum(axis=1)
-        bound = kappa * (np.sqrt(np.einsum("ij,ij->i", xc, xc)) + np.sqrt(radius2)) ** 2
-        bound *= n_features / n_obs
-        close = scores <= (best_score + 2.0 * bound)[:, None]
-        close[rows, best] = False
-        tied_rows = np.flatnonzero(close.any(axis=1))
-        if tied_rows.size:
-            close[tied_rows, best[tied_rows]] = True
-            r, u = np.nonzero(close[tied_rows])
-            direct = _direct(X64, W64, tied_rows[r], u)
-            cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
-            cand[r, u] = direct
-            best[tied_rows] = np.argmin(cand, axis=1)
-        bmu[start : start + X64.shape[0]] = best
-        sq[start : start + X64.shape[0]] = _direct(X64, W64, rows, best)
+    starts = range(0, n, frame.block_rows)
+    threads = blas_threads()
+    if threads <= 1 or len(starts) <= 1:
+        for start in starts:
+            _assign_block(frame, X, start, bmu, sq)
+        return bmu, sq
+    with single_threaded_blas():
+        list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
     return bmu, sq
+
+
+def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarray, sq: np.ndarray) -> None:
+    """:func:`masked_assign` of rows ``start : start + frame.block_rows``, written into ``bmu``, ``sq``."""
+    W64 = frame.W64
+    X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
+    scores, x_norm2, _, _ = frame.scores(X64)
+    rows = np.arange(X64.shape[0])
+    best = np.argmin(scores, axis=1)
+    best_score = scores[rows, best].copy()
+    bound = frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
+    threshold = best_score + 2.0 * bound
+    scores[rows, best] = np.inf
+    tied_rows = np.flatnonzero(scores.min(axis=1) <= threshold)
+    if tied_rows.size:
+        close = scores[tied_rows] <= threshold[tied_rows, None]
+        close[np.arange(tied_rows.size), best[tied_rows]] = True
+        r, u = np.nonzero(close)
+        cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
+        cand[r, u] = _direct(X64, W64, tied_rows[r], u)
+        best[tied_rows] = np.argmin(cand, axis=1)
+    bmu[start : start + X64.shape[0]] = best
+    sq[start : start + X64.shape[0]] = _direct(X64, W64, rows, best)
 
 
 @dataclass
