@@ -17,7 +17,9 @@ Two parts, printed as Markdown tables (quoted in docs/missing-values.md):
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +63,7 @@ def _datasets():
 
     sets = {"digits": load_digits().data, "wine": load_wine().data}
     try:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from benchmarks.data import fashion_mnist
 
         sets["fashion-mnist (10k)"] = fashion_mnist()[:10000].reshape(10000, -1).astype(np.float64)

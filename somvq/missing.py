@@ -208,8 +208,10 @@ def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarra
         cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
         cand[r, u] = _direct(X64, W64, tied_rows[r], u)
         best[tied_rows] = np.argmin(cand, axis=1)
+    from ._kernels.cpu_missing import masked_direct_distances
+
     bmu[start : start + X64.shape[0]] = best
-    sq[start : start + X64.shape[0]] = _direct(X64, W64, rows, best)
+    masked_direct_distances(X64, W64, best, sq[start : start + X64.shape[0]])
 
 
 @dataclass
@@ -233,18 +235,21 @@ class MaskedStatistics:
 
 
 def masked_unit_statistics(X: np.ndarray, codebook: np.ndarray) -> MaskedStatistics:
-    """``n_kj = sum_{i: bmu(i)=k} m_ij``, ``s_kj = sum_{i: bmu(i)=k} m_ij x_ij`` (float64)."""
+    """``n_kj = sum_{i: bmu(i)=k} m_ij``, ``s_kj = sum_{i: bmu(i)=k} m_ij x_ij`` (float64).
+
+    One compiled pass over the rows (:func:`somvq._kernels.cpu_missing.masked_accumulate`)
+    after :func:`masked_assign`.
+    """
+    from ._kernels.cpu_missing import masked_accumulate
+
     n_units, n_features = codebook.shape
+    X = np.ascontiguousarray(X)
     bmu, sq = masked_assign(X, codebook)
-    X64 = np.asarray(X, dtype=np.float64)
-    mask = ~np.isnan(X64)
-    counts = np.empty((n_units, n_features))
-    sums = np.empty((n_units, n_features))
-    for j in range(n_features):  # a loop over features (D bincounts), never over rows
-        counts[:, j] = np.bincount(bmu, weights=mask[:, j], minlength=n_units)
-        sums[:, j] = np.bincount(bmu, weights=np.where(mask[:, j], X64[:, j], 0.0), minlength=n_units)
-    hits = np.bincount(bmu, minlength=n_units).astype(np.float64)
-    return MaskedStatistics(counts, sums, hits, float(sq.sum()), X64.shape[0])
+    counts = np.zeros((n_units, n_features))
+    sums = np.zeros((n_units, n_features))
+    hits = np.zeros(n_units)
+    masked_accumulate(X, bmu, counts, sums, hits)
+    return MaskedStatistics(counts, sums, hits, float(sq.sum()), X.shape[0])
 
 
 def smooth_masked_statistics(op, counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
