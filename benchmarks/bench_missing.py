@@ -78,6 +78,9 @@ def imputation(fractions, seed=0, grid_rule=None):
 
     from somvq import KSOM
 
+    warm = np.random.default_rng(1).normal(size=(50, 4))
+    warm[::3, 1] = np.nan
+    KSOM(grid=(3, 3), missing="ignore", n_epochs=1, init="pca").fit(warm).impute(warm)  # compile first
     print("\n### Imputation RMSE on the removed entries (standardized features, MCAR)\n")
     print("| data | removed | KSOM RMSE | KSOM time (s) | mean RMSE | KNN RMSE | KNN time (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -299,3 +299,37 @@ def test_model_files_keep_the_policy(tmp_path, algorithm):
     np.testing.assert_array_equal(back.ema_count_, som.ema_count_)
     np.testing.assert_array_equal(back.impute(X), som.impute(X))
     back.partial_fit(X)  # a (K, D) EMA count continues on the masked path
+
+
+# ------------------------------------------------------------------ the scikit-learn imputer
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from somvq import SOMImputer  # noqa: E402
+
+#: SOMImputer checks expected to fail, with the reason (strict: an unexpected pass fails).
+IMPUTER_EXPECTED_FAILURES = {}
+
+
+def test_imputer_equals_the_map_it_fits():
+    X, _ = data((3, 3), n=80)
+    imputer = SOMImputer(grid=(3, 3), max_missing=1.0, n_epochs=3, random_state=0).fit(X)
+    som = KSOM(grid=(3, 3), missing="ignore", max_missing=1.0, n_epochs=3, random_state=0).fit(X)
+    np.testing.assert_array_equal(imputer.som_.codebook_, som.codebook_)
+    np.testing.assert_array_equal(imputer.transform(X), som.impute(X))
+    assert "missing" not in imputer.get_params()
+
+
+def test_imputer_in_a_pipeline():
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    X, _ = data((3, 3), n=120)
+    y = np.nan_to_num(X) @ np.arange(1.0, 5.0)
+    model = make_pipeline(SOMImputer(grid=(3, 3), max_missing=1.0, random_state=0), Ridge()).fit(X, y)
+    assert np.isfinite(model.predict(X)).all()
+
+
+@parametrize_with_checks([SOMImputer(grid=(2, 3), n_epochs=2, max_missing=1.0, random_state=0)],
+                         expected_failed_checks=lambda est: IMPUTER_EXPECTED_FAILURES, xfail_strict=True)
+def test_imputer_sklearn_compatible(estimator, check):
+    check(estimator)
