@@ -110,7 +110,7 @@ def imputation(fractions, seed=0, grid_rule=None):
             knn_fill = KNNImputer(n_neighbors=5).fit_transform(Xn)
             t_knn = time.perf_counter() - start
             print(f"| {name} ({n} x {X.shape[1]}, grid {side}x{side}) | {fraction:.0%} | {rmse(ksom_fill):.3f} | "
-                  f"{t_ksom:.2f} | {rmse(mean_fill):.3f} | {rmse(knn_fill):.3f} | {t_knn:.2f} |")
+                  f"{t_ksom:.3f} | {rmse(mean_fill):.3f} | {rmse(knn_fill):.3f} | {t_knn:.3f} |")
 
 
 def main(argv=None):
