@@ -58,34 +58,35 @@ def _row_list(rows: np.ndarray, limit: int = 10) -> str:
     return shown + (", ..." if rows.size > limit else "")
 
 
-def check_missing(X: np.ndarray, max_missing: float) -> None:
+def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, where: str = "") -> None:
     """Raise a ValueError for data that ``missing="ignore"`` cannot use.
 
     inf (never "missing"), rows with no observed feature, and rows missing more than
     ``max_missing`` (a fraction) of their features; the message names how many rows and
-    the first few indices.
+    the first few indices (plus ``row_offset``: a chunk's first row; ``where`` is added to
+    the message, e.g. the chunk).
     """
     if X.size == 0:
         return
     nan = np.isnan(X)
     inf = np.isinf(X)
     if inf.any():
-        rows = np.flatnonzero(inf.any(axis=1))
+        rows = np.flatnonzero(inf.any(axis=1)) + row_offset
         raise ValueError(
-            f"Input X contains infinity in {rows.size} row(s) (rows {_row_list(rows)}); inf is "
+            f"Input X contains infinity in {rows.size} row(s){where} (rows {_row_list(rows)}); inf is "
             "never a missing value (use NaN for missing entries)."
         )
     n_missing = nan.sum(axis=1)
-    empty = np.flatnonzero(n_missing == X.shape[1])
+    empty = np.flatnonzero(n_missing == X.shape[1]) + row_offset
     if empty.size:
         raise ValueError(
-            f"Input X has {empty.size} row(s) with no observed feature (all NaN): rows "
+            f"Input X has {empty.size} row(s){where} with no observed feature (all NaN): rows "
             f"{_row_list(empty)}; remove them."
         )
-    over = np.flatnonzero(n_missing > max_missing * X.shape[1])
+    over = np.flatnonzero(n_missing > max_missing * X.shape[1]) + row_offset
     if over.size:
         raise ValueError(
-            f"Input X has {over.size} row(s) missing more than max_missing={max_missing!r} of "
+            f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} of "
             f"their {X.shape[1]} features: rows {_row_list(over)}; remove them or raise max_missing."
         )
 
@@ -326,6 +327,35 @@ def masked_online_update_inplace(x: np.ndarray, codebook: np.ndarray, weights: n
     codebook[:, observed] += (step * (x[observed] - codebook[:, observed])).astype(codebook.dtype, copy=False)
 
 
+def masked_batch_step(stats: MaskedStatistics, plan, state) -> float:
+    """One batch-KSOM update of ``state`` from masked statistics of all rows; returns their error."""
+    from .neighbourhoods import smoothing_operator
+
+    op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
+    counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+    state.codebook = masked_batch_update(state.codebook, counts, sums)
+    state.n_steps += 1
+    return stats.sq_error
+
+
+def masked_ema_step(stats: MaskedStatistics, plan, state) -> float:
+    """One KSOM-EMA update of ``state`` from the masked statistics of one mini-batch.
+
+    ``state.ema_count`` becomes (K, D) (a (K,) count is broadcast first). Returns the
+    batch's error.
+    """
+    from .neighbourhoods import smoothing_operator
+
+    op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
+    counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+    state.ema_count, state.ema_sum, state.codebook = masked_ema_update(
+        state.ema_count, state.ema_sum, state.codebook, counts, sums,
+        decay=plan.decay, eps=plan.eps, update=plan.update,
+    )
+    state.n_steps += 1
+    return stats.sq_error
+
+
 def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
     """One pass of ``plan.algorithm`` over ``X[order]`` with the masked definitions; updates ``state``.
 
@@ -334,40 +364,18 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
     (the NumPy definition, not compiled: a loop over rows). Returns the summed masked
     squared distance of the rows to their winners (online: measured after the pass).
     """
-    from .neighbourhoods import smoothing_operator
-    from .parameters import steps_per_pass
-
     algorithm = plan.algorithm
     if algorithm == "batch":
-        stats = masked_unit_statistics(X, state.codebook)
-        op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
-        counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
-        state.codebook = masked_batch_update(state.codebook, counts, sums)
-        state.n_steps += 1
-        return stats.sq_error
+        return masked_batch_step(masked_unit_statistics(X, state.codebook), plan, state)
     order = np.asarray(order, dtype=np.intp)
-    codebook = np.array(state.codebook, order="C", copy=True)
     if algorithm == "minibatch":
-        n_units, n_features = codebook.shape
-        ema_count = np.broadcast_to(
-            np.asarray(state.ema_count, dtype=np.float64).reshape(n_units, -1), (n_units, n_features)
-        ).copy()
-        ema_sum = np.array(state.ema_sum, dtype=np.float64, copy=True)
         sq_error = 0.0
-        t = state.n_steps
         for start in range(0, order.shape[0], plan.batch_size):
-            stats = masked_unit_statistics(X[order[start : start + plan.batch_size]], codebook)
-            sq_error += stats.sq_error
-            op = smoothing_operator(plan.neighbourhood, plan.grid, t)
-            counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
-            ema_count, ema_sum, codebook = masked_ema_update(
-                ema_count, ema_sum, codebook, counts, sums, decay=plan.decay, eps=plan.eps, update=plan.update
-            )
-            t += 1
-        state.codebook, state.ema_count, state.ema_sum = codebook, ema_count, ema_sum
-        state.n_steps += steps_per_pass(algorithm, order.shape[0], plan.batch_size)
+            batch = X[order[start : start + plan.batch_size]]
+            sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
         return sq_error
     # online
+    codebook = np.array(state.codebook, order="C", copy=True)
     distances = plan.grid.distances
     t = state.n_steps
     for i in order:
