@@ -277,15 +277,6 @@ def test_cuda_with_ignore_is_a_clear_error():
         check_options(KSOM(grid=(2, 2), missing="ignore", backend="cuda"))
 
 
-def test_dask_with_ignore_is_a_clear_error():
-    da = pytest.importorskip("dask.array")
-    from somvq.integrations.dask import DaskKSOM
-
-    X = da.from_array(_rows(), chunks=(10, 4))
-    with pytest.raises(ValueError, match="missing='ignore' is not available on dask arrays"):
-        DaskKSOM(grid=(2, 2), missing="ignore").fit(X)
-
-
 # ------------------------------------------------------------------ model files
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch"])
 def test_model_files_keep_the_policy(tmp_path, algorithm):
