@@ -675,3 +675,25 @@ def test_impute_npy_and_errors(tmp_path):
     assert_error(run("impute", model, tmp_path / "empty.npy"), 1, "no observed feature", "rows 7")
     assert_error(run("fit", tmp_path / "empty.npy", *SMALL, "--missing", "ignore", "--max-missing", "0.2",
                      "-o", tmp_path / "x.somvq.npz"), 1, "no observed feature")
+
+
+def test_predict_transform_evaluate_accept_missing_on_an_ignore_model(tmp_path):
+    X = np.random.default_rng(2).normal(size=(40, 3))
+    X[::4, 1] = np.nan
+    np.save(tmp_path / "h.npy", X)
+    model = tmp_path / "m.somvq.npz"
+    assert run("fit", tmp_path / "h.npy", *SMALL, "--missing", "ignore", "-o", model).exit_code == 0
+    import somvq
+
+    som = somvq.load(model)
+    result = run("predict", model, tmp_path / "h.npy", "--distance", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 0, result.output
+    table = np.load(tmp_path / "p.npy")
+    np.testing.assert_array_equal(table[:, 0], som.predict(X))
+    np.testing.assert_allclose(table[:, -1], np.sqrt(somvq.missing.masked_assign(X, som.codebook_)[1]))
+    assert run("transform", model, tmp_path / "h.npy", "-o", tmp_path / "t.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), som.transform(X), rtol=1e-6)
+    assert run("evaluate", model, tmp_path / "h.npy").exit_code == 0
+    dense = tmp_path / "dense.somvq.npz"
+    assert run("fit", "--dataset", "wine", "--columns", "1-3", *SMALL, "-o", dense).exit_code == 0
+    assert_error(run("predict", dense, tmp_path / "h.npy"), 1, "nan")
