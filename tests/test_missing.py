@@ -153,6 +153,24 @@ def test_masked_batch_step_property(seed, fraction, d, offset):
                                naive.masked_batch_step(X, W0, np.eye(6)), rtol=1e-12, atol=1e-12)
 
 
+@given(seed=st.integers(0, 2**31 - 1), fraction=st.floats(0.0, 0.9), d=st.integers(1, 5),
+       update=st.sampled_from(["all", "written"]), decay=st.floats(0.0, 0.99), eps=st.sampled_from([1e-5, 0.1]))
+def test_masked_ema_step_property(seed, fraction, d, update, decay, eps):
+    rng = np.random.default_rng(seed)
+    X = holes(rng.normal(size=(20, d)), fraction, seed)
+    W0 = rng.normal(size=(5, d))
+    N0 = rng.uniform(0.5, 2.0, size=(5, d))
+    m0 = N0 * W0
+    if not naive.clear_rows(naive.masked_distances(X, W0), gap=1e-9).all():
+        return  # near-tied rows: either winner is right
+    stats = M.masked_unit_statistics(X, W0)
+    N, m, W = M.masked_ema_update(N0, m0, W0, stats.counts, stats.sums, decay=decay, eps=eps, update=update)
+    eN, em, eW = naive.masked_minibatch_step(X, W0, N0, m0, np.eye(5), decay, eps, update)
+    np.testing.assert_allclose(N, eN, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m, em, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(W, eW, rtol=1e-10, atol=1e-12)
+
+
 # ------------------------------------------------------------------ dense data: unchanged
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
