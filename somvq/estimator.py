@@ -123,7 +123,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     n_iter_ : int
         Number of epochs (``fit``) or ``partial_fit`` calls run.
     ema_count_, ema_sum_ : ndarray
-        Mini-batch EMA state N (K,) and m (K, D), float64.
+        Mini-batch EMA state N (K,) and m (K, D), float64. With ``missing="ignore"``, once
+        a mini-batch held NaN, N is per unit and feature: (K, D).
     unit_counts_ : ndarray of shape (K,)
         Online hit counts (used by ``learning_rate="inverse_count"``).
     n_features_in_ : int

@@ -43,6 +43,11 @@ __all__ = [
     "smooth_masked_statistics",
     "masked_batch_update",
     "masked_ema_update",
+    "masked_online_update_inplace",
+    "masked_batch_step",
+    "masked_ema_step",
+    "masked_pass",
+    "mean_filled",
     "impute",
 ]
 

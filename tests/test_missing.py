@@ -138,8 +138,6 @@ def test_masked_batch_step_property(seed, fraction, d, offset):
     rng = np.random.default_rng(seed)
     X = holes(offset + rng.normal(size=(30, d)), fraction, seed)
     W0 = offset + rng.normal(size=(6, d))
-    from somvq.engines.base import batch_step  # noqa: F401  (the dense step is not used here)
-
     stats = M.masked_unit_statistics(X, W0)
     expected_bmu = naive.masked_bmu(X, W0)
     clear = naive.clear_rows(naive.masked_distances(X, W0), gap=1e-9)
