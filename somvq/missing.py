@@ -365,8 +365,9 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
     """One pass of ``plan.algorithm`` over ``X[order]`` with the masked definitions; updates ``state``.
 
     batch: one update from the masked statistics of all rows; minibatch: one KSOM-EMA
-    update per batch (``state.ema_count`` becomes (K, D)); online: one update per row
-    (the NumPy definition, not compiled: a loop over rows). Returns the summed masked
+    update per batch (``state.ema_count`` becomes (K, D)); online: one update per row,
+    compiled (:func:`somvq._kernels.cpu_missing.masked_online_pass`, whose step is
+    :func:`masked_online_update_inplace`). Returns the summed masked
     squared distance of the rows to their winners (online: measured after the pass).
     """
     algorithm = plan.algorithm
@@ -379,20 +380,18 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
             batch = X[order[start : start + plan.batch_size]]
             sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
         return sq_error
-    # online
+    # online: the compiled loop (somvq/_kernels/cpu_missing.py), sample by sample
+    from ._kernels.cpu_missing import masked_online_pass
+    from .algorithms import learning_rate_parameters
+
     codebook = np.array(state.codebook, order="C", copy=True)
-    distances = plan.grid.distances
-    t = state.n_steps
-    for i in order:
-        x = np.asarray(X[i], dtype=np.float64)
-        winner = int(masked_assign(x[None, :], codebook)[0][0])
-        if isinstance(plan.learning_rate, str):  # "inverse_count"
-            state.unit_counts[winner] += 1.0
-            rate = 1.0 / state.unit_counts[winner]
-        else:
-            rate = float(plan.learning_rate(t))
-        masked_online_update_inplace(x, codebook, np.asarray(plan.neighbourhood.weights(distances[winner], t)), rate)
-        t += 1
+    lr_code, lr_params = learning_rate_parameters(plan.learning_rate)
+    neighbourhood = plan.neighbourhood
+    masked_online_pass(
+        np.ascontiguousarray(X), codebook, order.astype(np.int64), plan.grid.distances, neighbourhood.code,
+        neighbourhood.radius.code, neighbourhood.kernel_parameters(), lr_code, lr_params,
+        state.unit_counts, int(state.n_steps),
+    )
     state.codebook = codebook
-    state.n_steps = t
+    state.n_steps += order.shape[0]
     return float(masked_assign(X, codebook)[1].sum())

@@ -132,6 +132,23 @@ def test_masked_online_fit_equals_naive(shape, topology, periodic, kind):
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
 
 
+def test_masked_online_inverse_count_equals_naive():
+    """MacQueen's online k-means on observed features: rate 1 / n_k*, no neighbourhood."""
+    X, W0 = data((2, 3), n=30)
+    counts = np.full(6, 1.0)
+
+    def rate(t, k):
+        counts[k] += 1.0
+        return 1.0 / counts[k]
+
+    order = np.concatenate(epoch_orders(5, len(X), 2))
+    expected = naive.masked_online_pass(X, W0, order, lambda t, k: np.eye(6)[k], rate)
+    som = KSOM(grid=(2, 3), algorithm="online", learning_rate="inverse_count", neighbourhood="none", n_epochs=2,
+               init=W0, random_state=5, missing="ignore", max_missing=1.0).fit(X)
+    np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(som.unit_counts_, counts)
+
+
 @given(seed=st.integers(0, 2**31 - 1), fraction=st.floats(0.0, 0.9), d=st.integers(1, 6),
        offset=st.sampled_from([0.0, 100.0]))
 def test_masked_batch_step_property(seed, fraction, d, offset):
