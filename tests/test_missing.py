@@ -72,6 +72,21 @@ def test_masked_bmu_equals_the_dense_one_without_nan():
         np.testing.assert_array_equal(M.masked_assign(X, W)[0], somvq.algorithms.assign(X, W)[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_statistics_equal_the_dense_ones_without_nan(dtype):
+    """The masked definitions on complete data: counts n_kj = c_k, the same sums and updates."""
+    rng = np.random.default_rng(3)
+    X = (50.0 + rng.normal(size=(500, 6))).astype(dtype)
+    W = (50.0 + rng.normal(size=(12, 6))).astype(dtype)
+    dense = somvq.algorithms.unit_statistics(X, W)
+    masked = M.masked_unit_statistics(X, W)
+    np.testing.assert_array_equal(masked.hits, dense.counts)
+    np.testing.assert_array_equal(masked.counts, np.repeat(dense.counts[:, None], 6, axis=1))
+    np.testing.assert_allclose(masked.sums, dense.sums, rtol=1e-12)
+    np.testing.assert_allclose(M.masked_batch_update(W, masked.counts, masked.sums),
+                               somvq.algorithms.batch_update(W, dense.counts, dense.sums), rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 # ------------------------------------------------------------------ whole fits
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shape, topology, periodic", GRIDS)
