@@ -36,7 +36,7 @@ def evaluate(model: str, data: str | None, as_json: bool, **options: Any) -> Non
       somvq evaluate model.somvq.npz --dataset fashion-mnist --split test --json
     """
     loaded = load_model(model)
-    inputs = load_input(data, **input_kwargs(options))
+    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         values = map_metrics(loaded.som, X)

@@ -65,6 +65,8 @@ _PARAMETERS = {
     "init": "init",
     "seed": "random_state",
     "backend": "backend",
+    "missing": "missing",
+    "max_missing": "max_missing",
 }
 
 
@@ -143,6 +145,8 @@ class _Progress:
 @click.option("--report/--no-report", default=None, help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--missing", type=click.Choice(["error", "ignore"]), help="Missing values (empty, NA, nan fields; NaN in .npy): an error, or ignore them (distances over the observed features, see docs/missing-values.md) [default: error].")
+@click.option("--max-missing", type=click.FloatRange(0, 1), help="With --missing ignore: rows missing more than this fraction of their features are an error [default: 0.5].")
 def fit(data: str | None, **options: Any) -> None:
     """Train a self-organising map on DATA and save it.
 
@@ -198,7 +202,7 @@ def fit(data: str | None, **options: Any) -> None:
             click.echo("note: report skipped, bokeh is not installed (pip install somvq[report]).", err=True)
 
     som = build_estimator(options)
-    inputs = load_input(data, default_dataset="digits", **source)
+    inputs = load_input(data, default_dataset="digits", missing=som.missing == "ignore", **source)
 
     from somvq.io import save
 
@@ -244,6 +248,13 @@ def fit(data: str | None, **options: Any) -> None:
     if report:
         from somvq.reporting import report as write_report
 
+        import numpy as np
+
+        if som.missing == "ignore" and np.isnan(X).any():
+            # The report's views need complete rows: they show the data with its missing
+            # values filled from the map (som.impute); the map itself never saw the fills.
+            X = som.impute(X)
+            click.echo("note: the report shows the rows with their missing values filled from the map.", err=True)
         with library_errors():
             report_path = write_report(
                 som,

@@ -17,10 +17,11 @@ from ._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from .estimator import KSOM
     from .grids import Grid, auto_grid_shape
+    from .imputer import SOMImputer
     from .io import load, save
     from .reporting import report
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "__version__"]
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "SOMImputer", "__version__"]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -29,6 +30,7 @@ _LAZY = {
     "save": "somvq.io",
     "load": "somvq.io",
     "report": "somvq.reporting",
+    "SOMImputer": "somvq.imputer",
 }
 
 

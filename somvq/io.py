@@ -489,7 +489,12 @@ def _build(archive: _Archive, meta: dict, path: Any):
     codebook = archive.read("codebook_", shape=(n_units, n_features), dtypes=(np.float32, np.float64))
     arrays = {
         "codebook_": codebook,
-        "ema_count_": archive.read("ema_count_", shape=(n_units,), dtypes=(np.float64,)),
+        # (K,) for dense fits; (K, D) after a mini-batch fit on data with NaN (missing="ignore").
+        "ema_count_": archive.read(
+            "ema_count_",
+            shape=(n_units, n_features) if len(archive.header("ema_count_")[0]) == 2 else (n_units,),
+            dtypes=(np.float64,),
+        ),
         "ema_sum_": archive.read("ema_sum_", shape=(n_units, n_features), dtypes=(np.float64,)),
         "unit_counts_": archive.read("unit_counts_", shape=(n_units,), dtypes=(np.float64,)),
     }
