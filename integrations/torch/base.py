@@ -232,7 +232,7 @@ class GridQuantizer(nn.Module):
                 f"this module has {_describe_spec(self.grid_spec)} (same number of codes, "
                 "other grid: its codes would sit at the wrong places)."
             )
-        for name, value in self.state_dict(keep_vars=True).items():
+        for name in self.state_dict(keep_vars=True):
             given = state_dict.get(prefix + name)
             if not isinstance(given, torch.Tensor):
                 continue
