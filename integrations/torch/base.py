@@ -31,6 +31,13 @@ __all__ = ["GridQuantizer"]
 class GridQuantizer(nn.Module):
     """Base of the grid-organised quantizers (not used directly)."""
 
+    # Buffers (register_buffer in __init__), declared for type checkers.
+    step: torch.Tensor
+    perplexity: torch.Tensor
+    used_codes: torch.Tensor
+    n_nonfinite_rows: torch.Tensor
+    grid_spec: torch.Tensor
+
     def __init__(
         self,
         dim: int,
