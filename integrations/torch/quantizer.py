@@ -103,8 +103,8 @@ class KohonenVectorQuantize(GridQuantizer):
     kmeans_iters : int, default=10
         Lloyd iterations of ``init="kmeans"``.
 
-    Attributes (buffers)
-    --------------------
+    Attributes
+    ----------
     codebook : (K, D)  ema_count : (K,)  ema_sum : (K, D)  step : () int64
         The state; all in the state_dict. ``step`` is t.
     grid_spec : (2 + 2 ndim,) int64
@@ -255,7 +255,7 @@ class KohonenVectorQuantize(GridQuantizer):
 
         Parameters
         ----------
-        z : tensor of shape (..., dim), or (batch, dim, *spatial) with channels_first
+        z : tensor of shape (..., dim), or (batch, dim, \*spatial) with channels_first
             Encoder outputs z_e, any floating dtype (fp16/bf16 under autocast welcome).
 
         Returns
