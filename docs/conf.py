@@ -25,15 +25,13 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "generated", "figures"]
+exclude_patterns = ["_build", "generated"]
 
 # MyST: Markdown pages link each other as files ([x](api.md)); headings get anchors so
 # in-page links (#somvqksom) resolve; $...$ maths as in GitHub's renderer.
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 4
-# The pages link the repository's own files (../README.md, ../benchmarks/...), which are
-# not part of the site: those links stay plain links, not cross-references.
-suppress_warnings = ["myst.xref_missing"]
+# A link to a page that does not exist is a warning, hence an error (-W): none suppressed.
 
 # autodoc / numpydoc
 autodoc_typehints = "none"  # the numpydoc "Parameters" sections carry the types
