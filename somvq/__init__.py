@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .grids import Grid, auto_grid_shape
     from .io import load, save
     from .reporting import report
+    from .analysis import cluster_samples, cluster_units, label_units
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "__version__"]
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "__version__", "cluster_units", "cluster_samples", "label_units"]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -29,6 +30,9 @@ _LAZY = {
     "save": "somvq.io",
     "load": "somvq.io",
     "report": "somvq.reporting",
+    "cluster_units": "somvq.analysis",
+    "cluster_samples": "somvq.analysis",
+    "label_units": "somvq.analysis",
 }
 
 
