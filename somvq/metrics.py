@@ -295,11 +295,12 @@ def _rank_error(X, codebook, grid, n_neighbors, sample, random_state, name, swap
     bmus = _bmus(X, codebook)
     positions = grid.coordinates
     # rows per block: the (rows x k x N) comparisons of _ranks dominate
-    block = max(1, (1 << 22) // (max(k, 1) * n))
+    block = max(1, (1 << 24) // (max(k, 1) * n))
     total = 0.0
     for start in range(0, queries.size, block):
         q = queries[start : start + block]
-        d_in = np.sqrt(np.maximum(squared_distances(X[q], X), 0.0))
+        # the query block is the "codebook": its frame is computed once, X streamed by blocks
+        d_in = np.sqrt(np.maximum(squared_distances(X, X[q]), 0.0)).T.copy()
         d_out = grid._coordinate_distances(positions[bmus[q]][:, None, :], positions[bmus][None, :, :])
         rows = np.arange(q.size)
         d_in[rows, q] = np.inf  # a row is not its own neighbour
@@ -336,7 +337,7 @@ def trustworthiness(
     random_state : seed of ``sample``.
 
     Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``), memory
-    O(block N) with blocks of ``2**22 / (k N)`` rows (never O(N^2); scikit-learn's is).
+    O(block k N) bytes with blocks of ``2**24 / (k N)`` query rows, about 50 MB (never O(N^2); scikit-learn's is).
     """
     return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "trustworthiness", swap=False)
 
