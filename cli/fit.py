@@ -121,7 +121,7 @@ class _Progress:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: {_default('grid')}].")
+@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8), or auto (SOM Toolbox rule from the data) [default: {_default('grid')}].")
 @click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help=f"Grid topology [default: {_default('topology')}].")
 @click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
 @click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help=f"Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: {_default('neighbourhood')}].")
@@ -172,7 +172,7 @@ def fit(data: str | None, **options: Any) -> None:
     report = (output is None) if report is None else report
     explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
     check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
-    grid_axes = len(options["grid"]) if options.get("grid") else 2
+    grid_axes = len(options["grid"]) if options.get("grid") and options["grid"] != "auto" else 2
     if grid_axes > 2 and (plots or report):
         # Pictures and the report draw 1- or 2-axis maps; a 3-axis map is still trained.
         if (explicit_plots and plots) or (explicit_report and report):

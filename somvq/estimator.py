@@ -40,6 +40,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Map shape, e.g. ``(16, 32)``; or the number of units K, laid out with the
         reference implementation's automatic shape in ``grid_dim`` dimensions
         (``512 -> (16, 32)``). Units are numbered in C order (last axis fastest).
+        ``"auto"``: chosen from the training data at fit by the SOM Toolbox rule
+        (``ceil(5 N^0.54321)`` units, sides in the ratio of the square roots of the two
+        largest PCA eigenvalues: :func:`somvq.parameters.som_toolbox_shape`); the shape
+        chosen is in ``grid_``. 2-D only.
     grid_dim : int, default=2
         Number of grid axes when ``grid`` is an int.
     topology : {"rectangular", "hexagonal"}, default="rectangular"
@@ -129,7 +133,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     """
 
     _parameter_constraints: dict = {
-        "grid": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "grid_dim": [Interval(Integral, 1, None, closed="left")],
         "topology": [StrOptions(set(TOPOLOGIES))],
         "periodic": ["boolean", "array-like"],
@@ -217,17 +221,29 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         BackendUnavailableError when the requested backend cannot run here.
         """
         self._validate_params()
-        grid = parameters.grid_of(self)
         check_backend(self.backend)
         parameters.check_options(self)
+        if isinstance(self.grid, str):  # "auto": chosen from the data at fit
+            if self.grid_dim != 2:
+                raise ValueError(f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={self.grid_dim}.")
+            return None
+        grid = parameters.grid_of(self)
         check_fit_memory(self, grid)
         return grid
 
-    def _checked_grid(self, engine: Engine, data) -> Grid:
-        """The checks of a training call once its data is validated; returns the grid."""
+    def _checked_grid(self, engine: Engine, data, fresh: bool = True) -> Grid:
+        """The checks of a training call once its data is validated; returns the grid.
+
+        ``grid="auto"`` is chosen from ``data`` on a fresh start (``fit``, a first
+        ``partial_fit``); later ``partial_fit`` calls keep the fitted ``grid_``.
+        """
         engine.check_options()
         parameters.check_options(self)
         check_training_range(data)
+        if isinstance(self.grid, str) and self.grid == "auto":
+            if not fresh:
+                return self.grid_
+            return parameters.grid_of(self, engine.init_rows(data), engine.n_samples(data))
         return parameters.grid_of(self)
 
     def _new_rng(self) -> np.random.Generator:
@@ -303,7 +319,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         first = not hasattr(self, "codebook_")
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=first, dtype=None if first else self.codebook_.dtype)
-        grid = self._checked_grid(engine, data)
+        grid = self._checked_grid(engine, data, fresh=first)
         if first:
             plan, state, rng = self._start(engine, data, grid)
             state.rng_state = rng.bit_generator.state

@@ -46,6 +46,8 @@ __all__ = [
     "grid_of",
     "horizon",
     "make_grid",
+    "som_toolbox_shape",
+    "auto_grid",
     "resolve_learning_rate",
     "resolve_neighbourhood",
     "steps_per_pass",
@@ -90,13 +92,76 @@ DEFAULT_LEARNING_RATE_SCHEDULE = "exponential"
 
 
 # ---------------------------------------------------------------------- the grid
-def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any) -> "Grid":
-    """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape or a unit count)."""
+def som_toolbox_shape(n_samples: int, eigenvalues: Any, topology: str = "rectangular") -> tuple[int, int]:
+    """The map shape of the SOM Toolbox's ``som_topol_struct`` (used by ``som_make``).
+
+    ``munits = ceil(5 * n_samples ** 0.54321)`` units; side ratio
+    ``ratio = sqrt(l1 / l2)`` of the two largest eigenvalues of the data's covariance (1
+    with fewer than 2 features or ``l2 <= 0``); ``cols = min(munits, round(sqrt(munits /
+    ratio)))`` (``sqrt(munits / ratio * sqrt(0.75))`` on a hexagonal grid, whose rows are
+    ``sqrt(0.75)`` apart), at least 1; ``rows = round(munits / cols)`` (MATLAB's round: half
+    away from zero). Returns ``(rows, cols)``, rows the longer side; a 1-wide map is
+    ``(1, n)``, as in the toolbox.
+
+    References: J. Vesanto, J. Himberg, E. Alhoniemi, J. Parhankangas (2000), "SOM Toolbox
+    for Matlab 5", Helsinki University of Technology, Report A57 (``som_topol_struct.m``).
+    """
+    munits = math.ceil(5.0 * float(n_samples) ** 0.54321)
+    lam = sorted((float(v) for v in eigenvalues), reverse=True)
+    ratio = math.sqrt(lam[0] / lam[1]) if len(lam) >= 2 and lam[1] > 0 else 1.0
+    area = munits / ratio * (math.sqrt(0.75) if topology == "hexagonal" else 1.0)
+    cols = max(1, min(munits, math.floor(math.sqrt(area) + 0.5)))
+    rows = max(1, math.floor(munits / cols + 0.5))
+    if min(rows, cols) == 1:
+        return (1, max(rows, cols))
+    return (rows, cols)
+
+
+def auto_grid(X: Any, topology: str = "rectangular", periodic: Any = False, n_samples: int | None = None) -> "Grid":
+    """The grid of ``grid="auto"``: :func:`som_toolbox_shape` of the rows ``X``.
+
+    ``n_samples`` (default ``len(X)``) is the number of training rows, when ``X`` only
+    stands for them (the dask engine's PCA surrogate). A hexagonal grid periodic along its
+    rows gets one more row when the rule gives an odd number (such grids need an even one).
+    """
+    import numpy as np
+
+    from .grids import Grid
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"grid='auto' needs 2-D data with at least one row, got shape {X.shape}.")
+    n = X.shape[0] if n_samples is None else int(n_samples)
+    if X.shape[1] >= 2 and X.shape[0] >= 2:
+        eigenvalues = np.linalg.eigvalsh(np.cov(X, rowvar=False))
+    else:
+        eigenvalues = [1.0]
+    rows, cols = som_toolbox_shape(n, eigenvalues, topology)
+    periodic_t = periodic if not isinstance(periodic, (bool, np.bool_)) else (bool(periodic),) * 2
+    if topology == "hexagonal" and len(periodic_t) == 2 and periodic_t[0] and rows % 2:
+        rows += 1
+    return Grid((rows, cols), topology, periodic)
+
+
+def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+    """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape, a unit count or "auto").
+
+    ``grid="auto"`` is resolved from the training rows ``data`` (:func:`auto_grid`); it is a
+    ValueError without them.
+    """
     import numpy as np
 
     from ._validation import check_grid_value
     from .grids import Grid
 
+    if isinstance(grid, str):
+        if grid != "auto":
+            raise ValueError(f"grid={grid!r} must be a tuple of positive ints, an int or 'auto'.")
+        if data is None:
+            raise ValueError("grid='auto' is chosen from the training data: it has no value before fit.")
+        if grid_dim != 2:
+            raise ValueError(f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={grid_dim}.")
+        return auto_grid(data, topology, periodic, n_samples)
     check_grid_value(grid)
     if isinstance(grid, (Integral, np.integer)):
         return Grid.from_size(int(grid), grid_dim, topology, periodic)
@@ -106,9 +171,15 @@ def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any) -> "Grid":
     return Grid(tuple(int(s) for s in shape), topology, periodic)
 
 
-def grid_of(params: Any) -> "Grid":
-    """:func:`make_grid` of an estimator's (or any object's) grid parameters."""
-    return make_grid(params.grid, params.grid_dim, params.topology, params.periodic)
+def grid_of(params: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+    """:func:`make_grid` of an estimator's (or any object's) grid parameters.
+
+    With ``grid="auto"`` and no ``data``: the fitted ``grid_`` when there is one (the
+    choice made at fit), else a ValueError.
+    """
+    if isinstance(params.grid, str) and params.grid == "auto" and data is None and hasattr(params, "grid_"):
+        return params.grid_
+    return make_grid(params.grid, params.grid_dim, params.topology, params.periodic, data, n_samples)
 
 
 # ---------------------------------------------------------------------- neighbourhood
