@@ -65,6 +65,7 @@ _PARAMETERS = {
     "init": "init",
     "seed": "random_state",
     "backend": "backend",
+    "tol": "tol",
 }
 
 
@@ -135,6 +136,7 @@ class _Progress:
 @click.option("--init", type=click.Choice(INIT_CHOICES), help=f"Initial codebook [default: {_default('init')}].")
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same model [default: none].")
 @click.option("--backend", type=click.Choice(BACKENDS), help=f"Compute backend [default: {_default('backend')}].")
+@click.option("--tol", type=click.FloatRange(min=0), help="Early stopping: stop once the neighbourhood schedule is in its late phase and 2 epochs in a row improve the error by less than TOL (relative) [default: off].")
 @click.option("--standardize", is_flag=True, help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).")
 @click.option("--minmax", is_flag=True, help="Scale each feature to [0, 1] (stored in the model).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")

@@ -99,6 +99,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Seeds the initialisation and the sample order.
     verbose : bool or int, default=False
         Print one line per epoch.
+    tol : float or None, default=None
+        Early stopping of ``fit`` (None: off, every one of the ``n_epochs`` runs). An epoch
+        "does not change" the map when the neighbourhood schedule is in its late phase (the
+        radius, or the "hard" neighbour weight, has made 90% of the change the full fit
+        makes: :func:`somvq.parameters.schedule_settled`) and the epoch's mean squared error
+        fell by less than ``tol`` times the previous epoch's; ``fit`` stops after
+        ``n_iter_no_change`` such epochs in a row (:class:`somvq.parameters.EarlyStopping`).
+        It never stops while the radius is still large. ``n_iter_`` says how many epochs
+        ran. ``partial_fit`` ignores it.
+    n_iter_no_change : int or None, default=None
+        Consecutive epochs without change that stop ``fit`` (None: 2). Used only with ``tol``.
 
     Attributes
     ----------
@@ -156,6 +167,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "backend": [StrOptions(set(BACKENDS))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -184,6 +197,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         backend="cpu",
         random_state=None,
         verbose=False,
+        tol=None,
+        n_iter_no_change=None,
     ):
         self.grid = grid
         self.grid_dim = grid_dim
@@ -208,6 +223,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.backend = backend
         self.random_state = random_state
         self.verbose = verbose
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
 
     # ------------------------------------------------------------------ resolution
     def check_parameters(self) -> Grid:
@@ -287,12 +304,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         data = engine.prepare(X, reset=True)
         plan, state, rng = self._start(engine, data, self._checked_grid(engine, data))
         n_samples = engine.n_samples(data)
+        stopper = None
+        if self.tol is not None:
+            t_end = self.n_epochs * engine.steps_per_pass(data)
+            stopper = parameters.EarlyStopping(self.tol, self.n_iter_no_change, plan.neighbourhood, t_end)
         for epoch in range(self.n_epochs):
             sq_error = engine.run_pass(data, engine.epoch_order(rng, data), plan, state)
             state.n_iter = epoch + 1
             self._report(epoch + 1, self.n_epochs, sq_error / n_samples, state.n_steps)
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / n_samples, state.codebook)
+            if stopper is not None and stopper.stop(state.n_steps, float(sq_error) / n_samples):
+                break
         state.rng_state = rng.bit_generator.state
         check_finite_codebook(self, state.codebook, data)
         state.labels = engine.labels(data, state)

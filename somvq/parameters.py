@@ -46,6 +46,8 @@ __all__ = [
     "grid_of",
     "horizon",
     "make_grid",
+    "EarlyStopping",
+    "schedule_settled",
     "som_toolbox_shape",
     "auto_grid",
     "resolve_learning_rate",
@@ -261,6 +263,58 @@ def steps_per_pass(algorithm: str, n_samples: int, batch_size: int) -> int:
 def horizon(n_epochs: int, steps: int) -> float:
     """Horizon of the "exponential" and "linear" schedules: the last step of ``n_epochs`` passes."""
     return float(max(n_epochs * steps - 1, 1))
+
+
+# ---------------------------------------------------------------------- early stopping
+#: Early stopping waits until the neighbourhood has done all but this fraction of its change.
+LATE_PHASE = 0.1
+#: ``n_iter_no_change`` when ``tol`` is given without it.
+DEFAULT_N_ITER_NO_CHANGE = 2
+
+
+def schedule_settled(neighbourhood: "Neighbourhood", t: float, t_end: float) -> bool:
+    """Whether step ``t`` is in the late phase of the neighbourhood schedule of a fit ending at ``t_end``.
+
+    With ``v`` the radius (the neighbour weight ``1 / (1 + shrink t)`` for "hard"):
+    ``|v(t) - v(t_end)| <= LATE_PHASE * |v(0) - v(t_end)|``, i.e. the neighbourhood has made
+    at least 90% of the change the full fit would make, whatever the schedule
+    (exponential, linear, inverse_time). "none" and a constant radius are always settled.
+    """
+    if neighbourhood.kind == "none":
+        return True
+    value = neighbourhood.hard_weight if neighbourhood.kind == "hard" else neighbourhood.radius
+    start, now, end = float(value(0.0)), float(value(float(t))), float(value(float(t_end)))
+    span = abs(start - end)
+    return span == 0.0 or abs(now - end) <= LATE_PHASE * span
+
+
+class EarlyStopping:
+    """KSOM's early-stopping rule (``tol``, ``n_iter_no_change``), fed once per ``fit`` epoch.
+
+    After each epoch, with ``m`` its mean squared error (measured during the pass) and
+    ``m_prev`` the previous epoch's: the epoch counts as "no change" when the schedule is
+    settled (:func:`schedule_settled` at the step reached) and ``m_prev - m < tol * m_prev``;
+    any other epoch resets the count. The fit stops after ``n_iter_no_change`` consecutive
+    "no change" epochs. So a fit never stops while the radius is still large.
+    """
+
+    def __init__(self, tol: float, n_iter_no_change: int | None, neighbourhood: "Neighbourhood", t_end: float) -> None:
+        self.tol = float(tol)
+        self.patience = DEFAULT_N_ITER_NO_CHANGE if n_iter_no_change is None else int(n_iter_no_change)
+        self.neighbourhood = neighbourhood
+        self.t_end = float(t_end)
+        self.previous: float | None = None
+        self.count = 0
+
+    def stop(self, t: float, mse: float) -> bool:
+        """Record an epoch that ended at step ``t`` with error ``mse``; True to stop now."""
+        flat = self.previous is not None and self.previous - mse < self.tol * self.previous
+        if flat and schedule_settled(self.neighbourhood, t, self.t_end):
+            self.count += 1
+        else:
+            self.count = 0
+        self.previous = float(mse)
+        return self.count >= self.patience
 
 
 # ---------------------------------------------------------------------- checks
