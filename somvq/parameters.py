@@ -85,6 +85,8 @@ DEFAULTS: dict[str, Any] = {
     "backend": "cpu",
     "random_state": None,
     "verbose": False,
+    "tol": None,
+    "n_iter_no_change": None,
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
