@@ -81,8 +81,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Passes over the data in ``fit``.
     batch_size : int, default=256
         Mini-batch size (``algorithm="minibatch"``).
-    decay : float, default=0.99
-        EMA decay gamma of mini-batch KSOM.
+    decay : float or "auto", default=0.99
+        EMA decay gamma of mini-batch KSOM. ``"auto"``: ``max(0, 1 - 20 / S)`` with S the
+        fit's number of mini-batch steps (:func:`somvq.parameters.resolve_decay`).
     init_count : float, default=1.0
         Initial EMA count N0 of every unit (mini-batch; the paper uses 0 or 1), and initial
         hit count for ``learning_rate="inverse_count"``.
@@ -159,7 +160,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "algorithm": [StrOptions(set(ALGORITHMS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "decay": [Interval(Real, 0, 1, closed="left")],
+        "decay": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "init_count": [Interval(Real, 0, None, closed="left")],
         "eps": [Interval(Real, 0, None, closed="left")],
         "update": [StrOptions(set(UPDATES))],

@@ -47,6 +47,7 @@ __all__ = [
     "horizon",
     "make_grid",
     "EarlyStopping",
+    "resolve_decay",
     "schedule_settled",
     "som_toolbox_shape",
     "auto_grid",
@@ -267,6 +268,26 @@ def horizon(n_epochs: int, steps: int) -> float:
     return float(max(n_epochs * steps - 1, 1))
 
 
+# ---------------------------------------------------------------------- mini-batch decay
+#: decay="auto": the EMA's horizon 1 / (1 - decay) is the fit's number of steps over this.
+AUTO_DECAY_STEPS = 20.0
+
+
+def resolve_decay(decay: Any, horizon_: float) -> float:
+    """The EMA decay of mini-batch KSOM: a number as given, or ``"auto"`` from the fit's length.
+
+    ``"auto"``: ``decay = max(0, 1 - 20 / S)`` with ``S = horizon + 1`` the fit's number of
+    mini-batch steps (``n_epochs * ceil(N / batch_size)``), so that the EMA remembers
+    ``S / 20`` steps (half an epoch with the default 10 epochs); ``S <= 20`` gives 0 (each
+    step replaces the statistics, as batch KSOM does).
+    """
+    if isinstance(decay, str):
+        if decay != "auto":
+            raise ValueError(f"decay={decay!r} must be a number in [0, 1) or 'auto'.")
+        return max(0.0, 1.0 - AUTO_DECAY_STEPS / (float(horizon_) + 1.0))
+    return float(decay)
+
+
 # ---------------------------------------------------------------------- early stopping
 #: Early stopping waits until the neighbourhood has done all but this fraction of its change.
 LATE_PHASE = 0.1
@@ -341,7 +362,9 @@ def check_options(params: Any) -> None:
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings
 
-        check_ema_settings(decay=params.decay, eps=params.eps, init_count=params.init_count, update=params.update)
+        # decay="auto" can resolve to 0 (few steps): checked as 0
+        decay = 0.0 if isinstance(params.decay, str) else params.decay
+        check_ema_settings(decay=decay, eps=params.eps, init_count=params.init_count, update=params.update)
 
 
 # ---------------------------------------------------------------------- the plan
@@ -391,7 +414,7 @@ def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
         ),
         learning_rate=learning_rate,
         batch_size=int(params.batch_size),
-        decay=float(params.decay),
+        decay=resolve_decay(params.decay, horizon_),
         eps=float(params.eps),
         update=params.update,
         init_count=float(params.init_count),

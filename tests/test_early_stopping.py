@@ -83,3 +83,24 @@ def test_bad_values():
         KSOM(tol=-1.0).fit(X)
     with pytest.raises(ValueError, match="n_iter_no_change"):
         KSOM(tol=0.1, n_iter_no_change=0).fit(X)
+
+
+# ------------------------------------------------------------------ decay="auto" (opt-in)
+@pytest.mark.parametrize("name", ["digits", "wine"])
+def test_auto_decay_follows_the_rule_and_lands_near_batch(name):
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from somvq.parameters import resolve_decay
+
+    X = load_digits().data if name == "digits" else StandardScaler().fit_transform(load_wine().data)
+    steps = 10 * math.ceil(len(X) / 256)
+    assert resolve_decay("auto", steps - 1) == max(0.0, 1.0 - 20.0 / steps)
+    assert resolve_decay(0.99, steps - 1) == 0.99
+    batch = KSOM(random_state=0).fit(X).quantization_error(X)
+    auto = KSOM(algorithm="minibatch", decay="auto", random_state=0).fit(X)
+    same = KSOM(algorithm="minibatch", decay=max(0.0, 1.0 - 20.0 / steps), random_state=0).fit(X)
+    np.testing.assert_array_equal(auto.codebook_, same.codebook_)
+    assert auto.quantization_error(X) <= 1.1 * batch
+    with pytest.raises(ValueError, match="decay"):
+        KSOM(algorithm="minibatch", decay="fast").fit(X)
