@@ -6,6 +6,7 @@
    row) against the data sets' held-out labels, beside KMeans and AgglomerativeClustering
    on the raw rows, with times. Digits and wine (standardised); Fashion-MNIST when its IDX
    files are installed.
+3. ``--defaults``: QE (TE) of the three algorithms with all defaults (the decay="auto" rule).
 
 Run:  python -m benchmarks.bench_analysis --metrics --ari
 """
@@ -89,13 +90,32 @@ def bench_ari(grid=(16, 32)) -> None:
         print(f"  Agglomerative (ward) raw      ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s")
 
 
+def bench_defaults() -> None:
+    """QE (TE) of every algorithm with all defaults (16x32, 10 epochs), and mini-batch with the old decay 0.99."""
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from somvq import KSOM
+
+    for name, X in [("digits", load_digits().data), ("wine (standardised)", StandardScaler().fit_transform(load_wine().data))]:
+        row = [name]
+        for params in (dict(algorithm="batch"), dict(algorithm="online"), dict(algorithm="minibatch"), dict(algorithm="minibatch", decay=0.99)):
+            som = KSOM(random_state=0, **params).fit(X)
+            row.append(f"{som.quantization_error(X):.3f} ({som.topographic_error(X):.3f})")
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metrics", action="store_true")
     parser.add_argument("--ari", action="store_true")
+    parser.add_argument("--defaults", action="store_true")
     parser.add_argument("--sample", type=int, default=2000)
     args = parser.parse_args()
-    if args.metrics or not args.ari:
+    everything = not (args.metrics or args.ari or args.defaults)
+    if args.metrics or everything:
         bench_metrics(sample=args.sample)
-    if args.ari or not args.metrics:
+    if args.ari or everything:
         bench_ari()
+    if args.defaults or everything:
+        bench_defaults()

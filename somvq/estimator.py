@@ -190,7 +190,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         algorithm="batch",
         n_epochs=10,
         batch_size=256,
-        decay=0.99,
+        decay="auto",
         init_count=1.0,
         eps=1e-5,
         update="all",

@@ -78,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "algorithm": "batch",
     "n_epochs": 10,
     "batch_size": 256,
-    "decay": 0.99,
+    "decay": "auto",
     "init_count": 1.0,
     "eps": 1e-5,
     "update": "all",
@@ -362,8 +362,8 @@ def check_options(params: Any) -> None:
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings
 
-        # decay="auto" can resolve to 0 (few steps): checked as 0
-        decay = 0.0 if isinstance(params.decay, str) else params.decay
+        # decay="auto" is known only with the fit's length: its value is checked in training_plan
+        decay = 0.5 if isinstance(params.decay, str) else params.decay
         check_ema_settings(decay=decay, eps=params.eps, init_count=params.init_count, update=params.update)
 
 
@@ -392,6 +392,11 @@ class TrainingPlan:
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
     """The :class:`TrainingPlan` of an estimator's parameters on ``grid`` with the given horizon."""
     learning_rate = None
+    decay = resolve_decay(params.decay, horizon_)
+    if params.algorithm == "minibatch" and isinstance(params.decay, str):
+        from ._validation import check_ema_settings
+
+        check_ema_settings(decay=decay, eps=params.eps, init_count=params.init_count, update=params.update)
     if params.algorithm == "online":
         learning_rate = resolve_learning_rate(
             params.learning_rate,
@@ -414,7 +419,7 @@ def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
         ),
         learning_rate=learning_rate,
         batch_size=int(params.batch_size),
-        decay=resolve_decay(params.decay, horizon_),
+        decay=decay,
         eps=float(params.eps),
         update=params.update,
         init_count=float(params.init_count),
