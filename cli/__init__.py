@@ -1,4 +1,4 @@
-"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | report | info | impute``.
+"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | report | info | impute | cluster``.
 
 A thin click layer over the library: each command reads its input, calls library
 functions and turns their errors into one line on stderr (exit 2 for usage errors, 1 for
@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .apply import predict, transform
+from .cluster import cluster
 from .evaluate import evaluate
 from .fit import fit
 from .impute import impute
@@ -89,5 +90,6 @@ def main() -> None:
 
 for _command in (fit, predict, transform, evaluate, plot, report, info):
     main.add_command(_command)
+main.add_command(cluster)
 main.add_command(vqvae)
 main.add_command(impute)

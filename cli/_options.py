@@ -14,9 +14,11 @@ DATASET_CHOICES = ("digits", "iris", "wine", "fashion-mnist", "mnist")
 
 
 def parse_grid_option(ctx: click.Context, param: click.Parameter, value: str | None):
-    """Click callback: ``--grid 16x32`` to a shape tuple; a bad shape is a usage error."""
+    """Click callback: ``--grid 16x32`` to a shape tuple (``auto``: "auto"); a bad shape is a usage error."""
     if value is None:
         return None
+    if value.strip().lower() == "auto":
+        return "auto"
     from somvq.grids import parse_grid
 
     try:

@@ -26,6 +26,23 @@ def map_metrics(som: Any, X: Any) -> dict[str, Any]:
     }
 
 
+#: Query rows of the rank measures of ``evaluate --all`` above which they are sampled.
+SUITE_SAMPLE = 5000
+
+
+def suite_metrics(som: Any, X: Any, *, n_neighbors: int = 5, sample: int | None = None) -> dict[str, Any]:
+    """The measures of :func:`somvq.metrics.quality_suite` beyond :func:`map_metrics` (``evaluate --all``)."""
+    from somvq import metrics
+
+    if sample is None and X.shape[0] > SUITE_SAMPLE:
+        sample = SUITE_SAMPLE
+    values = metrics.quality_suite(X, som.codebook_, som.grid_, n_neighbors=n_neighbors, sample=sample, random_state=0)
+    out = {name: float(values[name]) for name in metrics.QUALITY_MEASURES if name not in ("quantization_error", "topographic_error")}
+    out["n_neighbors"] = int(n_neighbors)
+    out["rank_sample"] = int(min(sample, X.shape[0])) if sample is not None else int(X.shape[0])
+    return out
+
+
 def metric_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Human-readable rows of :func:`map_metrics` (and a ``time_s`` entry if present)."""
     rows = [
@@ -36,6 +53,16 @@ def metric_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
         ("perplexity", f"{values['perplexity']:.2f}"),
         ("neighbour/all distance", f"{values['neighbour_distance_ratio']:.4f}"),
     ]
+    if "distortion" in values:
+        rows += [
+            ("distortion (gaussian r=1)", f"{values['distortion']:.6g}"),
+            ("topographic product", f"{values['topographic_product']:.4g}"),
+            (f"trustworthiness (k={values['n_neighbors']})", f"{values['trustworthiness']:.4f}"),
+            (f"neighbourhood preservation (k={values['n_neighbors']})", f"{values['neighbourhood_preservation']:.4f}"),
+            ("combined error", f"{values['combined_error']:.6g}"),
+        ]
+        if values["rank_sample"] < values["n_samples"]:
+            rows.append(("  rank measures over", f"{values['rank_sample']} sampled rows"))
     if "time_s" in values:
         rows.append(("time", f"{values['time_s']:.2f} s"))
     return rows

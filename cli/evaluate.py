@@ -11,7 +11,7 @@ from ._errors import library_errors
 from ._input import load_input
 from ._model import load_model
 from ._options import input_kwargs, input_options
-from ._report import format_table, grid_text, map_metrics, metric_rows
+from ._report import format_table, grid_text, map_metrics, metric_rows, suite_metrics
 
 
 @click.command()
@@ -19,7 +19,10 @@ from ._report import format_table, grid_text, map_metrics, metric_rows
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-def evaluate(model: str, data: str | None, as_json: bool, **options: Any) -> None:
+@click.option("--all", "suite", is_flag=True, help="Add the whole quality suite: distortion, topographic product, trustworthiness, neighbourhood preservation, combined error.")
+@click.option("--n-neighbors", type=click.IntRange(min=1), default=5, show_default=True, help="k of trustworthiness and neighbourhood preservation (with --all).")
+@click.option("--sample", type=click.IntRange(min=1), help="Query rows of trustworthiness and neighbourhood preservation (with --all) [default: all rows up to 5000, else 5000 drawn with seed 0].")
+def evaluate(model: str, data: str | None, as_json: bool, suite: bool, n_neighbors: int, sample: int | None, **options: Any) -> None:
     """Quality of MODEL on DATA: a metrics table.
 
     \b
@@ -31,15 +34,26 @@ def evaluate(model: str, data: str | None, as_json: bool, **options: Any) -> Non
                             between all units: about 1 without topology, << 1 when ordered
 
     \b
+    --all adds (somvq.metrics, references in docs/analysis.md):
+    distortion              SOM energy, Gaussian neighbourhood of radius 1
+    topographic product     Bauer & Pawelzik: 0 ordered, < 0 map dimension too small
+    trustworthiness         Venna & Kaski, on BMU grid positions (1 = best)
+    neighbourhood pres.     Venna & Kaski continuity (1 = best)
+    combined error          Kaski & Lagus: QE plus path length to the second BMU
+
+    \b
     Examples:
       somvq evaluate model.somvq.npz test.csv
       somvq evaluate model.somvq.npz --dataset fashion-mnist --split test --json
+      somvq evaluate model.somvq.npz --dataset digits --all
     """
     loaded = load_model(model)
     inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         values = map_metrics(loaded.som, X)
+        if suite:
+            values.update(suite_metrics(loaded.som, X, n_neighbors=n_neighbors, sample=sample))
     if as_json:
         values = {k: (None if isinstance(v, float) and v != v else v) for k, v in values.items()}
         click.echo(json.dumps({"model": model, "data": inputs.source, **values}, indent=2))

@@ -67,6 +67,7 @@ _PARAMETERS = {
     "backend": "backend",
     "missing": "missing",
     "max_missing": "max_missing",
+    "tol": "tol",
 }
 
 
@@ -123,7 +124,7 @@ class _Progress:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8) [default: {_default('grid')}].")
+@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8), or auto (SOM Toolbox rule from the data) [default: {_default('grid')}].")
 @click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help=f"Grid topology [default: {_default('topology')}].")
 @click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
 @click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help=f"Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: {_default('neighbourhood')}].")
@@ -137,6 +138,7 @@ class _Progress:
 @click.option("--init", type=click.Choice(INIT_CHOICES), help=f"Initial codebook [default: {_default('init')}].")
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same model [default: none].")
 @click.option("--backend", type=click.Choice(BACKENDS), help=f"Compute backend [default: {_default('backend')}].")
+@click.option("--tol", type=click.FloatRange(min=0), help="Early stopping: stop once the neighbourhood schedule is in its late phase and 2 epochs in a row improve the error by less than TOL (relative) [default: off].")
 @click.option("--standardize", is_flag=True, help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).")
 @click.option("--minmax", is_flag=True, help="Scale each feature to [0, 1] (stored in the model).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")
@@ -176,7 +178,7 @@ def fit(data: str | None, **options: Any) -> None:
     report = (output is None) if report is None else report
     explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
     check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
-    grid_axes = len(options["grid"]) if options.get("grid") else 2
+    grid_axes = len(options["grid"]) if options.get("grid") and options["grid"] != "auto" else 2
     if grid_axes > 2 and (plots or report):
         # Pictures and the report draw 1- or 2-axis maps; a 3-axis map is still trained.
         if (explicit_plots and plots) or (explicit_report and report):

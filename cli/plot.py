@@ -39,6 +39,7 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--image-shape", callback=_image_shape, metavar="HxW", help="Draw the codebook as HxW images [default: as stored at fit, e.g. 8x8 for digits].")
 @click.option("--planes", help="Features for the component planes: names and/or 1-based numbers/ranges [default: the first 16].")
 @click.option("--force", is_flag=True, help="Overwrite existing PNGs.")
+@click.option("--clusters", "n_clusters", type=click.IntRange(min=1), help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the U-matrix.")
 def plot(model: str, data: str | None, **options: Any) -> None:
     """Draw MODEL: U-matrix, hit map, component planes, codebook images.
 
@@ -51,11 +52,13 @@ def plot(model: str, data: str | None, **options: Any) -> None:
       somvq plot somvq-output/model.somvq.npz
       somvq plot model.somvq.npz test.csv -k hitmap -k components --planes 1-4
       somvq plot model.somvq.npz --image-shape 28x28 -d pictures/
+      somvq plot model.somvq.npz -k umatrix --clusters 10
     """
     from somvq.plotting import require_matplotlib
 
     output_dir = options.pop("output_dir")
     kinds, image_shape, planes, force = options.pop("kinds"), options.pop("image_shape"), options.pop("planes"), options.pop("force")
+    n_clusters = options.pop("n_clusters")
     with library_errors():
         require_matplotlib()
     loaded = load_model(model)
@@ -92,6 +95,14 @@ def plot(model: str, data: str | None, **options: Any) -> None:
 
     from somvq.plotting import plot_map
 
+    clusters = None
+    if n_clusters is not None:
+        if n_clusters > som.grid_.n_units:
+            raise click.BadParameter(f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.", param_hint="--clusters")
+        from somvq.analysis import cluster_units
+
+        with library_errors():
+            clusters = cluster_units(som, n_clusters)
     with library_errors():
         written = plot_map(
             som,
@@ -103,6 +114,7 @@ def plot(model: str, data: str | None, **options: Any) -> None:
             features=features,
             feature_names=loaded.feature_names,
             overwrite=force,
+            clusters=clusters,
         )
     for kind, path in written.items():
         click.echo(f"{kind:<11} {path}")

@@ -97,6 +97,7 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="The HTML file [default: MODEL's name without .somvq.npz, plus -report.html].")
 @click.option("--title", help="Heading of the page [default: somvq map report].")
 @click.option("--force", is_flag=True, help="Overwrite an existing report.")
+@click.option("--clusters", "n_clusters", type=click.IntRange(min=1), help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the map.")
 def report(model: str, data: str | None, **options: Any) -> None:
     """Write an interactive HTML report of MODEL: one file that opens offline.
 
@@ -112,11 +113,13 @@ def report(model: str, data: str | None, **options: Any) -> None:
       somvq report somvq-output/model.somvq.npz --dataset digits --target target
       somvq report model.somvq.npz test.csv --target species -o report.html
       somvq report model.somvq.npz --image-shape 28x28 --force
+      somvq report model.somvq.npz --dataset digits --target target --clusters 10
     """
     from somvq.reporting import require_bokeh
 
     source = input_kwargs(options)
     target, image_shape, title, force = options.pop("target"), options.pop("image_shape"), options.pop("title"), options.pop("force")
+    n_clusters = options.pop("n_clusters")
     output = Path(options.pop("output") or default_report_path(model))
     check_output(output, force, suffixes=(".html", ".htm"))
     with library_errors():
@@ -146,6 +149,15 @@ def report(model: str, data: str | None, **options: Any) -> None:
         description = inputs.description or inputs.source
     from somvq.reporting import report as write_report
 
+    clusters = None
+    if n_clusters is not None:
+        if n_clusters > som.grid_.n_units:
+            raise click.BadParameter(f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.", param_hint="--clusters")
+        from somvq.analysis import cluster_units
+
+        with library_errors():
+            clusters = cluster_units(som, n_clusters)
+
     with library_errors():
         written = write_report(
             som,
@@ -158,5 +170,6 @@ def report(model: str, data: str | None, **options: Any) -> None:
             title=title,
             data_description=description,
             overwrite=force,
+            clusters=clusters,
         )
     click.echo(f"report   {written}")

@@ -20,8 +20,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .imputer import SOMImputer
     from .io import load, save
     from .reporting import report
+    from .analysis import cluster_samples, cluster_units, label_units
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "SOMImputer", "__version__"]
+__all__ = [
+    "KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "SOMImputer",
+    "cluster_units", "cluster_samples", "label_units", "__version__",
+]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -31,6 +35,9 @@ _LAZY = {
     "load": "somvq.io",
     "report": "somvq.reporting",
     "SOMImputer": "somvq.imputer",
+    "cluster_units": "somvq.analysis",
+    "cluster_samples": "somvq.analysis",
+    "label_units": "somvq.analysis",
 }
 
 

@@ -40,6 +40,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Map shape, e.g. ``(16, 32)``; or the number of units K, laid out with the
         reference implementation's automatic shape in ``grid_dim`` dimensions
         (``512 -> (16, 32)``). Units are numbered in C order (last axis fastest).
+        ``"auto"``: chosen from the training data at fit by the SOM Toolbox rule
+        (``ceil(5 N^0.54321)`` units, sides in the ratio of the square roots of the two
+        largest PCA eigenvalues: :func:`somvq.parameters.som_toolbox_shape`); the shape
+        chosen is in ``grid_``. 2-D only.
     grid_dim : int, default=2
         Number of grid axes when ``grid`` is an int.
     topology : {"rectangular", "hexagonal"}, default="rectangular"
@@ -77,8 +81,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Passes over the data in ``fit``.
     batch_size : int, default=256
         Mini-batch size (``algorithm="minibatch"``).
-    decay : float, default=0.99
-        EMA decay gamma of mini-batch KSOM.
+    decay : float or "auto", default=0.99
+        EMA decay gamma of mini-batch KSOM. ``"auto"``: ``max(0, 1 - 20 / S)`` with S the
+        fit's number of mini-batch steps (:func:`somvq.parameters.resolve_decay`).
     init_count : float, default=1.0
         Initial EMA count N0 of every unit (mini-batch; the paper uses 0 or 1), and initial
         hit count for ``learning_rate="inverse_count"``.
@@ -106,6 +111,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     max_missing : float in [0, 1], default=0.5
         With ``missing="ignore"``: rows missing more than this fraction of their features
         are an error that names them.
+    tol : float or None, default=None
+        Early stopping of ``fit`` (None: off, every one of the ``n_epochs`` runs). An epoch
+        "does not change" the map when the neighbourhood schedule is in its late phase (the
+        radius, or the "hard" neighbour weight, has made 90% of the change the full fit
+        makes: :func:`somvq.parameters.schedule_settled`) and the epoch's mean squared error
+        fell by less than ``tol`` times the previous epoch's; ``fit`` stops after
+        ``n_iter_no_change`` such epochs in a row (:class:`somvq.parameters.EarlyStopping`).
+        It never stops while the radius is still large. ``n_iter_`` says how many epochs
+        ran. ``partial_fit`` ignores it.
+    n_iter_no_change : int or None, default=None
+        Consecutive epochs without change that stop ``fit`` (None: 2). Used only with ``tol``.
 
     Attributes
     ----------
@@ -141,7 +157,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     """
 
     _parameter_constraints: dict = {
-        "grid": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "grid_dim": [Interval(Integral, 1, None, closed="left")],
         "topology": [StrOptions(set(TOPOLOGIES))],
         "periodic": ["boolean", "array-like"],
@@ -156,7 +172,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "algorithm": [StrOptions(set(ALGORITHMS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "decay": [Interval(Real, 0, 1, closed="left")],
+        "decay": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "init_count": [Interval(Real, 0, None, closed="left")],
         "eps": [Interval(Real, 0, None, closed="left")],
         "update": [StrOptions(set(UPDATES))],
@@ -166,6 +182,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "verbose": ["verbose"],
         "missing": [StrOptions({"error", "ignore"})],
         "max_missing": [Interval(Real, 0, 1, closed="both")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -186,7 +204,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         algorithm="batch",
         n_epochs=10,
         batch_size=256,
-        decay=0.99,
+        decay="auto",
         init_count=1.0,
         eps=1e-5,
         update="all",
@@ -196,6 +214,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         verbose=False,
         missing="error",
         max_missing=0.5,
+        tol=None,
+        n_iter_no_change=None,
     ):
         self.grid = grid
         self.grid_dim = grid_dim
@@ -222,6 +242,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.verbose = verbose
         self.missing = missing
         self.max_missing = max_missing
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
 
     # ------------------------------------------------------------------ resolution
     def check_parameters(self) -> Grid:
@@ -235,17 +257,29 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         BackendUnavailableError when the requested backend cannot run here.
         """
         self._validate_params()
-        grid = parameters.grid_of(self)
         check_backend(self.backend)
         parameters.check_options(self)
+        if isinstance(self.grid, str):  # "auto": chosen from the data at fit
+            if self.grid_dim != 2:
+                raise ValueError(f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={self.grid_dim}.")
+            return None
+        grid = parameters.grid_of(self)
         check_fit_memory(self, grid)
         return grid
 
-    def _checked_grid(self, engine: Engine, data) -> Grid:
-        """The checks of a training call once its data is validated; returns the grid."""
+    def _checked_grid(self, engine: Engine, data, fresh: bool = True) -> Grid:
+        """The checks of a training call once its data is validated; returns the grid.
+
+        ``grid="auto"`` is chosen from ``data`` on a fresh start (``fit``, a first
+        ``partial_fit``); later ``partial_fit`` calls keep the fitted ``grid_``.
+        """
         engine.check_options()
         parameters.check_options(self)
         check_training_range(data)
+        if isinstance(self.grid, str) and self.grid == "auto":
+            if not fresh:
+                return self.grid_
+            return parameters.grid_of(self, engine.init_rows(data), engine.n_samples(data))
         return parameters.grid_of(self)
 
     def _new_rng(self) -> np.random.Generator:
@@ -289,12 +323,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         data = engine.prepare(X, reset=True)
         plan, state, rng = self._start(engine, data, self._checked_grid(engine, data))
         n_samples = engine.n_samples(data)
+        stopper = None
+        if self.tol is not None:
+            t_end = self.n_epochs * engine.steps_per_pass(data)
+            stopper = parameters.EarlyStopping(self.tol, self.n_iter_no_change, plan.neighbourhood, t_end)
         for epoch in range(self.n_epochs):
             sq_error = engine.run_pass(data, engine.epoch_order(rng, data), plan, state)
             state.n_iter = epoch + 1
             self._report(epoch + 1, self.n_epochs, sq_error / n_samples, state.n_steps)
             if callback is not None:
                 callback(epoch + 1, self.n_epochs, sq_error / n_samples, state.codebook)
+            if stopper is not None and stopper.stop(state.n_steps, float(sq_error) / n_samples):
+                break
         state.rng_state = rng.bit_generator.state
         check_finite_codebook(self, state.codebook, data)
         state.labels = engine.labels(data, state)
@@ -321,7 +361,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         first = not hasattr(self, "codebook_")
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=first, dtype=None if first else self.codebook_.dtype)
-        grid = self._checked_grid(engine, data)
+        grid = self._checked_grid(engine, data, fresh=first)
         if first:
             plan, state, rng = self._start(engine, data, grid)
             state.rng_state = rng.bit_generator.state

@@ -127,6 +127,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
     # What load will check, checked now: never write a file that cannot be read back.
     try:
+        # grid="auto": grid_of gives the fitted grid_ (the choice made at fit)
         grid_now = parameters.grid_of(estimator)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot save: the grid parameter is invalid ({exc}).") from None
@@ -456,12 +457,23 @@ def _build(archive: _Archive, meta: dict, path: Any):
             estimator.set_params(init="random")  # the stored array is checked below
         # check_parameters without its memory estimate: loading needs no training memory.
         estimator._validate_params()
-        grid = parameters.grid_of(estimator)
+        # grid="auto" was resolved from the training data: the stored grid is its value
+        grid = None if isinstance(estimator.grid, str) else parameters.grid_of(estimator)
         # The backend is not checked: a GPU-trained model still loads for inspection on a CPU machine.
         parameters.check_options(estimator)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{str(path)!r} is inconsistent: invalid parameters ({exc}).") from None
     stored_grid = _grid_from_meta(grid_meta, fail)
+    if grid is None:
+        from .grids import Grid
+
+        try:
+            same = stored_grid.ndim == 2 and Grid(stored_grid.shape, estimator.topology, estimator.periodic) == stored_grid
+        except ValueError:
+            same = False
+        if not same:
+            raise fail(f"its stored grid {stored_grid!r} cannot come from grid='auto' with these parameters")
+        grid = stored_grid
     if stored_grid != grid:
         raise fail(f"its stored grid {stored_grid!r} disagrees with the parameters' {grid!r}")
 

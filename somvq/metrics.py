@@ -23,6 +23,13 @@ __all__ = [
     "used_units",
     "neighbour_distance_ratio",
     "two_best_matching_units",
+    "distortion",
+    "topographic_product",
+    "trustworthiness",
+    "neighbourhood_preservation",
+    "combined_error",
+    "QUALITY_MEASURES",
+    "quality_suite",
 ]
 
 _BLOCK_ROWS = 1024
@@ -143,3 +150,289 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
     w = np.asarray(codebook, dtype=np.float64)
     neighbour = np.sqrt(((w[rows] - w[cols]) ** 2).sum(1))  # direct differences: exact
     return float(neighbour.mean() / mean_all)
+
+
+# --------------------------------------------------------------------------------------
+# The quality suite (issue 15): every measure takes (X, codebook, grid, ...).
+# --------------------------------------------------------------------------------------
+
+
+def _check_data(name: str, X, codebook) -> tuple[np.ndarray, np.ndarray]:
+    codebook = np.asarray(codebook)
+    if X is None:
+        return None, codebook
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name} needs a 2-D X with at least one row, got shape {X.shape}.")
+    if X.shape[1] != codebook.shape[1]:
+        raise ValueError(f"{name}: X has {X.shape[1]} features but the codebook has {codebook.shape[1]}.")
+    return X, codebook
+
+
+def _bmus(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    out = np.empty(X.shape[0], dtype=np.int64)
+    for start, stop, sq in _squared_distance_blocks(X, codebook):
+        out[start:stop] = sq.argmin(axis=1)
+    return out
+
+
+def distortion(
+    X: np.ndarray,
+    codebook: np.ndarray,
+    grid: Grid,
+    *,
+    radius: float = 1.0,
+    neighbourhood: str = "gaussian",
+    hard_weight: float = 1.0,
+) -> float:
+    """SOM distortion (energy) with a given neighbourhood: the cost the SOM descends.
+
+    ``E = (1/N) sum_i sum_k h(d_grid(c_i, k); radius) ||x_i - w_k||^2`` with ``c_i`` the
+    best-matching unit of ``x_i`` (nearest codebook vector) and ``h`` the neighbourhood
+    function :func:`somvq.neighbourhoods.neighbourhood_weights` (``neighbourhood``,
+    ``radius``, ``hard_weight``). With ``neighbourhood="none"`` it is the mean squared
+    quantization error. Reference: Lampinen & Oja (1992), "Clustering properties of
+    hierarchical self-organizing maps", J. Math. Imaging Vision 2; Heskes (1999), "Energy
+    functions for self-organizing maps" (Heskes' variant picks ``c_i`` minimising the
+    weighted sum; here ``c_i`` is the usual BMU, as in SOMperf's ``distortion``).
+
+    Cost: O(N K D) time, O(block K) memory (blocks of 1024 rows).
+    """
+    from .neighbourhoods import neighbourhood_weights
+
+    X, codebook = _check_data("distortion", X, codebook)
+    total = 0.0
+    for _, _, sq in _squared_distance_blocks(X, codebook):
+        bmu = sq.argmin(axis=1)
+        h = neighbourhood_weights(grid._distance_rows(bmu), neighbourhood, radius, hard_weight)
+        total += float((h * sq).sum())
+    return total / X.shape[0]
+
+
+def _lex_rank_order(d: np.ndarray) -> np.ndarray:
+    """Per row, column indices sorted by (value, column): a stable argsort."""
+    return np.argsort(d, axis=1, kind="stable")
+
+
+def topographic_product(X, codebook: np.ndarray, grid: Grid) -> float:
+    """Topographic product P of Bauer & Pawelzik (1992); 0 for a perfectly ordered map.
+
+    For unit j let ``n_k^A(j)`` be its k-th nearest unit on the grid and ``n_k^V(j)`` its
+    k-th nearest unit in input space (codebook distances), ties broken by the lower unit
+    index in both spaces. With ``Q1(j,k) = d_V(w_j, w_{n_k^A}) / d_V(w_j, w_{n_k^V})`` and
+    ``Q2(j,k) = d_A(j, n_k^A) / d_A(j, n_k^V)``,
+    ``P = 1/(K(K-1)) sum_j sum_{k=1}^{K-1} log( prod_{l<=k} Q1(j,l) Q2(j,l) )^(1/(2k))``.
+    P < 0: the map is too small a dimension for the data (folds); P > 0: too large.
+    ``X`` is not used (accepted for the common ``(X, codebook, grid)`` signature; pass
+    None). Duplicate codebook vectors make ``Q1`` infinite (P is then not finite).
+
+    Reference: H.-U. Bauer & K. R. Pawelzik (1992), "Quantifying the neighborhood
+    preservation of self-organizing feature maps", IEEE Trans. Neural Networks 3(4).
+
+    Cost: O(K^2 (D + log K)) time, O(block K) memory (blocks of units).
+    """
+    codebook = np.asarray(codebook, dtype=np.float64)
+    n_units = grid.n_units
+    if codebook.shape[0] != n_units:
+        raise ValueError(f"codebook has {codebook.shape[0]} units but the grid {grid.shape} has {n_units}.")
+    if n_units < 2:
+        raise ValueError("topographic_product needs at least 2 units.")
+    block = max(1, (1 << 18) // n_units)
+    total = 0.0
+    ks = np.arange(1, n_units, dtype=np.float64)
+    for start in range(0, n_units, block):
+        stop = min(start + block, n_units)
+        units = np.arange(start, stop)
+        dv = np.sqrt(np.maximum(squared_distances(codebook[start:stop], codebook), 0.0))
+        da = grid._distance_rows(units)
+        rows = np.arange(stop - start)[:, None]
+        # self first in both orders (distance 0, and duplicates of the unit sort after it
+        # only if they have a higher index): drop the self column explicitly
+        for arr in (dv, da):
+            arr[rows[:, 0], units] = -1.0
+        order_a = _lex_rank_order(da)[:, 1:]
+        order_v = _lex_rank_order(dv)[:, 1:]
+        for arr in (dv, da):
+            arr[rows[:, 0], units] = 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_q1 = np.log(dv[rows, order_a]) - np.log(dv[rows, order_v])
+            log_q2 = np.log(da[rows, order_a]) - np.log(da[rows, order_v])
+            log_p3 = np.cumsum(log_q1 + log_q2, axis=1) / (2.0 * ks)
+        total += float(log_p3.sum())
+    return total / (n_units * (n_units - 1))
+
+
+def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the k smallest entries of each row by (value, column), shape (rows, k), ascending column."""
+    kth = np.partition(d, k - 1, axis=1)[:, k - 1 : k]
+    less = d < kth
+    need = k - less.sum(axis=1, keepdims=True)
+    equal = d == kth
+    take = less | (equal & (np.cumsum(equal, axis=1) <= need))
+    return np.nonzero(take)[1].reshape(d.shape[0], k)
+
+
+def _ranks(d: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """1-based rank of column ``cols[i, m]`` in row i of ``d`` by (value, column)."""
+    value = np.take_along_axis(d, cols, axis=1)
+    index = np.arange(d.shape[1])
+    less = (d[:, None, :] < value[:, :, None]).sum(axis=2)
+    tied_before = ((d[:, None, :] == value[:, :, None]) & (index[None, None, :] < cols[:, :, None])).sum(axis=2)
+    return less + tied_before + 1
+
+
+def _rank_error(X, codebook, grid, n_neighbors, sample, random_state, name, swap):
+    """Sum over query rows of the rank excess of the intruders (see trustworthiness)."""
+    X, codebook = _check_data(name, X, codebook)
+    n = X.shape[0]
+    k = n_neighbors
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n / 2:
+        raise ValueError(f"{name}: n_neighbors must be an int in [1, n_samples / 2) = [1, {n / 2}), got {k!r}.")
+    if sample is None or sample >= n:
+        queries = np.arange(n)
+    else:
+        if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
+            raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
+        queries = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample), replace=False))
+    bmus = _bmus(X, codebook)
+    positions = grid.coordinates
+    # rows per block: the (rows x k x N) comparisons of _ranks dominate
+    block = max(1, (1 << 24) // (max(k, 1) * n))
+    total = 0.0
+    for start in range(0, queries.size, block):
+        q = queries[start : start + block]
+        # the query block is the "codebook": its frame is computed once, X streamed by blocks
+        d_in = np.sqrt(np.maximum(squared_distances(X, X[q]), 0.0)).T.copy()
+        d_out = grid._coordinate_distances(positions[bmus[q]][:, None, :], positions[bmus][None, :, :])
+        rows = np.arange(q.size)
+        d_in[rows, q] = np.inf  # a row is not its own neighbour
+        d_out[rows, q] = np.inf
+        near, far = (d_in, d_out) if swap else (d_out, d_in)
+        ranks = _ranks(far, _k_smallest(near, k))
+        total += float(np.maximum(ranks - k, 0).sum())
+    return 1.0 - total * 2.0 / (queries.size * k * (2.0 * n - 3.0 * k - 1.0))
+
+
+def trustworthiness(
+    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state=None
+) -> float:
+    """Trustworthiness of the map's projection of X (row -> its BMU's grid position), in [0, 1].
+
+    ``T(k) = 1 - 2 / (N k (2N - 3k - 1)) sum_i sum_{j in U_k(i)} (r(i, j) - k)``: ``U_k(i)``
+    are the rows among the k nearest to row i on the map but not in input space, ``r(i, j)``
+    the rank of j among i's neighbours in input space (1 = nearest). Distances on the map are
+    grid distances between BMUs (:attr:`Grid.coordinates`, wrapping on periodic axes).
+    Ties (rows sharing a BMU are at map distance 0) are broken by the lower row index in
+    both spaces, so where neither space has ties this equals
+    ``sklearn.manifold.trustworthiness(X, grid.coordinates[bmus], n_neighbors=k)``.
+
+    Reference: J. Venna & S. Kaski (2001), "Neighborhood preservation in nonlinear
+    projection methods: an experimental study", ICANN 2001, LNCS 2130.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        k, with ``1 <= k < N / 2``.
+    sample : int or None
+        Evaluate the sum over ``sample`` query rows drawn without replacement (ranks are
+        still taken among all N rows), an unbiased estimate of the sum over all rows.
+    random_state : seed of ``sample``.
+
+    Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``), memory
+    O(block k N) bytes with blocks of ``2**24 / (k N)`` query rows, about 50 MB (never O(N^2); scikit-learn's is).
+    """
+    return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "trustworthiness", swap=False)
+
+
+def neighbourhood_preservation(
+    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state=None
+) -> float:
+    """Neighbourhood preservation (continuity) of the map's projection of X, in [0, 1].
+
+    ``M(k) = 1 - 2 / (N k (2N - 3k - 1)) sum_i sum_{j in V_k(i)} (r^(i, j) - k)``:
+    ``V_k(i)`` are the rows among the k nearest to row i in input space but not on the map,
+    ``r^(i, j)`` the rank of j on the map (grid distance between BMUs). Ties broken by the
+    lower row index, as in :func:`trustworthiness`; where neither space has ties this is
+    ``sklearn.manifold.trustworthiness(grid.coordinates[bmus], X, n_neighbors=k)`` (the
+    roles of the two spaces swapped).
+
+    Reference: J. Venna & S. Kaski (2001), "Neighborhood preservation in nonlinear
+    projection methods: an experimental study", ICANN 2001, LNCS 2130.
+
+    Parameters and cost: as :func:`trustworthiness`.
+    """
+    return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "neighbourhood_preservation", swap=True)
+
+
+def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
+    """Combined error of Kaski & Lagus (1996): quantization plus a topology penalty.
+
+    For each row x with best unit c and second-best unit c' (in input space):
+    ``||x - w_c|| + min over grid paths c = u_0, u_1, ..., u_P = c' of
+    sum_p ||w_{u_p} - w_{u_{p+1}}||``, consecutive units being grid neighbours
+    (:attr:`Grid.neighbour_pairs`); the mean over the rows. Shortest paths by Dijkstra on the
+    grid graph weighted by codebook distances.
+
+    Reference: S. Kaski & K. Lagus (1996), "Comparing self-organizing maps", ICANN 96,
+    LNCS 1112, pp. 809-814.
+
+    Cost: O(N K D) for the two best units (O(block K) memory), plus Dijkstra from each
+    distinct best unit: O(U K log K) time for U distinct BMUs, O(block K) memory.
+    """
+    from scipy import sparse
+    from scipy.sparse.csgraph import dijkstra
+
+    X, codebook = _check_data("combined_error", X, codebook)
+    n_units = grid.n_units
+    if n_units < 2:
+        raise ValueError("combined_error needs at least 2 units.")
+    w = np.asarray(codebook, dtype=np.float64)
+    two = two_best_matching_units(X, codebook)
+    first = np.empty(X.shape[0])
+    for start, stop, sq in _squared_distance_blocks(X, codebook):
+        first[start:stop] = np.sqrt(np.maximum(sq[np.arange(stop - start), two[start:stop, 0]], 0.0))
+    rows, cols = grid.neighbour_pairs
+    weight = np.sqrt(((w[rows] - w[cols]) ** 2).sum(axis=1))
+    # explicit zeros would be read as missing edges: the smallest positive float instead
+    graph = sparse.csr_matrix((np.maximum(weight, np.finfo(np.float64).tiny), (rows, cols)), shape=(n_units, n_units))
+    sources, inverse = np.unique(two[:, 0], return_inverse=True)
+    path = np.empty(X.shape[0])
+    block = max(1, (1 << 20) // n_units)
+    for start in range(0, sources.size, block):
+        dist = dijkstra(graph, directed=False, indices=sources[start : start + block])
+        mine = (inverse >= start) & (inverse < start + block)
+        path[mine] = dist[inverse[mine] - start, two[mine, 1]]
+    return float((first + path).mean())
+
+
+#: The measures of :func:`quality_suite`, in its order.
+QUALITY_MEASURES = (
+    "quantization_error",
+    "topographic_error",
+    "distortion",
+    "topographic_product",
+    "trustworthiness",
+    "neighbourhood_preservation",
+    "combined_error",
+)
+
+
+def quality_suite(X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, radius: float = 1.0, sample: int | None = None, random_state=None) -> dict:
+    """Every quality measure of this module on one map, as ``{name: float}`` (:data:`QUALITY_MEASURES`).
+
+    ``radius`` is the Gaussian radius of :func:`distortion`; ``n_neighbors``, ``sample``,
+    ``random_state`` go to :func:`trustworthiness` and :func:`neighbourhood_preservation`
+    (skipped, NaN, when ``N < 2 n_neighbors + 1``).
+    """
+    X, codebook = _check_data("quality_suite", X, codebook)
+    out = {
+        "quantization_error": quantization_error(X, codebook),
+        "topographic_error": topographic_error(X, codebook, grid),
+        "distortion": distortion(X, codebook, grid, radius=radius),
+        "topographic_product": topographic_product(X, codebook, grid) if grid.n_units >= 2 else float("nan"),
+    }
+    enough = X.shape[0] > 2 * n_neighbors
+    for name, fn in (("trustworthiness", trustworthiness), ("neighbourhood_preservation", neighbourhood_preservation)):
+        out[name] = fn(X, codebook, grid, n_neighbors=n_neighbors, sample=sample, random_state=random_state) if enough else float("nan")
+    out["combined_error"] = combined_error(X, codebook, grid) if grid.n_units >= 2 else float("nan")
+    return out

@@ -46,6 +46,11 @@ __all__ = [
     "grid_of",
     "horizon",
     "make_grid",
+    "EarlyStopping",
+    "resolve_decay",
+    "schedule_settled",
+    "som_toolbox_shape",
+    "auto_grid",
     "resolve_learning_rate",
     "resolve_neighbourhood",
     "steps_per_pass",
@@ -73,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "algorithm": "batch",
     "n_epochs": 10,
     "batch_size": 256,
-    "decay": 0.99,
+    "decay": "auto",
     "init_count": 1.0,
     "eps": 1e-5,
     "update": "all",
@@ -83,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "verbose": False,
     "missing": "error",
     "max_missing": 0.5,
+    "tol": None,
+    "n_iter_no_change": None,
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
@@ -92,13 +99,76 @@ DEFAULT_LEARNING_RATE_SCHEDULE = "exponential"
 
 
 # ---------------------------------------------------------------------- the grid
-def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any) -> "Grid":
-    """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape or a unit count)."""
+def som_toolbox_shape(n_samples: int, eigenvalues: Any, topology: str = "rectangular") -> tuple[int, int]:
+    """The map shape of the SOM Toolbox's ``som_topol_struct`` (used by ``som_make``).
+
+    ``munits = ceil(5 * n_samples ** 0.54321)`` units; side ratio
+    ``ratio = sqrt(l1 / l2)`` of the two largest eigenvalues of the data's covariance (1
+    with fewer than 2 features or ``l2 <= 0``); ``cols = min(munits, round(sqrt(munits /
+    ratio)))`` (``sqrt(munits / ratio * sqrt(0.75))`` on a hexagonal grid, whose rows are
+    ``sqrt(0.75)`` apart), at least 1; ``rows = round(munits / cols)`` (MATLAB's round: half
+    away from zero). Returns ``(rows, cols)``, rows the longer side; a 1-wide map is
+    ``(1, n)``, as in the toolbox.
+
+    References: J. Vesanto, J. Himberg, E. Alhoniemi, J. Parhankangas (2000), "SOM Toolbox
+    for Matlab 5", Helsinki University of Technology, Report A57 (``som_topol_struct.m``).
+    """
+    munits = math.ceil(5.0 * float(n_samples) ** 0.54321)
+    lam = sorted((float(v) for v in eigenvalues), reverse=True)
+    ratio = math.sqrt(lam[0] / lam[1]) if len(lam) >= 2 and lam[1] > 0 else 1.0
+    area = munits / ratio * (math.sqrt(0.75) if topology == "hexagonal" else 1.0)
+    cols = max(1, min(munits, math.floor(math.sqrt(area) + 0.5)))
+    rows = max(1, math.floor(munits / cols + 0.5))
+    if min(rows, cols) == 1:
+        return (1, max(rows, cols))
+    return (rows, cols)
+
+
+def auto_grid(X: Any, topology: str = "rectangular", periodic: Any = False, n_samples: int | None = None) -> "Grid":
+    """The grid of ``grid="auto"``: :func:`som_toolbox_shape` of the rows ``X``.
+
+    ``n_samples`` (default ``len(X)``) is the number of training rows, when ``X`` only
+    stands for them (the dask engine's PCA surrogate). A hexagonal grid periodic along its
+    rows gets one more row when the rule gives an odd number (such grids need an even one).
+    """
+    import numpy as np
+
+    from .grids import Grid
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"grid='auto' needs 2-D data with at least one row, got shape {X.shape}.")
+    n = X.shape[0] if n_samples is None else int(n_samples)
+    if X.shape[1] >= 2 and X.shape[0] >= 2:
+        eigenvalues = np.linalg.eigvalsh(np.cov(X, rowvar=False))
+    else:
+        eigenvalues = [1.0]
+    rows, cols = som_toolbox_shape(n, eigenvalues, topology)
+    periodic_t = periodic if not isinstance(periodic, (bool, np.bool_)) else (bool(periodic),) * 2
+    if topology == "hexagonal" and len(periodic_t) == 2 and periodic_t[0] and rows % 2:
+        rows += 1
+    return Grid((rows, cols), topology, periodic)
+
+
+def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+    """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape, a unit count or "auto").
+
+    ``grid="auto"`` is resolved from the training rows ``data`` (:func:`auto_grid`); it is a
+    ValueError without them.
+    """
     import numpy as np
 
     from ._validation import check_grid_value
     from .grids import Grid
 
+    if isinstance(grid, str):
+        if grid != "auto":
+            raise ValueError(f"grid={grid!r} must be a tuple of positive ints, an int or 'auto'.")
+        if data is None:
+            raise ValueError("grid='auto' is chosen from the training data: it has no value before fit.")
+        if grid_dim != 2:
+            raise ValueError(f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={grid_dim}.")
+        return auto_grid(data, topology, periodic, n_samples)
     check_grid_value(grid)
     if isinstance(grid, (Integral, np.integer)):
         return Grid.from_size(int(grid), grid_dim, topology, periodic)
@@ -108,9 +178,15 @@ def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any) -> "Grid":
     return Grid(tuple(int(s) for s in shape), topology, periodic)
 
 
-def grid_of(params: Any) -> "Grid":
-    """:func:`make_grid` of an estimator's (or any object's) grid parameters."""
-    return make_grid(params.grid, params.grid_dim, params.topology, params.periodic)
+def grid_of(params: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+    """:func:`make_grid` of an estimator's (or any object's) grid parameters.
+
+    With ``grid="auto"`` and no ``data``: the fitted ``grid_`` when there is one (the
+    choice made at fit), else a ValueError.
+    """
+    if isinstance(params.grid, str) and params.grid == "auto" and data is None and hasattr(params, "grid_"):
+        return params.grid_
+    return make_grid(params.grid, params.grid_dim, params.topology, params.periodic, data, n_samples)
 
 
 # ---------------------------------------------------------------------- neighbourhood
@@ -194,6 +270,78 @@ def horizon(n_epochs: int, steps: int) -> float:
     return float(max(n_epochs * steps - 1, 1))
 
 
+# ---------------------------------------------------------------------- mini-batch decay
+#: decay="auto": the EMA's horizon 1 / (1 - decay) is the fit's number of steps over this.
+AUTO_DECAY_STEPS = 20.0
+
+
+def resolve_decay(decay: Any, horizon_: float) -> float:
+    """The EMA decay of mini-batch KSOM: a number as given, or ``"auto"`` from the fit's length.
+
+    ``"auto"``: ``decay = max(0, 1 - 20 / S)`` with ``S = horizon + 1`` the fit's number of
+    mini-batch steps (``n_epochs * ceil(N / batch_size)``), so that the EMA remembers
+    ``S / 20`` steps (half an epoch with the default 10 epochs); ``S <= 20`` gives 0 (each
+    step replaces the statistics, as batch KSOM does).
+    """
+    if isinstance(decay, str):
+        if decay != "auto":
+            raise ValueError(f"decay={decay!r} must be a number in [0, 1) or 'auto'.")
+        return max(0.0, 1.0 - AUTO_DECAY_STEPS / (float(horizon_) + 1.0))
+    return float(decay)
+
+
+# ---------------------------------------------------------------------- early stopping
+#: Early stopping waits until the neighbourhood has done all but this fraction of its change.
+LATE_PHASE = 0.1
+#: ``n_iter_no_change`` when ``tol`` is given without it.
+DEFAULT_N_ITER_NO_CHANGE = 2
+
+
+def schedule_settled(neighbourhood: "Neighbourhood", t: float, t_end: float) -> bool:
+    """Whether step ``t`` is in the late phase of the neighbourhood schedule of a fit ending at ``t_end``.
+
+    With ``v`` the radius (the neighbour weight ``1 / (1 + shrink t)`` for "hard"):
+    ``|v(t) - v(t_end)| <= LATE_PHASE * |v(0) - v(t_end)|``, i.e. the neighbourhood has made
+    at least 90% of the change the full fit would make, whatever the schedule
+    (exponential, linear, inverse_time). "none" and a constant radius are always settled.
+    """
+    if neighbourhood.kind == "none":
+        return True
+    value = neighbourhood.hard_weight if neighbourhood.kind == "hard" else neighbourhood.radius
+    start, now, end = float(value(0.0)), float(value(float(t))), float(value(float(t_end)))
+    span = abs(start - end)
+    return span == 0.0 or abs(now - end) <= LATE_PHASE * span
+
+
+class EarlyStopping:
+    """KSOM's early-stopping rule (``tol``, ``n_iter_no_change``), fed once per ``fit`` epoch.
+
+    After each epoch, with ``m`` its mean squared error (measured during the pass) and
+    ``m_prev`` the previous epoch's: the epoch counts as "no change" when the schedule is
+    settled (:func:`schedule_settled` at the step reached) and ``m_prev - m < tol * m_prev``;
+    any other epoch resets the count. The fit stops after ``n_iter_no_change`` consecutive
+    "no change" epochs. So a fit never stops while the radius is still large.
+    """
+
+    def __init__(self, tol: float, n_iter_no_change: int | None, neighbourhood: "Neighbourhood", t_end: float) -> None:
+        self.tol = float(tol)
+        self.patience = DEFAULT_N_ITER_NO_CHANGE if n_iter_no_change is None else int(n_iter_no_change)
+        self.neighbourhood = neighbourhood
+        self.t_end = float(t_end)
+        self.previous: float | None = None
+        self.count = 0
+
+    def stop(self, t: float, mse: float) -> bool:
+        """Record an epoch that ended at step ``t`` with error ``mse``; True to stop now."""
+        flat = self.previous is not None and self.previous - mse < self.tol * self.previous
+        if flat and schedule_settled(self.neighbourhood, t, self.t_end):
+            self.count += 1
+        else:
+            self.count = 0
+        self.previous = float(mse)
+        return self.count >= self.patience
+
+
 # ---------------------------------------------------------------------- checks
 def check_options(params: Any) -> None:
     """Cross-parameter checks that the per-parameter constraints cannot express.
@@ -221,7 +369,9 @@ def check_options(params: Any) -> None:
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings
 
-        check_ema_settings(decay=params.decay, eps=params.eps, init_count=params.init_count, update=params.update)
+        # decay="auto" is known only with the fit's length: its value is checked in training_plan
+        decay = 0.5 if isinstance(params.decay, str) else params.decay
+        check_ema_settings(decay=decay, eps=params.eps, init_count=params.init_count, update=params.update)
 
 
 # ---------------------------------------------------------------------- the plan
@@ -249,6 +399,11 @@ class TrainingPlan:
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
     """The :class:`TrainingPlan` of an estimator's parameters on ``grid`` with the given horizon."""
     learning_rate = None
+    decay = resolve_decay(params.decay, horizon_)
+    if params.algorithm == "minibatch" and isinstance(params.decay, str):
+        from ._validation import check_ema_settings
+
+        check_ema_settings(decay=decay, eps=params.eps, init_count=params.init_count, update=params.update)
     if params.algorithm == "online":
         learning_rate = resolve_learning_rate(
             params.learning_rate,
@@ -271,7 +426,7 @@ def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
         ),
         learning_rate=learning_rate,
         batch_size=int(params.batch_size),
-        decay=float(params.decay),
+        decay=decay,
         eps=float(params.eps),
         update=params.update,
         init_count=float(params.init_count),

@@ -143,10 +143,12 @@ def _title(som: Any) -> str:
     return f"{shape} {grid.topology}{periodic}"
 
 
-def umatrix_figure(som: Any):
+def umatrix_figure(som: Any, *, clusters: np.ndarray | None = None):
     """The U-matrix: mean codebook distance of each unit to its grid neighbours.
 
-    High values (dark) separate clusters; low values (light) lie inside them.
+    High values (dark) separate clusters; low values (light) lie inside them. With
+    ``clusters`` (one int per unit, e.g. :func:`somvq.analysis.cluster_units`), the edges
+    between adjacent cells of different clusters are drawn in red.
     """
     from . import metrics
 
@@ -154,7 +156,18 @@ def umatrix_figure(som: Any):
     figure = _new_figure(*_figure_size(som.grid_))
     ax = figure.add_subplot()
     draw_grid_values(ax, som.grid_, metrics.umatrix(som.codebook_, som.grid_), cmap="bone_r", label="mean distance to neighbours")
-    ax.set_title(f"U-matrix ({_title(som)})")
+    title = f"U-matrix ({_title(som)})"
+    if clusters is not None:
+        from matplotlib.collections import LineCollection
+
+        from .reporting import boundary_segments
+
+        # the report's plane has y = -row; here row grows downwards
+        x0, y0, x1, y1 = boundary_segments(som.grid_, clusters)
+        segments = np.stack([np.stack([x0, -y0], axis=1), np.stack([x1, -y1], axis=1)], axis=1)
+        ax.add_collection(LineCollection(segments, colors="red", linewidths=1.5))
+        title += f"; {len(np.unique(clusters))} clusters"
+    ax.set_title(title)
     return figure
 
 
@@ -263,13 +276,15 @@ def plot_map(
     features: Sequence[int] | None = None,
     feature_names: Sequence[str] | None = None,
     overwrite: bool = True,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write the PNGs of ``kinds`` (default: every applicable one) into ``directory``.
 
     Files are ``umatrix.png``, ``hitmap.png``, ``components.png`` and ``codebook.png``.
     The hit map uses ``X`` when given, else the training labels stored in the model; the
     codebook image needs ``image_shape``. ``codebook`` (e.g. in the data's original units)
-    is used by the component planes and the codebook image.
+    is used by the component planes and the codebook image. ``clusters`` (one per unit)
+    draws the cluster boundaries on the U-matrix.
 
     Returns
     -------
@@ -289,7 +304,7 @@ def plot_map(
         if kind not in kinds:
             continue
         if kind == "umatrix":
-            figure = umatrix_figure(som)
+            figure = umatrix_figure(som, clusters=clusters)
         elif kind == "hitmap":
             figure = hitmap_figure(som, X)
         elif kind == "components":

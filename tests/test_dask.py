@@ -128,6 +128,7 @@ def test_minibatch_partial_fit_visits_chunks_in_row_order(client, update):
     params = dict(
         grid=GRID, algorithm="minibatch", neighbourhood="hard", update=update,
         init=initial_codebook(np.float64), batch_size=1000,
+        decay=0.99,  # a fixed decay: decay="auto" follows the horizon, which differs here
     )
     dask_som = DaskKSOM(**params)
     memory_som = KSOM(**params)
@@ -140,7 +141,8 @@ def test_minibatch_partial_fit_visits_chunks_in_row_order(client, update):
                 memory_som.partial_fit(X[start : start + size])
             start += size
     assert dask_som.n_steps_ == memory_som.n_steps_ == 6
-    # The horizon differs (one call of 3 chunks vs calls of one chunk), which "hard" ignores.
+    # The horizon differs (one call of 3 chunks vs calls of one chunk), which "hard" and a
+    # fixed decay ignore.
     np.testing.assert_allclose(dask_som.codebook_, memory_som.codebook_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(dask_som.ema_sum_, memory_som.ema_sum_, rtol=1e-9, atol=1e-9)
 

@@ -90,7 +90,7 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
         "radius_schedule": radius.kind,
         "radius_final": radius.end,
         "radius_horizon": horizon,
-        "decay": float(som.decay),
+        "decay": parameters.resolve_decay(som.decay, horizon),
         "eps": float(som.eps),
         "init_count": float(som.init_count),
         "update": som.update,

@@ -1,0 +1,121 @@
+"""Map analysis benchmarks (issue 15; docs/analysis.md).
+
+1. ``--metrics``: every quality measure of somvq.metrics on a 16x32 map over 1e5 rows
+   (synthetic, 64 features), seconds per measure.
+2. ``--ari``: adjusted Rand index of the map's clusters (cluster_units + the BMU of each
+   row) against the data sets' held-out labels, beside KMeans and AgglomerativeClustering
+   on the raw rows, with times. Digits and wine (standardised); Fashion-MNIST when its IDX
+   files are installed.
+3. ``--defaults``: QE (TE) of the three algorithms with all defaults (the decay="auto" rule).
+
+Run:  python -m benchmarks.bench_analysis --metrics --ari
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def bench_metrics(n_rows: int = 100_000, n_features: int = 64, sample: int = 2000) -> list[tuple[str, float, float]]:
+    from somvq import metrics
+    from somvq.grids import Grid
+
+    rng = np.random.default_rng(0)
+    grid = Grid((16, 32))
+    X = rng.normal(size=(n_rows, n_features))
+    W = rng.normal(size=(grid.n_units, n_features))
+    rows = []
+    calls = [
+        ("quantization_error", lambda: metrics.quantization_error(X, W)),
+        ("topographic_error", lambda: metrics.topographic_error(X, W, grid)),
+        ("distortion", lambda: metrics.distortion(X, W, grid, radius=1.0)),
+        ("topographic_product", lambda: metrics.topographic_product(None, W, grid)),
+        (f"trustworthiness (k=5, {sample} query rows)", lambda: metrics.trustworthiness(X, W, grid, sample=sample, random_state=0)),
+        (f"neighbourhood_preservation (k=5, {sample} query rows)", lambda: metrics.neighbourhood_preservation(X, W, grid, sample=sample, random_state=0)),
+        ("combined_error", lambda: metrics.combined_error(X, W, grid)),
+    ]
+    for name, call in calls:
+        start = time.perf_counter()
+        value = call()
+        rows.append((name, float(value), time.perf_counter() - start))
+        print(f"{name:55s} {value:12.5g} {rows[-1][2]:8.2f} s", flush=True)
+    return rows
+
+
+def _datasets():
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    digits = load_digits()
+    yield "digits", digits.data, digits.target
+    wine = load_wine()
+    yield "wine (standardised)", StandardScaler().fit_transform(wine.data), wine.target
+    try:
+        from somvq.datasets import load_dataset
+
+        fm = load_dataset("fashion-mnist", split="train")
+        yield "fashion-mnist", fm.X.astype(np.float32), None
+    except Exception as exc:  # not installed here
+        print(f"fashion-mnist skipped: {type(exc).__name__}: {exc}")
+
+
+def bench_ari(grid=(16, 32)) -> None:
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from somvq import KSOM
+    from somvq.analysis import cluster_samples, cluster_units
+
+    for name, X, y in _datasets():
+        if y is None:
+            continue
+        k = len(np.unique(y))
+        print(f"\n{name}: {X.shape[0]} rows x {X.shape[1]} features, {k} classes")
+        start = time.perf_counter()
+        som = KSOM(grid=grid, random_state=0).fit(X)
+        t_fit = time.perf_counter() - start
+        for method in ("agglomerative", "umatrix", "kmeans"):
+            start = time.perf_counter()
+            labels = cluster_samples(som, X, cluster_units(som, k, method=method, random_state=0))
+            t = time.perf_counter() - start
+            print(f"  map {grid[0]}x{grid[1]} + {method:13s} ARI {adjusted_rand_score(y, labels):.3f}  time {t_fit:.2f} s fit + {t:.2f} s")
+        start = time.perf_counter()
+        labels = KMeans(k, n_init=10, random_state=0).fit_predict(X)
+        print(f"  KMeans raw                    ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s")
+        start = time.perf_counter()
+        labels = AgglomerativeClustering(k).fit_predict(X)
+        print(f"  Agglomerative (ward) raw      ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s")
+
+
+def bench_defaults() -> None:
+    """QE (TE) of every algorithm with all defaults (16x32, 10 epochs), and mini-batch with the old decay 0.99."""
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from somvq import KSOM
+
+    for name, X in [("digits", load_digits().data), ("wine (standardised)", StandardScaler().fit_transform(load_wine().data))]:
+        row = [name]
+        for params in (dict(algorithm="batch"), dict(algorithm="online"), dict(algorithm="minibatch"), dict(algorithm="minibatch", decay=0.99)):
+            som = KSOM(random_state=0, **params).fit(X)
+            row.append(f"{som.quantization_error(X):.3f} ({som.topographic_error(X):.3f})")
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--metrics", action="store_true")
+    parser.add_argument("--ari", action="store_true")
+    parser.add_argument("--defaults", action="store_true")
+    parser.add_argument("--sample", type=int, default=2000)
+    args = parser.parse_args()
+    everything = not (args.metrics or args.ari or args.defaults)
+    if args.metrics or everything:
+        bench_metrics(sample=args.sample)
+    if args.ari or everything:
+        bench_ari()
+    if args.defaults or everything:
+        bench_defaults()

@@ -1,0 +1,225 @@
+"""The quality suite of somvq.metrics against naive, independently written references."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from somvq import metrics
+from somvq.grids import Grid
+
+from .naive import grid_distances
+
+GRIDS = [Grid((4, 5)), Grid((3, 4), "hexagonal"), Grid((4, 4), periodic=True), Grid((9,))]
+
+
+def naive_dists(grid):
+    return grid_distances(grid.shape, grid.topology, grid.periodic)
+
+
+def euclid(a, b):
+    return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
+
+
+def naive_bmu(x, W):
+    d = [euclid(x, w) for w in W]
+    return int(np.argmin(d))
+
+
+# ------------------------------------------------------------------------- distortion
+def naive_distortion(X, W, G, radius):
+    total = 0.0
+    for x in X:
+        c = naive_bmu(x, W)
+        for k, w in enumerate(W):
+            h = math.exp(-G[c, k] ** 2 / (2 * radius**2))
+            total += h * euclid(x, w) ** 2
+    return total / len(X)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=repr)
+@pytest.mark.parametrize("radius", [0.5, 1.0, 3.0])
+def test_distortion_against_naive(grid, radius):
+    rng = np.random.default_rng(0)
+    X, W = rng.normal(size=(50, 3)), rng.normal(size=(grid.n_units, 3))
+    got = metrics.distortion(X, W, grid, radius=radius)
+    assert got == pytest.approx(naive_distortion(X, W, naive_dists(grid), radius), rel=1e-10)
+    # neighbourhood "none": the mean squared quantization error
+    assert metrics.distortion(X, W, grid, neighbourhood="none") == pytest.approx(metrics.quantization_error(X, W, squared=True))
+
+
+# ---------------------------------------------------------------- topographic product
+def naive_topographic_product(W, G):
+    K = len(W)
+    DV = np.array([[euclid(a, b) for b in W] for a in W])
+    total = 0.0
+    for j in range(K):
+        others = [u for u in range(K) if u != j]
+        na = sorted(others, key=lambda u: (G[j, u], u))
+        nv = sorted(others, key=lambda u: (DV[j, u], u))
+        prod = 1.0
+        for k in range(1, K):
+            a, v = na[k - 1], nv[k - 1]
+            prod *= (DV[j, a] / DV[j, v]) * (G[j, a] / G[j, v])
+            total += math.log(prod ** (1.0 / (2 * k)))
+    return total / (K * (K - 1))
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=repr)
+def test_topographic_product_against_naive(grid):
+    W = np.random.default_rng(1).normal(size=(grid.n_units, 2))
+    got = metrics.topographic_product(None, W, grid)
+    assert got == pytest.approx(naive_topographic_product(W, naive_dists(grid)), rel=1e-9, abs=1e-12)
+
+
+def test_topographic_product_known_values():
+    grid = Grid((20,))
+    chain = np.arange(20, dtype=float)[:, None] * 0.7 + 3.0  # perfectly ordered 1-D chain
+    assert metrics.topographic_product(None, chain, grid) == pytest.approx(0.0, abs=1e-12)
+    # Bauer & Pawelzik's sign: a 2-D data set on a 1-D chain (a snake folded over a 5 x 10
+    # lattice: the map dimension is too small) gives P < 0; a 1-D data set on a 2-D map
+    # (too large) gives P > 0; both clearly away from the ordered map's 0.
+    snake = Grid((5, 10)).coordinates.copy()
+    odd = snake[:, 0] % 2 == 1
+    snake[odd, 1] = 9 - snake[odd, 1]
+    assert metrics.topographic_product(None, snake, Grid((50,))) < -0.05
+    assert metrics.topographic_product(None, np.arange(100.0)[:, None], Grid((10, 10))) > 0.05
+    # a 2-D map whose codebook is its own grid (a linear embedding) is perfectly ordered too
+    grid2 = Grid((5, 7))
+    assert metrics.topographic_product(None, grid2.coordinates * 2.0 + 1.0, grid2) == pytest.approx(0.0, abs=1e-12)
+
+
+# ---------------------------------------------------- trustworthiness / continuity
+def naive_rank_measure(X, P, k, swap):
+    """Venna & Kaski with ties by index; P the projected points."""
+    n = len(X)
+    DI = np.array([[euclid(a, b) for b in X] for a in X])
+    DO = np.array([[euclid(a, b) for b in P] for a in P])
+    near, far = (DI, DO) if swap else (DO, DI)
+    total = 0
+    for i in range(n):
+        order_near = sorted((j for j in range(n) if j != i), key=lambda j: (near[i, j], j))
+        order_far = sorted((j for j in range(n) if j != i), key=lambda j: (far[i, j], j))
+        rank = {j: r + 1 for r, j in enumerate(order_far)}
+        for j in order_near[:k]:
+            total += max(rank[j] - k, 0)
+    return 1 - 2.0 * total / (n * k * (2 * n - 3 * k - 1))
+
+
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), "hexagonal"), Grid((5, 5), periodic=True)], ids=repr)
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_rank_measures_against_naive_with_ties(grid, k):
+    rng = np.random.default_rng(k)
+    X, W = rng.normal(size=(30, 3)), rng.normal(size=(grid.n_units, 3))
+    bmus = [naive_bmu(x, W) for x in X]
+    P = grid.coordinates[bmus]
+    if grid.periodic[0]:  # naive map distances must wrap: use the naive grid distance table instead
+        G = naive_dists(grid)
+        P = None
+    for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
+        got = fn(X, W, grid, n_neighbors=k)
+        if P is not None:
+            ref = naive_rank_measure(X, P, k, swap)
+        else:
+            ref = naive_rank_measure_table(X, G, bmus, k, swap)
+        assert got == pytest.approx(ref, abs=1e-12)
+
+
+def naive_rank_measure_table(X, G, bmus, k, swap):
+    n = len(X)
+    DI = np.array([[euclid(a, b) for b in X] for a in X])
+    DO = np.array([[G[bmus[a], bmus[b]] for b in range(n)] for a in range(n)])
+    near, far = (DI, DO) if swap else (DO, DI)
+    total = 0
+    for i in range(n):
+        order_near = sorted((j for j in range(n) if j != i), key=lambda j: (near[i, j], j))
+        order_far = sorted((j for j in range(n) if j != i), key=lambda j: (far[i, j], j))
+        rank = {j: r + 1 for r, j in enumerate(order_far)}
+        total += sum(max(rank[j] - k, 0) for j in order_near[:k])
+    return 1 - 2.0 * total / (n * k * (2 * n - 3 * k - 1))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rank_measures_equal_sklearn_where_there_are_no_ties(k):
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    # rows mapped to units 2^i - 1 of a long chain: all map distances distinct
+    n = 8
+    grid = Grid((2**n,))
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(n, 4))
+    W = np.full((grid.n_units, 4), 1e3) + rng.normal(size=(grid.n_units, 4))
+    units = 2 ** np.arange(n) - 1
+    W[units] = X
+    P = grid.coordinates[units]
+    assert metrics.trustworthiness(X, W, grid, n_neighbors=k) == pytest.approx(sk_trust(X, P, n_neighbors=k), abs=1e-12)
+    assert metrics.neighbourhood_preservation(X, W, grid, n_neighbors=k) == pytest.approx(sk_trust(P, X, n_neighbors=k), abs=1e-12)
+
+
+def test_rank_measures_blocks_and_sample(monkeypatch):
+    grid = Grid((5, 6))
+    rng = np.random.default_rng(3)
+    X, W = rng.normal(size=(200, 3)), rng.normal(size=(30, 3))
+    full = metrics.trustworthiness(X, W, grid, n_neighbors=4)
+    monkeypatch.setattr(metrics, "_BLOCK_ROWS", 7)
+    assert metrics.trustworthiness(X, W, grid, n_neighbors=4) == pytest.approx(full, abs=1e-12)
+    assert metrics.trustworthiness(X, W, grid, n_neighbors=4, sample=500) == pytest.approx(full, abs=1e-12)
+    est = metrics.trustworthiness(X, W, grid, n_neighbors=4, sample=100, random_state=0)
+    assert abs(est - full) < 0.05
+    with pytest.raises(ValueError, match="n_neighbors"):
+        metrics.trustworthiness(X, W, grid, n_neighbors=100)
+    with pytest.raises(ValueError, match="sample"):
+        metrics.trustworthiness(X, W, grid, sample=0)
+
+
+# --------------------------------------------------------------------- combined error
+def naive_combined_error(X, W, G):
+    K = len(W)
+    adjacent = (G > 0) & (G < 1.5)
+
+    def shortest(a, b):
+        best = {a: 0.0}
+        heap = [(0.0, a)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if u == b:
+                return d
+            if d > best[u]:
+                continue
+            for v in range(K):
+                if adjacent[u, v]:
+                    nd = d + euclid(W[u], W[v])
+                    if nd < best.get(v, np.inf):
+                        best[v] = nd
+                        heapq.heappush(heap, (nd, v))
+        return np.inf
+
+    total = 0.0
+    for x in X:
+        d = [euclid(x, w) for w in W]
+        c, c2 = sorted(range(K), key=lambda u: (d[u], u))[:2]
+        total += d[c] + shortest(c, c2)
+    return total / len(X)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=repr)
+def test_combined_error_against_naive(grid):
+    rng = np.random.default_rng(2)
+    X, W = rng.normal(size=(40, 2)), rng.normal(size=(grid.n_units, 2))
+    got = metrics.combined_error(X, W, grid)
+    assert got == pytest.approx(naive_combined_error(X, W, naive_dists(grid)), rel=1e-10)
+    assert got >= metrics.quantization_error(X, W)
+
+
+def test_quality_suite_has_every_measure():
+    grid = Grid((4, 4))
+    rng = np.random.default_rng(0)
+    X, W = rng.normal(size=(60, 2)), rng.normal(size=(16, 2))
+    suite = metrics.quality_suite(X, W, grid)
+    assert tuple(suite) == metrics.QUALITY_MEASURES
+    assert suite["trustworthiness"] == metrics.trustworthiness(X, W, grid)
+    assert all(np.isfinite(v) for v in suite.values())
