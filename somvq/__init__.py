@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .grids import Grid, auto_grid_shape
     from .io import load, save
     from .reporting import report
+    from .supervised import KSOMClassifier, KSOMRegressor
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "__version__"]
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "KSOMClassifier", "KSOMRegressor", "__version__"]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -29,6 +30,8 @@ _LAZY = {
     "save": "somvq.io",
     "load": "somvq.io",
     "report": "somvq.reporting",
+    "KSOMClassifier": "somvq.supervised",
+    "KSOMRegressor": "somvq.supervised",
 }
 
 

@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "backend": "cpu",
     "random_state": None,
     "verbose": False,
+    "layers": None,
+    "layer_weights": None,
+    "layer_distances": None,
+    "predict_layers": None,
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
@@ -237,6 +241,9 @@ class TrainingPlan:
     update: str
     init_count: float
     horizon: float
+    #: Layered maps: the codebook the BMU search reads, from the (scaled) codebook
+    #: (tanimoto layers thresholded, somvq.layers.search_codebook); None: the codebook.
+    search: Any = None
 
 
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:

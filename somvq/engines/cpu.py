@@ -24,7 +24,8 @@ class CpuEngine(Engine):
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         if plan.algorithm == "batch":
-            return batch_step(algorithms.unit_statistics(X, state.codebook), plan, state)
+            search = state.codebook if plan.search is None else plan.search(state.codebook)
+            return batch_step(algorithms.unit_statistics(X, search), plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
             # shared with a callback or the user's init): published only when it returns.
