@@ -145,10 +145,11 @@ def _check_binary(X: np.ndarray, columns, distances) -> None:
         values = np.asarray(X[:, cols])
         bad = (values != 0) & (values != 1)
         if np.any(bad):
-            value = values[bad].flat[0]
+            row, j = np.argwhere(bad)[0]
+            value = values[row, j].item()
             raise ValueError(
                 f"layer {i} uses the tanimoto distance, which needs binary (0/1) values; it "
-                f"holds {value!r}. One-hot encode categorical columns (OneHotEncoder)."
+                f"holds {value!r} (row {row}, column {cols[j]}). One-hot encode categorical columns (OneHotEncoder)."
             )
 
 
