@@ -178,6 +178,7 @@ class KSOMClassifier(ClassifierMixin, _XYF):
 
     def predict(self, X) -> np.ndarray:
         """The class of each row: argmax of its BMU's class vector (found on X alone)."""
+        check_is_fitted(self, "som_")
         return self.classes_[np.argmax(self._target_part(X), axis=1)]
 
 
