@@ -143,6 +143,8 @@ class _Progress:
 @click.option("--report/--no-report", default=None, help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--target", metavar="COLUMN", help="Train a supervised map predicting this column of DATA (header name or 1-based number; with --dataset: target): a classifier for text or integer columns with at most 20 levels, a regressor otherwise. See docs/supervised.md.")
+@click.option("--task", type=click.Choice(["classify", "regress"]), help="With --target: force a classifier or a regressor [default: from the column].")
 def fit(data: str | None, **options: Any) -> None:
     """Train a self-organising map on DATA and save it.
 
@@ -159,6 +161,11 @@ def fit(data: str | None, **options: Any) -> None:
       cat data.tsv | somvq fit - --topology hexagonal --seed 0 -o model.somvq.npz
     """
     source = input_kwargs(options)
+    target, task = options.pop("target"), options.pop("task")
+    if task is not None and target is None:
+        raise click.UsageError("--task needs --target COLUMN.")
+    if target is not None:  # a supervised map: no pictures or report (they draw unsupervised maps)
+        options["plots"], options["report"] = False, False
     force, quiet = options.pop("force"), options.pop("quiet")
     standardize, minmax = options.pop("standardize"), options.pop("minmax")
     output, output_dir, plots = options.pop("output"), Path(options.pop("output_dir")), options.pop("plots")
@@ -198,6 +205,11 @@ def fit(data: str | None, **options: Any) -> None:
             click.echo("note: report skipped, bokeh is not installed (pip install somvq[report]).", err=True)
 
     som = build_estimator(options)
+    if target is not None:
+        from ._supervised import fit_and_save
+
+        fit_and_save(som, data, target, task, source, scaling_method, model_path, output, output_dir, quiet)
+        return
     inputs = load_input(data, default_dataset="digits", **source)
 
     from somvq.io import save
