@@ -317,7 +317,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             return None
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         if not first:
-            spec = layers.with_weights(spec, self.layer_weights_)
+            fitted = getattr(self, "layer_weights_", None)
+            if fitted is None or len(fitted) != len(spec.columns):
+                raise ValueError(
+                    f"layers={self.layers!r} differ from the fitted map's (layer_weights_="
+                    f"{fitted!r}); call fit to start again."
+                )
+            spec = layers.with_weights(spec, fitted)
         if spec.has_tanimoto and (self.algorithm != "batch" or engine.name != "cpu"):
             raise ValueError(
                 "tanimoto layers train with algorithm='batch' on the CPU engine only (their BMU "

@@ -180,3 +180,28 @@ def test_dask_engine_trains_a_layered_map_like_the_cpu():
     dsk = DaskKSOM(**params, shuffle_chunks=False).fit(da.from_array(X, chunks=120))
     np.testing.assert_allclose(dsk.codebook_, cpu.codebook_, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(dsk.predict(X), cpu.predict(X))
+
+
+def test_partial_fit_continues_with_the_fitted_weights_and_refuses_changed_layers():
+    X = np.random.default_rng(0).normal(size=(80, 4))
+    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced").fit(X)
+    weights = som.layer_weights_.copy()
+    som.partial_fit(X[:20] * 10)  # other data: the balanced weights are not re-estimated
+    np.testing.assert_array_equal(som.layer_weights_, weights)
+    plain = KSOM(grid=(3, 3), n_epochs=1, random_state=0).fit(X)
+    plain.set_params(layers=[[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match="differ from the fitted map's"):
+        plain.partial_fit(X)
+    with pytest.raises(ValueError, match="differ from the fitted map's"):
+        plain.predict(X)
+
+
+def test_model_file_with_fitted_layer_weights_but_no_layers_is_refused(tmp_path):
+    from somvq.exceptions import ModelFileError
+
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    som.layer_weights_ = np.array([1.0])  # a file claiming fitted layers without the parameter
+    path = save(som, tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match="layers and the fitted layer_weights_ must be stored together"):
+        load(path)
