@@ -84,6 +84,8 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
             inputs = load_input(data, **source)
     else:
         inputs = load_input(data, **source)
+        if data is None and inputs.target is not None:  # a --dataset carries its classes
+            labels = inputs.target
     X = loaded.columns_in_model_order(inputs)
     if X.shape[1] != info["n_inputs"]:
         raise DataError(

@@ -75,3 +75,11 @@ def test_evaluate_without_the_target_column_and_task_without_target_are_usage_er
     assert run("predict", model, plain).output.splitlines()[0] == "kind"
     res = CliRunner().invoke(main, ["fit", str(path), "--task", "classify", "-o", str(tmp_path / "z.npz")])
     assert res.exit_code == 2 and "--task needs --target" in res.output
+
+
+def test_dataset_target_fit_and_evaluate(tmp_path):
+    model = tmp_path / "d.npz"
+    res = run("fit", "--dataset", "digits", "--target", "target", "--grid", "6x6", "--seed", "0", "-o", model, "-q")
+    assert "classifier" in res.output
+    acc = json.loads(run("evaluate", model, "--dataset", "digits", "--json").output)["accuracy"]
+    assert acc > 0.85
