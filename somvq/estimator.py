@@ -380,12 +380,6 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if state.ema_sum is not None:
             state.ema_sum = ema_sum
 
-    def _publish_layers(self, spec) -> None:
-        if spec is None:
-            self.__dict__.pop("layer_weights_", None)
-        else:
-            self.layer_weights_ = spec.weights.copy()
-
     # ------------------------------------------------------------------ fitting
     @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
@@ -435,8 +429,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         state.labels = engine.labels(data, search)
         if spec is not None:
             self._unscale(state, spec, scale, plan, original)
+        state.layer_weights = None if spec is None else spec.weights.copy()
         self.set_fitted_state(state)
-        self._publish_layers(spec)
 
     @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)

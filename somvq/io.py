@@ -551,12 +551,11 @@ def _build(archive: _Archive, meta: dict, path: Any):
             horizon=float(state["_horizon"]),
             rng_state=rng_state,
             labels=arrays.get("labels_"),
+            layer_weights=layer_weights,
         )
     )
     if names is not None:
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    if layer_weights is not None:
-        estimator.layer_weights_ = layer_weights
     return estimator
 
 

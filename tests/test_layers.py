@@ -205,3 +205,14 @@ def test_model_file_with_fitted_layer_weights_but_no_layers_is_refused(tmp_path)
     path = save(som, tmp_path / "m.npz")
     with pytest.raises(ModelFileError, match="layers and the fitted layer_weights_ must be stored together"):
         load(path)
+
+
+def test_dask_conversions_keep_the_fitted_layer_weights():
+    pytest.importorskip("dask.array")
+    from integrations.dask import DaskKSOM
+
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced").fit(X)
+    back = DaskKSOM.from_ksom(som).to_ksom()
+    np.testing.assert_array_equal(back.layer_weights_, som.layer_weights_)
+    np.testing.assert_array_equal(back.predict(X), som.predict(X))
