@@ -235,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
             cuda_config.DETERMINISTIC_STATISTICS = deterministic
             KSOM(backend="cuda", algorithm=algorithm, n_epochs=1, **common).fit(Xd[: min(n, 4096)])
             seconds, som = _median_time(
-                lambda: KSOM(backend="cuda", algorithm=algorithm, n_epochs=epochs, **common).fit(Xd), args.rounds
+                lambda algorithm=algorithm: KSOM(backend="cuda", algorithm=algorithm, n_epochs=epochs, **common).fit(Xd), args.rounds
             )
             suffix = "-deterministic" if deterministic else ""
             record(f"somvq-cuda-{algorithm}{suffix}", algorithm, seconds, epochs, som.codebook_)
         cuda_config.DETERMINISTIC_STATISTICS = False
         seconds, som = _median_time(
-            lambda: KSOM(backend="cpu", algorithm=algorithm, n_epochs=args.cpu_epochs, **common).fit(X),
+            lambda algorithm=algorithm: KSOM(backend="cpu", algorithm=algorithm, n_epochs=args.cpu_epochs, **common).fit(X),
             max(1, min(args.rounds, 2)),
         )
         record(f"somvq-cpu-{algorithm}", algorithm, seconds, args.cpu_epochs, som.codebook_)

@@ -56,7 +56,7 @@ km = {'digits_none_16x32_b': lambda: KMeans(512, algorithm="lloyd", n_init=1, ma
 a0 = A0.unit_statistics(X, W); a1 = A1.unit_statistics(X, W)
 print('unit_statistics counts equal', np.array_equal(a0.counts, a1.counts), 'sums equal', np.array_equal(a0.sums, a1.sums))
 print('minibatch codebook equal', np.array_equal(mb(A0), mb(A1)))
-for name, (f0, f1) in cases.items():
+for f0, f1 in cases.values():
     f0(); f1()
 for f in km.values(): f()
 R = int(sys.argv[1]) if len(sys.argv) > 1 else 9

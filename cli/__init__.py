@@ -1,4 +1,4 @@
-"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | report | info``.
+"""somvq's command line: ``somvq fit | predict | transform | evaluate | plot | report | info | impute``.
 
 A thin click layer over the library: each command reads its input, calls library
 functions and turns their errors into one line on stderr (exit 2 for usage errors, 1 for
@@ -17,6 +17,7 @@ import click
 from .apply import predict, transform
 from .evaluate import evaluate
 from .fit import fit
+from .impute import impute
 from .info import info
 from .plot import plot
 from .report import report
@@ -89,3 +90,4 @@ def main() -> None:
 for _command in (fit, predict, transform, evaluate, plot, report, info):
     main.add_command(_command)
 main.add_command(vqvae)
+main.add_command(impute)

@@ -66,6 +66,15 @@ def parse_columns(
 
 
 # ------------------------------------------------------------------------------ text
+#: Text fields read as a missing value (NaN) by commands that accept missing values
+#: (``somvq fit --missing ignore``, ``somvq impute``); compared case-insensitively.
+MISSING_TOKENS = ("", "na", "nan", "n/a")
+
+
+def _is_missing_token(text: str) -> bool:
+    return text.strip().lower() in MISSING_TOKENS
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -103,10 +112,13 @@ def read_text_table(
     delimiter: str | None = None,
     header: bool | None = None,
     columns: str | None = None,
+    missing: bool = False,
 ) -> InputData:
     """Parse CSV/TSV/whitespace-separated text. Blank lines and ``#`` comments are skipped.
 
     ``header=None`` detects a header: a first row that is not all numbers.
+    ``missing``: empty fields and NA / nan / N/A (any case) are read as NaN (missing values);
+    inf stays an error.
     """
     import numpy as np
 
@@ -130,7 +142,7 @@ def read_text_table(
         rows = [(number, [field.strip() for field in fields]) for (number, _), fields in zip(lines, parsed)]
     names: list[str] | None = None
     if header is None:
-        header = not all(_is_number(field) for field in rows[0][1])
+        header = not all(_is_number(field) or (missing and _is_missing_token(field)) for field in rows[0][1])
     if header:
         names = rows[0][1]
         rows = rows[1:]
@@ -144,6 +156,8 @@ def read_text_table(
                 f"{' (as in the header)' if names is not None else ' (as in the first row)'}."
             )
     selected = parse_columns(columns, names, width, source) if columns else list(range(width))
+    if missing:
+        rows = [(number, ["nan" if _is_missing_token(f) else f for f in fields]) for number, fields in rows]
     try:
         X = np.array([[fields[i] for i in selected] for _, fields in rows], dtype=np.float64)
     except ValueError:
@@ -154,18 +168,20 @@ def read_text_table(
                     what = "an empty field" if fields[i] == "" else f"non-numeric value {fields[i]!r}"
                     raise DataError(
                         f"{source}: {what} at line {number}, column {column}; select numeric "
-                        f"columns with --columns.{_delimiter_hint(lines[0][1], delimiter)}"
+                        f"columns with --columns"
+                        + (" (missing values: somvq fit --missing ignore)" if _is_missing_token(fields[i]) else "")
+                        + f".{_delimiter_hint(lines[0][1], delimiter)}"
                     ) from None
         raise  # pragma: no cover - np.array failed on fields that all parse
     X = X.reshape(len(rows), len(selected))
     feature_names = [names[i] for i in selected] if names is not None else None
     line_numbers = [number for number, _ in rows]
-    _check_finite(X, source, feature_names, line_numbers)
+    _check_finite(X, source, feature_names, line_numbers, missing=missing)
     return InputData(X=X, source=source, feature_names=feature_names)
 
 
 # ----------------------------------------------------------------------------- arrays
-def _array_input(array: Any, source: str, columns: str | None) -> InputData:
+def _array_input(array: Any, source: str, columns: str | None, missing: bool = False) -> InputData:
     import numpy as np
 
     if array.dtype.kind not in "biuf":
@@ -184,7 +200,7 @@ def _array_input(array: Any, source: str, columns: str | None) -> InputData:
         image_shape = None
     dtype = np.float32 if array.dtype == np.float32 else np.float64
     X = np.ascontiguousarray(array, dtype=dtype)
-    _check_finite(X, source, None, None)
+    _check_finite(X, source, None, None, missing=missing)
     return InputData(X=X, source=source, image_shape=image_shape)
 
 
@@ -196,7 +212,7 @@ def _load_problem(exc: BaseException) -> str:
     return f"truncated or corrupted: {detail}"
 
 
-def read_npy(raw: bytes, source: str, columns: str | None) -> InputData:
+def read_npy(raw: bytes, source: str, columns: str | None, missing: bool = False) -> InputData:
     import numpy as np
 
     try:
@@ -205,10 +221,10 @@ def read_npy(raw: bytes, source: str, columns: str | None) -> InputData:
         raise DataError(f"{source}: not a readable .npy file ({_load_problem(exc)}).") from None
     if not isinstance(array, np.ndarray):  # pragma: no cover - read_data_file sends archives to read_npz
         raise DataError(f"{source}: not a .npy array.")
-    return _array_input(array, source, columns)
+    return _array_input(array, source, columns, missing)
 
 
-def read_npz(raw: bytes, source: str, key: str | None, columns: str | None) -> InputData:
+def read_npz(raw: bytes, source: str, key: str | None, columns: str | None, missing: bool = False) -> InputData:
     import zipfile
 
     import numpy as np
@@ -228,24 +244,28 @@ def read_npz(raw: bytes, source: str, key: str | None, columns: str | None) -> I
             array = archive[key]
     except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise DataError(f"{source}: not a readable .npz archive ({_load_problem(exc)}).") from None
-    return _array_input(array, f"{source}[{key}]", columns)
+    return _array_input(array, f"{source}[{key}]", columns, missing)
 
 
-def _check_finite(X: Any, source: str, names: list[str] | None, line_numbers: list[int] | None) -> None:
+def _check_finite(
+    X: Any, source: str, names: list[str] | None, line_numbers: list[int] | None, *, missing: bool = False
+) -> None:
     import numpy as np
 
     if X.shape[0] == 0:
         raise DataError(f"{source}: no data rows.")
     if X.shape[1] == 0:
         raise DataError(f"{source}: no feature columns.")
-    bad = ~np.isfinite(X)
+    bad = np.isinf(X) if missing else ~np.isfinite(X)
     if bad.any():
         row, column = (int(i) for i in np.argwhere(bad)[0])
         where = f"line {line_numbers[row]}" if line_numbers is not None else f"row {row} (0-based)"
         col = f"{names[column]!r}" if names is not None else f"{column + 1}"
         raise DataError(
-            f"{source}: {int(bad.sum())} NaN or infinite value(s), the first ({X[row, column]}) at "
-            f"{where}, column {col}; remove or impute them first."
+            f"{source}: {int(bad.sum())} {'infinite' if missing else 'NaN or infinite'} value(s), the "
+            f"first ({X[row, column]}) at {where}, column {col}; "
+            + ("inf is never a missing value." if missing else
+               "remove or impute them first (or fit with --missing ignore).")
         )
 
 
@@ -257,8 +277,12 @@ def read_data_file(
     key: str | None = None,
     delimiter: str | None = None,
     header: bool | None = None,
+    missing: bool = False,
 ) -> InputData:
-    """Read ``path`` (``"-"``: stdin) by extension, or by content when it has none."""
+    """Read ``path`` (``"-"``: stdin) by extension, or by content when it has none.
+
+    ``missing``: NaN (and, in text, empty / NA / nan fields) are kept as missing values.
+    """
     if path == "-":
         source = "stdin"
         raw = sys.stdin.buffer.read()  # (click.get_binary_stream is deprecated in recent click)
@@ -273,18 +297,18 @@ def read_data_file(
     # A binary format is recognised by its content first (an .npz saved as .npy, a
     # truncated archive of either name), then by the extension.
     if raw.startswith(_NPY_MAGIC):
-        return read_npy(raw, source, columns)
+        return read_npy(raw, source, columns, missing)
     if raw.startswith(_ZIP_MAGIC):
-        return read_npz(raw, source, key, columns)
+        return read_npz(raw, source, key, columns, missing)
     if suffix == ".npy":
-        return read_npy(raw, source, columns)
+        return read_npy(raw, source, columns, missing)
     if suffix == ".npz":
-        return read_npz(raw, source, key, columns)
+        return read_npz(raw, source, key, columns, missing)
     if delimiter is None and suffix in (".tsv", ".tab"):
         delimiter = "\t"
     elif delimiter is None and suffix == ".csv":
         delimiter = ","
-    return read_text_table(raw, source, delimiter=delimiter, header=header, columns=columns)
+    return read_text_table(raw, source, delimiter=delimiter, header=header, columns=columns, missing=missing)
 
 
 def load_input(
@@ -299,8 +323,12 @@ def load_input(
     delimiter: str | None = None,
     header: bool | None = None,
     default_dataset: str | None = None,
+    missing: bool = False,
 ) -> InputData:
-    """The rows a command works on: DATA, or --dataset, or ``default_dataset``."""
+    """The rows a command works on: DATA, or --dataset, or ``default_dataset``.
+
+    ``missing``: keep NaN (missing values) in DATA instead of refusing them.
+    """
     if data is not None and dataset is not None:
         raise click.UsageError("give either DATA or --dataset, not both.")
     if data is None and dataset is None:
@@ -326,7 +354,7 @@ def load_input(
             result.feature_names = [result.feature_names[i] for i in selected] if result.feature_names else None
             result.image_shape = None
         return result
-    result = read_data_file(data, columns=columns, key=key, delimiter=delimiter, header=header)
+    result = read_data_file(data, columns=columns, key=key, delimiter=delimiter, header=header, missing=missing)
     if n_samples is not None:
         result.X = result.X[:n_samples]
     n, d = result.X.shape

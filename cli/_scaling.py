@@ -32,6 +32,16 @@ class Scaling:
 
         if method == "none":
             return cls()
+        if np.isnan(X).any():  # missing values: statistics of the observed entries
+            if method == "standardize":
+                offset, scale = np.nanmean(X, axis=0, dtype=np.float64), np.nanstd(X, axis=0, dtype=np.float64)
+            elif method == "minmax":
+                offset = np.nanmin(X, axis=0).astype(np.float64)
+                scale = np.nanmax(X, axis=0).astype(np.float64) - offset
+            else:
+                raise ValueError(f"scaling method {method!r} is not one of {METHODS}.")
+            scale[~(scale > 0)] = 1.0
+            return cls(method, np.nan_to_num(offset), scale)
         if method == "standardize":
             offset = X.mean(axis=0, dtype=np.float64)
             scale = X.std(axis=0, dtype=np.float64)

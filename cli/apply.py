@@ -56,7 +56,8 @@ def predict(model: str, data: str | None, **options: Any) -> None:
         X, _, _ = load_features(loaded, data, input_kwargs(options))
         write_predictions(predict_target(loaded, X), str(supervised_info(loaded)["target"]), output, force)
         return
-    inputs = load_input(data, **input_kwargs(options))
+    # A map fitted with --missing ignore maps rows with missing values too.
+    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     som = loaded.som
     with library_errors(inputs.source):
@@ -66,7 +67,12 @@ def predict(model: str, data: str | None, **options: Any) -> None:
             parts.append(np.asarray(som.grid_.indices[bmus]))
             names += _axis_names(som.grid_.ndim)
         if options["distance"]:
-            parts.append(np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[:, None])
+            if np.isnan(X).any():  # the masked distance over the observed features
+                from somvq.missing import masked_assign
+
+                parts.append(np.sqrt(masked_assign(X, som.codebook_)[1])[:, None])
+            else:
+                parts.append(np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[:, None])
             names.append("distance")
         table = np.hstack(parts) if options["distance"] else np.hstack(parts).astype(np.int64)
         write_table(table, names, output, force=force)
@@ -92,7 +98,8 @@ def transform(model: str, data: str | None, **options: Any) -> None:
     output, force = options.pop("output"), options.pop("force")
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
     loaded = load_model(model)
-    inputs = load_input(data, **input_kwargs(options))
+    # A map fitted with --missing ignore maps rows with missing values too.
+    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         distances = loaded.som.transform(X)

@@ -53,7 +53,7 @@ def evaluate(model: str, data: str | None, as_json: bool, **options: Any) -> Non
             click.echo(f"data   {inputs.description or inputs.source}")
             click.echo(f"{metric} {value:.4f}")
         return
-    inputs = load_input(data, **input_kwargs(options))
+    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         values = map_metrics(loaded.som, X)

@@ -65,6 +65,8 @@ _PARAMETERS = {
     "init": "init",
     "seed": "random_state",
     "backend": "backend",
+    "missing": "missing",
+    "max_missing": "max_missing",
 }
 
 
@@ -143,6 +145,8 @@ class _Progress:
 @click.option("--report/--no-report", default=None, help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--missing", type=click.Choice(["error", "ignore"]), help="Missing values (empty, NA, nan fields; NaN in .npy): an error, or ignore them (distances over the observed features, see docs/missing-values.md) [default: error].")
+@click.option("--max-missing", type=click.FloatRange(0, 1), help="With --missing ignore: rows missing more than this fraction of their features are an error [default: 0.5].")
 @click.option("--target", metavar="COLUMN", help="Train a supervised map predicting this column of DATA (header name or 1-based number; with --dataset: target): a classifier for text or integer columns with at most 20 levels, a regressor otherwise. See docs/supervised.md.")
 @click.option("--task", type=click.Choice(["classify", "regress"]), help="With --target: force a classifier or a regressor [default: from the column].")
 def fit(data: str | None, **options: Any) -> None:
@@ -210,7 +214,7 @@ def fit(data: str | None, **options: Any) -> None:
 
         fit_and_save(som, data, target, task, source, scaling_method, model_path, output, output_dir, quiet)
         return
-    inputs = load_input(data, default_dataset="digits", **source)
+    inputs = load_input(data, default_dataset="digits", missing=som.missing == "ignore", **source)
 
     from somvq.io import save
 
@@ -256,6 +260,13 @@ def fit(data: str | None, **options: Any) -> None:
     if report:
         from somvq.reporting import report as write_report
 
+        import numpy as np
+
+        if som.missing == "ignore" and np.isnan(X).any():
+            # The report's views need complete rows: they show the data with its missing
+            # values filled from the map (som.impute); the map itself never saw the fills.
+            X = som.impute(X)
+            click.echo("note: the report shows the rows with their missing values filled from the map.", err=True)
         with library_errors():
             report_path = write_report(
                 som,

@@ -8,7 +8,15 @@ PYTHON=${PYTHON:-python3}
 # torch: the pinned CPU build first. A looser requirement with no torch installed would
 # pull a multi-GB CUDA build; the package itself only asks for a range.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda,report]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test,torch,plot,dask,cuda,report,lint,docs]"
+# The CUDA toolkit wheels (NVRTC, NVVM, about 430 MB installed): tests/cuda/ptx_compile.py
+# compiles every kernel to PTX for sm_80 and sm_90 with the real compiler, no GPU needed.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check "numba-cuda[cu12]"
+
+# Static checks first (seconds): lint, formatting, types; then the documentation site,
+# warnings as errors (a broken reference or a stale name fails here).
+PYTHON="$PYTHON" bash scripts/lint.sh
+"$PYTHON" -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # The report's browser tests drive Debian's Chromium with Playwright (Playwright's own
 # browser download is not used). Install it when missing and we may (root, apt-get);

@@ -17,11 +17,12 @@ from ._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from .estimator import KSOM
     from .grids import Grid, auto_grid_shape
+    from .imputer import SOMImputer
     from .io import load, save
     from .reporting import report
     from .supervised import KSOMClassifier, KSOMRegressor
 
-__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "KSOMClassifier", "KSOMRegressor", "__version__"]
+__all__ = ["KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "SOMImputer", "KSOMClassifier", "KSOMRegressor", "__version__"]
 
 _LAZY = {
     "KSOM": "somvq.estimator",
@@ -30,6 +31,7 @@ _LAZY = {
     "save": "somvq.io",
     "load": "somvq.io",
     "report": "somvq.reporting",
+    "SOMImputer": "somvq.imputer",
     "KSOMClassifier": "somvq.supervised",
     "KSOMRegressor": "somvq.supervised",
 }

@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = [
     "Frame",
@@ -78,7 +79,7 @@ class Frame:
         return self.centre is None and self.scale == 1.0
 
 
-def choose_centre(mean: np.ndarray, mean_norm2: float, dtype) -> np.ndarray | None:
+def choose_centre(mean: np.ndarray, mean_norm2: float, dtype: DTypeLike) -> np.ndarray | None:
     """The frame's centre: ``mean`` rounded to ``dtype`` if the codebook is off the origin.
 
     ``mean`` is the codebook mean and ``mean_norm2`` the mean of ``||w_k||^2`` (float64).
@@ -92,7 +93,7 @@ def choose_centre(mean: np.ndarray, mean_norm2: float, dtype) -> np.ndarray | No
     return None
 
 
-def choose_scale(radius: float, dtype) -> float:
+def choose_scale(radius: float, dtype: DTypeLike) -> float:
     """The frame's scale: ``2^-e`` with ``2^e <= radius < 2^(e+1)``, or 1.
 
     Only when the radius (the largest norm of a unit in the frame) lies outside ``[1 / r, r]``,
@@ -128,7 +129,7 @@ def reference_frame(codebook: np.ndarray) -> Frame:
     return Frame(centre, choose_scale(radius, dtype))
 
 
-def expanded_form_error(dtype, n_features: int) -> float:
+def expanded_form_error(dtype: DTypeLike, n_features: int) -> float:
     """kappa: expanded-form scores rank units to within ``kappa R (2 ||x'|| + R)``.
 
     For one row ``x`` evaluated in a :class:`Frame`, with ``x'``, ``w'_k`` the centred,

@@ -17,7 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from . import algorithms, distances, layers, metrics, parameters
+from . import algorithms, distances, layers, metrics, missing, parameters
 from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
@@ -109,6 +109,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Seeds the initialisation and the sample order.
     verbose : bool or int, default=False
         Print one line per epoch.
+    missing : {"error", "ignore"}, default="error"
+        NaN in the data: ``"error"`` (a ValueError), or ``"ignore"``: distances over the
+        observed features only, scaled by D / n_observed (kohonen's rule), and updates
+        from observed values only (per unit and per feature statistics; the mini-batch
+        EMA count ``ema_count_`` becomes (K, D) once a batch held NaN). ``predict``,
+        ``transform``, ``score``, the errors and :meth:`impute` then accept NaN too. inf
+        is never missing (always an error), nor is a row with no observed feature. See
+        docs/missing-values.md.
+    max_missing : float in [0, 1], default=0.5
+        With ``missing="ignore"``: rows missing more than this fraction of their features
+        are an error that names them.
     layers : list of lists of int, default=None
         Multi-layer map (R kohonen's ``supersom``): the columns of each layer (every
         column in exactly one layer). ``None``: one layer of all columns (the plain map).
@@ -143,7 +154,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     n_iter_ : int
         Number of epochs (``fit``) or ``partial_fit`` calls run.
     ema_count_, ema_sum_ : ndarray
-        Mini-batch EMA state N (K,) and m (K, D), float64.
+        Mini-batch EMA state N (K,) and m (K, D), float64. With ``missing="ignore"``, once
+        a mini-batch held NaN, N is per unit and feature: (K, D).
     unit_counts_ : ndarray of shape (K,)
         Online hit counts (used by ``learning_rate="inverse_count"``).
     n_features_in_ : int
@@ -183,6 +195,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "backend": [StrOptions(set(BACKENDS))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "missing": [StrOptions({"error", "ignore"})],
+        "max_missing": [Interval(Real, 0, 1, closed="both")],
         "layers": ["array-like", None],
         "layer_weights": ["array-like", StrOptions({"balanced"}), None],
         "layer_distances": ["array-like", None],
@@ -215,6 +229,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         backend="cpu",
         random_state=None,
         verbose=False,
+        missing="error",
+        max_missing=0.5,
         layers=None,
         layer_weights=None,
         layer_distances=None,
@@ -243,6 +259,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.backend = backend
         self.random_state = random_state
         self.verbose = verbose
+        self.missing = missing
+        self.max_missing = max_missing
         self.layers = layers
         self.layer_weights = layer_weights
         self.layer_distances = layer_distances
@@ -315,6 +333,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if self.layer_weights is not None or self.layer_distances is not None:
                 layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
             return None
+        if self.missing == "ignore":
+            raise ValueError(
+                "layers with missing='ignore' are not available yet (the missing-values rule "
+                "per layer is still to be written); use missing='error' with layers."
+            )
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         if not first:
             fitted = getattr(self, "layer_weights_", None)
@@ -510,8 +533,20 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     # ------------------------------------------------------------------ inference
     def _validate_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self, "codebook_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        ignore = self.missing == "ignore"
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], reset=False,
+            ensure_all_finite="allow-nan" if ignore else True,
+        )
+        if ignore:
+            missing.check_missing(X, 1.0)  # inf and all-NaN rows; any fraction maps
         return X if X.dtype == self.codebook_.dtype else X.astype(self.codebook_.dtype)
+
+    def _assign(self, X: np.ndarray):
+        """BMU and squared distance of validated rows: masked when (and only when) X holds NaN."""
+        if missing.has_missing(X):
+            return missing.masked_assign(X, self.codebook_)
+        return algorithms.assign(X, self.codebook_)
 
     @property
     def cluster_centers_(self) -> np.ndarray:
@@ -528,9 +563,14 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         X = self._validate_for_inference(X)
         spec = self._fitted_layers()
         if spec is not None:
+            if missing.has_missing(X):
+                raise ValueError(
+                    "NaN in X: layered maps do not handle missing values yet (layers and "
+                    "missing='ignore' do not combine); impute X first."
+                )
             spec = layers.select_layers(spec, self.predict_layers)
             return layers.layered_assign(X, self.codebook_, spec)[0]
-        return algorithms.assign(X, self.codebook_)[0]
+        return self._assign(X)[0]
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         """Fit, then return the BMU of each training row (``labels_``)."""
@@ -539,6 +579,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def transform(self, X) -> np.ndarray:
         """Euclidean distance from each row to every unit, shape (n_samples, K)."""
         X = self._validate_for_inference(X)
+        if missing.has_missing(X):
+            return np.sqrt(missing.masked_squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
         return np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
 
     def fit_transform(self, X, y=None) -> np.ndarray:
@@ -552,12 +594,34 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def quantization_error(self, X, *, squared: bool = False) -> float:
         """Mean distance of each row to its BMU (``squared=True``: mean squared distance)."""
         X = self._validate_for_inference(X)
+        if missing.has_missing(X):
+            sq = missing.masked_assign(X, self.codebook_)[1]
+            return float(np.mean(sq if squared else np.sqrt(sq)))
         return metrics.quantization_error(X, self.codebook_, squared=squared)
 
     def topographic_error(self, X) -> float:
         """Fraction of rows whose two best units are not grid neighbours."""
         X = self._validate_for_inference(X)
+        if missing.has_missing(X):
+            if self.grid_.n_units < 2:
+                return 0.0
+            two = np.argsort(missing.masked_squared_distances(X, self.codebook_), axis=1, kind="stable")[:, :2]
+            return float(1.0 - self.grid_.are_neighbours(two[:, 0], two[:, 1]).mean())
         return metrics.topographic_error(X, self.codebook_, self.grid_)
+
+    def impute(self, X) -> np.ndarray:
+        """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
+
+        The BMU is found with the masked distance over the row's observed features. Needs
+        ``missing="ignore"``; rows without NaN are returned unchanged (a copy).
+        """
+        if self.missing != "ignore":
+            raise ValueError(
+                "impute needs a map built with missing='ignore' (this one has "
+                f"missing={self.missing!r}); refit with KSOM(missing='ignore')."
+            )
+        X = self._validate_for_inference(X)
+        return missing.impute(X, self.codebook_)
 
     def umatrix(self) -> np.ndarray:
         """Mean distance of each unit's vector to its grid neighbours', in the grid's shape."""

@@ -143,7 +143,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
             f"{estimator.codebook_.shape}."
         )
     params = estimator.get_params(deep=False)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # name -> np.ndarray (Any: np.savez(**arrays) type-checks)
     json_params = {}
     for name, value in params.items():
         if isinstance(value, np.ndarray) or (name == "init" and not isinstance(value, str)):
@@ -157,7 +157,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     state = {name: getattr(estimator, name) for name in _SCALAR_STATE if hasattr(estimator, name)}
     state = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in state.items()}
     grid = estimator.grid_
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "somvq_version": __version__,
@@ -489,7 +489,12 @@ def _build(archive: _Archive, meta: dict, path: Any):
     codebook = archive.read("codebook_", shape=(n_units, n_features), dtypes=(np.float32, np.float64))
     arrays = {
         "codebook_": codebook,
-        "ema_count_": archive.read("ema_count_", shape=(n_units,), dtypes=(np.float64,)),
+        # (K,) for dense fits; (K, D) after a mini-batch fit on data with NaN (missing="ignore").
+        "ema_count_": archive.read(
+            "ema_count_",
+            shape=(n_units, n_features) if len(archive.header("ema_count_")[0]) == 2 else (n_units,),
+            dtypes=(np.float64,),
+        ),
         "ema_sum_": archive.read("ema_sum_", shape=(n_units, n_features), dtypes=(np.float64,)),
         "unit_counts_": archive.read("unit_counts_", shape=(n_units,), dtypes=(np.float64,)),
     }

@@ -8,6 +8,8 @@ offset and scale), computed block by block: memory is O(block * K), never O(N * 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .distances import squared_distances
@@ -26,7 +28,7 @@ __all__ = [
 _BLOCK_ROWS = 1024
 
 
-def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray):
+def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, sq)`` with ``sq`` the (rows x K) squared distances of a block.
 
     ``sq`` is :func:`somvq.distances.squared_distances` (float64, exact to ~1e-8 relative
@@ -49,7 +51,7 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
     for _, _, sq in _squared_distance_blocks(X, codebook):
         best = sq.min(axis=1)
         total += float(best.sum() if squared else np.sqrt(best).sum())
-    return total / X.shape[0]
+    return total / int(X.shape[0])
 
 
 def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:

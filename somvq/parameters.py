@@ -81,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "backend": "cpu",
     "random_state": None,
     "verbose": False,
+    "missing": "error",
+    "max_missing": 0.5,
     "layers": None,
     "layer_weights": None,
     "layer_distances": None,
@@ -214,6 +216,11 @@ def check_options(params: Any) -> None:
         raise ValueError(
             "learning_rate='inverse_count' applies to algorithm='online' only, got "
             f"algorithm={params.algorithm!r}."
+        )
+    if getattr(params, "missing", "error") == "ignore" and getattr(params, "backend", "cpu") == "cuda":
+        raise ValueError(
+            "missing='ignore' with backend='cuda' is not available yet: the CUDA kernels "
+            "have no masked distance; use backend='cpu' with missing='ignore'."
         )
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings

@@ -77,15 +77,15 @@ def _plane_shape(grid: Any) -> tuple[int, int]:
 def _centres(grid: Any) -> tuple[np.ndarray, np.ndarray]:
     """Screen-plane centres (x to the right, y up) of every unit: row 0 at the top.
 
-    Rectangular cells are unit squares at (col, -row); hexagons (pointy top, opposite
-    sides 1 apart) sit at (col + (row % 2) / 2, -row * sqrt(3) / 2), the layout of
-    :attr:`somvq.grids.Grid.coordinates`.
+    The grid's own :attr:`somvq.grids.Grid.coordinates` (rectangular cells at (col, -row);
+    hexagons, pointy top and opposite sides 1 apart, at (col + (row % 2) / 2,
+    -row * sqrt(3) / 2)); a 1-D grid is one row.
     """
-    rows, cols = _plane_shape(grid)
-    row, col = np.divmod(np.arange(rows * cols), cols)
-    if grid.topology == "hexagonal":
-        return col + (row % 2) / 2.0, -row * math.sqrt(3.0) / 2.0
-    return col.astype(np.float64), -row.astype(np.float64)
+    _plane_shape(grid)  # 1 or 2 axes
+    coords = grid.coordinates
+    if grid.ndim == 1:
+        return coords[:, 0].copy(), np.zeros(coords.shape[0])
+    return coords[:, 1].copy(), -coords[:, 0]
 
 
 def _extent(grid: Any) -> tuple[float, float, float, float]:

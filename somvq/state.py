@@ -49,6 +49,7 @@ class FittedState:
     grid : Grid (``grid_``)
     n_features_in : int (``n_features_in_``)
     ema_count, ema_sum : float64 ndarrays (K,), (K, D): mini-batch EMA state N, m
+        (N is (K, D) after a masked mini-batch step, ``missing="ignore"``)
     unit_counts : float64 ndarray (K,): online hit counts
     n_steps : int, updates applied so far (t); n_iter : int, epochs or calls run
     horizon : float, of the "exponential" and "linear" schedules (``_horizon``)

@@ -258,6 +258,70 @@ def perplexity(labels, K):
     return float(np.exp(-(p * np.log(p + 1e-10)).sum()))
 
 
+# ------------------------------------------------------------------ missing values (NaN)
+def masked_distances(X, W):
+    """D / n_obs * sum over observed j of (x_j - w_kj)^2, by explicit loops over rows."""
+    X, W = np.asarray(X, dtype=float), np.asarray(W, dtype=float)
+    out = np.empty((X.shape[0], W.shape[0]))
+    for i, x in enumerate(X):
+        obs = ~np.isnan(x)
+        out[i] = X.shape[1] / obs.sum() * ((x[obs][None, :] - W[:, obs]) ** 2).sum(1)
+    return out
+
+
+def masked_bmu(X, W):
+    return masked_distances(X, W).argmin(1)
+
+
+def masked_statistics(X, W, H):
+    """n_kj = sum_i (EH)_ik m_ij and s_kj = sum_i (EH)_ik m_ij x_ij, dense one-hot form."""
+    X = np.asarray(X, dtype=float)
+    E = one_hot(masked_bmu(X, W), W.shape[0]) @ H
+    M = (~np.isnan(X)).astype(float)
+    return E.T @ M, E.T @ np.where(np.isnan(X), 0.0, X)
+
+
+def masked_batch_step(X, W, H):
+    n, s = masked_statistics(X, W, H)
+    W_new = np.asarray(W, dtype=float).copy()
+    for k in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            if n[k, j] > 0:
+                W_new[k, j] = s[k, j] / n[k, j]
+    return W_new
+
+
+def masked_minibatch_step(Xb, W, N, m, H, decay, eps, update="all"):
+    """(E1)-(E4) per feature: N, n, m, s are (K, D); smoothing per feature column."""
+    n, s = masked_statistics(Xb, W, H)
+    K, D = W.shape
+    if update == "all":
+        N = decay * N + (1 - decay) * n
+        for j in range(D):
+            total = N[:, j].sum()
+            N[:, j] = (N[:, j] + eps) / (total + K * eps) * total
+        m = decay * m + (1 - decay) * s
+        return N, m, m / N
+    N, m, W = N.copy(), m.copy(), np.asarray(W, dtype=float).copy()
+    for k in range(K):
+        for j in range(D):
+            if n[k, j] > 0:
+                N[k, j] = decay * N[k, j] + (1 - decay) * n[k, j]
+                m[k, j] = decay * m[k, j] + (1 - decay) * s[k, j]
+                W[k, j] = m[k, j] / N[k, j]
+    return N, m, W
+
+
+def masked_online_pass(X, W, order, h_row, rate):
+    """w_kj += rate h(k*, k) (x_j - w_kj) for observed j only; winner by masked distance."""
+    W = np.asarray(W, dtype=float).copy()
+    for t, i in enumerate(order):
+        x = np.asarray(X[i], dtype=float)
+        obs = ~np.isnan(x)
+        k = int((((x[obs] - W[:, obs]) ** 2).sum(1)).argmin())
+        eta = rate(t, k)
+        W[:, obs] += eta * h_row(t, k)[:, None] * (x[obs] - W[:, obs])
+    return W
 # --------------------------------------------------------------------------- layers (issue 14)
 def layered_distance(x, c, layers, weights, kinds):
     """sum_l w_l d_l(x_l, c_l) for ONE row x and ONE unit c, loops over columns.

@@ -14,7 +14,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import somvq
 from somvq import KSOM, metrics
 from somvq.grids import Grid
 

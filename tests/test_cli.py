@@ -605,3 +605,95 @@ def test_cli_module_is_the_cli_folder():
 
     assert Path(somvq.cli.__file__).parent == ROOT / "cli"
     assert isinstance(somvq.cli.main, __import__("click").Group)
+
+
+# ------------------------------------------------------------------ missing values (issue 13)
+def _holes_csv(path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)) * [1.0, 10.0, 100.0] + [0.0, 5.0, 50.0]
+    lines = ["a,b,c"]
+    tokens = ["", "NA", "nan", "N/A"]
+    holes = []
+    for i, row in enumerate(X):
+        fields = [repr(float(v)) for v in row]
+        if i % 3 == 0:
+            fields[i % 3 if i % 2 else 1] = tokens[i % 4]
+            holes.append((i, i % 3 if i % 2 else 1))
+        lines.append(",".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+    return X, holes
+
+
+def test_fit_missing_ignore_and_impute(tmp_path):
+    data = tmp_path / "holes.csv"
+    X, holes = _holes_csv(data)
+    model = tmp_path / "m.somvq.npz"
+    assert_error(run("fit", data, *SMALL, "-o", model), 1, "empty field", "--missing ignore")
+    result = run("fit", data, *SMALL, "--missing", "ignore", "--standardize", "-o", model)
+    assert result.exit_code == 0, result.output
+    info = run("info", model, "--json")
+    assert '"missing": "ignore"' in info.output and '"max_missing": 0.5' in info.output
+    out = tmp_path / "filled.csv"
+    result = run("impute", model, data, "-o", out)
+    assert result.exit_code == 0, result.output
+    filled = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert filled.shape == X.shape and np.isfinite(filled).all()
+    mask = np.zeros(X.shape, dtype=bool)
+    for i, j in holes:
+        mask[i, j] = True
+    np.testing.assert_allclose(filled[~mask], X[~mask], rtol=1e-8)  # written with %.9g
+    # the filled values are the BMU's entries, in the data's units
+    import somvq
+    from somvq.io import read_extra
+
+    som = somvq.load(model)
+    scaling = Scaling.from_extra(read_extra(model), 3, str(model))
+    Xn = np.where(mask, np.nan, X)
+    expected = scaling.inverse(som.impute(scaling.apply(Xn)))
+    np.testing.assert_allclose(filled[mask], expected[mask], rtol=1e-6)
+
+
+def test_impute_npy_and_errors(tmp_path):
+    X = np.random.default_rng(1).normal(size=(40, 3))
+    X[::5, 2] = np.nan
+    np.save(tmp_path / "h.npy", X)
+    model = tmp_path / "m.somvq.npz"
+    assert run("fit", tmp_path / "h.npy", *SMALL, "--missing", "ignore", "-o", model).exit_code == 0
+    result = run("impute", model, tmp_path / "h.npy", "-o", tmp_path / "f.npy")
+    assert result.exit_code == 0, result.output
+    filled = np.load(tmp_path / "f.npy")
+    assert not np.isnan(filled).any()
+    dense = tmp_path / "dense.somvq.npz"
+    assert run("fit", "--dataset", "wine", *SMALL, "-o", dense).exit_code == 0
+    assert_error(run("impute", dense, tmp_path / "h.npy"), 1, "missing='error'", "--missing ignore")
+    X[3, 0] = np.inf
+    np.save(tmp_path / "inf.npy", X)
+    assert_error(run("impute", model, tmp_path / "inf.npy"), 1, "infinite")
+    X[3, 0] = 0.0
+    X[7] = np.nan
+    np.save(tmp_path / "empty.npy", X)
+    assert_error(run("impute", model, tmp_path / "empty.npy"), 1, "no observed feature", "rows 7")
+    assert_error(run("fit", tmp_path / "empty.npy", *SMALL, "--missing", "ignore", "--max-missing", "0.2",
+                     "-o", tmp_path / "x.somvq.npz"), 1, "no observed feature")
+
+
+def test_predict_transform_evaluate_accept_missing_on_an_ignore_model(tmp_path):
+    X = np.random.default_rng(2).normal(size=(40, 3))
+    X[::4, 1] = np.nan
+    np.save(tmp_path / "h.npy", X)
+    model = tmp_path / "m.somvq.npz"
+    assert run("fit", tmp_path / "h.npy", *SMALL, "--missing", "ignore", "-o", model).exit_code == 0
+    import somvq
+
+    som = somvq.load(model)
+    result = run("predict", model, tmp_path / "h.npy", "--distance", "-o", tmp_path / "p.npy")
+    assert result.exit_code == 0, result.output
+    table = np.load(tmp_path / "p.npy")
+    np.testing.assert_array_equal(table[:, 0], som.predict(X))
+    np.testing.assert_allclose(table[:, -1], np.sqrt(somvq.missing.masked_assign(X, som.codebook_)[1]))
+    assert run("transform", model, tmp_path / "h.npy", "-o", tmp_path / "t.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), som.transform(X), rtol=1e-6)
+    assert run("evaluate", model, tmp_path / "h.npy").exit_code == 0
+    dense = tmp_path / "dense.somvq.npz"
+    assert run("fit", "--dataset", "wine", "--columns", "1-3", *SMALL, "-o", dense).exit_code == 0
+    assert_error(run("predict", dense, tmp_path / "h.npy"), 1, "nan")

@@ -325,3 +325,51 @@ def test_documented_examples_run(tmp_path, monkeypatch):
     with dask.config.set(scheduler="threads"), contextlib.redirect_stdout(io.StringIO()):
         for number, source in enumerate(blocks, start=1):
             exec(compile(source, f"docs/distributed.md [python block {number}]", "exec"), namespace)
+
+
+# ---------------------------------------------------------------------- missing values (issue 13)
+def _with_holes(X, seed=5):
+    """About 15 % NaN, every chunk holding some, every row keeping >= 3 of its 5 features."""
+    rng = np.random.default_rng(seed)
+    Xn = X.copy()
+    holes = rng.random(X.shape) < 0.15
+    holes[holes.sum(axis=1) > 2] = False
+    Xn[holes] = np.nan
+    return Xn
+
+
+@pytest.mark.parametrize("init", ["random", "pca", "array"])
+def test_missing_ignore_batch_fit_equals_in_memory(client, init):
+    X = _with_holes(make_data(np.float64))
+    init_value = initial_codebook(np.float64) if init == "array" else init
+    params = dict(grid=GRID, n_epochs=3, init=init_value, random_state=3, missing="ignore")
+    dask_som = DaskKSOM(**params).fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
+    memory_som = KSOM(**params).fit(X)
+    np.testing.assert_allclose(dask_som.codebook_, memory_som.codebook_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(dask_som.labels_.compute(), memory_som.labels_)
+    np.testing.assert_array_equal(dask_som.predict(da.from_array(X, chunks=(CHUNK, N_FEATURES))).compute(),
+                                  memory_som.predict(X))
+
+
+def test_missing_ignore_minibatch_equals_partial_fit_over_the_same_chunks(client):
+    X = _with_holes(make_data(np.float64))
+    n_chunks, n_epochs = N_SAMPLES // CHUNK, 2
+    params = dict(grid=GRID, algorithm="minibatch", n_epochs=n_epochs, init=initial_codebook(np.float64),
+                  random_state=7, missing="ignore")
+    dask_som = DaskKSOM(**params, shuffle_chunks=False).fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
+    memory_som = KSOM(**params, batch_size=CHUNK)
+    for _ in range(n_epochs):
+        memory_som.partial_fit(X)
+    assert dask_som.ema_count_.shape == (GRID[0] * GRID[1], N_FEATURES)
+    assert_same_state(dask_som, memory_som, np.float64)
+
+
+def test_missing_ignore_bad_chunks_name_global_rows(client):
+    X = make_data(np.float64)
+    X[[CHUNK + 2, CHUNK + 9]] = np.nan
+    with pytest.raises(ValueError, match=rf"2 row\(s\) \(row chunk 1\) with no observed feature.*rows {CHUNK + 2}, {CHUNK + 9}"):
+        DaskKSOM(grid=GRID, missing="ignore", n_epochs=1).fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
+    X = make_data(np.float64)
+    X[3 * CHUNK + 1, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        DaskKSOM(grid=GRID, missing="ignore", n_epochs=1, init="normal").fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))

@@ -20,6 +20,7 @@ import dask
 import dask.array as da
 from somvq.algorithms import UnitStatistics
 from somvq.engines.base import Engine, batch_step, ema_step
+from somvq.missing import masked_batch_step, masked_ema_step
 from somvq.parameters import TrainingPlan
 from somvq.state import FittedState
 
@@ -93,11 +94,23 @@ class DaskEngine(Engine):
         return 0, int(data.shape[1])
 
     def init_rows(self, data: DaskData):
-        """KSOM's init, with the data statistics it needs computed by dask."""
+        """KSOM's init, with the data statistics it needs computed by dask.
+
+        ``missing="ignore"``: the data with each NaN replaced by its column's mean over the
+        observed entries (as the in-memory engine initialises), lazily.
+        """
         init = self.estimator.init
+        X = data.X
+        if self._ignore:
+            means = da.nanmean(X.astype(np.float64), axis=0).compute()
+            X = da.where(da.isnan(X), means.astype(X.dtype), X)
         if isinstance(init, str) and init == "pca":
-            return _pca_surrogate(data.X)
-        return _LazyRows(data.X)
+            return _pca_surrogate(X)
+        return _LazyRows(X)
+
+    @property
+    def _ignore(self) -> bool:
+        return getattr(self.estimator, "missing", "error") == "ignore"
 
     def steps_per_pass(self, data: DaskData) -> int:
         return len(data.chunks) if self.estimator.algorithm == "minibatch" else 1
@@ -111,6 +124,18 @@ class DaskEngine(Engine):
         return np.arange(len(data.chunks))
 
     def run_pass(self, data: DaskData, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        if self._ignore:
+            # missing="ignore": every chunk through the masked definitions (NaN is found
+            # on the workers; a dask array is not scanned for it first).
+            max_missing = float(self.estimator.max_missing)
+            if plan.algorithm == "batch":
+                return masked_batch_step(reduced_masked_statistics(data, data.chunks, state.codebook, max_missing),
+                                         plan, state)
+            sq_error = 0.0
+            for position in order:
+                stats = reduced_masked_statistics(data, [data.chunks[position]], state.codebook, max_missing)
+                sq_error += masked_ema_step(stats, plan, state)
+            return sq_error
         if plan.algorithm == "batch":
             return batch_step(reduced_statistics(data.chunks, state.codebook), plan, state)
         sq_error = 0.0
@@ -179,6 +204,19 @@ def reduced_statistics(chunks: list, codebook: np.ndarray) -> UnitStatistics:
     shared_codebook = dask.delayed(codebook, pure=True, traverse=False)
     parts = [
         dask.delayed(tasks.chunk_statistics, pure=True)(block, shared_codebook, index)
+        for index, block in chunks
+    ]
+    return dask.compute(tree_reduce(parts, tasks.sum_statistics))[0]
+
+
+def reduced_masked_statistics(data: DaskData, chunks: list, codebook: np.ndarray, max_missing: float):
+    """:func:`reduced_statistics` of ``KSOM(missing="ignore")``: masked, per unit and feature."""
+    starts = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
+    shared_codebook = dask.delayed(codebook, pure=True, traverse=False)
+    parts = [
+        dask.delayed(tasks.chunk_masked_statistics, pure=True)(
+            block, shared_codebook, index, int(starts[index]), max_missing
+        )
         for index, block in chunks
     ]
     return dask.compute(tree_reduce(parts, tasks.sum_statistics))[0]

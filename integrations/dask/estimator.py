@@ -92,7 +92,7 @@ class DaskKSOM(KSOM):
         self.shuffle_chunks = shuffle_chunks
 
     # scikit-learn reads the parameters from the signature: KSOM's, plus shuffle_chunks.
-    __init__.__signature__ = inspect.signature(KSOM.__init__).replace(
+    __init__.__signature__ = inspect.signature(KSOM.__init__).replace(  # type: ignore[attr-defined]
         parameters=[
             *inspect.signature(KSOM.__init__).parameters.values(),
             inspect.Parameter("shuffle_chunks", inspect.Parameter.KEYWORD_ONLY, default=True),

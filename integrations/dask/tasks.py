@@ -14,10 +14,11 @@ import operator
 
 import numpy as np
 
-from somvq import algorithms
+from somvq import algorithms, missing
 
 __all__ = [
     "chunk_statistics",
+    "chunk_masked_statistics",
     "sum_statistics",
     "predict_block",
     "transform_block",
@@ -40,6 +41,18 @@ def chunk_statistics(block: np.ndarray, codebook: np.ndarray, chunk_index: int) 
     """Counts ``c = E^T 1`` (K,), sums ``S = E^T X`` (K, D) and squared error of one chunk."""
     _check_finite(block, chunk_index)
     return algorithms.unit_statistics(block, codebook)
+
+
+def chunk_masked_statistics(
+    block: np.ndarray, codebook: np.ndarray, chunk_index: int, row_offset: int, max_missing: float
+) -> missing.MaskedStatistics:
+    """Per unit and per feature counts and sums over observed entries of one chunk (NaN allowed).
+
+    ``KSOM(missing="ignore")``: the chunk is checked as ``fit`` checks in-memory data
+    (inf, rows with no observed feature, rows over ``max_missing``), naming global rows.
+    """
+    missing.check_missing(block, max_missing, row_offset=row_offset, where=f" (row chunk {chunk_index})")
+    return missing.masked_unit_statistics(block, codebook)
 
 
 def sum_statistics(*parts: algorithms.UnitStatistics) -> algorithms.UnitStatistics:

@@ -31,6 +31,13 @@ __all__ = ["GridQuantizer"]
 class GridQuantizer(nn.Module):
     """Base of the grid-organised quantizers (not used directly)."""
 
+    # Buffers (register_buffer in __init__), declared for type checkers.
+    step: torch.Tensor
+    perplexity: torch.Tensor
+    used_codes: torch.Tensor
+    n_nonfinite_rows: torch.Tensor
+    grid_spec: torch.Tensor
+
     def __init__(
         self,
         dim: int,
@@ -232,7 +239,7 @@ class GridQuantizer(nn.Module):
                 f"this module has {_describe_spec(self.grid_spec)} (same number of codes, "
                 "other grid: its codes would sit at the wrong places)."
             )
-        for name, value in self.state_dict(keep_vars=True).items():
+        for name in self.state_dict(keep_vars=True):
             given = state_dict.get(prefix + name)
             if not isinstance(given, torch.Tensor):
                 continue

@@ -103,8 +103,8 @@ class KohonenVectorQuantize(GridQuantizer):
     kmeans_iters : int, default=10
         Lloyd iterations of ``init="kmeans"``.
 
-    Attributes (buffers)
-    --------------------
+    Attributes
+    ----------
     codebook : (K, D)  ema_count : (K,)  ema_sum : (K, D)  step : () int64
         The state; all in the state_dict. ``step`` is t.
     grid_spec : (2 + 2 ndim,) int64
@@ -138,6 +138,19 @@ class KohonenVectorQuantize(GridQuantizer):
     >>> quantized.shape, indices.shape, int(vq.step)
     (torch.Size([4, 10, 8]), torch.Size([4, 10]), 1)
     """
+
+    # Buffers (register_buffer in __init__) and optional projections, for type checkers.
+    codebook: torch.Tensor
+    ema_sum: torch.Tensor
+    ema_count: torch.Tensor
+    usage_ring: torch.Tensor
+    code_usage: torch.Tensor
+    dead_codes: torch.Tensor
+    usage_perplexity: torch.Tensor
+    n_zero_rows: torch.Tensor
+    project_in: nn.Linear | None
+    project_out: nn.Linear | None
+
 
     def __init__(
         self,
@@ -242,7 +255,7 @@ class KohonenVectorQuantize(GridQuantizer):
 
         Parameters
         ----------
-        z : tensor of shape (..., dim), or (batch, dim, *spatial) with channels_first
+        z : tensor of shape (..., dim), or (batch, dim, \*spatial) with channels_first
             Encoder outputs z_e, any floating dtype (fp16/bf16 under autocast welcome).
 
         Returns
@@ -433,9 +446,9 @@ class KohonenVectorQuantize(GridQuantizer):
             distributed.broadcast_tensors([status])
         if int(status[0]):
             what = "finite, non-zero" if self.cosine else "finite"
-            needed = "2" if method == "pca" else f"codebook_size={self.codebook_size}"
+            needed_text = "2" if method == "pca" else f"codebook_size={self.codebook_size}"
             raise ValueError(
-                f"init={method!r} needs at least {needed} {what} rows on rank 0, got "
+                f"init={method!r} needs at least {needed_text} {what} rows on rank 0, got "
                 f"{int(status[1])} of {int(status[2])} rows."
             )
         if rank0:

@@ -187,7 +187,7 @@ _CHECKPOINT_ENTRIES = {
 
 
 def _rng_states() -> dict[str, Any]:
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    kind, keys, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (checkpoints the global RNG)
     states = {
         "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)],
@@ -202,7 +202,8 @@ def _set_rng_states(states: dict[str, Any]) -> None:
     # .cpu(): a checkpoint loaded with map_location="cuda" has its RNG tensors there too.
     torch.set_rng_state(states["torch"].cpu())
     kind, keys, position, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), position, has_gauss, gauss))
+    numpy_state = (kind, keys.cpu().numpy().astype(np.uint32), position, has_gauss, gauss)
+    np.random.set_state(numpy_state)  # noqa: NPY002 (restores the global RNG)
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])

@@ -239,7 +239,7 @@ def _build_segmented(reduce_threads: int):
         stop = start + unit_count[k]
         if j == n_features:
             acc = counts[k]
-            for p in range(start, stop):
+            for _ in range(start, stop):
                 acc += 1.0
             counts[k] = acc
         else:

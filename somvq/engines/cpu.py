@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import algorithms
+from .. import algorithms, missing
 from .._sklearn import validate_data
 from ..parameters import TrainingPlan, steps_per_pass
 from ..state import FittedState
@@ -19,10 +19,23 @@ class CpuEngine(Engine):
     name = "cpu"
 
     def prepare(self, X, *, reset, dtype=None) -> np.ndarray:
-        X = validate_data(self.estimator, X, dtype=[np.float64, np.float32], order="C", reset=reset)
+        ignore = getattr(self.estimator, "missing", "error") == "ignore"
+        X = validate_data(
+            self.estimator, X, dtype=[np.float64, np.float32], order="C", reset=reset,
+            ensure_all_finite="allow-nan" if ignore else True,
+        )
+        if ignore:
+            missing.check_missing(X, self.estimator.max_missing)
         return X if dtype is None or X.dtype == dtype else X.astype(dtype)
 
+    def init_rows(self, X: np.ndarray) -> np.ndarray:
+        # missing="ignore": the initialisation reads the data with NaN replaced by the
+        # column means (the dense data is read as it is).
+        return missing.mean_filled(X) if missing.has_missing(X) else X
+
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        if missing.has_missing(X) or np.ndim(state.ema_count) == 2:
+            return missing.masked_pass(X, order, plan, state)
         if plan.algorithm == "batch":
             search = state.codebook if plan.search is None else plan.search(state.codebook)
             return batch_step(algorithms.unit_statistics(X, search), plan, state)
@@ -50,4 +63,6 @@ class CpuEngine(Engine):
         return float(algorithms.assign(X, codebook)[1].sum())
 
     def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
+        if missing.has_missing(X):
+            return missing.masked_assign(X, state.codebook)[0]
         return algorithms.assign(X, state.codebook)[0]

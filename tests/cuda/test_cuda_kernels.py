@@ -7,7 +7,7 @@ from numba import cuda
 from somvq.engines import cuda as engine
 from somvq import algorithms
 from somvq._kernels import cpu_neighbourhood, cuda_bmu, cuda_config, cuda_neighbourhood, cuda_online
-from somvq._kernels import cuda_smoothing, cuda_update
+from somvq._kernels import cuda_update
 from somvq._kernels.cpu_online import online_pass as cpu_online_pass
 from somvq.grids import Grid
 from somvq.neighbourhoods import NEIGHBOURHOODS, Neighbourhood, smoothing_operator
@@ -212,5 +212,8 @@ def test_kernels_compile_to_ptx():
     result = subprocess.run([sys.executable, "-m", "tests.cuda.ptx_compile"], cwd=root, env=env,
                             capture_output=True, text=True)
     if result.returncode == 3:
+        # CI installs the toolkit wheels (scripts/test.sh): there a missing compiler is a failure.
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but the CUDA compiler is not usable: {result.stdout.strip()}")
         pytest.skip(result.stdout.strip())
     assert result.returncode == 0, result.stdout + result.stderr

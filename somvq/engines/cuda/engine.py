@@ -26,6 +26,10 @@ class CudaEngine(Engine):
 
     def __init__(self, estimator) -> None:
         require_cuda()
+        if getattr(estimator, "missing", "error") == "ignore":
+            from ...parameters import check_options
+
+            check_options(estimator)  # missing='ignore' has no CUDA kernels yet: a clear error
         super().__init__(estimator)
 
     def prepare(self, X, *, reset, dtype=None) -> DeviceData:

@@ -1,0 +1,397 @@
+"""Missing values (NaN): kohonen's masked distance and the masked KSOM updates.
+
+The definitions of ``KSOM(missing="ignore")`` (docs/missing-values.md), written once and
+used by every engine that supports them (the CPU engine; the dask engine per chunk):
+
+* :func:`check_missing` - validation of data that may hold NaN (inf is always an error, a
+  row with no observed feature is always an error, rows missing more than
+  ``max_missing`` of their features are an error naming them);
+* :func:`masked_squared_distances` - ``d(x, w) = D / n_obs * sum_{j observed} (x_j - w_j)^2``
+  for every row and unit, as two GEMMs ``M (w^2)^T - 2 (M o x) w^T + ||x||_M^2`` in the
+  codebook's reference frame (:func:`somvq.distances.reference_frame`), block by block;
+* :func:`masked_assign` - BMU (lowest index on ties) and its masked squared distance;
+  rows whose best scores are within the GEMM's error bound are re-ranked by direct float64
+  distances (as the dense path does);
+* :func:`masked_unit_statistics` - per unit AND per feature counts ``n_kj`` and sums
+  ``s_kj`` over observed entries (plus per-unit hit counts);
+* :func:`smooth_masked_statistics` - ``H n``, ``H s`` (the (K, D) counts are smoothed
+  exactly as the sums);
+* :func:`masked_batch_update` - ``w_kj <- s_kj / n_kj`` (``w_kj`` kept where ``n_kj = 0``);
+* :func:`masked_ema_update` - the KSOM-EMA update per feature: the EMA count ``N`` is
+  (K, D) on the masked path (a dense fit keeps its (K,) ``ema_count_``).
+
+Data without NaN never takes this path: the engines check ``np.isnan(X).any()`` once per
+call and run the dense kernels, bit for bit as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .distances import reference_frame
+
+__all__ = [
+    "MISSING_POLICIES",
+    "MaskedStatistics",
+    "check_missing",
+    "has_missing",
+    "masked_squared_distances",
+    "masked_assign",
+    "masked_unit_statistics",
+    "smooth_masked_statistics",
+    "masked_batch_update",
+    "masked_ema_update",
+    "masked_online_update_inplace",
+    "masked_batch_step",
+    "masked_ema_step",
+    "masked_pass",
+    "mean_filled",
+    "impute",
+]
+
+MISSING_POLICIES = ("error", "ignore")
+
+def has_missing(X) -> bool:
+    """Whether ``X`` (a NumPy array) holds a NaN: one pass, the check of every call."""
+    return isinstance(X, np.ndarray) and X.dtype.kind == "f" and bool(np.isnan(X).any())
+
+
+def _row_list(rows: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    return shown + (", ..." if rows.size > limit else "")
+
+
+def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, where: str = "") -> None:
+    """Raise a ValueError for data that ``missing="ignore"`` cannot use.
+
+    inf (never "missing"), rows with no observed feature, and rows missing more than
+    ``max_missing`` (a fraction) of their features; the message names how many rows and
+    the first few indices (plus ``row_offset``: a chunk's first row; ``where`` is added to
+    the message, e.g. the chunk).
+    """
+    if X.size == 0:
+        return
+    nan = np.isnan(X)
+    inf = np.isinf(X)
+    if inf.any():
+        rows = np.flatnonzero(inf.any(axis=1)) + row_offset
+        raise ValueError(
+            f"Input X contains infinity in {rows.size} row(s){where} (rows {_row_list(rows)}); inf is "
+            "never a missing value (use NaN for missing entries)."
+        )
+    n_missing = nan.sum(axis=1)
+    empty = np.flatnonzero(n_missing == X.shape[1]) + row_offset
+    if empty.size:
+        raise ValueError(
+            f"Input X has {empty.size} row(s){where} with no observed feature (all NaN): rows "
+            f"{_row_list(empty)}; remove them."
+        )
+    over = np.flatnonzero(n_missing > max_missing * X.shape[1]) + row_offset
+    if over.size:
+        raise ValueError(
+            f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} of "
+            f"their {X.shape[1]} features: rows {_row_list(over)}; remove them or raise max_missing."
+        )
+
+
+class _MaskedFrame:
+    """The codebook in its reference frame, stacked for the one GEMM of the masked scores.
+
+    ``[M, M o x'] @ [[w'^2]^T; [-2 w']^T]`` gives, per row and unit, the masked score
+    ``sum_j m_j (w'_j^2 - 2 x'_j w'_j)``; adding the row's ``sum_j m_j x'_j^2`` and scaling
+    by ``D / n_obs`` (and by the frame's 1 / scale^2) gives the masked squared distance.
+    Both terms are per row, so the BMU is the argmin of the score itself.
+    """
+
+    def __init__(self, codebook: np.ndarray) -> None:
+        W64 = np.asarray(codebook, dtype=np.float64)
+        self.W64 = W64
+        self.n_features = W64.shape[1]
+        frame = reference_frame(W64)
+        self.scale = frame.scale
+        self.centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
+        Wc = (W64 - self.centre) * frame.scale
+        self.stacked = np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))  # (2D, K)
+        self.radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", Wc, Wc)))) if W64.size else 0.0
+        # GEMM error of one score: (2 D + 8) u (||x'||_M + R)^2 (as somvq.distances), with margin.
+        self.kappa = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
+        self.block_rows = max(64, min(2048, (1 << 19) // max(W64.shape[0], 1)))  # <= 4 MB of scores
+
+    def scores(self, X64: np.ndarray):
+        """Masked scores (n, K), the rows' ``sum m x'^2``, their observed counts and the mask."""
+        mask = ~np.isnan(X64)
+        D = self.n_features
+        left = np.empty((X64.shape[0], 2 * D))
+        left[:, :D] = mask
+        xc = left[:, D:]
+        np.subtract(X64, self.centre, out=xc)
+        if self.scale != 1.0:
+            xc *= self.scale
+        xc[~mask] = 0.0
+        x_norm2 = np.einsum("ij,ij->i", xc, xc)
+        return left @ self.stacked, x_norm2, mask.sum(axis=1), mask
+
+
+def masked_squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``D / n_obs(x) * sum_{j observed} (x_j - w_kj)^2``, float64, shape (n, K).
+
+    One GEMM per block, in float64 in the codebook's reference frame (centre and scale
+    from :func:`somvq.distances.reference_frame`, applied to data and codebook alike)::
+
+        sum_j m_j (x_j - w_j)^2 = M (w^2)^T - 2 (M o x) w^T + sum_j m_j x_j^2
+
+    (the two products as one GEMM of inner size 2 D). Rows without NaN give the dense
+    squared distance (``n_obs = D``), to the expanded form's rounding.
+    """
+    X = np.asarray(X)
+    frame = _MaskedFrame(codebook)
+    n = X.shape[0]
+    out = np.empty((n, frame.W64.shape[0]))
+    for start in range(0, n, frame.block_rows):
+        X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
+        block, x_norm2, n_obs, _ = frame.scores(X64)
+        block += x_norm2[:, None]
+        np.maximum(block, 0.0, out=block)
+        block *= (frame.n_features / (frame.scale * frame.scale) / n_obs)[:, None]
+        out[start : start + X64.shape[0]] = block
+    return out
+
+
+def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Masked squared distance of the pairs ``(rows[i], units[i])``, summed directly."""
+    diff = X64[rows] - W64[units]
+    observed = ~np.isnan(diff)
+    diff = np.where(observed, diff, 0.0)
+    return X64.shape[1] / observed.sum(axis=1) * np.einsum("ij,ij->i", diff, diff)
+
+
+def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BMU (int64, lowest index on ties) and masked squared distance (float64) of every row.
+
+    The GEMM scores decide the rows whose winner is certain; a row whose runner-up is
+    within twice the error bound of the best score is re-ranked among the units within
+    that bound by :func:`_direct` distances (as the dense path re-ranks near ties). The
+    reported distance is always the direct one. No loop over rows: blocks of rows run on
+    the CPU engine's block pool with a single-threaded BLAS (as
+    :mod:`somvq._kernels.cpu_bmu` does), and the few near-tied rows are vectorised.
+    """
+    from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
+
+    X = np.asarray(X)
+    n = X.shape[0]
+    frame = _MaskedFrame(codebook)
+    bmu = np.empty(n, dtype=np.int64)
+    sq = np.empty(n)
+    starts = range(0, n, frame.block_rows)
+    threads = blas_threads()
+    if threads <= 1 or len(starts) <= 1:
+        for start in starts:
+            _assign_block(frame, X, start, bmu, sq)
+        return bmu, sq
+    with single_threaded_blas():
+        list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
+    return bmu, sq
+
+
+def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarray, sq: np.ndarray) -> None:
+    """:func:`masked_assign` of rows ``start : start + frame.block_rows``, written into ``bmu``, ``sq``."""
+    W64 = frame.W64
+    X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
+    scores, x_norm2, _, _ = frame.scores(X64)
+    rows = np.arange(X64.shape[0])
+    best = np.argmin(scores, axis=1)
+    best_score = scores[rows, best].copy()
+    bound = frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
+    threshold = best_score + 2.0 * bound
+    scores[rows, best] = np.inf
+    tied_rows = np.flatnonzero(scores.min(axis=1) <= threshold)
+    if tied_rows.size:
+        close = scores[tied_rows] <= threshold[tied_rows, None]
+        close[np.arange(tied_rows.size), best[tied_rows]] = True
+        r, u = np.nonzero(close)
+        cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
+        cand[r, u] = _direct(X64, W64, tied_rows[r], u)
+        best[tied_rows] = np.argmin(cand, axis=1)
+    from ._kernels.cpu_missing import masked_direct_distances
+
+    bmu[start : start + X64.shape[0]] = best
+    masked_direct_distances(X64, W64, best, sq[start : start + X64.shape[0]])
+
+
+@dataclass
+class MaskedStatistics:
+    """Per unit and per feature counts and sums over observed entries, and the error."""
+
+    counts: np.ndarray  # (K, D) float64: observed entries of the rows won by unit k
+    sums: np.ndarray  # (K, D) float64: their sum
+    hits: np.ndarray  # (K,) float64: rows won by unit k
+    sq_error: float  # sum over rows of the masked squared distance to the winner
+    n_samples: int
+
+    def __add__(self, other: "MaskedStatistics") -> "MaskedStatistics":
+        return MaskedStatistics(
+            self.counts + other.counts,
+            self.sums + other.sums,
+            self.hits + other.hits,
+            self.sq_error + other.sq_error,
+            self.n_samples + other.n_samples,
+        )
+
+
+def masked_unit_statistics(X: np.ndarray, codebook: np.ndarray) -> MaskedStatistics:
+    """``n_kj = sum_{i: bmu(i)=k} m_ij``, ``s_kj = sum_{i: bmu(i)=k} m_ij x_ij`` (float64).
+
+    One compiled pass over the rows (:func:`somvq._kernels.cpu_missing.masked_accumulate`)
+    after :func:`masked_assign`.
+    """
+    from ._kernels.cpu_missing import masked_accumulate
+
+    n_units, n_features = codebook.shape
+    X = np.ascontiguousarray(X)
+    bmu, sq = masked_assign(X, codebook)
+    counts = np.zeros((n_units, n_features))
+    sums = np.zeros((n_units, n_features))
+    hits = np.zeros(n_units)
+    masked_accumulate(X, bmu, counts, sums, hits)
+    return MaskedStatistics(counts, sums, hits, float(sq.sum()), X.shape[0])
+
+
+def smooth_masked_statistics(op, counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``H n`` and ``H s`` for (K, D) counts and sums (the operator of the step, or None)."""
+    from .algorithms import smooth_statistics
+
+    if op is None:
+        return counts, sums
+    n_features = sums.shape[1]
+    _, both = smooth_statistics(op, np.zeros(counts.shape[0]), np.hstack([sums, counts]))
+    return np.ascontiguousarray(both[:, n_features:]), np.ascontiguousarray(both[:, :n_features])
+
+
+def masked_batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``w_kj <- s_kj / n_kj`` where ``n_kj > 0``; other entries keep ``w_kj``."""
+    new = codebook.astype(np.float64, copy=True)
+    hit = counts > 0
+    new[hit] = sums[hit] / counts[hit]
+    return new.astype(codebook.dtype, copy=False)
+
+
+def masked_ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"):
+    """KSOM-EMA per feature: ``ema_count`` N, the statistics ``n``, ``s`` all (K, D).
+
+    update="all": ``N <- decay N + (1 - decay) n``, Laplace smoothing per feature column
+    (``N_kj <- (N_kj + eps) / (sum_k N_kj + K eps) * sum_k N_kj``), ``m <- decay m +
+    (1 - decay) s``, ``w = m / N``. update="written": the EMA lines only where ``n_kj > 0``.
+    A (K,) ``ema_count`` (a dense state) is broadcast to (K, D) first.
+    """
+    keep = 1.0 - decay
+    ema_count = np.broadcast_to(np.asarray(ema_count, dtype=np.float64).reshape(counts.shape[0], -1), counts.shape)
+    if update == "all":
+        count = decay * ema_count + keep * counts
+        total = count.sum(axis=0)
+        count = (count + eps) / (total + count.shape[0] * eps) * total
+        total_sum = decay * ema_sum + keep * sums
+        return count, total_sum, (total_sum / count).astype(codebook.dtype, copy=False)
+    if update == "written":
+        written = counts > 0
+        count = np.where(written, decay * ema_count + keep * counts, ema_count)
+        total_sum = np.where(written, decay * ema_sum + keep * sums, ema_sum)
+        new = np.where(written, total_sum / np.where(written, count, 1.0), codebook)
+        return count, total_sum, new.astype(codebook.dtype, copy=False)
+    raise ValueError(f"update={update!r} is not one of ('all', 'written').")
+
+
+def impute(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``X`` with each NaN replaced by the corresponding entry of its row's BMU (a copy)."""
+    out = np.array(X, copy=True)
+    nan = np.isnan(out)
+    rows = np.flatnonzero(nan.any(axis=1))
+    if rows.size:
+        bmu, _ = masked_assign(out[rows], codebook)
+        filled = out[rows]
+        sub = nan[rows]
+        filled[sub] = np.asarray(codebook, dtype=out.dtype)[bmu][sub]
+        out[rows] = filled
+    return out
+
+
+def mean_filled(X: np.ndarray) -> np.ndarray:
+    """A copy of ``X`` with each NaN replaced by its column's mean over observed entries."""
+    means = np.nanmean(np.asarray(X, dtype=np.float64), axis=0)
+    out = np.array(X, copy=True)
+    rows, cols = np.nonzero(np.isnan(out))
+    out[rows, cols] = means[cols]
+    return out
+
+
+def masked_online_update_inplace(x: np.ndarray, codebook: np.ndarray, weights: np.ndarray, rate: float) -> None:
+    """Kohonen's rule on the observed features of ``x`` only: ``w_kj += rate h_k (x_j - w_kj)``."""
+    observed = ~np.isnan(x)
+    step = (rate * weights)[:, None]
+    codebook[:, observed] += (step * (x[observed] - codebook[:, observed])).astype(codebook.dtype, copy=False)
+
+
+def masked_batch_step(stats: MaskedStatistics, plan, state) -> float:
+    """One batch-KSOM update of ``state`` from masked statistics of all rows; returns their error."""
+    from .neighbourhoods import smoothing_operator
+
+    op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
+    counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+    state.codebook = masked_batch_update(state.codebook, counts, sums)
+    state.n_steps += 1
+    return stats.sq_error
+
+
+def masked_ema_step(stats: MaskedStatistics, plan, state) -> float:
+    """One KSOM-EMA update of ``state`` from the masked statistics of one mini-batch.
+
+    ``state.ema_count`` becomes (K, D) (a (K,) count is broadcast first). Returns the
+    batch's error.
+    """
+    from .neighbourhoods import smoothing_operator
+
+    op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
+    counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
+    state.ema_count, state.ema_sum, state.codebook = masked_ema_update(
+        state.ema_count, state.ema_sum, state.codebook, counts, sums,
+        decay=plan.decay, eps=plan.eps, update=plan.update,
+    )
+    state.n_steps += 1
+    return stats.sq_error
+
+
+def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
+    """One pass of ``plan.algorithm`` over ``X[order]`` with the masked definitions; updates ``state``.
+
+    batch: one update from the masked statistics of all rows; minibatch: one KSOM-EMA
+    update per batch (``state.ema_count`` becomes (K, D)); online: one update per row,
+    compiled (:func:`somvq._kernels.cpu_missing.masked_online_pass`, whose step is
+    :func:`masked_online_update_inplace`). Returns the summed masked
+    squared distance of the rows to their winners (online: measured after the pass).
+    """
+    algorithm = plan.algorithm
+    if algorithm == "batch":
+        return masked_batch_step(masked_unit_statistics(X, state.codebook), plan, state)
+    order = np.asarray(order, dtype=np.intp)
+    if algorithm == "minibatch":
+        sq_error = 0.0
+        for start in range(0, order.shape[0], plan.batch_size):
+            batch = X[order[start : start + plan.batch_size]]
+            sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
+        return sq_error
+    # online: the compiled loop (somvq/_kernels/cpu_missing.py), sample by sample
+    from ._kernels.cpu_missing import masked_online_pass
+    from .algorithms import learning_rate_parameters
+
+    codebook = np.array(state.codebook, order="C", copy=True)
+    lr_code, lr_params = learning_rate_parameters(plan.learning_rate)
+    neighbourhood = plan.neighbourhood
+    masked_online_pass(
+        np.ascontiguousarray(X), codebook, order.astype(np.int64), plan.grid.distances, neighbourhood.code,
+        neighbourhood.radius.code, neighbourhood.kernel_parameters(), lr_code, lr_params,
+        state.unit_counts, int(state.n_steps),
+    )
+    state.codebook = codebook
+    state.n_steps += order.shape[0]
+    return float(masked_assign(X, codebook)[1].sum())
