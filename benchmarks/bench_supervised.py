@@ -45,8 +45,10 @@ def timed(fn, repeats):
 def accuracy_table(name, X, y, grid, repeats, seeds=5):
     results = [one_split(X, y, grid, repeats, seed) for seed in range(seeds)]
     n_test = int(np.ceil(0.3 * len(y)))  # as train_test_split
-    print(f"\n{name}: {len(y) - n_test} train / {n_test} test rows, map {grid[0]}x{grid[1]}, 20 epochs, "
-          f"{seeds} stratified splits (seeds 0..{seeds - 1}; the map's seed = the split's)\n")
+    print(
+        f"\n{name}: {len(y) - n_test} train / {n_test} test rows, map {grid[0]}x{grid[1]}, 20 epochs, "
+        f"{seeds} stratified splits (seeds 0..{seeds - 1}; the map's seed = the split's)\n"
+    )
     print("| model | held-out accuracy (mean ± sd over splits) | predict time (test set, median) |")
     print("|---|---|---|")
     for i, model in enumerate(r[0] for r in results[0]):
@@ -82,11 +84,19 @@ def layered_cost(repeats):
     layered = dict(plain, layers=[list(range(64)), list(range(64, 74))], layer_weights=[1.0, 3.0])
     t_plain, t_layer = [], []
     for _ in range(repeats):  # interleaved
-        t = time.perf_counter(); KSOM(**plain).fit(Z); t_plain.append(time.perf_counter() - t)
-        t = time.perf_counter(); KSOM(**layered).fit(Z); t_layer.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        KSOM(**plain).fit(Z)
+        t_plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        KSOM(**layered).fit(Z)
+        t_layer.append(time.perf_counter() - t)
     a, b = float(np.median(t_plain)), float(np.median(t_layer))
-    print(f"\nfit on digits, 74 columns (64 + one-hot 10), 12x12, batch, 10 epochs, {repeats} interleaved runs:")
-    print(f"unlayered {a * 1e3:.1f} ms, layered (2 layers, weights 1 and 3) {b * 1e3:.1f} ms: ratio {b / a:.2f}")
+    print(
+        f"\nfit on digits, 74 columns (64 + one-hot 10), 12x12, batch, 10 epochs, {repeats} interleaved runs:"
+    )
+    print(
+        f"unlayered {a * 1e3:.1f} ms, layered (2 layers, weights 1 and 3) {b * 1e3:.1f} ms: ratio {b / a:.2f}"
+    )
 
 
 def main():

@@ -21,7 +21,7 @@ MAX_CLASS_LEVELS = 20
 
 
 def choose_task(labels: Any, task: str | None) -> str:
-    """"classify" for text, or integer values with <= MAX_CLASS_LEVELS levels; else "regress"."""
+    """ "classify" for text, or integer values with <= MAX_CLASS_LEVELS levels; else "regress"."""
     import numpy as np
 
     if task is not None:
@@ -30,7 +30,11 @@ def choose_task(labels: Any, task: str | None) -> str:
         values = np.asarray(labels, dtype=np.float64)
     except (TypeError, ValueError):
         return "classify"
-    if np.all(np.isfinite(values)) and np.all(values == np.round(values)) and np.unique(values).size <= MAX_CLASS_LEVELS:
+    if (
+        np.all(np.isfinite(values))
+        and np.all(values == np.round(values))
+        and np.unique(values).size <= MAX_CLASS_LEVELS
+    ):
         return "classify"
     return "regress"
 
@@ -41,7 +45,17 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
 
     from somvq import KSOMClassifier, KSOMRegressor
 
-    keep = ("grid", "topology", "neighbourhood", "radius", "algorithm", "n_epochs", "init", "backend", "random_state")
+    keep = (
+        "grid",
+        "topology",
+        "neighbourhood",
+        "radius",
+        "algorithm",
+        "n_epochs",
+        "init",
+        "backend",
+        "random_state",
+    )
     params = {k: v for k, v in som_params.items() if k in keep}
     if task == "classify":
         est = KSOMClassifier(**params)
@@ -73,7 +87,12 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
     info = supervised_info(loaded)
     name = info.get("target")
     labels = None
-    if data is not None and data != "-" and Path(data).suffix.lower() not in (".npy", ".npz") and isinstance(name, str):
+    if (
+        data is not None
+        and data != "-"
+        and Path(data).suffix.lower() not in (".npy", ".npz")
+        and isinstance(name, str)
+    ):
         with open(data, encoding="utf-8-sig", errors="replace") as handle:
             first = handle.readline()
         if name in [f.strip().strip('"') for f in first.replace("\t", ",").split(",")]:
@@ -143,8 +162,18 @@ def write_predictions(values: Any, name: str, output: str | None, force: bool) -
     click.echo(f"wrote {len(values)} predictions of {name} to {output}", err=True)
 
 
-def fit_and_save(som: Any, data: str | None, target: str, task: str | None, source: dict, scaling_method: str,
-                 model_path: Path, output: str | None, output_dir: Path, quiet: bool) -> None:
+def fit_and_save(
+    som: Any,
+    data: str | None,
+    target: str,
+    task: str | None,
+    source: dict,
+    scaling_method: str,
+    model_path: Path,
+    output: str | None,
+    output_dir: Path,
+    quiet: bool,
+) -> None:
     """``somvq fit DATA --target COLUMN``: train, save, print the training score."""
     import time
 
@@ -181,8 +210,10 @@ def fit_and_save(som: Any, data: str | None, target: str, task: str | None, sour
     loaded.som, loaded.extra = est.som_, extra
     metric, value = score(info, labels, predict_target(loaded, X))
     click.echo(f"somvq fit: {inputs.description or inputs.source}, target {target!r}")
-    click.echo(f"map      {'x'.join(map(str, est.som_.grid_.shape))}, {'classifier' if task == 'classify' else 'regressor'}"
-               f"{'' if scaling.method == 'none' else ', ' + scaling.method}")
+    click.echo(
+        f"map      {'x'.join(map(str, est.som_.grid_.shape))}, {'classifier' if task == 'classify' else 'regressor'}"
+        f"{'' if scaling.method == 'none' else ', ' + scaling.method}"
+    )
     click.echo(f"training {metric} {value:.4f}   time {elapsed:.2f} s")
     click.echo(f"model    {model_path}")
     data_hint = data if data is not None else f"--dataset {inputs.source}"

@@ -30,9 +30,10 @@ the layer's column means (tanimoto: to the means thresholded at 0.5); a layer wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,9 @@ def check_layers(layers: Any, layer_weights: Any, layer_distances: Any, n_featur
                     f"{n_features} columns)."
                 )
             if c in owner:
-                raise ValueError(f"column {c} is in layers[{owner[c]}] and layers[{i}]: every column belongs to one layer.")
+                raise ValueError(
+                    f"column {c} is in layers[{owner[c]}] and layers[{i}]: every column belongs to one layer."
+                )
             owner[c] = i
         columns.append(cols.astype(np.int64))
     missing = sorted(set(range(n_features)) - set(owner))
@@ -128,9 +131,16 @@ def check_layers(layers: Any, layer_weights: Any, layer_distances: Any, n_featur
         weights = "balanced"
     else:
         if len(layer_weights) != n_layers:
-            raise ValueError(f"layer_weights={layer_weights!r} has {len(layer_weights)} values for {n_layers} layers.")
+            raise ValueError(
+                f"layer_weights={layer_weights!r} has {len(layer_weights)} values for {n_layers} layers."
+            )
         for i, w in enumerate(layer_weights):
-            if isinstance(w, bool) or not isinstance(w, (Real, np.floating, np.integer)) or not np.isfinite(w) or w < 0:
+            if (
+                isinstance(w, bool)
+                or not isinstance(w, (Real, np.floating, np.integer))
+                or not np.isfinite(w)
+                or w < 0
+            ):
                 raise ValueError(f"layer_weights[{i}]={w!r} must be a finite number >= 0.")
         weights = np.asarray(layer_weights, dtype=np.float64)
         if not np.any(weights > 0):
@@ -220,7 +230,9 @@ def column_scale(spec: Layers) -> np.ndarray:
     return scale
 
 
-def search_codebook(codebook: np.ndarray, spec: Layers, scale: np.ndarray | None = None, *, scaled: bool = False) -> np.ndarray:
+def search_codebook(
+    codebook: np.ndarray, spec: Layers, scale: np.ndarray | None = None, *, scaled: bool = False
+) -> np.ndarray:
     """The codebook the BMU search compares the scaled rows with: scaled, tanimoto columns thresholded.
 
     ``scaled=True``: ``codebook`` is already in scaled units (a layered fit's working copy),
@@ -246,4 +258,6 @@ def layered_assign(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> tuple[n
 
     scale = column_scale(spec)
     Xs = (X * scale.astype(X.dtype, copy=False)).astype(X.dtype, copy=False)
-    return algorithms.assign(np.ascontiguousarray(Xs), np.ascontiguousarray(search_codebook(codebook, spec, scale)))
+    return algorithms.assign(
+        np.ascontiguousarray(Xs), np.ascontiguousarray(search_codebook(codebook, spec, scale))
+    )

@@ -121,7 +121,9 @@ class _XYF(BaseEstimator):
         check_is_fitted(self, "som_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         codebook = self.som_.codebook_
-        bmu = algorithms.assign(X.astype(codebook.dtype, copy=False), np.ascontiguousarray(codebook[:, : self._n_x]))[0]
+        bmu = algorithms.assign(
+            X.astype(codebook.dtype, copy=False), np.ascontiguousarray(codebook[:, : self._n_x])
+        )[0]
         return codebook[bmu, self._n_x :].astype(np.float64)
 
 

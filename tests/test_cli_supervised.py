@@ -36,7 +36,9 @@ def wine(tmp_path):
 def test_text_target_trains_a_classifier_and_predict_outputs_labels(tmp_path, wine):
     path, X, y = wine
     model = tmp_path / "m.npz"
-    res = run("fit", path, "--target", "kind", "--standardize", "--grid", "5x5", "--seed", "0", "-o", model, "-q")
+    res = run(
+        "fit", path, "--target", "kind", "--standardize", "--grid", "5x5", "--seed", "0", "-o", model, "-q"
+    )
     assert res.exit_code == 0, res.output
     assert "classifier" in res.output and "training accuracy" in res.output
     som = load(model)
@@ -56,9 +58,15 @@ def test_integer_target_with_few_levels_is_a_class_and_many_levels_a_regression(
     X = rng.normal(size=(120, 3))
     _write(tmp_path / "c.csv", X, (X[:, 0] > 0).astype(int), "t")
     _write(tmp_path / "r.csv", X, 3 * X[:, 0] + 0.1 * rng.normal(size=120), "t")
-    assert "classifier" in run("fit", tmp_path / "c.csv", "--target", "t", "-o", tmp_path / "c.npz", "-q").output
-    assert "regressor" in run("fit", tmp_path / "r.csv", "--target", "t", "-o", tmp_path / "r.npz", "-q").output
-    res = run("fit", tmp_path / "c.csv", "--target", "t", "--task", "regress", "-o", tmp_path / "c2.npz", "-q")
+    assert (
+        "classifier" in run("fit", tmp_path / "c.csv", "--target", "t", "-o", tmp_path / "c.npz", "-q").output
+    )
+    assert (
+        "regressor" in run("fit", tmp_path / "r.csv", "--target", "t", "-o", tmp_path / "r.npz", "-q").output
+    )
+    res = run(
+        "fit", tmp_path / "c.csv", "--target", "t", "--task", "regress", "-o", tmp_path / "c2.npz", "-q"
+    )
     assert "regressor" in res.output
     r2 = json.loads(run("evaluate", tmp_path / "r.npz", tmp_path / "r.csv", "--json").output)["r2"]
     assert r2 > 0.8
@@ -79,7 +87,9 @@ def test_evaluate_without_the_target_column_and_task_without_target_are_usage_er
 
 def test_dataset_target_fit_and_evaluate(tmp_path):
     model = tmp_path / "d.npz"
-    res = run("fit", "--dataset", "digits", "--target", "target", "--grid", "6x6", "--seed", "0", "-o", model, "-q")
+    res = run(
+        "fit", "--dataset", "digits", "--target", "target", "--grid", "6x6", "--seed", "0", "-o", model, "-q"
+    )
     assert "classifier" in res.output
     acc = json.loads(run("evaluate", model, "--dataset", "digits", "--json").output)["accuracy"]
     assert acc > 0.85

@@ -20,7 +20,9 @@ def _mixed(rng, n=40, d_num=3, d_bin=4):
 LAYERS = [[0, 1, 2], [3, 4, 5, 6]]
 
 
-@pytest.mark.parametrize("kinds", [("sqeuclidean", "sqeuclidean"), ("sqeuclidean", "tanimoto"), ("tanimoto", "tanimoto")])
+@pytest.mark.parametrize(
+    "kinds", [("sqeuclidean", "sqeuclidean"), ("sqeuclidean", "tanimoto"), ("tanimoto", "tanimoto")]
+)
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (0.3, 2.5), (0.0, 1.0)])
 def test_layered_distances_and_fast_path_equal_the_naive_reference(kinds, weights):
     rng = np.random.default_rng(1)
@@ -62,8 +64,17 @@ def test_scaling_all_weights_by_c_changes_no_bmu(seed, c):
     X = _mixed(rng)
     w = [0.5, 2.0]
     kinds = ["sqeuclidean", "tanimoto"]
-    a = KSOM(grid=(3, 3), n_epochs=2, random_state=seed, layers=LAYERS, layer_weights=w, layer_distances=kinds).fit(X)
-    b = KSOM(grid=(3, 3), n_epochs=2, random_state=seed, layers=LAYERS, layer_weights=[c * v for v in w], layer_distances=kinds).fit(X)
+    a = KSOM(
+        grid=(3, 3), n_epochs=2, random_state=seed, layers=LAYERS, layer_weights=w, layer_distances=kinds
+    ).fit(X)
+    b = KSOM(
+        grid=(3, 3),
+        n_epochs=2,
+        random_state=seed,
+        layers=LAYERS,
+        layer_weights=[c * v for v in w],
+        layer_distances=kinds,
+    ).fit(X)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     np.testing.assert_allclose(a.codebook_, b.codebook_, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
@@ -74,7 +85,9 @@ def test_scaling_all_weights_by_c_changes_no_bmu(seed, c):
 def test_a_layer_of_weight_zero_does_not_influence_bmus_at_predict(seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(60, 5))
-    som = KSOM(grid=(3, 3), n_epochs=2, random_state=seed, layers=[[0, 1], [2, 3, 4]], layer_weights=[1.0, 0.0]).fit(X)
+    som = KSOM(
+        grid=(3, 3), n_epochs=2, random_state=seed, layers=[[0, 1], [2, 3, 4]], layer_weights=[1.0, 0.0]
+    ).fit(X)
     Z = X.copy()
     Z[:, 2:] = rng.normal(size=(60, 3)) * 100  # the weight-0 layer changed wildly
     np.testing.assert_array_equal(som.predict(X), som.predict(Z))
@@ -82,14 +95,23 @@ def test_a_layer_of_weight_zero_does_not_influence_bmus_at_predict(seed):
     ref = np.argmin(((X[:, None, :2] - som.codebook_[None, :, :2]) ** 2).sum(-1), axis=1)
     np.testing.assert_array_equal(som.predict(X), ref)
     # predict_layers=[0] on a map trained with both: the same rule (kohonen's whatmap)
-    both = KSOM(grid=(3, 3), n_epochs=2, random_state=seed, layers=[[0, 1], [2, 3, 4]], predict_layers=[0]).fit(X)
+    both = KSOM(
+        grid=(3, 3), n_epochs=2, random_state=seed, layers=[[0, 1], [2, 3, 4]], predict_layers=[0]
+    ).fit(X)
     ref = np.argmin(((X[:, None, :2] - both.codebook_[None, :, :2]) ** 2).sum(-1), axis=1)
     np.testing.assert_array_equal(both.predict(Z), ref)
 
 
 def test_weight_zero_columns_hold_the_means_of_their_units_rows():
     X = np.random.default_rng(0).normal(size=(200, 3))
-    som = KSOM(grid=(4,), neighbourhood="none", n_epochs=3, random_state=0, layers=[[0], [1, 2]], layer_weights=[1.0, 0.0]).fit(X)
+    som = KSOM(
+        grid=(4,),
+        neighbourhood="none",
+        n_epochs=3,
+        random_state=0,
+        layers=[[0], [1, 2]],
+        layer_weights=[1.0, 0.0],
+    ).fit(X)
     for k in range(4):
         rows = X[som.labels_ == k]
         if len(rows):
@@ -102,8 +124,15 @@ def test_tanimoto_training_uses_the_thresholded_codebook():
     X = _mixed(rng, n=80)
     init = np.vstack([X[:6]]) + 0.0
     init[:, 3:] = rng.random((6, 4))
-    som = KSOM(grid=(6,), neighbourhood="none", n_epochs=1, init=init, layers=LAYERS,
-               layer_distances=["sqeuclidean", "tanimoto"], random_state=0).fit(X)
+    som = KSOM(
+        grid=(6,),
+        neighbourhood="none",
+        n_epochs=1,
+        init=init,
+        layers=LAYERS,
+        layer_distances=["sqeuclidean", "tanimoto"],
+        random_state=0,
+    ).fit(X)
     ref_bmu, _ = naive.layered_bmus(X, init, LAYERS, [1.0, 1.0], ["sqeuclidean", "tanimoto"])
     for k in range(6):
         rows = X[ref_bmu == k]
@@ -115,8 +144,14 @@ def test_balanced_weights_are_one_over_the_mean_distance_to_the_layer_mean():
     rng = np.random.default_rng(0)
     X = _mixed(rng, n=100)
     X[:, :3] *= 10
-    som = KSOM(grid=(3, 3), n_epochs=1, random_state=0, layers=LAYERS, layer_weights="balanced",
-               layer_distances=["sqeuclidean", "tanimoto"]).fit(X)
+    som = KSOM(
+        grid=(3, 3),
+        n_epochs=1,
+        random_state=0,
+        layers=LAYERS,
+        layer_weights="balanced",
+        layer_distances=["sqeuclidean", "tanimoto"],
+    ).fit(X)
     m0 = np.mean([np.sum((x[:3] - X[:, :3].mean(0)) ** 2) for x in X])
     b = X[:, 3:].mean(0) > 0.5
     m1 = np.mean([np.mean(x[3:] != b) for x in X])
@@ -125,8 +160,15 @@ def test_balanced_weights_are_one_over_the_mean_distance_to_the_layer_mean():
 
 def test_model_file_keeps_layers_and_fitted_weights(tmp_path):
     X = _mixed(np.random.default_rng(0), n=60)
-    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0, layers=LAYERS, layer_weights="balanced",
-               layer_distances=["sqeuclidean", "tanimoto"], predict_layers=[1]).fit(X)
+    som = KSOM(
+        grid=(3, 3),
+        n_epochs=2,
+        random_state=0,
+        layers=LAYERS,
+        layer_weights="balanced",
+        layer_distances=["sqeuclidean", "tanimoto"],
+        predict_layers=[1],
+    ).fit(X)
     back = load(save(som, tmp_path / "m.npz"))
     assert back.get_params()["layers"] == LAYERS
     assert back.layer_distances == ["sqeuclidean", "tanimoto"] and back.predict_layers == [1]
@@ -141,13 +183,25 @@ def test_model_file_keeps_layers_and_fitted_weights(tmp_path):
         (dict(layers=[[0, 1], [2, 3]]), r"column\(s\) \[4, 5, 6\] are in no layer"),
         (dict(layers=[[0, 1], [2, 3, 4, 5, 6, 9]]), "column 9, outside 0..6"),
         (dict(layers=LAYERS, layer_weights=[1.0]), r"has 1 values for 2 layers"),
-        (dict(layers=LAYERS, layer_weights=[1.0, -2.0]), r"layer_weights\[1\]=-2.0 must be a finite number >= 0"),
+        (
+            dict(layers=LAYERS, layer_weights=[1.0, -2.0]),
+            r"layer_weights\[1\]=-2.0 must be a finite number >= 0",
+        ),
         (dict(layers=LAYERS, layer_weights=[0.0, 0.0]), "at least one layer needs a positive weight"),
-        (dict(layers=LAYERS, layer_distances=["sqeuclidean", "cosine"]), r"layer_distances\[1\]='cosine' is not one of"),
-        (dict(layers=LAYERS, layer_distances=["tanimoto", "tanimoto"]), "tanimoto distance, which needs binary"),
+        (
+            dict(layers=LAYERS, layer_distances=["sqeuclidean", "cosine"]),
+            r"layer_distances\[1\]='cosine' is not one of",
+        ),
+        (
+            dict(layers=LAYERS, layer_distances=["tanimoto", "tanimoto"]),
+            "tanimoto distance, which needs binary",
+        ),
         (dict(layer_weights=[1.0]), "need layers"),
         (dict(layers=LAYERS, predict_layers=[2]), r"predict_layers=\[2\] holds 2"),
-        (dict(layers=LAYERS, layer_distances=["sqeuclidean", "tanimoto"], algorithm="online"), "tanimoto layers train with algorithm='batch'"),
+        (
+            dict(layers=LAYERS, layer_distances=["sqeuclidean", "tanimoto"], algorithm="online"),
+            "tanimoto layers train with algorithm='batch'",
+        ),
     ],
 )
 def test_bad_layer_parameters_are_clear_errors(kwargs, match):
@@ -184,7 +238,9 @@ def test_dask_engine_trains_a_layered_map_like_the_cpu():
 
 def test_partial_fit_continues_with_the_fitted_weights_and_refuses_changed_layers():
     X = np.random.default_rng(0).normal(size=(80, 4))
-    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced").fit(X)
+    som = KSOM(
+        grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced"
+    ).fit(X)
     weights = som.layer_weights_.copy()
     som.partial_fit(X[:20] * 10)  # other data: the balanced weights are not re-estimated
     np.testing.assert_array_equal(som.layer_weights_, weights)
@@ -212,7 +268,9 @@ def test_dask_conversions_keep_the_fitted_layer_weights():
     from integrations.dask import DaskKSOM
 
     X = np.random.default_rng(0).normal(size=(60, 4))
-    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced").fit(X)
+    som = KSOM(
+        grid=(3, 3), n_epochs=2, random_state=0, layers=[[0, 1], [2, 3]], layer_weights="balanced"
+    ).fit(X)
     back = DaskKSOM.from_ksom(som).to_ksom()
     np.testing.assert_array_equal(back.layer_weights_, som.layer_weights_)
     np.testing.assert_array_equal(back.predict(X), som.predict(X))

@@ -72,7 +72,9 @@ def test_pipeline_and_grid_search():
 
     X, y = load_iris(return_X_y=True)
     pipe = make_pipeline(StandardScaler(), KSOMClassifier(random_state=0))
-    search = GridSearchCV(pipe, {"ksomclassifier__grid": [(4, 4), (6, 6)], "ksomclassifier__y_weight": [0.5, 1.0]}, cv=3)
+    search = GridSearchCV(
+        pipe, {"ksomclassifier__grid": [(4, 4), (6, 6)], "ksomclassifier__y_weight": [0.5, 1.0]}, cv=3
+    )
     search.fit(X, y)
     assert search.best_score_ > 0.85
     assert set(search.best_params_) == {"ksomclassifier__grid", "ksomclassifier__y_weight"}
@@ -87,12 +89,19 @@ def test_mixed_numeric_and_categorical_table_end_to_end():
     # an object table (a DataFrame works the same with column names): 2 numeric, 1 categorical
     df = np.empty((n, 3), dtype=object)
     df[:, 0], df[:, 1], df[:, 2] = size, rng.normal(size=n), colour
-    prep = ColumnTransformer([("num", StandardScaler(), [0, 1]), ("cat", OneHotEncoder(sparse_output=False), [2])])
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), [0, 1]), ("cat", OneHotEncoder(sparse_output=False), [2])]
+    )
     Z = prep.fit_transform(df)
     # the recipe of docs/supervised.md: numeric layer + one-hot columns as a tanimoto layer,
     # weighted so that the category organises the map
-    som = KSOM(grid=(6, 6), random_state=0, layers=[[0, 1], [2, 3, 4]], layer_distances=["sqeuclidean", "tanimoto"],
-               layer_weights=[1.0, 10.0]).fit(Z)
+    som = KSOM(
+        grid=(6, 6),
+        random_state=0,
+        layers=[[0, 1], [2, 3, 4]],
+        layer_distances=["sqeuclidean", "tanimoto"],
+        layer_weights=[1.0, 10.0],
+    ).fit(Z)
     # units win the rows of one colour and carry that colour's bit
     hot = som.codebook_[som.labels_, 2:] > 0.5
     agree = (hot == Z[:, 2:].astype(bool)).all(axis=1).mean()

@@ -19,5 +19,7 @@ def test_cuda_tanimoto_layer_is_a_clear_error():
     X = np.random.default_rng(0).normal(size=(20, 3))
     X[:, 1:] = X[:, 1:] > 0
     som = KSOM(grid=(2, 2), backend="cuda", layers=[[0], [1, 2]], layer_distances=["sqeuclidean", "tanimoto"])
-    with pytest.raises(ValueError, match="tanimoto layers train with algorithm='batch' on the CPU engine only"):
+    with pytest.raises(
+        ValueError, match="tanimoto layers train with algorithm='batch' on the CPU engine only"
+    ):
         som.fit(X)
