@@ -339,6 +339,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 "per layer is still to be written); use missing='error' with layers."
             )
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
+        assert spec is not None  # layers is set
         if not first:
             fitted = getattr(self, "layer_weights_", None)
             if fitted is None or len(fitted) != len(spec.columns):
@@ -397,8 +398,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             counts, sums = algorithms.smooth_statistics(op, counts, sums)
             means = np.where(counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0))
             codebook[:, zero] = means
-            if state.ema_sum is not None:
-                ema_sum[:, zero] = means * state.ema_count[:, None]
+            if state.ema_sum is not None and state.ema_count is not None:
+                ema_sum[:, zero] = means * np.reshape(state.ema_count, (codebook.shape[0], -1))
         state.codebook = codebook
         if state.ema_sum is not None:
             state.ema_sum = ema_sum
