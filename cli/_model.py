@@ -92,15 +92,27 @@ def load_model(path: str) -> LoadedModel:
     with library_errors():
         som = load(path)
         extra = read_extra(path)
-        scaling = Scaling.from_extra(extra, int(som.n_features_in_), path)
+        n_inputs = _input_width(som, extra, path)
+        scaling = Scaling.from_extra(extra, n_inputs, path)
     names = extra.get("feature_names")
     if names is not None and (
         not isinstance(names, list)
         or not all(isinstance(name, str) for name in names)
-        or len(names) != int(som.n_features_in_)
+        or len(names) != n_inputs
     ):
         raise DataError(
             f"{path}: the model file is corrupted: its feature names are not "
-            f"{int(som.n_features_in_)} strings."
+            f"{n_inputs} strings."
         )
     return LoadedModel(som=som, path=path, scaling=scaling, extra=extra)
+
+
+def _input_width(som: Any, extra: dict[str, Any], path: str) -> int:
+    """Columns the input has: the map's, or a supervised map's input columns (``--target``)."""
+    supervised = extra.get("supervised")
+    if supervised is None:
+        return int(som.n_features_in_)
+    n = supervised.get("n_inputs") if isinstance(supervised, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < int(som.n_features_in_):
+        raise DataError(f"{path}: the model file is corrupted: its supervised entry is malformed.")
+    return n

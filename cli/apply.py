@@ -48,6 +48,14 @@ def predict(model: str, data: str | None, **options: Any) -> None:
     output, force = options.pop("output"), options.pop("force")
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
     loaded = load_model(model)
+    from ._supervised import supervised_info
+
+    if supervised_info(loaded) is not None:  # a map trained with --target: the predicted target
+        from ._supervised import load_features, predict_target, write_predictions
+
+        X, _, _ = load_features(loaded, data, input_kwargs(options))
+        write_predictions(predict_target(loaded, X), str(supervised_info(loaded)["target"]), output, force)
+        return
     # A map fitted with --missing ignore maps rows with missing values too.
     inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)

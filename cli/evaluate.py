@@ -48,6 +48,23 @@ def evaluate(model: str, data: str | None, as_json: bool, suite: bool, n_neighbo
       somvq evaluate model.somvq.npz --dataset digits --all
     """
     loaded = load_model(model)
+    from ._supervised import supervised_info
+
+    info = supervised_info(loaded)
+    if info is not None:  # a map trained with --target: accuracy or R² on DATA's target column
+        from ._supervised import load_features, predict_target, score
+
+        X, labels, inputs = load_features(loaded, data, input_kwargs(options))
+        if labels is None:
+            raise click.UsageError(f"{inputs.source} has no column {info.get('target')!r}: evaluate needs the target.")
+        metric, value = score(info, labels, predict_target(loaded, X))
+        if as_json:
+            click.echo(json.dumps({"model": model, "data": inputs.source, metric: value}, indent=2))
+        else:
+            click.echo(f"model  {model}: predicts {info.get('target')!r}")
+            click.echo(f"data   {inputs.description or inputs.source}")
+            click.echo(f"{metric} {value:.4f}")
+        return
     inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):

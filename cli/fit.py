@@ -149,6 +149,8 @@ class _Progress:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--missing", type=click.Choice(["error", "ignore"]), help="Missing values (empty, NA, nan fields; NaN in .npy): an error, or ignore them (distances over the observed features, see docs/missing-values.md) [default: error].")
 @click.option("--max-missing", type=click.FloatRange(0, 1), help="With --missing ignore: rows missing more than this fraction of their features are an error [default: 0.5].")
+@click.option("--target", metavar="COLUMN", help="Train a supervised map predicting this column of DATA (header name or 1-based number; with --dataset: target): a classifier for text or integer columns with at most 20 levels, a regressor otherwise. See docs/supervised.md.")
+@click.option("--task", type=click.Choice(["classify", "regress"]), help="With --target: force a classifier or a regressor [default: from the column].")
 def fit(data: str | None, **options: Any) -> None:
     """Train a self-organising map on DATA and save it.
 
@@ -165,6 +167,11 @@ def fit(data: str | None, **options: Any) -> None:
       cat data.tsv | somvq fit - --topology hexagonal --seed 0 -o model.somvq.npz
     """
     source = input_kwargs(options)
+    target, task = options.pop("target"), options.pop("task")
+    if task is not None and target is None:
+        raise click.UsageError("--task needs --target COLUMN.")
+    if target is not None:  # a supervised map: no pictures or report (they draw unsupervised maps)
+        options["plots"], options["report"] = False, False
     force, quiet = options.pop("force"), options.pop("quiet")
     standardize, minmax = options.pop("standardize"), options.pop("minmax")
     output, output_dir, plots = options.pop("output"), Path(options.pop("output_dir")), options.pop("plots")
@@ -204,6 +211,11 @@ def fit(data: str | None, **options: Any) -> None:
             click.echo("note: report skipped, bokeh is not installed (pip install somvq[report]).", err=True)
 
     som = build_estimator(options)
+    if target is not None:
+        from ._supervised import fit_and_save
+
+        fit_and_save(som, data, target, task, source, scaling_method, model_path, output, output_dir, quiet)
+        return
     inputs = load_input(data, default_dataset="digits", missing=som.missing == "ignore", **source)
 
     from somvq.io import save

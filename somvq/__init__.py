@@ -21,10 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import load, save
     from .reporting import report
     from .analysis import cluster_samples, cluster_units, label_units
+    from .supervised import KSOMClassifier, KSOMRegressor
 
 __all__ = [
-    "KSOM", "Grid", "auto_grid_shape", "save", "load", "report", "SOMImputer",
-    "cluster_units", "cluster_samples", "label_units", "__version__",
+    "KSOM", "KSOMClassifier", "KSOMRegressor", "Grid", "auto_grid_shape", "save", "load",
+    "report", "SOMImputer", "cluster_units", "cluster_samples", "label_units", "__version__",
 ]
 
 _LAZY = {
@@ -38,6 +39,8 @@ _LAZY = {
     "cluster_units": "somvq.analysis",
     "cluster_samples": "somvq.analysis",
     "label_units": "somvq.analysis",
+    "KSOMClassifier": "somvq.supervised",
+    "KSOMRegressor": "somvq.supervised",
 }
 
 

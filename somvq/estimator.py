@@ -11,12 +11,13 @@ user's parameters are never rewritten. See docs/architecture.md.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from . import algorithms, distances, metrics, missing, parameters
+from . import algorithms, distances, layers, metrics, missing, parameters
 from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
@@ -29,6 +30,19 @@ from .schedules import SCHEDULES
 from .state import FittedState
 
 __all__ = ["KSOM"]
+
+
+def _host_rows(data):
+    """The training rows as an array-like the layer checks can index (host, or lazy dask)."""
+    if isinstance(data, np.ndarray):
+        return data
+    host = getattr(data, "host", None)  # CUDA's DeviceData
+    if host is not None:
+        return host
+    lazy = getattr(data, "X", None)  # dask's DaskData
+    if lazy is not None:
+        return lazy
+    raise ValueError("layers need the training data as host (NumPy) or dask arrays, not device arrays.")
 
 
 class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
@@ -122,6 +136,23 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         ran. ``partial_fit`` ignores it.
     n_iter_no_change : int or None, default=None
         Consecutive epochs without change that stop ``fit`` (None: 2). Used only with ``tol``.
+    layers : list of lists of int, default=None
+        Multi-layer map (R kohonen's ``supersom``): the columns of each layer (every
+        column in exactly one layer). ``None``: one layer of all columns (the plain map).
+        See :mod:`somvq.layers` and docs/supervised.md.
+    layer_weights : list of float or "balanced", default=None
+        Weight ``w_l >= 0`` of each layer in the distance ``sum_l w_l d_l``; ``None``: all 1;
+        ``"balanced"``: ``1 / (mean distance of the training rows to the layer's mean)``,
+        so that layers contribute equally (the fitted values are ``layer_weights_``).
+    layer_distances : list of {"sqeuclidean", "tanimoto"}, default=None
+        Distance of each layer; ``None``: all "sqeuclidean". "tanimoto" (binary 0/1
+        columns, e.g. one-hot categories): the fraction of mismatching bits between the row
+        and the unit's vector thresholded at 0.5 (``algorithm="batch"`` on the CPU only).
+    predict_layers : list of int, default=None
+        Layers that decide the BMU in ``predict`` (kohonen's ``whatmap``); ``None``: all.
+        Training always uses every layer. A map trained on X and Y as two layers is queried
+        with ``predict_layers=[0]`` (the rows must still have every column; the others are
+        ignored).
 
     Attributes
     ----------
@@ -184,6 +215,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "max_missing": [Interval(Real, 0, 1, closed="both")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "layers": ["array-like", None],
+        "layer_weights": ["array-like", StrOptions({"balanced"}), None],
+        "layer_distances": ["array-like", None],
+        "predict_layers": ["array-like", None],
     }
 
     def __init__(
@@ -216,6 +251,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         max_missing=0.5,
         tol=None,
         n_iter_no_change=None,
+        layers=None,
+        layer_weights=None,
+        layer_distances=None,
+        predict_layers=None,
     ):
         self.grid = grid
         self.grid_dim = grid_dim
@@ -244,6 +283,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.max_missing = max_missing
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.layers = layers
+        self.layer_weights = layer_weights
+        self.layer_distances = layer_distances
+        self.predict_layers = predict_layers
 
     # ------------------------------------------------------------------ resolution
     def check_parameters(self) -> Grid:
@@ -288,14 +331,112 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             seed = int(seed.randint(np.iinfo(np.int32).max))
         return np.random.default_rng(seed)
 
-    def _start(self, engine: Engine, data, grid: Grid) -> tuple[TrainingPlan, FittedState, np.random.Generator]:
-        """Plan, initial state and generator of a first training call on ``data``."""
+    def _start(
+        self, engine: Engine, data, grid: Grid, spec=None, scale=None
+    ) -> tuple[TrainingPlan, FittedState, np.random.Generator]:
+        """Plan, initial state and generator of a first training call on ``data``.
+
+        Layered maps (``spec``): ``data`` is already scaled by ``scale``; so is an init array.
+        """
         check_fit_memory(self, grid, engine.memory_shape(data))
         horizon = parameters.horizon(self.n_epochs, engine.steps_per_pass(data))
-        plan = parameters.training_plan(self, grid, horizon)
+        plan = self._plan(grid, horizon, spec, scale)
         rng = self._new_rng()
-        codebook = initial_codebook(self.init, engine.init_rows(data), grid, rng)
+        init = self.init
+        if scale is not None and not isinstance(init, str):
+            init = np.asarray(init)
+            if init.ndim == 2 and init.shape[1] == scale.shape[0]:
+                init = init * scale
+        codebook = initial_codebook(init, engine.init_rows(data), grid, rng)
         return plan, FittedState.initial(codebook, grid, init_count=plan.init_count, horizon=horizon), rng
+
+    def _plan(self, grid: Grid, horizon: float, spec, scale) -> TrainingPlan:
+        plan = parameters.training_plan(self, grid, horizon)
+        if spec is not None and spec.has_tanimoto:
+            from functools import partial
+
+            from .layers import search_codebook
+
+            plan = replace(plan, search=partial(search_codebook, spec=spec, scale=scale, scaled=True))
+        return plan
+
+    # ------------------------------------------------------------------ layers
+    def _layers_for_training(self, engine: Engine, data, first: bool):
+        """The resolved :class:`somvq.layers.Layers` of a training call, or None (no layers)."""
+        if self.layers is None:
+            if self.layer_weights is not None or self.layer_distances is not None:
+                layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
+            return None
+        if self.missing == "ignore":
+            raise ValueError(
+                "layers with missing='ignore' are not available yet (the missing-values rule "
+                "per layer is still to be written); use missing='error' with layers."
+            )
+        spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
+        assert spec is not None  # layers is set
+        if not first:
+            fitted = getattr(self, "layer_weights_", None)
+            if fitted is None or len(fitted) != len(spec.columns):
+                raise ValueError(
+                    f"layers={self.layers!r} differ from the fitted map's (layer_weights_="
+                    f"{fitted!r}); call fit to start again."
+                )
+            spec = layers.with_weights(spec, fitted)
+        if spec.has_tanimoto and (self.algorithm != "batch" or engine.name != "cpu"):
+            raise ValueError(
+                "tanimoto layers train with algorithm='batch' on the CPU engine only (their BMU "
+                f"search thresholds the codebook at every step); got algorithm={self.algorithm!r} "
+                f"on the {engine.name} engine."
+            )
+        return spec
+
+    def _fitted_layers(self):
+        """The layers of the fitted map (``layer_weights_`` as resolved by ``fit``), or None."""
+        if self.layers is None:
+            return None
+        n_layers = len(self.layers) if hasattr(self.layers, "__len__") else -1
+        weights = getattr(self, "layer_weights_", None)
+        if weights is None or len(weights) != n_layers:
+            raise ValueError(
+                f"layers={self.layers!r} differ from the fitted map's (layer_weights_="
+                f"{weights!r}); fit again after changing layers."
+            )
+        columns, _, distances = layers.check_layers(
+            self.layers, list(weights), self.layer_distances, self.codebook_.shape[1]
+        )
+        return layers.Layers(columns, np.asarray(weights, dtype=np.float64), distances, self.codebook_.shape[1])
+
+    def _unscale(self, state: FittedState, spec, scale: np.ndarray, plan: TrainingPlan, data) -> None:
+        """Back to the data's units: divide by the scale; refill the columns of weight-0 layers.
+
+        Weight-0 columns take no part in training (their scale is 0); they are refilled
+        from the final BMUs as batch KSOM's update would: the neighbourhood-smoothed means
+        of the rows (units with no smoothed count: the column mean).
+        """
+        positive = scale > 0
+        codebook = np.array(state.codebook, copy=True)
+        codebook[:, positive] = codebook[:, positive] / scale[positive].astype(codebook.dtype)
+        if state.ema_sum is not None:
+            ema_sum = np.array(state.ema_sum, dtype=np.float64, copy=True)
+            ema_sum[:, positive] /= scale[positive]
+        if not np.all(positive):
+            from .neighbourhoods import smoothing_operator
+
+            zero = np.flatnonzero(~positive)
+            rows = np.asarray(_host_rows(data)[:, zero], dtype=np.float64)
+            labels = np.asarray(state.labels)
+            counts = np.bincount(labels, minlength=codebook.shape[0]).astype(np.float64)
+            sums = np.zeros((codebook.shape[0], zero.size))
+            np.add.at(sums, labels, rows)
+            op = smoothing_operator(plan.neighbourhood, plan.grid, max(state.n_steps - 1, 0))
+            counts, sums = algorithms.smooth_statistics(op, counts, sums)
+            means = np.where(counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0))
+            codebook[:, zero] = means
+            if state.ema_sum is not None and state.ema_count is not None:
+                ema_sum[:, zero] = means * np.reshape(state.ema_count, (codebook.shape[0], -1))
+        state.codebook = codebook
+        if state.ema_sum is not None:
+            state.ema_sum = ema_sum
 
     # ------------------------------------------------------------------ fitting
     @restores_input_attributes
@@ -321,7 +462,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=True)
-        plan, state, rng = self._start(engine, data, self._checked_grid(engine, data))
+        grid = self._checked_grid(engine, data)
+        spec = self._layers_for_training(engine, data, first=True)
+        original, scale = data, None
+        if spec is not None:
+            scale = layers.column_scale(spec)
+            data = engine.scale_columns(data, scale)
+        plan, state, rng = self._start(engine, data, grid, spec, scale)
         n_samples = engine.n_samples(data)
         stopper = None
         if self.tol is not None:
@@ -337,9 +484,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 break
         state.rng_state = rng.bit_generator.state
         check_finite_codebook(self, state.codebook, data)
-        state.labels = engine.labels(data, state)
-        self.set_fitted_state(state)
+        self._finish(engine, data, original, plan, state, spec, scale)
         return self
+
+    def _finish(self, engine: Engine, data, original, plan, state: FittedState, spec, scale) -> None:
+        """Labels, layered maps back in the data's units, then the state published."""
+        search = state if plan.search is None else replace(state, codebook=plan.search(state.codebook))
+        state.labels = engine.labels(data, search)
+        if spec is not None:
+            self._unscale(state, spec, scale, plan, original)
+        state.layer_weights = None if spec is None else spec.weights.copy()
+        self.set_fitted_state(state)
 
     @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
@@ -362,8 +517,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         engine = engine_for(self, X)
         data = engine.prepare(X, reset=first, dtype=None if first else self.codebook_.dtype)
         grid = self._checked_grid(engine, data, fresh=first)
+        spec = self._layers_for_training(engine, data, first=first)
+        original, scale = data, None
+        if spec is not None:
+            scale = layers.column_scale(spec)
+            data = engine.scale_columns(data, scale)
         if first:
-            plan, state, rng = self._start(engine, data, grid)
+            plan, state, rng = self._start(engine, data, grid, spec, scale)
             state.rng_state = rng.bit_generator.state
         else:
             if grid != self.grid_:
@@ -372,13 +532,16 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"now {grid!r}; call fit to start again."
                 )
             state = self.fitted_state()
-            plan = parameters.training_plan(self, grid, state.horizon)
+            plan = self._plan(grid, state.horizon, spec, scale)
+            if spec is not None:
+                state.codebook = (state.codebook * scale).astype(state.codebook.dtype)
+                if state.ema_sum is not None:
+                    state.ema_sum = state.ema_sum * scale
         sq_error = engine.run_pass(data, engine.call_order(data), plan, state)
         state.n_iter += 1
         self._report(state.n_iter, None, sq_error / engine.n_samples(data), state.n_steps)
         check_finite_codebook(self, state.codebook, data)
-        state.labels = engine.labels(data, state)
-        self.set_fitted_state(state)
+        self._finish(engine, data, original, plan, state, spec, scale)
         return self
 
     # ------------------------------------------------------------------ state
@@ -439,6 +602,15 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def predict(self, X) -> np.ndarray:
         """Index of the best-matching unit of each row (int64; lowest index on ties)."""
         X = self._validate_for_inference(X)
+        spec = self._fitted_layers()
+        if spec is not None:
+            if missing.has_missing(X):
+                raise ValueError(
+                    "NaN in X: layered maps do not handle missing values yet (layers and "
+                    "missing='ignore' do not combine); impute X first."
+                )
+            spec = layers.select_layers(spec, self.predict_layers)
+            return layers.layered_assign(X, self.codebook_, spec)[0]
         return self._assign(X)[0]
 
     def fit_predict(self, X, y=None) -> np.ndarray:

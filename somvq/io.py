@@ -48,7 +48,7 @@ __all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT
 FORMAT_NAME = "somvq-model"
 FORMAT_VERSION = 1
 _META_KEY = "__somvq__"
-_ARRAY_STATE = ("codebook_", "ema_count_", "ema_sum_", "unit_counts_", "labels_")
+_ARRAY_STATE = ("codebook_", "ema_count_", "ema_sum_", "unit_counts_", "labels_", "layer_weights_")
 _SCALAR_STATE = ("n_features_in_", "n_steps_", "n_iter_", "_horizon")
 _MAX_META_BYTES = 16 * 1024 * 1024
 #: Most bytes that decompressing (tampered) compressed members may add, all together.
@@ -523,6 +523,21 @@ def _build(archive: _Archive, meta: dict, path: Any):
         if labels.size and (labels.min() < 0 or labels.max() >= n_units):
             raise fail("labels_ out of range")
         arrays["labels_"] = labels
+    layer_weights = None
+    if estimator.layers is not None or "layer_weights_" in members:
+        # Layered maps (somvq.layers): the parameters against the stored width, and the
+        # fitted weights (resolved from "balanced" by fit) one per layer.
+        from .layers import check_layers
+
+        try:
+            checked = check_layers(estimator.layers, estimator.layer_weights, estimator.layer_distances, n_features)
+        except (TypeError, ValueError) as exc:
+            raise fail(f"its layer parameters are invalid ({exc})") from None
+        if checked is None or "layer_weights_" not in members:
+            raise fail("layers and the fitted layer_weights_ must be stored together")
+        layer_weights = archive.read("layer_weights_", shape=(len(checked[0]),), dtypes=(np.float64,))
+        if not np.all(np.isfinite(layer_weights)) or np.any(layer_weights < 0) or not np.any(layer_weights > 0):
+            raise fail("layer_weights_ must be finite, >= 0, and not all 0")
     if init_ref is not None:
         init = archive.read(init_ref, shape=(n_units, n_features), numeric=True)
         if not np.all(np.isfinite(init)):
@@ -553,6 +568,7 @@ def _build(archive: _Archive, meta: dict, path: Any):
             horizon=float(state["_horizon"]),
             rng_state=rng_state,
             labels=arrays.get("labels_"),
+            layer_weights=layer_weights,
         )
     )
     if names is not None:

@@ -90,6 +90,10 @@ DEFAULTS: dict[str, Any] = {
     "max_missing": 0.5,
     "tol": None,
     "n_iter_no_change": None,
+    "layers": None,
+    "layer_weights": None,
+    "layer_distances": None,
+    "predict_layers": None,
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
@@ -394,6 +398,9 @@ class TrainingPlan:
     update: str
     init_count: float
     horizon: float
+    #: Layered maps: the codebook the BMU search reads, from the (scaled) codebook
+    #: (tanimoto layers thresholded, somvq.layers.search_codebook); None: the codebook.
+    search: Any = None
 
 
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:

@@ -31,10 +31,12 @@ ATTRIBUTE_NAMES = {
     "horizon": "_horizon",
     "rng_state": "_rng_state",
     "labels": "labels_",
+    "layer_weights": "layer_weights_",
 }
 
-#: Fitted attributes that together are the estimator's learned state (what save/load keeps).
-FITTED_STATE = tuple(name for field, name in ATTRIBUTE_NAMES.items() if field != "labels")
+#: Fitted attributes that together are the estimator's learned state (what save/load keeps);
+#: ``layer_weights_`` (layered maps only) is kept too but is absent from other maps.
+FITTED_STATE = tuple(name for field, name in ATTRIBUTE_NAMES.items() if field not in ("labels", "layer_weights"))
 
 
 @dataclass
@@ -53,6 +55,8 @@ class FittedState:
     horizon : float, of the "exponential" and "linear" schedules (``_horizon``)
     rng_state : dict, the generator's state after the last ``fit`` (``_rng_state``)
     labels : BMU of the rows of the last call, or None (``labels_``)
+    layer_weights : float64 ndarray (L,): a layered map's resolved layer weights, or None
+        (``layer_weights_``; see :mod:`somvq.layers`)
 
     A field that is None is not part of the state: the attribute is removed.
     """
@@ -68,6 +72,7 @@ class FittedState:
     horizon: float | None = None
     rng_state: dict | None = None
     labels: Any = None
+    layer_weights: np.ndarray | None = None
 
     @classmethod
     def initial(cls, codebook: np.ndarray, grid: Grid, *, init_count: float, horizon: float) -> "FittedState":

@@ -322,3 +322,34 @@ def masked_online_pass(X, W, order, h_row, rate):
         eta = rate(t, k)
         W[:, obs] += eta * h_row(t, k)[:, None] * (x[obs] - W[:, obs])
     return W
+# --------------------------------------------------------------------------- layers (issue 14)
+def layered_distance(x, c, layers, weights, kinds):
+    """sum_l w_l d_l(x_l, c_l) for ONE row x and ONE unit c, loops over columns.
+
+    sqeuclidean: sum of squared differences; tanimoto (kohonen): the number of positions
+    where the bit x_j differs from (c_j > 0.5), divided by the layer's width.
+    """
+    total = 0.0
+    for cols, w, kind in zip(layers, weights, kinds):
+        part = 0.0
+        for j in cols:
+            if kind == "sqeuclidean":
+                part += (float(x[j]) - float(c[j])) ** 2
+            else:
+                bit = 1.0 if c[j] > 0.5 else 0.0
+                part += 1.0 if float(x[j]) != bit else 0.0
+        if kind == "tanimoto":
+            part /= len(cols)
+        total += w * part
+    return total
+
+
+def layered_bmus(X, codebook, layers, weights, kinds):
+    """BMU of every row under the layered distance (lowest index on ties) and the distance."""
+    bmus, dists = [], []
+    for x in X:
+        d = [layered_distance(x, c, layers, weights, kinds) for c in codebook]
+        k = int(np.argmin(d))
+        bmus.append(k)
+        dists.append(d[k])
+    return np.array(bmus), np.array(dists)

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ["README.md", "docs/getting-started.md", "docs/algorithms.md", "docs/api.md", "docs/report.md",
-             "docs/missing-values.md"]
+             "docs/missing-values.md", "docs/supervised.md"]
 _PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 

@@ -77,6 +77,10 @@ class DaskEngine(Engine):
                 del self.estimator.feature_names_in_
         return DaskData(X)
 
+    def scale_columns(self, data: DaskData, scale: np.ndarray) -> DaskData:
+        """Layered maps: the columns scaled lazily, chunk by chunk."""
+        return DaskData(data.X * scale.astype(data.dtype, copy=False))
+
     def check_options(self) -> None:
         if self.estimator.algorithm == "online":
             raise ValueError(

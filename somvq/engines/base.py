@@ -63,6 +63,10 @@ class Engine:
         """``(rows, features)`` of the data a fit holds in this process (the memory estimate)."""
         return tuple(data.shape)
 
+    def scale_columns(self, data: Any, scale: np.ndarray) -> Any:
+        """``data`` with column j multiplied by ``scale[j]`` (layered maps, :mod:`somvq.layers`)."""
+        return np.ascontiguousarray(data * scale.astype(data.dtype, copy=False))
+
     def init_rows(self, data: Any) -> Any:
         """What :func:`somvq.initialisation.initial_codebook` reads as X (default: the data)."""
         return data

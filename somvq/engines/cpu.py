@@ -37,7 +37,8 @@ class CpuEngine(Engine):
         if missing.has_missing(X) or np.ndim(state.ema_count) == 2:
             return missing.masked_pass(X, order, plan, state)
         if plan.algorithm == "batch":
-            return batch_step(algorithms.unit_statistics(X, state.codebook), plan, state)
+            search = state.codebook if plan.search is None else plan.search(state.codebook)
+            return batch_step(algorithms.unit_statistics(X, search), plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
             # shared with a callback or the user's init): published only when it returns.

@@ -35,6 +35,16 @@ class CudaEngine(Engine):
     def prepare(self, X, *, reset, dtype=None) -> DeviceData:
         return validate_training_data(self.estimator, X, reset=reset, dtype=dtype)
 
+    def scale_columns(self, data: DeviceData, scale: np.ndarray) -> DeviceData:
+        """Layered maps: host inputs are scaled on the host and copied to the device once."""
+        if data.host is None:
+            raise ValueError(
+                "layers on backend='cuda' need host (NumPy) input: the columns are scaled on "
+                "the host before the copy; pass X as a NumPy array."
+            )
+        host = np.ascontiguousarray(data.host * scale.astype(data.host.dtype, copy=False))
+        return DeviceData(_cuda().to_device(host), host)
+
     def run_pass(self, X, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         device = device_state(self.estimator, state)
         Xd = as_device_array(X)

@@ -1,0 +1,116 @@
+"""Supervised maps (issue 14): accuracy, predict time and layered-fit cost. Not a timed test.
+
+    .venv/bin/python -m benchmarks.bench_supervised [--repeats 5]
+
+Prints a Markdown table per data set (held-out accuracy of KSOMClassifier, of an
+unsupervised map labelled by majority vote per unit (the MiniSom recipe), and of
+KNeighborsClassifier; predict times) and the fit time of a layered map against an
+unlayered one on the same columns (interleaved, medians). Fashion-MNIST is used when its
+loader finds it locally (somvq.datasets), else skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.datasets import load_digits, load_wine
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+
+from somvq import KSOM, KSOMClassifier
+
+
+def majority_vote(som: KSOM, X, y, classes):
+    """The MiniSom recipe: each unit's majority training label (unused units: the global majority)."""
+    labels = som.predict(X)
+    codes = np.searchsorted(classes, y)
+    table = np.zeros((som.codebook_.shape[0], classes.size))
+    np.add.at(table, (labels, codes), 1)
+    default = np.bincount(codes).argmax()
+    return np.where(table.sum(1) > 0, table.argmax(1), default)
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, float(np.median(times))
+
+
+def accuracy_table(name, X, y, grid, repeats, seeds=5):
+    results = [one_split(X, y, grid, repeats, seed) for seed in range(seeds)]
+    n_test = int(np.ceil(0.3 * len(y)))  # as train_test_split
+    print(
+        f"\n{name}: {len(y) - n_test} train / {n_test} test rows, map {grid[0]}x{grid[1]}, 20 epochs, "
+        f"{seeds} stratified splits (seeds 0..{seeds - 1}; the map's seed = the split's)\n"
+    )
+    print("| model | held-out accuracy (mean ± sd over splits) | predict time (test set, median) |")
+    print("|---|---|---|")
+    for i, model in enumerate(r[0] for r in results[0]):
+        acc = np.array([r[i][1] for r in results])
+        t = np.median([r[i][2] for r in results])
+        print(f"| {model} | {acc.mean():.3f} ± {acc.std():.3f} | {t * 1e3:.2f} ms |")
+
+
+def one_split(X, y, grid, repeats, seed):
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    scaler = StandardScaler().fit(Xtr)
+    Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    rows = []
+    clf = KSOMClassifier(grid=grid, n_epochs=20, random_state=seed).fit(Xtr, ytr)
+    pred, t = timed(lambda: clf.predict(Xte), repeats)
+    rows.append(("KSOMClassifier (xyf)", np.mean(pred == yte), t))
+    som = KSOM(grid=grid, n_epochs=20, random_state=seed).fit(Xtr)
+    classes = np.unique(ytr)
+    unit_label = majority_vote(som, Xtr, ytr, classes)
+    pred, t = timed(lambda: classes[unit_label[som.predict(Xte)]], repeats)
+    rows.append(("KSOM + majority vote", np.mean(pred == yte), t))
+    knn = KNeighborsClassifier(n_neighbors=5).fit(Xtr, ytr)
+    pred, t = timed(lambda: knn.predict(Xte), repeats)
+    rows.append(("KNeighborsClassifier(5)", np.mean(pred == yte), t))
+    return rows
+
+
+def layered_cost(repeats):
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    Z = np.hstack([X, np.eye(10)[y]])
+    plain = dict(grid=(12, 12), n_epochs=10, random_state=0)
+    layered = dict(plain, layers=[list(range(64)), list(range(64, 74))], layer_weights=[1.0, 3.0])
+    t_plain, t_layer = [], []
+    for _ in range(repeats):  # interleaved
+        t = time.perf_counter()
+        KSOM(**plain).fit(Z)
+        t_plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        KSOM(**layered).fit(Z)
+        t_layer.append(time.perf_counter() - t)
+    a, b = float(np.median(t_plain)), float(np.median(t_layer))
+    print(
+        f"\nfit on digits, 74 columns (64 + one-hot 10), 12x12, batch, 10 epochs, {repeats} interleaved runs:"
+    )
+    print(
+        f"unlayered {a * 1e3:.1f} ms, layered (2 layers, weights 1 and 3) {b * 1e3:.1f} ms: ratio {b / a:.2f}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    KSOM(grid=(2, 2), n_epochs=1).fit(np.random.default_rng(0).normal(size=(10, 2)))  # compile
+    X, y = load_digits(return_X_y=True)
+    accuracy_table("digits", X, y, (12, 12), args.repeats)
+    X, y = load_wine(return_X_y=True)
+    accuracy_table("wine", X, y, (6, 6), args.repeats)
+    print("\nFashion-MNIST: not run (not installed on this machine).")
+    layered_cost(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Supervised maps on the command line (issue 14): ``somvq fit DATA --target COLUMN``.
+
+``fit`` trains a :class:`somvq.KSOMClassifier` or :class:`somvq.KSOMRegressor` and saves
+its map (a layered KSOM on ``[X, Y]``) with an ``extra["supervised"]`` entry: the task,
+the target's name, the classes (as text) or the target's mean and scale, and the number of
+input columns. ``predict`` then writes the predicted target, ``evaluate`` the accuracy or
+R² when DATA holds the target column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._errors import DataError, library_errors
+
+#: A numeric target with at most this many distinct integer values is a class label.
+MAX_CLASS_LEVELS = 20
+
+
+def choose_task(labels: Any, task: str | None) -> str:
+    """ "classify" for text, or integer values with <= MAX_CLASS_LEVELS levels; else "regress"."""
+    import numpy as np
+
+    if task is not None:
+        return task
+    try:
+        values = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "classify"
+    if (
+        np.all(np.isfinite(values))
+        and np.all(values == np.round(values))
+        and np.unique(values).size <= MAX_CLASS_LEVELS
+    ):
+        return "classify"
+    return "regress"
+
+
+def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[Any, dict]:
+    """Train the supervised estimator; returns it and the model file's ``supervised`` entry."""
+    import numpy as np
+
+    from somvq import KSOMClassifier, KSOMRegressor
+
+    keep = (
+        "grid",
+        "topology",
+        "neighbourhood",
+        "radius",
+        "algorithm",
+        "n_epochs",
+        "init",
+        "backend",
+        "random_state",
+    )
+    params = {k: v for k, v in som_params.items() if k in keep}
+    if task == "classify":
+        est = KSOMClassifier(**params)
+        est.fit(X, np.asarray([str(v) for v in labels], dtype=object))
+        info = {"task": "classify", "classes": [str(c) for c in est.classes_]}
+    else:
+        try:
+            y = np.asarray(labels, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError("--task regress needs a numeric --target column.") from None
+        est = KSOMRegressor(**params).fit(X, y)
+        info = {"task": "regress", "y_mean": est.y_mean_, "y_scale": est.y_scale_}
+    info["n_inputs"] = int(X.shape[1])
+    return est, info
+
+
+def supervised_info(loaded: Any) -> dict | None:
+    info = loaded.extra.get("supervised")
+    return info if isinstance(info, dict) else None
+
+
+def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any, Any]:
+    """(scaled X, target labels or None, inputs) of DATA for a supervised model.
+
+    When DATA's header names the model's target column, it is split off (and returned).
+    """
+    from ._input import load_input
+
+    info = supervised_info(loaded)
+    name = info.get("target")
+    labels = None
+    if (
+        data is not None
+        and data != "-"
+        and Path(data).suffix.lower() not in (".npy", ".npz")
+        and isinstance(name, str)
+    ):
+        with open(data, encoding="utf-8-sig", errors="replace") as handle:
+            first = handle.readline()
+        if name in [f.strip().strip('"') for f in first.replace("\t", ",").split(",")]:
+            from .report import _split_target
+
+            inputs, labels = _split_target(data, name, source)
+        else:
+            inputs = load_input(data, **source)
+    else:
+        inputs = load_input(data, **source)
+        if data is None and inputs.target is not None:  # a --dataset carries its classes
+            labels = inputs.target
+    X = loaded.columns_in_model_order(inputs)
+    if X.shape[1] != info["n_inputs"]:
+        raise DataError(
+            f"feature-count mismatch: {loaded.path} predicts {name!r} from {info['n_inputs']} "
+            f"features, {inputs.source} has {X.shape[1]}; select columns with --columns."
+        )
+    return loaded.scaling.apply(X), labels, inputs
+
+
+def predict_target(loaded: Any, X: Any) -> Any:
+    """The predicted target of each row: the BMU (found on the input columns) and its Y part."""
+    import numpy as np
+
+    from somvq.algorithms import assign
+
+    info = supervised_info(loaded)
+    n = int(info["n_inputs"])
+    codebook = loaded.som.codebook_
+    with library_errors():
+        bmu = assign(np.ascontiguousarray(X, dtype=codebook.dtype), np.ascontiguousarray(codebook[:, :n]))[0]
+    part = codebook[bmu, n:].astype(np.float64)
+    if info["task"] == "classify":
+        return np.asarray(info["classes"], dtype=object)[np.argmax(part, axis=1)]
+    return part[:, 0] * float(info["y_scale"]) + float(info["y_mean"])
+
+
+def score(info: dict, labels: Any, predicted: Any) -> tuple[str, float]:
+    """("accuracy", value) or ("r2", value)."""
+    import numpy as np
+
+    if info["task"] == "classify":
+        truth = np.asarray([str(v) for v in labels], dtype=object)
+        return "accuracy", float(np.mean(truth == predicted))
+    from sklearn.metrics import r2_score
+
+    try:
+        truth = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("the target column holds non-numeric values; the model is a regressor.") from None
+    return "r2", float(r2_score(truth, predicted))
+
+
+def write_predictions(values: Any, name: str, output: str | None, force: bool) -> None:
+    """One column, headed by the target's name: CSV on stdout, or a .csv/.tsv/.txt file."""
+    from somvq._atomic import atomic_write
+
+    from ._output import check_output
+
+    text = name + "\n" + "".join(f"{v}\n" for v in values.tolist())
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    check_output(output, force, suffixes=(".csv", ".tsv", ".txt"))
+    atomic_write(output, lambda handle: handle.write(text.encode("utf-8")), overwrite=force)
+    click.echo(f"wrote {len(values)} predictions of {name} to {output}", err=True)
+
+
+def fit_and_save(
+    som: Any,
+    data: str | None,
+    target: str,
+    task: str | None,
+    source: dict,
+    scaling_method: str,
+    model_path: Path,
+    output: str | None,
+    output_dir: Path,
+    quiet: bool,
+) -> None:
+    """``somvq fit DATA --target COLUMN``: train, save, print the training score."""
+    import time
+
+    from somvq.io import save
+
+    from ._scaling import Scaling
+    from .report import _split_target
+
+    inputs, labels = _split_target(data, target, source)
+    task = choose_task(labels, task)
+    scaling = Scaling.fit(scaling_method, inputs.X)
+    X = scaling.apply(inputs.X)
+    if not quiet:
+        click.echo(f"data   {inputs.description or inputs.source}, target {target!r} ({task})", err=True)
+    started = time.perf_counter()
+    with library_errors(inputs.source):
+        est, info = fit_supervised(som.get_params(), X, labels, task)
+    elapsed = time.perf_counter() - started
+    info["target"] = target
+    extra: dict[str, Any] = scaling.to_extra()
+    extra["data"] = inputs.description or inputs.source
+    extra["supervised"] = info
+    if inputs.feature_names:
+        extra["feature_names"] = list(inputs.feature_names)
+    with library_errors():
+        if output is None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        save(est.som_, model_path, extra=extra)
+
+    class _Loaded:  # what predict_target reads
+        pass
+
+    loaded = _Loaded()
+    loaded.som, loaded.extra = est.som_, extra
+    metric, value = score(info, labels, predict_target(loaded, X))
+    click.echo(f"somvq fit: {inputs.description or inputs.source}, target {target!r}")
+    click.echo(
+        f"map      {'x'.join(map(str, est.som_.grid_.shape))}, {'classifier' if task == 'classify' else 'regressor'}"
+        f"{'' if scaling.method == 'none' else ', ' + scaling.method}"
+    )
+    click.echo(f"training {metric} {value:.4f}   time {elapsed:.2f} s")
+    click.echo(f"model    {model_path}")
+    data_hint = data if data is not None else f"--dataset {inputs.source}"
+    click.echo(f"next     somvq evaluate {model_path} {data_hint}")

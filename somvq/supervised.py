@@ -1,0 +1,219 @@
+"""Supervised maps (R kohonen's ``xyf``): :class:`KSOMClassifier` and :class:`KSOMRegressor`.
+
+One map is trained on two layers, the inputs X and the targets Y (one-hot classes, or the
+standardized target), with the layered :class:`somvq.KSOM` (:mod:`somvq.layers`); the
+prediction of a row is the Y part of its best-matching unit found on X alone (kohonen's
+``whatmap = 1``). The layer weights are "balanced" (each layer's weight is 1 over the mean
+squared distance of its rows to the layer's mean, so both contribute equally), then the
+Y layer's is multiplied by ``y_weight``. See docs/supervised.md.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from . import algorithms
+from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from .grids import TOPOLOGIES
+from .initialisation import INIT_METHODS
+from .neighbourhoods import NEIGHBOURHOODS
+from .parameters import ALGORITHMS, BACKENDS
+
+__all__ = ["KSOMClassifier", "KSOMRegressor"]
+
+_SHARED_DOC = """
+    Parameters
+    ----------
+    grid : tuple of int or int, default=(10, 10)
+        Map shape, or number of units (see :class:`somvq.KSOM`).
+    topology : {"rectangular", "hexagonal"}, default="rectangular"
+    neighbourhood : str, default="gaussian"
+    radius : float, default=None
+        Initial radius (``None``: half the longest grid side).
+    algorithm : {"batch", "minibatch", "online"}, default="batch"
+    n_epochs : int, default=20
+    init : {"random", "normal", "sample", "pca"}, default="random"
+    y_weight : float, default=1.0
+        Weight of the target layer relative to the inputs' (after both are balanced:
+        1 means equal contributions; 0 trains an unsupervised map on X whose units then
+        carry the smoothed target means).
+    backend : {"cpu", "cuda"}, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+
+    Attributes
+    ----------
+    som_ : KSOM
+        The trained map on ``[X, Y]`` (``layers=[X columns, Y columns]``,
+        ``predict_layers=[0]``).
+    n_features_in_ : int
+"""
+
+
+class _XYF(BaseEstimator):
+    _parameter_constraints: dict = {
+        "grid": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "topology": [StrOptions(set(TOPOLOGIES))],
+        "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
+        "radius": [Interval(Real, 0, None, closed="neither"), None],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions(set(INIT_METHODS))],
+        "y_weight": [Interval(Real, 0, None, closed="left")],
+        "backend": [StrOptions(set(BACKENDS))],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        grid=(10, 10),
+        *,
+        topology="rectangular",
+        neighbourhood="gaussian",
+        radius=None,
+        algorithm="batch",
+        n_epochs=20,
+        init="random",
+        y_weight=1.0,
+        backend="cpu",
+        random_state=None,
+    ):
+        self.grid = grid
+        self.topology = topology
+        self.neighbourhood = neighbourhood
+        self.radius = radius
+        self.algorithm = algorithm
+        self.n_epochs = n_epochs
+        self.init = init
+        self.y_weight = y_weight
+        self.backend = backend
+        self.random_state = random_state
+
+    def _fit_map(self, X: np.ndarray, Y: np.ndarray) -> None:
+        from .estimator import KSOM
+
+        n_x, n_y = X.shape[1], Y.shape[1]
+        weights = [_balanced(X), self.y_weight * _balanced(Y)]
+        if weights[0] == 0 and weights[1] == 0:
+            weights[0] = 1.0
+        self.som_ = KSOM(
+            self.grid,
+            topology=self.topology,
+            neighbourhood=self.neighbourhood,
+            radius=self.radius,
+            algorithm=self.algorithm,
+            n_epochs=self.n_epochs,
+            init=self.init,
+            backend=self.backend,
+            random_state=self.random_state,
+            layers=[list(range(n_x)), list(range(n_x, n_x + n_y))],
+            layer_weights=weights,
+            predict_layers=[0],
+        ).fit(np.hstack([X, Y.astype(X.dtype)]))
+        self._n_x = n_x
+
+    def _target_part(self, X) -> np.ndarray:
+        """The Y part (float64) of each row's BMU, found on the X columns alone."""
+        check_is_fitted(self, "som_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        codebook = self.som_.codebook_
+        bmu = algorithms.assign(
+            X.astype(codebook.dtype, copy=False), np.ascontiguousarray(codebook[:, : self._n_x])
+        )[0]
+        return codebook[bmu, self._n_x :].astype(np.float64)
+
+
+def _balanced(Y: np.ndarray) -> float:
+    """1 / mean squared distance of the rows to their mean (1 when that is 0)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    m = float(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return 1.0 / m if m > 0 else 1.0
+
+
+class KSOMClassifier(ClassifierMixin, _XYF):
+    __doc__ = (
+        """Classification with a supervised SOM (kohonen's xyf): X and the one-hot classes as two layers.
+
+    ``predict`` returns the class whose entry of the BMU's target vector is largest, the BMU
+    found on X alone; ``predict_proba`` that vector clipped at 0 and renormalised.
+    """
+        + _SHARED_DOC
+        + """    classes_ : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from somvq import KSOMClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = KSOMClassifier(grid=(6, 6), random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+    )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the map on ``X`` and the one-hot ``y``; returns self."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                f"KSOMClassifier needs at least two classes; y holds one class only "
+                f"(1 class: {classes.tolist()!r})."
+            )
+        self.classes_ = classes
+        self._fit_map(X, np.eye(classes.size)[codes])
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The BMU's class vector, clipped at 0 and renormalised (uniform when all 0)."""
+        P = np.clip(self._target_part(X), 0.0, None)
+        total = P.sum(axis=1, keepdims=True)
+        uniform = np.full_like(P, 1.0 / P.shape[1])
+        return np.where(total > 0, P / np.where(total > 0, total, 1.0), uniform)
+
+    def predict(self, X) -> np.ndarray:
+        """The class of each row: argmax of its BMU's class vector (found on X alone)."""
+        check_is_fitted(self, "som_")
+        return self.classes_[np.argmax(self._target_part(X), axis=1)]
+
+
+class KSOMRegressor(RegressorMixin, _XYF):
+    __doc__ = (
+        """Regression with a supervised SOM (kohonen's xyf): X and the standardized y as two layers.
+
+    ``predict`` returns the BMU's target value (de-standardized), the BMU found on X alone.
+    """
+        + _SHARED_DOC
+        + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from somvq import KSOMRegressor
+    >>> X = np.linspace(0, 1, 200)[:, None]
+    >>> reg = KSOMRegressor(grid=(20,), random_state=0).fit(X, np.sin(6 * X[:, 0]))
+    >>> reg.score(X, np.sin(6 * X[:, 0])) > 0.9
+    True
+    """
+    )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the map on ``X`` and the standardized ``y``; returns self."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+        y = column_or_1d(y, warn=True).astype(np.float64)
+        self.y_mean_ = float(y.mean())
+        std = float(y.std())
+        self.y_scale_ = std if std > 0 else 1.0
+        self._fit_map(X, ((y - self.y_mean_) / self.y_scale_)[:, None])
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """The BMU's target value (found on X alone), in y's units."""
+        return self._target_part(X)[:, 0] * self.y_scale_ + self.y_mean_

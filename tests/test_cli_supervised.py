@@ -1,0 +1,95 @@
+"""``somvq fit --target``, then predict / evaluate (issue 14)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from somvq.cli import main
+from somvq.io import load
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _write(path, X, target, name):
+    with open(path, "w") as f:
+        f.write(",".join([f"f{i}" for i in range(X.shape[1])] + [name]) + "\n")
+        for row, t in zip(X, target):
+            f.write(",".join(map(repr, row.tolist())) + f",{t}\n")
+
+
+@pytest.fixture
+def wine(tmp_path):
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    path = tmp_path / "wine.csv"
+    _write(path, X, [f"kind_{v}" for v in y], "kind")
+    return path, X, y
+
+
+def test_text_target_trains_a_classifier_and_predict_outputs_labels(tmp_path, wine):
+    path, X, y = wine
+    model = tmp_path / "m.npz"
+    res = run(
+        "fit", path, "--target", "kind", "--standardize", "--grid", "5x5", "--seed", "0", "-o", model, "-q"
+    )
+    assert res.exit_code == 0, res.output
+    assert "classifier" in res.output and "training accuracy" in res.output
+    som = load(model)
+    assert som.n_features_in_ == 13 + 3 and som.layers == [list(range(13)), [13, 14, 15]]
+    out = tmp_path / "pred.csv"
+    assert run("predict", model, path, "-o", out).exit_code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "kind" and len(lines) == 179 and set(lines[1:]) <= {"kind_0", "kind_1", "kind_2"}
+    acc = np.mean(np.array(lines[1:]) == np.array([f"kind_{v}" for v in y]))
+    res = run("evaluate", model, path, "--json")
+    assert json.loads(res.output)["accuracy"] == pytest.approx(acc)
+    assert acc > 0.9
+
+
+def test_integer_target_with_few_levels_is_a_class_and_many_levels_a_regression(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    _write(tmp_path / "c.csv", X, (X[:, 0] > 0).astype(int), "t")
+    _write(tmp_path / "r.csv", X, 3 * X[:, 0] + 0.1 * rng.normal(size=120), "t")
+    assert (
+        "classifier" in run("fit", tmp_path / "c.csv", "--target", "t", "-o", tmp_path / "c.npz", "-q").output
+    )
+    assert (
+        "regressor" in run("fit", tmp_path / "r.csv", "--target", "t", "-o", tmp_path / "r.npz", "-q").output
+    )
+    res = run(
+        "fit", tmp_path / "c.csv", "--target", "t", "--task", "regress", "-o", tmp_path / "c2.npz", "-q"
+    )
+    assert "regressor" in res.output
+    r2 = json.loads(run("evaluate", tmp_path / "r.npz", tmp_path / "r.csv", "--json").output)["r2"]
+    assert r2 > 0.8
+
+
+def test_evaluate_without_the_target_column_and_task_without_target_are_usage_errors(tmp_path, wine):
+    path, X, _ = wine
+    model = tmp_path / "m.npz"
+    run("fit", path, "--target", "kind", "--grid", "3x3", "-o", model, "-q")
+    plain = tmp_path / "x.csv"
+    np.savetxt(plain, X, delimiter=",", header=",".join(f"f{i}" for i in range(13)), comments="")
+    res = CliRunner().invoke(main, ["evaluate", str(model), str(plain)])
+    assert res.exit_code == 2 and "no column 'kind'" in res.output
+    assert run("predict", model, plain).output.splitlines()[0] == "kind"
+    res = CliRunner().invoke(main, ["fit", str(path), "--task", "classify", "-o", str(tmp_path / "z.npz")])
+    assert res.exit_code == 2 and "--task needs --target" in res.output
+
+
+def test_dataset_target_fit_and_evaluate(tmp_path):
+    model = tmp_path / "d.npz"
+    res = run(
+        "fit", "--dataset", "digits", "--target", "target", "--grid", "6x6", "--seed", "0", "-o", model, "-q"
+    )
+    assert "classifier" in res.output
+    acc = json.loads(run("evaluate", model, "--dataset", "digits", "--json").output)["accuracy"]
+    assert acc > 0.85
