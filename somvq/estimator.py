@@ -24,7 +24,7 @@ from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS
-from .parameters import ALGORITHMS, BACKENDS, UPDATES, TrainingPlan
+from .parameters import ALGORITHMS, BACKENDS, BMU_SEARCHES, UPDATES, TrainingPlan
 from .schedules import SCHEDULES
 from .state import FittedState
 
@@ -95,6 +95,16 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Seeds the initialisation and the sample order.
     verbose : bool or int, default=False
         Print one line per epoch.
+    bmu_search : {"auto", "full", "pruned"}, default="auto"
+        CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
+        every row, its winner and a lower bound on its distance to every other unit, and
+        skips the distance product for the rows whose winner provably cannot change
+        (Hamerly's bounds, made conservative under rounding); ``"full"`` searches every
+        row every pass; ``"auto"`` prunes from
+        :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on. Labels, codebooks and errors are
+        the same bits either way; pruning costs O(n_samples) extra memory during ``fit``
+        (32 bytes a row). Mini-batch, online and the CUDA backend always search in full.
+        See docs/performance.md.
 
     Attributes
     ----------
@@ -152,6 +162,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "backend": [StrOptions(set(BACKENDS))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "bmu_search": [StrOptions(set(BMU_SEARCHES))],
     }
 
     def __init__(
@@ -180,6 +191,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         backend="cpu",
         random_state=None,
         verbose=False,
+        bmu_search="auto",
     ):
         self.grid = grid
         self.grid_dim = grid_dim
@@ -204,6 +216,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.backend = backend
         self.random_state = random_state
         self.verbose = verbose
+        self.bmu_search = bmu_search
 
     # ------------------------------------------------------------------ resolution
     def check_parameters(self) -> Grid:

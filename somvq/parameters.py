@@ -55,6 +55,11 @@ __all__ = [
 ALGORITHMS = ("online", "batch", "minibatch")
 BACKENDS = ("cpu", "cuda")
 UPDATES = ("all", "written")
+#: Values of KSOM's ``bmu_search`` (docs/performance.md, "Pruned BMU search").
+BMU_SEARCHES = ("auto", "full", "pruned")
+#: ``bmu_search="auto"`` prunes batch passes from this many rows on: below it the bounds'
+#: O(N D) bookkeeping is not paid back by the products it saves (docs/performance.md).
+PRUNED_MIN_ROWS = 20_000
 
 #: :class:`somvq.KSOM`'s constructor defaults (a test holds its signature equal to this).
 DEFAULTS: dict[str, Any] = {
@@ -237,6 +242,8 @@ class TrainingPlan:
     update: str
     init_count: float
     horizon: float
+    #: KSOM's ``bmu_search`` ("auto", "full" or "pruned"); see :func:`use_pruned_search`.
+    bmu_search: str = "auto"
 
 
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
@@ -269,4 +276,18 @@ def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
         update=params.update,
         init_count=float(params.init_count),
         horizon=float(horizon_),
+        bmu_search=getattr(params, "bmu_search", "auto"),
     )
+
+
+def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
+    """Whether a CPU fit with ``plan`` on ``n_rows`` rows runs the pruned BMU search.
+
+    Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
+    mini-batch and online always search in full. ``"auto"``: from
+    :data:`PRUNED_MIN_ROWS` rows on; ``"pruned"``: always; ``"full"``: never. The results
+    are the same bits either way.
+    """
+    if plan.algorithm != "batch" or plan.bmu_search == "full":
+        return False
+    return plan.bmu_search == "pruned" or n_rows >= PRUNED_MIN_ROWS

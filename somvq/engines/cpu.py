@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import algorithms
 from .._sklearn import validate_data
-from ..parameters import TrainingPlan, steps_per_pass
+from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
 from .base import Engine, batch_step
 
@@ -24,6 +24,8 @@ class CpuEngine(Engine):
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         if plan.algorithm == "batch":
+            if use_pruned_search(plan, X.shape[0]):
+                return batch_step(self._pruned_statistics(X, state.codebook), plan, state)
             return batch_step(algorithms.unit_statistics(X, state.codebook), plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
@@ -49,4 +51,37 @@ class CpuEngine(Engine):
         return float(algorithms.assign(X, codebook)[1].sum())
 
     def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
+        bounds = self._pruned_bounds(X)
+        if bounds is not None:
+            from .._kernels.cpu_pruned import pruned_search
+
+            pruned_search(X, state.codebook, bounds)
+            return bounds.bmu.copy()
         return algorithms.assign(X, state.codebook)[0]
+
+    # ------------------------------------------------------------------ pruned BMU search
+    # The bounds live in the engine for one fit (an engine is made per call), never in the
+    # fitted state: O(N) extra memory, released with the engine (docs/performance.md).
+    def _pruned_bounds(self, X: np.ndarray, create: bool = False):
+        """The pruned search's bounds for ``X`` (the same array object as the last pass)."""
+        bounds = getattr(self, "_bounds", None)
+        if bounds is not None and bounds[0] is X:
+            return bounds[1]
+        if not create:
+            return None
+        from .._kernels.cpu_pruned import Bounds
+
+        self._bounds = (X, Bounds(X.shape[0]))
+        return self._bounds[1]
+
+    def _pruned_statistics(self, X: np.ndarray, codebook: np.ndarray) -> algorithms.UnitStatistics:
+        """:func:`somvq.algorithms.unit_statistics` through the pruned search: same bits."""
+        from .._kernels.cpu_pruned import pruned_search
+
+        X = algorithms._as_dtype(X, codebook.dtype)
+        bounds = self._pruned_bounds(X, create=True)
+        n_units, n_features = codebook.shape
+        counts = np.zeros(n_units, dtype=np.float64)
+        sums = np.zeros((n_units, n_features), dtype=np.float64)
+        sq_dist = pruned_search(X, codebook, bounds, counts=counts, sums=sums)
+        return algorithms.UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
