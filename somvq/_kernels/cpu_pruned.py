@@ -90,7 +90,7 @@ def check_rows(X, codebook, bmu, lower, moved_max, arg_max, moved_second, scale,
         d2 = dist * inv_scale2
         dec = moved_second if winner == arg_max else moved_max
         old = lower[i]
-        low = (old - dec) - (old + dec) * margin
+        low = (old - dec) - (old + dec) * margin if old < np.inf else old  # inf: a single unit
         lower[i] = low
         if low > 0.0 and math.sqrt(d2) * (1.0 + 2.0 * margin) < low:
             out_sq_dist[i] = d2
@@ -145,6 +145,9 @@ def runner_up_block(framed, products, bmu, sq_dist, kappa, radius, overflow, up,
         own = np.float64(products[i, a])
         if not (reach <= overflow) or not (abs(own) <= 1.7e308):
             out_lower[i] = 0.0
+            continue
+        if n_units == 1:  # a single unit: no other to come closer
+            out_lower[i] = np.inf
             continue
         gap = (second - own) - 2.0 * kappa * reach
         gap -= abs(gap) * margin
