@@ -86,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "backend": "cpu",
     "random_state": None,
     "verbose": False,
+    "bmu_search": "auto",
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
