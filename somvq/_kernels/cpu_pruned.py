@@ -104,6 +104,7 @@ _RUNNER_SIGNATURES = [
     types.void(
         array(dtype, 2, "C"),  # framed rows (rows, D + 1), as the search left them
         array(dtype, 2, "C"),  # expanded-form scores (rows, K)
+        array(types.int32 if dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
         array(types.int64, 1),  # winners
         array(types.float64, 1),  # squared distances to them
         types.float64,  # kappa
@@ -119,7 +120,7 @@ _RUNNER_SIGNATURES = [
 
 
 @njit(_RUNNER_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def runner_up_block(framed, products, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin, out_lower):
+def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin, out_lower):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
 
     Scores are within ``e = kappa (R (2 ||x'|| + R) + u ||x'||^2)`` of the scaled squared
@@ -131,6 +132,11 @@ def runner_up_block(framed, products, bmu, sq_dist, kappa, radius, overflow, up,
     n_units = products.shape[1]
     n_features = framed.shape[1] - 1
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
+    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
+    top[0] = -1
+    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
+    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
+    value = pattern.view(products.dtype)
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -138,10 +144,15 @@ def runner_up_block(framed, products, bmu, sq_dist, kappa, radius, overflow, up,
             norm2 += v * v
         reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
         a = bmu[i]
-        second = np.inf
+        # lowest score but the winner's: a vectorised integer min over the order-preserving
+        # bit pattern, as in rank_block (Numba does not vectorise a float min)
+        low = mask
         for k in range(n_units):
-            s = np.float64(products[i, k]) if k != a else np.inf
-            second = min(second, s)
+            b = bits[i, k]
+            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            low = min(low, mask if k == a else key)
+        pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+        second = np.float64(value[0])
         own = np.float64(products[i, a])
         if not (reach <= overflow) or not (abs(own) <= 1.7e308):
             out_lower[i] = 0.0
@@ -253,7 +264,7 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
         cpu_bmu._search_block(block, lo, hi, search, shifted_bmu, shifted_sq)
         framed = cpu_bmu._augmented_buffer(rows, n_features, X.dtype)
         products = cpu_bmu._products_buffer(rows, n_units, X.dtype)
-        runner_up_block(framed, products, bmu, sq, search.kappa, search.radius, search.overflow, search.up,
+        runner_up_block(framed, products, products.view(cpu_bmu._BITS[X.dtype.itemsize]), bmu, sq, search.kappa, search.radius, search.overflow, search.up,
                         search.scale, MARGIN, low)
         bounds.bmu[index] = bmu
         bounds.sq_dist[index] = sq
