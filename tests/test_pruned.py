@@ -26,6 +26,18 @@ def gaussian_mixture(rng, n, d, k=12, offset=0.0, dtype=np.float64):
     return (centres[rng.integers(0, k, n)] + rng.normal(size=(n, d)) + offset).astype(dtype)
 
 
+def assert_group_bounds(bounds, d):
+    """Each group's bound is below the (direct float64) distance to every unit of the group
+    but the winner."""
+    n = d.shape[0]
+    other = d.copy()
+    other[np.arange(n), bounds.bmu] = np.inf
+    for g in range(bounds.lower.shape[1]):
+        lo, hi = bounds.starts[g], bounds.starts[g + 1]
+        nearest = np.sqrt(other[:, lo:hi].min(axis=1))
+        assert np.all(bounds.lower[:, g] <= nearest * (1 + 1e-12)), g
+
+
 def fit_both(X, **params):
     fits = {}
     for mode in ("full", "pruned"):
@@ -87,10 +99,7 @@ def test_pruning_happens_and_skipped_rows_are_right():
         d = direct(X, W)
         np.testing.assert_array_equal(bounds.bmu, np.argmin(d, axis=1))
         np.testing.assert_allclose(sq, d[np.arange(len(X)), bounds.bmu], rtol=1e-12)
-        # the bounds are lower bounds on the distance to every other unit
-        other = d.copy()
-        other[np.arange(len(X)), bounds.bmu] = np.inf
-        assert np.all(bounds.lower <= np.sqrt(other.min(axis=1)))
+        assert_group_bounds(bounds, d)
         # the k-means update written here
         for k in range(16):
             if counts[k]:
@@ -99,8 +108,8 @@ def test_pruning_happens_and_skipped_rows_are_right():
     assert searched[-1] < len(X) // 10, searched
 
 
-def _compare_to_full(X, codebooks):
-    bounds = cpu_pruned.Bounds(len(X))
+def _compare_to_full(X, codebooks, n_groups=None):
+    bounds = cpu_pruned.Bounds(len(X), n_groups)
     for W in codebooks:
         K, D = W.shape
         counts_p, sums_p = np.zeros(K), np.zeros((K, D))
@@ -115,10 +124,8 @@ def _compare_to_full(X, codebooks):
         assert sums_p.tobytes() == sums_f.tobytes()
         d = direct(X, W)
         np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
-        other = d.copy()
-        other[np.arange(len(X)), bmu_f] = np.inf
         # conservative: below the distance to every other unit (float64 direct, within rounding)
-        assert np.all(bounds.lower <= np.sqrt(other.min(axis=1)) * (1 + 1e-12))
+        assert_group_bounds(bounds, d)
 
 
 def test_ties_and_duplicate_units():
@@ -129,7 +136,8 @@ def test_ties_and_duplicate_units():
     W2 = W0 + np.array([[0.0, 0.0], [1e-13, 0.0], [0.0, 0.0], [0.0, 0.0]])  # a tiny move breaks a tie
     W3 = W2.copy()
     W3[2] = [0.5, 0.0]  # a unit jumps onto rows
-    _compare_to_full(X, [W0, W1, W2, W3, W3])
+    for n_groups in (1, 2, 4):
+        _compare_to_full(X, [W0, W1, W2, W3, W3], n_groups)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e3])
@@ -168,8 +176,9 @@ def test_moving_codebooks_against_full(dtype, offset):
     scale=st.sampled_from([1e-3, 1.0, 1e3]),
     offset=st.sampled_from([0.0, 10.0, 1e5]),
     steps=st.integers(1, 5),
+    n_groups=st.sampled_from([None, 1, 3, 100]),
 )
-def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps):
+def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups):
     rng = np.random.default_rng(seed)
     dtype = np.float32 if float32 else np.float64
     X = (rng.normal(size=(n, d)) * scale + offset).astype(dtype)
@@ -181,7 +190,7 @@ def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, step
         moving = rng.random((k, 1)) < rng.random()
         W = W + rng.normal(size=W.shape) * scale * rng.choice([0.0, 1e-9, 1e-3, 0.3]) * moving
         codebooks.append(W.astype(dtype))
-    _compare_to_full(X, codebooks)
+    _compare_to_full(X, codebooks, n_groups)
 
 
 def test_auto_prunes_large_batch_only(monkeypatch):
@@ -230,3 +239,31 @@ def test_partial_fit_and_model_file(tmp_path):
 def test_bad_value_names_it():
     with pytest.raises(ValueError, match="bmu_search"):
         KSOM(bmu_search="elkan").fit(np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("neighbourhood", ["none", "gaussian"])
+def test_auto_backoff_same_bits(neighbourhood):
+    """"auto" switches between pruned and full passes (the bounds dropped and rebuilt):
+    still the full search's bits."""
+    rng = np.random.default_rng(8)
+    X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 8, k=6).astype(np.float32)
+    params = dict(grid=(6, 6), neighbourhood=neighbourhood, n_epochs=12, random_state=0)
+    full = KSOM(bmu_search="full", **params).fit(X)
+    auto = KSOM(bmu_search="auto", **params).fit(X)
+    assert full.codebook_.tobytes() == auto.codebook_.tobytes()
+    np.testing.assert_array_equal(full.labels_, auto.labels_)
+
+
+def test_auto_backs_off_when_bounds_do_not_prune():
+    from somvq.engines.cpu import CpuEngine
+    from somvq.parameters import training_plan
+
+    engine = CpuEngine(KSOM())
+    plan = training_plan(KSOM(grid=(2, 2)), KSOM(grid=(2, 2)).check_parameters(), 10.0)
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    W = X[:4].copy()
+    engine._pruned_statistics(X, W)  # first pass: every row
+    engine._after_pruned_pass(plan, 50)
+    engine._bounds[1].searched = 50  # a second pass that pruned nothing
+    engine._after_pruned_pass(plan, 50)
+    assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]

@@ -55,10 +55,8 @@ _CHECK_SIGNATURES = [
         array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C", readonly=True),  # codebook
         array(types.int64, 1),  # bmu (read)
-        array(types.float64, 1),  # lower bounds (updated in place)
-        types.float64,  # largest move
-        types.int64,  # unit that moved the most
-        types.float64,  # second-largest move
+        array(types.float32, 2, "C"),  # lower bounds per group (rows, G), updated in place
+        array(types.float64, 1),  # largest move in each group
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # margin
         array(types.float64, 1),  # out: squared distance of the rows that keep their winner
@@ -68,17 +66,25 @@ _CHECK_SIGNATURES = [
 ]
 
 
-@njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def check_rows(X, codebook, bmu, lower, moved_max, arg_max, moved_second, scale, margin, out_sq_dist,
-               out_candidates):
-    """Update every row's lower bound for the moves; list the rows whose winner may change.
+@njit(inline="always")
+def _round_down(value):
+    """A float32 no larger than the non-negative float64 ``value`` (0 for nan)."""
+    if not value > 0.0:
+        return np.float32(0.0)
+    return np.float32(value * (1.0 - 2.0**-20))  # round to nearest moves it by < 2^-24
 
-    ``lower[i] <- lower[i] - max_{k != bmu[i]} delta_k`` (rounded down by the margin). A row
-    whose direct distance to its winner, inflated, is below that bound keeps its winner:
+
+@njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist, out_candidates):
+    """Update every row's group lower bounds for the moves; list the rows whose winner may change.
+
+    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). A row whose direct
+    distance to its winner, inflated, is below every group's bound keeps its winner:
     ``out_sq_dist[i]`` gets its squared distance (computed as in ``rank_block``). The
     others' indices go to ``out_candidates`` in increasing order; returns their number.
     """
     n_rows, n_features = X.shape
+    n_groups = lower.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
     n = 0
     for i in range(n_rows):
@@ -88,11 +94,15 @@ def check_rows(X, codebook, bmu, lower, moved_max, arg_max, moved_second, scale,
             diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
             dist += diff * diff
         d2 = dist * inv_scale2
-        dec = moved_second if winner == arg_max else moved_max
-        old = lower[i]
-        low = (old - dec) - (old + dec) * margin if old < np.inf else old  # inf: a single unit
-        lower[i] = low
-        if low > 0.0 and math.sqrt(d2) * (1.0 + 2.0 * margin) < low:
+        smallest = np.inf
+        for g in range(n_groups):
+            old = np.float64(lower[i, g])
+            if old < np.inf:  # inf: no unit but the winner in the group
+                dec = group_moves[g]
+                low = _round_down((old - dec) - (old + dec) * margin)
+                lower[i, g] = low
+                smallest = min(smallest, np.float64(low))
+        if math.sqrt(d2) * (1.0 + 2.0 * margin) < smallest:
             out_sq_dist[i] = d2
         else:
             out_candidates[n] = i
@@ -113,14 +123,16 @@ _RUNNER_SIGNATURES = [
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
-        array(types.float64, 1),  # out: lower bound on the distance to every other unit
+        array(types.int64, 1),  # first unit of each group, and K
+        array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
     )
     for dtype in FLOATS
 ]
 
 
 @njit(_RUNNER_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin, out_lower):
+def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin,
+                    group_starts, out_lower):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
 
     Scores are within ``e = kappa (R (2 ||x'|| + R) + u ||x'||^2)`` of the scaled squared
@@ -131,6 +143,7 @@ def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflo
     n_rows = products.shape[0]
     n_units = products.shape[1]
     n_features = framed.shape[1] - 1
+    n_groups = group_starts.shape[0] - 1
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
     top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
     top[0] = -1
@@ -144,54 +157,78 @@ def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflo
             norm2 += v * v
         reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
         a = bmu[i]
-        # lowest score but the winner's: a vectorised integer min over the order-preserving
-        # bit pattern, as in rank_block (Numba does not vectorise a float min)
-        low = mask
-        for k in range(n_units):
-            b = bits[i, k]
-            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-            low = min(low, mask if k == a else key)
-        pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
-        second = np.float64(value[0])
         own = np.float64(products[i, a])
         if not (reach <= overflow) or not (abs(own) <= 1.7e308):
-            out_lower[i] = 0.0
+            for g in range(n_groups):
+                out_lower[i, g] = 0.0
             continue
-        if n_units == 1:  # a single unit: no other to come closer
-            out_lower[i] = np.inf
-            continue
-        gap = (second - own) - 2.0 * kappa * reach
-        gap -= abs(gap) * margin
-        low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
-        out_lower[i] = math.sqrt(low2) * (1.0 - margin)
+        for g in range(n_groups):
+            # lowest score in the group but the winner's: a vectorised integer min over the
+            # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
+            low = mask
+            for k in range(group_starts[g], group_starts[g + 1]):
+                b = bits[i, k]
+                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+                low = min(low, mask if k == a else key)
+            if low == mask:  # only the winner (or nan scores: then no pruning)
+                only_winner = group_starts[g + 1] - group_starts[g] == 1 and group_starts[g] == a
+                out_lower[i, g] = np.inf if only_winner else 0.0
+                continue
+            pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+            second = np.float64(value[0])
+            gap = (second - own) - 2.0 * kappa * reach
+            gap -= abs(gap) * margin
+            low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
+            out_lower[i, g] = _round_down(math.sqrt(low2) * (1.0 - margin))
 
 
 # ------------------------------------------------------------------ the pass
-def unit_moves(old: np.ndarray, new: np.ndarray) -> tuple[float, int, float]:
-    """Largest move, its unit and the second-largest move (distances, float64, inflated)."""
+#: Groups of units with their own lower bound (Yinyang k-means' idea, with groups of
+#: consecutive unit indices: neighbours on a map, which move together): 4 bytes a row each.
+#: 1 is Hamerly's single bound: on the benchmark (docs/performance.md) 4, 16 and 50 groups
+#: skipped 5-30% more rows but cost more than they saved.
+MAX_GROUPS = 1
+
+
+def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:
+    """First unit of each of ``G`` near-equal groups of consecutive units, then ``K``."""
+    if n_groups is None:
+        n_groups = min(MAX_GROUPS, n_units)
+    n_groups = max(1, min(int(n_groups), n_units))
+    return np.array([g * n_units // n_groups for g in range(n_groups + 1)], dtype=np.int64)
+
+
+def group_moves(old: np.ndarray, new: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Largest move (distance, float64, inflated) of the units of each group."""
     diff = new.astype(np.float64) - old.astype(np.float64)
     moves = np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
-    if moves.shape[0] == 1:
-        return float(moves[0]), 0, 0.0
-    top = int(np.argmax(moves))
-    second = float(np.max(np.delete(moves, top)))
-    return float(moves[top]), top, second
+    return np.maximum.reduceat(moves, starts[:-1])
 
 
 class Bounds:
     """The per-row state of a pruned search for one data set: lives for one fit.
 
     Attributes: ``codebook`` (the codebook of the last search, a private copy), ``bmu``,
-    ``lower``; ``searched``: rows searched by the product in the last pass (a diagnostic).
+    ``lower`` (rows x groups, float32, rounded down); ``searched``: rows searched by the
+    product in the last pass (a diagnostic). Memory: ``8 + 4 G`` bytes a row, plus the
+    pass's squared distances and candidates (16 bytes a row).
     """
 
-    def __init__(self, n_rows: int):
+    def __init__(self, n_rows: int, n_groups: int | None = None):
+        self.n_groups = n_groups
         self.codebook = None
+        self.starts = None
         self.bmu = np.zeros(n_rows, dtype=np.int64)
-        self.lower = np.zeros(n_rows, dtype=np.float64)
+        self.lower = None
         self.sq_dist = np.empty(n_rows, dtype=np.float64)
         self.candidates = np.empty(n_rows, dtype=np.int64)
         self.searched = n_rows
+
+    def for_units(self, n_units: int) -> None:
+        if self.starts is None or self.starts[-1] != n_units:
+            self.starts = group_starts(n_units, self.n_groups)
+            self.lower = np.zeros((self.bmu.shape[0], self.starts.shape[0] - 1), dtype=np.float32)
+            self.codebook = None
 
 
 def pruned_search(X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=None, sums=None,
@@ -211,13 +248,13 @@ def pruned_search(X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=No
         bounds.codebook = None
         bounds.searched = n
         return bounds.sq_dist
+    bounds.for_units(codebook.shape[0])
     if bounds.codebook is None:
         candidates = None
         n_search = n
     else:
-        moved_max, arg_max, moved_second = unit_moves(bounds.codebook, codebook)
         n_search = check_rows(
-            X, codebook, bounds.bmu, bounds.lower, moved_max, arg_max, moved_second,
+            X, codebook, bounds.bmu, bounds.lower, group_moves(bounds.codebook, codebook, bounds.starts),
             search.direct_scale, MARGIN, bounds.sq_dist, bounds.candidates,
         )
         candidates = None if n_search == n else bounds.candidates[:n_search]
@@ -258,14 +295,14 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
             lo, hi = 0, rows
         bmu = np.empty(rows, dtype=np.int64)
         sq = np.empty(rows, dtype=np.float64)
-        low = np.empty(rows, dtype=np.float64)
+        low = np.empty((rows, bounds.lower.shape[1]), dtype=np.float32)
         shifted_bmu = _Shifted(bmu, lo)
         shifted_sq = _Shifted(sq, lo)
         cpu_bmu._search_block(block, lo, hi, search, shifted_bmu, shifted_sq)
         framed = cpu_bmu._augmented_buffer(rows, n_features, X.dtype)
         products = cpu_bmu._products_buffer(rows, n_units, X.dtype)
         runner_up_block(framed, products, products.view(cpu_bmu._BITS[X.dtype.itemsize]), bmu, sq, search.kappa, search.radius, search.overflow, search.up,
-                        search.scale, MARGIN, low)
+                        search.scale, MARGIN, bounds.starts, low)
         bounds.bmu[index] = bmu
         bounds.sq_dist[index] = sq
         bounds.lower[index] = low

@@ -24,8 +24,10 @@ class CpuEngine(Engine):
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         if plan.algorithm == "batch":
-            if use_pruned_search(plan, X.shape[0]):
-                return batch_step(self._pruned_statistics(X, state.codebook), plan, state)
+            if use_pruned_search(plan, X.shape[0]) and self._pruning_pays(plan):
+                stats = self._pruned_statistics(X, state.codebook)
+                self._after_pruned_pass(plan, X.shape[0])
+                return batch_step(stats, plan, state)
             return batch_step(algorithms.unit_statistics(X, state.codebook), plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
@@ -73,6 +75,33 @@ class CpuEngine(Engine):
 
         self._bounds = (X, Bounds(X.shape[0]))
         return self._bounds[1]
+
+    #: bmu_search="auto": a pass that still searched more than this fraction of the rows
+    #: did not pay for its bounds (they cost ~15% of a full pass): the next passes search in
+    #: full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
+    AUTO_MAX_SEARCHED = 0.75
+
+    def _pruning_pays(self, plan: TrainingPlan) -> bool:
+        if plan.bmu_search != "auto" or getattr(self, "_full_passes_left", 0) <= 0:
+            return True
+        self._full_passes_left -= 1
+        self._bounds = None  # stale once a pass runs without them
+        return False
+
+    def _after_pruned_pass(self, plan: TrainingPlan, n_rows: int) -> None:
+        if plan.bmu_search != "auto":
+            return
+        searched = self._bounds[1].searched
+        if searched > self.AUTO_MAX_SEARCHED * n_rows:
+            # the first pass of a set of bounds searches every row: judge the second
+            if getattr(self, "_pruned_passes", 0) >= 1:
+                self._backoff = min(2 * getattr(self, "_backoff", 0) or 1, 8)
+                self._full_passes_left = self._backoff
+                self._pruned_passes = 0
+                return
+        else:
+            self._backoff = 0
+        self._pruned_passes = getattr(self, "_pruned_passes", 0) + 1
 
     def _pruned_statistics(self, X: np.ndarray, codebook: np.ndarray) -> algorithms.UnitStatistics:
         """:func:`somvq.algorithms.unit_statistics` through the pruned search: same bits."""
