@@ -165,11 +165,15 @@ def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflo
         for g in range(n_groups):
             # lowest score in the group but the winner's: a vectorised integer min over the
             # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
+            # (two plain loops around the winner: a select on k would stop the vectoriser)
+            lo, hi = group_starts[g], group_starts[g + 1]
             low = mask
-            for k in range(group_starts[g], group_starts[g + 1]):
+            for k in range(lo, min(a, hi)):
                 b = bits[i, k]
-                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-                low = min(low, mask if k == a else key)
+                low = min(low, b ^ ((b >> (bits.itemsize * 8 - 1)) & mask))
+            for k in range(max(a + 1, lo), hi):
+                b = bits[i, k]
+                low = min(low, b ^ ((b >> (bits.itemsize * 8 - 1)) & mask))
             if low == mask:  # only the winner (or nan scores: then no pruning)
                 only_winner = group_starts[g + 1] - group_starts[g] == 1 and group_starts[g] == a
                 out_lower[i, g] = np.inf if only_winner else 0.0
