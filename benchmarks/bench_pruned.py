@@ -8,7 +8,7 @@ Not a timed test: run by hand, e.g. ::
 One process, rounds interleaved (the order rotated every round), medians reported.
 
 * k-means: ``KSOM(neighbourhood="none", n_epochs=30, init=W0)`` with ``bmu_search="full"``
-  and ``"pruned"`` against ``KMeans(n_clusters=K, init=W0, n_init=1, max_iter=30, tol=0,
+  ``"pruned"`` and ``"auto"`` against ``KMeans(n_clusters=K, init=W0, n_init=1, max_iter=30, tol=0,
   algorithm="lloyd" / "elkan")`` on a float32 Gaussian mixture (``benchmarks.data``),
   20x20 units, the same start ``W0`` (K rows of X). somvq's fit includes its final
   ``labels_`` pass (31 searches); QE (mean squared distance to the final codebook, float64)
@@ -99,9 +99,11 @@ def main(argv=None):
     cases = {
         "kmeans-full": somvq_kmeans("full"),
         "kmeans-pruned": somvq_kmeans("pruned"),
+        "kmeans-auto": somvq_kmeans("auto"),
         "sklearn-lloyd": sklearn_kmeans("lloyd"),
         "batch-full": somvq_batch("full"),
         "batch-pruned": somvq_batch("pruned"),
+        "batch-auto": somvq_batch("auto"),
         "gemm-floor": floor,
     }
     if not args.no_elkan:
@@ -121,7 +123,7 @@ def main(argv=None):
           f"{args.rounds} interleaved rounds, medians; load average {os.getloadavg()[0]:.2f}")
     print(f"GEMM floor {fl * 1e3:.1f} ms")
     lloyd = med["sklearn-lloyd"]
-    for name in ["kmeans-full", "kmeans-pruned", "sklearn-lloyd", "sklearn-elkan"]:
+    for name in ["kmeans-full", "kmeans-pruned", "kmeans-auto", "sklearn-lloyd", "sklearn-elkan"]:
         if name in med:
             model = extra[name]
             centres = model.codebook_ if hasattr(model, "codebook_") else model.cluster_centers_
@@ -130,13 +132,14 @@ def main(argv=None):
     same = np.array_equal(extra["kmeans-full"].labels_, extra["kmeans-pruned"].labels_) and (
         extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes())
     print(f"k-means pruned == full (labels, codebook bits): {same}")
-    for mode in ("full", "pruned"):
+    for mode in ("full", "pruned", "auto"):
         last = med[f"batch-{mode} last third/epoch"]
         print(f"batch-{mode:6s} fit {med[f'batch-{mode}']:7.3f} s = {med[f'batch-{mode}'] / (epochs * fl):5.2f} x "
               f"({epochs} x floor); last third {last * 1e3:7.1f} ms/epoch = {last / fl:5.2f} x floor; "
               f"first epoch {med[f'batch-{mode} first epoch'] * 1e3:7.1f} ms")
-    same = extra["batch-full"].codebook_.tobytes() == extra["batch-pruned"].codebook_.tobytes()
-    print(f"batch pruned == full (codebook bits): {same}")
+    same = all(extra["batch-full"].codebook_.tobytes() == extra[f"batch-{m}"].codebook_.tobytes()
+               for m in ("pruned", "auto"))
+    print(f"batch pruned, auto == full (codebook bits): {same}")
 
 
 if __name__ == "__main__":

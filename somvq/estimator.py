@@ -100,8 +100,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         every row, its winner and a lower bound on its distance to every other unit, and
         skips the distance product for the rows whose winner provably cannot change
         (Hamerly's bounds, made conservative under rounding); ``"full"`` searches every
-        row every pass; ``"auto"`` prunes from
-        :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on. Labels, codebooks and errors are
+        row every pass; ``"auto"`` prunes neighbourhood "none" from
+        :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and returns to full passes
+        while the bounds skip too few rows. Labels, codebooks and errors are
         the same bits either way; pruning costs O(n_samples) extra memory during ``fit``
         (32 bytes a row). Mini-batch, online and the CUDA backend always search in full.
         See docs/performance.md.

@@ -285,10 +285,13 @@ def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
     """Whether a CPU fit with ``plan`` on ``n_rows`` rows runs the pruned BMU search.
 
     Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
-    mini-batch and online always search in full. ``"auto"``: from
-    :data:`PRUNED_MIN_ROWS` rows on; ``"pruned"``: always; ``"full"``: never. The results
-    are the same bits either way.
+    mini-batch and online always search in full. ``"auto"``: neighbourhood "none" from
+    :data:`PRUNED_MIN_ROWS` rows on (a shrinking neighbourhood moves every unit every
+    epoch: the bounds did not prune on the benchmark, docs/performance.md);
+    ``"pruned"``: always; ``"full"``: never. The results are the same bits either way.
     """
     if plan.algorithm != "batch" or plan.bmu_search == "full":
         return False
-    return plan.bmu_search == "pruned" or n_rows >= PRUNED_MIN_ROWS
+    if plan.bmu_search == "pruned":
+        return True
+    return plan.neighbourhood.kind == "none" and n_rows >= PRUNED_MIN_ROWS

@@ -215,6 +215,9 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="none").fit(large)
     assert calls == [PRUNED_MIN_ROWS] * 2
     calls.clear()
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="gaussian").fit(large)
+    assert calls == []  # "auto" prunes k-means only
+    calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, algorithm="minibatch", bmu_search="pruned").fit(small)
     assert calls == []  # mini-batch searches in full
 
