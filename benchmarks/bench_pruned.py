@@ -36,7 +36,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-elkan", action="store_true", help="skip KMeans(algorithm='elkan') (slow)")
+    parser.add_argument("--searched", action="store_true",
+                        help="only print the fraction of rows the pruned search still searches, per k-means pass")
     args = parser.parse_args(argv)
+    if args.searched:
+        return searched_fractions(args)
 
     from sklearn.cluster import KMeans
 
@@ -140,6 +144,26 @@ def main(argv=None):
     same = all(extra["batch-full"].codebook_.tobytes() == extra[f"batch-{m}"].codebook_.tobytes()
                for m in ("pruned", "auto"))
     print(f"batch pruned, auto == full (codebook bits): {same}")
+
+
+def searched_fractions(args):
+    """Fraction of the rows searched by the product in each pass of a k-means fit."""
+    from benchmarks.data import gaussian_mixture, initial_codebook
+    from somvq import KSOM
+    from somvq._kernels import cpu_pruned
+
+    X = gaussian_mixture(int(args.rows), args.features)
+    shape = tuple(int(v) for v in args.map.split("x"))
+    W0 = initial_codebook(X, int(np.prod(shape)))
+    codebooks = [W0]
+    KSOM(shape, neighbourhood="none", n_epochs=args.epochs, init=W0).fit(
+        X, callback=lambda e, n, mse, cb: codebooks.append(cb.copy()))
+    bounds = cpu_pruned.Bounds(len(X))
+    fractions = []
+    for W in codebooks[:-1]:
+        cpu_pruned.pruned_search(X, W, bounds)
+        fractions.append(bounds.searched / len(X))
+    print(args.map, "searched fraction by pass:", " ".join(f"{v:.2f}" for v in fractions))
 
 
 if __name__ == "__main__":
