@@ -42,7 +42,7 @@ def fit_both(X, **params):
     fits = {}
     for mode in ("full", "pruned"):
         errors = []
-        model = KSOM(bmu_search=mode, **params).fit(X, callback=lambda e, n, mse, cb: errors.append(mse))
+        model = KSOM(bmu_search=mode, **params).fit(X, callback=lambda e, n, mse, cb, out=errors: out.append(mse))
         fits[mode] = (model, errors)
     return fits
 
@@ -250,7 +250,7 @@ def test_auto_backoff_same_bits(neighbourhood):
     still the full search's bits."""
     rng = np.random.default_rng(8)
     X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 8, k=6).astype(np.float32)
-    params = dict(grid=(6, 6), neighbourhood=neighbourhood, n_epochs=12, random_state=0)
+    params = {"grid": (6, 6), "neighbourhood": neighbourhood, "n_epochs": 12, "random_state": 0}
     full = KSOM(bmu_search="full", **params).fit(X)
     auto = KSOM(bmu_search="auto", **params).fit(X)
     assert full.codebook_.tobytes() == auto.codebook_.tobytes()

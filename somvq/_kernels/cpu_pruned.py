@@ -141,7 +141,6 @@ def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflo
     overflowed get 0 (no pruning). Overwrites the winner's score in ``products``.
     """
     n_rows = products.shape[0]
-    n_units = products.shape[1]
     n_features = framed.shape[1] - 1
     n_groups = group_starts.shape[0] - 1
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
