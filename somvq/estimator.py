@@ -104,7 +104,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and returns to full passes
         while the bounds skip too few rows. Labels, codebooks and errors are
         the same bits either way; pruning costs O(n_samples) extra memory during ``fit``
-        (32 bytes a row). Mini-batch, online and the CUDA backend always search in full.
+        (28 bytes a row with the default single bound). Mini-batch, online and the CUDA backend always search in full.
         See docs/performance.md.
 
     Attributes

@@ -3,16 +3,18 @@
 Between two passes of a batch fit every row keeps
 
 * ``bmu[i]``: its winner in the last search;
-* ``lower[i]``: a lower bound on its distance (not squared) to every *other* unit.
+* ``lower[i, g]``: a lower bound on its distance (not squared) to every unit of group ``g``
+  other than the winner (groups of consecutive units, :data:`MAX_GROUPS`; one group is
+  Hamerly's single bound), stored in float32 rounded down.
 
 When the codebook moves from ``W_old`` to ``W``, unit ``k`` moves by ``delta_k`` (computed in
-float64 and inflated): by the triangle inequality every other unit is still at least
-``lower[i] - max_{k != bmu[i]} delta_k`` from row ``i`` (Hamerly's single lower bound;
-the largest and second-largest moves give the max over the other units in O(1)). The
+float64 and inflated): by the triangle inequality every unit of group ``g`` is still at
+least ``lower[i, g] - max_{k in g} delta_k`` from row ``i`` (the group's largest move,
+the winner's own included: conservative). The
 upper bound on the distance to the winner is not carried: every row's squared distance
 to its old winner is computed directly in float64 (O(D), exactly the same loop as
 :func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error), so it is tight. A
-row with ``sqrt(d2) (1 + 2 m) < lower[i]`` provably keeps its winner: it skips the product
+row with ``sqrt(d2) (1 + 2 m) < min_g lower[i, g]`` provably keeps its winner: it skips the product
 and its reported squared distance is that ``d2``, the same bits the full search writes.
 The other rows are gathered, block by block, and go through the usual exact path
 (:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified or
@@ -30,9 +32,9 @@ relative margin ``m = 1e-9``, far above the float64 rounding of the distances
 distance is the same compiled loop over the same values. Statistics are added over all
 rows in row order, as the full search adds them block after block.
 
-Memory: O(N) extra for a fit (``bmu`` int64, ``lower`` float64, the per-row squared
-distances and the candidates' indices: 32 bytes a row) plus one gathered block of
-candidate rows per thread.
+Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float64, the
+candidates' indices int64, and 4 bytes a row per group of units: 28 bytes a row with one
+group) plus one gathered block of candidate rows per thread.
 """
 
 from __future__ import annotations
