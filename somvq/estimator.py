@@ -25,7 +25,7 @@ from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS
-from .parameters import ALGORITHMS, BACKENDS, UPDATES, TrainingPlan
+from .parameters import ALGORITHMS, BACKENDS, BMU_SEARCHES, UPDATES, TrainingPlan
 from .schedules import SCHEDULES
 from .state import FittedState
 
@@ -153,6 +153,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Training always uses every layer. A map trained on X and Y as two layers is queried
         with ``predict_layers=[0]`` (the rows must still have every column; the others are
         ignored).
+    bmu_search : {"auto", "full", "pruned"}, default="auto"
+        CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
+        every row, its winner and a lower bound on its distance to every other unit, and
+        skips the distance product for the rows whose winner provably cannot change
+        (Hamerly's bounds, made conservative under rounding); ``"full"`` searches every
+        row every pass; ``"auto"`` prunes neighbourhood "none" from
+        :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and returns to full passes
+        while the bounds skip too few rows. Labels, codebooks and errors are
+        the same bits either way; pruning costs O(n_samples) extra memory during ``fit``
+        (28 bytes a row with the default single bound). Mini-batch, online and the CUDA backend always search in full.
+        See docs/performance.md.
 
     Attributes
     ----------
@@ -219,6 +230,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "layer_weights": ["array-like", StrOptions({"balanced"}), None],
         "layer_distances": ["array-like", None],
         "predict_layers": ["array-like", None],
+        "bmu_search": [StrOptions(set(BMU_SEARCHES))],
     }
 
     def __init__(
@@ -255,6 +267,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         layer_weights=None,
         layer_distances=None,
         predict_layers=None,
+        bmu_search="auto",
     ):
         self.grid = grid
         self.grid_dim = grid_dim
@@ -287,6 +300,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.layer_weights = layer_weights
         self.layer_distances = layer_distances
         self.predict_layers = predict_layers
+        self.bmu_search = bmu_search
 
     # ------------------------------------------------------------------ resolution
     def check_parameters(self) -> Grid:

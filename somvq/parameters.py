@@ -60,6 +60,11 @@ __all__ = [
 ALGORITHMS = ("online", "batch", "minibatch")
 BACKENDS = ("cpu", "cuda")
 UPDATES = ("all", "written")
+#: Values of KSOM's ``bmu_search`` (docs/performance.md, "Pruned BMU search").
+BMU_SEARCHES = ("auto", "full", "pruned")
+#: ``bmu_search="auto"`` prunes batch passes from this many rows on: below it the bounds'
+#: O(N D) bookkeeping is not paid back by the products it saves (docs/performance.md).
+PRUNED_MIN_ROWS = 20_000
 
 #: :class:`somvq.KSOM`'s constructor defaults (a test holds its signature equal to this).
 DEFAULTS: dict[str, Any] = {
@@ -94,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
     "layer_weights": None,
     "layer_distances": None,
     "predict_layers": None,
+    "bmu_search": "auto",
 }
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
@@ -401,6 +407,8 @@ class TrainingPlan:
     #: Layered maps: the codebook the BMU search reads, from the (scaled) codebook
     #: (tanimoto layers thresholded, somvq.layers.search_codebook); None: the codebook.
     search: Any = None
+    #: KSOM's ``bmu_search`` ("auto", "full" or "pruned"); see :func:`use_pruned_search`.
+    bmu_search: str = "auto"
 
 
 def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
@@ -438,4 +446,21 @@ def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
         update=params.update,
         init_count=float(params.init_count),
         horizon=float(horizon_),
+        bmu_search=getattr(params, "bmu_search", "auto"),
     )
+
+
+def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
+    """Whether a CPU fit with ``plan`` on ``n_rows`` rows runs the pruned BMU search.
+
+    Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
+    mini-batch and online always search in full. ``"auto"``: neighbourhood "none" from
+    :data:`PRUNED_MIN_ROWS` rows on (a shrinking neighbourhood moves every unit every
+    epoch: the bounds did not prune on the benchmark, docs/performance.md);
+    ``"pruned"``: always; ``"full"``: never. The results are the same bits either way.
+    """
+    if plan.algorithm != "batch" or plan.bmu_search == "full":
+        return False
+    if plan.bmu_search == "pruned":
+        return True
+    return plan.neighbourhood.kind == "none" and n_rows >= PRUNED_MIN_ROWS

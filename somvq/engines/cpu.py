@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import algorithms, missing
 from .._sklearn import validate_data
-from ..parameters import TrainingPlan, steps_per_pass
+from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
 from .base import Engine, batch_step
 
@@ -38,6 +38,11 @@ class CpuEngine(Engine):
             return missing.masked_pass(X, order, plan, state)
         if plan.algorithm == "batch":
             search = state.codebook if plan.search is None else plan.search(state.codebook)
+            # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto) searches.
+            if plan.search is None and use_pruned_search(plan, X.shape[0]) and self._pruning_pays(plan):
+                stats = self._pruned_statistics(X, state.codebook)
+                self._after_pruned_pass(plan, X.shape[0])
+                return batch_step(stats, plan, state)
             return batch_step(algorithms.unit_statistics(X, search), plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
@@ -65,4 +70,64 @@ class CpuEngine(Engine):
     def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
         if missing.has_missing(X):
             return missing.masked_assign(X, state.codebook)[0]
+        bounds = self._pruned_bounds(X)
+        if bounds is not None:
+            from .._kernels.cpu_pruned import pruned_search
+
+            pruned_search(X, state.codebook, bounds)
+            return bounds.bmu.copy()
         return algorithms.assign(X, state.codebook)[0]
+
+    # ------------------------------------------------------------------ pruned BMU search
+    # The bounds live in the engine for one fit (an engine is made per call), never in the
+    # fitted state: O(N) extra memory, released with the engine (docs/performance.md).
+    def _pruned_bounds(self, X: np.ndarray, create: bool = False):
+        """The pruned search's bounds for ``X`` (the same array object as the last pass)."""
+        bounds = getattr(self, "_bounds", None)
+        if bounds is not None and bounds[0] is X:
+            return bounds[1]
+        if not create:
+            return None
+        from .._kernels.cpu_pruned import Bounds
+
+        self._bounds = (X, Bounds(X.shape[0]))
+        return self._bounds[1]
+
+    #: bmu_search="auto": a pass that still searched more than this fraction of the rows
+    #: did not pay for its bounds (they cost ~15% of a full pass): the next passes search in
+    #: full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
+    AUTO_MAX_SEARCHED = 0.75
+
+    def _pruning_pays(self, plan: TrainingPlan) -> bool:
+        if plan.bmu_search != "auto" or getattr(self, "_full_passes_left", 0) <= 0:
+            return True
+        self._full_passes_left -= 1
+        self._bounds = None  # stale once a pass runs without them
+        return False
+
+    def _after_pruned_pass(self, plan: TrainingPlan, n_rows: int) -> None:
+        if plan.bmu_search != "auto":
+            return
+        searched = self._bounds[1].searched
+        if searched > self.AUTO_MAX_SEARCHED * n_rows:
+            # the first pass of a set of bounds searches every row: judge the second
+            if getattr(self, "_pruned_passes", 0) >= 1:
+                self._backoff = min(2 * getattr(self, "_backoff", 0) or 1, 8)
+                self._full_passes_left = self._backoff
+                self._pruned_passes = 0
+                return
+        else:
+            self._backoff = 0
+        self._pruned_passes = getattr(self, "_pruned_passes", 0) + 1
+
+    def _pruned_statistics(self, X: np.ndarray, codebook: np.ndarray) -> algorithms.UnitStatistics:
+        """:func:`somvq.algorithms.unit_statistics` through the pruned search: same bits."""
+        from .._kernels.cpu_pruned import pruned_search
+
+        X = algorithms._as_dtype(X, codebook.dtype)
+        bounds = self._pruned_bounds(X, create=True)
+        n_units, n_features = codebook.shape
+        counts = np.zeros(n_units, dtype=np.float64)
+        sums = np.zeros((n_units, n_features), dtype=np.float64)
+        sq_dist = pruned_search(X, codebook, bounds, counts=counts, sums=sums)
+        return algorithms.UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])

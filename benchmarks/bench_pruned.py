@@ -1,0 +1,170 @@
+"""Pruned vs full BMU search (issue 17): k-means against scikit-learn, batch KSOM against the floor.
+
+Not a timed test: run by hand, e.g. ::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE \\
+        python -m benchmarks.bench_pruned --rows 1000000 --rounds 3
+
+One process, rounds interleaved (the order rotated every round), medians reported.
+
+* k-means: ``KSOM(neighbourhood="none", n_epochs=30, init=W0)`` with ``bmu_search="full"``
+  ``"pruned"`` and ``"auto"`` against ``KMeans(n_clusters=K, init=W0, n_init=1, max_iter=30, tol=0,
+  algorithm="lloyd" / "elkan")`` on a float32 Gaussian mixture (``benchmarks.data``),
+  20x20 units, the same start ``W0`` (K rows of X). somvq's fit includes its final
+  ``labels_`` pass (31 searches); QE (mean squared distance to the final codebook, float64)
+  of every result.
+* batch KSOM (gaussian neighbourhood), same data and map, 30 epochs: per-epoch time from
+  the callback's timestamps; the median of the last third of the epochs and the whole fit
+  against the GEMM floor (fastest float32 ``X @ W.T``, whole or in 4096-row blocks,
+  timed in the same rounds: ``benchmarks._worker.gemm_floor``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=float, default=1e6)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--map", default="20x20")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-elkan", action="store_true", help="skip KMeans(algorithm='elkan') (slow)")
+    parser.add_argument("--searched", action="store_true",
+                        help="only print the fraction of rows the pruned search still searches, per k-means pass")
+    args = parser.parse_args(argv)
+    if args.searched:
+        return searched_fractions(args)
+
+    from sklearn.cluster import KMeans
+
+    from benchmarks._worker import gemm_floor
+    from benchmarks.data import gaussian_mixture, initial_codebook
+    from somvq import KSOM, algorithms
+
+    n = int(args.rows)
+    shape = tuple(int(v) for v in args.map.split("x"))
+    k = int(np.prod(shape))
+    X = gaussian_mixture(n, args.features)
+    W0 = initial_codebook(X, k)
+    epochs = args.epochs
+
+    def qe(centres):
+        return float(algorithms.assign(X, np.ascontiguousarray(centres, dtype=np.float32))[1].mean())
+
+    results: dict[str, list[float]] = {}
+    extra: dict[str, object] = {}
+
+    def somvq_kmeans(mode):
+        def run():
+            model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0)
+            t = time.perf_counter()
+            model.fit(X)
+            elapsed = time.perf_counter() - t
+            extra[f"kmeans-{mode}"] = model
+            return elapsed
+        return run
+
+    def sklearn_kmeans(algorithm):
+        def run():
+            model = KMeans(k, init=W0, n_init=1, max_iter=epochs, tol=0.0, algorithm=algorithm)
+            t = time.perf_counter()
+            model.fit(X)
+            elapsed = time.perf_counter() - t
+            extra[f"sklearn-{algorithm}"] = model
+            return elapsed
+        return run
+
+    def somvq_batch(mode):
+        def run():
+            stamps = []
+            model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0)
+            t = time.perf_counter()
+            model.fit(X, callback=lambda *a: stamps.append(time.perf_counter()))
+            elapsed = time.perf_counter() - t
+            per_epoch = np.diff([t, *stamps])
+            results.setdefault(f"batch-{mode} last third/epoch", []).append(
+                float(np.median(per_epoch[-(epochs // 3):]))
+            )
+            results.setdefault(f"batch-{mode} first epoch", []).append(float(per_epoch[0]))
+            extra[f"batch-{mode}"] = model
+            return elapsed
+        return run
+
+    def floor():
+        return gemm_floor(X, W0, repeats=3)
+
+    cases = {
+        "kmeans-full": somvq_kmeans("full"),
+        "kmeans-pruned": somvq_kmeans("pruned"),
+        "kmeans-auto": somvq_kmeans("auto"),
+        "sklearn-lloyd": sklearn_kmeans("lloyd"),
+        "batch-full": somvq_batch("full"),
+        "batch-pruned": somvq_batch("pruned"),
+        "batch-auto": somvq_batch("auto"),
+        "gemm-floor": floor,
+    }
+    if not args.no_elkan:
+        cases["sklearn-elkan"] = sklearn_kmeans("elkan")
+    names = list(cases)
+    # warm-up (compilation caches, thread pools) on a small slice
+    KSOM(shape, neighbourhood="none", n_epochs=2, init=W0, bmu_search="pruned").fit(X[: 4 * k])
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            results.setdefault(name, []).append(cases[name]())
+        print(f"round {r + 1}: " + ", ".join(f"{k}={results[k][-1]:.3f}s" for k in names), flush=True)
+
+    med = {name: float(np.median(v)) for name, v in results.items()}
+    fl = med["gemm-floor"]
+    print(f"\nX: gaussian mixture {n} x {args.features} float32, map {args.map} (K = {k}), {epochs} epochs, "
+          f"{args.rounds} interleaved rounds, medians; load average {os.getloadavg()[0]:.2f}")
+    print(f"GEMM floor {fl * 1e3:.1f} ms")
+    lloyd = med["sklearn-lloyd"]
+    for name in ["kmeans-full", "kmeans-pruned", "kmeans-auto", "sklearn-lloyd", "sklearn-elkan"]:
+        if name in med:
+            model = extra[name]
+            centres = model.codebook_ if hasattr(model, "codebook_") else model.cluster_centers_
+            print(f"{name:15s} {med[name]:8.3f} s  x Lloyd {med[name] / lloyd:5.2f}  QE {qe(centres):.6f}"
+                  + (f"  n_iter {model.n_iter_}" if hasattr(model, "n_iter_") else ""))
+    same = np.array_equal(extra["kmeans-full"].labels_, extra["kmeans-pruned"].labels_) and (
+        extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes())
+    print(f"k-means pruned == full (labels, codebook bits): {same}")
+    for mode in ("full", "pruned", "auto"):
+        last = med[f"batch-{mode} last third/epoch"]
+        print(f"batch-{mode:6s} fit {med[f'batch-{mode}']:7.3f} s = {med[f'batch-{mode}'] / (epochs * fl):5.2f} x "
+              f"({epochs} x floor); last third {last * 1e3:7.1f} ms/epoch = {last / fl:5.2f} x floor; "
+              f"first epoch {med[f'batch-{mode} first epoch'] * 1e3:7.1f} ms")
+    same = all(extra["batch-full"].codebook_.tobytes() == extra[f"batch-{m}"].codebook_.tobytes()
+               for m in ("pruned", "auto"))
+    print(f"batch pruned, auto == full (codebook bits): {same}")
+
+
+def searched_fractions(args):
+    """Fraction of the rows searched by the product in each pass of a k-means fit."""
+    from benchmarks.data import gaussian_mixture, initial_codebook
+    from somvq import KSOM
+    from somvq._kernels import cpu_pruned
+
+    X = gaussian_mixture(int(args.rows), args.features)
+    shape = tuple(int(v) for v in args.map.split("x"))
+    W0 = initial_codebook(X, int(np.prod(shape)))
+    codebooks = [W0]
+    KSOM(shape, neighbourhood="none", n_epochs=args.epochs, init=W0).fit(
+        X, callback=lambda e, n, mse, cb: codebooks.append(cb.copy()))
+    bounds = cpu_pruned.Bounds(len(X))
+    fractions = []
+    for W in codebooks[:-1]:
+        cpu_pruned.pruned_search(X, W, bounds)
+        fractions.append(bounds.searched / len(X))
+    print(args.map, "searched fraction by pass:", " ".join(f"{v:.2f}" for v in fractions))
+
+
+if __name__ == "__main__":
+    main()

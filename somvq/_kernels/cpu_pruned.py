@@ -1,0 +1,354 @@
+"""Exact pruned BMU search on the CPU (Hamerly-style bounds), for batch KSOM and k-means.
+
+Between two passes of a batch fit every row keeps
+
+* ``bmu[i]``: its winner in the last search;
+* ``lower[i, g]``: a lower bound on its distance (not squared) to every unit of group ``g``
+  other than the winner (groups of consecutive units, :data:`MAX_GROUPS`; one group is
+  Hamerly's single bound), stored in float32 rounded down.
+
+When the codebook moves from ``W_old`` to ``W``, unit ``k`` moves by ``delta_k`` (computed in
+float64 and inflated): by the triangle inequality every unit of group ``g`` is still at
+least ``lower[i, g] - max_{k in g} delta_k`` from row ``i`` (the group's largest move,
+the winner's own included: conservative). The
+upper bound on the distance to the winner is not carried: every row's squared distance
+to its old winner is computed directly in float64 (O(D), exactly the same loop as
+:func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error), so it is tight. A
+row with ``sqrt(d2) (1 + 2 m) < min_g lower[i, g]`` provably keeps its winner: it skips the product
+and its reported squared distance is that ``d2``, the same bits the full search writes.
+The other rows are gathered, block by block, and go through the usual exact path
+(:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified or
+re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
+products for a new lower bound: with ``e`` the expanded-form error bound of the row
+(:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
+``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2``.
+
+Why the result is bit-identical to the full search: the full search's winner is the
+float64 direct-distance argmin, lowest index on ties (certified rows have a margin of
+``2 e`` over every other unit; re-ranked rows are compared directly), a function of the row
+and the codebook only, not of the block the row sits in; the bounds are inflated by a
+relative margin ``m = 1e-9``, far above the float64 rounding of the distances
+(``~(D + 3) 2^-53`` relative), so a skipped row's winner is that argmin; its squared
+distance is the same compiled loop over the same values. Statistics are added over all
+rows in row order, as the full search adds them block after block.
+
+Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float64, the
+candidates' indices int64, and 4 bytes a row per group of units: 28 bytes a row with one
+group) plus one gathered block of candidate rows per thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numba import njit, types
+
+from . import cpu_bmu
+from ._signatures import FLOATS, array
+from .config import CACHE, CHUNK_ROWS, FASTMATH
+
+#: Relative margin of the bounds: far above the float64 rounding of a direct distance.
+MARGIN = 1e-9
+
+_CHECK_SIGNATURES = [
+    types.int64(
+        array(dtype, 2, "C", readonly=True),  # X
+        array(dtype, 2, "C", readonly=True),  # codebook
+        array(types.int64, 1),  # bmu (read)
+        array(types.float32, 2, "C"),  # lower bounds per group (rows, G), updated in place
+        array(types.float64, 1),  # largest move in each group
+        types.float64,  # scale of the direct distances (power of two)
+        types.float64,  # margin
+        array(types.float64, 1),  # out: squared distance of the rows that keep their winner
+        array(types.int64, 1),  # out: indices of the rows to search
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(inline="always")
+def _round_down(value):
+    """A float32 no larger than the non-negative float64 ``value`` (0 for nan)."""
+    if not value > 0.0:
+        return np.float32(0.0)
+    return np.float32(value * (1.0 - 2.0**-20))  # round to nearest moves it by < 2^-24
+
+
+@njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist, out_candidates):
+    """Update every row's group lower bounds for the moves; list the rows whose winner may change.
+
+    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). A row whose direct
+    distance to its winner, inflated, is below every group's bound keeps its winner:
+    ``out_sq_dist[i]`` gets its squared distance (computed as in ``rank_block``). The
+    others' indices go to ``out_candidates`` in increasing order; returns their number.
+    """
+    n_rows, n_features = X.shape
+    n_groups = lower.shape[1]
+    inv_scale2 = 1.0 / (scale * scale)
+    n = 0
+    for i in range(n_rows):
+        winner = bmu[i]
+        dist = 0.0
+        for j in range(n_features):
+            diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
+            dist += diff * diff
+        d2 = dist * inv_scale2
+        smallest = np.inf
+        for g in range(n_groups):
+            old = np.float64(lower[i, g])
+            if old < np.inf:  # inf: no unit but the winner in the group
+                dec = group_moves[g]
+                low = _round_down((old - dec) - (old + dec) * margin)
+                lower[i, g] = low
+                smallest = min(smallest, np.float64(low))
+        if math.sqrt(d2) * (1.0 + 2.0 * margin) < smallest:
+            out_sq_dist[i] = d2
+        else:
+            out_candidates[n] = i
+            n += 1
+    return n
+
+
+_RUNNER_SIGNATURES = [
+    types.void(
+        array(dtype, 2, "C"),  # framed rows (rows, D + 1), as the search left them
+        array(dtype, 2, "C"),  # expanded-form scores (rows, K)
+        array(types.int32 if dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
+        array(types.int64, 1),  # winners
+        array(types.float64, 1),  # squared distances to them
+        types.float64,  # kappa
+        types.float64,  # R
+        types.float64,  # overflow limit
+        types.float64,  # 4 eps of the dtype
+        types.float64,  # the frame's scale
+        types.float64,  # margin
+        array(types.int64, 1),  # first unit of each group, and K
+        array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_RUNNER_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin,
+                    group_starts, out_lower):
+    """Lower bound on each row's distance to its runner-up, from the search's own scores.
+
+    Scores are within ``e = kappa (R (2 ||x'|| + R) + u ||x'||^2)`` of the scaled squared
+    distances minus a constant of the row, so for every unit ``k`` other than the winner
+    ``a``: ``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2``. Rows where the scores may have
+    overflowed get 0 (no pruning). Overwrites the winner's score in ``products``.
+    """
+    n_rows = products.shape[0]
+    n_features = framed.shape[1] - 1
+    n_groups = group_starts.shape[0] - 1
+    inv_scale2 = 1.0 / (frame_scale * frame_scale)
+    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
+    top[0] = -1
+    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
+    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
+    value = pattern.view(products.dtype)
+    for i in range(n_rows):
+        norm2 = 0.0
+        for j in range(n_features):
+            v = np.float64(framed[i, j])
+            norm2 += v * v
+        reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
+        a = bmu[i]
+        own = np.float64(products[i, a])
+        if not (reach <= overflow) or not (abs(own) <= 1.7e308):
+            for g in range(n_groups):
+                out_lower[i, g] = 0.0
+            continue
+        bits[i, a] = mask  # scratch scores, read last here: the winner never is the lowest
+        for g in range(n_groups):
+            # lowest score in the group but the winner's: a vectorised integer min over the
+            # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
+            # (the winner's score was overwritten with the largest key above: one plain loop
+            # over the group vectorises, 13 us a 512 x 400 block; two loops around the
+            # winner or a select on k did not, 40 us)
+            low = mask
+            for k in range(group_starts[g], group_starts[g + 1]):
+                b = bits[i, k]
+                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+                low = min(low, key)
+            if low == mask:  # only the winner (or nan scores: then no pruning)
+                only_winner = group_starts[g + 1] - group_starts[g] == 1 and group_starts[g] == a
+                out_lower[i, g] = np.inf if only_winner else 0.0
+                continue
+            pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+            second = np.float64(value[0])
+            gap = (second - own) - 2.0 * kappa * reach
+            gap -= abs(gap) * margin
+            low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
+            out_lower[i, g] = _round_down(math.sqrt(low2) * (1.0 - margin))
+
+
+# ------------------------------------------------------------------ the pass
+#: Groups of units with their own lower bound (Yinyang k-means' idea, with groups of
+#: consecutive unit indices: neighbours on a map, which move together): 4 bytes a row each.
+#: 1 is Hamerly's single bound: on the benchmark (docs/performance.md) 4, 16 and 50 groups
+#: skipped 5-30% more rows but cost more than they saved.
+MAX_GROUPS = 1
+
+
+def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:
+    """First unit of each of ``G`` near-equal groups of consecutive units, then ``K``."""
+    if n_groups is None:
+        n_groups = min(MAX_GROUPS, n_units)
+    n_groups = max(1, min(int(n_groups), n_units))
+    return np.array([g * n_units // n_groups for g in range(n_groups + 1)], dtype=np.int64)
+
+
+def group_moves(old: np.ndarray, new: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Largest move (distance, float64, inflated) of the units of each group."""
+    diff = new.astype(np.float64) - old.astype(np.float64)
+    moves = np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
+    return np.maximum.reduceat(moves, starts[:-1])
+
+
+class Bounds:
+    """The per-row state of a pruned search for one data set: lives for one fit.
+
+    Attributes: ``codebook`` (the codebook of the last search, a private copy), ``bmu``,
+    ``lower`` (rows x groups, float32, rounded down); ``searched``: rows searched by the
+    product in the last pass (a diagnostic). Memory: ``8 + 4 G`` bytes a row, plus the
+    pass's squared distances and candidates (16 bytes a row).
+    """
+
+    def __init__(self, n_rows: int, n_groups: int | None = None):
+        self.n_groups = n_groups
+        self.codebook = None
+        self.starts = None
+        self.bmu = np.zeros(n_rows, dtype=np.int64)
+        self.lower = None
+        self.sq_dist = np.empty(n_rows, dtype=np.float64)
+        self.candidates = np.empty(n_rows, dtype=np.int64)
+        self.searched = n_rows
+
+    def for_units(self, n_units: int) -> None:
+        if self.starts is None or self.starts[-1] != n_units:
+            self.starts = group_starts(n_units, self.n_groups)
+            self.lower = np.zeros((self.bmu.shape[0], self.starts.shape[0] - 1), dtype=np.float32)
+            self.codebook = None
+
+
+def pruned_search(X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=None, sums=None,
+                  chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Winners of every row of ``X`` (in ``bounds.bmu``) and squared distances (returned).
+
+    The same results, bit for bit, as :func:`somvq._kernels.cpu_bmu.best_matching_units`
+    (winners, squared distances, and ``counts``/``sums`` added in row order) when
+    ``bounds`` came from earlier calls on the same ``X``; updates ``bounds``.
+    """
+    n = X.shape[0]
+    codebook = np.ascontiguousarray(codebook, dtype=X.dtype)
+    search = cpu_bmu._search_setup(codebook, X.dtype)
+    if not math.isfinite(search.radius):
+        # A diverged codebook: the full search's own handling, and no bounds kept.
+        cpu_bmu.best_matching_units(X, codebook, None, bounds.bmu, bounds.sq_dist, counts=counts, sums=sums)
+        bounds.codebook = None
+        bounds.searched = n
+        return bounds.sq_dist
+    bounds.for_units(codebook.shape[0])
+    if bounds.codebook is None:
+        candidates = None
+        n_search = n
+    else:
+        n_search = check_rows(
+            X, codebook, bounds.bmu, bounds.lower, group_moves(bounds.codebook, codebook, bounds.starts),
+            search.direct_scale, MARGIN, bounds.sq_dist, bounds.candidates,
+        )
+        candidates = None if n_search == n else bounds.candidates[:n_search]
+    if n_search:
+        _search_rows(X, candidates, n_search, search, bounds, chunk_rows)
+    bounds.codebook = codebook.copy()
+    bounds.searched = n_search
+    if counts is not None:
+        cpu_bmu.accumulate_statistics(X, bounds.bmu, counts, sums)
+    return bounds.sq_dist
+
+
+def _gather_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
+    buf = getattr(cpu_bmu._local, "pruned_rows", None)
+    if buf is None or buf.dtype != dtype or buf.shape[1] != n_features or buf.shape[0] < rows:
+        buf = np.empty((max(rows, 1), n_features), dtype=dtype)
+        cpu_bmu._local.pruned_rows = buf
+    return buf[:rows]
+
+
+def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
+    """The exact search (and new lower bounds) of the rows ``candidates`` (all if None)."""
+    chunk = cpu_bmu.balanced_chunk_rows(n_search, chunk_rows)
+    starts = range(0, n_search, chunk)
+    n_features = X.shape[1]
+    n_units = search.aug_codebook.shape[1]
+
+    def one(start):
+        stop = min(start + chunk, n_search)
+        rows = stop - start
+        if candidates is None:
+            block, index = X, slice(start, stop)
+            lo, hi = start, stop
+        else:
+            index = candidates[start:stop]
+            block = _gather_buffer(rows, n_features, X.dtype)
+            np.take(X, index, axis=0, out=block)
+            lo, hi = 0, rows
+        bmu = np.empty(rows, dtype=np.int64)
+        sq = np.empty(rows, dtype=np.float64)
+        low = np.empty((rows, bounds.lower.shape[1]), dtype=np.float32)
+        shifted_bmu = _Shifted(bmu, lo)
+        shifted_sq = _Shifted(sq, lo)
+        cpu_bmu._search_block(block, lo, hi, search, shifted_bmu, shifted_sq)
+        framed = cpu_bmu._augmented_buffer(rows, n_features, X.dtype)
+        products = cpu_bmu._products_buffer(rows, n_units, X.dtype)
+        runner_up_block(framed, products, products.view(cpu_bmu._BITS[X.dtype.itemsize]), bmu, sq, search.kappa, search.radius, search.overflow, search.up,
+                        search.scale, MARGIN, bounds.starts, low)
+        bounds.bmu[index] = bmu
+        bounds.sq_dist[index] = sq
+        bounds.lower[index] = low
+
+    threads = min(cpu_bmu.blas_threads(), len(starts), cpu_bmu._CPU_COUNT)
+    with cpu_bmu.single_threaded_blas():
+        if threads <= 1:
+            for start in starts:
+                one(start)
+            return
+        claim = itertools.count()
+        n_blocks = len(starts)
+
+        def drain():
+            while True:
+                i = next(claim)  # atomic under the GIL
+                if i >= n_blocks:
+                    return
+                one(starts[i])
+
+        pool = cpu_bmu._pool(threads - 1)
+        futures = [pool.submit(drain) for _ in range(threads - 1)]
+        try:
+            drain()
+        finally:
+            for _ in range(n_blocks):
+                next(claim)
+            for future in futures:
+                if not future.cancel():
+                    future.result()
+
+
+class _Shifted:
+    """``out[start:stop]`` of a block searched at rows ``start:stop`` of a larger array,
+    written into a buffer of the block's own size."""
+
+    __slots__ = ("buf", "offset")
+
+    def __init__(self, buf, offset):
+        self.buf = buf
+        self.offset = offset
+
+    def __getitem__(self, index):
+        return self.buf[index.start - self.offset: index.stop - self.offset]

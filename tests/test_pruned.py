@@ -1,0 +1,272 @@
+"""Exact pruned BMU search (bmu_search="pruned"): the same bits as the full search.
+
+References: the full search (``bmu_search="full"``, the path every other test checks) and,
+independently, a direct float64 NumPy argmin written here (lowest index on ties).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from somvq import KSOM, load, save
+from somvq._kernels import cpu_bmu, cpu_pruned
+from somvq.parameters import PRUNED_MIN_ROWS
+
+
+def direct(X, W):
+    """Squared distances in float64, (n, K), written out plainly."""
+    X64 = X.astype(np.float64)
+    W64 = W.astype(np.float64)
+    return ((X64[:, None, :] - W64[None, :, :]) ** 2).sum(-1)
+
+
+def gaussian_mixture(rng, n, d, k=12, offset=0.0, dtype=np.float64):
+    centres = rng.normal(size=(k, d)) * 4.0
+    return (centres[rng.integers(0, k, n)] + rng.normal(size=(n, d)) + offset).astype(dtype)
+
+
+def assert_group_bounds(bounds, d):
+    """Each group's bound is below the (direct float64) distance to every unit of the group
+    but the winner."""
+    n = d.shape[0]
+    other = d.copy()
+    other[np.arange(n), bounds.bmu] = np.inf
+    for g in range(bounds.lower.shape[1]):
+        lo, hi = bounds.starts[g], bounds.starts[g + 1]
+        nearest = np.sqrt(other[:, lo:hi].min(axis=1))
+        assert np.all(bounds.lower[:, g] <= nearest * (1 + 1e-12)), g
+
+
+def fit_both(X, **params):
+    fits = {}
+    for mode in ("full", "pruned"):
+        errors = []
+        model = KSOM(bmu_search=mode, **params).fit(X, callback=lambda e, n, mse, cb, out=errors: out.append(mse))
+        fits[mode] = (model, errors)
+    return fits
+
+
+def assert_same_fit(fits):
+    (full, err_full), (pruned, err_pruned) = fits["full"], fits["pruned"]
+    np.testing.assert_array_equal(full.labels_, pruned.labels_)
+    assert full.codebook_.tobytes() == pruned.codebook_.tobytes()
+    assert err_full == err_pruned  # every epoch's error, bit for bit
+    assert full.n_steps_ == pruned.n_steps_
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("neighbourhood", ["none", "gaussian", "bubble"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_identical_gaussian_mixture(dtype, offset, neighbourhood, seed):
+    rng = np.random.default_rng(seed)
+    X = gaussian_mixture(rng, 3000, 6, offset=offset, dtype=dtype)
+    fits = fit_both(X, grid=(5, 6), neighbourhood=neighbourhood, n_epochs=8, random_state=seed, init="sample")
+    assert_same_fit(fits)
+
+
+@pytest.mark.parametrize(
+    "grid_params",
+    [
+        {"grid": (20,), "grid_dim": 1},
+        {"grid": (6, 7), "topology": "hexagonal"},
+        {"grid": (3, 3, 4), "grid_dim": 3},
+        {"grid": (8, 8), "periodic": True},
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_identical_digits_and_grids(digits, grid_params, dtype):
+    X = digits.astype(dtype)
+    for neighbourhood in ("none", "gaussian"):
+        fits = fit_both(X, neighbourhood=neighbourhood, n_epochs=6, random_state=3, **grid_params)
+        assert_same_fit(fits)
+
+
+def test_pruning_happens_and_skipped_rows_are_right():
+    """The bounds do skip rows late in a k-means fit (else the equality above is vacuous),
+    and every skipped row's winner is the direct float64 argmin."""
+    rng = np.random.default_rng(5)
+    X = gaussian_mixture(rng, 4000, 5, k=8)
+    W = X[rng.choice(len(X), 16, replace=False)].copy()
+    bounds = cpu_pruned.Bounds(len(X))
+    searched = []
+    for _ in range(12):
+        counts = np.zeros(16)
+        sums = np.zeros((16, 5))
+        sq = cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums).copy()
+        searched.append(bounds.searched)
+        d = direct(X, W)
+        np.testing.assert_array_equal(bounds.bmu, np.argmin(d, axis=1))
+        np.testing.assert_allclose(sq, d[np.arange(len(X)), bounds.bmu], rtol=1e-12)
+        assert_group_bounds(bounds, d)
+        # the k-means update written here
+        for k in range(16):
+            if counts[k]:
+                W[k] = sums[k] / counts[k]
+    assert searched[0] == len(X)
+    assert searched[-1] < len(X) // 10, searched
+
+
+def _compare_to_full(X, codebooks, n_groups=None):
+    bounds = cpu_pruned.Bounds(len(X), n_groups)
+    for W in codebooks:
+        K, D = W.shape
+        counts_p, sums_p = np.zeros(K), np.zeros((K, D))
+        sq_p = cpu_pruned.pruned_search(X, W, bounds, counts=counts_p, sums=sums_p).copy()
+        bmu_f = np.empty(len(X), dtype=np.int64)
+        sq_f = np.empty(len(X))
+        counts_f, sums_f = np.zeros(K), np.zeros((K, D))
+        cpu_bmu.best_matching_units(X, W, None, bmu_f, sq_f, counts=counts_f, sums=sums_f)
+        np.testing.assert_array_equal(bounds.bmu, bmu_f)
+        assert sq_p.tobytes() == sq_f.tobytes()
+        assert counts_p.tobytes() == counts_f.tobytes()
+        assert sums_p.tobytes() == sums_f.tobytes()
+        d = direct(X, W)
+        np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
+        # conservative: below the distance to every other unit (float64 direct, within rounding)
+        assert_group_bounds(bounds, d)
+
+
+def test_ties_and_duplicate_units():
+    """Duplicate units and rows exactly between two units: lowest index, never skipped wrongly."""
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.0], [2.0, 2.0], [0.5, 0.0]] * 50)
+    W0 = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 2.0]])
+    W1 = W0.copy()  # no move: every certain row is skipped
+    W2 = W0 + np.array([[0.0, 0.0], [1e-13, 0.0], [0.0, 0.0], [0.0, 0.0]])  # a tiny move breaks a tie
+    W3 = W2.copy()
+    W3[2] = [0.5, 0.0]  # a unit jumps onto rows
+    for n_groups in (1, 2, 4):
+        _compare_to_full(X, [W0, W1, W2, W3, W3], n_groups)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_near_ties_float32(offset):
+    """Units closer to each other than float32 GEMM rounding: the scores alone would
+    overstate the runner-up's distance; the error bound keeps the lower bound below it."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(6, 16)) + offset
+    W = np.repeat(base, 3, axis=0)
+    W += rng.normal(size=W.shape) * 1e-5 * (offset + 1)
+    X = (base[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 16)) * 1e-2).astype(np.float32)
+    W = W.astype(np.float32)
+    _compare_to_full(X, [W, W, (W.astype(np.float64) + 1e-6).astype(np.float32)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
+def test_moving_codebooks_against_full(dtype, offset):
+    rng = np.random.default_rng(11)
+    X = gaussian_mixture(rng, 2500, 7, offset=offset, dtype=dtype)
+    W = X[rng.choice(len(X), 20, replace=False)].astype(np.float64)
+    codebooks = []
+    for step in range(10):
+        W = W + rng.normal(size=W.shape) * (0.5 / (step + 1)) * (rng.random((20, 1)) < 0.5)
+        codebooks.append(W.astype(dtype))
+    codebooks.append(codebooks[-1].copy())
+    _compare_to_full(X, codebooks)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 700),
+    d=st.integers(1, 9),
+    k=st.integers(1, 12),
+    float32=st.booleans(),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    offset=st.sampled_from([0.0, 10.0, 1e5]),
+    steps=st.integers(1, 5),
+    n_groups=st.sampled_from([None, 1, 3, 100]),
+)
+def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups):
+    rng = np.random.default_rng(seed)
+    dtype = np.float32 if float32 else np.float64
+    X = (rng.normal(size=(n, d)) * scale + offset).astype(dtype)
+    if rng.random() < 0.3:  # repeated rows: exact ties between units placed on them
+        X[: n // 2] = X[0]
+    W = X[rng.integers(0, n, k)].astype(np.float64)
+    codebooks = [W.astype(dtype)]
+    for _ in range(steps):
+        moving = rng.random((k, 1)) < rng.random()
+        W = W + rng.normal(size=W.shape) * scale * rng.choice([0.0, 1e-9, 1e-3, 0.3]) * moving
+        codebooks.append(W.astype(dtype))
+    _compare_to_full(X, codebooks, n_groups)
+
+
+def test_auto_prunes_large_batch_only(monkeypatch):
+    from somvq.engines import cpu
+
+    calls = []
+    original = cpu.CpuEngine._pruned_statistics
+
+    def spy(self, X, codebook):
+        calls.append(X.shape[0])
+        return original(self, X, codebook)
+
+    monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(200, 3))
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(small)
+    assert calls == []
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0, bmu_search="pruned").fit(small)
+    assert calls == [200, 200]
+    calls.clear()
+    large = rng.normal(size=(PRUNED_MIN_ROWS, 2)).astype(np.float32)
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="none").fit(large)
+    assert calls == [PRUNED_MIN_ROWS] * 2
+    calls.clear()
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="gaussian").fit(large)
+    assert calls == []  # "auto" prunes k-means only
+    calls.clear()
+    KSOM(grid=(3, 3), n_epochs=2, random_state=0, algorithm="minibatch", bmu_search="pruned").fit(small)
+    assert calls == []  # mini-batch searches in full
+
+
+@pytest.mark.parametrize("algorithm", ["minibatch", "online"])
+def test_other_algorithms_unchanged(algorithm):
+    X = np.random.default_rng(4).normal(size=(400, 3))
+    a = KSOM(grid=(4, 4), n_epochs=2, random_state=0, algorithm=algorithm, bmu_search="full").fit(X)
+    b = KSOM(grid=(4, 4), n_epochs=2, random_state=0, algorithm=algorithm, bmu_search="pruned").fit(X)
+    assert a.codebook_.tobytes() == b.codebook_.tobytes()
+
+
+def test_partial_fit_and_model_file(tmp_path):
+    X = np.random.default_rng(6).normal(size=(500, 4))
+    a = KSOM(grid=(4, 4), random_state=0, bmu_search="full").partial_fit(X).partial_fit(X)
+    b = KSOM(grid=(4, 4), random_state=0, bmu_search="pruned").partial_fit(X).partial_fit(X)
+    assert a.codebook_.tobytes() == b.codebook_.tobytes()
+    save(b, tmp_path / "m.somvq.npz")
+    assert load(tmp_path / "m.somvq.npz").bmu_search == "pruned"
+
+
+def test_bad_value_names_it():
+    with pytest.raises(ValueError, match="bmu_search"):
+        KSOM(bmu_search="elkan").fit(np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("neighbourhood", ["none", "gaussian"])
+def test_auto_backoff_same_bits(neighbourhood):
+    """"auto" switches between pruned and full passes (the bounds dropped and rebuilt):
+    still the full search's bits."""
+    rng = np.random.default_rng(8)
+    X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 8, k=6).astype(np.float32)
+    params = {"grid": (6, 6), "neighbourhood": neighbourhood, "n_epochs": 12, "random_state": 0}
+    full = KSOM(bmu_search="full", **params).fit(X)
+    auto = KSOM(bmu_search="auto", **params).fit(X)
+    assert full.codebook_.tobytes() == auto.codebook_.tobytes()
+    np.testing.assert_array_equal(full.labels_, auto.labels_)
+
+
+def test_auto_backs_off_when_bounds_do_not_prune():
+    from somvq.engines.cpu import CpuEngine
+    from somvq.parameters import training_plan
+
+    engine = CpuEngine(KSOM())
+    plan = training_plan(KSOM(grid=(2, 2)), KSOM(grid=(2, 2)).check_parameters(), 10.0)
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    W = X[:4].copy()
+    engine._pruned_statistics(X, W)  # first pass: every row
+    engine._after_pruned_pass(plan, 50)
+    engine._bounds[1].searched = 50  # a second pass that pruned nothing
+    engine._after_pruned_pass(plan, 50)
+    assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]
