@@ -303,8 +303,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self.bmu_search = bmu_search
 
     # ------------------------------------------------------------------ resolution
-    def check_parameters(self) -> Grid:
+    def check_parameters(self) -> Grid | None:
         """Validate the parameters without data, as ``fit`` does first; return the grid.
+
+        ``grid="auto"`` returns None: the shape is chosen from the data at fit.
 
         Front ends call this to report a bad parameter before reading any data.
 

@@ -9,6 +9,7 @@ offset and scale), computed block by block: memory is O(block * K), never O(N * 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -157,7 +158,7 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def _check_data(name: str, X, codebook) -> tuple[np.ndarray, np.ndarray]:
+def _check_data(name: str, X: Any, codebook: Any) -> tuple[Any, np.ndarray]:
     codebook = np.asarray(codebook)
     if X is None:
         return None, codebook
@@ -206,7 +207,7 @@ def distortion(
         bmu = sq.argmin(axis=1)
         h = neighbourhood_weights(grid._distance_rows(bmu), neighbourhood, radius, hard_weight)
         total += float((h * sq).sum())
-    return total / X.shape[0]
+    return float(total / X.shape[0])
 
 
 def _lex_rank_order(d: np.ndarray) -> np.ndarray:
@@ -214,7 +215,7 @@ def _lex_rank_order(d: np.ndarray) -> np.ndarray:
     return np.argsort(d, axis=1, kind="stable")
 
 
-def topographic_product(X, codebook: np.ndarray, grid: Grid) -> float:
+def topographic_product(X: Any, codebook: np.ndarray, grid: Grid) -> float:
     """Topographic product P of Bauer & Pawelzik (1992); 0 for a perfectly ordered map.
 
     For unit j let ``n_k^A(j)`` be its k-th nearest unit on the grid and ``n_k^V(j)`` its
@@ -278,10 +279,12 @@ def _ranks(d: np.ndarray, cols: np.ndarray) -> np.ndarray:
     index = np.arange(d.shape[1])
     less = (d[:, None, :] < value[:, :, None]).sum(axis=2)
     tied_before = ((d[:, None, :] == value[:, :, None]) & (index[None, None, :] < cols[:, :, None])).sum(axis=2)
-    return less + tied_before + 1
+    return np.asarray(less + tied_before + 1)
 
 
-def _rank_error(X, codebook, grid, n_neighbors, sample, random_state, name, swap):
+def _rank_error(
+    X: Any, codebook: Any, grid: Grid, n_neighbors: int, sample: int | None, random_state: Any, name: str, swap: bool
+) -> float:
     """Sum over query rows of the rank excess of the intruders (see trustworthiness)."""
     X, codebook = _check_data(name, X, codebook)
     n = X.shape[0]
@@ -308,13 +311,13 @@ def _rank_error(X, codebook, grid, n_neighbors, sample, random_state, name, swap
         d_in[rows, q] = np.inf  # a row is not its own neighbour
         d_out[rows, q] = np.inf
         near, far = (d_in, d_out) if swap else (d_out, d_in)
-        ranks = _ranks(far, _k_smallest(near, k))
+        ranks = _ranks(far, _k_smallest(near, int(k)))
         total += float(np.maximum(ranks - k, 0).sum())
-    return 1.0 - total * 2.0 / (queries.size * k * (2.0 * n - 3.0 * k - 1.0))
+    return float(1.0 - total * 2.0 / (queries.size * k * (2.0 * n - 3.0 * k - 1.0)))
 
 
 def trustworthiness(
-    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state=None
+    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state: Any = None
 ) -> float:
     """Trustworthiness of the map's projection of X (row -> its BMU's grid position), in [0, 1].
 
@@ -345,7 +348,7 @@ def trustworthiness(
 
 
 def neighbourhood_preservation(
-    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state=None
+    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state: Any = None
 ) -> float:
     """Neighbourhood preservation (continuity) of the map's projection of X, in [0, 1].
 
@@ -417,7 +420,7 @@ QUALITY_MEASURES = (
 )
 
 
-def quality_suite(X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, radius: float = 1.0, sample: int | None = None, random_state=None) -> dict:
+def quality_suite(X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, radius: float = 1.0, sample: int | None = None, random_state: Any = None) -> dict[str, float]:
     """Every quality measure of this module on one map, as ``{name: float}`` (:data:`QUALITY_MEASURES`).
 
     ``radius`` is the Gaussian radius of :func:`distortion`; ``n_neighbors``, ``sample``,

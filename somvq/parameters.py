@@ -152,7 +152,7 @@ def auto_grid(X: Any, topology: str = "rectangular", periodic: Any = False, n_sa
     if X.shape[1] >= 2 and X.shape[0] >= 2:
         eigenvalues = np.linalg.eigvalsh(np.cov(X, rowvar=False))
     else:
-        eigenvalues = [1.0]
+        eigenvalues = np.ones(1)
     rows, cols = som_toolbox_shape(n, eigenvalues, topology)
     periodic_t = periodic if not isinstance(periodic, (bool, np.bool_)) else (bool(periodic),) * 2
     if topology == "hexagonal" and len(periodic_t) == 2 and periodic_t[0] and rows % 2:
@@ -195,7 +195,8 @@ def grid_of(params: Any, data: Any = None, n_samples: int | None = None) -> "Gri
     choice made at fit), else a ValueError.
     """
     if isinstance(params.grid, str) and params.grid == "auto" and data is None and hasattr(params, "grid_"):
-        return params.grid_
+        grid: Grid = params.grid_
+        return grid
     return make_grid(params.grid, params.grid_dim, params.topology, params.periodic, data, n_samples)
 
 
