@@ -19,7 +19,9 @@ import time
 import numpy as np
 
 
-def bench_metrics(n_rows: int = 100_000, n_features: int = 64, sample: int = 2000) -> list[tuple[str, float, float]]:
+def bench_metrics(
+    n_rows: int = 100_000, n_features: int = 64, sample: int = 2000
+) -> list[tuple[str, float, float]]:
     from somvq import metrics
     from somvq.grids import Grid
 
@@ -33,8 +35,14 @@ def bench_metrics(n_rows: int = 100_000, n_features: int = 64, sample: int = 200
         ("topographic_error", lambda: metrics.topographic_error(X, W, grid)),
         ("distortion", lambda: metrics.distortion(X, W, grid, radius=1.0)),
         ("topographic_product", lambda: metrics.topographic_product(None, W, grid)),
-        (f"trustworthiness (k=5, {sample} query rows)", lambda: metrics.trustworthiness(X, W, grid, sample=sample, random_state=0)),
-        (f"neighbourhood_preservation (k=5, {sample} query rows)", lambda: metrics.neighbourhood_preservation(X, W, grid, sample=sample, random_state=0)),
+        (
+            f"trustworthiness (k=5, {sample} query rows)",
+            lambda: metrics.trustworthiness(X, W, grid, sample=sample, random_state=0),
+        ),
+        (
+            f"neighbourhood_preservation (k=5, {sample} query rows)",
+            lambda: metrics.neighbourhood_preservation(X, W, grid, sample=sample, random_state=0),
+        ),
         ("combined_error", lambda: metrics.combined_error(X, W, grid)),
     ]
     for name, call in calls:
@@ -81,13 +89,19 @@ def bench_ari(grid=(16, 32)) -> None:
             start = time.perf_counter()
             labels = cluster_samples(som, X, cluster_units(som, k, method=method, random_state=0))
             t = time.perf_counter() - start
-            print(f"  map {grid[0]}x{grid[1]} + {method:13s} ARI {adjusted_rand_score(y, labels):.3f}  time {t_fit:.2f} s fit + {t:.2f} s")
+            print(
+                f"  map {grid[0]}x{grid[1]} + {method:13s} ARI {adjusted_rand_score(y, labels):.3f}  time {t_fit:.2f} s fit + {t:.2f} s"
+            )
         start = time.perf_counter()
         labels = KMeans(k, n_init=10, random_state=0).fit_predict(X)
-        print(f"  KMeans raw                    ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s")
+        print(
+            f"  KMeans raw                    ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s"
+        )
         start = time.perf_counter()
         labels = AgglomerativeClustering(k).fit_predict(X)
-        print(f"  Agglomerative (ward) raw      ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s")
+        print(
+            f"  Agglomerative (ward) raw      ARI {adjusted_rand_score(y, labels):.3f}  time {time.perf_counter() - start:.2f} s"
+        )
 
 
 def bench_defaults() -> None:
@@ -97,16 +111,26 @@ def bench_defaults() -> None:
 
     from somvq import KSOM
 
-    for name, X in [("digits", load_digits().data), ("wine (standardised)", StandardScaler().fit_transform(load_wine().data))]:
+    for name, X in [
+        ("digits", load_digits().data),
+        ("wine (standardised)", StandardScaler().fit_transform(load_wine().data)),
+    ]:
         row = [name]
-        for params in (dict(algorithm="batch"), dict(algorithm="online"), dict(algorithm="minibatch"), dict(algorithm="minibatch", decay=0.99)):
+        for params in (
+            dict(algorithm="batch"),
+            dict(algorithm="online"),
+            dict(algorithm="minibatch"),
+            dict(algorithm="minibatch", decay=0.99),
+        ):
             som = KSOM(random_state=0, **params).fit(X)
             row.append(f"{som.quantization_error(X):.3f} ({som.topographic_error(X):.3f})")
         print("| " + " | ".join(row) + " |", flush=True)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--metrics", action="store_true")
     parser.add_argument("--ari", action="store_true")
     parser.add_argument("--defaults", action="store_true")

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     worker_env = {name: str(args.threads_per_worker) for name in blas_variables}
     worker_env["OMP_WAIT_POLICY"] = "PASSIVE"
 
-    import numpy as np
-
     import dask.array as da
+    import numpy as np
     from dask.distributed import Client, LocalCluster, wait
+
     from somvq.integrations.dask import DaskKSOM
 
     shape = (args.rows, args.features)
@@ -67,14 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.algorithm}, {args.workers} workers x {args.threads_per_worker} thread(s), "
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
     )
-    with LocalCluster(
-        n_workers=args.workers,
-        threads_per_worker=args.threads_per_worker,
-        processes=True,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        env=worker_env,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=args.threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            env=worker_env,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         # Warm up: import somvq and load the compiled kernels on every worker.
         small = da.random.default_rng(1).standard_normal((4000, args.features), chunks=1000, dtype=np.float32)
         DaskKSOM(grid=tuple(args.grid), n_epochs=1, random_state=0).fit(small)
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         what = "generate and persist" if args.persist else "generate only"
         print(f"{what} (one pass, no training): {generate:.2f} s")
         print(
-            "epoch times (s): " + ", ".join(f"{t:.2f}" for t in epochs)
+            "epoch times (s): "
+            + ", ".join(f"{t:.2f}" for t in epochs)
             + f"; median {np.median(epochs):.2f} s, {args.rows / np.median(epochs) / 1e6:.2f} M rows/s, "
             f"{steps_per_epoch} update(s) per epoch"
         )

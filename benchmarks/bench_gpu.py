@@ -211,17 +211,26 @@ def main(argv: list[str] | None = None) -> int:
     n_units = int(np.prod(grid_shape))
     W0 = X[np.random.default_rng(args.seed).choice(n, n_units, replace=False)].copy()
     Xd = cuda.to_device(X)
-    common = dict(grid=grid_shape, neighbourhood=args.neighbourhood, init=W0, random_state=args.seed,
-                  batch_size=args.batch_size)
+    common = dict(
+        grid=grid_shape,
+        neighbourhood=args.neighbourhood,
+        init=W0,
+        random_state=args.seed,
+        batch_size=args.batch_size,
+    )
 
     device = cuda.get_current_device()
     name = getattr(device, "name", "unknown")
     name = name.decode() if isinstance(name, bytes) else str(name)
     print(f"# GPU benchmark: {name} (compute capability {getattr(device, 'compute_capability', '?')})")
-    print(f"- data: gaussian blobs {n} x {args.d} float32; map {grid_shape[0]}x{grid_shape[1]} "
-          f"(K={n_units}); neighbourhood {args.neighbourhood}; mini-batch {args.batch_size}")
-    print(f"- host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"rounds {args.rounds} (median)")
+    print(
+        f"- data: gaussian blobs {n} x {args.d} float32; map {grid_shape[0]}x{grid_shape[1]} "
+        f"(K={n_units}); neighbourhood {args.neighbourhood}; mini-batch {args.batch_size}"
+    )
+    print(
+        f"- host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"rounds {args.rounds} (median)"
+    )
 
     rows = []
 
@@ -235,13 +244,18 @@ def main(argv: list[str] | None = None) -> int:
             cuda_config.DETERMINISTIC_STATISTICS = deterministic
             KSOM(backend="cuda", algorithm=algorithm, n_epochs=1, **common).fit(Xd[: min(n, 4096)])
             seconds, som = _median_time(
-                lambda algorithm=algorithm: KSOM(backend="cuda", algorithm=algorithm, n_epochs=epochs, **common).fit(Xd), args.rounds
+                lambda algorithm=algorithm: KSOM(
+                    backend="cuda", algorithm=algorithm, n_epochs=epochs, **common
+                ).fit(Xd),
+                args.rounds,
             )
             suffix = "-deterministic" if deterministic else ""
             record(f"somvq-cuda-{algorithm}{suffix}", algorithm, seconds, epochs, som.codebook_)
         cuda_config.DETERMINISTIC_STATISTICS = False
         seconds, som = _median_time(
-            lambda algorithm=algorithm: KSOM(backend="cpu", algorithm=algorithm, n_epochs=args.cpu_epochs, **common).fit(X),
+            lambda algorithm=algorithm: KSOM(
+                backend="cpu", algorithm=algorithm, n_epochs=args.cpu_epochs, **common
+            ).fit(X),
             max(1, min(args.rounds, 2)),
         )
         record(f"somvq-cpu-{algorithm}", algorithm, seconds, args.cpu_epochs, som.codebook_)
@@ -249,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     torch = _torch_cuda()
     if torch is not None:
         grid = Grid(grid_shape)
-        neighbourhood = training_plan(KSOM(**common, algorithm="batch"), grid, horizon(epochs, 1)).neighbourhood
+        neighbourhood = training_plan(
+            KSOM(**common, algorithm="batch"), grid, horizon(epochs, 1)
+        ).neighbourhood
         Xt = torch.as_tensor(X, device="cuda")
         Wt = torch.as_tensor(W0, device="cuda")
         _torch_batch_fit(torch, Xt, Wt, grid, neighbourhood, 1, 16384)  # warm-up
@@ -261,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             KSOM(**common, algorithm="minibatch"), grid, horizon(epochs, -(-n // args.batch_size))
         ).neighbourhood
         seconds, W = _median_time(
-            lambda: _torch_minibatch_fit(torch, Xt, Wt, grid, mb_neighbourhood, epochs, args.batch_size,
-                                         0.99, 1e-5, args.seed),
+            lambda: _torch_minibatch_fit(
+                torch, Xt, Wt, grid, mb_neighbourhood, epochs, args.batch_size, 0.99, 1e-5, args.seed
+            ),
             args.rounds,
         )
         record("torch-gpu-minibatch", "minibatch", seconds, epochs, W.cpu().numpy())
@@ -276,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     reference = {kind: s for label, kind, s, _ in rows if label == f"somvq-cuda-{kind}"}
     for label, kind, seconds, qe in rows:
-        print(f"| {label} | {kind} | {seconds:.4g} | {seconds / gemm:.3g} | "
-              f"{seconds / reference[kind]:.3g} | {qe:.5g} |")
+        print(
+            f"| {label} | {kind} | {seconds:.4g} | {seconds / gemm:.3g} | "
+            f"{seconds / reference[kind]:.3g} | {qe:.5g} |"
+        )
     return 0
 
 

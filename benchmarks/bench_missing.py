@@ -48,9 +48,17 @@ def speed(rows, features, fraction, grid, repeats, seed=0):
         dense += _epoch_time({**params, "missing": "error"}, X, 2)
         dense_ignore += _epoch_time({**params, "missing": "ignore"}, X, 2)
         masked += _epoch_time({**params, "missing": "ignore"}, Xn, 2)
-    med = {name: float(np.median(v)) for name, v in
-           (("dense", dense), ("dense, missing='ignore'", dense_ignore), (f"{fraction:.0%} NaN", masked))}
-    print(f"\n### Batch epoch, {rows} x {features} float64, grid {grid}, median of {2 * repeats} epochs, interleaved\n")
+    med = {
+        name: float(np.median(v))
+        for name, v in (
+            ("dense", dense),
+            ("dense, missing='ignore'", dense_ignore),
+            (f"{fraction:.0%} NaN", masked),
+        )
+    }
+    print(
+        f"\n### Batch epoch, {rows} x {features} float64, grid {grid}, median of {2 * repeats} epochs, interleaved\n"
+    )
     print("| data | epoch (s) | ratio to dense |\n|---|---:|---:|")
     base = med["dense"]
     for name, value in med.items():
@@ -96,12 +104,19 @@ def imputation(fractions, seed=0, grid_rule=None):
             Xn = np.where(holes, np.nan, X)
             truth = X[holes]
 
-            def rmse(filled):
+            def rmse(filled, holes=holes, truth=truth):
                 return float(np.sqrt(np.mean((filled[holes] - truth) ** 2)))
 
             start = time.perf_counter()
-            som = KSOM(grid=(side, side), missing="ignore", max_missing=1.0, n_epochs=20, init="pca",
-                       radius_final=0.5, random_state=0)
+            som = KSOM(
+                grid=(side, side),
+                missing="ignore",
+                max_missing=1.0,
+                n_epochs=20,
+                init="pca",
+                radius_final=0.5,
+                random_state=0,
+            )
             ksom_fill = som.fit(Xn).impute(Xn)
             t_ksom = time.perf_counter() - start
             mean_fill = SimpleImputer(strategy="mean").fit_transform(Xn)
@@ -109,8 +124,10 @@ def imputation(fractions, seed=0, grid_rule=None):
             start = time.perf_counter()
             knn_fill = KNNImputer(n_neighbors=5).fit_transform(Xn)
             t_knn = time.perf_counter() - start
-            print(f"| {name} ({n} x {X.shape[1]}, grid {side}x{side}) | {fraction:.0%} | {rmse(ksom_fill):.3f} | "
-                  f"{t_ksom:.3f} | {rmse(mean_fill):.3f} | {rmse(knn_fill):.3f} | {t_knn:.3f} |")
+            print(
+                f"| {name} ({n} x {X.shape[1]}, grid {side}x{side}) | {fraction:.0%} | {rmse(ksom_fill):.3f} | "
+                f"{t_ksom:.3f} | {rmse(mean_fill):.3f} | {rmse(knn_fill):.3f} | {t_knn:.3f} |"
+            )
 
 
 def main(argv=None):

@@ -36,8 +36,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-elkan", action="store_true", help="skip KMeans(algorithm='elkan') (slow)")
-    parser.add_argument("--searched", action="store_true",
-                        help="only print the fraction of rows the pruned search still searches, per k-means pass")
+    parser.add_argument(
+        "--searched",
+        action="store_true",
+        help="only print the fraction of rows the pruned search still searches, per k-means pass",
+    )
     args = parser.parse_args(argv)
     if args.searched:
         return searched_fractions(args)
@@ -63,12 +66,15 @@ def main(argv=None):
 
     def somvq_kmeans(mode):
         def run():
-            model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0)
+            model = KSOM(
+                shape, neighbourhood="none", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0
+            )
             t = time.perf_counter()
             model.fit(X)
             elapsed = time.perf_counter() - t
             extra[f"kmeans-{mode}"] = model
             return elapsed
+
         return run
 
     def sklearn_kmeans(algorithm):
@@ -79,22 +85,26 @@ def main(argv=None):
             elapsed = time.perf_counter() - t
             extra[f"sklearn-{algorithm}"] = model
             return elapsed
+
         return run
 
     def somvq_batch(mode):
         def run():
             stamps = []
-            model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0)
+            model = KSOM(
+                shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0
+            )
             t = time.perf_counter()
             model.fit(X, callback=lambda *a: stamps.append(time.perf_counter()))
             elapsed = time.perf_counter() - t
             per_epoch = np.diff([t, *stamps])
             results.setdefault(f"batch-{mode} last third/epoch", []).append(
-                float(np.median(per_epoch[-(epochs // 3):]))
+                float(np.median(per_epoch[-(epochs // 3) :]))
             )
             results.setdefault(f"batch-{mode} first epoch", []).append(float(per_epoch[0]))
             extra[f"batch-{mode}"] = model
             return elapsed
+
         return run
 
     def floor():
@@ -116,33 +126,42 @@ def main(argv=None):
     # warm-up (compilation caches, thread pools) on a small slice
     KSOM(shape, neighbourhood="none", n_epochs=2, init=W0, bmu_search="pruned").fit(X[: 4 * k])
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             results.setdefault(name, []).append(cases[name]())
         print(f"round {r + 1}: " + ", ".join(f"{k}={results[k][-1]:.3f}s" for k in names), flush=True)
 
     med = {name: float(np.median(v)) for name, v in results.items()}
     fl = med["gemm-floor"]
-    print(f"\nX: gaussian mixture {n} x {args.features} float32, map {args.map} (K = {k}), {epochs} epochs, "
-          f"{args.rounds} interleaved rounds, medians; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"\nX: gaussian mixture {n} x {args.features} float32, map {args.map} (K = {k}), {epochs} epochs, "
+        f"{args.rounds} interleaved rounds, medians; load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"GEMM floor {fl * 1e3:.1f} ms")
     lloyd = med["sklearn-lloyd"]
     for name in ["kmeans-full", "kmeans-pruned", "kmeans-auto", "sklearn-lloyd", "sklearn-elkan"]:
         if name in med:
             model = extra[name]
             centres = model.codebook_ if hasattr(model, "codebook_") else model.cluster_centers_
-            print(f"{name:15s} {med[name]:8.3f} s  x Lloyd {med[name] / lloyd:5.2f}  QE {qe(centres):.6f}"
-                  + (f"  n_iter {model.n_iter_}" if hasattr(model, "n_iter_") else ""))
+            print(
+                f"{name:15s} {med[name]:8.3f} s  x Lloyd {med[name] / lloyd:5.2f}  QE {qe(centres):.6f}"
+                + (f"  n_iter {model.n_iter_}" if hasattr(model, "n_iter_") else "")
+            )
     same = np.array_equal(extra["kmeans-full"].labels_, extra["kmeans-pruned"].labels_) and (
-        extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes())
+        extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes()
+    )
     print(f"k-means pruned == full (labels, codebook bits): {same}")
     for mode in ("full", "pruned", "auto"):
         last = med[f"batch-{mode} last third/epoch"]
-        print(f"batch-{mode:6s} fit {med[f'batch-{mode}']:7.3f} s = {med[f'batch-{mode}'] / (epochs * fl):5.2f} x "
-              f"({epochs} x floor); last third {last * 1e3:7.1f} ms/epoch = {last / fl:5.2f} x floor; "
-              f"first epoch {med[f'batch-{mode} first epoch'] * 1e3:7.1f} ms")
-    same = all(extra["batch-full"].codebook_.tobytes() == extra[f"batch-{m}"].codebook_.tobytes()
-               for m in ("pruned", "auto"))
+        print(
+            f"batch-{mode:6s} fit {med[f'batch-{mode}']:7.3f} s = {med[f'batch-{mode}'] / (epochs * fl):5.2f} x "
+            f"({epochs} x floor); last third {last * 1e3:7.1f} ms/epoch = {last / fl:5.2f} x floor; "
+            f"first epoch {med[f'batch-{mode} first epoch'] * 1e3:7.1f} ms"
+        )
+    same = all(
+        extra["batch-full"].codebook_.tobytes() == extra[f"batch-{m}"].codebook_.tobytes()
+        for m in ("pruned", "auto")
+    )
     print(f"batch pruned, auto == full (codebook bits): {same}")
 
 
@@ -157,7 +176,8 @@ def searched_fractions(args):
     W0 = initial_codebook(X, int(np.prod(shape)))
     codebooks = [W0]
     KSOM(shape, neighbourhood="none", n_epochs=args.epochs, init=W0).fit(
-        X, callback=lambda e, n, mse, cb: codebooks.append(cb.copy()))
+        X, callback=lambda e, n, mse, cb: codebooks.append(cb.copy())
+    )
     bounds = cpu_pruned.Bounds(len(X))
     fractions = []
     for W in codebooks[:-1]:

@@ -28,7 +28,6 @@ import time
 
 import torch
 
-
 EAGER = "somvq KohonenVectorQuantize ({})"
 COMPILED = "somvq KohonenVectorQuantize ({}) compiled"
 THEIRS = "vector-quantize-pytorch EMA VectorQuantize"
@@ -41,7 +40,10 @@ def make_layers(dim: int, codes: int, neighbourhood: str, compiled: bool):
 
     def ours():
         return KohonenVectorQuantize(
-            dim=dim, codebook_size=codes, neighbourhood=neighbourhood, decay=0.99,
+            dim=dim,
+            codebook_size=codes,
+            neighbourhood=neighbourhood,
+            decay=0.99,
             commitment_weight=0.25,
         ).train()
 
@@ -53,10 +55,17 @@ def make_layers(dim: int, codes: int, neighbourhood: str, compiled: bool):
     except ImportError:
         print("vector-quantize-pytorch is not installed: its row is left out")
     else:
-        steps[THEIRS] = _stepper(VectorQuantize(
-            dim=dim, codebook_size=codes, decay=0.99, commitment_weight=0.25,
-            kmeans_init=False, threshold_ema_dead_code=0, rotation_trick=False,
-        ).train())
+        steps[THEIRS] = _stepper(
+            VectorQuantize(
+                dim=dim,
+                codebook_size=codes,
+                decay=0.99,
+                commitment_weight=0.25,
+                kmeans_init=False,
+                threshold_ema_dead_code=0,
+                rotation_trick=False,
+            ).train()
+        )
     return steps
 
 
@@ -83,8 +92,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--neighbourhood", default="hard")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time the step with torch.compile(fullgraph=True)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the step with torch.compile(fullgraph=True)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ def fashion_mnist() -> np.ndarray:
                 for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
             ]
             images = np.concatenate(parts).reshape(-1, 28 * 28)
-            return (images.astype(np.float32) / 255.0)
+            return images.astype(np.float32) / 255.0
     raise FileNotFoundError(
         "Fashion-MNIST IDX files not found; install them with "
         "`apt-get install dataset-fashion-mnist` or set SOMVQ_FASHION_MNIST to their folder."

@@ -51,15 +51,23 @@ def main(argv=None) -> int:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         runs = []
         for i in range(args.repeats + 1):  # the first run may (re)fill the cache: not counted
-            out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
-                                 text=True, env=env, cwd=ROOT, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(path)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                check=True,
+            )
             if i:
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     load = os.getloadavg()[0]
     med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-    print(f"import somvq {med['import']:.3f} s, first fit (digits, 16x32, 10 epochs, warm cache) "
-          f"{med['first_fit']:.3f} s, second fit {med['second_fit']:.3f} s "
-          f"(medians of {len(runs)} fresh processes; load average {load:.2f})")
+    print(
+        f"import somvq {med['import']:.3f} s, first fit (digits, 16x32, 10 epochs, warm cache) "
+        f"{med['first_fit']:.3f} s, second fit {med['second_fit']:.3f} s "
+        f"(medians of {len(runs)} fresh processes; load average {load:.2f})"
+    )
     return 0
 
 

@@ -74,8 +74,11 @@ def main() -> None:
             report(som, X, y, path, image_shape=shape)
             written = time.perf_counter() - started
             times = [load_seconds(browser, path) for _ in range(3)]
-            print(f"{name}: {path.stat().st_size / 1e6:.2f} MB, written in {written:.2f} s, "
-                  f"loads in {statistics.median(times):.2f} s (median of 3)", flush=True)
+            print(
+                f"{name}: {path.stat().st_size / 1e6:.2f} MB, written in {written:.2f} s, "
+                f"loads in {statistics.median(times):.2f} s (median of 3)",
+                flush=True,
+            )
         browser.close()
     shutil.rmtree(folder)
 

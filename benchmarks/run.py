@@ -95,11 +95,22 @@ def _child_env() -> dict:
 
 
 def _run_worker(lib, data_path, init_path, shape, epochs, out_path, timeout):
-    cmd = [sys.executable, "-m", "benchmarks._worker", lib, str(data_path), str(init_path),
-           str(shape[0]), str(shape[1]), str(epochs), str(out_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks._worker",
+        lib,
+        str(data_path),
+        str(init_path),
+        str(shape[0]),
+        str(shape[1]),
+        str(epochs),
+        str(out_path),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(),
-                              timeout=timeout, cwd=ROOT)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=_child_env(), timeout=timeout, cwd=ROOT
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -125,7 +136,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
             results[lib].error = f"skipped: N > {limit} rows (too slow; --peer-max-rows)"
     order = ["gemm", *libs]
     for r in range(rounds):
-        rotated = order[r % len(order):] + order[: r % len(order)]
+        rotated = order[r % len(order) :] + order[: r % len(order)]
         for lib in rotated:
             res = results[lib]
             if res.error:
@@ -149,16 +160,33 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
         res = results[lib]
         kind = TRAINERS[lib][1]
         lib_epochs = online_epochs if kind == "online" else epochs
-        row = {"data": name, "n": X.shape[0], "d": X.shape[1], "map": f"{shape[0]}x{shape[1]}",
-               "lib": lib, "kind": kind, "epochs": lib_epochs, "gemm": gemm, "error": res.error}
+        row = {
+            "data": name,
+            "n": X.shape[0],
+            "d": X.shape[1],
+            "map": f"{shape[0]}x{shape[1]}",
+            "lib": lib,
+            "kind": kind,
+            "epochs": lib_epochs,
+            "gemm": gemm,
+            "error": res.error,
+        }
         if not res.error and res.seconds:
             med = statistics.median(res.seconds)
-            row.update(seconds=med, per_epoch=med / lib_epochs, x_gemm=med / lib_epochs / gemm,
-                       samples_per_s=X.shape[0] * lib_epochs / med,
-                       peak_mib=max(res.peak) / 2**20 if res.peak else float("nan"))
+            row.update(
+                seconds=med,
+                per_epoch=med / lib_epochs,
+                x_gemm=med / lib_epochs / gemm,
+                samples_per_s=X.shape[0] * lib_epochs / med,
+                peak_mib=max(res.peak) / 2**20 if res.peak else float("nan"),
+            )
             cb = res.codebook.astype(np.float32)
             row["qe"] = metrics.quantization_error(X, cb)
-            row["te"] = metrics.topographic_error(X, cb, grid) if kind != "kmeans" and not lib.startswith("minibatch-kmeans") else None
+            row["te"] = (
+                metrics.topographic_error(X, cb, grid)
+                if kind != "kmeans" and not lib.startswith("minibatch-kmeans")
+                else None
+            )
         rows.append(row)
     by_lib = {row["lib"]: row for row in rows}
     for row in rows:
@@ -172,25 +200,32 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
 
 
 def _fmt(value, spec):
-    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
+    return (
+        "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
+    )
 
 
 def markdown_table(rows) -> str:
-    head = ("| data | N x D | map | library | epochs | median s | s/epoch | x GEMM/epoch | "
-            "vs somvq | samples/s | QE | TE | peak MiB |")
+    head = (
+        "| data | N x D | map | library | epochs | median s | s/epoch | x GEMM/epoch | "
+        "vs somvq | samples/s | QE | TE | peak MiB |"
+    )
     lines = [head, "|" + "---|" * 13]
     for row in rows:
         label = f"{row['lib']}"
         if row.get("error"):
-            lines.append(f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | "
-                         f"{row['epochs']} | {row['error']} ||||||||")
+            lines.append(
+                f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | "
+                f"{row['epochs']} | {row['error']} ||||||||"
+            )
             continue
         lines.append(
             f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | {row['epochs']} | "
             f"{_fmt(row['seconds'], '.3g')} | {_fmt(row['per_epoch'], '.3g')} | "
             f"{_fmt(row['x_gemm'], '.3g')} | {_fmt(row.get('ratio'), '.3g')} | "
             f"{_fmt(row['samples_per_s'], '.3g')} | {_fmt(row['qe'], '.5g')} | "
-            f"{_fmt(row['te'], '.3f')} | {_fmt(row['peak_mib'], '.1f')} |")
+            f"{_fmt(row['te'], '.3f')} | {_fmt(row['peak_mib'], '.1f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -222,15 +257,19 @@ def _blas() -> str:
         from threadpoolctl import threadpool_info
 
         infos = threadpool_info()
-        return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
-                         f"threads={i.get('num_threads')}" for i in infos)
+        return "; ".join(
+            f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+            f"threads={i.get('num_threads')}"
+            for i in infos
+        )
     except Exception as exc:  # pragma: no cover - informational only
         return f"unknown ({exc!r})"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a few-minute subset")
     parser.add_argument("--data", nargs="+", help="digits, fashion, gauss-N-D (e.g. gauss-100000-32)")
     parser.add_argument("--maps", nargs="+", help="map shapes, e.g. 20x20 16x32")
@@ -242,12 +281,18 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time somvq against N and K (default: on for the full run)")
+    parser.add_argument(
+        "--scaling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time somvq against N and K (default: on for the full run)",
+    )
     args = parser.parse_args(argv)
 
     if args.data or args.maps:
-        cases = [(d, m, args.epochs or 10) for d in (args.data or ["digits"]) for m in (args.maps or ["16x32"])]
+        cases = [
+            (d, m, args.epochs or 10) for d in (args.data or ["digits"]) for m in (args.maps or ["16x32"])
+        ]
     else:
         cases = QUICK_CASES if args.quick else FULL_CASES
         if args.epochs:
@@ -261,16 +306,19 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     if os.environ.get("OPENBLAS_CORETYPE"):
-        log("note: OPENBLAS_CORETYPE is set; numpy's BLAS may run an older kernel "
-            "(unset it in the benchmark command to measure the native one).")
+        log(
+            "note: OPENBLAS_CORETYPE is set; numpy's BLAS may run an older kernel "
+            "(unset it in the benchmark command to measure the native one)."
+        )
     load_start = os.getloadavg()
     started = time.time()
     rows = []
     for name, map_text, epochs in cases:
         shape = tuple(int(s) for s in map_text.lower().split("x"))
         log(f"case {name} map {map_text} epochs {epochs}")
-        rows += run_case(name, shape, epochs, args.libs, rounds, args.online_epochs,
-                         max_rows, args.timeout, log)
+        rows += run_case(
+            name, shape, epochs, args.libs, rounds, args.online_epochs, max_rows, args.timeout, log
+        )
     scaling = args.scaling if args.scaling is not None else not (args.quick or args.data or args.maps)
     scaling_rows = []
     if scaling:
@@ -278,12 +326,18 @@ def main(argv=None) -> int:
         for name, map_text, epochs in SCALING_CASES:
             shape = tuple(int(s) for s in map_text.lower().split("x"))
             log(f"scaling case {name} map {map_text} epochs {epochs}")
-            scaling_rows += run_case(name, shape, epochs, libs, rounds, args.online_epochs,
-                                     max_rows, args.timeout, log)
+            scaling_rows += run_case(
+                name, shape, epochs, libs, rounds, args.online_epochs, max_rows, args.timeout, log
+            )
     table = markdown_table(rows)
-    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    env_note = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                                         "OMP_NUM_THREADS") if k in os.environ)
+    command = "python -m benchmarks.run " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    env_note = " ".join(
+        f"{k}={os.environ[k]}"
+        for k in ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+        if k in os.environ
+    )
     header = [
         "# Benchmarks",
         "",
@@ -295,7 +349,11 @@ def main(argv=None) -> int:
         f"- versions: {_versions()}",
         f"- rounds: {rounds} (median); wall time {time.time() - started:.0f} s; load average "
         f"{load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end"
-        + (" (measured while other jobs shared the machine)" if max(load_start[0], os.getloadavg()[0]) > 1.0 else ""),
+        + (
+            " (measured while other jobs shared the machine)"
+            if max(load_start[0], os.getloadavg()[0]) > 1.0
+            else ""
+        ),
         "",
         "Columns: *x GEMM/epoch* = seconds per epoch / the float32 GEMM floor X.W^T of that case; "
         "*vs somvq* = seconds per epoch / those of the somvq entry of the same kind "

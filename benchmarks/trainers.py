@@ -37,16 +37,24 @@ def somvq_batch(X, W0, shape, epochs):
 def somvq_none(X, W0, shape, epochs):
     from somvq import KSOM
 
-    som = KSOM(grid=tuple(shape), n_epochs=epochs, init=W0, random_state=0,
-               algorithm="batch", neighbourhood="none")
+    som = KSOM(
+        grid=tuple(shape), n_epochs=epochs, init=W0, random_state=0, algorithm="batch", neighbourhood="none"
+    )
     return som.fit(X).codebook_
 
 
 def somvq_minibatch(X, W0, shape, epochs):
     from somvq import KSOM
 
-    som = KSOM(grid=tuple(shape), n_epochs=epochs, init=W0, random_state=0,
-               algorithm="minibatch", neighbourhood="hard", batch_size=BATCH_SIZE)
+    som = KSOM(
+        grid=tuple(shape),
+        n_epochs=epochs,
+        init=W0,
+        random_state=0,
+        algorithm="minibatch",
+        neighbourhood="hard",
+        batch_size=BATCH_SIZE,
+    )
     return som.fit(X).codebook_
 
 
@@ -58,8 +66,7 @@ def somvq_online(X, W0, shape, epochs):
 def _minisom(X, W0, shape, epochs, random_order):
     from minisom import MiniSom
 
-    som = MiniSom(shape[0], shape[1], X.shape[1], sigma=_sigma0(shape), learning_rate=0.5,
-                  random_seed=0)
+    som = MiniSom(shape[0], shape[1], X.shape[1], sigma=_sigma0(shape), learning_rate=0.5, random_seed=0)
     som._weights = W0.reshape(shape[0], shape[1], -1).astype(np.float64)
     som.train(X, epochs, random_order=random_order, use_epochs=True)
     return som._weights.reshape(-1, X.shape[1])
@@ -94,10 +101,10 @@ def somoclu(X, W0, shape, epochs):
     import somoclu as sc
 
     rows, cols = shape
-    som = sc.Somoclu(cols, rows, initialcodebook=np.ascontiguousarray(W0, dtype=np.float32).copy(),
-                     compactsupport=False)
-    som.train(np.ascontiguousarray(X, dtype=np.float32), epochs=epochs, radius0=_sigma0(shape),
-              radiusN=1)
+    som = sc.Somoclu(
+        cols, rows, initialcodebook=np.ascontiguousarray(W0, dtype=np.float32).copy(), compactsupport=False
+    )
+    som.train(np.ascontiguousarray(X, dtype=np.float32), epochs=epochs, radius0=_sigma0(shape), radiusN=1)
     return np.asarray(som.codebook).reshape(-1, X.shape[1])
 
 
@@ -106,8 +113,15 @@ def torchsom(X, W0, shape, epochs):
     import torch
     from torchsom import SOM
 
-    som = SOM(shape[0], shape[1], X.shape[1], epochs=epochs, batch_size=BATCH_SIZE,
-              sigma=_sigma0(shape), random_seed=0)
+    som = SOM(
+        shape[0],
+        shape[1],
+        X.shape[1],
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        sigma=_sigma0(shape),
+        random_seed=0,
+    )
     with torch.no_grad():
         som.weights.data = torch.from_numpy(W0.reshape(shape[0], shape[1], -1).copy())
     som.fit(torch.from_numpy(X), verbose=False)
@@ -125,8 +139,16 @@ def kmeans_lloyd(X, W0, shape, epochs):
 def minibatch_kmeans(X, W0, shape, epochs):
     from sklearn.cluster import MiniBatchKMeans
 
-    km = MiniBatchKMeans(W0.shape[0], init=W0, n_init=1, max_iter=epochs, batch_size=BATCH_SIZE,
-                         max_no_improvement=None, tol=0.0, random_state=0)
+    km = MiniBatchKMeans(
+        W0.shape[0],
+        init=W0,
+        n_init=1,
+        max_iter=epochs,
+        batch_size=BATCH_SIZE,
+        max_no_improvement=None,
+        tol=0.0,
+        random_state=0,
+    )
     return km.fit(X).cluster_centers_
 
 
@@ -139,7 +161,11 @@ def gemm(X, W0, shape, epochs):
 TRAINERS = {
     "somvq-batch": (somvq_batch, "som", "somvq KSOM batch, gaussian"),
     "somvq-none": (somvq_none, "kmeans", "somvq KSOM batch, neighbourhood none"),
-    "somvq-minibatch": (somvq_minibatch, "minibatch", f"somvq KSOM minibatch (paper's KSOM-EMA, hard), batch {BATCH_SIZE}"),
+    "somvq-minibatch": (
+        somvq_minibatch,
+        "minibatch",
+        f"somvq KSOM minibatch (paper's KSOM-EMA, hard), batch {BATCH_SIZE}",
+    ),
     "somvq-online": (somvq_online, "online", "somvq KSOM online, gaussian"),
     "minisom-online": (minisom_online, "online", "MiniSom train (random order)"),
     "minisom-batch": (minisom_batch, "som", "MiniSom train_batch (sequential order)"),
@@ -151,5 +177,9 @@ TRAINERS = {
 }
 
 #: The somvq entry each kind is compared with.
-REFERENCE = {"som": "somvq-batch", "kmeans": "somvq-none", "minibatch": "somvq-minibatch",
-             "online": "somvq-online"}
+REFERENCE = {
+    "som": "somvq-batch",
+    "kmeans": "somvq-none",
+    "minibatch": "somvq-minibatch",
+    "online": "somvq-online",
+}

@@ -47,7 +47,13 @@ class SomvqGroup(click.Group):
         except click.UsageError as exc:
             exc.ctx = None  # one line: no usage block, no "Try --help" hint
             raise
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, SystemExit):
+        except (
+            click.ClickException,
+            click.exceptions.Exit,
+            click.exceptions.Abort,
+            KeyboardInterrupt,
+            SystemExit,
+        ):
             raise
         except BrokenPipeError:
             # The reader of stdout went away (`somvq predict ... | head -1`): click's main
@@ -70,8 +76,14 @@ class SomvqGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # In the order a user meets them, not alphabetically.
-        return [name for name in ("fit", "predict", "transform", "evaluate", "plot", "report", "info") if name in self.commands] + sorted(
-            name for name in self.commands if name not in ("fit", "predict", "transform", "evaluate", "plot", "report", "info")
+        return [
+            name
+            for name in ("fit", "predict", "transform", "evaluate", "plot", "report", "info")
+            if name in self.commands
+        ] + sorted(
+            name
+            for name in self.commands
+            if name not in ("fit", "predict", "transform", "evaluate", "plot", "report", "info")
         )
 
 

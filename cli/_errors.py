@@ -13,7 +13,7 @@ quietly with exit 1, as Unix tools do.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import click
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
@@ -58,7 +59,11 @@ def parse_columns(
                 )
             chosen.extend(range(start - 1, stop))
             continue
-        known = f" (columns: {', '.join(header)})" if header is not None else " (the input has no header; use 1-based numbers)"
+        known = (
+            f" (columns: {', '.join(header)})"
+            if header is not None
+            else " (the input has no header; use 1-based numbers)"
+        )
         raise click.BadParameter(f"no column {token!r} in {source}{known}.", param_hint=param_hint)
     if not chosen:
         raise click.BadParameter("selects no column.", param_hint=param_hint)
@@ -126,8 +131,11 @@ def read_text_table(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{source}: not UTF-8 text (byte {exc.start}); is it a binary file?") from None
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines:
         raise DataError(f"{source}: no data (the file is empty).")
     if delimiter is None:
@@ -169,7 +177,11 @@ def read_text_table(
                     raise DataError(
                         f"{source}: {what} at line {number}, column {column}; select numeric "
                         f"columns with --columns"
-                        + (" (missing values: somvq fit --missing ignore)" if _is_missing_token(fields[i]) else "")
+                        + (
+                            " (missing values: somvq fit --missing ignore)"
+                            if _is_missing_token(fields[i])
+                            else ""
+                        )
                         + f".{_delimiter_hint(lines[0][1], delimiter)}"
                     ) from None
         raise  # pragma: no cover - np.array failed on fields that all parse
@@ -224,7 +236,9 @@ def read_npy(raw: bytes, source: str, columns: str | None, missing: bool = False
     return _array_input(array, source, columns, missing)
 
 
-def read_npz(raw: bytes, source: str, key: str | None, columns: str | None, missing: bool = False) -> InputData:
+def read_npz(
+    raw: bytes, source: str, key: str | None, columns: str | None, missing: bool = False
+) -> InputData:
     import zipfile
 
     import numpy as np
@@ -240,7 +254,9 @@ def read_npz(raw: bytes, source: str, key: str | None, columns: str | None, miss
                     )
                 key = keys[0]
             elif key not in keys:
-                raise click.BadParameter(f"{source} has no array {key!r} (arrays: {', '.join(keys)}).", param_hint="--key")
+                raise click.BadParameter(
+                    f"{source} has no array {key!r} (arrays: {', '.join(keys)}).", param_hint="--key"
+                )
             array = archive[key]
     except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise DataError(f"{source}: not a readable .npz archive ({_load_problem(exc)}).") from None
@@ -264,8 +280,11 @@ def _check_finite(
         raise DataError(
             f"{source}: {int(bad.sum())} {'infinite' if missing else 'NaN or infinite'} value(s), the "
             f"first ({X[row, column]}) at {where}, column {col}; "
-            + ("inf is never a missing value." if missing else
-               "remove or impute them first (or fit with --missing ignore).")
+            + (
+                "inf is never a missing value."
+                if missing
+                else "remove or impute them first (or fit with --missing ignore)."
+            )
         )
 
 
@@ -351,10 +370,14 @@ def load_input(
         if columns:
             selected = parse_columns(columns, result.feature_names, result.X.shape[1], result.source)
             result.X = result.X[:, selected]
-            result.feature_names = [result.feature_names[i] for i in selected] if result.feature_names else None
+            result.feature_names = (
+                [result.feature_names[i] for i in selected] if result.feature_names else None
+            )
             result.image_shape = None
         return result
-    result = read_data_file(data, columns=columns, key=key, delimiter=delimiter, header=header, missing=missing)
+    result = read_data_file(
+        data, columns=columns, key=key, delimiter=delimiter, header=header, missing=missing
+    )
     if n_samples is not None:
         result.X = result.X[:n_samples]
     n, d = result.X.shape

@@ -100,10 +100,7 @@ def load_model(path: str) -> LoadedModel:
         or not all(isinstance(name, str) for name in names)
         or len(names) != n_inputs
     ):
-        raise DataError(
-            f"{path}: the model file is corrupted: its feature names are not "
-            f"{n_inputs} strings."
-        )
+        raise DataError(f"{path}: the model file is corrupted: its feature names are not {n_inputs} strings.")
     return LoadedModel(som=som, path=path, scaling=scaling, extra=extra)
 
 

@@ -6,7 +6,7 @@ the library's (neighbourhoods, init methods, data sets) are checked against it i
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
@@ -37,9 +37,7 @@ def parse_delimiter_option(ctx: click.Context, param: click.Parameter, value: st
     if value in ("\\t", "tab"):
         return "\t"
     if len(value) != 1:
-        raise click.BadParameter(
-            f"{value!r} must be one character, e.g. ',' or ';' (or '\\t' for a tab)."
-        )
+        raise click.BadParameter(f"{value!r} must be one character, e.g. ',' or ';' (or '\\t' for a tab).")
     if value in ('"', "\n", "\r"):
         raise click.BadParameter(f"{value!r} cannot separate fields (it quotes or ends them).")
     return value

@@ -10,8 +10,9 @@ import io
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
@@ -34,7 +35,8 @@ def check_output(
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise click.BadParameter(
-            f"{str(path)!r} has an unknown extension; use one of {', '.join(suffixes)}.", param_hint=param_hint
+            f"{str(path)!r} has an unknown extension; use one of {', '.join(suffixes)}.",
+            param_hint=param_hint,
         )
     from somvq._atomic import writable_target
 
@@ -43,7 +45,9 @@ def check_output(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
     if path.exists() and not force:
-        raise click.BadParameter(f"{str(path)!r} already exists; pass --force to overwrite it.", param_hint=param_hint)
+        raise click.BadParameter(
+            f"{str(path)!r} already exists; pass --force to overwrite it.", param_hint=param_hint
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise click.BadParameter(f"{str(parent)!r} is not a directory.", param_hint=param_hint)
@@ -90,7 +94,9 @@ def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bo
     return buffer.getvalue()
 
 
-def write_table(array: Any, columns: Sequence[str], output: str | None, *, force: bool, header: bool = True) -> str:
+def write_table(
+    array: Any, columns: Sequence[str], output: str | None, *, force: bool, header: bool = True
+) -> str:
     """Write a 2-D array to ``output`` (None or ``"-"``: CSV on stdout); returns where.
 
     The format follows the extension: ``.csv``/``.txt`` comma-separated, ``.tsv`` tab-separated
@@ -111,7 +117,11 @@ def write_table(array: Any, columns: Sequence[str], output: str | None, *, force
     check_output(output, force, suffixes=TABLE_SUFFIXES)
     suffix = Path(output).suffix.lower()
     if suffix == ".npy":
-        atomic_write(output, lambda handle: np.save(handle, np.ascontiguousarray(array), allow_pickle=False), overwrite=force)
+        atomic_write(
+            output,
+            lambda handle: np.save(handle, np.ascontiguousarray(array), allow_pickle=False),
+            overwrite=force,
+        )
     else:
         delimiter = "\t" if suffix == ".tsv" else ","
         text = _format_table(array, columns, delimiter, header)

@@ -21,7 +21,9 @@ def map_metrics(som: Any, X: Any) -> dict[str, Any]:
         "perplexity": float(metrics.perplexity(labels, n_units)),
         "used_units": int(metrics.used_units(labels, n_units)),
         "neighbour_distance_ratio": (
-            float(metrics.neighbour_distance_ratio(som.codebook_, som.grid_)) if n_units >= 2 else float("nan")
+            float(metrics.neighbour_distance_ratio(som.codebook_, som.grid_))
+            if n_units >= 2
+            else float("nan")
         ),
     }
 
@@ -36,8 +38,14 @@ def suite_metrics(som: Any, X: Any, *, n_neighbors: int = 5, sample: int | None 
 
     if sample is None and X.shape[0] > SUITE_SAMPLE:
         sample = SUITE_SAMPLE
-    values = metrics.quality_suite(X, som.codebook_, som.grid_, n_neighbors=n_neighbors, sample=sample, random_state=0)
-    out = {name: float(values[name]) for name in metrics.QUALITY_MEASURES if name not in ("quantization_error", "topographic_error")}
+    values = metrics.quality_suite(
+        X, som.codebook_, som.grid_, n_neighbors=n_neighbors, sample=sample, random_state=0
+    )
+    out = {
+        name: float(values[name])
+        for name in metrics.QUALITY_MEASURES
+        if name not in ("quantization_error", "topographic_error")
+    }
     out["n_neighbors"] = int(n_neighbors)
     out["rank_sample"] = int(min(sample, X.shape[0])) if sample is not None else int(X.shape[0])
     return out
@@ -58,7 +66,10 @@ def metric_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
             ("distortion (gaussian r=1)", f"{values['distortion']:.6g}"),
             ("topographic product", f"{values['topographic_product']:.4g}"),
             (f"trustworthiness (k={values['n_neighbors']})", f"{values['trustworthiness']:.4f}"),
-            (f"neighbourhood preservation (k={values['n_neighbors']})", f"{values['neighbourhood_preservation']:.4f}"),
+            (
+                f"neighbourhood preservation (k={values['n_neighbors']})",
+                f"{values['neighbourhood_preservation']:.4f}",
+            ),
             ("combined error", f"{values['combined_error']:.6g}"),
         ]
         if values["rank_sample"] < values["n_samples"]:

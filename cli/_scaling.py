@@ -23,7 +23,7 @@ class Scaling:
     scale: Any = None  # ndarray (n_features,) float64, never 0
 
     @classmethod
-    def fit(cls, method: str, X: Any) -> "Scaling":
+    def fit(cls, method: str, X: Any) -> Scaling:
         """Per-feature mean/std (standardize) or min/range (minmax) of ``X``.
 
         Constant features get scale 1, so they map to 0 instead of dividing by zero.
@@ -34,7 +34,10 @@ class Scaling:
             return cls()
         if np.isnan(X).any():  # missing values: statistics of the observed entries
             if method == "standardize":
-                offset, scale = np.nanmean(X, axis=0, dtype=np.float64), np.nanstd(X, axis=0, dtype=np.float64)
+                offset, scale = (
+                    np.nanmean(X, axis=0, dtype=np.float64),
+                    np.nanstd(X, axis=0, dtype=np.float64),
+                )
             elif method == "minmax":
                 offset = np.nanmin(X, axis=0).astype(np.float64)
                 scale = np.nanmax(X, axis=0).astype(np.float64) - offset
@@ -73,7 +76,7 @@ class Scaling:
         return {"scaling": self.method, "scaling_offset": self.offset, "scaling_scale": self.scale}
 
     @classmethod
-    def from_extra(cls, extra: dict[str, Any], n_features: int, source: str) -> "Scaling":
+    def from_extra(cls, extra: dict[str, Any], n_features: int, source: str) -> Scaling:
         """The scaling stored in a model file's extra data (none when absent).
 
         Raises ValueError when the stored data is inconsistent.

@@ -29,7 +29,12 @@ def _axis_names(ndim: int) -> list[str]:
 @click.argument("data", required=False, type=DATA)
 @input_options
 @output_options
-@click.option("--coordinates/--no-coordinates", default=True, show_default=True, help="Add the BMU's grid position (row, col).")
+@click.option(
+    "--coordinates/--no-coordinates",
+    default=True,
+    show_default=True,
+    help="Add the BMU's grid position (row, col).",
+)
 @click.option("--distance", is_flag=True, help="Add the distance from each row to its BMU.")
 def predict(model: str, data: str | None, **options: Any) -> None:
     """Best-matching unit of each row of DATA under MODEL.
@@ -72,7 +77,11 @@ def predict(model: str, data: str | None, **options: Any) -> None:
 
                 parts.append(np.sqrt(masked_assign(X, som.codebook_)[1])[:, None])
             else:
-                parts.append(np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[:, None])
+                parts.append(
+                    np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[
+                        :, None
+                    ]
+                )
             names.append("distance")
         table = np.hstack(parts) if options["distance"] else np.hstack(parts).astype(np.int64)
         write_table(table, names, output, force=force)

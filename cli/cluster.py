@@ -19,11 +19,19 @@ METHODS = ("agglomerative", "kmeans", "umatrix")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("-k", "--n-clusters", required=True, type=click.IntRange(min=1), help="Number of clusters.")
-@click.option("--method", type=click.Choice(METHODS), default="agglomerative", show_default=True, help="How to cluster the units (see somvq.cluster_units).")
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="agglomerative",
+    show_default=True,
+    help="How to cluster the units (see somvq.cluster_units).",
+)
 @click.option("--random-state", type=int, default=0, show_default=True, help="Seed of --method kmeans.")
 @input_options
 @output_options
-def cluster(model: str, data: str | None, n_clusters: int, method: str, random_state: int, **options: Any) -> None:
+def cluster(
+    model: str, data: str | None, n_clusters: int, method: str, random_state: int, **options: Any
+) -> None:
     """Cluster the units of MODEL; with DATA (or --dataset), the cluster of each row.
 
     Without DATA: one row per unit: unit index, grid position and cluster. With DATA:
@@ -54,8 +62,14 @@ def cluster(model: str, data: str | None, n_clusters: int, method: str, random_s
     kwargs = input_kwargs(options)
     if data is None and kwargs["dataset"] is None:
         positions = np.asarray(som.grid_.indices)
-        names = ["unit"] + (["row", "col"] if som.grid_.ndim == 2 else [f"axis{i}" for i in range(som.grid_.ndim)]) + ["cluster"]
-        table = np.hstack([np.arange(som.grid_.n_units)[:, None], positions, clusters[:, None]]).astype(np.int64)
+        names = (
+            ["unit"]
+            + (["row", "col"] if som.grid_.ndim == 2 else [f"axis{i}" for i in range(som.grid_.ndim)])
+            + ["cluster"]
+        )
+        table = np.hstack([np.arange(som.grid_.n_units)[:, None], positions, clusters[:, None]]).astype(
+            np.int64
+        )
     else:
         inputs = load_input(data, **kwargs)
         X = loaded.prepare(inputs)

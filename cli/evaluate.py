@@ -19,10 +19,33 @@ from ._report import format_table, grid_text, map_metrics, metric_rows, suite_me
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-@click.option("--all", "suite", is_flag=True, help="Add the whole quality suite: distortion, topographic product, trustworthiness, neighbourhood preservation, combined error.")
-@click.option("--n-neighbors", type=click.IntRange(min=1), default=5, show_default=True, help="k of trustworthiness and neighbourhood preservation (with --all).")
-@click.option("--sample", type=click.IntRange(min=1), help="Query rows of trustworthiness and neighbourhood preservation (with --all) [default: all rows up to 5000, else 5000 drawn with seed 0].")
-def evaluate(model: str, data: str | None, as_json: bool, suite: bool, n_neighbors: int, sample: int | None, **options: Any) -> None:
+@click.option(
+    "--all",
+    "suite",
+    is_flag=True,
+    help="Add the whole quality suite: distortion, topographic product, trustworthiness, neighbourhood preservation, combined error.",
+)
+@click.option(
+    "--n-neighbors",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="k of trustworthiness and neighbourhood preservation (with --all).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    help="Query rows of trustworthiness and neighbourhood preservation (with --all) [default: all rows up to 5000, else 5000 drawn with seed 0].",
+)
+def evaluate(
+    model: str,
+    data: str | None,
+    as_json: bool,
+    suite: bool,
+    n_neighbors: int,
+    sample: int | None,
+    **options: Any,
+) -> None:
     """Quality of MODEL on DATA: a metrics table.
 
     \b
@@ -56,7 +79,9 @@ def evaluate(model: str, data: str | None, as_json: bool, suite: bool, n_neighbo
 
         X, labels, inputs = load_features(loaded, data, input_kwargs(options))
         if labels is None:
-            raise click.UsageError(f"{inputs.source} has no column {info.get('target')!r}: evaluate needs the target.")
+            raise click.UsageError(
+                f"{inputs.source} has no column {info.get('target')!r}: evaluate needs the target."
+            )
         metric, value = score(info, labels, predict_target(loaded, X))
         if as_json:
             click.echo(json.dumps({"model": model, "data": inputs.source, metric: value}, indent=2))

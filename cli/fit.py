@@ -19,7 +19,16 @@ from ._options import input_kwargs, input_options, parse_grid_option
 from ._output import check_output
 from ._report import format_table, grid_text, map_metrics, metric_rows
 
-NEIGHBOURHOOD_CHOICES = ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "mexican_hat", "cut_gaussian")
+NEIGHBOURHOOD_CHOICES = (
+    "none",
+    "hard",
+    "exponential",
+    "gaussian",
+    "bubble",
+    "triangle",
+    "mexican_hat",
+    "cut_gaussian",
+)
 INIT_CHOICES = ("random", "normal", "sample", "pca")
 MAIN_PLOTS = ("umatrix", "hitmap", "codebook")
 
@@ -28,7 +37,6 @@ def _default(name: str) -> str:
     """KSOM's default of a parameter as the help texts show it (from somvq.parameters)."""
     value = DEFAULTS[name]
     return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
 
 
 class LearningRate(click.ParamType):
@@ -74,7 +82,6 @@ _PARAMETERS = {
 def build_estimator(options: dict[str, Any]):
     """A KSOM from the given options; invalid parameters are usage errors (exit 2)."""
     from somvq import KSOM
-
     from somvq.exceptions import BackendUnavailableError
 
     params = {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
@@ -107,7 +114,7 @@ class _Progress:
             else None
         )
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.bar is not None:
             self.bar.__enter__()
         return self
@@ -124,33 +131,120 @@ class _Progress:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--grid", callback=parse_grid_option, metavar="ROWSxCOLS", help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8), or auto (SOM Toolbox rule from the data) [default: {_default('grid')}].")
-@click.option("--topology", type=click.Choice(["rectangular", "hexagonal"]), help=f"Grid topology [default: {_default('topology')}].")
-@click.option("--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no].")
-@click.option("--neighbourhood", type=click.Choice(NEIGHBOURHOOD_CHOICES), help=f"Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: {_default('neighbourhood')}].")
-@click.option("--algorithm", type=click.Choice(ALGORITHMS), help=f"KSOM variant [default: {_default('algorithm')}].")
-@click.option("--epochs", type=click.IntRange(min=1), help=f"Passes over the data [default: {_default('n_epochs')}].")
-@click.option("--batch-size", type=click.IntRange(min=1), help=f"Mini-batch size (--algorithm minibatch) [default: {_default('batch_size')}].")
-@click.option("--radius", type=click.FloatRange(min=0, min_open=True), help="Initial neighbourhood radius [default: by kernel].")
-@click.option("--shrink", type=click.FloatRange(min=0), help=f"The paper's tau: rate of the inverse-time schedules [default: {_default('shrink')}].")
-@click.option("--learning-rate", type=LearningRate(), help=f"Online KSOM: initial learning rate, or inverse_count [default: {_default('learning_rate')}].")
-@click.option("--decay", type=click.FloatRange(0, 1, max_open=True), help=f"EMA decay of mini-batch KSOM [default: {_default('decay')}].")
-@click.option("--init", type=click.Choice(INIT_CHOICES), help=f"Initial codebook [default: {_default('init')}].")
+@click.option(
+    "--grid",
+    callback=parse_grid_option,
+    metavar="ROWSxCOLS",
+    help=f"Map shape, e.g. 16x32 (any number of axes: 8x8x8), or auto (SOM Toolbox rule from the data) [default: {_default('grid')}].",
+)
+@click.option(
+    "--topology",
+    type=click.Choice(["rectangular", "hexagonal"]),
+    help=f"Grid topology [default: {_default('topology')}].",
+)
+@click.option(
+    "--periodic/--no-periodic", default=None, help="Toroidal wrap-around on every axis [default: no]."
+)
+@click.option(
+    "--neighbourhood",
+    type=click.Choice(NEIGHBOURHOOD_CHOICES),
+    help=f"Neighbourhood kernel; 'none' is k-means / EMA-VQ [default: {_default('neighbourhood')}].",
+)
+@click.option(
+    "--algorithm", type=click.Choice(ALGORITHMS), help=f"KSOM variant [default: {_default('algorithm')}]."
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help=f"Passes over the data [default: {_default('n_epochs')}]."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help=f"Mini-batch size (--algorithm minibatch) [default: {_default('batch_size')}].",
+)
+@click.option(
+    "--radius",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Initial neighbourhood radius [default: by kernel].",
+)
+@click.option(
+    "--shrink",
+    type=click.FloatRange(min=0),
+    help=f"The paper's tau: rate of the inverse-time schedules [default: {_default('shrink')}].",
+)
+@click.option(
+    "--learning-rate",
+    type=LearningRate(),
+    help=f"Online KSOM: initial learning rate, or inverse_count [default: {_default('learning_rate')}].",
+)
+@click.option(
+    "--decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    help=f"EMA decay of mini-batch KSOM [default: {_default('decay')}].",
+)
+@click.option(
+    "--init", type=click.Choice(INIT_CHOICES), help=f"Initial codebook [default: {_default('init')}]."
+)
 @click.option("--seed", type=int, help="Random seed: the same seed gives the same model [default: none].")
-@click.option("--backend", type=click.Choice(BACKENDS), help=f"Compute backend [default: {_default('backend')}].")
-@click.option("--tol", type=click.FloatRange(min=0), help="Early stopping: stop once the neighbourhood schedule is in its late phase and 2 epochs in a row improve the error by less than TOL (relative) [default: off].")
-@click.option("--standardize", is_flag=True, help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).")
+@click.option(
+    "--backend", type=click.Choice(BACKENDS), help=f"Compute backend [default: {_default('backend')}]."
+)
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0),
+    help="Early stopping: stop once the neighbourhood schedule is in its late phase and 2 epochs in a row improve the error by less than TOL (relative) [default: off].",
+)
+@click.option(
+    "--standardize",
+    is_flag=True,
+    help="Scale each feature to mean 0, standard deviation 1 (stored in the model, applied by predict/transform/evaluate).",
+)
 @click.option("--minmax", is_flag=True, help="Scale each feature to [0, 1] (stored in the model).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Model file [default: OUTPUT_DIR/model.somvq.npz].")
-@click.option("-d", "--output-dir", type=click.Path(file_okay=False), default="somvq-output", show_default=True, help="Directory for the plots (and the model, without -o).")
-@click.option("--plots/--no-plots", default=None, help="Write the U-matrix, hit map (and codebook image for image data) PNGs [default: yes unless -o is given].")
-@click.option("--report/--no-report", default=None, help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: OUTPUT_DIR/model.somvq.npz].",
+)
+@click.option(
+    "-d",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default="somvq-output",
+    show_default=True,
+    help="Directory for the plots (and the model, without -o).",
+)
+@click.option(
+    "--plots/--no-plots",
+    default=None,
+    help="Write the U-matrix, hit map (and codebook image for image data) PNGs [default: yes unless -o is given].",
+)
+@click.option(
+    "--report/--no-report",
+    default=None,
+    help="Write OUTPUT_DIR/report.html, the interactive HTML report (see somvq report) [default: yes unless -o is given, when bokeh is installed].",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--missing", type=click.Choice(["error", "ignore"]), help="Missing values (empty, NA, nan fields; NaN in .npy): an error, or ignore them (distances over the observed features, see docs/missing-values.md) [default: error].")
-@click.option("--max-missing", type=click.FloatRange(0, 1), help="With --missing ignore: rows missing more than this fraction of their features are an error [default: 0.5].")
-@click.option("--target", metavar="COLUMN", help="Train a supervised map predicting this column of DATA (header name or 1-based number; with --dataset: target): a classifier for text or integer columns with at most 20 levels, a regressor otherwise. See docs/supervised.md.")
-@click.option("--task", type=click.Choice(["classify", "regress"]), help="With --target: force a classifier or a regressor [default: from the column].")
+@click.option(
+    "--missing",
+    type=click.Choice(["error", "ignore"]),
+    help="Missing values (empty, NA, nan fields; NaN in .npy): an error, or ignore them (distances over the observed features, see docs/missing-values.md) [default: error].",
+)
+@click.option(
+    "--max-missing",
+    type=click.FloatRange(0, 1),
+    help="With --missing ignore: rows missing more than this fraction of their features are an error [default: 0.5].",
+)
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    help="Train a supervised map predicting this column of DATA (header name or 1-based number; with --dataset: target): a classifier for text or integer columns with at most 20 levels, a regressor otherwise. See docs/supervised.md.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "regress"]),
+    help="With --target: force a classifier or a regressor [default: from the column].",
+)
 def fit(data: str | None, **options: Any) -> None:
     """Train a self-organising map on DATA and save it.
 
@@ -184,7 +278,9 @@ def fit(data: str | None, **options: Any) -> None:
     explicit_report = report is not None
     report = (output is None) if report is None else report
     explicit_plots = click.get_current_context().get_parameter_source("plots") == ParameterSource.COMMANDLINE
-    check_output(model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None)
+    check_output(
+        model_path, force, param_hint="-o" if output else "--output-dir", create_parent=output is None
+    )
     grid_axes = len(options["grid"]) if options.get("grid") and options["grid"] != "auto" else 2
     if grid_axes > 2 and (plots or report):
         # Pictures and the report draw 1- or 2-axis maps; a 3-axis map is still trained.
@@ -200,7 +296,9 @@ def fit(data: str | None, **options: Any) -> None:
             if explicit_plots:
                 raise DataError("--plots needs matplotlib, which is not installed: pip install somvq[plot]")
             plots = False
-            click.echo("note: plots skipped, matplotlib is not installed (pip install somvq[plot]).", err=True)
+            click.echo(
+                "note: plots skipped, matplotlib is not installed (pip install somvq[plot]).", err=True
+            )
 
     if report:
         check_output(output_dir / "report.html", force, param_hint="--output-dir", create_parent=True)
@@ -260,15 +358,17 @@ def fit(data: str | None, **options: Any) -> None:
             )
     report_path = None
     if report:
-        from somvq.reporting import report as write_report
-
         import numpy as np
+
+        from somvq.reporting import report as write_report
 
         if som.missing == "ignore" and np.isnan(X).any():
             # The report's views need complete rows: they show the data with its missing
             # values filled from the map (som.impute); the map itself never saw the fills.
             X = som.impute(X)
-            click.echo("note: the report shows the rows with their missing values filled from the map.", err=True)
+            click.echo(
+                "note: the report shows the rows with their missing values filled from the map.", err=True
+            )
         with library_errors():
             report_path = write_report(
                 som,
@@ -282,8 +382,10 @@ def fit(data: str | None, **options: Any) -> None:
             )
 
     click.echo(f"somvq fit: {inputs.description or inputs.source}")
-    click.echo(f"map      {grid_text(som.grid_)}, {som.algorithm}, {som.neighbourhood} neighbourhood, "
-               f"{som.n_epochs} epochs{'' if scaling.method == 'none' else ', ' + scaling.method}")
+    click.echo(
+        f"map      {grid_text(som.grid_)}, {som.algorithm}, {som.neighbourhood} neighbourhood, "
+        f"{som.n_epochs} epochs{'' if scaling.method == 'none' else ', ' + scaling.method}"
+    )
     click.echo(format_table(metric_rows(summary)))
     click.echo(f"model    {model_path}")
     for i, (kind, path) in enumerate(written.items()):

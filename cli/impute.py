@@ -58,5 +58,8 @@ def impute(model: str, data: str | None, **options: Any) -> None:
     with library_errors():
         write_table(table, names, output, force=force)
     if output is not None and output != "-":
-        click.echo(f"filled {int(holes.sum())} missing value(s) in {int(holes.any(axis=1).sum())} row(s); "
-                   f"wrote {table.shape[0]} rows x {table.shape[1]} columns to {output}", err=True)
+        click.echo(
+            f"filled {int(holes.sum())} missing value(s) in {int(holes.any(axis=1).sum())} row(s); "
+            f"wrote {table.shape[0]} rows x {table.shape[1]} columns to {output}",
+            err=True,
+        )

@@ -39,10 +39,16 @@ def info(model: str, as_json: bool) -> None:
         return
     params: dict[str, Any] = som.get_params()
     rows = [
-        ("format", f"{meta['format']} v{meta['format_version']} (written by somvq {meta.get('somvq_version', '?')})"),
+        (
+            "format",
+            f"{meta['format']} v{meta['format_version']} (written by somvq {meta.get('somvq_version', '?')})",
+        ),
         ("estimator", meta["estimator"]),
         ("grid", grid_text(som.grid_)),
-        ("codebook", f"{som.codebook_.shape[0]} units x {som.codebook_.shape[1]} features, {som.codebook_.dtype}"),
+        (
+            "codebook",
+            f"{som.codebook_.shape[0]} units x {som.codebook_.shape[1]} features, {som.codebook_.dtype}",
+        ),
         ("algorithm", f"{params['algorithm']}, {params['neighbourhood']} neighbourhood"),
         ("trained", f"{getattr(som, 'n_iter_', 0)} epochs/calls, {getattr(som, 'n_steps_', 0)} updates"),
         ("input scaling", loaded.scaling.method),

@@ -24,7 +24,9 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
     try:
         shape = parse_grid(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an image shape; write HEIGHTxWIDTH, e.g. 28x28.") from None
+        raise click.BadParameter(
+            f"{value!r} is not an image shape; write HEIGHTxWIDTH, e.g. 28x28."
+        ) from None
     if len(shape) != 2:
         raise click.BadParameter(f"{value!r} must have two sizes, HEIGHTxWIDTH.")
     return shape
@@ -34,12 +36,37 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("-d", "--output-dir", type=click.Path(file_okay=False), help="Directory for the PNGs [default: MODEL's name without .somvq.npz, plus -plots].")
-@click.option("-k", "--kind", "kinds", multiple=True, type=click.Choice(PLOT_KINDS), help="What to draw (repeatable) [default: all that apply].")
-@click.option("--image-shape", callback=_image_shape, metavar="HxW", help="Draw the codebook as HxW images [default: as stored at fit, e.g. 8x8 for digits].")
-@click.option("--planes", help="Features for the component planes: names and/or 1-based numbers/ranges [default: the first 16].")
+@click.option(
+    "-d",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Directory for the PNGs [default: MODEL's name without .somvq.npz, plus -plots].",
+)
+@click.option(
+    "-k",
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(PLOT_KINDS),
+    help="What to draw (repeatable) [default: all that apply].",
+)
+@click.option(
+    "--image-shape",
+    callback=_image_shape,
+    metavar="HxW",
+    help="Draw the codebook as HxW images [default: as stored at fit, e.g. 8x8 for digits].",
+)
+@click.option(
+    "--planes",
+    help="Features for the component planes: names and/or 1-based numbers/ranges [default: the first 16].",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing PNGs.")
-@click.option("--clusters", "n_clusters", type=click.IntRange(min=1), help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the U-matrix.")
+@click.option(
+    "--clusters",
+    "n_clusters",
+    type=click.IntRange(min=1),
+    help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the U-matrix.",
+)
 def plot(model: str, data: str | None, **options: Any) -> None:
     """Draw MODEL: U-matrix, hit map, component planes, codebook images.
 
@@ -57,7 +84,12 @@ def plot(model: str, data: str | None, **options: Any) -> None:
     from somvq.plotting import require_matplotlib
 
     output_dir = options.pop("output_dir")
-    kinds, image_shape, planes, force = options.pop("kinds"), options.pop("image_shape"), options.pop("planes"), options.pop("force")
+    kinds, image_shape, planes, force = (
+        options.pop("kinds"),
+        options.pop("image_shape"),
+        options.pop("planes"),
+        options.pop("force"),
+    )
     n_clusters = options.pop("n_clusters")
     with library_errors():
         require_matplotlib()
@@ -80,7 +112,9 @@ def plot(model: str, data: str | None, **options: Any) -> None:
     if not kinds:
         kinds = [k for k in PLOT_KINDS if k != "codebook" or image_shape is not None]
     elif "codebook" in kinds and image_shape is None:
-        raise click.UsageError("-k codebook needs --image-shape (the model does not say its data were images).")
+        raise click.UsageError(
+            "-k codebook needs --image-shape (the model does not say its data were images)."
+        )
     features = None
     if planes:
         features = parse_columns(
@@ -98,7 +132,10 @@ def plot(model: str, data: str | None, **options: Any) -> None:
     clusters = None
     if n_clusters is not None:
         if n_clusters > som.grid_.n_units:
-            raise click.BadParameter(f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.", param_hint="--clusters")
+            raise click.BadParameter(
+                f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
+                param_hint="--clusters",
+            )
         from somvq.analysis import cluster_units
 
         with library_errors():

@@ -42,7 +42,9 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
         inputs = load_input(None, **source)
         return inputs, np.asarray(inputs.target)
     if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
-        raise click.UsageError("--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column.")
+        raise click.UsageError(
+            "--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column."
+        )
     try:
         text = Path(data).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -51,10 +53,17 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
     if not lines:
         raise DataError(f"{data}: no data (the file is empty).")
     suffix = Path(data).suffix.lower()
-    delimiter = source["delimiter"] or {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix) or _sniff_delimiter(lines[0])
+    delimiter = (
+        source["delimiter"]
+        or {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix)
+        or _sniff_delimiter(lines[0])
+    )
     try:
-        rows = [[f.strip() for f in fields] for fields in csv.reader(lines, delimiter=delimiter)] if delimiter else [
-            line.split() for line in lines]
+        rows = (
+            [[f.strip() for f in fields] for fields in csv.reader(lines, delimiter=delimiter)]
+            if delimiter
+            else [line.split() for line in lines]
+        )
     except csv.Error as exc:
         raise DataError(f"{data}: malformed CSV: {exc}.") from None
     has_header = source["header"]
@@ -68,16 +77,22 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
     width = len(rows[0])
     chosen = parse_columns(target, header, width, data, param_hint="--target")
     if len(chosen) != 1:
-        raise click.BadParameter(f"{target!r} must name one column, not {len(chosen)}.", param_hint="--target")
+        raise click.BadParameter(
+            f"{target!r} must name one column, not {len(chosen)}.", param_hint="--target"
+        )
     index = chosen[0]
     if source["columns"]:
         if index in parse_columns(source["columns"], header, width, data):
-            raise click.BadParameter(f"the --target column {target!r} is also in --columns.", param_hint="--target")
+            raise click.BadParameter(
+                f"the --target column {target!r} is also in --columns.", param_hint="--target"
+            )
         features = source["columns"]
     else:
         features = ",".join(str(i + 1) for i in range(width) if i != index)
         if not features:
-            raise click.BadParameter(f"{target!r} is the only column of {data}; no features are left.", param_hint="--target")
+            raise click.BadParameter(
+                f"{target!r} is the only column of {data}; no features are left.", param_hint="--target"
+            )
     body = rows[1:] if header is not None else rows
     # The feature reader checks every row's field count; rows too short for the target
     # are reported by it first.
@@ -92,12 +107,31 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @input_options
-@click.option("--target", metavar="COLUMN", help="Column of DATA holding a label per row (header name or 1-based number): majority label and label mix per unit; not a feature. With --dataset: --target target.")
-@click.option("--image-shape", callback=_image_shape, metavar="HxW", help="Draw each unit's codebook vector as an HxW image in its tooltip [default: as stored at fit, e.g. 8x8 for digits].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The HTML file [default: MODEL's name without .somvq.npz, plus -report.html].")
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    help="Column of DATA holding a label per row (header name or 1-based number): majority label and label mix per unit; not a feature. With --dataset: --target target.",
+)
+@click.option(
+    "--image-shape",
+    callback=_image_shape,
+    metavar="HxW",
+    help="Draw each unit's codebook vector as an HxW image in its tooltip [default: as stored at fit, e.g. 8x8 for digits].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="The HTML file [default: MODEL's name without .somvq.npz, plus -report.html].",
+)
 @click.option("--title", help="Heading of the page [default: somvq map report].")
 @click.option("--force", is_flag=True, help="Overwrite an existing report.")
-@click.option("--clusters", "n_clusters", type=click.IntRange(min=1), help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the map.")
+@click.option(
+    "--clusters",
+    "n_clusters",
+    type=click.IntRange(min=1),
+    help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the map.",
+)
 def report(model: str, data: str | None, **options: Any) -> None:
     """Write an interactive HTML report of MODEL: one file that opens offline.
 
@@ -118,7 +152,12 @@ def report(model: str, data: str | None, **options: Any) -> None:
     from somvq.reporting import require_bokeh
 
     source = input_kwargs(options)
-    target, image_shape, title, force = options.pop("target"), options.pop("image_shape"), options.pop("title"), options.pop("force")
+    target, image_shape, title, force = (
+        options.pop("target"),
+        options.pop("image_shape"),
+        options.pop("title"),
+        options.pop("force"),
+    )
     n_clusters = options.pop("n_clusters")
     output = Path(options.pop("output") or default_report_path(model))
     check_output(output, force, suffixes=(".html", ".htm"))
@@ -152,7 +191,10 @@ def report(model: str, data: str | None, **options: Any) -> None:
     clusters = None
     if n_clusters is not None:
         if n_clusters > som.grid_.n_units:
-            raise click.BadParameter(f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.", param_hint="--clusters")
+            raise click.BadParameter(
+                f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
+                param_hint="--clusters",
+            )
         from somvq.analysis import cluster_units
 
         with library_errors():

@@ -7,7 +7,8 @@ docs/cli.md and docs/vqvae-study.md).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -39,39 +40,108 @@ def _variants(ctx: click.Context, param: click.Parameter, value: str):
 def _shared_options(function: Callable) -> Callable:
     """Options of both commands: data, model size, optimisation, budget, device."""
     options = [
-        click.option("--dataset", type=click.Choice(VQVAE_DATASET_CHOICES), default="fashion-mnist", show_default=True,
-                     help="Images: Fashion-MNIST 28x28 (Debian package dataset-fashion-mnist), scikit-learn's "
-                     "digits upsampled to 16x16, or 32x32 tiles of scikit-learn's sample photos."),
-        click.option("--data-dir", type=click.Path(exists=True, file_okay=False),
-                     help="Directory of the Fashion-MNIST IDX files [default: /usr/share/datasets/fashion-mnist]."),
-        click.option("--n-samples", type=click.IntRange(min=2), help="Use only this many images (train + validation)."),
-        click.option("--val-size", type=click.IntRange(min=1), default=2000, show_default=True,
-                     help="Images held out for validation (seeded split, the same for every run)."),
-        click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True,
-                     help="Training steps per run (the paper: 30000)."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-                     help="Images per step (the paper: 256)."),
-        click.option("--codebook-size", type=click.IntRange(min=2), default=128, show_default=True,
-                     help="Number of codes K (the paper: 512)."),
-        click.option("--grid", callback=parse_grid_option,
-                     help="Map shape such as 8x16 (C order: the last axis varies fastest) [default: the "
-                     "reference's automatic shape, 128 -> 8x16, 512 -> 16x32]."),
-        click.option("--channels", type=click.IntRange(min=2), default=32, show_default=True,
-                     help="Width of encoder and decoder (the paper: 128)."),
-        click.option("--latent-dim", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Size D of each latent/code vector (the paper: 64)."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-                     help="AdamW learning rate (gradients clipped at norm 1.0)."),
-        click.option("--val-interval", type=click.IntRange(min=1), default=100, show_default=True,
-                     help="Validate every this many steps."),
-        click.option("--checkpoint-interval", type=click.IntRange(min=1), default=500, show_default=True,
-                     help="Write the checkpoint every this many steps (and at the end)."),
-        click.option("--time-budget", type=click.FloatRange(min=0, min_open=True),
-                     help="Stop a run after this many seconds of training even before --steps."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-                     help="Where to train; cuda fails with a clear error when no GPU is available."),
-        click.option("--threads", type=click.IntRange(min=1),
-                     help="torch CPU threads per run [default: torch's; compare with --jobs > 1: 1]."),
+        click.option(
+            "--dataset",
+            type=click.Choice(VQVAE_DATASET_CHOICES),
+            default="fashion-mnist",
+            show_default=True,
+            help="Images: Fashion-MNIST 28x28 (Debian package dataset-fashion-mnist), scikit-learn's "
+            "digits upsampled to 16x16, or 32x32 tiles of scikit-learn's sample photos.",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(exists=True, file_okay=False),
+            help="Directory of the Fashion-MNIST IDX files [default: /usr/share/datasets/fashion-mnist].",
+        ),
+        click.option(
+            "--n-samples", type=click.IntRange(min=2), help="Use only this many images (train + validation)."
+        ),
+        click.option(
+            "--val-size",
+            type=click.IntRange(min=1),
+            default=2000,
+            show_default=True,
+            help="Images held out for validation (seeded split, the same for every run).",
+        ),
+        click.option(
+            "--steps",
+            type=click.IntRange(min=1),
+            default=3000,
+            show_default=True,
+            help="Training steps per run (the paper: 30000).",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=64,
+            show_default=True,
+            help="Images per step (the paper: 256).",
+        ),
+        click.option(
+            "--codebook-size",
+            type=click.IntRange(min=2),
+            default=128,
+            show_default=True,
+            help="Number of codes K (the paper: 512).",
+        ),
+        click.option(
+            "--grid",
+            callback=parse_grid_option,
+            help="Map shape such as 8x16 (C order: the last axis varies fastest) [default: the "
+            "reference's automatic shape, 128 -> 8x16, 512 -> 16x32].",
+        ),
+        click.option(
+            "--channels",
+            type=click.IntRange(min=2),
+            default=32,
+            show_default=True,
+            help="Width of encoder and decoder (the paper: 128).",
+        ),
+        click.option(
+            "--latent-dim",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="Size D of each latent/code vector (the paper: 64).",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1e-3,
+            show_default=True,
+            help="AdamW learning rate (gradients clipped at norm 1.0).",
+        ),
+        click.option(
+            "--val-interval",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            help="Validate every this many steps.",
+        ),
+        click.option(
+            "--checkpoint-interval",
+            type=click.IntRange(min=1),
+            default=500,
+            show_default=True,
+            help="Write the checkpoint every this many steps (and at the end).",
+        ),
+        click.option(
+            "--time-budget",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Stop a run after this many seconds of training even before --steps.",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["cpu", "cuda"]),
+            default="cpu",
+            show_default=True,
+            help="Where to train; cuda fails with a clear error when no GPU is available.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="torch CPU threads per run [default: torch's; compare with --jobs > 1: 1].",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -118,16 +188,47 @@ def vqvae() -> None:
 
 @vqvae.command("train")
 @_shared_options
-@click.option("--neighbourhood", type=click.Choice(["hard", "exponential", "none"]), default="hard", show_default=True,
-              help="Codebook update: the paper's KSOM kernels, or none (= EMA-VQ).")
-@click.option("--init-count", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Initial EMA count N0 of every code (the paper compares 0 and 1).")
-@click.option("--update", type=click.Choice(["all", "written"]), default="all", show_default=True,
-              help="Decay every code each step (the paper's), or only the written ones.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the model's initialisation and the batches.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="somvq-output/vqvae-train", show_default=True,
-              help="Where config.json, log.csv, log.json and checkpoint.pt go; an existing checkpoint is resumed.")
-@click.option("--no-resume", is_flag=True, help="Start afresh even if OUTPUT_DIR holds a checkpoint (it is overwritten).")
+@click.option(
+    "--neighbourhood",
+    type=click.Choice(["hard", "exponential", "none"]),
+    default="hard",
+    show_default=True,
+    help="Codebook update: the paper's KSOM kernels, or none (= EMA-VQ).",
+)
+@click.option(
+    "--init-count",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Initial EMA count N0 of every code (the paper compares 0 and 1).",
+)
+@click.option(
+    "--update",
+    type=click.Choice(["all", "written"]),
+    default="all",
+    show_default=True,
+    help="Decay every code each step (the paper's), or only the written ones.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the model's initialisation and the batches.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default="somvq-output/vqvae-train",
+    show_default=True,
+    help="Where config.json, log.csv, log.json and checkpoint.pt go; an existing checkpoint is resumed.",
+)
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Start afresh even if OUTPUT_DIR holds a checkpoint (it is overwritten).",
+)
 def train_command(**options: Any) -> None:
     """Train one VQ-VAE and log train/validation loss, perplexity and used codes per step.
 
@@ -157,7 +258,9 @@ def train_command(**options: Any) -> None:
         if options["threads"]:
             torch.set_num_threads(options["threads"])
         started = time.perf_counter()
-        result = train(config, options["output_dir"], resume=not options["no_resume"], progress=not options["quiet"])
+        result = train(
+            config, options["output_dir"], resume=not options["no_resume"], progress=not options["quiet"]
+        )
         summary = summarise_log(result.records)
     rows = [
         ("steps", f"{summary['steps']}" + (" (time budget reached)" if result.stopped_by_time else "")),
@@ -174,16 +277,41 @@ def train_command(**options: Any) -> None:
 
 @vqvae.command("compare")
 @_shared_options
-@click.option("--variants", default="all", show_default=True, callback=_variants,
-              help="Comma-separated NEIGHBOURHOOD-nN0-UPDATE names (none = EMA-VQ, hard, exponential; "
-              "n0/n1; all/written), e.g. 'none-n1-all,hard-n1-all', or 'all' for the 12 combinations.")
-@click.option("--seeds", default="0,1,2", show_default=True, callback=_seeds, help="Comma-separated seeds; every variant runs once per seed.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="somvq-output/vqvae-compare", show_default=True,
-              help="Where the runs (checkpoints, logs) go; finished runs are reused, interrupted ones resumed.")
-@click.option("--report-dir", type=click.Path(file_okay=False),
-              help="Where report.md, runs.csv and the PNG figures go [default: OUTPUT_DIR].")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Runs trained at the same time, each in its own process.")
+@click.option(
+    "--variants",
+    default="all",
+    show_default=True,
+    callback=_variants,
+    help="Comma-separated NEIGHBOURHOOD-nN0-UPDATE names (none = EMA-VQ, hard, exponential; "
+    "n0/n1; all/written), e.g. 'none-n1-all,hard-n1-all', or 'all' for the 12 combinations.",
+)
+@click.option(
+    "--seeds",
+    default="0,1,2",
+    show_default=True,
+    callback=_seeds,
+    help="Comma-separated seeds; every variant runs once per seed.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default="somvq-output/vqvae-compare",
+    show_default=True,
+    help="Where the runs (checkpoints, logs) go; finished runs are reused, interrupted ones resumed.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False),
+    help="Where report.md, runs.csv and the PNG figures go [default: OUTPUT_DIR].",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs trained at the same time, each in its own process.",
+)
 def compare_command(**options: Any) -> None:
     """Train every quantiser variant over several seeds and write the comparison report.
 
@@ -222,5 +350,7 @@ def compare_command(**options: Any) -> None:
             threads=options["threads"],
             progress=not options["quiet"],
             echo=click.echo,
-            command="somvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "somvq" in sys.argv[0] else None,
+            command="somvq " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            if sys.argv and "somvq" in sys.argv[0]
+            else None,
         )

@@ -15,17 +15,28 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import cluster_samples, cluster_units, label_units
     from .estimator import KSOM
     from .grids import Grid, auto_grid_shape
     from .imputer import SOMImputer
     from .io import load, save
     from .reporting import report
-    from .analysis import cluster_samples, cluster_units, label_units
     from .supervised import KSOMClassifier, KSOMRegressor
 
 __all__ = [
-    "KSOM", "KSOMClassifier", "KSOMRegressor", "Grid", "auto_grid_shape", "save", "load",
-    "report", "SOMImputer", "cluster_units", "cluster_samples", "label_units", "__version__",
+    "KSOM",
+    "KSOMClassifier",
+    "KSOMRegressor",
+    "Grid",
+    "auto_grid_shape",
+    "save",
+    "load",
+    "report",
+    "SOMImputer",
+    "cluster_units",
+    "cluster_samples",
+    "label_units",
+    "__version__",
 ]
 
 _LAZY = {

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 __all__ = ["atomic_write", "writable_target", "OutputExistsError"]
 
@@ -50,11 +51,16 @@ def writable_target(path: str | os.PathLike) -> Path:
         raise ValueError(f"cannot write {str(path)!r}: {exc}.") from None
     if not stat.S_ISREG(mode):
         kind = (
-            "directory" if stat.S_ISDIR(mode)
-            else "character device" if stat.S_ISCHR(mode)
-            else "block device" if stat.S_ISBLK(mode)
-            else "FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "socket" if stat.S_ISSOCK(mode)
+            "directory"
+            if stat.S_ISDIR(mode)
+            else "character device"
+            if stat.S_ISCHR(mode)
+            else "block device"
+            if stat.S_ISBLK(mode)
+            else "FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "socket"
+            if stat.S_ISSOCK(mode)
             else "special file"
         )
         raise ValueError(
@@ -64,7 +70,9 @@ def writable_target(path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, overwrite: bool = True) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[BinaryIO], None], *, overwrite: bool = True
+) -> Path:
     """Call ``write(handle)`` on a temporary file, then move it to ``path``.
 
     Parameters

@@ -66,7 +66,9 @@ def needs_grid_distances(algorithm: str, neighbourhood: str, grid: Any, backend:
         return True  # the device kernels read the distance matrix
     rectangular = grid.topology == "rectangular"
     if algorithm == "online":
-        return not (rectangular and grid.ndim <= 2 and (neighbourhood == "gaussian" or neighbourhood in _BOX_KERNELS))
+        return not (
+            rectangular and grid.ndim <= 2 and (neighbourhood == "gaussian" or neighbourhood in _BOX_KERNELS)
+        )
     if neighbourhood == "none":
         return False
     if rectangular and (neighbourhood == "gaussian" or (neighbourhood == "hard" and grid.ndim <= 2)):
@@ -75,8 +77,14 @@ def needs_grid_distances(algorithm: str, neighbourhood: str, grid: Any, backend:
 
 
 def estimate_fit_bytes(
-    algorithm: str, neighbourhood: str, grid: Any, *, n_samples: int = 0, n_features: int = 1,
-    backend: str = "cpu", chunk_rows: int = 512,
+    algorithm: str,
+    neighbourhood: str,
+    grid: Any,
+    *,
+    n_samples: int = 0,
+    n_features: int = 1,
+    backend: str = "cpu",
+    chunk_rows: int = 512,
 ) -> tuple[int, bool]:
     """Estimated peak bytes of a fit, and whether K x K matrices are part of it."""
     n_units = grid.n_units
@@ -86,7 +94,9 @@ def estimate_fit_bytes(
     dense = needs_grid_distances(algorithm, neighbourhood, grid, backend)
     matrices = 0.0
     if dense:
-        factor = DENSE_ONLINE_MATRICES if algorithm == "online" or backend == "cuda" else DENSE_SMOOTHING_MATRICES
+        factor = (
+            DENSE_ONLINE_MATRICES if algorithm == "online" or backend == "cuda" else DENSE_SMOOTHING_MATRICES
+        )
         matrices = factor * 8.0 * float(n_units) ** 2
     return int(state + search + data + matrices), dense
 
@@ -101,8 +111,12 @@ def check_fit_memory(estimator: Any, grid: Any, shape: tuple[int, int] | None = 
         return  # reported by the parameter validation
     n_samples, n_features = shape if shape is not None else (0, 1)
     needed, dense = estimate_fit_bytes(
-        estimator.algorithm, estimator.neighbourhood, grid, n_samples=n_samples,
-        n_features=n_features, backend=estimator.backend,
+        estimator.algorithm,
+        estimator.neighbourhood,
+        grid,
+        n_samples=n_samples,
+        n_features=n_features,
+        backend=estimator.backend,
     )
     available = available_memory()
     if available is None or needed <= available:

@@ -54,7 +54,7 @@ class UnitStatistics:
     sq_error: float  # sum over rows of ||x - w_bmu||^2
     n_samples: int
 
-    def __add__(self, other: "UnitStatistics") -> "UnitStatistics":
+    def __add__(self, other: UnitStatistics) -> UnitStatistics:
         return UnitStatistics(
             self.counts + other.counts,
             self.sums + other.sums,
@@ -101,9 +101,7 @@ def unit_statistics(
         counts.fill(0.0)
         sums.fill(0.0)
         bmu, sq_dist = bmu[: X.shape[0]], sq_dist[: X.shape[0]]
-    best_matching_units(
-        X, codebook, None, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows
-    )
+    best_matching_units(X, codebook, None, bmu, sq_dist, counts=counts, sums=sums, chunk_rows=chunk_rows)
     return UnitStatistics(counts, sums, float(sq_dist.sum()), X.shape[0])
 
 
@@ -290,8 +288,9 @@ def minibatch_pass_inplace(
                 n_t, s_t = smooth_statistics(op, counts, sums, out=smoothed)
                 n_t = np.ascontiguousarray(n_t, dtype=np.float64)
                 s_t = np.ascontiguousarray(s_t, dtype=np.float64)
-                ema_update_inplace(ema_count, ema_sum, codebook, n_t, s_t, float(decay), float(eps),
-                                   update_all)
+                ema_update_inplace(
+                    ema_count, ema_sum, codebook, n_t, s_t, float(decay), float(eps), update_all
+                )
                 t += 1
     return sq_error
 
@@ -373,9 +372,7 @@ def online_pass_inplace(
 
     shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
     periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
-    online_pass_grid(
-        *args, mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64)
-    )
+    online_pass_grid(*args, mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64))
 
 
 _NO_DISTANCES = np.zeros((1, 1))

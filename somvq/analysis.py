@@ -17,7 +17,14 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["CLUSTER_METHODS", "cluster_units", "cluster_samples", "label_units", "fill_from_neighbours", "grid_connectivity"]
+__all__ = [
+    "CLUSTER_METHODS",
+    "cluster_units",
+    "cluster_samples",
+    "label_units",
+    "fill_from_neighbours",
+    "grid_connectivity",
+]
 
 #: The methods of :func:`cluster_units`.
 CLUSTER_METHODS = ("agglomerative", "kmeans", "umatrix")
@@ -88,7 +95,9 @@ def _umatrix_clusters(codebook: np.ndarray, grid, n_clusters: int) -> np.ndarray
     return np.array([find(k) for k in range(grid.n_units)])
 
 
-def cluster_units(som, n_clusters: int, method: str = "agglomerative", *, linkage: str = "ward", random_state=None) -> np.ndarray:
+def cluster_units(
+    som, n_clusters: int, method: str = "agglomerative", *, linkage: str = "ward", random_state=None
+) -> np.ndarray:
     """Cluster the units of a fitted map; shape ``(K,)`` int64, values ``0 .. n_clusters - 1``.
 
     Parameters
@@ -127,7 +136,9 @@ def cluster_units(som, n_clusters: int, method: str = "agglomerative", *, linkag
     codebook, grid = _fitted(som)
     n_units = grid.n_units
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, Integral) or not 1 <= n_clusters <= n_units:
-        raise ValueError(f"n_clusters must be an int in [1, {n_units}] (the number of units), got {n_clusters!r}.")
+        raise ValueError(
+            f"n_clusters must be an int in [1, {n_units}] (the number of units), got {n_clusters!r}."
+        )
     n_clusters = int(n_clusters)
     if method not in CLUSTER_METHODS:
         raise ValueError(f"method={method!r} is not one of {CLUSTER_METHODS}.")
@@ -136,7 +147,9 @@ def cluster_units(som, n_clusters: int, method: str = "agglomerative", *, linkag
     if method == "agglomerative":
         from sklearn.cluster import AgglomerativeClustering
 
-        model = AgglomerativeClustering(n_clusters=n_clusters, connectivity=grid_connectivity(grid), linkage=linkage)
+        model = AgglomerativeClustering(
+            n_clusters=n_clusters, connectivity=grid_connectivity(grid), linkage=linkage
+        )
         labels = model.fit_predict(codebook)
     elif method == "kmeans":
         from sklearn.cluster import KMeans
@@ -159,7 +172,9 @@ def cluster_samples(som, X, unit_clusters) -> np.ndarray:
     _, grid = _fitted(som)
     unit_clusters = np.asarray(unit_clusters)
     if unit_clusters.shape != (grid.n_units,):
-        raise ValueError(f"unit_clusters must have shape ({grid.n_units},) (one per unit), got {unit_clusters.shape}.")
+        raise ValueError(
+            f"unit_clusters must have shape ({grid.n_units},) (one per unit), got {unit_clusters.shape}."
+        )
     return unit_clusters[som.predict(X)]
 
 
@@ -198,7 +213,9 @@ def label_units(som, X, y, *, fill: str | None = None) -> np.ndarray:
         if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise ValueError(f"y must hold non-negative integer labels, got dtype {y.dtype} (encode them with LabelEncoder).")
+            raise ValueError(
+                f"y must hold non-negative integer labels, got dtype {y.dtype} (encode them with LabelEncoder)."
+            )
     if y.size and y.min() < 0:
         raise ValueError(f"y must hold non-negative integer labels, got {int(y.min())}.")
     if fill not in (None, "neighbours"):
@@ -208,8 +225,12 @@ def label_units(som, X, y, *, fill: str | None = None) -> np.ndarray:
         raise ValueError(f"X has {bmus.shape[0]} rows but y has {y.shape[0]} labels.")
     classes, codes = np.unique(y, return_inverse=True)
     n_units, n_classes = grid.n_units, classes.size
-    counts = np.bincount(bmus * n_classes + codes.ravel(), minlength=n_units * n_classes).reshape(n_units, n_classes)
-    labels = np.where(counts.sum(axis=1) > 0, classes[counts.argmax(axis=1)] if n_classes else -1, -1).astype(np.int64)
+    counts = np.bincount(bmus * n_classes + codes.ravel(), minlength=n_units * n_classes).reshape(
+        n_units, n_classes
+    )
+    labels = np.where(counts.sum(axis=1) > 0, classes[counts.argmax(axis=1)] if n_classes else -1, -1).astype(
+        np.int64
+    )
     if fill == "neighbours":
         labels = fill_from_neighbours(labels, grid)
     return labels

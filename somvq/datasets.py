@@ -21,6 +21,7 @@ import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 __all__ = [
@@ -155,7 +156,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _resolve_directory(name_or_dir: str | os.PathLike, data_dir: str | os.PathLike | None) -> tuple[Path, str | None]:
+def _resolve_directory(
+    name_or_dir: str | os.PathLike, data_dir: str | os.PathLike | None
+) -> tuple[Path, str | None]:
     """The directory to read and the data set's name (None for a bare directory)."""
     name = str(name_or_dir).lower() if str(name_or_dir).lower() in IDX_DATASETS else None
     if data_dir is not None:
@@ -186,14 +189,14 @@ def find_idx_files(
     directory, name = _resolve_directory(name_or_dir, data_dir)
     label = name or "IDX data set"
     if not directory.is_dir():
-        raise DatasetNotFoundError(f"{label}: directory {str(directory)!r} does not exist. {_HOW_TO_GET[name]}")
+        raise DatasetNotFoundError(
+            f"{label}: directory {str(directory)!r} does not exist. {_HOW_TO_GET[name]}"
+        )
     prefix = _SPLIT_PREFIX[split]
     found = []
     for kind, ndim in (("images", 3), ("labels", 1)):
         candidates = [
-            directory / f"{prefix}-{kind}{sep}idx{ndim}-ubyte{gz}"
-            for sep in ("-", ".")
-            for gz in (".gz", "")
+            directory / f"{prefix}-{kind}{sep}idx{ndim}-ubyte{gz}" for sep in ("-", ".") for gz in (".gz", "")
         ]
         existing = [c for c in candidates if c.is_file()]
         if not existing:
@@ -247,7 +250,9 @@ def load_idx_dataset(
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3:
-        raise IDXFormatError(f"{str(images_path)!r} holds a {images.ndim}-D array; images need 3 axes (n, h, w).")
+        raise IDXFormatError(
+            f"{str(images_path)!r} holds a {images.ndim}-D array; images need 3 axes (n, h, w)."
+        )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise IDXFormatError(
             f"{str(labels_path)!r} holds {labels.shape} labels for {images.shape[0]} images."
@@ -377,12 +382,13 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
     codes = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64.")
+        raise ValueError(
+            f"IDX cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64."
+        )
     code = codes[native]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
     compress = path.suffix == ".gz" if compress is None else compress
-    with (gzip.open(path, "wb") if compress else open(path, "wb")) as handle:
+    with gzip.open(path, "wb") if compress else open(path, "wb") as handle:
         handle.write(payload)
     return path
-

@@ -159,7 +159,9 @@ def expanded_form_error(dtype: DTypeLike, n_features: int) -> float:
     return 1.25 * (int(n_features) + 5) * u
 
 
-def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray, scale: float) -> np.ndarray:
+def _direct(
+    X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray, scale: float
+) -> np.ndarray:
     """``sum_j ((x_j - w_j) * scale)^2 / scale^2`` in float64 for the pairs (rows[i], units[i])."""
     out = np.empty(rows.shape[0])
     step = max(1, (1 << 20) // max(1, X64.shape[1]))
@@ -239,5 +241,7 @@ def best_matching_units(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray
     for start in range(0, n, _BLOCK_ROWS):
         block = squared_distances(X[start : start + _BLOCK_ROWS], codebook)
         bmu[start : start + block.shape[0]] = np.argmin(block, axis=1)
-        sq[start : start + block.shape[0]] = block[np.arange(block.shape[0]), bmu[start : start + block.shape[0]]]
+        sq[start : start + block.shape[0]] = block[
+            np.arange(block.shape[0]), bmu[start : start + block.shape[0]]
+        ]
     return bmu, sq

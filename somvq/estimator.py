@@ -320,7 +320,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         parameters.check_options(self)
         if isinstance(self.grid, str):  # "auto": chosen from the data at fit
             if self.grid_dim != 2:
-                raise ValueError(f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={self.grid_dim}.")
+                raise ValueError(
+                    f"grid='auto' makes 2-D maps (the SOM Toolbox rule), got grid_dim={self.grid_dim}."
+                )
             return None
         grid = parameters.grid_of(self)
         check_fit_memory(self, grid)
@@ -420,7 +422,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         columns, _, distances = layers.check_layers(
             self.layers, list(weights), self.layer_distances, self.codebook_.shape[1]
         )
-        return layers.Layers(columns, np.asarray(weights, dtype=np.float64), distances, self.codebook_.shape[1])
+        return layers.Layers(
+            columns, np.asarray(weights, dtype=np.float64), distances, self.codebook_.shape[1]
+        )
 
     def _unscale(self, state: FittedState, spec, scale: np.ndarray, plan: TrainingPlan, data) -> None:
         """Back to the data's units: divide by the scale; refill the columns of weight-0 layers.
@@ -446,7 +450,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             np.add.at(sums, labels, rows)
             op = smoothing_operator(plan.neighbourhood, plan.grid, max(state.n_steps - 1, 0))
             counts, sums = algorithms.smooth_statistics(op, counts, sums)
-            means = np.where(counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0))
+            means = np.where(
+                counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0)
+            )
             codebook[:, zero] = means
             if state.ema_sum is not None and state.ema_count is not None:
                 ema_sum[:, zero] = means * np.reshape(state.ema_count, (codebook.shape[0], -1))
@@ -566,7 +572,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         check_is_fitted(self, "codebook_")
         return FittedState.of(self)
 
-    def set_fitted_state(self, state: FittedState) -> "KSOM":
+    def set_fitted_state(self, state: FittedState) -> KSOM:
         """Make ``state`` the estimator's learned state, all attributes at once.
 
         The one way a state is given to an estimator: ``fit`` and ``partial_fit`` end with
@@ -574,7 +580,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         estimator's conversions use it. The arrays are taken as they are (not copied).
         """
         if not isinstance(state, FittedState):
-            raise TypeError(f"set_fitted_state expects a somvq.state.FittedState, got {type(state).__name__}.")
+            raise TypeError(
+                f"set_fitted_state expects a somvq.state.FittedState, got {type(state).__name__}."
+            )
         state.publish(self)
         return self
 
@@ -582,8 +590,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if self.verbose:
             of = f"/{n_epochs}" if n_epochs else ""
             print(
-                f"[KSOM {self.algorithm}] epoch {epoch}{of}  mean squared error {mse:.6g}  "
-                f"steps {n_steps}",
+                f"[KSOM {self.algorithm}] epoch {epoch}{of}  mean squared error {mse:.6g}  steps {n_steps}",
                 file=sys.stderr,
             )
 
@@ -592,7 +599,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         check_is_fitted(self, "codebook_")
         ignore = self.missing == "ignore"
         X = validate_data(
-            self, X, dtype=[np.float64, np.float32], reset=False,
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
             ensure_all_finite="allow-nan" if ignore else True,
         )
         if ignore:
@@ -662,7 +672,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if missing.has_missing(X):
             if self.grid_.n_units < 2:
                 return 0.0
-            two = np.argsort(missing.masked_squared_distances(X, self.codebook_), axis=1, kind="stable")[:, :2]
+            two = np.argsort(missing.masked_squared_distances(X, self.codebook_), axis=1, kind="stable")[
+                :, :2
+            ]
             return float(1.0 - self.grid_.are_neighbours(two[:, 0], two[:, 1]).mean())
         return metrics.topographic_error(X, self.codebook_, self.grid_)
 
@@ -693,4 +705,3 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,9 +85,7 @@ def parse_grid(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
-        raise ValueError(
-            f"grid={text!r} is not a grid shape; write it as ROWSxCOLS, e.g. '16x32'."
-        ) from None
+        raise ValueError(f"grid={text!r} is not a grid shape; write it as ROWSxCOLS, e.g. '16x32'.") from None
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"grid={text!r} must have positive sizes, e.g. '16x32'.")
     return shape
@@ -132,13 +131,11 @@ class Grid:
             periodic_t = tuple(bool(p) for p in periodic)
             if len(periodic_t) != len(shape_t):
                 raise ValueError(
-                    f"periodic={periodic!r} must be a bool or one bool per grid axis "
-                    f"({len(shape_t)} axes)."
+                    f"periodic={periodic!r} must be a bool or one bool per grid axis ({len(shape_t)} axes)."
                 )
         if topology == "hexagonal" and periodic_t[0] and shape_t[0] % 2:
             raise ValueError(
-                f"a hexagonal grid periodic along its rows needs an even number of rows, "
-                f"got shape {shape_t}."
+                f"a hexagonal grid periodic along its rows needs an even number of rows, got shape {shape_t}."
             )
         self.shape = shape_t
         self.topology = topology
@@ -151,7 +148,7 @@ class Grid:
         grid_dim: int = 2,
         topology: str = "rectangular",
         periodic: bool | Sequence[bool] = False,
-    ) -> "Grid":
+    ) -> Grid:
         """A grid of ``n_units`` units with the reference's automatic shape."""
         return cls(auto_grid_shape(n_units, grid_dim), topology, periodic)
 
@@ -358,7 +355,9 @@ def _neighbour_offsets(ndim: int, topology: str) -> list[np.ndarray]:
         steps = [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
     else:
         steps = []
-        for axes in itertools.chain(itertools.combinations(range(ndim), 1), itertools.combinations(range(ndim), 2)):
+        for axes in itertools.chain(
+            itertools.combinations(range(ndim), 1), itertools.combinations(range(ndim), 2)
+        ):
             for signs in itertools.product((-1, 1), repeat=len(axes)):
                 step = [0] * ndim
                 for axis, sign in zip(axes, signs):

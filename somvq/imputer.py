@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
 from ._sklearn import check_is_fitted
@@ -14,8 +13,9 @@ from .parameters import DEFAULTS
 __all__ = ["SOMImputer"]
 
 #: KSOM's parameters that SOMImputer repeats (all but ``missing``, which is "ignore").
-_KSOM_PARAMETERS = [p for p in inspect.signature(KSOM.__init__).parameters.values()
-                    if p.name not in ("self", "missing")]
+_KSOM_PARAMETERS = [
+    p for p in inspect.signature(KSOM.__init__).parameters.values() if p.name not in ("self", "missing")
+]
 
 
 class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

@@ -43,9 +43,7 @@ def initial_codebook(
         codebook = mean + std * rng.standard_normal((n_units, n_features))
     elif method == "sample":
         if n_samples < n_units:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_units={n_units} for init='sample'."
-            )
+            raise ValueError(f"n_samples={n_samples} should be >= n_units={n_units} for init='sample'.")
         codebook = X[rng.choice(n_samples, size=n_units, replace=False)]
     elif method == "pca":
         codebook = _pca_codebook(X, grid)

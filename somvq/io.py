@@ -123,7 +123,9 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
                 "(refit it, e.g. with rescaled data or a smaller learning rate)."
             )
     horizon = getattr(estimator, "_horizon", 1.0)
-    if not (isinstance(horizon, (int, float, np.integer, np.floating)) and math.isfinite(horizon) and horizon > 0):
+    if not (
+        isinstance(horizon, (int, float, np.integer, np.floating)) and math.isfinite(horizon) and horizon > 0
+    ):
         raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
     # What load will check, checked now: never write a file that cannot be read back.
     try:
@@ -168,9 +170,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         "grid": {"shape": list(grid.shape), "topology": grid.topology, "periodic": list(grid.periodic)},
         "rng_state": getattr(estimator, "_rng_state", None),
         "feature_names_in": (
-            [str(f) for f in estimator.feature_names_in_]
-            if hasattr(estimator, "feature_names_in_")
-            else None
+            [str(f) for f in estimator.feature_names_in_] if hasattr(estimator, "feature_names_in_") else None
         ),
         "arrays": sorted(arrays),
     }
@@ -245,7 +245,9 @@ class _Archive:
         for info in self.zip.infolist():
             if not info.filename.endswith(".npy") or info.filename.count("/") or info.is_dir():
                 self.close()
-                raise ModelFileError(f"{str(path)!r} is corrupted: unexpected archive member {info.filename!r}.")
+                raise ModelFileError(
+                    f"{str(path)!r} is corrupted: unexpected archive member {info.filename!r}."
+                )
             self.members[info.filename[: -len(".npy")]] = info
         if len(self.members) != len(names):
             self.close()
@@ -253,7 +255,7 @@ class _Archive:
         self.files = list(self.members)
         self.expanded = 0  # bytes added by decompression so far
 
-    def __enter__(self) -> "_Archive":
+    def __enter__(self) -> _Archive:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -284,7 +286,9 @@ class _Archive:
             raise self._fail(name, "is an object array (refused: it would need pickle)")
         nbytes = math.prod(int(s) for s in shape) * dtype.itemsize
         if nbytes + header_size != info.file_size:
-            raise self._fail(name, f"declares {nbytes} bytes of data but holds {info.file_size - header_size}")
+            raise self._fail(
+                name, f"declares {nbytes} bytes of data but holds {info.file_size - header_size}"
+            )
         if info.compress_type != zipfile.ZIP_STORED and info.file_size > info.compress_size:
             # The data must really be in the file: a compressed member may expand only a
             # little (somvq writes members uncompressed), so a 1 MB file never becomes a
@@ -292,8 +296,9 @@ class _Archive:
             self.expanded += info.file_size - info.compress_size
             if self.expanded > _MAX_EXPANSION_BYTES:
                 raise self._fail(
-                    name, f"expands from {info.compress_size} compressed bytes to {info.file_size} "
-                    "(refused: somvq model files store their arrays uncompressed)"
+                    name,
+                    f"expands from {info.compress_size} compressed bytes to {info.file_size} "
+                    "(refused: somvq model files store their arrays uncompressed)",
                 )
         return tuple(int(s) for s in shape), dtype
 
@@ -321,9 +326,13 @@ class _Archive:
         ):
             want = "(" + ", ".join("n" if e is None else str(e) for e in shape) + ")"
             label = "codebook" if name == "codebook_" else name
-            raise self._fail(label, f"shape {found_shape} does not match the expected {want} (from the metadata)")
+            raise self._fail(
+                label, f"shape {found_shape} does not match the expected {want} (from the metadata)"
+            )
         if dtypes is not None and dtype not in [np.dtype(d) for d in dtypes]:
-            raise self._fail(name, f"has dtype {dtype}, expected {' or '.join(str(np.dtype(d)) for d in dtypes)}")
+            raise self._fail(
+                name, f"has dtype {dtype}, expected {' or '.join(str(np.dtype(d)) for d in dtypes)}"
+            )
         if numeric and dtype.kind not in "biuf":
             raise self._fail(name, f"has dtype {dtype}, expected a numeric dtype")
         nbytes = math.prod(found_shape) * dtype.itemsize
@@ -354,7 +363,9 @@ def _metadata(archive: _Archive, path: Any) -> dict:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{str(path)!r} has corrupted metadata: {exc}.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{str(path)!r} is not a somvq model file (format={meta.get('format') if isinstance(meta, dict) else None!r}).")
+        raise ModelFileError(
+            f"{str(path)!r} is not a somvq model file (format={meta.get('format') if isinstance(meta, dict) else None!r})."
+        )
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > FORMAT_VERSION:
         raise ModelFileError(
@@ -468,7 +479,10 @@ def _build(archive: _Archive, meta: dict, path: Any):
         from .grids import Grid
 
         try:
-            same = stored_grid.ndim == 2 and Grid(stored_grid.shape, estimator.topology, estimator.periodic) == stored_grid
+            same = (
+                stored_grid.ndim == 2
+                and Grid(stored_grid.shape, estimator.topology, estimator.periodic) == stored_grid
+            )
         except ValueError:
             same = False
         if not same:
@@ -530,13 +544,19 @@ def _build(archive: _Archive, meta: dict, path: Any):
         from .layers import check_layers
 
         try:
-            checked = check_layers(estimator.layers, estimator.layer_weights, estimator.layer_distances, n_features)
+            checked = check_layers(
+                estimator.layers, estimator.layer_weights, estimator.layer_distances, n_features
+            )
         except (TypeError, ValueError) as exc:
             raise fail(f"its layer parameters are invalid ({exc})") from None
         if checked is None or "layer_weights_" not in members:
             raise fail("layers and the fitted layer_weights_ must be stored together")
         layer_weights = archive.read("layer_weights_", shape=(len(checked[0]),), dtypes=(np.float64,))
-        if not np.all(np.isfinite(layer_weights)) or np.any(layer_weights < 0) or not np.any(layer_weights > 0):
+        if (
+            not np.all(np.isfinite(layer_weights))
+            or np.any(layer_weights < 0)
+            or not np.any(layer_weights > 0)
+        ):
             raise fail("layer_weights_ must be finite, >= 0, and not all 0")
     if init_ref is not None:
         init = archive.read(init_ref, shape=(n_units, n_features), numeric=True)

@@ -278,19 +278,30 @@ def _ranks(d: np.ndarray, cols: np.ndarray) -> np.ndarray:
     value = np.take_along_axis(d, cols, axis=1)
     index = np.arange(d.shape[1])
     less = (d[:, None, :] < value[:, :, None]).sum(axis=2)
-    tied_before = ((d[:, None, :] == value[:, :, None]) & (index[None, None, :] < cols[:, :, None])).sum(axis=2)
+    tied_before = ((d[:, None, :] == value[:, :, None]) & (index[None, None, :] < cols[:, :, None])).sum(
+        axis=2
+    )
     return np.asarray(less + tied_before + 1)
 
 
 def _rank_error(
-    X: Any, codebook: Any, grid: Grid, n_neighbors: int, sample: int | None, random_state: Any, name: str, swap: bool
+    X: Any,
+    codebook: Any,
+    grid: Grid,
+    n_neighbors: int,
+    sample: int | None,
+    random_state: Any,
+    name: str,
+    swap: bool,
 ) -> float:
     """Sum over query rows of the rank excess of the intruders (see trustworthiness)."""
     X, codebook = _check_data(name, X, codebook)
     n = X.shape[0]
     k = n_neighbors
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n / 2:
-        raise ValueError(f"{name}: n_neighbors must be an int in [1, n_samples / 2) = [1, {n / 2}), got {k!r}.")
+        raise ValueError(
+            f"{name}: n_neighbors must be an int in [1, n_samples / 2) = [1, {n / 2}), got {k!r}."
+        )
     if sample is None or sample >= n:
         queries = np.arange(n)
     else:
@@ -317,7 +328,13 @@ def _rank_error(
 
 
 def trustworthiness(
-    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state: Any = None
+    X: np.ndarray,
+    codebook: np.ndarray,
+    grid: Grid,
+    *,
+    n_neighbors: int = 5,
+    sample: int | None = None,
+    random_state: Any = None,
 ) -> float:
     """Trustworthiness of the map's projection of X (row -> its BMU's grid position), in [0, 1].
 
@@ -348,7 +365,13 @@ def trustworthiness(
 
 
 def neighbourhood_preservation(
-    X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, sample: int | None = None, random_state: Any = None
+    X: np.ndarray,
+    codebook: np.ndarray,
+    grid: Grid,
+    *,
+    n_neighbors: int = 5,
+    sample: int | None = None,
+    random_state: Any = None,
 ) -> float:
     """Neighbourhood preservation (continuity) of the map's projection of X, in [0, 1].
 
@@ -364,7 +387,9 @@ def neighbourhood_preservation(
 
     Parameters and cost: as :func:`trustworthiness`.
     """
-    return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "neighbourhood_preservation", swap=True)
+    return _rank_error(
+        X, codebook, grid, n_neighbors, sample, random_state, "neighbourhood_preservation", swap=True
+    )
 
 
 def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
@@ -397,7 +422,9 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     rows, cols = grid.neighbour_pairs
     weight = np.sqrt(((w[rows] - w[cols]) ** 2).sum(axis=1))
     # explicit zeros would be read as missing edges: the smallest positive float instead
-    graph = sparse.csr_matrix((np.maximum(weight, np.finfo(np.float64).tiny), (rows, cols)), shape=(n_units, n_units))
+    graph = sparse.csr_matrix(
+        (np.maximum(weight, np.finfo(np.float64).tiny), (rows, cols)), shape=(n_units, n_units)
+    )
     sources, inverse = np.unique(two[:, 0], return_inverse=True)
     path = np.empty(X.shape[0])
     block = max(1, (1 << 20) // n_units)
@@ -420,7 +447,16 @@ QUALITY_MEASURES = (
 )
 
 
-def quality_suite(X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbors: int = 5, radius: float = 1.0, sample: int | None = None, random_state: Any = None) -> dict[str, float]:
+def quality_suite(
+    X: np.ndarray,
+    codebook: np.ndarray,
+    grid: Grid,
+    *,
+    n_neighbors: int = 5,
+    radius: float = 1.0,
+    sample: int | None = None,
+    random_state: Any = None,
+) -> dict[str, float]:
     """Every quality measure of this module on one map, as ``{name: float}`` (:data:`QUALITY_MEASURES`).
 
     ``radius`` is the Gaussian radius of :func:`distortion`; ``n_neighbors``, ``sample``,
@@ -435,7 +471,14 @@ def quality_suite(X: np.ndarray, codebook: np.ndarray, grid: Grid, *, n_neighbor
         "topographic_product": topographic_product(X, codebook, grid) if grid.n_units >= 2 else float("nan"),
     }
     enough = X.shape[0] > 2 * n_neighbors
-    for name, fn in (("trustworthiness", trustworthiness), ("neighbourhood_preservation", neighbourhood_preservation)):
-        out[name] = fn(X, codebook, grid, n_neighbors=n_neighbors, sample=sample, random_state=random_state) if enough else float("nan")
+    for name, fn in (
+        ("trustworthiness", trustworthiness),
+        ("neighbourhood_preservation", neighbourhood_preservation),
+    ):
+        out[name] = (
+            fn(X, codebook, grid, n_neighbors=n_neighbors, sample=sample, random_state=random_state)
+            if enough
+            else float("nan")
+        )
     out["combined_error"] = combined_error(X, codebook, grid) if grid.n_units >= 2 else float("nan")
     return out

@@ -53,6 +53,7 @@ __all__ = [
 
 MISSING_POLICIES = ("error", "ignore")
 
+
 def has_missing(X) -> bool:
     """Whether ``X`` (a NumPy array) holds a NaN: one pass, the check of every call."""
     return isinstance(X, np.ndarray) and X.dtype.kind == "f" and bool(np.isnan(X).any())
@@ -111,7 +112,9 @@ class _MaskedFrame:
         self.n_features = W64.shape[1]
         frame = reference_frame(W64)
         self.scale = frame.scale
-        self.centre = frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
+        self.centre = (
+            frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
+        )
         Wc = (W64 - self.centre) * frame.scale
         self.stacked = np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))  # (2D, K)
         self.radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", Wc, Wc)))) if W64.size else 0.0
@@ -230,7 +233,7 @@ class MaskedStatistics:
     sq_error: float  # sum over rows of the masked squared distance to the winner
     n_samples: int
 
-    def __add__(self, other: "MaskedStatistics") -> "MaskedStatistics":
+    def __add__(self, other: MaskedStatistics) -> MaskedStatistics:
         return MaskedStatistics(
             self.counts + other.counts,
             self.sums + other.sums,
@@ -277,7 +280,9 @@ def masked_batch_update(codebook: np.ndarray, counts: np.ndarray, sums: np.ndarr
     return new.astype(codebook.dtype, copy=False)
 
 
-def masked_ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"):
+def masked_ema_update(
+    ema_count, ema_sum, codebook, counts, sums, *, decay: float, eps: float, update: str = "all"
+):
     """KSOM-EMA per feature: ``ema_count`` N, the statistics ``n``, ``s`` all (K, D).
 
     update="all": ``N <- decay N + (1 - decay) n``, Laplace smoothing per feature column
@@ -286,7 +291,9 @@ def masked_ema_update(ema_count, ema_sum, codebook, counts, sums, *, decay: floa
     A (K,) ``ema_count`` (a dense state) is broadcast to (K, D) first.
     """
     keep = 1.0 - decay
-    ema_count = np.broadcast_to(np.asarray(ema_count, dtype=np.float64).reshape(counts.shape[0], -1), counts.shape)
+    ema_count = np.broadcast_to(
+        np.asarray(ema_count, dtype=np.float64).reshape(counts.shape[0], -1), counts.shape
+    )
     if update == "all":
         count = decay * ema_count + keep * counts
         total = count.sum(axis=0)
@@ -325,7 +332,9 @@ def mean_filled(X: np.ndarray) -> np.ndarray:
     return out
 
 
-def masked_online_update_inplace(x: np.ndarray, codebook: np.ndarray, weights: np.ndarray, rate: float) -> None:
+def masked_online_update_inplace(
+    x: np.ndarray, codebook: np.ndarray, weights: np.ndarray, rate: float
+) -> None:
     """Kohonen's rule on the observed features of ``x`` only: ``w_kj += rate h_k (x_j - w_kj)``."""
     observed = ~np.isnan(x)
     step = (rate * weights)[:, None]
@@ -354,8 +363,14 @@ def masked_ema_step(stats: MaskedStatistics, plan, state) -> float:
     op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
     counts, sums = smooth_masked_statistics(op, stats.counts, stats.sums)
     state.ema_count, state.ema_sum, state.codebook = masked_ema_update(
-        state.ema_count, state.ema_sum, state.codebook, counts, sums,
-        decay=plan.decay, eps=plan.eps, update=plan.update,
+        state.ema_count,
+        state.ema_sum,
+        state.codebook,
+        counts,
+        sums,
+        decay=plan.decay,
+        eps=plan.eps,
+        update=plan.update,
     )
     state.n_steps += 1
     return stats.sq_error
@@ -388,9 +403,17 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
     lr_code, lr_params = learning_rate_parameters(plan.learning_rate)
     neighbourhood = plan.neighbourhood
     masked_online_pass(
-        np.ascontiguousarray(X), codebook, order.astype(np.int64), plan.grid.distances, neighbourhood.code,
-        neighbourhood.radius.code, neighbourhood.kernel_parameters(), lr_code, lr_params,
-        state.unit_counts, int(state.n_steps),
+        np.ascontiguousarray(X),
+        codebook,
+        order.astype(np.int64),
+        plan.grid.distances,
+        neighbourhood.code,
+        neighbourhood.radius.code,
+        neighbourhood.kernel_parameters(),
+        lr_code,
+        lr_params,
+        state.unit_counts,
+        int(state.n_steps),
     )
     state.codebook = codebook
     state.n_steps += order.shape[0]

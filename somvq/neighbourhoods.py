@@ -80,9 +80,7 @@ def _namespace(a: Any) -> Any:
     return np
 
 
-def neighbourhood_weights(
-    distances: Any, kind: str, radius: Any = 1.0, hard_weight: Any = 1.0
-) -> Any:
+def neighbourhood_weights(distances: Any, kind: str, radius: Any = 1.0, hard_weight: Any = 1.0) -> Any:
     """Evaluate the neighbourhood function ``kind`` on an array of grid distances.
 
     Parameters
@@ -210,7 +208,11 @@ def _distinct_distances(distances: Any) -> tuple[np.ndarray, np.ndarray] | None:
     inverse = inverse.reshape(distances.shape).astype(np.intp, copy=False)
     if len(_DISTINCT_CACHE) >= 16:
         _DISTINCT_CACHE.clear()
-    _DISTINCT_CACHE[key] = (weakref.ref(distances, lambda _, k=key: _DISTINCT_CACHE.pop(k, None)), values, inverse)
+    _DISTINCT_CACHE[key] = (
+        weakref.ref(distances, lambda _, k=key: _DISTINCT_CACHE.pop(k, None)),
+        values,
+        inverse,
+    )
     return values, inverse
 
 

@@ -134,7 +134,9 @@ def som_toolbox_shape(n_samples: int, eigenvalues: Any, topology: str = "rectang
     return (rows, cols)
 
 
-def auto_grid(X: Any, topology: str = "rectangular", periodic: Any = False, n_samples: int | None = None) -> "Grid":
+def auto_grid(
+    X: Any, topology: str = "rectangular", periodic: Any = False, n_samples: int | None = None
+) -> Grid:
     """The grid of ``grid="auto"``: :func:`som_toolbox_shape` of the rows ``X``.
 
     ``n_samples`` (default ``len(X)``) is the number of training rows, when ``X`` only
@@ -160,7 +162,9 @@ def auto_grid(X: Any, topology: str = "rectangular", periodic: Any = False, n_sa
     return Grid((rows, cols), topology, periodic)
 
 
-def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+def make_grid(
+    grid: Any, grid_dim: int, topology: str, periodic: Any, data: Any = None, n_samples: int | None = None
+) -> Grid:
     """The :class:`~somvq.grids.Grid` of KSOM's ``grid`` parameter (a shape, a unit count or "auto").
 
     ``grid="auto"`` is resolved from the training rows ``data`` (:func:`auto_grid`); it is a
@@ -188,7 +192,7 @@ def make_grid(grid: Any, grid_dim: int, topology: str, periodic: Any, data: Any 
     return Grid(tuple(int(s) for s in shape), topology, periodic)
 
 
-def grid_of(params: Any, data: Any = None, n_samples: int | None = None) -> "Grid":
+def grid_of(params: Any, data: Any = None, n_samples: int | None = None) -> Grid:
     """:func:`make_grid` of an estimator's (or any object's) grid parameters.
 
     With ``grid="auto"`` and no ``data``: the fitted ``grid_`` when there is one (the
@@ -207,7 +211,7 @@ def _paper_or_none(kind: str) -> bool:
     return kind in PAPER_NEIGHBOURHOODS or kind == "none"
 
 
-def default_radius(kind: str, grid: "Grid") -> float:
+def default_radius(kind: str, grid: Grid) -> float:
     """r(0) when the user gives none.
 
     10 for the paper's "exponential" (its sigma), 1 for "hard" and "none" (which do not
@@ -227,14 +231,14 @@ def default_radius_schedule(kind: str) -> str:
 
 def resolve_neighbourhood(
     kind: str,
-    grid: "Grid",
+    grid: Grid,
     horizon: float,
     *,
     radius: float | None,
     radius_final: float | None,
     radius_schedule: str | None,
     shrink: float,
-) -> "Neighbourhood":
+) -> Neighbourhood:
     """The :class:`~somvq.neighbourhoods.Neighbourhood` of the parameters, defaults filled in."""
     from .neighbourhoods import Neighbourhood
     from .schedules import Schedule
@@ -251,7 +255,7 @@ def resolve_learning_rate(
     learning_rate_schedule: str | None,
     shrink: float,
     horizon: float,
-) -> "Schedule | str":
+) -> Schedule | str:
     """Online KSOM's learning rate: a :class:`~somvq.schedules.Schedule`, or "inverse_count"."""
     from .schedules import Schedule
 
@@ -308,7 +312,7 @@ LATE_PHASE = 0.1
 DEFAULT_N_ITER_NO_CHANGE = 2
 
 
-def schedule_settled(neighbourhood: "Neighbourhood", t: float, t_end: float) -> bool:
+def schedule_settled(neighbourhood: Neighbourhood, t: float, t_end: float) -> bool:
     """Whether step ``t`` is in the late phase of the neighbourhood schedule of a fit ending at ``t_end``.
 
     With ``v`` the radius (the neighbour weight ``1 / (1 + shrink t)`` for "hard"):
@@ -334,7 +338,9 @@ class EarlyStopping:
     "no change" epochs. So a fit never stops while the radius is still large.
     """
 
-    def __init__(self, tol: float, n_iter_no_change: int | None, neighbourhood: "Neighbourhood", t_end: float) -> None:
+    def __init__(
+        self, tol: float, n_iter_no_change: int | None, neighbourhood: Neighbourhood, t_end: float
+    ) -> None:
         self.tol = float(tol)
         self.patience = DEFAULT_N_ITER_NO_CHANGE if n_iter_no_change is None else int(n_iter_no_change)
         self.neighbourhood = neighbourhood
@@ -395,10 +401,10 @@ class TrainingPlan:
     """
 
     algorithm: str
-    grid: "Grid"
-    neighbourhood: "Neighbourhood"
+    grid: Grid
+    neighbourhood: Neighbourhood
     #: Online KSOM's learning rate (a Schedule or "inverse_count"); None for the others.
-    learning_rate: "Schedule | str | None"
+    learning_rate: Schedule | str | None
     batch_size: int
     decay: float
     eps: float
@@ -412,7 +418,7 @@ class TrainingPlan:
     bmu_search: str = "auto"
 
 
-def training_plan(params: Any, grid: "Grid", horizon_: float) -> TrainingPlan:
+def training_plan(params: Any, grid: Grid, horizon_: float) -> TrainingPlan:
     """The :class:`TrainingPlan` of an estimator's parameters on ``grid`` with the given horizon."""
     learning_rate = None
     decay = resolve_decay(params.decay, horizon_)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,16 @@ def _figure_size(grid: Grid, panels: int = 1, columns: int = 1) -> tuple[float, 
     return width + (1.2 if panels == 1 else 0.0), min(height, 30.0)
 
 
-def draw_grid_values(ax: Any, grid: Grid, values: np.ndarray, *, cmap: str = "viridis", label: str | None = None, colorbar: bool = True, annotate: bool = False):
+def draw_grid_values(
+    ax: Any,
+    grid: Grid,
+    values: np.ndarray,
+    *,
+    cmap: str = "viridis",
+    label: str | None = None,
+    colorbar: bool = True,
+    annotate: bool = False,
+):
     """Colour each unit of ``grid`` by ``values`` (one per unit) on the Axes ``ax``.
 
     Rectangular grids are drawn as square cells (``imshow``), hexagonal ones as hexagons
@@ -104,7 +114,9 @@ def draw_grid_values(ax: Any, grid: Grid, values: np.ndarray, *, cmap: str = "vi
         from matplotlib.patches import RegularPolygon
 
         centres = grid.coordinates  # (row * sqrt(3)/2, col + (row % 2) / 2)
-        patches = [RegularPolygon((x, y), numVertices=6, radius=_HEX_RADIUS, orientation=0.0) for y, x in centres]
+        patches = [
+            RegularPolygon((x, y), numVertices=6, radius=_HEX_RADIUS, orientation=0.0) for y, x in centres
+        ]
         mappable = PatchCollection(patches, cmap=cmap, edgecolor="face", linewidth=0.3)
         mappable.set_array(values)
         ax.add_collection(mappable)
@@ -119,8 +131,15 @@ def draw_grid_values(ax: Any, grid: Grid, values: np.ndarray, *, cmap: str = "vi
     if annotate:
         high = np.nanmax(values) if values.size else 0.0
         for (x, y), value in zip(positions, values):
-            ax.text(x, y, f"{value:g}", ha="center", va="center", fontsize=6,
-                    color="white" if value < 0.5 * high else "black")
+            ax.text(
+                x,
+                y,
+                f"{value:g}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if value < 0.5 * high else "black",
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     if colorbar:
@@ -155,7 +174,13 @@ def umatrix_figure(som: Any, *, clusters: np.ndarray | None = None):
     _codebook(som, None)
     figure = _new_figure(*_figure_size(som.grid_))
     ax = figure.add_subplot()
-    draw_grid_values(ax, som.grid_, metrics.umatrix(som.codebook_, som.grid_), cmap="bone_r", label="mean distance to neighbours")
+    draw_grid_values(
+        ax,
+        som.grid_,
+        metrics.umatrix(som.codebook_, som.grid_),
+        cmap="bone_r",
+        label="mean distance to neighbours",
+    )
     title = f"U-matrix ({_title(som)})"
     if clusters is not None:
         from matplotlib.collections import LineCollection
@@ -218,13 +243,15 @@ def component_planes_figure(
         draw_grid_values(ax, som.grid_, weights[:, f])
         name = feature_names[f] if feature_names is not None and f < len(feature_names) else f"feature {f}"
         ax.set_title(str(name), fontsize=9)
-    for ax in axes[len(chosen):]:
+    for ax in axes[len(chosen) :]:
         ax.set_visible(False)
     figure.suptitle(f"component planes ({_title(som)})")
     return figure
 
 
-def codebook_figure(som: Any, image_shape: Sequence[int], *, codebook: np.ndarray | None = None, cmap: str = "gray_r"):
+def codebook_figure(
+    som: Any, image_shape: Sequence[int], *, codebook: np.ndarray | None = None, cmap: str = "gray_r"
+):
     """Every codebook vector drawn as a small image, tiled in grid order.
 
     Hexagonal grids shift odd rows right by half a tile, like their cells.

@@ -25,14 +25,22 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ._atomic import atomic_write
 
-__all__ = ["ReportUnavailableError", "require_bokeh", "report", "report_html", "unit_table", "boundary_segments"]
+__all__ = [
+    "ReportUnavailableError",
+    "require_bokeh",
+    "report",
+    "report_html",
+    "unit_table",
+    "boundary_segments",
+]
 
 #: Side of a map's drawing area, in screen pixels, along its longer axis.
 MAP_PIXELS = 420
@@ -98,7 +106,9 @@ def _extent(grid: Any) -> tuple[float, float, float, float]:
     return -0.5 - pad, cols - 0.5 + pad, -rows + 0.5 - pad, 0.5 + pad
 
 
-def boundary_segments(grid: Any, clusters: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def boundary_segments(
+    grid: Any, clusters: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The edges between adjacent units of different clusters, as line segments.
 
     Two units are adjacent when their cells share an edge (4 neighbours on a
@@ -135,10 +145,20 @@ def _png_gray(image: np.ndarray) -> bytes:
     raw = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _image_uris(codebook: np.ndarray, image_shape: Sequence[int]) -> list[str]:
@@ -249,7 +269,7 @@ def _metrics(som: Any, X: np.ndarray | None, hits: np.ndarray, matches: Any) -> 
         rows += [
             ("samples", f"{X.shape[0]}"),
             ("quantization error", f"{distances.mean():.6g}"),
-            ("squared quantization error (mean)", f"{np.mean(distances ** 2):.6g}"),
+            ("squared quantization error (mean)", f"{np.mean(distances**2):.6g}"),
             ("topographic error", f"{som.topographic_error(X):.4f}" if grid.n_units >= 2 else "n/a"),
             ("used units", f"{metrics.used_units(bmus, grid.n_units)} / {grid.n_units}"),
             ("perplexity", f"{metrics.perplexity(bmus, grid.n_units):.2f}"),
@@ -257,9 +277,13 @@ def _metrics(som: Any, X: np.ndarray | None, hits: np.ndarray, matches: Any) -> 
     elif hits.any():
         rows.append(("used units (training data)", f"{int(np.count_nonzero(hits))} / {grid.n_units}"))
     if grid.n_units >= 2:
-        rows.append(("neighbour / all distance", f"{metrics.neighbour_distance_ratio(som.codebook_, grid):.4f}"))
+        rows.append(
+            ("neighbour / all distance", f"{metrics.neighbour_distance_ratio(som.codebook_, grid):.4f}")
+        )
     umatrix = np.asarray(som.umatrix())
-    rows.append(("U-matrix mean (min-max)", f"{umatrix.mean():.4g} ({umatrix.min():.4g}-{umatrix.max():.4g})"))
+    rows.append(
+        ("U-matrix mean (min-max)", f"{umatrix.mean():.4g} ({umatrix.min():.4g}-{umatrix.max():.4g})")
+    )
     return rows
 
 
@@ -303,7 +327,9 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
     if clusters is not None:
         clusters = np.asarray(clusters)
         if clusters.shape != (n_units,):
-            raise ValueError(f"clusters has shape {clusters.shape}; it needs one cluster per unit ({n_units}).")
+            raise ValueError(
+                f"clusters has shape {clusters.shape}; it needs one cluster per unit ({n_units})."
+            )
     if codebook is not None:
         codebook = np.asarray(codebook, dtype=np.float64)
         if codebook.shape != som.codebook_.shape:
@@ -322,7 +348,11 @@ def _grid_description(grid: Any) -> str:
     if all(grid.periodic):
         text += "; periodic (a torus): the left edge meets the right, the top meets the bottom"
     elif any(grid.periodic):
-        axes = ["rows (top meets bottom)" if i == 0 else "columns (left meets right)" for i, p in enumerate(grid.periodic) if p]
+        axes = [
+            "rows (top meets bottom)" if i == 0 else "columns (left meets right)"
+            for i, p in enumerate(grid.periodic)
+            if p
+        ]
         text += f"; periodic along {', '.join(axes)}"
     return text
 
@@ -349,8 +379,10 @@ def _tooltip(table: dict[str, Any], plane: bool) -> str:
         lines.append("labels: @mix")
     text = "".join(f"<div>{line}</div>" for line in lines)
     if "image" in table:
-        text += ("<img src='@image{safe}' width='72' height='72' "
-                 "style='image-rendering:pixelated;border:1px solid #ccc;margin-top:3px'>")
+        text += (
+            "<img src='@image{safe}' width='72' height='72' "
+            "style='image-rendering:pixelated;border:1px solid #ccc;margin-top:3px'>"
+        )
     return f"<div class='somvq-tooltip' style='font-size:12px'>{text}</div>"
 
 
@@ -440,23 +472,42 @@ def report_html(
 
     def tiles(fig, **fill):
         if hexagonal:
-            renderer = fig.hex_tile(q="q", r="r", size=_HEX_SIZE, orientation="pointytop", source=source,
-                                    line_color="white", line_width=0.3, **fill)
+            renderer = fig.hex_tile(
+                q="q",
+                r="r",
+                size=_HEX_SIZE,
+                orientation="pointytop",
+                source=source,
+                line_color="white",
+                line_width=0.3,
+                **fill,
+            )
         else:
-            renderer = fig.rect(x="x", y="y", width=1.0, height=1.0, source=source,
-                                line_color="white", line_width=0.3, **fill)
+            renderer = fig.rect(
+                x="x", y="y", width=1.0, height=1.0, source=source, line_color="white", line_width=0.3, **fill
+            )
         fig.add_tools(HoverTool(renderers=[renderer], tooltips=hover))
         return renderer
 
     def colour_bar(fig, mapper, label):
-        fig.add_layout(ColorBar(color_mapper=mapper, ticker=BasicTicker(desired_num_ticks=6), title=label,
-                                width=12, label_standoff=6), "right")
+        fig.add_layout(
+            ColorBar(
+                color_mapper=mapper,
+                ticker=BasicTicker(desired_num_ticks=6),
+                title=label,
+                width=12,
+                label_standoff=6,
+            ),
+            "right",
+        )
 
     figures = []
     # U-matrix, with the cluster boundaries on top.
     umatrix = np.asarray(table["umatrix"])
     # The lightest colours of the ramps are a little darker than the page: every unit shows.
-    mapper = LinearColorMapper(palette=list(reversed(Greys256[:236])), low=float(umatrix.min()), high=float(umatrix.max()))
+    mapper = LinearColorMapper(
+        palette=list(reversed(Greys256[:236])), low=float(umatrix.min()), high=float(umatrix.max())
+    )
     fig = map_figure("umatrix", "U-matrix (mean distance to neighbours)")
     tiles(fig, fill_color={"field": "umatrix", "transform": mapper})
     colour_bar(fig, mapper, "distance")
@@ -473,8 +524,16 @@ def report_html(
     fig = map_figure("hits", heading)
     tiles(fig, fill_color={"field": "hits", "transform": mapper})
     if n_units <= _ANNOTATE_UNITS and hits.any():
-        fig.text(x="x", y="y", text="hits_text", source=source, text_align="center", text_baseline="middle",
-                 text_font_size="8pt", text_color="#333")
+        fig.text(
+            x="x",
+            y="y",
+            text="hits_text",
+            source=source,
+            text_align="center",
+            text_baseline="middle",
+            text_font_size="8pt",
+            text_color="#333",
+        )
     colour_bar(fig, mapper, "samples")
     figures.append(fig)
 
@@ -496,18 +555,33 @@ def report_html(
         figures.append(fig)
 
     # Component planes with a selector.
-    mapper = LinearColorMapper(palette=Viridis256, low=float(lows[first]),
-                               high=float(highs[first] if highs[first] > lows[first] else lows[first] + 1))
+    mapper = LinearColorMapper(
+        palette=Viridis256,
+        low=float(lows[first]),
+        high=float(highs[first] if highs[first] > lows[first] else lows[first] + 1),
+    )
     fig = map_figure("plane", f"component plane: {names[first]}")
     tiles(fig, fill_color={"field": "plane", "transform": mapper})
     colour_bar(fig, mapper, "value")
-    select = Select(title="component plane", value=str(first), options=[(str(i), n) for i, n in enumerate(names)],
-                    width=min(frame_width, 300), name="plane_select")
+    select = Select(
+        title="component plane",
+        value=str(first),
+        options=[(str(i), n) for i, n in enumerate(names)],
+        width=min(frame_width, 300),
+        name="plane_select",
+    )
     select.js_on_change(
         "value",
         CustomJS(
-            args=dict(source=source, planes=planes, mapper=mapper, title=fig.title,
-                      lows=[float(v) for v in lows], highs=[float(v) for v in highs], names=list(names)),
+            args=dict(
+                source=source,
+                planes=planes,
+                mapper=mapper,
+                title=fig.title,
+                lows=[float(v) for v in lows],
+                highs=[float(v) for v in highs],
+                names=list(names),
+            ),
             code="""
 const i = Number(cb_obj.value);
 const q = planes.data["p" + i];

@@ -36,7 +36,9 @@ ATTRIBUTE_NAMES = {
 
 #: Fitted attributes that together are the estimator's learned state (what save/load keeps);
 #: ``layer_weights_`` (layered maps only) is kept too but is absent from other maps.
-FITTED_STATE = tuple(name for field, name in ATTRIBUTE_NAMES.items() if field not in ("labels", "layer_weights"))
+FITTED_STATE = tuple(
+    name for field, name in ATTRIBUTE_NAMES.items() if field not in ("labels", "layer_weights")
+)
 
 
 @dataclass
@@ -75,7 +77,7 @@ class FittedState:
     layer_weights: np.ndarray | None = None
 
     @classmethod
-    def initial(cls, codebook: np.ndarray, grid: Grid, *, init_count: float, horizon: float) -> "FittedState":
+    def initial(cls, codebook: np.ndarray, grid: Grid, *, init_count: float, horizon: float) -> FittedState:
         """The state before the first update: the paper's ``m0 = w0`` (whatever N0 is), ``N0 = init_count``."""
         n_units = grid.n_units
         return cls(
@@ -89,7 +91,7 @@ class FittedState:
         )
 
     @classmethod
-    def of(cls, estimator: Any) -> "FittedState":
+    def of(cls, estimator: Any) -> FittedState:
         """A copy of ``estimator``'s fitted state (arrays copied; a non-NumPy ``labels_`` left out)."""
         values = {}
         for field, name in ATTRIBUTE_NAMES.items():
@@ -110,7 +112,7 @@ class FittedState:
             elif name in vars(estimator):
                 delattr(estimator, name)
 
-    def copy(self) -> "FittedState":
+    def copy(self) -> FittedState:
         return replace(self, **{f.name: _copy(getattr(self, f.name)) for f in fields(self)})
 
 

@@ -68,7 +68,9 @@ def grid_distances(shape, topology="rectangular", periodic=False):
     """
     shape = tuple(shape)
     wraps = (bool(periodic),) * len(shape) if np.ndim(periodic) == 0 else tuple(bool(p) for p in periodic)
-    spacing = [math.sqrt(3.0) / 2.0 if (topology == "hexagonal" and axis == 0) else 1.0 for axis in range(len(shape))]
+    spacing = [
+        math.sqrt(3.0) / 2.0 if (topology == "hexagonal" and axis == 0) else 1.0 for axis in range(len(shape))
+    ]
     lengths = [n * step for n, step in zip(shape, spacing)]
     positions = grid_coordinates(shape, topology)
     K = len(positions)
@@ -79,7 +81,8 @@ def grid_distances(shape, topology="rectangular", periodic=False):
             best = math.inf
             for image in images:
                 squared = sum(
-                    (positions[b][axis] + image[axis] * lengths[axis] - positions[a][axis]) ** 2 for axis in range(len(shape))
+                    (positions[b][axis] + image[axis] * lengths[axis] - positions[a][axis]) ** 2
+                    for axis in range(len(shape))
                 )
                 best = min(best, math.sqrt(squared))
             D[a, b] = best
@@ -322,6 +325,8 @@ def masked_online_pass(X, W, order, h_row, rate):
         eta = rate(t, k)
         W[:, obs] += eta * h_row(t, k)[:, None] * (x[obs] - W[:, obs])
     return W
+
+
 # --------------------------------------------------------------------------- layers (issue 14)
 def layered_distance(x, c, layers, weights, kinds):
     """sum_l w_l d_l(x_l, c_l) for ONE row x and ONE unit c, loops over columns.

@@ -74,7 +74,11 @@ def test_permuted_header_is_reordered_by_name(tmp_path, model, data):
         "evaluate", model, tmp_path / "abc.csv", "--json"
     ).stdout.replace("abc.csv", "X")
     # a permutation that is not a reversal, and --columns selecting by name from a wider file
-    wide = write_csv(tmp_path / "wide.csv", np.hstack([data[:, [1]], data[:, [2]], data[:, [0]], data[:, [0]] * 0]), ["b", "c", "a", "d"])
+    wide = write_csv(
+        tmp_path / "wide.csv",
+        np.hstack([data[:, [1]], data[:, [2]], data[:, [0]], data[:, [0]] * 0]),
+        ["b", "c", "a", "d"],
+    )
     assert bmus(run("predict", model, wide, "--columns", "a,b,c")) == reference
     assert bmus(run("predict", model, wide, "--columns", "c,a,b")) == reference
 
@@ -121,7 +125,9 @@ def test_feature_names_of_the_wrong_length_are_a_corrupted_model(tmp_path, data)
 
     som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(data)
     save(som, tmp_path / "m.somvq.npz", extra={"feature_names": ["a", "b"]})
-    assert_error(run("predict", tmp_path / "m.somvq.npz", write_csv(tmp_path / "d.csv", data)), 1, "feature names")
+    assert_error(
+        run("predict", tmp_path / "m.somvq.npz", write_csv(tmp_path / "d.csv", data)), 1, "feature names"
+    )
 
 
 # ------------------------------------------------------------------ usage errors
@@ -148,13 +154,15 @@ def test_semicolon_csv_hints_at_the_delimiter(tmp_path, model, data):
     semi = write_csv(tmp_path / "semi.csv", data, ["a", "b", "c"], delimiter=";")
     assert_error(run("predict", model, semi), 1, "--delimiter ';'")
     assert_error(run("fit", semi, "-o", tmp_path / "m2.npz", *SMALL), 1, "--delimiter ';'")
-    assert bmus(run("predict", model, semi, "--delimiter", ";")) == bmus(run("predict", model, tmp_path / "abc.csv"))
+    assert bmus(run("predict", model, semi, "--delimiter", ";")) == bmus(
+        run("predict", model, tmp_path / "abc.csv")
+    )
 
 
 # ------------------------------------------------------------------ plain messages
 def test_cuda_backend_without_a_gpu_is_a_plain_error(tmp_path):
-    from somvq.exceptions import BackendUnavailableError
     from somvq import KSOM
+    from somvq.exceptions import BackendUnavailableError
 
     try:
         KSOM(backend="cuda").check_parameters()
@@ -162,7 +170,12 @@ def test_cuda_backend_without_a_gpu_is_a_plain_error(tmp_path):
         pass
     else:
         pytest.skip("a CUDA backend is available here")
-    assert_error(run("fit", "--backend", "cuda", "-o", tmp_path / "m.npz", *SMALL), 1, "--backend cuda", "cannot run here")
+    assert_error(
+        run("fit", "--backend", "cuda", "-o", tmp_path / "m.npz", *SMALL),
+        1,
+        "--backend cuda",
+        "cannot run here",
+    )
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -179,7 +192,9 @@ def test_truncated_archives_are_plain_errors(tmp_path, model, data):
     assert_error(run("predict", model, tmp_path / "half.npy"), 1, "half.npy", "truncated or corrupted")
     # a complete .npz saved under a .npy name is read by its content
     (tmp_path / "archive.npy").write_bytes((tmp_path / "full.npz").read_bytes())
-    assert bmus(run("predict", model, tmp_path / "archive.npy")) == bmus(run("predict", model, tmp_path / "abc.csv"))
+    assert bmus(run("predict", model, tmp_path / "archive.npy")) == bmus(
+        run("predict", model, tmp_path / "abc.csv")
+    )
 
 
 def test_closed_pipe_exits_quietly(tmp_path, model):
@@ -187,7 +202,14 @@ def test_closed_pipe_exits_quietly(tmp_path, model):
     np.save(tmp_path / "big.npy", big)
     for command in ("predict", "transform"):
         producer = subprocess.Popen(
-            [sys.executable, "-c", "from somvq.cli import main; main()", command, str(model), str(tmp_path / "big.npy")],
+            [
+                sys.executable,
+                "-c",
+                "from somvq.cli import main; main()",
+                command,
+                str(model),
+                str(tmp_path / "big.npy"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -222,13 +244,17 @@ def test_unwritable_output_is_found_before_any_work(tmp_path, where):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,nan\n")
     target = directory / "m.somvq.npz" if where == "-o" else directory / "sub" / "plots"
-    line = assert_error(run("fit", bad, where, target, "-q"), 2, f"cannot write into directory {str(directory)!r}")
+    line = assert_error(
+        run("fit", bad, where, target, "-q"), 2, f"cannot write into directory {str(directory)!r}"
+    )
     assert ".tmp" not in line
 
 
 def test_unwritable_predict_output(tmp_path, model):
     directory = _unwritable_directory(tmp_path)
-    line = assert_error(run("predict", model, tmp_path / "abc.csv", "-o", directory / "out.csv"), 2, str(directory))
+    line = assert_error(
+        run("predict", model, tmp_path / "abc.csv", "-o", directory / "out.csv"), 2, str(directory)
+    )
     assert ".tmp" not in line
 
 
@@ -248,7 +274,9 @@ def test_non_regular_output_is_refused_before_any_work(tmp_path, model):
     assert_error(run("predict", model, tmp_path / "abc.csv", "-o", fifo, "--force"), 2, "not a regular file")
     model_fifo = tmp_path / "m2.somvq.npz"
     os.mkfifo(model_fifo)
-    assert_error(run("fit", tmp_path / "abc.csv", "-o", model_fifo, "--force", *SMALL), 2, "not a regular file")
+    assert_error(
+        run("fit", tmp_path / "abc.csv", "-o", model_fifo, "--force", *SMALL), 2, "not a regular file"
+    )
     assert fifo.is_fifo() and model_fifo.is_fifo()
 
 
@@ -258,9 +286,22 @@ def test_vqvae_unwritable_output_dir_is_found_first(tmp_path):
     args = ["--dataset", "digits", "--n-samples", "100", "--val-size", "20", "--steps", "1", "-q"]
     assert_error(run("vqvae", "train", *args, "-o", directory / "run"), 2, "--output-dir", str(directory))
     assert_error(
-        run("vqvae", "compare", *args, "--variants", "none-n1-all", "--seeds", "0", "-o", tmp_path / "runs",
-            "--report-dir", directory / "report"),
-        2, "--report-dir", str(directory),
+        run(
+            "vqvae",
+            "compare",
+            *args,
+            "--variants",
+            "none-n1-all",
+            "--seeds",
+            "0",
+            "-o",
+            tmp_path / "runs",
+            "--report-dir",
+            directory / "report",
+        ),
+        2,
+        "--report-dir",
+        str(directory),
     )
     assert not (tmp_path / "runs").exists()
 

@@ -58,8 +58,17 @@ def test_kernel_and_distances_equal_brute_force(seed, n, d, k, offset, scale, dt
         bmu = np.empty(n, dtype=np.int64)
         sq = np.empty(n)
         counts, sums = np.zeros(k), np.zeros((k, d))
-        cpu_bmu.best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, counts, sums,
-                                    chunk_rows=chunk_rows, n_threads=n_threads)
+        cpu_bmu.best_matching_units(
+            X,
+            W,
+            np.einsum("ij,ij->i", W, W),
+            bmu,
+            sq,
+            counts,
+            sums,
+            chunk_rows=chunk_rows,
+            n_threads=n_threads,
+        )
         _assert_winners(bmu, ref, f"cpu_bmu threads={n_threads}")
         np.testing.assert_allclose(sq, ref[np.arange(n), bmu], rtol=1e-12, atol=0)
         np.testing.assert_array_equal(counts, np.bincount(bmu, minlength=k))
@@ -178,7 +187,9 @@ def test_rows_far_from_the_codebook_and_exact_ties():
     rng = np.random.default_rng(5)
     W = rng.normal(size=(6, 3)).astype(np.float32)
     W[4] = W[1]
-    X = np.concatenate([rng.normal(size=(50, 3)), 1e7 * rng.normal(size=(5, 3)), W[[1, 4]]]).astype(np.float32)
+    X = np.concatenate([rng.normal(size=(50, 3)), 1e7 * rng.normal(size=(5, 3)), W[[1, 4]]]).astype(
+        np.float32
+    )
     ref = brute_force_squared_distances(X, W)
     bmu = np.empty(X.shape[0], dtype=np.int64)
     sq = np.empty(X.shape[0])

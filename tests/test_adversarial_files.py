@@ -89,12 +89,24 @@ def _set(arrays, name, index, value):
         (lambda m, a: m["grid"].__setitem__("shape", ["2", 3]), "stored grid .* is malformed"),
         (lambda m, a: m["grid"].__setitem__("periodic", [1, 0]), "stored grid .* is malformed"),
         (lambda m, a: m.__setitem__("feature_names_in", ["a", "b"]), "2 feature names for 3 features"),
-        (lambda m, a: m.__setitem__("feature_names_in", ["a", "b", 3]), "feature_names_in is not a list of strings"),
-        (lambda m, a: m.__setitem__("rng_state", {"bit_generator": "PCG64", "state": "x"}), "random generator state"),
+        (
+            lambda m, a: m.__setitem__("feature_names_in", ["a", "b", 3]),
+            "feature_names_in is not a list of strings",
+        ),
+        (
+            lambda m, a: m.__setitem__("rng_state", {"bit_generator": "PCG64", "state": "x"}),
+            "random generator state",
+        ),
         (lambda m, a: m.__setitem__("rng_state", {"bit_generator": "os.system"}), "random generator state"),
         (lambda m, a: a.__setitem__("labels_", np.array([0, 99])), "labels_ out of range"),
-        (lambda m, a: a.__setitem__("ema_sum_", a["ema_sum_"].astype(np.float32)), "ema_sum_ has dtype float32"),
-        (lambda m, a: a.__setitem__("codebook_", a["codebook_"].astype(np.int64)), "codebook_ has dtype int64"),
+        (
+            lambda m, a: a.__setitem__("ema_sum_", a["ema_sum_"].astype(np.float32)),
+            "ema_sum_ has dtype float32",
+        ),
+        (
+            lambda m, a: a.__setitem__("codebook_", a["codebook_"].astype(np.int64)),
+            "codebook_ has dtype int64",
+        ),
         (lambda m, a: a.__setitem__("ema_count_", a["ema_count_"][:-1]), r"ema_count_ shape \(5,\)"),
         (lambda m, a: (a.pop("ema_sum_"), m["arrays"].remove("ema_sum_")), "'ema_sum_' is missing"),
         (lambda m, a: m["params"].__setitem__("grid_dim", "2"), "grid_dim"),
@@ -180,11 +192,16 @@ def test_unknown_and_unlisted_members_are_refused(tmp_path, model_path):
     with pytest.raises(ModelFileError, match=r"unlisted: \['junk'\]"):
         somvq.load(path)
     path = _tampered(
-        tmp_path, model_path, lambda m, a: (a.__setitem__("junk", np.zeros(3)), m["arrays"].append("junk")), "b.npz"
+        tmp_path,
+        model_path,
+        lambda m, a: (a.__setitem__("junk", np.zeros(3)), m["arrays"].append("junk")),
+        "b.npz",
     )
     with pytest.raises(ModelFileError, match=r"unknown array member\(s\) \['junk'\]"):
         somvq.load(path)
-    path = _tampered(tmp_path, model_path, lambda m, a: a.__setitem__("param__init", np.zeros((6, 3))), "c.npz")
+    path = _tampered(
+        tmp_path, model_path, lambda m, a: a.__setitem__("param__init", np.zeros((6, 3))), "c.npz"
+    )
     with pytest.raises(ModelFileError, match="unlisted"):
         somvq.load(path)
 
@@ -207,7 +224,8 @@ def _write_zero_member(archive, name, shape, dtype=np.float64, compress=True):
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     with archive.open(info, "w", force_zip64=True) as handle:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+            handle,
+            {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape},
         )
         chunk = bytes(1 << 20)
         for _ in range(nbytes >> 20):
@@ -253,14 +271,18 @@ _HUNDRED_MB = (100 * 2**20 // 8,)
             "codebook_",
             (12_800, 1024),
             True,
-            lambda m: (m["params"].__setitem__("grid", {"__tuple__": [100, 128]}),
-                       m["grid"].__setitem__("shape", [100, 128]),
-                       m["state"].__setitem__("n_features_in_", 1024)),
+            lambda m: (
+                m["params"].__setitem__("grid", {"__tuple__": [100, 128]}),
+                m["grid"].__setitem__("shape", [100, 128]),
+                m["state"].__setitem__("n_features_in_", 1024),
+            ),
             "expands from",
         ),
     ],
 )
-def test_small_files_never_expand_into_large_arrays(tmp_path, model_path, name, shape, listed, meta_change, match):
+def test_small_files_never_expand_into_large_arrays(
+    tmp_path, model_path, name, shape, listed, meta_change, match
+):
     path = _bomb(tmp_path, model_path, name, shape, listed=listed, meta_change=meta_change)
     assert path.stat().st_size < 2 * 2**20  # a file of well under 2 MB declaring 100 MB
     errors = []
@@ -282,7 +304,9 @@ def test_headers_that_lie_about_the_data_are_refused(tmp_path, model_path):
         # A header declaring 10^12 labels followed by none of them.
         info = zipfile.ZipInfo("labels_.npy")
         with archive.open(info, "w") as handle:
-            np.lib.format.write_array_header_1_0(handle, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+            np.lib.format.write_array_header_1_0(
+                handle, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)}
+            )
     with pytest.raises(ModelFileError, match="declares 8000000000000 bytes of data but holds 0"):
         somvq.load(path)
 
@@ -374,7 +398,9 @@ def test_save_never_writes_a_file_that_load_refuses(tmp_path, fitted):
     import copy
 
     changed = copy.deepcopy(som).set_params(grid=(3, 2))  # K unchanged: only the grid differs
-    with pytest.raises(ValueError, match=r"parameters now describe Grid\(shape=\(3, 2\).*fitted on Grid\(shape=\(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"parameters now describe Grid\(shape=\(3, 2\).*fitted on Grid\(shape=\(2, 3\)"
+    ):
         somvq.save(changed, tmp_path / "a.npz")
     changed = copy.deepcopy(som).set_params(init=np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"init array has shape \(2, 2\)"):

@@ -49,7 +49,20 @@ def _naive_distances(grid):
 
 
 def _grids():
-    for shape in [(1,), (2,), (5,), (1, 1), (1, 4), (2, 2), (3, 4), (4, 3), (2, 2, 2), (3, 1, 2), (3, 3, 3), (2, 3, 2, 2)]:
+    for shape in [
+        (1,),
+        (2,),
+        (5,),
+        (1, 1),
+        (1, 4),
+        (2, 2),
+        (3, 4),
+        (4, 3),
+        (2, 2, 2),
+        (3, 1, 2),
+        (3, 3, 3),
+        (2, 3, 2, 2),
+    ]:
         for periodic in itertools.product((False, True), repeat=len(shape)):
             yield Grid(shape, "rectangular", periodic)
     for shape in [(2, 2), (3, 4), (4, 6), (6, 5)]:
@@ -77,7 +90,11 @@ def test_neighbours_in_linear_memory_equal_the_naive_adjacency(grid):
 
 def test_metrics_equal_their_dense_definitions():
     rng = np.random.default_rng(0)
-    for grid in (Grid((5, 7)), Grid((4, 6), "hexagonal", True), Grid((3, 3, 2), periodic=(True, False, False))):
+    for grid in (
+        Grid((5, 7)),
+        Grid((4, 6), "hexagonal", True),
+        Grid((3, 3, 2), periodic=(True, False, False)),
+    ):
         W = rng.normal(size=(grid.n_units, 3))
         X = rng.normal(size=(80, 3))
         pair = np.sqrt(((W[:, None, :] - W[None, :, :]) ** 2).sum(-1))
@@ -108,14 +125,16 @@ def test_map_summaries_of_a_large_map_need_no_k_by_k_memory():
     assert "distances" not in som.grid_.__dict__ and "adjacency" not in som.grid_.__dict__
 
 
-CASES = [
-    (algorithm, kind, grid)
-    for algorithm in ("batch", "minibatch", "online")
-    for kind in ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "cut_gaussian")
-    for grid in ((5, 6), (7,), (3, 3, 2))
-] + [(algorithm, "gaussian", "hex") for algorithm in ("batch", "minibatch", "online")] + [
-    ("online", "mexican_hat", (5, 6))
-]
+CASES = (
+    [
+        (algorithm, kind, grid)
+        for algorithm in ("batch", "minibatch", "online")
+        for kind in ("none", "hard", "exponential", "gaussian", "bubble", "triangle", "cut_gaussian")
+        for grid in ((5, 6), (7,), (3, 3, 2))
+    ]
+    + [(algorithm, "gaussian", "hex") for algorithm in ("batch", "minibatch", "online")]
+    + [("online", "mexican_hat", (5, 6))]
+)
 
 
 @pytest.mark.parametrize("algorithm, kind, shape", CASES)
@@ -125,8 +144,15 @@ def test_the_memory_estimate_knows_which_fits_build_k_by_k_matrices(algorithm, k
     topology = "hexagonal" if shape == "hex" else "rectangular"
     shape = (4, 6) if shape == "hex" else shape
     X = np.random.default_rng(1).normal(size=(40, 3))
-    som = KSOM(grid=shape, topology=topology, algorithm=algorithm, neighbourhood=kind,
-               batch_size=16, n_epochs=1, random_state=0).fit(X)
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        algorithm=algorithm,
+        neighbourhood=kind,
+        batch_size=16,
+        n_epochs=1,
+        random_state=0,
+    ).fit(X)
     built = "distances" in som.grid_.__dict__
     assert built == needs_grid_distances(algorithm, kind, som.grid_), (algorithm, kind, shape, built)
 
@@ -148,7 +174,9 @@ def test_the_memory_estimate_bounds_the_real_peak(params):
     X = np.random.default_rng(2).normal(size=(60, 4))
     som = KSOM(n_epochs=1, random_state=0, **params)
     peak, _ = _peak_bytes(lambda: som.fit(X))
-    estimate, dense = estimate_fit_bytes(som.algorithm, som.neighbourhood, som.grid_, n_samples=60, n_features=4)
+    estimate, dense = estimate_fit_bytes(
+        som.algorithm, som.neighbourhood, som.grid_, n_samples=60, n_features=4
+    )
     assert dense
     assert peak <= estimate, (peak, estimate)
     assert estimate < 12 * peak  # an estimate, not a blanket refusal
@@ -156,7 +184,9 @@ def test_the_memory_estimate_bounds_the_real_peak(params):
 
 # ------------------------------------------------------------------ refusing up front
 def test_check_parameters_refuses_a_grid_larger_than_memory():
-    with pytest.raises(ValueError, match=r"grid=100000x100000 \(10000000000 units\) needs about .* GiB .*available here"):
+    with pytest.raises(
+        ValueError, match=r"grid=100000x100000 \(10000000000 units\) needs about .* GiB .*available here"
+    ):
         KSOM(grid=(100000, 100000)).check_parameters()
     KSOM(grid=(120, 120)).check_parameters()  # separable: fine
 
@@ -167,7 +197,9 @@ def test_a_dense_fit_beyond_memory_is_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(somvq._memory, "available_memory", lambda: 32 * 2**20)
     X = np.random.default_rng(3).normal(size=(60, 4))
     som = KSOM(grid=(40, 40), topology="hexagonal", random_state=0)
-    with pytest.raises(ValueError, match=r"grid=40x40 \(1600 units\) needs about .*K x K.*hexagonal.*0.0312 GiB"):
+    with pytest.raises(
+        ValueError, match=r"grid=40x40 \(1600 units\) needs about .*K x K.*hexagonal.*0.0312 GiB"
+    ):
         som.check_parameters()
     peak, _ = _peak_bytes(lambda: pytest.raises(ValueError, som.fit, X))
     assert peak < 4 * 2**20  # refused before the 20 MB distance matrix existed
@@ -182,7 +214,9 @@ def test_loading_a_model_does_not_need_training_memory(monkeypatch, tmp_path):
     import somvq._memory
 
     X = np.random.default_rng(4).normal(size=(60, 3))
-    path = somvq.save(KSOM(grid=(30, 30), topology="hexagonal", n_epochs=1, random_state=0).fit(X), tmp_path / "m.npz")
+    path = somvq.save(
+        KSOM(grid=(30, 30), topology="hexagonal", n_epochs=1, random_state=0).fit(X), tmp_path / "m.npz"
+    )
     monkeypatch.setattr(somvq._memory, "available_memory", lambda: 1 * 2**20)
     som = somvq.load(path)
     assert som.predict(X).shape == (60,)
@@ -195,7 +229,9 @@ def test_cli_refuses_a_huge_grid_as_a_usage_error(tmp_path):
 
     data = tmp_path / "d.csv"
     np.savetxt(data, np.random.default_rng(5).normal(size=(60, 3)), delimiter=",")
-    result = CliRunner().invoke(main, ["fit", str(data), "--grid", "100000x100000", "-q", "-o", str(tmp_path / "m.npz")])
+    result = CliRunner().invoke(
+        main, ["fit", str(data), "--grid", "100000x100000", "-q", "-o", str(tmp_path / "m.npz")]
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert "grid=100000x100000" in lines[-1] and "GiB" in lines[-1]

@@ -125,7 +125,9 @@ def test_cli_fit_with_divergent_learning_rate_writes_nothing(tmp_path, X):
     data = tmp_path / "d.csv"
     np.savetxt(data, X, delimiter=",")
     model = tmp_path / "m.somvq.npz"
-    result = _cli("fit", data, "--grid", "3x3", "--algorithm", "online", "--learning-rate", "1e300", "-q", "-o", model)
+    result = _cli(
+        "fit", data, "--grid", "3x3", "--algorithm", "online", "--learning-rate", "1e300", "-q", "-o", model
+    )
     _one_line_error(result, "non-finite codebook", "learning_rate=1e+300")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
 
@@ -154,7 +156,9 @@ def test_safe_ema_settings_near_the_edge_still_train(X):
         {"init_count": 1.0, "eps": 0.0},
         {"init_count": 0.0, "eps": 0.0, "update": "written"},
     ):
-        som = KSOM(grid=(3, 3), algorithm="minibatch", neighbourhood="none", batch_size=8, random_state=0, **params)
+        som = KSOM(
+            grid=(3, 3), algorithm="minibatch", neighbourhood="none", batch_size=8, random_state=0, **params
+        )
         assert np.isfinite(som.fit(X).codebook_).all(), params
     # Batch and online KSOM have no EMA: the combination is harmless there.
     KSOM(grid=(3, 3), init_count=0.0, eps=0.0, n_epochs=1).fit(X)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from somvq import KSOM, load, save
-from somvq.grids import Grid
 from somvq.initialisation import initial_codebook
 from somvq.parameters import auto_grid, som_toolbox_shape
 
@@ -102,7 +101,9 @@ def test_cli_fit_grid_auto(tmp_path):
     from somvq.cli import main
 
     out = tmp_path / "m.somvq.npz"
-    result = CliRunner().invoke(main, ["fit", "--dataset", "wine", "--standardize", "--grid", "auto", "-o", str(out), "--epochs", "2"])
+    result = CliRunner().invoke(
+        main, ["fit", "--dataset", "wine", "--standardize", "--grid", "auto", "-o", str(out), "--epochs", "2"]
+    )
     assert result.exit_code == 0, result.output
     som = load(out)
     assert som.grid == "auto" and som.grid_.n_units >= math.ceil(5 * 178**0.54321) - max(som.grid_.shape)

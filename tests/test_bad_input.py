@@ -42,7 +42,14 @@ def test_malformed_arrays(data, match):
 
 def test_feature_count_mismatch_at_predict(X):
     som = KSOM(grid=(2, 2), n_epochs=1).fit(X)
-    for method in (som.predict, som.transform, som.score, som.quantization_error, som.topographic_error, som.bmu_coordinates):
+    for method in (
+        som.predict,
+        som.transform,
+        som.score,
+        som.quantization_error,
+        som.topographic_error,
+        som.bmu_coordinates,
+    ):
         with pytest.raises(ValueError, match="3 features, but KSOM is expecting 4"):
             method(X[:, :3])
     with pytest.raises(ValueError, match="3 features, but KSOM is expecting 4"):
@@ -155,7 +162,9 @@ def test_inconsistent_model_contents(tmp_path, model_path):
     with np.load(model_path) as f:
         meta = json.loads(f["__somvq__"].tobytes())
     meta["format_version"] = 99
-    newer = _rewrite(model_path, tmp_path / "c.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    newer = _rewrite(
+        model_path, tmp_path / "c.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    )
     with pytest.raises(ModelFileError, match="format version 99"):
         somvq.load(newer)
     garbage = _rewrite(model_path, tmp_path / "d.npz", __somvq__=np.frombuffer(b"{not json", np.uint8))
@@ -210,7 +219,9 @@ def test_tampered_parameter_values_are_refused_at_load(tmp_path, model_path):
     with np.load(model_path) as f:
         meta = json.loads(f["__somvq__"].tobytes())
     meta["params"]["decay"] = 7.0
-    tampered = _rewrite(model_path, tmp_path / "t.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    tampered = _rewrite(
+        model_path, tmp_path / "t.npz", __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    )
     with pytest.raises(ModelFileError, match="decay"):
         somvq.load(tampered)
 

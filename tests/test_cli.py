@@ -96,8 +96,8 @@ def test_every_command_has_help_and_is_documented():
 
 
 def test_choices_mirror_the_library():
-    from somvq.cli.fit import INIT_CHOICES, NEIGHBOURHOOD_CHOICES
     from somvq.cli._options import DATASET_CHOICES
+    from somvq.cli.fit import INIT_CHOICES, NEIGHBOURHOOD_CHOICES
     from somvq.datasets import DATASETS
     from somvq.initialisation import INIT_METHODS
     from somvq.neighbourhoods import NEIGHBOURHOODS
@@ -113,13 +113,26 @@ def test_main_job_on_digits(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("fit", "--grid", "6x8", "--epochs", "2", "--seed", "0")
     assert result.exit_code == 0, result.output
-    for fragment in ("digits", "quantization error", "topographic error", "used units", "time", "somvq-output/umatrix.png", "somvq-output/hitmap.png"):
+    for fragment in (
+        "digits",
+        "quantization error",
+        "topographic error",
+        "used units",
+        "time",
+        "somvq-output/umatrix.png",
+        "somvq-output/hitmap.png",
+    ):
         assert fragment in result.stdout
     out = tmp_path / "somvq-output"
     import importlib.util
 
     report = {"report.html"} if importlib.util.find_spec("bokeh") else set()  # somvq[report] installed
-    assert {p.name for p in out.iterdir()} == {"model.somvq.npz", "umatrix.png", "hitmap.png", "codebook.png"} | report
+    assert {p.name for p in out.iterdir()} == {
+        "model.somvq.npz",
+        "umatrix.png",
+        "hitmap.png",
+        "codebook.png",
+    } | report
     assert ("somvq-output/report.html" in result.stdout) == bool(report)
     assert (out / "umatrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run does not overwrite without --force, and leaves everything as it was.
@@ -134,15 +147,52 @@ def test_fit_options_reach_the_estimator(tmp_path, csv_file):
 
     path = tmp_path / "m.somvq.npz"
     result = run(
-        "fit", csv_file, "-o", path, "--grid", "4x6", "--topology", "hexagonal", "--periodic",
-        "--neighbourhood", "hard", "--algorithm", "minibatch", "--epochs", "3", "--batch-size", "16",
-        "--shrink", "0.2", "--decay", "0.9", "--init", "sample", "--seed", "3", "--backend", "cpu", "-q",
+        "fit",
+        csv_file,
+        "-o",
+        path,
+        "--grid",
+        "4x6",
+        "--topology",
+        "hexagonal",
+        "--periodic",
+        "--neighbourhood",
+        "hard",
+        "--algorithm",
+        "minibatch",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--shrink",
+        "0.2",
+        "--decay",
+        "0.9",
+        "--init",
+        "sample",
+        "--seed",
+        "3",
+        "--backend",
+        "cpu",
+        "-q",
     )
     assert result.exit_code == 0, result.output
     som = load(path)
     params = som.get_params()
-    expected = dict(grid=(4, 6), topology="hexagonal", periodic=True, neighbourhood="hard", algorithm="minibatch",
-                    n_epochs=3, batch_size=16, shrink=0.2, decay=0.9, init="sample", random_state=3, backend="cpu")
+    expected = dict(
+        grid=(4, 6),
+        topology="hexagonal",
+        periodic=True,
+        neighbourhood="hard",
+        algorithm="minibatch",
+        n_epochs=3,
+        batch_size=16,
+        shrink=0.2,
+        decay=0.9,
+        init="sample",
+        random_state=3,
+        backend="cpu",
+    )
     assert {k: params[k] for k in expected} == expected
     assert not (tmp_path / "somvq-output").exists()  # -o given: no plots unless asked
 
@@ -151,10 +201,40 @@ def test_online_learning_rate_and_radius(tmp_path, csv_file):
     from somvq import load
 
     path = tmp_path / "m.npz"
-    assert run("fit", csv_file, "-o", path, *SMALL, "--algorithm", "online", "--learning-rate", "0.3", "--radius", "2").exit_code == 0
+    assert (
+        run(
+            "fit",
+            csv_file,
+            "-o",
+            path,
+            *SMALL,
+            "--algorithm",
+            "online",
+            "--learning-rate",
+            "0.3",
+            "--radius",
+            "2",
+        ).exit_code
+        == 0
+    )
     assert load(path).get_params()["learning_rate"] == 0.3
-    assert run("fit", csv_file, "-o", path, *SMALL, "--algorithm", "online", "--neighbourhood", "none",
-               "--learning-rate", "inverse_count", "--force").exit_code == 0
+    assert (
+        run(
+            "fit",
+            csv_file,
+            "-o",
+            path,
+            *SMALL,
+            "--algorithm",
+            "online",
+            "--neighbourhood",
+            "none",
+            "--learning-rate",
+            "inverse_count",
+            "--force",
+        ).exit_code
+        == 0
+    )
 
 
 def test_same_seed_same_model(tmp_path, csv_file):
@@ -187,7 +267,19 @@ def test_scaling_is_stored_and_applied(tmp_path, csv_file, blobs, flag):
 
 def test_fit_with_plots_and_progress(tmp_path, csv_file):
     pytest.importorskip("matplotlib")
-    result = run("fit", csv_file, "-o", tmp_path / "m.npz", "--plots", "-d", tmp_path / "pics", "--grid", "3x4", "--epochs", "2")
+    result = run(
+        "fit",
+        csv_file,
+        "-o",
+        tmp_path / "m.npz",
+        "--plots",
+        "-d",
+        tmp_path / "pics",
+        "--grid",
+        "3x4",
+        "--epochs",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert "fitting" in result.stderr
     assert {p.name for p in (tmp_path / "pics").iterdir()} == {"umatrix.png", "hitmap.png"}
@@ -204,7 +296,12 @@ def test_formats_give_the_same_model(tmp_path, blobs):
     (tmp_path / "noext").write_text("\n".join(";".join(map(str, r)) for r in blobs))
     stdin_text = "x,y,z\n" + "\n".join(",".join(map(str, r)) for r in blobs)
     runs = [
-        ("x.npy",), ("x.npz", "--key", "first"), ("x.tsv",), ("x.txt",), ("noext",), ("-",),
+        ("x.npy",),
+        ("x.npz", "--key", "first"),
+        ("x.tsv",),
+        ("x.txt",),
+        ("noext",),
+        ("-",),
     ]
     codebooks = []
     for i, args in enumerate(runs):
@@ -222,7 +319,9 @@ def test_npy_from_stdin_and_images_are_flattened(tmp_path):
     images = np.random.default_rng(0).random((20, 4, 4)).astype(np.float32)
     buffer = io.BytesIO()
     np.save(buffer, images)
-    result = CliRunner().invoke(main, ["fit", "-", "-o", str(tmp_path / "m.npz"), *SMALL], input=buffer.getvalue())
+    result = CliRunner().invoke(
+        main, ["fit", "-", "-o", str(tmp_path / "m.npz"), *SMALL], input=buffer.getvalue()
+    )
     assert result.exit_code == 0, result.output
     from somvq import load
 
@@ -241,15 +340,28 @@ def test_columns_selection(tmp_path, csv_file, blobs):
     assert read_extra(path)["feature_names"] == ["b", "c"]
     assert_error(run("predict", path, csv_file), 1, "fitted on 2 features", "has 3")
     assert run("predict", path, csv_file, "--columns", "b,c").exit_code == 0
-    assert_error(run("fit", csv_file, "--columns", "zz", "-o", tmp_path / "n.npz"), 2, "no column 'zz'", "a, b, c")
+    assert_error(
+        run("fit", csv_file, "--columns", "zz", "-o", tmp_path / "n.npz"), 2, "no column 'zz'", "a, b, c"
+    )
     assert_error(run("fit", csv_file, "--columns", "2-9", "-o", tmp_path / "n.npz"), 2, "outside 1..3")
 
 
 def test_non_numeric_columns_can_be_skipped(tmp_path):
     path = tmp_path / "iris.csv"
     path.write_text("x,y,species\n1.0,2.0,setosa\n1.5,2.5,versicolor\n3,1,setosa\n4,4,virginica\n")
-    assert_error(run("fit", path, "-o", tmp_path / "m.npz", *SMALL), 1, "non-numeric value 'setosa'", "line 2", "species")
-    assert run("fit", path, "--columns", "x,y", "-o", tmp_path / "m.npz", "--grid", "2x2", "--epochs", "1", "-q").exit_code == 0
+    assert_error(
+        run("fit", path, "-o", tmp_path / "m.npz", *SMALL),
+        1,
+        "non-numeric value 'setosa'",
+        "line 2",
+        "species",
+    )
+    assert (
+        run(
+            "fit", path, "--columns", "x,y", "-o", tmp_path / "m.npz", "--grid", "2x2", "--epochs", "1", "-q"
+        ).exit_code
+        == 0
+    )
 
 
 def test_idx_dataset_with_data_dir(tmp_path):
@@ -259,13 +371,25 @@ def test_idx_dataset_with_data_dir(tmp_path):
     result = run("fit", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "fmnist", "-o", model, *SMALL)
     assert result.exit_code == 0, result.output
     assert "30 images 4x4" in result.stdout
-    result = run("evaluate", model, "--dataset", "fashion-mnist", "--data-dir", tmp_path / "fmnist", "--split", "test", "--json")
+    result = run(
+        "evaluate",
+        model,
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        tmp_path / "fmnist",
+        "--split",
+        "test",
+        "--json",
+    )
     assert json.loads(result.stdout)["n_samples"] == 10
 
 
 def test_missing_dataset_files_say_how_to_get_them(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run("fit", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "empty", "-o", tmp_path / "m.npz")
+    result = run(
+        "fit", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "empty", "-o", tmp_path / "m.npz"
+    )
     assert_error(result, 1, "apt-get install dataset-fashion-mnist")
     assert_error(run("fit", "--dataset", "mnist", "-o", tmp_path / "m.npz"), 1, "--data-dir")
 
@@ -299,7 +423,9 @@ def test_transform(tmp_path, model_file, csv_file, blobs):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split(",")[:2] == ["unit_0", "unit_1"] and len(lines[0].split(",")) == 12
-    np.testing.assert_allclose(np.loadtxt(lines[1:], delimiter=","), load(model_file).transform(blobs), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        np.loadtxt(lines[1:], delimiter=","), load(model_file).transform(blobs), rtol=1e-6, atol=1e-9
+    )
     out = tmp_path / "d.npy"
     assert run("transform", model_file, csv_file, "-o", out).exit_code == 0
     assert np.load(out).shape == (90, 12)
@@ -337,7 +463,21 @@ def test_plot(tmp_path, csv_file, topology):
     assert result.exit_code == 0, result.output
     out = tmp_path / "model-plots"
     assert {p.name for p in out.iterdir()} == {"umatrix.png", "hitmap.png", "components.png"}
-    result = run("plot", model, csv_file, "-k", "hitmap", "-k", "codebook", "--image-shape", "1x3", "-d", tmp_path / "p", "--planes", "a")
+    result = run(
+        "plot",
+        model,
+        csv_file,
+        "-k",
+        "hitmap",
+        "-k",
+        "codebook",
+        "--image-shape",
+        "1x3",
+        "-d",
+        tmp_path / "p",
+        "--planes",
+        "a",
+    )
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "p").iterdir()} == {"hitmap.png", "codebook.png"}
     assert_error(run("plot", model), 2, "already exists")
@@ -486,7 +626,9 @@ def test_too_few_samples_for_init_is_a_data_error(tmp_path):
     ],
 )
 @pytest.mark.parametrize("command", ["predict", "info", "evaluate"])
-def test_corrupted_or_foreign_model_is_a_data_error(tmp_path, model_file, csv_file, content, fragment, command):
+def test_corrupted_or_foreign_model_is_a_data_error(
+    tmp_path, model_file, csv_file, content, fragment, command
+):
     bad = tmp_path / "bad.somvq.npz"
     if content == "foreign":
         np.savez(bad, weights=np.zeros((3, 3)))
@@ -512,7 +654,11 @@ def test_corrupted_scaling_in_model_is_a_data_error(tmp_path, csv_file):
 
     path = tmp_path / "m.npz"
     assert run("fit", csv_file, "-o", path, *SMALL).exit_code == 0
-    save(load(path), path, extra={"scaling": "standardize", "scaling_offset": np.zeros(2), "scaling_scale": np.ones(2)})
+    save(
+        load(path),
+        path,
+        extra={"scaling": "standardize", "scaling_offset": np.zeros(2), "scaling_scale": np.ones(2)},
+    )
     assert_error(run("predict", path, csv_file), 1, "scaling does not match")
 
 
@@ -565,7 +711,9 @@ def test_atomic_write_no_clobber(tmp_path):
         atomic_write(target, lambda h: h.write(b"two"), overwrite=False)
     assert target.read_bytes() == b"one"
     with pytest.raises(RuntimeError):
-        atomic_write(target, lambda h: (h.write(b"half"), (_ for _ in ()).throw(RuntimeError())), overwrite=True)
+        atomic_write(
+            target, lambda h: (h.write(b"half"), (_ for _ in ()).throw(RuntimeError())), overwrite=True
+        )
     assert target.read_bytes() == b"one" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
 
@@ -579,7 +727,12 @@ def test_unexpected_errors_are_one_line(tmp_path, csv_file, monkeypatch):
 
     monkeypatch.setattr(fit_module, "map_metrics", bug)
     monkeypatch.delenv("SOMVQ_DEBUG", raising=False)
-    assert_error(run("fit", csv_file, "-o", tmp_path / "m.npz", *SMALL), 1, "unexpected ZeroDivisionError", "oops second line")
+    assert_error(
+        run("fit", csv_file, "-o", tmp_path / "m.npz", *SMALL),
+        1,
+        "unexpected ZeroDivisionError",
+        "oops second line",
+    )
 
 
 # ---------------------------------------------------------- model file extra
@@ -591,7 +744,11 @@ def test_io_extra_round_trip_and_plain_load(tmp_path):
     som = KSOM(grid=(2, 3), n_epochs=1, random_state=0).fit(X)
     save(som, tmp_path / "plain.npz")
     assert read_extra(tmp_path / "plain.npz") == {}
-    save(som, tmp_path / "extra.npz", extra={"scaling": "minmax", "scaling_scale": np.ones(2), "names": ["a", "b"]})
+    save(
+        som,
+        tmp_path / "extra.npz",
+        extra={"scaling": "minmax", "scaling_scale": np.ones(2), "names": ["a", "b"]},
+    )
     extra = read_extra(tmp_path / "extra.npz")
     assert extra["scaling"] == "minmax" and extra["names"] == ["a", "b"]
     np.testing.assert_array_equal(extra["scaling_scale"], np.ones(2))
@@ -673,8 +830,21 @@ def test_impute_npy_and_errors(tmp_path):
     X[7] = np.nan
     np.save(tmp_path / "empty.npy", X)
     assert_error(run("impute", model, tmp_path / "empty.npy"), 1, "no observed feature", "rows 7")
-    assert_error(run("fit", tmp_path / "empty.npy", *SMALL, "--missing", "ignore", "--max-missing", "0.2",
-                     "-o", tmp_path / "x.somvq.npz"), 1, "no observed feature")
+    assert_error(
+        run(
+            "fit",
+            tmp_path / "empty.npy",
+            *SMALL,
+            "--missing",
+            "ignore",
+            "--max-missing",
+            "0.2",
+            "-o",
+            tmp_path / "x.somvq.npz",
+        ),
+        1,
+        "no observed feature",
+    )
 
 
 def test_predict_transform_evaluate_accept_missing_on_an_ignore_model(tmp_path):

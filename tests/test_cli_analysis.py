@@ -36,7 +36,9 @@ def test_cluster_rows_of_data(tmp_path, model_file, csv_file, blobs, method):
     assert table.shape == (blobs.shape[0], 2)
     from sklearn.metrics import adjusted_rand_score
 
-    truth = np.argmin(((blobs[:, None, :] - np.array([[0, 0, 0], [5, 5, 0], [0, 5, 5]])[None]) ** 2).sum(-1), axis=1)
+    truth = np.argmin(
+        ((blobs[:, None, :] - np.array([[0, 0, 0], [5, 5, 0], [0, 5, 5]])[None]) ** 2).sum(-1), axis=1
+    )
     assert adjusted_rand_score(truth, table[:, 1]) > 0.95
 
 
@@ -49,7 +51,13 @@ def test_evaluate_all(model_file, csv_file):
     result = run("evaluate", model_file, csv_file, "--all", "--json")
     assert result.exit_code == 0, result.output
     values = json.loads(result.output)
-    for name in ["distortion", "topographic_product", "trustworthiness", "neighbourhood_preservation", "combined_error"]:
+    for name in [
+        "distortion",
+        "topographic_product",
+        "trustworthiness",
+        "neighbourhood_preservation",
+        "combined_error",
+    ]:
         assert name in values and np.isfinite(values[name])
     assert values["rank_sample"] == values["n_samples"] == 90
     text = run("evaluate", model_file, csv_file, "--all", "--sample", 20)
@@ -63,7 +71,9 @@ def test_plot_and_report_draw_clusters(tmp_path, model_file):
     result = run("plot", model_file, "-k", "umatrix", "--clusters", 3, "-d", tmp_path / "p")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "umatrix.png").stat().st_size > 0
-    assert_error(run("plot", model_file, "-k", "umatrix", "--clusters", 10000, "-d", tmp_path / "q"), 2, "--clusters")
+    assert_error(
+        run("plot", model_file, "-k", "umatrix", "--clusters", 10000, "-d", tmp_path / "q"), 2, "--clusters"
+    )
     pytest.importorskip("bokeh")
     result = run("report", model_file, "--clusters", 3, "-o", tmp_path / "r.html")
     assert result.exit_code == 0, result.output

@@ -18,11 +18,11 @@ dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
 import somvq  # noqa: E402
 from somvq import KSOM  # noqa: E402
 from somvq.integrations.dask import DaskKSOM  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
 from tests.test_sklearn_compat import EXPECTED_FAILED_CHECKS  # noqa: E402
 
 N_SAMPLES, N_FEATURES, CHUNK = 1200, 5, 150
@@ -126,8 +126,12 @@ def test_minibatch_partial_fit_visits_chunks_in_row_order(client, update):
     X = make_data(np.float64)
     sizes = (400, 0, 250, 550)
     params = dict(
-        grid=GRID, algorithm="minibatch", neighbourhood="hard", update=update,
-        init=initial_codebook(np.float64), batch_size=1000,
+        grid=GRID,
+        algorithm="minibatch",
+        neighbourhood="hard",
+        update=update,
+        init=initial_codebook(np.float64),
+        batch_size=1000,
         decay=0.99,  # a fixed decay: decay="auto" follows the horizon, which differs here
     )
     dask_som = DaskKSOM(**params)
@@ -349,15 +353,22 @@ def test_missing_ignore_batch_fit_equals_in_memory(client, init):
     memory_som = KSOM(**params).fit(X)
     np.testing.assert_allclose(dask_som.codebook_, memory_som.codebook_, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(dask_som.labels_.compute(), memory_som.labels_)
-    np.testing.assert_array_equal(dask_som.predict(da.from_array(X, chunks=(CHUNK, N_FEATURES))).compute(),
-                                  memory_som.predict(X))
+    np.testing.assert_array_equal(
+        dask_som.predict(da.from_array(X, chunks=(CHUNK, N_FEATURES))).compute(), memory_som.predict(X)
+    )
 
 
 def test_missing_ignore_minibatch_equals_partial_fit_over_the_same_chunks(client):
     X = _with_holes(make_data(np.float64))
-    n_chunks, n_epochs = N_SAMPLES // CHUNK, 2
-    params = dict(grid=GRID, algorithm="minibatch", n_epochs=n_epochs, init=initial_codebook(np.float64),
-                  random_state=7, missing="ignore")
+    n_epochs = 2
+    params = dict(
+        grid=GRID,
+        algorithm="minibatch",
+        n_epochs=n_epochs,
+        init=initial_codebook(np.float64),
+        random_state=7,
+        missing="ignore",
+    )
     dask_som = DaskKSOM(**params, shuffle_chunks=False).fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
     memory_som = KSOM(**params, batch_size=CHUNK)
     for _ in range(n_epochs):
@@ -369,9 +380,14 @@ def test_missing_ignore_minibatch_equals_partial_fit_over_the_same_chunks(client
 def test_missing_ignore_bad_chunks_name_global_rows(client):
     X = make_data(np.float64)
     X[[CHUNK + 2, CHUNK + 9]] = np.nan
-    with pytest.raises(ValueError, match=rf"2 row\(s\) \(row chunk 1\) with no observed feature.*rows {CHUNK + 2}, {CHUNK + 9}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"2 row\(s\) \(row chunk 1\) with no observed feature.*rows {CHUNK + 2}, {CHUNK + 9}",
+    ):
         DaskKSOM(grid=GRID, missing="ignore", n_epochs=1).fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
     X = make_data(np.float64)
     X[3 * CHUNK + 1, 0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
-        DaskKSOM(grid=GRID, missing="ignore", n_epochs=1, init="normal").fit(da.from_array(X, chunks=(CHUNK, N_FEATURES)))
+        DaskKSOM(grid=GRID, missing="ignore", n_epochs=1, init="normal").fit(
+            da.from_array(X, chunks=(CHUNK, N_FEATURES))
+        )

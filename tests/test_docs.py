@@ -17,8 +17,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["README.md", "docs/getting-started.md", "docs/algorithms.md", "docs/api.md", "docs/report.md",
-             "docs/missing-values.md", "docs/supervised.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/getting-started.md",
+    "docs/algorithms.md",
+    "docs/api.md",
+    "docs/report.md",
+    "docs/missing-values.md",
+    "docs/supervised.md",
+]
 _PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -38,7 +45,9 @@ def test_documented_examples_run(document, tmp_path, monkeypatch):
     if not path.is_file():
         pytest.skip(f"{document} is not in this tree")
     if document == "docs/report.md":
-        pytest.importorskip("bokeh", reason="docs/report.md's examples need bokeh (pip install somvq[report])")
+        pytest.importorskip(
+            "bokeh", reason="docs/report.md's examples need bokeh (pip install somvq[report])"
+        )
     blocks = python_blocks(path.read_text(encoding="utf-8"))
     if document in ("README.md", "docs/getting-started.md"):
         assert blocks, f"{document} has no python examples"

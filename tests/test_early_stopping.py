@@ -33,8 +33,16 @@ def test_never_stops_before_the_schedule_allows(digits, schedule, patience):
 
     settled = first_settled_epoch(radius_at, n_epochs, 1)
     # tol so large that every epoch counts as "no change": the stop is set by the schedule alone
-    som = KSOM(grid=(6, 6), radius=8.0, radius_final=1.0, radius_schedule=schedule, n_epochs=n_epochs,
-               tol=10.0, n_iter_no_change=patience, random_state=0).fit(X)
+    som = KSOM(
+        grid=(6, 6),
+        radius=8.0,
+        radius_final=1.0,
+        radius_schedule=schedule,
+        n_epochs=n_epochs,
+        tol=10.0,
+        n_iter_no_change=patience,
+        random_state=0,
+    ).fit(X)
     expected = min(max(settled, 2) + patience - 1, n_epochs)
     assert som.n_iter_ == expected
     assert expected > 1 and radius_at(som.n_iter_) <= 1.0 + LATE_PHASE * 7.0 + 1e-12
@@ -46,19 +54,29 @@ def test_inverse_time_and_hard_kernels_wait_for_the_late_phase(digits, algorithm
     steps = {"minibatch": math.ceil(256 / 64), "online": 256}[algorithm]
     n_epochs, shrink = 8, 0.01
     for kind in ("exponential", "hard"):
-        def value(t):
+
+        def value(t, kind=kind):
             return (10.0 if kind == "exponential" else 1.0) / (1.0 + shrink * t)
 
         settled = first_settled_epoch(value, n_epochs, steps)
-        som = KSOM(grid=(4, 4), algorithm=algorithm, neighbourhood=kind, shrink=shrink, batch_size=64,
-                   n_epochs=n_epochs, tol=10.0, n_iter_no_change=1, random_state=0).fit(X)
+        som = KSOM(
+            grid=(4, 4),
+            algorithm=algorithm,
+            neighbourhood=kind,
+            shrink=shrink,
+            batch_size=64,
+            n_epochs=n_epochs,
+            tol=10.0,
+            n_iter_no_change=1,
+            random_state=0,
+        ).fit(X)
         assert som.n_iter_ == min(max(settled, 2), n_epochs), kind
 
 
 def test_no_tol_runs_every_epoch_and_partial_fit_ignores_it(digits):
     assert KSOM(grid=(4, 4), n_epochs=5, random_state=0).fit(digits).n_iter_ == 5
     som = KSOM(grid=(4, 4), tol=10.0, n_iter_no_change=1)
-    for i in range(4):
+    for _ in range(4):
         som.partial_fit(digits[:100])
     assert som.n_iter_ == 4
 

@@ -67,7 +67,15 @@ def test_batch_fit_equals_naive(shape, topology, periodic, kind):
     W = W0.copy()
     for t, order in enumerate(epoch_orders(7, len(X), n_epochs)):
         W = naive.batch_ksom_step(X[order], W, smoothing(kind, distances, t, horizon))
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, n_epochs=n_epochs, init=W0, random_state=7, **KINDS[kind])
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=7,
+        **KINDS[kind],
+    )
     som.fit(X)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
     assert som.n_steps_ == n_epochs
@@ -88,10 +96,24 @@ def test_minibatch_fit_equals_naive(shape, topology, periodic, kind, update):
     for order in epoch_orders(3, len(X), n_epochs):
         for start in range(0, len(X), batch_size):  # consecutive slices, the last one shorter
             H = smoothing(kind, distances, t, horizon)
-            N, m, W = naive.minibatch_ksom_step(X[order[start : start + batch_size]], W, N, m, H, decay, eps, update)
+            N, m, W = naive.minibatch_ksom_step(
+                X[order[start : start + batch_size]], W, N, m, H, decay, eps, update
+            )
             t += 1
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, algorithm="minibatch", batch_size=batch_size,
-               decay=decay, eps=eps, update=update, n_epochs=n_epochs, init=W0, random_state=3, **KINDS[kind])
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        algorithm="minibatch",
+        batch_size=batch_size,
+        decay=decay,
+        eps=eps,
+        update=update,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=3,
+        **KINDS[kind],
+    )
     som.fit(X)
     np.testing.assert_allclose(som.ema_count_, N, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(som.ema_sum_, m, rtol=1e-10, atol=1e-12)
@@ -115,8 +137,18 @@ def test_online_fit_equals_naive(shape, topology, periodic, kind):
         return lr0 * (lr1 / lr0) ** min(t / horizon, 1.0)
 
     expected = naive.online_ksom_pass(X, W0, order, h_row, rate)
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, algorithm="online", learning_rate=lr0,
-               learning_rate_final=lr1, n_epochs=n_epochs, init=W0, random_state=11, **KINDS[kind])
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        algorithm="online",
+        learning_rate=lr0,
+        learning_rate_final=lr1,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=11,
+        **KINDS[kind],
+    )
     som.fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
     assert som.n_steps_ == n_epochs * len(X)
@@ -129,11 +161,23 @@ def test_online_partial_fit_keeps_the_given_order(shape, topology, periodic, kin
     horizon = max(3 * len(X) - 1, 1)  # n_epochs=3 calls of the first call's size
     distances = naive.grid_distances(shape, topology, periodic)
     expected = naive.online_ksom_pass(
-        X, W0, range(len(X)), lambda t, k: smoothing(kind, distances, t, horizon)[k],
+        X,
+        W0,
+        range(len(X)),
+        lambda t, k: smoothing(kind, distances, t, horizon)[k],
         lambda t, k: 0.5 * (0.05 / 0.5) ** min(t / horizon, 1.0),
     )
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, algorithm="online", learning_rate=0.5,
-               learning_rate_final=0.05, n_epochs=3, init=W0, **KINDS[kind])
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        algorithm="online",
+        learning_rate=0.5,
+        learning_rate_final=0.05,
+        n_epochs=3,
+        init=W0,
+        **KINDS[kind],
+    )
     som.partial_fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
 
@@ -142,12 +186,24 @@ def test_online_partial_fit_keeps_the_given_order(shape, topology, periodic, kin
 @pytest.mark.parametrize("extra_rows", [0, 9])
 @pytest.mark.parametrize("kind", ["gaussian", "hard", "exponential", "none"])
 @pytest.mark.parametrize("shape, topology, periodic", GRIDS)
-def test_minibatch_with_zero_decay_written_update_and_one_batch_is_batch(shape, topology, periodic, kind, extra_rows):
+def test_minibatch_with_zero_decay_written_update_and_one_batch_is_batch(
+    shape, topology, periodic, kind, extra_rows
+):
     """decay=0, update="written", batch_size >= n: every epoch is exactly the batch update."""
     X, W0 = data(shape, n=50)
-    common = dict(grid=shape, topology=topology, periodic=periodic, neighbourhood=kind, n_epochs=5, init=W0, random_state=0)
+    common = dict(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        neighbourhood=kind,
+        n_epochs=5,
+        init=W0,
+        random_state=0,
+    )
     batch = KSOM(**common).fit(X)
-    minibatch = KSOM(**common, algorithm="minibatch", decay=0.0, update="written", batch_size=len(X) + extra_rows).fit(X)
+    minibatch = KSOM(
+        **common, algorithm="minibatch", decay=0.0, update="written", batch_size=len(X) + extra_rows
+    ).fit(X)
     np.testing.assert_allclose(minibatch.codebook_, batch.codebook_, rtol=1e-12, atol=1e-12)
     assert minibatch.n_steps_ == batch.n_steps_ == 5
 

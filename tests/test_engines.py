@@ -86,7 +86,10 @@ def test_dask_estimator_defines_no_training_loop():
 
     for name in ("fit", "partial_fit", "_one_pass", "_dask_pass"):
         assert name not in DaskKSOM.__dict__
-    assert inspect.signature(DaskKSOM).parameters.keys() - {"shuffle_chunks"} == inspect.signature(KSOM).parameters.keys()
+    assert (
+        inspect.signature(DaskKSOM).parameters.keys() - {"shuffle_chunks"}
+        == inspect.signature(KSOM).parameters.keys()
+    )
 
 
 def test_dask_arrays_with_the_cuda_backend_are_a_clear_error():
@@ -109,7 +112,9 @@ def test_dask_partial_fit_labels_are_the_call_rows():
 
     X = _data()
     with dask.config.set(scheduler="synchronous"):
-        som = DaskKSOM(grid=(2, 2), algorithm="batch", random_state=0).partial_fit(da.from_array(X, chunks=(40, 3)))
+        som = DaskKSOM(grid=(2, 2), algorithm="batch", random_state=0).partial_fit(
+            da.from_array(X, chunks=(40, 3))
+        )
         ref = KSOM(grid=(2, 2), algorithm="batch", random_state=0).partial_fit(X)
         np.testing.assert_array_equal(som.labels_.compute(), ref.labels_)
 
@@ -125,8 +130,13 @@ def test_ema_update_is_one_definition_for_numpy_and_torch(update):
     counts = rng.integers(0, 3, k).astype(np.float64)
     counts[:2] = 0.0
     sums = rng.normal(size=(k, d)) * counts[:, None]
-    args = (np.zeros(k) if update == "written" else rng.uniform(0.5, 2, k), rng.normal(size=(k, d)),
-            rng.normal(size=(k, d)), counts, sums)
+    args = (
+        np.zeros(k) if update == "written" else rng.uniform(0.5, 2, k),
+        rng.normal(size=(k, d)),
+        rng.normal(size=(k, d)),
+        counts,
+        sums,
+    )
     numpy_result = ema_update(*args, decay=0.9, eps=1e-3, update=update)
     torch_result = ema_update(*map(torch.as_tensor, args), decay=0.9, eps=1e-3, update=update)
     for a, b in zip(numpy_result, torch_result):

@@ -31,31 +31,49 @@ def test_api_shapes_and_types(small, algorithm):
     assert som.score(small) == pytest.approx(-som.quantization_error(small))
     assert som.quantization_error(small) == pytest.approx(D.min(1).mean())
     assert som.quantization_error(small, squared=True) == pytest.approx((D.min(1) ** 2).mean())
-    assert som.topographic_error(small) == pytest.approx(naive.topographic_error(small, som.codebook_, naive.grid_distances((3, 4))), abs=1e-12)
+    assert som.topographic_error(small) == pytest.approx(
+        naive.topographic_error(small, som.codebook_, naive.grid_distances((3, 4))), abs=1e-12
+    )
     assert som.umatrix().shape == (3, 4)
     coords = som.bmu_coordinates(small)
     assert coords.shape == (120, 2)
     np.testing.assert_array_equal(coords[:, 0] * 4 + coords[:, 1], labels)
     assert som.n_features_in_ == 5
     assert list(som.get_feature_names_out()) == [f"ksom{i}" for i in range(12)]
-    np.testing.assert_array_equal(KSOM(grid=(3, 4), algorithm=algorithm, n_epochs=2, batch_size=50, random_state=0).fit_predict(small), labels)
-    np.testing.assert_allclose(KSOM(grid=(3, 4), algorithm=algorithm, n_epochs=2, batch_size=50, random_state=0).fit_transform(small), D)
+    np.testing.assert_array_equal(
+        KSOM(grid=(3, 4), algorithm=algorithm, n_epochs=2, batch_size=50, random_state=0).fit_predict(small),
+        labels,
+    )
+    np.testing.assert_allclose(
+        KSOM(grid=(3, 4), algorithm=algorithm, n_epochs=2, batch_size=50, random_state=0).fit_transform(
+            small
+        ),
+        D,
+    )
 
 
 def test_int_grid_uses_reference_auto_shape(small):
     som = KSOM(grid=128, grid_dim=2, n_epochs=1).fit(small)
     assert som.grid_.shape == (8, 16)
-    assert KSOM(grid=24, grid_dim=3, n_epochs=1).fit(small).grid_.shape == (3, 2, 4)  # reference [4, 2, 3], reversed
+    assert KSOM(grid=24, grid_dim=3, n_epochs=1).fit(small).grid_.shape == (
+        3,
+        2,
+        4,
+    )  # reference [4, 2, 3], reversed
 
 
-@pytest.mark.parametrize("topology, periodic", [("hexagonal", False), ("hexagonal", True), ("rectangular", (True, False))])
+@pytest.mark.parametrize(
+    "topology, periodic", [("hexagonal", False), ("hexagonal", True), ("rectangular", (True, False))]
+)
 def test_topologies_fit(small, topology, periodic):
     som = KSOM(grid=(4, 6), topology=topology, periodic=periodic, n_epochs=3, random_state=0).fit(small)
     assert som.grid_.topology == topology
     distances = naive.grid_distances((4, 6), topology, periodic)
     np.testing.assert_allclose(som.grid_.distances, distances, rtol=1e-15, atol=1e-15)
     # the measures use this topology's adjacency (training on it: tests/test_end_to_end.py)
-    assert som.topographic_error(small) == pytest.approx(naive.topographic_error(small, som.codebook_, distances), abs=1e-12)
+    assert som.topographic_error(small) == pytest.approx(
+        naive.topographic_error(small, som.codebook_, distances), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)
@@ -190,7 +208,9 @@ def test_callback_sees_every_epoch(small):
     assert [s[0] for s in seen] == [1, 2, 3] and all(s[1] == 3 for s in seen)
     np.testing.assert_array_equal(seen[-1][3], som.codebook_)
     # the reported error is the pass's error against the codebook the pass started from
-    np.testing.assert_allclose(seen[2][2], metrics.quantization_error(small, seen[1][3], squared=True), rtol=1e-9)
+    np.testing.assert_allclose(
+        seen[2][2], metrics.quantization_error(small, seen[1][3], squared=True), rtol=1e-9
+    )
 
 
 def test_verbose_prints_progress(small, capsys):
@@ -263,7 +283,9 @@ def test_digits_16x32_batch_no_worse_than_minisom_at_matched_settings(digits, si
 
 def test_models_save_and_load_exactly(tmp_path, small):
     for algorithm in ALGOS:
-        som = KSOM(grid=(3, 3), algorithm=algorithm, init=np.ones((9, 5)), n_epochs=2, random_state=1).fit(small.astype(np.float32))
+        som = KSOM(grid=(3, 3), algorithm=algorithm, init=np.ones((9, 5)), n_epochs=2, random_state=1).fit(
+            small.astype(np.float32)
+        )
         path = somvq.save(som, tmp_path / f"{algorithm}.somvq.npz")
         loaded = somvq.load(path)
         np.testing.assert_array_equal(loaded.codebook_, som.codebook_)

@@ -8,7 +8,15 @@ from . import naive
 
 @pytest.mark.parametrize(
     "n_units, dim, expected",
-    [(512, 2, [32, 16]), (1024, 2, [32, 32]), (256, 2, [16, 16]), (128, 2, [16, 8]), (64, 3, [4, 4, 4]), (7, 2, [7, 1]), (512, 1, [512])],
+    [
+        (512, 2, [32, 16]),
+        (1024, 2, [32, 32]),
+        (256, 2, [16, 16]),
+        (128, 2, [16, 8]),
+        (64, 3, [4, 4, 4]),
+        (7, 2, [7, 1]),
+        (512, 1, [512]),
+    ],
 )
 def test_reference_automatic_shapes(n_units, dim, expected):
     assert reference_grid_factors(n_units, dim) == expected
@@ -60,7 +68,9 @@ def test_rectangular_distances(periodic):
 )
 def test_distances_equal_the_independent_transcription(shape, topology, periodic):
     g = Grid(shape, topology, periodic)
-    np.testing.assert_allclose(g.distances, naive.grid_distances(shape, topology, periodic), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(
+        g.distances, naive.grid_distances(shape, topology, periodic), rtol=1e-15, atol=1e-15
+    )
 
 
 def test_per_axis_periodicity():

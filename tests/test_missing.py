@@ -43,9 +43,13 @@ def data(shape, n=37, features=4, seed=1, fraction=0.25):
 
 # ------------------------------------------------------------------ the distance and BMU
 @given(
-    n=st.integers(1, 40), d=st.integers(1, 7), k=st.integers(1, 12),
-    fraction=st.floats(0.0, 0.8), offset=st.sampled_from([0.0, 1e3, -5e4]),
-    seed=st.integers(0, 2**31 - 1), dtype=st.sampled_from([np.float64, np.float32]),
+    n=st.integers(1, 40),
+    d=st.integers(1, 7),
+    k=st.integers(1, 12),
+    fraction=st.floats(0.0, 0.8),
+    offset=st.sampled_from([0.0, 1e3, -5e4]),
+    seed=st.integers(0, 2**31 - 1),
+    dtype=st.sampled_from([np.float64, np.float32]),
 )
 def test_masked_distances_and_bmu_equal_the_reference(n, d, k, fraction, offset, seed, dtype):
     rng = np.random.default_rng(seed)
@@ -83,8 +87,11 @@ def test_masked_statistics_equal_the_dense_ones_without_nan(dtype):
     np.testing.assert_array_equal(masked.hits, dense.counts)
     np.testing.assert_array_equal(masked.counts, np.repeat(dense.counts[:, None], 6, axis=1))
     np.testing.assert_allclose(masked.sums, dense.sums, rtol=1e-12)
-    np.testing.assert_allclose(M.masked_batch_update(W, masked.counts, masked.sums),
-                               somvq.algorithms.batch_update(W, dense.counts, dense.sums), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(
+        M.masked_batch_update(W, masked.counts, masked.sums),
+        somvq.algorithms.batch_update(W, dense.counts, dense.sums),
+        rtol=1e-6 if dtype == np.float32 else 1e-12,
+    )
 
 
 # ------------------------------------------------------------------ whole fits
@@ -98,8 +105,17 @@ def test_masked_batch_fit_equals_naive(shape, topology, periodic, kind):
     W = W0.copy()
     for t, order in enumerate(epoch_orders(7, len(X), n_epochs)):
         W = naive.masked_batch_step(X[order], W, smoothing(kind, distances, t, horizon))
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, n_epochs=n_epochs, init=W0, random_state=7,
-               missing="ignore", max_missing=1.0, **KINDS[kind]).fit(X)
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=7,
+        missing="ignore",
+        max_missing=1.0,
+        **KINDS[kind],
+    ).fit(X)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(som.labels_, naive.masked_bmu(X, som.codebook_))
 
@@ -118,11 +134,26 @@ def test_masked_minibatch_fit_equals_naive(shape, topology, periodic, kind, upda
     for order in epoch_orders(3, len(X), n_epochs):
         for start in range(0, len(X), batch_size):
             H = smoothing(kind, distances, t, horizon)
-            N, m, W = naive.masked_minibatch_step(X[order[start : start + batch_size]], W, N, m, H, decay, eps, update)
+            N, m, W = naive.masked_minibatch_step(
+                X[order[start : start + batch_size]], W, N, m, H, decay, eps, update
+            )
             t += 1
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, algorithm="minibatch", batch_size=batch_size,
-               decay=decay, eps=eps, update=update, n_epochs=n_epochs, init=W0, random_state=3,
-               missing="ignore", max_missing=1.0, **KINDS[kind]).fit(X)
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        algorithm="minibatch",
+        batch_size=batch_size,
+        decay=decay,
+        eps=eps,
+        update=update,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=3,
+        missing="ignore",
+        max_missing=1.0,
+        **KINDS[kind],
+    ).fit(X)
     assert som.ema_count_.shape == (K, D)
     np.testing.assert_allclose(som.ema_count_, N, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(som.ema_sum_, m, rtol=1e-10, atol=1e-12)
@@ -138,12 +169,26 @@ def test_masked_online_fit_equals_naive(shape, topology, periodic, kind):
     distances = naive.grid_distances(shape, topology, periodic)
     order = np.concatenate(epoch_orders(11, len(X), n_epochs))
     expected = naive.masked_online_pass(
-        X, W0, order, lambda t, k: smoothing(kind, distances, t, horizon)[k],
+        X,
+        W0,
+        order,
+        lambda t, k: smoothing(kind, distances, t, horizon)[k],
         lambda t, k: lr0 * (lr1 / lr0) ** min(t / horizon, 1.0),
     )
-    som = KSOM(grid=shape, topology=topology, periodic=periodic, algorithm="online", learning_rate=lr0,
-               learning_rate_final=lr1, n_epochs=n_epochs, init=W0, random_state=11,
-               missing="ignore", max_missing=1.0, **KINDS[kind]).fit(X)
+    som = KSOM(
+        grid=shape,
+        topology=topology,
+        periodic=periodic,
+        algorithm="online",
+        learning_rate=lr0,
+        learning_rate_final=lr1,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=11,
+        missing="ignore",
+        max_missing=1.0,
+        **KINDS[kind],
+    ).fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -158,14 +203,27 @@ def test_masked_online_inverse_count_equals_naive():
 
     order = np.concatenate(epoch_orders(5, len(X), 2))
     expected = naive.masked_online_pass(X, W0, order, lambda t, k: np.eye(6)[k], rate)
-    som = KSOM(grid=(2, 3), algorithm="online", learning_rate="inverse_count", neighbourhood="none", n_epochs=2,
-               init=W0, random_state=5, missing="ignore", max_missing=1.0).fit(X)
+    som = KSOM(
+        grid=(2, 3),
+        algorithm="online",
+        learning_rate="inverse_count",
+        neighbourhood="none",
+        n_epochs=2,
+        init=W0,
+        random_state=5,
+        missing="ignore",
+        max_missing=1.0,
+    ).fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(som.unit_counts_, counts)
 
 
-@given(seed=st.integers(0, 2**31 - 1), fraction=st.floats(0.0, 0.9), d=st.integers(1, 6),
-       offset=st.sampled_from([0.0, 100.0]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    fraction=st.floats(0.0, 0.9),
+    d=st.integers(1, 6),
+    offset=st.sampled_from([0.0, 100.0]),
+)
 def test_masked_batch_step_property(seed, fraction, d, offset):
     rng = np.random.default_rng(seed)
     X = holes(offset + rng.normal(size=(30, d)), fraction, seed)
@@ -179,12 +237,22 @@ def test_masked_batch_step_property(seed, fraction, d, offset):
     np.testing.assert_allclose(stats.counts, n, rtol=0, atol=0)
     np.testing.assert_allclose(stats.sums, s, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(stats.hits, np.bincount(expected_bmu, minlength=6))
-    np.testing.assert_allclose(M.masked_batch_update(W0, stats.counts, stats.sums),
-                               naive.masked_batch_step(X, W0, np.eye(6)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        M.masked_batch_update(W0, stats.counts, stats.sums),
+        naive.masked_batch_step(X, W0, np.eye(6)),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
-@given(seed=st.integers(0, 2**31 - 1), fraction=st.floats(0.0, 0.9), d=st.integers(1, 5),
-       update=st.sampled_from(["all", "written"]), decay=st.floats(0.0, 0.99), eps=st.sampled_from([1e-5, 0.1]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    fraction=st.floats(0.0, 0.9),
+    d=st.integers(1, 5),
+    update=st.sampled_from(["all", "written"]),
+    decay=st.floats(0.0, 0.99),
+    eps=st.sampled_from([1e-5, 0.1]),
+)
 def test_masked_ema_step_property(seed, fraction, d, update, decay, eps):
     rng = np.random.default_rng(seed)
     X = holes(rng.normal(size=(20, d)), fraction, seed)
@@ -305,8 +373,14 @@ def test_nan_with_missing_error_stays_a_valueerror():
     with pytest.raises(ValueError, match="NaN"):
         KSOM(grid=(2, 2)).fit(X)
     som = KSOM(grid=(2, 2), n_epochs=1).fit(_rows())
-    for method in (som.predict, som.transform, som.score, som.quantization_error, som.topographic_error,
-                   som.bmu_coordinates):
+    for method in (
+        som.predict,
+        som.transform,
+        som.score,
+        som.quantization_error,
+        som.topographic_error,
+        som.bmu_coordinates,
+    ):
         with pytest.raises(ValueError, match="NaN"):
             method(X)
 
@@ -329,8 +403,15 @@ def test_cuda_with_ignore_is_a_clear_error():
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch"])
 def test_model_files_keep_the_policy(tmp_path, algorithm):
     X, _ = data((3, 3), n=60)
-    som = KSOM(grid=(3, 3), algorithm=algorithm, batch_size=16, missing="ignore", max_missing=0.8,
-               n_epochs=2, random_state=0).fit(X)
+    som = KSOM(
+        grid=(3, 3),
+        algorithm=algorithm,
+        batch_size=16,
+        missing="ignore",
+        max_missing=0.8,
+        n_epochs=2,
+        random_state=0,
+    ).fit(X)
     path = somvq.save(som, tmp_path / "m.somvq.npz")
     back = somvq.load(path)
     assert back.missing == "ignore" and back.max_missing == 0.8
@@ -368,7 +449,10 @@ def test_imputer_in_a_pipeline():
     assert np.isfinite(model.predict(X)).all()
 
 
-@parametrize_with_checks([SOMImputer(grid=(2, 3), n_epochs=2, max_missing=1.0, random_state=0)],
-                         expected_failed_checks=lambda est: IMPUTER_EXPECTED_FAILURES, xfail_strict=True)
+@parametrize_with_checks(
+    [SOMImputer(grid=(2, 3), n_epochs=2, max_missing=1.0, random_state=0)],
+    expected_failed_checks=lambda est: IMPUTER_EXPECTED_FAILURES,
+    xfail_strict=True,
+)
 def test_imputer_sklearn_compatible(estimator, check):
     check(estimator)

@@ -15,7 +15,9 @@ STEPS = [0, 1, 7, 100, 10_000]
 def test_paper_hard_neighbourhood(t, shape):
     d = Grid(shape).distances
     nb = Neighbourhood("hard", Schedule("inverse_time", 1.0), shrink=0.1)
-    np.testing.assert_allclose(nb.matrix(d, t), naive.paper_hard(naive.grid_distances(shape), t, 0.1), rtol=1e-15)
+    np.testing.assert_allclose(
+        nb.matrix(d, t), naive.paper_hard(naive.grid_distances(shape), t, 0.1), rtol=1e-15
+    )
 
 
 def test_hard_neighbourhood_values_by_hand():
@@ -84,7 +86,12 @@ def test_schedules_by_hand():
     lin = Schedule("linear", 4.0, 1.0, horizon=3)
     assert [lin(t) for t in range(5)] == [4.0, 3.0, 2.0, 1.0, 1.0]
     exp = Schedule("exponential", 8.0, 2.0, horizon=2)
-    assert exp(0) == 8.0 and exp(1) == pytest.approx(4.0) and exp(2) == pytest.approx(2.0) and exp(9) == pytest.approx(2.0)
+    assert (
+        exp(0) == 8.0
+        and exp(1) == pytest.approx(4.0)
+        and exp(2) == pytest.approx(2.0)
+        and exp(9) == pytest.approx(2.0)
+    )
     assert Schedule("constant", 3.0)(1e6) == 3.0
     with pytest.raises(ValueError, match="positive start and end"):
         Schedule("exponential", 1.0, 0.0)
@@ -98,7 +105,9 @@ def test_same_definitions_on_torch_tensors():
     for kind in ["hard", "exponential", "gaussian", "triangle"]:
         nb = Neighbourhood(kind, Schedule("inverse_time", 3.0, shrink=0.1), shrink=0.1)
         t = torch.tensor(12.0, dtype=torch.float64)
-        np.testing.assert_allclose(nb.weights(torch.from_numpy(d.copy()), t).numpy(), nb.matrix(d, 12), rtol=1e-12)
+        np.testing.assert_allclose(
+            nb.weights(torch.from_numpy(d.copy()), t).numpy(), nb.matrix(d, 12), rtol=1e-12
+        )
 
 
 def test_kernel_codes_are_the_python_codes():

@@ -58,8 +58,9 @@ def test_parallel_blocks_are_bitwise_serial_blocks():
         bmu = np.empty(X.shape[0], dtype=np.int64)
         sq = np.empty(X.shape[0])
         counts, sums = np.zeros(40), np.zeros((40, 16))
-        best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, counts, sums,
-                            chunk_rows=256, n_threads=n_threads)
+        best_matching_units(
+            X, W, np.einsum("ij,ij->i", W, W), bmu, sq, counts, sums, chunk_rows=256, n_threads=n_threads
+        )
         outs.append((bmu, sq, counts, sums))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
@@ -127,8 +128,9 @@ def test_matrix_through_distinct_distances_is_exact(kind):
     for t in (0, 5):
         expected = nb.weights(np.array(grid.distances), float(t))  # writable copy: direct path
         np.testing.assert_array_equal(nb.matrix(grid.distances, t), expected)
-        np.testing.assert_array_equal(nb.matrix(grid.distances, t, dtype=np.float32),
-                                      expected.astype(np.float32))
+        np.testing.assert_array_equal(
+            nb.matrix(grid.distances, t, dtype=np.float32), expected.astype(np.float32)
+        )
 
 
 # ------------------------------------------------------------------ fused mini-batch pass
@@ -143,8 +145,17 @@ def _simple_minibatch(X, order, W, N, m, nb, grid, t0, batch_size, decay, eps, u
     return W, N, m
 
 
-@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), periodic=True), Grid((7,)),
-                                  Grid((2, 3, 2)), Grid((3, 4), topology="hexagonal")], ids=repr)
+@pytest.mark.parametrize(
+    "grid",
+    [
+        Grid((4, 5)),
+        Grid((3, 4), periodic=True),
+        Grid((7,)),
+        Grid((2, 3, 2)),
+        Grid((3, 4), topology="hexagonal"),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("kind", ["none", "hard", "gaussian", "exponential", "bubble"])
 @pytest.mark.parametrize("update", ["all", "written"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -155,10 +166,23 @@ def test_minibatch_pass_equals_step_by_step_definition(grid, kind, update, dtype
     order = rng.permutation(X.shape[0])
     nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.2, 20.0), 0.2)
     W, N, m = W0.copy(), np.full(grid.n_units, 1.0), W0.astype(np.float64)
-    sq = algorithms.minibatch_pass_inplace(X, order, W, N, m, nb, grid, 3, batch_size=32, decay=0.9,
-                                           eps=1e-3, update=update, chunk_rows=16)
-    rW, rN, rm = _simple_minibatch(X, order, W0.copy(), np.full(grid.n_units, 1.0),
-                                   W0.astype(np.float64), nb, grid, 3, 32, 0.9, 1e-3, update)
+    sq = algorithms.minibatch_pass_inplace(
+        X, order, W, N, m, nb, grid, 3, batch_size=32, decay=0.9, eps=1e-3, update=update, chunk_rows=16
+    )
+    rW, rN, rm = _simple_minibatch(
+        X,
+        order,
+        W0.copy(),
+        np.full(grid.n_units, 1.0),
+        W0.astype(np.float64),
+        nb,
+        grid,
+        3,
+        32,
+        0.9,
+        1e-3,
+        update,
+    )
     tol = 1e-5 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(N, rN, rtol=1e-10)
     np.testing.assert_allclose(m, rm, rtol=tol, atol=tol)
@@ -184,9 +208,17 @@ def test_minibatch_pass_gathers_in_several_blocks(monkeypatch):
 
 
 # ------------------------------------------------------------------ online fast paths
-@pytest.mark.parametrize("grid", [Grid((5, 6)), Grid((4, 7), periodic=True), Grid((9,)),
-                                  Grid((6,), periodic=True), Grid((3, 5), periodic=(False, True))],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "grid",
+    [
+        Grid((5, 6)),
+        Grid((4, 7), periodic=True),
+        Grid((9,)),
+        Grid((6,), periodic=True),
+        Grid((3, 5), periodic=(False, True)),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("kind", ["none", "hard", "gaussian", "bubble", "triangle", "cut_gaussian"])
 @pytest.mark.parametrize("radius", [0.7, 1.5, 2.5, 40.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -201,10 +233,22 @@ def test_online_grid_paths_equal_general_kernel(grid, kind, radius, dtype):
     lr = Schedule("exponential", 0.5, 0.01, 0.1, 149.0)
     fast, slow = W0.copy(), W0.copy()
     c_fast, c_slow = np.ones(grid.n_units), np.ones(grid.n_units)
-    algorithms.online_pass_inplace(X, order, fast, c_fast, nb, grid, 2, learning_rate=lr, grid_distances=grid.distances)
-    general(X, slow, order.astype(np.int64), grid.distances, nb.code, nb.radius.code,
-            nb.kernel_parameters(), lr.code, np.array([lr.start, lr.end, lr.shrink, lr.horizon]),
-            c_slow, 2)
+    algorithms.online_pass_inplace(
+        X, order, fast, c_fast, nb, grid, 2, learning_rate=lr, grid_distances=grid.distances
+    )
+    general(
+        X,
+        slow,
+        order.astype(np.int64),
+        grid.distances,
+        nb.code,
+        nb.radius.code,
+        nb.kernel_parameters(),
+        lr.code,
+        np.array([lr.start, lr.end, lr.shrink, lr.horizon]),
+        c_slow,
+        2,
+    )
     if kind == "gaussian":  # per-axis products: equal up to rounding
         tol = 1e-4 if dtype == np.float32 else 1e-10
         np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
@@ -212,7 +256,9 @@ def test_online_grid_paths_equal_general_kernel(grid, kind, radius, dtype):
         np.testing.assert_array_equal(fast, slow)
 
 
-@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), topology="hexagonal"), Grid((2, 2, 3))], ids=repr)
+@pytest.mark.parametrize(
+    "grid", [Grid((4, 5)), Grid((3, 4), topology="hexagonal"), Grid((2, 2, 3))], ids=repr
+)
 @pytest.mark.parametrize("kind", ["gaussian", "hard", "exponential"])
 def test_online_pass_without_distances_reads_them_from_the_grid(grid, kind):
     rng = np.random.default_rng(8)
@@ -221,17 +267,32 @@ def test_online_pass_without_distances_reads_them_from_the_grid(grid, kind):
     nb = Neighbourhood(kind, Schedule("exponential", 2.0, 0.5, 0.1, 59.0), 0.1)
     lr = Schedule("exponential", 0.5, 0.01, 0.1, 59.0)
     a, b = W0.copy(), W0.copy()
-    algorithms.online_pass_inplace(X, np.arange(60), a, np.ones(grid.n_units), nb, Grid(grid.shape, grid.topology), 0,
-                                   learning_rate=lr)
-    algorithms.online_pass_inplace(X, np.arange(60), b, np.ones(grid.n_units), nb, grid, 0, learning_rate=lr,
-                                   grid_distances=grid.distances)
+    algorithms.online_pass_inplace(
+        X, np.arange(60), a, np.ones(grid.n_units), nb, Grid(grid.shape, grid.topology), 0, learning_rate=lr
+    )
+    algorithms.online_pass_inplace(
+        X,
+        np.arange(60),
+        b,
+        np.ones(grid.n_units),
+        nb,
+        grid,
+        0,
+        learning_rate=lr,
+        grid_distances=grid.distances,
+    )
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
-        algorithms.online_pass_inplace(X, np.arange(60), a, np.ones(grid.n_units), nb, None, 0, learning_rate=lr)
+        algorithms.online_pass_inplace(
+            X, np.arange(60), a, np.ones(grid.n_units), nb, None, 0, learning_rate=lr
+        )
 
 
-@pytest.mark.parametrize("grid", [Grid((6, 9)), Grid((5, 4), periodic=(True, False)), Grid((7,)),
-                                  Grid((6,), periodic=True)], ids=repr)
+@pytest.mark.parametrize(
+    "grid",
+    [Grid((6, 9)), Grid((5, 4), periodic=(True, False)), Grid((7,)), Grid((6,), periodic=True)],
+    ids=repr,
+)
 @pytest.mark.parametrize("kind", ["gaussian", "hard"])
 def test_compiled_separable_smoothing_equals_numpy_apply(grid, kind):
     nb = Neighbourhood(kind, Schedule("exponential", 3.0, 0.5, 0.1, 50.0), 0.1)
@@ -269,8 +330,9 @@ def test_search_scratch_buffers_follow_shape_and_dtype_changes():
         for n_threads in (1, 2):
             bmu = np.empty(97, dtype=np.int64)
             sq = np.empty(97)
-            best_matching_units(X, W, np.einsum("ij,ij->i", W, W), bmu, sq, chunk_rows=32,
-                                n_threads=n_threads)
+            best_matching_units(
+                X, W, np.einsum("ij,ij->i", W, W), bmu, sq, chunk_rows=32, n_threads=n_threads
+            )
             ref_bmu, ref_sq, _, _ = _naive(X, W)
             np.testing.assert_array_equal(bmu, ref_bmu)
             np.testing.assert_allclose(sq, ref_sq, rtol=1e-4, atol=1e-4)

@@ -42,7 +42,9 @@ def fit_both(X, **params):
     fits = {}
     for mode in ("full", "pruned"):
         errors = []
-        model = KSOM(bmu_search=mode, **params).fit(X, callback=lambda e, n, mse, cb, out=errors: out.append(mse))
+        model = KSOM(bmu_search=mode, **params).fit(
+            X, callback=lambda e, n, mse, cb, out=errors: out.append(mse)
+        )
         fits[mode] = (model, errors)
     return fits
 
@@ -246,7 +248,7 @@ def test_bad_value_names_it():
 
 @pytest.mark.parametrize("neighbourhood", ["none", "gaussian"])
 def test_auto_backoff_same_bits(neighbourhood):
-    """"auto" switches between pruned and full passes (the bounds dropped and rebuilt):
+    """ "auto" switches between pruned and full passes (the bounds dropped and rebuilt):
     still the full search's bits."""
     rng = np.random.default_rng(8)
     X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 8, k=6).astype(np.float32)

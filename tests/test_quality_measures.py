@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 
 import numpy as np
@@ -36,7 +35,7 @@ def naive_distortion(X, W, G, radius):
     for x in X:
         c = naive_bmu(x, W)
         for k, w in enumerate(W):
-            h = math.exp(-G[c, k] ** 2 / (2 * radius**2))
+            h = math.exp(-(G[c, k] ** 2) / (2 * radius**2))
             total += h * euclid(x, w) ** 2
     return total / len(X)
 
@@ -49,7 +48,9 @@ def test_distortion_against_naive(grid, radius):
     got = metrics.distortion(X, W, grid, radius=radius)
     assert got == pytest.approx(naive_distortion(X, W, naive_dists(grid), radius), rel=1e-10)
     # neighbourhood "none": the mean squared quantization error
-    assert metrics.distortion(X, W, grid, neighbourhood="none") == pytest.approx(metrics.quantization_error(X, W, squared=True))
+    assert metrics.distortion(X, W, grid, neighbourhood="none") == pytest.approx(
+        metrics.quantization_error(X, W, squared=True)
+    )
 
 
 # ---------------------------------------------------------------- topographic product
@@ -90,7 +91,9 @@ def test_topographic_product_known_values():
     assert metrics.topographic_product(None, np.arange(100.0)[:, None], Grid((10, 10))) > 0.05
     # a 2-D map whose codebook is its own grid (a linear embedding) is perfectly ordered too
     grid2 = Grid((5, 7))
-    assert metrics.topographic_product(None, grid2.coordinates * 2.0 + 1.0, grid2) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.topographic_product(None, grid2.coordinates * 2.0 + 1.0, grid2) == pytest.approx(
+        0.0, abs=1e-12
+    )
 
 
 # ---------------------------------------------------- trustworthiness / continuity
@@ -110,7 +113,9 @@ def naive_rank_measure(X, P, k, swap):
     return 1 - 2.0 * total / (n * k * (2 * n - 3 * k - 1))
 
 
-@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), "hexagonal"), Grid((5, 5), periodic=True)], ids=repr)
+@pytest.mark.parametrize(
+    "grid", [Grid((4, 5)), Grid((3, 4), "hexagonal"), Grid((5, 5), periodic=True)], ids=repr
+)
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_rank_measures_against_naive_with_ties(grid, k):
     rng = np.random.default_rng(k)
@@ -156,8 +161,12 @@ def test_rank_measures_equal_sklearn_where_there_are_no_ties(k):
     units = 2 ** np.arange(n) - 1
     W[units] = X
     P = grid.coordinates[units]
-    assert metrics.trustworthiness(X, W, grid, n_neighbors=k) == pytest.approx(sk_trust(X, P, n_neighbors=k), abs=1e-12)
-    assert metrics.neighbourhood_preservation(X, W, grid, n_neighbors=k) == pytest.approx(sk_trust(P, X, n_neighbors=k), abs=1e-12)
+    assert metrics.trustworthiness(X, W, grid, n_neighbors=k) == pytest.approx(
+        sk_trust(X, P, n_neighbors=k), abs=1e-12
+    )
+    assert metrics.neighbourhood_preservation(X, W, grid, n_neighbors=k) == pytest.approx(
+        sk_trust(P, X, n_neighbors=k), abs=1e-12
+    )
 
 
 def test_rank_measures_blocks_and_sample(monkeypatch):

@@ -59,12 +59,24 @@ def test_batch_none_keeps_empty_units_where_sklearn_relocates():
     np.testing.assert_allclose(som.codebook_, [[0.1], [10.2], [100.0]])
 
 
-@given(data_and_codebook(max_units=6), st.integers(1, 4), st.sampled_from(["hard", "exponential", "gaussian", "bubble"]))
+@given(
+    data_and_codebook(max_units=6),
+    st.integers(1, 4),
+    st.sampled_from(["hard", "exponential", "gaussian", "bubble"]),
+)
 def test_batch_ksom_equals_reference(case, n_epochs, kind):
     X, W = case
     K = W.shape[0]
     distances = naive.grid_distances((K,))
-    som = KSOM(grid=(K,), neighbourhood=kind, radius=2.0, shrink=0.3, radius_schedule="inverse_time", n_epochs=n_epochs, init=W)
+    som = KSOM(
+        grid=(K,),
+        neighbourhood=kind,
+        radius=2.0,
+        shrink=0.3,
+        radius_schedule="inverse_time",
+        n_epochs=n_epochs,
+        init=W,
+    )
     for t in range(n_epochs):
         assume(winner_margin(X, W) > MARGIN)
         if kind == "hard":
@@ -105,8 +117,15 @@ def test_minibatch_none_equals_ema_vq_step_for_step(seq, decay, init_count, upda
     W0, batches = seq
     K = W0.shape[0]
     som = KSOM(
-        grid=(K,), neighbourhood="none", algorithm="minibatch", batch_size=10_000, decay=decay,
-        init_count=init_count, eps=eps, update=update, init=W0,
+        grid=(K,),
+        neighbourhood="none",
+        algorithm="minibatch",
+        batch_size=10_000,
+        decay=decay,
+        init_count=init_count,
+        eps=eps,
+        update=update,
+        init=W0,
     )
     W, N, m = W0.copy(), np.full(K, init_count), W0.copy()
     for batch in batches:
@@ -134,13 +153,25 @@ def test_minibatch_ksom_equals_reference(seq, decay, init_count, update, kind, g
     shape = (K,) if grid_kind == (1,) or K % 2 else (2, K // 2)
     distances = naive.grid_distances(shape)
     som = KSOM(
-        grid=shape, neighbourhood=kind, radius=3.0, shrink=0.5, algorithm="minibatch",
-        batch_size=10_000, decay=decay, init_count=init_count, update=update, init=W0,
+        grid=shape,
+        neighbourhood=kind,
+        radius=3.0,
+        shrink=0.5,
+        algorithm="minibatch",
+        batch_size=10_000,
+        decay=decay,
+        init_count=init_count,
+        update=update,
+        init=W0,
     )
     W, N, m = W0.copy(), np.full(K, init_count), W0.copy()
     for t, batch in enumerate(batches):
         assume(winner_margin(batch, W) > MARGIN * (1 + np.abs(W).max() ** 2))
-        H = naive.paper_hard(distances, t, 0.5) if kind == "hard" else naive.paper_exponential(distances, t, 0.5, 3.0)
+        H = (
+            naive.paper_hard(distances, t, 0.5)
+            if kind == "hard"
+            else naive.paper_exponential(distances, t, 0.5, 3.0)
+        )
         N, m, W = naive.minibatch_ksom_step(batch, W, N, m, H, decay, 1e-5, update)
         assume(np.all(np.isfinite(W)) and np.abs(W).max() < 1e8)
         som.partial_fit(batch)
@@ -151,7 +182,9 @@ def test_minibatch_init_count_zero_makes_unused_units_jump():
     """N0 = 0: an unused unit jumps to about decay * w0 / eps after one step (the paper)."""
     W0 = np.array([[0.0], [1.0]])
     X = np.array([[0.1], [0.2]])  # both rows won by unit 0
-    som = KSOM(grid=(2,), neighbourhood="none", algorithm="minibatch", init_count=0.0, decay=0.99, eps=1e-5, init=W0)
+    som = KSOM(
+        grid=(2,), neighbourhood="none", algorithm="minibatch", init_count=0.0, decay=0.99, eps=1e-5, init=W0
+    )
     som.partial_fit(X)
     # E1: N = 0.01 * (2, 0) = (0.02, 0); E2: N = (N + 1e-5) / (0.02 + 2e-5) * 0.02;
     # E3: m = 0.99 * (0, 1) + 0.01 * (0.3, 0) = (0.003, 0.99); E4: w = m / N.
@@ -183,13 +216,23 @@ def test_online_none_with_inverse_count_is_macqueen(case, init_count):
         counts[k] += 1
         W[k] += (x - W[k]) / counts[k]
     expected = naive.macqueen(X, W0, range(len(X)), init_count)
-    som = KSOM(grid=(K,), neighbourhood="none", algorithm="online", learning_rate="inverse_count", init_count=init_count, init=W0)
+    som = KSOM(
+        grid=(K,),
+        neighbourhood="none",
+        algorithm="online",
+        learning_rate="inverse_count",
+        init_count=init_count,
+        init=W0,
+    )
     som.partial_fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(som.unit_counts_, counts)
 
 
-@given(data_and_codebook(max_units=6, max_rows=25), st.sampled_from(["hard", "exponential", "gaussian", "triangle", "mexican_hat"]))
+@given(
+    data_and_codebook(max_units=6, max_rows=25),
+    st.sampled_from(["hard", "exponential", "gaussian", "triangle", "mexican_hat"]),
+)
 def test_online_ksom_equals_reference(case, kind):
     X, W0 = case
     K = W0.shape[0]
@@ -217,9 +260,17 @@ def test_online_ksom_equals_reference(case, kind):
         W += rate(t, k) * h_row(t, k)[:, None] * (x - W)
     expected = naive.online_ksom_pass(X, W0, range(len(X)), h_row, rate)
     som = KSOM(
-        grid=(K,), neighbourhood=kind, radius=r0, shrink=shrink, radius_schedule="inverse_time",
-        algorithm="online", learning_rate=lr0, learning_rate_final=lr1, learning_rate_schedule="exponential",
-        n_epochs=2, init=W0,
+        grid=(K,),
+        neighbourhood=kind,
+        radius=r0,
+        shrink=shrink,
+        radius_schedule="inverse_time",
+        algorithm="online",
+        learning_rate=lr0,
+        learning_rate_final=lr1,
+        learning_rate_schedule="exponential",
+        n_epochs=2,
+        init=W0,
     )
     som.partial_fit(X)
     np.testing.assert_allclose(som.codebook_, expected, rtol=1e-9, atol=1e-9)

@@ -22,7 +22,6 @@ from somvq import reporting  # noqa: E402
 from somvq._atomic import OutputExistsError  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(1)
@@ -73,7 +72,9 @@ def test_unit_table_matches_a_naive_reference(data, topology):
             assert table["label"][unit] == "no hits" and table["mix"][unit] == ""
     centres = naive_centres(4, 5, topology == "hexagonal")
     np.testing.assert_allclose(np.column_stack([table["x"], table["y"]]), centres, atol=1e-12)
-    assert list(table["row"]) == [u // 5 for u in range(20)] and list(table["col"]) == [u % 5 for u in range(20)]
+    assert list(table["row"]) == [u // 5 for u in range(20)] and list(table["col"]) == [
+        u % 5 for u in range(20)
+    ]
     np.testing.assert_allclose(table["umatrix"], np.ravel(som.umatrix()))  # (tested in test_grids)
 
 
@@ -130,7 +131,10 @@ def test_boundaries_are_the_shared_edges_of_different_clusters(topology, periodi
     grid = Grid((4, 6), topology, periodic)
     clusters = np.array([0, 0, 0, 1, 1, 1] * 2 + [2, 2, 1, 1, 1, 1] * 2)  # hand-made: 3 regions
     x0, y0, x1, y1 = reporting.boundary_segments(grid, clusters)
-    mine = {tuple(sorted([(round(a, 9), round(b, 9)), (round(c, 9), round(d, 9))])) for a, b, c, d in zip(x0, y0, x1, y1)}
+    mine = {
+        tuple(sorted([(round(a, 9), round(b, 9)), (round(c, 9), round(d, 9))]))
+        for a, b, c, d in zip(x0, y0, x1, y1)
+    }
     expected = naive_borders(4, 6, topology == "hexagonal", clusters)
     assert mine == expected and len(x0) == len(expected) > 0
     if topology == "rectangular":  # the exact edges of the left block: x = 2.5, y in [-1.5, 0.5]
@@ -144,8 +148,16 @@ def test_boundaries_are_the_shared_edges_of_different_clusters(topology, periodi
 def test_the_page_is_self_contained(tmp_path, data, topology):
     X, y = data
     som = fitted(X, topology=topology, periodic=topology == "hexagonal")
-    path = reporting.report(som, X, y, tmp_path / "r.html", image_shape=(3, 3), clusters=np.arange(20) % 2,
-                            feature_names=[f"<f{i}>" for i in range(9)], title="<b>mine</b>")
+    path = reporting.report(
+        som,
+        X,
+        y,
+        tmp_path / "r.html",
+        image_shape=(3, 3),
+        clusters=np.arange(20) % 2,
+        feature_names=[f"<f{i}>" for i in range(9)],
+        title="<b>mine</b>",
+    )
     text = path.read_text(encoding="utf-8")
     assert text.lstrip().lower().startswith("<!doctype html>")
     lowered = text.lower()
@@ -261,8 +273,21 @@ def labelled_csv(tmp_path, data):
 def test_cli_report_with_a_target_column(tmp_path, labelled_csv, data):
     X, y = data
     model = tmp_path / "m.somvq.npz"
-    result = run("fit", labelled_csv, "--columns", "1-4,6-10", "--grid", "4x5", "--epochs", "2", "--seed", "0",
-                 "-q", "-o", model)
+    result = run(
+        "fit",
+        labelled_csv,
+        "--columns",
+        "1-4,6-10",
+        "--grid",
+        "4x5",
+        "--epochs",
+        "2",
+        "--seed",
+        "0",
+        "-q",
+        "-o",
+        model,
+    )
     assert result.exit_code == 0, result.output
     result = run("report", model, labelled_csv, "--target", "kind")
     assert result.exit_code == 0, result.output
@@ -278,13 +303,27 @@ def test_cli_report_with_a_target_column(tmp_path, labelled_csv, data):
     assert mixes and all(f'"{mix}"' in text for mix in mixes)
     # By number, into a named file; and the errors.
     assert run("report", model, labelled_csv, "--target", "5", "-o", tmp_path / "b.html").exit_code == 0
-    assert_error(run("report", model, labelled_csv, "--target", "5", "-o", tmp_path / "b.html"), 2, "already exists")
-    assert_error(run("report", model, labelled_csv, "--target", "nope", "-o", tmp_path / "c.html"), 2, "no column 'nope'")
-    assert_error(run("report", model, labelled_csv, "--target", "1-2", "-o", tmp_path / "c.html"), 2, "one column")
-    assert_error(run("report", model, "--target", "kind", "-o", tmp_path / "c.html"), 2, "--target needs DATA")
-    assert_error(run("report", model, labelled_csv, "-o", tmp_path / "c.html"), 1, "non-numeric value 'class-")
+    assert_error(
+        run("report", model, labelled_csv, "--target", "5", "-o", tmp_path / "b.html"), 2, "already exists"
+    )
+    assert_error(
+        run("report", model, labelled_csv, "--target", "nope", "-o", tmp_path / "c.html"),
+        2,
+        "no column 'nope'",
+    )
+    assert_error(
+        run("report", model, labelled_csv, "--target", "1-2", "-o", tmp_path / "c.html"), 2, "one column"
+    )
+    assert_error(
+        run("report", model, "--target", "kind", "-o", tmp_path / "c.html"), 2, "--target needs DATA"
+    )
+    assert_error(
+        run("report", model, labelled_csv, "-o", tmp_path / "c.html"), 1, "non-numeric value 'class-"
+    )
     assert_error(run("report", model, "-o", tmp_path / "c.txt"), 2, "unknown extension")
-    assert_error(run("report", model, "--image-shape", "4x4", "-o", tmp_path / "c.html"), 2, "16 pixels", "9 features")
+    assert_error(
+        run("report", model, "--image-shape", "4x4", "-o", tmp_path / "c.html"), 2, "16 pixels", "9 features"
+    )
     assert_error(run("report", model, "--image-shape", "4x4x4", "-o", tmp_path / "c.html"), 2, "two sizes")
     assert not (tmp_path / "c.html").exists()
 
@@ -294,7 +333,22 @@ def test_cli_report_target_of_a_headerless_file(tmp_path):
     rows = [f"{a:.3f} {b:.3f} {'left' if a < 0 else 'right'}" for a, b in rng.normal(size=(40, 2))]
     (tmp_path / "plain.txt").write_text("\n".join(rows) + "\n")
     model = tmp_path / "m.somvq.npz"
-    assert run("fit", tmp_path / "plain.txt", "--columns", "1,2", "--grid", "2x3", "--epochs", "1", "-q", "-o", model).exit_code == 0
+    assert (
+        run(
+            "fit",
+            tmp_path / "plain.txt",
+            "--columns",
+            "1,2",
+            "--grid",
+            "2x3",
+            "--epochs",
+            "1",
+            "-q",
+            "-o",
+            model,
+        ).exit_code
+        == 0
+    )
     result = run("report", model, tmp_path / "plain.txt", "--target", "3")
     assert result.exit_code == 0, result.output
     text = (tmp_path / "m-report.html").read_text()
@@ -303,9 +357,16 @@ def test_cli_report_target_of_a_headerless_file(tmp_path):
 
 def test_cli_report_wrong_feature_count_is_a_data_error(tmp_path, labelled_csv):
     model = tmp_path / "m.somvq.npz"
-    assert run("fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-o", model).exit_code == 0
+    assert (
+        run(
+            "fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-o", model
+        ).exit_code
+        == 0
+    )
     (tmp_path / "plain.csv").write_text("1,2,3\n4,5,6\n")
-    assert_error(run("report", model, tmp_path / "plain.csv", "-o", tmp_path / "r.html"), 1, "4 features", "has 3")
+    assert_error(
+        run("report", model, tmp_path / "plain.csv", "-o", tmp_path / "r.html"), 1, "4 features", "has 3"
+    )
 
 
 def test_cli_report_on_digits_with_images(tmp_path):
@@ -314,18 +375,40 @@ def test_cli_report_on_digits_with_images(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"report   {out / 'report.html'}" in result.output  # fit says where its report went
     assert "majority label" in (out / "report.html").read_text()  # a data set's classes are its labels
-    result = run("report", out / "model.somvq.npz", "--dataset", "digits", "--target", "target", "--n-samples", "300")
+    result = run(
+        "report", out / "model.somvq.npz", "--dataset", "digits", "--target", "target", "--n-samples", "300"
+    )
     assert result.exit_code == 0, result.output
     text = (out / "model-report.html").read_text()
     assert text.count("data:image/png;base64,") >= 16 and "pixel_0_0" in text
-    assert_error(run("report", out / "model.somvq.npz", "--dataset", "digits", "--target", "y", "--force"), 2, "--target target")
+    assert_error(
+        run("report", out / "model.somvq.npz", "--dataset", "digits", "--target", "y", "--force"),
+        2,
+        "--target target",
+    )
 
 
 def test_fit_report_flag(tmp_path, labelled_csv, monkeypatch):
     model = tmp_path / "m.somvq.npz"
-    args = ["fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-o", model, "-d", tmp_path]
+    args = [
+        "fit",
+        labelled_csv,
+        "--columns",
+        "1-4",
+        "--grid",
+        "2x2",
+        "--epochs",
+        "1",
+        "-q",
+        "-o",
+        model,
+        "-d",
+        tmp_path,
+    ]
     result = run(*args)
-    assert result.exit_code == 0 and "report   " not in result.output and not (tmp_path / "report.html").exists()
+    assert (
+        result.exit_code == 0 and "report   " not in result.output and not (tmp_path / "report.html").exists()
+    )
     result = run(*args, "--report", "--force")
     assert result.exit_code == 0 and (tmp_path / "report.html").exists()
     assert "majority label" not in (tmp_path / "report.html").read_text()  # a file: no labels
@@ -335,13 +418,27 @@ def test_fit_report_flag(tmp_path, labelled_csv, monkeypatch):
     fit_module = importlib.import_module("somvq.cli.fit")  # (somvq.cli.fit the name is the command)
     monkeypatch.setattr(fit_module, "_have_bokeh", lambda: False)
     assert_error(run(*args, "--report", "--force"), 1, "--report needs bokeh", "pip install somvq[report]")
-    result = run("fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-d", tmp_path / "d")
+    result = run(
+        "fit", labelled_csv, "--columns", "1-4", "--grid", "2x2", "--epochs", "1", "-q", "-d", tmp_path / "d"
+    )
     assert result.exit_code == 0 and not (tmp_path / "d" / "report.html").exists()
     assert "report skipped, bokeh is not installed" in result.stderr
 
 
 def test_fit_on_a_three_axis_grid_skips_the_pictures(tmp_path, labelled_csv):
-    args = ["fit", labelled_csv, "--columns", "1-4", "--grid", "2x2x2", "--epochs", "1", "-q", "-d", tmp_path / "o"]
+    args = [
+        "fit",
+        labelled_csv,
+        "--columns",
+        "1-4",
+        "--grid",
+        "2x2x2",
+        "--epochs",
+        "1",
+        "-q",
+        "-d",
+        tmp_path / "o",
+    ]
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "o").iterdir()} == {"model.somvq.npz"}

@@ -22,7 +22,9 @@ import pytest
 from somvq import KSOM
 
 pytest.importorskip("bokeh", reason="the report needs bokeh: pip install somvq[report]")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright: pip install playwright")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need playwright: pip install playwright"
+)
 PIL = pytest.importorskip("PIL.Image", reason="reading screenshots needs Pillow (a dependency of bokeh)")
 
 from somvq import reporting  # noqa: E402
@@ -38,7 +40,9 @@ def browser():
         pytest.skip("no chromium found (apt-get install chromium, as scripts/test.sh does when run as root)")
     with sync_api.sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            )
         except Exception as exc:  # a broken install: say so rather than fail every test
             pytest.skip(f"chromium at {CHROMIUM} does not start: {' '.join(str(exc).split())[:200]}")
         yield browser
@@ -74,8 +78,12 @@ def reports(tmp_path_factory, data):
             som.labels_ = None  # a model that kept no training hits: nothing known about data
         clusters = (np.arange(ROWS * COLS) % COLS >= 3).astype(int) if extras else None
         path = reporting.report(
-            som, X if with_data else None, y if labels else None, folder / f"{name}.html",
-            image_shape=(3, 3) if extras else None, clusters=clusters,
+            som,
+            X if with_data else None,
+            y if labels else None,
+            folder / f"{name}.html",
+            image_shape=(3, 3) if extras else None,
+            clusters=clusters,
             feature_names=[f"f{i}" for i in range(9)],
         )
         out[name] = (path, som)
@@ -117,8 +125,10 @@ class Page:
         x = col + 0.5 * (row % 2) if hexagonal else col
         y = -row * math.sqrt(3) / 2 if hexagonal else -row
         f = self.frame(name)
-        return (f["left"] + (x - f["x0"]) / (f["x1"] - f["x0"]) * f["width"],
-                f["top"] + (f["y1"] - y) / (f["y1"] - f["y0"]) * f["height"])
+        return (
+            f["left"] + (x - f["x0"]) / (f["x1"] - f["x0"]) * f["width"],
+            f["top"] + (f["y1"] - y) / (f["y1"] - f["y0"]) * f["height"],
+        )
 
     def tooltip(self, name, unit, hexagonal):
         self.page.mouse.move(*self.screen_position(name, unit, hexagonal))
@@ -190,7 +200,12 @@ def test_hovering_a_unit_shows_its_tooltip(opened, reports, data, name):
     hexagonal = name.startswith("hex")
     codebook = som.codebook_
     bmus = np.array([np.argmin(((x - codebook) ** 2).sum(axis=1)) for x in X])
-    for figure, unit in [("umatrix", 0), ("hits", ROWS * COLS - 1), ("umatrix", COLS + 1), ("plane", 2 * COLS + 4)]:
+    for figure, unit in [
+        ("umatrix", 0),
+        ("hits", ROWS * COLS - 1),
+        ("umatrix", COLS + 1),
+        ("plane", 2 * COLS + 4),
+    ]:
         text = page.tooltip(figure, unit, hexagonal)
         row, col = divmod(unit, COLS)
         assert text.startswith(f"unit {unit} (row {row}, col {col})"), text
@@ -223,7 +238,10 @@ def test_plane_selector_changes_the_colours(opened, reports):
     page = opened("rect-data")
     som = reports["rect-data"][1]
     f = page.frame("plane")
-    box = (slice(int(f["top"]), int(f["top"] + f["height"])), slice(int(f["left"]), int(f["left"] + f["width"])))
+    box = (
+        slice(int(f["top"]), int(f["top"] + f["height"])),
+        slice(int(f["left"]), int(f["left"] + f["width"])),
+    )
     before = page.screenshot()[box]
     first = int(np.argmax(np.ptp(som.codebook_, axis=0)))
     other = (first + 1) % 9
@@ -244,7 +262,9 @@ def test_cluster_boundaries_are_drawn(opened):
     def boundary_pixels(name):
         page = opened(name)
         f = page.frame("umatrix")
-        shot = page.screenshot()[int(f["top"]) : int(f["top"] + f["height"]), int(f["left"]) : int(f["left"] + f["width"])]
+        shot = page.screenshot()[
+            int(f["top"]) : int(f["top"] + f["height"]), int(f["left"]) : int(f["left"] + f["width"])
+        ]
         red = (shot[..., 0] > 180) & (shot[..., 1] < 90) & (shot[..., 2] < 120)  # #e6194b
         return red, f
 

@@ -22,7 +22,8 @@ _CLUSTERING = (
 EXPECTED_FAILED_CHECKS = {
     "batch": {},
     "minibatch": {
-        "check_clustering": _CLUSTERING + " Here unit 0 of the 2x3 map wins no row, so the labels do not start at 0.",
+        "check_clustering": _CLUSTERING
+        + " Here unit 0 of the 2x3 map wins no row, so the labels do not start at 0.",
     },
     "online": {
         "check_clustering": _CLUSTERING + " Here unit 1 of the 2x2 map wins no row (labels 0, 2, 3).",

@@ -14,15 +14,24 @@ from click.testing import CliRunner  # noqa: E402
 from somvq.cli import main  # noqa: E402
 from somvq.integrations.vqvae import VQVAE, TrainConfig, load_image_data, train  # noqa: E402
 from somvq.integrations.vqvae.compare import compare  # noqa: E402
-from somvq.integrations.vqvae.evaluation import shift_indices  # noqa: E402
-from somvq.integrations.vqvae.variants import ALL_VARIANTS, parse_variants  # noqa: E402
 from somvq.integrations.vqvae.data import batch_indices  # noqa: E402
+from somvq.integrations.vqvae.evaluation import shift_indices  # noqa: E402
 from somvq.integrations.vqvae.train import LOG_FIELDS  # noqa: E402
+from somvq.integrations.vqvae.variants import ALL_VARIANTS, parse_variants  # noqa: E402
 
 from . import naive  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(dataset="digits", n_samples=300, validation_size=60, batch_size=16, channels=8, latent_dim=4, codebook_size=16, grid=(4, 4))
+TINY = dict(
+    dataset="digits",
+    n_samples=300,
+    validation_size=60,
+    batch_size=16,
+    channels=8,
+    latent_dim=4,
+    codebook_size=16,
+    grid=(4, 4),
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +51,9 @@ def test_model_shapes(size, latent):
     assert reconstruction.shape == x.shape
     assert indices.shape == (2, latent, latent) and indices.dtype == torch.int64
     # indices: each latent's nearest code; commitment: 0.25 * MSE(z_e, z_q)
-    np.testing.assert_array_equal(indices.reshape(-1).numpy(), naive.bmu(latents.numpy(), codebook.double().numpy()))
+    np.testing.assert_array_equal(
+        indices.reshape(-1).numpy(), naive.bmu(latents.numpy(), codebook.double().numpy())
+    )
     expected = 0.25 * ((latents - codebook.double()[indices.reshape(-1)]) ** 2).mean()
     assert commitment.ndim == 0 and float(commitment.detach()) == pytest.approx(float(expected), rel=1e-5)
     assert model.decode_indices(indices).shape == x.shape
@@ -98,7 +109,15 @@ def test_a_few_steps_log_finite_losses(tmp_path, digits_data):
 @pytest.mark.parametrize("variant", ["hard-n0-all", "none-n1-written"])
 def test_resume_is_bit_identical(tmp_path, digits_data, variant):
     v = parse_variants(variant)[0]
-    config = TrainConfig(**TINY, steps=8, validation_interval=4, checkpoint_interval=2, neighbourhood=v.neighbourhood, init_count=v.init_count, update=v.update)
+    config = TrainConfig(
+        **TINY,
+        steps=8,
+        validation_interval=4,
+        checkpoint_interval=2,
+        neighbourhood=v.neighbourhood,
+        init_count=v.init_count,
+        update=v.update,
+    )
     whole = train(config, tmp_path / "whole", data=digits_data, progress=False)
     first = train(config, tmp_path / "split", data=digits_data, progress=False, stop_after=5)
     assert len(first.records) == 5
@@ -128,7 +147,10 @@ def test_index_shift_moves_along_the_last_axis_and_reflects():
 
 def test_variants():
     assert len(ALL_VARIANTS) == 12 and len(set(ALL_VARIANTS)) == 12
-    assert [v.name for v in parse_variants("none-n0-written,exponential-n1-all")] == ["none-n0-written", "exponential-n1-all"]
+    assert [v.name for v in parse_variants("none-n0-written,exponential-n1-all")] == [
+        "none-n0-written",
+        "exponential-n1-all",
+    ]
     with pytest.raises(ValueError, match="NEIGHBOURHOOD-nN0-UPDATE"):
         parse_variants("gaussian-n1-all")
 
@@ -136,9 +158,22 @@ def test_variants():
 def test_compare_writes_table_and_plots(tmp_path):
     pytest.importorskip("matplotlib")
     base = TrainConfig(**TINY, steps=6, validation_interval=2, checkpoint_interval=6)
-    out = compare(base, parse_variants("none-n1-all,hard-n1-all"), [0], tmp_path / "runs", tmp_path / "report", progress=False)
+    out = compare(
+        base,
+        parse_variants("none-n1-all,hard-n1-all"),
+        [0],
+        tmp_path / "runs",
+        tmp_path / "report",
+        progress=False,
+    )
     report = (tmp_path / "report" / "report.md").read_text()
-    for fragment in ("| none-n1-all | 1 |", "| hard-n1-all | 1 |", "steps to 1.1x best", "topographic error", "neighbour/all"):
+    for fragment in (
+        "| none-n1-all | 1 |",
+        "| hard-n1-all | 1 |",
+        "steps to 1.1x best",
+        "topographic error",
+        "neighbour/all",
+    ):
         assert fragment in report
     for name in ("validation_loss.png", "perplexity.png", "codebooks.png", "index_shift.png"):
         path = tmp_path / "report" / name
@@ -155,8 +190,27 @@ def test_compare_writes_table_and_plots(tmp_path):
 
 
 # ----------------------------------------------------------------------------- CLI
-CLI_TINY = ["--dataset", "digits", "--n-samples", "300", "--val-size", "60", "--batch-size", "16", "--channels", "8",
-            "--latent-dim", "4", "--codebook-size", "16", "--grid", "4x4", "--val-interval", "2", "-q"]
+CLI_TINY = [
+    "--dataset",
+    "digits",
+    "--n-samples",
+    "300",
+    "--val-size",
+    "60",
+    "--batch-size",
+    "16",
+    "--channels",
+    "8",
+    "--latent-dim",
+    "4",
+    "--codebook-size",
+    "16",
+    "--grid",
+    "4x4",
+    "--val-interval",
+    "2",
+    "-q",
+]
 
 
 def run(*args):
@@ -174,8 +228,21 @@ def test_cli_train_and_resume(tmp_path):
 
 def test_cli_compare(tmp_path):
     pytest.importorskip("matplotlib")
-    result = run("vqvae", "compare", *CLI_TINY, "--steps", "4", "--variants", "none-n0-all,exponential-n0-all",
-                 "--seeds", "0", "-o", tmp_path / "runs", "--report-dir", tmp_path / "report")
+    result = run(
+        "vqvae",
+        "compare",
+        *CLI_TINY,
+        "--steps",
+        "4",
+        "--variants",
+        "none-n0-all,exponential-n0-all",
+        "--seeds",
+        "0",
+        "-o",
+        tmp_path / "runs",
+        "--report-dir",
+        tmp_path / "report",
+    )
     assert result.exit_code == 0, result.output
     assert "| exponential-n0-all | 1 |" in result.output
     assert (tmp_path / "report" / "index_shift.png").exists()
@@ -220,7 +287,12 @@ def _plant(directory, marker, how="zip"):
     import pickle
 
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {"format": "somvq-vqvae-checkpoint/1", "config": {}, "step": 0, "payload": _CreatesAFile(marker)}
+    payload = {
+        "format": "somvq-vqvae-checkpoint/1",
+        "config": {},
+        "step": 0,
+        "payload": _CreatesAFile(marker),
+    }
     if how == "pickle":
         (directory / "checkpoint.pt").write_bytes(pickle.dumps(payload))
     else:
@@ -243,7 +315,9 @@ def test_planted_checkpoint_runs_no_code(tmp_path, digits_data, how):
     marker = tmp_path / "created-by-the-checkpoint"
     _plant(tmp_path / "run", marker, how)
     # (a protocol-4 bare pickle is refused at its first FRAME opcode, before any global)
-    with pytest.raises(CheckpointError, match="would run code" if how != "pickle" else "not a usable checkpoint"):
+    with pytest.raises(
+        CheckpointError, match="would run code" if how != "pickle" else "not a usable checkpoint"
+    ):
         train(TrainConfig(**TINY, steps=2), tmp_path / "run", data=digits_data, progress=False)
     assert not marker.exists()
 
@@ -256,8 +330,19 @@ def test_cli_planted_checkpoint_is_a_one_line_error(tmp_path, command):
         result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "-o", tmp_path / "run")
     else:
         _plant(tmp_path / "out" / "runs" / "none-n1-all" / "seed0", marker)
-        result = run("vqvae", "compare", *CLI_TINY, "--steps", "2", "--variants", "none-n1-all", "--seeds", "0",
-                     "-o", tmp_path / "out")
+        result = run(
+            "vqvae",
+            "compare",
+            *CLI_TINY,
+            "--steps",
+            "2",
+            "--variants",
+            "none-n1-all",
+            "--seeds",
+            "0",
+            "-o",
+            tmp_path / "out",
+        )
     _one_line_error(result, "checkpoint.pt", "would run code")
     assert not marker.exists()
 
@@ -275,11 +360,15 @@ def _damage(kind, data):
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "pickle garbage", "empty"])
 def test_cli_corrupted_checkpoint_is_a_one_line_error(tmp_path, kind):
     directory = tmp_path / "run"
-    result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "--neighbourhood", "none", "-q", "-o", directory)
+    result = run(
+        "vqvae", "train", *CLI_TINY, "--steps", "2", "--neighbourhood", "none", "-q", "-o", directory
+    )
     assert result.exit_code == 0, result.output
     path = directory / "checkpoint.pt"
     path.write_bytes(_damage(kind, path.read_bytes()))
-    result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--neighbourhood", "none", "-q", "-o", directory)
+    result = run(
+        "vqvae", "train", *CLI_TINY, "--steps", "3", "--neighbourhood", "none", "-q", "-o", directory
+    )
     _one_line_error(result, "checkpoint.pt", "not a usable checkpoint")
 
 
@@ -313,6 +402,11 @@ def test_documented_10k_study_command_parses():
     args = shlex.split(command)
     assert args[:3] == ["somvq", "vqvae", "compare"]
     context = main.commands["vqvae"].commands["compare"].make_context("compare", args[3:])
-    assert [v.name for v in context.params["variants"]] == ["hard-n1-all", "exponential-n1-all", "none-n1-all", "none-n0-all"]
+    assert [v.name for v in context.params["variants"]] == [
+        "hard-n1-all",
+        "exponential-n1-all",
+        "none-n1-all",
+        "none-n0-all",
+    ]
     assert context.params["seeds"] == [0, 1, 2] and context.params["steps"] == 10_000
     assert context.params["time_budget"] is None

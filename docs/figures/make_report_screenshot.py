@@ -31,14 +31,25 @@ def main() -> None:
     som = somvq.KSOM(grid=(16, 32), topology="hexagonal", n_epochs=10, random_state=0).fit(digits.data)
     clusters = KMeans(n_clusters=10, n_init=4, random_state=0).fit_predict(som.codebook_)
     folder = Path(tempfile.mkdtemp(prefix="somvq-screenshot-"))
-    page_path = somvq.report(som, digits.data, digits.target, folder / "report.html", image_shape=(8, 8),
-                             clusters=clusters, feature_names=[f"pixel {r},{c}" for r in range(8) for c in range(8)],
-                             data_description="scikit-learn digits: 1797 images of 8x8 pixels")
+    page_path = somvq.report(
+        som,
+        digits.data,
+        digits.target,
+        folder / "report.html",
+        image_shape=(8, 8),
+        clusters=clusters,
+        feature_names=[f"pixel {r},{c}" for r in range(8) for c in range(8)],
+        data_description="scikit-learn digits: 1797 images of 8x8 pixels",
+    )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=["--no-sandbox"]
+        )
         page = browser.new_page(viewport={"width": 1040, "height": 720})
         page.goto(page_path.as_uri())
-        page.wait_for_function("() => window.Bokeh && [...Bokeh.index.all_views()].some(v => v.model.name === 'labels')")
+        page.wait_for_function(
+            "() => window.Bokeh && [...Bokeh.index.all_views()].some(v => v.model.name === 'labels')"
+        )
         page.wait_for_timeout(500)
         box = page.evaluate(
             """() => {

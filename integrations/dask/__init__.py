@@ -18,9 +18,7 @@ from __future__ import annotations
 try:
     import dask.array as _dask_array  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "somvq.integrations.dask needs dask: pip install 'somvq[dask]'."
-    ) from error
+    raise ImportError("somvq.integrations.dask needs dask: pip install 'somvq[dask]'.") from error
 
 from .estimator import DaskKSOM
 

@@ -14,10 +14,10 @@ over chunks equals the in-memory fit (docs/distributed.md states the equivalence
 
 from __future__ import annotations
 
-import numpy as np
-
 import dask
 import dask.array as da
+import numpy as np
+
 from somvq.algorithms import UnitStatistics
 from somvq.engines.base import Engine, batch_step, ema_step
 from somvq.missing import masked_batch_step, masked_ema_step
@@ -129,8 +129,9 @@ class DaskEngine(Engine):
             # on the workers; a dask array is not scanned for it first).
             max_missing = float(self.estimator.max_missing)
             if plan.algorithm == "batch":
-                return masked_batch_step(reduced_masked_statistics(data, data.chunks, state.codebook, max_missing),
-                                         plan, state)
+                return masked_batch_step(
+                    reduced_masked_statistics(data, data.chunks, state.codebook, max_missing), plan, state
+                )
             sq_error = 0.0
             for position in order:
                 stats = reduced_masked_statistics(data, [data.chunks[position]], state.codebook, max_missing)
@@ -161,9 +162,7 @@ def validate_dask(estimator, X: da.Array, *, reset: bool) -> da.Array:
         X = X.compute_chunk_sizes()  # rows per chunk are needed for counts and order
     n_samples, n_features = X.shape
     if n_samples < 1 or n_features < 1:
-        raise ValueError(
-            f"Found array with shape {X.shape}; at least 1 sample and 1 feature are required."
-        )
+        raise ValueError(f"Found array with shape {X.shape}; at least 1 sample and 1 feature are required.")
     if X.dtype not in (np.float32, np.float64):
         if X.dtype.kind not in "biuf":
             raise ValueError(f"dtype={X.dtype} is not numeric; X must hold numbers.")

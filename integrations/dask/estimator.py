@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
-
 import dask
 import dask.array as da
+import numpy as np
+
 from somvq._sklearn import check_is_fitted
 from somvq.estimator import KSOM
 from somvq.parameters import DEFAULTS
@@ -118,7 +118,7 @@ class DaskKSOM(KSOM):
         return self._as_ksom(self.fitted_state())
 
     @classmethod
-    def from_ksom(cls, model: KSOM, *, shuffle_chunks: bool = True) -> "DaskKSOM":
+    def from_ksom(cls, model: KSOM, *, shuffle_chunks: bool = True) -> DaskKSOM:
         """A DaskKSOM continuing from a fitted :class:`~somvq.KSOM` (e.g. ``somvq.load``)."""
         params = {k: v for k, v in model.get_params(deep=False).items() if k != "shuffle_chunks"}
         estimator = cls(**params, shuffle_chunks=shuffle_chunks).set_fitted_state(model.fitted_state())
@@ -186,8 +186,7 @@ class DaskKSOM(KSOM):
             return super().topographic_error(X)
         X, model = self._inference_input(X)
         parts = [
-            dask.delayed(tasks.chunk_topographic_error, pure=True)(block, model)
-            for _, block in row_chunks(X)
+            dask.delayed(tasks.chunk_topographic_error, pure=True)(block, model) for _, block in row_chunks(X)
         ]
         n_rows, total = dask.compute(tree_reduce(parts, tasks.sum_weighted))[0]
         return float(total / n_rows)

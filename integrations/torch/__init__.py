@@ -18,9 +18,7 @@ from __future__ import annotations
 try:
     import torch as _torch  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "somvq.integrations.torch needs PyTorch: pip install 'somvq[torch]'."
-    ) from error
+    raise ImportError("somvq.integrations.torch needs PyTorch: pip install 'somvq[torch]'.") from error
 
 from .gdsom import GradientKohonenVectorQuantize
 from .quantizer import KohonenVectorQuantize

@@ -15,7 +15,8 @@ whose buffers are not finite, whose step is negative, or that was trained on ano
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,8 +140,7 @@ class GridQuantizer(nn.Module):
         if self.channels_first:
             if z.ndim < 2:
                 raise ValueError(
-                    f"channels_first=True expects (batch, dim, *spatial), got shape "
-                    f"{tuple(z.shape)}."
+                    f"channels_first=True expects (batch, dim, *spatial), got shape {tuple(z.shape)}."
                 )
             if z.shape[1] != self.dim:
                 raise ValueError(
@@ -212,8 +212,9 @@ class GridQuantizer(nn.Module):
         self.used_codes = (counts > 0).sum()
 
     # ------------------------------------------------------------------ loading a state
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs) -> None:
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
         """Refuse an unsound state before copying any of it into this module.
 
         The problems go to ``error_msgs``, so ``load_state_dict`` raises its usual
@@ -224,8 +225,9 @@ class GridQuantizer(nn.Module):
         if problems:
             error_msgs.extend(problems)
             return
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         key = prefix + "grid_spec"
         if key not in state_dict and key in missing_keys:
             missing_keys.remove(key)
@@ -233,7 +235,9 @@ class GridQuantizer(nn.Module):
     def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
         problems = []
         spec = state_dict.get(prefix + "grid_spec")
-        if isinstance(spec, torch.Tensor) and not torch.equal(spec.detach().cpu().to(torch.int64), self.grid_spec.cpu()):
+        if isinstance(spec, torch.Tensor) and not torch.equal(
+            spec.detach().cpu().to(torch.int64), self.grid_spec.cpu()
+        ):
             problems.append(
                 f"{prefix}grid_spec: the state was trained on the map {_describe_spec(spec)}, "
                 f"this module has {_describe_spec(self.grid_spec)} (same number of codes, "
@@ -246,10 +250,19 @@ class GridQuantizer(nn.Module):
             if given.is_floating_point() and not bool(torch.isfinite(given).all()):
                 problems.append(f"{prefix}{name} holds NaN or infinite values; refusing a corrupted state.")
             elif name == "step":
-                if given.numel() != 1 or given.is_floating_point() or given.is_complex() or given.dtype == torch.bool:
-                    problems.append(f"{prefix}step must be one integer, got {given.dtype} of shape {tuple(given.shape)}.")
+                if (
+                    given.numel() != 1
+                    or given.is_floating_point()
+                    or given.is_complex()
+                    or given.dtype == torch.bool
+                ):
+                    problems.append(
+                        f"{prefix}step must be one integer, got {given.dtype} of shape {tuple(given.shape)}."
+                    )
                 elif int(given.reshape(())) < 0:
-                    problems.append(f"{prefix}step={int(given.reshape(()))} is negative; it counts the training updates.")
+                    problems.append(
+                        f"{prefix}step={int(given.reshape(()))} is negative; it counts the training updates."
+                    )
             if name == "ema_count" and given.is_floating_point() and bool((given < 0).any()):
                 problems.append(f"{prefix}ema_count holds negative counts (min {float(given.min())}).")
         return problems
@@ -270,6 +283,7 @@ def _describe_spec(spec: torch.Tensor) -> str:
     shape = tuple(values[1 : 1 + ndim])
     periodic = tuple(bool(p) for p in values[2 + ndim :])
     return f"grid {shape} {TOPOLOGIES[values[1 + ndim]]}, periodic={periodic}"
+
 
 #: Candidates per row that :func:`best_matching_units` re-ranks exactly.
 RERANK_CANDIDATES = 8

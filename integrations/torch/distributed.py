@@ -15,7 +15,7 @@ with ``fullgraph=False``; a single-process run never reaches them and compiles w
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -15,7 +15,8 @@ expanded so that it costs O(K^2 D) whatever the batch size, with the exact gradi
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,10 +43,14 @@ def kohonen_loss(
     nothing (a code's distance to itself), so it is left out to avoid cancellation.
     """
     anchors = codebook.detach()
-    off_diagonal = neighbourhood_matrix * (1.0 - torch.eye(
-        neighbourhood_matrix.shape[0], dtype=neighbourhood_matrix.dtype,
-        device=neighbourhood_matrix.device,
-    ))
+    off_diagonal = neighbourhood_matrix * (
+        1.0
+        - torch.eye(
+            neighbourhood_matrix.shape[0],
+            dtype=neighbourhood_matrix.dtype,
+            device=neighbourhood_matrix.device,
+        )
+    )
     pair_weights = hit_counts[:, None] * off_diagonal  # [winner j, unit k]
     pull = pair_weights.sum(0)  # sum_j c_j H[j, k]
     targets = pair_weights.t() @ anchors  # sum_j c_j H[j, k] sg(w_j)

@@ -14,8 +14,9 @@ of steps, so every kernel's radius follows the paper's inverse-time schedule
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,14 +50,11 @@ def resolve_grid(
     else:
         shape = np.atleast_1d(np.asarray(grid))
         if shape.ndim != 1 or shape.size == 0 or not np.issubdtype(shape.dtype, np.integer):
-            raise ValueError(
-                f"grid={grid!r} must be None, a tuple of positive ints or a somvq.Grid."
-            )
+            raise ValueError(f"grid={grid!r} must be None, a tuple of positive ints or a somvq.Grid.")
         resolved = Grid(tuple(int(s) for s in shape))
     if resolved.n_units != codebook_size:
         raise ValueError(
-            f"grid of shape {resolved.shape} has {resolved.n_units} units, but "
-            f"codebook_size={codebook_size}."
+            f"grid of shape {resolved.shape} has {resolved.n_units} units, but codebook_size={codebook_size}."
         )
     return resolved
 
@@ -176,8 +174,15 @@ class KohonenMap:
         }
 
 
-def _check_real(name: str, value: Any, *, low: float, high: float | None = None,
-                strict: bool = False, high_open: bool = False) -> None:
+def _check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float | None = None,
+    strict: bool = False,
+    high_open: bool = False,
+) -> None:
     """Raise a ValueError quoting ``value`` unless it is a real number in range."""
     ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
     if ok:

@@ -66,8 +66,7 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
     """See :meth:`KohonenVectorQuantize.from_estimator`."""
     if not hasattr(som, "codebook_"):
         raise ValueError(
-            f"{type(som).__name__} is not fitted: fit it (or partial_fit) before "
-            "from_estimator."
+            f"{type(som).__name__} is not fitted: fit it (or partial_fit) before from_estimator."
         )
     codebook = np.asarray(som.codebook_)
     n_units, dim = codebook.shape
@@ -77,8 +76,13 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
     horizon = 1.0 if state.horizon is None else float(state.horizon)
     # The estimator's own resolution of its radius schedule (the defaults of somvq.parameters).
     radius = parameters.resolve_neighbourhood(
-        som.neighbourhood, grid, horizon, radius=som.radius, radius_final=som.radius_final,
-        radius_schedule=som.radius_schedule, shrink=som.shrink,
+        som.neighbourhood,
+        grid,
+        horizon,
+        radius=som.radius,
+        radius_final=som.radius_final,
+        radius_schedule=som.radius_schedule,
+        shrink=som.shrink,
     ).radius
     kwargs: dict[str, Any] = {
         "dim": dim,

@@ -12,7 +12,8 @@ product), then the K-sized statistics smoothed with H_t (O(K^2 D)).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -151,7 +152,6 @@ class KohonenVectorQuantize(GridQuantizer):
     project_in: nn.Linear | None
     project_out: nn.Linear | None
 
-
     def __init__(
         self,
         dim: int,
@@ -226,8 +226,7 @@ class KohonenVectorQuantize(GridQuantizer):
         self.data_init = init if isinstance(init, str) else None
         if self.data_init is not None and self.data_init not in DATA_INITS:
             raise ValueError(
-                f"init={init!r} is not one of {DATA_INITS}, None or a (codebook_size, "
-                "codebook_dim) array."
+                f"init={init!r} is not one of {DATA_INITS}, None or a (codebook_size, codebook_dim) array."
             )
         codebook = _initial_codebook(None if self.data_init else init, self.codebook_size, self.codebook_dim)
         if self.cosine:
@@ -251,7 +250,7 @@ class KohonenVectorQuantize(GridQuantizer):
 
     # ------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Quantize ``z``; in training mode also apply one KSOM-EMA update.
+        r"""Quantize ``z``; in training mode also apply one KSOM-EMA update.
 
         Parameters
         ----------
@@ -352,8 +351,14 @@ class KohonenVectorQuantize(GridQuantizer):
         from somvq.algorithms import ema_update
 
         return ema_update(
-            self.ema_count.to(dtype), self.ema_sum.to(dtype), self.codebook.to(dtype), counts, sums,
-            decay=self.decay, eps=self.eps, update=self.update,
+            self.ema_count.to(dtype),
+            self.ema_sum.to(dtype),
+            self.codebook.to(dtype),
+            counts,
+            sums,
+            decay=self.decay,
+            eps=self.eps,
+            update=self.update,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -472,7 +477,9 @@ class KohonenVectorQuantize(GridQuantizer):
         if method == "kmeans":
             for _ in range(self.kmeans_iters):  # Lloyd; an empty cluster keeps its centre
                 nearest = self._best_matching_units(rows, codebook)
-                counts = rows.new_zeros(self.codebook_size).index_add_(0, nearest, torch.ones_like(rows[:, 0]))
+                counts = rows.new_zeros(self.codebook_size).index_add_(
+                    0, nearest, torch.ones_like(rows[:, 0])
+                )
                 sums = rows.new_zeros(codebook.shape).index_add_(0, nearest, rows)
                 codebook = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], codebook)
                 if self.cosine:
@@ -481,13 +488,15 @@ class KohonenVectorQuantize(GridQuantizer):
             codebook = _unit_rows(codebook, None)
         return codebook.to(self.codebook)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs) -> None:
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
         """As the base's; a state without ``usage_ring`` loads with an empty window, and a
         loaded state cancels a pending data-dependent initialisation."""
         n_errors = len(error_msgs)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         key = prefix + "usage_ring"
         if key not in state_dict and key in missing_keys:
             missing_keys.remove(key)
@@ -504,9 +513,7 @@ class KohonenVectorQuantize(GridQuantizer):
         Called automatically before the first training step under torch.distributed.
         """
         if distributed.is_distributed():
-            distributed.broadcast_tensors(
-                [self.codebook, self.ema_count, self.ema_sum, self.step], src=src
-            )
+            distributed.broadcast_tensors([self.codebook, self.ema_count, self.ema_sum, self.step], src=src)
         self._state_synchronised = True
 
     # ------------------------------------------------------------------ interop
@@ -523,7 +530,7 @@ class KohonenVectorQuantize(GridQuantizer):
         return quantizer_to_estimator(self, batch_size=batch_size, random_state=random_state)
 
     @classmethod
-    def from_estimator(cls, som: Any, **overrides: Any) -> "KohonenVectorQuantize":
+    def from_estimator(cls, som: Any, **overrides: Any) -> KohonenVectorQuantize:
         """A quantizer initialised from a fitted :class:`somvq.KSOM`.
 
         Grid, neighbourhood and its schedule, decay, eps, init_count and update come from

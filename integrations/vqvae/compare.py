@@ -14,8 +14,9 @@ into ``output_dir/runs/<variant>/seed<k>/``, resuming finished or interrupted ru
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .report import write_report
 from .runs import train_runs

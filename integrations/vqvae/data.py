@@ -93,7 +93,9 @@ def load_image_data(
     n = order.size
     n_val = int(round(validation_size * n)) if isinstance(validation_size, float) else int(validation_size)
     if not 1 <= n_val < n:
-        raise ValueError(f"validation_size={validation_size} leaves no training or no validation images out of {n}.")
+        raise ValueError(
+            f"validation_size={validation_size} leaves no training or no validation images out of {n}."
+        )
     centred = torch.from_numpy(images[order] - np.float32(0.5))
     return ImageData(name, centred[n_val:].contiguous(), centred[:n_val].contiguous())
 

@@ -9,7 +9,8 @@ latent index moves :data:`SHIFT_OFFSETS` grid steps, see :func:`shift_indices`).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,10 +55,14 @@ def evaluate_run(directory: str | os.PathLike, data: ImageData, n_images: int = 
     summary["topographic_error"] = float(som.topographic_error(rows))
     summary["neighbour_ratio"] = neighbour_distance_ratio(quantizer.codebook.numpy(), quantizer.grid)
     _, indices, _ = quantizer(latents)
-    base_images = torch.cat([model.decode_indices(indices[i : i + 500]) for i in range(0, indices.shape[0], 500)])
+    base_images = torch.cat(
+        [model.decode_indices(indices[i : i + 500]) for i in range(0, indices.shape[0], 500)]
+    )
     for offset in SHIFT_OFFSETS:
         shifted = shift_indices(indices, quantizer.grid_shape, offset)
-        decoded = torch.cat([model.decode_indices(shifted[i : i + 500]) for i in range(0, shifted.shape[0], 500)])
+        decoded = torch.cat(
+            [model.decode_indices(shifted[i : i + 500]) for i in range(0, shifted.shape[0], 500)]
+        )
         summary[f"shift{offset}_change"] = float(((decoded - base_images) ** 2).mean())
     summary["variant"] = f"{config.neighbourhood}-n{config.init_count:g}-{config.update}"
     summary["seed"] = config.seed
@@ -75,7 +80,11 @@ def summarise_log(records: list[dict[str, Any]]) -> dict[str, Any]:
     total = int(records[-1]["step"])
     early = [r["perplexity"] for r in records if r["step"] <= max(1, total // 10)]
     late = [r["perplexity"] for r in records if r["step"] > total - max(1, total // 10)]
-    early_val = validated[int(np.searchsorted(steps, max(1, total // 10)))] if steps[-1] >= total // 10 else validated[-1]
+    early_val = (
+        validated[int(np.searchsorted(steps, max(1, total // 10)))]
+        if steps[-1] >= total // 10
+        else validated[-1]
+    )
     return {
         "steps": total,
         "seconds": float(records[-1]["seconds"]),

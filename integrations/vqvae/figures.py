@@ -7,8 +7,8 @@ under a temporary name and moved into place.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ def _panels(variants: Sequence[Variant]) -> list[tuple[int, str]]:
     return seen
 
 
-def _curve_figure(variants, seeds, logs, key: str, ylabel: str, path: Path, *, log_scale: bool, smooth: int = 1) -> None:
+def _curve_figure(
+    variants, seeds, logs, key: str, ylabel: str, path: Path, *, log_scale: bool, smooth: int = 1
+) -> None:
     panels = _panels(variants)
     columns = min(2, len(panels))
     rows = (len(panels) + columns - 1) // columns
@@ -102,7 +104,9 @@ def _mosaic(images: np.ndarray, rows: int, columns: int, gap: int = 1) -> np.nda
     out = np.ones(shape, dtype=np.float32)
     for index, image in enumerate(images[: rows * columns]):
         r, c = divmod(index, columns)
-        out[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
+        out[
+            r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width
+        ] = image
     return out
 
 
@@ -133,12 +137,26 @@ def write_figures(variants, seeds, output_dir, report_dir, logs, data) -> list[s
     codebook in grid order) and ``index_shift.png`` (reconstructions under index shifts).
     """
     names = []
-    _curve_figure(variants, seeds, logs, "val_loss", "validation loss (MSE)", report_dir / "validation_loss.png", log_scale=True)
+    _curve_figure(
+        variants,
+        seeds,
+        logs,
+        "val_loss",
+        "validation loss (MSE)",
+        report_dir / "validation_loss.png",
+        log_scale=True,
+    )
     names.append("validation_loss.png")
     total = max(len(r) for r in logs.values())
     _curve_figure(
-        variants, seeds, logs, "perplexity", "codebook perplexity (train batch)", report_dir / "perplexity.png",
-        log_scale=False, smooth=max(1, total // 100),
+        variants,
+        seeds,
+        logs,
+        "perplexity",
+        "codebook perplexity (train batch)",
+        report_dir / "perplexity.png",
+        log_scale=False,
+        smooth=max(1, total // 100),
     )
     names.append("perplexity.png")
     showcase = _showcase_runs(variants, seeds, output_dir)
@@ -146,7 +164,9 @@ def write_figures(variants, seeds, output_dir, report_dir, logs, data) -> list[s
         return names
     # The codebook decoded: code k fills a small latent map; tiles in grid order.
     grid_shape = _load_model(showcase[0][1], data).quantizer.grid_shape
-    rows, columns = (grid_shape[0], int(np.prod(grid_shape[1:]))) if len(grid_shape) > 1 else (1, grid_shape[0])
+    rows, columns = (
+        (grid_shape[0], int(np.prod(grid_shape[1:]))) if len(grid_shape) > 1 else (1, grid_shape[0])
+    )
     panel_width = 4.8 if columns >= rows else 3.2
     figure, axes = _figure(panel_width * len(showcase), panel_width * rows / columns + 0.4, 1, len(showcase))
     for ax, (variant, directory) in zip(axes[0], showcase):
@@ -170,7 +190,13 @@ def write_figures(variants, seeds, output_dir, report_dir, logs, data) -> list[s
             shifted = shift_indices(indices, model.quantizer.grid_shape, offset)
             columns.append(_as_images(model.decode_indices(shifted)))
         stacked = np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])  # image-major rows
-        ax.imshow(_mosaic(stacked, examples.shape[0], len(columns)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(
+            _mosaic(stacked, examples.shape[0], len(columns)),
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
         ax.set_title(f"{LABELS[variant.neighbourhood]}\ninput | recon. | shift 1 | 2 | 3", fontsize=8)
         ax.axis("off")
     _save(figure, report_dir / "index_shift.png")

@@ -11,7 +11,7 @@ vectors. The quantiser is always :class:`~somvq.integrations.torch.KohonenVector
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

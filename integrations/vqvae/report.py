@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,11 @@ def write_report(
 
     output_dir, report_dir = Path(output_dir), Path(report_dir)
     data = load_image_data(
-        base.dataset, validation_size=base.validation_size, split_seed=base.split_seed, n_samples=base.n_samples, data_dir=base.data_dir
+        base.dataset,
+        validation_size=base.validation_size,
+        split_seed=base.split_seed,
+        n_samples=base.n_samples,
+        data_dir=base.data_dir,
     )
     per_run: dict[tuple[str, int], dict[str, Any]] = {}
     logs: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -77,7 +82,16 @@ def write_report(
                 logs[(variant.name, seed)] = load_checkpoint(directory / "checkpoint.pt")["records"]
     if not per_run:
         raise ValueError(f"no finished run under {str(output_dir)!r}.")
-    keys = ["variant", "seed", *(c[0] for c in _COLUMNS), "shift2_change", "shift3_change", "steps", "seconds", "early_step"]
+    keys = [
+        "variant",
+        "seed",
+        *(c[0] for c in _COLUMNS),
+        "shift2_change",
+        "shift3_change",
+        "steps",
+        "seconds",
+        "early_step",
+    ]
     with open(report_dir / "runs.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
@@ -124,4 +138,9 @@ def write_report(
     if echo is not None:
         echo("\n".join(lines))
         echo(f"report: {report_dir / 'report.md'}")
-    return {"table": table, "runs": per_run, "figures": [str(report_dir / f) for f in figures], "report": str(report_dir / "report.md")}
+    return {
+        "table": table,
+        "runs": per_run,
+        "figures": [str(report_dir / f) for f in figures],
+        "report": str(report_dir / "report.md"),
+    }

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -26,7 +27,11 @@ __all__ = ["run_config", "run_directory", "config_from_dict", "train_runs", "loa
 def run_config(base: TrainConfig, variant: Variant, seed: int) -> TrainConfig:
     """``base`` with the variant's neighbourhood, initial count and update, and ``seed``."""
     return dataclasses.replace(
-        base, neighbourhood=variant.neighbourhood, init_count=float(variant.init_count), update=variant.update, seed=seed
+        base,
+        neighbourhood=variant.neighbourhood,
+        init_count=float(variant.init_count),
+        update=variant.update,
+        seed=seed,
     )
 
 
@@ -115,7 +120,9 @@ def train_runs(
         bar.close()
 
 
-def load_run(directory: str | os.PathLike, in_channels: int) -> tuple[TrainConfig, VQVAE, list[dict[str, Any]]]:
+def load_run(
+    directory: str | os.PathLike, in_channels: int
+) -> tuple[TrainConfig, VQVAE, list[dict[str, Any]]]:
     """A finished run's configuration, its final model (in eval mode) and its log records."""
     payload = load_checkpoint(Path(directory) / "checkpoint.pt")
     config = config_from_dict(payload["config"])

@@ -34,9 +34,10 @@ import pickle
 import random
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,9 +63,24 @@ LOG_FIELDS = (
 )
 # Changing any of these between a checkpoint and its resumption would make a different run.
 _MODEL_FIELDS = (
-    "dataset", "channels", "latent_dim", "codebook_size", "grid", "neighbourhood", "init_count",
-    "update", "decay", "shrink", "commitment_weight", "batch_size", "lr", "weight_decay", "seed",
-    "validation_size", "n_samples", "split_seed",
+    "dataset",
+    "channels",
+    "latent_dim",
+    "codebook_size",
+    "grid",
+    "neighbourhood",
+    "init_count",
+    "update",
+    "decay",
+    "shrink",
+    "commitment_weight",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "seed",
+    "validation_size",
+    "n_samples",
+    "split_seed",
 )
 
 
@@ -104,7 +120,15 @@ class TrainConfig:
         return out
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "channels", "latent_dim", "codebook_size", "validation_interval", "checkpoint_interval"):
+        for name in (
+            "steps",
+            "batch_size",
+            "channels",
+            "latent_dim",
+            "codebook_size",
+            "validation_interval",
+            "checkpoint_interval",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
         if not self.lr > 0:
@@ -156,7 +180,9 @@ def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
 
 
 @torch.no_grad()
-def validate(model: VQVAE, images: torch.Tensor, device: torch.device, batch_size: int = 500) -> dict[str, float]:
+def validate(
+    model: VQVAE, images: torch.Tensor, device: torch.device, batch_size: int = 500
+) -> dict[str, float]:
     """Reconstruction MSE, perplexity and used codes over ``images`` (eval mode; restores the mode)."""
     was_training = model.training
     model.eval()
@@ -167,7 +193,9 @@ def validate(model: VQVAE, images: torch.Tensor, device: torch.device, batch_siz
         reconstruction, indices, _ = model(x)
         total += float(F.mse_loss(reconstruction, x, reduction="sum"))
         count += x.numel()
-        hits.index_add_(0, indices.reshape(-1), torch.ones(indices.numel(), dtype=torch.float64, device=device))
+        hits.index_add_(
+            0, indices.reshape(-1), torch.ones(indices.numel(), dtype=torch.float64, device=device)
+        )
     model.train(was_training)
     p = hits / hits.sum()
     return {
@@ -181,8 +209,13 @@ def validate(model: VQVAE, images: torch.Tensor, device: torch.device, batch_siz
 _CHECKPOINT_FORMAT = "somvq-vqvae-checkpoint/1"
 # Key -> type of a checkpoint's top-level entries (all plain data: weights_only loads them).
 _CHECKPOINT_ENTRIES = {
-    "config": dict, "step": int, "seconds": (int, float), "model": dict, "optimiser": dict,
-    "rng": dict, "records": list,
+    "config": dict,
+    "step": int,
+    "seconds": (int, float),
+    "model": dict,
+    "optimiser": dict,
+    "rng": dict,
+    "records": list,
 }
 
 
@@ -209,7 +242,9 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
 
 
-def _save_checkpoint(path: Path, model, optimiser, step: int, seconds: float, records, config: TrainConfig) -> None:
+def _save_checkpoint(
+    path: Path, model, optimiser, step: int, seconds: float, records, config: TrainConfig
+) -> None:
     payload = {
         "format": _CHECKPOINT_FORMAT,
         "config": config.to_dict(),
@@ -254,12 +289,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             reason = "it holds objects other than tensors and plain data (loading it would run code), so it was not loaded"
         else:
             reason = f"it is corrupted or truncated ({_first_line(exc)})"
-        raise CheckpointError(f"{name!r} is not a usable checkpoint: {reason}; remove it to start afresh.") from None
+        raise CheckpointError(
+            f"{name!r} is not a usable checkpoint: {reason}; remove it to start afresh."
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != _CHECKPOINT_FORMAT:
         raise CheckpointError(f"{name!r} is not a somvq VQ-VAE checkpoint.")
     for key, kind in _CHECKPOINT_ENTRIES.items():
         if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
-            raise CheckpointError(f"{name!r} is corrupted: its {key!r} entry is missing or of the wrong type.")
+            raise CheckpointError(
+                f"{name!r} is corrupted: its {key!r} entry is missing or of the wrong type."
+            )
     if payload["step"] < 0:
         raise CheckpointError(f"{name!r} is corrupted: step={payload['step']} is negative.")
     return payload
@@ -372,7 +411,14 @@ def train(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=start_step, desc=_describe(config), unit="step", leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.steps,
+            initial=start_step,
+            desc=_describe(config),
+            unit="step",
+            leave=False,
+            dynamic_ncols=True,
+        )
     model.train()
     n_train = data.train.shape[0]
     started = time.perf_counter() - seconds_before
@@ -382,7 +428,9 @@ def train(
             if config.time_budget is not None and time.perf_counter() - started >= config.time_budget:
                 result.stopped_by_time = True
                 break
-            x = data.train[batch_indices(n_train, config.batch_size, step, config.seed)].to(device, non_blocking=True)
+            x = data.train[batch_indices(n_train, config.batch_size, step, config.seed)].to(
+                device, non_blocking=True
+            )
             reconstruction, _, commitment = model(x)
             reconstruction_loss = F.mse_loss(reconstruction, x)
             loss = reconstruction_loss + commitment
@@ -418,7 +466,9 @@ def train(
                 bar.update(1)
                 if record["val_loss"] is not None:
                     bar.set_postfix(
-                        val=f"{record['val_loss']:.4f}", ppl=f"{record['perplexity']:.1f}", dead=record["dead_codes"]
+                        val=f"{record['val_loss']:.4f}",
+                        ppl=f"{record['perplexity']:.1f}",
+                        dead=record["dead_codes"],
                     )
             if checkpoint_path is not None and (step % config.checkpoint_interval == 0 or last):
                 _save_checkpoint(checkpoint_path, model, optimiser, step, record["seconds"], records, config)

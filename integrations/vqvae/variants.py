@@ -9,7 +9,7 @@ one uses :class:`~somvq.integrations.torch.KohonenVectorQuantize`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["NEIGHBOURHOODS", "LABELS", "Variant", "ALL_VARIANTS", "parse_variants"]
 
@@ -35,9 +35,14 @@ class Variant:
         return f"{LABELS[self.neighbourhood]}, N0={self.init_count}, update {self.update}"
 
     @classmethod
-    def parse(cls, name: str) -> "Variant":
+    def parse(cls, name: str) -> Variant:
         parts = name.strip().split("-")
-        if len(parts) != 3 or parts[0] not in NEIGHBOURHOODS or parts[1] not in ("n0", "n1") or parts[2] not in ("all", "written"):
+        if (
+            len(parts) != 3
+            or parts[0] not in NEIGHBOURHOODS
+            or parts[1] not in ("n0", "n1")
+            or parts[2] not in ("all", "written")
+        ):
             raise ValueError(
                 f"variant {name!r} is not of the form NEIGHBOURHOOD-nN0-UPDATE with NEIGHBOURHOOD in "
                 f"{NEIGHBOURHOODS}, N0 in (0, 1), UPDATE in ('all', 'written'), e.g. 'hard-n1-all'."

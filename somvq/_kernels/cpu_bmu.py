@@ -94,8 +94,9 @@ _RANK_SIGNATURES = [
 
 
 @njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def rank_block(block, framed, products, bits, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist,
-               write_dist):
+def rank_block(
+    block, framed, products, bits, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist, write_dist
+):
     """Winner of each row: the scores' argmin, certified against the error bound or re-ranked.
 
     ``products`` holds the expanded-form scores ``||w'_k||^2 - 2 x'.w'_k`` of the rows
@@ -212,7 +213,9 @@ def codebook_summary(codebook, mean_out):
 
 _FILL_SIGNATURES = [
     types.float64(
-        array(dtype, 2, "C", readonly=True), array(dtype, 1, "C", readonly=True), types.float64,
+        array(dtype, 2, "C", readonly=True),
+        array(dtype, 1, "C", readonly=True),
+        types.float64,
         array(dtype, 2, "C"),
     )
     for dtype in FLOATS
@@ -418,10 +421,19 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     np.matmul(rows, search.aug_codebook, out=prod)
     write = out_sq_dist is not None
     rank_block(
-        _block(X, start, stop), rows, prod, prod.view(_BITS[X.dtype.itemsize]), out_bmu[start:stop],
-        search.codebook, search.kappa,
-        search.radius, search.overflow, search.direct_scale, search.up,
-        out_sq_dist[start:stop] if write else _NO_DIST, write,
+        _block(X, start, stop),
+        rows,
+        prod,
+        prod.view(_BITS[X.dtype.itemsize]),
+        out_bmu[start:stop],
+        search.codebook,
+        search.kappa,
+        search.radius,
+        search.overflow,
+        search.direct_scale,
+        search.up,
+        out_sq_dist[start:stop] if write else _NO_DIST,
+        write,
     )
 
 
@@ -445,8 +457,15 @@ def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
 
 
 def best_matching_units(
-    X, codebook, codebook_sq_norms, out_bmu, out_sq_dist=None, counts=None, sums=None,
-    chunk_rows=CHUNK_ROWS, n_threads=None,
+    X,
+    codebook,
+    codebook_sq_norms,
+    out_bmu,
+    out_sq_dist=None,
+    counts=None,
+    sums=None,
+    chunk_rows=CHUNK_ROWS,
+    n_threads=None,
 ):
     """Winners (and optionally squared distances and statistics) for every row of ``X``.
 

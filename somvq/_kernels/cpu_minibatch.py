@@ -28,7 +28,9 @@ _F2_RO = array(types.float64, 2, "C", readonly=True)
 
 @njit(
     [types.void(_F1, _F2, _F2_RO, _F2_RO, types.float64, _F1, _F2, _F2)],
-    cache=CACHE, fastmath=FASTMATH, nogil=True,
+    cache=CACHE,
+    fastmath=FASTMATH,
+    nogil=True,
 )
 def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
     """out = H [sums | counts] with H = scale (f0 kron f1) + (1 - scale) I.
@@ -76,9 +78,13 @@ def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
 
 
 @njit(
-    [types.void(_F1, _F2, array(dtype, 2, "C"), _F1, _F2, types.float64, types.float64, types.boolean)
-     for dtype in FLOATS],
-    cache=CACHE, fastmath=FASTMATH, nogil=True,
+    [
+        types.void(_F1, _F2, array(dtype, 2, "C"), _F1, _F2, types.float64, types.float64, types.boolean)
+        for dtype in FLOATS
+    ],
+    cache=CACHE,
+    fastmath=FASTMATH,
+    nogil=True,
 )
 def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, decay, eps, update_all):
     """The paper's EMA update (E1)-(E4) in place on ``ema_count``, ``ema_sum``, ``codebook``.

@@ -48,8 +48,17 @@ def masked_accumulate(X, bmu, counts, sums, hits):  # pragma: no cover - compile
 
 @njit(cache=CACHE, nogil=True)
 def masked_online_pass(
-    X, codebook, order, grid_distances, nb_code, radius_code, nb_params, lr_code, lr_params,
-    unit_counts, t0,
+    X,
+    codebook,
+    order,
+    grid_distances,
+    nb_code,
+    radius_code,
+    nb_params,
+    lr_code,
+    lr_params,
+    unit_counts,
+    t0,
 ):  # pragma: no cover - compiled
     """Online KSOM over ``X[order]`` on the observed features only, in place.
 
@@ -60,7 +69,11 @@ def masked_online_pass(
     """
     n_units, n_features = codebook.shape
     r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0], nb_params[1], nb_params[2], nb_params[3], nb_params[4],
+        nb_params[0],
+        nb_params[1],
+        nb_params[2],
+        nb_params[3],
+        nb_params[4],
     )
     x = np.empty(n_features, dtype=np.float64)
     observed = np.empty(n_features, dtype=np.int64)

@@ -23,7 +23,11 @@ from .neighbourhood_formulas import HARD, INVERSE_COUNT, NEIGHBOUR_RADIUS, NONE
 
 #: The data is only read: read-only signatures (a writable array dispatches to them too),
 #: C or any layout, so few cached overloads are loaded at first use.
-_DATA = [array(dtype, 2, layout, readonly=True) for dtype in (types.float32, types.float64) for layout in ("C", "A")]
+_DATA = [
+    array(dtype, 2, layout, readonly=True)
+    for dtype in (types.float32, types.float64)
+    for layout in ("C", "A")
+]
 
 _SIGNATURES = [
     types.void(
@@ -45,12 +49,25 @@ _SIGNATURES = [
 
 @njit(_SIGNATURES, cache=CACHE, fastmath=FASTMATH)
 def online_pass(
-    X, codebook, order, grid_distances, nb_code, radius_code, nb_params, lr_code, lr_params,
-    unit_counts, t0,
+    X,
+    codebook,
+    order,
+    grid_distances,
+    nb_code,
+    radius_code,
+    nb_params,
+    lr_code,
+    lr_params,
+    unit_counts,
+    t0,
 ):
     n_units, n_features = codebook.shape
     r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0], nb_params[1], nb_params[2], nb_params[3], nb_params[4],
+        nb_params[0],
+        nb_params[1],
+        nb_params[2],
+        nb_params[3],
+        nb_params[4],
     )
     x = np.empty(n_features, dtype=np.float64)
     for step in range(order.shape[0]):
@@ -112,8 +129,20 @@ _GRID_SIGNATURES = [
 
 @njit(_GRID_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def online_pass_grid(
-    X, codebook, order, grid_distances, nb_code, radius_code, nb_params, lr_code, lr_params,
-    unit_counts, t0, mode, shape, periodic,
+    X,
+    codebook,
+    order,
+    grid_distances,
+    nb_code,
+    radius_code,
+    nb_params,
+    lr_code,
+    lr_params,
+    unit_counts,
+    t0,
+    mode,
+    shape,
+    periodic,
 ):
     """:func:`online_pass` on a 1-D/2-D rectangular grid (units in C order), faster.
 
@@ -129,7 +158,11 @@ def online_pass_grid(
     n_units, n_features = codebook.shape
     n0, n1 = shape[0], shape[1]
     r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0], nb_params[1], nb_params[2], nb_params[3], nb_params[4],
+        nb_params[0],
+        nb_params[1],
+        nb_params[2],
+        nb_params[3],
+        nb_params[4],
     )
     x = np.empty(n_features, dtype=np.float64)
     w0 = np.empty(n0, dtype=np.float64)

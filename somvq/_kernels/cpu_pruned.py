@@ -133,8 +133,21 @@ _RUNNER_SIGNATURES = [
 
 
 @njit(_RUNNER_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def runner_up_block(framed, products, bits, bmu, sq_dist, kappa, radius, overflow, up, frame_scale, margin,
-                    group_starts, out_lower):
+def runner_up_block(
+    framed,
+    products,
+    bits,
+    bmu,
+    sq_dist,
+    kappa,
+    radius,
+    overflow,
+    up,
+    frame_scale,
+    margin,
+    group_starts,
+    out_lower,
+):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
 
     Scores are within ``e = kappa (R (2 ||x'|| + R) + u ||x'||^2)`` of the scaled squared
@@ -236,8 +249,9 @@ class Bounds:
             self.codebook = None
 
 
-def pruned_search(X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=None, sums=None,
-                  chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def pruned_search(
+    X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=None, sums=None, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
     """Winners of every row of ``X`` (in ``bounds.bmu``) and squared distances (returned).
 
     The same results, bit for bit, as :func:`somvq._kernels.cpu_bmu.best_matching_units`
@@ -259,8 +273,15 @@ def pruned_search(X: np.ndarray, codebook: np.ndarray, bounds: Bounds, counts=No
         n_search = n
     else:
         n_search = check_rows(
-            X, codebook, bounds.bmu, bounds.lower, group_moves(bounds.codebook, codebook, bounds.starts),
-            search.direct_scale, MARGIN, bounds.sq_dist, bounds.candidates,
+            X,
+            codebook,
+            bounds.bmu,
+            bounds.lower,
+            group_moves(bounds.codebook, codebook, bounds.starts),
+            search.direct_scale,
+            MARGIN,
+            bounds.sq_dist,
+            bounds.candidates,
         )
         candidates = None if n_search == n else bounds.candidates[:n_search]
     if n_search:
@@ -306,8 +327,21 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
         cpu_bmu._search_block(block, lo, hi, search, shifted_bmu, shifted_sq)
         framed = cpu_bmu._augmented_buffer(rows, n_features, X.dtype)
         products = cpu_bmu._products_buffer(rows, n_units, X.dtype)
-        runner_up_block(framed, products, products.view(cpu_bmu._BITS[X.dtype.itemsize]), bmu, sq, search.kappa, search.radius, search.overflow, search.up,
-                        search.scale, MARGIN, bounds.starts, low)
+        runner_up_block(
+            framed,
+            products,
+            products.view(cpu_bmu._BITS[X.dtype.itemsize]),
+            bmu,
+            sq,
+            search.kappa,
+            search.radius,
+            search.overflow,
+            search.up,
+            search.scale,
+            MARGIN,
+            bounds.starts,
+            low,
+        )
         bounds.bmu[index] = bmu
         bounds.sq_dist[index] = sq
         bounds.lower[index] = low
@@ -351,4 +385,4 @@ class _Shifted:
         self.offset = offset
 
     def __getitem__(self, index):
-        return self.buf[index.start - self.offset: index.stop - self.offset]
+        return self.buf[index.start - self.offset : index.stop - self.offset]

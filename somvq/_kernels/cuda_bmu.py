@@ -36,7 +36,7 @@ needs no gather copy.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numba import cuda, float64, int64
@@ -45,7 +45,7 @@ from . import cuda_config
 from .cuda_update import block_tree_sum
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str):
     from numba import from_dtype
 
@@ -138,11 +138,12 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
     return bmu_kernel
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build_finish():
     @cuda.jit
-    def finish_kernel(X, rows, codebook, bmu, best, second, kappa, absolute, out_sq_dist, counts, sums,
-                      error, accumulate):
+    def finish_kernel(
+        X, rows, codebook, bmu, best, second, kappa, absolute, out_sq_dist, counts, sums, error, accumulate
+    ):
         # One thread per row: certify or re-rank the winner, direct float64 distance, statistics.
         r = cuda.grid(1)
         if r >= rows.shape[0]:
@@ -184,7 +185,7 @@ def _build_finish():
     return finish_kernel
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build_segmented(reduce_threads: int):
     @cuda.jit
     def chunk_histogram(bmu, chunk_rows, hist):
@@ -336,7 +337,18 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
     kappa, absolute = direct_form_error(X.dtype, codebook.shape[1])
     threads = cfg.THREADS_PER_BLOCK
     _build_finish()[(n_rows + threads - 1) // threads, threads](
-        X, rows, codebook, out_bmu, out_sq_dist, second, kappa, absolute, out_sq_dist, counts, sums, error,
+        X,
+        rows,
+        codebook,
+        out_bmu,
+        out_sq_dist,
+        second,
+        kappa,
+        absolute,
+        out_sq_dist,
+        counts,
+        sums,
+        error,
         accumulate,
     )
     if deterministic:

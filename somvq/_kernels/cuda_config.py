@@ -44,8 +44,14 @@ def check() -> None:
         value = globals()[name]
         if value < 1 or value & (value - 1):
             raise ValueError(f"cuda_config.{name}={value!r} must be a power of two.")
-    for name in ("THREADS_PER_BLOCK", "BMU_TILE_ROWS", "BMU_TILE_FEATURES", "SMOOTH_TILE", "ONLINE_CHUNK",
-                 "STATISTICS_CHUNK_ROWS"):
+    for name in (
+        "THREADS_PER_BLOCK",
+        "BMU_TILE_ROWS",
+        "BMU_TILE_FEATURES",
+        "SMOOTH_TILE",
+        "ONLINE_CHUNK",
+        "STATISTICS_CHUNK_ROWS",
+    ):
         value = globals()[name]
         if value < 1:
             raise ValueError(f"cuda_config.{name}={value!r} must be >= 1.")

@@ -18,7 +18,7 @@ its own dtype, ``h`` and the rates from :mod:`cuda_neighbourhood` (mirrors of
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 from numba import cuda, float64, int64
 
@@ -27,13 +27,23 @@ from .cuda_neighbourhood import kernel_value, schedule_value
 from .neighbourhood_formulas import INVERSE_COUNT
 
 
-
-@lru_cache(maxsize=None)
+@cache
 def _build(threads: int):
     @cuda.jit
     def online_kernel(
-        X, codebook, order, start, stop, grid_distances, nb_code, radius_code, nb_params,
-        lr_code, lr_params, unit_counts, t0,
+        X,
+        codebook,
+        order,
+        start,
+        stop,
+        grid_distances,
+        nb_code,
+        radius_code,
+        nb_params,
+        lr_code,
+        lr_params,
+        unit_counts,
+        t0,
     ):
         tid = cuda.threadIdx.x
         red_d = cuda.shared.array(threads, float64)
@@ -78,8 +88,12 @@ def _build(threads: int):
                     unit_counts[winner] += 1.0
                     scalars[0] = 1.0 / unit_counts[winner]
                 else:
-                    scalars[0] = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
-                scalars[1] = schedule_value(radius_code, nb_params[0], nb_params[1], nb_params[2], nb_params[3], t)
+                    scalars[0] = schedule_value(
+                        lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t
+                    )
+                scalars[1] = schedule_value(
+                    radius_code, nb_params[0], nb_params[1], nb_params[2], nb_params[3], t
+                )
                 scalars[2] = 1.0 / (1.0 + nb_params[4] * t)
             cuda.syncthreads()
             winner = red_k[0]
@@ -98,8 +112,17 @@ def _build(threads: int):
 
 
 def online_pass(
-    X, codebook, order, grid_distances, nb_code, radius_code, nb_params, lr_code, lr_params,
-    unit_counts, t0,
+    X,
+    codebook,
+    order,
+    grid_distances,
+    nb_code,
+    radius_code,
+    nb_params,
+    lr_code,
+    lr_params,
+    unit_counts,
+    t0,
 ):
     """Online KSOM over ``X[order]`` on device arrays; ``codebook``/``unit_counts`` in place.
 
@@ -113,6 +136,17 @@ def online_pass(
     for start in range(0, n, cfg.ONLINE_CHUNK):
         stop = min(start + cfg.ONLINE_CHUNK, n)
         kernel[1, cfg.ONLINE_THREADS](
-            X, codebook, order, start, stop, grid_distances, int(nb_code), int(radius_code),
-            nb_params, int(lr_code), lr_params, unit_counts, int(t0),
+            X,
+            codebook,
+            order,
+            start,
+            stop,
+            grid_distances,
+            int(nb_code),
+            int(radius_code),
+            nb_params,
+            int(lr_code),
+            lr_params,
+            unit_counts,
+            int(t0),
         )

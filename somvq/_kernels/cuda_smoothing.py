@@ -11,7 +11,7 @@ products with one thread per output element, summing over units in a fixed order
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from numba import cuda
 
@@ -19,7 +19,7 @@ from . import cuda_config
 from .cuda_neighbourhood import kernel_value
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(tile: int):
     @cuda.jit
     def matrix_kernel(distances, code, radius, hard_weight, out):

@@ -10,7 +10,7 @@ All of them are deterministic: the only reduction, the total EMA count of
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 from numba import cuda, float64
 
@@ -33,7 +33,7 @@ def block_tree_sum(partial, tid, size):
         half //= 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(threads: int, reduce_threads: int):
     @cuda.jit
     def batch_kernel(codebook, counts, sums):
@@ -163,7 +163,9 @@ def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps
         raise ValueError(f"update={update!r} is not one of ('all', 'written').")
     update_all = update == "all"
     kernels = _kernels()
-    kernels["ema_count"][1, cuda_config.REDUCE_THREADS](ema_count, counts, float(decay), float(eps), update_all)
+    kernels["ema_count"][1, cuda_config.REDUCE_THREADS](
+        ema_count, counts, float(decay), float(eps), update_all
+    )
     grid, block = _launch_1d(codebook.shape[0] * codebook.shape[1])
     kernels["ema_sum"][grid, block](ema_count, ema_sum, codebook, counts, sums, float(decay), update_all)
 

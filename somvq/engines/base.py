@@ -112,8 +112,14 @@ def ema_step(stats: algorithms.UnitStatistics, plan: TrainingPlan, state: Fitted
     op = smoothing_operator(plan.neighbourhood, plan.grid, state.n_steps)
     counts, sums = algorithms.smooth_statistics(op, stats.counts, stats.sums)
     state.ema_count, state.ema_sum, state.codebook = algorithms.ema_update(
-        state.ema_count, state.ema_sum, state.codebook, counts, sums,
-        decay=plan.decay, eps=plan.eps, update=plan.update,
+        state.ema_count,
+        state.ema_sum,
+        state.codebook,
+        counts,
+        sums,
+        decay=plan.decay,
+        eps=plan.eps,
+        update=plan.update,
     )
     state.n_steps += 1
     return stats.sq_error

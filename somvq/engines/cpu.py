@@ -21,7 +21,11 @@ class CpuEngine(Engine):
     def prepare(self, X, *, reset, dtype=None) -> np.ndarray:
         ignore = getattr(self.estimator, "missing", "error") == "ignore"
         X = validate_data(
-            self.estimator, X, dtype=[np.float64, np.float32], order="C", reset=reset,
+            self.estimator,
+            X,
+            dtype=[np.float64, np.float32],
+            order="C",
+            reset=reset,
             ensure_all_finite="allow-nan" if ignore else True,
         )
         if ignore:
@@ -51,8 +55,18 @@ class CpuEngine(Engine):
             ema_count = np.array(state.ema_count, dtype=np.float64, order="C", copy=True)
             ema_sum = np.array(state.ema_sum, dtype=np.float64, order="C", copy=True)
             sq_error = algorithms.minibatch_pass_inplace(
-                X, order, codebook, ema_count, ema_sum, plan.neighbourhood, plan.grid, state.n_steps,
-                batch_size=plan.batch_size, decay=plan.decay, eps=plan.eps, update=plan.update,
+                X,
+                order,
+                codebook,
+                ema_count,
+                ema_sum,
+                plan.neighbourhood,
+                plan.grid,
+                state.n_steps,
+                batch_size=plan.batch_size,
+                decay=plan.decay,
+                eps=plan.eps,
+                update=plan.update,
             )
             state.codebook, state.ema_count, state.ema_sum = codebook, ema_count, ema_sum
             state.n_steps += steps_per_pass(plan.algorithm, order.shape[0], plan.batch_size)
@@ -60,7 +74,13 @@ class CpuEngine(Engine):
         # online
         codebook = np.ascontiguousarray(state.codebook).copy()
         algorithms.online_pass_inplace(
-            X, order, codebook, state.unit_counts, plan.neighbourhood, plan.grid, state.n_steps,
+            X,
+            order,
+            codebook,
+            state.unit_counts,
+            plan.neighbourhood,
+            plan.grid,
+            state.n_steps,
             learning_rate=plan.learning_rate,
         )
         state.codebook = codebook

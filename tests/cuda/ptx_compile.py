@@ -11,7 +11,6 @@ launches with (device arrays are C-contiguous; ``X`` may be any strided view).
 import sys
 import types as pytypes
 
-
 # Compute capabilities compiled for: A100 (sm_80) and H100/H200 (sm_90).
 TARGETS = ((8, 0), (9, 0))
 
@@ -90,26 +89,72 @@ def _compile_all(cuda, T, cc) -> int:
     def check(kernel, signature):
         nonlocal compiled
         ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
-        assert f".target sm_{cc[0]}{cc[1]}" in ptx, f"{kernel.py_func.__name__}: PTX not for sm_{cc[0]}{cc[1]}"
+        assert f".target sm_{cc[0]}{cc[1]}" in ptx, (
+            f"{kernel.py_func.__name__}: PTX not for sm_{cc[0]}{cc[1]}"
+        )
         compiled += 1
 
     for name, dt in (("float32", T.float32), ("float64", T.float64)):
-        check(cuda_bmu._build(16, 16, 32, name),
-              (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")))
-        check(cuda_bmu._build_finish(),
-              (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C"), f64, f64,
-               A(f64, 1, "C"), A(f64, 1, "C"), A(f64, 2, "C"), A(f64, 1, "C"), b1))
+        check(
+            cuda_bmu._build(16, 16, 32, name),
+            (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")),
+        )
+        check(
+            cuda_bmu._build_finish(),
+            (
+                A(dt, 2),
+                A(i64, 1),
+                A(dt, 2, "C"),
+                A(i64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 1, "C"),
+                f64,
+                f64,
+                A(f64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 2, "C"),
+                A(f64, 1, "C"),
+                b1,
+            ),
+        )
         histogram, offsets, starts, place, segmented, ordered = cuda_bmu._build_segmented(256)
-        check(segmented, (A(dt, 2), A(i64, 1), A(i64, 1, "C"), A(i64, 1, "C"), A(i64, 1, "C"), A(f64, 1, "C"),
-                          A(f64, 2, "C")))
+        check(
+            segmented,
+            (
+                A(dt, 2),
+                A(i64, 1),
+                A(i64, 1, "C"),
+                A(i64, 1, "C"),
+                A(i64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 2, "C"),
+            ),
+        )
         check(cuda_update._build(256, 256)["zero"], (A(i64, 2, "C"),))
-        check(cuda_online._build(256),
-              (A(dt, 2), A(dt, 2, "C"), A(i64, 1, "C"), i64, i64, A(f64, 2, "C"), i64, i64,
-               A(f64, 1, "C"), i64, A(f64, 1, "C"), A(f64, 1, "C"), i64))
+        check(
+            cuda_online._build(256),
+            (
+                A(dt, 2),
+                A(dt, 2, "C"),
+                A(i64, 1, "C"),
+                i64,
+                i64,
+                A(f64, 2, "C"),
+                i64,
+                i64,
+                A(f64, 1, "C"),
+                i64,
+                A(f64, 1, "C"),
+                A(f64, 1, "C"),
+                i64,
+            ),
+        )
         kernels = cuda_update._build(256, 256)
         check(kernels["batch"], (A(dt, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C")))
-        check(kernels["ema_sum"], (A(f64, 1, "C"), A(f64, 2, "C"), A(dt, 2, "C"), A(f64, 1, "C"),
-                                   A(f64, 2, "C"), f64, b1))
+        check(
+            kernels["ema_sum"],
+            (A(f64, 1, "C"), A(f64, 2, "C"), A(dt, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C"), f64, b1),
+        )
         check(kernels["cast"], (A(T.int32, 2), A(dt, 2, "C")))
         check(kernels["zero"], (A(dt, 2, "C"),))
         check(kernels["take"], (A(dt, 2, "C"), A(i64, 1, "C"), A(dt, 2, "C")))

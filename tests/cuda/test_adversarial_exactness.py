@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from numba import cuda
 
 from somvq import KSOM
-from somvq.engines import cuda as engine
 from somvq._kernels import cuda_bmu, cuda_config
+from somvq.engines import cuda as engine
 
 from ..naive import brute_force_squared_distances, clear_rows
 
@@ -33,9 +33,16 @@ def _search(X, W, rows):
     error = cuda.to_device(np.zeros(1))
     bmu = cuda.device_array(rows.shape[0], dtype=np.int64)
     sq = cuda.device_array(rows.shape[0], dtype=np.float64)
-    cuda_bmu.best_matching_units(cuda.to_device(X), cuda.to_device(rows), cuda.to_device(W), bmu, sq,
-                                 counts, sums, error)
-    return bmu.copy_to_host(), sq.copy_to_host(), counts.copy_to_host(), sums.copy_to_host(), error.copy_to_host()[0]
+    cuda_bmu.best_matching_units(
+        cuda.to_device(X), cuda.to_device(rows), cuda.to_device(W), bmu, sq, counts, sums, error
+    )
+    return (
+        bmu.copy_to_host(),
+        sq.copy_to_host(),
+        counts.copy_to_host(),
+        sums.copy_to_host(),
+        error.copy_to_host()[0],
+    )
 
 
 @settings(max_examples=12)

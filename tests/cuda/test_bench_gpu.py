@@ -13,8 +13,26 @@ def test_bench_gpu_smoke(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks import bench_gpu
 
-    assert bench_gpu.main(["--n", "32", "--d", "3", "--grid", "2", "3", "--epochs", "1", "--rounds", "1",
-                           "--batch-size", "16"]) == 0
+    assert (
+        bench_gpu.main(
+            [
+                "--n",
+                "32",
+                "--d",
+                "3",
+                "--grid",
+                "2",
+                "3",
+                "--epochs",
+                "1",
+                "--rounds",
+                "1",
+                "--batch-size",
+                "16",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for label in ("somvq-cuda-batch", "somvq-cuda-minibatch-deterministic", "somvq-cpu-minibatch"):
         assert f"| {label} |" in out

@@ -60,8 +60,15 @@ def test_deterministic_statistics_fit(X, monkeypatch):
     monkeypatch.setattr(cuda_config, "STATISTICS_CHUNK_ROWS", 5)
     cpu, gpu = _pair(X, algorithm="minibatch", neighbourhood="hard")
     _assert_same_fit(cpu, gpu)
-    again = KSOM(backend="cuda", grid=(3, 4), n_epochs=2, batch_size=16, random_state=0, algorithm="minibatch",
-                 neighbourhood="hard").fit(X)
+    again = KSOM(
+        backend="cuda",
+        grid=(3, 4),
+        n_epochs=2,
+        batch_size=16,
+        random_state=0,
+        algorithm="minibatch",
+        neighbourhood="hard",
+    ).fit(X)
     np.testing.assert_array_equal(again.codebook_, gpu.codebook_)
     np.testing.assert_array_equal(again.ema_sum_, gpu.ema_sum_)
 

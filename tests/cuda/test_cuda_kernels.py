@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 from numba import cuda
 
-from somvq.engines import cuda as engine
 from somvq import algorithms
-from somvq._kernels import cpu_neighbourhood, cuda_bmu, cuda_config, cuda_neighbourhood, cuda_online
-from somvq._kernels import cuda_update
+from somvq._kernels import (
+    cpu_neighbourhood,
+    cuda_bmu,
+    cuda_config,
+    cuda_neighbourhood,
+    cuda_online,
+    cuda_update,
+)
 from somvq._kernels.cpu_online import online_pass as cpu_online_pass
+from somvq.engines import cuda as engine
 from somvq.grids import Grid
 from somvq.neighbourhoods import NEIGHBOURHOODS, Neighbourhood, smoothing_operator
 from somvq.schedules import SCHEDULES, Schedule
@@ -35,7 +41,9 @@ def _evaluate(kernel_codes, schedule_codes, distances, radii, out_kernel, out_sc
     i = cuda.grid(1)
     if i < distances.shape[0]:
         out_kernel[i] = cuda_neighbourhood.kernel_value(kernel_codes[i], distances[i], radii[i], 0.25)
-        out_schedule[i] = cuda_neighbourhood.schedule_value(schedule_codes[i], 2.0, 0.5, 0.1, 7.0, distances[i] * 3.0)
+        out_schedule[i] = cuda_neighbourhood.schedule_value(
+            schedule_codes[i], 2.0, 0.5, 0.1, 7.0, distances[i] * 3.0
+        )
 
 
 def test_neighbourhood_device_functions_equal_cpu():
@@ -50,9 +58,14 @@ def test_neighbourhood_device_functions_equal_cpu():
     _evaluate[(n + 7) // 8, 8](kernel_codes, schedule_codes, distances, radii, out_kernel, out_schedule)
     for i in range(n):
         assert out_kernel[i] == pytest.approx(
-            cpu_neighbourhood.kernel_value(kernel_codes[i], distances[i], radii[i], 0.25), rel=1e-12, abs=1e-15)
+            cpu_neighbourhood.kernel_value(kernel_codes[i], distances[i], radii[i], 0.25),
+            rel=1e-12,
+            abs=1e-15,
+        )
         assert out_schedule[i] == pytest.approx(
-            cpu_neighbourhood.schedule_value(schedule_codes[i], 2.0, 0.5, 0.1, 7.0, distances[i] * 3.0), rel=1e-12)
+            cpu_neighbourhood.schedule_value(schedule_codes[i], 2.0, 0.5, 0.1, 7.0, distances[i] * 3.0),
+            rel=1e-12,
+        )
 
 
 @pytest.mark.parametrize("deterministic", [False, True], ids=["atomics", "segmented"])
@@ -69,8 +82,9 @@ def test_bmu_kernel_equals_cpu(dtype, shape, deterministic, monkeypatch):
     error = cuda.to_device(np.zeros(1))
     bmu = cuda.device_array(rows.shape[0], dtype=np.int64)
     sq = cuda.device_array(rows.shape[0], dtype=np.float64)
-    cuda_bmu.best_matching_units(cuda.to_device(X), cuda.to_device(rows), cuda.to_device(W), bmu, sq,
-                                 counts, sums, error)
+    cuda_bmu.best_matching_units(
+        cuda.to_device(X), cuda.to_device(rows), cuda.to_device(W), bmu, sq, counts, sums, error
+    )
     ref = algorithms.unit_statistics(X[rows], W)
     ref_bmu, ref_sq = algorithms.assign(X[rows], W)
     assert winner_margin(X[rows], W) > 1e-4
@@ -95,8 +109,14 @@ def test_bmu_ties_take_the_lowest_index():
 
 @pytest.mark.parametrize(
     "kind,topology,periodic",
-    [("hard", "rectangular", False), ("exponential", "hexagonal", False), ("gaussian", "rectangular", True),
-     ("bubble", "rectangular", False), ("triangle", "hexagonal", True), ("cut_gaussian", "rectangular", False)],
+    [
+        ("hard", "rectangular", False),
+        ("exponential", "hexagonal", False),
+        ("gaussian", "rectangular", True),
+        ("bubble", "rectangular", False),
+        ("triangle", "hexagonal", True),
+        ("cut_gaussian", "rectangular", False),
+    ],
 )
 def test_smoothing_equals_cpu(kind, topology, periodic):
     grid = Grid((4, 3), topology, periodic)
@@ -146,18 +166,26 @@ def test_ema_update_equals_cpu(update, dtype):
     ema_sum = W.astype(np.float64) * 0.5
     ref = algorithms.ema_update(ema_count, ema_sum, W, counts, sums, decay=0.9, eps=1e-3, update=update)
     d_count, d_sum, d_w = cuda.to_device(ema_count), cuda.to_device(ema_sum), cuda.to_device(W)
-    cuda_update.ema_update_inplace(d_count, d_sum, d_w, cuda.to_device(counts), cuda.to_device(sums),
-                           decay=0.9, eps=1e-3, update=update)
+    cuda_update.ema_update_inplace(
+        d_count, d_sum, d_w, cuda.to_device(counts), cuda.to_device(sums), decay=0.9, eps=1e-3, update=update
+    )
     np.testing.assert_allclose(d_count.copy_to_host(), ref[0], rtol=1e-13)
     np.testing.assert_allclose(d_sum.copy_to_host(), ref[1], rtol=1e-13)
     np.testing.assert_allclose(d_w.copy_to_host(), ref[2], rtol=1e-6 if dtype == np.float32 else 1e-12)
     with pytest.raises(ValueError, match="update='some'"):
-        cuda_update.ema_update_inplace(d_count, d_sum, d_w, d_count, d_sum, decay=0.9, eps=1e-3, update="some")
+        cuda_update.ema_update_inplace(
+            d_count, d_sum, d_w, d_count, d_sum, decay=0.9, eps=1e-3, update="some"
+        )
 
 
 @pytest.mark.parametrize(
     "kind,lr",
-    [("gaussian", "exponential"), ("hard", "inverse_time"), ("none", "inverse_count"), ("mexican_hat", "linear")],
+    [
+        ("gaussian", "exponential"),
+        ("hard", "inverse_time"),
+        ("none", "inverse_count"),
+        ("mexican_hat", "linear"),
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_online_kernel_equals_cpu(kind, lr, dtype):
@@ -166,16 +194,42 @@ def test_online_kernel_equals_cpu(kind, lr, dtype):
     nb = Neighbourhood(kind, Schedule("exponential", 1.5, 0.5, 0.1, 30.0), 0.1)
     order = np.random.default_rng(6).permutation(21)
     counts = np.ones(6)
-    lr_code, lr_params = (cuda_online.INVERSE_COUNT, np.zeros(4)) if lr == "inverse_count" else (
-        SCHEDULES.index(lr), np.array([0.5, 0.01, 0.1, 30.0]))
+    lr_code, lr_params = (
+        (cuda_online.INVERSE_COUNT, np.zeros(4))
+        if lr == "inverse_count"
+        else (SCHEDULES.index(lr), np.array([0.5, 0.01, 0.1, 30.0]))
+    )
     ref_w, ref_counts = W.copy(), counts.copy()
-    cpu_online_pass(X, ref_w, order, grid.distances, nb.code, nb.radius.code, nb.kernel_parameters(), lr_code,
-                    lr_params, ref_counts, 3)
+    cpu_online_pass(
+        X,
+        ref_w,
+        order,
+        grid.distances,
+        nb.code,
+        nb.radius.code,
+        nb.kernel_parameters(),
+        lr_code,
+        lr_params,
+        ref_counts,
+        3,
+    )
     d_w, d_counts = cuda.to_device(W), cuda.to_device(counts)
-    cuda_online.online_pass(cuda.to_device(X), d_w, cuda.to_device(order), cuda.to_device(grid.distances),
-                            nb.code, nb.radius.code, cuda.to_device(nb.kernel_parameters()), lr_code,
-                            cuda.to_device(lr_params), d_counts, 3)
-    np.testing.assert_allclose(d_w.copy_to_host(), ref_w, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    cuda_online.online_pass(
+        cuda.to_device(X),
+        d_w,
+        cuda.to_device(order),
+        cuda.to_device(grid.distances),
+        nb.code,
+        nb.radius.code,
+        cuda.to_device(nb.kernel_parameters()),
+        lr_code,
+        cuda.to_device(lr_params),
+        d_counts,
+        3,
+    )
+    np.testing.assert_allclose(
+        d_w.copy_to_host(), ref_w, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6
+    )
     np.testing.assert_array_equal(d_counts.copy_to_host(), ref_counts)
 
 
@@ -209,8 +263,9 @@ def test_kernels_compile_to_ptx():
 
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "tests.cuda.ptx_compile"], cwd=root, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.cuda.ptx_compile"], cwd=root, env=env, capture_output=True, text=True
+    )
     if result.returncode == 3:
         # CI installs the toolkit wheels (scripts/test.sh): there a missing compiler is a failure.
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):

@@ -25,21 +25,25 @@ def make_quantizer(seed: int, neighbourhood: str, init=None) -> KohonenVectorQua
     ).double()
 
 
-def run(rank: int, world_size: int, port: int, neighbourhood: str, out_dir: str, init=None,
-        compiled: bool = False) -> None:
+def run(
+    rank: int, world_size: int, port: int, neighbourhood: str, out_dir: str, init=None, compiled: bool = False
+) -> None:
     """``init``: None, a data-dependent method (rank 0's first half-batch initialises every
     rank), or "nan" (rank 0's first half-batch is all NaN: every rank must raise, none hang).
     ``compiled``: train through ``torch.compile(vq, fullgraph=False)`` (the collectives run
     eagerly, docs/torch.md "torch.compile")."""
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
         timeout=datetime.timedelta(seconds=30),
     )
     try:
         # Different seeds: the initial state must come from rank 0's broadcast.
         vq = make_quantizer(seed=rank, neighbourhood=neighbourhood, init="sample" if init == "nan" else init)
         if init == "nan":
-            part = torch.from_numpy(batches()[0][:ROWS // world_size])
+            part = torch.from_numpy(batches()[0][: ROWS // world_size])
             if rank == 0:
                 part = torch.full_like(part, float("nan"))
             try:

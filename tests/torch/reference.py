@@ -58,8 +58,20 @@ def neighbourhood_matrix(distances, kind, t, shrink=0.1, radius=None):
 class KsomEma:
     """Section 6, step by step: c = E^T 1, S = E^T X, n = H c, s = H S, then (E1)-(E4)."""
 
-    def __init__(self, codebook, distances, kind, *, decay=0.99, eps=1e-5, init_count=1.0,
-                 update="all", shrink=0.1, radius=None, cosine=False):
+    def __init__(
+        self,
+        codebook,
+        distances,
+        kind,
+        *,
+        decay=0.99,
+        eps=1e-5,
+        init_count=1.0,
+        update="all",
+        shrink=0.1,
+        radius=None,
+        cosine=False,
+    ):
         # cosine (issue 18): rows and codes on the unit sphere; the statistics are those of
         # the unit rows, and every code is divided by its length after (E4).
         self.cosine = cosine

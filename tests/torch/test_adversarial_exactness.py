@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 from somvq import distances  # noqa: E402
-from somvq.integrations.torch import GradientKohonenVectorQuantize, KohonenVectorQuantize  # noqa: E402
-from somvq.integrations.torch import base  # noqa: E402
+from somvq.integrations.torch import (  # noqa: E402
+    GradientKohonenVectorQuantize,
+    KohonenVectorQuantize,
+    base,  # noqa: E402
+)
 
 from ..naive import brute_force_squared_distances, clear_rows  # noqa: E402
 
@@ -79,5 +82,15 @@ def test_search_has_no_host_synchronisation():
     """No .item()/bool()/int()/.cpu()/nonzero on tensors in the search's code."""
     for function in (base.best_matching_units, base.reference_frame):
         source = inspect.getsource(function)
-        for banned in (".item(", ".tolist(", ".cpu(", ".numpy(", "nonzero(", "bool(", "int(", "float(", " if "):
+        for banned in (
+            ".item(",
+            ".tolist(",
+            ".cpu(",
+            ".numpy(",
+            "nonzero(",
+            "bool(",
+            "int(",
+            "float(",
+            " if ",
+        ):
             assert banned not in source.split('"""')[-1], (function.__name__, banned)

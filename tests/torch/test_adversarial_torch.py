@@ -32,7 +32,9 @@ def _naive_bmu(row, codebook):
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
-@pytest.mark.parametrize("neighbourhood, update", [("hard", "all"), ("exponential", "all"), ("none", "all"), ("hard", "written")])
+@pytest.mark.parametrize(
+    "neighbourhood, update", [("hard", "all"), ("exponential", "all"), ("none", "all"), ("hard", "written")]
+)
 def test_a_non_finite_row_never_reaches_the_codebook(neighbourhood, update, bad):
     a, b = _pair(neighbourhood=neighbourhood, update=update)
     generator = torch.Generator().manual_seed(1)

@@ -25,8 +25,11 @@ def _run_two_processes(neighbourhood, out_dir, init=None, compiled=False):
     import torch.multiprocessing as mp
 
     context = mp.start_processes(
-        worker.run, args=(2, _free_port(), neighbourhood, str(out_dir), init, compiled), nprocs=2,
-        join=False, start_method="spawn",
+        worker.run,
+        args=(2, _free_port(), neighbourhood, str(out_dir), init, compiled),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
     )
     deadline = time.monotonic() + TIMEOUT_S
     try:

@@ -26,12 +26,24 @@ def test_step_for_step_against_reference(kind, grid_dim, init_count, update):
     rng = np.random.default_rng(hash((kind, grid_dim, init_count, update)) % 2**32)
     codebook = _float32_exact(rng, (N_UNITS, DIM))
     vq = KohonenVectorQuantize(
-        dim=DIM, codebook_size=N_UNITS, grid_dim=grid_dim, neighbourhood=kind,
-        radius=RADIUS[kind], decay=0.9, init_count=init_count, update=update, init=codebook,
+        dim=DIM,
+        codebook_size=N_UNITS,
+        grid_dim=grid_dim,
+        neighbourhood=kind,
+        radius=RADIUS[kind],
+        decay=0.9,
+        init_count=init_count,
+        update=update,
+        init=codebook,
     ).double()
     ref = reference.KsomEma(
-        codebook, reference.reference_grid_distances(N_UNITS, grid_dim), kind,
-        decay=0.9, init_count=init_count, update=update, radius=RADIUS[kind],
+        codebook,
+        reference.reference_grid_distances(N_UNITS, grid_dim),
+        kind,
+        decay=0.9,
+        init_count=init_count,
+        update=update,
+        radius=RADIUS[kind],
     )
     for step in range(STEPS):
         # Shifted batches, so that some units stay unused for a while.

@@ -32,13 +32,29 @@ def test_agrees_with_core_minibatch_ksom(kind, init_count, update):
     codebook = _init(0)
     radius = 2.0 if kind == "gaussian" else None
     som = KSOM(
-        grid=(4, 3), neighbourhood=kind, radius=radius, radius_schedule="inverse_time",
-        algorithm="minibatch", batch_size=1000, decay=0.95, eps=1e-5, init_count=init_count,
-        update=update, init=codebook,
+        grid=(4, 3),
+        neighbourhood=kind,
+        radius=radius,
+        radius_schedule="inverse_time",
+        algorithm="minibatch",
+        batch_size=1000,
+        decay=0.95,
+        eps=1e-5,
+        init_count=init_count,
+        update=update,
+        init=codebook,
     )
     vq = KohonenVectorQuantize(
-        dim=3, codebook_size=12, grid=(4, 3), neighbourhood=kind, radius=radius, decay=0.95,
-        eps=1e-5, init_count=init_count, update=update, init=codebook,
+        dim=3,
+        codebook_size=12,
+        grid=(4, 3),
+        neighbourhood=kind,
+        radius=radius,
+        decay=0.95,
+        eps=1e-5,
+        init_count=init_count,
+        update=update,
+        init=codebook,
     ).double()
     for X in _batches(1):
         som.partial_fit(X)
@@ -86,8 +102,9 @@ def test_to_estimator_from_float32_module_and_grid_options():
 
 def test_from_estimator_round_trip():
     X = np.random.default_rng(3).normal(size=(300, 4))
-    som = KSOM(grid=(3, 4), neighbourhood="hard", algorithm="minibatch", batch_size=50,
-               n_epochs=2, random_state=0).fit(X)
+    som = KSOM(
+        grid=(3, 4), neighbourhood="hard", algorithm="minibatch", batch_size=50, n_epochs=2, random_state=0
+    ).fit(X)
     vq = KohonenVectorQuantize.from_estimator(som).double()
     assert vq.grid_shape == (3, 4) and int(vq.step) == som.n_steps_ == 12
     np.testing.assert_allclose(vq.codebook.numpy(), som.codebook_, rtol=1e-6)
@@ -116,7 +133,14 @@ def test_state_dict_round_trip():
     for _ in range(3):
         a(torch.randn(64, 4))
     state = a.state_dict()
-    assert set(state) == {"codebook", "ema_sum", "ema_count", "step", "grid_spec", "usage_ring"}  # grid_spec: the map (issue 11); usage_ring: issue 18
+    assert set(state) == {
+        "codebook",
+        "ema_sum",
+        "ema_count",
+        "step",
+        "grid_spec",
+        "usage_ring",
+    }  # grid_spec: the map (issue 11); usage_ring: issue 18
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)

@@ -168,12 +168,21 @@ def test_loading_a_state_cancels_a_pending_init():
 def test_cosine_against_reference(kind, update):
     rng = np.random.default_rng(hash((kind, update)) % 2**32)
     vq = KohonenVectorQuantize(
-        dim=3, codebook_size=12, neighbourhood=kind, decay=0.9, update=update, distance="cosine",
+        dim=3,
+        codebook_size=12,
+        neighbourhood=kind,
+        decay=0.9,
+        update=update,
+        distance="cosine",
         init=rng.normal(size=(12, 3)),
     ).double()
     ref = reference.KsomEma(
-        vq.codebook.numpy().copy(), reference.reference_grid_distances(12, 2), kind,
-        decay=0.9, update=update, cosine=True,
+        vq.codebook.numpy().copy(),
+        reference.reference_grid_distances(12, 2),
+        kind,
+        decay=0.9,
+        update=update,
+        cosine=True,
     )
     for step in range(6):
         X = rng.normal(size=(40, 3)) + 0.5 * step
@@ -231,14 +240,21 @@ def test_codebook_dim_against_reference(distance):
     rng = np.random.default_rng(9)
     torch.manual_seed(9)
     vq = KohonenVectorQuantize(
-        dim=6, codebook_size=12, codebook_dim=3, decay=0.9, distance=distance,
+        dim=6,
+        codebook_size=12,
+        codebook_dim=3,
+        decay=0.9,
+        distance=distance,
     ).double()
     A, a = vq.project_in.weight.detach().numpy(), vq.project_in.bias.detach().numpy()
     B, b = vq.project_out.weight.detach().numpy(), vq.project_out.bias.detach().numpy()
     assert vq.codebook.shape == (12, 3)
     ref = reference.KsomEma(
-        vq.codebook.numpy().copy(), reference.reference_grid_distances(12, 2), "hard",
-        decay=0.9, cosine=distance == "cosine",
+        vq.codebook.numpy().copy(),
+        reference.reference_grid_distances(12, 2),
+        "hard",
+        decay=0.9,
+        cosine=distance == "cosine",
     )
     for step in range(5):
         X = rng.normal(size=(4, 10, 6)) + 0.3 * step
@@ -246,7 +262,9 @@ def test_codebook_dim_against_reference(distance):
         bmu, z_q = ref.step(projected.reshape(-1, 3))
         quantized, indices, loss = vq(torch.tensor(X))
         np.testing.assert_array_equal(indices.numpy().reshape(-1), bmu)
-        np.testing.assert_allclose(quantized.detach().numpy().reshape(-1, 6), z_q @ B.T + b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            quantized.detach().numpy().reshape(-1, 6), z_q @ B.T + b, rtol=1e-10, atol=1e-12
+        )
         np.testing.assert_allclose(vq.codebook.numpy(), ref.w, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(vq.ema_sum.numpy(), ref.m, rtol=1e-10, atol=1e-12)
 
@@ -260,7 +278,11 @@ def test_codebook_dim_projections_learn():
     assert vq.project_in.weight.grad.abs().sum() > 0 and vq.project_out.weight.grad.abs().sum() > 0
     assert z.grad.abs().sum() > 0
     assert {name for name, _ in vq.named_parameters()} == {
-        "project_in.weight", "project_in.bias", "project_out.weight", "project_out.bias"}
+        "project_in.weight",
+        "project_in.bias",
+        "project_out.weight",
+        "project_out.bias",
+    }
     assert KohonenVectorQuantize(dim=8, codebook_size=16, codebook_dim=8).project_in is None
 
 

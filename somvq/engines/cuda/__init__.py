@@ -11,7 +11,14 @@ Nothing here imports ``numba.cuda`` at import time; ``import somvq`` and CPU fit
 import this package.
 """
 
-from .device import DeviceData, as_device_array, availability, is_device_array, require_cuda, simulator_enabled
+from .device import (
+    DeviceData,
+    as_device_array,
+    availability,
+    is_device_array,
+    require_cuda,
+    simulator_enabled,
+)
 from .engine import CudaEngine
 from .resident import device_codebook
 from .steps import (

@@ -67,13 +67,25 @@ class CudaEngine(Engine):
                     steps.batch_update_inplace(device.codebook, counts, sums)
                 else:
                     steps.ema_update_inplace(
-                        device.ema_count, device.ema_sum, device.codebook, counts, sums,
-                        decay=plan.decay, eps=plan.eps, update=plan.update,
+                        device.ema_count,
+                        device.ema_sum,
+                        device.codebook,
+                        counts,
+                        sums,
+                        decay=plan.decay,
+                        eps=plan.eps,
+                        update=plan.update,
                     )
                 state.n_steps += 1
         else:  # online
             steps.online_pass_inplace(
-                Xd, order_d, device.codebook, device.unit_counts, nb, device.distances, state.n_steps,
+                Xd,
+                order_d,
+                device.codebook,
+                device.unit_counts,
+                nb,
+                device.distances,
+                state.n_steps,
                 learning_rate=plan.learning_rate,
             )
             state.n_steps += n

@@ -81,7 +81,7 @@ class _DeviceState:
 
 
 _SYNCED = ("codebook", "ema_count", "ema_sum", "unit_counts")
-_STATES: "weakref.WeakKeyDictionary[Any, _DeviceState]" = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Any, _DeviceState] = weakref.WeakKeyDictionary()
 
 
 def device_state(owner, state: FittedState) -> _DeviceState:

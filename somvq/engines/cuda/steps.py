@@ -140,7 +140,10 @@ def smooth_statistics(neighbourhood_matrix, counts, sums, *, out=None):
         return counts, sums
     if out is None:
         cuda = _cuda()
-        out = (cuda.device_array(counts.shape, dtype=np.float64), cuda.device_array(sums.shape, dtype=np.float64))
+        out = (
+            cuda.device_array(counts.shape, dtype=np.float64),
+            cuda.device_array(sums.shape, dtype=np.float64),
+        )
     cuda_smoothing.smooth(as_device_array(neighbourhood_matrix), counts, sums, out[0], out[1])
     return out
 
@@ -157,7 +160,9 @@ def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps
     """:func:`somvq.algorithms.ema_update` in place on device arrays; returns them."""
     from ..._kernels import cuda_update
 
-    cuda_update.ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, decay=decay, eps=eps, update=update)
+    cuda_update.ema_update_inplace(
+        ema_count, ema_sum, codebook, counts, sums, decay=decay, eps=eps, update=update
+    )
     return ema_count, ema_sum, codebook
 
 
