@@ -60,7 +60,7 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise TypeError(f"SOMImputer got unexpected parameter(s) {sorted(params)}.")
 
     # scikit-learn reads the parameters from the signature: KSOM's, less ``missing``.
-    __init__.__signature__ = inspect.Signature(
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_KSOM_PARAMETERS]
     )
 

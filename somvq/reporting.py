@@ -27,7 +27,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -120,12 +120,12 @@ def boundary_segments(
     x0, y0, x1, y1 : ndarray
         Segment end points in the report's plane coordinates (see :func:`unit_table`).
     """
-    clusters = np.asarray(clusters).reshape(-1)
-    if clusters.shape[0] != grid.n_units:
-        raise ValueError(f"clusters has {clusters.shape[0]} entries, the map {grid.n_units} units.")
+    unit_clusters = np.asarray(clusters).reshape(-1)
+    if unit_clusters.shape[0] != grid.n_units:
+        raise ValueError(f"clusters has {unit_clusters.shape[0]} entries, the map {grid.n_units} units.")
     x, y = _centres(grid)
     a, b = grid.neighbour_pairs
-    keep = (a < b) & (clusters[a] != clusters[b])
+    keep = (a < b) & (unit_clusters[a] != unit_clusters[b])
     a, b = a[keep], b[keep]
     dx, dy = x[b] - x[a], y[b] - y[a]
     length = np.hypot(dx, dy)
@@ -706,4 +706,8 @@ def report(
         data_description=data_description,
     )
     data = text.encode("utf-8")
-    return atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    return atomic_write(path, write, overwrite=overwrite)
