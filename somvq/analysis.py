@@ -14,8 +14,12 @@ won no row (on a map they sit between the clusters).
 from __future__ import annotations
 
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .grids import Grid
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -30,7 +34,7 @@ __all__ = [
 CLUSTER_METHODS = ("agglomerative", "kmeans", "umatrix")
 
 
-def _fitted(som):
+def _fitted(som: Any) -> tuple[np.ndarray, Grid]:
     """The codebook (float64) and grid of a fitted estimator; a clear error otherwise."""
     from sklearn.utils.validation import check_is_fitted
 
@@ -47,7 +51,7 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     return order[inverse.ravel()].astype(np.int64)
 
 
-def grid_connectivity(grid):
+def grid_connectivity(grid: Grid) -> Any:
     """Sparse (K, K) CSR matrix of grid neighbours, built from :attr:`Grid.neighbour_pairs` in O(K).
 
     The connectivity given to scikit-learn's ``AgglomerativeClustering``: two units may be
@@ -61,7 +65,7 @@ def grid_connectivity(grid):
     return sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_units, n_units))
 
 
-def _umatrix_clusters(codebook: np.ndarray, grid, n_clusters: int) -> np.ndarray:
+def _umatrix_clusters(codebook: np.ndarray, grid: Grid, n_clusters: int) -> np.ndarray:
     """Single linkage on the grid graph (Kruskal): merge along the lowest U-matrix boundaries.
 
     Edges are the grid-neighbour pairs weighted by ``||w_k - w_l||``; taken in increasing
@@ -96,7 +100,12 @@ def _umatrix_clusters(codebook: np.ndarray, grid, n_clusters: int) -> np.ndarray
 
 
 def cluster_units(
-    som, n_clusters: int, method: str = "agglomerative", *, linkage: str = "ward", random_state=None
+    som: Any,
+    n_clusters: int,
+    method: str = "agglomerative",
+    *,
+    linkage: str = "ward",
+    random_state: Any = None,
 ) -> np.ndarray:
     """Cluster the units of a fitted map; shape ``(K,)`` int64, values ``0 .. n_clusters - 1``.
 
@@ -163,7 +172,7 @@ def cluster_units(
     return _canonical(labels)
 
 
-def cluster_samples(som, X, unit_clusters) -> np.ndarray:
+def cluster_samples(som: Any, X: Any, unit_clusters: Any) -> np.ndarray:
     """Cluster of each row of ``X``: the cluster of its best-matching unit.
 
     Exactly ``np.asarray(unit_clusters)[som.predict(X)]``; ``unit_clusters`` is a (K,)
@@ -175,10 +184,10 @@ def cluster_samples(som, X, unit_clusters) -> np.ndarray:
         raise ValueError(
             f"unit_clusters must have shape ({grid.n_units},) (one per unit), got {unit_clusters.shape}."
         )
-    return unit_clusters[som.predict(X)]
+    return cast(np.ndarray, unit_clusters[som.predict(X)])
 
 
-def label_units(som, X, y, *, fill: str | None = None) -> np.ndarray:
+def label_units(som: Any, X: Any, y: Any, *, fill: str | None = None) -> np.ndarray:
     """Majority label of the rows each unit wins; shape ``(K,)`` int64, ``-1`` for empty units.
 
     Parameters
@@ -236,7 +245,7 @@ def label_units(som, X, y, *, fill: str | None = None) -> np.ndarray:
     return labels
 
 
-def fill_from_neighbours(unit_labels, grid) -> np.ndarray:
+def fill_from_neighbours(unit_labels: Any, grid: Grid) -> np.ndarray:
     """Fill the ``-1`` entries of a (K,) label array from grid neighbours, in rounds.
 
     The rule of ``label_units(..., fill="neighbours")``: each round, every empty unit with a

@@ -11,8 +11,10 @@ user's parameters are never rewritten. See docs/architecture.md.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
@@ -32,7 +34,7 @@ from .state import FittedState
 __all__ = ["KSOM"]
 
 
-def _host_rows(data):
+def _host_rows(data: Any) -> Any:
     """The training rows as an array-like the layer checks can index (host, or lazy dask)."""
     if isinstance(data, np.ndarray):
         return data
@@ -198,6 +200,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     ((20, 3), dtype('int64'))
     """
 
+    # Fitted attributes (set by FittedState.publish); annotations only, no class values.
+    codebook_: np.ndarray
+    grid_: Grid
+    labels_: np.ndarray
+
     _parameter_constraints: dict = {
         "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "grid_dim": [Interval(Integral, 1, None, closed="left")],
@@ -235,40 +242,40 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     def __init__(
         self,
-        grid=(16, 32),
+        grid: Any = (16, 32),
         *,
-        grid_dim=2,
-        topology="rectangular",
-        periodic=False,
-        neighbourhood="gaussian",
-        radius=None,
-        radius_final=None,
-        radius_schedule=None,
-        shrink=0.1,
-        learning_rate=0.5,
-        learning_rate_final=0.01,
-        learning_rate_schedule=None,
-        algorithm="batch",
-        n_epochs=10,
-        batch_size=256,
-        decay="auto",
-        init_count=1.0,
-        eps=1e-5,
-        update="all",
-        init="random",
-        backend="cpu",
-        random_state=None,
-        verbose=False,
-        missing="error",
-        max_missing=0.5,
-        tol=None,
-        n_iter_no_change=None,
-        layers=None,
-        layer_weights=None,
-        layer_distances=None,
-        predict_layers=None,
-        bmu_search="auto",
-    ):
+        grid_dim: int = 2,
+        topology: str = "rectangular",
+        periodic: Any = False,
+        neighbourhood: str = "gaussian",
+        radius: float | None = None,
+        radius_final: float | None = None,
+        radius_schedule: str | None = None,
+        shrink: float = 0.1,
+        learning_rate: float | str = 0.5,
+        learning_rate_final: float = 0.01,
+        learning_rate_schedule: str | None = None,
+        algorithm: str = "batch",
+        n_epochs: int = 10,
+        batch_size: int = 256,
+        decay: float | str = "auto",
+        init_count: float = 1.0,
+        eps: float = 1e-5,
+        update: str = "all",
+        init: Any = "random",
+        backend: str = "cpu",
+        random_state: Any = None,
+        verbose: bool | int = False,
+        missing: str = "error",
+        max_missing: float = 0.5,
+        tol: float | None = None,
+        n_iter_no_change: int | None = None,
+        layers: Any = None,
+        layer_weights: Any = None,
+        layer_distances: Any = None,
+        predict_layers: Any = None,
+        bmu_search: str = "auto",
+    ) -> None:
         self.grid = grid
         self.grid_dim = grid_dim
         self.topology = topology
@@ -328,7 +335,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         check_fit_memory(self, grid)
         return grid
 
-    def _checked_grid(self, engine: Engine, data, fresh: bool = True) -> Grid:
+    def _checked_grid(self, engine: Engine, data: Any, fresh: bool = True) -> Grid:
         """The checks of a training call once its data is validated; returns the grid.
 
         ``grid="auto"`` is chosen from ``data`` on a fresh start (``fit``, a first
@@ -350,7 +357,12 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return np.random.default_rng(seed)
 
     def _start(
-        self, engine: Engine, data, grid: Grid, spec=None, scale=None
+        self,
+        engine: Engine,
+        data: Any,
+        grid: Grid,
+        spec: layers.Layers | None = None,
+        scale: np.ndarray | None = None,
     ) -> tuple[TrainingPlan, FittedState, np.random.Generator]:
         """Plan, initial state and generator of a first training call on ``data``.
 
@@ -368,7 +380,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         codebook = initial_codebook(init, engine.init_rows(data), grid, rng)
         return plan, FittedState.initial(codebook, grid, init_count=plan.init_count, horizon=horizon), rng
 
-    def _plan(self, grid: Grid, horizon: float, spec, scale) -> TrainingPlan:
+    def _plan(
+        self, grid: Grid, horizon: float, spec: layers.Layers | None, scale: np.ndarray | None
+    ) -> TrainingPlan:
         plan = parameters.training_plan(self, grid, horizon)
         if spec is not None and spec.has_tanimoto:
             from functools import partial
@@ -379,7 +393,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         return plan
 
     # ------------------------------------------------------------------ layers
-    def _layers_for_training(self, engine: Engine, data, first: bool):
+    def _layers_for_training(self, engine: Engine, data: Any, first: bool) -> layers.Layers | None:
         """The resolved :class:`somvq.layers.Layers` of a training call, or None (no layers)."""
         if self.layers is None:
             if self.layer_weights is not None or self.layer_distances is not None:
@@ -408,7 +422,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             )
         return spec
 
-    def _fitted_layers(self):
+    def _fitted_layers(self) -> layers.Layers | None:
         """The layers of the fitted map (``layer_weights_`` as resolved by ``fit``), or None."""
         if self.layers is None:
             return None
@@ -426,7 +440,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             columns, np.asarray(weights, dtype=np.float64), distances, self.codebook_.shape[1]
         )
 
-    def _unscale(self, state: FittedState, spec, scale: np.ndarray, plan: TrainingPlan, data) -> None:
+    def _unscale(
+        self, state: FittedState, spec: layers.Layers, scale: np.ndarray, plan: TrainingPlan, data: Any
+    ) -> None:
         """Back to the data's units: divide by the scale; refill the columns of weight-0 layers.
 
         Weight-0 columns take no part in training (their scale is 0); they are refilled
@@ -463,7 +479,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     # ------------------------------------------------------------------ fitting
     @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, callback=None):
+    def fit(self, X: Any, y: Any = None, *, callback: Callable[..., Any] | None = None) -> KSOM:
         """Train the map from a fresh initial codebook for ``n_epochs`` passes over ``X``.
 
         Parameters
@@ -504,23 +520,32 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 callback(epoch + 1, self.n_epochs, sq_error / n_samples, state.codebook)
             if stopper is not None and stopper.stop(state.n_steps, float(sq_error) / n_samples):
                 break
-        state.rng_state = rng.bit_generator.state
+        state.rng_state = cast(dict, rng.bit_generator.state)
         check_finite_codebook(self, state.codebook, data)
         self._finish(engine, data, original, plan, state, spec, scale)
         return self
 
-    def _finish(self, engine: Engine, data, original, plan, state: FittedState, spec, scale) -> None:
+    def _finish(
+        self,
+        engine: Engine,
+        data: Any,
+        original: Any,
+        plan: TrainingPlan,
+        state: FittedState,
+        spec: layers.Layers | None,
+        scale: np.ndarray | None,
+    ) -> None:
         """Labels, layered maps back in the data's units, then the state published."""
         search = state if plan.search is None else replace(state, codebook=plan.search(state.codebook))
         state.labels = engine.labels(data, search)
         if spec is not None:
-            self._unscale(state, spec, scale, plan, original)
+            self._unscale(state, spec, cast(np.ndarray, scale), plan, original)  # scale is set with spec
         state.layer_weights = None if spec is None else spec.weights.copy()
         self.set_fitted_state(state)
 
     @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: Any, y: Any = None) -> KSOM:
         """One pass of the chosen algorithm over ``X``, continuing the step counter.
 
         The first call initialises the codebook from ``X``. ``batch``: one batch update
@@ -546,7 +571,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             data = engine.scale_columns(data, scale)
         if first:
             plan, state, rng = self._start(engine, data, grid, spec, scale)
-            state.rng_state = rng.bit_generator.state
+            state.rng_state = cast(dict, rng.bit_generator.state)
         else:
             if grid != self.grid_:
                 raise ValueError(
@@ -554,7 +579,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"now {grid!r}; call fit to start again."
                 )
             state = self.fitted_state()
-            plan = self._plan(grid, state.horizon, spec, scale)
+            plan = self._plan(grid, cast(float, state.horizon), spec, scale)  # set by FittedState.initial
             if spec is not None:
                 state.codebook = (state.codebook * scale).astype(state.codebook.dtype)
                 if state.ema_sum is not None:
@@ -595,7 +620,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             )
 
     # ------------------------------------------------------------------ inference
-    def _validate_for_inference(self, X) -> np.ndarray:
+    def _validate_for_inference(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "codebook_")
         ignore = self.missing == "ignore"
         X = validate_data(
@@ -607,13 +632,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         )
         if ignore:
             missing.check_missing(X, 1.0)  # inf and all-NaN rows; any fraction maps
-        return X if X.dtype == self.codebook_.dtype else X.astype(self.codebook_.dtype)
+        return cast(np.ndarray, X if X.dtype == self.codebook_.dtype else X.astype(self.codebook_.dtype))
 
-    def _assign(self, X: np.ndarray):
+    def _assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BMU and squared distance of validated rows: masked when (and only when) X holds NaN."""
         if missing.has_missing(X):
             return missing.masked_assign(X, self.codebook_)
-        return algorithms.assign(X, self.codebook_)
+        return cast(tuple[np.ndarray, np.ndarray], algorithms.assign(X, self.codebook_))
 
     @property
     def cluster_centers_(self) -> np.ndarray:
@@ -623,9 +648,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     @property
     def _n_features_out(self) -> int:
-        return self.codebook_.shape[0]
+        return cast(int, self.codebook_.shape[0])
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """Index of the best-matching unit of each row (int64; lowest index on ties)."""
         X = self._validate_for_inference(X)
         spec = self._fitted_layers()
@@ -639,26 +664,31 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             return layers.layered_assign(X, self.codebook_, spec)[0]
         return self._assign(X)[0]
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the BMU of each training row (``labels_``)."""
-        return self.fit(X).labels_
+        return cast(np.ndarray, self.fit(X).labels_)
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: Any) -> np.ndarray:
         """Euclidean distance from each row to every unit, shape (n_samples, K)."""
         X = self._validate_for_inference(X)
         if missing.has_missing(X):
-            return np.sqrt(missing.masked_squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
-        return np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
+            return cast(
+                np.ndarray,
+                np.sqrt(missing.masked_squared_distances(X, self.codebook_)).astype(X.dtype, copy=False),
+            )
+        return cast(
+            np.ndarray, np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
+        )
 
-    def fit_transform(self, X, y=None) -> np.ndarray:
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the distances of the training rows to every unit."""
-        return self.fit(X).transform(X)
+        return cast(np.ndarray, self.fit(X).transform(X))
 
-    def score(self, X, y=None) -> float:
+    def score(self, X: Any, y: Any = None) -> float:
         """Negative quantization error (higher is better)."""
         return -self.quantization_error(X)
 
-    def quantization_error(self, X, *, squared: bool = False) -> float:
+    def quantization_error(self, X: Any, *, squared: bool = False) -> float:
         """Mean distance of each row to its BMU (``squared=True``: mean squared distance)."""
         X = self._validate_for_inference(X)
         if missing.has_missing(X):
@@ -666,7 +696,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             return float(np.mean(sq if squared else np.sqrt(sq)))
         return metrics.quantization_error(X, self.codebook_, squared=squared)
 
-    def topographic_error(self, X) -> float:
+    def topographic_error(self, X: Any) -> float:
         """Fraction of rows whose two best units are not grid neighbours."""
         X = self._validate_for_inference(X)
         if missing.has_missing(X):
@@ -678,7 +708,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             return float(1.0 - self.grid_.are_neighbours(two[:, 0], two[:, 1]).mean())
         return metrics.topographic_error(X, self.codebook_, self.grid_)
 
-    def impute(self, X) -> np.ndarray:
+    def impute(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
 
         The BMU is found with the masked distance over the row's observed features. Needs
@@ -697,11 +727,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         check_is_fitted(self, "codebook_")
         return metrics.umatrix(self.codebook_, self.grid_)
 
-    def bmu_coordinates(self, X) -> np.ndarray:
+    def bmu_coordinates(self, X: Any) -> np.ndarray:
         """Integer grid position (one column per grid axis) of each row's BMU."""
         return np.asarray(self.grid_.indices[self.predict(X)])
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

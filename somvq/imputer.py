@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
 from ._sklearn import check_is_fitted
@@ -52,7 +54,7 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {k: v for k, v in KSOM._parameter_constraints.items() if k != "missing"}
 
-    def __init__(self, grid=DEFAULTS["grid"], **params):
+    def __init__(self, grid: Any = DEFAULTS["grid"], **params: Any) -> None:
         self.grid = grid
         for parameter in _KSOM_PARAMETERS[1:]:
             setattr(self, parameter.name, params.pop(parameter.name, parameter.default))
@@ -64,9 +66,9 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_KSOM_PARAMETERS]
     )
 
-    def fit(self, X, y=None):
+    def fit(self, X: Any, y: Any = None) -> SOMImputer:
         """Train the map on ``X`` (NaN allowed) and return self."""
-        self.som_ = KSOM(missing="ignore", **self.get_params()).fit(X)
+        self.som_: KSOM = KSOM(missing="ignore", **self.get_params()).fit(X)
         self.n_features_in_ = self.som_.n_features_in_
         if hasattr(self.som_, "feature_names_in_"):
             self.feature_names_in_ = self.som_.feature_names_in_
@@ -74,12 +76,12 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             del self.feature_names_in_
         return self
 
-    def transform(self, X):
+    def transform(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced from its row's best-matching unit (a new array)."""
         check_is_fitted(self, "som_")
         return self.som_.impute(X)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]

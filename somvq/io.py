@@ -34,7 +34,7 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,10 @@ from . import parameters
 from ._atomic import atomic_write
 from ._version import __version__
 from .exceptions import ModelFileError
+
+if TYPE_CHECKING:
+    from .estimator import KSOM
+    from .grids import Grid
 
 __all__ = ["save", "load", "read_metadata", "read_extra", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -377,7 +381,7 @@ def _metadata(archive: _Archive, path: Any) -> dict:
     return meta
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike) -> KSOM:
     """Read a model file written by :func:`save` and return the fitted estimator.
 
     Every field is checked before anything is built: the archive holds exactly the
@@ -408,7 +412,7 @@ def _is_real(value: Any) -> bool:
 _RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
-def _build(archive: _Archive, meta: dict, path: Any):
+def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
     """The estimator a checked metadata record and its archive describe, or ModelFileError."""
     from .estimator import KSOM
     from .state import FittedState
@@ -596,7 +600,7 @@ def _build(archive: _Archive, meta: dict, path: Any):
     return estimator
 
 
-def _grid_from_meta(grid_meta: dict, fail: Any):
+def _grid_from_meta(grid_meta: dict, fail: Any) -> Grid:
     from .grids import Grid
 
     shape, topology, periodic = grid_meta.get("shape"), grid_meta.get("topology"), grid_meta.get("periodic")

@@ -11,6 +11,7 @@ Y layer's is multiplied by ``y_weight``. See docs/supervised.md.
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -70,18 +71,18 @@ class _XYF(BaseEstimator):
 
     def __init__(
         self,
-        grid=(10, 10),
+        grid: int | tuple[int, ...] = (10, 10),
         *,
-        topology="rectangular",
-        neighbourhood="gaussian",
-        radius=None,
-        algorithm="batch",
-        n_epochs=20,
-        init="random",
-        y_weight=1.0,
-        backend="cpu",
-        random_state=None,
-    ):
+        topology: str = "rectangular",
+        neighbourhood: str = "gaussian",
+        radius: float | None = None,
+        algorithm: str = "batch",
+        n_epochs: int = 20,
+        init: str = "random",
+        y_weight: float = 1.0,
+        backend: str = "cpu",
+        random_state: Any = None,
+    ) -> None:
         self.grid = grid
         self.topology = topology
         self.neighbourhood = neighbourhood
@@ -116,11 +117,11 @@ class _XYF(BaseEstimator):
         ).fit(np.hstack([X, Y.astype(X.dtype)]))
         self._n_x = n_x
 
-    def _target_part(self, X) -> np.ndarray:
+    def _target_part(self, X: Any) -> np.ndarray:
         """The Y part (float64) of each row's BMU, found on the X columns alone."""
         check_is_fitted(self, "som_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        codebook = self.som_.codebook_
+        codebook: np.ndarray = self.som_.codebook_
         bmu = algorithms.assign(
             X.astype(codebook.dtype, copy=False), np.ascontiguousarray(codebook[:, : self._n_x])
         )[0]
@@ -156,7 +157,7 @@ class KSOMClassifier(ClassifierMixin, _XYF):
     )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X: Any, y: Any) -> KSOMClassifier:
         """Train the map on ``X`` and the one-hot ``y``; returns self."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         y = column_or_1d(y, warn=True)
@@ -171,17 +172,17 @@ class KSOMClassifier(ClassifierMixin, _XYF):
         self._fit_map(X, np.eye(classes.size)[codes])
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """The BMU's class vector, clipped at 0 and renormalised (uniform when all 0)."""
         P = np.clip(self._target_part(X), 0.0, None)
         total = P.sum(axis=1, keepdims=True)
         uniform = np.full_like(P, 1.0 / P.shape[1])
-        return np.where(total > 0, P / np.where(total > 0, total, 1.0), uniform)
+        return cast(np.ndarray, np.where(total > 0, P / np.where(total > 0, total, 1.0), uniform))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """The class of each row: argmax of its BMU's class vector (found on X alone)."""
         check_is_fitted(self, "som_")
-        return self.classes_[np.argmax(self._target_part(X), axis=1)]
+        return cast(np.ndarray, self.classes_[np.argmax(self._target_part(X), axis=1)])
 
 
 class KSOMRegressor(RegressorMixin, _XYF):
@@ -204,7 +205,7 @@ class KSOMRegressor(RegressorMixin, _XYF):
     )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X: Any, y: Any) -> KSOMRegressor:
         """Train the map on ``X`` and the standardized ``y``; returns self."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         y = column_or_1d(y, warn=True).astype(np.float64)
@@ -214,6 +215,6 @@ class KSOMRegressor(RegressorMixin, _XYF):
         self._fit_map(X, ((y - self.y_mean_) / self.y_scale_)[:, None])
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """The BMU's target value (found on X alone), in y's units."""
-        return self._target_part(X)[:, 0] * self.y_scale_ + self.y_mean_
+        return cast(np.ndarray, self._target_part(X)[:, 0] * self.y_scale_ + self.y_mean_)
