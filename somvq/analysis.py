@@ -6,9 +6,11 @@ and give every sample the cluster of its best-matching unit; they label units wi
 majority class of the rows they won. Every unit gets a cluster, including the units that
 won no row (on a map they sit between the clusters).
 
->>> clusters = cluster_units(som, 10)            # doctest: +SKIP  (K,) ints in [0, 10)
->>> row_clusters = cluster_samples(som, X, clusters)  # doctest: +SKIP  == clusters[som.predict(X)]
+>>> clusters = cluster_units(som, 10)  # doctest: +SKIP
+>>> row_clusters = cluster_samples(som, X, clusters)  # doctest: +SKIP
 >>> labels = label_units(som, X, y, fill="neighbours")  # doctest: +SKIP
+
+``clusters`` holds (K,) ints in [0, 10); ``row_clusters`` is ``clusters[som.predict(X)]``.
 """
 
 from __future__ import annotations
