@@ -10,6 +10,7 @@ the in-memory fit (docs/distributed.md states the equivalences).
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import dask
 import dask.array as da
@@ -87,7 +88,7 @@ class DaskKSOM(KSOM):
     #: Engines this class adds to KSOM's (see somvq.engines.engine_for).
     _engines = (DaskEngine,)
 
-    def __init__(self, grid=DEFAULTS["grid"], *, shuffle_chunks=True, **params):
+    def __init__(self, grid: Any = DEFAULTS["grid"], *, shuffle_chunks: bool = True, **params: Any) -> None:
         super().__init__(grid, **params)
         self.shuffle_chunks = shuffle_chunks
 
@@ -133,14 +134,14 @@ class DaskKSOM(KSOM):
         # The fitted model travels once per worker as one small task, not once per chunk.
         return X, dask.delayed(self.to_ksom(), pure=False, traverse=False)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> Any:
         """BMU index of each row (int64); a dask array for dask input."""
         if not _is_dask_array(X):
             return super().predict(X)
         check_is_fitted(self, "codebook_")
         return predict_lazily(validate_dask(self, X, reset=False), self.to_ksom())
 
-    def transform(self, X):
+    def transform(self, X: Any) -> Any:
         """Distances of each row to every unit, (n_samples, K); a dask array for dask input."""
         if not _is_dask_array(X):
             return super().transform(X)
@@ -154,7 +155,7 @@ class DaskKSOM(KSOM):
             meta=np.empty((0, 0), dtype),
         )
 
-    def bmu_coordinates(self, X):
+    def bmu_coordinates(self, X: Any) -> Any:
         """Grid position of each row's BMU; a dask array for dask input."""
         if not _is_dask_array(X):
             return super().bmu_coordinates(X)
@@ -168,7 +169,7 @@ class DaskKSOM(KSOM):
             meta=np.empty((0, 0), dtype),
         )
 
-    def quantization_error(self, X, *, squared: bool = False) -> float:
+    def quantization_error(self, X: Any, *, squared: bool = False) -> float:
         """Mean distance of each row to its BMU; computed by chunks for dask input."""
         if not _is_dask_array(X):
             return super().quantization_error(X, squared=squared)
@@ -180,7 +181,7 @@ class DaskKSOM(KSOM):
         n_rows, total = dask.compute(tree_reduce(parts, tasks.sum_weighted))[0]
         return float(total / n_rows)
 
-    def topographic_error(self, X) -> float:
+    def topographic_error(self, X: Any) -> float:
         """Fraction of rows whose two best units are not grid neighbours (by chunks for dask)."""
         if not _is_dask_array(X):
             return super().topographic_error(X)

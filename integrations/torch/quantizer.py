@@ -338,7 +338,7 @@ class KohonenVectorQuantize(GridQuantizer):
         self.codebook.copy_(codebook)
         self.step.add_(1)
 
-    def _smooth(self, counts: torch.Tensor, sums: torch.Tensor):
+    def _smooth(self, counts: torch.Tensor, sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """n = H_t^T c, s = H_t^T S: the K-sized statistics, never the B' x K one-hot."""
         if self.map.is_identity:
             return counts, sums
@@ -346,11 +346,13 @@ class KohonenVectorQuantize(GridQuantizer):
         # H[winner, unit]: (E H)^T 1 = H^T c; H is symmetric for every named kernel.
         return counts @ neighbourhood, neighbourhood.t() @ sums
 
-    def _ema(self, counts: torch.Tensor, sums: torch.Tensor, dtype: torch.dtype):
+    def _ema(
+        self, counts: torch.Tensor, sums: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(E1)-(E4): the core's definition, :func:`somvq.algorithms.ema_update`, on tensors."""
         from somvq.algorithms import ema_update
 
-        return ema_update(
+        updated: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = ema_update(
             self.ema_count.to(dtype),
             self.ema_sum.to(dtype),
             self.codebook.to(dtype),
@@ -360,6 +362,7 @@ class KohonenVectorQuantize(GridQuantizer):
             eps=self.eps,
             update=self.update,
         )
+        return updated
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -367,9 +370,12 @@ class KohonenVectorQuantize(GridQuantizer):
         """``linear(rows)``; outside autocast the rows are cast to the layer's dtype first."""
         if not torch.is_autocast_enabled(device_type):
             rows = rows.to(linear.weight.dtype)
-        return linear(rows)
+        projected: torch.Tensor = linear(rows)
+        return projected
 
-    def _unit_search_rows(self, search_rows: torch.Tensor, finite: torch.Tensor):
+    def _unit_search_rows(
+        self, search_rows: torch.Tensor, finite: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(valid, unit rows)`` for distance="cosine": rows of norm 0 are not valid
         (left out like non-finite rows, counted in ``n_zero_rows``) and stay 0."""
         norms = torch.linalg.vector_norm(search_rows, dim=1)
@@ -489,7 +495,14 @@ class KohonenVectorQuantize(GridQuantizer):
         return codebook.to(self.codebook)
 
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
     ) -> None:
         """As the base's; a state without ``usage_ring`` loads with an empty window, and a
         loaded state cancels a pending data-dependent initialisation."""
@@ -517,7 +530,7 @@ class KohonenVectorQuantize(GridQuantizer):
         self._state_synchronised = True
 
     # ------------------------------------------------------------------ interop
-    def to_estimator(self, *, batch_size: int = 256, random_state: Any = None):
+    def to_estimator(self, *, batch_size: int = 256, random_state: Any = None) -> Any:
         """A fitted :class:`somvq.KSOM` (``algorithm="minibatch"``) holding this state.
 
         The estimator has the same grid, neighbourhood, schedule, decay, eps, init_count
@@ -540,7 +553,8 @@ class KohonenVectorQuantize(GridQuantizer):
         """
         from .interop import quantizer_from_estimator
 
-        return quantizer_from_estimator(cls, som, overrides)
+        quantizer: KohonenVectorQuantize = quantizer_from_estimator(cls, som, overrides)
+        return quantizer
 
 
 def _unit_rows(codebook: torch.Tensor, name: str | None) -> torch.Tensor:
