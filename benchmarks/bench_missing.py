@@ -87,7 +87,9 @@ def _datasets(names=("digits", "wine", "fashion-mnist"), fashion_rows=10_000):
     return sets
 
 
-def imputation(fractions, seed=0, grid_rule=None, names=("digits", "wine", "fashion-mnist"), fashion_rows=10_000):
+def imputation(
+    fractions, seed=0, grid_rule=None, names=("digits", "wine", "fashion-mnist"), fashion_rows=10_000
+):
     from sklearn.impute import KNNImputer, SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
@@ -147,7 +149,10 @@ def main(argv=None):
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-imputation", action="store_true")
     parser.add_argument(
-        "--data", nargs="+", choices=("digits", "wine", "fashion-mnist"), default=["digits", "wine", "fashion-mnist"]
+        "--data",
+        nargs="+",
+        choices=("digits", "wine", "fashion-mnist"),
+        default=["digits", "wine", "fashion-mnist"],
     )
     parser.add_argument("--fashion-rows", type=int, default=10_000, help="first rows of Fashion-MNIST used")
     args = parser.parse_args(argv)
