@@ -53,33 +53,44 @@ def bench_metrics(
     return rows
 
 
-def _datasets():
+DATA_NAMES = ("digits", "wine", "fashion-mnist")
+
+
+def _datasets(names=DATA_NAMES, rows=10_000):
+    """(name, X, y) of the chosen sets; Fashion-MNIST (train + test, 70,000 rows) is cut to a
+    random subsample of ``rows`` rows (seed 0) so that Ward on the raw rows fits in memory."""
     from sklearn.datasets import load_digits, load_wine
     from sklearn.preprocessing import StandardScaler
 
-    digits = load_digits()
-    yield "digits", digits.data, digits.target
-    wine = load_wine()
-    yield "wine (standardised)", StandardScaler().fit_transform(wine.data), wine.target
-    try:
-        from somvq.datasets import load_dataset
+    if "digits" in names:
+        digits = load_digits()
+        yield "digits", digits.data, digits.target
+    if "wine" in names:
+        wine = load_wine()
+        yield "wine (standardised)", StandardScaler().fit_transform(wine.data), wine.target
+    if "fashion-mnist" in names:
+        try:
+            from somvq.datasets import load_dataset
 
-        fm = load_dataset("fashion-mnist", split="train")
-        yield "fashion-mnist", fm.X.astype(np.float32), None
-    except Exception as exc:  # not installed here
-        print(f"fashion-mnist skipped: {type(exc).__name__}: {exc}")
+            fm = load_dataset("fashion-mnist", split="all")
+        except Exception as exc:  # not installed here
+            print(f"fashion-mnist skipped: {type(exc).__name__}: {exc}")
+            return
+        X, y = fm.X.astype(np.float32), fm.y
+        if rows < X.shape[0]:
+            keep = np.sort(np.random.default_rng(0).choice(X.shape[0], rows, replace=False))
+            X, y = X[keep], y[keep]
+        yield f"fashion-mnist ({X.shape[0]} rows)", X, y
 
 
-def bench_ari(grid=(16, 32)) -> None:
+def bench_ari(grid=(16, 32), names=DATA_NAMES, rows=10_000) -> None:
     from sklearn.cluster import AgglomerativeClustering, KMeans
     from sklearn.metrics import adjusted_rand_score
 
     from somvq import KSOM
     from somvq.analysis import cluster_samples, cluster_units
 
-    for name, X, y in _datasets():
-        if y is None:
-            continue
+    for name, X, y in _datasets(names, rows):
         k = len(np.unique(y))
         print(f"\n{name}: {X.shape[0]} rows x {X.shape[1]} features, {k} classes")
         start = time.perf_counter()
@@ -104,17 +115,11 @@ def bench_ari(grid=(16, 32)) -> None:
         )
 
 
-def bench_defaults() -> None:
+def bench_defaults(names=DATA_NAMES[:2], rows=70_000) -> None:
     """QE (TE) of every algorithm with all defaults (16x32, 10 epochs), and mini-batch with the old decay 0.99."""
-    from sklearn.datasets import load_digits, load_wine
-    from sklearn.preprocessing import StandardScaler
-
     from somvq import KSOM
 
-    for name, X in [
-        ("digits", load_digits().data),
-        ("wine (standardised)", StandardScaler().fit_transform(load_wine().data)),
-    ]:
+    for name, X, _ in _datasets(names, rows):
         row = [name]
         for params in (
             dict(algorithm="batch"),
@@ -135,11 +140,24 @@ if __name__ == "__main__":
     parser.add_argument("--ari", action="store_true")
     parser.add_argument("--defaults", action="store_true")
     parser.add_argument("--sample", type=int, default=2000)
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        choices=DATA_NAMES,
+        default=None,
+        help="data sets for --ari and --defaults (default: all three for --ari, digits and wine for --defaults)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="Fashion-MNIST rows, a random subsample (seed 0) of the 70,000 (default: 10000 for --ari, all for --defaults)",
+    )
     args = parser.parse_args()
     everything = not (args.metrics or args.ari or args.defaults)
     if args.metrics or everything:
         bench_metrics(sample=args.sample)
     if args.ari or everything:
-        bench_ari()
+        bench_ari(names=args.data or DATA_NAMES, rows=args.rows or 10_000)
     if args.defaults or everything:
-        bench_defaults()
+        bench_defaults(names=args.data or DATA_NAMES[:2], rows=args.rows or 70_000)

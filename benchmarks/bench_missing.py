@@ -66,21 +66,30 @@ def speed(rows, features, fraction, grid, repeats, seed=0):
     return med
 
 
-def _datasets():
+def _datasets(names=("digits", "wine", "fashion-mnist"), fashion_rows=10_000):
     from sklearn.datasets import load_digits, load_wine
 
-    sets = {"digits": load_digits().data, "wine": load_wine().data}
+    sets = {}
+    if "digits" in names:
+        sets["digits"] = load_digits().data
+    if "wine" in names:
+        sets["wine"] = load_wine().data
+    if "fashion-mnist" not in names:
+        return sets
     try:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from benchmarks.data import fashion_mnist
 
-        sets["fashion-mnist (10k)"] = fashion_mnist()[:10000].reshape(10000, -1).astype(np.float64)
+        n = fashion_rows
+        sets[f"fashion-mnist (first {n} rows)"] = fashion_mnist()[:n].reshape(n, -1).astype(np.float64)
     except Exception as exc:  # noqa: BLE001 - files absent: say so
         print(f"\nFashion-MNIST not available here ({type(exc).__name__}: {exc}); skipped.")
     return sets
 
 
-def imputation(fractions, seed=0, grid_rule=None):
+def imputation(
+    fractions, seed=0, grid_rule=None, names=("digits", "wine", "fashion-mnist"), fashion_rows=10_000
+):
     from sklearn.impute import KNNImputer, SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
@@ -92,7 +101,7 @@ def imputation(fractions, seed=0, grid_rule=None):
     print("\n### Imputation RMSE on the removed entries (standardized features, MCAR)\n")
     print("| data | removed | KSOM RMSE | KSOM time (s) | mean RMSE | KNN RMSE | KNN time (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, raw in _datasets().items():
+    for name, raw in _datasets(names, fashion_rows).items():
         X = StandardScaler().fit_transform(raw)
         X[:, X.std(axis=0) == 0] = 0.0
         n = X.shape[0]
@@ -139,11 +148,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-imputation", action="store_true")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        choices=("digits", "wine", "fashion-mnist"),
+        default=["digits", "wine", "fashion-mnist"],
+    )
+    parser.add_argument("--fashion-rows", type=int, default=10_000, help="first rows of Fashion-MNIST used")
     args = parser.parse_args(argv)
     if not args.skip_speed:
         speed(args.rows, args.features, args.fraction, tuple(args.grid), args.repeats)
     if not args.skip_imputation:
-        imputation((0.1, 0.2, 0.3))
+        imputation((0.1, 0.2, 0.3), names=args.data, fashion_rows=args.fashion_rows)
     return 0
 
 
