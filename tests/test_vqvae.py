@@ -106,6 +106,17 @@ def test_a_few_steps_log_finite_losses(tmp_path, digits_data):
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "log.csv", "log.json", "checkpoint.pt"}
 
 
+def test_training_without_tqdm_warns_and_trains(monkeypatch, digits_data):
+    # `somvq vqvae compare` failed with "No module named 'tqdm'" on a machine without it.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with pytest.warns(UserWarning, match="tqdm is not installed"):
+        result = train(TrainConfig(**TINY, steps=2), data=digits_data, progress=True)
+    assert [r["step"] for r in result.records] == [1, 2]
+
+
 @pytest.mark.parametrize("variant", ["hard-n0-all", "none-n1-written"])
 def test_resume_is_bit_identical(tmp_path, digits_data, variant):
     v = parse_variants(variant)[0]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .model import VQVAE
-from .train import TrainConfig, build_model, load_checkpoint, train
+from .train import TrainConfig, build_model, load_checkpoint, progress_bar, train
 from .variants import Variant
 
 __all__ = ["run_config", "run_directory", "config_from_dict", "train_runs", "load_run"]
@@ -90,11 +90,7 @@ def train_runs(
         directory = run_directory(output_dir, variant, seed)
         if not _finished(directory, run_config(base, variant, seed)):
             pending.append((run_config(base, variant, seed), directory))
-    bar = None
-    if progress and pending:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pending), desc="runs", unit="run", dynamic_ncols=True)
+    bar = progress_bar(total=len(pending), desc="runs", unit="run") if progress and pending else None
     if jobs <= 1:
         old_threads = torch.get_num_threads()
         if threads is not None:

@@ -332,6 +332,21 @@ def write_logs(directory: Path, records: list[dict[str, Any]]) -> None:
 
 
 # ------------------------------------------------------------------ the loop
+
+
+def progress_bar(**options: Any) -> Any:
+    """A tqdm progress bar, or None (with a warning) when tqdm is not installed.
+
+    tqdm comes with the ``torch`` extra; a study must not fail for want of a progress bar.
+    """
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("no progress bar: tqdm is not installed (pip install tqdm)", stacklevel=3)
+        return None
+    return tqdm(dynamic_ncols=True, **options)
+
+
 def train(
     config: TrainConfig,
     output_dir: str | os.PathLike | None = None,
@@ -355,7 +370,7 @@ def train(
         Continue from an existing checkpoint in ``output_dir`` (its configuration must
         match in everything but ``steps``, ``time_budget`` and the intervals).
     progress : bool, default=True
-        Show a tqdm progress bar.
+        Show a progress bar (tqdm's; none, with a warning, when tqdm is not installed).
     stop_after : int, optional
         Stop (after checkpointing) once this step is reached, as an interruption would;
         used to test resumption.
@@ -407,18 +422,11 @@ def train(
         (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     result = TrainResult(config, model, data, records, directory, resumed_from=start_step)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=config.steps,
-            initial=start_step,
-            desc=_describe(config),
-            unit="step",
-            leave=False,
-            dynamic_ncols=True,
-        )
+    bar = (
+        progress_bar(total=config.steps, initial=start_step, desc=_describe(config), unit="step", leave=False)
+        if progress
+        else None
+    )
     model.train()
     n_train = data.train.shape[0]
     started = time.perf_counter() - seconds_before
