@@ -179,6 +179,7 @@ def fit_and_save(
 
     from somvq.io import save
 
+    from ._model import LoadedModel
     from ._scaling import Scaling
     from .report import _split_target
 
@@ -203,11 +204,7 @@ def fit_and_save(
             output_dir.mkdir(parents=True, exist_ok=True)
         save(est.som_, model_path, extra=extra)
 
-    class _Loaded:  # what predict_target reads
-        pass
-
-    loaded = _Loaded()
-    loaded.som, loaded.extra = est.som_, extra
+    loaded = LoadedModel(som=est.som_, path=str(model_path), scaling=scaling, extra=extra)
     metric, value = score(info, labels, predict_target(loaded, X))
     click.echo(f"somvq fit: {inputs.description or inputs.source}, target {target!r}")
     click.echo(
