@@ -31,6 +31,11 @@ chunked counting sort) and each unit's rows are summed in row order, which gives
 bits on every run, and the bits of the CPU's in-order accumulation for the same winners.
 Rows are read through an index array (``rows``), so a mini-batch of a permuted order
 needs no gather copy.
+
+``masked=True`` builds (``missing="ignore"``, :mod:`somvq.missing`): NaN entries add
+nothing to a row's sums; the finishing kernel scales its float64 distances by D / n_obs
+(also when re-ranking) and the statistics become hits (K,) and ``[sums | observed counts]``
+(K, 2 D) over observed entries. The bound is unchanged (skipped terms are exact zeros).
 """
 
 from __future__ import annotations

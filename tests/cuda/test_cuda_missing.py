@@ -45,7 +45,13 @@ def _statistics(X, W, rows):
     cuda_bmu.best_matching_units(
         cuda.to_device(X), cuda.to_device(rows), cuda.to_device(W), bmu, sq, hits, both, error, masked=True
     )
-    return bmu.copy_to_host(), sq.copy_to_host(), hits.copy_to_host(), both.copy_to_host(), error.copy_to_host()[0]
+    return (
+        bmu.copy_to_host(),
+        sq.copy_to_host(),
+        hits.copy_to_host(),
+        both.copy_to_host(),
+        error.copy_to_host()[0],
+    )
 
 
 # ------------------------------------------------------------------ the masked search
@@ -101,7 +107,9 @@ def test_masked_kernel_exact_ties_and_one_observed_feature():
         np.testing.assert_array_equal(bmu, [0, 1, 2, 1])
         np.testing.assert_allclose(sq, [0.0, 0.0, 0.0, 0.75])
         got, _ = masked.masked_assign(X.astype(dtype), W.astype(dtype))
-        np.testing.assert_array_equal(got.copy_to_host(), M.masked_assign(X.astype(dtype), W.astype(dtype))[0])
+        np.testing.assert_array_equal(
+            got.copy_to_host(), M.masked_assign(X.astype(dtype), W.astype(dtype))[0]
+        )
 
 
 def test_masked_kernel_without_nan_equals_the_dense_kernel():
@@ -126,7 +134,10 @@ def _data(offset=0.0, dtype=np.float64, fraction=0.25, seed=0):
 def _fit_both(X, Xcuda=None, **params):
     # decay=0.5: decay="auto" is 0 on fits this short, and a mini-batch with a feature
     # observed in none of its rows then makes 0/0 on every engine (see the report of issue 13)
-    params = {**dict(grid=(2, 3), n_epochs=2, batch_size=8, random_state=0, missing="ignore", decay=0.5), **params}
+    params = {
+        **dict(grid=(2, 3), n_epochs=2, batch_size=8, random_state=0, missing="ignore", decay=0.5),
+        **params,
+    }
     params.setdefault("max_missing", 0.7)
     cpu = KSOM(backend="cpu", **params).fit(X)
     gpu = KSOM(backend="cuda", **params).fit(X if Xcuda is None else Xcuda)

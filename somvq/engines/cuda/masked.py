@@ -150,7 +150,9 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
             rows = order_d[start : min(start + step, n)] if step < n else order_d
             stats = masked_unit_statistics(Xd, device.codebook, rows=rows, error=error, out=buffers)
             H = steps.neighbourhood_matrix(nb, device.distances, state.n_steps, out=device.matrix)
-            _, smoothed = steps.smooth_statistics(H, stats.hits, stats.both, out=(smoothed_hits, smoothed_both))
+            _, smoothed = steps.smooth_statistics(
+                H, stats.hits, stats.both, out=(smoothed_hits, smoothed_both)
+            )
             if plan.algorithm == "batch":
                 cuda_missing.masked_batch_update_inplace(device.codebook, smoothed)
             else:
