@@ -212,6 +212,10 @@ def test_ignore_without_nan_is_the_dense_fit(algorithm):
     ignore = KSOM(missing="ignore", **params).fit(X)
     for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_", "labels_"):
         np.testing.assert_array_equal(getattr(ignore, name), getattr(dense, name))
+    if algorithm == "batch":  # device inputs too (init "random" reads the device moments)
+        dense = KSOM(**params, init="random").fit(cuda.to_device(X))
+        ignore = KSOM(missing="ignore", init="random", **params).fit(cuda.to_device(X))
+        np.testing.assert_array_equal(ignore.codebook_, dense.codebook_)
 
 
 def test_partial_fit_dense_then_nan_broadcasts_the_ema_count():
