@@ -378,11 +378,6 @@ def check_options(params: Any) -> None:
             "learning_rate='inverse_count' applies to algorithm='online' only, got "
             f"algorithm={params.algorithm!r}."
         )
-    if getattr(params, "missing", "error") == "ignore" and getattr(params, "backend", "cpu") == "cuda":
-        raise ValueError(
-            "missing='ignore' with backend='cuda' is not available yet: the CUDA kernels "
-            "have no masked distance; use backend='cpu' with missing='ignore'."
-        )
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings
 

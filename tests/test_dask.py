@@ -391,3 +391,17 @@ def test_missing_ignore_bad_chunks_name_global_rows(client):
         DaskKSOM(grid=GRID, missing="ignore", n_epochs=1, init="normal").fit(
             da.from_array(X, chunks=(CHUNK, N_FEATURES))
         )
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch"])
+def test_missing_ignore_without_nan_takes_the_dense_path(client, algorithm):
+    """Data without NaN: one scan per call, then the dense chunk statistics, bit for bit as
+    missing="error" (before: every chunk took the masked path and ema_count_ became (K, D))."""
+    X = da.from_array(make_data(np.float64), chunks=(CHUNK, N_FEATURES))
+    params = dict(grid=GRID, algorithm=algorithm, n_epochs=2, random_state=3, shuffle_chunks=False)
+    dense = DaskKSOM(**params).fit(X)
+    ignore = DaskKSOM(missing="ignore", **params).fit(X)
+    assert ignore.ema_count_.shape == (GRID[0] * GRID[1],)
+    for name in ("codebook_", "ema_count_", "ema_sum_"):
+        np.testing.assert_array_equal(getattr(ignore, name), getattr(dense, name))
+    np.testing.assert_array_equal(ignore.labels_.compute(), dense.labels_.compute())

@@ -392,11 +392,11 @@ def test_parameters_are_validated():
         KSOM(grid=(2, 2), missing="ignore", max_missing=1.5).fit(_rows())
 
 
-def test_cuda_with_ignore_is_a_clear_error():
+def test_cuda_with_ignore_is_a_valid_combination():
+    """missing="ignore" runs on the CUDA engine (tests/cuda/test_cuda_missing.py): not refused."""
     from somvq.parameters import check_options
 
-    with pytest.raises(ValueError, match="missing='ignore' with backend='cuda'"):
-        check_options(KSOM(grid=(2, 2), missing="ignore", backend="cuda"))
+    check_options(KSOM(grid=(2, 2), missing="ignore", backend="cuda"))
 
 
 # ------------------------------------------------------------------ model files

@@ -35,6 +35,10 @@ REDUCTION_FAN_IN = 8
 class DaskData:
     """A validated dask array and its non-empty row chunks (``(chunk index, delayed block)``)."""
 
+    #: missing="ignore": whether any entry is not finite (NaN, or inf that the masked path
+    #: reports by row); found by one scan per call (:meth:`DaskEngine.prepare`).
+    has_missing = False
+
     def __init__(self, X: da.Array) -> None:
         self.X = X
         self.chunks = row_chunks(X)
@@ -75,7 +79,14 @@ class DaskEngine(Engine):
             self.estimator.n_features_in_ = X.shape[1]
             if hasattr(self.estimator, "feature_names_in_"):
                 del self.estimator.feature_names_in_
-        return DaskData(X)
+        data = DaskData(X)
+        if self._ignore:
+            # As the in-memory engine checks np.isnan(X).any() once per call: one cheap
+            # reduction over the chunks (a bool per chunk comes back), so data without NaN
+            # runs the dense path, bit for bit as missing="error". inf also routes to the
+            # masked path, whose chunk check names the rows.
+            data.has_missing = bool((~da.isfinite(X)).any().compute())
+        return data
 
     def scale_columns(self, data: DaskData, scale: np.ndarray) -> DaskData:
         """Layered maps: the columns scaled lazily, chunk by chunk."""
@@ -101,7 +112,7 @@ class DaskEngine(Engine):
         """
         init = self.estimator.init
         X = data.X
-        if self._ignore:
+        if self._ignore and data.has_missing:
             means = da.nanmean(X.astype(np.float64), axis=0).compute()
             X = da.where(da.isnan(X), means.astype(X.dtype), X)
         if isinstance(init, str) and init == "pca":
@@ -124,9 +135,9 @@ class DaskEngine(Engine):
         return np.arange(len(data.chunks))
 
     def run_pass(self, data: DaskData, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
-        if self._ignore:
-            # missing="ignore": every chunk through the masked definitions (NaN is found
-            # on the workers; a dask array is not scanned for it first).
+        if self._ignore and (data.has_missing or np.ndim(state.ema_count) == 2):
+            # missing="ignore" on data with NaN (or a (K, D) EMA count), as the in-memory
+            # engine decides: every chunk through the masked definitions.
             max_missing = float(self.estimator.max_missing)
             if plan.algorithm == "batch":
                 return masked_batch_step(

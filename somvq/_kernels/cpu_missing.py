@@ -11,8 +11,8 @@ import numpy as np
 from numba import njit
 
 from .config import CACHE
-from .cpu_neighbourhood import kernel_value, schedule_value
-from .neighbourhood_formulas import INVERSE_COUNT
+from .cpu_neighbourhood import kernel_value
+from .cpu_online import step_rates
 
 
 @njit(cache=CACHE, nogil=True)
@@ -68,13 +68,6 @@ def masked_online_pass(
     change the winner) and ``w_kj += eta h (x_j - w_kj)`` touches observed ``j`` only.
     """
     n_units, n_features = codebook.shape
-    r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0],
-        nb_params[1],
-        nb_params[2],
-        nb_params[3],
-        nb_params[4],
-    )
     x = np.empty(n_features, dtype=np.float64)
     observed = np.empty(n_features, dtype=np.int64)
     for step in range(order.shape[0]):
@@ -97,13 +90,9 @@ def masked_online_pass(
             if acc < best:
                 best = acc
                 winner = k
-        if lr_code == INVERSE_COUNT:
-            unit_counts[winner] += 1.0
-            rate = 1.0 / unit_counts[winner]
-        else:
-            rate = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
-        radius = schedule_value(radius_code, r_start, r_end, r_shrink, r_horizon, t)
-        hard_weight = 1.0 / (1.0 + hard_shrink * t)
+        rate, radius, hard_weight = step_rates(
+            winner, t, radius_code, nb_params, lr_code, lr_params, unit_counts
+        )
         for k in range(n_units):
             h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
             if h != 0.0:

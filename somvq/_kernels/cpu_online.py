@@ -47,6 +47,28 @@ _SIGNATURES = [
 ]
 
 
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def step_rates(
+    winner, t, radius_code, nb_params, lr_code, lr_params, unit_counts
+):  # pragma: no cover - compiled
+    """``(rate, radius, hard_weight)`` of the online step ``t`` whose winner is ``winner``.
+
+    The learning rate: the schedule ``lr_code`` at t, or (``INVERSE_COUNT``) ``1 / n_k``
+    after adding the winner's hit to ``unit_counts``; the radius schedule at t; the hard
+    kernel's weight ``1 / (1 + shrink t)``. ``nb_params``: ``[start, end, shrink, horizon,
+    hard_shrink]`` of :meth:`somvq.neighbourhoods.Neighbourhood.kernel_parameters`. One
+    definition for every online kernel (this module's and ``cpu_missing``'s).
+    """
+    if lr_code == INVERSE_COUNT:
+        unit_counts[winner] += 1.0
+        rate = 1.0 / unit_counts[winner]
+    else:
+        rate = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
+    radius = schedule_value(radius_code, nb_params[0], nb_params[1], nb_params[2], nb_params[3], t)
+    hard_weight = 1.0 / (1.0 + nb_params[4] * t)
+    return rate, radius, hard_weight
+
+
 @njit(_SIGNATURES, cache=CACHE, fastmath=FASTMATH)
 def online_pass(
     X,
@@ -62,13 +84,6 @@ def online_pass(
     t0,
 ):
     n_units, n_features = codebook.shape
-    r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0],
-        nb_params[1],
-        nb_params[2],
-        nb_params[3],
-        nb_params[4],
-    )
     x = np.empty(n_features, dtype=np.float64)
     for step in range(order.shape[0]):
         i = order[step]
@@ -86,13 +101,9 @@ def online_pass(
             if acc < best:
                 best = acc
                 winner = k
-        if lr_code == INVERSE_COUNT:
-            unit_counts[winner] += 1.0
-            rate = 1.0 / unit_counts[winner]
-        else:
-            rate = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
-        radius = schedule_value(radius_code, r_start, r_end, r_shrink, r_horizon, t)
-        hard_weight = 1.0 / (1.0 + hard_shrink * t)
+        rate, radius, hard_weight = step_rates(
+            winner, t, radius_code, nb_params, lr_code, lr_params, unit_counts
+        )
         for k in range(n_units):
             h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
             if h != 0.0:
@@ -157,13 +168,6 @@ def online_pass_grid(
     """
     n_units, n_features = codebook.shape
     n0, n1 = shape[0], shape[1]
-    r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0],
-        nb_params[1],
-        nb_params[2],
-        nb_params[3],
-        nb_params[4],
-    )
     x = np.empty(n_features, dtype=np.float64)
     w0 = np.empty(n0, dtype=np.float64)
     w1 = np.empty(n1, dtype=np.float64)
@@ -182,13 +186,9 @@ def online_pass_grid(
             if acc < best:
                 best = acc
                 winner = k
-        if lr_code == INVERSE_COUNT:
-            unit_counts[winner] += 1.0
-            rate = 1.0 / unit_counts[winner]
-        else:
-            rate = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
-        radius = schedule_value(radius_code, r_start, r_end, r_shrink, r_horizon, t)
-        hard_weight = 1.0 / (1.0 + hard_shrink * t)
+        rate, radius, hard_weight = step_rates(
+            winner, t, radius_code, nb_params, lr_code, lr_params, unit_counts
+        )
         a_win = winner // n1
         b_win = winner - a_win * n1
         if mode == MODE_SEPARABLE_GAUSSIAN:

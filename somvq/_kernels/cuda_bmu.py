@@ -31,6 +31,11 @@ chunked counting sort) and each unit's rows are summed in row order, which gives
 bits on every run, and the bits of the CPU's in-order accumulation for the same winners.
 Rows are read through an index array (``rows``), so a mini-batch of a permuted order
 needs no gather copy.
+
+``masked=True`` builds (``missing="ignore"``, :mod:`somvq.missing`): NaN entries add
+nothing to a row's sums; the finishing kernel scales its float64 distances by D / n_obs
+(also when re-ranking) and the statistics become hits (K,) and ``[sums | observed counts]``
+(K, 2 D) over observed entries. The bound is unchanged (skipped terms are exact zeros).
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ from .cuda_update import block_tree_sum
 
 
 @cache
-def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str):
+def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str, masked: bool = False):
+    # masked (missing="ignore", somvq.missing): NaN entries of X add nothing to a row's
+    # sums, which are then sum_{j observed} (x_j - w_j)^2 (the D / n_obs factor is the
+    # same for every unit of a row: the finishing kernel applies it).
     from numba import from_dtype
 
     item = from_dtype(np.dtype(dtype_name))
@@ -95,7 +103,11 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
                 cuda.syncthreads()
                 for ff in range(tile_features):
                     diff = x_tile[ty, ff] - w_tile[tx, ff]
-                    acc += diff * diff
+                    if masked:
+                        if diff == diff:  # NaN in x: a missing entry
+                            acc += diff * diff
+                    else:
+                        acc += diff * diff
                 cuda.syncthreads()
             k = u0 + tx
             # Units are visited in increasing order: a strict '<' keeps the lowest index.
@@ -139,7 +151,10 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str)
 
 
 @cache
-def _build_finish():
+def _build_finish(masked: bool = False):
+    # masked (missing="ignore"): distances over the row's observed features scaled by
+    # D / n_obs (somvq.missing's definition); the statistics are then the hits (K,) in
+    # ``counts`` and [sums | observed counts] (K, 2 D) in ``sums``.
     @cuda.jit
     def finish_kernel(
         X, rows, codebook, bmu, best, second, kappa, absolute, out_sq_dist, counts, sums, error, accumulate
@@ -154,6 +169,13 @@ def _build_finish():
         d1 = best[r]
         d2 = second[r]
         winner = bmu[r]
+        scale = 1.0
+        if masked:
+            n_obs = 0
+            for j in range(n_features):
+                if X[src, j] == X[src, j]:
+                    n_obs += 1
+            scale = n_features / n_obs
         # |computed - exact| <= kappa exact + absolute (underflow) for every unit: a gap
         # larger than twice that proves the winner; a non-finite best proves nothing.
         certain = d1 <= 1.7e308 and (d2 - d1 > 2.0 * (kappa * d2 + absolute) or n_units == 1)
@@ -161,8 +183,12 @@ def _build_finish():
             acc = 0.0
             for j in range(n_features):
                 diff = float64(X[src, j]) - float64(codebook[winner, j])
-                acc += diff * diff
-            dist = acc
+                if masked:
+                    if diff == diff:
+                        acc += diff * diff
+                else:
+                    acc += diff * diff
+            dist = scale * acc if masked else acc
         else:
             dist = math.inf
             winner = int64(-1)
@@ -170,7 +196,13 @@ def _build_finish():
                 acc = 0.0
                 for j in range(n_features):
                     diff = float64(X[src, j]) - float64(codebook[k, j])
-                    acc += diff * diff
+                    if masked:
+                        if diff == diff:
+                            acc += diff * diff
+                    else:
+                        acc += diff * diff
+                if masked:
+                    acc = scale * acc  # compared scaled, as somvq.missing re-ranks
                 if acc < dist or winner < 0:
                     dist = acc
                     winner = k
@@ -180,7 +212,13 @@ def _build_finish():
             cuda.atomic.add(counts, winner, 1.0)
             cuda.atomic.add(error, 0, dist)
             for j in range(n_features):
-                cuda.atomic.add(sums, (winner, j), float64(X[src, j]))
+                value = float64(X[src, j])
+                if masked:
+                    if value == value:
+                        cuda.atomic.add(sums, (winner, j), value)
+                        cuda.atomic.add(sums, (winner, n_features + j), 1.0)
+                else:
+                    cuda.atomic.add(sums, (winner, j), value)
 
     return finish_kernel
 
@@ -265,13 +303,49 @@ def _build_segmented(reduce_threads: int):
     return chunk_histogram, column_offsets, unit_starts, place, segmented_sums, ordered_sum
 
 
-def segmented_statistics(X, rows, bmu, sq_dist, counts, sums, error):
+@cache
+def _build_segmented_masked():
+    @cuda.jit
+    def segmented_masked_sums(X, rows, perm, unit_start, unit_count, hits, both):
+        # missing="ignore": x: column of [sums | observed counts] (column 2 D: the hits),
+        # y: unit; NaN entries skipped; rows in row order (as cpu_missing.masked_accumulate).
+        j, k = cuda.grid(2)
+        n_units = both.shape[0]
+        n_features = both.shape[1] // 2
+        if k >= n_units or j > 2 * n_features:
+            return
+        start = unit_start[k]
+        stop = start + unit_count[k]
+        if j == 2 * n_features:
+            acc = hits[k]
+            for _ in range(start, stop):
+                acc += 1.0
+            hits[k] = acc
+        elif j < n_features:
+            acc = both[k, j]
+            for p in range(start, stop):
+                value = float64(X[rows[perm[p]], j])
+                if value == value:
+                    acc += value
+            both[k, j] = acc
+        else:
+            acc = both[k, j]
+            for p in range(start, stop):
+                if X[rows[perm[p]], j - n_features] == X[rows[perm[p]], j - n_features]:
+                    acc += 1.0
+            both[k, j] = acc
+
+    return segmented_masked_sums
+
+
+def segmented_statistics(X, rows, bmu, sq_dist, counts, sums, error, masked=False):
     """Add counts, sums and the squared error of ``X[rows]`` (winners ``bmu``) in a fixed order.
 
     Deterministic: rows are sorted stably by winner with a chunked counting sort, then
     each ``sums[k, j]`` adds its unit's rows in row order (as the CPU's accumulation
     does), ``counts[k]`` its number of rows, and ``error`` the squared distances in a
-    fixed-order block reduction.
+    fixed-order block reduction. ``masked``: ``sums`` is the (K, 2 D) ``[sums | observed
+    counts]`` of ``missing="ignore"`` (NaN entries skipped).
     """
     from . import cuda_update
 
@@ -295,13 +369,20 @@ def segmented_statistics(X, rows, bmu, sq_dist, counts, sums, error):
     unit_starts[1, 1](unit_count, unit_start)
     place[chunk_blocks, threads](bmu, chunk, hist, unit_start, perm)
     tile = cfg.SMOOTH_TILE
-    segmented_sums[((n_features + tile) // tile, (n_units + tile - 1) // tile), (tile, tile)](
-        X, rows, perm, unit_start, unit_count, counts, sums
-    )
+    if masked:  # sums: [sums | observed counts] (K, 2 D); counts: the hits (K,)
+        _build_segmented_masked()[((n_features + tile) // tile, (n_units + tile - 1) // tile), (tile, tile)](
+            X, rows, perm, unit_start, unit_count, counts, sums
+        )
+    else:
+        segmented_sums[((n_features + tile) // tile, (n_units + tile - 1) // tile), (tile, tile)](
+            X, rows, perm, unit_start, unit_count, counts, sums
+        )
     ordered_sum[1, cfg.REDUCE_THREADS](sq_dist, error)
 
 
-def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, sums=None, error=None):
+def best_matching_units(
+    X, rows, codebook, out_bmu, out_sq_dist, counts=None, sums=None, error=None, *, masked=False
+):
     """Winners of the rows ``X[rows]`` (device arrays), and optionally their statistics.
 
     Parameters
@@ -314,13 +395,20 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
     counts, sums, error : (K,), (K, D), (1,) float64 device arrays or None; hit counts,
         per-unit sums and the summed squared distance are *added* into them (atomics, or
         the deterministic segmented reduction, see ``cuda_config.DETERMINISTIC_STATISTICS``)
+    masked : bool
+        ``missing="ignore"`` (:mod:`somvq.missing`): NaN marks a missing entry; distances
+        are ``D / n_obs * sum_{j observed} (x_j - w_j)^2`` (every row needs an observed
+        feature), and ``sums`` is (K, 2 D): ``[sums | observed counts]`` per unit and
+        feature, over observed entries only.
     """
     n_rows = rows.shape[0]
     if n_rows == 0:
         return
     cfg = cuda_config
     cfg.check()
-    kernel = _build(cfg.BMU_TILE_ROWS, cfg.BMU_TILE_UNITS, cfg.BMU_TILE_FEATURES, np.dtype(X.dtype).name)
+    kernel = _build(
+        cfg.BMU_TILE_ROWS, cfg.BMU_TILE_UNITS, cfg.BMU_TILE_FEATURES, np.dtype(X.dtype).name, masked
+    )
     accumulate = counts is not None
     deterministic = accumulate and cfg.DETERMINISTIC_STATISTICS
     if deterministic:
@@ -336,7 +424,7 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
     kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](X, rows, codebook, out_bmu, out_sq_dist, second)
     kappa, absolute = direct_form_error(X.dtype, codebook.shape[1])
     threads = cfg.THREADS_PER_BLOCK
-    _build_finish()[(n_rows + threads - 1) // threads, threads](
+    _build_finish(masked)[(n_rows + threads - 1) // threads, threads](
         X,
         rows,
         codebook,
@@ -352,7 +440,7 @@ def best_matching_units(X, rows, codebook, out_bmu, out_sq_dist, counts=None, su
         accumulate,
     )
     if deterministic:
-        segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics)
+        segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics, masked=masked)
 
 
 def direct_form_error(dtype, n_features: int) -> tuple[float, float]:

@@ -28,7 +28,10 @@ from .neighbourhood_formulas import INVERSE_COUNT
 
 
 @cache
-def _build(threads: int):
+def _build(threads: int, masked: bool = False):
+    # masked (missing="ignore", mirror of cpu_missing.masked_online_pass): the winner
+    # minimises the squared distance over the sample's observed features (the D / n_obs
+    # factor is the same for every unit) and the update touches observed features only.
     @cuda.jit
     def online_kernel(
         X,
@@ -61,7 +64,11 @@ def _build(threads: int):
                 acc = 0.0
                 for j in range(n_features):
                     diff = float64(X[i, j]) - float64(codebook[k, j])
-                    acc += diff * diff
+                    if masked:
+                        if diff == diff:  # NaN in x: a missing entry
+                            acc += diff * diff
+                    else:
+                        acc += diff * diff
                 if acc < best or best_k < 0:
                     best = acc
                     best_k = k
@@ -105,7 +112,12 @@ def _build(threads: int):
                 j = e - k * n_features
                 h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
                 if h != 0.0:
-                    codebook[k, j] += rate * h * (float64(X[i, j]) - float64(codebook[k, j]))
+                    if masked:
+                        value = float64(X[i, j])
+                        if value == value:
+                            codebook[k, j] += rate * h * (value - float64(codebook[k, j]))
+                    else:
+                        codebook[k, j] += rate * h * (float64(X[i, j]) - float64(codebook[k, j]))
             cuda.syncthreads()
 
     return online_kernel
@@ -123,15 +135,18 @@ def online_pass(
     lr_params,
     unit_counts,
     t0,
+    masked=False,
 ):
     """Online KSOM over ``X[order]`` on device arrays; ``codebook``/``unit_counts`` in place.
 
     Same arguments as :func:`somvq._kernels.cpu_online.online_pass`, as device arrays
     (``order`` int64, ``grid_distances`` (K, K) float64, parameter vectors float64).
+    ``masked``: ``missing="ignore"``, as :func:`somvq._kernels.cpu_missing.masked_online_pass`
+    (NaN marks a missing entry).
     """
     cfg = cuda_config
     cfg.check()
-    kernel = _build(cfg.ONLINE_THREADS)
+    kernel = _build(cfg.ONLINE_THREADS, masked)
     n = order.shape[0]
     for start in range(0, n, cfg.ONLINE_CHUNK):
         stop = min(start + cfg.ONLINE_CHUNK, n)

@@ -78,7 +78,7 @@ def _compiled_names(cuda, T) -> set[str]:
 
 def _compile_all(cuda, T, cc) -> int:
 
-    from somvq._kernels import cuda_bmu, cuda_online, cuda_smoothing, cuda_update
+    from somvq._kernels import cuda_bmu, cuda_missing, cuda_online, cuda_smoothing, cuda_update
 
     def A(dtype, ndim, layout="A"):
         return T.Array(dtype, ndim, layout)
@@ -98,6 +98,65 @@ def _compile_all(cuda, T, cc) -> int:
         check(
             cuda_bmu._build(16, 16, 32, name),
             (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")),
+        )
+        for masked in (True,):  # missing="ignore": the masked builds (the dense ones below)
+            check(
+                cuda_bmu._build(16, 16, 32, name, masked),
+                (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")),
+            )
+            check(
+                cuda_bmu._build_finish(masked),
+                (
+                    A(dt, 2),
+                    A(i64, 1),
+                    A(dt, 2, "C"),
+                    A(i64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    f64,
+                    f64,
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 2, "C"),
+                    A(f64, 1, "C"),
+                    b1,
+                ),
+            )
+            check(
+                cuda_online._build(256, masked),
+                (
+                    A(dt, 2),
+                    A(dt, 2, "C"),
+                    A(i64, 1, "C"),
+                    i64,
+                    i64,
+                    A(f64, 2, "C"),
+                    i64,
+                    i64,
+                    A(f64, 1, "C"),
+                    i64,
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    i64,
+                ),
+            )
+        check(
+            cuda_bmu._build_segmented_masked(),
+            (
+                A(dt, 2),
+                A(i64, 1),
+                A(i64, 1, "C"),
+                A(i64, 1, "C"),
+                A(i64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 2, "C"),
+            ),
+        )
+        masked_kernels = cuda_missing._build(256)
+        check(masked_kernels["batch"], (A(dt, 2, "C"), A(f64, 2, "C")))
+        check(
+            masked_kernels["ema_sum"],
+            (A(f64, 2, "C"), A(f64, 2, "C"), A(dt, 2, "C"), A(f64, 2, "C"), f64, b1),
         )
         check(
             cuda_bmu._build_finish(),
@@ -166,6 +225,7 @@ def _compile_all(cuda, T, cc) -> int:
     check(place, (A(i64, 1, "C"), i64, A(i64, 2, "C"), A(i64, 1, "C"), A(i64, 1, "C")))
     check(ordered, (A(f64, 1, "C"), A(f64, 1, "C")))
     check(cuda_update._build(256, 256)["ema_count"], (A(f64, 1, "C"), A(f64, 1, "C"), f64, f64, b1))
+    check(cuda_missing._build(256)["ema_count"], (A(f64, 2, "C"), A(f64, 2, "C"), f64, f64, b1))
     matrix_kernel, smooth_kernel = cuda_smoothing._build(16)
     check(matrix_kernel, (A(f64, 2, "C"), i64, f64, f64, A(f64, 2, "C")))
     check(smooth_kernel, (A(f64, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C")))

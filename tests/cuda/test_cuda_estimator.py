@@ -199,15 +199,3 @@ def test_array_interface_objects_are_device_arrays():
     assert engine.is_device_array(GradTensor())
     assert engine.is_device_array(cuda.to_device(np.zeros((2, 2))))
     assert not engine.is_device_array(np.zeros((2, 2)))
-
-
-def test_missing_ignore_on_cuda_is_a_clear_error():
-    """No masked CUDA kernels yet (issue 13): the combination is refused, never run on the CPU."""
-    X = np.random.default_rng(0).normal(size=(40, 3))
-    X[::5, 1] = np.nan
-    som = KSOM(grid=(2, 3), backend="cuda", missing="ignore", n_epochs=1)
-    with pytest.raises(ValueError, match="missing='ignore' with backend='cuda'"):
-        som.check_parameters()
-    with pytest.raises(ValueError, match="missing='ignore' with backend='cuda'"):
-        som.fit(X)
-    assert not hasattr(som, "codebook_")

@@ -1,11 +1,13 @@
-"""The CUDA engine, in four parts (imported only when ``backend="cuda"`` is used).
+"""The CUDA engine, in five parts (imported only when ``backend="cuda"`` is used).
 
 * :mod:`.device` - availability (a GPU or the simulator), device arrays, and validated
   training data on the device (:class:`~.device.DeviceData`);
 * :mod:`.steps` - the functions of :mod:`somvq.algorithms` on device arrays (fast paths
   over the kernels in ``somvq/_kernels/cuda_*.py``);
 * :mod:`.resident` - the device-resident copy of an estimator's state, kept between calls;
-* :mod:`.engine` - :class:`~.engine.CudaEngine`, the passes of the three algorithms.
+* :mod:`.engine` - :class:`~.engine.CudaEngine`, the passes of the three algorithms;
+* :mod:`.masked` - ``missing="ignore"``: the masked definitions of :mod:`somvq.missing`
+  on the device (search, statistics, the passes of the three algorithms).
 
 Nothing here imports ``numba.cuda`` at import time; ``import somvq`` and CPU fits never
 import this package.

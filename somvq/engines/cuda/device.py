@@ -106,6 +106,9 @@ class DeviceData:
     it when the input lives on the device).
     """
 
+    #: True when the rows hold NaN (``missing="ignore"``: the masked path runs).
+    has_missing = False
+
     def __init__(self, device, host: np.ndarray | None = None):
         self.device = device
         self.host = host
@@ -167,20 +170,29 @@ def _copy_to_host(device) -> np.ndarray:
     return out.copy_to_host()
 
 
-def validate_training_data(estimator, X, *, reset: bool, dtype=None) -> DeviceData:
+def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: bool = False) -> DeviceData:
     """The CUDA twin of ``validate_data(estimator, X, dtype=[float64, float32], ...)``.
 
     Host inputs are validated by scikit-learn as on the CPU, then copied to the device
     once. Device inputs are checked on the device (2-D, non-empty, finite, feature count)
     and used in place; other dtypes than float32/float64 become a float64 device copy.
     ``dtype`` (the fitted codebook's, when a fit continues): the dtype the data takes.
+    ``allow_nan`` (``missing="ignore"``): NaN passes here; the caller checks the rows
+    (:func:`somvq.engines.cuda.masked.validate_masked_training_data`).
     """
     require_cuda()
     fitted_dtype = None if dtype is None else np.dtype(dtype)
     if not is_device_array(X):
         from ..._sklearn import validate_data
 
-        host = validate_data(estimator, X, dtype=[np.float64, np.float32], order="C", reset=reset)
+        host = validate_data(
+            estimator,
+            X,
+            dtype=[np.float64, np.float32],
+            order="C",
+            reset=reset,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
         if fitted_dtype is not None and host.dtype != fitted_dtype:
             host = host.astype(fitted_dtype)
         return DeviceData(_cuda().to_device(host), host)
@@ -210,7 +222,7 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None) -> DeviceDa
         cast = _cuda().device_array(device.shape, dtype=target)
         cuda_update.cast(device, cast)
         device = cast
-    if not cuda_update.all_finite(device):
+    if not allow_nan and not cuda_update.all_finite(device):
         raise ValueError("Input X contains NaN or infinity.")
     if reset:
         estimator.n_features_in_ = n_features

@@ -26,14 +26,23 @@ class CudaEngine(Engine):
 
     def __init__(self, estimator) -> None:
         require_cuda()
-        if getattr(estimator, "missing", "error") == "ignore":
-            from ...parameters import check_options
-
-            check_options(estimator)  # missing='ignore' has no CUDA kernels yet: a clear error
         super().__init__(estimator)
 
     def prepare(self, X, *, reset, dtype=None) -> DeviceData:
+        if getattr(self.estimator, "missing", "error") == "ignore":
+            from .masked import validate_masked_training_data
+
+            return validate_masked_training_data(self.estimator, X, reset=reset, dtype=dtype)
         return validate_training_data(self.estimator, X, reset=reset, dtype=dtype)
+
+    def init_rows(self, data: DeviceData):
+        # missing="ignore": the initialisation reads the rows with NaN replaced by the
+        # column means (somvq.missing.mean_filled), as on the CPU.
+        if getattr(data, "has_missing", False):
+            from ... import missing
+
+            return missing.mean_filled(data.host)
+        return data
 
     def scale_columns(self, data: DeviceData, scale: np.ndarray) -> DeviceData:
         """Layered maps: host inputs are scaled on the host and copied to the device once."""
@@ -46,6 +55,11 @@ class CudaEngine(Engine):
         return DeviceData(_cuda().to_device(host), host)
 
     def run_pass(self, X, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        if getattr(X, "has_missing", False) or np.ndim(state.ema_count) == 2:
+            # missing="ignore" with NaN (or a (K, D) EMA count): the masked path, as on the CPU
+            from .masked import run_masked_pass
+
+            return run_masked_pass(self.estimator, X, order, plan, state)
         device = device_state(self.estimator, state)
         Xd = as_device_array(X)
         cuda = _cuda()
@@ -96,4 +110,8 @@ class CudaEngine(Engine):
 
     def labels(self, X, state: FittedState) -> np.ndarray:
         codebook = known_device_codebook(self.estimator, state.codebook)
+        if getattr(X, "has_missing", False):
+            from .masked import masked_assign
+
+            return masked_assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()
         return steps.assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()

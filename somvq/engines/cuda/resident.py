@@ -58,6 +58,21 @@ class _DeviceState:
             self.rows_capacity = n_rows
         return self.statistics + self.row_buffers
 
+    def masked_buffers(self):
+        """``(hits, both, smoothed hits, smoothed both)`` scratch of the masked path.
+
+        ``both`` is (K, 2 D): ``[sums | observed counts]`` (``missing="ignore"``); made on
+        the first masked step.
+        """
+        if getattr(self, "_masked", None) is None:
+            cuda = _cuda()
+            n_units, n_features = self.codebook.shape
+            self._masked = tuple(
+                cuda.device_array(shape, dtype=np.float64)
+                for shape in (n_units, (n_units, 2 * n_features), n_units, (n_units, 2 * n_features))
+            )
+        return self._masked
+
     def snapshot(self, state: FittedState) -> None:
         self.host = {name: np.array(getattr(state, name), copy=True) for name in _SYNCED}
 

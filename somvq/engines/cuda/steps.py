@@ -166,11 +166,14 @@ def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps
     return ema_count, ema_sum, codebook
 
 
-def online_pass_inplace(X, order, codebook, unit_counts, neighbourhood, grid_distances, t0, *, learning_rate):
+def online_pass_inplace(
+    X, order, codebook, unit_counts, neighbourhood, grid_distances, t0, *, learning_rate, masked=False
+):
     """:func:`somvq.algorithms.online_pass_inplace` on the device; ``codebook``/``unit_counts`` in place.
 
     ``grid_distances``: the (K, K) grid distances (host or device); ``codebook`` and
-    ``unit_counts`` must be device arrays to see the result.
+    ``unit_counts`` must be device arrays to see the result. ``masked``: the
+    ``missing="ignore"`` pass (:func:`somvq.missing.masked_pass`'s online rule).
     """
     from ..._kernels import cuda_online
 
@@ -190,4 +193,5 @@ def online_pass_inplace(X, order, codebook, unit_counts, neighbourhood, grid_dis
         cuda.to_device(lr_params),
         unit_counts,
         int(t0),
+        masked,
     )
