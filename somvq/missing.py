@@ -287,7 +287,8 @@ def masked_ema_update(
 
     update="all": ``N <- decay N + (1 - decay) n``, Laplace smoothing per feature column
     (``N_kj <- (N_kj + eps) / (sum_k N_kj + K eps) * sum_k N_kj``), ``m <- decay m +
-    (1 - decay) s``, ``w = m / N``. update="written": the EMA lines only where ``n_kj > 0``.
+    (1 - decay) s``, ``w = m / N``; a column whose updated total ``sum_k N_kj`` is 0 (decay 0
+    and no observed value of feature j in the batch) keeps its N, m and w. update="written": the EMA lines only where ``n_kj > 0``.
     A (K,) ``ema_count`` (a dense state) is broadcast to (K, D) first.
     """
     keep = 1.0 - decay
@@ -299,6 +300,16 @@ def masked_ema_update(
         total = count.sum(axis=0)
         count = (count + eps) / (total + count.shape[0] * eps) * total
         total_sum = decay * ema_sum + keep * sums
+        # A column with no weight left (decay 0 and no observed value in this batch) has
+        # nothing to average: it keeps N, m and w, as the batch update keeps w where n = 0.
+        empty = total == 0
+        if empty.any():
+            count[:, empty] = ema_count[:, empty]
+            total_sum[:, empty] = ema_sum[:, empty]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                new = total_sum / count
+            new[:, empty] = codebook[:, empty]
+            return count, total_sum, new.astype(codebook.dtype, copy=False)
         return count, total_sum, (total_sum / count).astype(codebook.dtype, copy=False)
     if update == "written":
         written = counts > 0

@@ -299,12 +299,17 @@ def masked_minibatch_step(Xb, W, N, m, H, decay, eps, update="all"):
     n, s = masked_statistics(Xb, W, H)
     K, D = W.shape
     if update == "all":
-        N = decay * N + (1 - decay) * n
+        N_new = decay * N + (1 - decay) * n
+        m_new = decay * m + (1 - decay) * s
+        W_new = np.asarray(W, dtype=float).copy()
         for j in range(D):
-            total = N[:, j].sum()
-            N[:, j] = (N[:, j] + eps) / (total + K * eps) * total
-        m = decay * m + (1 - decay) * s
-        return N, m, m / N
+            total = N_new[:, j].sum()
+            if total == 0:  # nothing weighs on feature j: it keeps N, m and w
+                N_new[:, j], m_new[:, j] = N[:, j], m[:, j]
+                continue
+            N_new[:, j] = (N_new[:, j] + eps) / (total + K * eps) * total
+            W_new[:, j] = m_new[:, j] / N_new[:, j]
+        return N_new, m_new, W_new
     N, m, W = N.copy(), m.copy(), np.asarray(W, dtype=float).copy()
     for k in range(K):
         for j in range(D):

@@ -269,6 +269,38 @@ def test_masked_ema_step_property(seed, fraction, d, update, decay, eps):
     np.testing.assert_allclose(W, eW, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("update", ["all", "written"])
+def test_masked_ema_step_column_without_weight_keeps_its_state(update):
+    # decay 0 and a feature never observed in the batch: sum_k N_kj = 0 (was 0/0 = NaN).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 3))
+    X[:, 1] = np.nan
+    W0 = rng.normal(size=(4, 3))
+    N0 = rng.uniform(0.5, 2.0, size=(4, 3))
+    m0 = N0 * W0
+    stats = M.masked_unit_statistics(X, W0)
+    N, m, W = M.masked_ema_update(N0, m0, W0, stats.counts, stats.sums, decay=0.0, eps=1e-5, update=update)
+    eN, em, eW = naive.masked_minibatch_step(X, W0, N0, m0, np.eye(4), 0.0, 1e-5, update)
+    assert np.isfinite(W).all()
+    np.testing.assert_array_equal(W[:, 1], W0[:, 1])
+    np.testing.assert_array_equal(N[:, 1], N0[:, 1])
+    np.testing.assert_allclose(N, eN, rtol=1e-12)
+    np.testing.assert_allclose(m, em, rtol=1e-12)
+    np.testing.assert_allclose(W, eW, rtol=1e-10)
+
+
+def test_minibatch_with_a_feature_missing_from_a_whole_batch():
+    # decay="auto" is 0 for fits of <= 20 steps; the second batch never sees feature 0.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    X[4:, 0] = np.nan
+    som = KSOM(grid=(2, 2), algorithm="minibatch", batch_size=4, missing="ignore", random_state=0)
+    som.partial_fit(X)
+    assert np.isfinite(som.codebook_).all()
+    som = KSOM(grid=(2, 2), algorithm="minibatch", batch_size=4, missing="ignore", n_epochs=3, random_state=0)
+    assert np.isfinite(som.fit(X).codebook_).all()
+
+
 # ------------------------------------------------------------------ dense data: unchanged
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 from numba import cuda, float64
 
 from . import cuda_config
@@ -34,35 +35,45 @@ def _build(reduce_threads: int):
                 codebook[k, j] = both[k, j] / count
 
     @cuda.jit
-    def masked_ema_count_kernel(ema_count, both, decay, eps, update_all):
+    def masked_ema_count_kernel(ema_count, both, decay, eps, update_all, column_empty):
         # One block per feature j: N_kj <- decay N_kj + (1 - decay) n_kj, then (update="all")
-        # Laplace smoothing over the units of column j.
+        # Laplace smoothing over the units of column j; a column whose new total is 0 (decay 0,
+        # feature j unobserved in the batch) keeps N, m and w (column_empty[j] = 1).
         j = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         partial = cuda.shared.array(reduce_threads, float64)
         n_units, n_features = ema_count.shape
+        if not update_all:
+            for k in range(tid, n_units, reduce_threads):
+                count = both[k, n_features + j]
+                if count > 0.0:
+                    ema_count[k, j] = decay * ema_count[k, j] + (1.0 - decay) * count
+            return
         total = 0.0
         for k in range(tid, n_units, reduce_threads):
-            count = both[k, n_features + j]
-            if update_all or count > 0.0:
-                ema_count[k, j] = decay * ema_count[k, j] + (1.0 - decay) * count
-            total += ema_count[k, j]
-        if not update_all:
-            return
+            total += decay * ema_count[k, j] + (1.0 - decay) * both[k, n_features + j]
         partial[tid] = total
         block_tree_sum(partial, tid, reduce_threads)
         total = partial[0]
+        if tid == 0:
+            column_empty[j] = 1 if total == 0.0 else 0
+        if total == 0.0:
+            return
         for k in range(tid, n_units, reduce_threads):
-            ema_count[k, j] = (ema_count[k, j] + eps) / (total + n_units * eps) * total
+            count = decay * ema_count[k, j] + (1.0 - decay) * both[k, n_features + j]
+            ema_count[k, j] = (count + eps) / (total + n_units * eps) * total
 
     @cuda.jit
-    def masked_ema_sum_kernel(ema_count, ema_sum, codebook, both, decay, update_all):
-        # m_kj <- decay m_kj + (1 - decay) s_kj, w_kj = m_kj / N_kj ("written": where n_kj > 0).
+    def masked_ema_sum_kernel(ema_count, ema_sum, codebook, both, decay, update_all, column_empty):
+        # m_kj <- decay m_kj + (1 - decay) s_kj, w_kj = m_kj / N_kj ("written": where n_kj > 0;
+        # "all": not in a column without weight).
         e = cuda.grid(1)
         n_units, n_features = codebook.shape
         if e < n_units * n_features:
             k = e // n_features
             j = e - k * n_features
+            if update_all and column_empty[j] != 0:
+                return
             if update_all or both[k, n_features + j] > 0.0:
                 m = decay * ema_sum[k, j] + (1.0 - decay) * both[k, j]
                 ema_sum[k, j] = m
@@ -91,8 +102,11 @@ def masked_ema_update_inplace(ema_count, ema_sum, codebook, both, *, decay, eps,
         raise ValueError(f"update={update!r} is not one of ('all', 'written').")
     update_all = update == "all"
     kernels = _kernels()
+    column_empty = cuda.device_array(codebook.shape[1], dtype=np.int8)
     kernels["ema_count"][codebook.shape[1], cuda_config.REDUCE_THREADS](
-        ema_count, both, float(decay), float(eps), update_all
+        ema_count, both, float(decay), float(eps), update_all, column_empty
     )
     grid, block = _launch_1d(codebook.shape[0] * codebook.shape[1])
-    kernels["ema_sum"][grid, block](ema_count, ema_sum, codebook, both, float(decay), update_all)
+    kernels["ema_sum"][grid, block](
+        ema_count, ema_sum, codebook, both, float(decay), update_all, column_empty
+    )

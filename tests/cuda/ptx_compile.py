@@ -156,7 +156,7 @@ def _compile_all(cuda, T, cc) -> int:
         check(masked_kernels["batch"], (A(dt, 2, "C"), A(f64, 2, "C")))
         check(
             masked_kernels["ema_sum"],
-            (A(f64, 2, "C"), A(f64, 2, "C"), A(dt, 2, "C"), A(f64, 2, "C"), f64, b1),
+            (A(f64, 2, "C"), A(f64, 2, "C"), A(dt, 2, "C"), A(f64, 2, "C"), f64, b1, A(T.int8, 1, "C")),
         )
         check(
             cuda_bmu._build_finish(),
@@ -225,7 +225,10 @@ def _compile_all(cuda, T, cc) -> int:
     check(place, (A(i64, 1, "C"), i64, A(i64, 2, "C"), A(i64, 1, "C"), A(i64, 1, "C")))
     check(ordered, (A(f64, 1, "C"), A(f64, 1, "C")))
     check(cuda_update._build(256, 256)["ema_count"], (A(f64, 1, "C"), A(f64, 1, "C"), f64, f64, b1))
-    check(cuda_missing._build(256)["ema_count"], (A(f64, 2, "C"), A(f64, 2, "C"), f64, f64, b1))
+    check(
+        cuda_missing._build(256)["ema_count"],
+        (A(f64, 2, "C"), A(f64, 2, "C"), f64, f64, b1, A(T.int8, 1, "C")),
+    )
     matrix_kernel, smooth_kernel = cuda_smoothing._build(16)
     check(matrix_kernel, (A(f64, 2, "C"), i64, f64, f64, A(f64, 2, "C")))
     check(smooth_kernel, (A(f64, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C"), A(f64, 1, "C"), A(f64, 2, "C")))

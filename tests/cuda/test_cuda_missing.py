@@ -275,3 +275,25 @@ def test_bad_input_errors_are_the_cpus():
         KSOM(grid=(2, 2), backend="cuda", missing="ignore").fit(cuda.to_device(over))
     with pytest.raises(ValueError, match="NaN"):
         KSOM(grid=(2, 2), backend="cuda").fit(cuda.to_device(nan))
+
+
+def test_minibatch_column_without_weight_keeps_its_state_as_on_the_cpu():
+    # decay 0 and feature 0 unobserved in a whole batch: the CPU definition keeps N, m, w.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    X[4:, 0] = np.nan
+    fits = [
+        KSOM(
+            grid=(2, 2),
+            algorithm="minibatch",
+            batch_size=4,
+            missing="ignore",
+            decay=0.0,
+            random_state=0,
+            backend=backend,
+        ).partial_fit(X)
+        for backend in ("cpu", "cuda")
+    ]
+    assert np.isfinite(fits[1].codebook_).all()
+    np.testing.assert_allclose(fits[1].codebook_, fits[0].codebook_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fits[1].ema_count_, fits[0].ema_count_, rtol=1e-10, atol=1e-12)
