@@ -387,6 +387,12 @@ def main(argv=None) -> int:
         default=None,
         help="also time somvq against N and K (default: on for the full run)",
     )
+    parser.add_argument(
+        "--scaling-rounds",
+        type=int,
+        default=2,
+        help="rounds of the N and K cases (default 2: trends, not ratios; saves ~1 min)",
+    )
     args = parser.parse_args(argv)
 
     if args.data or args.maps:
@@ -413,9 +419,11 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     started = time.time()
     rows = []
+    case_loads = []
     for name, map_text, epochs, *case_libs in cases:
         shape = tuple(int(s) for s in map_text.lower().split("x"))
         libs = args.libs or (case_libs[0] if case_libs else DEFAULT_LIBS)
+        case_loads.append(f"{name} {map_text} {os.getloadavg()[0]:.2f}")
         log(f"case {name} map {map_text} epochs {epochs} (load average {os.getloadavg()[0]:.2f})")
         rows += run_case(name, shape, epochs, libs, rounds, args.online_epochs, max_rows, args.timeout, log)
     scaling = args.scaling if args.scaling is not None else not (args.quick or args.data or args.maps)
@@ -426,7 +434,15 @@ def main(argv=None) -> int:
             shape = tuple(int(s) for s in map_text.lower().split("x"))
             log(f"scaling case {name} map {map_text} epochs {epochs}")
             scaling_rows += run_case(
-                name, shape, epochs, libs, rounds, args.online_epochs, max_rows, args.timeout, log
+                name,
+                shape,
+                epochs,
+                libs,
+                args.scaling_rounds,
+                args.online_epochs,
+                max_rows,
+                args.timeout,
+                log,
             )
     table = markdown_table(rows)
     command = "python -m benchmarks.run " + " ".join(
@@ -453,6 +469,7 @@ def main(argv=None) -> int:
             if max(load_start[0], os.getloadavg()[0]) > 1.0
             else ""
         ),
+        f"- load average (1 min) before each case: {', '.join(case_loads)}",
         "",
         "Columns: *x GEMM/epoch* = seconds per epoch / the float32 GEMM floor X.W^T of that case; "
         "*late s/epoch* = mean seconds per epoch over the last third of the epochs (epochs // 3 "
@@ -486,8 +503,9 @@ def main(argv=None) -> int:
         header += [
             "## How cost grows",
             "",
-            "somvq only, float32, 3 epochs each: time per epoch against N (K = 512, D = 32) and "
-            "against K (N = 1e5, D = 32, maps 10x10, 20x20, 16x32, 32x32, 64x64); *x GEMM/epoch* "
+            f"somvq only, float32, 3 epochs each, {args.scaling_rounds} rounds (median): time per "
+            "epoch against N (K = 512, D = 32) "
+            "and against K (N = 1e5, D = 32, maps 10x10, 20x20, 16x32, 32x32, 64x64); *x GEMM/epoch* "
             "is against each case's own GEMM floor (the floor grows as N K D).",
             "",
             markdown_table(scaling_rows),

@@ -86,13 +86,24 @@ def test_full_run_has_issue_17_target_case(bench):
     assert all(lib in run.TRAINERS for lib in run.DEFAULT_LIBS + libs)
 
 
-def test_run_smoke(bench, capsys):
+def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
     """Tiny end-to-end run: one worker process per library, the table and its columns."""
     run, _, _, _ = bench
+    monkeypatch.setattr(run, "SCALING_CASES", [("gauss-300-4", "2x2", 3)])
     libs = ["somvq-batch", "somvq-batch-nan", "somvq-none", "somvq-none-full", "somvq-none-pruned", "kmeans"]
-    argv = ["--data", "gauss-400-4", "--maps", "2x3", "--epochs", "3", "--rounds", "1"]
-    assert run.main([*argv, "--no-write", "--libs", *libs]) == 0
+    argv = ["--data", "gauss-400-4", "--maps", "2x3", "--epochs", "3", "--rounds", "1", "--scaling"]
+    output = tmp_path / "table.md"
+    assert run.main([*argv, "--scaling-rounds", "1", "--output", str(output), "--libs", *libs]) == 0
     out = capsys.readouterr().out
+    assert output.read_text() + "\n" == out  # print adds one newline
+    assert "load average (1 min) before each case: gauss-400-4 2x3 " in out
+    # the scaling section: somvq's batch and k-means rows only, its own rounds
+    scaling = out.split("## How cost grows", 1)[1]
+    assert "3 epochs each, 1 rounds (median)" in scaling
+    assert "| gauss-300-4 | 300x4 | 2x2 | somvq-batch (auto: full) |" in scaling
+    assert "| gauss-300-4 | 300x4 | 2x2 | somvq-none (auto: full) |" in scaling
+    assert "kmeans" not in scaling
+    out = out.split("## How cost grows", 1)[0]
     rows = {
         cells[3]: cells
         for line in out.splitlines()
