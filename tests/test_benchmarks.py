@@ -130,3 +130,15 @@ def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
     # every search gives the same codebook, hence the same QE
     assert rows["somvq-none (auto: full)"][12] == rows["somvq-none-pruned"][12]
     assert "Libraries: " in out and "10% of the entries NaN" in out
+
+
+def test_full_run_cases_keep_their_own_libraries(bench, capsys, monkeypatch):
+    """A case of the full run with its own list runs those libraries only (``--epochs`` kept)."""
+    run, _, _, _ = bench
+    monkeypatch.setattr(run, "FULL_CASES", [("gauss-300-4", "2x2", 9, ["somvq-none", "kmeans-elkan"])])
+    assert run.main(["--rounds", "1", "--no-scaling", "--no-write", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| gauss-300-4")]
+    assert [row.split("|")[4].strip() for row in rows] == ["somvq-none (auto: full)", "kmeans-elkan"]
+    assert all(row.split("|")[5].strip() == "3" for row in rows)
+    assert "## How cost grows" not in out
