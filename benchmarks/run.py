@@ -388,6 +388,13 @@ def main(argv=None) -> int:
         help="also time somvq against N and K (default: on for the full run)",
     )
     parser.add_argument(
+        "--first-fit",
+        type=int,
+        metavar="REPEATS",
+        help="time import somvq and the first fit in REPEATS fresh processes (benchmarks.first_fit) "
+        "for the header (default: 7 for the full run, 0 otherwise)",
+    )
+    parser.add_argument(
         "--scaling-rounds",
         type=int,
         default=2,
@@ -444,6 +451,15 @@ def main(argv=None) -> int:
                 args.timeout,
                 log,
             )
+    first_fit_repeats = (
+        args.first_fit if args.first_fit is not None else (0 if (args.quick or args.data or args.maps) else 7)
+    )
+    first_use = None
+    if first_fit_repeats > 0:
+        from benchmarks import first_fit
+
+        log(f"first fit in {first_fit_repeats} fresh processes")
+        first_use = first_fit.measure(first_fit_repeats)
     table = markdown_table(rows)
     command = "python -m benchmarks.run " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
@@ -470,6 +486,7 @@ def main(argv=None) -> int:
             else ""
         ),
         f"- load average (1 min) before each case: {', '.join(case_loads)}",
+        *([f"- first use (`python -m benchmarks.first_fit`): {first_use}"] if first_use else []),
         "",
         "Columns: *x GEMM/epoch* = seconds per epoch / the float32 GEMM floor X.W^T of that case; "
         "*late s/epoch* = mean seconds per epoch over the last third of the epochs (epochs // 3 "

@@ -87,16 +87,23 @@ def test_full_run_has_issue_17_target_case(bench):
 
 
 def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
-    """Tiny end-to-end run: one worker process per library, the table and its columns."""
+    """Tiny full run: one worker process per library, the table and its columns.
+
+    A case with its own library list runs exactly those (``--epochs`` overrides the case's
+    epochs, not its list); "How cost grows" and the first-fit line come with a full run.
+    """
     run, _, _, _ = bench
-    monkeypatch.setattr(run, "SCALING_CASES", [("gauss-300-4", "2x2", 3)])
     libs = ["somvq-batch", "somvq-batch-nan", "somvq-none", "somvq-none-full", "somvq-none-pruned", "kmeans"]
-    argv = ["--data", "gauss-400-4", "--maps", "2x3", "--epochs", "3", "--rounds", "1", "--scaling"]
+    monkeypatch.setattr(run, "FULL_CASES", [("gauss-400-4", "2x3", 9, libs)])
+    monkeypatch.setattr(run, "SCALING_CASES", [("gauss-300-4", "2x2", 3)])
     output = tmp_path / "table.md"
-    assert run.main([*argv, "--scaling-rounds", "1", "--output", str(output), "--libs", *libs]) == 0
+    argv = ["--epochs", "3", "--rounds", "1", "--scaling-rounds", "1", "--first-fit", "1"]
+    assert run.main([*argv, "--output", str(output)]) == 0
     out = capsys.readouterr().out
     assert output.read_text() + "\n" == out  # print adds one newline
     assert "load average (1 min) before each case: gauss-400-4 2x3 " in out
+    assert "- first use (`python -m benchmarks.first_fit`): import somvq " in out
+    assert "(medians of 1 fresh processes;" in out
     # the scaling section: somvq's batch and k-means rows only, its own rounds
     scaling = out.split("## How cost grows", 1)[1]
     assert "3 epochs each, 1 rounds (median)" in scaling
@@ -122,6 +129,7 @@ def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
     }
     for label, cells in rows.items():
         assert len(cells) == 15, cells
+        assert cells[4] == "3", cells
         late = cells[8]
         if label == "kmeans":
             assert late == "-"
@@ -130,15 +138,3 @@ def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
     # every search gives the same codebook, hence the same QE
     assert rows["somvq-none (auto: full)"][12] == rows["somvq-none-pruned"][12]
     assert "Libraries: " in out and "10% of the entries NaN" in out
-
-
-def test_full_run_cases_keep_their_own_libraries(bench, capsys, monkeypatch):
-    """A case of the full run with its own list runs those libraries only (``--epochs`` kept)."""
-    run, _, _, _ = bench
-    monkeypatch.setattr(run, "FULL_CASES", [("gauss-300-4", "2x2", 9, ["somvq-none", "kmeans-elkan"])])
-    assert run.main(["--rounds", "1", "--no-scaling", "--no-write", "--epochs", "3"]) == 0
-    out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| gauss-300-4")]
-    assert [row.split("|")[4].strip() for row in rows] == ["somvq-none (auto: full)", "kmeans-elkan"]
-    assert all(row.split("|")[5].strip() == "3" for row in rows)
-    assert "## How cost grows" not in out
