@@ -16,6 +16,8 @@ Examples::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run --quick
     python -m benchmarks.run --data digits gauss-100000-32 --maps 16x32 --rounds 3
     python -m benchmarks.run --libs somvq-batch xpysom kmeans --no-write
+    python -m benchmarks.run --data gauss-1000000-16 --maps 20x20 --epochs 30 --no-write \\
+        --libs somvq-none somvq-none-full somvq-none-pruned kmeans kmeans-elkan   # issue 17's target
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import data as bench_data
-from benchmarks.trainers import REFERENCE, SOMVQ_PARAMS, TRAINERS, somvq_estimator
+from benchmarks.trainers import NAN_FRACTION, REFERENCE, SOMVQ_PARAMS, TRAINERS, somvq_estimator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -503,7 +505,7 @@ def main(argv=None) -> int:
         "ran on that case: '(auto: pruned)' or '(auto: full)'. somvq-X-full and somvq-X-pruned "
         "force the search; a -full row is left out where auto already searches in full (the same "
         "fit). Every search gives the same bits, hence the same QE. somvq-batch-nan trains "
-        'with missing="ignore" on the same data with 10% of the entries set to NaN (seeded; '
+        f'with missing="ignore" on the same data with {NAN_FRACTION:.0%} of the entries set to NaN (seeded; '
         "the masked search, never pruned); its *vs somvq* is its epoch / the dense somvq-batch "
         "epoch, its QE is on the complete data.",
         "",
