@@ -4,10 +4,17 @@ Usage: ``python -m benchmarks._worker LIB DATA.npy INIT.npy ROWS COLS EPOCHS OUT
 The training call is timed with ``time.perf_counter``; peak memory is the growth of the
 process's maximum resident set size (``getrusage``) during that call, over the baseline
 reached after loading the data and a small untimed warm-up run.
+
+For somvq's trainers (those taking ``callback``), the JSON line also holds
+``late_seconds``: the mean time per epoch over the last third of the epochs
+(``epochs // 3`` of them, at least 3 epochs), from timestamps taken by ``KSOM.fit``'s
+per-epoch callback; so it excludes setup and the final ``labels_`` pass. The trainers in
+``benchmarks.trainers.NAN_DATA`` get ``X`` with NaN holes (made before timing).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import resource
 import sys
@@ -41,6 +48,19 @@ def gemm_floor(X: np.ndarray, W: np.ndarray, repeats: int = 5) -> float:
     return best
 
 
+def late_epoch_seconds(start: float, stamps: list[float], epochs: int) -> float | None:
+    """Mean seconds per epoch over the last ``epochs // 3`` epochs, from end-of-epoch stamps.
+
+    ``None`` when there is no last third to time (fewer than 3 epochs) or the stamps are not
+    one per epoch (no callback, or a fit that stopped early).
+    """
+    late = epochs // 3
+    if late < 1 or len(stamps) != epochs:
+        return None
+    ends = [start, *stamps]
+    return (ends[-1] - ends[-1 - late]) / late
+
+
 def main(argv: list[str]) -> None:
     lib, data_path, init_path, rows, cols, epochs, out_path = argv
     shape = (int(rows), int(cols))
@@ -52,9 +72,13 @@ def main(argv: list[str]) -> None:
         result["seconds"] = gemm_floor(X, W0)
         print(json.dumps(result))
         return
-    from benchmarks.trainers import TRAINERS
+    from benchmarks.trainers import NAN_DATA, NAN_FRACTION, TRAINERS
 
     train = TRAINERS[lib][0]
+    if lib in NAN_DATA:
+        from benchmarks.data import with_holes
+
+        X = with_holes(X, NAN_FRACTION)
     if lib.startswith("somoclu"):
         try:
             import somoclu  # noqa: F401
@@ -62,12 +86,24 @@ def main(argv: list[str]) -> None:
             result["error"] = f"somoclu does not import: {exc!r}"
             print(json.dumps(result))
             return
-    # untimed warm-up: imports, JIT compilation, first-call allocations
-    train(np.ascontiguousarray(X[: min(X.shape[0], 512)]), W0, shape, 1)
+    # untimed warm-up: imports, JIT compilation, first-call allocations; somvq's on enough
+    # rows for bmu_search="auto" to take the pruned path when the timed fit will
+    timed = "callback" in inspect.signature(train).parameters
+    warm_rows = 512
+    if timed:
+        from somvq.parameters import PRUNED_MIN_ROWS
+
+        warm_rows = PRUNED_MIN_ROWS
+    train(np.ascontiguousarray(X[: min(X.shape[0], warm_rows)]), W0, shape, 1)
+    stamps: list[float] = []
+    kwargs = {"callback": lambda *args: stamps.append(time.perf_counter())} if timed else {}
     baseline = _maxrss_bytes()
     t = time.perf_counter()
-    codebook = train(X, W0, shape, epochs)
+    codebook = train(X, W0, shape, epochs, **kwargs)
     result["seconds"] = time.perf_counter() - t
+    late = late_epoch_seconds(t, stamps, epochs)
+    if late is not None:
+        result["late_seconds"] = late
     result["peak_bytes"] = max(0, _maxrss_bytes() - baseline)
     np.save(out_path, np.asarray(codebook, dtype=np.float32))
     print(json.dumps(result))

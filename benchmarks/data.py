@@ -81,3 +81,17 @@ def initial_codebook(X: np.ndarray, n_units: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.choice(X.shape[0], size=n_units, replace=X.shape[0] < n_units)
     return np.ascontiguousarray(X[idx], dtype=np.float32)
+
+
+def with_holes(X: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """A copy of ``X`` with ``fraction`` of its entries set to NaN, uniformly at random.
+
+    Seeded (the same holes in every run); a row that would lose every entry keeps its
+    first one, so no row is all-NaN.
+    """
+    rng = np.random.default_rng(seed)
+    holes = rng.random(X.shape) < fraction
+    holes[holes.all(axis=1), 0] = False
+    out = np.array(X, copy=True)
+    out[holes] = np.nan
+    return out

@@ -39,10 +39,8 @@ print(json.dumps({"import": t1 - t0, "first_fit": t2 - t1, "second_fit": t3 - t2
 """
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args(argv)
+def measure(repeats: int = 7) -> str:
+    """Run ``repeats`` (+ 1 uncounted) fresh processes; one line of medians and the load."""
     from sklearn.datasets import load_digits
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +48,7 @@ def main(argv=None) -> int:
         np.save(path, load_digits().data)
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         runs = []
-        for i in range(args.repeats + 1):  # the first run may (re)fill the cache: not counted
+        for i in range(repeats + 1):  # the first run may (re)fill the cache: not counted
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(path)],
                 capture_output=True,
@@ -63,11 +61,18 @@ def main(argv=None) -> int:
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     load = os.getloadavg()[0]
     med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-    print(
+    return (
         f"import somvq {med['import']:.3f} s, first fit (digits, 16x32, 10 epochs, warm cache) "
         f"{med['first_fit']:.3f} s, second fit {med['second_fit']:.3f} s "
         f"(medians of {len(runs)} fresh processes; load average {load:.2f})"
     )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    print(measure(args.repeats))
     return 0
 
 

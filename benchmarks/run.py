@@ -6,13 +6,18 @@ interleaved in rounds (the order rotates every round) and the table reports the 
 wall time of the training call. Each case also times the float32 GEMM floor X.W^T (the
 fastest of several products, whole and in 4096-row blocks) in the same rounds; "x GEMM"
 is a library's time per epoch divided by it. Quantization and topographic errors are
-computed by one shared function (somvq.metrics) on every final codebook.
+computed by one shared function (somvq.metrics) on every final codebook. somvq's rows
+also get the time per epoch over the last third of the fit ("late"), from per-epoch
+timestamps (``benchmarks._worker``); the NaN-aware row trains on the data with 10% of its
+entries set to NaN and is scored on the complete data.
 
 Examples::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.run --quick
     python -m benchmarks.run --data digits gauss-100000-32 --maps 16x32 --rounds 3
     python -m benchmarks.run --libs somvq-batch xpysom kmeans --no-write
+    python -m benchmarks.run --data gauss-1000000-16 --maps 20x20 --epochs 30 --no-write \\
+        --libs somvq-none somvq-none-full somvq-none-pruned kmeans kmeans-elkan   # issue 17's target
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import data as bench_data
-from benchmarks.trainers import REFERENCE, TRAINERS
+from benchmarks.trainers import NAN_FRACTION, REFERENCE, SOMVQ_PARAMS, TRAINERS, somvq_estimator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,15 +52,58 @@ MAX_ROWS = {
     "torchsom": 100_000,
     "xpysom": 100_000,
     "somvq-online": 100_000,
+    "minibatch-kmeans": 100_000,
 }
 
+#: The libraries of every case that names none of its own (``--libs`` overrides).
+DEFAULT_LIBS = [
+    "somvq-batch",
+    "somvq-batch-pruned",
+    "somvq-batch-nan",
+    "somvq-none",
+    "somvq-none-full",
+    "somvq-none-pruned",
+    "somvq-minibatch",
+    "somvq-online",
+    "minisom-online",
+    "minisom-batch",
+    "xpysom",
+    "somoclu",
+    "torchsom",
+    "kmeans",
+    "minibatch-kmeans",
+]
+#: Without issue 17's forced pruned searches, for the cases where they add run time and
+#: nothing new: the second map on the same small data (digits 20x20; digits 16x32 and
+#: gauss 1e4 show pruning on tiny N), and the 3-epoch cases (Fashion-MNIST, 1e6 x 64),
+#: whose last third is one epoch after the bounds' first full pass (the 30-epoch target
+#: case shows late epochs). "somvq-none (auto: pruned)" against "somvq-none-full" is kept.
+LIBS_NO_FORCED_PRUNING = [
+    lib for lib in DEFAULT_LIBS if lib not in ("somvq-batch-pruned", "somvq-none-pruned")
+]
+#: Issue 17's targets: k-means 1e6 x 16, 20x20, 30 iterations from the same start, somvq's
+#: three BMU searches against scikit-learn's Lloyd and Elkan; batch KSOM on the same data
+#: (its late epochs against the floor). No NaN-aware row here: it would add ~40 s to the
+#: run for what the other gauss cases already show.
+KMEANS_TARGET_LIBS = [
+    "somvq-none",
+    "somvq-none-full",
+    "somvq-none-pruned",
+    "kmeans",
+    "kmeans-elkan",
+    "somvq-batch",
+    "somvq-batch-pruned",
+]
+
+#: (data, map, epochs[, libraries]); without libraries a case runs DEFAULT_LIBS.
 FULL_CASES = [
-    ("digits", "20x20", 10),
+    ("digits", "20x20", 10, LIBS_NO_FORCED_PRUNING),
     ("digits", "16x32", 10),
     ("gauss-10000-16", "20x20", 10),
     ("gauss-100000-32", "16x32", 10),
-    ("fashion", "16x32", 3),
-    ("gauss-1000000-64", "16x32", 3),
+    ("fashion", "16x32", 3, LIBS_NO_FORCED_PRUNING),
+    ("gauss-1000000-64", "16x32", 3, LIBS_NO_FORCED_PRUNING),
+    ("gauss-1000000-16", "20x20", 30, KMEANS_TARGET_LIBS),
 ]
 #: How cost grows: somvq's time per epoch against N at K = 512, and against K at
 #: N = 1e5 (maps 10x10 .. 64x64, K = 100 .. 4096), next to the GEMM floor of each case.
@@ -81,6 +129,7 @@ PACKAGES = ["somvq", "numpy", "numba", "scikit-learn", "MiniSom", "XPySom", "som
 class Result:
     lib: str
     seconds: list = field(default_factory=list)
+    late: list = field(default_factory=list)
     peak: list = field(default_factory=list)
     error: str | None = None
     codebook: np.ndarray | None = None
@@ -129,6 +178,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
     tmp = Path(tempfile.mkdtemp(prefix="somvq-bench-"))
     np.save(tmp / "X.npy", X)
     np.save(tmp / "W0.npy", W0)
+    libs = [lib for lib in libs if not _same_as_auto(lib, X.shape[0], shape, epochs)]
     results = {lib: Result(lib) for lib in ["gemm", *libs]}
     for lib in libs:
         limit = max_rows.get(lib)
@@ -149,6 +199,8 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
                 log(f"  {name} {shape} {lib}: {res.error}")
                 continue
             res.seconds.append(got["seconds"])
+            if "late_seconds" in got:
+                res.late.append(got["late_seconds"])
             if "peak_bytes" in got:
                 res.peak.append(got["peak_bytes"])
                 res.codebook = np.load(out)
@@ -166,6 +218,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
             "d": X.shape[1],
             "map": f"{shape[0]}x{shape[1]}",
             "lib": lib,
+            "label": search_label(lib, X.shape[0], shape, lib_epochs),
             "kind": kind,
             "epochs": lib_epochs,
             "gemm": gemm,
@@ -180,6 +233,9 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
                 samples_per_s=X.shape[0] * lib_epochs / med,
                 peak_mib=max(res.peak) / 2**20 if res.peak else float("nan"),
             )
+            if res.late:
+                late = statistics.median(res.late)
+                row.update(late_per_epoch=late, late_x_gemm=late / gemm)
             cb = res.codebook.astype(np.float32)
             row["qe"] = metrics.quantization_error(X, cb)
             row["te"] = (
@@ -199,6 +255,46 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
     return rows
 
 
+def _auto_prunes(lib, n_rows, shape, epochs) -> bool | None:
+    """Whether somvq trainer ``lib`` (default ``bmu_search="auto"``) runs the pruned search.
+
+    ``None`` for the trainers where the question does not arise: not somvq, not batch, an
+    explicit ``bmu_search``, or missing values (the masked search never prunes).
+    """
+    params = SOMVQ_PARAMS.get(lib)
+    if (
+        params is None
+        or params["algorithm"] != "batch"
+        or "bmu_search" in params
+        or params.get("missing", "error") != "error"
+    ):
+        return None
+    from somvq import parameters
+
+    som = somvq_estimator(lib, shape, epochs, None)
+    steps = parameters.steps_per_pass("batch", n_rows, som.batch_size)
+    plan = parameters.training_plan(
+        som, parameters.grid_of(som, n_samples=n_rows), parameters.horizon(epochs, steps)
+    )
+    return parameters.use_pruned_search(plan, n_rows)
+
+
+def search_label(lib, n_rows, shape, epochs) -> str:
+    """The table's name for ``lib``: somvq's default-search rows say what "auto" ran."""
+    prunes = _auto_prunes(lib, n_rows, shape, epochs)
+    if prunes is None:
+        return lib
+    return f"{lib} (auto: {'pruned' if prunes else 'full'})"
+
+
+def _same_as_auto(lib, n_rows, shape, epochs) -> bool:
+    """``somvq-X-full`` where ``somvq-X`` ("auto") searches in full too: the same fit, not run."""
+    if not lib.endswith("-full"):
+        return False
+    base = lib[: -len("-full")]
+    return _auto_prunes(base, n_rows, shape, epochs) is False
+
+
 def _fmt(value, spec):
     return (
         "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
@@ -208,21 +304,22 @@ def _fmt(value, spec):
 def markdown_table(rows) -> str:
     head = (
         "| data | N x D | map | library | epochs | median s | s/epoch | x GEMM/epoch | "
-        "vs somvq | samples/s | QE | TE | peak MiB |"
+        "late s/epoch | late x GEMM | vs somvq | samples/s | QE | TE | peak MiB |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for row in rows:
-        label = f"{row['lib']}"
+        label = row.get("label", row["lib"])
         if row.get("error"):
             lines.append(
                 f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | "
-                f"{row['epochs']} | {row['error']} ||||||||"
+                f"{row['epochs']} | {row['error']} ||||||||||"
             )
             continue
         lines.append(
             f"| {row['data']} | {row['n']}x{row['d']} | {row['map']} | {label} | {row['epochs']} | "
             f"{_fmt(row['seconds'], '.3g')} | {_fmt(row['per_epoch'], '.3g')} | "
-            f"{_fmt(row['x_gemm'], '.3g')} | {_fmt(row.get('ratio'), '.3g')} | "
+            f"{_fmt(row['x_gemm'], '.3g')} | {_fmt(row.get('late_per_epoch'), '.3g')} | "
+            f"{_fmt(row.get('late_x_gemm'), '.3g')} | {_fmt(row.get('ratio'), '.3g')} | "
             f"{_fmt(row['samples_per_s'], '.3g')} | {_fmt(row['qe'], '.5g')} | "
             f"{_fmt(row['te'], '.3f')} | {_fmt(row['peak_mib'], '.1f')} |"
         )
@@ -275,7 +372,12 @@ def main(argv=None) -> int:
     parser.add_argument("--maps", nargs="+", help="map shapes, e.g. 20x20 16x32")
     parser.add_argument("--epochs", type=int, help="epochs for every case (default: per case)")
     parser.add_argument("--online-epochs", type=int, default=1, help="epochs of the online trainers")
-    parser.add_argument("--libs", nargs="+", default=list(TRAINERS), choices=list(TRAINERS))
+    parser.add_argument(
+        "--libs",
+        nargs="+",
+        choices=list(TRAINERS),
+        help="libraries for every case (default: each case's own list, DEFAULT_LIBS for most)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peer-max-rows", type=int, help="skip slow peers above this many rows")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
@@ -287,6 +389,19 @@ def main(argv=None) -> int:
         default=None,
         help="also time somvq against N and K (default: on for the full run)",
     )
+    parser.add_argument(
+        "--first-fit",
+        type=int,
+        metavar="REPEATS",
+        help="time import somvq and the first fit in REPEATS fresh processes (benchmarks.first_fit) "
+        "for the header (default: 7 for the full run, 0 otherwise)",
+    )
+    parser.add_argument(
+        "--scaling-rounds",
+        type=int,
+        default=2,
+        help="rounds of the N and K cases (default 2: trends, not ratios; saves ~1 min)",
+    )
     args = parser.parse_args(argv)
 
     if args.data or args.maps:
@@ -296,7 +411,7 @@ def main(argv=None) -> int:
     else:
         cases = QUICK_CASES if args.quick else FULL_CASES
         if args.epochs:
-            cases = [(d, m, args.epochs) for d, m, _ in cases]
+            cases = [(d, m, args.epochs, *rest) for d, m, _, *rest in cases]
     rounds = 2 if args.quick and args.rounds == 3 else args.rounds
     max_rows = dict(MAX_ROWS)
     if args.peer_max_rows is not None:
@@ -313,22 +428,40 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     started = time.time()
     rows = []
-    for name, map_text, epochs in cases:
+    case_loads = []
+    for name, map_text, epochs, *case_libs in cases:
         shape = tuple(int(s) for s in map_text.lower().split("x"))
-        log(f"case {name} map {map_text} epochs {epochs}")
-        rows += run_case(
-            name, shape, epochs, args.libs, rounds, args.online_epochs, max_rows, args.timeout, log
-        )
+        libs = args.libs or (case_libs[0] if case_libs else DEFAULT_LIBS)
+        case_loads.append(f"{name} {map_text} {os.getloadavg()[0]:.2f}")
+        log(f"case {name} map {map_text} epochs {epochs} (load average {os.getloadavg()[0]:.2f})")
+        rows += run_case(name, shape, epochs, libs, rounds, args.online_epochs, max_rows, args.timeout, log)
     scaling = args.scaling if args.scaling is not None else not (args.quick or args.data or args.maps)
     scaling_rows = []
     if scaling:
-        libs = [lib for lib in SCALING_LIBS if lib in args.libs] or SCALING_LIBS
+        libs = [lib for lib in SCALING_LIBS if lib in (args.libs or SCALING_LIBS)] or SCALING_LIBS
         for name, map_text, epochs in SCALING_CASES:
             shape = tuple(int(s) for s in map_text.lower().split("x"))
             log(f"scaling case {name} map {map_text} epochs {epochs}")
             scaling_rows += run_case(
-                name, shape, epochs, libs, rounds, args.online_epochs, max_rows, args.timeout, log
+                name,
+                shape,
+                epochs,
+                libs,
+                args.scaling_rounds,
+                args.online_epochs,
+                max_rows,
+                args.timeout,
+                log,
             )
+    first_fit_repeats = (
+        args.first_fit if args.first_fit is not None else (0 if (args.quick or args.data or args.maps) else 7)
+    )
+    first_use = None
+    if first_fit_repeats > 0:
+        from benchmarks import first_fit
+
+        log(f"first fit in {first_fit_repeats} fresh processes")
+        first_use = first_fit.measure(first_fit_repeats)
     table = markdown_table(rows)
     command = "python -m benchmarks.run " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
@@ -354,13 +487,33 @@ def main(argv=None) -> int:
             if max(load_start[0], os.getloadavg()[0]) > 1.0
             else ""
         ),
+        f"- load average (1 min) before each case: {', '.join(case_loads)}",
+        *([f"- first use (`python -m benchmarks.first_fit`): {first_use}"] if first_use else []),
         "",
         "Columns: *x GEMM/epoch* = seconds per epoch / the float32 GEMM floor X.W^T of that case; "
+        "*late s/epoch* = mean seconds per epoch over the last third of the epochs (epochs // 3 "
+        "of them) from timestamps taken after every epoch by KSOM.fit's callback, so without "
+        "setup and the final labels_ pass (somvq only, 3 epochs or more; '-' for peers, which "
+        "have no per-epoch hook); *late x GEMM* = that / the floor; "
         "*vs somvq* = seconds per epoch / those of the somvq entry of the same kind "
         "(SOMs vs somvq-batch, KMeans vs somvq-none, mini-batch vs somvq-minibatch, online vs "
         "somvq-online); QE = mean distance to the BMU, TE = topographic error (8-neighbour), both "
-        "by somvq.metrics on each final codebook (TE only for maps); peak MiB = growth of the "
-        "worker's max RSS during the training call.",
+        "by somvq.metrics on each final codebook and the complete data (TE only for maps); "
+        "peak MiB = growth of the worker's max RSS during the training call.",
+        "",
+        'somvq-batch and somvq-none use KSOM\'s default bmu_search="auto"; the name says what it '
+        "ran on that case: '(auto: pruned)' or '(auto: full)'. somvq-X-full and somvq-X-pruned "
+        "force the search; a -full row is left out where auto already searches in full (the same "
+        "fit). Every search gives the same bits, hence the same QE. somvq-batch-nan trains "
+        f'with missing="ignore" on the same data with {NAN_FRACTION:.0%} of the entries set to NaN (seeded; '
+        "the masked search, never pruned); its *vs somvq* is its epoch / the dense somvq-batch "
+        "epoch, its QE is on the complete data.",
+        "",
+        "Libraries: "
+        + "; ".join(
+            f"{lib} = {TRAINERS[lib][2]}" for lib in dict.fromkeys(row["lib"] for row in rows + scaling_rows)
+        )
+        + ".",
         "",
         table,
         "",
@@ -369,8 +522,9 @@ def main(argv=None) -> int:
         header += [
             "## How cost grows",
             "",
-            "somvq only, float32, 3 epochs each: time per epoch against N (K = 512, D = 32) and "
-            "against K (N = 1e5, D = 32, maps 10x10, 20x20, 16x32, 32x32, 64x64); *x GEMM/epoch* "
+            f"somvq only, float32, 3 epochs each, {args.scaling_rounds} rounds (median): time per "
+            "epoch against N (K = 512, D = 32) "
+            "and against K (N = 1e5, D = 32, maps 10x10, 20x20, 16x32, 32x32, 64x64); *x GEMM/epoch* "
             "is against each case's own GEMM floor (the floor grows as N K D).",
             "",
             markdown_table(scaling_rows),

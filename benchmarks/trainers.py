@@ -8,6 +8,13 @@ JIT compilation, thread settings) and is not timed.
 
 Neighbourhood settings: every SOM starts at the radius max(shape)/2 and uses its own
 default schedule otherwise; the table reports the QE each one reaches.
+
+somvq's trainers also take ``callback`` (passed to ``KSOM.fit``, called after every epoch):
+the worker uses it for per-epoch timestamps (the "late epochs" column). Their KSOM
+parameters are in :data:`SOMVQ_PARAMS`, so the table can say which BMU search
+``bmu_search="auto"`` ran. The trainers in :data:`NAN_DATA` are given the data with
+:data:`NAN_FRACTION` of its entries set to NaN (``benchmarks.data.with_holes``, seeded,
+untimed); their QE is still computed on the complete data.
 """
 
 from __future__ import annotations
@@ -22,44 +29,46 @@ def _sigma0(shape):
 
 
 # ---------------------------------------------------------------- somvq
-def _somvq(X, W0, shape, epochs, **params):
+#: Fraction of the entries set to NaN for the trainers in :data:`NAN_DATA`.
+NAN_FRACTION = 0.1
+
+_BATCH = {"algorithm": "batch", "neighbourhood": "gaussian"}
+_NONE = {"algorithm": "batch", "neighbourhood": "none"}
+
+#: KSOM parameters of each somvq trainer (besides grid, n_epochs, init, random_state; the
+#: SOMs with a neighbourhood also get radius = max(shape) / 2). ``bmu_search`` left out
+#: means KSOM's default, "auto".
+SOMVQ_PARAMS = {
+    "somvq-batch": _BATCH,
+    "somvq-batch-pruned": {**_BATCH, "bmu_search": "pruned"},
+    "somvq-batch-nan": {**_BATCH, "missing": "ignore", "max_missing": 1.0},
+    "somvq-none": _NONE,
+    "somvq-none-full": {**_NONE, "bmu_search": "full"},
+    "somvq-none-pruned": {**_NONE, "bmu_search": "pruned"},
+    "somvq-minibatch": {"algorithm": "minibatch", "neighbourhood": "hard", "batch_size": BATCH_SIZE},
+    "somvq-online": {"algorithm": "online", "neighbourhood": "gaussian"},
+}
+
+#: Trainers that get the data with NaN holes (see ``benchmarks._worker``).
+NAN_DATA = {"somvq-batch-nan"}
+
+
+def somvq_estimator(lib, shape, epochs, W0):
+    """The KSOM that trainer ``lib`` fits (unfitted)."""
     from somvq import KSOM
 
-    som = KSOM(grid=tuple(shape), n_epochs=epochs, init=W0, radius=_sigma0(shape), random_state=0, **params)
-    som.fit(X)
-    return som.codebook_
+    params = dict(SOMVQ_PARAMS[lib])
+    if params["neighbourhood"] not in ("none", "hard"):
+        params["radius"] = _sigma0(shape)
+    return KSOM(grid=tuple(shape), n_epochs=epochs, init=W0, random_state=0, **params)
 
 
-def somvq_batch(X, W0, shape, epochs):
-    return _somvq(X, W0, shape, epochs, algorithm="batch", neighbourhood="gaussian")
+def _somvq_trainer(lib):
+    def train(X, W0, shape, epochs, callback=None):
+        return somvq_estimator(lib, shape, epochs, W0).fit(X, callback=callback).codebook_
 
-
-def somvq_none(X, W0, shape, epochs):
-    from somvq import KSOM
-
-    som = KSOM(
-        grid=tuple(shape), n_epochs=epochs, init=W0, random_state=0, algorithm="batch", neighbourhood="none"
-    )
-    return som.fit(X).codebook_
-
-
-def somvq_minibatch(X, W0, shape, epochs):
-    from somvq import KSOM
-
-    som = KSOM(
-        grid=tuple(shape),
-        n_epochs=epochs,
-        init=W0,
-        random_state=0,
-        algorithm="minibatch",
-        neighbourhood="hard",
-        batch_size=BATCH_SIZE,
-    )
-    return som.fit(X).codebook_
-
-
-def somvq_online(X, W0, shape, epochs):
-    return _somvq(X, W0, shape, epochs, algorithm="online", neighbourhood="gaussian")
+    train.__name__ = lib.replace("-", "_")
+    return train
 
 
 # ---------------------------------------------------------------- MiniSom
@@ -136,6 +145,13 @@ def kmeans_lloyd(X, W0, shape, epochs):
     return km.fit(X).cluster_centers_
 
 
+def kmeans_elkan(X, W0, shape, epochs):
+    from sklearn.cluster import KMeans
+
+    km = KMeans(W0.shape[0], init=W0, n_init=1, max_iter=epochs, tol=0.0, algorithm="elkan")
+    return km.fit(X).cluster_centers_
+
+
 def minibatch_kmeans(X, W0, shape, epochs):
     from sklearn.cluster import MiniBatchKMeans
 
@@ -159,21 +175,45 @@ def gemm(X, W0, shape, epochs):
 
 #: name -> (function, kind, description). ``kind`` groups libraries for the ratio column.
 TRAINERS = {
-    "somvq-batch": (somvq_batch, "som", "somvq KSOM batch, gaussian"),
-    "somvq-none": (somvq_none, "kmeans", "somvq KSOM batch, neighbourhood none"),
+    "somvq-batch": (_somvq_trainer("somvq-batch"), "som", "somvq KSOM batch, gaussian"),
+    "somvq-none": (_somvq_trainer("somvq-none"), "kmeans", "somvq KSOM batch, neighbourhood none"),
     "somvq-minibatch": (
-        somvq_minibatch,
+        _somvq_trainer("somvq-minibatch"),
         "minibatch",
         f"somvq KSOM minibatch (paper's KSOM-EMA, hard), batch {BATCH_SIZE}",
     ),
-    "somvq-online": (somvq_online, "online", "somvq KSOM online, gaussian"),
+    "somvq-online": (_somvq_trainer("somvq-online"), "online", "somvq KSOM online, gaussian"),
     "minisom-online": (minisom_online, "online", "MiniSom train (random order)"),
     "minisom-batch": (minisom_batch, "som", "MiniSom train_batch (sequential order)"),
     "xpysom": (xpysom, "som", "XPySom (numpy, batch)"),
     "somoclu": (somoclu, "som", "somoclu (dense CPU kernel, batch)"),
     "torchsom": (torchsom, "som", f"torchsom (CPU, batch {BATCH_SIZE})"),
     "kmeans": (kmeans_lloyd, "kmeans", "scikit-learn KMeans lloyd, n_init=1"),
+    "kmeans-elkan": (kmeans_elkan, "kmeans", "scikit-learn KMeans elkan, n_init=1"),
     "minibatch-kmeans": (minibatch_kmeans, "minibatch", f"scikit-learn MiniBatchKMeans, batch {BATCH_SIZE}"),
+    # added for issue 17 (pruned BMU search, NaN-aware batch); appended so old tables'
+    # names keep their meaning: "somvq-batch" / "somvq-none" are KSOM's default search
+    # ("auto"), the table says what it ran.
+    "somvq-none-full": (
+        _somvq_trainer("somvq-none-full"),
+        "kmeans",
+        'somvq KSOM batch, neighbourhood none, bmu_search="full"',
+    ),
+    "somvq-none-pruned": (
+        _somvq_trainer("somvq-none-pruned"),
+        "kmeans",
+        'somvq KSOM batch, neighbourhood none, bmu_search="pruned"',
+    ),
+    "somvq-batch-pruned": (
+        _somvq_trainer("somvq-batch-pruned"),
+        "som",
+        'somvq KSOM batch, gaussian, bmu_search="pruned"',
+    ),
+    "somvq-batch-nan": (
+        _somvq_trainer("somvq-batch-nan"),
+        "som",
+        f'somvq KSOM batch, gaussian, missing="ignore", {NAN_FRACTION:.0%} of the entries NaN',
+    ),
 }
 
 #: The somvq entry each kind is compared with.

@@ -1,0 +1,140 @@
+"""benchmarks/run.py: the table's new columns and rows (issue 17, item 4). No timing asserted."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import _worker, data, run, trainers
+
+    return run, _worker, data, trainers
+
+
+def test_late_epoch_seconds_is_the_mean_over_the_last_third(bench):
+    _, worker, _, _ = bench
+    # epochs end at 1, 3, 6, 10, 15, 21 s after a start at 0: epoch lengths 1 2 3 4 5 6
+    stamps = [1.0, 3.0, 6.0, 10.0, 15.0, 21.0]
+    assert worker.late_epoch_seconds(0.0, stamps, 6) == pytest.approx((5 + 6) / 2)
+    # 10 epochs: the last 3 (10 // 3)
+    stamps = list(np.cumsum(np.arange(1.0, 11.0)))
+    assert worker.late_epoch_seconds(0.0, stamps, 10) == pytest.approx((8 + 9 + 10) / 3)
+    # 3 epochs: the last one, whose start is the second stamp (not the fit's start)
+    assert worker.late_epoch_seconds(100.0, [101.0, 103.0, 107.0], 3) == pytest.approx(4.0)
+    # nothing to time: fewer than 3 epochs, or stamps missing (early stop, no callback)
+    assert worker.late_epoch_seconds(0.0, [1.0, 2.0], 2) is None
+    assert worker.late_epoch_seconds(0.0, [1.0, 2.0], 6) is None
+    assert worker.late_epoch_seconds(0.0, [], 6) is None
+
+
+def test_with_holes_is_seeded_and_leaves_no_empty_row(bench):
+    _, _, data, _ = bench
+    X = np.arange(4000 * 3, dtype=np.float32).reshape(4000, 3)
+    A = data.with_holes(X, 0.4, seed=3)
+    B = data.with_holes(X, 0.4, seed=3)
+    np.testing.assert_array_equal(np.isnan(A), np.isnan(B))
+    assert not np.isnan(X).any()  # a copy
+    assert A.dtype == X.dtype
+    assert 0.35 < np.isnan(A).mean() < 0.45
+    assert not np.isnan(A).all(axis=1).any()
+    kept = ~np.isnan(A)
+    np.testing.assert_array_equal(A[kept], X[kept])
+
+
+def test_labels_say_what_auto_ran(bench):
+    run, _, _, trainers = bench
+    from somvq.parameters import PRUNED_MIN_ROWS
+
+    big, small = PRUNED_MIN_ROWS, PRUNED_MIN_ROWS - 1
+    assert run.search_label("somvq-none", big, (4, 4), 10) == "somvq-none (auto: pruned)"
+    assert run.search_label("somvq-none", small, (4, 4), 10) == "somvq-none (auto: full)"
+    assert run.search_label("somvq-batch", big, (4, 4), 10) == "somvq-batch (auto: full)"
+    for lib in ("somvq-none-full", "somvq-none-pruned", "somvq-batch-pruned", "somvq-batch-nan"):
+        assert run.search_label(lib, big, (4, 4), 10) == lib
+    for lib in ("somvq-minibatch", "somvq-online", "kmeans", "xpysom"):
+        assert run.search_label(lib, big, (4, 4), 10) == lib
+    # a -full row is not run where "auto" already searches in full
+    assert run._same_as_auto("somvq-none-full", small, (4, 4), 10)
+    assert not run._same_as_auto("somvq-none-full", big, (4, 4), 10)
+    assert not run._same_as_auto("somvq-none-pruned", small, (4, 4), 10)
+    # the explicit searches really are what the trainers ask KSOM for
+    assert trainers.somvq_estimator("somvq-none-pruned", (4, 4), 3, None).bmu_search == "pruned"
+    assert trainers.somvq_estimator("somvq-none-full", (4, 4), 3, None).bmu_search == "full"
+    assert trainers.somvq_estimator("somvq-batch", (4, 4), 3, None).bmu_search == "auto"
+    assert trainers.somvq_estimator("somvq-batch-nan", (4, 4), 3, None).missing == "ignore"
+
+
+def test_full_run_has_issue_17_target_case(bench):
+    run, _, _, _ = bench
+    cases = {(d, m, e): rest for d, m, e, *rest in run.FULL_CASES}
+    libs = cases[("gauss-1000000-16", "20x20", 30)][0]
+    for lib in (
+        "somvq-none",
+        "somvq-none-full",
+        "somvq-none-pruned",
+        "kmeans",
+        "kmeans-elkan",
+        "somvq-batch",
+    ):
+        assert lib in libs
+    assert "somvq-batch-nan" in run.DEFAULT_LIBS
+    assert all(lib in run.TRAINERS for lib in run.DEFAULT_LIBS + libs)
+
+
+def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
+    """Tiny full run: one worker process per library, the table and its columns.
+
+    A case with its own library list runs exactly those (``--epochs`` overrides the case's
+    epochs, not its list); "How cost grows" and the first-fit line come with a full run.
+    """
+    run, _, _, _ = bench
+    libs = ["somvq-batch", "somvq-batch-nan", "somvq-none", "somvq-none-full", "somvq-none-pruned", "kmeans"]
+    monkeypatch.setattr(run, "FULL_CASES", [("gauss-400-4", "2x3", 9, libs)])
+    monkeypatch.setattr(run, "SCALING_CASES", [("gauss-300-4", "2x2", 3)])
+    output = tmp_path / "table.md"
+    argv = ["--epochs", "3", "--rounds", "1", "--scaling-rounds", "1", "--first-fit", "1"]
+    assert run.main([*argv, "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert output.read_text() + "\n" == out  # print adds one newline
+    assert "load average (1 min) before each case: gauss-400-4 2x3 " in out
+    assert "- first use (`python -m benchmarks.first_fit`): import somvq " in out
+    assert "(medians of 1 fresh processes;" in out
+    # the scaling section: somvq's batch and k-means rows only, its own rounds
+    scaling = out.split("## How cost grows", 1)[1]
+    assert "3 epochs each, 1 rounds (median)" in scaling
+    assert "| gauss-300-4 | 300x4 | 2x2 | somvq-batch (auto: full) |" in scaling
+    assert "| gauss-300-4 | 300x4 | 2x2 | somvq-none (auto: full) |" in scaling
+    assert "kmeans" not in scaling
+    out = out.split("## How cost grows", 1)[0]
+    rows = {
+        cells[3]: cells
+        for line in out.splitlines()
+        if line.startswith("| gauss-400-4")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    header = next(line for line in out.splitlines() if line.startswith("| data |"))
+    assert "| late s/epoch | late x GEMM |" in header
+    # 400 rows: "auto" searches in full, so the -full row is the same fit and not run
+    assert set(rows) == {
+        "somvq-batch (auto: full)",
+        "somvq-batch-nan",
+        "somvq-none (auto: full)",
+        "somvq-none-pruned",
+        "kmeans",
+    }
+    for label, cells in rows.items():
+        assert len(cells) == 15, cells
+        assert cells[4] == "3", cells
+        late = cells[8]
+        if label == "kmeans":
+            assert late == "-"
+        else:
+            assert float(late) > 0, cells
+    # every search gives the same codebook, hence the same QE
+    assert rows["somvq-none (auto: full)"][12] == rows["somvq-none-pruned"][12]
+    assert "Libraries: " in out and "10% of the entries NaN" in out
