@@ -180,7 +180,7 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     the CPU engine's block pool with a single-threaded BLAS (as
     :mod:`somvq._kernels.cpu_bmu` does), and the few near-tied rows are vectorised.
     """
-    from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
+    from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
 
     X = np.asarray(X)
     n = X.shape[0]
@@ -188,13 +188,16 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
     starts = range(0, n, frame.block_rows)
-    threads = blas_threads()
-    if threads <= 1 or len(starts) <= 1:
-        for start in starts:
-            _assign_block(frame, X, start, bmu, sq)
-        return bmu, sq
+    threads = search_threads()
+    # BLAS single-threaded on every block, as the dense search: a one-block product on a
+    # two-thread BLAS waited for its second thread (18-32 ms instead of ~1 ms on a busy
+    # machine, digits 4x4), and the bits do not depend on the thread count.
     with single_threaded_blas():
-        list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
+        if threads <= 1 or len(starts) <= 1:
+            for start in starts:
+                _assign_block(frame, X, start, bmu, sq)
+        else:
+            list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
     return bmu, sq
 
 
@@ -288,7 +291,8 @@ def masked_ema_update(
     update="all": ``N <- decay N + (1 - decay) n``, Laplace smoothing per feature column
     (``N_kj <- (N_kj + eps) / (sum_k N_kj + K eps) * sum_k N_kj``), ``m <- decay m +
     (1 - decay) s``, ``w = m / N``; a column whose updated total ``sum_k N_kj`` is 0 (decay 0
-    and no observed value of feature j in the batch) keeps its N, m and w. update="written": the EMA lines only where ``n_kj > 0``.
+    and no observed value of feature j in the batch) keeps its N, m and w. update="written":
+    the EMA lines only where ``n_kj > 0``.
     A (K,) ``ema_count`` (a dense state) is broadcast to (K, D) first.
     """
     keep = 1.0 - decay
@@ -401,10 +405,13 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
         return masked_batch_step(masked_unit_statistics(X, state.codebook), plan, state)
     order = np.asarray(order, dtype=np.intp)
     if algorithm == "minibatch":
+        from ._kernels.cpu_bmu import single_threaded_blas
+
         sq_error = 0.0
-        for start in range(0, order.shape[0], plan.batch_size):
-            batch = X[order[start : start + plan.batch_size]]
-            sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
+        with single_threaded_blas():  # set once for the pass, not once per batch
+            for start in range(0, order.shape[0], plan.batch_size):
+                batch = X[order[start : start + plan.batch_size]]
+                sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
         return sq_error
     # online: the compiled loop (somvq/_kernels/cpu_missing.py), sample by sample
     from ._kernels.cpu_missing import masked_online_pass

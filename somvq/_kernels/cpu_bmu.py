@@ -295,6 +295,13 @@ def single_threaded_blas():
             _local.outer_threads = None
 
 
+def search_threads() -> int:
+    """Threads a search may use: the BLAS thread count seen by the outermost
+    :func:`single_threaded_blas` (which holds the BLAS at one), else the BLAS's own."""
+    outer = getattr(_local, "outer_threads", None)
+    return blas_threads() if outer is None else outer
+
+
 def _pool(n_threads: int) -> ThreadPoolExecutor:
     pool = _pools.get(n_threads)
     if pool is None:
