@@ -67,6 +67,16 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
     type=click.IntRange(min=1),
     help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the U-matrix.",
 )
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    help="Column of DATA holding a label per row (header name or 1-based number): each unit's majority label (somvq.label_units) is written on the U-matrix; not a feature. With --dataset: --target target.",
+)
+@click.option(
+    "--fill-labels",
+    is_flag=True,
+    help="With --target: label the units that won no row from their grid neighbours (label_units fill='neighbours') instead of leaving them blank.",
+)
 def plot(model: str, data: str | None, **options: Any) -> None:
     """Draw MODEL: U-matrix, hit map, component planes, codebook images.
 
@@ -80,6 +90,7 @@ def plot(model: str, data: str | None, **options: Any) -> None:
       somvq plot model.somvq.npz test.csv -k hitmap -k components --planes 1-4
       somvq plot model.somvq.npz --image-shape 28x28 -d pictures/
       somvq plot model.somvq.npz -k umatrix --clusters 10
+      somvq plot model.somvq.npz train.csv --target species -k umatrix
     """
     from somvq.plotting import require_matplotlib
 
@@ -91,6 +102,7 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         options.pop("force"),
     )
     n_clusters = options.pop("n_clusters")
+    target, fill_labels = options.pop("target"), options.pop("fill_labels")
     with library_errors():
         require_matplotlib()
     loaded = load_model(model)
@@ -115,6 +127,8 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         raise click.UsageError(
             "-k codebook needs --image-shape (the model does not say its data were images)."
         )
+    if target is not None and "umatrix" not in kinds:
+        raise click.UsageError("--target writes the labels on the U-matrix: add -k umatrix.")
     features = None
     if planes:
         features = parse_columns(
@@ -122,10 +136,21 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         )
     for kind in kinds:
         check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
-    X = None
+    X = y = None
     source = input_kwargs(options)
-    if data is not None or source["dataset"] is not None:
-        X = loaded.prepare(load_input(data, **source))
+    have_data = data is not None or source["dataset"] is not None
+    if target is not None and not have_data:
+        raise click.UsageError("--target needs DATA or --dataset.")
+    if fill_labels and target is None:
+        raise click.UsageError("--fill-labels needs --target COLUMN (the labels to fill).")
+    if have_data:
+        if target is not None:
+            from .report import _split_target
+
+            inputs, y = _split_target(data, target, source)
+        else:
+            inputs = load_input(data, **source)
+        X = loaded.prepare(inputs)
 
     from somvq.plotting import plot_map
 
@@ -140,6 +165,16 @@ def plot(model: str, data: str | None, **options: Any) -> None:
 
         with library_errors():
             clusters = cluster_units(som, n_clusters)
+    unit_labels = label_names = None
+    if y is not None:
+        import numpy as np
+
+        from somvq.analysis import label_units
+
+        # any label text: encode as 0..C-1, label the units, write the text back
+        label_names, codes = np.unique(np.asarray(y), return_inverse=True)
+        with library_errors():
+            unit_labels = label_units(som, X, codes.ravel(), fill="neighbours" if fill_labels else None)
     with library_errors():
         written = plot_map(
             som,
@@ -152,6 +187,8 @@ def plot(model: str, data: str | None, **options: Any) -> None:
             feature_names=loaded.feature_names,
             overwrite=force,
             clusters=clusters,
+            labels=unit_labels,
+            label_names=None if label_names is None else [str(name) for name in label_names],
         )
     for kind, path in written.items():
         click.echo(f"{kind:<11} {path}")
