@@ -232,3 +232,22 @@ def test_quality_suite_has_every_measure():
     assert tuple(suite) == metrics.QUALITY_MEASURES
     assert suite["trustworthiness"] == metrics.trustworthiness(X, W, grid)
     assert all(np.isfinite(v) for v in suite.values())
+
+
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), "hexagonal")], ids=repr)
+@pytest.mark.parametrize("k", [2, 5])
+def test_rank_measures_with_ties_in_input_space(grid, k, monkeypatch):
+    # small-integer rows: many equal distances and duplicate rows; the codebook's noise
+    # keeps the BMUs unique. Ties in both spaces go to the lower row index.
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 3, size=(120, 3)).astype(float)
+    W = rng.integers(0, 3, size=(grid.n_units, 3)) + rng.normal(scale=0.01, size=(grid.n_units, 3))
+    bmus = [naive_bmu(x, W) for x in X]
+    G = naive_dists(grid)
+    for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
+        ref = naive_rank_measure_table(X, G, bmus, k, swap)
+        assert fn(X, W, grid, n_neighbors=k) == pytest.approx(ref, abs=1e-12)
+        # the same with tiny tiles (many query blocks and column blocks) and offset data
+        monkeypatch.setattr(metrics, "_RANK_TILE", (7, 13))
+        assert fn(X + 1e6, W + 1e6, grid, n_neighbors=k) == pytest.approx(ref, abs=1e-12)
+        monkeypatch.undo()
