@@ -65,17 +65,25 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
 
 def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Indices of the best and second-best unit for each row, shape ``(n, 2)``."""
+    return _two_best(X, codebook)[0]
+
+
+def _two_best(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`two_best_matching_units` and the squared distance to the best, in one pass."""
     if codebook.shape[0] < 2:
         raise ValueError(f"two best units need a codebook of >= 2 units, got {codebook.shape[0]}.")
     out = np.empty((X.shape[0], 2), dtype=np.int64)
+    best = np.empty(X.shape[0])
     for start, stop, sq in _squared_distance_blocks(X, codebook):
         two = np.argpartition(sq, 1, axis=1)[:, :2]
         d = np.take_along_axis(sq, two, axis=1)
         # order the pair; on equal distances the lower index is the winner
         swap = (d[:, 1] < d[:, 0]) | ((d[:, 1] == d[:, 0]) & (two[:, 1] < two[:, 0]))
         two[swap] = two[swap][:, ::-1]
+        d[swap] = d[swap][:, ::-1]
         out[start:stop] = two
-    return out
+        best[start:stop] = d[:, 0]
+    return out, best
 
 
 def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
@@ -410,6 +418,8 @@ def trustworthiness(
     Ties (rows sharing a BMU are at map distance 0) are broken by the lower row index in
     both spaces, so where neither space has ties this equals
     ``sklearn.manifold.trustworthiness(X, grid.coordinates[bmus], n_neighbors=k)``.
+    Input-space distances are compared as direct float64 sums ``sum_j (x_ij - x_lj)^2``
+    (equal rows, and equal distances on small-integer data, tie exactly).
 
     Reference: J. Venna & S. Kaski (2001), "Neighborhood preservation in nonlinear
     projection methods: an experimental study", ICANN 2001, LNCS 2130.
@@ -423,8 +433,11 @@ def trustworthiness(
         still taken among all N rows), an unbiased estimate of the sum over all rows.
     random_state : seed of ``sample``.
 
-    Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``), memory
-    O(block k N) bytes with blocks of ``2**24 / (k N)`` query rows, about 50 MB (never O(N^2); scikit-learn's is).
+    Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``): one GEMM of
+    S x N x D in tiles of 256 x 2048 and a compiled pass over each tile; the map side is
+    O(K) per unit. Memory: O(N D) (the rows in their frame) plus 4 MiB per thread, never
+    O(N^2) (scikit-learn's is). About 25 us per query row at N = 1e5, D = 64 on one core
+    (docs/analysis.md).
     """
     return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "trustworthiness", swap=False)
 
@@ -469,7 +482,7 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     Reference: S. Kaski & K. Lagus (1996), "Comparing self-organizing maps", ICANN 96,
     LNCS 1112, pp. 809-814.
 
-    Cost: O(N K D) for the two best units (O(block K) memory), plus Dijkstra from each
+    Cost: O(N K D) for the two best units (one blocked pass, O(block K) memory), plus Dijkstra from each
     distinct best unit: O(U K log K) time for U distinct BMUs, O(block K) memory.
     """
     from scipy import sparse
@@ -480,10 +493,8 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     if n_units < 2:
         raise ValueError("combined_error needs at least 2 units.")
     w = np.asarray(codebook, dtype=np.float64)
-    two = two_best_matching_units(X, codebook)
-    first = np.empty(X.shape[0])
-    for start, stop, sq in _squared_distance_blocks(X, codebook):
-        first[start:stop] = np.sqrt(np.maximum(sq[np.arange(stop - start), two[start:stop, 0]], 0.0))
+    two, best = _two_best(X, codebook)  # one pass over the distances
+    first = np.sqrt(np.maximum(best, 0.0))
     rows, cols = grid.neighbour_pairs
     weight = np.sqrt(((w[rows] - w[cols]) ** 2).sum(axis=1))
     # explicit zeros would be read as missing edges: the smallest positive float instead
