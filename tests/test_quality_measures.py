@@ -251,3 +251,21 @@ def test_rank_measures_with_ties_in_input_space(grid, k, monkeypatch):
         monkeypatch.setattr(metrics, "_RANK_TILE", (7, 13))
         assert fn(X + 1e6, W + 1e6, grid, n_neighbors=k) == pytest.approx(ref, abs=1e-12)
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_rank_measures_when_distances_are_tiny_beside_the_norms(k):
+    # two clusters 200 apart, rows within a cluster 1e-5 apart with ties: the GEMM tiles
+    # cannot tell these distances apart, the exact comparisons must
+    grid = Grid((3, 4), "hexagonal")
+    rng = np.random.default_rng(7)
+    side = rng.choice([-100.0, 100.0], size=(100, 1))
+    X = np.hstack([side, np.zeros((100, 2))]) + rng.integers(0, 3, size=(100, 3)) * 1e-5
+    W = np.hstack([rng.choice([-100.0, 100.0], size=(12, 1)), np.zeros((12, 2))])
+    W = W + rng.normal(scale=1e-5, size=(12, 3))
+    bmus = [naive_bmu(x, W) for x in X]
+    G = naive_dists(grid)
+    for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
+        assert fn(X, W, grid, n_neighbors=k) == pytest.approx(
+            naive_rank_measure_table(X, G, bmus, k, swap), abs=1e-12
+        )

@@ -56,38 +56,48 @@ def count_closer(dot, queries, col_start, x2, xn, X, scale, kappa, delta, xn_max
     ``direct(nbr[b, m])``). ``dot[b, c] = x'_{queries[b]} . x'_{col_start + c}``. ``v[b]``
     must be ascending (only the multiset of the counts matters to the measures).
 
-    The common case has no branch (branch mispredictions made a branchy version 13x
-    slower): ``p``, the number of thresholds at or below the entry's upper bound, is a sum
-    of comparisons, and the entry is added to ``hist[p]``: it is closer than every
-    threshold from the p-th on. Thresholds within the entry's uncertainty (from ``lo``
-    to ``hi``) are decided by the direct distance, one by one.
+    The common case has no unpredictable branch (a branchy version was 13x slower): ``p``,
+    the number of thresholds at or below the tile entry ``s``, is a sum of comparisons,
+    and the entry is added to ``hist[p]``: it is closer than every threshold from the p-th
+    on. That is certain when no threshold lies within ``E`` of ``s``, ``E`` covering the
+    entry's error bound and the direct sum's rounding; otherwise (rare), and for the query's
+    own column, the entry is decided threshold by threshold, by the direct distance where
+    uncertain.
     """
     n_queries, n_cols = dot.shape
     k = v.shape[1]
+    vpad = np.empty(k + 2)
+    hist = np.zeros(k + 1, dtype=np.int64)
     for b in range(n_queries):
         i = queries[b]
         xi2 = x2[i]
         e = kappa * (xn[i] + xn_max) ** 2
-        vb = v[b].copy()
-        hist = np.zeros(k + 1, dtype=np.int64)
+        vpad[0] = -np.inf
+        vpad[1 : k + 1] = v[b]
+        vpad[k + 1] = np.inf
+        margin = 2.0 * e + 4.0 * delta * (v[b, k - 1] + e)
+        hist[:] = 0
         own = i - col_start  # the query's own column, if in this tile
         for c in range(n_cols):
             s = x2[col_start + c] - 2.0 * dot[b, c] + xi2
-            hi = (s + e) * (1.0 + delta)
-            lo = (s - e) * (1.0 - delta)
             p = 0
-            p_lo = 0
             for m in range(k):
-                p += vb[m] <= hi
-                p_lo += vb[m] < lo
-            if p_lo < p or c == own:  # rare: thresholds to decide exactly, or the query itself
+                p += vpad[m + 1] <= s
+            if (s - vpad[p] <= margin) | (vpad[p + 1] - s <= margin) | (c == own):
                 if c == own:
                     continue
                 l = col_start + c
-                d = direct(X, i, l, scale)
-                for m in range(p_lo, p):
-                    if d < vb[m] or (d == vb[m] and l < nbr[b, m]):
+                d = -1.0
+                for m in range(k):
+                    vm = v[b, m]
+                    if vm - s > margin:
                         counts[b, m] += 1
+                    elif s - vm <= margin:
+                        if d < 0.0:
+                            d = direct(X, i, l, scale)
+                        if d < vm or (d == vm and l < nbr[b, m]):
+                            counts[b, m] += 1
+                continue
             hist[p] += 1
         acc = 0
         for m in range(k):
@@ -114,7 +124,7 @@ def nearest_rows(dot, queries, col_start, x2, xn, X, scale, kappa, delta, xn_max
                 continue
             kth = best_d[b, k - 1]
             s = x2[l] - 2.0 * dot[b, c] + xi2
-            if (s - e_max) * (1.0 - delta) > kth:
+            if (s - 2.0 * e_max) * (1.0 - 2.0 * delta) > kth:
                 continue
             d = direct(X, i, l, scale)
             if d < kth or (d == kth and l < best_j[b, k - 1]):
