@@ -444,8 +444,8 @@ def trustworthiness(
     Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``): one GEMM of
     S x N x D in tiles of 256 x 2048 and a compiled pass over each tile; the map side is
     O(K) per unit. Memory: O(N D) (the rows in their frame) plus 4 MiB per thread, never
-    O(N^2) (scikit-learn's is). About 25 us per query row at N = 1e5, D = 64 on one core
-    (docs/analysis.md).
+    O(N^2) (scikit-learn's is). About 0.4 ms of CPU per query row at N = 1e5, D = 64 on a
+    random map (all 1e5 query rows: 39 s of CPU; docs/analysis.md).
     """
     return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "trustworthiness", swap=False)
 
