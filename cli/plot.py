@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from ._errors import library_errors
-from ._input import load_input, parse_columns
-from ._model import load_model
+from ._input import parse_columns
+from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
 
@@ -105,22 +105,9 @@ def plot(model: str, data: str | None, **options: Any) -> None:
     target, fill_labels = options.pop("target"), options.pop("fill_labels")
     with library_errors():
         require_matplotlib()
-    loaded = load_model(model)
+    loaded, image_shape = load_drawable_model(model, image_shape, "plots need")
     som = loaded.som
-    if som.grid_.ndim > 2:
-        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; plots need 1 or 2 axes.")
-    if output_dir is None:
-        name = Path(model).name
-        stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
-        output_dir = Path(model).parent / f"{stem}-plots"
-    output_dir = Path(output_dir)
-    image_shape = image_shape or loaded.image_shape
-    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
-        raise click.BadParameter(
-            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
-            f"the model {som.n_features_in_} features.",
-            param_hint="--image-shape",
-        )
+    output_dir = Path(output_dir) if output_dir is not None else default_output(model, "-plots")
     if not kinds:
         kinds = [k for k in PLOT_KINDS if k != "codebook" or image_shape is not None]
     elif "codebook" in kinds and image_shape is None:
@@ -136,35 +123,13 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         )
     for kind in kinds:
         check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
-    X = y = None
-    source = input_kwargs(options)
-    have_data = data is not None or source["dataset"] is not None
-    if target is not None and not have_data:
-        raise click.UsageError("--target needs DATA or --dataset.")
     if fill_labels and target is None:
         raise click.UsageError("--fill-labels needs --target COLUMN (the labels to fill).")
-    if have_data:
-        if target is not None:
-            from .report import _split_target
-
-            inputs, y = _split_target(data, target, source)
-        else:
-            inputs = load_input(data, **source)
-        X = loaded.prepare(inputs)
+    X, y, _ = read_drawing_data(loaded, data, input_kwargs(options), target)
+    clusters = unit_clusters(som, n_clusters)
 
     from somvq.plotting import plot_map
 
-    clusters = None
-    if n_clusters is not None:
-        if n_clusters > som.grid_.n_units:
-            raise click.BadParameter(
-                f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
-                param_hint="--clusters",
-            )
-        from somvq.analysis import cluster_units
-
-        with library_errors():
-            clusters = cluster_units(som, n_clusters)
     unit_labels = label_names = None
     if y is not None:
         import numpy as np

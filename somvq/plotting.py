@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._drawing import HEX_RADIUS, require_module
 from .grids import Grid
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 #: What :func:`plot_map` can draw, in the order it draws them.
 PLOT_KINDS = ("umatrix", "hitmap", "components", "codebook")
 
-_HEX_RADIUS = 1.0 / math.sqrt(3.0)  # circumradius of a hexagon whose opposite sides are 1 apart
+_HEX_RADIUS = HEX_RADIUS  # a hexagonal cell: opposite sides 1 apart
 
 
 class PlottingUnavailableError(ImportError):
@@ -55,13 +56,7 @@ class PlottingUnavailableError(ImportError):
 
 def require_matplotlib() -> Any:
     """Import matplotlib (Agg backend) or raise :class:`PlottingUnavailableError`."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlottingUnavailableError(
-            "plotting needs matplotlib, which is not installed: pip install somvq[plot]"
-        ) from None
-    return matplotlib
+    return require_module("matplotlib", purpose="plotting", extra="plot", error=PlottingUnavailableError)
 
 
 def _new_figure(width: float, height: float):
