@@ -190,7 +190,8 @@ def _bmus(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 
     if X.dtype != codebook.dtype or X.dtype not in (np.float32, np.float64):
         X, codebook = X.astype(np.float64), codebook.astype(np.float64)
-    return assign(np.ascontiguousarray(X), np.ascontiguousarray(codebook))[0]
+    bmu: np.ndarray = assign(np.ascontiguousarray(X), np.ascontiguousarray(codebook))[0]
+    return bmu
 
 
 def distortion(
