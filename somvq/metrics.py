@@ -321,6 +321,14 @@ def _rank_error(
         if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
             raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
         queries = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample), replace=False))
+    for what, values in (("X", X), ("the codebook", codebook)):
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{name} needs finite values: row {row} of {what} holds "
+                f"{float(values[row][~np.isfinite(values[row])][0])} ({int((~finite).sum())} such rows)."
+            )
     bmus = _bmus(X, codebook)
     # Map side: the rows of each unit in ascending order.
     n_units = grid.n_units
@@ -347,6 +355,7 @@ def _rank_error(
         kappa += (X.shape[1] + 3) * float(np.finfo(np.float32).eps) / 2.0
     else:
         Xg = Xc
+    del Xc  # the tiles read Xg only
     if not swap:
         # the k nearest rows on the map of every query's unit (k + 1: the query may be one)
         units = np.unique(bmus[queries])

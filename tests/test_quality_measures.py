@@ -185,6 +185,20 @@ def test_rank_measures_blocks_and_sample(monkeypatch):
         metrics.trustworthiness(X, W, grid, sample=0)
 
 
+def test_rank_measures_refuse_non_finite_values():
+    grid = Grid((5, 6))
+    rng = np.random.default_rng(3)
+    X, W = rng.normal(size=(50, 3)), rng.normal(size=(30, 3))
+    X[7, 1] = np.nan
+    for fn in (metrics.trustworthiness, metrics.neighbourhood_preservation):
+        with pytest.raises(ValueError, match=r"finite values: row 7 of X holds nan \(1 such rows\)"):
+            fn(X, W, grid)
+    X[7, 1] = 0.0
+    W[2, 0] = np.inf
+    with pytest.raises(ValueError, match="row 2 of the codebook holds inf"):
+        metrics.neighbourhood_preservation(X, W, grid)
+
+
 # --------------------------------------------------------------------- combined error
 def naive_combined_error(X, W, G):
     K = len(W)
