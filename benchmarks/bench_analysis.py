@@ -1,7 +1,8 @@
 """Map analysis benchmarks (issue 15; docs/analysis.md).
 
 1. ``--metrics``: every quality measure of somvq.metrics on a 16x32 map over 1e5 rows
-   (synthetic, 64 features), seconds per measure.
+   (synthetic, 64 features), seconds per measure (wall and CPU); ``--sample N``: query
+   rows of the two rank measures (default 2000; 100000 = all rows, exact).
 2. ``--ari``: adjusted Rand index of the map's clusters (cluster_units + the BMU of each
    row) against the data sets' held-out labels, beside KMeans and AgglomerativeClustering
    on the raw rows, with times. Digits and wine (standardised); Fashion-MNIST when its IDX
@@ -14,6 +15,7 @@ Run:  python -m benchmarks.bench_analysis --metrics --ari
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -45,11 +47,17 @@ def bench_metrics(
         ),
         ("combined_error", lambda: metrics.combined_error(X, W, grid)),
     ]
+    print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     for name, call in calls:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         value = call()
         rows.append((name, float(value), time.perf_counter() - start))
-        print(f"{name:55s} {value:12.5g} {rows[-1][2]:8.2f} s", flush=True)
+        # CPU seconds of all threads: less sensitive than wall time to other jobs' load
+        print(
+            f"{name:55s} {value:12.5g} {rows[-1][2]:8.2f} s wall {time.process_time() - cpu:8.2f} s cpu",
+            flush=True,
+        )
+    print(f"load average at end: {os.getloadavg()[0]:.1f}", flush=True)
     return rows
 
 

@@ -8,6 +8,7 @@ evaluate and plot then match the input's columns by name (see :meth:`LoadedModel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._errors import DataError, library_errors
@@ -113,3 +114,85 @@ def _input_width(som: Any, extra: dict[str, Any], path: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < int(som.n_features_in_):
         raise DataError(f"{path}: the model file is corrupted: its supervised entry is malformed.")
     return n
+
+
+# --------------------------------------------------------------------------------------
+# What the commands that draw a map (plot, report) do before drawing: one place.
+# --------------------------------------------------------------------------------------
+
+
+def default_output(model: str, suffix: str) -> Path:
+    """``MODEL``'s name without ``.somvq.npz`` (or its last suffix), plus ``suffix``, next to it."""
+    name = Path(model).name
+    stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
+    return Path(model).parent / f"{stem}{suffix}"
+
+
+def load_drawable_model(
+    model: str, image_shape: tuple[int, ...] | None, drawing: str
+) -> tuple[LoadedModel, tuple[int, ...] | None]:
+    """:func:`load_model`, a grid of 1 or 2 axes, and the image shape to draw the codebook with.
+
+    ``image_shape`` is the option's value or, when None, the shape stored at fit; it must
+    have as many pixels as the model has features. ``drawing`` completes the message of
+    a 3-axis grid ("plots need", "the report draws").
+    """
+    import click
+
+    loaded = load_model(model)
+    som = loaded.som
+    if som.grid_.ndim > 2:
+        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; {drawing} 1 or 2 axes.")
+    image_shape = image_shape or loaded.image_shape
+    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
+        raise click.BadParameter(
+            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
+            f"the model {som.n_features_in_} features.",
+            param_hint="--image-shape",
+        )
+    return loaded, image_shape
+
+
+def read_drawing_data(
+    loaded: LoadedModel, data: str | None, source: dict[str, Any], target: str | None
+) -> tuple[Any, Any, Any]:
+    """``(X, labels, inputs)`` of DATA (or ``--dataset``) for plot and report; Nones without data.
+
+    With ``target`` (a column of DATA, or ``target`` with ``--dataset``) the labels are
+    that column as text and X the other columns; X is in the model's column order and
+    scaling (:meth:`LoadedModel.prepare`).
+    """
+    import click
+
+    from ._input import load_input
+
+    have_data = data is not None or source["dataset"] is not None
+    if target is not None and not have_data:
+        raise click.UsageError("--target needs DATA or --dataset.")
+    if not have_data:
+        return None, None, None
+    labels = None
+    if target is not None:
+        from .report import _split_target
+
+        inputs, labels = _split_target(data, target, source)
+    else:
+        inputs = load_input(data, **source)
+    return loaded.prepare(inputs), labels, inputs
+
+
+def unit_clusters(som: Any, n_clusters: int | None) -> Any:
+    """``--clusters N``: ``somvq.cluster_units(som, N)`` (agglomerative), or None without N."""
+    if n_clusters is None:
+        return None
+    import click
+
+    if n_clusters > som.grid_.n_units:
+        raise click.BadParameter(
+            f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
+            param_hint="--clusters",
+        )
+    from somvq.analysis import cluster_units
+
+    with library_errors():
+        return cluster_units(som, n_clusters)

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from ._errors import library_errors
-from ._input import load_input, parse_columns
-from ._model import load_model
+from ._input import parse_columns
+from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
 
@@ -67,6 +67,16 @@ def _image_shape(ctx: click.Context, param: click.Parameter, value: str | None):
     type=click.IntRange(min=1),
     help="Draw the boundaries of N clusters of units (somvq.cluster_units, agglomerative) on the U-matrix.",
 )
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    help="Column of DATA holding a label per row (header name or 1-based number): each unit's majority label (somvq.label_units) is written on the U-matrix; not a feature. With --dataset: --target target.",
+)
+@click.option(
+    "--fill-labels",
+    is_flag=True,
+    help="With --target: label the units that won no row from their grid neighbours (label_units fill='neighbours') instead of leaving them blank.",
+)
 def plot(model: str, data: str | None, **options: Any) -> None:
     """Draw MODEL: U-matrix, hit map, component planes, codebook images.
 
@@ -80,6 +90,7 @@ def plot(model: str, data: str | None, **options: Any) -> None:
       somvq plot model.somvq.npz test.csv -k hitmap -k components --planes 1-4
       somvq plot model.somvq.npz --image-shape 28x28 -d pictures/
       somvq plot model.somvq.npz -k umatrix --clusters 10
+      somvq plot model.somvq.npz train.csv --target species -k umatrix
     """
     from somvq.plotting import require_matplotlib
 
@@ -91,30 +102,20 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         options.pop("force"),
     )
     n_clusters = options.pop("n_clusters")
+    target, fill_labels = options.pop("target"), options.pop("fill_labels")
     with library_errors():
         require_matplotlib()
-    loaded = load_model(model)
+    loaded, image_shape = load_drawable_model(model, image_shape, "plots need")
     som = loaded.som
-    if som.grid_.ndim > 2:
-        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; plots need 1 or 2 axes.")
-    if output_dir is None:
-        name = Path(model).name
-        stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
-        output_dir = Path(model).parent / f"{stem}-plots"
-    output_dir = Path(output_dir)
-    image_shape = image_shape or loaded.image_shape
-    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
-        raise click.BadParameter(
-            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
-            f"the model {som.n_features_in_} features.",
-            param_hint="--image-shape",
-        )
+    output_dir = Path(output_dir) if output_dir is not None else default_output(model, "-plots")
     if not kinds:
         kinds = [k for k in PLOT_KINDS if k != "codebook" or image_shape is not None]
     elif "codebook" in kinds and image_shape is None:
         raise click.UsageError(
             "-k codebook needs --image-shape (the model does not say its data were images)."
         )
+    if target is not None and "umatrix" not in kinds:
+        raise click.UsageError("--target writes the labels on the U-matrix: add -k umatrix.")
     features = None
     if planes:
         features = parse_columns(
@@ -122,24 +123,23 @@ def plot(model: str, data: str | None, **options: Any) -> None:
         )
     for kind in kinds:
         check_output(output_dir / f"{kind}.png", force, param_hint="--output-dir", create_parent=True)
-    X = None
-    source = input_kwargs(options)
-    if data is not None or source["dataset"] is not None:
-        X = loaded.prepare(load_input(data, **source))
+    if fill_labels and target is None:
+        raise click.UsageError("--fill-labels needs --target COLUMN (the labels to fill).")
+    X, y, _ = read_drawing_data(loaded, data, input_kwargs(options), target)
+    clusters = unit_clusters(som, n_clusters)
 
     from somvq.plotting import plot_map
 
-    clusters = None
-    if n_clusters is not None:
-        if n_clusters > som.grid_.n_units:
-            raise click.BadParameter(
-                f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
-                param_hint="--clusters",
-            )
-        from somvq.analysis import cluster_units
+    unit_labels = label_names = None
+    if y is not None:
+        import numpy as np
 
+        from somvq.analysis import label_units
+
+        # any label text: encode as 0..C-1, label the units, write the text back
+        label_names, codes = np.unique(np.asarray(y), return_inverse=True)
         with library_errors():
-            clusters = cluster_units(som, n_clusters)
+            unit_labels = label_units(som, X, codes.ravel(), fill="neighbours" if fill_labels else None)
     with library_errors():
         written = plot_map(
             som,
@@ -152,6 +152,8 @@ def plot(model: str, data: str | None, **options: Any) -> None:
             feature_names=loaded.feature_names,
             overwrite=force,
             clusters=clusters,
+            labels=unit_labels,
+            label_names=None if label_names is None else [str(name) for name in label_names],
         )
     for kind, path in written.items():
         click.echo(f"{kind:<11} {path}")

@@ -9,7 +9,7 @@ import click
 
 from ._errors import DataError, library_errors
 from ._input import _is_number, _sniff_delimiter, load_input, parse_columns
-from ._model import load_model
+from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
 from .plot import _image_shape
@@ -17,9 +17,7 @@ from .plot import _image_shape
 
 def default_report_path(model: str) -> Path:
     """``MODEL``'s name without ``.somvq.npz``, plus ``-report.html``, next to it."""
-    name = Path(model).name
-    stem = name[: -len(".somvq.npz")] if name.endswith(".somvq.npz") else Path(model).stem
-    return Path(model).parent / f"{stem}-report.html"
+    return default_output(model, "-report.html")
 
 
 def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tuple[Any, Any]:
@@ -163,42 +161,12 @@ def report(model: str, data: str | None, **options: Any) -> None:
     check_output(output, force, suffixes=(".html", ".htm"))
     with library_errors():
         require_bokeh()
-    loaded = load_model(model)
+    loaded, image_shape = load_drawable_model(model, image_shape, "the report draws")
     som = loaded.som
-    if som.grid_.ndim > 2:
-        raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; the report draws 1 or 2 axes.")
-    image_shape = image_shape or loaded.image_shape
-    if image_shape is not None and image_shape[0] * image_shape[1] != som.n_features_in_:
-        raise click.BadParameter(
-            f"{image_shape[0]}x{image_shape[1]} images have {image_shape[0] * image_shape[1]} pixels, "
-            f"the model {som.n_features_in_} features.",
-            param_hint="--image-shape",
-        )
-    X = y = None
-    description = None
-    have_data = data is not None or source["dataset"] is not None
-    if target is not None and not have_data:
-        raise click.UsageError("--target needs DATA or --dataset.")
-    if have_data:
-        if target is not None:
-            inputs, y = _split_target(data, target, source)
-        else:
-            inputs = load_input(data, **source)
-        X = loaded.prepare(inputs)
-        description = inputs.description or inputs.source
+    X, y, inputs = read_drawing_data(loaded, data, source, target)
+    description = None if inputs is None else inputs.description or inputs.source
+    clusters = unit_clusters(som, n_clusters)
     from somvq.reporting import report as write_report
-
-    clusters = None
-    if n_clusters is not None:
-        if n_clusters > som.grid_.n_units:
-            raise click.BadParameter(
-                f"{n_clusters} clusters is more than the map's {som.grid_.n_units} units.",
-                param_hint="--clusters",
-            )
-        from somvq.analysis import cluster_units
-
-        with library_errors():
-            clusters = cluster_units(som, n_clusters)
 
     with library_errors():
         written = write_report(

@@ -8,6 +8,7 @@ offset and scale), computed block by block: memory is O(block * K), never O(N * 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,17 +65,25 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
 
 def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Indices of the best and second-best unit for each row, shape ``(n, 2)``."""
+    return _two_best(X, codebook)[0]
+
+
+def _two_best(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`two_best_matching_units` and the squared distance to the best, in one pass."""
     if codebook.shape[0] < 2:
         raise ValueError(f"two best units need a codebook of >= 2 units, got {codebook.shape[0]}.")
     out = np.empty((X.shape[0], 2), dtype=np.int64)
+    best = np.empty(X.shape[0])
     for start, stop, sq in _squared_distance_blocks(X, codebook):
         two = np.argpartition(sq, 1, axis=1)[:, :2]
         d = np.take_along_axis(sq, two, axis=1)
         # order the pair; on equal distances the lower index is the winner
         swap = (d[:, 1] < d[:, 0]) | ((d[:, 1] == d[:, 0]) & (two[:, 1] < two[:, 0]))
         two[swap] = two[swap][:, ::-1]
+        d[swap] = d[swap][:, ::-1]
         out[start:stop] = two
-    return out
+        best[start:stop] = d[:, 0]
+    return out, best
 
 
 def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
@@ -171,10 +180,18 @@ def _check_data(name: str, X: Any, codebook: Any) -> tuple[Any, np.ndarray]:
 
 
 def _bmus(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    out = np.empty(X.shape[0], dtype=np.int64)
-    for start, stop, sq in _squared_distance_blocks(X, codebook):
-        out[start:stop] = sq.argmin(axis=1)
-    return out
+    """BMU of every row: the compiled search (:func:`somvq.algorithms.assign`).
+
+    Its winners are the float64 argmin of the squared distances of the stored values,
+    lowest index on ties, like ``squared_distances(...).argmin(axis=1)``, at a fraction of
+    the cost; data and codebook of different or non-float dtypes are compared in float64.
+    """
+    from .algorithms import assign
+
+    if X.dtype != codebook.dtype or X.dtype not in (np.float32, np.float64):
+        X, codebook = X.astype(np.float64), codebook.astype(np.float64)
+    bmu: np.ndarray = assign(np.ascontiguousarray(X), np.ascontiguousarray(codebook))[0]
+    return bmu
 
 
 def distortion(
@@ -263,25 +280,9 @@ def topographic_product(X: Any, codebook: np.ndarray, grid: Grid) -> float:
     return total / (n_units * (n_units - 1))
 
 
-def _k_smallest(d: np.ndarray, k: int) -> np.ndarray:
-    """Columns of the k smallest entries of each row by (value, column), shape (rows, k), ascending column."""
-    kth = np.partition(d, k - 1, axis=1)[:, k - 1 : k]
-    less = d < kth
-    need = k - less.sum(axis=1, keepdims=True)
-    equal = d == kth
-    take = less | (equal & (np.cumsum(equal, axis=1) <= need))
-    return np.nonzero(take)[1].reshape(d.shape[0], k)
-
-
-def _ranks(d: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """1-based rank of column ``cols[i, m]`` in row i of ``d`` by (value, column)."""
-    value = np.take_along_axis(d, cols, axis=1)
-    index = np.arange(d.shape[1])
-    less = (d[:, None, :] < value[:, :, None]).sum(axis=2)
-    tied_before = ((d[:, None, :] == value[:, :, None]) & (index[None, None, :] < cols[:, :, None])).sum(
-        axis=2
-    )
-    return np.asarray(less + tied_before + 1)
+#: Query rows and columns per tile of the rank measures: a (rows x columns) float64 GEMM
+#: product (4 MiB) that the compiled pass reads while it is in cache.
+_RANK_TILE = (256, 2048)
 
 
 def _rank_error(
@@ -294,7 +295,18 @@ def _rank_error(
     name: str,
     swap: bool,
 ) -> float:
-    """Sum over query rows of the rank excess of the intruders (see trustworthiness)."""
+    """Venna & Kaski's measure (see trustworthiness); ``swap``: the input space is the "near" one.
+
+    For each query row i: its k nearest rows in the near space (ties: lower row), their
+    ranks in the far space (1 = nearest, ties: lower row), the sum of ``max(rank - k, 0)``.
+    The map side works per unit (rows grouped by BMU: only K distinct positions); the
+    input side streams GEMM tiles through the compiled passes of
+    :mod:`somvq._kernels.cpu_rank` (exact comparisons, see there).
+    """
+    from ._kernels import cpu_rank
+    from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
+    from .distances import reference_frame
+
     X, codebook = _check_data(name, X, codebook)
     n = X.shape[0]
     k = n_neighbors
@@ -302,28 +314,107 @@ def _rank_error(
         raise ValueError(
             f"{name}: n_neighbors must be an int in [1, n_samples / 2) = [1, {n / 2}), got {k!r}."
         )
+    k = int(k)
     if sample is None or sample >= n:
         queries = np.arange(n)
     else:
         if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
             raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
         queries = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample), replace=False))
+    for what, values in (("X", X), ("the codebook", codebook)):
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{name} needs finite values: row {row} of {what} holds "
+                f"{float(values[row][~np.isfinite(values[row])][0])} ({int((~finite).sum())} such rows)."
+            )
     bmus = _bmus(X, codebook)
-    positions = grid.coordinates
-    # rows per block: the (rows x k x N) comparisons of _ranks dominate
-    block = max(1, (1 << 24) // (max(k, 1) * n))
-    total = 0.0
-    for start in range(0, queries.size, block):
-        q = queries[start : start + block]
-        # the query block is the "codebook": its frame is computed once, X streamed by blocks
-        d_in = np.sqrt(np.maximum(squared_distances(X, X[q]), 0.0)).T.copy()
-        d_out = grid._coordinate_distances(positions[bmus[q]][:, None, :], positions[bmus][None, :, :])
-        rows = np.arange(q.size)
-        d_in[rows, q] = np.inf  # a row is not its own neighbour
-        d_out[rows, q] = np.inf
-        near, far = (d_in, d_out) if swap else (d_out, d_in)
-        ranks = _ranks(far, _k_smallest(near, int(k)))
-        total += float(np.maximum(ranks - k, 0).sum())
+    # Map side: the rows of each unit in ascending order.
+    n_units = grid.n_units
+    rows_by_unit = np.argsort(bmus, kind="stable")
+    unit_start = np.zeros(n_units + 1, dtype=np.int64)
+    np.cumsum(np.bincount(bmus, minlength=n_units), out=unit_start[1:])
+    # Input side: the rows in their own reference frame (centred, scaled by a power of two).
+    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    frame = reference_frame(X64)
+    Xc = X64 - frame.centre if frame.centre is not None else X64.copy()
+    if frame.scale != 1.0:
+        Xc *= frame.scale
+    x2 = np.einsum("ij,ij->i", Xc, Xc)
+    xn = np.sqrt(x2)
+    xn_max = float(xn.max())
+    u = float(np.finfo(np.float64).eps) / 2.0
+    kappa = 2.0 * 1.25 * (2 * X.shape[1] + 8) * u  # twice squared_distances' entry bound
+    delta = 2.0 * (X.shape[1] + 4) * u  # relative error of the direct sum
+    # The tiles' GEMM runs in float32 (twice the speed) when the rows' norms keep float32
+    # products normal: rounding the operands and summing D products in float32 moves
+    # 2 x'_i.x'_l by at most (D + 2.1) u32 (||x'_i|| + ||x'_l||)^2 / 2, added to the bound.
+    if 2.0**-20 <= xn_max <= 2.0**20:
+        Xg = Xc.astype(np.float32)
+        kappa += (X.shape[1] + 3) * float(np.finfo(np.float32).eps) / 2.0
+    else:
+        Xg = Xc
+    del Xc  # the tiles read Xg only
+    if not swap:
+        # the k nearest rows on the map of every query's unit (k + 1: the query may be one)
+        units = np.unique(bmus[queries])
+        first = np.empty((n_units, k + 1), dtype=np.int64)
+        step = max(1, (1 << 20) // n_units)
+        for start in range(0, units.size, step):
+            block = units[start : start + step]
+            g_rows = grid._distance_rows(block)
+            for unit, g in zip(block, g_rows):
+                order = np.argsort(g, kind="stable")
+                cpu_rank.map_nearest_rows(g, order, unit_start, rows_by_unit, k + 1, first[unit])
+    q_rows, c_cols = _RANK_TILE
+
+    def block_total(q0: int) -> int:
+        """Sum of max(rank - k, 0) over the queries of one block (runs on a pool thread)."""
+        q = queries[q0 : q0 + q_rows]
+        Xq = Xg[q]
+        tile = np.empty((q.size, min(c_cols, n)), dtype=Xg.dtype)
+        if swap:
+            best_d = np.full((q.size, k), np.inf)
+            best_j = np.full((q.size, k), n, dtype=np.int64)
+        else:
+            candidates = first[bmus[q]]
+            keep = candidates != q[:, None]
+            keep[keep.all(axis=1), k] = False  # the query is not among them: drop the (k+1)-th
+            nbr = candidates[keep].reshape(q.size, k)
+            v = np.empty((q.size, k))
+            cpu_rank.direct_pairs(X64, q, nbr, frame.scale, v)
+            ascending = np.argsort(v, axis=1, kind="stable")  # count_closer's order
+            v = np.ascontiguousarray(np.take_along_axis(v, ascending, axis=1))
+            nbr = np.ascontiguousarray(np.take_along_axis(nbr, ascending, axis=1))
+            counts = np.zeros((q.size, k), dtype=np.int64)
+        for c0 in range(0, n, c_cols):
+            c1 = min(c0 + c_cols, n)
+            dot = tile[:, : c1 - c0]
+            np.matmul(Xq, Xg[c0:c1].T, out=dot)
+            if swap:
+                cpu_rank.nearest_rows(
+                    dot, q, c0, x2, xn, X64, frame.scale, kappa, delta, xn_max, best_d, best_j
+                )
+            else:
+                cpu_rank.count_closer(
+                    dot, q, c0, x2, xn, X64, frame.scale, kappa, delta, xn_max, v, nbr, counts
+                )
+        if swap:
+            ranks = np.empty((q.size, k), dtype=np.int64)
+            cpu_rank.map_ranks(q, grid._distance_rows(bmus[q]), best_j, bmus, unit_start, rows_by_unit, ranks)
+        else:
+            ranks = counts + 1
+        return int(np.maximum(ranks - k, 0).sum())
+
+    threads = min(blas_threads(), os.cpu_count() or 1)
+    q_rows = max(1, min(q_rows, -(-queries.size // threads)))  # at least one block per thread
+    blocks = range(0, queries.size, q_rows)
+    with single_threaded_blas():
+        if threads <= 1 or len(blocks) == 1:
+            total = sum(block_total(q0) for q0 in blocks)
+        else:
+            total = sum(_pool(threads).map(block_total, blocks))
     return float(1.0 - total * 2.0 / (queries.size * k * (2.0 * n - 3.0 * k - 1.0)))
 
 
@@ -345,6 +436,8 @@ def trustworthiness(
     Ties (rows sharing a BMU are at map distance 0) are broken by the lower row index in
     both spaces, so where neither space has ties this equals
     ``sklearn.manifold.trustworthiness(X, grid.coordinates[bmus], n_neighbors=k)``.
+    Input-space distances are compared as direct float64 sums ``sum_j (x_ij - x_lj)^2``
+    (equal rows, and equal distances on small-integer data, tie exactly).
 
     Reference: J. Venna & S. Kaski (2001), "Neighborhood preservation in nonlinear
     projection methods: an experimental study", ICANN 2001, LNCS 2130.
@@ -358,8 +451,11 @@ def trustworthiness(
         still taken among all N rows), an unbiased estimate of the sum over all rows.
     random_state : seed of ``sample``.
 
-    Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``), memory
-    O(block k N) bytes with blocks of ``2**24 / (k N)`` query rows, about 50 MB (never O(N^2); scikit-learn's is).
+    Cost: O(S N (D + k)) time for S query rows (S = N without ``sample``): one GEMM of
+    S x N x D in tiles of 256 x 2048 and a compiled pass over each tile; the map side is
+    O(K) per unit. Memory: O(N D) (the rows in their frame) plus 4 MiB per thread, never
+    O(N^2) (scikit-learn's is). About 0.4 ms of CPU per query row at N = 1e5, D = 64 on a
+    random map (all 1e5 query rows: 39 s of CPU; docs/analysis.md).
     """
     return _rank_error(X, codebook, grid, n_neighbors, sample, random_state, "trustworthiness", swap=False)
 
@@ -404,7 +500,7 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     Reference: S. Kaski & K. Lagus (1996), "Comparing self-organizing maps", ICANN 96,
     LNCS 1112, pp. 809-814.
 
-    Cost: O(N K D) for the two best units (O(block K) memory), plus Dijkstra from each
+    Cost: O(N K D) for the two best units (one blocked pass, O(block K) memory), plus Dijkstra from each
     distinct best unit: O(U K log K) time for U distinct BMUs, O(block K) memory.
     """
     from scipy import sparse
@@ -415,10 +511,8 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     if n_units < 2:
         raise ValueError("combined_error needs at least 2 units.")
     w = np.asarray(codebook, dtype=np.float64)
-    two = two_best_matching_units(X, codebook)
-    first = np.empty(X.shape[0])
-    for start, stop, sq in _squared_distance_blocks(X, codebook):
-        first[start:stop] = np.sqrt(np.maximum(sq[np.arange(stop - start), two[start:stop, 0]], 0.0))
+    two, best = _two_best(X, codebook)  # one pass over the distances
+    first = np.sqrt(np.maximum(best, 0.0))
     rows, cols = grid.neighbour_pairs
     weight = np.sqrt(((w[rows] - w[cols]) ** 2).sum(axis=1))
     # explicit zeros would be read as missing edges: the smallest positive float instead

@@ -26,13 +26,16 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._drawing import HEX_RADIUS, require_module
 from .grids import Grid
 
 __all__ = [
     "PlottingUnavailableError",
     "PLOT_KINDS",
     "require_matplotlib",
+    "cell_centres",
     "draw_grid_values",
+    "unit_label_text",
     "umatrix_figure",
     "hitmap_figure",
     "component_planes_figure",
@@ -44,7 +47,7 @@ __all__ = [
 #: What :func:`plot_map` can draw, in the order it draws them.
 PLOT_KINDS = ("umatrix", "hitmap", "components", "codebook")
 
-_HEX_RADIUS = 1.0 / math.sqrt(3.0)  # circumradius of a hexagon whose opposite sides are 1 apart
+_HEX_RADIUS = HEX_RADIUS  # a hexagonal cell: opposite sides 1 apart
 
 
 class PlottingUnavailableError(ImportError):
@@ -53,13 +56,7 @@ class PlottingUnavailableError(ImportError):
 
 def require_matplotlib() -> Any:
     """Import matplotlib (Agg backend) or raise :class:`PlottingUnavailableError`."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlottingUnavailableError(
-            "plotting needs matplotlib, which is not installed: pip install somvq[plot]"
-        ) from None
-    return matplotlib
+    return require_module("matplotlib", purpose="plotting", extra="plot", error=PlottingUnavailableError)
 
 
 def _new_figure(width: float, height: float):
@@ -89,6 +86,19 @@ def _figure_size(grid: Grid, panels: int = 1, columns: int = 1) -> tuple[float, 
     return width + (1.2 if panels == 1 else 0.0), min(height, 30.0)
 
 
+def cell_centres(grid: Grid) -> np.ndarray:
+    """(K, 2) centre ``(x, y)`` of each unit's cell as :func:`draw_grid_values` draws it.
+
+    Rectangular grids: ``(column, row)``; hexagonal: ``(col + (row % 2) / 2, row * sqrt(3)/2)``
+    (:attr:`Grid.coordinates` swapped); the y axis points down (row 0 at the top).
+    """
+    if grid.topology == "hexagonal":
+        return np.asarray(grid.coordinates, dtype=np.float64)[:, ::-1].copy()
+    rows, cols = _plane_shape(grid)
+    r, c = np.divmod(np.arange(grid.n_units), cols)
+    return np.stack([c, r], axis=1).astype(np.float64)
+
+
 def draw_grid_values(
     ax: Any,
     grid: Grid,
@@ -98,11 +108,16 @@ def draw_grid_values(
     label: str | None = None,
     colorbar: bool = True,
     annotate: bool = False,
+    text: Sequence[str] | None = None,
+    fontsize: float = 6.0,
 ):
     """Colour each unit of ``grid`` by ``values`` (one per unit) on the Axes ``ax``.
 
     Rectangular grids are drawn as square cells (``imshow``), hexagonal ones as hexagons
     (a PatchCollection of RegularPolygons); row 0 is at the top. Returns the mappable.
+    ``annotate=True`` writes each unit's value in its cell; ``text`` (one string per
+    unit, ``""`` for none) writes those strings instead. Written text is black on light
+    cells and white on dark ones (by the cell colour's luminance).
     """
     require_matplotlib()
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -124,22 +139,26 @@ def draw_grid_values(
         ax.set_ylim(-0.7, centres[:, 0].max() + 0.7)
         ax.invert_yaxis()
         ax.set_aspect("equal")
-        positions = [(x, y) for y, x in centres]
     else:
         mappable = ax.imshow(values.reshape(rows, cols), cmap=cmap, interpolation="nearest", aspect="equal")
-        positions = [(c, r) for r in range(rows) for c in range(cols)]
-    if annotate:
-        high = np.nanmax(values) if values.size else 0.0
-        for (x, y), value in zip(positions, values):
-            ax.text(
-                x,
-                y,
-                f"{value:g}",
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if value < 0.5 * high else "black",
-            )
+    if annotate and text is None:
+        text = [f"{value:g}" for value in values]
+    if text is not None:
+        if len(text) != grid.n_units:
+            raise ValueError(f"{len(text)} texts for a grid of {grid.n_units} units.")
+        rgba = np.asarray(mappable.to_rgba(values))
+        luminance = rgba[:, :3] @ np.array([0.299, 0.587, 0.114])
+        for (x, y), words, light in zip(cell_centres(grid), text, luminance > 0.5):
+            if words:
+                ax.text(
+                    x,
+                    y,
+                    words,
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    color="black" if light else "white",
+                )
     ax.set_xticks([])
     ax.set_yticks([])
     if colorbar:
@@ -162,17 +181,68 @@ def _title(som: Any) -> str:
     return f"{shape} {grid.topology}{periodic}"
 
 
-def umatrix_figure(som: Any, *, clusters: np.ndarray | None = None):
+def unit_label_text(labels: Any, n_units: int, names: Sequence[Any] | None = None) -> list[str]:
+    """One string per unit from a (K,) label array, ``""`` for the units left blank.
+
+    ``labels`` holds, per unit, an int (e.g. :func:`somvq.analysis.label_units`; ``-1``:
+    no label) or any value written with ``str`` (``None``, ``""`` and NaN: no label).
+    ``names`` maps int labels to what is written (``names[label]``, e.g. the classes of a
+    ``LabelEncoder``).
+    """
+    values = np.asarray(labels, dtype=object).reshape(-1)
+    if values.shape[0] != n_units:
+        raise ValueError(
+            f"labels has {values.shape[0]} entries for a map of {n_units} units; give one per unit."
+        )
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+            out.append("")
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            if value < 0:
+                out.append("")
+            elif names is not None:
+                if value >= len(names):
+                    raise ValueError(f"label {value} has no name: names holds {len(names)}.")
+                out.append(str(names[value]))
+            else:
+                out.append(str(value))
+        else:
+            out.append(str(value))
+    return out
+
+
+def _label_fontsize(grid: Grid, text: Sequence[str], width: float) -> float:
+    """Points that fit the longest label in a cell of a ``width``-inch wide figure."""
+    cols = _plane_shape(grid)[1]
+    cell = 72.0 * max(width - 1.2, 1.0) / (cols + 0.5)
+    longest = max((len(t) for t in text), default=1)
+    return float(min(9.0, max(3.0, cell / max(1.0, 0.62 * longest))))
+
+
+def umatrix_figure(
+    som: Any,
+    *,
+    clusters: np.ndarray | None = None,
+    labels: Any = None,
+    label_names: Sequence[Any] | None = None,
+):
     """The U-matrix: mean codebook distance of each unit to its grid neighbours.
 
     High values (dark) separate clusters; low values (light) lie inside them. With
     ``clusters`` (one int per unit, e.g. :func:`somvq.analysis.cluster_units`), the edges
-    between adjacent cells of different clusters are drawn in red.
+    between adjacent cells of different clusters are drawn in red. With ``labels`` (one
+    per unit, e.g. :func:`somvq.analysis.label_units`), each unit's label is written in
+    its cell; ``-1`` (a unit that won no row), ``None`` and ``""`` are left blank, and
+    ``label_names[label]`` is written for an int label when ``label_names`` is given (see
+    :func:`unit_label_text`).
     """
     from . import metrics
 
     _codebook(som, None)
-    figure = _new_figure(*_figure_size(som.grid_))
+    text = None if labels is None else unit_label_text(labels, som.grid_.n_units, label_names)
+    size = _figure_size(som.grid_)
+    figure = _new_figure(*size)
     ax = figure.add_subplot()
     draw_grid_values(
         ax,
@@ -180,8 +250,12 @@ def umatrix_figure(som: Any, *, clusters: np.ndarray | None = None):
         metrics.umatrix(som.codebook_, som.grid_),
         cmap="bone_r",
         label="mean distance to neighbours",
+        text=text,
+        fontsize=_label_fontsize(som.grid_, text, size[0]) if text is not None else 6.0,
     )
     title = f"U-matrix ({_title(som)})"
+    if text is not None:
+        title += f"; labels of {sum(1 for t in text if t)}/{som.grid_.n_units} units"
     if clusters is not None:
         from matplotlib.collections import LineCollection
 
@@ -304,6 +378,8 @@ def plot_map(
     feature_names: Sequence[str] | None = None,
     overwrite: bool = True,
     clusters: np.ndarray | None = None,
+    labels: Any = None,
+    label_names: Sequence[Any] | None = None,
 ) -> dict[str, Path]:
     """Write the PNGs of ``kinds`` (default: every applicable one) into ``directory``.
 
@@ -311,7 +387,9 @@ def plot_map(
     The hit map uses ``X`` when given, else the training labels stored in the model; the
     codebook image needs ``image_shape``. ``codebook`` (e.g. in the data's original units)
     is used by the component planes and the codebook image. ``clusters`` (one per unit)
-    draws the cluster boundaries on the U-matrix.
+    draws the cluster boundaries on the U-matrix; ``labels`` (one per unit, e.g.
+    :func:`somvq.analysis.label_units`, with ``label_names``) writes each unit's label on
+    it (see :func:`umatrix_figure`).
 
     Returns
     -------
@@ -331,7 +409,7 @@ def plot_map(
         if kind not in kinds:
             continue
         if kind == "umatrix":
-            figure = umatrix_figure(som, clusters=clusters)
+            figure = umatrix_figure(som, clusters=clusters, labels=labels, label_names=label_names)
         elif kind == "hitmap":
             figure = hitmap_figure(som, X)
         elif kind == "components":

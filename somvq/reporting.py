@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ._atomic import atomic_write
+from ._drawing import HEX_RADIUS, require_module
 
 __all__ = [
     "ReportUnavailableError",
@@ -50,7 +51,7 @@ _ANNOTATE_UNITS = 256
 MAX_LABELS = 256
 #: Labels listed in a unit's label mix (the rest are summed as "other").
 _MIX_LABELS = 3
-_HEX_SIZE = 1.0 / math.sqrt(3.0)  # circumradius of a hexagon whose opposite sides are 1 apart
+_HEX_SIZE = HEX_RADIUS  # a hexagonal cell: opposite sides 1 apart
 
 
 class ReportUnavailableError(ImportError):
@@ -59,18 +60,9 @@ class ReportUnavailableError(ImportError):
 
 def require_bokeh() -> Any:
     """Import bokeh (3.x) or raise :class:`ReportUnavailableError` saying how to get it."""
-    try:
-        import bokeh
-    except ImportError:
-        raise ReportUnavailableError(
-            "the HTML report needs bokeh, which is not installed: pip install somvq[report]"
-        ) from None
-    major = int(str(bokeh.__version__).split(".")[0])
-    if major < 3:
-        raise ReportUnavailableError(
-            f"the HTML report needs bokeh 3 or later, found {bokeh.__version__}: pip install 'somvq[report]'"
-        )
-    return bokeh
+    return require_module(
+        "bokeh", purpose="the HTML report", extra="report", error=ReportUnavailableError, min_major=3
+    )
 
 
 # ------------------------------------------------------------------------ geometry

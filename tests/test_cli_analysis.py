@@ -78,3 +78,55 @@ def test_plot_and_report_draw_clusters(tmp_path, model_file):
     result = run("report", model_file, "--clusters", 3, "-o", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     assert "3 clusters" in (tmp_path / "r.html").read_text()
+
+
+def test_plot_writes_unit_labels_from_a_target_column(tmp_path, model_file, blobs, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from somvq import plotting
+    from somvq.cli._model import load_model
+
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 5.0, 5.0]])
+    names = np.array(["north", "east", "west"])
+    y = names[np.argmin(((blobs[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)]
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "\n".join(["a,species,b,c"] + [f"{r[0]},{s},{r[1]},{r[2]}" for r, s in zip(blobs, y)]) + "\n"
+    )
+    figures = []
+    save = plotting.save_figure
+    monkeypatch.setattr(
+        plotting, "save_figure", lambda figure, *a, **k: figures.append(figure) or save(figure, *a, **k)
+    )
+
+    loaded = load_model(str(model_file))
+    som = loaded.som
+    bmus = som.predict(loaded.scaling.apply(blobs))
+    cells = {tuple(np.round(c, 9)): u for u, c in enumerate(plotting.cell_centres(som.grid_))}
+
+    result = run("plot", model_file, labelled, "--target", "species", "-k", "umatrix", "-d", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "umatrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = {cells[tuple(np.round(t.get_position(), 9))]: t.get_text() for t in figures[-1].axes[0].texts}
+    expected = {}
+    for unit in np.unique(bmus):
+        won = sorted(y[bmus == unit])
+        expected[int(unit)] = max(set(won), key=lambda s: (won.count(s), [-ord(ch) for ch in s]))
+    assert drawn == expected  # only units that won rows, each with its majority label
+
+    result = run(
+        "plot", model_file, labelled, "--target", "2", "--fill-labels", "-k", "umatrix", "-d", tmp_path / "q"
+    )
+    assert result.exit_code == 0, result.output
+    filled = [t.get_text() for t in figures[-1].axes[0].texts]
+    assert len(filled) == som.grid_.n_units and set(filled) <= set(names)
+
+    assert_error(
+        run("plot", model_file, "--target", "species", "-d", tmp_path / "r"), 2, "--target needs DATA"
+    )
+    assert_error(run("plot", model_file, labelled, "--fill-labels", "-d", tmp_path / "r"), 2, "--target")
+    assert_error(
+        run("plot", model_file, labelled, "--target", "species", "-k", "hitmap", "-d", tmp_path / "r"),
+        2,
+        "-k umatrix",
+    )
+    assert_error(run("plot", model_file, labelled, "--target", "nope", "-d", tmp_path / "r"), 2, "nope")

@@ -122,3 +122,68 @@ def test_failed_render_leaves_no_file(tmp_path, images):
     with pytest.raises(Boom):
         plotting.save_figure(figure, tmp_path / "u.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def naive_cell_centre(unit, shape, topology):
+    """(x, y) of a unit's cell: column right, row down; hexagonal odd rows shifted by 1/2."""
+    cols = shape[-1]
+    row, col = unit // cols, unit % cols
+    if topology == "hexagonal":
+        return (col + 0.5 * (row % 2), row * 3**0.5 / 2)
+    return (float(col), float(row))
+
+
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_umatrix_writes_each_units_label_in_its_cell(images, topology):
+    som = fitted(images, topology=topology)
+    labels = np.array([0, 1, 2, -1, 1, 0, -1, 2, 2, 0, 1, -1])
+    names = ["cat", "dog", "eel"]
+    figure = plotting.umatrix_figure(som, labels=labels, label_names=names)
+    texts = figure.axes[0].texts
+    assert len(texts) == 9  # the three -1 units are blank
+    drawn = {tuple(np.round(t.get_position(), 9)): t.get_text() for t in texts}
+    expected = {
+        tuple(np.round(naive_cell_centre(u, (3, 4), topology), 9)): names[label]
+        for u, label in enumerate(labels)
+        if label >= 0
+    }
+    assert drawn == expected
+    assert "labels of 9/12 units" in figure.axes[0].get_title()
+    # plain ints without names, and labels beside cluster boundaries
+    figure = plotting.umatrix_figure(som, labels=np.arange(12), clusters=np.arange(12) // 6)
+    assert sorted(t.get_text() for t in figure.axes[0].texts) == sorted(str(i) for i in range(12))
+
+
+def test_unit_label_text():
+    text = plotting.unit_label_text(np.array([3, -1, 0]), 3)
+    assert text == ["3", "", "0"]
+    assert plotting.unit_label_text(["a", None, ""], 3) == ["a", "", ""]
+    assert plotting.unit_label_text(np.array([1.5, np.nan]), 2) == ["1.5", ""]
+    assert plotting.unit_label_text([1, -1], 2, names=["x", "y"]) == ["y", ""]
+    with pytest.raises(ValueError, match="4 entries for a map of 3 units"):
+        plotting.unit_label_text([0, 1, 2, 3], 3)
+    with pytest.raises(ValueError, match="label 2 has no name"):
+        plotting.unit_label_text([0, 2], 2, names=["x", "y"])
+
+
+def test_label_units_then_plot_map(tmp_path, images):
+    from somvq.analysis import label_units
+
+    som = fitted(images)
+    y = (images[:, 0] > 0.5).astype(int)
+    labels = label_units(som, images, y, fill="neighbours")
+    written = plotting.plot_map(som, tmp_path, kinds=["umatrix"], labels=labels, label_names=["low", "high"])
+    assert written["umatrix"].read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="one per unit"):
+        plotting.plot_map(som, tmp_path / "bad", kinds=["umatrix"], labels=labels[:5])
+
+
+def test_written_values_contrast_with_their_cell(images):
+    # Blues: a unit with no hits is white, the busiest dark blue
+    som = fitted(images)
+    figure = plotting.hitmap_figure(som, images)
+    counts = np.bincount(som.predict(images), minlength=12)
+    colours = {t.get_text(): t.get_color() for t in figure.axes[0].texts}
+    assert colours[str(counts.max())] == "white"
+    figure = plotting.hitmap_figure(som, labels=np.zeros(5, dtype=int))  # 0 hits on 11 units
+    assert {t.get_color() for t in figure.axes[0].texts if t.get_text() == "0"} == {"black"}

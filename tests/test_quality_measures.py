@@ -185,6 +185,20 @@ def test_rank_measures_blocks_and_sample(monkeypatch):
         metrics.trustworthiness(X, W, grid, sample=0)
 
 
+def test_rank_measures_refuse_non_finite_values():
+    grid = Grid((5, 6))
+    rng = np.random.default_rng(3)
+    X, W = rng.normal(size=(50, 3)), rng.normal(size=(30, 3))
+    X[7, 1] = np.nan
+    for fn in (metrics.trustworthiness, metrics.neighbourhood_preservation):
+        with pytest.raises(ValueError, match=r"finite values: row 7 of X holds nan \(1 such rows\)"):
+            fn(X, W, grid)
+    X[7, 1] = 0.0
+    W[2, 0] = np.inf
+    with pytest.raises(ValueError, match="row 2 of the codebook holds inf"):
+        metrics.neighbourhood_preservation(X, W, grid)
+
+
 # --------------------------------------------------------------------- combined error
 def naive_combined_error(X, W, G):
     K = len(W)
@@ -232,3 +246,40 @@ def test_quality_suite_has_every_measure():
     assert tuple(suite) == metrics.QUALITY_MEASURES
     assert suite["trustworthiness"] == metrics.trustworthiness(X, W, grid)
     assert all(np.isfinite(v) for v in suite.values())
+
+
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), "hexagonal")], ids=repr)
+@pytest.mark.parametrize("k", [2, 5])
+def test_rank_measures_with_ties_in_input_space(grid, k, monkeypatch):
+    # small-integer rows: many equal distances and duplicate rows; the codebook's noise
+    # keeps the BMUs unique. Ties in both spaces go to the lower row index.
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 3, size=(120, 3)).astype(float)
+    W = rng.integers(0, 3, size=(grid.n_units, 3)) + rng.normal(scale=0.01, size=(grid.n_units, 3))
+    bmus = [naive_bmu(x, W) for x in X]
+    G = naive_dists(grid)
+    for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
+        ref = naive_rank_measure_table(X, G, bmus, k, swap)
+        assert fn(X, W, grid, n_neighbors=k) == pytest.approx(ref, abs=1e-12)
+        # the same with tiny tiles (many query blocks and column blocks) and offset data
+        monkeypatch.setattr(metrics, "_RANK_TILE", (7, 13))
+        assert fn(X + 1e6, W + 1e6, grid, n_neighbors=k) == pytest.approx(ref, abs=1e-12)
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_rank_measures_when_distances_are_tiny_beside_the_norms(k):
+    # two clusters 200 apart, rows within a cluster 1e-5 apart with ties: the GEMM tiles
+    # cannot tell these distances apart, the exact comparisons must
+    grid = Grid((3, 4), "hexagonal")
+    rng = np.random.default_rng(7)
+    side = rng.choice([-100.0, 100.0], size=(100, 1))
+    X = np.hstack([side, np.zeros((100, 2))]) + rng.integers(0, 3, size=(100, 3)) * 1e-5
+    W = np.hstack([rng.choice([-100.0, 100.0], size=(12, 1)), np.zeros((12, 2))])
+    W = W + rng.normal(scale=1e-5, size=(12, 3))
+    bmus = [naive_bmu(x, W) for x in X]
+    G = naive_dists(grid)
+    for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
+        assert fn(X, W, grid, n_neighbors=k) == pytest.approx(
+            naive_rank_measure_table(X, G, bmus, k, swap), abs=1e-12
+        )

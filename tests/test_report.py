@@ -444,3 +444,13 @@ def test_fit_on_a_three_axis_grid_skips_the_pictures(tmp_path, labelled_csv):
     assert {p.name for p in (tmp_path / "o").iterdir()} == {"model.somvq.npz"}
     assert "plots and report skipped, a 3-axis grid cannot be drawn" in result.stderr
     assert_error(run(*args, "--force", "--report"), 2, "--report draws grids of 1 or 2 axes", "3")
+
+
+def test_old_bokeh_is_refused_with_the_extra_named(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "bokeh", types.SimpleNamespace(__version__="2.4.3"))
+    with pytest.raises(
+        reporting.ReportUnavailableError, match=r"bokeh 3 or later, found 2\.4\.3.*somvq\[report\]"
+    ):
+        reporting.require_bokeh()
