@@ -23,6 +23,11 @@ class LoadedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def accepts_missing(self) -> bool:
+        """The map was fitted with ``missing="ignore"``: its input may hold NaN (empty/NA cells)."""
+        return getattr(self.som, "missing", "error") == "ignore"
+
+    @property
     def feature_names(self) -> list[str] | None:
         names = self.extra.get("feature_names")
         return [str(n) for n in names] if isinstance(names, list) else None
@@ -175,9 +180,9 @@ def read_drawing_data(
     if target is not None:
         from .report import _split_target
 
-        inputs, labels = _split_target(data, target, source)
+        inputs, labels = _split_target(data, target, {**source, "missing": loaded.accepts_missing})
     else:
-        inputs = load_input(data, **source)
+        inputs = load_input(data, missing=loaded.accepts_missing, **source)
     return loaded.prepare(inputs), labels, inputs
 
 

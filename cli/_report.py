@@ -34,8 +34,23 @@ SUITE_SAMPLE = 5000
 
 def suite_metrics(som: Any, X: Any, *, n_neighbors: int = 5, sample: int | None = None) -> dict[str, Any]:
     """The measures of :func:`somvq.metrics.quality_suite` beyond :func:`map_metrics` (``evaluate --all``)."""
+    import numpy as np
+
     from somvq import metrics
 
+    from ._errors import DataError
+
+    # The suite's measures compare complete rows (input-space ranks, kernel distances): rows
+    # with holes (a missing="ignore" map) are left out, and the table says how many remain.
+    complete = ~np.isnan(X).any(axis=1)
+    n_complete = int(complete.sum())
+    if n_complete < X.shape[0]:
+        if n_complete <= n_neighbors:
+            raise DataError(
+                f"--all needs more than {n_neighbors} rows without missing values; the data has "
+                f"{n_complete} of {X.shape[0]}."
+            )
+        X = X[complete]
     if sample is None and X.shape[0] > SUITE_SAMPLE:
         sample = SUITE_SAMPLE
     values = metrics.quality_suite(
@@ -47,6 +62,7 @@ def suite_metrics(som: Any, X: Any, *, n_neighbors: int = 5, sample: int | None 
         if name not in ("quantization_error", "topographic_error")
     }
     out["n_neighbors"] = int(n_neighbors)
+    out["suite_rows"] = n_complete
     out["rank_sample"] = int(min(sample, X.shape[0])) if sample is not None else int(X.shape[0])
     return out
 
@@ -72,7 +88,9 @@ def metric_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("combined error", f"{values['combined_error']:.6g}"),
         ]
-        if values["rank_sample"] < values["n_samples"]:
+        if values["suite_rows"] < values["n_samples"]:
+            rows.append(("  measured on", f"the {values['suite_rows']} rows without missing values"))
+        if values["rank_sample"] < values["suite_rows"]:
             rows.append(("  rank measures over", f"{values['rank_sample']} sampled rows"))
     if "time_s" in values:
         rows.append(("time", f"{values['time_s']:.2f} s"))

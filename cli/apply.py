@@ -62,7 +62,7 @@ def predict(model: str, data: str | None, **options: Any) -> None:
         write_predictions(predict_target(loaded, X), str(supervised_info(loaded)["target"]), output, force)
         return
     # A map fitted with --missing ignore maps rows with missing values too.
-    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
+    inputs = load_input(data, missing=loaded.accepts_missing, **input_kwargs(options))
     X = loaded.prepare(inputs)
     som = loaded.som
     with library_errors(inputs.source):
@@ -108,7 +108,7 @@ def transform(model: str, data: str | None, **options: Any) -> None:
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
     loaded = load_model(model)
     # A map fitted with --missing ignore maps rows with missing values too.
-    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
+    inputs = load_input(data, missing=loaded.accepts_missing, **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         distances = loaded.som.transform(X)

@@ -71,7 +71,7 @@ def cluster(
             np.int64
         )
     else:
-        inputs = load_input(data, **kwargs)
+        inputs = load_input(data, missing=loaded.accepts_missing, **kwargs)
         X = loaded.prepare(inputs)
         with library_errors(inputs.source):
             bmus = som.predict(X)

@@ -90,7 +90,7 @@ def evaluate(
             click.echo(f"data   {inputs.description or inputs.source}")
             click.echo(f"{metric} {value:.4f}")
         return
-    inputs = load_input(data, missing=loaded.som.missing == "ignore", **input_kwargs(options))
+    inputs = load_input(data, missing=loaded.accepts_missing, **input_kwargs(options))
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         values = map_metrics(loaded.som, X)

@@ -189,7 +189,15 @@ def _label_mix(bmus: np.ndarray, y: np.ndarray, n_units: int) -> tuple[list[str]
 
 
 def _bmu_distances(som: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best-matching unit of every row of ``X`` and the row's distance to its vector."""
+    """Best-matching unit of every row of ``X`` and the row's distance to its vector.
+
+    Rows with NaN (a ``missing="ignore"`` map): the masked search and distance, as ``predict``.
+    """
+    if np.isnan(X).any():
+        from .missing import masked_assign
+
+        bmus, sq = masked_assign(X, som.codebook_)
+        return bmus, np.sqrt(sq)
     bmus = np.asarray(som.predict(X), dtype=np.int64)
     centres = np.asarray(som.codebook_, dtype=np.float64)
     distances = np.empty(X.shape[0])
@@ -295,7 +303,11 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
             )
         if X.shape[0] == 0:
             raise ValueError("X has no rows.")
-        if not np.isfinite(X).all():
+        if getattr(som, "missing", "error") == "ignore":
+            from .missing import check_missing
+
+            check_missing(X, 1.0)  # inf and all-NaN rows; holes are missing values
+        elif not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinity.")
     if y is not None:
         if X is None:

@@ -867,3 +867,34 @@ def test_predict_transform_evaluate_accept_missing_on_an_ignore_model(tmp_path):
     dense = tmp_path / "dense.somvq.npz"
     assert run("fit", "--dataset", "wine", "--columns", "1-3", *SMALL, "-o", dense).exit_code == 0
     assert_error(run("predict", dense, tmp_path / "h.npy"), 1, "nan")
+
+
+def test_cluster_plot_report_and_evaluate_all_accept_missing_on_an_ignore_model(tmp_path):
+    # They refused the holes that predict/transform/evaluate accept ("an empty field ...
+    # --missing ignore"), and `evaluate --all` failed with "cannot reshape array".
+    pytest.importorskip("matplotlib")
+    X = np.random.default_rng(3).normal(size=(60, 3))
+    X[::4, 1] = np.nan
+    np.save(tmp_path / "h.npy", X)
+    model = tmp_path / "m.somvq.npz"
+    assert run("fit", tmp_path / "h.npy", *SMALL, "--missing", "ignore", "-o", model).exit_code == 0
+    import somvq
+
+    som = somvq.load(model)
+    result = run("cluster", model, "-k", "2", tmp_path / "h.npy", "-o", tmp_path / "c.npy")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy")[:, 0], som.predict(X))
+    result = run("plot", model, tmp_path / "h.npy", "-k", "hitmap", "-d", tmp_path / "pictures")
+    assert result.exit_code == 0, result.output
+    result = run("report", model, tmp_path / "h.npy", "-o", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    result = run("evaluate", model, tmp_path / "h.npy", "--all")
+    assert result.exit_code == 0, result.output
+    assert "the 45 rows without missing values" in result.output
+    X[1::4, 0] = np.nan
+    X[2::4, 2] = np.nan
+    X[3::4, 0] = np.nan
+    np.save(tmp_path / "all.npy", X)
+    assert_error(
+        run("evaluate", model, tmp_path / "all.npy", "--all"), 1, "rows without missing values", "0 of 60"
+    )
