@@ -53,15 +53,19 @@ from .config import CACHE, CHUNK_ROWS, FASTMATH
 MARGIN = 1e-9
 
 _CHECK_SIGNATURES = [
-    types.int64(
+    types.UniTuple(types.int64, 2)(
         array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C", readonly=True),  # codebook
-        array(types.int64, 1),  # bmu (read)
+        array(types.int64, 1),  # bmu (read; updated for the rows re-checked here)
         array(types.float32, 2, "C"),  # lower bounds per group (rows, G), updated in place
         array(types.float64, 1),  # largest move in each group
+        array(types.int64, 1),  # first unit of each group, and K
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # margin
-        array(types.float64, 1),  # out: squared distance of the rows that keep their winner
+        types.int64,  # most units a row may re-check here (more: the row goes to the product)
+        array(types.float64, 1),  # scratch (K,): direct distances of the re-checked units
+        array(types.int8, 1),  # scratch (G,): which groups' bounds failed
+        array(types.float64, 1),  # out: squared distance of the rows not left to the product
         array(types.int64, 1),  # out: indices of the rows to search
     )
     for dtype in FLOATS
@@ -77,18 +81,43 @@ def _round_down(value):
 
 
 @njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist, out_candidates):
-    """Update every row's group lower bounds for the moves; list the rows whose winner may change.
+def check_rows(
+    X,
+    codebook,
+    bmu,
+    lower,
+    group_moves,
+    starts,
+    scale,
+    margin,
+    max_units,
+    scratch,
+    failing,
+    out_sq_dist,
+    out_candidates,
+):
+    """Update every row's group lower bounds for the moves; settle the rows they allow.
 
-    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). A row whose direct
-    distance to its winner, inflated, is below every group's bound keeps its winner:
-    ``out_sq_dist[i]`` gets its squared distance (computed as in ``rank_block``). The
-    others' indices go to ``out_candidates`` in increasing order; returns their number.
+    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). With ``d`` the
+    direct distance to the row's winner, inflated by ``1 + 2 m``:
+
+    * every group's bound above ``d``: the row keeps its winner; ``out_sq_dist[i]`` gets its
+      squared distance (computed as in ``rank_block``);
+    * the groups whose bound fails hold at most ``max_units`` units: those units' direct
+      float64 distances are computed here (the same loop), the winner is their argmin with
+      the old winner's (lowest index on ties: every other unit is provably farther), and
+      the failed groups' bounds are rebuilt from the same distances (Yinyang's local
+      filtering, without a product);
+    * otherwise the row's index goes to ``out_candidates`` (increasing order) for the exact
+      search.
+
+    Returns (rows left to the product, rows re-checked here).
     """
     n_rows, n_features = X.shape
     n_groups = lower.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
     n = 0
+    rechecked = 0
     for i in range(n_rows):
         winner = bmu[i]
         dist = 0.0
@@ -96,20 +125,59 @@ def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist,
             diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
             dist += diff * diff
         d2 = dist * inv_scale2
-        smallest = np.inf
+        reach = math.sqrt(d2) * (1.0 + 2.0 * margin)
+        units = 0
         for g in range(n_groups):
+            failing[g] = 0
             old = np.float64(lower[i, g])
             if old < np.inf:  # inf: no unit but the winner in the group
                 dec = group_moves[g]
                 low = _round_down((old - dec) - (old + dec) * margin)
                 lower[i, g] = low
-                smallest = min(smallest, np.float64(low))
-        if math.sqrt(d2) * (1.0 + 2.0 * margin) < smallest:
+                if not reach < np.float64(low):
+                    failing[g] = 1
+                    units += starts[g + 1] - starts[g]
+        if units == 0:
             out_sq_dist[i] = d2
-        else:
+            continue
+        if units > max_units:
             out_candidates[n] = i
             n += 1
-    return n
+            continue
+        # local re-check: direct distances to the units of the failed groups
+        rechecked += 1
+        best = dist
+        best_k = winner
+        for g in range(n_groups):
+            if failing[g] == 0:
+                continue
+            for k in range(starts[g], starts[g + 1]):
+                acc = 0.0
+                for j in range(n_features):
+                    diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
+                    acc += diff * diff
+                scratch[k] = acc
+                if acc < best or (acc == best and k < best_k):
+                    best = acc
+                    best_k = k
+        for g in range(n_groups):
+            if failing[g] == 0:
+                if best_k != winner and starts[g] <= winner < starts[g + 1]:
+                    # the old winner is now one of the group's other units
+                    own = _round_down(math.sqrt(d2) * (1.0 - margin))
+                    lower[i, g] = min(lower[i, g], own)
+                continue
+            nearest = np.inf
+            for k in range(starts[g], starts[g + 1]):
+                if k != best_k:
+                    nearest = min(nearest, scratch[k])
+            if nearest < np.inf:
+                lower[i, g] = _round_down(math.sqrt(nearest * inv_scale2) * (1.0 - margin))
+            else:
+                lower[i, g] = np.inf
+        bmu[i] = best_k
+        out_sq_dist[i] = best * inv_scale2
+    return n, rechecked
 
 
 _RUNNER_SIGNATURES = [
@@ -201,17 +269,26 @@ def runner_up_block(
 
 
 # ------------------------------------------------------------------ the pass
-#: Groups of units with their own lower bound (Yinyang k-means' idea, with groups of
-#: consecutive unit indices: neighbours on a map, which move together): 4 bytes a row each.
-#: 1 is Hamerly's single bound: on the benchmark (docs/performance.md) 4, 16 and 50 groups
-#: skipped 5-30% more rows but cost more than they saved.
-MAX_GROUPS = 1
+#: Units per group of the lower bounds when the number of groups is not given (Yinyang
+#: k-means' ``K / 10``, Ding et al. 2015, with groups of consecutive unit indices:
+#: neighbours on a map, which move together): 4 bytes a row each.
+UNITS_PER_GROUP = 10
+#: Most groups (memory: 4 bytes a row each).
+MAX_GROUPS = 64
+#: A row whose failed groups hold at most this fraction of the units is re-checked by
+#: direct distances to those units (:func:`check_rows`); more go to the product.
+RECHECK_FRACTION = 0.25
+
+
+def default_groups(n_units: int) -> int:
+    """Groups of the bounds for ``K`` units: ``K / UNITS_PER_GROUP``, 1 to :data:`MAX_GROUPS`."""
+    return max(1, min(MAX_GROUPS, n_units // UNITS_PER_GROUP))
 
 
 def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:
     """First unit of each of ``G`` near-equal groups of consecutive units, then ``K``."""
     if n_groups is None:
-        n_groups = min(MAX_GROUPS, n_units)
+        n_groups = default_groups(n_units)
     n_groups = max(1, min(int(n_groups), n_units))
     return np.array([g * n_units // n_groups for g in range(n_groups + 1)], dtype=np.int64)
 
@@ -228,12 +305,14 @@ class Bounds:
 
     Attributes: ``codebook`` (the codebook of the last search, a private copy), ``bmu``,
     ``lower`` (rows x groups, float32, rounded down); ``searched``: rows searched by the
-    product in the last pass (a diagnostic). Memory: ``8 + 4 G`` bytes a row, plus the
-    pass's squared distances and candidates (16 bytes a row).
+    product in the last pass, ``rechecked``: rows settled by direct distances to the units
+    of their failed groups (diagnostics). Memory: ``8 + 4 G`` bytes a row, plus the pass's
+    squared distances and candidates (16 bytes a row).
     """
 
-    def __init__(self, n_rows: int, n_groups: int | None = None):
+    def __init__(self, n_rows: int, n_groups: int | None = None, recheck: float | None = None):
         self.n_groups = n_groups
+        self.recheck = RECHECK_FRACTION if recheck is None else recheck
         self.codebook = None
         self.starts = None
         self.bmu = np.zeros(n_rows, dtype=np.int64)
@@ -241,12 +320,87 @@ class Bounds:
         self.sq_dist = np.empty(n_rows, dtype=np.float64)
         self.candidates = np.empty(n_rows, dtype=np.int64)
         self.searched = n_rows
+        self.rechecked = 0
 
     def for_units(self, n_units: int) -> None:
         if self.starts is None or self.starts[-1] != n_units:
             self.starts = group_starts(n_units, self.n_groups)
             self.lower = np.zeros((self.bmu.shape[0], self.starts.shape[0] - 1), dtype=np.float32)
             self.codebook = None
+
+
+#: Rows per part of the parallel check (parts are claimed by the threads in turn).
+CHECK_PART_ROWS = 65536
+
+
+def _check(X, codebook, bounds: Bounds, search) -> int:
+    """:func:`check_rows` over parts of the rows on the block pool; the candidates (in
+    increasing order) in ``bounds.candidates[:n]``; returns ``n``."""
+    n = X.shape[0]
+    n_units = codebook.shape[0]
+    n_groups = bounds.starts.shape[0] - 1
+    moves = group_moves(bounds.codebook, codebook, bounds.starts)
+    max_units = int(bounds.recheck * n_units)
+    parts = list(range(0, n, CHECK_PART_ROWS))
+    found = [(0, 0)] * len(parts)
+
+    def one(p):
+        lo = parts[p]
+        hi = min(lo + CHECK_PART_ROWS, n)
+        found[p] = check_rows(
+            X[lo:hi],
+            codebook,
+            bounds.bmu[lo:hi],
+            bounds.lower[lo:hi],
+            moves,
+            bounds.starts,
+            search.direct_scale,
+            MARGIN,
+            max_units,
+            np.empty(n_units),
+            np.empty(n_groups, dtype=np.int8),
+            bounds.sq_dist[lo:hi],
+            bounds.candidates[lo:hi],
+        )
+
+    _run_parts(len(parts), one)
+    # gather the parts' candidates (indices within each part) into one increasing list
+    total = 0
+    for p, (count, _) in enumerate(found):
+        lo = parts[p]
+        if count:
+            np.add(bounds.candidates[lo : lo + count], lo, out=bounds.candidates[total : total + count])
+            total += count
+    bounds.rechecked = sum(r for _, r in found)
+    return total
+
+
+def _run_parts(n_parts: int, one) -> None:
+    """``one(p)`` for every ``p < n_parts``, shared between the caller and the pool."""
+    threads = min(cpu_bmu.blas_threads(), n_parts, cpu_bmu._CPU_COUNT)
+    if threads <= 1:
+        for p in range(n_parts):
+            one(p)
+        return
+    claim = itertools.count()
+
+    def drain():
+        while True:
+            i = next(claim)  # atomic under the GIL
+            if i >= n_parts:
+                return
+            one(i)
+
+    pool = cpu_bmu._pool(threads - 1)
+    futures = [pool.submit(drain) for _ in range(threads - 1)]
+    try:
+        drain()
+    finally:
+        for _ in range(n_parts):
+            next(claim)
+        for future in futures:
+            if not future.cancel():
+                future.result()
 
 
 def pruned_search(
@@ -268,21 +422,12 @@ def pruned_search(
         bounds.searched = n
         return bounds.sq_dist
     bounds.for_units(codebook.shape[0])
+    bounds.rechecked = 0
     if bounds.codebook is None:
         candidates = None
         n_search = n
     else:
-        n_search = check_rows(
-            X,
-            codebook,
-            bounds.bmu,
-            bounds.lower,
-            group_moves(bounds.codebook, codebook, bounds.starts),
-            search.direct_scale,
-            MARGIN,
-            bounds.sq_dist,
-            bounds.candidates,
-        )
+        n_search = _check(X, codebook, bounds, search)
         candidates = None if n_search == n else bounds.candidates[:n_search]
     if n_search:
         _search_rows(X, candidates, n_search, search, bounds, chunk_rows)
