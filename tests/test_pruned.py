@@ -33,8 +33,9 @@ def assert_group_bounds(bounds, d):
     other = d.copy()
     other[np.arange(n), bounds.bmu] = np.inf
     for g in range(bounds.lower.shape[1]):
-        lo, hi = bounds.starts[g], bounds.starts[g + 1]
-        nearest = np.sqrt(other[:, lo:hi].min(axis=1))
+        units = np.flatnonzero(bounds.group_of == g)
+        assert units.size and set(units) == set(bounds.members[bounds.starts[g] : bounds.starts[g + 1]])
+        nearest = np.sqrt(other[:, units].min(axis=1))
         assert np.all(bounds.lower[:, g] <= nearest * (1 + 1e-12)), g
 
 
@@ -282,3 +283,18 @@ def test_auto_backs_off_when_bounds_do_not_prune():
     engine._bounds[1].searched = 50  # a second pass that pruned nothing
     engine._after_pruned_pass(plan, 50)
     assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]
+
+
+@pytest.mark.parametrize("n_groups", [1, 4])
+def test_distances_beyond_float32(n_groups):
+    """float64 data whose distances exceed float32's range: the float32 bounds must not
+    become inf (inf means "no other unit in the group")."""
+    rng = np.random.default_rng(12)
+    X = gaussian_mixture(rng, 1500, 4) * 1e40
+    W = X[rng.choice(len(X), 12, replace=False)].copy()
+    codebooks = [W]
+    for step in range(6):
+        W = W + rng.normal(size=W.shape) * 1e40 * (0.3 / (step + 1))
+        codebooks.append(W.copy())
+    _compare_to_full(X, codebooks, n_groups)
+    _compare_to_full(X, codebooks, n_groups, recheck=1.0)

@@ -49,6 +49,8 @@ from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: Relative margin of the bounds: far above the float64 rounding of a direct distance.
 MARGIN = 1e-9
 
@@ -56,17 +58,19 @@ _CHECK_SIGNATURES = [
     types.UniTuple(types.int64, 2)(
         array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C", readonly=True),  # codebook
-        array(types.int64, 1),  # bmu (read; updated for the rows re-checked here)
+        array(types.int64, 1, "C"),  # bmu (read; updated for the rows re-checked here)
         array(types.float32, 2, "C"),  # lower bounds per group (rows, G), updated in place
-        array(types.float64, 1),  # largest move in each group
-        array(types.int64, 1),  # first unit of each group, and K
+        array(types.float32, 1, "C"),  # largest move in each group, float32 rounded up
+        array(types.int64, 1, "C"),  # the units, group after group
+        array(types.int64, 1, "C"),  # where each group starts in them, and K
+        array(types.int64, 1, "C"),  # group of each unit
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # margin
         types.int64,  # most units a row may re-check here (more: the row goes to the product)
-        array(types.float64, 1),  # scratch (K,): direct distances of the re-checked units
-        array(types.int8, 1),  # scratch (G,): which groups' bounds failed
-        array(types.float64, 1),  # out: squared distance of the rows not left to the product
-        array(types.int64, 1),  # out: indices of the rows to search
+        array(types.float64, 1, "C"),  # scratch (K,): direct distances of the re-checked units
+        array(types.int8, 1, "C"),  # scratch (G,): which groups' bounds failed
+        array(types.float64, 1, "C"),  # out: squared distance of the rows not left to the product
+        array(types.int64, 1, "C"),  # out: indices of the rows to search
     )
     for dtype in FLOATS
 ]
@@ -77,6 +81,8 @@ def _round_down(value):
     """A float32 no larger than the non-negative float64 ``value`` (0 for nan)."""
     if not value > 0.0:
         return np.float32(0.0)
+    if value >= _FLOAT32_MAX:  # float64 distances beyond float32: the largest finite float32
+        return np.float32(_FLOAT32_MAX)
     return np.float32(value * (1.0 - 2.0**-20))  # round to nearest moves it by < 2^-24
 
 
@@ -87,7 +93,9 @@ def check_rows(
     bmu,
     lower,
     group_moves,
+    members,
     starts,
+    group_of,
     scale,
     margin,
     max_units,
@@ -116,6 +124,8 @@ def check_rows(
     n_rows, n_features = X.shape
     n_groups = lower.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
+    shrink = np.float32(1.0 - 2.0**-22)
+    zero = np.float32(0.0)
     n = 0
     rechecked = 0
     for i in range(n_rows):
@@ -128,15 +138,16 @@ def check_rows(
         reach = math.sqrt(d2) * (1.0 + 2.0 * margin)
         units = 0
         for g in range(n_groups):
-            failing[g] = 0
-            old = np.float64(lower[i, g])
-            if old < np.inf:  # inf: no unit but the winner in the group
-                dec = group_moves[g]
-                low = _round_down((old - dec) - (old + dec) * margin)
-                lower[i, g] = low
-                if not reach < np.float64(low):
-                    failing[g] = 1
-                    units += starts[g + 1] - starts[g]
+            # float32 and branch-free, so that the loop vectorises (with 40 groups it is
+            # most of a pass): (l - move) rounded to nearest, then times (1 - 2^-22) rounded
+            # to nearest, is below the exact l - move (two roundings of 2^-24 at most);
+            # the moves are rounded up (group_moves32); inf (no unit but the winner) stays inf
+            low = (lower[i, g] - group_moves[g]) * shrink
+            low = low if low > zero else zero  # (nan, from inf - inf, counts as 0)
+            lower[i, g] = low
+            fails = not reach < np.float64(low)
+            failing[g] = 1 if fails else 0
+            units += (starts[g + 1] - starts[g]) if fails else 0
         if units == 0:
             out_sq_dist[i] = d2
             continue
@@ -151,7 +162,8 @@ def check_rows(
         for g in range(n_groups):
             if failing[g] == 0:
                 continue
-            for k in range(starts[g], starts[g + 1]):
+            for t in range(starts[g], starts[g + 1]):
+                k = members[t]
                 acc = 0.0
                 for j in range(n_features):
                     diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
@@ -162,13 +174,14 @@ def check_rows(
                     best_k = k
         for g in range(n_groups):
             if failing[g] == 0:
-                if best_k != winner and starts[g] <= winner < starts[g + 1]:
+                if best_k != winner and group_of[winner] == g:
                     # the old winner is now one of the group's other units
                     own = _round_down(math.sqrt(d2) * (1.0 - margin))
                     lower[i, g] = min(lower[i, g], own)
                 continue
             nearest = np.inf
-            for k in range(starts[g], starts[g + 1]):
+            for t in range(starts[g], starts[g + 1]):
+                k = members[t]
                 if k != best_k:
                     nearest = min(nearest, scratch[k])
             if nearest < np.inf:
@@ -185,15 +198,16 @@ _RUNNER_SIGNATURES = [
         array(dtype, 2, "C"),  # framed rows (rows, D + 1), as the search left them
         array(dtype, 2, "C"),  # expanded-form scores (rows, K)
         array(types.int32 if dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
-        array(types.int64, 1),  # winners
-        array(types.float64, 1),  # squared distances to them
+        array(types.int64, 1, "C"),  # winners
+        array(types.float64, 1, "C"),  # squared distances to them
         types.float64,  # kappa
         types.float64,  # R
         types.float64,  # overflow limit
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
-        array(types.int64, 1),  # first unit of each group, and K
+        array(types.int64, 1, "C"),  # group of each unit
+        array(types.int64, 1, "C"),  # units in each group
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
     )
     for dtype in FLOATS
@@ -213,7 +227,8 @@ def runner_up_block(
     up,
     frame_scale,
     margin,
-    group_starts,
+    group_of,
+    group_sizes,
     out_lower,
 ):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
@@ -225,13 +240,15 @@ def runner_up_block(
     """
     n_rows = products.shape[0]
     n_features = framed.shape[1] - 1
-    n_groups = group_starts.shape[0] - 1
+    n_units = products.shape[1]
+    n_groups = out_lower.shape[1]
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
     top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
     top[0] = -1
     mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
     pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
     value = pattern.view(products.dtype)
+    lows = bits[0, :n_groups].copy()  # per-group lowest keys of a row
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -245,19 +262,32 @@ def runner_up_block(
                 out_lower[i, g] = 0.0
             continue
         bits[i, a] = mask  # scratch scores, read last here: the winner never is the lowest
-        for g in range(n_groups):
-            # lowest score in the group but the winner's: a vectorised integer min over the
+        if n_groups == 1:
+            # lowest score but the winner's: a vectorised integer min over the
             # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
             # (the winner's score was overwritten with the largest key above: one plain loop
-            # over the group vectorises, 13 us a 512 x 400 block; two loops around the
-            # winner or a select on k did not, 40 us)
+            # vectorises, 13 us a 512 x 400 block; two loops around the winner or a select
+            # on k did not, 40 us)
             low = mask
-            for k in range(group_starts[g], group_starts[g + 1]):
+            for k in range(n_units):
                 b = bits[i, k]
                 key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
                 low = min(low, key)
+            lows[0] = low
+        else:
+            # per group: one scalar pass over the units (groups are not consecutive units)
+            for g in range(n_groups):
+                lows[g] = mask
+            for k in range(n_units):
+                b = bits[i, k]
+                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+                g = group_of[k]
+                if key < lows[g]:
+                    lows[g] = key
+        for g in range(n_groups):
+            low = lows[g]
             if low == mask:  # only the winner (or nan scores: then no pruning)
-                only_winner = group_starts[g + 1] - group_starts[g] == 1 and group_starts[g] == a
+                only_winner = group_sizes[g] == 1 and group_of[a] == g
                 out_lower[i, g] = np.inf if only_winner else 0.0
                 continue
             pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
@@ -293,11 +323,60 @@ def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:
     return np.array([g * n_units // n_groups for g in range(n_groups + 1)], dtype=np.int64)
 
 
-def group_moves(old: np.ndarray, new: np.ndarray, starts: np.ndarray) -> np.ndarray:
+#: Lloyd iterations that group the units (:func:`unit_groups`).
+GROUPING_ITERATIONS = 5
+
+
+def unit_groups(codebook: np.ndarray, n_groups: int | None = None):
+    """Groups of the units for the bounds: ``(members, starts, group_of)``.
+
+    Yinyang k-means groups the initial centres by a k-means of their own, so that the units
+    near a row fall in few groups and a failed bound re-checks few units. Here: a few Lloyd
+    iterations (float64, :data:`GROUPING_ITERATIONS`) from the ``G`` near-equal runs of
+    consecutive units of :func:`group_starts` (neighbours on a map), empty groups dropped.
+    Deterministic (no random start); only the speed depends on the groups, never the
+    results. ``members`` lists the units group after group (increasing index within a
+    group), ``starts[g]`` where group ``g`` starts in it (and ``K`` last).
+    """
+    n_units = codebook.shape[0]
+    first = group_starts(n_units, n_groups)
+    n_groups = first.shape[0] - 1
+    labels = np.repeat(np.arange(n_groups), np.diff(first))
+    if n_groups > 1:
+        W = codebook.astype(np.float64)
+        if np.all(np.isfinite(W)):
+            for _ in range(GROUPING_ITERATIONS):
+                counts = np.bincount(labels, minlength=n_groups).astype(np.float64)
+                centres = np.zeros((n_groups, W.shape[1]))
+                np.add.at(centres, labels, W)
+                used = counts > 0
+                centres = centres[used] / counts[used, None]
+                d = (W**2).sum(1)[:, None] - 2.0 * W @ centres.T + (centres**2).sum(1)[None, :]
+                new = np.argmin(d, axis=1)
+                if np.array_equal(new, labels):
+                    break
+                labels = new
+        _, labels = np.unique(labels, return_inverse=True)  # dense, empty groups dropped
+    members = np.argsort(labels, kind="stable").astype(np.int64)
+    sizes = np.bincount(labels)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return members, starts, labels.astype(np.int64)
+
+
+def group_moves(old: np.ndarray, new: np.ndarray, members: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Largest move (distance, float64, inflated) of the units of each group."""
     diff = new.astype(np.float64) - old.astype(np.float64)
     moves = np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
-    return np.maximum.reduceat(moves, starts[:-1])
+    return np.maximum.reduceat(moves[members], starts[:-1])
+
+
+def group_moves32(moves: np.ndarray) -> np.ndarray:
+    """The moves as float32, each rounded up (never below the float64 value)."""
+    with np.errstate(over="ignore"):
+        m32 = moves.astype(np.float32)
+    low = m32.astype(np.float64) < moves
+    m32[low] = np.nextafter(m32[low], np.float32(np.inf))
+    return m32
 
 
 class Bounds:
@@ -315,6 +394,8 @@ class Bounds:
         self.recheck = RECHECK_FRACTION if recheck is None else recheck
         self.codebook = None
         self.starts = None
+        self.members = None
+        self.group_of = None
         self.bmu = np.zeros(n_rows, dtype=np.int64)
         self.lower = None
         self.sq_dist = np.empty(n_rows, dtype=np.float64)
@@ -322,9 +403,11 @@ class Bounds:
         self.searched = n_rows
         self.rechecked = 0
 
-    def for_units(self, n_units: int) -> None:
+    def for_units(self, codebook: np.ndarray) -> None:
+        """Groups for this codebook's units (:func:`unit_groups`), when not made yet."""
+        n_units = codebook.shape[0]
         if self.starts is None or self.starts[-1] != n_units:
-            self.starts = group_starts(n_units, self.n_groups)
+            self.members, self.starts, self.group_of = unit_groups(codebook, self.n_groups)
             self.lower = np.zeros((self.bmu.shape[0], self.starts.shape[0] - 1), dtype=np.float32)
             self.codebook = None
 
@@ -339,7 +422,7 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     n = X.shape[0]
     n_units = codebook.shape[0]
     n_groups = bounds.starts.shape[0] - 1
-    moves = group_moves(bounds.codebook, codebook, bounds.starts)
+    moves = group_moves32(group_moves(bounds.codebook, codebook, bounds.members, bounds.starts))
     max_units = int(bounds.recheck * n_units)
     parts = list(range(0, n, CHECK_PART_ROWS))
     found = [(0, 0)] * len(parts)
@@ -353,7 +436,9 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
             bounds.bmu[lo:hi],
             bounds.lower[lo:hi],
             moves,
+            bounds.members,
             bounds.starts,
+            bounds.group_of,
             search.direct_scale,
             MARGIN,
             max_units,
@@ -421,7 +506,7 @@ def pruned_search(
         bounds.codebook = None
         bounds.searched = n
         return bounds.sq_dist
-    bounds.for_units(codebook.shape[0])
+    bounds.for_units(codebook)
     bounds.rechecked = 0
     if bounds.codebook is None:
         candidates = None
@@ -484,7 +569,8 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
             search.up,
             search.scale,
             MARGIN,
-            bounds.starts,
+            bounds.group_of,
+            np.diff(bounds.starts),
             low,
         )
         bounds.bmu[index] = bmu
