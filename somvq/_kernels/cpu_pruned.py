@@ -67,8 +67,10 @@ _CHECK_SIGNATURES = [
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # margin
         types.int64,  # most units a row may re-check here (more: the row goes to the product)
-        array(types.float64, 1, "C"),  # scratch (K,): direct distances of the re-checked units
+        array(types.float64, 1, "C"),  # each unit's move (float64, inflated)
+        array(types.float64, 1, "C"),  # scratch (K,): lower bounds on the re-checked units' distances
         array(types.int8, 1, "C"),  # scratch (G,): which groups' bounds failed
+        array(types.float32, 1, "C"),  # scratch (G,): the groups' bounds before this pass
         array(types.float64, 1, "C"),  # out: squared distance of the rows not left to the product
         array(types.int64, 1, "C"),  # out: indices of the rows to search
     )
@@ -99,8 +101,10 @@ def check_rows(
     scale,
     margin,
     max_units,
+    unit_moves,
     scratch,
     failing,
+    old_low,
     out_sq_dist,
     out_candidates,
 ):
@@ -142,6 +146,7 @@ def check_rows(
             # most of a pass): (l - move) rounded to nearest, then times (1 - 2^-22) rounded
             # to nearest, is below the exact l - move (two roundings of 2^-24 at most);
             # the moves are rounded up (group_moves32); inf (no unit but the winner) stays inf
+            old_low[g] = lower[i, g]
             low = (lower[i, g] - group_moves[g]) * shrink
             low = low if low > zero else zero  # (nan, from inf - inf, counts as 0)
             lower[i, g] = low
@@ -155,20 +160,31 @@ def check_rows(
             out_candidates[n] = i
             n += 1
             continue
-        # local re-check: direct distances to the units of the failed groups
+        # local re-check: direct distances to the units of the failed groups, but those
+        # whose own move leaves them provably beyond the old winner (Yinyang's local
+        # filter: the group's bound before this pass minus the unit's own move)
         rechecked += 1
         best = dist
         best_k = winner
         for g in range(n_groups):
             if failing[g] == 0:
                 continue
+            old = np.float64(old_low[g])
             for t in range(starts[g], starts[g + 1]):
                 k = members[t]
+                if k == winner:
+                    scratch[k] = np.inf  # never a bound of its group: it is the winner or was
+                    continue
+                dec = unit_moves[k]
+                unit_low = (old - dec) - (old + dec) * margin
+                if unit_low > reach:  # (nan: computed)
+                    scratch[k] = unit_low
+                    continue
                 acc = 0.0
                 for j in range(n_features):
                     diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
                     acc += diff * diff
-                scratch[k] = acc
+                scratch[k] = math.sqrt(acc * inv_scale2) * (1.0 - margin)
                 if acc < best or (acc == best and k < best_k):
                     best = acc
                     best_k = k
@@ -184,10 +200,9 @@ def check_rows(
                 k = members[t]
                 if k != best_k:
                     nearest = min(nearest, scratch[k])
-            if nearest < np.inf:
-                lower[i, g] = _round_down(math.sqrt(nearest * inv_scale2) * (1.0 - margin))
-            else:
-                lower[i, g] = np.inf
+            if best_k != winner and group_of[winner] == g:
+                nearest = min(nearest, math.sqrt(d2) * (1.0 - margin))  # the old winner
+            lower[i, g] = _round_down(nearest) if nearest < np.inf else np.inf
         bmu[i] = best_k
         out_sq_dist[i] = best * inv_scale2
     return n, rechecked
@@ -206,8 +221,9 @@ _RUNNER_SIGNATURES = [
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
+        array(types.int64, 1, "C"),  # the units, group after group
+        array(types.int64, 1, "C"),  # where each group starts in them, and K
         array(types.int64, 1, "C"),  # group of each unit
-        array(types.int64, 1, "C"),  # units in each group
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
     )
     for dtype in FLOATS
@@ -227,8 +243,9 @@ def runner_up_block(
     up,
     frame_scale,
     margin,
+    members,
+    starts,
     group_of,
-    group_sizes,
     out_lower,
 ):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
@@ -249,6 +266,7 @@ def runner_up_block(
     pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
     value = pattern.view(products.dtype)
     lows = bits[0, :n_groups].copy()  # per-group lowest keys of a row
+    keys = bits[0, :].copy()  # a row's keys in group order
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -262,40 +280,30 @@ def runner_up_block(
                 out_lower[i, g] = 0.0
             continue
         bits[i, a] = mask  # scratch scores, read last here: the winner never is the lowest
-        if n_groups == 1:
-            # lowest score but the winner's: a vectorised integer min over the
-            # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
-            # (the winner's score was overwritten with the largest key above: one plain loop
-            # vectorises, 13 us a 512 x 400 block; two loops around the winner or a select
-            # on k did not, 40 us)
-            low = mask
-            for k in range(n_units):
-                b = bits[i, k]
-                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-                low = min(low, key)
-            lows[0] = low
-        else:
-            # per group: one scalar pass over the units (groups are not consecutive units)
-            for g in range(n_groups):
-                lows[g] = mask
-            for k in range(n_units):
-                b = bits[i, k]
-                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-                g = group_of[k]
-                if key < lows[g]:
-                    lows[g] = key
-        for g in range(n_groups):
-            low = lows[g]
-            if low == mask:  # only the winner (or nan scores: then no pruning)
-                only_winner = group_sizes[g] == 1 and group_of[a] == g
-                out_lower[i, g] = np.inf if only_winner else 0.0
-                continue
+        # lowest score but the winner's: a vectorised integer min over the order-preserving
+        # bit pattern, as in rank_block (Numba does not vectorise a float min) (the winner's
+        # score was overwritten with the largest key above: one plain loop vectorises, 13 us
+        # a 512 x 400 block; two loops around the winner or a select on k did not, 40 us).
+        # Every group gets this bound (the runner-up's): per-group minima of the scores cost
+        # 2-3x the product itself at D = 16 (a gather or scatter per unit); the direct
+        # re-check of check_rows makes the bounds of the groups it visits exact.
+        low = mask
+        for k in range(n_units):
+            b = bits[i, k]
+            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            low = min(low, key)
+        bound = np.float32(0.0)  # nan scores (or no unit but the winner): no pruning
+        if low != mask:
             pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
             second = np.float64(value[0])
             gap = (second - own) - 2.0 * kappa * reach
             gap -= abs(gap) * margin
             low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
-            out_lower[i, g] = _round_down(math.sqrt(low2) * (1.0 - margin))
+            bound = _round_down(math.sqrt(low2) * (1.0 - margin))
+        for g in range(n_groups):
+            out_lower[i, g] = bound
+        if starts[group_of[a] + 1] - starts[group_of[a]] == 1:
+            out_lower[i, group_of[a]] = np.inf  # no unit but the winner in its group
 
 
 # ------------------------------------------------------------------ the pass
@@ -363,11 +371,10 @@ def unit_groups(codebook: np.ndarray, n_groups: int | None = None):
     return members, starts, labels.astype(np.int64)
 
 
-def group_moves(old: np.ndarray, new: np.ndarray, members: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Largest move (distance, float64, inflated) of the units of each group."""
+def moves_of_units(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Move (distance, float64, inflated by the margin) of each unit."""
     diff = new.astype(np.float64) - old.astype(np.float64)
-    moves = np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
-    return np.maximum.reduceat(moves[members], starts[:-1])
+    return np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
 
 
 def group_moves32(moves: np.ndarray) -> np.ndarray:
@@ -422,7 +429,8 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     n = X.shape[0]
     n_units = codebook.shape[0]
     n_groups = bounds.starts.shape[0] - 1
-    moves = group_moves32(group_moves(bounds.codebook, codebook, bounds.members, bounds.starts))
+    unit_moves = moves_of_units(bounds.codebook, codebook)
+    moves = group_moves32(np.maximum.reduceat(unit_moves[bounds.members], bounds.starts[:-1]))
     max_units = int(bounds.recheck * n_units)
     parts = list(range(0, n, CHECK_PART_ROWS))
     found = [(0, 0)] * len(parts)
@@ -442,8 +450,10 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
             search.direct_scale,
             MARGIN,
             max_units,
+            unit_moves,
             np.empty(n_units),
             np.empty(n_groups, dtype=np.int8),
+            np.empty(n_groups, dtype=np.float32),
             bounds.sq_dist[lo:hi],
             bounds.candidates[lo:hi],
         )
@@ -569,8 +579,9 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
             search.up,
             search.scale,
             MARGIN,
+            bounds.members,
+            bounds.starts,
             bounds.group_of,
-            np.diff(bounds.starts),
             low,
         )
         bounds.bmu[index] = bmu
