@@ -212,9 +212,9 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     calls = []
     original = cpu.CpuEngine._pruned_statistics
 
-    def spy(self, X, codebook):
+    def spy(self, X, codebook, n_groups=None):
         calls.append(X.shape[0])
-        return original(self, X, codebook)
+        return original(self, X, codebook, n_groups)
 
     monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
     rng = np.random.default_rng(0)

@@ -224,6 +224,7 @@ _RUNNER_SIGNATURES = [
         array(types.int64, 1, "C"),  # the units, group after group
         array(types.int64, 1, "C"),  # where each group starts in them, and K
         array(types.int64, 1, "C"),  # group of each unit
+        types.boolean,  # each group's own minimum (else the runner-up's bound for all)
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
     )
     for dtype in FLOATS
@@ -246,6 +247,7 @@ def runner_up_block(
     members,
     starts,
     group_of,
+    per_group,
     out_lower,
 ):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
@@ -284,23 +286,36 @@ def runner_up_block(
         # bit pattern, as in rank_block (Numba does not vectorise a float min) (the winner's
         # score was overwritten with the largest key above: one plain loop vectorises, 13 us
         # a 512 x 400 block; two loops around the winner or a select on k did not, 40 us).
-        # Every group gets this bound (the runner-up's): per-group minima of the scores cost
-        # 2-3x the product itself at D = 16 (a gather or scatter per unit); the direct
-        # re-check of check_rows makes the bounds of the groups it visits exact.
-        low = mask
-        for k in range(n_units):
-            b = bits[i, k]
-            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-            low = min(low, key)
-        bound = np.float32(0.0)  # nan scores (or no unit but the winner): no pruning
-        if low != mask:
-            pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
-            second = np.float64(value[0])
-            gap = (second - own) - 2.0 * kappa * reach
-            gap -= abs(gap) * margin
-            low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
-            bound = _round_down(math.sqrt(low2) * (1.0 - margin))
+        # Without per_group every group gets this bound (the runner-up's): per-group minima
+        # of the scores cost 2-3x the product itself at D = 16 (a gather per unit), worth it
+        # only for the few rows a late pass searches.
+        if per_group and n_groups > 1:
+            for t in range(n_units):
+                b = bits[i, members[t]]
+                keys[t] = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            for g in range(n_groups):
+                low = mask
+                for t in range(starts[g], starts[g + 1]):
+                    low = min(low, keys[t])
+                lows[g] = low
+        else:
+            low = mask
+            for k in range(n_units):
+                b = bits[i, k]
+                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+                low = min(low, key)
+            for g in range(n_groups):
+                lows[g] = low
         for g in range(n_groups):
+            low = lows[g]
+            bound = np.float32(0.0)  # nan scores (or no unit but the winner): no pruning
+            if low != mask:
+                pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+                second = np.float64(value[0])
+                gap = (second - own) - 2.0 * kappa * reach
+                gap -= abs(gap) * margin
+                low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
+                bound = _round_down(math.sqrt(low2) * (1.0 - margin))
             out_lower[i, g] = bound
         if starts[group_of[a] + 1] - starts[group_of[a]] == 1:
             out_lower[i, group_of[a]] = np.inf  # no unit but the winner in its group
@@ -525,7 +540,8 @@ def pruned_search(
         n_search = _check(X, codebook, bounds, search)
         candidates = None if n_search == n else bounds.candidates[:n_search]
     if n_search:
-        _search_rows(X, candidates, n_search, search, bounds, chunk_rows)
+        # per-group minima only for the rows a later pass searches (the first pass: all rows)
+        _search_rows(X, candidates, n_search, search, bounds, chunk_rows, per_group=candidates is not None)
     bounds.codebook = codebook.copy()
     bounds.searched = n_search
     if counts is not None:
@@ -541,7 +557,7 @@ def _gather_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
     return buf[:rows]
 
 
-def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
+def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows, per_group=True):
     """The exact search (and new lower bounds) of the rows ``candidates`` (all if None)."""
     chunk = cpu_bmu.balanced_chunk_rows(n_search, chunk_rows)
     starts = range(0, n_search, chunk)
@@ -582,6 +598,7 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
             bounds.members,
             bounds.starts,
             bounds.group_of,
+            per_group,
             low,
         )
         bounds.bmu[index] = bmu
