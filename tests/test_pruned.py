@@ -280,7 +280,10 @@ def test_auto_backs_off_when_bounds_do_not_prune():
     W = X[:4].copy()
     engine._pruned_statistics(X, W)  # first pass: every row
     engine._after_pruned_pass(plan, 50)
-    engine._bounds[1].searched = 50  # a second pass that pruned nothing
+    engine._bounds[1].searched = 50  # a second pass that pruned nothing: not judged yet
+    engine._after_pruned_pass(plan, 50)
+    assert engine._pruning_pays(plan)
+    engine._bounds[1].searched = 50  # a third pass that pruned nothing
     engine._after_pruned_pass(plan, 50)
     assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]
 

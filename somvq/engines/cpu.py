@@ -117,9 +117,13 @@ class CpuEngine(Engine):
         return self._bounds[1]
 
     #: bmu_search="auto": a pass that still searched more than this fraction of the rows
-    #: did not pay for its bounds (they cost ~15% of a full pass): the next passes search in
-    #: full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
+    #: by the product did not pay for its bounds (they cost ~15% of a full pass): the next
+    #: passes search in full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
     AUTO_MAX_SEARCHED = 0.75
+    #: Passes of a set of bounds that are not judged: the first searches every row, and
+    #: in k-means the second usually does too (the units' first moves are large; on the
+    #: benchmark the third searched no row by the product).
+    AUTO_UNJUDGED_PASSES = 2
 
     def _pruning_pays(self, plan: TrainingPlan) -> bool:
         if plan.bmu_search != "auto" or getattr(self, "_full_passes_left", 0) <= 0:
@@ -133,8 +137,8 @@ class CpuEngine(Engine):
             return
         searched = self._bounds[1].searched
         if searched > self.AUTO_MAX_SEARCHED * n_rows:
-            # the first pass of a set of bounds searches every row: judge the second
-            if getattr(self, "_pruned_passes", 0) >= 1:
+            # the first passes of a set of bounds search every row: judge the later ones
+            if getattr(self, "_pruned_passes", 0) >= self.AUTO_UNJUDGED_PASSES:
                 self._backoff = min(2 * getattr(self, "_backoff", 0) or 1, 8)
                 self._full_passes_left = self._backoff
                 self._pruned_passes = 0
