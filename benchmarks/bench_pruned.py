@@ -59,6 +59,14 @@ def main(argv=None):
         help="--small: data sets (digits, fashion-N: Fashion-MNIST's first N rows, or random "
         "N x 784 when it is not installed, gauss-N-D)",
     )
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="GROUPS:RECHECK",
+        help="replay the codebooks of a full fit (--neighbourhood) through the pruned search with "
+        "these settings (e.g. 1:0 40:0.25); per-pass process CPU time against the full search",
+    )
+    parser.add_argument("--neighbourhood", default="none", help="--replay: the fit's neighbourhood")
     parser.add_argument("--small-map", default="16x32", help="--small: the map")
     parser.add_argument("--small-epochs", type=int, default=10, help="--small: epochs / iterations")
     parser.add_argument(
@@ -71,6 +79,8 @@ def main(argv=None):
         return searched_fractions(args)
     if args.small:
         return small(args)
+    if args.replay:
+        return replay(args)
 
     from sklearn.cluster import KMeans
 
@@ -213,6 +223,70 @@ def searched_fractions(args):
     groups = bounds.starts.shape[0] - 1
     print(args.map, f"({groups} groups) product-searched fraction by pass:", " ".join(f"{v:.2f}" for v, _ in fractions))
     print(args.map, f"({groups} groups) re-checked fraction by pass:     ", " ".join(f"{v:.2f}" for _, v in fractions))
+
+
+def replay(args):
+    """Codebooks of one full fit, searched again by the full and the pruned search with each
+    setting, ``--rounds`` times alternated; process CPU time (both use the same two threads,
+    and CPU time is less sensitive than wall time to other jobs on the machine)."""
+    from benchmarks.data import gaussian_mixture, initial_codebook
+    from somvq import KSOM
+    from somvq._kernels import cpu_bmu, cpu_pruned
+
+    n = int(args.rows)
+    shape = tuple(int(v) for v in args.map.split("x"))
+    k = int(np.prod(shape))
+    X = gaussian_mixture(n, args.features)
+    W0 = initial_codebook(X, k)
+    codebooks = [W0]
+    KSOM(shape, neighbourhood=args.neighbourhood, n_epochs=args.epochs, init=W0, bmu_search="full").fit(
+        X, callback=lambda e, n_, mse, cb: codebooks.append(cb.copy())
+    )
+    codebooks = codebooks[:-1]
+    settings = {"full": None}
+    for text in args.replay:
+        groups, recheck = text.split(":")
+        settings[text] = (int(groups), float(recheck))
+
+    def run(setting):
+        times, fractions = [], []
+        bounds = None if setting is None else cpu_pruned.Bounds(n, *setting)
+        bmu, sq = np.empty(n, np.int64), np.empty(n)
+        for W in codebooks:
+            counts, sums = np.zeros(k), np.zeros((k, X.shape[1]))
+            t = time.process_time()
+            if bounds is None:
+                cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts=counts, sums=sums)
+            else:
+                cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums)
+                fractions.append((bounds.searched / n, bounds.rechecked / n))
+            times.append(time.process_time() - t)
+        return times, fractions
+
+    results: dict[str, list] = {}
+    print(
+        f"replay: gauss {n} x {args.features}, map {args.map}, neighbourhood {args.neighbourhood!r}, "
+        f"{len(codebooks)} passes, {args.rounds} rounds; load average {os.getloadavg()[0]:.2f}"
+    )
+    for r in range(args.rounds):
+        for name, setting in settings.items():
+            times, fractions = run(setting)
+            results.setdefault(name, []).append(times)
+            if r == 0 and fractions:
+                groups = cpu_pruned.Bounds(n, *setting)
+                groups.for_units(W0)
+                print(f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked, every 3rd pass:")
+                print("   ", " ".join(f"{a:.2f}" for a, _ in fractions[::3]))
+                print("   ", " ".join(f"{b:.2f}" for _, b in fractions[::3]))
+    full = np.median(np.array(results["full"]), axis=0)
+    third = max(len(codebooks) // 3, 1)
+    for name, runs in results.items():
+        med = np.median(np.array(runs), axis=0)
+        print(
+            f"{name:10s} all passes {med.sum():.3f} s CPU = {med.sum() / full.sum():.2f}x full; "
+            f"last third {np.median(med[-third:]) * 1e3:.1f} ms a pass = "
+            f"{np.median(med[-third:]) / np.median(full[-third:]):.2f}x; first pass {med[0] * 1e3:.0f} ms"
+        )
 
 
 def _small_data(name: str) -> tuple[str, np.ndarray]:
