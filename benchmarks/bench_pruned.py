@@ -221,8 +221,16 @@ def searched_fractions(args):
         cpu_pruned.pruned_search(X, W, bounds)
         fractions.append((bounds.searched / len(X), bounds.rechecked / len(X)))
     groups = bounds.starts.shape[0] - 1
-    print(args.map, f"({groups} groups) product-searched fraction by pass:", " ".join(f"{v:.2f}" for v, _ in fractions))
-    print(args.map, f"({groups} groups) re-checked fraction by pass:     ", " ".join(f"{v:.2f}" for _, v in fractions))
+    print(
+        args.map,
+        f"({groups} groups) product-searched fraction by pass:",
+        " ".join(f"{v:.2f}" for v, _ in fractions),
+    )
+    print(
+        args.map,
+        f"({groups} groups) re-checked fraction by pass:     ",
+        " ".join(f"{v:.2f}" for _, v in fractions),
+    )
 
 
 def replay(args):
@@ -275,7 +283,9 @@ def replay(args):
             if r == 0 and fractions:
                 groups = cpu_pruned.Bounds(n, *setting)
                 groups.for_units(W0)
-                print(f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked, every 3rd pass:")
+                print(
+                    f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked, every 3rd pass:"
+                )
                 print("   ", " ".join(f"{a:.2f}" for a, _ in fractions[::3]))
                 print("   ", " ".join(f"{b:.2f}" for _, b in fractions[::3]))
     full = np.median(np.array(results["full"]), axis=0)
@@ -307,12 +317,6 @@ def _small_data(name: str) -> tuple[str, np.ndarray]:
 
 def small(args):
     """Item 3: "none" against scikit-learn's Lloyd, batch against the floor, at each size."""
-    from sklearn.cluster import KMeans
-
-    from benchmarks._worker import gemm_floor
-    from benchmarks.data import initial_codebook
-    from somvq import KSOM
-
     shape = tuple(int(v) for v in args.small_map.split("x"))
     k = int(np.prod(shape))
     epochs = args.small_epochs
@@ -328,53 +332,64 @@ def small(args):
     print(header)
     for name in args.sizes:
         label, X = _small_data(name)
-        W0 = initial_codebook(X, k)
-        out: dict[str, object] = {}
-
-        def none():
-            model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, random_state=0)
-            t = time.perf_counter()
-            model.fit(X)
-            out["none"] = model
-            return time.perf_counter() - t
-
-        def lloyd():
-            model = KMeans(k, init=W0, n_init=1, max_iter=epochs, tol=0.0, algorithm="lloyd")
-            t = time.perf_counter()
-            model.fit(X)
-            out["lloyd"] = model
-            return time.perf_counter() - t
-
-        def batch():
-            model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, random_state=0)
-            t = time.perf_counter()
-            model.fit(X)
-            return time.perf_counter() - t
-
-        def floor():
-            return gemm_floor(X, W0, repeats=3)
-
-        cases = {"none": none, "lloyd": lloyd, "batch": batch, "floor": floor}
-        for case in cases.values():  # warm-up: compilation caches, thread pools
-            case()
-        times: dict[str, list[float]] = {c: [] for c in cases}
-        names = list(cases)
-        for r in range(args.rounds):
-            for c in names[r % len(names) :] + names[: r % len(names)]:
-                times[c].append(cases[c]())
-        med = {c: float(np.median(v)) for c, v in times.items()}
-        qe = [
-            float(((X - m.codebook_[m.labels_]) ** 2).sum(1).mean())
-            for m in [out["none"]]
-        ] + [float(out["lloyd"].inertia_ / X.shape[0])]
-        print(
-            f"{label:44s} {med['none'] * 1e3:8.1f} {med['lloyd'] * 1e3:8.1f} {med['none'] / med['lloyd']:10.2f} "
-            f"{out['lloyd'].n_iter_:10d} {med['none'] / (epochs + 1) / med['floor']:14.2f} "
-            f"{med['batch'] * 1e3:9.1f} {med['batch'] / (epochs * med['floor']):17.2f} {med['floor'] * 1e3:8.2f} "
-            f"{qe[0] / qe[1]:13.5f}",
-            flush=True,
-        )
+        _small_size(label, X, shape, epochs, args.rounds)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
+def _small_size(label, X, shape, epochs, rounds):
+    """One line of ``--small``: the cases on ``X``, interleaved, medians."""
+    from sklearn.cluster import KMeans
+
+    from benchmarks._worker import gemm_floor
+    from benchmarks.data import initial_codebook
+    from somvq import KSOM
+
+    k = int(np.prod(shape))
+    W0 = initial_codebook(X, k)
+    out: dict[str, object] = {}
+
+    def none():
+        model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, random_state=0)
+        t = time.perf_counter()
+        model.fit(X)
+        out["none"] = model
+        return time.perf_counter() - t
+
+    def lloyd():
+        model = KMeans(k, init=W0, n_init=1, max_iter=epochs, tol=0.0, algorithm="lloyd")
+        t = time.perf_counter()
+        model.fit(X)
+        out["lloyd"] = model
+        return time.perf_counter() - t
+
+    def batch():
+        model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, random_state=0)
+        t = time.perf_counter()
+        model.fit(X)
+        return time.perf_counter() - t
+
+    def floor():
+        return gemm_floor(X, W0, repeats=3)
+
+    cases = {"none": none, "lloyd": lloyd, "batch": batch, "floor": floor}
+    for case in cases.values():  # warm-up: compilation caches, thread pools
+        case()
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for c in names[r % len(names) :] + names[: r % len(names)]:
+            times[c].append(cases[c]())
+    med = {c: float(np.median(v)) for c, v in times.items()}
+    som, km = out["none"], out["lloyd"]
+    qe_none = float(((X - som.codebook_[som.labels_]) ** 2).sum(1).mean())
+    qe_lloyd = float(km.inertia_ / X.shape[0])
+    print(
+        f"{label:44s} {med['none'] * 1e3:8.1f} {med['lloyd'] * 1e3:8.1f} {med['none'] / med['lloyd']:10.2f} "
+        f"{km.n_iter_:10d} {med['none'] / (epochs + 1) / med['floor']:14.2f} "
+        f"{med['batch'] * 1e3:9.1f} {med['batch'] / (epochs * med['floor']):17.2f} {med['floor'] * 1e3:8.2f} "
+        f"{qe_none / qe_lloyd:13.5f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
