@@ -47,6 +47,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-elkan", action="store_true", help="skip KMeans(algorithm='elkan') (slow)")
+    parser.add_argument("--kmeans-only", action="store_true", help="skip the batch KSOM cases")
     parser.add_argument(
         "--small",
         action="store_true",
@@ -159,6 +160,9 @@ def main(argv=None):
     }
     if not args.no_elkan:
         cases["sklearn-elkan"] = sklearn_kmeans("elkan")
+    if args.kmeans_only:
+        for mode in ("full", "pruned", "auto"):
+            del cases[f"batch-{mode}"]
     names = list(cases)
     # warm-up (compilation caches, thread pools) on a small slice
     KSOM(shape, neighbourhood="none", n_epochs=2, init=W0, bmu_search="pruned").fit(X[: 4 * k])
@@ -188,6 +192,8 @@ def main(argv=None):
         extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes()
     )
     print(f"k-means pruned == full (labels, codebook bits): {same}")
+    if args.kmeans_only:
+        return
     for mode in ("full", "pruned", "auto"):
         last = med[f"batch-{mode} last third/epoch"]
         print(
