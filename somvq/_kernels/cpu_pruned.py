@@ -1,40 +1,52 @@
-"""Exact pruned BMU search on the CPU (Hamerly-style bounds), for batch KSOM and k-means.
+"""Exact pruned BMU search on the CPU (Hamerly / Yinyang bounds), for batch KSOM and k-means.
 
 Between two passes of a batch fit every row keeps
 
 * ``bmu[i]``: its winner in the last search;
 * ``lower[i, g]``: a lower bound on its distance (not squared) to every unit of group ``g``
-  other than the winner (groups of consecutive units, :data:`MAX_GROUPS`; one group is
-  Hamerly's single bound), stored in float32 rounded down.
+  other than the winner, stored in float32 rounded down. The groups
+  (:func:`unit_groups`: ``K / 10`` by default, :func:`default_groups`; one group is
+  Hamerly's single bound) are a few Lloyd iterations on the units, as Yinyang k-means
+  (Ding et al. 2015) groups its centres.
 
 When the codebook moves from ``W_old`` to ``W``, unit ``k`` moves by ``delta_k`` (computed in
 float64 and inflated): by the triangle inequality every unit of group ``g`` is still at
 least ``lower[i, g] - max_{k in g} delta_k`` from row ``i`` (the group's largest move,
-the winner's own included: conservative). The
-upper bound on the distance to the winner is not carried: every row's squared distance
-to its old winner is computed directly in float64 (O(D), exactly the same loop as
-:func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error), so it is tight. A
-row with ``sqrt(d2) (1 + 2 m) < min_g lower[i, g]`` provably keeps its winner: it skips the product
-and its reported squared distance is that ``d2``, the same bits the full search writes.
-The other rows are gathered, block by block, and go through the usual exact path
-(:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified or
-re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
-products for a new lower bound: with ``e`` the expanded-form error bound of the row
-(:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
-``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2``.
+the winner's own included: conservative; this loop runs in float32, rounded down, see
+:func:`check_rows`). The upper bound on the distance to the winner is not carried: every
+row's squared distance to its old winner is computed directly in float64 (O(D), exactly
+the same loop as :func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error),
+so it is tight. With ``d' = sqrt(d2) (1 + 2 m)``, :func:`check_rows` sorts every row:
+
+* every group's bound above ``d'``: the row provably keeps its winner; it skips the
+  product and its reported squared distance is that ``d2``, the same bits the full
+  search writes;
+* the groups whose bound fails hold at most :data:`RECHECK_FRACTION` of the units: the
+  row is re-checked directly, the float64 distance (the same loop) to the units of those
+  groups but the ones whose own move leaves them beyond ``d'`` (Yinyang's local filter);
+  the winner is the argmin of those and the old winner, lowest index on ties, and the
+  failed groups' bounds are rebuilt from the same distances;
+* otherwise the row is gathered, block by block, into the usual exact path
+  (:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified
+  or re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
+  products for new lower bounds: with ``e`` the expanded-form error bound of the row
+  (:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
+  ``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2`` (the lowest score of each group, or, in
+  a first pass, the runner-up's for every group).
 
 Why the result is bit-identical to the full search: the full search's winner is the
 float64 direct-distance argmin, lowest index on ties (certified rows have a margin of
 ``2 e`` over every other unit; re-ranked rows are compared directly), a function of the row
-and the codebook only, not of the block the row sits in; the bounds are inflated by a
+and the codebook only, not of the block the row sits in; the bounds are deflated by a
 relative margin ``m = 1e-9``, far above the float64 rounding of the distances
-(``~(D + 3) 2^-53`` relative), so a skipped row's winner is that argmin; its squared
-distance is the same compiled loop over the same values. Statistics are added over all
-rows in row order, as the full search adds them block after block.
+(``~(D + 3) 2^-53`` relative), so a skipped or re-checked row's winner is that argmin; its
+squared distance is the same compiled loop over the same values. Statistics are added
+over all rows in row order, as the full search adds them block after block.
 
 Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float64, the
-candidates' indices int64, and 4 bytes a row per group of units: 28 bytes a row with one
-group) plus one gathered block of candidate rows per thread.
+candidates' indices int64, and 4 bytes a row per group of units: ``24 + 4 G`` bytes a row,
+28 with one group, 184 with the 40 groups of K = 400) plus one gathered block of
+candidate rows per thread and O(K + G) scratch per part of the check.
 """
 
 from __future__ import annotations
