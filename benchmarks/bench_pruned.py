@@ -17,6 +17,17 @@ One process, rounds interleaved (the order rotated every round), medians reporte
   the callback's timestamps; the median of the last third of the epochs and the whole fit
   against the GEMM floor (fastest float32 ``X @ W.T``, whole or in 4096-row blocks,
   timed in the same rounds: ``benchmarks._worker.gemm_floor``).
+
+``--small`` (issue 17, item 3): neighbourhood "none" against ``KMeans(algorithm="lloyd",
+n_init=1, init=W0, max_iter=epochs, tol=0)`` and batch KSOM (gaussian) against the floor,
+at every size from digits to 1e6 rows (``--sizes``), each size's cases interleaved in one
+process, medians of ``--rounds`` (default 5)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE \
+        python -m benchmarks.bench_pruned --small --rounds 5
+
+``--searched`` prints, per k-means pass, the fraction of rows the product still searches
+and the fraction settled by the direct re-check of the failed groups.
 """
 
 from __future__ import annotations
@@ -36,6 +47,29 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-elkan", action="store_true", help="skip KMeans(algorithm='elkan') (slow)")
+    parser.add_argument("--kmeans-only", action="store_true", help="skip the batch KSOM cases")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help='item 3: "none" against Lloyd and batch against the floor from digits to 1e6 rows',
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["digits", "fashion-5000", "gauss-10000-16", "gauss-100000-32", "gauss-1000000-16"],
+        help="--small: data sets (digits, fashion-N: Fashion-MNIST's first N rows, or random "
+        "N x 784 when it is not installed, gauss-N-D)",
+    )
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="GROUPS:RECHECK",
+        help="replay the codebooks of a full fit (--neighbourhood) through the pruned search with "
+        "these settings (e.g. 1:0 40:0.25); per-pass process CPU time against the full search",
+    )
+    parser.add_argument("--neighbourhood", default="none", help="--replay: the fit's neighbourhood")
+    parser.add_argument("--small-map", default="16x32", help="--small: the map")
+    parser.add_argument("--small-epochs", type=int, default=10, help="--small: epochs / iterations")
     parser.add_argument(
         "--searched",
         action="store_true",
@@ -44,6 +78,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.searched:
         return searched_fractions(args)
+    if args.small:
+        return small(args)
+    if args.replay:
+        return replay(args)
 
     from sklearn.cluster import KMeans
 
@@ -122,6 +160,9 @@ def main(argv=None):
     }
     if not args.no_elkan:
         cases["sklearn-elkan"] = sklearn_kmeans("elkan")
+    if args.kmeans_only:
+        for mode in ("full", "pruned", "auto"):
+            del cases[f"batch-{mode}"]
     names = list(cases)
     # warm-up (compilation caches, thread pools) on a small slice
     KSOM(shape, neighbourhood="none", n_epochs=2, init=W0, bmu_search="pruned").fit(X[: 4 * k])
@@ -151,6 +192,8 @@ def main(argv=None):
         extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes()
     )
     print(f"k-means pruned == full (labels, codebook bits): {same}")
+    if args.kmeans_only:
+        return
     for mode in ("full", "pruned", "auto"):
         last = med[f"batch-{mode} last third/epoch"]
         print(
@@ -182,8 +225,177 @@ def searched_fractions(args):
     fractions = []
     for W in codebooks[:-1]:
         cpu_pruned.pruned_search(X, W, bounds)
-        fractions.append(bounds.searched / len(X))
-    print(args.map, "searched fraction by pass:", " ".join(f"{v:.2f}" for v in fractions))
+        fractions.append((bounds.searched / len(X), bounds.rechecked / len(X)))
+    groups = bounds.starts.shape[0] - 1
+    print(
+        args.map,
+        f"({groups} groups) product-searched fraction by pass:",
+        " ".join(f"{v:.2f}" for v, _ in fractions),
+    )
+    print(
+        args.map,
+        f"({groups} groups) re-checked fraction by pass:     ",
+        " ".join(f"{v:.2f}" for _, v in fractions),
+    )
+
+
+def replay(args):
+    """Codebooks of one full fit, searched again by the full and the pruned search with each
+    setting, ``--rounds`` times alternated; process CPU time (both use the same two threads,
+    and CPU time is less sensitive than wall time to other jobs on the machine)."""
+    from benchmarks.data import gaussian_mixture, initial_codebook
+    from somvq import KSOM
+    from somvq._kernels import cpu_bmu, cpu_pruned
+
+    n = int(args.rows)
+    shape = tuple(int(v) for v in args.map.split("x"))
+    k = int(np.prod(shape))
+    X = gaussian_mixture(n, args.features)
+    W0 = initial_codebook(X, k)
+    codebooks = [W0]
+    KSOM(shape, neighbourhood=args.neighbourhood, n_epochs=args.epochs, init=W0, bmu_search="full").fit(
+        X, callback=lambda e, n_, mse, cb: codebooks.append(cb.copy())
+    )
+    codebooks = codebooks[:-1]
+    settings = {"full": None}
+    for text in args.replay:
+        groups, recheck = text.split(":")
+        settings[text] = (int(groups), float(recheck))
+
+    def run(setting):
+        times, fractions = [], []
+        bounds = None if setting is None else cpu_pruned.Bounds(n, *setting)
+        bmu, sq = np.empty(n, np.int64), np.empty(n)
+        for W in codebooks:
+            counts, sums = np.zeros(k), np.zeros((k, X.shape[1]))
+            t = time.process_time()
+            if bounds is None:
+                cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts=counts, sums=sums)
+            else:
+                cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums)
+                fractions.append((bounds.searched / n, bounds.rechecked / n))
+            times.append(time.process_time() - t)
+        return times, fractions
+
+    results: dict[str, list] = {}
+    print(
+        f"replay: gauss {n} x {args.features}, map {args.map}, neighbourhood {args.neighbourhood!r}, "
+        f"{len(codebooks)} passes, {args.rounds} rounds; load average {os.getloadavg()[0]:.2f}"
+    )
+    for r in range(args.rounds):
+        for name, setting in settings.items():
+            times, fractions = run(setting)
+            results.setdefault(name, []).append(times)
+            if r == 0 and fractions:
+                groups = cpu_pruned.Bounds(n, *setting)
+                groups.for_units(W0)
+                print(
+                    f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked, every 3rd pass:"
+                )
+                print("   ", " ".join(f"{a:.2f}" for a, _ in fractions[::3]))
+                print("   ", " ".join(f"{b:.2f}" for _, b in fractions[::3]))
+    full = np.median(np.array(results["full"]), axis=0)
+    third = max(len(codebooks) // 3, 1)
+    for name, runs in results.items():
+        med = np.median(np.array(runs), axis=0)
+        print(
+            f"{name:10s} all passes {med.sum():.3f} s CPU = {med.sum() / full.sum():.2f}x full; "
+            f"last third {np.median(med[-third:]) * 1e3:.1f} ms a pass = "
+            f"{np.median(med[-third:]) / np.median(full[-third:]):.2f}x; first pass {med[0] * 1e3:.0f} ms"
+        )
+
+
+def _small_data(name: str) -> tuple[str, np.ndarray]:
+    from benchmarks import data
+
+    if name.startswith("fashion-"):
+        rows = int(float(name.split("-")[1]))
+        try:
+            return f"Fashion-MNIST first {rows} x 784", np.ascontiguousarray(data.fashion_mnist()[:rows])
+        except FileNotFoundError:
+            rng = np.random.default_rng(0)
+            return f"random uniform {rows} x 784 (Fashion-MNIST not installed)", rng.random(
+                (rows, 784), dtype=np.float32
+            )
+    X = data.load(name)
+    return f"{name} {X.shape[0]} x {X.shape[1]}", X
+
+
+def small(args):
+    """Item 3: "none" against scikit-learn's Lloyd, batch against the floor, at each size."""
+    shape = tuple(int(v) for v in args.small_map.split("x"))
+    k = int(np.prod(shape))
+    epochs = args.small_epochs
+    print(
+        f"map {args.small_map} (K = {k}), {epochs} epochs / max_iter, {args.rounds} interleaved rounds, "
+        f"medians; load average at start {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    header = (
+        f"{'data':44s} {'none ms':>8s} {'Lloyd ms':>8s} {'none/Lloyd':>10s} {'Lloyd iter':>10s} "
+        f"{'none xfloor/ep':>14s} {'batch ms':>9s} {'batch x(ep floor)':>17s} {'floor ms':>8s} {'QE none/Lloyd':>13s}"
+    )
+    print(header)
+    for name in args.sizes:
+        label, X = _small_data(name)
+        _small_size(label, X, shape, epochs, args.rounds)
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
+def _small_size(label, X, shape, epochs, rounds):
+    """One line of ``--small``: the cases on ``X``, interleaved, medians."""
+    from sklearn.cluster import KMeans
+
+    from benchmarks._worker import gemm_floor
+    from benchmarks.data import initial_codebook
+    from somvq import KSOM
+
+    k = int(np.prod(shape))
+    W0 = initial_codebook(X, k)
+    out: dict[str, object] = {}
+
+    def none():
+        model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, random_state=0)
+        t = time.perf_counter()
+        model.fit(X)
+        out["none"] = model
+        return time.perf_counter() - t
+
+    def lloyd():
+        model = KMeans(k, init=W0, n_init=1, max_iter=epochs, tol=0.0, algorithm="lloyd")
+        t = time.perf_counter()
+        model.fit(X)
+        out["lloyd"] = model
+        return time.perf_counter() - t
+
+    def batch():
+        model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, random_state=0)
+        t = time.perf_counter()
+        model.fit(X)
+        return time.perf_counter() - t
+
+    def floor():
+        return gemm_floor(X, W0, repeats=3)
+
+    cases = {"none": none, "lloyd": lloyd, "batch": batch, "floor": floor}
+    for case in cases.values():  # warm-up: compilation caches, thread pools
+        case()
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for c in names[r % len(names) :] + names[: r % len(names)]:
+            times[c].append(cases[c]())
+    med = {c: float(np.median(v)) for c, v in times.items()}
+    som, km = out["none"], out["lloyd"]
+    qe_none = float(((X - som.codebook_[som.labels_]) ** 2).sum(1).mean())
+    qe_lloyd = float(km.inertia_ / X.shape[0])
+    print(
+        f"{label:44s} {med['none'] * 1e3:8.1f} {med['lloyd'] * 1e3:8.1f} {med['none'] / med['lloyd']:10.2f} "
+        f"{km.n_iter_:10d} {med['none'] / (epochs + 1) / med['floor']:14.2f} "
+        f"{med['batch'] * 1e3:9.1f} {med['batch'] / (epochs * med['floor']):17.2f} {med['floor'] * 1e3:8.2f} "
+        f"{qe_none / qe_lloyd:13.5f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

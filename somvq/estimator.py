@@ -159,12 +159,14 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
         every row, its winner and a lower bound on its distance to every other unit, and
         skips the distance product for the rows whose winner provably cannot change
-        (Hamerly's bounds, made conservative under rounding); ``"full"`` searches every
-        row every pass; ``"auto"`` prunes neighbourhood "none" from
-        :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and returns to full passes
-        while the bounds skip too few rows. Labels, codebooks and errors are
-        the same bits either way; pruning costs O(n_samples) extra memory during ``fit``
-        (28 bytes a row with the default single bound). Mini-batch, online and the CUDA backend always search in full.
+        (Hamerly's bounds, with Yinyang's groups of units for "none", made conservative
+        under rounding); ``"full"`` searches every row every pass; ``"auto"`` prunes
+        neighbourhood "none" from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and
+        returns to full passes while the bounds skip too few rows. Labels, codebooks and
+        errors are the same bits either way; pruning costs O(n_samples) extra memory
+        during ``fit`` (24 + 4 G bytes a row with G = K / 10 groups for "none", at most 64;
+        28 bytes with the single bound of other neighbourhoods). Mini-batch, online and the
+        CUDA backend always search in full.
         See docs/performance.md.
 
     Attributes

@@ -33,8 +33,9 @@ def assert_group_bounds(bounds, d):
     other = d.copy()
     other[np.arange(n), bounds.bmu] = np.inf
     for g in range(bounds.lower.shape[1]):
-        lo, hi = bounds.starts[g], bounds.starts[g + 1]
-        nearest = np.sqrt(other[:, lo:hi].min(axis=1))
+        units = np.flatnonzero(bounds.group_of == g)
+        assert units.size and set(units) == set(bounds.members[bounds.starts[g] : bounds.starts[g + 1]])
+        nearest = np.sqrt(other[:, units].min(axis=1))
         assert np.all(bounds.lower[:, g] <= nearest * (1 + 1e-12)), g
 
 
@@ -110,8 +111,11 @@ def test_pruning_happens_and_skipped_rows_are_right():
     assert searched[-1] < len(X) // 10, searched
 
 
-def _compare_to_full(X, codebooks, n_groups=None):
-    bounds = cpu_pruned.Bounds(len(X), n_groups)
+def _compare_to_full(X, codebooks, n_groups=None, recheck=None):
+    """Pruned search against the full one on each codebook in turn; returns the rows
+    re-checked by direct distances (without the product) over the passes."""
+    bounds = cpu_pruned.Bounds(len(X), n_groups, recheck)
+    rechecked = 0
     for W in codebooks:
         K, D = W.shape
         counts_p, sums_p = np.zeros(K), np.zeros((K, D))
@@ -128,6 +132,8 @@ def _compare_to_full(X, codebooks, n_groups=None):
         np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
         # conservative: below the distance to every other unit (float64 direct, within rounding)
         assert_group_bounds(bounds, d)
+        rechecked += bounds.rechecked
+    return rechecked
 
 
 def test_ties_and_duplicate_units():
@@ -139,7 +145,8 @@ def test_ties_and_duplicate_units():
     W3 = W2.copy()
     W3[2] = [0.5, 0.0]  # a unit jumps onto rows
     for n_groups in (1, 2, 4):
-        _compare_to_full(X, [W0, W1, W2, W3, W3], n_groups)
+        for recheck in (0.0, 1.0):  # rows re-checked by direct distances, or by the product
+            _compare_to_full(X, [W0, W1, W2, W3, W3], n_groups, recheck)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e3])
@@ -167,6 +174,9 @@ def test_moving_codebooks_against_full(dtype, offset):
         codebooks.append(W.astype(dtype))
     codebooks.append(codebooks[-1].copy())
     _compare_to_full(X, codebooks)
+    for n_groups in (4, 20):
+        assert _compare_to_full(X, codebooks, n_groups, recheck=1.0) > 0  # the direct path ran
+        _compare_to_full(X, codebooks, n_groups, recheck=0.0)
 
 
 @given(
@@ -179,8 +189,9 @@ def test_moving_codebooks_against_full(dtype, offset):
     offset=st.sampled_from([0.0, 10.0, 1e5]),
     steps=st.integers(1, 5),
     n_groups=st.sampled_from([None, 1, 3, 100]),
+    recheck=st.sampled_from([None, 0.0, 0.5, 1.0]),
 )
-def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups):
+def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups, recheck):
     rng = np.random.default_rng(seed)
     dtype = np.float32 if float32 else np.float64
     X = (rng.normal(size=(n, d)) * scale + offset).astype(dtype)
@@ -192,7 +203,7 @@ def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, step
         moving = rng.random((k, 1)) < rng.random()
         W = W + rng.normal(size=W.shape) * scale * rng.choice([0.0, 1e-9, 1e-3, 0.3]) * moving
         codebooks.append(W.astype(dtype))
-    _compare_to_full(X, codebooks, n_groups)
+    _compare_to_full(X, codebooks, n_groups, recheck)
 
 
 def test_auto_prunes_large_batch_only(monkeypatch):
@@ -201,9 +212,9 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     calls = []
     original = cpu.CpuEngine._pruned_statistics
 
-    def spy(self, X, codebook):
+    def spy(self, X, codebook, n_groups=None):
         calls.append(X.shape[0])
-        return original(self, X, codebook)
+        return original(self, X, codebook, n_groups)
 
     monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
     rng = np.random.default_rng(0)
@@ -269,6 +280,24 @@ def test_auto_backs_off_when_bounds_do_not_prune():
     W = X[:4].copy()
     engine._pruned_statistics(X, W)  # first pass: every row
     engine._after_pruned_pass(plan, 50)
-    engine._bounds[1].searched = 50  # a second pass that pruned nothing
+    engine._bounds[1].searched = 50  # a second pass that pruned nothing: not judged yet
+    engine._after_pruned_pass(plan, 50)
+    assert engine._pruning_pays(plan)
+    engine._bounds[1].searched = 50  # a third pass that pruned nothing
     engine._after_pruned_pass(plan, 50)
     assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]
+
+
+@pytest.mark.parametrize("n_groups", [1, 4])
+def test_distances_beyond_float32(n_groups):
+    """float64 data whose distances exceed float32's range: the float32 bounds must not
+    become inf (inf means "no other unit in the group")."""
+    rng = np.random.default_rng(12)
+    X = gaussian_mixture(rng, 1500, 4) * 1e40
+    W = X[rng.choice(len(X), 12, replace=False)].copy()
+    codebooks = [W]
+    for step in range(6):
+        W = W + rng.normal(size=W.shape) * 1e40 * (0.3 / (step + 1))
+        codebooks.append(W.copy())
+    _compare_to_full(X, codebooks, n_groups)
+    _compare_to_full(X, codebooks, n_groups, recheck=1.0)

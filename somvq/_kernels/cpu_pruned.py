@@ -1,40 +1,52 @@
-"""Exact pruned BMU search on the CPU (Hamerly-style bounds), for batch KSOM and k-means.
+"""Exact pruned BMU search on the CPU (Hamerly / Yinyang bounds), for batch KSOM and k-means.
 
 Between two passes of a batch fit every row keeps
 
 * ``bmu[i]``: its winner in the last search;
 * ``lower[i, g]``: a lower bound on its distance (not squared) to every unit of group ``g``
-  other than the winner (groups of consecutive units, :data:`MAX_GROUPS`; one group is
-  Hamerly's single bound), stored in float32 rounded down.
+  other than the winner, stored in float32 rounded down. The groups
+  (:func:`unit_groups`: ``K / 10`` by default, :func:`default_groups`; one group is
+  Hamerly's single bound) are a few Lloyd iterations on the units, as Yinyang k-means
+  (Ding et al. 2015) groups its centres.
 
 When the codebook moves from ``W_old`` to ``W``, unit ``k`` moves by ``delta_k`` (computed in
 float64 and inflated): by the triangle inequality every unit of group ``g`` is still at
 least ``lower[i, g] - max_{k in g} delta_k`` from row ``i`` (the group's largest move,
-the winner's own included: conservative). The
-upper bound on the distance to the winner is not carried: every row's squared distance
-to its old winner is computed directly in float64 (O(D), exactly the same loop as
-:func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error), so it is tight. A
-row with ``sqrt(d2) (1 + 2 m) < min_g lower[i, g]`` provably keeps its winner: it skips the product
-and its reported squared distance is that ``d2``, the same bits the full search writes.
-The other rows are gathered, block by block, and go through the usual exact path
-(:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified or
-re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
-products for a new lower bound: with ``e`` the expanded-form error bound of the row
-(:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
-``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2``.
+the winner's own included: conservative; this loop runs in float32, rounded down, see
+:func:`check_rows`). The upper bound on the distance to the winner is not carried: every
+row's squared distance to its old winner is computed directly in float64 (O(D), exactly
+the same loop as :func:`somvq._kernels.cpu_bmu.rank_block` uses for the reported error),
+so it is tight. With ``d' = sqrt(d2) (1 + 2 m)``, :func:`check_rows` sorts every row:
+
+* every group's bound above ``d'``: the row provably keeps its winner; it skips the
+  product and its reported squared distance is that ``d2``, the same bits the full
+  search writes;
+* the groups whose bound fails hold at most :data:`RECHECK_FRACTION` of the units: the
+  row is re-checked directly, the float64 distance (the same loop) to the units of those
+  groups but the ones whose own move leaves them beyond ``d'`` (Yinyang's local filter);
+  the winner is the argmin of those and the old winner, lowest index on ties, and the
+  failed groups' bounds are rebuilt from the same distances;
+* otherwise the row is gathered, block by block, into the usual exact path
+  (:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified
+  or re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
+  products for new lower bounds: with ``e`` the expanded-form error bound of the row
+  (:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
+  ``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2`` (the lowest score of each group, or, in
+  a first pass, the runner-up's for every group).
 
 Why the result is bit-identical to the full search: the full search's winner is the
 float64 direct-distance argmin, lowest index on ties (certified rows have a margin of
 ``2 e`` over every other unit; re-ranked rows are compared directly), a function of the row
-and the codebook only, not of the block the row sits in; the bounds are inflated by a
+and the codebook only, not of the block the row sits in; the bounds are deflated by a
 relative margin ``m = 1e-9``, far above the float64 rounding of the distances
-(``~(D + 3) 2^-53`` relative), so a skipped row's winner is that argmin; its squared
-distance is the same compiled loop over the same values. Statistics are added over all
-rows in row order, as the full search adds them block after block.
+(``~(D + 3) 2^-53`` relative), so a skipped or re-checked row's winner is that argmin; its
+squared distance is the same compiled loop over the same values. Statistics are added
+over all rows in row order, as the full search adds them block after block.
 
 Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float64, the
-candidates' indices int64, and 4 bytes a row per group of units: 28 bytes a row with one
-group) plus one gathered block of candidate rows per thread.
+candidates' indices int64, and 4 bytes a row per group of units: ``24 + 4 G`` bytes a row,
+28 with one group, 184 with the 40 groups of K = 400) plus one gathered block of
+candidate rows per thread and O(K + G) scratch per part of the check.
 """
 
 from __future__ import annotations
@@ -49,20 +61,30 @@ from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: Relative margin of the bounds: far above the float64 rounding of a direct distance.
 MARGIN = 1e-9
 
 _CHECK_SIGNATURES = [
-    types.int64(
+    types.UniTuple(types.int64, 2)(
         array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C", readonly=True),  # codebook
-        array(types.int64, 1),  # bmu (read)
+        array(types.int64, 1, "C"),  # bmu (read; updated for the rows re-checked here)
         array(types.float32, 2, "C"),  # lower bounds per group (rows, G), updated in place
-        array(types.float64, 1),  # largest move in each group
+        array(types.float32, 1, "C"),  # largest move in each group, float32 rounded up
+        array(types.int64, 1, "C"),  # the units, group after group
+        array(types.int64, 1, "C"),  # where each group starts in them, and K
+        array(types.int64, 1, "C"),  # group of each unit
         types.float64,  # scale of the direct distances (power of two)
         types.float64,  # margin
-        array(types.float64, 1),  # out: squared distance of the rows that keep their winner
-        array(types.int64, 1),  # out: indices of the rows to search
+        types.int64,  # most units a row may re-check here (more: the row goes to the product)
+        array(types.float64, 1, "C"),  # each unit's move (float64, inflated)
+        array(types.float64, 1, "C"),  # scratch (K,): lower bounds on the re-checked units' distances
+        array(types.int8, 1, "C"),  # scratch (G,): which groups' bounds failed
+        array(types.float32, 1, "C"),  # scratch (G,): the groups' bounds before this pass
+        array(types.float64, 1, "C"),  # out: squared distance of the rows not left to the product
+        array(types.int64, 1, "C"),  # out: indices of the rows to search
     )
     for dtype in FLOATS
 ]
@@ -73,22 +95,55 @@ def _round_down(value):
     """A float32 no larger than the non-negative float64 ``value`` (0 for nan)."""
     if not value > 0.0:
         return np.float32(0.0)
+    if value >= _FLOAT32_MAX:  # float64 distances beyond float32: the largest finite float32
+        return np.float32(_FLOAT32_MAX)
     return np.float32(value * (1.0 - 2.0**-20))  # round to nearest moves it by < 2^-24
 
 
 @njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist, out_candidates):
-    """Update every row's group lower bounds for the moves; list the rows whose winner may change.
+def check_rows(
+    X,
+    codebook,
+    bmu,
+    lower,
+    group_moves,
+    members,
+    starts,
+    group_of,
+    scale,
+    margin,
+    max_units,
+    unit_moves,
+    scratch,
+    failing,
+    old_low,
+    out_sq_dist,
+    out_candidates,
+):
+    """Update every row's group lower bounds for the moves; settle the rows they allow.
 
-    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). A row whose direct
-    distance to its winner, inflated, is below every group's bound keeps its winner:
-    ``out_sq_dist[i]`` gets its squared distance (computed as in ``rank_block``). The
-    others' indices go to ``out_candidates`` in increasing order; returns their number.
+    ``lower[i, g] <- lower[i, g] - max_{k in g} delta_k`` (rounded down). With ``d`` the
+    direct distance to the row's winner, inflated by ``1 + 2 m``:
+
+    * every group's bound above ``d``: the row keeps its winner; ``out_sq_dist[i]`` gets its
+      squared distance (computed as in ``rank_block``);
+    * the groups whose bound fails hold at most ``max_units`` units: those units' direct
+      float64 distances are computed here (the same loop), the winner is their argmin with
+      the old winner's (lowest index on ties: every other unit is provably farther), and
+      the failed groups' bounds are rebuilt from the same distances (Yinyang's local
+      filtering, without a product);
+    * otherwise the row's index goes to ``out_candidates`` (increasing order) for the exact
+      search.
+
+    Returns (rows left to the product, rows re-checked here).
     """
     n_rows, n_features = X.shape
     n_groups = lower.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
+    shrink = np.float32(1.0 - 2.0**-22)
+    zero = np.float32(0.0)
     n = 0
+    rechecked = 0
     for i in range(n_rows):
         winner = bmu[i]
         dist = 0.0
@@ -96,20 +151,73 @@ def check_rows(X, codebook, bmu, lower, group_moves, scale, margin, out_sq_dist,
             diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
             dist += diff * diff
         d2 = dist * inv_scale2
-        smallest = np.inf
+        reach = math.sqrt(d2) * (1.0 + 2.0 * margin)
+        units = 0
         for g in range(n_groups):
-            old = np.float64(lower[i, g])
-            if old < np.inf:  # inf: no unit but the winner in the group
-                dec = group_moves[g]
-                low = _round_down((old - dec) - (old + dec) * margin)
-                lower[i, g] = low
-                smallest = min(smallest, np.float64(low))
-        if math.sqrt(d2) * (1.0 + 2.0 * margin) < smallest:
+            # float32 and branch-free, so that the loop vectorises (with 40 groups it is
+            # most of a pass): (l - move) rounded to nearest, then times (1 - 2^-22) rounded
+            # to nearest, is below the exact l - move (two roundings of 2^-24 at most);
+            # the moves are rounded up (group_moves32); inf (no unit but the winner) stays inf
+            old_low[g] = lower[i, g]
+            low = (lower[i, g] - group_moves[g]) * shrink
+            low = low if low > zero else zero  # (nan, from inf - inf, counts as 0)
+            lower[i, g] = low
+            fails = not reach < np.float64(low)
+            failing[g] = 1 if fails else 0
+            units += (starts[g + 1] - starts[g]) if fails else 0
+        if units == 0:
             out_sq_dist[i] = d2
-        else:
+            continue
+        if units > max_units:
             out_candidates[n] = i
             n += 1
-    return n
+            continue
+        # local re-check: direct distances to the units of the failed groups, but those
+        # whose own move leaves them provably beyond the old winner (Yinyang's local
+        # filter: the group's bound before this pass minus the unit's own move)
+        rechecked += 1
+        best = dist
+        best_k = winner
+        for g in range(n_groups):
+            if failing[g] == 0:
+                continue
+            old = np.float64(old_low[g])
+            for t in range(starts[g], starts[g + 1]):
+                k = members[t]
+                if k == winner:
+                    scratch[k] = np.inf  # never a bound of its group: it is the winner or was
+                    continue
+                dec = unit_moves[k]
+                unit_low = (old - dec) - (old + dec) * margin
+                if unit_low > reach:  # (nan: computed)
+                    scratch[k] = unit_low
+                    continue
+                acc = 0.0
+                for j in range(n_features):
+                    diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
+                    acc += diff * diff
+                scratch[k] = math.sqrt(acc * inv_scale2) * (1.0 - margin)
+                if acc < best or (acc == best and k < best_k):
+                    best = acc
+                    best_k = k
+        for g in range(n_groups):
+            if failing[g] == 0:
+                if best_k != winner and group_of[winner] == g:
+                    # the old winner is now one of the group's other units
+                    own = _round_down(math.sqrt(d2) * (1.0 - margin))
+                    lower[i, g] = min(lower[i, g], own)
+                continue
+            nearest = np.inf
+            for t in range(starts[g], starts[g + 1]):
+                k = members[t]
+                if k != best_k:
+                    nearest = min(nearest, scratch[k])
+            if best_k != winner and group_of[winner] == g:
+                nearest = min(nearest, math.sqrt(d2) * (1.0 - margin))  # the old winner
+            lower[i, g] = _round_down(nearest) if nearest < np.inf else np.inf
+        bmu[i] = best_k
+        out_sq_dist[i] = best * inv_scale2
+    return n, rechecked
 
 
 _RUNNER_SIGNATURES = [
@@ -117,15 +225,18 @@ _RUNNER_SIGNATURES = [
         array(dtype, 2, "C"),  # framed rows (rows, D + 1), as the search left them
         array(dtype, 2, "C"),  # expanded-form scores (rows, K)
         array(types.int32 if dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
-        array(types.int64, 1),  # winners
-        array(types.float64, 1),  # squared distances to them
+        array(types.int64, 1, "C"),  # winners
+        array(types.float64, 1, "C"),  # squared distances to them
         types.float64,  # kappa
         types.float64,  # R
         types.float64,  # overflow limit
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
-        array(types.int64, 1),  # first unit of each group, and K
+        array(types.int64, 1, "C"),  # the units, group after group
+        array(types.int64, 1, "C"),  # where each group starts in them, and K
+        array(types.int64, 1, "C"),  # group of each unit
+        types.boolean,  # each group's own minimum (else the runner-up's bound for all)
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
     )
     for dtype in FLOATS
@@ -145,7 +256,10 @@ def runner_up_block(
     up,
     frame_scale,
     margin,
-    group_starts,
+    members,
+    starts,
+    group_of,
+    per_group,
     out_lower,
 ):
     """Lower bound on each row's distance to its runner-up, from the search's own scores.
@@ -157,13 +271,16 @@ def runner_up_block(
     """
     n_rows = products.shape[0]
     n_features = framed.shape[1] - 1
-    n_groups = group_starts.shape[0] - 1
+    n_units = products.shape[1]
+    n_groups = out_lower.shape[1]
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
     top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
     top[0] = -1
     mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
     pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
     value = pattern.view(products.dtype)
+    lows = bits[0, :n_groups].copy()  # per-group lowest keys of a row
+    keys = bits[0, :].copy()  # a row's keys in group order
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -177,50 +294,123 @@ def runner_up_block(
                 out_lower[i, g] = 0.0
             continue
         bits[i, a] = mask  # scratch scores, read last here: the winner never is the lowest
-        for g in range(n_groups):
-            # lowest score in the group but the winner's: a vectorised integer min over the
-            # order-preserving bit pattern, as in rank_block (Numba does not vectorise a float min)
-            # (the winner's score was overwritten with the largest key above: one plain loop
-            # over the group vectorises, 13 us a 512 x 400 block; two loops around the
-            # winner or a select on k did not, 40 us)
+        # lowest score but the winner's: a vectorised integer min over the order-preserving
+        # bit pattern, as in rank_block (Numba does not vectorise a float min) (the winner's
+        # score was overwritten with the largest key above: one plain loop vectorises, 13 us
+        # a 512 x 400 block; two loops around the winner or a select on k did not, 40 us).
+        # Without per_group every group gets this bound (the runner-up's): per-group minima
+        # of the scores cost 2-3x the product itself at D = 16 (a gather per unit), worth it
+        # only for the few rows a late pass searches.
+        if per_group and n_groups > 1:
+            for t in range(n_units):
+                b = bits[i, members[t]]
+                keys[t] = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+            for g in range(n_groups):
+                low = mask
+                for t in range(starts[g], starts[g + 1]):
+                    low = min(low, keys[t])
+                lows[g] = low
+        else:
             low = mask
-            for k in range(group_starts[g], group_starts[g + 1]):
+            for k in range(n_units):
                 b = bits[i, k]
                 key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
                 low = min(low, key)
-            if low == mask:  # only the winner (or nan scores: then no pruning)
-                only_winner = group_starts[g + 1] - group_starts[g] == 1 and group_starts[g] == a
-                out_lower[i, g] = np.inf if only_winner else 0.0
-                continue
-            pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
-            second = np.float64(value[0])
-            gap = (second - own) - 2.0 * kappa * reach
-            gap -= abs(gap) * margin
-            low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
-            out_lower[i, g] = _round_down(math.sqrt(low2) * (1.0 - margin))
+            for g in range(n_groups):
+                lows[g] = low
+        for g in range(n_groups):
+            low = lows[g]
+            bound = np.float32(0.0)  # nan scores (or no unit but the winner): no pruning
+            if low != mask:
+                pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
+                second = np.float64(value[0])
+                gap = (second - own) - 2.0 * kappa * reach
+                gap -= abs(gap) * margin
+                low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
+                bound = _round_down(math.sqrt(low2) * (1.0 - margin))
+            out_lower[i, g] = bound
+        if starts[group_of[a] + 1] - starts[group_of[a]] == 1:
+            out_lower[i, group_of[a]] = np.inf  # no unit but the winner in its group
 
 
 # ------------------------------------------------------------------ the pass
-#: Groups of units with their own lower bound (Yinyang k-means' idea, with groups of
-#: consecutive unit indices: neighbours on a map, which move together): 4 bytes a row each.
-#: 1 is Hamerly's single bound: on the benchmark (docs/performance.md) 4, 16 and 50 groups
-#: skipped 5-30% more rows but cost more than they saved.
-MAX_GROUPS = 1
+#: Units per group of the lower bounds when the number of groups is not given (Yinyang
+#: k-means' ``K / 10``, Ding et al. 2015, with groups of consecutive unit indices:
+#: neighbours on a map, which move together): 4 bytes a row each.
+UNITS_PER_GROUP = 10
+#: Most groups (memory: 4 bytes a row each).
+MAX_GROUPS = 64
+#: A row whose failed groups hold at most this fraction of the units is re-checked by
+#: direct distances to those units (:func:`check_rows`); more go to the product.
+RECHECK_FRACTION = 0.25
+
+
+def default_groups(n_units: int) -> int:
+    """Groups of the bounds for ``K`` units: ``K / UNITS_PER_GROUP``, 1 to :data:`MAX_GROUPS`."""
+    return max(1, min(MAX_GROUPS, n_units // UNITS_PER_GROUP))
 
 
 def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:
     """First unit of each of ``G`` near-equal groups of consecutive units, then ``K``."""
     if n_groups is None:
-        n_groups = min(MAX_GROUPS, n_units)
+        n_groups = default_groups(n_units)
     n_groups = max(1, min(int(n_groups), n_units))
     return np.array([g * n_units // n_groups for g in range(n_groups + 1)], dtype=np.int64)
 
 
-def group_moves(old: np.ndarray, new: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Largest move (distance, float64, inflated) of the units of each group."""
+#: Lloyd iterations that group the units (:func:`unit_groups`).
+GROUPING_ITERATIONS = 5
+
+
+def unit_groups(codebook: np.ndarray, n_groups: int | None = None):
+    """Groups of the units for the bounds: ``(members, starts, group_of)``.
+
+    Yinyang k-means groups the initial centres by a k-means of their own, so that the units
+    near a row fall in few groups and a failed bound re-checks few units. Here: a few Lloyd
+    iterations (float64, :data:`GROUPING_ITERATIONS`) from the ``G`` near-equal runs of
+    consecutive units of :func:`group_starts` (neighbours on a map), empty groups dropped.
+    Deterministic (no random start); only the speed depends on the groups, never the
+    results. ``members`` lists the units group after group (increasing index within a
+    group), ``starts[g]`` where group ``g`` starts in it (and ``K`` last).
+    """
+    n_units = codebook.shape[0]
+    first = group_starts(n_units, n_groups)
+    n_groups = first.shape[0] - 1
+    labels = np.repeat(np.arange(n_groups), np.diff(first))
+    if n_groups > 1:
+        W = codebook.astype(np.float64)
+        if np.all(np.isfinite(W)):
+            for _ in range(GROUPING_ITERATIONS):
+                counts = np.bincount(labels, minlength=n_groups).astype(np.float64)
+                centres = np.zeros((n_groups, W.shape[1]))
+                np.add.at(centres, labels, W)
+                used = counts > 0
+                centres = centres[used] / counts[used, None]
+                d = (W**2).sum(1)[:, None] - 2.0 * W @ centres.T + (centres**2).sum(1)[None, :]
+                new = np.argmin(d, axis=1)
+                if np.array_equal(new, labels):
+                    break
+                labels = new
+        _, labels = np.unique(labels, return_inverse=True)  # dense, empty groups dropped
+    members = np.argsort(labels, kind="stable").astype(np.int64)
+    sizes = np.bincount(labels)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return members, starts, labels.astype(np.int64)
+
+
+def moves_of_units(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Move (distance, float64, inflated by the margin) of each unit."""
     diff = new.astype(np.float64) - old.astype(np.float64)
-    moves = np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
-    return np.maximum.reduceat(moves, starts[:-1])
+    return np.sqrt(np.einsum("kd,kd->k", diff, diff)) * (1.0 + 4.0 * MARGIN)
+
+
+def group_moves32(moves: np.ndarray) -> np.ndarray:
+    """The moves as float32, each rounded up (never below the float64 value)."""
+    with np.errstate(over="ignore"):
+        m32 = moves.astype(np.float32)
+    low = m32.astype(np.float64) < moves
+    m32[low] = np.nextafter(m32[low], np.float32(np.inf))
+    return m32
 
 
 class Bounds:
@@ -228,25 +418,111 @@ class Bounds:
 
     Attributes: ``codebook`` (the codebook of the last search, a private copy), ``bmu``,
     ``lower`` (rows x groups, float32, rounded down); ``searched``: rows searched by the
-    product in the last pass (a diagnostic). Memory: ``8 + 4 G`` bytes a row, plus the
-    pass's squared distances and candidates (16 bytes a row).
+    product in the last pass, ``rechecked``: rows settled by direct distances to the units
+    of their failed groups (diagnostics). Memory: ``8 + 4 G`` bytes a row, plus the pass's
+    squared distances and candidates (16 bytes a row).
     """
 
-    def __init__(self, n_rows: int, n_groups: int | None = None):
+    def __init__(self, n_rows: int, n_groups: int | None = None, recheck: float | None = None):
         self.n_groups = n_groups
+        self.recheck = RECHECK_FRACTION if recheck is None else recheck
         self.codebook = None
         self.starts = None
+        self.members = None
+        self.group_of = None
         self.bmu = np.zeros(n_rows, dtype=np.int64)
         self.lower = None
         self.sq_dist = np.empty(n_rows, dtype=np.float64)
         self.candidates = np.empty(n_rows, dtype=np.int64)
         self.searched = n_rows
+        self.rechecked = 0
 
-    def for_units(self, n_units: int) -> None:
+    def for_units(self, codebook: np.ndarray) -> None:
+        """Groups for this codebook's units (:func:`unit_groups`), when not made yet."""
+        n_units = codebook.shape[0]
         if self.starts is None or self.starts[-1] != n_units:
-            self.starts = group_starts(n_units, self.n_groups)
+            self.members, self.starts, self.group_of = unit_groups(codebook, self.n_groups)
             self.lower = np.zeros((self.bmu.shape[0], self.starts.shape[0] - 1), dtype=np.float32)
             self.codebook = None
+
+
+#: Rows per part of the parallel check (parts are claimed by the threads in turn).
+CHECK_PART_ROWS = 65536
+
+
+def _check(X, codebook, bounds: Bounds, search) -> int:
+    """:func:`check_rows` over parts of the rows on the block pool; the candidates (in
+    increasing order) in ``bounds.candidates[:n]``; returns ``n``."""
+    n = X.shape[0]
+    n_units = codebook.shape[0]
+    n_groups = bounds.starts.shape[0] - 1
+    unit_moves = moves_of_units(bounds.codebook, codebook)
+    moves = group_moves32(np.maximum.reduceat(unit_moves[bounds.members], bounds.starts[:-1]))
+    max_units = int(bounds.recheck * n_units)
+    parts = list(range(0, n, CHECK_PART_ROWS))
+    found = [(0, 0)] * len(parts)
+
+    def one(p):
+        lo = parts[p]
+        hi = min(lo + CHECK_PART_ROWS, n)
+        found[p] = check_rows(
+            X[lo:hi],
+            codebook,
+            bounds.bmu[lo:hi],
+            bounds.lower[lo:hi],
+            moves,
+            bounds.members,
+            bounds.starts,
+            bounds.group_of,
+            search.direct_scale,
+            MARGIN,
+            max_units,
+            unit_moves,
+            np.empty(n_units),
+            np.empty(n_groups, dtype=np.int8),
+            np.empty(n_groups, dtype=np.float32),
+            bounds.sq_dist[lo:hi],
+            bounds.candidates[lo:hi],
+        )
+
+    _run_parts(len(parts), one)
+    # gather the parts' candidates (indices within each part) into one increasing list
+    total = 0
+    for p, (count, _) in enumerate(found):
+        lo = parts[p]
+        if count:
+            np.add(bounds.candidates[lo : lo + count], lo, out=bounds.candidates[total : total + count])
+            total += count
+    bounds.rechecked = sum(r for _, r in found)
+    return total
+
+
+def _run_parts(n_parts: int, one) -> None:
+    """``one(p)`` for every ``p < n_parts``, shared between the caller and the pool."""
+    threads = min(cpu_bmu.blas_threads(), n_parts, cpu_bmu._CPU_COUNT)
+    if threads <= 1:
+        for p in range(n_parts):
+            one(p)
+        return
+    claim = itertools.count()
+
+    def drain():
+        while True:
+            i = next(claim)  # atomic under the GIL
+            if i >= n_parts:
+                return
+            one(i)
+
+    pool = cpu_bmu._pool(threads - 1)
+    futures = [pool.submit(drain) for _ in range(threads - 1)]
+    try:
+        drain()
+    finally:
+        for _ in range(n_parts):
+            next(claim)
+        for future in futures:
+            if not future.cancel():
+                future.result()
 
 
 def pruned_search(
@@ -267,25 +543,17 @@ def pruned_search(
         bounds.codebook = None
         bounds.searched = n
         return bounds.sq_dist
-    bounds.for_units(codebook.shape[0])
+    bounds.for_units(codebook)
+    bounds.rechecked = 0
     if bounds.codebook is None:
         candidates = None
         n_search = n
     else:
-        n_search = check_rows(
-            X,
-            codebook,
-            bounds.bmu,
-            bounds.lower,
-            group_moves(bounds.codebook, codebook, bounds.starts),
-            search.direct_scale,
-            MARGIN,
-            bounds.sq_dist,
-            bounds.candidates,
-        )
+        n_search = _check(X, codebook, bounds, search)
         candidates = None if n_search == n else bounds.candidates[:n_search]
     if n_search:
-        _search_rows(X, candidates, n_search, search, bounds, chunk_rows)
+        # per-group minima only for the rows a later pass searches (the first pass: all rows)
+        _search_rows(X, candidates, n_search, search, bounds, chunk_rows, per_group=candidates is not None)
     bounds.codebook = codebook.copy()
     bounds.searched = n_search
     if counts is not None:
@@ -301,7 +569,7 @@ def _gather_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
     return buf[:rows]
 
 
-def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
+def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows, per_group=True):
     """The exact search (and new lower bounds) of the rows ``candidates`` (all if None)."""
     chunk = cpu_bmu.balanced_chunk_rows(n_search, chunk_rows)
     starts = range(0, n_search, chunk)
@@ -339,7 +607,10 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows):
             search.up,
             search.scale,
             MARGIN,
+            bounds.members,
             bounds.starts,
+            bounds.group_of,
+            per_group,
             low,
         )
         bounds.bmu[index] = bmu

@@ -44,7 +44,10 @@ class CpuEngine(Engine):
             search = state.codebook if plan.search is None else plan.search(state.codebook)
             # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto) searches.
             if plan.search is None and use_pruned_search(plan, X.shape[0]) and self._pruning_pays(plan):
-                stats = self._pruned_statistics(X, state.codebook)
+                # Yinyang group bounds (cpu_pruned.default_groups) for k-means; one bound
+                # while a neighbourhood moves every unit (docs/performance.md, pruned search)
+                groups = None if plan.neighbourhood.kind == "none" else 1
+                stats = self._pruned_statistics(X, state.codebook, groups)
                 self._after_pruned_pass(plan, X.shape[0])
                 return batch_step(stats, plan, state)
             return batch_step(algorithms.unit_statistics(X, search), plan, state)
@@ -101,7 +104,7 @@ class CpuEngine(Engine):
     # ------------------------------------------------------------------ pruned BMU search
     # The bounds live in the engine for one fit (an engine is made per call), never in the
     # fitted state: O(N) extra memory, released with the engine (docs/performance.md).
-    def _pruned_bounds(self, X: np.ndarray, create: bool = False):
+    def _pruned_bounds(self, X: np.ndarray, create: bool = False, n_groups: int | None = None):
         """The pruned search's bounds for ``X`` (the same array object as the last pass)."""
         bounds = getattr(self, "_bounds", None)
         if bounds is not None and bounds[0] is X:
@@ -110,13 +113,17 @@ class CpuEngine(Engine):
             return None
         from .._kernels.cpu_pruned import Bounds
 
-        self._bounds = (X, Bounds(X.shape[0]))
+        self._bounds = (X, Bounds(X.shape[0], n_groups))
         return self._bounds[1]
 
     #: bmu_search="auto": a pass that still searched more than this fraction of the rows
-    #: did not pay for its bounds (they cost ~15% of a full pass): the next passes search in
-    #: full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
+    #: by the product did not pay for its bounds (they cost ~15% of a full pass): the next
+    #: passes search in full, 1, 2, 4, then 8 at a time, before the bounds are tried again.
     AUTO_MAX_SEARCHED = 0.75
+    #: Passes of a set of bounds that are not judged: the first searches every row, and
+    #: in k-means the second usually does too (the units' first moves are large; on the
+    #: benchmark the third searched no row by the product).
+    AUTO_UNJUDGED_PASSES = 2
 
     def _pruning_pays(self, plan: TrainingPlan) -> bool:
         if plan.bmu_search != "auto" or getattr(self, "_full_passes_left", 0) <= 0:
@@ -130,8 +137,8 @@ class CpuEngine(Engine):
             return
         searched = self._bounds[1].searched
         if searched > self.AUTO_MAX_SEARCHED * n_rows:
-            # the first pass of a set of bounds searches every row: judge the second
-            if getattr(self, "_pruned_passes", 0) >= 1:
+            # the first passes of a set of bounds search every row: judge the later ones
+            if getattr(self, "_pruned_passes", 0) >= self.AUTO_UNJUDGED_PASSES:
                 self._backoff = min(2 * getattr(self, "_backoff", 0) or 1, 8)
                 self._full_passes_left = self._backoff
                 self._pruned_passes = 0
@@ -140,12 +147,14 @@ class CpuEngine(Engine):
             self._backoff = 0
         self._pruned_passes = getattr(self, "_pruned_passes", 0) + 1
 
-    def _pruned_statistics(self, X: np.ndarray, codebook: np.ndarray) -> algorithms.UnitStatistics:
+    def _pruned_statistics(
+        self, X: np.ndarray, codebook: np.ndarray, n_groups: int | None = None
+    ) -> algorithms.UnitStatistics:
         """:func:`somvq.algorithms.unit_statistics` through the pruned search: same bits."""
         from .._kernels.cpu_pruned import pruned_search
 
         X = algorithms._as_dtype(X, codebook.dtype)
-        bounds = self._pruned_bounds(X, create=True)
+        bounds = self._pruned_bounds(X, create=True, n_groups=n_groups)
         n_units, n_features = codebook.shape
         counts = np.zeros(n_units, dtype=np.float64)
         sums = np.zeros((n_units, n_features), dtype=np.float64)
