@@ -88,12 +88,20 @@ def estimate_fit_bytes(
     n_features: int = 1,
     backend: str = "cpu",
     chunk_rows: int = 512,
+    bmu_search: str = "auto",
 ) -> tuple[int, bool]:
     """Estimated peak bytes of a fit, and whether K x K matrices are part of it."""
     n_units = grid.n_units
     state = STATE_ARRAYS * n_units * max(n_features, 1) * 8
     search = 2 * chunk_rows * n_units * 8
     data = n_samples * (max(n_features, 1) * 8 + 16)
+    if algorithm == "batch" and backend == "cpu" and bmu_search != "full":
+        # The pruned search's bounds, 24 + 4 G bytes a row (somvq/_kernels/cpu_pruned.py):
+        # G groups of units for k-means, one bound under a shrinking neighbourhood.
+        from ._kernels.cpu_pruned import default_groups
+
+        groups = default_groups(n_units) if neighbourhood == "none" else 1
+        data += n_samples * (24 + 4 * groups)
     dense = needs_grid_distances(algorithm, neighbourhood, grid, backend)
     matrices = 0.0
     if dense:
@@ -120,6 +128,7 @@ def check_fit_memory(estimator: Any, grid: Any, shape: tuple[int, int] | None = 
         n_samples=n_samples,
         n_features=n_features,
         backend=estimator.backend,
+        bmu_search=getattr(estimator, "bmu_search", "auto"),
     )
     if needed <= ALWAYS_AVAILABLE:
         return  # not worth the query (psutil: ~1 ms, 6% of a digits fit)
