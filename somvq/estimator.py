@@ -384,6 +384,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self, grid: Grid, horizon: float, spec: layers.Layers | None, scale: np.ndarray | None
     ) -> TrainingPlan:
         plan = parameters.training_plan(self, grid, horizon)
+        if spec is not None:
+            plan = replace(plan, layers=layers.ScaledLayers(spec, cast(np.ndarray, scale)))
         if spec is not None and spec.has_tanimoto:
             from functools import partial
 
@@ -400,10 +402,14 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
             return None
         if self.missing == "ignore":
-            raise ValueError(
-                "layers with missing='ignore' are not available yet (the missing-values rule "
-                "per layer is still to be written); use missing='error' with layers."
-            )
+            if engine.name != "cpu":
+                raise ValueError(
+                    f"layers with missing='ignore' train on the CPU engine only; got the {engine.name} "
+                    "engine (its passes have no per-layer masked distance yet). Use backend='cpu' with "
+                    "NumPy input, or impute X first."
+                )
+            columns = layers.check_layers(self.layers, self.layer_weights, self.layer_distances, data.shape[1])
+            layers.check_layer_missing(data, columns[0], float(self.max_missing))
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         assert spec is not None  # layers is set
         if not first:
@@ -414,11 +420,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"{fitted!r}); call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
-        if spec.has_tanimoto and (self.algorithm != "batch" or engine.name != "cpu"):
+        if spec.has_tanimoto and engine.name not in ("cpu", "dask"):
             raise ValueError(
-                "tanimoto layers train with algorithm='batch' on the CPU engine only (their BMU "
-                f"search thresholds the codebook at every step); got algorithm={self.algorithm!r} "
-                f"on the {engine.name} engine."
+                "tanimoto layers train on the CPU and dask engines only (their BMU search "
+                "thresholds the codebook at every step, which the CUDA kernels do not); got "
+                f"algorithm={self.algorithm!r} on the {engine.name} engine."
             )
         return spec
 
@@ -461,17 +467,28 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             zero = np.flatnonzero(~positive)
             rows = np.asarray(_host_rows(data)[:, zero], dtype=np.float64)
             labels = np.asarray(state.labels)
-            counts = np.bincount(labels, minlength=codebook.shape[0]).astype(np.float64)
-            sums = np.zeros((codebook.shape[0], zero.size))
-            np.add.at(sums, labels, rows)
             op = smoothing_operator(plan.neighbourhood, plan.grid, max(state.n_steps - 1, 0))
-            counts, sums = algorithms.smooth_statistics(op, counts, sums)
-            means = np.where(
-                counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0)
-            )
+            if np.isnan(rows).any():  # missing="ignore": per-column means of the observed entries
+                observed = ~np.isnan(rows)
+                counts = np.zeros((codebook.shape[0], zero.size))
+                sums = np.zeros((codebook.shape[0], zero.size))
+                np.add.at(counts, labels, observed.astype(np.float64))
+                np.add.at(sums, labels, np.where(observed, rows, 0.0))
+                counts, sums = missing.smooth_masked_statistics(op, counts, sums)
+                column_means = np.nanmean(rows, axis=0)
+                means = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), column_means)
+            else:
+                counts = np.bincount(labels, minlength=codebook.shape[0]).astype(np.float64)
+                sums = np.zeros((codebook.shape[0], zero.size))
+                np.add.at(sums, labels, rows)
+                counts, sums = algorithms.smooth_statistics(op, counts, sums)
+                means = np.where(
+                    counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0)
+                )
             codebook[:, zero] = means
             if state.ema_sum is not None and state.ema_count is not None:
-                ema_sum[:, zero] = means * np.reshape(state.ema_count, (codebook.shape[0], -1))
+                ema_count = np.reshape(state.ema_count, (codebook.shape[0], -1))
+                ema_sum[:, zero] = means * (ema_count[:, zero] if ema_count.shape[1] > 1 else ema_count)
         state.codebook = codebook
         if state.ema_sum is not None:
             state.ema_sum = ema_sum
@@ -655,12 +672,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         X = self._validate_for_inference(X)
         spec = self._fitted_layers()
         if spec is not None:
-            if missing.has_missing(X):
-                raise ValueError(
-                    "NaN in X: layered maps do not handle missing values yet (layers and "
-                    "missing='ignore' do not combine); impute X first."
-                )
             spec = layers.select_layers(spec, self.predict_layers)
+            if missing.has_missing(X):  # missing="ignore" (validated): kohonen's rule per layer
+                return layers.layered_predict_masked(X, self.codebook_, spec)[0]
             return layers.layered_assign(X, self.codebook_, spec)[0]
         return self._assign(X)[0]
 

@@ -137,16 +137,26 @@ class DaskEngine(Engine):
                 stats = reduced_masked_statistics(data, [data.chunks[position]], state.codebook, max_missing)
                 sq_error += masked_ema_step(stats, plan, state)
             return sq_error
+        # Layered maps with tanimoto layers search the thresholded codebook (plan.search).
+        search = (lambda codebook: codebook) if plan.search is None else plan.search
         if plan.algorithm == "batch":
-            return batch_step(reduced_statistics(data.chunks, state.codebook), plan, state)
+            return batch_step(reduced_statistics(data.chunks, search(state.codebook)), plan, state)
         sq_error = 0.0
         for position in order:
-            sq_error += ema_step(reduced_statistics([data.chunks[position]], state.codebook), plan, state)
+            stats = reduced_statistics([data.chunks[position]], search(state.codebook))
+            sq_error += ema_step(stats, plan, state)
         return sq_error
 
     def labels(self, data: DaskData, state: FittedState) -> da.Array:
-        """BMU of every row, lazily (a dask array)."""
-        return predict_lazily(data.X, self.estimator._as_ksom(state.copy()))
+        """BMU of every row, lazily (a dask array).
+
+        Layered maps: ``data`` is the scaled working copy and ``state.codebook`` its search
+        codebook, so the rows are labelled by a plain (unlayered) model of that state.
+        """
+        model = self.estimator._as_ksom(state.copy())
+        if model.layers is not None:
+            model.set_params(layers=None, layer_weights=None, layer_distances=None, predict_layers=None)
+        return predict_lazily(data.X, model)
 
 
 # ---------------------------------------------------------------------- validation
