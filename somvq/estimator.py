@@ -402,14 +402,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
             return None
         if self.missing == "ignore":
-            if engine.name != "cpu":
+            if engine.name not in ("cpu", "dask"):
                 raise ValueError(
-                    f"layers with missing='ignore' train on the CPU engine only; got the {engine.name} "
-                    "engine (its passes have no per-layer masked distance yet). Use backend='cpu' with "
-                    "NumPy input, or impute X first."
+                    f"layers with missing='ignore' train on the CPU and dask engines only; got the "
+                    f"{engine.name} engine (its passes have no per-layer masked distance yet). Use "
+                    "backend='cpu', or impute X first."
                 )
-            columns = layers.check_layers(self.layers, self.layer_weights, self.layer_distances, data.shape[1])
-            layers.check_layer_missing(data, columns[0], float(self.max_missing))
+            if engine.name == "cpu":  # dask: each chunk is checked by its task
+                columns = layers.check_layers(
+                    self.layers, self.layer_weights, self.layer_distances, data.shape[1]
+                )
+                layers.check_layer_missing(data, columns[0], float(self.max_missing))
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         assert spec is not None  # layers is set
         if not first:

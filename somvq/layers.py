@@ -312,7 +312,7 @@ def check_layer_missing(X: np.ndarray, columns, max_missing: float, *, row_offse
         if empty.size:
             raise ValueError(
                 f"Input X has {empty.size} row(s){where} with no observed value in layer {index} "
-                f"(columns {list(np.asarray(cols)[:10])}{' ...' if len(cols) > 10 else ''}): rows "
+                f"(columns {np.asarray(cols)[:10].tolist()}{' ...' if len(cols) > 10 else ''}): rows "
                 f"{_row_list(empty)}. A layer's distance needs one observed value (kohonen's rule); "
                 "remove the rows, or leave the layer out with predict_layers at predict time."
             )

@@ -314,15 +314,30 @@ def test_balanced_weights_with_nan_use_the_masked_layer_distances():
 
 
 # ------------------------------------------------------------------ engines
-def test_layers_with_missing_values_name_the_engines_without_them():
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch"])
+def test_dask_trains_layers_with_missing_values_like_the_cpu(algorithm):
     pytest.importorskip("dask.array")
     import dask.array as da
 
     from integrations.dask import DaskKSOM
 
-    _, X = mixed(20)
-    with pytest.raises(ValueError, match="layers with missing='ignore' train on the CPU engine only; got the dask"):
-        DaskKSOM(grid=(2, 2), **_reference_params(MIXED), missing="ignore").fit(da.from_array(X, chunks=20))
+    _, X = mixed(20, n=60)
+    params = dict(grid=(3, 3), algorithm=algorithm, batch_size=20, random_state=0, **_reference_params(MIXED))
+    params.update(missing="ignore", max_missing=1.0)
+    cpu = KSOM(**params)
+    dsk = DaskKSOM(**params, shuffle_chunks=False)
+    for _ in range(3):  # partial_fit: both take the rows in order, 20 at a time
+        cpu.partial_fit(X)
+        dsk.partial_fit(da.from_array(X, chunks=20))
+    np.testing.assert_allclose(dsk.codebook_, cpu.codebook_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(dsk.labels_), cpu.labels_)
+    np.testing.assert_array_equal(dsk.predict(X), cpu.predict(X))
+    bad = X.copy()
+    bad[[25, 47], 3:] = np.nan
+    # whichever chunk task fails first names its global row
+    message = r"\(row chunk [12]\) with no observed value in layer 1 \(columns \[3, 4, 5, 6\]\): rows (25|47)\."
+    with pytest.raises(ValueError, match=message):
+        DaskKSOM(**params).fit(da.from_array(bad, chunks=20)).codebook_
 
 
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch"])

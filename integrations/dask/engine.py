@@ -124,17 +124,23 @@ class DaskEngine(Engine):
         return np.arange(len(data.chunks))
 
     def run_pass(self, data: DaskData, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        self._layers = plan.layers  # layered maps: labels read it
         if self._ignore:
             # missing="ignore": every chunk through the masked definitions (NaN is found
             # on the workers; a dask array is not scanned for it first).
             max_missing = float(self.estimator.max_missing)
+            layers = plan.layers  # layered maps: each chunk through the per-layer rule
             if plan.algorithm == "batch":
                 return masked_batch_step(
-                    reduced_masked_statistics(data, data.chunks, state.codebook, max_missing), plan, state
+                    reduced_masked_statistics(data, data.chunks, state.codebook, max_missing, layers),
+                    plan,
+                    state,
                 )
             sq_error = 0.0
             for position in order:
-                stats = reduced_masked_statistics(data, [data.chunks[position]], state.codebook, max_missing)
+                stats = reduced_masked_statistics(
+                    data, [data.chunks[position]], state.codebook, max_missing, layers
+                )
                 sq_error += masked_ema_step(stats, plan, state)
             return sq_error
         # Layered maps with tanimoto layers search the thresholded codebook (plan.search).
@@ -153,10 +159,18 @@ class DaskEngine(Engine):
         Layered maps: ``data`` is the scaled working copy and ``state.codebook`` its search
         codebook, so the rows are labelled by a plain (unlayered) model of that state.
         """
-        model = self.estimator._as_ksom(state.copy())
-        if model.layers is not None:
-            model.set_params(layers=None, layer_weights=None, layer_distances=None, predict_layers=None)
-        return predict_lazily(data.X, model)
+        layers = getattr(self, "_layers", None)
+        if layers is not None:
+            codebook = dask.delayed(np.ascontiguousarray(state.codebook), pure=True, traverse=False)
+            return data.X.map_blocks(
+                tasks.layered_labels_block,
+                codebook,
+                layers.groups,
+                drop_axis=1,
+                dtype=np.int64,
+                meta=np.empty((0,), np.int64),
+            )
+        return predict_lazily(data.X, self.estimator._as_ksom(state.copy()))
 
 
 # ---------------------------------------------------------------------- validation
@@ -218,13 +232,19 @@ def reduced_statistics(chunks: list, codebook: np.ndarray) -> UnitStatistics:
     return dask.compute(tree_reduce(parts, tasks.sum_statistics))[0]
 
 
-def reduced_masked_statistics(data: DaskData, chunks: list, codebook: np.ndarray, max_missing: float):
-    """:func:`reduced_statistics` of ``KSOM(missing="ignore")``: masked, per unit and feature."""
+def reduced_masked_statistics(
+    data: DaskData, chunks: list, codebook: np.ndarray, max_missing: float, layers=None
+):
+    """:func:`reduced_statistics` of ``KSOM(missing="ignore")``: masked, per unit and feature.
+
+    ``layers``: a layered map's :class:`somvq.layers.ScaledLayers` (per-layer checks and
+    distance in each chunk), or None.
+    """
     starts = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
     shared_codebook = dask.delayed(codebook, pure=True, traverse=False)
     parts = [
         dask.delayed(tasks.chunk_masked_statistics, pure=True)(
-            block, shared_codebook, index, int(starts[index]), max_missing
+            block, shared_codebook, index, int(starts[index]), max_missing, layers
         )
         for index, block in chunks
     ]
