@@ -423,11 +423,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"{fitted!r}); call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
-        if spec.has_tanimoto and engine.name not in ("cpu", "dask"):
+        if spec.has_tanimoto and engine.name == "cuda" and self.algorithm == "online":
             raise ValueError(
-                "tanimoto layers train on the CPU and dask engines only (their BMU search "
-                "thresholds the codebook at every step, which the CUDA kernels do not); got "
-                f"algorithm={self.algorithm!r} on the {engine.name} engine."
+                "tanimoto layers with algorithm='online' train on the CPU engine only (the online "
+                "CUDA kernel searches the codebook itself, not its thresholded copy); use "
+                "algorithm='batch' or 'minibatch' with backend='cuda', or backend='cpu'."
             )
         return spec
 
