@@ -17,7 +17,12 @@ EXPECTED_FAILED_CHECKS: dict = {}
 
 
 @parametrize_with_checks(
-    [KSOMClassifier(grid=(5, 5), random_state=0), KSOMRegressor(grid=(5, 5), random_state=0)],
+    [
+        KSOMClassifier(grid=(5, 5), random_state=0),
+        KSOMRegressor(grid=(5, 5), random_state=0),
+        KSOMClassifier(grid=(5, 5), random_state=0, missing="ignore", max_missing=1.0),
+        KSOMRegressor(grid=(5, 5), random_state=0, missing="ignore", max_missing=1.0),
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
     xfail_strict=True,
 )
