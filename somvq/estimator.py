@@ -728,8 +728,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def impute(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
 
-        The BMU is found with the masked distance over the row's observed features. Needs
-        ``missing="ignore"``; rows without NaN are returned unchanged (a copy).
+        The BMU is found with the masked distance over the row's observed features (layered
+        maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``; rows
+        without NaN are returned unchanged (a copy).
         """
         if self.missing != "ignore":
             raise ValueError(
@@ -737,6 +738,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 f"missing={self.missing!r}); refit with KSOM(missing='ignore')."
             )
         X = self._validate_for_inference(X)
+        spec = self._fitted_layers()
+        if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
+            out = np.array(X, copy=True)
+            nan = np.isnan(out)
+            rows = np.flatnonzero(nan.any(axis=1))
+            if rows.size:
+                spec = layers.select_layers(spec, self.predict_layers)
+                bmu = layers.layered_predict_masked(out[rows], self.codebook_, spec)[0]
+                filled = out[rows]
+                filled[nan[rows]] = self.codebook_.astype(out.dtype)[bmu][nan[rows]]
+                out[rows] = filled
+            return cast(np.ndarray, out)
         return missing.impute(X, self.codebook_)
 
     def umatrix(self) -> np.ndarray:

@@ -144,14 +144,15 @@ def test_masked_layered_batch_fit_equals_naive(shape, topology, periodic, kind, 
     np.testing.assert_array_equal(som.predict(X), som.labels_)
 
 
-@pytest.mark.parametrize("kinds", [("sqeuclidean", "sqeuclidean"), tuple(MIXED)])
-@pytest.mark.parametrize("with_nan", [True, False])
+# (dense sqeuclidean layers are today's online path: tests/test_layers.py)
+@pytest.mark.parametrize(
+    "kinds, with_nan",
+    [(("sqeuclidean", "sqeuclidean"), True), (tuple(MIXED), True), (tuple(MIXED), False)],
+)
 def test_layered_online_fit_equals_naive(kinds, with_nan):
     shape, kind = (3, 4), "gaussian"
     dense, X = mixed(6, n=25, binary_second=kinds[1] == "tanimoto")
     if not with_nan:
-        if kinds[1] != "tanimoto":
-            pytest.skip("dense sqeuclidean layers are today's online path (tests/test_layers.py)")
         X = dense
     W0 = np.random.default_rng(10).random((math.prod(shape), 7))
     n_epochs, lr0, lr1 = 2, 0.5, 0.05
@@ -357,3 +358,14 @@ def test_dask_trains_tanimoto_layers_like_the_cpu(algorithm):
     np.testing.assert_allclose(dsk.codebook_, cpu.codebook_, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(np.asarray(dsk.labels_), cpu.labels_)
     np.testing.assert_array_equal(dsk.predict(X), cpu.predict(X))
+
+
+def test_impute_on_a_layered_map_fills_from_the_bmu_of_predict():
+    _, X = mixed(22, n=60)
+    params = dict(grid=(3, 3), n_epochs=3, random_state=0, missing="ignore", max_missing=1.0)
+    som = KSOM(**params, **_reference_params(MIXED)).fit(X)
+    filled = som.impute(X)
+    bmu = som.predict(X)
+    nan = np.isnan(X)
+    np.testing.assert_array_equal(filled[nan], som.codebook_[bmu][nan])
+    np.testing.assert_array_equal(filled[~nan], X[~nan])
