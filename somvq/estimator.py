@@ -749,7 +749,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 filled = out[rows]
                 filled[nan[rows]] = self.codebook_.astype(out.dtype)[bmu][nan[rows]]
                 out[rows] = filled
-            return cast(np.ndarray, out)
+            return out
         return missing.impute(X, self.codebook_)
 
     def umatrix(self) -> np.ndarray:

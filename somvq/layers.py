@@ -295,7 +295,9 @@ def layered_assign(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> tuple[n
 # of silent removal: :func:`check_layer_missing`.
 
 
-def check_layer_missing(X: np.ndarray, columns, max_missing: float, *, row_offset: int = 0, where: str = "") -> None:
+def check_layer_missing(
+    X: np.ndarray, columns, max_missing: float, *, row_offset: int = 0, where: str = ""
+) -> None:
     """Per-layer missing-value check of ``missing="ignore"`` with layers (kohonen's ``maxNA.fraction``).
 
     A row with no observed entry in one of the layers ``columns`` (a list of column-index
@@ -391,7 +393,9 @@ class ScaledLayers:
         return group, level, high
 
 
-def _layered_direct(X64: np.ndarray, V: np.ndarray, rows: np.ndarray, units: np.ndarray, groups) -> np.ndarray:
+def _layered_direct(
+    X64: np.ndarray, V: np.ndarray, rows: np.ndarray, units: np.ndarray, groups
+) -> np.ndarray:
     """``sum_g D_g / n_obs,g sum_{j in g observed} (x_j - v_j)^2`` of the pairs (rows[i], units[i])."""
     total = np.zeros(rows.size)
     for cols in groups:
@@ -452,7 +456,9 @@ def layered_masked_assign(X: np.ndarray, V: np.ndarray, groups) -> tuple[np.ndar
     return bmu, sq
 
 
-def layered_predict_masked(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> tuple[np.ndarray, np.ndarray]:
+def layered_predict_masked(
+    X: np.ndarray, codebook: np.ndarray, spec: Layers
+) -> tuple[np.ndarray, np.ndarray]:
     """BMU and layered masked distance of rows with NaN (data units; ``spec``: the weights used).
 
     Layers of weight 0 (``predict_layers`` leaves them out) are ignored, NaN included;
@@ -461,7 +467,9 @@ def layered_predict_masked(X: np.ndarray, codebook: np.ndarray, spec: Layers) ->
     scaled = ScaledLayers(spec, column_scale(spec))
     check_layer_missing(X, scaled.groups, 1.0)
     Xs = np.asarray(X, dtype=np.float64) * scaled.scale
-    return layered_masked_assign(Xs, search_codebook(codebook, spec, scaled.scale).astype(np.float64), scaled.groups)
+    return layered_masked_assign(
+        Xs, search_codebook(codebook, spec, scaled.scale).astype(np.float64), scaled.groups
+    )
 
 
 def layered_online_pass(X: np.ndarray, order: np.ndarray, plan: Any, state: Any) -> float:

@@ -76,7 +76,9 @@ def test_without_nan_the_masked_layered_search_is_the_dense_one(seed, w):
     spec = resolve_layers(LAYERS, list(w), MIXED, X)
     scale = column_scale(spec)
     dense_bmu, dense_dist = layered_assign(X, W, spec)
-    bmu, dist = layered_masked_assign(X * scale, search_codebook(W, spec, scale), [np.arange(3), np.arange(3, 7)])
+    bmu, dist = layered_masked_assign(
+        X * scale, search_codebook(W, spec, scale), [np.arange(3), np.arange(3, 7)]
+    )
     np.testing.assert_array_equal(bmu, dense_bmu)
     np.testing.assert_allclose(dist, dense_dist, rtol=1e-12, atol=1e-12)
 
@@ -140,7 +142,9 @@ def test_masked_layered_batch_fit_equals_naive(shape, topology, periodic, kind, 
         **KINDS[kind],
     ).fit(X)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
-    np.testing.assert_array_equal(som.labels_, naive.layered_masked_bmus(X, som.codebook_, LAYERS, WEIGHTS, kinds)[0])
+    np.testing.assert_array_equal(
+        som.labels_, naive.layered_masked_bmus(X, som.codebook_, LAYERS, WEIGHTS, kinds)[0]
+    )
     np.testing.assert_array_equal(som.predict(X), som.labels_)
 
 
@@ -257,7 +261,9 @@ def test_tanimoto_minibatch_fit_equals_naive(kind):
     ).fit(X)
     np.testing.assert_allclose(som.ema_count_, N, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
-    np.testing.assert_array_equal(som.labels_, naive.layered_masked_bmus(X, som.codebook_, LAYERS, WEIGHTS, MIXED)[0])
+    np.testing.assert_array_equal(
+        som.labels_, naive.layered_masked_bmus(X, som.codebook_, LAYERS, WEIGHTS, MIXED)[0]
+    )
 
 
 # ------------------------------------------------------------------ predict_layers and NaN
@@ -288,7 +294,9 @@ def test_max_missing_applies_to_each_layer():
     X, _ = mixed(17)
     Xn = X.copy()
     Xn[5, [3, 4, 5]] = np.nan  # 3 of the 4 bits: 75% of layer 1, 3/7 = 43% of the row
-    with pytest.raises(ValueError, match=r"missing more than max_missing=0.5 of the 4 columns of layer 1: rows 5"):
+    with pytest.raises(
+        ValueError, match=r"missing more than max_missing=0.5 of the 4 columns of layer 1: rows 5"
+    ):
         KSOM(grid=(2, 2), **_reference_params(MIXED), missing="ignore").fit(Xn)
     KSOM(grid=(2, 2), n_epochs=1, **_reference_params(MIXED), missing="ignore", max_missing=0.75).fit(Xn)
 
@@ -296,8 +304,14 @@ def test_max_missing_applies_to_each_layer():
 def test_weight_zero_columns_with_nan_hold_the_observed_means_of_their_units_rows():
     X, Xn = mixed(18, n=60, binary_second=False)
     som = KSOM(
-        grid=(2, 2), n_epochs=3, neighbourhood="none", random_state=0, layers=LAYERS,
-        layer_weights=[1.0, 0.0], missing="ignore", max_missing=1.0,
+        grid=(2, 2),
+        n_epochs=3,
+        neighbourhood="none",
+        random_state=0,
+        layers=LAYERS,
+        layer_weights=[1.0, 0.0],
+        missing="ignore",
+        max_missing=1.0,
     ).fit(Xn)
     for k in range(4):
         rows = Xn[som.labels_ == k][:, 3:]
@@ -308,7 +322,7 @@ def test_balanced_weights_with_nan_use_the_masked_layer_distances():
     _, X = mixed(19, n=50)
     spec = resolve_layers(LAYERS, "balanced", MIXED, X)
     centre = np.nanmean(X, axis=0)
-    for index, (cols, kind) in enumerate(zip(LAYERS, MIXED)):
+    for index in range(len(LAYERS)):
         ws = [1.0 if i == index else 0.0 for i in range(2)]
         m = np.mean([naive.layered_masked_distance(x, centre, LAYERS, ws, MIXED) for x in X])
         assert spec.weights[index] == pytest.approx(1.0 / m, rel=1e-12)
@@ -336,9 +350,11 @@ def test_dask_trains_layers_with_missing_values_like_the_cpu(algorithm):
     bad = X.copy()
     bad[[25, 47], 3:] = np.nan
     # whichever chunk task fails first names its global row
-    message = r"\(row chunk [12]\) with no observed value in layer 1 \(columns \[3, 4, 5, 6\]\): rows (25|47)\."
+    message = (
+        r"\(row chunk [12]\) with no observed value in layer 1 \(columns \[3, 4, 5, 6\]\): rows (25|47)\."
+    )
     with pytest.raises(ValueError, match=message):
-        DaskKSOM(**params).fit(da.from_array(bad, chunks=20)).codebook_
+        DaskKSOM(**params).fit(da.from_array(bad, chunks=20))
 
 
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch"])

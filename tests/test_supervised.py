@@ -157,7 +157,9 @@ def test_classifier_with_missing_inputs_predicts_from_the_bmu_on_observed_inputs
     from . import naive
 
     X, Xn, y = _iris_with_holes()
-    clf = KSOMClassifier(grid=(5, 5), n_epochs=10, random_state=0, missing="ignore", max_missing=1.0).fit(Xn, y)
+    clf = KSOMClassifier(grid=(5, 5), n_epochs=10, random_state=0, missing="ignore", max_missing=1.0).fit(
+        Xn, y
+    )
     codebook = clf.som_.codebook_
     bmu = naive.masked_bmu(Xn, codebook[:, :4])
     np.testing.assert_array_equal(clf.predict(Xn), clf.classes_[np.argmax(codebook[bmu, 4:], axis=1)])

@@ -36,7 +36,9 @@ def test_cuda_tanimoto_layers_train_like_the_cpu(algorithm):
 
 def test_cuda_online_tanimoto_layer_is_a_clear_error():
     som = KSOM(grid=(2, 2), backend="cuda", algorithm="online", **TANIMOTO)
-    with pytest.raises(ValueError, match="tanimoto layers with algorithm='online' train on the CPU engine only"):
+    with pytest.raises(
+        ValueError, match="tanimoto layers with algorithm='online' train on the CPU engine only"
+    ):
         som.fit(_binary(20))
 
 
