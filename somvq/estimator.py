@@ -126,7 +126,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         docs/missing-values.md.
     max_missing : float in [0, 1], default=0.5
         With ``missing="ignore"``: rows missing more than this fraction of their features
-        are an error that names them.
+        are an error that names them (layered maps: of any layer's columns, as kohonen's
+        ``maxNA.fraction``).
     tol : float or None, default=None
         Early stopping of ``fit`` (None: off, every one of the ``n_epochs`` runs). An epoch
         "does not change" the map when the neighbourhood schedule is in its late phase (the
@@ -141,7 +142,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     layers : list of lists of int, default=None
         Multi-layer map (R kohonen's ``supersom``): the columns of each layer (every
         column in exactly one layer). ``None``: one layer of all columns (the plain map).
-        See :mod:`somvq.layers` and docs/supervised.md.
+        See :mod:`somvq.layers` and docs/supervised.md. With ``missing="ignore"`` each
+        layer's distance runs over the row's observed entries of that layer (kohonen's
+        rule); a row needs one observed value in every layer (at ``predict``: in every
+        layer ``predict_layers`` keeps).
     layer_weights : list of float or "balanced", default=None
         Weight ``w_l >= 0`` of each layer in the distance ``sum_l w_l d_l``; ``None``: all 1;
         ``"balanced"``: ``1 / (mean distance of the training rows to the layer's mean)``,
@@ -149,12 +153,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     layer_distances : list of {"sqeuclidean", "tanimoto"}, default=None
         Distance of each layer; ``None``: all "sqeuclidean". "tanimoto" (binary 0/1
         columns, e.g. one-hot categories): the fraction of mismatching bits between the row
-        and the unit's vector thresholded at 0.5 (``algorithm="batch"`` on the CPU only).
+        and the unit's vector thresholded at 0.5 (every algorithm on the CPU; batch and
+        mini-batch on dask and CUDA).
     predict_layers : list of int, default=None
         Layers that decide the BMU in ``predict`` (kohonen's ``whatmap``); ``None``: all.
         Training always uses every layer. A map trained on X and Y as two layers is queried
         with ``predict_layers=[0]`` (the rows must still have every column; the others are
-        ignored).
+        ignored, and may be NaN with ``missing="ignore"``).
     bmu_search : {"auto", "full", "pruned"}, default="auto"
         CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
         every row, its winner and a lower bound on its distance to every other unit, and
