@@ -30,8 +30,9 @@ __all__ = ["KSOMClassifier", "KSOMRegressor"]
 _SHARED_DOC = """
     Parameters
     ----------
-    grid : tuple of int or int, default=(10, 10)
-        Map shape, or number of units (see :class:`somvq.KSOM`).
+    grid : tuple of int, int or "auto", default=(10, 10)
+        Map shape, or number of units, or ``"auto"``: the SOM Toolbox's size rule from the
+        training rows (``ceil(5 n^0.54321)`` units; see :class:`somvq.KSOM`).
     topology : {"rectangular", "hexagonal"}, default="rectangular"
     neighbourhood : str, default="gaussian"
     radius : float, default=None
@@ -66,7 +67,7 @@ _SHARED_DOC = """
 
 class _XYF(BaseEstimator):
     _parameter_constraints: dict = {
-        "grid": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "topology": [StrOptions(set(TOPOLOGIES))],
         "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
         "radius": [Interval(Real, 0, None, closed="neither"), None],
@@ -82,7 +83,7 @@ class _XYF(BaseEstimator):
 
     def __init__(
         self,
-        grid: int | tuple[int, ...] = (10, 10),
+        grid: int | tuple[int, ...] | str = (10, 10),
         *,
         topology: str = "rectangular",
         neighbourhood: str = "gaussian",

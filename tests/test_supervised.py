@@ -194,3 +194,18 @@ def test_missing_inputs_need_missing_ignore_and_y_stays_complete(Est):
         bad[0, :3] = np.nan
         bad[0, 3] = 1.0
         Est(grid=(2, 2), missing="ignore").fit(bad, y)
+
+
+def test_grid_auto_takes_the_som_toolbox_size_of_the_training_table():
+    from sklearn.datasets import load_wine
+
+    from somvq.parameters import som_toolbox_shape
+
+    X, y = load_wine(return_X_y=True)
+    clf = KSOMClassifier(grid="auto", n_epochs=2, random_state=0).fit(X, y)
+    Z = np.hstack([X, np.eye(3)[y]])  # the map's training table: X and the one-hot classes
+    expected = som_toolbox_shape(len(X), np.linalg.eigvalsh(np.cov(Z, rowvar=False)))
+    assert clf.som_.grid_.shape == expected
+    assert (
+        KSOMRegressor(grid="auto", n_epochs=2, random_state=0).fit(X, y.astype(float)).som_.grid_.n_units > 1
+    )
