@@ -202,6 +202,7 @@ def test_grid_auto_takes_the_som_toolbox_size_of_the_training_table():
     from somvq.parameters import som_toolbox_shape
 
     X, y = load_wine(return_X_y=True)
+    assert KSOMClassifier().grid == "auto" and KSOMRegressor().grid == "auto"  # the default
     clf = KSOMClassifier(grid="auto", n_epochs=2, random_state=0).fit(X, y)
     Z = np.hstack([X, np.eye(3)[y]])  # the map's training table: X and the one-hot classes
     expected = som_toolbox_shape(len(X), np.linalg.eigvalsh(np.cov(Z, rowvar=False)))
