@@ -424,36 +424,56 @@ def layered_masked_assign(X: np.ndarray, V: np.ndarray, groups) -> tuple[np.ndar
     groups = tuple(np.asarray(g, dtype=np.int64) for g in groups)
     if len(groups) == 1 and groups[0].size == X.shape[1]:
         return masked_assign(X, V)
+    from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
+
     frames = [_MaskedFrame(np.ascontiguousarray(np.asarray(V)[:, cols])) for cols in groups]
-    n, n_units = X.shape[0], V.shape[0]
+    V64 = np.asarray(V, dtype=np.float64)
+    n = X.shape[0]
     block_rows = min(frame.block_rows for frame in frames)
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
-    for start in range(0, n, block_rows):
+    starts = range(0, n, block_rows)
+
+    def block(start: int) -> None:
         X64 = np.asarray(X[start : start + block_rows], dtype=np.float64)
-        total = np.zeros((X64.shape[0], n_units))
-        bound = np.zeros(X64.shape[0])
-        for cols, frame in zip(groups, frames):
-            scores, x_norm2, n_obs, _ = frame.scores(np.ascontiguousarray(X64[:, cols]))
-            factor = cols.size / (frame.scale * frame.scale) / n_obs
-            scores += x_norm2[:, None]
-            total += scores * factor[:, None]
-            bound += factor * frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
-        rows = np.arange(X64.shape[0])
-        best = np.argmin(total, axis=1)
-        threshold = total[rows, best] + 2.0 * bound
-        total[rows, best] = np.inf
-        tied_rows = np.flatnonzero(total.min(axis=1) <= threshold)
-        if tied_rows.size:
-            close = total[tied_rows] <= threshold[tied_rows, None]
-            close[np.arange(tied_rows.size), best[tied_rows]] = True
-            r, u = np.nonzero(close)
-            cand = np.full((tied_rows.size, n_units), np.inf)
-            cand[r, u] = _layered_direct(X64, V, tied_rows[r], u, groups)
-            best[tied_rows] = np.argmin(cand, axis=1)
-        bmu[start : start + X64.shape[0]] = best
-        sq[start : start + X64.shape[0]] = _layered_direct(X64, V, rows, best, groups)
+        bmu[start : start + X64.shape[0]], sq[start : start + X64.shape[0]] = _layered_block(
+            X64, V64, frames, groups
+        )
+
+    # as masked_assign: blocks on the CPU engine's pool, each with a single-threaded BLAS
+    threads = blas_threads()
+    with single_threaded_blas():
+        if threads <= 1 or len(starts) <= 1:
+            for start in starts:
+                block(start)
+        else:
+            list(_pool(threads).map(block, starts))
     return bmu, sq
+
+
+def _layered_block(X64: np.ndarray, V64: np.ndarray, frames, groups) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`layered_masked_assign` of one block of rows (float64)."""
+    total = np.zeros((X64.shape[0], V64.shape[0]))
+    bound = np.zeros(X64.shape[0])
+    for cols, frame in zip(groups, frames):
+        scores, x_norm2, n_obs, _ = frame.scores(np.ascontiguousarray(X64[:, cols]))
+        factor = cols.size / (frame.scale * frame.scale) / n_obs
+        scores += x_norm2[:, None]
+        total += scores * factor[:, None]
+        bound += factor * frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
+    rows = np.arange(X64.shape[0])
+    best = np.argmin(total, axis=1)
+    threshold = total[rows, best] + 2.0 * bound
+    total[rows, best] = np.inf
+    tied_rows = np.flatnonzero(total.min(axis=1) <= threshold)
+    if tied_rows.size:
+        close = total[tied_rows] <= threshold[tied_rows, None]
+        close[np.arange(tied_rows.size), best[tied_rows]] = True
+        r, u = np.nonzero(close)
+        cand = np.full((tied_rows.size, V64.shape[0]), np.inf)
+        cand[r, u] = _layered_direct(X64, V64, tied_rows[r], u, groups)
+        best[tied_rows] = np.argmin(cand, axis=1)
+    return best, _layered_direct(X64, V64, rows, best, groups)
 
 
 def layered_predict_masked(
