@@ -385,3 +385,15 @@ def test_impute_on_a_layered_map_fills_from_the_bmu_of_predict():
     nan = np.isnan(X)
     np.testing.assert_array_equal(filled[nan], som.codebook_[bmu][nan])
     np.testing.assert_array_equal(filled[~nan], X[~nan])
+
+
+def test_model_file_keeps_a_layered_map_with_missing_values(tmp_path):
+    from somvq import load, save
+
+    _, X = mixed(23, n=60)
+    params = dict(grid=(3, 3), n_epochs=2, random_state=0, missing="ignore", max_missing=1.0)
+    som = KSOM(**params, layers=LAYERS, layer_distances=MIXED, layer_weights="balanced").fit(X)
+    back = load(save(som, tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.layer_weights_, som.layer_weights_)
+    np.testing.assert_array_equal(back.predict(X), som.predict(X))
+    np.testing.assert_array_equal(back.impute(X), som.impute(X))
