@@ -1,13 +1,15 @@
 """Supervised maps (issue 14): accuracy, predict time and layered-fit cost. Not a timed test.
 
-    .venv/bin/python -m benchmarks.bench_supervised [--repeats 5] [--only fashion-mnist]
+    .venv/bin/python -m benchmarks.bench_supervised [--repeats 5] [--only fashion-mnist] [--grid auto]
 
 Prints a Markdown table per data set (held-out accuracy of KSOMClassifier, of an
 unsupervised map labelled by majority vote per unit (the MiniSom recipe), and of
 KNeighborsClassifier; predict times) and the fit time of a layered map against an
 unlayered one on the same columns (interleaved, medians). Fashion-MNIST (standard
 60k/10k split, one map, seed 0) is used when its loader finds it locally
-(somvq.datasets), else skipped with a note.
+(somvq.datasets), else skipped with a note. ``--grid auto``: every map (the classifier's and
+the majority-vote one) takes ``grid="auto"`` (the SOM Toolbox size rule) instead of the
+fixed sizes (12x12, 6x6, 20x20).
 """
 
 from __future__ import annotations
@@ -44,11 +46,15 @@ def timed(fn, repeats):
     return out, float(np.median(times))
 
 
+def _shape(grid):
+    return grid if isinstance(grid, str) else f"{grid[0]}x{grid[1]}"
+
+
 def accuracy_table(name, X, y, grid, repeats, seeds=5):
     results = [one_split(X, y, grid, repeats, seed) for seed in range(seeds)]
     n_test = int(np.ceil(0.3 * len(y)))  # as train_test_split
     print(
-        f"\n{name}: {len(y) - n_test} train / {n_test} test rows, map {grid[0]}x{grid[1]}, 20 epochs, "
+        f"\n{name}: {len(y) - n_test} train / {n_test} test rows, map {_shape(grid)}, 20 epochs, "
         f"{seeds} stratified splits (seeds 0..{seeds - 1}; the map's seed = the split's)\n"
     )
     print("| model | held-out accuracy (mean ± sd over splits) | predict time (test set, median) |")
@@ -70,7 +76,8 @@ def fit_and_score(Xtr, ytr, Xte, yte, grid, repeats, seed):
     rows = []
     clf = KSOMClassifier(grid=grid, n_epochs=20, random_state=seed).fit(Xtr, ytr)
     pred, t = timed(lambda: clf.predict(Xte), repeats)
-    rows.append(("KSOMClassifier (xyf)", np.mean(pred == yte), t))
+    units = f", {clf.som_.grid_.shape[0]}x{clf.som_.grid_.shape[1]}" if isinstance(grid, str) else ""
+    rows.append((f"KSOMClassifier (xyf{units})", np.mean(pred == yte), t))
     som = KSOM(grid=grid, n_epochs=20, random_state=seed).fit(Xtr)
     classes = np.unique(ytr)
     unit_label = majority_vote(som, Xtr, ytr, classes)
@@ -95,7 +102,7 @@ def fashion_table(repeats, grid=(20, 20), n_train=None):
         Xtr, ytr = Xtr[:n_train], ytr[:n_train]
     print(
         f"\nFashion-MNIST: {len(ytr)} train / {len(yte)} test rows (the standard split), 784 pixels "
-        f"standardized on the train part, map {grid[0]}x{grid[1]}, 20 epochs, seed 0\n"
+        f"standardized on the train part, map {_shape(grid)}, 20 epochs, seed 0\n"
     )
     print("| model | held-out accuracy | predict time (test set, median) |")
     print("|---|---|---|")
@@ -136,6 +143,12 @@ def main():
         help="run only these parts (repeatable; default: all)",
     )
     parser.add_argument(
+        "--grid",
+        choices=["fixed", "auto"],
+        default="fixed",
+        help='map sizes: the fixed ones (default) or grid="auto" (SOM Toolbox rule) for every map',
+    )
+    parser.add_argument(
         "--fashion-train",
         type=int,
         default=None,
@@ -146,12 +159,13 @@ def main():
     KSOM(grid=(2, 2), n_epochs=1).fit(np.random.default_rng(0).normal(size=(10, 2)))  # compile
     if "digits" in parts:
         X, y = load_digits(return_X_y=True)
-        accuracy_table("digits", X, y, (12, 12), args.repeats)
+        accuracy_table("digits", X, y, "auto" if args.grid == "auto" else (12, 12), args.repeats)
     if "wine" in parts:
         X, y = load_wine(return_X_y=True)
-        accuracy_table("wine", X, y, (6, 6), args.repeats)
+        accuracy_table("wine", X, y, "auto" if args.grid == "auto" else (6, 6), args.repeats)
     if "fashion-mnist" in parts:
-        fashion_table(args.repeats, n_train=args.fashion_train)
+        grid = "auto" if args.grid == "auto" else (20, 20)
+        fashion_table(args.repeats, grid=grid, n_train=args.fashion_train)
     if "layered" in parts:
         layered_cost(args.repeats)
 

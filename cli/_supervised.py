@@ -55,6 +55,8 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
         "init",
         "backend",
         "random_state",
+        "missing",
+        "max_missing",
     )
     params = {k: v for k, v in som_params.items() if k in keep}
     if task == "classify":
@@ -87,6 +89,7 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
     info = supervised_info(loaded)
     name = info.get("target")
     labels = None
+    ignore = loaded.som.missing == "ignore"  # the map was trained with NaN in its inputs
     if (
         data is not None
         and data != "-"
@@ -98,11 +101,11 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
         if name in [f.strip().strip('"') for f in first.replace("\t", ",").split(",")]:
             from .report import _split_target
 
-            inputs, labels = _split_target(data, name, source)
+            inputs, labels = _split_target(data, name, source, missing=ignore)
         else:
-            inputs = load_input(data, **source)
+            inputs = load_input(data, missing=ignore, **source)
     else:
-        inputs = load_input(data, **source)
+        inputs = load_input(data, missing=ignore, **source)
         if data is None and inputs.target is not None:  # a --dataset carries its classes
             labels = inputs.target
     X = loaded.columns_in_model_order(inputs)
@@ -124,7 +127,14 @@ def predict_target(loaded: Any, X: Any) -> Any:
     n = int(info["n_inputs"])
     codebook = loaded.som.codebook_
     with library_errors():
-        bmu = assign(np.ascontiguousarray(X, dtype=codebook.dtype), np.ascontiguousarray(codebook[:, :n]))[0]
+        inputs = np.ascontiguousarray(codebook[:, :n])
+        if loaded.som.missing == "ignore" and np.isnan(X).any():  # the BMU on the observed inputs
+            from somvq import missing
+
+            missing.check_missing(np.asarray(X, dtype=np.float64), 1.0)
+            bmu = missing.masked_assign(np.asarray(X, dtype=np.float64), inputs)[0]
+        else:
+            bmu = assign(np.ascontiguousarray(X, dtype=codebook.dtype), inputs)[0]
     part = codebook[bmu, n:].astype(np.float64)
     if info["task"] == "classify":
         return np.asarray(info["classes"], dtype=object)[np.argmax(part, axis=1)]
@@ -183,7 +193,7 @@ def fit_and_save(
     from ._scaling import Scaling
     from .report import _split_target
 
-    inputs, labels = _split_target(data, target, source)
+    inputs, labels = _split_target(data, target, source, missing=som.missing == "ignore")
     task = choose_task(labels, task)
     scaling = Scaling.fit(scaling_method, inputs.X)
     X = scaling.apply(inputs.X)

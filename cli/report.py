@@ -20,7 +20,9 @@ def default_report_path(model: str) -> Path:
     return default_output(model, "-report.html")
 
 
-def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tuple[Any, Any]:
+def _split_target(
+    data: str | None, target: str, source: dict[str, Any], *, missing: bool = False
+) -> tuple[Any, Any]:
     """The --target column of DATA as labels (any text), the other columns as features.
 
     Returns ``(InputData of the feature columns, labels)``. The target is one column: a
@@ -94,7 +96,11 @@ def _split_target(data: str | None, target: str, source: dict[str, Any]) -> tupl
     body = rows[1:] if header is not None else rows
     # The feature reader checks every row's field count; rows too short for the target
     # are reported by it first.
-    inputs = load_input(data, **{**source, "columns": features, "header": has_header, "delimiter": delimiter})
+    inputs = load_input(
+        data,
+        missing=missing,  # a supervised map with --missing ignore: NaN in the features
+        **{**source, "columns": features, "header": has_header, "delimiter": delimiter},
+    )
     labels = np.asarray([fields[index] for fields in body])
     if source["n_samples"] is not None:
         labels = labels[: source["n_samples"]]

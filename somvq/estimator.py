@@ -126,7 +126,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         docs/missing-values.md.
     max_missing : float in [0, 1], default=0.5
         With ``missing="ignore"``: rows missing more than this fraction of their features
-        are an error that names them.
+        are an error that names them (layered maps: of any layer's columns, as kohonen's
+        ``maxNA.fraction``).
     tol : float or None, default=None
         Early stopping of ``fit`` (None: off, every one of the ``n_epochs`` runs). An epoch
         "does not change" the map when the neighbourhood schedule is in its late phase (the
@@ -141,7 +142,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     layers : list of lists of int, default=None
         Multi-layer map (R kohonen's ``supersom``): the columns of each layer (every
         column in exactly one layer). ``None``: one layer of all columns (the plain map).
-        See :mod:`somvq.layers` and docs/supervised.md.
+        See :mod:`somvq.layers` and docs/supervised.md. With ``missing="ignore"`` each
+        layer's distance runs over the row's observed entries of that layer (kohonen's
+        rule); a row needs one observed value in every layer (at ``predict``: in every
+        layer ``predict_layers`` keeps).
     layer_weights : list of float or "balanced", default=None
         Weight ``w_l >= 0`` of each layer in the distance ``sum_l w_l d_l``; ``None``: all 1;
         ``"balanced"``: ``1 / (mean distance of the training rows to the layer's mean)``,
@@ -149,12 +153,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     layer_distances : list of {"sqeuclidean", "tanimoto"}, default=None
         Distance of each layer; ``None``: all "sqeuclidean". "tanimoto" (binary 0/1
         columns, e.g. one-hot categories): the fraction of mismatching bits between the row
-        and the unit's vector thresholded at 0.5 (``algorithm="batch"`` on the CPU only).
+        and the unit's vector thresholded at 0.5 (every algorithm on the CPU; batch and
+        mini-batch on dask and CUDA).
     predict_layers : list of int, default=None
         Layers that decide the BMU in ``predict`` (kohonen's ``whatmap``); ``None``: all.
         Training always uses every layer. A map trained on X and Y as two layers is queried
         with ``predict_layers=[0]`` (the rows must still have every column; the others are
-        ignored).
+        ignored, and may be NaN with ``missing="ignore"``).
     bmu_search : {"auto", "full", "pruned"}, default="auto"
         CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
         every row, its winner and a lower bound on its distance to every other unit, and
@@ -386,6 +391,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         self, grid: Grid, horizon: float, spec: layers.Layers | None, scale: np.ndarray | None
     ) -> TrainingPlan:
         plan = parameters.training_plan(self, grid, horizon)
+        if spec is not None:
+            plan = replace(plan, layers=layers.ScaledLayers(spec, cast(np.ndarray, scale)))
         if spec is not None and spec.has_tanimoto:
             from functools import partial
 
@@ -402,10 +409,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
             return None
         if self.missing == "ignore":
-            raise ValueError(
-                "layers with missing='ignore' are not available yet (the missing-values rule "
-                "per layer is still to be written); use missing='error' with layers."
-            )
+            if engine.name not in ("cpu", "dask"):
+                raise ValueError(
+                    f"layers with missing='ignore' train on the CPU and dask engines only; got the "
+                    f"{engine.name} engine (its passes have no per-layer masked distance yet). Use "
+                    "backend='cpu', or impute X first."
+                )
+            if engine.name == "cpu":  # dask: each chunk is checked by its task
+                columns = layers.check_layers(
+                    self.layers, self.layer_weights, self.layer_distances, data.shape[1]
+                )
+                layers.check_layer_missing(data, columns[0], float(self.max_missing))
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         assert spec is not None  # layers is set
         if not first:
@@ -416,11 +430,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"{fitted!r}); call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
-        if spec.has_tanimoto and (self.algorithm != "batch" or engine.name != "cpu"):
+        if spec.has_tanimoto and engine.name == "cuda" and self.algorithm == "online":
             raise ValueError(
-                "tanimoto layers train with algorithm='batch' on the CPU engine only (their BMU "
-                f"search thresholds the codebook at every step); got algorithm={self.algorithm!r} "
-                f"on the {engine.name} engine."
+                "tanimoto layers with algorithm='online' train on the CPU engine only (the online "
+                "CUDA kernel searches the codebook itself, not its thresholded copy); use "
+                "algorithm='batch' or 'minibatch' with backend='cuda', or backend='cpu'."
             )
         return spec
 
@@ -463,17 +477,28 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             zero = np.flatnonzero(~positive)
             rows = np.asarray(_host_rows(data)[:, zero], dtype=np.float64)
             labels = np.asarray(state.labels)
-            counts = np.bincount(labels, minlength=codebook.shape[0]).astype(np.float64)
-            sums = np.zeros((codebook.shape[0], zero.size))
-            np.add.at(sums, labels, rows)
             op = smoothing_operator(plan.neighbourhood, plan.grid, max(state.n_steps - 1, 0))
-            counts, sums = algorithms.smooth_statistics(op, counts, sums)
-            means = np.where(
-                counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0)
-            )
+            if np.isnan(rows).any():  # missing="ignore": per-column means of the observed entries
+                observed = ~np.isnan(rows)
+                counts = np.zeros((codebook.shape[0], zero.size))
+                sums = np.zeros((codebook.shape[0], zero.size))
+                np.add.at(counts, labels, observed.astype(np.float64))
+                np.add.at(sums, labels, np.where(observed, rows, 0.0))
+                counts, sums = missing.smooth_masked_statistics(op, counts, sums)
+                column_means = np.nanmean(rows, axis=0)
+                means = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), column_means)
+            else:
+                counts = np.bincount(labels, minlength=codebook.shape[0]).astype(np.float64)
+                sums = np.zeros((codebook.shape[0], zero.size))
+                np.add.at(sums, labels, rows)
+                counts, sums = algorithms.smooth_statistics(op, counts, sums)
+                means = np.where(
+                    counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], rows.mean(axis=0)
+                )
             codebook[:, zero] = means
             if state.ema_sum is not None and state.ema_count is not None:
-                ema_sum[:, zero] = means * np.reshape(state.ema_count, (codebook.shape[0], -1))
+                ema_count = np.reshape(state.ema_count, (codebook.shape[0], -1))
+                ema_sum[:, zero] = means * (ema_count[:, zero] if ema_count.shape[1] > 1 else ema_count)
         state.codebook = codebook
         if state.ema_sum is not None:
             state.ema_sum = ema_sum
@@ -657,12 +682,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         X = self._validate_for_inference(X)
         spec = self._fitted_layers()
         if spec is not None:
-            if missing.has_missing(X):
-                raise ValueError(
-                    "NaN in X: layered maps do not handle missing values yet (layers and "
-                    "missing='ignore' do not combine); impute X first."
-                )
             spec = layers.select_layers(spec, self.predict_layers)
+            if missing.has_missing(X):  # missing="ignore" (validated): kohonen's rule per layer
+                return layers.layered_predict_masked(X, self.codebook_, spec)[0]
             return layers.layered_assign(X, self.codebook_, spec)[0]
         return self._assign(X)[0]
 
@@ -713,8 +735,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def impute(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
 
-        The BMU is found with the masked distance over the row's observed features. Needs
-        ``missing="ignore"``; rows without NaN are returned unchanged (a copy).
+        The BMU is found with the masked distance over the row's observed features (layered
+        maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``; rows
+        without NaN are returned unchanged (a copy).
         """
         if self.missing != "ignore":
             raise ValueError(
@@ -722,6 +745,18 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 f"missing={self.missing!r}); refit with KSOM(missing='ignore')."
             )
         X = self._validate_for_inference(X)
+        spec = self._fitted_layers()
+        if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
+            out = np.array(X, copy=True)
+            nan = np.isnan(out)
+            rows = np.flatnonzero(nan.any(axis=1))
+            if rows.size:
+                spec = layers.select_layers(spec, self.predict_layers)
+                bmu = layers.layered_predict_masked(out[rows], self.codebook_, spec)[0]
+                filled = out[rows]
+                filled[nan[rows]] = self.codebook_.astype(out.dtype)[bmu][nan[rows]]
+                out[rows] = filled
+            return out
         return missing.impute(X, self.codebook_)
 
     def umatrix(self) -> np.ndarray:

@@ -50,6 +50,12 @@ __all__ = [
 
 LAYER_DISTANCES = ("sqeuclidean", "tanimoto")
 
+#: The tanimoto threshold: a unit's bit is 1 where its value is above 0.5. Compared with a
+#: relative margin of 1e-12 so that a mean of bits equal to 1/2 (common with few rows per
+#: unit), which the scaled working copy of a fit holds as ``0.5 s`` up to rounding, stays
+#: at 1/2 (bit 0) in training, in ``predict`` and in the definition alike.
+TANIMOTO_LEVEL = 0.5 * (1.0 + 1e-12)
+
 
 @dataclass(frozen=True)
 class Layers:
@@ -153,7 +159,7 @@ def _check_binary(X: np.ndarray, columns, distances) -> None:
         if dist != "tanimoto":
             continue
         values = np.asarray(X[:, cols])
-        bad = (values != 0) & (values != 1)
+        bad = (values != 0) & (values != 1) & ~np.isnan(values)  # NaN: missing (missing="ignore")
         if np.any(bad):
             row, j = np.argwhere(bad)[0]
             value = values[row, j].item()
@@ -164,13 +170,25 @@ def _check_binary(X: np.ndarray, columns, distances) -> None:
 
 
 def _layer_distance(Xl: np.ndarray, Cl: np.ndarray, dist: str) -> np.ndarray:
-    """The per-layer distance matrix (n, K) of the definition (float64, written directly)."""
+    """The per-layer distance matrix (n, K) of the definition (float64, written directly).
+
+    NaN in ``Xl`` (``missing="ignore"``): kohonen's rule, the sum over the row's observed
+    entries scaled by ``D_l / n_obs`` (tanimoto: the mismatch fraction over the observed
+    bits); see :func:`layered_masked_distances`.
+    """
     Xl = np.asarray(Xl, dtype=np.float64)
     Cl = np.asarray(Cl, dtype=np.float64)
+    observed = ~np.isnan(Xl)
+    if observed.all():
+        if dist == "sqeuclidean":
+            return ((Xl[:, None, :] - Cl[None, :, :]) ** 2).sum(axis=2)
+        b = (Cl > TANIMOTO_LEVEL).astype(np.float64)
+        return (Xl[:, None, :] != b[None, :, :]).mean(axis=2)
+    target = Cl if dist == "sqeuclidean" else (Cl > TANIMOTO_LEVEL).astype(np.float64)
+    diff = np.where(observed[:, None, :], Xl[:, None, :] - target[None, :, :], 0.0)
     if dist == "sqeuclidean":
-        return ((Xl[:, None, :] - Cl[None, :, :]) ** 2).sum(axis=2)
-    b = (Cl > 0.5).astype(np.float64)
-    return (Xl[:, None, :] != b[None, :, :]).mean(axis=2)
+        return (diff**2).sum(axis=2) * (Xl.shape[1] / observed.sum(axis=1))[:, None]
+    return (diff != 0).sum(axis=2) / observed.sum(axis=1)[:, None]
 
 
 def resolve_layers(layers, layer_weights, layer_distances, X: np.ndarray) -> Layers | None:
@@ -185,7 +203,7 @@ def resolve_layers(layers, layer_weights, layer_distances, X: np.ndarray) -> Lay
         values = []
         for cols, dist in zip(columns, distances):
             Xl = np.asarray(X[:, cols], dtype=np.float64)
-            centre = Xl.mean(axis=0)[None, :]
+            centre = np.nanmean(Xl, axis=0)[None, :]
             m = float(_layer_distance(Xl, centre, dist).mean())
             values.append(1.0 / m if m > 0 else 1.0)
         weights = np.asarray(values)
@@ -236,14 +254,14 @@ def search_codebook(
     """The codebook the BMU search compares the scaled rows with: scaled, tanimoto columns thresholded.
 
     ``scaled=True``: ``codebook`` is already in scaled units (a layered fit's working copy),
-    where the threshold 0.5 becomes ``0.5 s``.
+    where the threshold 0.5 becomes ``0.5 s`` (both with the margin of :data:`TANIMOTO_LEVEL`).
     """
     scale = column_scale(spec) if scale is None else scale
     out = codebook.astype(np.float64) if scaled else codebook.astype(np.float64) * scale
     if spec.has_tanimoto:
         mask = spec.tanimoto_mask()
-        threshold = 0.5 * scale[mask]
-        original = codebook[:, mask] > (threshold if scaled else 0.5)
+        threshold = TANIMOTO_LEVEL * scale[mask]
+        original = codebook[:, mask] > (threshold if scaled else TANIMOTO_LEVEL)
         out[:, mask] = np.where(original, scale[mask], 0.0)
     return out.astype(codebook.dtype, copy=False)
 
@@ -261,3 +279,260 @@ def layered_assign(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> tuple[n
     return algorithms.assign(
         np.ascontiguousarray(Xs), np.ascontiguousarray(search_codebook(codebook, spec, scale))
     )
+
+
+# ---------------------------------------------------------------------- missing values
+# Layers and ``missing="ignore"`` (R kohonen's definition, kohonen/src/distance-functions.cpp,
+# ``SumOfSquaresDistanceNaN`` and ``TanimotoDistanceNaN``, summed with the layer weights in
+# ``FindBestMatchingUnit``): in each layer the distance runs over the row's observed
+# entries of that layer and is scaled by ``D_l / n_obs,l`` (tanimoto: the mismatch count
+# over the observed bits divided by ``n_obs,l``), so a row with holes in one layer
+# compares fairly with complete rows; the layers then combine as the weighted sum. A
+# layer in which a row has no observed entry has no distance in kohonen (NA_REAL, so the
+# row has no winner): its R code removes rows missing more than ``maxNA.fraction`` of any
+# layer before training (kohonen/R/check.data.R, ``check.data.na``) and maps only the
+# ``whatmap`` layers of new rows (kohonen/R/map.R). somvq follows it with errors instead
+# of silent removal: :func:`check_layer_missing`.
+
+
+def check_layer_missing(
+    X: np.ndarray, columns, max_missing: float, *, row_offset: int = 0, where: str = ""
+) -> None:
+    """Per-layer missing-value check of ``missing="ignore"`` with layers (kohonen's ``maxNA.fraction``).
+
+    A row with no observed entry in one of the layers ``columns`` (a list of column-index
+    arrays), or missing more than ``max_missing`` of a layer's columns, is a ValueError
+    naming the layer, how many rows and the first few (``row_offset`` added: a chunk's
+    first row; ``where`` is added to the message).
+    """
+    from .missing import _row_list
+
+    for index, cols in enumerate(columns):
+        nan = np.isnan(np.asarray(X[:, cols]))
+        n_missing = nan.sum(axis=1)
+        empty = np.flatnonzero(n_missing == len(cols)) + row_offset
+        if empty.size:
+            raise ValueError(
+                f"Input X has {empty.size} row(s){where} with no observed value in layer {index} "
+                f"(columns {np.asarray(cols)[:10].tolist()}{' ...' if len(cols) > 10 else ''}): rows "
+                f"{_row_list(empty)}. A layer's distance needs one observed value (kohonen's rule); "
+                "remove the rows, or leave the layer out with predict_layers at predict time."
+            )
+        over = np.flatnonzero(n_missing > max_missing * len(cols)) + row_offset
+        if over.size:
+            raise ValueError(
+                f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} "
+                f"of the {len(cols)} columns of layer {index}: rows {_row_list(over)}; remove them or "
+                "raise max_missing (with layers it applies to each layer, as kohonen's maxNA.fraction)."
+            )
+
+
+def layered_masked_distances(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> np.ndarray:
+    """The definition with NaN: ``sum_l w_l d_l`` over observed entries, (n, K) float64, direct.
+
+    ``d_l`` is kohonen's masked layer distance (:func:`_layer_distance`); layers of weight
+    0 are left out (their entries may all be missing).
+    """
+    total = np.zeros((X.shape[0], codebook.shape[0]))
+    for cols, w, dist in zip(spec.columns, spec.weights, spec.distances):
+        if w == 0:
+            continue
+        total += w * _layer_distance(X[:, cols], codebook[:, cols], dist)
+    return total
+
+
+@dataclass(frozen=True)
+class ScaledLayers:
+    """What a layered fit's passes need, in the scaled units of its working copy.
+
+    ``spec`` and the per-column ``scale`` (:func:`column_scale`); the engines read the
+    search codebook (:meth:`search`), the groups of the masked distance (:attr:`groups`:
+    the columns of the layers of positive weight) and, for the compiled online pass, the
+    per-column group index and threshold (:meth:`kernel_arrays`).
+    """
+
+    spec: Layers
+    scale: np.ndarray
+
+    def search(self, codebook: np.ndarray) -> np.ndarray:
+        """The scaled codebook with tanimoto columns thresholded (:func:`search_codebook`)."""
+        if not self.spec.has_tanimoto:
+            return codebook
+        return search_codebook(codebook, self.spec, self.scale, scaled=True)
+
+    @property
+    def groups(self) -> tuple[np.ndarray, ...]:
+        return tuple(cols for cols, w in zip(self.spec.columns, self.spec.weights) if w > 0)
+
+    @property
+    def plain_masked(self) -> bool:
+        """Whether the masked path of :mod:`somvq.missing` is the definition as it is.
+
+        True for one layer of every column: its ``D / n_obs`` factor is the layer's, so
+        today's unlayered code (and its bits) serve.
+        """
+        groups = self.groups
+        return len(groups) == 1 and groups[0].size == self.spec.n_features
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``group`` (int64 (D,), -1: weight 0), ``level`` and ``high`` (float64 (D,)).
+
+        A tanimoto column's search value is ``high`` where the codebook is above ``level``
+        (``0.5 s_j``), else 0; other columns have ``level = nan`` (no threshold).
+        """
+        group = np.full(self.spec.n_features, -1, dtype=np.int64)
+        level = np.full(self.spec.n_features, np.nan)
+        high = np.asarray(self.scale, dtype=np.float64).copy()
+        g = 0
+        for cols, w, dist in zip(self.spec.columns, self.spec.weights, self.spec.distances):
+            if w > 0:
+                group[cols] = g
+                g += 1
+            if dist == "tanimoto":
+                level[cols] = TANIMOTO_LEVEL * self.scale[cols]
+        return group, level, high
+
+
+def _layered_direct(
+    X64: np.ndarray, V: np.ndarray, rows: np.ndarray, units: np.ndarray, groups
+) -> np.ndarray:
+    """``sum_g D_g / n_obs,g sum_{j in g observed} (x_j - v_j)^2`` of the pairs (rows[i], units[i])."""
+    total = np.zeros(rows.size)
+    for cols in groups:
+        diff = X64[rows][:, cols] - np.asarray(V, dtype=np.float64)[units][:, cols]
+        observed = ~np.isnan(diff)
+        diff = np.where(observed, diff, 0.0)
+        total += cols.size / observed.sum(axis=1) * np.einsum("ij,ij->i", diff, diff)
+    return total
+
+
+def layered_masked_assign(X: np.ndarray, V: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
+    """BMU (int64, lowest index on ties) and distance of rows with NaN under grouped masks.
+
+    ``X``: rows in scaled units (:func:`column_scale`), ``V``: the search codebook
+    (:func:`search_codebook`), ``groups``: the column arrays of the layers that count. The
+    distance is ``sum_g (D_g / n_obs,g) sum_{j in g observed} (x_j - v_j)^2``, which in
+    scaled units is kohonen's ``sum_l w_l d_l`` (module docstring). One group of every
+    column is :func:`somvq.missing.masked_assign` itself (same bits). Otherwise one GEMM
+    per group and block (each in its own reference frame, as the masked path computes),
+    summed with the per-row factors; rows whose runner-up is within twice the summed error
+    bounds are re-ranked by direct float64 distances, and the reported distance is direct.
+    """
+    from .missing import _MaskedFrame, masked_assign
+
+    X = np.asarray(X)
+    groups = tuple(np.asarray(g, dtype=np.int64) for g in groups)
+    if len(groups) == 1 and groups[0].size == X.shape[1]:
+        return masked_assign(X, V)
+    from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
+
+    frames = [_MaskedFrame(np.ascontiguousarray(np.asarray(V)[:, cols])) for cols in groups]
+    V64 = np.asarray(V, dtype=np.float64)
+    n = X.shape[0]
+    block_rows = min(frame.block_rows for frame in frames)
+    bmu = np.empty(n, dtype=np.int64)
+    sq = np.empty(n)
+    starts = range(0, n, block_rows)
+
+    def block(start: int) -> None:
+        X64 = np.asarray(X[start : start + block_rows], dtype=np.float64)
+        bmu[start : start + X64.shape[0]], sq[start : start + X64.shape[0]] = _layered_block(
+            X64, V64, frames, groups
+        )
+
+    # as masked_assign: blocks on the CPU engine's pool, each with a single-threaded BLAS
+    threads = search_threads()
+    with single_threaded_blas():
+        if threads <= 1 or len(starts) <= 1:
+            for start in starts:
+                block(start)
+        else:
+            list(_pool(threads).map(block, starts))
+    return bmu, sq
+
+
+def _layered_block(X64: np.ndarray, V64: np.ndarray, frames, groups) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`layered_masked_assign` of one block of rows (float64)."""
+    total = np.zeros((X64.shape[0], V64.shape[0]))
+    bound = np.zeros(X64.shape[0])
+    for cols, frame in zip(groups, frames):
+        scores, x_norm2, n_obs, _ = frame.scores(np.ascontiguousarray(X64[:, cols]))
+        factor = cols.size / (frame.scale * frame.scale) / n_obs
+        scores += x_norm2[:, None]
+        total += scores * factor[:, None]
+        bound += factor * frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
+    rows = np.arange(X64.shape[0])
+    best = np.argmin(total, axis=1)
+    threshold = total[rows, best] + 2.0 * bound
+    total[rows, best] = np.inf
+    tied_rows = np.flatnonzero(total.min(axis=1) <= threshold)
+    if tied_rows.size:
+        close = total[tied_rows] <= threshold[tied_rows, None]
+        close[np.arange(tied_rows.size), best[tied_rows]] = True
+        r, u = np.nonzero(close)
+        cand = np.full((tied_rows.size, V64.shape[0]), np.inf)
+        cand[r, u] = _layered_direct(X64, V64, tied_rows[r], u, groups)
+        best[tied_rows] = np.argmin(cand, axis=1)
+    return best, _layered_direct(X64, V64, rows, best, groups)
+
+
+def layered_predict_masked(
+    X: np.ndarray, codebook: np.ndarray, spec: Layers
+) -> tuple[np.ndarray, np.ndarray]:
+    """BMU and layered masked distance of rows with NaN (data units; ``spec``: the weights used).
+
+    Layers of weight 0 (``predict_layers`` leaves them out) are ignored, NaN included;
+    every other layer needs one observed value per row (:func:`check_layer_missing`).
+    """
+    scaled = ScaledLayers(spec, column_scale(spec))
+    check_layer_missing(X, scaled.groups, 1.0)
+    Xs = np.asarray(X, dtype=np.float64) * scaled.scale
+    return layered_masked_assign(
+        Xs, search_codebook(codebook, spec, scaled.scale).astype(np.float64), scaled.groups
+    )
+
+
+def layered_online_pass(X: np.ndarray, order: np.ndarray, plan: Any, state: Any) -> float:
+    """One online-KSOM pass of a layered map whose search is not the plain one; updates ``state``.
+
+    For tanimoto layers and/or NaN with more than one layer (``plan.layers``, a
+    :class:`ScaledLayers`; ``X`` in its scaled units). Row by row: the winner is the unit
+    of least layered distance (the thresholded search vector on tanimoto columns; with
+    NaN, each layer's observed entries weighed by ``D_l / n_obs,l``), then Kohonen's rule
+    ``w_kj += eta h(k*, k) (x_j - w_kj)`` on the row's observed entries of the continuous
+    codebook (kohonen's online supersom updates the codes the same way). Compiled:
+    :func:`somvq._kernels.cpu_layered.layered_online_pass`. Returns the summed layered
+    distance of the rows to their winners, measured after the pass (as the plain path).
+    """
+    from . import algorithms
+    from ._kernels.cpu_layered import layered_online_pass as kernel
+
+    layers: ScaledLayers = plan.layers
+    group, level, high = layers.kernel_arrays()
+    group_size = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
+    codebook = np.array(state.codebook, order="C", copy=True)
+    lr_code, lr_params = algorithms.learning_rate_parameters(plan.learning_rate)
+    neighbourhood = plan.neighbourhood
+    kernel(
+        np.ascontiguousarray(X),
+        codebook,
+        np.asarray(order, dtype=np.int64),
+        group,
+        group_size,
+        level,
+        high,
+        plan.grid.distances,
+        neighbourhood.code,
+        neighbourhood.radius.code,
+        neighbourhood.kernel_parameters(),
+        lr_code,
+        lr_params,
+        state.unit_counts,
+        int(state.n_steps),
+    )
+    state.codebook = codebook
+    state.n_steps += len(order)
+    search = layers.search(codebook)
+    if np.isnan(X).any():
+        return float(layered_masked_assign(X, search, layers.groups)[1].sum())
+    return float(algorithms.assign(X, np.ascontiguousarray(search))[1].sum())

@@ -246,17 +246,33 @@ class MaskedStatistics:
         )
 
 
-def masked_unit_statistics(X: np.ndarray, codebook: np.ndarray) -> MaskedStatistics:
+def _masked_winners(X: np.ndarray, codebook: np.ndarray, layers=None) -> tuple[np.ndarray, np.ndarray]:
+    """BMU and masked distance: :func:`masked_assign`, or a layered map's definition.
+
+    ``layers``: a :class:`somvq.layers.ScaledLayers` (the rows and codebook in its scaled
+    units) or None. Layered maps search the thresholded codebook and, with more than one
+    layer, weigh each layer's observed entries by ``D_l / n_obs,l``
+    (:func:`somvq.layers.layered_masked_assign`).
+    """
+    if layers is None:
+        return masked_assign(X, codebook)
+    from .layers import layered_masked_assign
+
+    return layered_masked_assign(X, layers.search(codebook), layers.groups)
+
+
+def masked_unit_statistics(X: np.ndarray, codebook: np.ndarray, layers=None) -> MaskedStatistics:
     """``n_kj = sum_{i: bmu(i)=k} m_ij``, ``s_kj = sum_{i: bmu(i)=k} m_ij x_ij`` (float64).
 
     One compiled pass over the rows (:func:`somvq._kernels.cpu_missing.masked_accumulate`)
-    after :func:`masked_assign`.
+    after :func:`masked_assign` (layered maps, ``layers``: after their masked search,
+    :func:`_masked_winners`).
     """
     from ._kernels.cpu_missing import masked_accumulate
 
     n_units, n_features = codebook.shape
     X = np.ascontiguousarray(X)
-    bmu, sq = masked_assign(X, codebook)
+    bmu, sq = _masked_winners(X, codebook, layers)
     counts = np.zeros((n_units, n_features))
     sums = np.zeros((n_units, n_features))
     hits = np.zeros(n_units)
@@ -401,8 +417,9 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
     squared distance of the rows to their winners (online: measured after the pass).
     """
     algorithm = plan.algorithm
+    layers = getattr(plan, "layers", None)  # layered maps: somvq.layers.ScaledLayers
     if algorithm == "batch":
-        return masked_batch_step(masked_unit_statistics(X, state.codebook), plan, state)
+        return masked_batch_step(masked_unit_statistics(X, state.codebook, layers), plan, state)
     order = np.asarray(order, dtype=np.intp)
     if algorithm == "minibatch":
         from ._kernels.cpu_bmu import single_threaded_blas
@@ -411,8 +428,14 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
         with single_threaded_blas():  # set once for the pass, not once per batch
             for start in range(0, order.shape[0], plan.batch_size):
                 batch = X[order[start : start + plan.batch_size]]
-                sq_error += masked_ema_step(masked_unit_statistics(batch, state.codebook), plan, state)
+                sq_error += masked_ema_step(
+                    masked_unit_statistics(batch, state.codebook, layers), plan, state
+                )
         return sq_error
+    if layers is not None and not (layers.plain_masked and not layers.spec.has_tanimoto):
+        from .layers import layered_online_pass
+
+        return layered_online_pass(X, order, plan, state)
     # online: the compiled loop (somvq/_kernels/cpu_missing.py), sample by sample
     from ._kernels.cpu_missing import masked_online_pass
     from .algorithms import learning_rate_parameters

@@ -411,6 +411,9 @@ class TrainingPlan:
     search: Any = None
     #: KSOM's ``bmu_search`` ("auto", "full" or "pruned"); see :func:`use_pruned_search`.
     bmu_search: str = "auto"
+    #: Layered maps: :class:`somvq.layers.ScaledLayers` (the layers in the working copy's
+    #: scaled units: search codebook, masked-distance groups); None: no layers.
+    layers: Any = None
 
 
 def training_plan(params: Any, grid: Grid, horizon_: float) -> TrainingPlan:

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from . import algorithms
+from . import algorithms, missing
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
@@ -30,8 +30,12 @@ __all__ = ["KSOMClassifier", "KSOMRegressor"]
 _SHARED_DOC = """
     Parameters
     ----------
-    grid : tuple of int or int, default=(10, 10)
-        Map shape, or number of units (see :class:`somvq.KSOM`).
+    grid : tuple of int, int or "auto", default="auto"
+        Map shape, or number of units, or ``"auto"``: the SOM Toolbox's size rule from the
+        training rows (``ceil(5 n^0.54321)`` units, the side ratio from the data's two
+        main axes; see :class:`somvq.KSOM`). "auto" was more accurate than the fixed sizes
+        tried on digits, wine and Fashion-MNIST (docs/supervised.md); the fit costs grow
+        with the number of units (about 2,000 for 60,000 rows).
     topology : {"rectangular", "hexagonal"}, default="rectangular"
     neighbourhood : str, default="gaussian"
     radius : float, default=None
@@ -45,6 +49,15 @@ _SHARED_DOC = """
         carry the smoothed target means).
     backend : {"cpu", "cuda"}, default="cpu"
     random_state : int, RandomState instance or None, default=None
+    missing : {"error", "ignore"}, default="error"
+        ``"ignore"``: NaN in X marks missing inputs (y must still be complete). The map is
+        trained with ``KSOM(missing="ignore")`` (kohonen's rule in the X layer: the distance
+        over a row's observed inputs, scaled by ``n_inputs / n_observed``; updates from
+        observed entries only), and a row is predicted from the BMU found on its observed
+        inputs. CPU backend only. See docs/missing-values.md.
+    max_missing : float in [0, 1], default=0.5
+        With ``missing="ignore"``: training rows missing more than this fraction of their
+        inputs are an error naming them.
 
     Attributes
     ----------
@@ -57,7 +70,7 @@ _SHARED_DOC = """
 
 class _XYF(BaseEstimator):
     _parameter_constraints: dict = {
-        "grid": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "topology": [StrOptions(set(TOPOLOGIES))],
         "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
         "radius": [Interval(Real, 0, None, closed="neither"), None],
@@ -67,11 +80,13 @@ class _XYF(BaseEstimator):
         "y_weight": [Interval(Real, 0, None, closed="left")],
         "backend": [StrOptions(set(BACKENDS))],
         "random_state": ["random_state"],
+        "missing": [StrOptions({"error", "ignore"})],
+        "max_missing": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
         self,
-        grid: int | tuple[int, ...] = (10, 10),
+        grid: int | tuple[int, ...] | str = "auto",
         *,
         topology: str = "rectangular",
         neighbourhood: str = "gaussian",
@@ -82,6 +97,8 @@ class _XYF(BaseEstimator):
         y_weight: float = 1.0,
         backend: str = "cpu",
         random_state: Any = None,
+        missing: str = "error",
+        max_missing: float = 0.5,
     ) -> None:
         self.grid = grid
         self.topology = topology
@@ -93,6 +110,28 @@ class _XYF(BaseEstimator):
         self.y_weight = y_weight
         self.backend = backend
         self.random_state = random_state
+        self.missing = missing
+        self.max_missing = max_missing
+
+    def _validate_xy(self, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``validate_data`` of ``fit``: NaN allowed in X (only) with ``missing="ignore"``."""
+        ignore = self.missing == "ignore"
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan" if ignore else True,
+            **kwargs,
+        )
+        if ignore:
+            missing.check_missing(X, self.max_missing)
+        return X, y
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "ignore"
+        return tags
 
     def _fit_map(self, X: np.ndarray, Y: np.ndarray) -> None:
         from .estimator import KSOM
@@ -114,23 +153,40 @@ class _XYF(BaseEstimator):
             layers=[list(range(n_x)), list(range(n_x, n_x + n_y))],
             layer_weights=weights,
             predict_layers=[0],
+            missing=self.missing,
+            max_missing=self.max_missing,
         ).fit(np.hstack([X, Y.astype(X.dtype)]))
         self._n_x = n_x
 
     def _target_part(self, X: Any) -> np.ndarray:
         """The Y part (float64) of each row's BMU, found on the X columns alone."""
         check_is_fitted(self, "som_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        ignore = self.missing == "ignore"
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite="allow-nan" if ignore else True,
+        )
         codebook: np.ndarray = self.som_.codebook_
-        bmu = algorithms.assign(
-            X.astype(codebook.dtype, copy=False), np.ascontiguousarray(codebook[:, : self._n_x])
-        )[0]
+        inputs = np.ascontiguousarray(codebook[:, : self._n_x])
+        if ignore and missing.has_missing(X):
+            missing.check_missing(X, 1.0)  # inf and rows with no observed input; any fraction maps
+            bmu = missing.masked_assign(X, inputs)[0]
+        else:
+            bmu = algorithms.assign(X.astype(codebook.dtype, copy=False), inputs)[0]
         return codebook[bmu, self._n_x :].astype(np.float64)
 
 
 def _balanced(Y: np.ndarray) -> float:
     """1 / mean squared distance of the rows to their mean (1 when that is 0)."""
     Y = np.asarray(Y, dtype=np.float64)
+    if np.isnan(Y).any():  # missing="ignore": kohonen's masked distance, D / n_obs times the observed sum
+        observed = ~np.isnan(Y)
+        squares = np.where(observed, Y - np.nanmean(Y, axis=0), 0.0) ** 2
+        m = float((squares.sum(axis=1) * Y.shape[1] / observed.sum(axis=1)).mean())
+        return 1.0 / m if m > 0 else 1.0
     m = float(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean())
     return 1.0 / m if m > 0 else 1.0
 
@@ -159,7 +215,7 @@ class KSOMClassifier(ClassifierMixin, _XYF):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> KSOMClassifier:
         """Train the map on ``X`` and the one-hot ``y``; returns self."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = self._validate_xy(X, y)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
@@ -207,7 +263,7 @@ class KSOMRegressor(RegressorMixin, _XYF):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> KSOMRegressor:
         """Train the map on ``X`` and the standardized ``y``; returns self."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+        X, y = self._validate_xy(X, y, y_numeric=True)
         y = column_or_1d(y, warn=True).astype(np.float64)
         self.y_mean_ = float(y.mean())
         std = float(y.std())

@@ -363,3 +363,78 @@ def layered_bmus(X, codebook, layers, weights, kinds):
         bmus.append(k)
         dists.append(d[k])
     return np.array(bmus), np.array(dists)
+
+
+# ------------------------------------------------------------ layers with missing values (issue 14)
+def layered_masked_distance(x, c, layers, weights, kinds):
+    """kohonen's supersom distance with NA for ONE row and ONE unit, loops over columns.
+
+    Per layer of positive weight, over the row's observed entries only: sqeuclidean sums
+    the squared differences and scales by (layer width / observed count); tanimoto counts
+    the bits that differ from (c_j > 0.5) and divides by the observed count. Then the
+    weighted sum over the layers.
+    """
+    total = 0.0
+    for cols, w, kind in zip(layers, weights, kinds):
+        if w == 0:
+            continue
+        part, n_obs = 0.0, 0
+        for j in cols:
+            if np.isnan(x[j]):
+                continue
+            n_obs += 1
+            if kind == "sqeuclidean":
+                part += (float(x[j]) - float(c[j])) ** 2
+            else:
+                bit = 1.0 if c[j] > 0.5 else 0.0
+                part += 1.0 if float(x[j]) != bit else 0.0
+        total += w * (part / n_obs if kind == "tanimoto" else part * len(cols) / n_obs)
+    return total
+
+
+def layered_masked_bmus(X, W, layers, weights, kinds):
+    """BMU (lowest index on ties) and distance of every row under the masked layered distance."""
+    d = np.array([[layered_masked_distance(x, c, layers, weights, kinds) for c in W] for x in X])
+    k = d.argmin(1)
+    return k, d[np.arange(len(X)), k]
+
+
+def layered_masked_statistics(X, W, H, layers, weights, kinds):
+    """n_kj and s_kj over observed entries (dense one-hot form), winners by the layered distance."""
+    X = np.asarray(X, dtype=float)
+    E = one_hot(layered_masked_bmus(X, W, layers, weights, kinds)[0], W.shape[0]) @ H
+    M = (~np.isnan(X)).astype(float)
+    return E.T @ M, E.T @ np.where(np.isnan(X), 0.0, X)
+
+
+def layered_masked_batch_step(X, W, H, layers, weights, kinds):
+    n, s = layered_masked_statistics(X, W, H, layers, weights, kinds)
+    W_new = np.asarray(W, dtype=float).copy()
+    for k in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            if n[k, j] > 0:
+                W_new[k, j] = s[k, j] / n[k, j]
+    return W_new
+
+
+def layered_ema_step(Xb, W, N, m, H, decay, eps, layers, weights, kinds):
+    """(E1)-(E4) with (K,) counts (no NaN), winners by the layered distance (tanimoto thresholded)."""
+    E = one_hot(layered_masked_bmus(Xb, W, layers, weights, kinds)[0], W.shape[0]) @ H
+    n, s = E.sum(0), E.T @ np.asarray(Xb, dtype=float)
+    K = W.shape[0]
+    N = decay * N + (1 - decay) * n
+    total = N.sum()
+    N = (N + eps) / (total + K * eps) * total
+    m = decay * m + (1 - decay) * s
+    return N, m, m / N[:, None]
+
+
+def layered_masked_online_pass(X, W, order, h_row, rate, layers, weights, kinds):
+    """w_kj += rate h(k*, k) (x_j - w_kj) for observed j; winner by the layered masked distance."""
+    W = np.asarray(W, dtype=float).copy()
+    for t, i in enumerate(order):
+        x = np.asarray(X[i], dtype=float)
+        obs = ~np.isnan(x)
+        k = int(np.argmin([layered_masked_distance(x, c, layers, weights, kinds) for c in W]))
+        W[:, obs] += rate(t, k) * h_row(t, k)[:, None] * (x[obs] - W[:, obs])
+    return W

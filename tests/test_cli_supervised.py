@@ -93,3 +93,26 @@ def test_dataset_target_fit_and_evaluate(tmp_path):
     assert "classifier" in res.output
     acc = json.loads(run("evaluate", model, "--dataset", "digits", "--json").output)["accuracy"]
     assert acc > 0.85
+
+
+def test_missing_ignore_trains_predicts_and_evaluates_with_empty_fields(tmp_path, wine):
+    """Before: --target with --missing ignore refused the first empty field (exit 1)."""
+    _, X, y = wine
+    holes = np.random.default_rng(0).random(X.shape) < 0.1
+    path = tmp_path / "holes.csv"
+    with open(path, "w") as f:
+        f.write(",".join([f"f{i}" for i in range(13)] + ["kind"]) + "\n")
+        for row, gaps, t in zip(X, holes, y):
+            f.write(",".join("" if g else repr(v) for v, g in zip(row.tolist(), gaps)) + f",kind_{t}\n")
+    model = tmp_path / "m.npz"
+    args = ("fit", path, "--target", "kind", "--standardize", "--missing", "ignore", "--grid", "5x5")
+    res = run(*args, "--seed", "0", "-o", model, "-q")
+    assert res.exit_code == 0, res.output
+    assert load(model).missing == "ignore"
+    out = tmp_path / "pred.csv"
+    assert run("predict", model, path, "-o", out).exit_code == 0
+    predicted = np.array(out.read_text().splitlines()[1:])
+    acc = json.loads(run("evaluate", model, path, "--json").output)["accuracy"]
+    assert acc == pytest.approx(np.mean(predicted == np.array([f"kind_{v}" for v in y]))) and acc > 0.85
+    default = run("fit", path, "--target", "kind", "-o", tmp_path / "e.npz", "-q")  # missing: error
+    assert default.exit_code == 1

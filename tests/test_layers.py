@@ -198,10 +198,6 @@ def test_model_file_keeps_layers_and_fitted_weights(tmp_path):
         ),
         (dict(layer_weights=[1.0]), "need layers"),
         (dict(layers=LAYERS, predict_layers=[2]), r"predict_layers=\[2\] holds 2"),
-        (
-            dict(layers=LAYERS, layer_distances=["sqeuclidean", "tanimoto"], algorithm="online"),
-            "tanimoto layers train with algorithm='batch'",
-        ),
     ],
 )
 def test_bad_layer_parameters_are_clear_errors(kwargs, match):
@@ -274,13 +270,3 @@ def test_dask_conversions_keep_the_fitted_layer_weights():
     back = DaskKSOM.from_ksom(som).to_ksom()
     np.testing.assert_array_equal(back.layer_weights_, som.layer_weights_)
     np.testing.assert_array_equal(back.predict(X), som.predict(X))
-
-
-def test_layers_and_missing_values_do_not_combine_yet():
-    X = np.random.default_rng(0).normal(size=(30, 4))
-    with pytest.raises(ValueError, match="layers with missing='ignore' are not available yet"):
-        KSOM(grid=(2, 2), layers=[[0, 1], [2, 3]], missing="ignore").fit(X)
-    som = KSOM(grid=(2, 2), n_epochs=1, layers=[[0, 1], [2, 3]]).fit(X)
-    X[0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        som.predict(X)

@@ -17,7 +17,12 @@ EXPECTED_FAILED_CHECKS: dict = {}
 
 
 @parametrize_with_checks(
-    [KSOMClassifier(grid=(5, 5), random_state=0), KSOMRegressor(grid=(5, 5), random_state=0)],
+    [
+        KSOMClassifier(grid=(5, 5), random_state=0),
+        KSOMRegressor(grid=(5, 5), random_state=0),
+        KSOMClassifier(grid=(5, 5), random_state=0, missing="ignore", max_missing=1.0),
+        KSOMRegressor(grid=(5, 5), random_state=0, missing="ignore", max_missing=1.0),
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
     xfail_strict=True,
 )
@@ -124,3 +129,84 @@ def test_one_class_only_is_refused():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match=r"one class only \(1 class: \[7\]\)"):
         KSOMClassifier(grid=(2, 2)).fit(X, np.full(20, 7))
+
+
+# ------------------------------------------------------------------ missing inputs (issue 14)
+def _iris_with_holes(fraction=0.2, seed=0):
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    Xn = X.copy()
+    Xn[rng.random(X.shape) < fraction] = np.nan
+    empty = np.isnan(Xn).all(axis=1)
+    Xn[empty, 0] = X[empty, 0]
+    return X, Xn, y
+
+
+@pytest.mark.parametrize("Est", [KSOMClassifier, KSOMRegressor])
+def test_missing_ignore_without_nan_is_the_plain_fit(Est):
+    X, _, y = _iris_with_holes()
+    a = Est(grid=(4, 4), n_epochs=5, random_state=0).fit(X, y)
+    b = Est(grid=(4, 4), n_epochs=5, random_state=0, missing="ignore").fit(X, y)
+    np.testing.assert_array_equal(a.som_.codebook_, b.som_.codebook_)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_classifier_with_missing_inputs_predicts_from_the_bmu_on_observed_inputs():
+    from . import naive
+
+    X, Xn, y = _iris_with_holes()
+    clf = KSOMClassifier(grid=(5, 5), n_epochs=10, random_state=0, missing="ignore", max_missing=1.0).fit(
+        Xn, y
+    )
+    codebook = clf.som_.codebook_
+    bmu = naive.masked_bmu(Xn, codebook[:, :4])
+    np.testing.assert_array_equal(clf.predict(Xn), clf.classes_[np.argmax(codebook[bmu, 4:], axis=1)])
+    assert clf.score(Xn, y) > 0.85  # 20% of the inputs missing, in training and at predict
+    assert clf.score(X, y) > 0.85
+
+
+def test_regressor_with_missing_inputs_learns():
+    X = np.linspace(0, 1, 300)[:, None] * np.ones((1, 3))
+    y = np.sin(6 * X[:, 0])
+    Xn = X.copy()
+    Xn[np.random.default_rng(1).random(X.shape) < 0.3] = np.nan
+    Xn[np.isnan(Xn).all(axis=1), 0] = X[np.isnan(Xn).all(axis=1), 0]
+    reg = KSOMRegressor(grid=(20,), random_state=0, missing="ignore", max_missing=1.0).fit(Xn, y)
+    assert reg.score(Xn, y) > 0.9
+
+
+@pytest.mark.parametrize("Est", [KSOMClassifier, KSOMRegressor])
+def test_missing_inputs_need_missing_ignore_and_y_stays_complete(Est):
+    _, Xn, y = _iris_with_holes()
+    with pytest.raises(ValueError, match="NaN"):
+        Est(grid=(2, 2)).fit(Xn, y)
+    yn = y.astype(float)
+    yn[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Est(grid=(2, 2), missing="ignore").fit(Xn, yn)
+    clf = Est(grid=(2, 2), n_epochs=1).fit(np.nan_to_num(Xn), y)
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(Xn)
+    with pytest.raises(ValueError, match="max_missing=0.5"):
+        bad = Xn.copy()
+        bad[0, :3] = np.nan
+        bad[0, 3] = 1.0
+        Est(grid=(2, 2), missing="ignore").fit(bad, y)
+
+
+def test_grid_auto_takes_the_som_toolbox_size_of_the_training_table():
+    from sklearn.datasets import load_wine
+
+    from somvq.parameters import som_toolbox_shape
+
+    X, y = load_wine(return_X_y=True)
+    assert KSOMClassifier().grid == "auto" and KSOMRegressor().grid == "auto"  # the default
+    clf = KSOMClassifier(grid="auto", n_epochs=2, random_state=0).fit(X, y)
+    Z = np.hstack([X, np.eye(3)[y]])  # the map's training table: X and the one-hot classes
+    expected = som_toolbox_shape(len(X), np.linalg.eigvalsh(np.cov(Z, rowvar=False)))
+    assert clf.som_.grid_.shape == expected
+    assert (
+        KSOMRegressor(grid="auto", n_epochs=2, random_state=0).fit(X, y.astype(float)).som_.grid_.n_units > 1
+    )

@@ -135,28 +135,52 @@ class DaskEngine(Engine):
         return np.arange(len(data.chunks))
 
     def run_pass(self, data: DaskData, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        self._layers = plan.layers  # layered maps: labels read it
         if self._ignore and (data.has_missing or np.ndim(state.ema_count) == 2):
             # missing="ignore" on data with NaN (or a (K, D) EMA count), as the in-memory
             # engine decides: every chunk through the masked definitions.
             max_missing = float(self.estimator.max_missing)
+            layers = plan.layers  # layered maps: each chunk through the per-layer rule
             if plan.algorithm == "batch":
                 return masked_batch_step(
-                    reduced_masked_statistics(data, data.chunks, state.codebook, max_missing), plan, state
+                    reduced_masked_statistics(data, data.chunks, state.codebook, max_missing, layers),
+                    plan,
+                    state,
                 )
             sq_error = 0.0
             for position in order:
-                stats = reduced_masked_statistics(data, [data.chunks[position]], state.codebook, max_missing)
+                stats = reduced_masked_statistics(
+                    data, [data.chunks[position]], state.codebook, max_missing, layers
+                )
                 sq_error += masked_ema_step(stats, plan, state)
             return sq_error
+        # Layered maps with tanimoto layers search the thresholded codebook (plan.search).
+        search = (lambda codebook: codebook) if plan.search is None else plan.search
         if plan.algorithm == "batch":
-            return batch_step(reduced_statistics(data.chunks, state.codebook), plan, state)
+            return batch_step(reduced_statistics(data.chunks, search(state.codebook)), plan, state)
         sq_error = 0.0
         for position in order:
-            sq_error += ema_step(reduced_statistics([data.chunks[position]], state.codebook), plan, state)
+            stats = reduced_statistics([data.chunks[position]], search(state.codebook))
+            sq_error += ema_step(stats, plan, state)
         return sq_error
 
     def labels(self, data: DaskData, state: FittedState) -> da.Array:
-        """BMU of every row, lazily (a dask array)."""
+        """BMU of every row, lazily (a dask array).
+
+        Layered maps: ``data`` is the scaled working copy and ``state.codebook`` its search
+        codebook, so the rows are labelled by a plain (unlayered) model of that state.
+        """
+        layers = getattr(self, "_layers", None)
+        if layers is not None:
+            codebook = dask.delayed(np.ascontiguousarray(state.codebook), pure=True, traverse=False)
+            return data.X.map_blocks(
+                tasks.layered_labels_block,
+                codebook,
+                layers.groups,
+                drop_axis=1,
+                dtype=np.int64,
+                meta=np.empty((0,), np.int64),
+            )
         return predict_lazily(data.X, self.estimator._as_ksom(state.copy()))
 
 
@@ -219,13 +243,19 @@ def reduced_statistics(chunks: list, codebook: np.ndarray) -> UnitStatistics:
     return dask.compute(tree_reduce(parts, tasks.sum_statistics))[0]
 
 
-def reduced_masked_statistics(data: DaskData, chunks: list, codebook: np.ndarray, max_missing: float):
-    """:func:`reduced_statistics` of ``KSOM(missing="ignore")``: masked, per unit and feature."""
+def reduced_masked_statistics(
+    data: DaskData, chunks: list, codebook: np.ndarray, max_missing: float, layers=None
+):
+    """:func:`reduced_statistics` of ``KSOM(missing="ignore")``: masked, per unit and feature.
+
+    ``layers``: a layered map's :class:`somvq.layers.ScaledLayers` (per-layer checks and
+    distance in each chunk), or None.
+    """
     starts = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
     shared_codebook = dask.delayed(codebook, pure=True, traverse=False)
     parts = [
         dask.delayed(tasks.chunk_masked_statistics, pure=True)(
-            block, shared_codebook, index, int(starts[index]), max_missing
+            block, shared_codebook, index, int(starts[index]), max_missing, layers
         )
         for index, block in chunks
     ]

@@ -19,6 +19,7 @@ from somvq import algorithms, missing
 __all__ = [
     "chunk_statistics",
     "chunk_masked_statistics",
+    "layered_labels_block",
     "sum_statistics",
     "predict_block",
     "transform_block",
@@ -44,15 +45,36 @@ def chunk_statistics(block: np.ndarray, codebook: np.ndarray, chunk_index: int) 
 
 
 def chunk_masked_statistics(
-    block: np.ndarray, codebook: np.ndarray, chunk_index: int, row_offset: int, max_missing: float
+    block: np.ndarray,
+    codebook: np.ndarray,
+    chunk_index: int,
+    row_offset: int,
+    max_missing: float,
+    layers=None,
 ) -> missing.MaskedStatistics:
     """Per unit and per feature counts and sums over observed entries of one chunk (NaN allowed).
 
     ``KSOM(missing="ignore")``: the chunk is checked as ``fit`` checks in-memory data
     (inf, rows with no observed feature, rows over ``max_missing``), naming global rows.
+    Layered maps (``layers``, a :class:`somvq.layers.ScaledLayers`): also per layer, and
+    the winners by the per-layer masked distance (:func:`somvq.layers.check_layer_missing`).
     """
-    missing.check_missing(block, max_missing, row_offset=row_offset, where=f" (row chunk {chunk_index})")
-    return missing.masked_unit_statistics(block, codebook)
+    where = f" (row chunk {chunk_index})"
+    missing.check_missing(block, max_missing, row_offset=row_offset, where=where)
+    if layers is not None:
+        from somvq.layers import check_layer_missing
+
+        check_layer_missing(block, layers.spec.columns, max_missing, row_offset=row_offset, where=where)
+    return missing.masked_unit_statistics(block, codebook, layers)
+
+
+def layered_labels_block(block: np.ndarray, search_codebook: np.ndarray, groups) -> np.ndarray:
+    """BMU of each row of a layered fit's scaled chunk against its search codebook (NaN allowed)."""
+    if missing.has_missing(block):
+        from somvq.layers import layered_masked_assign
+
+        return layered_masked_assign(block, search_codebook, groups)[0]
+    return algorithms.assign(np.ascontiguousarray(block), search_codebook)[0]
 
 
 def sum_statistics(*parts: algorithms.UnitStatistics) -> algorithms.UnitStatistics:

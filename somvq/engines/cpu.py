@@ -8,7 +8,7 @@ from .. import algorithms, missing
 from .._sklearn import validate_data
 from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
-from .base import Engine, batch_step
+from .base import Engine, batch_step, ema_step
 
 __all__ = ["CpuEngine"]
 
@@ -38,8 +38,11 @@ class CpuEngine(Engine):
         return missing.mean_filled(X) if missing.has_missing(X) else X
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        self._layers = plan.layers  # layered maps: the labels' masked search reads it
         if missing.has_missing(X) or np.ndim(state.ema_count) == 2:
             return missing.masked_pass(X, order, plan, state)
+        if plan.search is not None and plan.algorithm != "batch":
+            return self._thresholded_pass(X, order, plan, state)
         if plan.algorithm == "batch":
             search = state.codebook if plan.search is None else plan.search(state.codebook)
             # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto) searches.
@@ -90,7 +93,33 @@ class CpuEngine(Engine):
         state.n_steps += order.shape[0]
         return float(algorithms.assign(X, codebook)[1].sum())
 
+    def _thresholded_pass(
+        self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState
+    ) -> float:
+        """Mini-batch and online passes of tanimoto layers: the search codebook thresholded per step.
+
+        Mini-batch: per batch, the statistics against ``plan.search(codebook)`` and one
+        KSOM-EMA update of the codebook (:func:`somvq.engines.base.ema_step`, the NumPy
+        definition, not the fused pass, whose search reads the codebook itself); online:
+        :func:`somvq.layers.layered_online_pass`.
+        """
+        if plan.algorithm == "online":
+            from ..layers import layered_online_pass
+
+            return layered_online_pass(X, order, plan, state)
+        sq_error = 0.0
+        for start in range(0, order.shape[0], plan.batch_size):
+            batch = X[order[start : start + plan.batch_size]]
+            search = np.ascontiguousarray(plan.search(state.codebook))
+            sq_error += ema_step(algorithms.unit_statistics(batch, search), plan, state)
+        return sq_error
+
     def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
+        layers = getattr(self, "_layers", None)
+        if missing.has_missing(X) and layers is not None:
+            from ..layers import layered_masked_assign
+
+            return layered_masked_assign(X, state.codebook, layers.groups)[0]  # state: the search codebook
         if missing.has_missing(X):
             return missing.masked_assign(X, state.codebook)[0]
         bounds = self._pruned_bounds(X)

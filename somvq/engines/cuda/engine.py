@@ -74,7 +74,11 @@ class CudaEngine(Engine):
             step = n if plan.algorithm == "batch" else plan.batch_size
             for start in range(0, n, step):
                 rows = order_d[start : min(start + step, n)] if step < n else order_d
-                stats = steps.unit_statistics(Xd, device.codebook, rows=rows, error=error, out=buffers)
+                search = device.codebook
+                if plan.search is not None:
+                    # tanimoto layers: the thresholded search codebook (K x D) made on the host
+                    search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+                stats = steps.unit_statistics(Xd, search, rows=rows, error=error, out=buffers)
                 H = steps.neighbourhood_matrix(nb, device.distances, state.n_steps, out=device.matrix)
                 counts, sums = steps.smooth_statistics(H, stats.counts, stats.sums, out=device.smoothed)
                 if plan.algorithm == "batch":
