@@ -89,8 +89,10 @@ class DaskEngine(Engine):
         return data
 
     def scale_columns(self, data: DaskData, scale: np.ndarray) -> DaskData:
-        """Layered maps: the columns scaled lazily, chunk by chunk."""
-        return DaskData(data.X * scale.astype(data.dtype, copy=False))
+        """Layered maps: the columns scaled lazily, chunk by chunk (NaN stays where it was)."""
+        scaled = DaskData(data.X * scale.astype(data.dtype, copy=False))
+        scaled.has_missing = data.has_missing
+        return scaled
 
     def check_options(self) -> None:
         if self.estimator.algorithm == "online":
