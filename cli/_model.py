@@ -180,7 +180,7 @@ def read_drawing_data(
     if target is not None:
         from .report import _split_target
 
-        inputs, labels = _split_target(data, target, {**source, "missing": loaded.accepts_missing})
+        inputs, labels = _split_target(data, target, source, missing=loaded.accepts_missing)
     else:
         inputs = load_input(data, missing=loaded.accepts_missing, **source)
     return loaded.prepare(inputs), labels, inputs
