@@ -264,6 +264,35 @@ def minibatch_pass_inplace(
     batch_size = max(int(batch_size), 1)
     # Rows gathered at once: whole batches, about 8 MB (at least one batch).
     per_gather = max(1, _GATHER_BYTES // max(1, n_features * X.itemsize * batch_size)) * batch_size
+    update_all = update == "all"
+    sq_error = 0.0
+    t = int(t0)
+    if n_rows and _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum):
+        # Each step compiled (somvq/_kernels/cpu_minibatch_step.py): the same bits as the
+        # loop below, which runs only what the compiled pass leaves (a diverged codebook).
+        from ._kernels import cpu_minibatch_step
+
+        sq_error, done = cpu_minibatch_step.minibatch_pass(
+            X,
+            order,
+            codebook,
+            ema_count,
+            ema_sum,
+            neighbourhood,
+            grid,
+            t,
+            batch_size=batch_size,
+            decay=decay,
+            eps=eps,
+            update_all=update_all,
+            chunk_rows=chunk_rows,
+            gather_rows=per_gather,
+        )
+        if done == n_rows:
+            return sq_error
+        order = order[done:]
+        n_rows = order.shape[0]
+        t += -(-done // batch_size)
     gathered = np.empty((min(per_gather, n_rows), n_features), dtype=X.dtype)
     rows = min(batch_size, n_rows)
     counts = np.empty(n_units)
@@ -272,9 +301,6 @@ def minibatch_pass_inplace(
     sq_dist = np.empty(rows)
     buffers = (counts, sums, bmu, sq_dist)
     smoothed = (np.empty(n_units), np.empty((n_units, n_features)), np.empty((n_units, n_features + 1)))
-    update_all = update == "all"
-    sq_error = 0.0
-    t = int(t0)
     with single_threaded_blas():
         for g_start in range(0, n_rows, per_gather):
             g_stop = min(g_start + per_gather, n_rows)
@@ -293,6 +319,30 @@ def minibatch_pass_inplace(
                 )
                 t += 1
     return sq_error
+
+
+def _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum) -> bool:
+    """Whether :func:`minibatch_pass_inplace` can run each step compiled: a smoothing the
+    compiled step has (none, separable on 1-D/2-D rectangular grids) and the state as the
+    kernels take it (the CPU engine's private copies are)."""
+    from ._kernels import cpu_minibatch_step
+
+    if not _MINIBATCH_COMPILED:
+        return False
+    return (
+        codebook.dtype in (np.float32, np.float64)
+        and codebook.flags.c_contiguous
+        and codebook.flags.writeable
+        and all(
+            a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in (ema_count, ema_sum)
+        )
+        and cpu_minibatch_step.supports(smoothing_operator(neighbourhood, grid, t))
+    )
+
+
+#: Run mini-batch steps compiled where :func:`_compiled_step` allows (tests switch it off
+#: to compare with the step-by-step loop).
+_MINIBATCH_COMPILED = True
 
 
 def learning_rate_parameters(learning_rate: Schedule | str) -> tuple[int, np.ndarray]:
