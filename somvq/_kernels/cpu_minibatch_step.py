@@ -92,6 +92,8 @@ def search_block(rows, start, stop, framed, products, bits, codebook, aug_t, cen
     """
     n = stop - start
     n_features = rows.shape[1]
+    if n > framed.shape[0] or n > products.shape[0] or stop > bmu.shape[0] or stop > sq_dist.shape[0]:
+        raise ValueError("search_block: the block does not fit the scratch buffers")
     centred = frame[CENTRED] != 0.0
     scale = frame[SCALE]
     scaled = scale != 1.0
@@ -364,7 +366,8 @@ def minibatch_pass(
     prepare_frame(codebook, mean, centre, aug, limit, frame)
     if frame[FINITE] == 0.0:
         return 0.0, 0
-    block_rows = balanced_chunk_rows(rows_max, chunk_rows)
+    # any batch's blocks (balanced_chunk_rows of its rows) have at most this many rows
+    block_rows = min(rows_max, chunk_rows)
     own = _scratch(block_rows, n_units, n_features, dtype)
     constant_args = (codebook, aug_t, centre, frame, constants.kappa, constants.overflow, constants.up)
 
