@@ -38,7 +38,17 @@ def _epoch(compiled, X, W0, order, neighbourhood, grid, batch_size):
     ema_sum = W0.astype(np.float64)
     start = time.perf_counter()
     algorithms.minibatch_pass_inplace(
-        X, order, codebook, ema_count, ema_sum, neighbourhood, grid, 0, batch_size=batch_size, decay=0.99, eps=1e-5
+        X,
+        order,
+        codebook,
+        ema_count,
+        ema_sum,
+        neighbourhood,
+        grid,
+        0,
+        batch_size=batch_size,
+        decay=0.99,
+        eps=1e-5,
     )
     return time.perf_counter() - start, codebook
 
@@ -52,8 +62,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from somvq.grids import Grid
-    from somvq.parameters import DEFAULTS
     from somvq.neighbourhoods import Neighbourhood
+    from somvq.parameters import DEFAULTS
     from somvq.schedules import Schedule
 
     print(f"load average {os.getloadavg()}, default batch_size {DEFAULTS['batch_size']}")
@@ -78,15 +88,19 @@ def main(argv=None) -> int:
                     times[bs, side].append(_epoch(side == "new", X, W0, order, nb, grid, bs)[0])
             floors.append(gemm_floor(X, W0, repeats=3))
         floor = statistics.median(floors)
-        print(f"\n{name} {shape[0]}x{shape[1]}, {args.neighbourhood}: GEMM floor {floor * 1e3:.1f} ms "
-              f"(median of {args.rounds} rounds; {min(floors) * 1e3:.1f}-{max(floors) * 1e3:.1f})")
+        print(
+            f"\n{name} {shape[0]}x{shape[1]}, {args.neighbourhood}: GEMM floor {floor * 1e3:.1f} ms "
+            f"(median of {args.rounds} rounds; {min(floors) * 1e3:.1f}-{max(floors) * 1e3:.1f})"
+        )
         print("batch  old ms/epoch (x floor)   new ms/epoch (x floor)   new/old (median of per-round ratios)")
         for bs in args.batch_sizes:
             old = statistics.median(times[bs, "old"])
             new = statistics.median(times[bs, "new"])
             ratio = statistics.median(n / o for n, o in zip(times[bs, "new"], times[bs, "old"]))
-            print(f"{bs:5d}  {old * 1e3:9.1f} ({old / floor:5.2f}x)       {new * 1e3:9.1f} ({new / floor:5.2f}x)"
-                  f"       {ratio:5.2f}")
+            print(
+                f"{bs:5d}  {old * 1e3:9.1f} ({old / floor:5.2f}x)       {new * 1e3:9.1f} ({new / floor:5.2f}x)"
+                f"       {ratio:5.2f}"
+            )
     return 0
 
 

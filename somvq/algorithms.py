@@ -29,7 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import config as kernel_config
-from .neighbourhoods import Neighbourhood, SeparableSmoothing, Smoothing, _namespace, smoothing_operator
+from .neighbourhoods import (
+    IdentitySmoothing,
+    Neighbourhood,
+    SeparableSmoothing,
+    Smoothing,
+    _namespace,
+    smoothing_operator,
+)
 from .schedules import Schedule
 
 __all__ = [
@@ -325,10 +332,9 @@ def _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum) -> bool
     """Whether :func:`minibatch_pass_inplace` can run each step compiled: a smoothing the
     compiled step has (none, separable on 1-D/2-D rectangular grids) and the state as the
     kernels take it (the CPU engine's private copies are)."""
-    from ._kernels import cpu_minibatch_step
-
     if not _MINIBATCH_COMPILED:
         return False
+    op = smoothing_operator(neighbourhood, grid, t)
     return (
         codebook.dtype in (np.float32, np.float64)
         and codebook.flags.c_contiguous
@@ -336,7 +342,9 @@ def _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum) -> bool
         and all(
             a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in (ema_count, ema_sum)
         )
-        and cpu_minibatch_step.supports(smoothing_operator(neighbourhood, grid, t))
+        and (
+            isinstance(op, IdentitySmoothing) or (isinstance(op, SeparableSmoothing) and len(op.factors) <= 2)
+        )
     )
 
 

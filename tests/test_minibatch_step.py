@@ -45,7 +45,18 @@ def _pass(compiled, X, W0, order, nb, grid, t0, batch_size, update, chunk_rows, 
     for t in (t0, t0 + 50):  # two passes: the second starts from the first's state
         errors.append(
             algorithms.minibatch_pass_inplace(
-                X, order, W, N, m, nb, grid, t, batch_size=batch_size, decay=0.9, eps=1e-4, update=update,
+                X,
+                order,
+                W,
+                N,
+                m,
+                nb,
+                grid,
+                t,
+                batch_size=batch_size,
+                decay=0.9,
+                eps=1e-4,
+                update=update,
                 chunk_rows=chunk_rows,
             )
         )
@@ -131,7 +142,19 @@ def test_dense_smoothing_stays_step_by_step(compiled_calls, monkeypatch):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(300, 4))
     for grid, kind in [(Grid((4, 4), topology="hexagonal"), "hard"), (Grid((4, 4)), "bubble")]:
-        _pass(True, X, X[:16].copy(), rng.permutation(300), _neighbourhood(kind), grid, 0, 64, "all", 512, monkeypatch)
+        _pass(
+            True,
+            X,
+            X[:16].copy(),
+            rng.permutation(300),
+            _neighbourhood(kind),
+            grid,
+            0,
+            64,
+            "all",
+            512,
+            monkeypatch,
+        )
     assert not compiled_calls
 
 
@@ -169,7 +192,9 @@ def test_the_search_is_exact_far_from_the_origin(monkeypatch):
     assert frame[cpu_minibatch_step.CENTRED] == 1.0
     scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
     c = _constants(np.float32, 4)
-    cpu_minibatch_step.search_block(X, 0, 1024, *scratch, W, aug.T, centre, frame, c.kappa, c.overflow, c.up, bmu, sq)
+    cpu_minibatch_step.search_block(
+        X, 0, 1024, *scratch, W, aug.T, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
+    )
     np.testing.assert_array_equal(bmu, naive.bmu(X, W))
     direct = ((X.astype(float) - W.astype(float)[bmu]) ** 2).sum(1)
     np.testing.assert_allclose(sq, direct, rtol=1e-12)
@@ -193,7 +218,9 @@ def test_fit_equals_naive_reference(shape, periodic, update):
         order = orders.permutation(len(X))
         for start in range(0, len(X), batch_size):
             H = naive.paper_hard(distances, t, shrink)
-            N, m, W = naive.minibatch_ksom_step(X[order[start : start + batch_size]], W, N, m, H, decay, eps, update)
+            N, m, W = naive.minibatch_ksom_step(
+                X[order[start : start + batch_size]], W, N, m, H, decay, eps, update
+            )
             t += 1
     som = KSOM(
         grid=shape,

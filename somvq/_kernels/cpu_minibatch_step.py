@@ -82,7 +82,23 @@ _SEARCH_SIGNATURES = [
 
 
 @njit(_SEARCH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def search_block(rows, start, stop, framed, products, bits, codebook, aug_t, centre, frame, kappa, overflow, up, bmu, sq_dist):
+def search_block(
+    rows,
+    start,
+    stop,
+    framed,
+    products,
+    bits,
+    codebook,
+    aug_t,
+    centre,
+    frame,
+    kappa,
+    overflow,
+    up,
+    bmu,
+    sq_dist,
+):
     """Winners and direct squared distances of ``rows[start:stop]`` (one block).
 
     What :func:`somvq._kernels.cpu_bmu._search_block` does for a finite frame: the rows
@@ -304,14 +320,6 @@ def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
     return _Scratch(framed, products, products.view(np.int32 if products.itemsize == 4 else np.int64))
 
 
-def supports(op) -> bool:
-    """Whether :func:`minibatch_pass` runs the smoothing ``op`` of a neighbourhood: none,
-    or separable on a 1-D / 2-D rectangular grid (the dense form runs step by step)."""
-    from ..neighbourhoods import IdentitySmoothing, SeparableSmoothing
-
-    return isinstance(op, IdentitySmoothing) or (isinstance(op, SeparableSmoothing) and len(op.factors) <= 2)
-
-
 _ONE_BY_ONE = np.ones((1, 1))
 
 
@@ -335,8 +343,8 @@ def minibatch_pass(
     """Mini-batch KSOM over ``X[order]``, each step compiled (module docstring).
 
     The arguments are those of :func:`somvq.algorithms.minibatch_pass_inplace`, checked
-    there (``X`` in the codebook's dtype, ``order`` intp, state C-contiguous, the smoothing
-    :func:`supports`-ed). Returns the summed squared error and the number of rows done:
+    there (``X`` in the codebook's dtype, ``order`` intp, state C-contiguous, a smoothing
+    that is none or separable on a 1-D / 2-D grid: ``algorithms._compiled_step``). Returns the summed squared error and the number of rows done:
     all of them, unless a step left a codebook with no finite frame (a diverged fit),
     after which the caller runs the rest step by step.
     """
@@ -407,7 +415,9 @@ def minibatch_pass(
                                 if i >= len(starts):
                                     return
                                 b = starts[i]
-                                search_block(batch, b, min(b + step_rows, n), *scratch, *constant_args, bmu, sq_dist)
+                                search_block(
+                                    batch, b, min(b + step_rows, n), *scratch, *constant_args, bmu, sq_dist
+                                )
 
                         worker.start(functools.partial(drain, theirs))
                         try:
