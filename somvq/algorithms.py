@@ -255,8 +255,11 @@ def minibatch_pass_inplace(
     in place, so pass private copies (the CPU engine does, and publishes them at the end).
     Rows are gathered in order into a contiguous buffer a few MB at a time, the BLAS stays
     single-threaded for the whole pass, and the smoothing and EMA update run compiled
-    (:mod:`somvq._kernels.cpu_minibatch`). Returns the sum over rows of the squared
-    distance to the winner met at the row's step.
+    (:mod:`somvq._kernels.cpu_minibatch`). When the smoothing is none or separable on a
+    1-D / 2-D rectangular grid, each step is one compiled search call per block (two
+    threads, no GIL) and one compiled update call
+    (:mod:`somvq._kernels.cpu_minibatch_step`), with the same bits as the loop here.
+    Returns the sum over rows of the squared distance to the winner met at the row's step.
     """
     from ._kernels.cpu_bmu import single_threaded_blas
     from ._kernels.cpu_minibatch import ema_update_inplace

@@ -8,6 +8,7 @@ codebook back to the loop; and whole fits match tests/naive.py's mini-batch refe
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -241,3 +242,40 @@ def test_fit_equals_naive_reference(shape, periodic, update):
     np.testing.assert_allclose(som.ema_sum_, m, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
     assert som.n_steps_ == t
+
+
+def test_an_error_on_the_worker_thread_reaches_the_caller(monkeypatch):
+    """No hang and no leaked thread: the worker's exception is raised by the pass."""
+    import threading
+
+    original = cpu_minibatch_step.search_block
+
+    def failing(*args):
+        if threading.current_thread().name == "somvq-minibatch":
+            raise RuntimeError("worker failed")
+        return original(*args)
+
+    monkeypatch.setattr(cpu_minibatch_step, "search_block", failing)
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(4096, 4)).astype(np.float32)
+    grid = Grid((3, 3))
+    before = threading.active_count()
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: the pass runs no worker thread")
+    with threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(RuntimeError, match="worker failed"):
+            for _ in range(20):  # the caller may claim every block of a step; 20 passes
+                _pass(
+                    True,
+                    X,
+                    X[:9].copy(),
+                    rng.permutation(4096),
+                    _neighbourhood("hard"),
+                    grid,
+                    0,
+                    1024,
+                    "all",
+                    64,
+                    monkeypatch,
+                )
+    assert threading.active_count() == before
