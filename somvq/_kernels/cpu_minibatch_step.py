@@ -322,12 +322,6 @@ def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
 
 _ONE_BY_ONE = np.ones((1, 1))
 
-#: With two threads, a batch of one block (<= CHUNK_ROWS rows, e.g. the default 256) is
-#: searched as two blocks of at least this many rows, one per thread. The blocks change
-#: no result: winners and distances are functions of the row and the codebook alone (the
-#: search is exact), and the statistics are added over the whole batch in row order.
-SPLIT_MIN_ROWS = 64
-
 
 def minibatch_pass(
     X,
@@ -387,9 +381,7 @@ def minibatch_pass(
 
     controller = _blas_controller()
     threads = max([lib.num_threads or 1 for lib in controller.lib_controllers] or [1])
-    n_threads = min(threads, _CPU_COUNT)
-    if rows_max < 2 * SPLIT_MIN_ROWS:
-        n_threads = 1
+    n_threads = min(threads, _CPU_COUNT, -(-rows_max // block_rows))
     n_steps = -(-n_rows // batch_size)
     worker = None
     sq_error = 0.0
@@ -409,8 +401,6 @@ def minibatch_pass(
                     batch = block[start : start + batch_size]
                     n = batch.shape[0]
                     step_rows = balanced_chunk_rows(n, chunk_rows)
-                    if step_rows == n and worker is not None and n >= 2 * SPLIT_MIN_ROWS:
-                        step_rows = -(-n // 2)  # one block per thread (results do not depend on blocks)
                     starts = range(0, n, step_rows)
                     if worker is None or len(starts) == 1:
                         for b in starts:
