@@ -194,7 +194,7 @@ def test_the_search_is_exact_far_from_the_origin(monkeypatch):
     scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
     c = _constants(np.float32, 4)
     cpu_minibatch_step.search_block(
-        X, 0, 1024, *scratch, W, aug.T, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
+        X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
     )
     np.testing.assert_array_equal(bmu, naive.bmu(X, W))
     direct = ((X.astype(float) - W.astype(float)[bmu]) ** 2).sum(1)
@@ -279,3 +279,21 @@ def test_an_error_on_the_worker_thread_reaches_the_caller(monkeypatch):
                     monkeypatch,
                 )
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("shape, n_features", [((1,), 3), ((1, 1), 1), ((2, 1), 1), ((3, 3), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_unit_and_one_feature(shape, n_features, dtype, compiled_calls, monkeypatch):
+    """K = 1 makes the augmented codebook's transpose both C- and F-contiguous; D = 1."""
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(1500, n_features)).astype(dtype)
+    grid = Grid(shape)
+    W0 = X[: grid.n_units].copy()
+    order = rng.permutation(1500)
+    nb = _neighbourhood("hard")
+    new = _pass(True, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
+    old = _pass(False, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
+    assert compiled_calls
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert new[3] == old[3]

@@ -68,7 +68,7 @@ _SEARCH_SIGNATURES = [
         array(dtype, 2, "C"),  # per-thread (rows, K) scores
         array(_bits_type(dtype), 2, "C"),  # the same scores' bits (a view)
         array(dtype, 2, "C", readonly=True),  # codebook
-        array(dtype, 2, "F", readonly=True),  # [-2 W' | ||w'||^2]^T
+        array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
         array(dtype, 1, "C", readonly=True),  # centre of the frame
         _F1,  # frame (prepare_frame)
         types.float64,  # kappa
@@ -90,7 +90,7 @@ def search_block(
     products,
     bits,
     codebook,
-    aug_t,
+    aug,
     centre,
     frame,
     kappa,
@@ -126,7 +126,7 @@ def search_block(
                 v = v * s
             framed[i, j] = v
     out = products[:n]
-    np.dot(framed[:n], aug_t, out)
+    np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
     # float32 differences squared never overflow float64; float64 ones may beyond 1e154
     direct_scale = 1.0 if rows.itemsize == 4 else scale
     return rank_block(
@@ -367,7 +367,6 @@ def minibatch_pass(
     mean = np.empty(n_features)
     centre = np.zeros(n_features, dtype=dtype)
     aug = np.empty((n_units, n_features + 1), dtype=dtype)
-    aug_t = aug.T
     frame = np.zeros(4)
     constants = _constants(dtype, n_features)
     limit = distances._UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
@@ -377,7 +376,7 @@ def minibatch_pass(
     # any batch's blocks (balanced_chunk_rows of its rows) have at most this many rows
     block_rows = min(rows_max, chunk_rows)
     own = _scratch(block_rows, n_units, n_features, dtype)
-    constant_args = (codebook, aug_t, centre, frame, constants.kappa, constants.overflow, constants.up)
+    constant_args = (codebook, aug, centre, frame, constants.kappa, constants.overflow, constants.up)
 
     controller = _blas_controller()
     threads = max([lib.num_threads or 1 for lib in controller.lib_controllers] or [1])
