@@ -344,9 +344,12 @@ def minibatch_pass(
 
     The arguments are those of :func:`somvq.algorithms.minibatch_pass_inplace`, checked
     there (``X`` in the codebook's dtype, ``order`` intp, state C-contiguous, a smoothing
-    that is none or separable on a 1-D / 2-D grid: ``algorithms._compiled_step``). Returns the summed squared error and the number of rows done:
-    all of them, unless a step left a codebook with no finite frame (a diverged fit),
-    after which the caller runs the rest step by step.
+    that is none or separable on a 1-D / 2-D grid: ``algorithms._compiled_step``).
+    Returns the summed squared error and the number of rows done: all of them, unless a
+    step left a codebook with no finite frame (a diverged fit), after which the caller
+    runs the rest step by step. With more than one BLAS thread (the count seen on entry,
+    as the full search reads it) and batches of more than one block, one worker thread
+    searches blocks beside the calling thread; every BLAS is held at one thread meanwhile.
     """
     from .. import distances
     from ..neighbourhoods import IdentitySmoothing, smoothing_operator
