@@ -29,7 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import config as kernel_config
-from .neighbourhoods import Neighbourhood, SeparableSmoothing, Smoothing, _namespace, smoothing_operator
+from .neighbourhoods import (
+    IdentitySmoothing,
+    Neighbourhood,
+    SeparableSmoothing,
+    Smoothing,
+    _namespace,
+    smoothing_operator,
+)
 from .schedules import Schedule
 
 __all__ = [
@@ -248,8 +255,11 @@ def minibatch_pass_inplace(
     in place, so pass private copies (the CPU engine does, and publishes them at the end).
     Rows are gathered in order into a contiguous buffer a few MB at a time, the BLAS stays
     single-threaded for the whole pass, and the smoothing and EMA update run compiled
-    (:mod:`somvq._kernels.cpu_minibatch`). Returns the sum over rows of the squared
-    distance to the winner met at the row's step.
+    (:mod:`somvq._kernels.cpu_minibatch`). When the smoothing is none or separable on a
+    1-D / 2-D rectangular grid, each step is one compiled search call per block (two
+    threads, no GIL) and one compiled update call
+    (:mod:`somvq._kernels.cpu_minibatch_step`), with the same bits as the loop here.
+    Returns the sum over rows of the squared distance to the winner met at the row's step.
     """
     from ._kernels.cpu_bmu import single_threaded_blas
     from ._kernels.cpu_minibatch import ema_update_inplace
@@ -264,6 +274,35 @@ def minibatch_pass_inplace(
     batch_size = max(int(batch_size), 1)
     # Rows gathered at once: whole batches, about 8 MB (at least one batch).
     per_gather = max(1, _GATHER_BYTES // max(1, n_features * X.itemsize * batch_size)) * batch_size
+    update_all = update == "all"
+    sq_error = 0.0
+    t = int(t0)
+    if n_rows and _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum):
+        # Each step compiled (somvq/_kernels/cpu_minibatch_step.py): the same bits as the
+        # loop below, which runs only what the compiled pass leaves (a diverged codebook).
+        from ._kernels import cpu_minibatch_step
+
+        sq_error, done = cpu_minibatch_step.minibatch_pass(
+            X,
+            order,
+            codebook,
+            ema_count,
+            ema_sum,
+            neighbourhood,
+            grid,
+            t,
+            batch_size=batch_size,
+            decay=decay,
+            eps=eps,
+            update_all=update_all,
+            chunk_rows=chunk_rows,
+            gather_rows=per_gather,
+        )
+        if done == n_rows:
+            return sq_error
+        order = order[done:]
+        n_rows = order.shape[0]
+        t += -(-done // batch_size)
     gathered = np.empty((min(per_gather, n_rows), n_features), dtype=X.dtype)
     rows = min(batch_size, n_rows)
     counts = np.empty(n_units)
@@ -272,9 +311,6 @@ def minibatch_pass_inplace(
     sq_dist = np.empty(rows)
     buffers = (counts, sums, bmu, sq_dist)
     smoothed = (np.empty(n_units), np.empty((n_units, n_features)), np.empty((n_units, n_features + 1)))
-    update_all = update == "all"
-    sq_error = 0.0
-    t = int(t0)
     with single_threaded_blas():
         for g_start in range(0, n_rows, per_gather):
             g_stop = min(g_start + per_gather, n_rows)
@@ -293,6 +329,31 @@ def minibatch_pass_inplace(
                 )
                 t += 1
     return sq_error
+
+
+def _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum) -> bool:
+    """Whether :func:`minibatch_pass_inplace` can run each step compiled: a smoothing the
+    compiled step has (none, separable on 1-D/2-D rectangular grids) and the state as the
+    kernels take it (the CPU engine's private copies are)."""
+    if not _MINIBATCH_COMPILED:
+        return False
+    op = smoothing_operator(neighbourhood, grid, t)
+    return (
+        codebook.dtype in (np.float32, np.float64)
+        and codebook.flags.c_contiguous
+        and codebook.flags.writeable
+        and all(
+            a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in (ema_count, ema_sum)
+        )
+        and (
+            isinstance(op, IdentitySmoothing) or (isinstance(op, SeparableSmoothing) and len(op.factors) <= 2)
+        )
+    )
+
+
+#: Run mini-batch steps compiled where :func:`_compiled_step` allows (tests switch it off
+#: to compare with the step-by-step loop).
+_MINIBATCH_COMPILED = True
 
 
 def learning_rate_parameters(learning_rate: Schedule | str) -> tuple[int, np.ndarray]:

@@ -1,0 +1,299 @@
+"""The compiled mini-batch step (somvq/_kernels/cpu_minibatch_step.py, issue 17 item 2).
+
+It must give the same bits as the step-by-step loop of ``minibatch_pass_inplace`` (counts,
+sums, EMA state, codebook, summed error) on every path it takes: one or several blocks per
+step, one or two threads, the plain, centred and scaled frames of the exact search, the
+separable and "none" smoothings, both update rules, float32/float64; it hands a diverged
+codebook back to the loop; and whole fits match tests/naive.py's mini-batch reference.
+"""
+
+import math
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from somvq import KSOM, algorithms
+from somvq._kernels import cpu_minibatch_step
+from somvq.grids import Grid
+from somvq.neighbourhoods import Neighbourhood
+from somvq.schedules import Schedule
+
+from . import naive
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """Counts the passes that took the compiled path."""
+    calls = []
+    original = cpu_minibatch_step.minibatch_pass
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", counting)
+    return calls
+
+
+def _pass(compiled, X, W0, order, nb, grid, t0, batch_size, update, chunk_rows, monkeypatch):
+    monkeypatch.setattr(algorithms, "_MINIBATCH_COMPILED", compiled)
+    W = W0.copy()
+    N = np.linspace(0.5, 2.0, W0.shape[0])
+    m = W0.astype(np.float64) * N[:, None]
+    errors = []
+    for t in (t0, t0 + 50):  # two passes: the second starts from the first's state
+        errors.append(
+            algorithms.minibatch_pass_inplace(
+                X,
+                order,
+                W,
+                N,
+                m,
+                nb,
+                grid,
+                t,
+                batch_size=batch_size,
+                decay=0.9,
+                eps=1e-4,
+                update=update,
+                chunk_rows=chunk_rows,
+            )
+        )
+    return W, N, m, errors
+
+
+def _neighbourhood(kind):
+    schedule = Schedule("inverse_time", 3.0, 0.5, 0.1, 60.0)
+    return Neighbourhood(kind, schedule, 0.2)
+
+
+FRAMES = {
+    "plain": (0.0, 1.0),  # centred data: no centre, no scale
+    "centred": (1000.0, 1.0),  # off the origin: the frame's centre
+    "scaled": (0.0, 1e-12),  # tiny radius: a power-of-two scale
+    "far": (1e4, 3e-2),  # centre and float32 cancellation together (ulp 1e-3)
+}
+
+
+@pytest.mark.parametrize("frame", FRAMES)
+@pytest.mark.parametrize("kind", ["hard", "gaussian", "none"])
+@pytest.mark.parametrize("grid", [Grid((4, 5)), Grid((3, 4), periodic=(True, False)), Grid((9,))], ids=repr)
+@pytest.mark.parametrize("update", ["all", "written"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_pass_is_the_step_by_step_loop_bit_for_bit(
+    frame, kind, grid, update, dtype, compiled_calls, monkeypatch
+):
+    offset, spread = FRAMES[frame]
+    rng = np.random.default_rng(11)
+    X = (offset + spread * rng.normal(size=(613, 6))).astype(dtype)
+    W0 = X[rng.choice(613, grid.n_units, replace=False)].copy()
+    order = rng.permutation(613)
+    nb = _neighbourhood(kind)
+    # batch 100 in 32-row blocks: 4 blocks a step (claimed by two threads), last batch 13 rows
+    new = _pass(True, X, W0, order, nb, grid, 2, 100, update, 32, monkeypatch)
+    assert len(compiled_calls) == 2
+    old = _pass(False, X, W0, order, nb, grid, 2, 100, update, 32, monkeypatch)
+    assert len(compiled_calls) == 2
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert new[3] == old[3]
+    assert new[0].dtype == dtype and not np.array_equal(new[0], W0)
+
+
+@pytest.mark.parametrize(
+    "batch_size, n_rows",
+    [(1, 301), (2, 301), (37, 3001), (512, 3001), (1024, 3001), (1500, 3001), (5000, 3001), (1100, 2500)],
+)
+def test_batch_sizes_and_blocks(batch_size, n_rows, compiled_calls, monkeypatch):
+    """Batches of one row, one block, two blocks (1024 = 2 x 512), uneven and whole-pass;
+    1100 of 2500 rows: 4 blocks of 275 rows, then a last batch of one 300-row block."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(n_rows, 8)).astype(np.float32)
+    grid = Grid((6, 7))
+    W0 = X[:42].copy()
+    order = rng.permutation(X.shape[0])
+    nb = _neighbourhood("hard")
+    new = _pass(True, X, W0, order, nb, grid, 0, batch_size, "all", 512, monkeypatch)
+    old = _pass(False, X, W0, order, nb, grid, 0, batch_size, "all", 512, monkeypatch)
+    assert compiled_calls
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert new[3] == old[3]
+
+
+def test_one_and_two_threads_give_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(4000, 16)).astype(np.float32)
+    grid = Grid((8, 8))
+    W0 = X[:64].copy()
+    order = rng.permutation(4000)
+    nb = _neighbourhood("gaussian")
+    two = _pass(True, X, W0, order, nb, grid, 0, 1024, "all", 128, monkeypatch)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = _pass(True, X, W0, order, nb, grid, 0, 1024, "all", 128, monkeypatch)
+    for a, b in zip(one[:3], two[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert one[3] == two[3]
+
+
+def test_dense_smoothing_stays_step_by_step(compiled_calls, monkeypatch):
+    """Hexagonal grids and non-separable kernels (dense H) take the loop, as before."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 4))
+    for grid, kind in [(Grid((4, 4), topology="hexagonal"), "hard"), (Grid((4, 4)), "bubble")]:
+        _pass(
+            True,
+            X,
+            X[:16].copy(),
+            rng.permutation(300),
+            _neighbourhood(kind),
+            grid,
+            0,
+            64,
+            "all",
+            512,
+            monkeypatch,
+        )
+    assert not compiled_calls
+
+
+def test_a_diverged_codebook_goes_back_to_the_loop(compiled_calls, monkeypatch):
+    """A NaN unit (no finite frame): the rest of the pass runs step by step and
+    gives what the loop gives, NaN for NaN."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 3))
+    grid = Grid((3, 3))
+    W0 = X[:9].copy()
+    W0[4] = np.nan  # a diverged unit: no finite frame from the start
+    order = rng.permutation(400)
+    nb = _neighbourhood("hard")
+    with np.errstate(all="ignore"):
+        new = _pass(True, X, W0, order, nb, grid, 0, 64, "all", 512, monkeypatch)
+        old = _pass(False, X, W0, order, nb, grid, 0, 64, "all", 512, monkeypatch)
+    assert compiled_calls
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)  # NaN where the loop has NaN
+    np.testing.assert_equal(new[3], old[3])
+
+
+def test_the_search_is_exact_far_from_the_origin(monkeypatch):
+    """Winners of the compiled steps are the float64 brute-force ones (issue 11's case)."""
+    rng = np.random.default_rng(7)
+    X = (1000.0 + rng.normal(size=(1024, 4))).astype(np.float32)
+    W = X[:16].copy()
+    bmu = np.empty(1024, dtype=np.int64)
+    sq = np.empty(1024)
+    from somvq._kernels.cpu_bmu import _constants
+
+    mean, centre = np.empty(4), np.zeros(4, np.float32)
+    aug, frame = np.empty((16, 5), np.float32), np.zeros(4)
+    cpu_minibatch_step.prepare_frame(W, mean, centre, aug, 2.0**30, frame)
+    assert frame[cpu_minibatch_step.CENTRED] == 1.0
+    scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
+    c = _constants(np.float32, 4)
+    cpu_minibatch_step.search_block(
+        X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
+    )
+    np.testing.assert_array_equal(bmu, naive.bmu(X, W))
+    direct = ((X.astype(float) - W.astype(float)[bmu]) ** 2).sum(1)
+    np.testing.assert_allclose(sq, direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("update", ["all", "written"])
+@pytest.mark.parametrize("shape, periodic", [((4, 5), False), ((3, 6), True), ((7,), False)])
+def test_fit_equals_naive_reference(shape, periodic, update):
+    """KSOM mini-batch fits (the compiled step: several blocks a step) against the naive
+    transcription of docs/algorithms.md §7 with the paper's hard kernel."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(2500, 4))
+    K = math.prod(shape)
+    W0 = rng.normal(scale=0.5, size=(K, 4))
+    n_epochs, batch_size, decay, eps, shrink = 2, 1100, 0.8, 1e-5, 0.3
+    distances = naive.grid_distances(shape, "rectangular", periodic)
+    W, N, m = W0.copy(), np.ones(K), W0.copy()
+    t = 0
+    orders = np.random.default_rng(3)
+    for _ in range(n_epochs):
+        order = orders.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            H = naive.paper_hard(distances, t, shrink)
+            N, m, W = naive.minibatch_ksom_step(
+                X[order[start : start + batch_size]], W, N, m, H, decay, eps, update
+            )
+            t += 1
+    som = KSOM(
+        grid=shape,
+        periodic=periodic,
+        algorithm="minibatch",
+        neighbourhood="hard",
+        shrink=shrink,
+        batch_size=batch_size,
+        decay=decay,
+        eps=eps,
+        update=update,
+        n_epochs=n_epochs,
+        init=W0,
+        random_state=3,
+    )
+    som.fit(X)
+    np.testing.assert_allclose(som.ema_count_, N, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(som.ema_sum_, m, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(som.codebook_, W, rtol=1e-10, atol=1e-12)
+    assert som.n_steps_ == t
+
+
+def test_an_error_on_the_worker_thread_reaches_the_caller(monkeypatch):
+    """No hang and no leaked thread: the worker's exception is raised by the pass."""
+    import threading
+
+    original = cpu_minibatch_step.search_block
+
+    def failing(*args):
+        if threading.current_thread().name == "somvq-minibatch":
+            raise RuntimeError("worker failed")
+        return original(*args)
+
+    monkeypatch.setattr(cpu_minibatch_step, "search_block", failing)
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(4096, 4)).astype(np.float32)
+    grid = Grid((3, 3))
+    before = threading.active_count()
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: the pass runs no worker thread")
+    with threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(RuntimeError, match="worker failed"):
+            for _ in range(20):  # the caller may claim every block of a step; 20 passes
+                _pass(
+                    True,
+                    X,
+                    X[:9].copy(),
+                    rng.permutation(4096),
+                    _neighbourhood("hard"),
+                    grid,
+                    0,
+                    1024,
+                    "all",
+                    64,
+                    monkeypatch,
+                )
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("shape, n_features", [((1,), 3), ((1, 1), 1), ((2, 1), 1), ((3, 3), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_unit_and_one_feature(shape, n_features, dtype, compiled_calls, monkeypatch):
+    """K = 1 makes the augmented codebook's transpose both C- and F-contiguous; D = 1."""
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(1500, n_features)).astype(dtype)
+    grid = Grid(shape)
+    W0 = X[: grid.n_units].copy()
+    order = rng.permutation(1500)
+    nb = _neighbourhood("hard")
+    new = _pass(True, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
+    old = _pass(False, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
+    assert compiled_calls
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert new[3] == old[3]
