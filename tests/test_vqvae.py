@@ -403,12 +403,12 @@ def test_checkpoint_with_missing_entries_is_refused(tmp_path, digits_data):
 
 
 def test_documented_10k_study_command_parses():
-    """docs/vqvae-study.md "Open: the 10k-step runs": the command is valid as written (issue 18)."""
+    """docs/vqvae-study.md "The 10k-step runs": the command is valid as written (issue 18)."""
     import re
     import shlex
 
     text = (ROOT / "docs" / "vqvae-study.md").read_text()
-    section = text.split("## Open: the 10k-step runs", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## The 10k-step runs", 1)[1].split("\n## ", 1)[0]
     command = re.search(r"```console\n\$ (.*?)```", section, re.S).group(1).replace("\\\n", " ")
     args = shlex.split(command)
     assert args[:3] == ["somvq", "vqvae", "compare"]
