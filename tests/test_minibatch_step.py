@@ -39,6 +39,7 @@ def compiled_calls(monkeypatch):
 
 def _pass(compiled, X, W0, order, nb, grid, t0, batch_size, update, chunk_rows, monkeypatch):
     monkeypatch.setattr(algorithms, "_MINIBATCH_COMPILED", compiled)
+    monkeypatch.setattr(algorithms, "_MIN_COMPILED_STEPS", 1)  # short passes compiled too
     W = W0.copy()
     N = np.linspace(0.5, 2.0, W0.shape[0])
     m = W0.astype(np.float64) * N[:, None]
@@ -297,3 +298,15 @@ def test_one_unit_and_one_feature(shape, n_features, dtype, compiled_calls, monk
     for a, b in zip(new[:3], old[:3]):
         np.testing.assert_array_equal(a, b)
     assert new[3] == old[3]
+
+
+def test_a_pass_of_few_steps_runs_step_by_step(compiled_calls):
+    # the compiled pass's set-up is not won back over fewer than _MIN_COMPILED_STEPS steps
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    short = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=100, n_epochs=1, random_state=0).fit(X)
+    assert compiled_calls == []
+    long = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=30, n_epochs=1, random_state=0).fit(X)
+    assert (
+        len(compiled_calls) >= 1 and np.isfinite(short.codebook_).all() and np.isfinite(long.codebook_).all()
+    )
