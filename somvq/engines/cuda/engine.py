@@ -52,9 +52,12 @@ class CudaEngine(Engine):
                 "the host before the copy; pass X as a NumPy array."
             )
         host = np.ascontiguousarray(data.host * scale.astype(data.host.dtype, copy=False))
-        return DeviceData(_cuda().to_device(host), host)
+        scaled = DeviceData(_cuda().to_device(host), host)
+        scaled.has_missing = data.has_missing  # missing="ignore": the masked path stays chosen
+        return scaled
 
     def run_pass(self, X, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        self._layers = plan.layers  # layered maps: the labels' masked search reads it
         if getattr(X, "has_missing", False) or np.ndim(state.ema_count) == 2:
             # missing="ignore" with NaN (or a (K, D) EMA count): the masked path, as on the CPU
             from .masked import run_masked_pass
@@ -117,5 +120,7 @@ class CudaEngine(Engine):
         if getattr(X, "has_missing", False):
             from .masked import masked_assign
 
-            return masked_assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()
+            return masked_assign(
+                X, state.codebook if codebook is None else codebook, layers=getattr(self, "_layers", None)
+            )[0].copy_to_host()
         return steps.assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()
