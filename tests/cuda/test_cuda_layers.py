@@ -158,3 +158,18 @@ def test_cuda_online_layers_with_missing_values_are_a_clear_error_unless_plain()
     gpu = KSOM(**params, backend="cuda").fit(X)
     np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
     np.testing.assert_allclose(gpu.codebook_, cpu.codebook_, rtol=1e-9, atol=1e-9)
+
+
+def test_cuda_classifier_with_missing_inputs_trains_like_the_cpu():
+    from somvq import KSOMClassifier
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(24, 3))
+    y = (X[:, 0] > 0).astype(int)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.5
+    params = dict(grid=(2, 2), n_epochs=2, random_state=0, missing="ignore", max_missing=1.0)
+    cpu = KSOMClassifier(**params).fit(X, y)
+    gpu = KSOMClassifier(**params, backend="cuda").fit(X, y)
+    np.testing.assert_allclose(gpu.som_.codebook_, cpu.som_.codebook_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
