@@ -424,19 +424,6 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"{fitted!r}); call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
-        if spec.has_tanimoto and engine.name == "cuda" and self.algorithm == "online":
-            raise ValueError(
-                "tanimoto layers with algorithm='online' train on the CPU engine only (the online "
-                "CUDA kernel searches the codebook itself, not its thresholded copy); use "
-                "algorithm='batch' or 'minibatch' with backend='cuda', or backend='cpu'."
-            )
-        if engine.name == "cuda" and self.algorithm == "online" and getattr(data, "has_missing", False):
-            if sum(1 for w in spec.weights if w > 0) > 1 or any(w == 0 for w in spec.weights):
-                raise ValueError(
-                    "layers with missing='ignore' and algorithm='online' train on the CPU engine only "
-                    "when X holds NaN (the online CUDA kernel has no per-layer masked search); use "
-                    "algorithm='batch' or 'minibatch' with backend='cuda', or backend='cpu'."
-                )
         return spec
 
     def _fitted_layers(self) -> layers.Layers | None:

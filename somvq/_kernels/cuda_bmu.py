@@ -498,8 +498,7 @@ def best_matching_units(
     threads = cfg.THREADS_PER_BLOCK
     if layered:
         group, group_size = layers
-        factor = cuda.device_array((n_rows, group_size.shape[0]), dtype=np.float64)
-        _build_layer_factors()[(n_rows + threads - 1) // threads, threads](X, rows, group, group_size, factor)
+        factor = layer_factors(X, rows, group, group_size)
     else:  # unused placeholders of the right types
         group = cuda.device_array(1, dtype=np.int64)
         factor = cuda.device_array((1, 1), dtype=np.float64)
@@ -539,6 +538,20 @@ def best_matching_units(
     )
     if deterministic:
         segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics, masked=masked)
+
+
+def layer_factors(X, rows, group, group_size):
+    """``factor[r, g] = D_g / n_obs,g`` of the row ``X[rows[r]]`` (an (m, G) float64 device array).
+
+    ``group`` (D,) int64 (-1: a column of no group) and ``group_size`` (G,) float64 device
+    arrays; a group with no observed column in a row gets inf.
+    """
+    n_rows = rows.shape[0]
+    factor = cuda.device_array((n_rows, group_size.shape[0]), dtype=np.float64)
+    if n_rows:
+        threads = cuda_config.THREADS_PER_BLOCK
+        _build_layer_factors()[(n_rows + threads - 1) // threads, threads](X, rows, group, group_size, factor)
+    return factor
 
 
 def direct_form_error(dtype, n_features: int) -> tuple[float, float]:

@@ -136,9 +136,10 @@ def _compile_all(cuda, T, cc) -> int:
             cuda_bmu._build_layer_factors(),
             (A(dt, 2), A(i64, 1), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 2, "C")),
         )
-        for masked in (True,):  # missing="ignore": the masked online build (the dense one below)
+        # missing="ignore" and layered online builds (the dense one below)
+        for masked, layered in ((True, False), (True, True), (False, True)):
             check(
-                cuda_online._build(256, masked),
+                cuda_online._build(256, masked, layered),
                 (
                     A(dt, 2),
                     A(dt, 2, "C"),
@@ -153,6 +154,10 @@ def _compile_all(cuda, T, cc) -> int:
                     A(f64, 1, "C"),
                     A(f64, 1, "C"),
                     i64,
+                    A(i64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 2, "C"),
                 ),
             )
         check(
@@ -223,6 +228,10 @@ def _compile_all(cuda, T, cc) -> int:
                 A(f64, 1, "C"),
                 A(f64, 1, "C"),
                 i64,
+                A(i64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 2, "C"),
             ),
         )
         kernels = cuda_update._build(256, 256)

@@ -1,4 +1,9 @@
-"""Layered maps on the CUDA engine (issue 14): the scaled-columns trick, tanimoto layers, refusals."""
+"""Layered maps on the CUDA engine (issue 14): the scaled-columns trick, tanimoto layers, NaN.
+
+Every combination is held equal to the CPU engine (the definition, itself tested against
+tests/naive.py in tests/test_layers.py and tests/test_layers_missing.py); the layered
+masked kernel also directly against somvq.layers.layered_masked_assign.
+"""
 
 import numpy as np
 import pytest
@@ -34,12 +39,15 @@ def test_cuda_tanimoto_layers_train_like_the_cpu(algorithm):
     np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
 
 
-def test_cuda_online_tanimoto_layer_is_a_clear_error():
-    som = KSOM(grid=(2, 2), backend="cuda", algorithm="online", **TANIMOTO)
-    with pytest.raises(
-        ValueError, match="tanimoto layers with algorithm='online' train on the CPU engine only"
-    ):
-        som.fit(_binary(20))
+@pytest.mark.parametrize("weights", [[1.0, 2.0], [0.0, 1.0]])
+def test_cuda_online_tanimoto_layers_train_like_the_cpu(weights):
+    X = _binary(20)
+    params = dict(grid=(2, 2), n_epochs=2, random_state=0, algorithm="online", **TANIMOTO)
+    params["layer_weights"] = weights
+    cpu = KSOM(**params).fit(X)
+    gpu = KSOM(**params, backend="cuda").fit(X)
+    np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
+    np.testing.assert_allclose(gpu.codebook_, cpu.codebook_, rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------ layers with missing="ignore"
@@ -146,18 +154,22 @@ def test_cuda_rows_with_an_unobserved_layer_are_the_cpus_error():
             KSOM(**params, backend=backend).fit(X)
 
 
-def test_cuda_online_layers_with_missing_values_are_a_clear_error_unless_plain():
+@pytest.mark.parametrize(
+    "layers, weights, distances",
+    [
+        (MISSING_LAYERS, [0.5, 2.0], ["sqeuclidean", "tanimoto"]),
+        (MISSING_LAYERS, "balanced", None),
+        ([[0, 1, 2, 3, 4]], [2.0], None),  # one layer of every column: the plain masked kernel
+    ],
+)
+def test_cuda_online_layers_with_missing_values_train_like_the_cpu(layers, weights, distances):
     X = _holes(1)
-    som = KSOM(grid=(2, 2), backend="cuda", algorithm="online", missing="ignore", max_missing=1.0, layers=MISSING_LAYERS)
-    with pytest.raises(ValueError, match="algorithm='online' train on the CPU engine only when X holds NaN"):
-        som.fit(X)
-    # one layer of every column is the plain masked path: the online kernel serves it
-    params = dict(grid=(2, 2), n_epochs=1, algorithm="online", missing="ignore", max_missing=1.0, random_state=0)
-    params.update(layers=[[0, 1, 2, 3, 4]], layer_weights=[2.0])
+    params = dict(grid=(2, 2), n_epochs=2, algorithm="online", missing="ignore", max_missing=1.0, random_state=0)
+    params.update(layers=layers, layer_weights=weights, layer_distances=distances)
     cpu = KSOM(**params).fit(X)
     gpu = KSOM(**params, backend="cuda").fit(X)
     np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
-    np.testing.assert_allclose(gpu.codebook_, cpu.codebook_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gpu.codebook_, cpu.codebook_, rtol=1e-12, atol=1e-12)
 
 
 def test_cuda_classifier_with_missing_inputs_trains_like_the_cpu():

@@ -99,6 +99,11 @@ class CudaEngine(Engine):
                     )
                 state.n_steps += 1
         else:  # online
+            layered = None
+            if plan.search is not None:  # tanimoto layers: the layered online search
+                from .masked import online_layer_arrays
+
+                layered = online_layer_arrays(plan.layers, Xd, order_d)
             steps.online_pass_inplace(
                 Xd,
                 order_d,
@@ -108,10 +113,14 @@ class CudaEngine(Engine):
                 device.distances,
                 state.n_steps,
                 learning_rate=plan.learning_rate,
+                layers=layered,
             )
             state.n_steps += n
             # As the CPU pass: the error is measured once, after the pass.
-            steps.unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
+            search = device.codebook
+            if plan.search is not None:
+                search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+            steps.unit_statistics(Xd, search, rows=order_d, error=error, out=buffers)
         device.write_back(state)
         return float(error.copy_to_host()[0])
 

@@ -21,9 +21,9 @@ Layered maps (``plan.layers``, a :class:`somvq.layers.ScaledLayers`): batch and 
 search the scaled rows against the search codebook (tanimoto columns thresholded on the
 host, as the dense CUDA layered path does) with the ``layers=`` build of the kernels,
 kohonen's per-layer rule (:func:`somvq.layers.layered_masked_assign` is the definition);
-the statistics and updates are the masked ones above. One layer of every column without
-tanimoto is the plain masked path (as on the CPU). Online passes of other layered maps
-with NaN are refused by the estimator (the online kernel has no per-layer search).
+the statistics and updates are the masked ones above. Online: the online kernel's
+``layers=`` build (:func:`somvq.layers.layered_online_pass`'s rule). One layer of every
+column without tanimoto is the plain masked path (as on the CPU).
 """
 
 from __future__ import annotations
@@ -94,6 +94,20 @@ def layer_groups(layers):
     group = layers.kernel_arrays()[0]
     sizes = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
     return cuda.to_device(np.ascontiguousarray(group)), cuda.to_device(sizes)
+
+
+def online_layer_arrays(layers, X, order):
+    """The ``layers=`` arguments of the online kernel: ``(group, level, high, factor)`` on the device.
+
+    ``layers``: a :class:`somvq.layers.ScaledLayers`; ``factor`` holds ``D_g / n_obs,g``
+    of the sample ``X[order[s]]`` in row ``s`` (as :func:`somvq.layers.layered_online_pass`).
+    """
+    from ..._kernels import cuda_bmu
+
+    cuda = _cuda()
+    group, level, high = (cuda.to_device(np.ascontiguousarray(a)) for a in layers.kernel_arrays())
+    sizes = cuda.to_device(np.asarray([cols.size for cols in layers.groups], dtype=np.float64))
+    return group, level, high, cuda_bmu.layer_factors(as_device_array(X), order, group, sizes)
 
 
 def masked_assign(X, codebook, *, rows=None, layers=None):
@@ -205,12 +219,7 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
                 )
             state.n_steps += 1
     else:  # online
-        if groups is not None or plan.search is not None:
-            raise ValueError(  # the estimator refuses these fits first; kept for direct callers
-                "online passes of layered maps with NaN on backend='cuda' need the plain masked "
-                "search (one layer of every column, no tanimoto); use algorithm='batch' or "
-                "'minibatch', or backend='cpu'."
-            )
+        layered = groups is not None or plan.search is not None  # not the plain masked search
         steps.online_pass_inplace(
             Xd,
             order_d,
@@ -221,8 +230,12 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
             state.n_steps,
             learning_rate=plan.learning_rate,
             masked=True,
+            layers=online_layer_arrays(layers, Xd, order_d) if layered else None,
         )
         state.n_steps += n
-        masked_unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
+        search = device.codebook
+        if plan.search is not None:
+            search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+        masked_unit_statistics(Xd, search, rows=order_d, error=error, out=buffers, groups=groups)
     device.write_back(state)
     return float(error.copy_to_host()[0])
