@@ -62,7 +62,12 @@ from .cuda_update import block_tree_sum
 
 @cache
 def _build(
-    tile_rows: int, tile_units: int, tile_features: int, dtype_name: str, masked: bool = False, layered: bool = False
+    tile_rows: int,
+    tile_units: int,
+    tile_features: int,
+    dtype_name: str,
+    masked: bool = False,
+    layered: bool = False,
 ):
     # masked (missing="ignore", somvq.missing): NaN entries of X add nothing to a row's
     # sums, which are then sum_{j observed} (x_j - w_j)^2 (the D / n_obs factor is the

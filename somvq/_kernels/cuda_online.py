@@ -177,7 +177,12 @@ def online_pass(
     kernel = _build(cfg.ONLINE_THREADS, masked, layers is not None)
     if layers is None:  # unused placeholders of the right types
         none = cuda.device_array(1, dtype=np.float64)
-        layers = (cuda.device_array(1, dtype=np.int64), none, none, cuda.device_array((1, 1), dtype=np.float64))
+        layers = (
+            cuda.device_array(1, dtype=np.int64),
+            none,
+            none,
+            cuda.device_array((1, 1), dtype=np.float64),
+        )
     n = order.shape[0]
     for start in range(0, n, cfg.ONLINE_CHUNK):
         stop = min(start + cfg.ONLINE_CHUNK, n)

@@ -126,7 +126,13 @@ def test_layered_masked_kernel_equals_the_cpu_definition(dtype, deterministic):
 def test_cuda_layers_with_missing_values_train_like_the_cpu(algorithm, weights, distances):
     X = _holes(1)
     params = dict(grid=(2, 2), n_epochs=2, random_state=0, algorithm=algorithm, batch_size=10)
-    params.update(missing="ignore", max_missing=1.0, layers=MISSING_LAYERS, layer_weights=weights, layer_distances=distances)
+    params.update(
+        missing="ignore",
+        max_missing=1.0,
+        layers=MISSING_LAYERS,
+        layer_weights=weights,
+        layer_distances=distances,
+    )
     cpu = KSOM(**params).fit(X)
     gpu = KSOM(**params, backend="cuda").fit(X)
     np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
@@ -137,7 +143,9 @@ def test_cuda_layers_with_missing_values_train_like_the_cpu(algorithm, weights, 
 
 def test_cuda_layers_with_missing_values_float32_train_like_the_cpu():
     X = _holes(2, dtype=np.float32)
-    params = dict(grid=(2, 2), n_epochs=2, random_state=0, missing="ignore", max_missing=1.0, layers=MISSING_LAYERS)
+    params = dict(
+        grid=(2, 2), n_epochs=2, random_state=0, missing="ignore", max_missing=1.0, layers=MISSING_LAYERS
+    )
     params.update(layer_weights=[0.5, 2.0], layer_distances=["sqeuclidean", "tanimoto"])
     cpu = KSOM(**params).fit(X)
     gpu = KSOM(**params, backend="cuda").fit(X)
@@ -164,7 +172,9 @@ def test_cuda_rows_with_an_unobserved_layer_are_the_cpus_error():
 )
 def test_cuda_online_layers_with_missing_values_train_like_the_cpu(layers, weights, distances):
     X = _holes(1)
-    params = dict(grid=(2, 2), n_epochs=2, algorithm="online", missing="ignore", max_missing=1.0, random_state=0)
+    params = dict(
+        grid=(2, 2), n_epochs=2, algorithm="online", missing="ignore", max_missing=1.0, random_state=0
+    )
     params.update(layers=layers, layer_weights=weights, layer_distances=distances)
     cpu = KSOM(**params).fit(X)
     gpu = KSOM(**params, backend="cuda").fit(X)

@@ -158,7 +158,9 @@ def masked_unit_statistics(
     cuda_update.zero(both)
     if error is None:
         error = steps._zeros(1)
-    cuda_bmu.best_matching_units(X, rows, codebook, bmu, sq_dist, hits, both, error, masked=True, layers=groups)
+    cuda_bmu.best_matching_units(
+        X, rows, codebook, bmu, sq_dist, hits, both, error, masked=True, layers=groups
+    )
     return DeviceMaskedStatistics(hits, both, error, int(n_rows))
 
 
