@@ -68,17 +68,18 @@ def _holes(seed, n=24, fraction=0.25, dtype=np.float64):
     return Xn.astype(dtype)
 
 
+@pytest.mark.parametrize("seed", [3, 8])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_layered_masked_kernel_equals_the_cpu_definition(dtype, deterministic):
+def test_layered_masked_kernel_equals_the_cpu_definition(seed, dtype, deterministic):
     """The layers= build against somvq.layers.layered_masked_assign (the CPU definition)."""
     from numba import cuda
 
     from somvq._kernels import cuda_bmu, cuda_config
     from somvq.layers import layered_masked_assign
 
-    rng = np.random.default_rng(7)
-    X = _holes(3, n=13).astype(dtype)
+    rng = np.random.default_rng(seed + 4)
+    X = _holes(seed, n=13).astype(dtype)
     X[:, :3] += 50.0  # an offset: the float32 sums need the certification
     W = (rng.normal(size=(6, 5)) + np.array([50.0, 50.0, 50.0, 0.0, 0.0])).astype(dtype)
     W[:, 3:] = W[:, 3:] > 0  # a search codebook: tanimoto columns thresholded
