@@ -409,17 +409,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                 layers.check_layers(None, self.layer_weights, self.layer_distances, 0)
             return None
         if self.missing == "ignore":
-            if engine.name not in ("cpu", "dask"):
-                raise ValueError(
-                    f"layers with missing='ignore' train on the CPU and dask engines only; got the "
-                    f"{engine.name} engine (its passes have no per-layer masked distance yet). Use "
-                    "backend='cpu', or impute X first."
-                )
-            if engine.name == "cpu":  # dask: each chunk is checked by its task
+            if engine.name in ("cpu", "cuda"):  # dask: each chunk is checked by its task
                 columns = layers.check_layers(
                     self.layers, self.layer_weights, self.layer_distances, data.shape[1]
                 )
-                layers.check_layer_missing(data, columns[0], float(self.max_missing))
+                layers.check_layer_missing(_host_rows(data), columns[0], float(self.max_missing))
         spec = layers.resolve_layers(self.layers, self.layer_weights, self.layer_distances, _host_rows(data))
         assert spec is not None  # layers is set
         if not first:
@@ -430,12 +424,6 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
                     f"{fitted!r}); call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
-        if spec.has_tanimoto and engine.name == "cuda" and self.algorithm == "online":
-            raise ValueError(
-                "tanimoto layers with algorithm='online' train on the CPU engine only (the online "
-                "CUDA kernel searches the codebook itself, not its thresholded copy); use "
-                "algorithm='batch' or 'minibatch' with backend='cuda', or backend='cpu'."
-            )
         return spec
 
     def _fitted_layers(self) -> layers.Layers | None:

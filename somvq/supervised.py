@@ -54,7 +54,7 @@ _SHARED_DOC = """
         trained with ``KSOM(missing="ignore")`` (kohonen's rule in the X layer: the distance
         over a row's observed inputs, scaled by ``n_inputs / n_observed``; updates from
         observed entries only), and a row is predicted from the BMU found on its observed
-        inputs. CPU backend only. See docs/missing-values.md.
+        inputs. CPU and CUDA backends. See docs/missing-values.md.
     max_missing : float in [0, 1], default=0.5
         With ``missing="ignore"``: training rows missing more than this fraction of their
         inputs are an error naming them.

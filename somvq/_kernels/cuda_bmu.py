@@ -36,6 +36,16 @@ needs no gather copy.
 nothing to a row's sums; the finishing kernel scales its float64 distances by D / n_obs
 (also when re-ranking) and the statistics become hits (K,) and ``[sums | observed counts]``
 (K, 2 D) over observed entries. The bound is unchanged (skipped terms are exact zeros).
+
+``layers=(group, group_size)`` (layered maps with ``missing="ignore"``,
+:func:`somvq.layers.layered_masked_assign` is the definition): columns belong to groups
+(the layers of positive weight, ``group[j] = -1`` for the others) and a row's distance is
+``sum_g (D_g / n_obs,g) sum_{j in g observed} (x_j - w_j)^2``. A first kernel
+(:func:`_build_layer_factors`, one thread per row) writes the float64 factors
+``D_g / n_obs,g`` (m, G); the tiled kernel adds ``f_j (x_j - w_j)^2`` with ``f_j`` the
+factor of column j's group rounded to the data's dtype (two more roundings a term: the
+bound is :func:`direct_form_error` of ``D + 2`` terms), and the finishing kernel re-ranks
+and reports with the float64 factors, group by group in column order, as the CPU does.
 """
 
 from __future__ import annotations
@@ -51,10 +61,19 @@ from .cuda_update import block_tree_sum
 
 
 @cache
-def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str, masked: bool = False):
+def _build(
+    tile_rows: int,
+    tile_units: int,
+    tile_features: int,
+    dtype_name: str,
+    masked: bool = False,
+    layered: bool = False,
+):
     # masked (missing="ignore", somvq.missing): NaN entries of X add nothing to a row's
     # sums, which are then sum_{j observed} (x_j - w_j)^2 (the D / n_obs factor is the
-    # same for every unit of a row: the finishing kernel applies it).
+    # same for every unit of a row: the finishing kernel applies it). layered (masked
+    # too): each term weighted by its column's group factor, factor[r, group[j]] (0 for
+    # group -1); group and factor are unused placeholders otherwise.
     from numba import from_dtype
 
     item = from_dtype(np.dtype(dtype_name))
@@ -62,7 +81,7 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str,
     pad = tile_features + 1  # +1 column: no shared-memory bank conflicts on unit rows
 
     @cuda.jit
-    def bmu_kernel(X, rows, codebook, out_bmu, out_best, out_second):
+    def bmu_kernel(X, rows, codebook, out_bmu, out_best, out_second, group, factor):
         tx = cuda.threadIdx.x  # unit lane
         ty = cuda.threadIdx.y  # row lane
         tid = ty * tile_units + tx
@@ -72,6 +91,7 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str,
         n_features = codebook.shape[1]
         x_tile = cuda.shared.array((tile_rows, pad), item)
         w_tile = cuda.shared.array((tile_units, pad), item)
+        f_tile = cuda.shared.array((tile_rows, pad), item)
         red_d = cuda.shared.array((tile_rows, tile_units), item)
         red_s = cuda.shared.array((tile_rows, tile_units), item)
         red_k = cuda.shared.array((tile_rows, tile_units), int64)
@@ -89,8 +109,13 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str,
                     gf = f0 + ff
                     if gr < n_rows and gf < n_features:
                         x_tile[rr, ff] = X[rows[gr], gf]
+                        if layered:
+                            g = group[gf]
+                            f_tile[rr, ff] = item(factor[gr, g]) if g >= 0 else item(0.0)
                     else:
                         x_tile[rr, ff] = item(0.0)
+                        if layered:
+                            f_tile[rr, ff] = item(0.0)
                 for e in range(tid, tile_units * tile_features, n_threads):
                     uu = e // tile_features
                     ff = e - uu * tile_features
@@ -103,7 +128,10 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str,
                 cuda.syncthreads()
                 for ff in range(tile_features):
                     diff = x_tile[ty, ff] - w_tile[tx, ff]
-                    if masked:
+                    if layered:
+                        if diff == diff:  # NaN in x: a missing entry
+                            acc += f_tile[ty, ff] * (diff * diff)
+                    elif masked:
                         if diff == diff:  # NaN in x: a missing entry
                             acc += diff * diff
                     else:
@@ -151,13 +179,42 @@ def _build(tile_rows: int, tile_units: int, tile_features: int, dtype_name: str,
 
 
 @cache
-def _build_finish(masked: bool = False):
+def _build_finish(masked: bool = False, layered: bool = False):
     # masked (missing="ignore"): distances over the row's observed features scaled by
     # D / n_obs (somvq.missing's definition); the statistics are then the hits (K,) in
-    # ``counts`` and [sums | observed counts] (K, 2 D) in ``sums``.
+    # ``counts`` and [sums | observed counts] (K, 2 D) in ``sums``. layered (masked too):
+    # distances sum_g factor[r, g] sum_{j in g observed} (x_j - w_j)^2 (somvq.layers).
+    @cuda.jit(device=True)
+    def layered_distance(X, src, codebook, k, group, factor, r):
+        n_features = codebook.shape[1]
+        total = 0.0
+        for g in range(factor.shape[1]):
+            acc = 0.0
+            for j in range(n_features):
+                if group[j] == g:
+                    diff = float64(X[src, j]) - float64(codebook[k, j])
+                    if diff == diff:
+                        acc += diff * diff
+            total += factor[r, g] * acc
+        return total
+
     @cuda.jit
     def finish_kernel(
-        X, rows, codebook, bmu, best, second, kappa, absolute, out_sq_dist, counts, sums, error, accumulate
+        X,
+        rows,
+        codebook,
+        bmu,
+        best,
+        second,
+        kappa,
+        absolute,
+        out_sq_dist,
+        counts,
+        sums,
+        error,
+        accumulate,
+        group,
+        factor,
     ):
         # One thread per row: certify or re-rank the winner, direct float64 distance, statistics.
         r = cuda.grid(1)
@@ -170,7 +227,7 @@ def _build_finish(masked: bool = False):
         d2 = second[r]
         winner = bmu[r]
         scale = 1.0
-        if masked:
+        if masked and not layered:
             n_obs = 0
             for j in range(n_features):
                 if X[src, j] == X[src, j]:
@@ -179,7 +236,9 @@ def _build_finish(masked: bool = False):
         # |computed - exact| <= kappa exact + absolute (underflow) for every unit: a gap
         # larger than twice that proves the winner; a non-finite best proves nothing.
         certain = d1 <= 1.7e308 and (d2 - d1 > 2.0 * (kappa * d2 + absolute) or n_units == 1)
-        if certain:
+        if certain and layered:
+            dist = layered_distance(X, src, codebook, winner, group, factor, r)
+        elif certain:
             acc = 0.0
             for j in range(n_features):
                 diff = float64(X[src, j]) - float64(codebook[winner, j])
@@ -194,14 +253,17 @@ def _build_finish(masked: bool = False):
             winner = int64(-1)
             for k in range(n_units):
                 acc = 0.0
-                for j in range(n_features):
-                    diff = float64(X[src, j]) - float64(codebook[k, j])
-                    if masked:
-                        if diff == diff:
+                if layered:
+                    acc = layered_distance(X, src, codebook, k, group, factor, r)
+                else:
+                    for j in range(n_features):
+                        diff = float64(X[src, j]) - float64(codebook[k, j])
+                        if masked:
+                            if diff == diff:
+                                acc += diff * diff
+                        else:
                             acc += diff * diff
-                    else:
-                        acc += diff * diff
-                if masked:
+                if masked and not layered:
                     acc = scale * acc  # compared scaled, as somvq.missing re-ranks
                 if acc < dist or winner < 0:
                     dist = acc
@@ -221,6 +283,27 @@ def _build_finish(masked: bool = False):
                     cuda.atomic.add(sums, (winner, j), value)
 
     return finish_kernel
+
+
+@cache
+def _build_layer_factors():
+    @cuda.jit
+    def layer_factors(X, rows, group, group_size, factor):
+        # One thread per row: factor[r, g] = D_g / n_obs,g over the row's observed columns of
+        # group g (inf for a group with none: the fit's checks refuse such rows).
+        r = cuda.grid(1)
+        if r >= rows.shape[0]:
+            return
+        src = rows[r]
+        n_features = X.shape[1]
+        for g in range(factor.shape[1]):
+            count = 0
+            for j in range(n_features):
+                if group[j] == g and X[src, j] == X[src, j]:
+                    count += 1
+            factor[r, g] = group_size[g] / float64(count) if count > 0 else math.inf
+
+    return layer_factors
 
 
 @cache
@@ -381,7 +464,7 @@ def segmented_statistics(X, rows, bmu, sq_dist, counts, sums, error, masked=Fals
 
 
 def best_matching_units(
-    X, rows, codebook, out_bmu, out_sq_dist, counts=None, sums=None, error=None, *, masked=False
+    X, rows, codebook, out_bmu, out_sq_dist, counts=None, sums=None, error=None, *, masked=False, layers=None
 ):
     """Winners of the rows ``X[rows]`` (device arrays), and optionally their statistics.
 
@@ -400,15 +483,30 @@ def best_matching_units(
         are ``D / n_obs * sum_{j observed} (x_j - w_j)^2`` (every row needs an observed
         feature), and ``sums`` is (K, 2 D): ``[sums | observed counts]`` per unit and
         feature, over observed entries only.
+    layers : None or ``(group, group_size)`` device arrays, int64 (D,) and float64 (G,)
+        Layered maps (``masked`` must be True): the column groups of
+        :func:`somvq.layers.layered_masked_assign`; distances are
+        ``sum_g (D_g / n_obs,g) sum_{j in g observed} (x_j - w_j)^2`` (every row needs an
+        observed column in every group).
     """
     n_rows = rows.shape[0]
     if n_rows == 0:
         return
     cfg = cuda_config
     cfg.check()
+    layered = layers is not None
+    if layered and not masked:
+        raise ValueError("layers= needs masked=True (the layered masked search)")
     kernel = _build(
-        cfg.BMU_TILE_ROWS, cfg.BMU_TILE_UNITS, cfg.BMU_TILE_FEATURES, np.dtype(X.dtype).name, masked
+        cfg.BMU_TILE_ROWS, cfg.BMU_TILE_UNITS, cfg.BMU_TILE_FEATURES, np.dtype(X.dtype).name, masked, layered
     )
+    threads = cfg.THREADS_PER_BLOCK
+    if layered:
+        group, group_size = layers
+        factor = layer_factors(X, rows, group, group_size)
+    else:  # unused placeholders of the right types
+        group = cuda.device_array(1, dtype=np.int64)
+        factor = cuda.device_array((1, 1), dtype=np.float64)
     accumulate = counts is not None
     deterministic = accumulate and cfg.DETERMINISTIC_STATISTICS
     if deterministic:
@@ -421,10 +519,12 @@ def best_matching_units(
         error = counts
     blocks = (n_rows + cfg.BMU_TILE_ROWS - 1) // cfg.BMU_TILE_ROWS
     second = cuda.device_array(n_rows, dtype=np.float64)
-    kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](X, rows, codebook, out_bmu, out_sq_dist, second)
-    kappa, absolute = direct_form_error(X.dtype, codebook.shape[1])
-    threads = cfg.THREADS_PER_BLOCK
-    _build_finish(masked)[(n_rows + threads - 1) // threads, threads](
+    kernel[blocks, (cfg.BMU_TILE_UNITS, cfg.BMU_TILE_ROWS)](
+        X, rows, codebook, out_bmu, out_sq_dist, second, group, factor
+    )
+    # layered: each term also rounds its factor and the product (two more roundings)
+    kappa, absolute = direct_form_error(X.dtype, codebook.shape[1] + (2 if layered else 0))
+    _build_finish(masked, layered)[(n_rows + threads - 1) // threads, threads](
         X,
         rows,
         codebook,
@@ -438,9 +538,25 @@ def best_matching_units(
         sums,
         error,
         accumulate,
+        group,
+        factor,
     )
     if deterministic:
         segmented_statistics(X, rows, out_bmu, out_sq_dist, *statistics, masked=masked)
+
+
+def layer_factors(X, rows, group, group_size):
+    """``factor[r, g] = D_g / n_obs,g`` of the row ``X[rows[r]]`` (an (m, G) float64 device array).
+
+    ``group`` (D,) int64 (-1: a column of no group) and ``group_size`` (G,) float64 device
+    arrays; a group with no observed column in a row gets inf.
+    """
+    n_rows = rows.shape[0]
+    factor = cuda.device_array((n_rows, group_size.shape[0]), dtype=np.float64)
+    if n_rows:
+        threads = cuda_config.THREADS_PER_BLOCK
+        _build_layer_factors()[(n_rows + threads - 1) // threads, threads](X, rows, group, group_size, factor)
+    return factor
 
 
 def direct_form_error(dtype, n_features: int) -> tuple[float, float]:

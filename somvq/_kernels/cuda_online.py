@@ -13,6 +13,14 @@ depend on it).
 Arithmetic follows the CPU twin: distances and updates in float64, the codebook stored in
 its own dtype, ``h`` and the rates from :mod:`cuda_neighbourhood` (mirrors of
 :mod:`cpu_neighbourhood`). The loop is deterministic (no atomics).
+
+``layers=`` (layered maps with tanimoto layers and/or NaN over several layers; the mirror
+of :func:`somvq._kernels.cpu_layered.layered_online_pass`): the winner minimises
+``sum_j f_j (x_j - v_kj)^2`` over the sample's observed columns of positive-weight layers,
+``v_kj`` the codebook thresholded on tanimoto columns, ``f_j`` the float64 factor
+``D_g / n_obs,g`` of the column's group (precomputed per sample by
+:func:`somvq._kernels.cuda_bmu.layer_factors`), summed in column order as the CPU kernel;
+the update is the masked one (observed entries of the continuous codebook).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
+import numpy as np
 from numba import cuda, float64, int64
 
 from . import cuda_config
@@ -28,10 +37,11 @@ from .neighbourhood_formulas import INVERSE_COUNT
 
 
 @cache
-def _build(threads: int, masked: bool = False):
+def _build(threads: int, masked: bool = False, layered: bool = False):
     # masked (missing="ignore", mirror of cpu_missing.masked_online_pass): the winner
     # minimises the squared distance over the sample's observed features (the D / n_obs
     # factor is the same for every unit) and the update touches observed features only.
+    # layered: group, level, high and factor are read (unused placeholders otherwise).
     @cuda.jit
     def online_kernel(
         X,
@@ -47,6 +57,10 @@ def _build(threads: int, masked: bool = False):
         lr_params,
         unit_counts,
         t0,
+        group,
+        level,
+        high,
+        factor,
     ):
         tid = cuda.threadIdx.x
         red_d = cuda.shared.array(threads, float64)
@@ -63,6 +77,17 @@ def _build(threads: int, masked: bool = False):
             for k in range(tid, n_units, threads):
                 acc = 0.0
                 for j in range(n_features):
+                    if layered:
+                        g = group[j]
+                        value = float64(X[i, j])
+                        if g >= 0 and value == value:
+                            v = float64(codebook[k, j])
+                            cut = level[j]
+                            if cut == cut:  # a tanimoto column: the thresholded search value
+                                v = high[j] if v > cut else 0.0
+                            diff = value - v
+                            acc += factor[step, g] * (diff * diff)
+                        continue
                     diff = float64(X[i, j]) - float64(codebook[k, j])
                     if masked:
                         if diff == diff:  # NaN in x: a missing entry
@@ -112,7 +137,7 @@ def _build(threads: int, masked: bool = False):
                 j = e - k * n_features
                 h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
                 if h != 0.0:
-                    if masked:
+                    if masked or layered:
                         value = float64(X[i, j])
                         if value == value:
                             codebook[k, j] += rate * h * (value - float64(codebook[k, j]))
@@ -136,17 +161,28 @@ def online_pass(
     unit_counts,
     t0,
     masked=False,
+    layers=None,
 ):
     """Online KSOM over ``X[order]`` on device arrays; ``codebook``/``unit_counts`` in place.
 
     Same arguments as :func:`somvq._kernels.cpu_online.online_pass`, as device arrays
     (``order`` int64, ``grid_distances`` (K, K) float64, parameter vectors float64).
     ``masked``: ``missing="ignore"``, as :func:`somvq._kernels.cpu_missing.masked_online_pass`
-    (NaN marks a missing entry).
+    (NaN marks a missing entry). ``layers``: None, or the device arrays ``(group, level,
+    high, factor)`` of a layered search (:meth:`somvq.layers.ScaledLayers.kernel_arrays`,
+    and ``factor`` (n, G) float64: row ``s`` for the sample ``order[s]``).
     """
     cfg = cuda_config
     cfg.check()
-    kernel = _build(cfg.ONLINE_THREADS, masked)
+    kernel = _build(cfg.ONLINE_THREADS, masked, layers is not None)
+    if layers is None:  # unused placeholders of the right types
+        none = cuda.device_array(1, dtype=np.float64)
+        layers = (
+            cuda.device_array(1, dtype=np.int64),
+            none,
+            none,
+            cuda.device_array((1, 1), dtype=np.float64),
+        )
     n = order.shape[0]
     for start in range(0, n, cfg.ONLINE_CHUNK):
         stop = min(start + cfg.ONLINE_CHUNK, n)
@@ -164,4 +200,5 @@ def online_pass(
             lr_params,
             unit_counts,
             int(t0),
+            *layers,
         )

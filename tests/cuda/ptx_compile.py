@@ -95,17 +95,25 @@ def _compile_all(cuda, T, cc) -> int:
         compiled += 1
 
     for name, dt in (("float32", T.float32), ("float64", T.float64)):
-        check(
-            cuda_bmu._build(16, 16, 32, name),
-            (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")),
-        )
-        for masked in (True,):  # missing="ignore": the masked builds (the dense ones below)
+        # dense, missing="ignore" (masked) and layered masked builds (the dense finish below)
+        for masked, layered in ((False, False), (True, False), (True, True)):
             check(
-                cuda_bmu._build(16, 16, 32, name, masked),
-                (A(dt, 2), A(i64, 1), A(dt, 2, "C"), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 1, "C")),
+                cuda_bmu._build(16, 16, 32, name, masked, layered),
+                (
+                    A(dt, 2),
+                    A(i64, 1),
+                    A(dt, 2, "C"),
+                    A(i64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(i64, 1, "C"),
+                    A(f64, 2, "C"),
+                ),
             )
+            if not masked:
+                continue
             check(
-                cuda_bmu._build_finish(masked),
+                cuda_bmu._build_finish(masked, layered),
                 (
                     A(dt, 2),
                     A(i64, 1),
@@ -120,10 +128,18 @@ def _compile_all(cuda, T, cc) -> int:
                     A(f64, 2, "C"),
                     A(f64, 1, "C"),
                     b1,
+                    A(i64, 1, "C"),
+                    A(f64, 2, "C"),
                 ),
             )
+        check(
+            cuda_bmu._build_layer_factors(),
+            (A(dt, 2), A(i64, 1), A(i64, 1, "C"), A(f64, 1, "C"), A(f64, 2, "C")),
+        )
+        # missing="ignore" and layered online builds (the dense one below)
+        for masked, layered in ((True, False), (True, True), (False, True)):
             check(
-                cuda_online._build(256, masked),
+                cuda_online._build(256, masked, layered),
                 (
                     A(dt, 2),
                     A(dt, 2, "C"),
@@ -138,6 +154,10 @@ def _compile_all(cuda, T, cc) -> int:
                     A(f64, 1, "C"),
                     A(f64, 1, "C"),
                     i64,
+                    A(i64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 1, "C"),
+                    A(f64, 2, "C"),
                 ),
             )
         check(
@@ -174,6 +194,8 @@ def _compile_all(cuda, T, cc) -> int:
                 A(f64, 2, "C"),
                 A(f64, 1, "C"),
                 b1,
+                A(i64, 1, "C"),
+                A(f64, 2, "C"),
             ),
         )
         histogram, offsets, starts, place, segmented, ordered = cuda_bmu._build_segmented(256)
@@ -206,6 +228,10 @@ def _compile_all(cuda, T, cc) -> int:
                 A(f64, 1, "C"),
                 A(f64, 1, "C"),
                 i64,
+                A(i64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 1, "C"),
+                A(f64, 2, "C"),
             ),
         )
         kernels = cuda_update._build(256, 256)

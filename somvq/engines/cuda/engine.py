@@ -52,9 +52,12 @@ class CudaEngine(Engine):
                 "the host before the copy; pass X as a NumPy array."
             )
         host = np.ascontiguousarray(data.host * scale.astype(data.host.dtype, copy=False))
-        return DeviceData(_cuda().to_device(host), host)
+        scaled = DeviceData(_cuda().to_device(host), host)
+        scaled.has_missing = data.has_missing  # missing="ignore": the masked path stays chosen
+        return scaled
 
     def run_pass(self, X, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
+        self._layers = plan.layers  # layered maps: the labels' masked search reads it
         if getattr(X, "has_missing", False) or np.ndim(state.ema_count) == 2:
             # missing="ignore" with NaN (or a (K, D) EMA count): the masked path, as on the CPU
             from .masked import run_masked_pass
@@ -96,6 +99,11 @@ class CudaEngine(Engine):
                     )
                 state.n_steps += 1
         else:  # online
+            layered = None
+            if plan.search is not None:  # tanimoto layers: the layered online search
+                from .masked import online_layer_arrays
+
+                layered = online_layer_arrays(plan.layers, Xd, order_d)
             steps.online_pass_inplace(
                 Xd,
                 order_d,
@@ -105,10 +113,14 @@ class CudaEngine(Engine):
                 device.distances,
                 state.n_steps,
                 learning_rate=plan.learning_rate,
+                layers=layered,
             )
             state.n_steps += n
             # As the CPU pass: the error is measured once, after the pass.
-            steps.unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
+            search = device.codebook
+            if plan.search is not None:
+                search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+            steps.unit_statistics(Xd, search, rows=order_d, error=error, out=buffers)
         device.write_back(state)
         return float(error.copy_to_host()[0])
 
@@ -117,5 +129,7 @@ class CudaEngine(Engine):
         if getattr(X, "has_missing", False):
             from .masked import masked_assign
 
-            return masked_assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()
+            return masked_assign(
+                X, state.codebook if codebook is None else codebook, layers=getattr(self, "_layers", None)
+            )[0].copy_to_host()
         return steps.assign(X, state.codebook if codebook is None else codebook)[0].copy_to_host()

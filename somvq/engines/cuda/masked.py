@@ -16,6 +16,14 @@
   observed entries (atomics, or the deterministic segmented reduction);
 * :func:`run_masked_pass` - batch (``w_kj`` kept where ``n_kj = 0``), mini-batch (the EMA
   count N is (K, D)) and online (observed features only), as :func:`somvq.missing.masked_pass`.
+
+Layered maps (``plan.layers``, a :class:`somvq.layers.ScaledLayers`): batch and mini-batch
+search the scaled rows against the search codebook (tanimoto columns thresholded on the
+host, as the dense CUDA layered path does) with the ``layers=`` build of the kernels,
+kohonen's per-layer rule (:func:`somvq.layers.layered_masked_assign` is the definition);
+the statistics and updates are the masked ones above. Online: the online kernel's
+``layers=`` build (:func:`somvq.layers.layered_online_pass`'s rule). One layer of every
+column without tanimoto is the plain masked path (as on the CPU).
 """
 
 from __future__ import annotations
@@ -74,8 +82,40 @@ class DeviceMaskedStatistics:
     n_samples: int
 
 
-def masked_assign(X, codebook, *, rows=None):
-    """BMU (int64) and masked squared distance (float64) of every row, as device arrays."""
+def layer_groups(layers):
+    """``(group, group_size)`` device arrays for the ``layers=`` kernels, or None.
+
+    ``layers``: a :class:`somvq.layers.ScaledLayers` or None; None also when its masked
+    distance is the plain one (one group of every column, ``plain_masked``).
+    """
+    if layers is None or layers.plain_masked:
+        return None
+    cuda = _cuda()
+    group = layers.kernel_arrays()[0]
+    sizes = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
+    return cuda.to_device(np.ascontiguousarray(group)), cuda.to_device(sizes)
+
+
+def online_layer_arrays(layers, X, order):
+    """The ``layers=`` arguments of the online kernel: ``(group, level, high, factor)`` on the device.
+
+    ``layers``: a :class:`somvq.layers.ScaledLayers`; ``factor`` holds ``D_g / n_obs,g``
+    of the sample ``X[order[s]]`` in row ``s`` (as :func:`somvq.layers.layered_online_pass`).
+    """
+    from ..._kernels import cuda_bmu
+
+    cuda = _cuda()
+    group, level, high = (cuda.to_device(np.ascontiguousarray(a)) for a in layers.kernel_arrays())
+    sizes = cuda.to_device(np.asarray([cols.size for cols in layers.groups], dtype=np.float64))
+    return group, level, high, cuda_bmu.layer_factors(as_device_array(X), order, group, sizes)
+
+
+def masked_assign(X, codebook, *, rows=None, layers=None):
+    """BMU (int64) and masked squared distance (float64) of every row, as device arrays.
+
+    ``layers``: a layered map's :class:`somvq.layers.ScaledLayers` (``codebook`` is then
+    its search codebook, ``X`` in its scaled units) or None.
+    """
     from ..._kernels import cuda_bmu
 
     X = as_device_array(X)
@@ -84,15 +124,19 @@ def masked_assign(X, codebook, *, rows=None):
     cuda = _cuda()
     bmu = cuda.device_array(rows.shape[0], dtype=np.int64)
     sq_dist = cuda.device_array(rows.shape[0], dtype=np.float64)
-    cuda_bmu.best_matching_units(X, rows, codebook, bmu, sq_dist, masked=True)
+    cuda_bmu.best_matching_units(X, rows, codebook, bmu, sq_dist, masked=True, layers=layer_groups(layers))
     return bmu, sq_dist
 
 
-def masked_unit_statistics(X, codebook, *, rows=None, error=None, out=None) -> DeviceMaskedStatistics:
+def masked_unit_statistics(
+    X, codebook, *, rows=None, error=None, out=None, groups=None
+) -> DeviceMaskedStatistics:
     """Hits, per unit and feature sums and counts over observed entries of ``X[rows]``.
 
     ``error``: a (1,) float64 device array the masked squared distances are added into.
     ``out``: optional device buffers ``(hits, both, bmu, sq_dist)`` to reuse (zeroed here).
+    ``groups``: :func:`layer_groups` of a layered map (the winners by its per-layer rule,
+    ``codebook`` its search codebook) or None.
     """
     from ..._kernels import cuda_bmu, cuda_update
 
@@ -114,7 +158,9 @@ def masked_unit_statistics(X, codebook, *, rows=None, error=None, out=None) -> D
     cuda_update.zero(both)
     if error is None:
         error = steps._zeros(1)
-    cuda_bmu.best_matching_units(X, rows, codebook, bmu, sq_dist, hits, both, error, masked=True)
+    cuda_bmu.best_matching_units(
+        X, rows, codebook, bmu, sq_dist, hits, both, error, masked=True, layers=groups
+    )
     return DeviceMaskedStatistics(hits, both, error, int(n_rows))
 
 
@@ -146,11 +192,17 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
     nb = plan.neighbourhood
     if device.matrix is None and nb.kind != "none":
         device.matrix = cuda.device_array(device.distances.shape, dtype=np.float64)
+    layers = getattr(plan, "layers", None)  # layered maps: somvq.layers.ScaledLayers
+    groups = layer_groups(layers)
     if plan.algorithm in ("batch", "minibatch"):
         step = n if plan.algorithm == "batch" else plan.batch_size
         for start in range(0, n, step):
             rows = order_d[start : min(start + step, n)] if step < n else order_d
-            stats = masked_unit_statistics(Xd, device.codebook, rows=rows, error=error, out=buffers)
+            search = device.codebook
+            if plan.search is not None:
+                # tanimoto layers: the thresholded search codebook (K x D) made on the host
+                search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+            stats = masked_unit_statistics(Xd, search, rows=rows, error=error, out=buffers, groups=groups)
             H = steps.neighbourhood_matrix(nb, device.distances, state.n_steps, out=device.matrix)
             _, smoothed = steps.smooth_statistics(
                 H, stats.hits, stats.both, out=(smoothed_hits, smoothed_both)
@@ -169,6 +221,7 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
                 )
             state.n_steps += 1
     else:  # online
+        layered = groups is not None or plan.search is not None  # not the plain masked search
         steps.online_pass_inplace(
             Xd,
             order_d,
@@ -179,8 +232,12 @@ def run_masked_pass(owner, X, order: np.ndarray, plan: TrainingPlan, state: Fitt
             state.n_steps,
             learning_rate=plan.learning_rate,
             masked=True,
+            layers=online_layer_arrays(layers, Xd, order_d) if layered else None,
         )
         state.n_steps += n
-        masked_unit_statistics(Xd, device.codebook, rows=order_d, error=error, out=buffers)
+        search = device.codebook
+        if plan.search is not None:
+            search = cuda.to_device(np.ascontiguousarray(plan.search(device.codebook.copy_to_host())))
+        masked_unit_statistics(Xd, search, rows=order_d, error=error, out=buffers, groups=groups)
     device.write_back(state)
     return float(error.copy_to_host()[0])

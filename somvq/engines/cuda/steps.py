@@ -167,13 +167,25 @@ def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, *, decay, eps
 
 
 def online_pass_inplace(
-    X, order, codebook, unit_counts, neighbourhood, grid_distances, t0, *, learning_rate, masked=False
+    X,
+    order,
+    codebook,
+    unit_counts,
+    neighbourhood,
+    grid_distances,
+    t0,
+    *,
+    learning_rate,
+    masked=False,
+    layers=None,
 ):
     """:func:`somvq.algorithms.online_pass_inplace` on the device; ``codebook``/``unit_counts`` in place.
 
     ``grid_distances``: the (K, K) grid distances (host or device); ``codebook`` and
     ``unit_counts`` must be device arrays to see the result. ``masked``: the
     ``missing="ignore"`` pass (:func:`somvq.missing.masked_pass`'s online rule).
+    ``layers``: a layered search's device arrays (:func:`somvq.engines.cuda.masked.online_layer_arrays`;
+    :func:`somvq.layers.layered_online_pass`'s rule) or None.
     """
     from ..._kernels import cuda_online
 
@@ -194,4 +206,5 @@ def online_pass_inplace(
         unit_counts,
         int(t0),
         masked,
+        layers,
     )
