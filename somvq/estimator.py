@@ -166,7 +166,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         skips the distance product for the rows whose winner provably cannot change
         (Hamerly's bounds, with Yinyang's groups of units for "none", made conservative
         under rounding); ``"full"`` searches every row every pass; ``"auto"`` prunes
-        neighbourhood "none" from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on, and
+        neighbourhood "none" from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows and
+        :data:`somvq.parameters.PRUNED_MIN_PASSES` passes on, and
         returns to full passes while the bounds skip too few rows. Labels, codebooks and
         errors are the same bits either way; pruning costs O(n_samples) extra memory
         during ``fit`` (24 + 4 G bytes a row with G = K / 10 groups for "none", at most 64;

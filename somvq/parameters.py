@@ -65,6 +65,11 @@ BMU_SEARCHES = ("auto", "full", "pruned")
 #: ``bmu_search="auto"`` prunes batch passes from this many rows on: below it the bounds'
 #: O(N D) bookkeeping is not paid back by the products it saves (docs/performance.md).
 PRUNED_MIN_ROWS = 20_000
+#: bmu_search="auto" prunes fits of at least this many batch passes: the first passes build
+#: the bounds at a cost, which short fits do not win back (benchmark table, round 4: 10
+#: passes of 1e5x32 k-means 1.7x the full search's time, 3 passes of Fashion-MNIST 1.5x;
+#: 30 passes of 1e6x16 0.72x).
+PRUNED_MIN_PASSES = 20
 
 #: :class:`somvq.KSOM`'s constructor defaults (a test holds its signature equal to this).
 DEFAULTS: dict[str, Any] = {
@@ -460,12 +465,17 @@ def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
 
     Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
     mini-batch and online always search in full. ``"auto"``: neighbourhood "none" from
-    :data:`PRUNED_MIN_ROWS` rows on (a shrinking neighbourhood moves every unit every
-    epoch: the bounds did not prune on the benchmark, docs/performance.md);
+    :data:`PRUNED_MIN_ROWS` rows and :data:`PRUNED_MIN_PASSES` passes on (a shrinking
+    neighbourhood moves every unit every epoch: the bounds did not prune on the benchmark;
+    a short fit does not win back the bounds' set-up; docs/performance.md);
     ``"pruned"``: always; ``"full"``: never. The results are the same bits either way.
     """
     if plan.algorithm != "batch" or plan.bmu_search == "full":
         return False
     if plan.bmu_search == "pruned":
         return True
-    return plan.neighbourhood.kind == "none" and n_rows >= PRUNED_MIN_ROWS
+    return (
+        plan.neighbourhood.kind == "none"
+        and n_rows >= PRUNED_MIN_ROWS
+        and plan.horizon + 1 >= PRUNED_MIN_PASSES
+    )

@@ -48,20 +48,21 @@ def test_with_holes_is_seeded_and_leaves_no_empty_row(bench):
 
 def test_labels_say_what_auto_ran(bench):
     run, _, _, trainers = bench
-    from somvq.parameters import PRUNED_MIN_ROWS
+    from somvq.parameters import PRUNED_MIN_PASSES, PRUNED_MIN_ROWS
 
-    big, small = PRUNED_MIN_ROWS, PRUNED_MIN_ROWS - 1
-    assert run.search_label("somvq-none", big, (4, 4), 10) == "somvq-none (auto: pruned)"
-    assert run.search_label("somvq-none", small, (4, 4), 10) == "somvq-none (auto: full)"
-    assert run.search_label("somvq-batch", big, (4, 4), 10) == "somvq-batch (auto: full)"
+    big, small, long = PRUNED_MIN_ROWS, PRUNED_MIN_ROWS - 1, PRUNED_MIN_PASSES
+    assert run.search_label("somvq-none", big, (4, 4), long) == "somvq-none (auto: pruned)"
+    assert run.search_label("somvq-none", big, (4, 4), long - 1) == "somvq-none (auto: full)"
+    assert run.search_label("somvq-none", small, (4, 4), long) == "somvq-none (auto: full)"
+    assert run.search_label("somvq-batch", big, (4, 4), long) == "somvq-batch (auto: full)"
     for lib in ("somvq-none-full", "somvq-none-pruned", "somvq-batch-pruned", "somvq-batch-nan"):
-        assert run.search_label(lib, big, (4, 4), 10) == lib
+        assert run.search_label(lib, big, (4, 4), long) == lib
     for lib in ("somvq-minibatch", "somvq-online", "kmeans", "xpysom"):
-        assert run.search_label(lib, big, (4, 4), 10) == lib
+        assert run.search_label(lib, big, (4, 4), long) == lib
     # a -full row is not run where "auto" already searches in full
-    assert run._same_as_auto("somvq-none-full", small, (4, 4), 10)
-    assert not run._same_as_auto("somvq-none-full", big, (4, 4), 10)
-    assert not run._same_as_auto("somvq-none-pruned", small, (4, 4), 10)
+    assert run._same_as_auto("somvq-none-full", small, (4, 4), long)
+    assert not run._same_as_auto("somvq-none-full", big, (4, 4), long)
+    assert not run._same_as_auto("somvq-none-pruned", small, (4, 4), long)
     # the explicit searches really are what the trainers ask KSOM for
     assert trainers.somvq_estimator("somvq-none-pruned", (4, 4), 3, None).bmu_search == "pruned"
     assert trainers.somvq_estimator("somvq-none-full", (4, 4), 3, None).bmu_search == "full"
