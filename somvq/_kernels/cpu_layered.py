@@ -11,8 +11,8 @@ import numpy as np
 from numba import njit
 
 from .config import CACHE
-from .cpu_neighbourhood import kernel_value, schedule_value
-from .neighbourhood_formulas import INVERSE_COUNT
+from .cpu_neighbourhood import kernel_value
+from .cpu_online import step_rates
 
 
 @njit(cache=CACHE, nogil=True)
@@ -44,13 +44,6 @@ def layered_online_pass(
     """
     n_units, n_features = codebook.shape
     n_groups = group_size.shape[0]
-    r_start, r_end, r_shrink, r_horizon, hard_shrink = (
-        nb_params[0],
-        nb_params[1],
-        nb_params[2],
-        nb_params[3],
-        nb_params[4],
-    )
     x = np.empty(n_features, dtype=np.float64)
     observed = np.empty(n_features, dtype=np.int64)
     n_obs_group = np.empty(n_groups, dtype=np.float64)
@@ -89,13 +82,9 @@ def layered_online_pass(
             if acc < best:
                 best = acc
                 winner = k
-        if lr_code == INVERSE_COUNT:
-            unit_counts[winner] += 1.0
-            rate = 1.0 / unit_counts[winner]
-        else:
-            rate = schedule_value(lr_code, lr_params[0], lr_params[1], lr_params[2], lr_params[3], t)
-        radius = schedule_value(radius_code, r_start, r_end, r_shrink, r_horizon, t)
-        hard_weight = 1.0 / (1.0 + hard_shrink * t)
+        rate, radius, hard_weight = step_rates(
+            winner, t, radius_code, nb_params, lr_code, lr_params, unit_counts
+        )
         for k in range(n_units):
             h = kernel_value(nb_code, grid_distances[winner, k], radius, hard_weight)
             if h != 0.0:
