@@ -106,7 +106,7 @@ class _MaskedFrame:
     Both terms are per row, so the BMU is the argmin of the score itself.
     """
 
-    def __init__(self, codebook: np.ndarray) -> None:
+    def __init__(self, codebook: np.ndarray, single: bool = False) -> None:
         W64 = np.asarray(codebook, dtype=np.float64)
         self.W64 = W64
         self.n_features = W64.shape[1]
@@ -121,9 +121,21 @@ class _MaskedFrame:
         # GEMM error of one score: (2 D + 8) u (||x'||_M + R)^2 (as somvq.distances), with margin.
         self.kappa = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
         self.block_rows = max(64, min(2048, (1 << 19) // max(W64.shape[0], 1)))  # <= 4 MB of scores
+        # single=True (float32 data): the product in float32, at half the float64 cost. Both
+        # factors are rounded to float32 once (relative error u each) and the GEMM adds
+        # gamma_{2D} of sum |a_j b_j| <= (||x'||_M + R)^2, so the same formula holds with
+        # float32's u; used where the frame keeps every square normal and finite (R and the
+        # block's ||x'|| within [2^-50, 2^50]), else the block runs in float64.
+        self.single = bool(single) and 2.0**-50 <= self.radius <= 2.0**50
+        self.kappa32 = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float32).eps) / 2.0
+        self.stacked32 = self.stacked.astype(np.float32) if self.single else None
 
     def scores(self, X64: np.ndarray):
         """Masked scores (n, K), the rows' ``sum m x'^2``, their observed counts and the mask."""
+        return self.scored(X64)[:4]
+
+    def scored(self, X64: np.ndarray):
+        """:meth:`scores` and the error constant ``kappa`` of the precision they were computed in."""
         mask = ~np.isnan(X64)
         D = self.n_features
         left = np.empty((X64.shape[0], 2 * D))
@@ -134,7 +146,9 @@ class _MaskedFrame:
             xc *= self.scale
         xc[~mask] = 0.0
         x_norm2 = np.einsum("ij,ij->i", xc, xc)
-        return left @ self.stacked, x_norm2, mask.sum(axis=1), mask
+        if self.single and x_norm2.size and 2.0**-100 <= x_norm2.max() <= 2.0**100:
+            return left.astype(np.float32) @ self.stacked32, x_norm2, mask.sum(axis=1), mask, self.kappa32
+        return left @ self.stacked, x_norm2, mask.sum(axis=1), mask, self.kappa
 
 
 def masked_squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -184,7 +198,9 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
 
     X = np.asarray(X)
     n = X.shape[0]
-    frame = _MaskedFrame(codebook)
+    # float32 data and codebook: the scores in float32 (their own error bound; the winner
+    # and its distance are still settled in float64).
+    frame = _MaskedFrame(codebook, single=X.dtype == np.float32 and np.asarray(codebook).dtype == np.float32)
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
     starts = range(0, n, frame.block_rows)
@@ -205,11 +221,11 @@ def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarra
     """:func:`masked_assign` of rows ``start : start + frame.block_rows``, written into ``bmu``, ``sq``."""
     W64 = frame.W64
     X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
-    scores, x_norm2, _, _ = frame.scores(X64)
+    scores, x_norm2, _, _, kappa = frame.scored(X64)
     rows = np.arange(X64.shape[0])
     best = np.argmin(scores, axis=1)
-    best_score = scores[rows, best].copy()
-    bound = frame.kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
+    best_score = scores[rows, best].astype(np.float64)
+    bound = kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
     threshold = best_score + 2.0 * bound
     scores[rows, best] = np.inf
     tied_rows = np.flatnonzero(scores.min(axis=1) <= threshold)

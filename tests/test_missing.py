@@ -55,7 +55,7 @@ def test_masked_distances_and_bmu_equal_the_reference(n, d, k, fraction, offset,
     rng = np.random.default_rng(seed)
     X = (offset + rng.normal(size=(n, d))).astype(dtype)
     W = (offset + rng.normal(size=(k, d))).astype(dtype)
-    Xn = holes(X, fraction, seed)
+    Xn = holes(X, fraction, seed).astype(dtype)  # float32 rows take the float32 product
     expected = naive.masked_distances(Xn, W)
     got = M.masked_squared_distances(Xn, W)
     scale = 1.0 + (np.abs(Xn[~np.isnan(Xn)]).max() + np.abs(W).max()) ** 2
@@ -66,6 +66,44 @@ def test_masked_distances_and_bmu_equal_the_reference(n, d, k, fraction, offset,
     # the reported distance is the direct one, to the returned unit
     np.testing.assert_allclose(sq, expected[np.arange(n), bmu], rtol=1e-12, atol=0)
     assert np.all(expected[np.arange(n), bmu] <= expected.min(1) * (1 + 1e-9) + 1e-300)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-16, 1e-3, 1.0, 1e12, 1e18])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_float32_masked_scores_keep_the_exact_winner(scale, offset):
+    # float32 data: the masked product runs in float32 where its bound holds (and in float64
+    # outside [2^-50, 2^50]); near-tied units (one float32 step apart) must still be ranked
+    # as the float64 reference ranks them.
+    rng = np.random.default_rng(int(scale * 7 + offset) % 1000)
+    W = (offset + rng.normal(size=(40, 6))).astype(np.float32) * np.float32(scale)
+    W[1] = np.nextafter(W[0], np.float32(np.inf))  # a near tie
+    X = (offset + rng.normal(size=(600, 6))).astype(np.float32) * np.float32(scale)
+    X[:50] = W[0] + (W[1] - W[0]) * 0.25  # rows next to the near tie
+    Xn = holes(X, 0.3, 3).astype(np.float32)
+    expected = naive.masked_distances(Xn, W)
+    bmu, sq = M.masked_assign(Xn, W)
+    truth = expected.min(1)
+    got = expected[np.arange(len(bmu)), bmu]
+    assert np.all(got <= truth), "a unit farther than the best was returned"
+    ties = expected == truth[:, None]
+    np.testing.assert_array_equal(bmu, ties.argmax(1))  # the lowest index among exact ties
+
+
+def test_float32_masked_scores_re_rank_what_float32_cannot_order():
+    # A far unit makes the frame's radius R large, so float32 scores carry errors of about
+    # u32 R^2 = 0.06 while units 0 and 1 differ by ~1e-3: the bound must send those rows
+    # to the float64 re-rank (with float64's bound they come out wrong).
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(12, 6)).astype(np.float32)
+    W[11] = 1000.0
+    W[1] = W[0] + np.float32(3e-3) * rng.normal(size=6).astype(np.float32)
+    X = (W[0] + np.float32(3e-3) * rng.normal(size=(400, 6))).astype(np.float32)
+    Xn = holes(X, 0.2, 4).astype(np.float32)
+    expected = naive.masked_distances(Xn, W)
+    bmu, _ = M.masked_assign(Xn, W)
+    clear = naive.clear_rows(expected, gap=1e-9)
+    assert clear.sum() > 300
+    np.testing.assert_array_equal(bmu[clear], expected.argmin(1)[clear])
 
 
 def test_masked_bmu_equals_the_dense_one_without_nan():
