@@ -528,8 +528,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if self.tol is not None:
             t_end = self.n_epochs * engine.steps_per_pass(data)
             stopper = parameters.EarlyStopping(self.tol, self.n_iter_no_change, plan.neighbourhood, t_end)
+        settled = False
         for epoch in range(self.n_epochs):
-            sq_error = engine.run_pass(data, engine.epoch_order(rng, data), plan, state)
+            order = engine.epoch_order(rng, data)  # drawn every epoch: the stream is fitted state
+            if settled:
+                # A fixed point (Engine.settled): this pass would give the same codebook
+                # and error again, bit for bit; only the step counter moves.
+                state.n_steps += engine.steps_per_pass(data)
+            else:
+                before = state.codebook
+                sq_error = engine.run_pass(data, order, plan, state)
+                settled = engine.settled(plan, before, state)
             state.n_iter = epoch + 1
             self._report(epoch + 1, self.n_epochs, sq_error / n_samples, state.n_steps)
             if callback is not None:

@@ -93,6 +93,14 @@ class Engine:
         """
         raise NotImplementedError
 
+    def settled(self, plan: TrainingPlan, before: np.ndarray, state: FittedState) -> bool:
+        """Whether every further ``fit`` pass would leave ``state`` as it is, bit for bit.
+
+        ``before``: the codebook the pass just run started from. Default: never (an engine
+        says so only where its passes are deterministic functions of the codebook).
+        """
+        return False
+
     def labels(self, data: Any, state: FittedState) -> Any:
         """BMU of every row of ``data`` under ``state.codebook`` (the estimator's ``labels_``)."""
         raise NotImplementedError

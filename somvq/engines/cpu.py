@@ -93,6 +93,26 @@ class CpuEngine(Engine):
         state.n_steps += order.shape[0]
         return float(algorithms.assign(X, codebook)[1].sum())
 
+    def settled(self, plan: TrainingPlan, before: np.ndarray, state: FittedState) -> bool:
+        """Batch k-means (neighbourhood "none") at its fixed point: the pass left the codebook
+        unchanged, bit for bit.
+
+        A batch pass is a deterministic function of the codebook alone (the search is
+        exact, the statistics are summed in row order whatever the order drawn, and the
+        update keeps a unit nobody won), and with "none" the step's operator does not
+        depend on t. So an unchanged codebook gives the same winners, the same error and
+        the same codebook again at every later pass: ``fit`` skips them (Lloyd's "strict
+        convergence", reached when no label changes). Other neighbourhoods change their
+        operator every step until the schedule ends; they always run every pass.
+        """
+        return (
+            plan.algorithm == "batch"
+            and plan.neighbourhood.kind == "none"
+            and before.shape == state.codebook.shape
+            and before.dtype == state.codebook.dtype
+            and bool(np.array_equal(before, state.codebook))
+        )
+
     def _thresholded_pass(
         self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState
     ) -> float:
