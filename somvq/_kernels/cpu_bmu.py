@@ -216,8 +216,10 @@ def rank_block(
     return reranked
 
 
+#: ``mean_out`` C-contiguous: with a layout-free ("A") output the per-column sums are a
+#: strided scalar loop (0.36 ms at K x D = 512 x 784 against 0.024 ms vectorised).
 _SUMMARY_SIGNATURES = [
-    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1))
+    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1, "C"))
     for dtype in FLOATS
 ]
 

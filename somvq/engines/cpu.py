@@ -39,7 +39,7 @@ class CpuEngine(Engine):
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         self._layers = plan.layers  # layered maps: the labels' masked search reads it
-        if missing.has_missing(X) or np.ndim(state.ema_count) == 2:
+        if self._has_missing(X) or np.ndim(state.ema_count) == 2:
             return missing.masked_pass(X, order, plan, state)
         if plan.search is not None and plan.algorithm != "batch":
             return self._thresholded_pass(X, order, plan, state)
@@ -116,11 +116,11 @@ class CpuEngine(Engine):
 
     def labels(self, X: np.ndarray, state: FittedState) -> np.ndarray:
         layers = getattr(self, "_layers", None)
-        if missing.has_missing(X) and layers is not None:
+        if self._has_missing(X) and layers is not None:
             from ..layers import layered_masked_assign
 
             return layered_masked_assign(X, state.codebook, layers.groups)[0]  # state: the search codebook
-        if missing.has_missing(X):
+        if self._has_missing(X):
             return missing.masked_assign(X, state.codebook)[0]
         bounds = self._pruned_bounds(X)
         if bounds is not None:
@@ -129,6 +129,15 @@ class CpuEngine(Engine):
             pruned_search(X, state.codebook, bounds)
             return bounds.bmu.copy()
         return algorithms.assign(X, state.codebook)[0]
+
+    def _has_missing(self, X: np.ndarray) -> bool:
+        """:func:`somvq.missing.has_missing` of ``X``, once per array for this engine
+        (one fit): every pass of a fit reads the same validated array, and the check is a
+        pass over the data (0.3 ms a pass for 5000 x 784, 3% of a "none" epoch)."""
+        seen = getattr(self, "_missing_seen", None)
+        if seen is None or seen[0] is not X:
+            seen = self._missing_seen = (X, missing.has_missing(X))
+        return seen[1]
 
     # ------------------------------------------------------------------ pruned BMU search
     # The bounds live in the engine for one fit (an engine is made per call), never in the
