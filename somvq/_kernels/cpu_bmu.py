@@ -430,7 +430,9 @@ def _search_setup(codebook, dtype) -> _Search:
         up=constants.up,
         aug=aug,
         shift=shift,
-        frame=np.array([radius, scale, 0.0 if centre is None else 1.0, 1.0 if math.isfinite(radius) else 0.0]),
+        frame=np.array(
+            [radius, scale, 0.0 if centre is None else 1.0, 1.0 if math.isfinite(radius) else 0.0]
+        ),
     )
 
 
