@@ -15,22 +15,26 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 
 Per call, two compiled O(K D) passes over the codebook choose the frame and build the
 augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
-summed in float64, rounded once; scaling by -2 is exact). Per block: the rows, gathered
-(centred, scaled when the frame says so) into a per-thread ``rows x (D + 1)`` buffer
-whose last column is 1, times the augmented codebook: one BLAS product gives
-``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then one
-compiled pass (:func:`rank_block`) per row while the row is in cache: the lowest score
-(a vectorised integer min), the argmin and the number of scores within the bound of it
-(one vectorised pass), the re-rank where that number exceeds one, and the direct squared
-distance to the winner. With more than one BLAS thread and more than one block, blocks
-run on a small thread pool with single-threaded BLAS inside, so the ranking runs in
+summed in float64, rounded once; scaling by -2 is exact). Per block, one compiled call
+that holds no GIL (:func:`somvq._kernels.cpu_minibatch_step.search_block`, shared with the
+mini-batch step): the rows, copied (centred, scaled when the frame says so) into a
+per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented codebook
+(``np.dot`` inside Numba, SciPy's single-threaded BLAS): one product gives
+``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then
+:func:`rank_block`, per row while the row is in cache: the lowest score (a vectorised
+integer min), the argmin and the number of scores within the bound of it (one vectorised
+pass), the re-rank where that number exceeds one, and the direct squared distance to the
+winner. With more than one BLAS thread and more than one block, blocks are shared by the
+calling thread and a small thread pool (:func:`_parallel_search`), so the ranking runs in
 parallel too. See docs/performance.md for the profiles behind these choices and what the
 exactness costs.
 
-Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
-row order, into caller-allocated float64 buffers: the result is the same bits for any
-number of threads (each product is computed by the same single-threaded BLAS kernel on the
-same fixed block, and the additions happen in one fixed order).
+Counts and sums are added into caller-allocated float64 buffers, each element receiving
+its rows in row order: on one thread block after block (:func:`accumulate_statistics`),
+on several each thread adds its own range of columns of every searched block
+(:func:`accumulate_columns`). The result is the same bits for any number of threads: the
+winners do not depend on the products' rounding (exact search), and every sum sees the
+same additions in the same order.
 """
 
 from __future__ import annotations
