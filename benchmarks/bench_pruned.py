@@ -305,6 +305,10 @@ def replay(args):
         )
 
 
+#: Pause before each timed case of ``--small`` (see :func:`_small_size`).
+SETTLE_S = 0.3
+
+
 def _small_data(name: str) -> tuple[str, np.ndarray]:
     from benchmarks import data
 
@@ -384,6 +388,11 @@ def _small_size(label, X, shape, epochs, rounds):
     names = list(cases)
     for r in range(rounds):
         for c in names[r % len(names) :] + names[: r % len(names)]:
+            # Let the BLAS threads of the previous case go to sleep: after the floor's
+            # 2-thread product OpenBLAS's worker spins for ~0.1 s, and a case started at
+            # once shares a core with it (a "none" fit of Fashion 5000: 185-196 ms right
+            # after the floor, 141 ms after 0.3 s; its process CPU 335-370 against 258 ms).
+            time.sleep(SETTLE_S)
             times[c].append(cases[c]())
     med = {c: float(np.median(v)) for c, v in times.items()}
     som, km = out["none"], out["lloyd"]

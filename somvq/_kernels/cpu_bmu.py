@@ -15,22 +15,26 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 
 Per call, two compiled O(K D) passes over the codebook choose the frame and build the
 augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
-summed in float64, rounded once; scaling by -2 is exact). Per block: the rows, gathered
-(centred, scaled when the frame says so) into a per-thread ``rows x (D + 1)`` buffer
-whose last column is 1, times the augmented codebook: one BLAS product gives
-``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then one
-compiled pass (:func:`rank_block`) per row while the row is in cache: the lowest score
-(a vectorised integer min), the argmin and the number of scores within the bound of it
-(one vectorised pass), the re-rank where that number exceeds one, and the direct squared
-distance to the winner. With more than one BLAS thread and more than one block, blocks
-run on a small thread pool with single-threaded BLAS inside, so the ranking runs in
+summed in float64, rounded once; scaling by -2 is exact). Per block, one compiled call
+that holds no GIL (:func:`somvq._kernels.cpu_minibatch_step.search_block`, shared with the
+mini-batch step): the rows, copied (centred, scaled when the frame says so) into a
+per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented codebook
+(``np.dot`` inside Numba, SciPy's single-threaded BLAS): one product gives
+``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then
+:func:`rank_block`, per row while the row is in cache: the lowest score (a vectorised
+integer min), the argmin and the number of scores within the bound of it (one vectorised
+pass), the re-rank where that number exceeds one, and the direct squared distance to the
+winner. With more than one BLAS thread and more than one block, blocks are shared by the
+calling thread and a small thread pool (:func:`_parallel_search`), so the ranking runs in
 parallel too. See docs/performance.md for the profiles behind these choices and what the
 exactness costs.
 
-Counts and sums are accumulated by :func:`accumulate_statistics`, block after block in
-row order, into caller-allocated float64 buffers: the result is the same bits for any
-number of threads (each product is computed by the same single-threaded BLAS kernel on the
-same fixed block, and the additions happen in one fixed order).
+Counts and sums are added into caller-allocated float64 buffers, each element receiving
+its rows in row order: on one thread block after block (:func:`accumulate_statistics`),
+on several each thread adds its own range of columns of every searched block
+(:func:`accumulate_columns`). The result is the same bits for any number of threads: the
+winners do not depend on the products' rounding (exact search), and every sum sees the
+same additions in the same order.
 """
 
 from __future__ import annotations
@@ -56,8 +60,11 @@ from .config import CACHE, CHUNK_ROWS, FASTMATH
 #: cached overloads loaded at first use small (each costs a cache load: docs/performance.md).
 _BLOCKS = [array(dtype, 2, "C", readonly=True) for dtype in FLOATS]
 
+#: The sums are C-contiguous: with a layout-free ("A") signature the column loop does
+#: not vectorise and the accumulation costs 2.3x as much (1.1 against 0.48 ms for 5000 x
+#: 784 rows); the additions, one per element in row order, are the same.
 _ACC_SIGNATURES = [
-    types.void(block, array(types.int64, 1), array(types.float64, 1), array(types.float64, 2))
+    types.void(block, array(types.int64, 1), array(types.float64, 1), array(types.float64, 2, "C"))
     for block in _BLOCKS
 ]
 
@@ -71,6 +78,41 @@ def accumulate_statistics(block, bmu, counts, sums):
         counts[k] += 1.0
         for j in range(n_features):
             sums[k, j] += block[i, j]
+
+
+_COLUMN_SIGNATURES = [
+    types.void(
+        block,
+        array(types.int64, 1),
+        array(types.float64, 1),
+        array(types.float64, 2, "C"),
+        types.int64,
+        types.int64,
+        types.boolean,
+    )
+    for block in _BLOCKS
+]
+
+
+@njit(_COLUMN_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def accumulate_columns(block, bmu, counts, sums, first, stop, with_counts):
+    """:func:`accumulate_statistics` restricted to the columns ``first:stop`` of ``sums``
+    (and ``counts`` only when ``with_counts``).
+
+    Each element still receives its rows' values in row order, the very additions of
+    :func:`accumulate_statistics`: threads that take disjoint column ranges of the same
+    rows produce the same bits as one thread adding every column.
+    """
+    if with_counts:
+        for i in range(block.shape[0]):
+            counts[bmu[i]] += 1.0
+    width = stop - first
+    for i in range(block.shape[0]):
+        # row slices: a unit-stride loop of known length, which LLVM vectorises
+        src = block[i, first:stop]
+        dst = sums[bmu[i], first:stop]
+        for j in range(width):
+            dst[j] += src[j]
 
 
 _RANK_SIGNATURES = [
@@ -178,8 +220,10 @@ def rank_block(
     return reranked
 
 
+#: ``mean_out`` C-contiguous: with a layout-free ("A") output the per-column sums are a
+#: strided scalar loop (0.36 ms at K x D = 512 x 784 against 0.024 ms vectorised).
 _SUMMARY_SIGNATURES = [
-    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1))
+    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1, "C"))
     for dtype in FLOATS
 ]
 
@@ -258,6 +302,9 @@ def _blas():
     if _blas_controller is None:
         with _controller_lock:
             if _blas_controller is None:
+                # np.dot inside Numba (the compiled block search) calls SciPy's BLAS:
+                # load it before the scan so that the limits hold it too.
+                import scipy.linalg.cython_blas  # noqa: F401
                 from threadpoolctl import ThreadpoolController
 
                 _blas_controller = ThreadpoolController().select(user_api="blas")
@@ -348,6 +395,9 @@ class _Search(NamedTuple):
     overflow: float
     direct_scale: float
     up: float
+    aug: np.ndarray  # [-2 W' | ||w'||^2], (K, D + 1) C-contiguous (aug_codebook is its transpose)
+    shift: np.ndarray  # the centre, zeros for none (read-only)
+    frame: np.ndarray  # (radius, scale, centred, finite): cpu_minibatch_step's frame layout
 
 
 def _search_setup(codebook, dtype) -> _Search:
@@ -382,6 +432,11 @@ def _search_setup(codebook, dtype) -> _Search:
         # float32 differences squared never overflow float64; float64 ones may beyond 1e154
         direct_scale=1.0 if dtype == np.float32 else scale,
         up=constants.up,
+        aug=aug,
+        shift=shift,
+        frame=np.array(
+            [radius, scale, 0.0 if centre is None else 1.0, 1.0 if math.isfinite(radius) else 0.0]
+        ),
     )
 
 
@@ -406,6 +461,9 @@ def _constants(dtype, n_features: int) -> _Constants:
 
 
 def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
+    """Winners (and distances) of the rows ``start:stop``: one compiled call
+    (:func:`_block_search`), the products left in this thread's scratch buffers
+    (:func:`_products_buffer`, :func:`_augmented_buffer`: the pruned search reads them)."""
     if not math.isfinite(search.radius):
         # A non-finite codebook (a diverged fit, checked by the caller): no ranking is
         # meaningful; the plain argmin of the scores, and nan distances, without raising.
@@ -415,33 +473,63 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
         if out_sq_dist is not None:
             out_sq_dist[start:stop] = np.nan
         return
-    n_features = X.shape[1]
-    rows = _augmented_buffer(stop - start, n_features, X.dtype)
-    if search.centre is None:
-        rows[:, :n_features] = X[start:stop]
-    else:
-        np.subtract(X[start:stop], search.centre, out=rows[:, :n_features])
-    if search.scale != 1.0:
-        rows[:, :n_features] *= X.dtype.type(search.scale)
-    prod = _products_buffer(stop - start, search.aug_codebook.shape[1], X.dtype)
-    # [x' | 1] . [-2 W' | ||w'||^2]^T = ||w'||^2 - 2 x'.w' in one GEMM: no separate add pass.
-    np.matmul(rows, search.aug_codebook, out=prod)
-    write = out_sq_dist is not None
-    rank_block(
+    rows = stop - start
+    bmu = out_bmu[start:stop]
+    sq = out_sq_dist[start:stop] if out_sq_dist is not None else None
+    own_bmu = _writable(bmu, np.int64)
+    own_sq = _writable(sq, np.float64)
+    got_bmu = bmu if own_bmu else _scratch_vector("bmu", rows, np.int64)
+    got_sq = sq if own_sq else _scratch_vector("sq_dist", rows, np.float64)
+    framed = _augmented_buffer(rows, X.shape[1], X.dtype)
+    prod = _products_buffer(rows, search.aug.shape[0], X.dtype)
+    _block_search()(
         _block(X, start, stop),
+        0,
         rows,
+        framed,
         prod,
         prod.view(_BITS[X.dtype.itemsize]),
-        out_bmu[start:stop],
         search.codebook,
+        search.aug,
+        search.shift,
+        search.frame,
         search.kappa,
-        search.radius,
         search.overflow,
-        search.direct_scale,
         search.up,
-        out_sq_dist[start:stop] if write else _NO_DIST,
-        write,
+        got_bmu,
+        got_sq,
     )
+    if not own_bmu:
+        bmu[:] = got_bmu
+    if sq is not None and not own_sq:
+        sq[:] = got_sq
+
+
+def _writable(out, dtype) -> bool:
+    """Whether the compiled search can write into ``out`` directly."""
+    return (
+        isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable
+    )
+
+
+def _scratch_vector(name: str, rows: int, dtype) -> np.ndarray:
+    """A per-thread scratch vector (winners or distances nobody asked for)."""
+    buf = getattr(_local, name, None)
+    if buf is None or buf.shape[0] < rows:
+        buf = np.empty(max(rows, CHUNK_ROWS), dtype=dtype)
+        setattr(_local, name, buf)
+    return buf[:rows]
+
+
+@functools.lru_cache(maxsize=1)
+def _block_search():
+    """The compiled block search, shared with the mini-batch step
+    (:func:`somvq._kernels.cpu_minibatch_step.search_block`: the rows into the frame,
+    ``np.dot`` inside Numba, :func:`rank_block`, no GIL held). Imported on first use:
+    that module imports this one."""
+    from .cpu_minibatch_step import search_block
+
+    return search_block
 
 
 _NO_DIST = np.zeros(0)
@@ -519,54 +607,114 @@ def best_matching_units(
                 if counts is not None:
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
             return
-        # Parallel over blocks, shared between the caller and n_threads - 1 pool workers
-        # that each claim the next unsearched block (so exactly n_threads threads search:
-        # no third thread on two cores, and a 4-block fit of 1797 rows ends after two
-        # block-times). Between its own blocks the caller adds every finished block's
-        # statistics in row order; the order of the additions never changes.
-        n_blocks = len(starts)
-        claim = itertools.count()
-        done = [threading.Event() for _ in range(n_blocks)]
-        errors = []
+        _parallel_search(X, starts, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads)
 
-        def drain(first=None):
-            while True:
+
+def _column_parts(n_features: int, n_parts: int) -> list[tuple[int, int]]:
+    """``n_parts`` column ranges of near-equal width covering ``0:n_features``; inner
+    boundaries on multiples of 8 columns (a 64-byte line of the float64 sums) when the
+    rows are wide enough, so that two threads never write the same cache line."""
+    align = 8 if n_features >= 8 * n_parts else 1
+    cuts = [min(n_features, round(p * n_features / n_parts / align) * align) for p in range(n_parts + 1)]
+    cuts[-1] = n_features
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _parallel_search(X, starts, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads):
+    """The blocks of one call shared by the caller and ``n_threads - 1`` pool workers.
+
+    Each thread claims the next unsearched block from a shared counter (so exactly
+    ``n_threads`` threads work, and a late or busy worker only means the caller does
+    more) and searches it in one compiled call that holds no GIL. The statistics are
+    split by columns, not rows: each thread owns one of ``n_threads`` column ranges
+    (:func:`_column_parts`; the first also adds the counts) and, after each of its
+    searches, adds its columns of every block of the searched prefix (blocks ``0..b``
+    all searched) while those rows are still in cache; at the end it waits for the
+    last blocks and adds them. Each sum receives its rows in row order, as on one
+    thread, so the statistics are the same bits for any number of threads, and no
+    core idles while one thread adds them all (docs/performance.md). A column range no
+    thread took (a worker that never started) is added by the caller.
+    """
+    n = X.shape[0]
+    n_blocks = len(starts)
+    parts = _column_parts(X.shape[1], n_threads) if counts is not None else []
+    n_parts = len(parts)
+    contiguous = X.flags.c_contiguous
+    claim = itertools.count()  # blocks
+    part_claim = itertools.count()  # column ranges
+    searched_count = itertools.count(1)
+    added_count = itertools.count(1)
+    done = [False] * n_blocks
+    searched = threading.Condition()
+    finished = threading.Event()
+    errors = []
+
+    def add(p, cursor, wait):
+        """Columns ``parts[p]`` of the blocks from ``cursor`` on, up to the first block
+        not yet searched (with ``wait``: up to the last, waiting for them). Returns the
+        next block to add."""
+        first, stop = parts[p]
+        while cursor < n_blocks and not errors:
+            end = cursor
+            while end < n_blocks and done[end]:
+                end += 1
+            if end > cursor:
+                lo, hi = starts[cursor], min(starts[end - 1] + chunk_rows, n)
+                if contiguous:
+                    accumulate_columns(X[lo:hi], out_bmu[lo:hi], counts, sums, first, stop, p == 0)
+                else:  # other layouts: a C-contiguous copy of one block at a time
+                    for b in range(cursor, end):
+                        b_lo, b_hi = starts[b], min(starts[b] + chunk_rows, n)
+                        rows = _block(X, b_lo, b_hi)
+                        accumulate_columns(rows, out_bmu[b_lo:b_hi], counts, sums, first, stop, p == 0)
+                cursor = end
+            elif not wait:
+                break
+            else:
+                with searched:
+                    while not done[cursor] and not errors:
+                        searched.wait()
+        return cursor
+
+    def drain():
+        try:
+            own = next(part_claim) if n_parts else 0
+            cursor = 0
+            while not errors:
                 i = next(claim)  # atomic under the GIL
                 if i >= n_blocks:
-                    return
+                    break
                 start = starts[i]
-                try:
-                    _search_block(X, start, min(start + chunk_rows, n), search, out_bmu, out_sq_dist)
-                except BaseException as exc:  # re-raised by the caller
-                    errors.append(exc)
-                    done[i].set()
-                    return
-                done[i].set()
-                if first is not None:
-                    return
+                _search_block(X, start, min(start + chunk_rows, n), search, out_bmu, out_sq_dist)
+                done[i] = True
+                with searched:
+                    searched.notify_all()
+                if next(searched_count) == n_blocks and not n_parts:
+                    finished.set()
+                if own < n_parts:
+                    cursor = add(own, cursor, False)
+            while own < n_parts and not errors:
+                add(own, cursor, True)
+                if next(added_count) == n_parts:
+                    finished.set()
+                own, cursor = next(part_claim), 0  # a range nobody took, if any
+        except BaseException as exc:  # re-raised by the caller
+            errors.append(exc)
+            with searched:
+                searched.notify_all()
+            finished.set()
 
-        pool = _pool(n_threads - 1)
-        futures = [pool.submit(drain) for _ in range(n_threads - 1)]
-        added = 0
-        try:
-            while added < n_blocks:
-                if not done[added].is_set():
-                    drain(first=True)  # the caller searches one more block, if any is left
-                    if errors:
-                        raise errors[0]
-                    if not done[added].is_set():
-                        done[added].wait()
-                while added < n_blocks and done[added].is_set():
-                    if errors:
-                        raise errors[0]
-                    if counts is not None:
-                        start = starts[added]
-                        stop = min(start + chunk_rows, n)
-                        accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
-                    added += 1
-        finally:
-            for _ in range(n_blocks):  # stop the workers claiming blocks
-                next(claim)
-            for future in futures:  # one still queued (pool busy elsewhere) never runs
-                if not future.cancel():
-                    future.exception()
+    pool = _pool(n_threads - 1)
+    futures = [pool.submit(drain) for _ in range(n_threads - 1)]
+    try:
+        drain()
+        finished.wait()
+        if errors:
+            raise errors[0]
+    finally:
+        for _ in range(n_blocks):  # stop the workers claiming blocks and ranges
+            next(claim)
+        for _ in range(n_parts):
+            next(part_claim)
+        for future in futures:  # one still queued (pool busy elsewhere) never runs
+            future.cancel()
