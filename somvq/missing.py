@@ -26,6 +26,7 @@ call and run the dense kernels, bit for bit as before.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,9 @@ def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, whe
         )
 
 
+_ONE32 = np.zeros((1, 1), dtype=np.float32)
+
+
 class _MaskedFrame:
     """The codebook in its reference frame, stacked for the one GEMM of the masked scores.
 
@@ -129,6 +133,41 @@ class _MaskedFrame:
         self.single = bool(single) and 2.0**-50 <= self.radius <= 2.0**50
         self.kappa32 = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float32).eps) / 2.0
         self.stacked32 = self.stacked.astype(np.float32) if self.single else None
+        self.Wc = Wc
+        # masked_search_block's blocks: 256 rows x K = 512 float32 scores are 512 KiB, half
+        # a core's 1 MiB L2 (docs/missing-values.md has the measurements).
+        self.search_rows = max(64, min(1024, (1 << 17) // max(W64.shape[0], 1)))
+
+    def search_tables(self):
+        """The frame's arguments of :func:`somvq._kernels.cpu_masked_search.masked_search_block`.
+
+        ``[-2 W' | ||w'||^2]`` (float64, the norms compensated sums; and rounded to float32
+        when the float32 product is allowed), the squares ``(W' o W')^T`` (D, K) whose
+        missing part each row subtracts, and the bound's constants. With the product of
+        inner size D + 1 and that subtraction, a score's error is within the stacked
+        product's bound (the kernel module's docstring has the terms): ``kappa`` and
+        ``kappa32`` are used unchanged.
+        """
+        from ._kernels.cpu_masked_search import frame_tables
+
+        n_units, n_features = self.Wc.shape
+        aug64 = np.empty((n_units, n_features + 1))
+        squares = np.empty((n_features, n_units))
+        frame_tables(np.ascontiguousarray(self.Wc), aug64, squares)
+        aug32 = aug64.astype(np.float32) if self.single else _ONE32
+        centre = np.ascontiguousarray(self.centre, dtype=np.float64)
+        return (
+            np.ascontiguousarray(self.W64),
+            centre,
+            float(self.scale),
+            aug64,
+            aug32,
+            squares,
+            float(self.radius),
+            self.single,
+            float(self.kappa),
+            float(self.kappa32),
+        )
 
     def scores(self, X64: np.ndarray):
         """Masked scores (n, K), the rows' ``sum m x'^2``, their observed counts and the mask."""
@@ -187,59 +226,75 @@ def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarra
 def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """BMU (int64, lowest index on ties) and masked squared distance (float64) of every row.
 
-    The GEMM scores decide the rows whose winner is certain; a row whose runner-up is
-    within twice the error bound of the best score is re-ranked among the units within
-    that bound by :func:`_direct` distances (as the dense path re-ranks near ties). The
-    reported distance is always the direct one. No loop over rows: blocks of rows run on
-    the CPU engine's block pool with a single-threaded BLAS (as
-    :mod:`somvq._kernels.cpu_bmu` does), and the few near-tied rows are vectorised.
+    The winner is the argmin of the direct float64 masked distances (lowest index on
+    ties); the reported distance is always the direct one. Found per block of rows by one
+    compiled call (:func:`somvq._kernels.cpu_masked_search.masked_search_block`): the
+    rows into the frame, one GEMM of inner size ``D + 1`` (the dense search's product)
+    whose scores, less each row's missing part of ``||w'||^2``, are the masked scores of
+    :class:`_MaskedFrame`; a row whose runner-up is within twice the frame's error bound
+    of the best score is re-ranked among the units within that bound by direct float64
+    distances (as the dense path re-ranks near ties). Blocks run on the CPU engine's
+    block pool with a single-threaded BLAS (as :mod:`somvq._kernels.cpu_bmu` does).
     """
     from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
+    from ._kernels.cpu_minibatch_step import _blas_controller
 
     X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
     n = X.shape[0]
     # float32 data and codebook: the scores in float32 (their own error bound; the winner
     # and its distance are still settled in float64).
     frame = _MaskedFrame(codebook, single=X.dtype == np.float32 and np.asarray(codebook).dtype == np.float32)
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
-    starts = range(0, n, frame.block_rows)
+    if n == 0:
+        return bmu, sq
+    search = frame.search_tables()
+    rows = frame.search_rows
+    starts = range(0, n, rows)
     threads = search_threads()
+
+    def block(start: int) -> None:
+        scratch = _search_scratch(rows, frame.n_features, frame.W64.shape[0], frame.single)
+        masked_search_block(X, start, min(start + rows, n), *search, *scratch, bmu, sq)
+
+    from ._kernels.cpu_masked_search import masked_search_block
+
     # BLAS single-threaded on every block, as the dense search: a one-block product on a
     # two-thread BLAS waited for its second thread (18-32 ms instead of ~1 ms on a busy
-    # machine, digits 4x4), and the bits do not depend on the thread count.
-    with single_threaded_blas():
+    # machine, digits 4x4), and the bits do not depend on the thread count. np.dot inside
+    # Numba calls SciPy's BLAS: held at one thread too.
+    with single_threaded_blas(), _blas_controller().limit(limits=1):
         if threads <= 1 or len(starts) <= 1:
             for start in starts:
-                _assign_block(frame, X, start, bmu, sq)
+                block(start)
         else:
-            list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
+            list(_pool(threads).map(block, starts))
     return bmu, sq
 
 
-def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarray, sq: np.ndarray) -> None:
-    """:func:`masked_assign` of rows ``start : start + frame.block_rows``, written into ``bmu``, ``sq``."""
-    W64 = frame.W64
-    X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
-    scores, x_norm2, _, _, kappa = frame.scored(X64)
-    rows = np.arange(X64.shape[0])
-    best = np.argmin(scores, axis=1)
-    best_score = scores[rows, best].astype(np.float64)
-    bound = kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
-    threshold = best_score + 2.0 * bound
-    scores[rows, best] = np.inf
-    tied_rows = np.flatnonzero(scores.min(axis=1) <= threshold)
-    if tied_rows.size:
-        close = scores[tied_rows] <= threshold[tied_rows, None]
-        close[np.arange(tied_rows.size), best[tied_rows]] = True
-        r, u = np.nonzero(close)
-        cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
-        cand[r, u] = _direct(X64, W64, tied_rows[r], u)
-        best[tied_rows] = np.argmin(cand, axis=1)
-    from ._kernels.cpu_missing import masked_direct_distances
+_scratch_local = threading.local()
 
-    bmu[start : start + X64.shape[0]] = best
-    masked_direct_distances(X64, W64, best, sq[start : start + X64.shape[0]])
+
+def _search_scratch(rows: int, n_features: int, n_units: int, single: bool):
+    """Per-thread buffers of :func:`masked_search_block`, reused between blocks and calls."""
+    key = (rows, n_features, n_units, single)
+    cached = getattr(_scratch_local, "buffers", None)
+    if cached is None or cached[0] != key:
+        small = (rows, n_features + 1) if single else (1, 1)
+        wide = (rows, n_units) if single else (1, 1)
+        buffers = (
+            np.empty((rows, n_features + 1)),
+            np.empty(small, dtype=np.float32),
+            np.empty((rows, n_units)),
+            np.empty(wide, dtype=np.float32),
+            np.empty(rows),
+            np.empty(2 * n_units),
+        )
+        cached = _scratch_local.buffers = (key, buffers)
+    return cached[1]
 
 
 @dataclass

@@ -1,0 +1,285 @@
+"""The masked (NaN-aware) BMU search of one block of rows, compiled end to end.
+
+:func:`somvq.missing.masked_assign` is the definition (kohonen's masked distance
+``D / n_obs * sum_{j observed} (x_j - w_j)^2``, winner = float64 direct-distance argmin,
+lowest index on ties); this module is its fast form, one compiled call per block of rows
+(no GIL held), modelled on the dense search (:func:`somvq._kernels.cpu_bmu.rank_block`,
+:func:`somvq._kernels.cpu_minibatch_step.search_block`):
+
+1. one loop over the raw rows fills a per-thread ``rows x (D + 1)`` buffer ``[x' | 1]`` in
+   the codebook's frame (``x' = (x - centre) * scale`` in float64, 0 at the holes) and
+   the row's masked ``||x'||^2`` (float64);
+2. one GEMM (``np.dot`` inside Numba, BLAS held at one thread by the caller) against
+   ``[-2 W' | ||w'||^2]^T``: the same product as the dense search, inner size ``D + 1``
+   (float32 for float32 data where the frame keeps every square normal, as
+   ``somvq.missing._MaskedFrame`` decides; else float64);
+3. one ranking pass per row: the score of unit ``k`` is the product minus the row's
+   missing part of ``||w'_k||^2``, ``c_k = sum_{j missing} w'_kj^2`` (float64, from a
+   ``(D, K)`` table of squares), so that it equals the masked score
+   ``sum_{j observed} (w'_kj^2 - 2 x'_j w'_kj)`` of the stacked formulation; then the
+   lowest score and its first index, the scores within ``2 kappa (||x'||_M + R)^2`` of it
+   (the same bound and constant as the stacked GEMM: :func:`bound_terms` below), the
+   direct float64 re-rank of those units when there is more than one, and the direct
+   masked distance of the winner.
+
+Why the bound still holds (``u`` the unit roundoff of the product's dtype, ``R`` the
+frame's radius, ``a = ||x'||_M``, every term below ``<= (a + R)^2`` times the factor):
+
+* the GEMM of ``D + 1`` terms: ``gamma_{D+1} (2 a R + ||w'_k||^2)``; float32: the factors
+  ``x'``, ``-2 w'`` and ``||w'||^2`` rounded once each (``u`` per factor: ``3 u``);
+* ``||w'_k||^2``: float64 squares summed with compensation (error ``<= 2 u64 R^2``), then
+  rounded once to the product's dtype;
+* ``c_k``: ``n_missing`` float64 squares summed apart from the product (``gamma_{n_miss}
+  R^2`` in float64, ``n_miss <= D - 1``), then one float64 subtraction.
+
+In float64 that is ``<= (D + 1) + 2 + (D - 1) + 1 = 2 D + 3`` units of ``u (a + R)^2``; in
+float32, ``(D + 1) + 3 + 1`` units of ``u32`` plus float64 terms far below one. Both are
+within the ``1.25 (2 D + 8) u`` of the stacked product (inner size ``2 D``), whose
+constants (``_MaskedFrame.kappa``, ``kappa32``) are used unchanged. NaN marks a missing
+entry (``x != x``: FASTMATH keeps NaN semantics). The direct distances are summed in
+feature order by a function compiled without fast-math (:func:`_direct`), so they are the
+same bits as before this kernel (``masked_direct_distances``, which it replaces).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+
+from ._signatures import array
+from .config import CACHE, FASTMATH
+
+_F8_1 = array(types.float64, 1, "C")
+_F8_2 = array(types.float64, 2, "C")
+_F4_2 = array(types.float32, 2, "C")
+_F8_1_RO = array(types.float64, 1, "C", readonly=True)
+_F8_2_RO = array(types.float64, 2, "C", readonly=True)
+_F4_2_RO = array(types.float32, 2, "C", readonly=True)
+
+
+@njit(
+    [types.void(_F8_2_RO, _F8_2, _F8_2)],
+    cache=CACHE,
+    nogil=True,
+)
+def frame_tables(Wc, aug, squares):  # pragma: no cover - compiled
+    """``aug = [-2 W' | ||w'||^2]`` (K, D + 1) and ``squares = (W' o W')^T`` (D, K), float64.
+
+    ``||w'_k||^2`` is the compensated (Neumaier) sum of the rounded squares: within
+    ``2 u ||w'_k||^2`` of the exact value (no fast-math here: the compensation must stay).
+    """
+    n_units, n_features = Wc.shape
+    for k in range(n_units):
+        total = 0.0
+        comp = 0.0
+        for j in range(n_features):
+            v = Wc[k, j]
+            sq = v * v
+            squares[j, k] = sq
+            aug[k, j] = -2.0 * v
+            t = total + sq
+            if abs(total) >= abs(sq):
+                comp += (total - t) + sq
+            else:
+                comp += (sq - t) + total
+            total = t
+        aug[k, n_features] = total + comp
+
+
+@njit(cache=CACHE, nogil=True, fastmath=False)  # explicit: not inherited from the fast-math caller
+def _direct(X, i, W, k):  # pragma: no cover - compiled
+    """``D / n_obs * sum_{j observed} (X[i, j] - W[k, j])^2``, float64, in feature order.
+
+    No fast-math (set explicitly: Numba lets a callee that sets nothing inherit its fast-math
+    caller's flags, whose contraction into FMA changed the last bits): one sum in feature
+    order, the definition's bits.
+    """
+    n_features = X.shape[1]
+    total = 0.0
+    observed = 0
+    for j in range(n_features):
+        x = X[i, j]
+        if x == x:
+            d = float(x) - float(W[k, j])
+            total += d * d
+            observed += 1
+    return n_features / observed * total
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def _rank_rows(
+    X, start, n, W, products, squares, norms, bound_const, radius, row, bmu, sq
+):  # pragma: no cover
+    """Step 3 of the module docstring for rows ``start : start + n`` of ``X``.
+
+    ``row``: scratch of 2 K float64, the row's scores then its missing part ``c``. The
+    lowest score is found as :func:`somvq._kernels.cpu_bmu.rank_block` finds it: a
+    vectorised integer min over the order-preserving bit patterns (a float min carries a
+    4-cycle dependency per unit).
+    """
+    n_features = X.shape[1]
+    n_units = products.shape[1]
+    scores = row[:n_units]
+    corr = row[n_units : 2 * n_units]
+    bits = scores.view(np.int64)
+    mask = np.int64(0x7FFFFFFFFFFFFFFF)  # every bit but the sign
+    reranked = 0
+    for i in range(n):
+        r = start + i
+        holes = 0
+        for j in range(n_features):
+            x = X[r, j]
+            if x != x:
+                # c_k: the row's missing part of ||w'_k||^2, summed apart (then one subtraction)
+                if holes == 0:
+                    for k in range(n_units):
+                        corr[k] = squares[j, k]
+                else:
+                    for k in range(n_units):
+                        corr[k] += squares[j, k]
+                holes += 1
+        if holes:
+            for k in range(n_units):
+                scores[k] = np.float64(products[i, k]) - corr[k]
+        else:
+            for k in range(n_units):
+                scores[k] = np.float64(products[i, k])
+        # lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
+        low = mask
+        for k in range(n_units):
+            b = bits[k]
+            low = min(low, b ^ ((b >> 63) & mask))
+        bits_low = low ^ ((low >> 63) & mask)
+        corr[0] = 0.0  # reused as the bit pattern's value
+        corr_bits = corr[:1].view(np.int64)
+        corr_bits[0] = bits_low
+        best = corr[0]
+        a = math.sqrt(norms[i]) + radius
+        limit = best + 2.0 * bound_const * a * a
+        first = n_units
+        count = 0
+        for k in range(n_units):
+            s = scores[k]
+            first = min(first, k if s == best else n_units)
+            count += 1 if s <= limit else 0
+        if first == n_units:  # no finite lowest score (a diverged codebook): NumPy's argmin
+            first = 0
+            for k in range(n_units):
+                if scores[k] != scores[k]:
+                    first = k
+                    break
+        winner = first
+        if count > 1:
+            reranked += 1
+            dist = np.inf
+            found = -1
+            for k in range(n_units):
+                if scores[k] <= limit:
+                    d = _direct(X, r, W, k)
+                    if d < dist or found < 0:
+                        dist = d
+                        found = k
+            winner = found
+        else:
+            dist = _direct(X, r, W, winner)
+        bmu[r] = winner
+        sq[r] = dist
+    return reranked
+
+
+_SEARCH_SIGNATURES = [
+    types.int64(
+        array(dtype, 2, "C", readonly=True),  # X: the rows as given (float32 or float64)
+        types.int64,  # start
+        types.int64,  # stop
+        _F8_2_RO,  # W64: the codebook in float64, as given (direct distances)
+        _F8_1_RO,  # centre of the frame (float64; zeros for none)
+        types.float64,  # scale of the frame (a power of two)
+        _F8_2_RO,  # aug64: [-2 W' | ||w'||^2] (K, D + 1)
+        _F4_2_RO,  # aug32: the same rounded to float32 (or (1, 1) when unused)
+        _F8_2_RO,  # squares: (W' o W')^T (D, K)
+        types.float64,  # R: the frame's radius
+        types.boolean,  # single: the float32 product is allowed (the frame's test)
+        types.float64,  # kappa (float64 product)
+        types.float64,  # kappa32 (float32 product)
+        _F8_2,  # scratch: [x' | 1] (rows, D + 1), float64
+        _F4_2,  # scratch: the same in float32 (rows, D + 1) (or (1, 1) when unused)
+        _F8_2,  # scratch: float64 products (rows, K)
+        _F4_2,  # scratch: float32 products (rows, K) (or (1, 1) when unused)
+        _F8_1,  # scratch: rows' masked ||x'||^2 (rows,)
+        _F8_1,  # scratch: (2 K,)
+        array(types.int64, 1, "C"),  # out: winners of all rows of X
+        _F8_1,  # out: masked squared distances of all rows of X
+    )
+    for dtype in (types.float32, types.float64)
+]
+
+
+@njit(_SEARCH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def masked_search_block(
+    X,
+    start,
+    stop,
+    W,
+    centre,
+    scale,
+    aug64,
+    aug32,
+    squares,
+    radius,
+    single,
+    kappa,
+    kappa32,
+    left64,
+    left32,
+    prod64,
+    prod32,
+    norms,
+    row,
+    bmu,
+    sq,
+):  # pragma: no cover - compiled
+    """Winners (``bmu``) and masked squared distances (``sq``) of ``X[start:stop]``.
+
+    The three steps of the module docstring; returns the number of re-ranked rows.
+    ``single``: the frame allows the float32 product (radius within ``[2^-50, 2^50]``);
+    the block then takes it when its largest masked ``||x'||^2`` lies within
+    ``[2^-100, 2^100]`` (``somvq.missing._MaskedFrame.scored``'s test), else float64.
+    """
+    n = stop - start
+    n_features = X.shape[1]
+    if (
+        n > left64.shape[0]
+        or n > prod64.shape[0]
+        or stop > bmu.shape[0]
+        or 2 * prod64.shape[1] > row.shape[0]
+    ):
+        raise ValueError("masked_search_block: the block does not fit the scratch buffers")
+    largest = 0.0
+    for i in range(n):
+        acc = 0.0
+        for j in range(n_features):
+            x = X[start + i, j]
+            if x == x:
+                v = (np.float64(x) - centre[j]) * scale
+                left64[i, j] = v
+                acc += v * v
+            else:
+                left64[i, j] = 0.0
+        left64[i, n_features] = 1.0
+        norms[i] = acc
+        largest = max(largest, acc)
+    if single and n > 0 and 2.0**-100 <= largest <= 2.0**100:
+        if n > left32.shape[0] or n > prod32.shape[0]:
+            raise ValueError("masked_search_block: the block does not fit the float32 buffers")
+        for i in range(n):
+            for j in range(n_features + 1):
+                left32[i, j] = np.float32(left64[i, j])
+        out32 = prod32[:n]
+        np.dot(left32[:n], aug32.T, out32)  # aug32.T: Fortran order, as NumPy's matmul gets it
+        return _rank_rows(X, start, n, W, out32, squares, norms, kappa32, radius, row, bmu, sq)
+    out64 = prod64[:n]
+    np.dot(left64[:n], aug64.T, out64)
+    return _rank_rows(X, start, n, W, out64, squares, norms, kappa, radius, row, bmu, sq)
