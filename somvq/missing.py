@@ -134,12 +134,12 @@ class _MaskedFrame:
         self.kappa32 = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float32).eps) / 2.0
         self.stacked32 = self.stacked.astype(np.float32) if self.single else None
         self.Wc = Wc
-        # masked_search_block's blocks: 256 rows x K = 512 float32 scores are 512 KiB, half
+        # masked_search_rows's blocks: 256 rows x K = 512 float32 scores are 512 KiB, half
         # a core's 1 MiB L2 (docs/missing-values.md has the measurements).
         self.search_rows = max(64, min(1024, (1 << 17) // max(W64.shape[0], 1)))
 
     def search_tables(self):
-        """The frame's arguments of :func:`somvq._kernels.cpu_masked_search.masked_search_block`.
+        """The frame's arguments of :func:`somvq._kernels.cpu_masked_search.masked_search_rows`.
 
         ``[-2 W' | ||w'||^2]`` (float64, the norms compensated sums; and rounded to float32
         when the float32 product is allowed), the squares ``(W' o W')^T`` (D, K) whose
@@ -228,7 +228,7 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
 
     The winner is the argmin of the direct float64 masked distances (lowest index on
     ties); the reported distance is always the direct one. Found per block of rows by one
-    compiled call (:func:`somvq._kernels.cpu_masked_search.masked_search_block`): the
+    compiled call (:func:`somvq._kernels.cpu_masked_search.masked_search_rows`): the
     rows into the frame, one GEMM of inner size ``D + 1`` (the dense search's product)
     whose scores, less each row's missing part of ``||w'||^2``, are the masked scores of
     :class:`_MaskedFrame`; a row whose runner-up is within twice the frame's error bound
@@ -253,14 +253,22 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
         return bmu, sq
     search = frame.search_tables()
     rows = frame.search_rows
-    starts = range(0, n, rows)
     threads = search_threads()
+    # Calls of whole blocks (the results depend on the blocks only, never on the calls):
+    # one per thread share of ~4096 rows, so that the calls' dispatch (~20 us each, under
+    # the GIL) stays small and the last call leaves the other thread idle briefly only.
+    n_blocks = -(-n // rows)
+    n_calls = max(1, -(-n // 4096))
+    if threads > 1:
+        n_calls = -(-max(n_calls, threads) // threads) * threads
+    per_call = -(-n_blocks // min(n_calls, n_blocks)) * rows
+    starts = range(0, n, per_call)
 
-    def block(start: int) -> None:
+    def call(start: int) -> None:
         scratch = _search_scratch(rows, frame.n_features, frame.W64.shape[0], frame.single)
-        masked_search_block(X, start, min(start + rows, n), *search, *scratch, bmu, sq)
+        masked_search_rows(X, start, min(start + per_call, n), rows, *search, *scratch, bmu, sq)
 
-    from ._kernels.cpu_masked_search import masked_search_block
+    from ._kernels.cpu_masked_search import masked_search_rows
 
     # BLAS single-threaded on every block, as the dense search: a one-block product on a
     # two-thread BLAS waited for its second thread (18-32 ms instead of ~1 ms on a busy
@@ -269,9 +277,9 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     with single_threaded_blas(), _blas_controller().limit(limits=1):
         if threads <= 1 or len(starts) <= 1:
             for start in starts:
-                block(start)
+                call(start)
         else:
-            list(_pool(threads).map(block, starts))
+            list(_pool(threads).map(call, starts))
     return bmu, sq
 
 
@@ -279,7 +287,7 @@ _scratch_local = threading.local()
 
 
 def _search_scratch(rows: int, n_features: int, n_units: int, single: bool):
-    """Per-thread buffers of :func:`masked_search_block`, reused between blocks and calls."""
+    """Per-thread buffers of :func:`masked_search_rows`, reused between blocks and calls."""
     key = (rows, n_features, n_units, single)
     cached = getattr(_scratch_local, "buffers", None)
     if cached is None or cached[0] != key:

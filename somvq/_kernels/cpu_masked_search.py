@@ -189,11 +189,43 @@ def _rank_rows(
     return reranked
 
 
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def _search_block(
+    X, start, n, W, centre, scale, aug64, aug32, squares, radius, single, kappa, kappa32, scratch, bmu, sq
+):  # pragma: no cover - compiled
+    """Steps 1-3 of the module docstring for rows ``start : start + n`` of ``X`` (one block)."""
+    left64, left32, prod64, prod32, norms, row = scratch
+    n_features = X.shape[1]
+    largest = 0.0
+    for i in range(n):
+        acc = 0.0
+        for j in range(n_features):
+            x = X[start + i, j]
+            v = (np.float64(x) - centre[j]) * scale
+            v = v if x == x else 0.0  # a hole: 0 (a select, so the loop vectorises)
+            left64[i, j] = v
+            acc += v * v
+        left64[i, n_features] = 1.0
+        norms[i] = acc
+        largest = max(largest, acc)
+        if single:
+            for j in range(n_features + 1):
+                left32[i, j] = np.float32(left64[i, j])
+    if single and 2.0**-100 <= largest <= 2.0**100:
+        out32 = prod32[:n]
+        np.dot(left32[:n], aug32.T, out32)  # aug32.T: Fortran order, as NumPy's matmul gets it
+        return _rank_rows(X, start, n, W, out32, squares, norms, kappa32, radius, row, bmu, sq)
+    out64 = prod64[:n]
+    np.dot(left64[:n], aug64.T, out64)
+    return _rank_rows(X, start, n, W, out64, squares, norms, kappa, radius, row, bmu, sq)
+
+
 _SEARCH_SIGNATURES = [
     types.int64(
         array(dtype, 2, "C", readonly=True),  # X: the rows as given (float32 or float64)
         types.int64,  # start
         types.int64,  # stop
+        types.int64,  # rows per block
         _F8_2_RO,  # W64: the codebook in float64, as given (direct distances)
         _F8_1_RO,  # centre of the frame (float64; zeros for none)
         types.float64,  # scale of the frame (a power of two)
@@ -218,10 +250,11 @@ _SEARCH_SIGNATURES = [
 
 
 @njit(_SEARCH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def masked_search_block(
+def masked_search_rows(
     X,
     start,
     stop,
+    block_rows,
     W,
     centre,
     scale,
@@ -243,43 +276,33 @@ def masked_search_block(
 ):  # pragma: no cover - compiled
     """Winners (``bmu``) and masked squared distances (``sq``) of ``X[start:stop]``.
 
-    The three steps of the module docstring; returns the number of re-ranked rows.
-    ``single``: the frame allows the float32 product (radius within ``[2^-50, 2^50]``);
-    the block then takes it when its largest masked ``||x'||^2`` lies within
-    ``[2^-100, 2^100]`` (``somvq.missing._MaskedFrame.scored``'s test), else float64.
+    Blocks of ``block_rows`` rows from ``start`` (one call covers many blocks: a call's
+    dispatch costs ~20 us), each through the three steps of the module docstring.
+    Returns the number of re-ranked rows. ``single``: the frame allows the float32
+    product (radius within ``[2^-50, 2^50]``); a block then takes it when its largest
+    masked ``||x'||^2`` lies within ``[2^-100, 2^100]`` (``somvq.missing._MaskedFrame.scored``'s
+    test), else float64. The results do not depend on how the rows are split into calls
+    as long as the blocks are the same (and they do not depend on the blocks either,
+    except through which precision ranked them: the winners and distances are exact).
     """
-    n = stop - start
     n_features = X.shape[1]
+    n_units = W.shape[0]
     if (
-        n > left64.shape[0]
-        or n > prod64.shape[0]
+        block_rows > left64.shape[0]
+        or block_rows > prod64.shape[0]
         or stop > bmu.shape[0]
-        or 2 * prod64.shape[1] > row.shape[0]
+        or stop > sq.shape[0]
+        or 2 * n_units > row.shape[0]
+        or left64.shape[1] != n_features + 1
+        or prod64.shape[1] != n_units
+        or (single and (block_rows > left32.shape[0] or block_rows > prod32.shape[0]))
     ):
-        raise ValueError("masked_search_block: the block does not fit the scratch buffers")
-    largest = 0.0
-    for i in range(n):
-        acc = 0.0
-        for j in range(n_features):
-            x = X[start + i, j]
-            if x == x:
-                v = (np.float64(x) - centre[j]) * scale
-                left64[i, j] = v
-                acc += v * v
-            else:
-                left64[i, j] = 0.0
-        left64[i, n_features] = 1.0
-        norms[i] = acc
-        largest = max(largest, acc)
-    if single and n > 0 and 2.0**-100 <= largest <= 2.0**100:
-        if n > left32.shape[0] or n > prod32.shape[0]:
-            raise ValueError("masked_search_block: the block does not fit the float32 buffers")
-        for i in range(n):
-            for j in range(n_features + 1):
-                left32[i, j] = np.float32(left64[i, j])
-        out32 = prod32[:n]
-        np.dot(left32[:n], aug32.T, out32)  # aug32.T: Fortran order, as NumPy's matmul gets it
-        return _rank_rows(X, start, n, W, out32, squares, norms, kappa32, radius, row, bmu, sq)
-    out64 = prod64[:n]
-    np.dot(left64[:n], aug64.T, out64)
-    return _rank_rows(X, start, n, W, out64, squares, norms, kappa, radius, row, bmu, sq)
+        raise ValueError("masked_search_rows: the blocks do not fit the scratch buffers")
+    scratch = (left64, left32, prod64, prod32, norms, row)
+    reranked = 0
+    for b in range(start, stop, block_rows):
+        n = min(block_rows, stop - b)
+        reranked += _search_block(
+            X, b, n, W, centre, scale, aug64, aug32, squares, radius, single, kappa, kappa32, scratch, bmu, sq
+        )
+    return reranked
