@@ -26,6 +26,7 @@ call and run the dense kernels, bit for bit as before.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -108,6 +109,11 @@ class _MaskedFrame:
     ``sum_j m_j (w'_j^2 - 2 x'_j w'_j)``; adding the row's ``sum_j m_j x'_j^2`` and scaling
     by ``D / n_obs`` (and by the frame's 1 / scale^2) gives the masked squared distance.
     Both terms are per row, so the BMU is the argmin of the score itself.
+
+    :meth:`scores` computes it so (:func:`masked_squared_distances`, layered maps);
+    :func:`masked_assign` computes the same scores as ``[x' | 1] @ [-2 W' | ||w'||^2]^T``
+    less each row's ``sum_{j missing} w'_j^2`` (:meth:`search_tables`, the kernel
+    :mod:`somvq._kernels.cpu_masked_search`), whose error stays within this product's bound.
     """
 
     def __init__(self, codebook: np.ndarray, single: bool = False) -> None:
@@ -120,7 +126,6 @@ class _MaskedFrame:
             frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
         )
         Wc = (W64 - self.centre) * frame.scale
-        self.stacked = np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))  # (2D, K)
         self.radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", Wc, Wc)))) if W64.size else 0.0
         # GEMM error of one score: (2 D + 8) u (||x'||_M + R)^2 (as somvq.distances), with margin.
         self.kappa = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
@@ -132,11 +137,21 @@ class _MaskedFrame:
         # block's ||x'|| within [2^-50, 2^50]), else the block runs in float64.
         self.single = bool(single) and 2.0**-50 <= self.radius <= 2.0**50
         self.kappa32 = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float32).eps) / 2.0
-        self.stacked32 = self.stacked.astype(np.float32) if self.single else None
         self.Wc = Wc
         # masked_search_rows's blocks: 256 rows x K = 512 float32 scores are 512 KiB, half
         # a core's 1 MiB L2 (docs/missing-values.md has the measurements).
         self.search_rows = max(64, min(1024, (1 << 17) // max(W64.shape[0], 1)))
+
+    @functools.cached_property
+    def stacked(self) -> np.ndarray:
+        """``[[w'^2]^T; [-2 w']^T]`` (2D, K), float64: the stacked product's right factor."""
+        Wc = self.Wc
+        return np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))
+
+    @functools.cached_property
+    def stacked32(self):
+        """:attr:`stacked` rounded to float32 where the float32 product is allowed, else None."""
+        return self.stacked.astype(np.float32) if self.single else None
 
     def search_tables(self):
         """The frame's arguments of :func:`somvq._kernels.cpu_masked_search.masked_search_rows`.
@@ -153,7 +168,7 @@ class _MaskedFrame:
         n_units, n_features = self.Wc.shape
         aug64 = np.empty((n_units, n_features + 1))
         squares = np.empty((n_features, n_units))
-        frame_tables(np.ascontiguousarray(self.Wc), aug64, squares)
+        frame_tables(np.ascontiguousarray(self.Wc.T), aug64, squares, np.empty(n_units))
         aug32 = aug64.astype(np.float32) if self.single else _ONE32
         centre = np.ascontiguousarray(self.centre, dtype=np.float64)
         return (

@@ -59,33 +59,34 @@ _F8_2_RO = array(types.float64, 2, "C", readonly=True)
 _F4_2_RO = array(types.float32, 2, "C", readonly=True)
 
 
-@njit(
-    [types.void(_F8_2_RO, _F8_2, _F8_2)],
-    cache=CACHE,
-    nogil=True,
-)
-def frame_tables(Wc, aug, squares):  # pragma: no cover - compiled
+@njit([types.void(_F8_2_RO, _F8_2, _F8_2, _F8_1)], cache=CACHE, nogil=True)
+def frame_tables(WcT, aug, squares, comp):  # pragma: no cover - compiled
     """``aug = [-2 W' | ||w'||^2]`` (K, D + 1) and ``squares = (W' o W')^T`` (D, K), float64.
 
-    ``||w'_k||^2`` is the compensated (Neumaier) sum of the rounded squares: within
-    ``2 u ||w'_k||^2`` of the exact value (no fast-math here: the compensation must stay).
+    ``WcT``: ``W'^T`` (D, K). ``||w'_k||^2`` is the compensated (Neumaier) sum of the
+    rounded squares, within ``2 u ||w'_k||^2`` of the exact value (no fast-math here: the
+    compensation must stay). The loops run over the units innermost, so they vectorise
+    without reordering any unit's sum. ``comp``: scratch (K,).
     """
-    n_units, n_features = Wc.shape
+    n_features, n_units = WcT.shape
     for k in range(n_units):
-        total = 0.0
-        comp = 0.0
-        for j in range(n_features):
-            v = Wc[k, j]
+        aug[k, n_features] = 0.0
+        comp[k] = 0.0
+    for j in range(n_features):
+        for k in range(n_units):
+            v = WcT[j, k]
             sq = v * v
             squares[j, k] = sq
             aug[k, j] = -2.0 * v
+            total = aug[k, n_features]
             t = total + sq
-            if abs(total) >= abs(sq):
-                comp += (total - t) + sq
+            if abs(total) >= sq:
+                comp[k] += (total - t) + sq
             else:
-                comp += (sq - t) + total
-            total = t
-        aug[k, n_features] = total + comp
+                comp[k] += (sq - t) + total
+            aug[k, n_features] = t
+    for k in range(n_units):
+        aug[k, n_features] += comp[k]
 
 
 @njit(cache=CACHE, nogil=True, fastmath=False)  # explicit: not inherited from the fast-math caller
