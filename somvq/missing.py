@@ -170,6 +170,7 @@ class _MaskedFrame:
         squares = np.empty((n_features, n_units))
         frame_tables(np.ascontiguousarray(self.Wc.T), aug64, squares, np.empty(n_units))
         aug32 = aug64.astype(np.float32) if self.single else _ONE32
+        squares32 = squares.astype(np.float32) if self.single else _ONE32
         centre = np.ascontiguousarray(self.centre, dtype=np.float64)
         return (
             np.ascontiguousarray(self.W64),
@@ -178,6 +179,7 @@ class _MaskedFrame:
             aug64,
             aug32,
             squares,
+            squares32,
             float(self.radius),
             self.single,
             float(self.kappa),
@@ -315,6 +317,8 @@ def _search_scratch(rows: int, n_features: int, n_units: int, single: bool):
             np.empty(wide, dtype=np.float32),
             np.empty(rows),
             np.empty(2 * n_units),
+            np.empty(2 * n_units if single else 1, dtype=np.float32),
+            np.empty(n_features, dtype=np.int64),
         )
         cached = _scratch_local.buffers = (key, buffers)
     return cached[1]

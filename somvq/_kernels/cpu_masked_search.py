@@ -1,9 +1,9 @@
-"""The masked (NaN-aware) BMU search of one block of rows, compiled end to end.
+"""The masked (NaN-aware) BMU search of blocks of rows, compiled end to end.
 
 :func:`somvq.missing.masked_assign` is the definition (kohonen's masked distance
 ``D / n_obs * sum_{j observed} (x_j - w_j)^2``, winner = float64 direct-distance argmin,
-lowest index on ties); this module is its fast form, one compiled call per block of rows
-(no GIL held), modelled on the dense search (:func:`somvq._kernels.cpu_bmu.rank_block`,
+lowest index on ties); this module is its fast form, one compiled call per share of
+blocks of rows (no GIL held), modelled on the dense search (:func:`somvq._kernels.cpu_bmu.rank_block`,
 :func:`somvq._kernels.cpu_minibatch_step.search_block`):
 
 1. one loop over the raw rows fills a per-thread ``rows x (D + 1)`` buffer ``[x' | 1]`` in
@@ -13,32 +13,38 @@ lowest index on ties); this module is its fast form, one compiled call per block
    ``[-2 W' | ||w'||^2]^T``: the same product as the dense search, inner size ``D + 1``
    (float32 for float32 data where the frame keeps every square normal, as
    ``somvq.missing._MaskedFrame`` decides; else float64);
-3. one ranking pass per row: the score of unit ``k`` is the product minus the row's
-   missing part of ``||w'_k||^2``, ``c_k = sum_{j missing} w'_kj^2`` (float64, from a
-   ``(D, K)`` table of squares), so that it equals the masked score
+3. one ranking pass per row, in the product's dtype: the score of unit ``k`` is the
+   product minus the row's missing part of ``||w'_k||^2``, ``c_k = sum_{j missing}
+   w'_kj^2`` (summed apart from a ``(D, K)`` table of squares in the product's dtype, up
+   to four squares a pass, then one subtraction), so that it equals the masked score
    ``sum_{j observed} (w'_kj^2 - 2 x'_j w'_kj)`` of the stacked formulation; then the
-   lowest score and its first index, the scores within ``2 kappa (||x'||_M + R)^2`` of it
-   (the same bound and constant as the stacked GEMM: :func:`bound_terms` below), the
-   direct float64 re-rank of those units when there is more than one, and the direct
-   masked distance of the winner.
+   lowest score and its first index (NumPy's argmin), the number of scores within
+   ``2 kappa (||x'||_M + R)^2`` of it (the stacked product's bound and constants), the
+   direct float64 re-rank of those units when there is more than one (lowest index on
+   ties), and the direct masked distance of the winner.
 
 Why the bound still holds (``u`` the unit roundoff of the product's dtype, ``R`` the
-frame's radius, ``a = ||x'||_M``, every term below ``<= (a + R)^2`` times the factor):
+frame's radius, ``a = ||x'||_M``; each term is at most its factor times ``u (a + R)^2``):
 
-* the GEMM of ``D + 1`` terms: ``gamma_{D+1} (2 a R + ||w'_k||^2)``; float32: the factors
-  ``x'``, ``-2 w'`` and ``||w'||^2`` rounded once each (``u`` per factor: ``3 u``);
-* ``||w'_k||^2``: float64 squares summed with compensation (error ``<= 2 u64 R^2``), then
-  rounded once to the product's dtype;
-* ``c_k``: ``n_missing`` float64 squares summed apart from the product (``gamma_{n_miss}
-  R^2`` in float64, ``n_miss <= D - 1``), then one float64 subtraction.
+* the GEMM of ``D + 1`` terms: ``gamma_{D+1} (2 a R + ||w'_k||^2)``, any summation order,
+  with or without FMA: ``D + 1``;
+* float32 only: the factors ``x'``, ``-2 w'`` and ``||w'||^2`` rounded once each from
+  float64: ``3``;
+* ``||w'_k||^2``: float64 squares summed with compensation (within ``2 u64 R^2``), then
+  rounded once to the product's dtype: ``2`` in float64 (float32: inside the ``3``);
+* ``c_k``: ``n_missing <= D - 1`` squares, each rounded to the dtype, summed in any order:
+  ``gamma_{n_missing} R^2``: ``D - 1``;
+* the one subtraction, rounded to the dtype: ``|result| <= (a + R)^2``: ``1``.
 
-In float64 that is ``<= (D + 1) + 2 + (D - 1) + 1 = 2 D + 3`` units of ``u (a + R)^2``; in
-float32, ``(D + 1) + 3 + 1`` units of ``u32`` plus float64 terms far below one. Both are
-within the ``1.25 (2 D + 8) u`` of the stacked product (inner size ``2 D``), whose
-constants (``_MaskedFrame.kappa``, ``kappa32``) are used unchanged. NaN marks a missing
-entry (``x != x``: FASTMATH keeps NaN semantics). The direct distances are summed in
-feature order by a function compiled without fast-math (:func:`_direct`), so they are the
-same bits as before this kernel (``masked_direct_distances``, which it replaces).
+In float64 that is at most ``(D + 1) + 2 + (D - 1) + 1 = 2 D + 3``, in float32
+``(D + 1) + 3 + (D - 1) + 1 = 2 D + 4`` (plus float64 terms far below one), both within
+the ``1.25 (2 D + 8)`` of the stacked product (``[M, M o x'] @ [[w'^2]^T; [-2 w']^T]``,
+inner size ``2 D``), whose constants (``_MaskedFrame.kappa``, ``kappa32``) are used
+unchanged. The limit is computed in float64 and moved up past its rounding to the dtype
+(only ever widening the candidate set). NaN marks a missing entry (``x != x``: FASTMATH
+keeps NaN semantics). The direct distances are summed in feature order by a function
+compiled without fast-math (:func:`_direct`), so they are the same bits as before this
+kernel (``masked_direct_distances``, which it replaces).
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ _F4_2 = array(types.float32, 2, "C")
 _F8_1_RO = array(types.float64, 1, "C", readonly=True)
 _F8_2_RO = array(types.float64, 2, "C", readonly=True)
 _F4_2_RO = array(types.float32, 2, "C", readonly=True)
+_F4_1 = array(types.float32, 1, "C")
+_I8_1 = array(types.int64, 1, "C")
 
 
 @njit([types.void(_F8_2_RO, _F8_2, _F8_2, _F8_1)], cache=CACHE, nogil=True)
@@ -102,63 +110,97 @@ def _direct(X, i, W, k):  # pragma: no cover - compiled
     observed = 0
     for j in range(n_features):
         x = X[i, j]
-        if x == x:
-            d = float(x) - float(W[k, j])
-            total += d * d
-            observed += 1
+        seen = x == x
+        d = float(x) - float(W[k, j])
+        d = d if seen else 0.0  # a select, not a branch: adding +0.0 leaves the sum's bits
+        total += d * d
+        observed += 1 if seen else 0
     return n_features / observed * total
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def _rank_rows(
-    X, start, n, W, products, squares, norms, bound_const, radius, row, bmu, sq
-):  # pragma: no cover
+    X, start, n, W, products, squares, norms, bound_const, radius, up, scores, corr, bits, holes, bmu, sq
+):  # pragma: no cover - compiled
     """Step 3 of the module docstring for rows ``start : start + n`` of ``X``.
 
-    ``row``: scratch of 2 K float64, the row's scores then its missing part ``c``. The
-    lowest score is found as :func:`somvq._kernels.cpu_bmu.rank_block` finds it: a
-    vectorised integer min over the order-preserving bit patterns (a float min carries a
-    4-cycle dependency per unit).
+    Everything in the product's dtype (float32: 16 lanes a vector): ``squares`` the
+    (D, K) table, ``scores`` and ``corr`` (K,) scratch, ``bits`` the scores' bit
+    pattern (a view); ``holes`` (D,) int64 scratch; ``up``: 4 eps of the dtype, moves the
+    limit past its rounding to the dtype (as :func:`somvq._kernels.cpu_bmu.rank_block`).
+    The lowest score is found as ``rank_block`` finds it: a vectorised integer min over
+    the order-preserving bit patterns (a float min carries a 4-cycle dependency per unit).
     """
     n_features = X.shape[1]
     n_units = products.shape[1]
-    scores = row[:n_units]
-    corr = row[n_units : 2 * n_units]
-    bits = scores.view(np.int64)
-    mask = np.int64(0x7FFFFFFFFFFFFFFF)  # every bit but the sign
+    shift = bits.itemsize * 8 - 1
+    top = bits[:1].copy()
+    top[0] = -1
+    mask = top[0] ^ (top[0] << shift)  # every bit but the sign: 0x7fff...
+    pattern = bits[:1].copy()  # to read a bit pattern back as a value
+    value = pattern.view(scores.dtype)
+    limit_t = scores[:1].copy()
     reranked = 0
     for i in range(n):
         r = start + i
-        holes = 0
-        for j in range(n_features):
+        n_holes = 0
+        for j in range(n_features):  # the row's missing columns, without a branch
             x = X[r, j]
-            if x != x:
-                # c_k: the row's missing part of ||w'_k||^2, summed apart (then one subtraction)
-                if holes == 0:
+            holes[n_holes] = j
+            n_holes += 1 if x != x else 0
+        if n_holes == 0:
+            for k in range(n_units):
+                scores[k] = products[i, k]
+        else:
+            # c_k: the row's missing part of ||w'_k||^2, summed apart, then one subtraction;
+            # up to four squares a pass (one pass for most rows: fewer loads and stores)
+            done = 0
+            while n_holes - done > 4:
+                a0, a1, a2, a3 = holes[done], holes[done + 1], holes[done + 2], holes[done + 3]
+                if done == 0:
                     for k in range(n_units):
-                        corr[k] = squares[j, k]
+                        corr[k] = (squares[a0, k] + squares[a1, k]) + (squares[a2, k] + squares[a3, k])
                 else:
                     for k in range(n_units):
-                        corr[k] += squares[j, k]
-                holes += 1
-        if holes:
-            for k in range(n_units):
-                scores[k] = np.float64(products[i, k]) - corr[k]
-        else:
-            for k in range(n_units):
-                scores[k] = np.float64(products[i, k])
+                        corr[k] += (squares[a0, k] + squares[a1, k]) + (squares[a2, k] + squares[a3, k])
+                done += 4
+            left = n_holes - done
+            a0 = holes[done]
+            a1 = holes[done + 1] if left > 1 else a0
+            a2 = holes[done + 2] if left > 2 else a0
+            a3 = holes[done + 3] if left > 3 else a0
+            if done == 0:
+                if left == 1:
+                    for k in range(n_units):
+                        scores[k] = products[i, k] - squares[a0, k]
+                elif left == 2:
+                    for k in range(n_units):
+                        scores[k] = products[i, k] - (squares[a0, k] + squares[a1, k])
+                elif left == 3:
+                    for k in range(n_units):
+                        scores[k] = products[i, k] - ((squares[a0, k] + squares[a1, k]) + squares[a2, k])
+                else:
+                    for k in range(n_units):
+                        c = (squares[a0, k] + squares[a1, k]) + (squares[a2, k] + squares[a3, k])
+                        scores[k] = products[i, k] - c
+            else:
+                for m in range(done, n_holes):
+                    h = holes[m]
+                    for k in range(n_units):
+                        corr[k] += squares[h, k]
+                for k in range(n_units):
+                    scores[k] = products[i, k] - corr[k]
         # lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
         low = mask
         for k in range(n_units):
             b = bits[k]
-            low = min(low, b ^ ((b >> 63) & mask))
-        bits_low = low ^ ((low >> 63) & mask)
-        corr[0] = 0.0  # reused as the bit pattern's value
-        corr_bits = corr[:1].view(np.int64)
-        corr_bits[0] = bits_low
-        best = corr[0]
+            low = min(low, b ^ ((b >> shift) & mask))
+        pattern[0] = low ^ ((low >> shift) & mask)
+        best = value[0]
         a = math.sqrt(norms[i]) + radius
-        limit = best + 2.0 * bound_const * a * a
+        lim = np.float64(best) + 2.0 * bound_const * a * a
+        limit_t[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
+        limit = limit_t[0]
         first = n_units
         count = 0
         for k in range(n_units):
@@ -192,11 +234,28 @@ def _rank_rows(
 
 @njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def _search_block(
-    X, start, n, W, centre, scale, aug64, aug32, squares, radius, single, kappa, kappa32, scratch, bmu, sq
+    X,
+    start,
+    n,
+    W,
+    centre,
+    scale,
+    aug64,
+    aug32,
+    squares64,
+    squares32,
+    radius,
+    single,
+    kappa,
+    kappa32,
+    scratch,
+    bmu,
+    sq,
 ):  # pragma: no cover - compiled
     """Steps 1-3 of the module docstring for rows ``start : start + n`` of ``X`` (one block)."""
-    left64, left32, prod64, prod32, norms, row = scratch
+    left64, left32, prod64, prod32, norms, row64, row32, holes = scratch
     n_features = X.shape[1]
+    n_units = W.shape[0]
     largest = 0.0
     for i in range(n):
         acc = 0.0
@@ -215,10 +274,20 @@ def _search_block(
     if single and 2.0**-100 <= largest <= 2.0**100:
         out32 = prod32[:n]
         np.dot(left32[:n], aug32.T, out32)  # aug32.T: Fortran order, as NumPy's matmul gets it
-        return _rank_rows(X, start, n, W, out32, squares, norms, kappa32, radius, row, bmu, sq)
+        scores, corr = row32[:n_units], row32[n_units : 2 * n_units]
+        up = 4.0 * 1.1920928955078125e-07  # 4 eps of float32
+        return _rank_rows(
+            X, start, n, W, out32, squares32, norms, kappa32, radius, up, scores, corr,
+            scores.view(np.int32), holes, bmu, sq,
+        )  # fmt: skip
     out64 = prod64[:n]
     np.dot(left64[:n], aug64.T, out64)
-    return _rank_rows(X, start, n, W, out64, squares, norms, kappa, radius, row, bmu, sq)
+    scores, corr = row64[:n_units], row64[n_units : 2 * n_units]
+    up = 4.0 * 2.220446049250313e-16  # 4 eps of float64
+    return _rank_rows(
+        X, start, n, W, out64, squares64, norms, kappa, radius, up, scores, corr,
+        scores.view(np.int64), holes, bmu, sq,
+    )  # fmt: skip
 
 
 _SEARCH_SIGNATURES = [
@@ -232,7 +301,8 @@ _SEARCH_SIGNATURES = [
         types.float64,  # scale of the frame (a power of two)
         _F8_2_RO,  # aug64: [-2 W' | ||w'||^2] (K, D + 1)
         _F4_2_RO,  # aug32: the same rounded to float32 (or (1, 1) when unused)
-        _F8_2_RO,  # squares: (W' o W')^T (D, K)
+        _F8_2_RO,  # squares64: (W' o W')^T (D, K)
+        _F4_2_RO,  # squares32: the same rounded to float32 (or (1, 1) when unused)
         types.float64,  # R: the frame's radius
         types.boolean,  # single: the float32 product is allowed (the frame's test)
         types.float64,  # kappa (float64 product)
@@ -242,8 +312,10 @@ _SEARCH_SIGNATURES = [
         _F8_2,  # scratch: float64 products (rows, K)
         _F4_2,  # scratch: float32 products (rows, K) (or (1, 1) when unused)
         _F8_1,  # scratch: rows' masked ||x'||^2 (rows,)
-        _F8_1,  # scratch: (2 K,)
-        array(types.int64, 1, "C"),  # out: winners of all rows of X
+        _F8_1,  # scratch: (2 K,) float64
+        _F4_1,  # scratch: (2 K,) float32 (or (1,) when unused)
+        _I8_1,  # scratch: (D,)
+        _I8_1,  # out: winners of all rows of X
         _F8_1,  # out: masked squared distances of all rows of X
     )
     for dtype in (types.float32, types.float64)
@@ -261,7 +333,8 @@ def masked_search_rows(
     scale,
     aug64,
     aug32,
-    squares,
+    squares64,
+    squares32,
     radius,
     single,
     kappa,
@@ -271,7 +344,9 @@ def masked_search_rows(
     prod64,
     prod32,
     norms,
-    row,
+    row64,
+    row32,
+    holes,
     bmu,
     sq,
 ):  # pragma: no cover - compiled
@@ -293,17 +368,30 @@ def masked_search_rows(
         or block_rows > prod64.shape[0]
         or stop > bmu.shape[0]
         or stop > sq.shape[0]
-        or 2 * n_units > row.shape[0]
+        or 2 * n_units > row64.shape[0]
+        or n_features > holes.shape[0]
         or left64.shape[1] != n_features + 1
         or prod64.shape[1] != n_units
-        or (single and (block_rows > left32.shape[0] or block_rows > prod32.shape[0]))
+        or squares64.shape[0] != n_features
+        or squares64.shape[1] != n_units
+        or (
+            single
+            and (
+                block_rows > left32.shape[0]
+                or block_rows > prod32.shape[0]
+                or 2 * n_units > row32.shape[0]
+                or squares32.shape[0] != n_features
+                or squares32.shape[1] != n_units
+            )
+        )
     ):
         raise ValueError("masked_search_rows: the blocks do not fit the scratch buffers")
-    scratch = (left64, left32, prod64, prod32, norms, row)
+    scratch = (left64, left32, prod64, prod32, norms, row64, row32, holes)
     reranked = 0
     for b in range(start, stop, block_rows):
         n = min(block_rows, stop - b)
         reranked += _search_block(
-            X, b, n, W, centre, scale, aug64, aug32, squares, radius, single, kappa, kappa32, scratch, bmu, sq
-        )
+            X, b, n, W, centre, scale, aug64, aug32, squares64, squares32, radius, single, kappa, kappa32,
+            scratch, bmu, sq,
+        )  # fmt: skip
     return reranked
