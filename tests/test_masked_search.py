@@ -185,3 +185,20 @@ def test_the_error_bound_is_what_makes_the_winners_exact(dtype, far, spread):
     # without the bound the GEMM's order decides, and it is wrong on many of these rows
     dropped, _ = _search(Xn, W, drop_bound=True)
     assert np.sum(dropped[clear] != truth) > 50, "the data no longer exercises the bound"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_codebook_gives_numpys_argmin(dtype, bad):
+    # A diverged codebook: no error; as NumPy's argmin of the scores, the first NaN score
+    # wins (a unit holding NaN or inf scores NaN on every row: 0 * inf, inf - inf), and the
+    # distance is the direct one (NaN / inf where the row observes that entry).
+    rng = np.random.default_rng(2)
+    X = holes(rng.normal(size=(300, 6)).astype(dtype), 0.3, rng)
+    W = rng.normal(size=(9, 6)).astype(dtype)
+    W[4, 2] = bad
+    bmu, sq = M.masked_assign(X, W)
+    assert np.all(bmu == 4)
+    observed = ~np.isnan(X[:, 2])
+    assert np.all(np.isnan(sq[observed]) if np.isnan(bad) else np.isinf(sq[observed]))
+    np.testing.assert_array_equal(sq[~observed], [loop_distance(x, W[4]) for x in X[~observed]])

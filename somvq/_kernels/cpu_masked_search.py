@@ -207,12 +207,15 @@ def _rank_rows(
             s = scores[k]
             first = min(first, k if s == best else n_units)
             count += 1 if s <= limit else 0
-        if first == n_units:  # no finite lowest score (a diverged codebook): NumPy's argmin
-            first = 0
+        if first == n_units or not radius < np.inf:
+            # a non-finite codebook (a diverged fit): NumPy's argmin, the first NaN score if
+            # any (then no re-rank, as the NumPy search did), else the first lowest
             for k in range(n_units):
                 if scores[k] != scores[k]:
                     first = k
+                    count = 0
                     break
+            first = 0 if first == n_units else first
         winner = first
         if count > 1:
             reranked += 1
