@@ -11,7 +11,8 @@ used by every engine that supports them (the CPU engine; the dask engine per chu
   codebook's reference frame (:func:`somvq.distances.reference_frame`), block by block;
 * :func:`masked_assign` - BMU (lowest index on ties) and its masked squared distance;
   rows whose best scores are within the GEMM's error bound are re-ranked by direct float64
-  distances (as the dense path does);
+  distances (as the dense path does); compiled per block of rows
+  (:mod:`somvq._kernels.cpu_masked_search`);
 * :func:`masked_unit_statistics` - per unit AND per feature counts ``n_kj`` and sums
   ``s_kj`` over observed entries (plus per-unit hit counts);
 * :func:`smooth_masked_statistics` - ``H n``, ``H s`` (the (K, D) counts are smoothed
