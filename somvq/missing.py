@@ -273,18 +273,19 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     rows = frame.search_rows
     threads = search_threads()
     # Calls of whole blocks (the results depend on the blocks only, never on the calls):
-    # one per thread share of ~4096 rows, so that the calls' dispatch (~20 us each, under
-    # the GIL) stays small and the last call leaves the other thread idle briefly only.
+    # about _CALL_ROWS rows each, their number a multiple of the threads and the blocks
+    # spread evenly, so that the calls' dispatch (~20 us each, under the GIL) stays small
+    # and the threads finish together.
     n_blocks = -(-n // rows)
-    n_calls = max(1, -(-n // 4096))
+    n_calls = max(1, -(-n // _CALL_ROWS))
     if threads > 1:
         n_calls = -(-max(n_calls, threads) // threads) * threads
-    per_call = -(-n_blocks // min(n_calls, n_blocks)) * rows
-    starts = range(0, n, per_call)
+    n_calls = min(n_calls, n_blocks)
+    bounds = [min(i * n_blocks // n_calls * rows, n) for i in range(n_calls + 1)]
 
-    def call(start: int) -> None:
+    def call(i: int) -> None:
         scratch = _search_scratch(rows, frame.n_features, frame.W64.shape[0], frame.single)
-        masked_search_rows(X, start, min(start + per_call, n), rows, *search, *scratch, bmu, sq)
+        masked_search_rows(X, bounds[i], bounds[i + 1], rows, *search, *scratch, bmu, sq)
 
     from ._kernels.cpu_masked_search import masked_search_rows
 
@@ -293,15 +294,16 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     # machine, digits 4x4), and the bits do not depend on the thread count. np.dot inside
     # Numba calls SciPy's BLAS: held at one thread too.
     with single_threaded_blas(), _blas_controller().limit(limits=1):
-        if threads <= 1 or len(starts) <= 1:
-            for start in starts:
-                call(start)
+        if threads <= 1 or n_calls <= 1:
+            for i in range(n_calls):
+                call(i)
         else:
-            list(_pool(threads).map(call, starts))
+            list(_pool(threads).map(call, range(n_calls)))
     return bmu, sq
 
 
 _scratch_local = threading.local()
+_CALL_ROWS = 4096  # rows per call of masked_search_rows, about (masked_assign)
 
 
 def _search_scratch(rows: int, n_features: int, n_units: int, single: bool):
