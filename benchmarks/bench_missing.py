@@ -12,6 +12,8 @@ Two parts, printed as Markdown tables (quoted in docs/missing-values.md):
    ``SimpleImputer(strategy="mean")`` and ``KNNImputer`` (quality and time).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_missing.py --rows 100000 --features 32
+
+``--dtype float32`` times the speed part on float32 data (the benchmark table's dtype).
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ def _epoch_time(som_params, X, repeats):
     return list(np.diff(stamps))
 
 
-def speed(rows, features, fraction, grid, repeats, seed=0):
+def speed(rows, features, fraction, grid, repeats, seed=0, dtype="float64"):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, features))
+    X = rng.normal(size=(rows, features)).astype(dtype)
     Xn = X.copy()
     Xn[rng.random(X.shape) < fraction] = np.nan
     Xn[np.isnan(Xn).all(axis=1), 0] = 0.0
@@ -57,7 +59,7 @@ def speed(rows, features, fraction, grid, repeats, seed=0):
         )
     }
     print(
-        f"\n### Batch epoch, {rows} x {features} float64, grid {grid}, median of {2 * repeats} epochs, interleaved\n"
+        f"\n### Batch epoch, {rows} x {features} {dtype}, grid {grid}, median of {2 * repeats} epochs, interleaved\n"
     )
     print("| data | epoch (s) | ratio to dense |\n|---|---:|---:|")
     base = med["dense"]
@@ -146,6 +148,9 @@ def main(argv=None):
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--grid", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="dtype of the speed part's data"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-imputation", action="store_true")
     parser.add_argument(
@@ -157,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--fashion-rows", type=int, default=10_000, help="first rows of Fashion-MNIST used")
     args = parser.parse_args(argv)
     if not args.skip_speed:
-        speed(args.rows, args.features, args.fraction, tuple(args.grid), args.repeats)
+        speed(args.rows, args.features, args.fraction, tuple(args.grid), args.repeats, dtype=args.dtype)
     if not args.skip_imputation:
         imputation((0.1, 0.2, 0.3), names=args.data, fashion_rows=args.fashion_rows)
     return 0

@@ -11,7 +11,8 @@ used by every engine that supports them (the CPU engine; the dask engine per chu
   codebook's reference frame (:func:`somvq.distances.reference_frame`), block by block;
 * :func:`masked_assign` - BMU (lowest index on ties) and its masked squared distance;
   rows whose best scores are within the GEMM's error bound are re-ranked by direct float64
-  distances (as the dense path does);
+  distances (as the dense path does); compiled per block of rows
+  (:mod:`somvq._kernels.cpu_masked_search`);
 * :func:`masked_unit_statistics` - per unit AND per feature counts ``n_kj`` and sums
   ``s_kj`` over observed entries (plus per-unit hit counts);
 * :func:`smooth_masked_statistics` - ``H n``, ``H s`` (the (K, D) counts are smoothed
@@ -26,6 +27,8 @@ call and run the dense kernels, bit for bit as before.
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +100,9 @@ def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, whe
         )
 
 
+_ONE32 = np.zeros((1, 1), dtype=np.float32)
+
+
 class _MaskedFrame:
     """The codebook in its reference frame, stacked for the one GEMM of the masked scores.
 
@@ -104,6 +110,11 @@ class _MaskedFrame:
     ``sum_j m_j (w'_j^2 - 2 x'_j w'_j)``; adding the row's ``sum_j m_j x'_j^2`` and scaling
     by ``D / n_obs`` (and by the frame's 1 / scale^2) gives the masked squared distance.
     Both terms are per row, so the BMU is the argmin of the score itself.
+
+    :meth:`scores` computes it so (:func:`masked_squared_distances`, layered maps);
+    :func:`masked_assign` computes the same scores as ``[x' | 1] @ [-2 W' | ||w'||^2]^T``
+    less each row's ``sum_{j missing} w'_j^2`` (:meth:`search_tables`, the kernel
+    :mod:`somvq._kernels.cpu_masked_search`), whose error stays within this product's bound.
     """
 
     def __init__(self, codebook: np.ndarray, single: bool = False) -> None:
@@ -116,7 +127,6 @@ class _MaskedFrame:
             frame.centre.astype(np.float64) if frame.centre is not None else np.zeros(self.n_features)
         )
         Wc = (W64 - self.centre) * frame.scale
-        self.stacked = np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))  # (2D, K)
         self.radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", Wc, Wc)))) if W64.size else 0.0
         # GEMM error of one score: (2 D + 8) u (||x'||_M + R)^2 (as somvq.distances), with margin.
         self.kappa = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float64).eps) / 2.0
@@ -128,7 +138,54 @@ class _MaskedFrame:
         # block's ||x'|| within [2^-50, 2^50]), else the block runs in float64.
         self.single = bool(single) and 2.0**-50 <= self.radius <= 2.0**50
         self.kappa32 = 1.25 * (2 * self.n_features + 8) * float(np.finfo(np.float32).eps) / 2.0
-        self.stacked32 = self.stacked.astype(np.float32) if self.single else None
+        self.Wc = Wc
+        # masked_search_rows's blocks: 256 rows x K = 512 float32 scores are 512 KiB, half
+        # a core's 1 MiB L2 (docs/missing-values.md has the measurements).
+        self.search_rows = max(64, min(1024, (1 << 17) // max(W64.shape[0], 1)))
+
+    @functools.cached_property
+    def stacked(self) -> np.ndarray:
+        """``[[w'^2]^T; [-2 w']^T]`` (2D, K), float64: the stacked product's right factor."""
+        Wc = self.Wc
+        return np.ascontiguousarray(np.vstack([(Wc * Wc).T, -2.0 * Wc.T]))
+
+    @functools.cached_property
+    def stacked32(self):
+        """:attr:`stacked` rounded to float32 where the float32 product is allowed, else None."""
+        return self.stacked.astype(np.float32) if self.single else None
+
+    def search_tables(self):
+        """The frame's arguments of :func:`somvq._kernels.cpu_masked_search.masked_search_rows`.
+
+        ``[-2 W' | ||w'||^2]`` (float64, the norms compensated sums; and rounded to float32
+        when the float32 product is allowed), the squares ``(W' o W')^T`` (D, K) whose
+        missing part each row subtracts, and the bound's constants. With the product of
+        inner size D + 1 and that subtraction, a score's error is within the stacked
+        product's bound (the kernel module's docstring has the terms): ``kappa`` and
+        ``kappa32`` are used unchanged.
+        """
+        from ._kernels.cpu_masked_search import frame_tables
+
+        n_units, n_features = self.Wc.shape
+        aug64 = np.empty((n_units, n_features + 1))
+        squares = np.empty((n_features, n_units))
+        frame_tables(np.ascontiguousarray(self.Wc.T), aug64, squares, np.empty(n_units))
+        aug32 = aug64.astype(np.float32) if self.single else _ONE32
+        squares32 = squares.astype(np.float32) if self.single else _ONE32
+        centre = np.ascontiguousarray(self.centre, dtype=np.float64)
+        return (
+            np.ascontiguousarray(self.W64),
+            centre,
+            float(self.scale),
+            aug64,
+            aug32,
+            squares,
+            squares32,
+            float(self.radius),
+            self.single,
+            float(self.kappa),
+            float(self.kappa32),
+        )
 
     def scores(self, X64: np.ndarray):
         """Masked scores (n, K), the rows' ``sum m x'^2``, their observed counts and the mask."""
@@ -187,59 +244,87 @@ def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarra
 def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """BMU (int64, lowest index on ties) and masked squared distance (float64) of every row.
 
-    The GEMM scores decide the rows whose winner is certain; a row whose runner-up is
-    within twice the error bound of the best score is re-ranked among the units within
-    that bound by :func:`_direct` distances (as the dense path re-ranks near ties). The
-    reported distance is always the direct one. No loop over rows: blocks of rows run on
-    the CPU engine's block pool with a single-threaded BLAS (as
-    :mod:`somvq._kernels.cpu_bmu` does), and the few near-tied rows are vectorised.
+    The winner is the argmin of the direct float64 masked distances (lowest index on
+    ties); the reported distance is always the direct one. Found per block of rows by one
+    compiled call (:func:`somvq._kernels.cpu_masked_search.masked_search_rows`): the
+    rows into the frame, one GEMM of inner size ``D + 1`` (the dense search's product)
+    whose scores, less each row's missing part of ``||w'||^2``, are the masked scores of
+    :class:`_MaskedFrame`; a row whose runner-up is within twice the frame's error bound
+    of the best score is re-ranked among the units within that bound by direct float64
+    distances (as the dense path re-ranks near ties). Blocks run on the CPU engine's
+    block pool with a single-threaded BLAS (as :mod:`somvq._kernels.cpu_bmu` does).
     """
     from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
+    from ._kernels.cpu_minibatch_step import _blas_controller
 
     X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
     n = X.shape[0]
     # float32 data and codebook: the scores in float32 (their own error bound; the winner
     # and its distance are still settled in float64).
     frame = _MaskedFrame(codebook, single=X.dtype == np.float32 and np.asarray(codebook).dtype == np.float32)
     bmu = np.empty(n, dtype=np.int64)
     sq = np.empty(n)
-    starts = range(0, n, frame.block_rows)
+    if n == 0:
+        return bmu, sq
+    search = frame.search_tables()
+    rows = frame.search_rows
     threads = search_threads()
+    # Calls of whole blocks (the results depend on the blocks only, never on the calls):
+    # about _CALL_ROWS rows each, their number a multiple of the threads and the blocks
+    # spread evenly, so that the calls' dispatch (~20 us each, under the GIL) stays small
+    # and the threads finish together.
+    n_blocks = -(-n // rows)
+    n_calls = max(1, -(-n // _CALL_ROWS))
+    if threads > 1:
+        n_calls = -(-max(n_calls, threads) // threads) * threads
+    n_calls = min(n_calls, n_blocks)
+    bounds = [min(i * n_blocks // n_calls * rows, n) for i in range(n_calls + 1)]
+
+    def call(i: int) -> None:
+        scratch = _search_scratch(rows, frame.n_features, frame.W64.shape[0], frame.single)
+        masked_search_rows(X, bounds[i], bounds[i + 1], rows, *search, *scratch, bmu, sq)
+
+    from ._kernels.cpu_masked_search import masked_search_rows
+
     # BLAS single-threaded on every block, as the dense search: a one-block product on a
     # two-thread BLAS waited for its second thread (18-32 ms instead of ~1 ms on a busy
-    # machine, digits 4x4), and the bits do not depend on the thread count.
-    with single_threaded_blas():
-        if threads <= 1 or len(starts) <= 1:
-            for start in starts:
-                _assign_block(frame, X, start, bmu, sq)
+    # machine, digits 4x4), and the bits do not depend on the thread count. np.dot inside
+    # Numba calls SciPy's BLAS: held at one thread too.
+    with single_threaded_blas(), _blas_controller().limit(limits=1):
+        if threads <= 1 or n_calls <= 1:
+            for i in range(n_calls):
+                call(i)
         else:
-            list(_pool(threads).map(lambda start: _assign_block(frame, X, start, bmu, sq), starts))
+            list(_pool(threads).map(call, range(n_calls)))
     return bmu, sq
 
 
-def _assign_block(frame: _MaskedFrame, X: np.ndarray, start: int, bmu: np.ndarray, sq: np.ndarray) -> None:
-    """:func:`masked_assign` of rows ``start : start + frame.block_rows``, written into ``bmu``, ``sq``."""
-    W64 = frame.W64
-    X64 = np.asarray(X[start : start + frame.block_rows], dtype=np.float64)
-    scores, x_norm2, _, _, kappa = frame.scored(X64)
-    rows = np.arange(X64.shape[0])
-    best = np.argmin(scores, axis=1)
-    best_score = scores[rows, best].astype(np.float64)
-    bound = kappa * (np.sqrt(x_norm2) + frame.radius) ** 2
-    threshold = best_score + 2.0 * bound
-    scores[rows, best] = np.inf
-    tied_rows = np.flatnonzero(scores.min(axis=1) <= threshold)
-    if tied_rows.size:
-        close = scores[tied_rows] <= threshold[tied_rows, None]
-        close[np.arange(tied_rows.size), best[tied_rows]] = True
-        r, u = np.nonzero(close)
-        cand = np.full((tied_rows.size, W64.shape[0]), np.inf)
-        cand[r, u] = _direct(X64, W64, tied_rows[r], u)
-        best[tied_rows] = np.argmin(cand, axis=1)
-    from ._kernels.cpu_missing import masked_direct_distances
+_scratch_local = threading.local()
+_CALL_ROWS = 4096  # rows per call of masked_search_rows, about (masked_assign)
 
-    bmu[start : start + X64.shape[0]] = best
-    masked_direct_distances(X64, W64, best, sq[start : start + X64.shape[0]])
+
+def _search_scratch(rows: int, n_features: int, n_units: int, single: bool):
+    """Per-thread buffers of :func:`masked_search_rows`, reused between blocks and calls."""
+    key = (rows, n_features, n_units, single)
+    cached = getattr(_scratch_local, "buffers", None)
+    if cached is None or cached[0] != key:
+        small = (rows, n_features + 1) if single else (1, 1)
+        wide = (rows, n_units) if single else (1, 1)
+        buffers = (
+            np.empty((rows, n_features + 1)),
+            np.empty(small, dtype=np.float32),
+            np.empty((rows, n_units)),
+            np.empty(wide, dtype=np.float32),
+            np.empty(rows),
+            np.empty(2 * n_units),
+            np.empty(2 * n_units if single else 1, dtype=np.float32),
+            np.empty(n_features, dtype=np.int64),
+        )
+        cached = _scratch_local.buffers = (key, buffers)
+    return cached[1]
 
 
 @dataclass
