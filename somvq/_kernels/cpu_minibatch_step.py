@@ -32,7 +32,6 @@ lowest index on ties, distances are computed directly in float64), see
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import queue
 import threading
@@ -45,6 +44,7 @@ from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
 from .cpu_bmu import accumulate_statistics, codebook_summary, fill_augmented, rank_block
 from .cpu_minibatch import ema_update_inplace, smooth_separable_2d
+from .cpu_sync import ABORT, CLAIMED, SYNC_SIZE, atomic_add, barrier
 
 _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
@@ -262,6 +262,302 @@ def update_step(
     prepare_frame(codebook, mean, centre, aug, limit, frame)
 
 
+# ------------------------------------------------------- the pass as one call per thread
+_F3_RO = array(types.float64, 3, "C", readonly=True)
+_F1_RO = array(types.float64, 1, "C", readonly=True)
+
+
+@njit([types.float64(_F1, types.int64, types.int64)], cache=CACHE, fastmath=False, nogil=True)
+def _pairwise_sum(a, lo, n):
+    """``a[lo:lo + n].sum()`` as NumPy sums float64 (its pairwise summation, blocks of 128
+    with 8 accumulators): the step's error has the bits of the loop's ``sq_dist.sum()``.
+    Compiled without fast-math flags, so the order written here is the order run."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        m = n - n % 8
+        while i < m:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+def _accumulate_columns(rows, start, stop, bmu, sums, c0, c1):
+    """``sums[:, c0:c1] = E^T X[:, c0:c1]`` of rows ``start:stop``, rows in order: each
+    element gets the additions of ``accumulate_statistics``, in the same order."""
+    for k in range(sums.shape[0]):
+        for j in range(c0, c1):
+            sums[k, j] = 0.0
+    for i in range(start, stop):
+        k = bmu[i]
+        for j in range(c0, c1):
+            sums[k, j] += rows[i, j]
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+def _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1):
+    """Columns ``c0:c1`` of :func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d`'s
+    ``out_sums``: the same loops with the feature loop cut to the range (each element
+    gets the same operations in the same order; the counts are done apart)."""
+    n0 = f0.shape[0]
+    n1 = f1.shape[0]
+    for a in range(n0):
+        for j in range(n1):
+            row = a * n1 + j
+            for d in range(c0, c1):
+                tmp[row, d] = 0.0
+            for b in range(n1):
+                w = f1[j, b]
+                if w != 0.0:
+                    src = a * n1 + b
+                    for d in range(c0, c1):
+                        tmp[row, d] += w * sums[src, d]
+    for i in range(n0):
+        for j in range(n1):
+            row = i * n1 + j
+            for d in range(c0, c1):
+                out_sums[row, d] = 0.0
+            for a in range(n0):
+                w = f0[i, a]
+                if w != 0.0:
+                    src = a * n1 + j
+                    for d in range(c0, c1):
+                        out_sums[row, d] += w * tmp[src, d]
+    if scale != 1.0:
+        rest = 1.0 - scale
+        for k in range(n0 * n1):
+            for d in range(c0, c1):
+                out_sums[k, d] = scale * out_sums[k, d] + rest * sums[k, d]
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+def _ema_columns(ema_sum, codebook, counts, sums, new_count, decay, update_all, c0, c1):
+    """Columns ``c0:c1`` of :func:`~somvq._kernels.cpu_minibatch.ema_update_inplace`'s
+    sums and codebook, given its new counts ``new_count``."""
+    keep = 1.0 - decay
+    for k in range(ema_sum.shape[0]):
+        if update_all or counts[k] > 0.0:
+            c = new_count[k]
+            for d in range(c0, c1):
+                m = decay * ema_sum[k, d] + keep * sums[k, d]
+                ema_sum[k, d] = m
+                codebook[k, d] = m / c
+
+
+def _run_signature(dtype):
+    return types.int64(
+        types.int64,  # tid: 0 = the calling thread
+        types.int64,  # n_threads (1 or 2)
+        _I1,  # sync: shared int64 array (cpu_sync), zero on entry
+        array(dtype, 2, "C", readonly=True),  # the gathered rows of the chunk
+        types.int64,  # batch_size
+        types.int64,  # chunk_rows
+        array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer, last column 1
+        array(dtype, 2, "C"),  # this thread's (rows, K) scores
+        array(_bits_type(dtype), 2, "C"),  # their bits (a view)
+        array(dtype, 2, "C"),  # codebook (in place)
+        array(dtype, 2, "C"),  # augmented codebook
+        array(dtype, 1, "C"),  # centre
+        _F1,  # frame
+        types.float64,  # kappa
+        types.float64,  # overflow
+        types.float64,  # up
+        _I1,  # winners of the chunk's rows
+        _F1,  # squared distances of the chunk's rows
+        _F1,  # out: the error of each step
+        _F1,  # shared counts (K,) (the one-thread update)
+        _F2,  # shared sums (K, D)
+        types.boolean,  # smooth (separable) or not (neighbourhood "none")
+        _F3_RO,  # f0 of each step (n_steps or 1, n0, n0)
+        _F3_RO,  # f1 of each step (n_steps or 1, n1, n1)
+        _F1_RO,  # scale of each step (n_steps or 1,)
+        _F1,  # shared smoothed counts (the one-thread update)
+        _F2,  # shared smoothed sums (K, D)
+        _F2,  # shared scratch (K, D + 1)
+        _F1,  # EMA counts (in place)
+        _F2,  # EMA sums (in place)
+        types.float64,  # decay
+        types.float64,  # eps
+        types.boolean,  # update "all"
+        _F1,  # scratch: the codebook mean
+        types.float64,  # limit of the unscaled range
+        _F2,  # this thread's (3, K): counts, smoothed counts, new EMA counts
+        _F2,  # this thread's (K, 1) scratch
+        _F2,  # (K, 0) float64
+        array(dtype, 2, "C"),  # (K, 0) in the codebook's dtype
+        types.int64,  # first feature column of thread 1 (the split)
+    )
+
+
+@njit([_run_signature(dtype) for dtype in FLOATS], cache=CACHE, fastmath=FASTMATH, nogil=True)
+def run_steps(
+    tid,
+    n_threads,
+    sync,
+    rows,
+    batch_size,
+    chunk_rows,
+    framed,
+    products,
+    bits,
+    codebook,
+    aug,
+    centre,
+    frame,
+    kappa,
+    overflow,
+    up,
+    bmu,
+    sq_dist,
+    step_errors,
+    counts,
+    sums,
+    smooth,
+    f0s,
+    f1s,
+    scales,
+    out_counts,
+    out_sums,
+    tmp,
+    ema_count,
+    ema_sum,
+    decay,
+    eps,
+    update_all,
+    mean,
+    limit,
+    private,
+    private_tmp,
+    empty,
+    empty_cb,
+    split,
+):
+    """Every step of a chunk of gathered rows, on thread ``tid`` of ``n_threads``.
+
+    Each of the ``n_threads`` threads (the calling thread ``tid = 0`` and the pass's
+    worker) makes this same call; the steps are kept in step by spin barriers on
+    ``sync`` (:mod:`cpu_sync`). Per step: the blocks of the batch are claimed from a
+    shared counter and searched (:func:`search_block`); barrier; the update, split by
+    feature columns (thread 0 ``[0, split)``, thread 1 ``[split, D)``: sums, smoothing,
+    EMA sums and codebook; each thread computes the counts, their smoothing and the new
+    EMA counts itself with the very kernels of the loop on ``(K, 0)`` sums); barrier;
+    thread 0 writes the EMA counts and the next frame (:func:`prepare_frame`); barrier.
+    With one thread the update is :func:`update_step`. Returns the number of steps done
+    (fewer when a step left no finite frame: the caller finishes step by step), or -1
+    when another thread aborted (``sync[ABORT]``).
+    """
+    n_rows = rows.shape[0]
+    n_features = rows.shape[1]
+    n_steps = -(-n_rows // batch_size)
+    generation = 0
+    claimed = 0
+    c0 = 0 if tid == 0 else split
+    c1 = split if tid == 0 else n_features
+    if n_threads == 1:
+        c1 = n_features
+    my_counts = private[0]
+    my_smoothed = private[1]
+    my_ema_count = private[2]
+    for s in range(n_steps):
+        start = s * batch_size
+        stop = min(start + batch_size, n_rows)
+        n = stop - start
+        # the blocks of balanced_chunk_rows (fixed by n and chunk_rows alone)
+        n_blocks = -(-n // chunk_rows)
+        if n_blocks > 1 and n_blocks % 2:
+            n_blocks += 1
+        step_rows = max(1, -(-n // max(n_blocks, 1)))
+        n_blocks = -(-n // step_rows)
+        if n_threads == 1 or n_blocks == 1:
+            if tid == 0:
+                for b in range(n_blocks):
+                    lo = start + b * step_rows
+                    search_block(
+                        rows, lo, min(lo + step_rows, stop), framed, products, bits, codebook, aug,
+                        centre, frame, kappa, overflow, up, bmu, sq_dist,
+                    )  # fmt: skip
+        else:
+            while True:
+                b = atomic_add(sync, CLAIMED, 1) - claimed
+                if b >= n_blocks:
+                    break
+                lo = start + b * step_rows
+                search_block(
+                    rows, lo, min(lo + step_rows, stop), framed, products, bits, codebook, aug,
+                    centre, frame, kappa, overflow, up, bmu, sq_dist,
+                )  # fmt: skip
+            claimed += n_blocks + n_threads
+        generation += 1
+        if not barrier(sync, generation, n_threads):
+            return -1
+        if tid == n_threads - 1:
+            step_errors[s] = _pairwise_sum(sq_dist, start, n)
+        f0 = f0s[s if f0s.shape[0] > 1 else 0]
+        f1 = f1s[s if f1s.shape[0] > 1 else 0]
+        scale = scales[s if scales.shape[0] > 1 else 0]
+        if n_threads == 1:
+            update_step(
+                rows[start:stop], bmu[start:stop], counts, sums, smooth, f0, f1, scale, out_counts,
+                out_sums, tmp, ema_count, ema_sum, codebook, decay, eps, update_all, mean, centre,
+                aug, limit, frame,
+            )  # fmt: skip
+        else:
+            # the counts' path, on each thread, by the loop's own kernels on (K, 0) sums
+            my_counts[:] = 0.0
+            for i in range(start, stop):
+                my_counts[bmu[i]] += 1.0
+            for k in range(my_counts.shape[0]):
+                my_ema_count[k] = ema_count[k]
+            if smooth:
+                smooth_separable_2d(my_counts, empty, f0, f1, scale, my_smoothed, empty, private_tmp)
+                ema_update_inplace(my_ema_count, empty, empty_cb, my_smoothed, empty, decay, eps, update_all)
+            else:
+                ema_update_inplace(my_ema_count, empty, empty_cb, my_counts, empty, decay, eps, update_all)
+            # this thread's columns
+            _accumulate_columns(rows, start, stop, bmu, sums, c0, c1)
+            if smooth:
+                _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1)
+                _ema_columns(
+                    ema_sum, codebook, my_smoothed, out_sums, my_ema_count, decay, update_all, c0, c1
+                )
+            else:
+                _ema_columns(ema_sum, codebook, my_counts, sums, my_ema_count, decay, update_all, c0, c1)
+            generation += 1
+            if not barrier(sync, generation, n_threads):
+                return -1
+            if tid == 0:
+                for k in range(my_ema_count.shape[0]):
+                    ema_count[k] = my_ema_count[k]
+                prepare_frame(codebook, mean, centre, aug, limit, frame)
+        generation += 1
+        if not barrier(sync, generation, n_threads):
+            return -1
+        if frame[FINITE] == 0.0:
+            return s + 1
+    return n_steps
+
+
 # ---------------------------------------------------------------------------- the pass
 @functools.lru_cache(maxsize=1)
 def _blas_controller():
@@ -322,6 +618,42 @@ def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
 
 _ONE_BY_ONE = np.ones((1, 1))
 
+#: Threads of a pass at most: the calling thread and one worker (run_steps splits the
+#: update in two column ranges). Tests set 1 to compare with the one-thread pass.
+_MAX_THREADS = 2
+
+
+def _step_factors(neighbourhood, grid, t0: int, n_steps: int, offsets):
+    """``(smooth, f0s, f1s, scales)`` for steps ``t0 .. t0 + n_steps - 1``: the factors and
+    scale of :func:`somvq.neighbourhoods.smoothing_operator` at each step, with the same
+    values bit for bit (tests/test_minibatch_step.py), but with no per-step Python beyond a
+    schedule value: the hard kernel's factors do not change (one copy, a scale per
+    step), the gaussian's are one ``np.exp`` over every step's ``d^2 * (-0.5 / r^2)``.
+    ``offsets``: the grid's per-axis offsets (``neighbourhoods._axis_offsets``)."""
+    kind = neighbourhood.kind
+    one = _ONE_BY_ONE[None]
+    if kind == "none":
+        return False, one, one, np.ones(1)
+    if kind == "hard":
+        factors = [(d <= 1.0).astype(np.float64)[None] for d in offsets]
+        scales = np.array([float(neighbourhood.hard_weight(float(t))) for t in range(t0, t0 + n_steps)])
+    else:  # gaussian
+        coef = np.empty(n_steps)
+        for s, t in enumerate(range(t0, t0 + n_steps)):
+            radius = float(neighbourhood.radius(float(t)))
+            coef[s] = -0.5 / (radius * radius)
+        factors = [np.exp((d * d)[None] * coef[:, None, None]) for d in offsets]
+        scales = np.ones(n_steps)
+    f0s, f1s = factors if len(factors) == 2 else (one, factors[0])
+    return True, np.ascontiguousarray(f0s), np.ascontiguousarray(f1s), scales
+
+
+def _column_split(n_features: int) -> int:
+    """First feature column of thread 1: half the columns, on a 64-byte boundary of the
+    float64 statistics where that leaves both threads some (less false sharing)."""
+    half = n_features // 2
+    return half - half % 8 if half >= 8 else half
+
 
 def minibatch_pass(
     X,
@@ -340,28 +672,34 @@ def minibatch_pass(
     chunk_rows: int,
     gather_rows: int,
 ) -> tuple[float, int]:
-    """Mini-batch KSOM over ``X[order]``, each step compiled (module docstring).
+    """Mini-batch KSOM over ``X[order]``, one compiled call per thread per chunk of rows.
 
     The arguments are those of :func:`somvq.algorithms.minibatch_pass_inplace`, checked
     there (``X`` in the codebook's dtype, ``order`` intp, state C-contiguous, a smoothing
     that is none or separable on a 1-D / 2-D grid: ``algorithms._compiled_step``).
     Returns the summed squared error and the number of rows done: all of them, unless a
     step left a codebook with no finite frame (a diverged fit), after which the caller
-    runs the rest step by step. With more than one BLAS thread (the count seen on entry,
-    as the full search reads it) and batches of more than one block, one worker thread
-    searches blocks beside the calling thread; every BLAS is held at one thread meanwhile.
+    runs the rest step by step. Rows are gathered a chunk at a time (``gather_rows``,
+    whole batches); each chunk is one :func:`run_steps` call on the calling thread and,
+    with more than one BLAS thread (the count seen on entry, as the full search reads it)
+    and batches of more than one block, the same call on one worker thread of the pass:
+    the two keep in step with spin barriers (:mod:`cpu_sync`), search the blocks of each
+    batch together and split the update by feature columns. Every BLAS is held at one
+    thread meanwhile.
     """
     from .. import distances
-    from ..neighbourhoods import IdentitySmoothing, smoothing_operator
-    from .cpu_bmu import _CPU_COUNT, _constants, balanced_chunk_rows
+    from ..neighbourhoods import _axis_offsets
+    from .cpu_bmu import _CPU_COUNT, _constants
 
     dtype = X.dtype
     n_rows = order.shape[0]
     n_units, n_features = codebook.shape
     rows_max = min(batch_size, n_rows)
-    gathered = np.empty((min(gather_rows, n_rows), n_features), dtype=dtype)
-    bmu = np.empty(rows_max, dtype=np.int64)
-    sq_dist = np.empty(rows_max)
+    chunk_max = min(gather_rows, n_rows)
+    gathered = np.empty((chunk_max, n_features), dtype=dtype)
+    bmu = np.empty(chunk_max, dtype=np.int64)
+    sq_dist = np.empty(chunk_max)
+    step_errors = np.empty(-(-chunk_max // batch_size))
     counts = np.empty(n_units)
     sums = np.empty((n_units, n_features))
     out_counts = np.empty(n_units)
@@ -371,96 +709,114 @@ def minibatch_pass(
     centre = np.zeros(n_features, dtype=dtype)
     aug = np.empty((n_units, n_features + 1), dtype=dtype)
     frame = np.zeros(4)
+    empty = np.empty((n_units, 0))
+    empty_cb = np.empty((n_units, 0), dtype=dtype)
+    sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     constants = _constants(dtype, n_features)
     limit = distances._UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
     prepare_frame(codebook, mean, centre, aug, limit, frame)
     if frame[FINITE] == 0.0:
         return 0.0, 0
+    offsets = [_axis_offsets(n, p) for n, p in zip(grid.shape, grid.periodic)]
     # any batch's blocks (balanced_chunk_rows of its rows) have at most this many rows
     block_rows = min(rows_max, chunk_rows)
-    own = _scratch(block_rows, n_units, n_features, dtype)
-    constant_args = (codebook, aug, centre, frame, constants.kappa, constants.overflow, constants.up)
 
     controller = _blas_controller()
     threads = max([lib.num_threads or 1 for lib in controller.lib_controllers] or [1])
-    n_threads = min(threads, _CPU_COUNT, -(-rows_max // block_rows))
+    n_threads = min(threads, _CPU_COUNT, -(-rows_max // block_rows), _MAX_THREADS)
     n_steps = -(-n_rows // batch_size)
+    if n_steps <= 1:
+        n_threads = 1
+    split = _column_split(n_features)
+    per_thread = [
+        (
+            *_scratch(block_rows, n_units, n_features, dtype),
+            np.zeros((3, n_units)),
+            np.empty((n_units, 1)),
+        )
+        for _ in range(n_threads)
+    ]
     worker = None
     sq_error = 0.0
     done = 0
     t = int(t0)
     decay, eps = float(decay), float(eps)
+
+    def call(tid, args):
+        try:
+            return run_steps(tid, n_threads, sync, *args[tid])
+        except BaseException:
+            sync[ABORT] = 1  # the other thread leaves its barrier and returns
+            raise
+
     with controller.limit(limits=1):
-        if n_threads > 1 and n_steps > 1:
+        if n_threads > 1:
             worker = _Worker()
-            theirs = _scratch(block_rows, n_units, n_features, dtype)
         try:
             for g_start in range(0, n_rows, gather_rows):
                 g_stop = min(g_start + gather_rows, n_rows)
                 block = gathered[: g_stop - g_start]
                 np.take(X, order[g_start:g_stop], axis=0, out=block)
-                for start in range(0, block.shape[0], batch_size):
-                    batch = block[start : start + batch_size]
-                    n = batch.shape[0]
-                    step_rows = balanced_chunk_rows(n, chunk_rows)
-                    starts = range(0, n, step_rows)
-                    if worker is None or len(starts) == 1:
-                        for b in starts:
-                            search_block(batch, b, min(b + step_rows, n), *own, *constant_args, bmu, sq_dist)
-                    else:
-                        # Blocks claimed from a shared counter by this thread and the worker;
-                        # each search is one compiled call that holds no GIL.
-                        claim = itertools.count()
-
-                        def drain(scratch, batch=batch, n=n, step_rows=step_rows, starts=starts, claim=claim):
-                            for i in iter(claim.__next__, None):
-                                if i >= len(starts):
-                                    return
-                                b = starts[i]
-                                search_block(
-                                    batch, b, min(b + step_rows, n), *scratch, *constant_args, bmu, sq_dist
-                                )
-
-                        worker.start(functools.partial(drain, theirs))
-                        try:
-                            drain(own)
-                        finally:
-                            worker.wait()
-                    sq_error += float(sq_dist[:n].sum())
-                    op = smoothing_operator(neighbourhood, grid, t)
-                    if isinstance(op, IdentitySmoothing):
-                        smooth, f0, f1, scale = False, _ONE_BY_ONE, _ONE_BY_ONE, 1.0
-                    else:
-                        f0, f1 = op.factors if len(op.factors) == 2 else (_ONE_BY_ONE, op.factors[0])
-                        smooth, scale = True, op.scale
-                    update_step(
-                        batch,
-                        bmu[:n],
+                chunk_steps = -(-block.shape[0] // batch_size)
+                smooth, f0s, f1s, scales = _step_factors(neighbourhood, grid, t, chunk_steps, offsets)
+                sync[:] = 0
+                args = [
+                    (
+                        block,
+                        batch_size,
+                        chunk_rows,
+                        framed,
+                        products,
+                        bits,
+                        codebook,
+                        aug,
+                        centre,
+                        frame,
+                        constants.kappa,
+                        constants.overflow,
+                        constants.up,
+                        bmu,
+                        sq_dist,
+                        step_errors,
                         counts,
                         sums,
                         smooth,
-                        np.ascontiguousarray(f0, dtype=np.float64),
-                        np.ascontiguousarray(f1, dtype=np.float64),
-                        scale,
+                        f0s,
+                        f1s,
+                        scales,
                         out_counts,
                         out_sums,
                         tmp,
                         ema_count,
                         ema_sum,
-                        codebook,
                         decay,
                         eps,
                         update_all,
                         mean,
-                        centre,
-                        aug,
                         limit,
-                        frame,
-                    )
-                    t += 1
-                    done += n
-                    if frame[FINITE] == 0.0:
-                        return sq_error, done
+                        private,
+                        private_tmp,
+                        empty,
+                        empty_cb,
+                        split,
+                    )  # fmt: skip
+                    for framed, products, bits, private, private_tmp in per_thread
+                ]
+                if worker is not None:
+                    worker.start(functools.partial(call, 1, args))
+                try:
+                    steps = call(0, args)
+                finally:
+                    if worker is not None:
+                        worker.wait()
+                if steps < 0:
+                    raise RuntimeError("the mini-batch pass was aborted by its other thread")
+                for s in range(steps):  # in step order, as the loop adds them
+                    sq_error += float(step_errors[s])
+                t += steps
+                done += min(steps * batch_size, block.shape[0])
+                if steps < chunk_steps:
+                    return sq_error, done
         finally:
             if worker is not None:
                 worker.close()
