@@ -44,7 +44,7 @@ from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
 from .cpu_bmu import accumulate_statistics, codebook_summary, fill_augmented, rank_block
 from .cpu_minibatch import ema_update_inplace, smooth_separable_2d
-from .cpu_sync import ABORT, CLAIMED, SYNC_SIZE, atomic_add, barrier
+from .cpu_sync import ABORT, CLAIMED, SYNC_SIZE, atomic_add, barrier, cycles
 
 _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
@@ -302,67 +302,162 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
-@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+# The kernels below split the update of the step-by-step loop by feature columns (and give
+# each thread the counts' part). Like cpu_minibatch's kernels they are compiled without
+# fast-math flags, explicitly (a callee without them inherits its caller's): per element
+# they then do the very operations of the loop's kernels, in the same order, rounded the
+# same way (IEEE, no contraction, no reassociation), wherever LLVM inlines them. Column
+# indices are unsigned so that no negative-index wrap-around blocks the vector loops.
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
 def _accumulate_columns(rows, start, stop, bmu, sums, c0, c1):
     """``sums[:, c0:c1] = E^T X[:, c0:c1]`` of rows ``start:stop``, rows in order: each
     element gets the additions of ``accumulate_statistics``, in the same order."""
+    u0, u1 = np.uint64(c0), np.uint64(c1)
     for k in range(sums.shape[0]):
-        for j in range(c0, c1):
+        for j in range(u0, u1):
             sums[k, j] = 0.0
     for i in range(start, stop):
         k = bmu[i]
-        for j in range(c0, c1):
+        for j in range(u0, u1):
             sums[k, j] += rows[i, j]
 
 
-@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+@njit(cache=CACHE, fastmath=False, nogil=True)
+def _bands(factor):
+    """``(first, stop)`` of the non-zero entries of each row of ``factor``: the loops over
+    a row may run over that band alone (the entries outside it are zeros, which the
+    loop's kernel skips anyway), so the same terms are added in the same order."""
+    n = factor.shape[0]
+    first = np.zeros(n, dtype=np.int64)
+    stop = np.zeros(n, dtype=np.int64)
+    for j in range(n):
+        lo = n
+        hi = 0
+        for b in range(n):
+            if factor[j, b] != 0.0:
+                if b < lo:
+                    lo = b
+                hi = b + 1
+        first[j] = lo if lo < hi else 0
+        stop[j] = hi
+    return first, stop
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
 def _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1):
     """Columns ``c0:c1`` of :func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d`'s
-    ``out_sums``: the same loops with the feature loop cut to the range (each element
-    gets the same operations in the same order; the counts are done apart)."""
+    ``out_sums``: the same loops with the feature loop cut to the range (and the factor
+    loops to each row's non-zero band, :func:`_bands`)."""
+    u0, u1 = np.uint64(c0), np.uint64(c1)
     n0 = f0.shape[0]
     n1 = f1.shape[0]
+    first0, stop0 = _bands(f0)
+    first1, stop1 = _bands(f1)
     for a in range(n0):
         for j in range(n1):
             row = a * n1 + j
-            for d in range(c0, c1):
+            for d in range(u0, u1):
                 tmp[row, d] = 0.0
-            for b in range(n1):
+            for b in range(first1[j], stop1[j]):
                 w = f1[j, b]
                 if w != 0.0:
                     src = a * n1 + b
-                    for d in range(c0, c1):
+                    for d in range(u0, u1):
                         tmp[row, d] += w * sums[src, d]
     for i in range(n0):
         for j in range(n1):
             row = i * n1 + j
-            for d in range(c0, c1):
+            for d in range(u0, u1):
                 out_sums[row, d] = 0.0
-            for a in range(n0):
+            for a in range(first0[i], stop0[i]):
                 w = f0[i, a]
                 if w != 0.0:
                     src = a * n1 + j
-                    for d in range(c0, c1):
+                    for d in range(u0, u1):
                         out_sums[row, d] += w * tmp[src, d]
     if scale != 1.0:
         rest = 1.0 - scale
         for k in range(n0 * n1):
-            for d in range(c0, c1):
+            for d in range(u0, u1):
                 out_sums[k, d] = scale * out_sums[k, d] + rest * sums[k, d]
 
 
-@njit(cache=CACHE, fastmath=False, nogil=True)  # explicit: not inherited from the caller
+@njit(cache=CACHE, fastmath=False, nogil=True)
+def _smooth_counts(counts, f0, f1, scale, out_counts, tmp):
+    """The counts of :func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d` (its
+    column ``D`` of ``tmp``, ``acc_count``), with a (K,) scratch ``tmp``."""
+    n0 = f0.shape[0]
+    n1 = f1.shape[0]
+    first0, stop0 = _bands(f0)
+    first1, stop1 = _bands(f1)
+    for a in range(n0):
+        for j in range(n1):
+            acc = 0.0
+            for b in range(first1[j], stop1[j]):
+                w = f1[j, b]
+                if w != 0.0:
+                    acc += w * counts[a * n1 + b]
+            tmp[a * n1 + j] = acc
+    for i in range(n0):
+        for j in range(n1):
+            acc = 0.0
+            for a in range(first0[i], stop0[i]):
+                w = f0[i, a]
+                if w != 0.0:
+                    acc += w * tmp[a * n1 + j]
+            out_counts[i * n1 + j] = acc
+    if scale != 1.0:
+        rest = 1.0 - scale
+        for k in range(n0 * n1):
+            out_counts[k] = scale * out_counts[k] + rest * counts[k]
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
+def _ema_counts(ema_count, counts, decay, eps, update_all, new_count):
+    """The counts of :func:`~somvq._kernels.cpu_minibatch.ema_update_inplace`, written to
+    ``new_count`` (``ema_count`` is only read)."""
+    n_units = ema_count.shape[0]
+    keep = 1.0 - decay
+    if update_all:
+        total = 0.0
+        for k in range(n_units):
+            c = decay * ema_count[k] + keep * counts[k]
+            new_count[k] = c
+            total += c
+        denom = total + n_units * eps
+        for k in range(n_units):
+            new_count[k] = (new_count[k] + eps) / denom * total
+        return
+    for k in range(n_units):
+        new_count[k] = decay * ema_count[k] + keep * counts[k] if counts[k] > 0.0 else ema_count[k]
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
 def _ema_columns(ema_sum, codebook, counts, sums, new_count, decay, update_all, c0, c1):
     """Columns ``c0:c1`` of :func:`~somvq._kernels.cpu_minibatch.ema_update_inplace`'s
     sums and codebook, given its new counts ``new_count``."""
+    u0, u1 = np.uint64(c0), np.uint64(c1)
     keep = 1.0 - decay
     for k in range(ema_sum.shape[0]):
         if update_all or counts[k] > 0.0:
             c = new_count[k]
-            for d in range(c0, c1):
+            for d in range(u0, u1):
                 m = decay * ema_sum[k, d] + keep * sums[k, d]
                 ema_sum[k, d] = m
                 codebook[k, d] = m / c
+
+
+#: Phases of a step in a profile of :func:`run_steps` (the last entry counts the steps).
+PHASES = ("search", "wait", "update", "wait", "frame")
+
+
+@njit(cache=CACHE, nogil=True)
+def _lap(profile, phase, since):
+    now = cycles()
+    profile[phase] += now - since
+    return now
 
 
 def _run_signature(dtype):
@@ -402,11 +497,9 @@ def _run_signature(dtype):
         types.boolean,  # update "all"
         _F1,  # scratch: the codebook mean
         types.float64,  # limit of the unscaled range
-        _F2,  # this thread's (3, K): counts, smoothed counts, new EMA counts
-        _F2,  # this thread's (K, 1) scratch
-        _F2,  # (K, 0) float64
-        array(dtype, 2, "C"),  # (K, 0) in the codebook's dtype
+        _F2,  # this thread's (4, K): counts, smoothed counts, new EMA counts, scratch
         types.int64,  # first feature column of thread 1 (the split)
+        _I1,  # this thread's profile: cycles per phase (PHASES), added to
     )
 
 
@@ -448,10 +541,8 @@ def run_steps(
     mean,
     limit,
     private,
-    private_tmp,
-    empty,
-    empty_cb,
     split,
+    profile,
 ):
     """Every step of a chunk of gathered rows, on thread ``tid`` of ``n_threads``.
 
@@ -461,11 +552,14 @@ def run_steps(
     shared counter and searched (:func:`search_block`); barrier; the update, split by
     feature columns (thread 0 ``[0, split)``, thread 1 ``[split, D)``: sums, smoothing,
     EMA sums and codebook; each thread computes the counts, their smoothing and the new
-    EMA counts itself with the very kernels of the loop on ``(K, 0)`` sums); barrier;
-    thread 0 writes the EMA counts and the next frame (:func:`prepare_frame`); barrier.
+    EMA counts itself: K values, cheaper than one more barrier); barrier; thread 0
+    writes the EMA counts, and each thread makes the next step's frame
+    (:func:`prepare_frame`) into its own ``mean``, ``centre``, ``aug`` and ``frame``
+    (the same values; it saves a third barrier) and goes on to the next search.
     With one thread the update is :func:`update_step`. Returns the number of steps done
     (fewer when a step left no finite frame: the caller finishes step by step), or -1
-    when another thread aborted (``sync[ABORT]``).
+    when another thread aborted (``sync[ABORT]``). ``profile[p]`` gets the cycles spent in
+    phase ``PHASES[p]`` (a cycle-counter read per phase: ~1% of a step).
     """
     n_rows = rows.shape[0]
     n_features = rows.shape[1]
@@ -479,6 +573,7 @@ def run_steps(
     my_counts = private[0]
     my_smoothed = private[1]
     my_ema_count = private[2]
+    my_tmp = private[3]
     for s in range(n_steps):
         start = s * batch_size
         stop = min(start + batch_size, n_rows)
@@ -489,6 +584,7 @@ def run_steps(
             n_blocks += 1
         step_rows = max(1, -(-n // max(n_blocks, 1)))
         n_blocks = -(-n // step_rows)
+        clock = cycles()
         if n_threads == 1 or n_blocks == 1:
             if tid == 0:
                 for b in range(n_blocks):
@@ -508,9 +604,11 @@ def run_steps(
                     centre, frame, kappa, overflow, up, bmu, sq_dist,
                 )  # fmt: skip
             claimed += n_blocks + n_threads
+        clock = _lap(profile, 0, clock)
         generation += 1
         if not barrier(sync, generation, n_threads):
             return -1
+        clock = _lap(profile, 1, clock)
         if tid == n_threads - 1:
             step_errors[s] = _pairwise_sum(sq_dist, start, n)
         f0 = f0s[s if f0s.shape[0] > 1 else 0]
@@ -523,17 +621,15 @@ def run_steps(
                 aug, limit, frame,
             )  # fmt: skip
         else:
-            # the counts' path, on each thread, by the loop's own kernels on (K, 0) sums
+            # the counts' path on each thread (K values: cheaper than a hand-over)
             my_counts[:] = 0.0
             for i in range(start, stop):
                 my_counts[bmu[i]] += 1.0
-            for k in range(my_counts.shape[0]):
-                my_ema_count[k] = ema_count[k]
             if smooth:
-                smooth_separable_2d(my_counts, empty, f0, f1, scale, my_smoothed, empty, private_tmp)
-                ema_update_inplace(my_ema_count, empty, empty_cb, my_smoothed, empty, decay, eps, update_all)
+                _smooth_counts(my_counts, f0, f1, scale, my_smoothed, my_tmp)
+                _ema_counts(ema_count, my_smoothed, decay, eps, update_all, my_ema_count)
             else:
-                ema_update_inplace(my_ema_count, empty, empty_cb, my_counts, empty, decay, eps, update_all)
+                _ema_counts(ema_count, my_counts, decay, eps, update_all, my_ema_count)
             # this thread's columns
             _accumulate_columns(rows, start, stop, bmu, sums, c0, c1)
             if smooth:
@@ -543,16 +639,19 @@ def run_steps(
                 )
             else:
                 _ema_columns(ema_sum, codebook, my_counts, sums, my_ema_count, decay, update_all, c0, c1)
+            clock = _lap(profile, 2, clock)
             generation += 1
             if not barrier(sync, generation, n_threads):
                 return -1
-            if tid == 0:
-                for k in range(my_ema_count.shape[0]):
+            clock = _lap(profile, 3, clock)
+            if tid == 0:  # thread 1 read them before the barrier, and reads them next
+                for k in range(my_ema_count.shape[0]):  # after the next step's first one
                     ema_count[k] = my_ema_count[k]
-                prepare_frame(codebook, mean, centre, aug, limit, frame)
-        generation += 1
-        if not barrier(sync, generation, n_threads):
-            return -1
+            # each thread its own frame of the new codebook (the same values): no third
+            # barrier; the codebook changes again only after the next step's first one
+            prepare_frame(codebook, mean, centre, aug, limit, frame)
+        clock = _lap(profile, 4, clock)
+        profile[profile.shape[0] - 1] += 1  # steps
         if frame[FINITE] == 0.0:
             return s + 1
     return n_steps
@@ -648,6 +747,34 @@ def _step_factors(neighbourhood, grid, t0: int, n_steps: int, offsets):
     return True, np.ascontiguousarray(f0s), np.ascontiguousarray(f1s), scales
 
 
+_LAST_PROFILE: list = []
+
+
+@functools.lru_cache(maxsize=1)
+def _cycles_per_second() -> float:
+    import time
+
+    from .cpu_sync import cycle_counter
+
+    c0, t0 = cycle_counter(), time.perf_counter()
+    time.sleep(0.05)
+    c1, t1 = cycle_counter(), time.perf_counter()
+    return (c1 - c0) / (t1 - t0)
+
+
+def last_profile() -> dict:
+    """Where the threads of the last compiled pass spent their time (for benchmarks).
+
+    ``{"phases": PHASES, "seconds": (n_threads, 6) array, "steps": steps done}``, from
+    cycle-counter reads inside :func:`run_steps`. With one thread, "update" is 0 and
+    "frame" holds the whole update (:func:`update_step`).
+    """
+    if not _LAST_PROFILE:
+        return {"phases": PHASES, "seconds": np.zeros((0, len(PHASES))), "steps": 0}
+    cycles = np.array([p[: len(PHASES)] for p in _LAST_PROFILE], dtype=np.float64)
+    return {"phases": PHASES, "seconds": cycles / _cycles_per_second(), "steps": int(_LAST_PROFILE[0][-1])}
+
+
 def _column_split(n_features: int) -> int:
     """First feature column of thread 1: half the columns, on a 64-byte boundary of the
     float64 statistics where that leaves both threads some (less false sharing)."""
@@ -709,8 +836,6 @@ def minibatch_pass(
     centre = np.zeros(n_features, dtype=dtype)
     aug = np.empty((n_units, n_features + 1), dtype=dtype)
     frame = np.zeros(4)
-    empty = np.empty((n_units, 0))
-    empty_cb = np.empty((n_units, 0), dtype=dtype)
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     constants = _constants(dtype, n_features)
     limit = distances._UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
@@ -728,14 +853,23 @@ def minibatch_pass(
     if n_steps <= 1:
         n_threads = 1
     split = _column_split(n_features)
+    # per thread: search scratch, the counts' path, a profile, and its own frame (thread
+    # 0's is the pass's; thread 1's starts as a copy and is kept up to date by thread 1)
     per_thread = [
         (
             *_scratch(block_rows, n_units, n_features, dtype),
-            np.zeros((3, n_units)),
-            np.empty((n_units, 1)),
+            np.zeros((4, n_units)),
+            np.zeros(len(PHASES) + 1, dtype=np.int64),
+            *(
+                (aug, centre, frame, mean)
+                if tid == 0
+                else (aug.copy(), centre.copy(), frame.copy(), mean.copy())
+            ),
         )
-        for _ in range(n_threads)
+        for tid in range(n_threads)
     ]
+    global _LAST_PROFILE
+    _LAST_PROFILE = [thread[4] for thread in per_thread]
     worker = None
     sq_error = 0.0
     done = 0
@@ -795,12 +929,10 @@ def minibatch_pass(
                         mean,
                         limit,
                         private,
-                        private_tmp,
-                        empty,
-                        empty_cb,
                         split,
+                        profile,
                     )  # fmt: skip
-                    for framed, products, bits, private, private_tmp in per_thread
+                    for framed, products, bits, private, profile, aug, centre, frame, mean in per_thread
                 ]
                 if worker is not None:
                     worker.start(functools.partial(call, 1, args))

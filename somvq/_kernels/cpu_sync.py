@@ -117,6 +117,26 @@ def sched_yield(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (``llvm.readcyclecounter``: ``rdtsc`` on x86; 0 where the
+    target has none): a cheap clock for the pass's per-phase profile."""
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter"
+        )
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
+@njit(cache=True, nogil=True)
+def cycle_counter():
+    """:func:`cycles` from Python (to calibrate it against ``time.perf_counter``)."""
+    return cycles()
+
+
 @njit(cache=True, nogil=True)
 def wait_until(sync, index, target):
     """Wait until ``sync[index] >= target``; ``False`` if ``sync[ABORT]`` was set first.
