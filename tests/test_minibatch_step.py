@@ -246,8 +246,8 @@ def test_fit_equals_naive_reference(shape, periodic, update):
 
 
 def _failing_pass(monkeypatch, failing_thread):
-    """Runs 20 two-thread passes whose ``run_steps`` raises on ``failing_thread`` after the
-    other thread has entered its first barrier; returns the exception raised (or None),
+    """Runs 20 two-thread passes whose ``run_steps`` raises on ``failing_thread`` while the
+    other thread works (and may wait for it); returns the exception raised (or None),
     and whether the pass came back at all (a watchdog thread: a hang must fail the test,
     not block it)."""
     import threading
@@ -255,11 +255,11 @@ def _failing_pass(monkeypatch, failing_thread):
 
     original = cpu_minibatch_step.run_steps
 
-    def failing(tid, n_threads, sync, *args):
+    def failing(*args):
         if threading.current_thread().name == failing_thread:
-            time.sleep(0.01)  # let the other thread reach its barrier and wait there
+            time.sleep(0.01)  # let the other thread claim a task and wait for this one
             raise RuntimeError("thread failed")
-        return original(tid, n_threads, sync, *args)
+        return original(*args)
 
     monkeypatch.setattr(cpu_minibatch_step, "run_steps", failing)
     rng = np.random.default_rng(9)
@@ -283,7 +283,7 @@ def _failing_pass(monkeypatch, failing_thread):
 @pytest.mark.parametrize("failing_thread", ["somvq-minibatch", "somvq-test-caller"])
 def test_an_error_on_either_thread_reaches_the_caller_without_a_hang(failing_thread, monkeypatch):
     """No hang and no leaked thread: the failing thread sets the abort flag, the other
-    leaves its spin barrier, and the pass raises the error."""
+    leaves its wait (or finishes the work alone), and the pass raises the error."""
     import threading
 
     if (os.cpu_count() or 1) < 2:

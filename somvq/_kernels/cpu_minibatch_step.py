@@ -44,7 +44,20 @@ from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
 from .cpu_bmu import accumulate_statistics, codebook_summary, fill_augmented, rank_block
 from .cpu_minibatch import ema_update_inplace, smooth_separable_2d
-from .cpu_sync import ABORT, CLAIMED, SYNC_SIZE, atomic_add, barrier, cycles
+from .cpu_sync import (
+    ABORT,
+    CLAIMED,
+    DONE,
+    STOP,
+    SYNC_SIZE,
+    add_and_wake,
+    atomic_add,
+    atomic_load,
+    atomic_store,
+    cycles,
+    wait_until,
+    wake,
+)
 
 _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
@@ -450,7 +463,7 @@ def _ema_columns(ema_sum, codebook, counts, sums, new_count, decay, update_all, 
 
 
 #: Phases of a step in a profile of :func:`run_steps` (the last entry counts the steps).
-PHASES = ("search", "wait", "update", "wait", "frame")
+PHASES = ("search", "wait", "update", "frame")
 
 
 @njit(cache=CACHE, nogil=True)
@@ -462,8 +475,7 @@ def _lap(profile, phase, since):
 
 def _run_signature(dtype):
     return types.int64(
-        types.int64,  # tid: 0 = the calling thread
-        types.int64,  # n_threads (1 or 2)
+        types.int64,  # n_threads (1 or 2): column chunks of the update
         _I1,  # sync: shared int64 array (cpu_sync), zero on entry
         array(dtype, 2, "C", readonly=True),  # the gathered rows of the chunk
         types.int64,  # batch_size
@@ -481,13 +493,11 @@ def _run_signature(dtype):
         _I1,  # winners of the chunk's rows
         _F1,  # squared distances of the chunk's rows
         _F1,  # out: the error of each step
-        _F1,  # shared counts (K,) (the one-thread update)
         _F2,  # shared sums (K, D)
         types.boolean,  # smooth (separable) or not (neighbourhood "none")
         _F3_RO,  # f0 of each step (n_steps or 1, n0, n0)
         _F3_RO,  # f1 of each step (n_steps or 1, n1, n1)
         _F1_RO,  # scale of each step (n_steps or 1,)
-        _F1,  # shared smoothed counts (the one-thread update)
         _F2,  # shared smoothed sums (K, D)
         _F2,  # shared scratch (K, D + 1)
         _F1,  # EMA counts (in place)
@@ -498,14 +508,23 @@ def _run_signature(dtype):
         _F1,  # scratch: the codebook mean
         types.float64,  # limit of the unscaled range
         _F2,  # this thread's (4, K): counts, smoothed counts, new EMA counts, scratch
-        types.int64,  # first feature column of thread 1 (the split)
-        _I1,  # this thread's profile: cycles per phase (PHASES), added to
+        _I1,  # column bounds of the update's tasks (n_tasks + 1,)
+        _I1,  # this thread's profile: cycles per phase (PHASES), then frames done
     )
+
+
+@njit(cache=CACHE, nogil=True)
+def _blocks(n, chunk_rows):
+    """``(rows per block, blocks)`` of a batch of ``n`` rows: ``balanced_chunk_rows``."""
+    n_blocks = -(-n // chunk_rows)
+    if n_blocks > 1 and n_blocks % 2:
+        n_blocks += 1
+    step_rows = max(1, -(-n // max(n_blocks, 1)))
+    return step_rows, -(-n // step_rows)
 
 
 @njit([_run_signature(dtype) for dtype in FLOATS], cache=CACHE, fastmath=FASTMATH, nogil=True)
 def run_steps(
-    tid,
     n_threads,
     sync,
     rows,
@@ -524,13 +543,11 @@ def run_steps(
     bmu,
     sq_dist,
     step_errors,
-    counts,
     sums,
     smooth,
     f0s,
     f1s,
     scales,
-    out_counts,
     out_sums,
     tmp,
     ema_count,
@@ -541,87 +558,69 @@ def run_steps(
     mean,
     limit,
     private,
-    split,
+    splits,
     profile,
 ):
-    """Every step of a chunk of gathered rows, on thread ``tid`` of ``n_threads``.
+    """Every step of a chunk of gathered rows, as tasks that any thread may run.
 
-    Each of the ``n_threads`` threads (the calling thread ``tid = 0`` and the pass's
-    worker) makes this same call; the steps are kept in step by spin barriers on
-    ``sync`` (:mod:`cpu_sync`). Per step: the blocks of the batch are claimed from a
-    shared counter and searched (:func:`search_block`); barrier; the update, split by
-    feature columns (thread 0 ``[0, split)``, thread 1 ``[split, D)``: sums, smoothing,
-    EMA sums and codebook; each thread computes the counts, their smoothing and the new
-    EMA counts itself: K values, cheaper than one more barrier); barrier; thread 0
-    writes the EMA counts, and each thread makes the next step's frame
-    (:func:`prepare_frame`) into its own ``mean``, ``centre``, ``aug`` and ``frame``
-    (the same values; it saves a third barrier) and goes on to the next search.
-    With one thread the update is :func:`update_step`. Returns the number of steps done
-    (fewer when a step left no finite frame: the caller finishes step by step), or -1
-    when another thread aborted (``sync[ABORT]``). ``profile[p]`` gets the cycles spent in
-    phase ``PHASES[p]`` (a cycle-counter read per phase: ~1% of a step).
+    Each thread of the pass (the calling thread and its worker) makes this same call. A
+    step is ``n_blocks`` search tasks (:func:`search_block` on one block of the batch),
+    then one update task per column range ``splits[c]:splits[c + 1]`` (sums, smoothing,
+    EMA sums and codebook of those columns), then one frame task (the EMA counts, the
+    step's error, :func:`prepare_frame` of the new codebook). Tasks are numbered in that
+    order through the chunk, claimed from ``sync[CLAIMED]`` and counted done in
+    ``sync[DONE]``; a task waits (:func:`~somvq._kernels.cpu_sync.wait_until`) until
+    every task of the phases before its own is done. A thread never waits for the other
+    thread to *arrive*, only for a task the other thread holds: a thread the scheduler
+    parks between tasks (a loaded machine) delays nothing; the one that runs claims the
+    work. Each thread computes the counts, their smoothing and the new EMA counts itself
+    (K values) for the steps it works on. Results do not depend on who runs what.
+
+    Returns the number of steps done: all of them, or fewer when a step left no finite
+    frame (``sync[STOP]``: the caller finishes step by step), or -1 when another thread
+    aborted (``sync[ABORT]``). ``profile[p]`` gets the cycles spent in phase
+    ``PHASES[p]``; its last entry counts the frame tasks run.
     """
     n_rows = rows.shape[0]
-    n_features = rows.shape[1]
     n_steps = -(-n_rows // batch_size)
-    generation = 0
-    claimed = 0
-    c0 = 0 if tid == 0 else split
-    c1 = split if tid == 0 else n_features
-    if n_threads == 1:
-        c1 = n_features
+    n_chunks = splits.shape[0] - 1
+    total = 0
+    for s in range(n_steps):
+        total += _blocks(min(batch_size, n_rows - s * batch_size), chunk_rows)[1] + n_chunks + 1
     my_counts = private[0]
     my_smoothed = private[1]
     my_ema_count = private[2]
     my_tmp = private[3]
-    for s in range(n_steps):
-        start = s * batch_size
-        stop = min(start + batch_size, n_rows)
-        n = stop - start
-        # the blocks of balanced_chunk_rows (fixed by n and chunk_rows alone)
-        n_blocks = -(-n // chunk_rows)
-        if n_blocks > 1 and n_blocks % 2:
-            n_blocks += 1
-        step_rows = max(1, -(-n // max(n_blocks, 1)))
-        n_blocks = -(-n // step_rows)
-        clock = cycles()
-        if n_threads == 1 or n_blocks == 1:
-            if tid == 0:
-                for b in range(n_blocks):
-                    lo = start + b * step_rows
-                    search_block(
-                        rows, lo, min(lo + step_rows, stop), framed, products, bits, codebook, aug,
-                        centre, frame, kappa, overflow, up, bmu, sq_dist,
-                    )  # fmt: skip
-        else:
-            while True:
-                b = atomic_add(sync, CLAIMED, 1) - claimed
-                if b >= n_blocks:
-                    break
-                lo = start + b * step_rows
-                search_block(
-                    rows, lo, min(lo + step_rows, stop), framed, products, bits, codebook, aug,
-                    centre, frame, kappa, overflow, up, bmu, sq_dist,
-                )  # fmt: skip
-            claimed += n_blocks + n_threads
-        clock = _lap(profile, 0, clock)
-        generation += 1
-        if not barrier(sync, generation, n_threads):
-            return -1
+    counts_step = -1  # the step whose counts this thread has in my_counts ...
+    step = 0
+    base = 0  # first task of `step`
+    start = 0
+    stop = min(batch_size, n_rows)
+    step_rows, n_blocks = _blocks(stop - start, chunk_rows)
+    clock = cycles()
+    while True:
+        task = atomic_add(sync, CLAIMED, 1)
+        if task >= total:
+            break
+        while task >= base + n_blocks + n_chunks + 1:  # on to the task's step
+            base += n_blocks + n_chunks + 1
+            step += 1
+            start = step * batch_size
+            stop = min(start + batch_size, n_rows)
+            step_rows, n_blocks = _blocks(stop - start, chunk_rows)
+        local = task - base
+        # every task of the phases before this one done
+        ready = (
+            base if local < n_blocks else base + n_blocks + (0 if local < n_blocks + n_chunks else n_chunks)
+        )
+        if not wait_until(sync, DONE, ready):
+            break
         clock = _lap(profile, 1, clock)
-        if tid == n_threads - 1:
-            step_errors[s] = _pairwise_sum(sq_dist, start, n)
-        f0 = f0s[s if f0s.shape[0] > 1 else 0]
-        f1 = f1s[s if f1s.shape[0] > 1 else 0]
-        scale = scales[s if scales.shape[0] > 1 else 0]
-        if n_threads == 1:
-            update_step(
-                rows[start:stop], bmu[start:stop], counts, sums, smooth, f0, f1, scale, out_counts,
-                out_sums, tmp, ema_count, ema_sum, codebook, decay, eps, update_all, mean, centre,
-                aug, limit, frame,
-            )  # fmt: skip
-        else:
-            # the counts' path on each thread (K values: cheaper than a hand-over)
+        f0 = f0s[step if f0s.shape[0] > 1 else 0]
+        f1 = f1s[step if f1s.shape[0] > 1 else 0]
+        scale = scales[step if scales.shape[0] > 1 else 0]
+        if local >= n_blocks and counts_step != step:
+            # ... the counts' path of this step (K values; cheaper than another phase)
             my_counts[:] = 0.0
             for i in range(start, stop):
                 my_counts[bmu[i]] += 1.0
@@ -630,7 +629,30 @@ def run_steps(
                 _ema_counts(ema_count, my_smoothed, decay, eps, update_all, my_ema_count)
             else:
                 _ema_counts(ema_count, my_counts, decay, eps, update_all, my_ema_count)
-            # this thread's columns
+            counts_step = step
+        if local < n_blocks:
+            lo = start + local * step_rows
+            search_block(
+                rows,
+                lo,
+                min(lo + step_rows, stop),
+                framed,
+                products,
+                bits,
+                codebook,
+                aug,
+                centre,
+                frame,
+                kappa,
+                overflow,
+                up,
+                bmu,
+                sq_dist,
+            )
+            clock = _lap(profile, 0, clock)
+        elif local < n_blocks + n_chunks:
+            c0 = splits[local - n_blocks]
+            c1 = splits[local - n_blocks + 1]
             _accumulate_columns(rows, start, stop, bmu, sums, c0, c1)
             if smooth:
                 _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1)
@@ -640,21 +662,22 @@ def run_steps(
             else:
                 _ema_columns(ema_sum, codebook, my_counts, sums, my_ema_count, decay, update_all, c0, c1)
             clock = _lap(profile, 2, clock)
-            generation += 1
-            if not barrier(sync, generation, n_threads):
-                return -1
-            clock = _lap(profile, 3, clock)
-            if tid == 0:  # thread 1 read them before the barrier, and reads them next
-                for k in range(my_ema_count.shape[0]):  # after the next step's first one
-                    ema_count[k] = my_ema_count[k]
-            # each thread its own frame of the new codebook (the same values): no third
-            # barrier; the codebook changes again only after the next step's first one
+        else:
+            for k in range(my_ema_count.shape[0]):
+                ema_count[k] = my_ema_count[k]
+            step_errors[step] = _pairwise_sum(sq_dist, start, stop - start)
             prepare_frame(codebook, mean, centre, aug, limit, frame)
-        clock = _lap(profile, 4, clock)
-        profile[profile.shape[0] - 1] += 1  # steps
-        if frame[FINITE] == 0.0:
-            return s + 1
-    return n_steps
+            profile[profile.shape[0] - 1] += 1
+            if frame[FINITE] == 0.0:
+                atomic_store(sync, STOP, step + 1)  # no later task runs
+            clock = _lap(profile, 3, clock)
+        add_and_wake(sync, DONE, 1)
+    wait_until(sync, DONE, total)  # the others' last tasks (returns at a stop or abort)
+    _lap(profile, 1, clock)
+    if atomic_load(sync, ABORT) != 0:
+        return -1
+    stopped = atomic_load(sync, STOP)
+    return stopped if stopped != 0 else n_steps
 
 
 # ---------------------------------------------------------------------------- the pass
@@ -772,14 +795,22 @@ def last_profile() -> dict:
     if not _LAST_PROFILE:
         return {"phases": PHASES, "seconds": np.zeros((0, len(PHASES))), "steps": 0}
     cycles = np.array([p[: len(PHASES)] for p in _LAST_PROFILE], dtype=np.float64)
-    return {"phases": PHASES, "seconds": cycles / _cycles_per_second(), "steps": int(_LAST_PROFILE[0][-1])}
+    return {
+        "phases": PHASES,
+        "seconds": cycles / _cycles_per_second(),
+        "steps": int(sum(p[-1] for p in _LAST_PROFILE)),
+    }
 
 
-def _column_split(n_features: int) -> int:
-    """First feature column of thread 1: half the columns, on a 64-byte boundary of the
-    float64 statistics where that leaves both threads some (less false sharing)."""
+def _column_splits(n_features: int, n_threads: int) -> np.ndarray:
+    """Column bounds of the update's tasks: one range with one thread; with two, halves
+    on a 64-byte boundary of the float64 statistics where that leaves both some columns
+    (less false sharing), one range when there is a single column."""
     half = n_features // 2
-    return half - half % 8 if half >= 8 else half
+    half = half - half % 8 if half >= 8 else half
+    if n_threads == 1 or half == 0:
+        return np.array([0, n_features], dtype=np.int64)
+    return np.array([0, half, n_features], dtype=np.int64)
 
 
 def minibatch_pass(
@@ -827,9 +858,7 @@ def minibatch_pass(
     bmu = np.empty(chunk_max, dtype=np.int64)
     sq_dist = np.empty(chunk_max)
     step_errors = np.empty(-(-chunk_max // batch_size))
-    counts = np.empty(n_units)
     sums = np.empty((n_units, n_features))
-    out_counts = np.empty(n_units)
     out_sums = np.empty((n_units, n_features))
     tmp = np.empty((n_units, n_features + 1))
     mean = np.empty(n_features)
@@ -852,21 +881,15 @@ def minibatch_pass(
     n_steps = -(-n_rows // batch_size)
     if n_steps <= 1:
         n_threads = 1
-    split = _column_split(n_features)
-    # per thread: search scratch, the counts' path, a profile, and its own frame (thread
-    # 0's is the pass's; thread 1's starts as a copy and is kept up to date by thread 1)
+    splits = _column_splits(n_features, n_threads)
+    # per thread: search scratch, the counts' path, a profile
     per_thread = [
         (
             *_scratch(block_rows, n_units, n_features, dtype),
             np.zeros((4, n_units)),
             np.zeros(len(PHASES) + 1, dtype=np.int64),
-            *(
-                (aug, centre, frame, mean)
-                if tid == 0
-                else (aug.copy(), centre.copy(), frame.copy(), mean.copy())
-            ),
         )
-        for tid in range(n_threads)
+        for _ in range(n_threads)
     ]
     global _LAST_PROFILE
     _LAST_PROFILE = [thread[4] for thread in per_thread]
@@ -878,9 +901,10 @@ def minibatch_pass(
 
     def call(tid, args):
         try:
-            return run_steps(tid, n_threads, sync, *args[tid])
+            return run_steps(n_threads, sync, *args[tid])
         except BaseException:
-            sync[ABORT] = 1  # the other thread leaves its barrier and returns
+            sync[ABORT] = 1  # the other thread leaves its wait and returns
+            wake(sync)
             raise
 
     with controller.limit(limits=1):
@@ -912,13 +936,11 @@ def minibatch_pass(
                         bmu,
                         sq_dist,
                         step_errors,
-                        counts,
                         sums,
                         smooth,
                         f0s,
                         f1s,
                         scales,
-                        out_counts,
                         out_sums,
                         tmp,
                         ema_count,
@@ -929,10 +951,10 @@ def minibatch_pass(
                         mean,
                         limit,
                         private,
-                        split,
+                        splits,
                         profile,
                     )  # fmt: skip
-                    for framed, products, bits, private, profile, aug, centre, frame, mean in per_thread
+                    for framed, products, bits, private, profile in per_thread
                 ]
                 if worker is not None:
                     worker.start(functools.partial(call, 1, args))
