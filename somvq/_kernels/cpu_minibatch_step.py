@@ -1,32 +1,36 @@
-"""A mini-batch KSOM step compiled end to end: one compiled call per thread per phase.
+"""The mini-batch KSOM pass compiled end to end: one compiled call per thread per chunk.
 
-The fused pass of :func:`somvq.algorithms.minibatch_pass_inplace` used to run each step
-as Python around small kernels: the block search of :mod:`cpu_bmu` (Python glue, a NumPy
-GEMM and :func:`~somvq._kernels.cpu_bmu.rank_block` per block, a thread-pool hand-off
-with its Python on both threads fighting for the GIL), then the accumulation, the
-smoothing operator, its kernel, the EMA update and the next step's frame as separate
-calls. Per step it now makes:
+:func:`somvq.algorithms.minibatch_pass_inplace` runs here whenever the step's smoothing
+is none or separable on a 1-D / 2-D rectangular grid. Rows are gathered a chunk (~8 MB of
+whole batches) at a time; every step of a chunk then runs inside one compiled call,
+:func:`run_steps`, made by the calling thread and by one worker thread of the pass (no
+GIL, no Python per step). The steps are a queue of tasks, claimed in order from a shared
+counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a futex):
 
-* :func:`search_block` per block of rows, on the calling thread and on one persistent
-  worker thread of the pass (no GIL held while it runs): the rows copied into the
-  frame, the augmented GEMM (``np.dot`` inside Numba: the same BLAS product; see below)
-  and :func:`~somvq._kernels.cpu_bmu.rank_block`, the very kernel of the full search;
-* :func:`update_step` once, on the calling thread: counts and sums in row order
-  (:func:`~somvq._kernels.cpu_bmu.accumulate_statistics`), the separable smoothing
-  (:func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d`) or none, the EMA update
-  (:func:`~somvq._kernels.cpu_minibatch.ema_update_inplace`) and the frame of the next
-  search (:func:`prepare_frame`: ``codebook_summary``, the centre and scale rules of
-  :mod:`somvq.distances`, ``fill_augmented``).
+* per block of the batch, a search task (:func:`search_block`): the rows into the
+  frame, the augmented GEMM (``np.dot`` inside Numba: SciPy's BLAS, held at one thread)
+  and :func:`~somvq._kernels.cpu_bmu.rank_block`, the very ranking of the full search;
+* per column range (two with two threads), an update task: the batch's sums in row
+  order, the separable smoothing and the EMA update of those columns
+  (:func:`_accumulate_columns`, :func:`_smooth_columns`, :func:`_ema_columns`), with the
+  counts, their smoothing and the new EMA counts computed by each thread that works on
+  the step (K values);
+* one frame task: the EMA counts written, the step's error, :func:`prepare_frame` of the
+  new codebook (the centre and scale rules of :mod:`somvq.distances`).
 
-Every float operation on the state is the one of the step-by-step pass, in the same
-order, through the same compiled functions, so counts, sums, EMA state and codebook are
-the same bits (tests/test_minibatch_step.py compares them). The products may differ in
-their last bits from NumPy's (Numba calls SciPy's BLAS; on this machine the two OpenBLAS
-builds give equal bits) and the frame's centre test sums ``||mean||^2`` in a loop rather
-than NumPy's ``dot``; neither changes a winner or a distance: the search is exact for any
-GEMM summation order and any centre (winners are the float64 direct-distance argmin,
-lowest index on ties, distances are computed directly in float64), see
-:mod:`somvq.distances`.
+A task waits only until the tasks of the phases before it are done. The smoothing
+factors of every step are computed before the call (:func:`_step_factors`, the values of
+``smoothing_operator``).
+
+Every float operation on the state is the one of the step-by-step loop, in the same
+order: the update kernels here and the loop's (:mod:`cpu_minibatch`) are compiled
+without fast-math flags, so each element gets the same IEEE operations wherever LLVM
+inlines them; counts, sums, EMA state, codebook and the summed error are the same bits
+(tests/test_minibatch_step.py). The products may differ in their last bits from
+NumPy's (Numba calls SciPy's BLAS) and the frame's centre test sums ``||mean||^2`` in a
+loop; neither changes a winner or a distance: the search is exact for any GEMM
+summation order and any centre (winners are the float64 direct-distance argmin, lowest
+index on ties, distances are computed directly in float64), see :mod:`somvq.distances`.
 """
 
 from __future__ import annotations
@@ -42,8 +46,7 @@ from numba import njit, types
 
 from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
-from .cpu_bmu import accumulate_statistics, codebook_summary, fill_augmented, rank_block
-from .cpu_minibatch import ema_update_inplace, smooth_separable_2d
+from .cpu_bmu import codebook_summary, fill_augmented, rank_block
 from .cpu_sync import (
     ABORT,
     CLAIMED,
@@ -202,77 +205,6 @@ def prepare_frame(codebook, mean, centre, aug, limit, frame):
         scale = math.ldexp(1.0, 1 - math.frexp(radius)[1])
         frame[SCALE] = scale
         frame[RADIUS] = math.sqrt(fill_augmented(codebook, centre, scale, aug))
-
-
-_UPDATE_SIGNATURES = [
-    types.void(
-        array(dtype, 2, "C", readonly=True),  # the batch's rows
-        _I1,  # their winners
-        _F1,  # scratch: counts (K,)
-        _F2,  # scratch: sums (K, D)
-        types.boolean,  # smooth (separable) or not (neighbourhood "none")
-        _F2_RO,  # f0
-        _F2_RO,  # f1
-        types.float64,  # scale of the separable smoothing
-        _F1,  # scratch: smoothed counts
-        _F2,  # scratch: smoothed sums
-        _F2,  # scratch: (K, D + 1)
-        _F1,  # EMA counts (in place)
-        _F2,  # EMA sums (in place)
-        array(dtype, 2, "C"),  # codebook (in place)
-        types.float64,  # decay
-        types.float64,  # eps
-        types.boolean,  # update "all"
-        _F1,  # scratch: mean (D,)
-        array(dtype, 1, "C"),  # out: centre
-        array(dtype, 2, "C"),  # out: augmented codebook
-        types.float64,  # limit of the unscaled range
-        _F1,  # out: frame
-    )
-    for dtype in FLOATS
-]
-
-
-@njit(_UPDATE_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def update_step(
-    rows,
-    bmu,
-    counts,
-    sums,
-    smooth,
-    f0,
-    f1,
-    scale,
-    out_counts,
-    out_sums,
-    tmp,
-    ema_count,
-    ema_sum,
-    codebook,
-    decay,
-    eps,
-    update_all,
-    mean,
-    centre,
-    aug,
-    limit,
-    frame,
-):
-    """The serial part of a step in one call: statistics, smoothing, EMA, next frame.
-
-    ``c = E^T 1`` and ``S = E^T X`` in row order, ``n = H c``, ``s = H S`` with the
-    separable ``H = scale (f0 kron f1) + (1 - scale) I`` (or ``H = I``), the EMA update
-    (E1)-(E4) in place, then :func:`prepare_frame` of the new codebook.
-    """
-    counts[:] = 0.0
-    sums[:] = 0.0
-    accumulate_statistics(rows, bmu, counts, sums)
-    if smooth:
-        smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp)
-        ema_update_inplace(ema_count, ema_sum, codebook, out_counts, out_sums, decay, eps, update_all)
-    else:
-        ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, decay, eps, update_all)
-    prepare_frame(codebook, mean, centre, aug, limit, frame)
 
 
 # ------------------------------------------------------- the pass as one call per thread
@@ -788,9 +720,9 @@ def _cycles_per_second() -> float:
 def last_profile() -> dict:
     """Where the threads of the last compiled pass spent their time (for benchmarks).
 
-    ``{"phases": PHASES, "seconds": (n_threads, 6) array, "steps": steps done}``, from
-    cycle-counter reads inside :func:`run_steps`. With one thread, "update" is 0 and
-    "frame" holds the whole update (:func:`update_step`).
+    ``{"phases": PHASES, "seconds": (n_threads, 4) array, "steps": steps done}``, from
+    cycle-counter reads inside :func:`run_steps` ("wait": waiting for tasks of the other
+    thread, and claiming).
     """
     if not _LAST_PROFILE:
         return {"phases": PHASES, "seconds": np.zeros((0, len(PHASES))), "steps": 0}
@@ -841,9 +773,8 @@ def minibatch_pass(
     whole batches); each chunk is one :func:`run_steps` call on the calling thread and,
     with more than one BLAS thread (the count seen on entry, as the full search reads it)
     and batches of more than one block, the same call on one worker thread of the pass:
-    the two keep in step with spin barriers (:mod:`cpu_sync`), search the blocks of each
-    batch together and split the update by feature columns. Every BLAS is held at one
-    thread meanwhile.
+    the two share the chunk's tasks (search blocks, update column ranges, frames; see
+    :func:`run_steps`). Every BLAS is held at one thread meanwhile.
     """
     from .. import distances
     from ..neighbourhoods import _axis_offsets
