@@ -13,8 +13,9 @@ benchmarks/run.py uses). The sides:
   in for the pass (it runs with this checkout's other kernels);
 * ``loop``: the step-by-step loop (``algorithms._MINIBATCH_COMPILED = False``).
 
-Medians over the rounds, the median of the per-round ratios new/old, and the time the new
-pass's threads spent per step in each phase (``cpu_minibatch_step.last_profile``:
+Medians over the rounds, the median of the per-round ratios new/old, the process's CPU
+time per epoch (both threads; less sensitive to other load than the wall time), and the
+time the new pass's threads spent per step in each phase (``cpu_minibatch_step.last_profile``:
 cycle-counter stamps inside the compiled pass). Every side's codebook is checked equal
 bit for bit first.
 
@@ -43,6 +44,7 @@ from benchmarks._worker import gemm_floor
 
 CASES = {"gauss-100000-32": (16, 32), "gauss-1000000-16": (20, 20)}
 _OLD_MODULE = "somvq._kernels._bench_old_minibatch_step"
+_CPU_TIMES: dict = {}  # (side, batch size) -> CPU seconds of the process per timed epoch
 
 
 def _load_old_pass(rev: str):
@@ -75,6 +77,7 @@ def _epoch(side, passes, X, W0, order, neighbourhood, grid, batch_size):
     ema_count = np.ones(W0.shape[0])
     ema_sum = W0.astype(np.float64)
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         algorithms.minibatch_pass_inplace(
             X,
@@ -92,6 +95,7 @@ def _epoch(side, passes, X, W0, order, neighbourhood, grid, batch_size):
     finally:
         cpu_minibatch_step.minibatch_pass = passes["new"]
         algorithms._MINIBATCH_COMPILED = True
+    _CPU_TIMES.setdefault((side, batch_size), []).append(time.process_time() - cpu)
     return time.perf_counter() - start, codebook
 
 
@@ -138,6 +142,7 @@ def main(argv=None) -> int:
         times = {(bs, side): [] for bs in args.batch_sizes for side in sides}
         profiles = {bs: [] for bs in args.batch_sizes}
         floors = []
+        _CPU_TIMES.clear()
         for bs in args.batch_sizes:  # warm-up (compilation, caches) and the bit check
             results = [_epoch(side, passes, X, W0, order, nb, grid, bs)[1] for side in sides]
             for side, result in zip(sides[1:], results[1:]):
@@ -167,6 +172,10 @@ def main(argv=None) -> int:
                 ratios = [n / o for n, o in zip(times[bs, "new"], times[bs, "old"])]
                 line += f"  median {statistics.median(ratios):.2f} [{', '.join(f'{q:.2f}' for q in ratios)}]"
             print(line)
+            cpu = "  ".join(
+                f"{side} {statistics.median(_CPU_TIMES[side, bs][1:]) * 1e3:.1f}" for side in sides
+            )
+            print(f"       CPU time of the process, ms/epoch (median): {cpu}")
             if profiles[bs]:
                 print(f"       new pass, last round: {_profile_line(profiles[bs][-1])}")
     return 0
