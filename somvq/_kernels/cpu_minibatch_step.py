@@ -743,12 +743,13 @@ def _aligned(shape: tuple[int, ...], dtype) -> np.ndarray:
     return raw[offset : offset + size].view(dtype).reshape(shape)
 
 
-def _column_splits(n_features: int, n_threads: int) -> np.ndarray:
-    """Column bounds of the update's tasks: one range with one thread; with two, halves
-    on a 64-byte boundary of the float64 statistics where that leaves both some columns
-    (less false sharing), one range when there is a single column."""
-    half = n_features // 2
-    half = half - half % 8 if half >= 8 else half
+def _column_splits(n_features: int, n_threads: int, itemsize: int) -> np.ndarray:
+    """Column bounds of the update's tasks: one range with one thread; with two, about
+    halves, split on a cache line of every split array (64 bytes of the codebook's
+    dtype, ``itemsize``, and so of the float64 statistics too). When no such split leaves
+    both ranges some columns, one range (shared lines cost more than the split gains)."""
+    step = 64 // itemsize
+    half = (n_features // 2) // step * step
     if n_threads == 1 or half == 0:
         return np.array([0, n_features], dtype=np.int64)
     return np.array([0, half, n_features], dtype=np.int64)
@@ -824,7 +825,7 @@ def minibatch_pass(
     n_steps = -(-n_rows // batch_size)
     if n_steps <= 1:
         n_threads = 1
-    splits = _column_splits(n_features, n_threads)
+    splits = _column_splits(n_features, n_threads, codebook.itemsize)
     # per thread: search scratch, the counts' path, a profile
     per_thread = [
         (
