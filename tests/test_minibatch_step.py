@@ -338,10 +338,11 @@ def _thread_pass(n_threads, X, W0, order, nb, grid, batch_size, chunk_rows, upda
     "grid", [Grid((5, 6)), Grid((4, 6), periodic=(True, True)), Grid((11,)), Grid((1, 7))], ids=repr
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_features", [1, 5, 19])
+@pytest.mark.parametrize("n_features", [1, 5, 19, 40])
 def test_two_threads_give_the_bits_of_one_and_of_the_loop(kind, grid, dtype, n_features, monkeypatch):
-    """The column split of the update (thread 0 ``[0, split)``, thread 1 the rest; D = 1
-    leaves thread 0 none, D = 19 splits at 8) against the one-thread pass and the loop."""
+    """The update in two column ranges (split on a 64-byte line of the codebook's dtype:
+    D = 19 at 8 in float64, one range in float32; D = 40 at 16) or one range (D = 1, 5),
+    with two threads, against the one-thread pass and the loop."""
     rng = np.random.default_rng(12)
     X = (1e4 + rng.normal(size=(1500, n_features))).astype(dtype)  # offset 1e4: a centred frame
     W0 = X[rng.choice(1500, grid.n_units, replace=False)].copy()
@@ -376,7 +377,7 @@ def test_two_threads_batch_sizes_and_blocks_per_step(batch_size, chunk_rows, upd
     """Batches of one row to the whole pass, 1 to 8 blocks a step (the blocks claimed by
     whichever thread is free), a last short batch."""
     rng = np.random.default_rng(13)
-    X = rng.normal(size=(2500, 12)).astype(np.float32)
+    X = rng.normal(size=(2500, 36)).astype(np.float32)  # two column ranges (at 16)
     grid = Grid((6, 7))
     W0 = X[:42].copy()
     order = rng.permutation(2500)
