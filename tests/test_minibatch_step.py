@@ -524,21 +524,3 @@ def test_the_compiled_pass_loads_from_the_cache_in_a_fresh_process(tmp_path):
     ]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr
     assert runs[1].stdout.strip() == "(2, 1) (0, 0)", runs[1].stdout
-
-
-@pytest.mark.parametrize("layout", ["C", "F", "strided"])
-def test_rows_gathered_by_the_search_tasks_or_by_numpy(layout, monkeypatch):
-    """C-contiguous data: the search tasks gather their blocks' rows themselves; other
-    layouts: np.take gathers the chunk first. The same bits either way."""
-    rng = np.random.default_rng(15)
-    base = rng.normal(size=(2000, 20)).astype(np.float64)
-    X = {"C": base, "F": np.asfortranarray(base), "strided": base[:, ::2]}[layout]
-    grid = Grid((5, 5))
-    W0 = np.ascontiguousarray(X[:25])
-    order = rng.permutation(2000)
-    nb = _neighbourhood("hard")
-    two = _thread_pass(2, X, W0, order, nb, grid, 400, 128, "all", monkeypatch)
-    loop = _pass(False, X, W0, order, nb, grid, 3, 400, "all", 128, monkeypatch)
-    for a, b in zip(two[:3], loop[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert two[3] == loop[3]

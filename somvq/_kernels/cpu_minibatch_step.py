@@ -409,10 +409,7 @@ def _run_signature(dtype):
     return types.int64(
         types.int64,  # n_threads (1 or 2): column chunks of the update
         _I1,  # sync: shared int64 array (cpu_sync), zero on entry
-        array(dtype, 2, "C"),  # the chunk's rows (gathered here when `gather`)
-        array(dtype, 2, "C", readonly=True),  # X (when `gather`)
-        array(types.int64, 1, "C", readonly=True),  # the chunk's rows of X (when `gather`)
-        types.boolean,  # gather: each search task copies its block's rows from X first
+        array(dtype, 2, "C", readonly=True),  # the gathered rows of the chunk
         types.int64,  # batch_size
         types.int64,  # chunk_rows
         array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer, last column 1
@@ -463,9 +460,6 @@ def run_steps(
     n_threads,
     sync,
     rows,
-    source,
-    order,
-    gather,
     batch_size,
     chunk_rows,
     framed,
@@ -570,14 +564,10 @@ def run_steps(
             counts_step = step
         if local < n_blocks:
             lo = start + local * step_rows
-            hi = min(lo + step_rows, stop)
-            if gather:  # the gather of the chunk, in parallel, block by block
-                for i in range(lo, hi):
-                    rows[i, :] = source[order[i]]
             search_block(
                 rows,
                 lo,
-                hi,
+                min(lo + step_rows, stop),
                 framed,
                 products,
                 bits,
@@ -861,13 +851,6 @@ def minibatch_pass(
             wake(sync)
             raise
 
-    # the search tasks gather their blocks' rows (in parallel) from a C-contiguous X
-    # (indices checked here: the compiled copy does not check bounds; np.take does)
-    gather = (
-        bool(X.flags.c_contiguous)
-        and order.dtype == np.int64
-        and (n_rows == 0 or (int(order.min()) >= 0 and int(order.max()) < X.shape[0]))
-    )
     state = (codebook, ema_sum)
     if n_threads > 1:  # aligned working copies of the column-split state, copied back
         codebook, ema_sum = (_aligned(a.shape, a.dtype) for a in state)
@@ -879,17 +862,13 @@ def minibatch_pass(
             for g_start in range(0, n_rows, gather_rows):
                 g_stop = min(g_start + gather_rows, n_rows)
                 block = gathered[: g_stop - g_start]
-                if not gather:
-                    np.take(X, order[g_start:g_stop], axis=0, out=block)
+                np.take(X, order[g_start:g_stop], axis=0, out=block)
                 chunk_steps = -(-block.shape[0] // batch_size)
                 smooth, f0s, f1s, scales = _step_factors(neighbourhood, grid, t, chunk_steps, offsets)
                 sync[:] = 0
                 args = [
                     (
                         block,
-                        X if gather else block,
-                        order[g_start:g_stop],
-                        gather,
                         batch_size,
                         chunk_rows,
                         framed,
