@@ -44,6 +44,7 @@ from benchmarks._worker import gemm_floor
 
 CASES = {"gauss-100000-32": (16, 32), "gauss-1000000-16": (20, 20)}
 _OLD_MODULE = "somvq._kernels._bench_old_minibatch_step"
+_SETTLE_SECONDS = 1.0
 _CPU_TIMES: dict = {}  # (side, batch size) -> CPU seconds of the process per timed epoch
 
 
@@ -155,6 +156,10 @@ def main(argv=None) -> int:
                     if side == "new":
                         profiles[bs].append(cpu_minibatch_step.last_profile())
             floors.append(gemm_floor(X, W0, repeats=3))
+            # OpenBLAS's threads spin for a while after the floor's 2-thread product; an
+            # epoch started meanwhile shares the cores with them (measured: the pass's
+            # update 3-4x slower in the round after)
+            time.sleep(_SETTLE_SECONDS)
         floor = statistics.median(floors)
         print(
             f"\n{name} {shape[0]}x{shape[1]}, {args.neighbourhood}: GEMM floor {floor * 1e3:.1f} ms "
