@@ -50,6 +50,7 @@ from .cpu_bmu import codebook_summary, fill_augmented, rank_block
 from .cpu_sync import (
     ABORT,
     CLAIMED,
+    COUNTER,
     DONE,
     STOP,
     SYNC_SIZE,
@@ -498,9 +499,10 @@ def run_steps(
     Each thread of the pass (the calling thread and its worker) makes this same call. A
     step is ``n_blocks`` search tasks (:func:`search_block` on one block of the batch),
     then one update task per column range ``splits[c]:splits[c + 1]`` (sums, smoothing,
-    EMA sums and codebook of those columns), then one frame task (the EMA counts, the
-    step's error, :func:`prepare_frame` of the new codebook). Tasks are numbered in that
-    order through the chunk, claimed from ``sync[CLAIMED]`` and counted done in
+    EMA sums and codebook of those columns); the thread that finishes the step's last
+    update task then makes the frame (the EMA counts, the step's error,
+    :func:`prepare_frame` of the new codebook) before that task counts as done. Tasks
+    are numbered in that order through the chunk, claimed from ``sync[CLAIMED]`` and counted done in
     ``sync[DONE]``; a task waits (:func:`~somvq._kernels.cpu_sync.wait_until`) until
     every task of the phases before its own is done. A thread never waits for the other
     thread to *arrive*, only for a task the other thread holds: a thread the scheduler
@@ -518,7 +520,7 @@ def run_steps(
     n_chunks = splits.shape[0] - 1
     total = 0
     for s in range(n_steps):
-        total += _blocks(min(batch_size, n_rows - s * batch_size), chunk_rows)[1] + n_chunks + 1
+        total += _blocks(min(batch_size, n_rows - s * batch_size), chunk_rows)[1] + n_chunks
     my_counts = private[0]
     my_smoothed = private[1]
     my_ema_count = private[2]
@@ -534,17 +536,15 @@ def run_steps(
         task = atomic_add(sync, CLAIMED, 1)
         if task >= total:
             break
-        while task >= base + n_blocks + n_chunks + 1:  # on to the task's step
-            base += n_blocks + n_chunks + 1
+        while task >= base + n_blocks + n_chunks:  # on to the task's step
+            base += n_blocks + n_chunks
             step += 1
             start = step * batch_size
             stop = min(start + batch_size, n_rows)
             step_rows, n_blocks = _blocks(stop - start, chunk_rows)
         local = task - base
         # every task of the phases before this one done
-        ready = (
-            base if local < n_blocks else base + n_blocks + (0 if local < n_blocks + n_chunks else n_chunks)
-        )
+        ready = base if local < n_blocks else base + n_blocks
         if not wait_until(sync, DONE, ready):
             break
         clock = _lap(profile, 1, clock)
@@ -582,7 +582,7 @@ def run_steps(
                 sq_dist,
             )
             clock = _lap(profile, 0, clock)
-        elif local < n_blocks + n_chunks:
+        else:
             c0 = splits[local - n_blocks]
             c1 = splits[local - n_blocks + 1]
             _accumulate_columns(rows, start, stop, bmu, sums, c0, c1)
@@ -594,15 +594,18 @@ def run_steps(
             else:
                 _ema_columns(ema_sum, codebook, my_counts, sums, my_ema_count, decay, update_all, c0, c1)
             clock = _lap(profile, 2, clock)
-        else:
-            for k in range(my_ema_count.shape[0]):
-                ema_count[k] = my_ema_count[k]
-            step_errors[step] = _pairwise_sum(sq_dist, start, stop - start)
-            prepare_frame(codebook, mean, centre, aug, limit, frame)
-            profile[profile.shape[0] - 1] += 1
-            if frame[FINITE] == 0.0:
-                atomic_store(sync, STOP, step + 1)  # no later task runs
-            clock = _lap(profile, 3, clock)
+            # the thread that finishes the step's last update task makes the frame (every
+            # other update of the step is done: its count came first), before its task
+            # counts as done, so the next step's searches wait for the frame too
+            if atomic_add(sync, COUNTER, 1) + 1 == (step + 1) * n_chunks:
+                for k in range(my_ema_count.shape[0]):
+                    ema_count[k] = my_ema_count[k]
+                step_errors[step] = _pairwise_sum(sq_dist, start, stop - start)
+                prepare_frame(codebook, mean, centre, aug, limit, frame)
+                profile[profile.shape[0] - 1] += 1
+                if frame[FINITE] == 0.0:
+                    atomic_store(sync, STOP, step + 1)  # no later task runs
+                clock = _lap(profile, 3, clock)
         add_and_wake(sync, DONE, 1)
     wait_until(sync, DONE, total)  # the others' last tasks (returns at a stop or abort)
     _lap(profile, 1, clock)

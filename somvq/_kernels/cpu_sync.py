@@ -34,8 +34,9 @@ from numba.extending import intrinsic
 
 #: Indices into the shared ``sync`` array: barrier arrivals, the abort flag, two
 #: counters for task queues (tasks claimed, tasks done), a stop mark (their users'), the
-#: threads asleep in :func:`wait_until` and the word they sleep on (a futex).
-ARRIVED, ABORT, CLAIMED, DONE, STOP, SLEEPERS, WAKE = 0, 1, 2, 3, 4, 5, 6
+#: threads asleep in :func:`wait_until`, the word they sleep on (a futex), and one more
+#: counter for the user's own use.
+ARRIVED, ABORT, CLAIMED, DONE, STOP, SLEEPERS, WAKE, COUNTER = 0, 1, 2, 3, 4, 5, 6, 7
 #: Length of the ``sync`` array (one cache line of int64).
 SYNC_SIZE = 8
 
