@@ -15,8 +15,9 @@ counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a
   (:func:`_accumulate_columns`, :func:`_smooth_columns`, :func:`_ema_columns`), with the
   counts, their smoothing and the new EMA counts computed by each thread that works on
   the step (K values);
-* one frame task: the EMA counts written, the step's error, :func:`prepare_frame` of the
-  new codebook (the centre and scale rules of :mod:`somvq.distances`).
+* the frame, made by the thread that finishes the step's last update task: the EMA
+  counts written, the step's error, :func:`prepare_frame` of the new codebook (the
+  centre and scale rules of :mod:`somvq.distances`).
 
 A task waits only until the tasks of the phases before it are done. The smoothing
 factors of every step are computed before the call (:func:`_step_factors`, the values of
@@ -513,7 +514,7 @@ def run_steps(
     Returns the number of steps done: all of them, or fewer when a step left no finite
     frame (``sync[STOP]``: the caller finishes step by step), or -1 when another thread
     aborted (``sync[ABORT]``). ``profile[p]`` gets the cycles spent in phase
-    ``PHASES[p]``; its last entry counts the frame tasks run.
+    ``PHASES[p]``; its last entry counts the frames it made.
     """
     n_rows = rows.shape[0]
     n_steps = -(-n_rows // batch_size)
