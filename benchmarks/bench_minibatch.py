@@ -1,12 +1,23 @@
-"""Mini-batch KSOM per epoch against the GEMM floor: the compiled step vs the step-by-step loop.
+"""Mini-batch KSOM per epoch against the GEMM floor: the compiled pass vs earlier versions.
 
 Issue 17, item 2 (target: <= 2x the floor per epoch at batch size >= 1024). One process;
 each round times, for every case and batch size, one epoch of
-:func:`somvq.algorithms.minibatch_pass_inplace` with each step compiled ("new") and through
-the step-by-step loop ("old", ``algorithms._MINIBATCH_COMPILED = False``), order alternated
-every round, and the float32 GEMM floor of the case (``benchmarks._worker.gemm_floor``, the
-one benchmarks/run.py uses). Medians over the rounds; both paths' codebooks are checked
-equal bit for bit.
+:func:`somvq.algorithms.minibatch_pass_inplace` on each "side", order rotated every
+round, and the float32 GEMM floor of the case (``benchmarks._worker.gemm_floor``, the one
+benchmarks/run.py uses). The sides:
+
+* ``new``: this checkout (one compiled call per thread per chunk, spin barriers);
+* ``old``: ``somvq/_kernels/cpu_minibatch_step.py`` as it was at ``--old-rev`` (default
+  62edb84: one compiled call per block and per step, a queue hand-off per step), loaded
+  from git into this process as ``somvq._kernels._bench_old_minibatch_step`` and swapped
+  in for the pass (it runs with this checkout's other kernels);
+* ``loop``: the step-by-step loop (``algorithms._MINIBATCH_COMPILED = False``).
+
+Medians over the rounds, the median of the per-round ratios new/old, the process's CPU
+time per epoch (both threads; less sensitive to other load than the wall time), and the
+time the new pass's threads spent per step in each phase (``cpu_minibatch_step.last_profile``:
+cycle-counter stamps inside the compiled pass). Every side's codebook is checked equal
+bit for bit first.
 
 Example::
 
@@ -17,9 +28,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -27,30 +43,72 @@ from benchmarks import data as bench_data
 from benchmarks._worker import gemm_floor
 
 CASES = {"gauss-100000-32": (16, 32), "gauss-1000000-16": (20, 20)}
+_OLD_MODULE = "somvq._kernels._bench_old_minibatch_step"
+_SETTLE_SECONDS = 1.0
+_CPU_TIMES: dict = {}  # (side, batch size) -> CPU seconds of the process per timed epoch
 
 
-def _epoch(compiled, X, W0, order, neighbourhood, grid, batch_size):
+def _load_old_pass(rev: str):
+    """The compiled pass of git revision ``rev``, imported under the kernels package."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:somvq/_kernels/cpu_minibatch_step.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    folder = Path(tempfile.mkdtemp(prefix="somvq-old-step-"))
+    path = folder / "_bench_old_minibatch_step.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(_OLD_MODULE, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_OLD_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _epoch(side, passes, X, W0, order, neighbourhood, grid, batch_size):
     from somvq import algorithms
+    from somvq._kernels import cpu_minibatch_step
 
-    algorithms._MINIBATCH_COMPILED = compiled
+    algorithms._MINIBATCH_COMPILED = side != "loop"
+    cpu_minibatch_step.minibatch_pass = passes.get(side, passes["new"])
     codebook = W0.copy()
     ema_count = np.ones(W0.shape[0])
     ema_sum = W0.astype(np.float64)
     start = time.perf_counter()
-    algorithms.minibatch_pass_inplace(
-        X,
-        order,
-        codebook,
-        ema_count,
-        ema_sum,
-        neighbourhood,
-        grid,
-        0,
-        batch_size=batch_size,
-        decay=0.99,
-        eps=1e-5,
-    )
+    cpu = time.process_time()
+    try:
+        algorithms.minibatch_pass_inplace(
+            X,
+            order,
+            codebook,
+            ema_count,
+            ema_sum,
+            neighbourhood,
+            grid,
+            0,
+            batch_size=batch_size,
+            decay=0.99,
+            eps=1e-5,
+        )
+    finally:
+        cpu_minibatch_step.minibatch_pass = passes["new"]
+        algorithms._MINIBATCH_COMPILED = True
+    _CPU_TIMES.setdefault((side, batch_size), []).append(time.process_time() - cpu)
     return time.perf_counter() - start, codebook
+
+
+def _profile_line(profile) -> str:
+    if not profile or not profile["steps"]:
+        return "n/a"
+    per_step = profile["seconds"] / profile["steps"] * 1e6
+    parts = []
+    for tid, row in enumerate(per_step):
+        phases = ", ".join(f"{name} {us:.0f}" for name, us in zip(profile["phases"], row))
+        parts.append(f"thread {tid}: {phases}")
+    return "; ".join(parts) + " (us a step)"
 
 
 def main(argv=None) -> int:
@@ -59,14 +117,21 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 1024, 4096])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--neighbourhood", default="hard")
+    parser.add_argument("--sides", nargs="+", default=["old", "new"], choices=["loop", "old", "new"])
+    parser.add_argument("--old-rev", default="62edb84")
     args = parser.parse_args(argv)
 
+    from somvq._kernels import cpu_minibatch_step
     from somvq.grids import Grid
     from somvq.neighbourhoods import Neighbourhood
     from somvq.parameters import DEFAULTS
     from somvq.schedules import Schedule
 
-    print(f"load average {os.getloadavg()}, default batch_size {DEFAULTS['batch_size']}")
+    passes = {"new": cpu_minibatch_step.minibatch_pass}
+    if "old" in args.sides:
+        passes["old"] = _load_old_pass(args.old_rev).minibatch_pass
+    sides = list(args.sides)
+    print(f"load average {os.getloadavg()}, default batch_size {DEFAULTS['batch_size']}, sides {sides}")
     for name in args.data:
         X = np.ascontiguousarray(bench_data.load(name), dtype=np.float32)
         shape = CASES.get(name, (16, 32))
@@ -75,32 +140,49 @@ def main(argv=None) -> int:
         W0 = X[rng.choice(X.shape[0], grid.n_units, replace=False)].copy()
         order = rng.permutation(X.shape[0])
         nb = Neighbourhood(args.neighbourhood, Schedule("inverse_time", 4.0, 0.5, 0.1, 100.0), 0.1)
-        times = {(bs, side): [] for bs in args.batch_sizes for side in ("old", "new")}
+        times = {(bs, side): [] for bs in args.batch_sizes for side in sides}
+        profiles = {bs: [] for bs in args.batch_sizes}
         floors = []
+        _CPU_TIMES.clear()
         for bs in args.batch_sizes:  # warm-up (compilation, caches) and the bit check
-            _, a = _epoch(False, X, W0, order, nb, grid, bs)
-            _, b = _epoch(True, X, W0, order, nb, grid, bs)
-            assert np.array_equal(a, b), f"{name} batch {bs}: the compiled step changed the codebook"
+            results = [_epoch(side, passes, X, W0, order, nb, grid, bs)[1] for side in sides]
+            for side, result in zip(sides[1:], results[1:]):
+                assert np.array_equal(results[0], result), f"{name} batch {bs}: {side} changed the codebook"
         for r in range(args.rounds):
             for bs in args.batch_sizes:
-                sides = ("old", "new") if r % 2 == 0 else ("new", "old")
-                for side in sides:
-                    times[bs, side].append(_epoch(side == "new", X, W0, order, nb, grid, bs)[0])
+                rotated = sides[r % len(sides) :] + sides[: r % len(sides)]
+                for side in rotated:
+                    times[bs, side].append(_epoch(side, passes, X, W0, order, nb, grid, bs)[0])
+                    if side == "new":
+                        profiles[bs].append(cpu_minibatch_step.last_profile())
             floors.append(gemm_floor(X, W0, repeats=3))
+            # OpenBLAS's threads spin for a while after the floor's 2-thread product; an
+            # epoch started meanwhile shares the cores with them (measured: the pass's
+            # update 3-4x slower in the round after)
+            time.sleep(_SETTLE_SECONDS)
         floor = statistics.median(floors)
         print(
             f"\n{name} {shape[0]}x{shape[1]}, {args.neighbourhood}: GEMM floor {floor * 1e3:.1f} ms "
-            f"(median of {args.rounds} rounds; {min(floors) * 1e3:.1f}-{max(floors) * 1e3:.1f})"
+            f"(median of {args.rounds} rounds; {min(floors) * 1e3:.1f}-{max(floors) * 1e3:.1f}); "
+            f"load {os.getloadavg()[0]:.2f}"
         )
-        print("batch  old ms/epoch (x floor)   new ms/epoch (x floor)   new/old (median of per-round ratios)")
+        print("batch  " + "  ".join(f"{side} ms/epoch (x floor)" for side in sides) + "  new/old per round")
         for bs in args.batch_sizes:
-            old = statistics.median(times[bs, "old"])
-            new = statistics.median(times[bs, "new"])
-            ratio = statistics.median(n / o for n, o in zip(times[bs, "new"], times[bs, "old"]))
-            print(
-                f"{bs:5d}  {old * 1e3:9.1f} ({old / floor:5.2f}x)       {new * 1e3:9.1f} ({new / floor:5.2f}x)"
-                f"       {ratio:5.2f}"
+            cells = []
+            for side in sides:
+                med = statistics.median(times[bs, side])
+                cells.append(f"{med * 1e3:9.1f} ({med / floor:5.2f}x)")
+            line = f"{bs:5d}  " + "  ".join(cells)
+            if "old" in sides and "new" in sides:
+                ratios = [n / o for n, o in zip(times[bs, "new"], times[bs, "old"])]
+                line += f"  median {statistics.median(ratios):.2f} [{', '.join(f'{q:.2f}' for q in ratios)}]"
+            print(line)
+            cpu = "  ".join(
+                f"{side} {statistics.median(_CPU_TIMES[side, bs][1:]) * 1e3:.1f}" for side in sides
             )
+            print(f"       CPU time of the process, ms/epoch (median): {cpu}")
+            if profiles[bs]:
+                print(f"       new pass, last round: {_profile_line(profiles[bs][-1])}")
     return 0
 
 

@@ -245,40 +245,54 @@ def test_fit_equals_naive_reference(shape, periodic, update):
     assert som.n_steps_ == t
 
 
-def test_an_error_on_the_worker_thread_reaches_the_caller(monkeypatch):
-    """No hang and no leaked thread: the worker's exception is raised by the pass."""
+def _failing_pass(monkeypatch, failing_thread):
+    """Runs 20 two-thread passes whose ``run_steps`` raises on ``failing_thread`` while the
+    other thread works (and may wait for it); returns the exception raised (or None),
+    and whether the pass came back at all (a watchdog thread: a hang must fail the test,
+    not block it)."""
     import threading
+    import time
 
-    original = cpu_minibatch_step.search_block
+    original = cpu_minibatch_step.run_steps
 
     def failing(*args):
-        if threading.current_thread().name == "somvq-minibatch":
-            raise RuntimeError("worker failed")
+        if threading.current_thread().name == failing_thread:
+            time.sleep(0.01)  # let the other thread claim a task and wait for this one
+            raise RuntimeError("thread failed")
         return original(*args)
 
-    monkeypatch.setattr(cpu_minibatch_step, "search_block", failing)
+    monkeypatch.setattr(cpu_minibatch_step, "run_steps", failing)
     rng = np.random.default_rng(9)
     X = rng.normal(size=(4096, 4)).astype(np.float32)
-    grid = Grid((3, 3))
-    before = threading.active_count()
+    outcome = {}
+
+    def target():
+        try:
+            with threadpool_limits(limits=2, user_api="blas"):
+                _pass(True, X, X[:9].copy(), rng.permutation(4096), _neighbourhood("hard"), Grid((3, 3)), 0,
+                      1024, "all", 64, monkeypatch)  # fmt: skip
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    watchdog = threading.Thread(target=target, daemon=True, name="somvq-test-caller")
+    watchdog.start()
+    watchdog.join(timeout=120)
+    return outcome.get("error"), not watchdog.is_alive()
+
+
+@pytest.mark.parametrize("failing_thread", ["somvq-minibatch", "somvq-test-caller"])
+def test_an_error_on_either_thread_reaches_the_caller_without_a_hang(failing_thread, monkeypatch):
+    """No hang and no leaked thread: the failing thread sets the abort flag, the other
+    leaves its wait (or finishes the work alone), and the pass raises the error."""
+    import threading
+
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: the pass runs no worker thread")
-    with threadpool_limits(limits=2, user_api="blas"):
-        with pytest.raises(RuntimeError, match="worker failed"):
-            for _ in range(20):  # the caller may claim every block of a step; 20 passes
-                _pass(
-                    True,
-                    X,
-                    X[:9].copy(),
-                    rng.permutation(4096),
-                    _neighbourhood("hard"),
-                    grid,
-                    0,
-                    1024,
-                    "all",
-                    64,
-                    monkeypatch,
-                )
+    before = threading.active_count()
+    # the pass's worker, or its calling thread (the watchdog of _failing_pass)
+    error, returned = _failing_pass(monkeypatch, failing_thread)
+    assert returned, "the pass hung after an error on one of its threads"
+    assert isinstance(error, RuntimeError) and "thread failed" in str(error)
     assert threading.active_count() == before
 
 
@@ -310,3 +324,203 @@ def test_a_pass_of_few_steps_runs_step_by_step(compiled_calls):
     assert (
         len(compiled_calls) >= 1 and np.isfinite(short.codebook_).all() and np.isfinite(long.codebook_).all()
     )
+
+
+# ------------------------------------------------ the pass as one compiled call per thread
+def _thread_pass(n_threads, X, W0, order, nb, grid, batch_size, chunk_rows, update, monkeypatch):
+    monkeypatch.setattr(cpu_minibatch_step, "_MAX_THREADS", n_threads)
+    with threadpool_limits(limits=2, user_api="blas"):
+        return _pass(True, X, W0, order, nb, grid, 3, batch_size, update, chunk_rows, monkeypatch)
+
+
+@pytest.mark.parametrize("kind", ["hard", "gaussian", "none"])
+@pytest.mark.parametrize(
+    "grid", [Grid((5, 6)), Grid((4, 6), periodic=(True, True)), Grid((11,)), Grid((1, 7))], ids=repr
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 5, 19, 40])
+def test_two_threads_give_the_bits_of_one_and_of_the_loop(kind, grid, dtype, n_features, monkeypatch):
+    """The update in two column ranges (split on a 64-byte line of the codebook's dtype:
+    D = 19 at 8 in float64, one range in float32; D = 40 at 16) or one range (D = 1, 5),
+    with two threads, against the one-thread pass and the loop."""
+    rng = np.random.default_rng(12)
+    X = (1e4 + rng.normal(size=(1500, n_features))).astype(dtype)  # offset 1e4: a centred frame
+    W0 = X[rng.choice(1500, grid.n_units, replace=False)].copy()
+    order = rng.permutation(1500)
+    nb = _neighbourhood(kind)
+    two = _thread_pass(2, X, W0, order, nb, grid, 300, 64, "all", monkeypatch)
+    one = _thread_pass(1, X, W0, order, nb, grid, 300, 64, "all", monkeypatch)
+    loop = _pass(False, X, W0, order, nb, grid, 3, 300, "all", 64, monkeypatch)
+    for a, b, c in zip(two[:3], one[:3], loop[:3]):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert two[3] == one[3] == loop[3]
+
+
+@pytest.mark.parametrize(
+    "batch_size, chunk_rows",
+    [
+        (1, 64),
+        (7, 64),
+        (64, 64),
+        (65, 64),
+        (128, 64),
+        (200, 25),
+        (256, 32),
+        (333, 512),
+        (2047, 512),
+        (2500, 256),
+    ],
+)
+@pytest.mark.parametrize("update", ["all", "written"])
+def test_two_threads_batch_sizes_and_blocks_per_step(batch_size, chunk_rows, update, monkeypatch):
+    """Batches of one row to the whole pass, 1 to 8 blocks a step (the blocks claimed by
+    whichever thread is free), a last short batch."""
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(2500, 36)).astype(np.float32)  # two column ranges (at 16)
+    grid = Grid((6, 7))
+    W0 = X[:42].copy()
+    order = rng.permutation(2500)
+    nb = _neighbourhood("gaussian")
+    two = _thread_pass(2, X, W0, order, nb, grid, batch_size, chunk_rows, update, monkeypatch)
+    loop = _pass(False, X, W0, order, nb, grid, 3, batch_size, update, chunk_rows, monkeypatch)
+    for a, b in zip(two[:3], loop[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert two[3] == loop[3]
+
+
+def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(monkeypatch):
+    """A step that leaves a non-finite unit (a NaN row: its unit's sums become NaN) stops
+    both threads; the loop finishes the pass with the bits it would have had."""
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(3000, 3))
+    X[1700] = np.nan  # the second step's winner of this row becomes NaN
+    grid = Grid((3, 3))
+    W0 = X[:9].copy()
+    order = np.arange(3000)
+    nb = _neighbourhood("hard")
+    done = []
+    original = cpu_minibatch_step.minibatch_pass
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        done.append(result[1])
+        return result
+
+    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", recording)
+    with np.errstate(all="ignore"):
+        two = _thread_pass(2, X, W0, order, nb, grid, 1000, 256, "all", monkeypatch)
+    assert done == [2000, 0]  # two steps compiled, then the loop; the second pass: the loop
+    with np.errstate(all="ignore"):
+        loop = _pass(False, X, W0, order, nb, grid, 3, 1000, "all", 256, monkeypatch)
+    assert not np.isfinite(loop[0]).all()
+    for a, b in zip(two[:3], loop[:3]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_equal(two[3], loop[3])
+
+
+@pytest.mark.parametrize("kind", ["hard", "gaussian", "none"])
+@pytest.mark.parametrize("schedule", ["inverse_time", "exponential", "linear"])
+@pytest.mark.parametrize("grid", [Grid((5, 6)), Grid((4, 7), periodic=(True, False)), Grid((9,))], ids=repr)
+def test_precomputed_factors_are_the_smoothing_operators(kind, schedule, grid):
+    """The factors and scale of every step, computed for a chunk of steps at once, have
+    the bits of smoothing_operator at that step."""
+    from somvq.neighbourhoods import IdentitySmoothing, _axis_offsets, smoothing_operator
+
+    nb = Neighbourhood(kind, Schedule(schedule, 4.0, 0.3, 0.1, 150.0), 0.05)
+    offsets = [_axis_offsets(n, p) for n, p in zip(grid.shape, grid.periodic)]
+    t0, n_steps = 37, 130
+    smooth, f0s, f1s, scales = cpu_minibatch_step._step_factors(nb, grid, t0, n_steps, offsets)
+    for s in range(n_steps):
+        op = smoothing_operator(nb, grid, t0 + s)
+        if isinstance(op, IdentitySmoothing):
+            assert not smooth
+            continue
+        factors = op.factors if len(op.factors) == 2 else [np.ones((1, 1)), op.factors[0]]
+        np.testing.assert_array_equal(f0s[s if len(f0s) > 1 else 0], factors[0])
+        np.testing.assert_array_equal(f1s[s if len(f1s) > 1 else 0], factors[1])
+        assert scales[s if len(scales) > 1 else 0] == op.scale
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 127, 128, 129, 255, 256, 1000, 1024, 4097, 20000])
+def test_the_step_error_is_numpys_sum(n):
+    """The compiled pairwise sum gives NumPy's ``sum`` bits (the loop sums each step's
+    squared distances with NumPy)."""
+    rng = np.random.default_rng(n)
+    a = rng.exponential(size=n + 5) * 10.0 ** rng.integers(-8, 8, size=n + 5)
+    assert cpu_minibatch_step._pairwise_sum(a, 3, n) == float(a[3 : 3 + n].sum())
+
+
+def test_spin_barrier_and_atomics_on_two_threads():
+    """Barriers keep two threads in step (each sees the other's writes), a late thread
+    (past the spins: the yield path) is waited for, and the atomic counter loses no add."""
+    import threading
+    import time
+
+    from numba import njit
+
+    from somvq._kernels import cpu_sync
+
+    @njit(nogil=True)
+    def run(sync, tid, n, seen, counter):
+        for g in range(1, n + 1):
+            seen[tid] = g
+            cpu_sync.atomic_add(counter, 0, 1)
+            if not cpu_sync.barrier(sync, g, 2):
+                return -1
+            if seen[1 - tid] < g:
+                return -2
+        return n
+
+    sync = np.zeros(cpu_sync.SYNC_SIZE, dtype=np.int64)
+    seen, counter, out = np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), [0, 0]
+    run(np.zeros(cpu_sync.SYNC_SIZE, dtype=np.int64), 0, 0, seen, counter)  # compile
+
+    def late(tid):
+        if tid == 1:
+            time.sleep(0.05)  # ~1000x the spin phase: the other thread yields meanwhile
+        out[tid] = run(sync, tid, 20000, seen, counter)
+
+    thread = threading.Thread(target=late, args=(1,))
+    thread.start()
+    late(0)
+    thread.join(timeout=60)
+    assert out == [20000, 20000] and counter[0] == 40000
+    assert sync[cpu_sync.ARRIVED] == 40000
+
+
+def test_an_abort_releases_a_waiting_thread():
+    import threading
+
+    from somvq._kernels import cpu_sync
+
+    sync = np.zeros(cpu_sync.SYNC_SIZE, dtype=np.int64)
+    out = []
+    thread = threading.Thread(target=lambda: out.append(cpu_sync.barrier(sync, 1, 2)))
+    thread.start()
+    sync[cpu_sync.ABORT] = 1
+    thread.join(timeout=60)
+    assert out == [False]
+
+
+def test_the_compiled_pass_loads_from_the_cache_in_a_fresh_process(tmp_path):
+    """cache=True with the libc symbol (sched_yield) and the pause intrinsic: a fresh
+    process loads run_steps and the barrier from the on-disk cache and runs them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from somvq._kernels import cpu_minibatch_step as m, cpu_sync as s\n"
+        "sync = np.zeros(s.SYNC_SIZE, dtype=np.int64)\n"
+        "assert s.barrier(sync, 1, 1) and s.wait_until(sync, 0, 0)\n"
+        "hits = sum(m.run_steps.stats.cache_hits.values()), sum(s.barrier.stats.cache_hits.values())\n"
+        "misses = sum(m.run_steps.stats.cache_misses.values()), sum(s.barrier.stats.cache_misses.values())\n"
+        "print(hits, misses)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert runs[1].stdout.strip() == "(2, 1) (0, 0)", runs[1].stdout

@@ -14,12 +14,21 @@ and the codebook in place.
 
 Both equal :class:`somvq.neighbourhoods.SeparableSmoothing` and
 :func:`somvq.algorithms.ema_update` up to rounding (tests/test_performance_paths.py).
+
+Both are compiled **without** fast-math flags: no contraction into FMA, no reciprocal for
+a division, no reassociation. Their arithmetic per element is then what is written, in
+the order written, wherever LLVM inlines them; the compiled mini-batch pass
+(:mod:`cpu_minibatch_step`) runs them, and column ranges of them on two threads, inside
+a larger function and must give the bits of the step-by-step loop, which calls them on
+their own. With ``reassoc``/``contract`` the same source gave different last bits
+inlined (measured: the EMA sums). The feature loops vectorise without the flags (they
+are element-wise); only the K-long sum of the counts runs scalar.
 """
 
 from numba import njit, types
 
 from ._signatures import FLOATS, array
-from .config import CACHE, FASTMATH
+from .config import CACHE
 
 _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
@@ -29,7 +38,7 @@ _F2_RO = array(types.float64, 2, "C", readonly=True)
 @njit(
     [types.void(_F1, _F2, _F2_RO, _F2_RO, types.float64, _F1, _F2, _F2)],
     cache=CACHE,
-    fastmath=FASTMATH,
+    fastmath=False,  # IEEE order: the same bits wherever it is compiled (see above)
     nogil=True,
 )
 def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
@@ -83,7 +92,7 @@ def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
         for dtype in FLOATS
     ],
     cache=CACHE,
-    fastmath=FASTMATH,
+    fastmath=False,  # IEEE order: the same bits wherever it is compiled (see above)
     nogil=True,
 )
 def ema_update_inplace(ema_count, ema_sum, codebook, counts, sums, decay, eps, update_all):
