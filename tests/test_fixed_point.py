@@ -107,7 +107,9 @@ def test_pruned_search_kmeans_skips_too(monkeypatch):
     ],
 )
 def test_other_fits_run_every_pass(digits, params, monkeypatch):
-    som, passes, seen = _fit(dict(grid=(2, 3), n_epochs=12, random_state=0, **params), digits, monkeypatch, True)
+    som, passes, seen = _fit(
+        dict(grid=(2, 3), n_epochs=12, random_state=0, **params), digits, monkeypatch, True
+    )
     assert passes == 12
     assert len(seen) == 12
 
