@@ -47,7 +47,7 @@ from numba import njit, types
 
 from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
-from .cpu_bmu import codebook_summary, fill_augmented, rank_block
+from .cpu_bmu import accumulate_columns, codebook_summary, fill_augmented, rank_block
 from .cpu_sync import (
     ABORT,
     CLAIMED,
@@ -259,16 +259,13 @@ def _pairwise_sum(a, lo, n):
 
 @njit(cache=CACHE, fastmath=False, nogil=True)
 def _accumulate_columns(rows, start, stop, bmu, sums, c0, c1):
-    """``sums[:, c0:c1] = E^T X[:, c0:c1]`` of rows ``start:stop``, rows in order: each
-    element gets the additions of ``accumulate_statistics``, in the same order."""
-    u0, u1 = np.uint64(c0), np.uint64(c1)
+    """``sums[:, c0:c1] = E^T X[:, c0:c1]`` of rows ``start:stop``, rows in order: zeroed,
+    then :func:`~somvq._kernels.cpu_bmu.accumulate_columns` (each element gets the
+    additions of ``accumulate_statistics``, in the same order)."""
     for k in range(sums.shape[0]):
-        for j in range(u0, u1):
+        for j in range(c0, c1):
             sums[k, j] = 0.0
-    for i in range(start, stop):
-        k = bmu[i]
-        for j in range(u0, u1):
-            sums[k, j] += rows[i, j]
+    accumulate_columns(rows[start:stop], bmu[start:stop], sums[0], sums, c0, c1, False)
 
 
 @njit(cache=CACHE, fastmath=False, nogil=True)
