@@ -54,6 +54,7 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
+from .cpu_scores import EXACT_INDICES, first_equal, lowest, within
 
 #: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
 #: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
@@ -145,9 +146,10 @@ def rank_block(
     ``framed`` (in the frame); each is within ``e = kappa (R (2 ||x'|| + R) + 8 u ||x'||^2)``
     of the exact (scaled) squared distance minus a constant of the row
     (:func:`somvq.distances.expanded_form_error`). Per row, while the row is in cache: the
-    lowest score ``m`` (a vectorised integer min over the order-preserving bit pattern),
-    then one vectorised pass for the first index scoring ``m`` (the argmin, as
-    NumPy's) and the number of scores ``<= m + 2 e``. With exactly one, no other unit can be
+    lowest score ``m``, then the number of scores ``<= m + 2 e`` and, when it is one, which
+    unit that is (the first index scoring ``m``, NumPy's argmin): two vectorised passes,
+    :func:`~somvq._kernels.cpu_scores.lowest` and :func:`~somvq._kernels.cpu_scores.within`.
+    With exactly one, no other unit can be
     closer; otherwise those units are compared by direct float64 distances
     ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties (every unit when
     that reach exceeds ``overflow``, where scores may have overflowed, or ``m`` is not
@@ -159,11 +161,7 @@ def rank_block(
     n_features = block.shape[1]
     n_units = products.shape[1]
     inv_scale2 = 1.0 / (scale * scale)
-    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
-    top[0] = -1
-    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
-    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
-    value = pattern.view(products.dtype)
+    indices = np.arange(n_units + 1).astype(products.dtype)  # within()'s unit indices
     limit = products[0, :1].copy()
     reranked = 0
     for i in range(n_rows):
@@ -173,28 +171,17 @@ def rank_block(
             norm2 += v * v
         # R (2 ||x'|| + R), and u ||x'||^2 for the second-order terms of the centring
         reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
-        # 1. lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
-        low = mask
-        for k in range(n_units):
-            b = bits[i, k]
-            key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-            low = min(low, key)
-        pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
-        best = value[0]
+        # 1. the lowest score (cpu_scores: two vectorised integer reductions)
+        scores = products[i]
+        best = lowest(scores)
         full = not (reach <= overflow) or not (abs(np.float64(best)) <= 1.7e308)
         lim = np.float64(best) + 2.0 * kappa * reach
         limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
         lim_t = limit[0]
-        # 2. argmin (first index of the lowest) and the number of scores within the bound
-        first = n_units
-        count = 0
-        for k in range(n_units):
-            score = products[i, k]
-            index = k if score == best else n_units
-            first = min(first, index)
-            count += 1 if score <= lim_t else 0
-        winner = first if first < n_units else 0
-        if count > 1 or full:
+        # 2. the scores within the bound: how many, and (when one) which: the argmin
+        count, index = within(scores, lim_t, indices)
+        winner = int(index) if n_units < EXACT_INDICES else first_equal(scores, best)
+        if count != 1 or full:
             # 3. re-rank: direct float64 distances among the candidates, lowest index on ties
             reranked += 1
             dist = np.inf

@@ -18,8 +18,9 @@ blocks of rows (no GIL held), modelled on the dense search (:func:`somvq._kernel
    w'_kj^2`` (summed apart from a ``(D, K)`` table of squares in the product's dtype, up
    to four squares a pass, then one subtraction), so that it equals the masked score
    ``sum_{j observed} (w'_kj^2 - 2 x'_j w'_kj)`` of the stacked formulation; then the
-   lowest score and its first index (NumPy's argmin), the number of scores within
-   ``2 kappa (||x'||_M + R)^2`` of it (the stacked product's bound and constants), the
+   lowest score, the number of scores within ``2 kappa (||x'||_M + R)^2`` of it (the
+   stacked product's bound and constants) and, when it is one, that unit (the first
+   index of the lowest score, NumPy's argmin; :mod:`somvq._kernels.cpu_scores`), the
    direct float64 re-rank of those units when there is more than one (lowest index on
    ties), and the direct masked distance of the winner.
 
@@ -56,6 +57,7 @@ from numba import njit, types
 
 from ._signatures import array
 from .config import CACHE, FASTMATH
+from .cpu_scores import EXACT_INDICES, first_equal, lowest, within
 
 _F8_1 = array(types.float64, 1, "C")
 _F8_2 = array(types.float64, 2, "C")
@@ -120,25 +122,19 @@ def _direct(X, i, W, k):  # pragma: no cover - compiled
 
 @njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def _rank_rows(
-    X, start, n, W, products, squares, norms, bound_const, radius, up, scores, corr, bits, holes, bmu, sq
+    X, start, n, W, products, squares, norms, bound_const, radius, up, scores, corr, holes, bmu, sq
 ):  # pragma: no cover - compiled
     """Step 3 of the module docstring for rows ``start : start + n`` of ``X``.
 
-    Everything in the product's dtype (float32: 16 lanes a vector): ``squares`` the
-    (D, K) table, ``scores`` and ``corr`` (K,) scratch, ``bits`` the scores' bit
-    pattern (a view); ``holes`` (D,) int64 scratch; ``up``: 4 eps of the dtype, moves the
-    limit past its rounding to the dtype (as :func:`somvq._kernels.cpu_bmu.rank_block`).
-    The lowest score is found as ``rank_block`` finds it: a vectorised integer min over
-    the order-preserving bit patterns (a float min carries a 4-cycle dependency per unit).
+    Everything in the product's dtype (float32: 8 lanes an AVX2 vector): ``squares`` the
+    (D, K) table, ``scores`` and ``corr`` (K,) scratch; ``holes`` (D,) int64 scratch;
+    ``up``: 4 eps of the dtype, moves the limit past its rounding to the dtype (as
+    :func:`somvq._kernels.cpu_bmu.rank_block`). The lowest score and the units within the
+    limit are found as ``rank_block`` finds them (:mod:`somvq._kernels.cpu_scores`).
     """
     n_features = X.shape[1]
     n_units = products.shape[1]
-    shift = bits.itemsize * 8 - 1
-    top = bits[:1].copy()
-    top[0] = -1
-    mask = top[0] ^ (top[0] << shift)  # every bit but the sign: 0x7fff...
-    pattern = bits[:1].copy()  # to read a bit pattern back as a value
-    value = pattern.view(scores.dtype)
+    indices = np.arange(n_units + 1).astype(scores.dtype)  # within()'s unit indices
     limit_t = scores[:1].copy()
     reranked = 0
     for i in range(n):
@@ -190,23 +186,15 @@ def _rank_rows(
                         corr[k] += squares[h, k]
                 for k in range(n_units):
                     scores[k] = products[i, k] - corr[k]
-        # lowest score: signed-magnitude bits -> two's-complement order (b ^ (mask if b < 0))
-        low = mask
-        for k in range(n_units):
-            b = bits[k]
-            low = min(low, b ^ ((b >> shift) & mask))
-        pattern[0] = low ^ ((low >> shift) & mask)
-        best = value[0]
+        best = lowest(scores)
         a = math.sqrt(norms[i]) + radius
         lim = np.float64(best) + 2.0 * bound_const * a * a
         limit_t[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
         limit = limit_t[0]
-        first = n_units
-        count = 0
-        for k in range(n_units):
-            s = scores[k]
-            first = min(first, k if s == best else n_units)
-            count += 1 if s <= limit else 0
+        count, index = within(scores, limit, indices)
+        # the first lowest score: the only one within the limit, else (near ties, and
+        # scores that are not finite) a scan
+        first = int(index) if count == 1 and n_units < EXACT_INDICES else first_equal(scores, best)
         if first == n_units or not radius < np.inf:
             # a non-finite codebook (a diverged fit): NumPy's argmin, the first NaN score if
             # any (then no re-rank, as the NumPy search did), else the first lowest
@@ -281,7 +269,7 @@ def _search_block(
         up = 4.0 * 1.1920928955078125e-07  # 4 eps of float32
         return _rank_rows(
             X, start, n, W, out32, squares32, norms, kappa32, radius, up, scores, corr,
-            scores.view(np.int32), holes, bmu, sq,
+            holes, bmu, sq,
         )  # fmt: skip
     out64 = prod64[:n]
     np.dot(left64[:n], aug64.T, out64)
@@ -289,7 +277,7 @@ def _search_block(
     up = 4.0 * 2.220446049250313e-16  # 4 eps of float64
     return _rank_rows(
         X, start, n, W, out64, squares64, norms, kappa, radius, up, scores, corr,
-        scores.view(np.int64), holes, bmu, sq,
+        holes, bmu, sq,
     )  # fmt: skip
 
 
