@@ -124,6 +124,51 @@ def test_batch_sizes_and_blocks(batch_size, n_rows, compiled_calls, monkeypatch)
     assert new[3] == old[3]
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided", "readonly"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_are_gathered_from_any_layout(layout, dtype, compiled_calls, monkeypatch):
+    """The search tasks gather the rows from the data as given (any strides, read-only),
+    with repeated indices and np.take's negative ones: the loop's bits (it uses np.take)."""
+    rng = np.random.default_rng(21)
+    base = (50.0 + 3.0 * rng.normal(size=(1500, 20))).astype(dtype)
+    X = {
+        "fortran": np.asfortranarray(base),
+        "strided": base[:, ::2],  # every other column: not contiguous
+        "readonly": base.copy(),
+    }[layout]
+    X.flags.writeable = layout != "readonly"
+    grid = Grid((5, 6))
+    W0 = np.ascontiguousarray(X[rng.choice(X.shape[0], grid.n_units, replace=False)])
+    order = rng.integers(-X.shape[0], X.shape[0], size=2600)  # repeats, negative from the end
+    nb = _neighbourhood("gaussian")
+    new = _pass(True, X, W0, order, nb, grid, 0, 256, "all", 128, monkeypatch)
+    old = _pass(False, X, W0, order, nb, grid, 0, 256, "all", 128, monkeypatch)
+    assert compiled_calls
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert new[3] == old[3]
+
+
+@pytest.mark.parametrize("bad", [1500, -1501, 10**12])
+def test_an_index_out_of_range_raises_before_any_step(bad, compiled_calls, monkeypatch):
+    monkeypatch.setattr(algorithms, "_MIN_COMPILED_STEPS", 1)
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(1500, 4)).astype(np.float32)
+    grid = Grid((3, 4))
+    W = X[:12].copy()
+    N, m = np.ones(12), W.astype(np.float64)
+    before = (W.copy(), N.copy(), m.copy())
+    order = rng.permutation(1500)
+    order[700] = bad
+    with pytest.raises(IndexError, match=f"index {bad} is out of bounds for axis 0 with size 1500"):
+        algorithms.minibatch_pass_inplace(
+            X, order, W, N, m, _neighbourhood("gaussian"), grid, 0, batch_size=100, decay=0.9, eps=1e-4
+        )
+    assert compiled_calls  # the compiled pass's own check, not np.take's
+    for a, b in zip((W, N, m), before):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_one_and_two_threads_give_the_same_bits(monkeypatch):
     rng = np.random.default_rng(4)
     X = rng.normal(size=(4000, 16)).astype(np.float32)

@@ -1,13 +1,15 @@
 """The mini-batch KSOM pass compiled end to end: one compiled call per thread per chunk.
 
 :func:`somvq.algorithms.minibatch_pass_inplace` runs here whenever the step's smoothing
-is none or separable on a 1-D / 2-D rectangular grid. Rows are gathered a chunk (~8 MB of
+is none or separable on a 1-D / 2-D rectangular grid. Rows are taken a chunk (~8 MB of
 whole batches) at a time; every step of a chunk then runs inside one compiled call,
 :func:`run_steps`, made by the calling thread and by one worker thread of the pass (no
 GIL, no Python per step). The steps are a queue of tasks, claimed in order from a shared
 counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a futex):
 
-* per block of the batch, a search task (:func:`search_block`): the rows into the
+* per block of the batch, a search task: its rows gathered from the data into the
+  chunk's buffer (in parallel so: a serial ``np.take`` of the chunk before the call took
+  9 ms of a 54 ms epoch on 1e5 x 32), then :func:`search_block`: the rows into the
   frame, the augmented GEMM (``np.dot`` inside Numba: SciPy's BLAS, held at one thread)
   and :func:`~somvq._kernels.cpu_bmu.rank_block`, the very ranking of the full search;
 * per column range (two with two threads), an update task: the batch's sums in row
@@ -68,6 +70,7 @@ _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
 _F2_RO = array(types.float64, 2, "C", readonly=True)
 _I1 = array(types.int64, 1, "C")
+_I1_RO = array(types.int64, 1, "C", readonly=True)
 
 #: ``frame`` holds what the search of the next step needs from :func:`prepare_frame`.
 RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
@@ -428,7 +431,9 @@ def _run_signature(dtype):
     return types.int64(
         types.int64,  # n_threads (1 or 2): column chunks of the update
         _I1,  # sync: shared int64 array (cpu_sync), zero on entry
-        array(dtype, 2, "C", readonly=True),  # the gathered rows of the chunk
+        array(dtype, 2, "A", readonly=True),  # the data
+        _I1_RO,  # rows of the data in the chunk, in order (in range: checked by the caller)
+        array(dtype, 2, "C"),  # out: those rows, gathered by the search tasks
         types.int64,  # batch_size
         types.int64,  # chunk_rows
         array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer, last column 1
@@ -478,6 +483,8 @@ def _blocks(n, chunk_rows):
 def run_steps(
     n_threads,
     sync,
+    data,
+    index,
     rows,
     batch_size,
     chunk_rows,
@@ -512,10 +519,11 @@ def run_steps(
     splits,
     profile,
 ):
-    """Every step of a chunk of gathered rows, as tasks that any thread may run.
+    """Every step of a chunk of rows ``data[index]``, as tasks that any thread may run.
 
     Each thread of the pass (the calling thread and its worker) makes this same call. A
-    step is ``n_blocks`` search tasks (:func:`search_block` on one block of the batch),
+    step is ``n_blocks`` search tasks (one block of the batch: its rows gathered into
+    ``rows``, in parallel so, then :func:`search_block`),
     then one update task per column range ``splits[c]:splits[c + 1]`` (sums, smoothing,
     EMA sums and codebook of those columns); the thread that finishes the step's last
     update task then makes the frame (the EMA counts, the step's error,
@@ -582,10 +590,15 @@ def run_steps(
             counts_step = step
         if local < n_blocks:
             lo = start + local * step_rows
+            hi = min(lo + step_rows, stop)
+            for i in range(lo, hi):
+                r = index[i]
+                for j in range(rows.shape[1]):
+                    rows[i, j] = data[r, j]
             search_block(
                 rows,
                 lo,
-                min(lo + step_rows, stop),
+                hi,
                 framed,
                 products,
                 bits,
@@ -800,8 +813,8 @@ def minibatch_pass(
     that is none or separable on a 1-D / 2-D grid: ``algorithms._compiled_step``).
     Returns the summed squared error and the number of rows done: all of them, unless a
     step left a codebook with no finite frame (a diverged fit), after which the caller
-    runs the rest step by step. Rows are gathered a chunk at a time (``gather_rows``,
-    whole batches); each chunk is one :func:`run_steps` call on the calling thread and,
+    runs the rest step by step. Rows are taken a chunk at a time (``gather_rows``,
+    whole batches; ``order`` follows ``np.take``'s rules, checked here); each chunk is one :func:`run_steps` call on the calling thread and,
     with more than one BLAS thread (the count seen on entry, as the full search reads it)
     and batches of more than one block, the same call on one worker thread of the pass:
     the two share the chunk's tasks (search blocks, update column ranges, frames; see
@@ -813,6 +826,14 @@ def minibatch_pass(
 
     dtype = X.dtype
     n_rows = order.shape[0]
+    if n_rows:  # np.take's rules: indices in [-len(X), len(X)), negative ones from the end
+        low, high = int(order.min()), int(order.max())
+        if low < -X.shape[0] or high >= X.shape[0]:
+            bad = low if low < -X.shape[0] else high
+            raise IndexError(f"index {bad} is out of bounds for axis 0 with size {X.shape[0]}")
+        if low < 0:
+            order = np.where(order < 0, order + X.shape[0], order)
+    order = np.ascontiguousarray(order, dtype=np.int64)
     n_units, n_features = codebook.shape
     rows_max = min(batch_size, n_rows)
     chunk_max = min(gather_rows, n_rows)
@@ -882,13 +903,14 @@ def minibatch_pass(
         try:
             for g_start in range(0, n_rows, gather_rows):
                 g_stop = min(g_start + gather_rows, n_rows)
-                block = gathered[: g_stop - g_start]
-                np.take(X, order[g_start:g_stop], axis=0, out=block)
+                block = gathered[: g_stop - g_start]  # gathered by run_steps' search tasks
                 chunk_steps = -(-block.shape[0] // batch_size)
                 smooth, f0s, f1s, scales = _step_factors(neighbourhood, grid, t, chunk_steps, offsets)
                 sync[:] = 0
                 args = [
                     (
+                        X,
+                        order[g_start:g_stop],
                         block,
                         batch_size,
                         chunk_rows,
