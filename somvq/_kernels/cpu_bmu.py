@@ -121,7 +121,6 @@ _RANK_SIGNATURES = [
         block,  # the block's rows as given
         array(block.dtype, 2, "C"),  # the same rows in the frame, (rows, D + 1) (last column unused)
         array(block.dtype, 2, "C"),  # expanded-form scores (rows, K)
-        array(types.int32 if block.dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
         array(types.int64, 1),  # out: winners
         array(block.dtype, 2, "C", readonly=True),  # the codebook as given
         types.float64,  # kappa of expanded_form_error
@@ -138,7 +137,7 @@ _RANK_SIGNATURES = [
 
 @njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def rank_block(
-    block, framed, products, bits, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist, write_dist
+    block, framed, products, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist, write_dist
 ):
     """Winner of each row: the scores' argmin, certified against the error bound or re-ranked.
 
@@ -475,7 +474,6 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
         rows,
         framed,
         prod,
-        prod.view(_BITS[X.dtype.itemsize]),
         search.codebook,
         search.aug,
         search.shift,
@@ -520,7 +518,6 @@ def _block_search():
 
 
 _NO_DIST = np.zeros(0)
-_BITS = {4: np.int32, 8: np.int64}
 
 
 def balanced_chunk_rows(n: int, chunk_rows: int) -> int:

@@ -86,10 +86,6 @@ SCORE_BYTES = 256 * 1024
 MIN_PART_ROWS = 64
 
 
-def _bits_type(dtype):
-    return types.int32 if dtype == types.float32 else types.int64
-
-
 _SEARCH_SIGNATURES = [
     types.int64(
         array(dtype, 2, "C", readonly=True),  # the batch's rows
@@ -97,7 +93,6 @@ _SEARCH_SIGNATURES = [
         types.int64,  # end of the block
         array(dtype, 2, "C"),  # per-thread (rows, D + 1) buffer whose last column is 1
         array(dtype, 2, "C"),  # per-thread (rows, K) scores
-        array(_bits_type(dtype), 2, "C"),  # the same scores' bits (a view)
         array(dtype, 2, "C", readonly=True),  # codebook
         array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
         array(dtype, 1, "C", readonly=True),  # centre of the frame
@@ -119,7 +114,6 @@ def search_block(
     stop,
     framed,
     products,
-    bits,
     codebook,
     aug,
     centre,
@@ -173,7 +167,6 @@ def search_block(
             block[p0:p1],
             framed[p0:p1],
             out,
-            bits[p0:p1],
             bmu[start + p0 : start + p1],
             codebook,
             kappa,
@@ -438,7 +431,6 @@ def _run_signature(dtype):
         types.int64,  # chunk_rows
         array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer, last column 1
         array(dtype, 2, "C"),  # this thread's (rows, K) scores
-        array(_bits_type(dtype), 2, "C"),  # their bits (a view)
         array(dtype, 2, "C"),  # codebook (in place)
         array(dtype, 2, "C"),  # augmented codebook
         array(dtype, 1, "C"),  # centre
@@ -490,7 +482,6 @@ def run_steps(
     chunk_rows,
     framed,
     products,
-    bits,
     codebook,
     aug,
     centre,
@@ -601,7 +592,6 @@ def run_steps(
                 hi,
                 framed,
                 products,
-                bits,
                 codebook,
                 aug,
                 centre,
@@ -694,14 +684,13 @@ class _Worker:
 class _Scratch(NamedTuple):
     framed: np.ndarray  # (rows, D + 1), last column 1
     products: np.ndarray  # (rows, K)
-    bits: np.ndarray  # the products' bits
 
 
 def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
     framed = np.empty((max(rows, 1), n_features + 1), dtype=dtype)
     framed[:, n_features] = 1.0
     products = np.empty((max(rows, 1), n_units), dtype=dtype)
-    return _Scratch(framed, products, products.view(np.int32 if products.itemsize == 4 else np.int64))
+    return _Scratch(framed, products)
 
 
 _ONE_BY_ONE = np.ones((1, 1))
@@ -834,6 +823,13 @@ def minibatch_pass(
         if low < 0:
             order = np.where(order < 0, order + X.shape[0], order)
     order = np.ascontiguousarray(order, dtype=np.int64)
+    # run_steps reads the data through a read-only signature of any layout. A writable C
+    # array passed to it would register the conversion "writable C -> read-only A" in
+    # Numba's global type manager, after which every kernel with both a read-only C and a
+    # read-only A signature (cpu_online.online_pass) finds a writable C array ambiguous.
+    # A read-only view converts from its own (read-only) type, which those kernels match.
+    data = X.view()
+    data.flags.writeable = False
     n_units, n_features = codebook.shape
     rows_max = min(batch_size, n_rows)
     chunk_max = min(gather_rows, n_rows)
@@ -878,7 +874,7 @@ def minibatch_pass(
         for _ in range(n_threads)
     ]
     global _LAST_PROFILE
-    _LAST_PROFILE = [thread[4] for thread in per_thread]
+    _LAST_PROFILE = [thread[-1] for thread in per_thread]
     worker = None
     sq_error = 0.0
     done = 0
@@ -909,14 +905,13 @@ def minibatch_pass(
                 sync[:] = 0
                 args = [
                     (
-                        X,
+                        data,
                         order[g_start:g_stop],
                         block,
                         batch_size,
                         chunk_rows,
                         framed,
                         products,
-                        bits,
                         codebook,
                         aug,
                         centre,
@@ -945,7 +940,7 @@ def minibatch_pass(
                         splits,
                         profile,
                     )  # fmt: skip
-                    for framed, products, bits, private, profile in per_thread
+                    for framed, products, private, profile in per_thread
                 ]
                 if worker is not None:
                     worker.start(functools.partial(call, 1, args))

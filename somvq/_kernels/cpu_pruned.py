@@ -60,6 +60,7 @@ from numba import njit, types
 from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
+from .cpu_scores import lowest
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -224,7 +225,6 @@ _RUNNER_SIGNATURES = [
     types.void(
         array(dtype, 2, "C"),  # framed rows (rows, D + 1), as the search left them
         array(dtype, 2, "C"),  # expanded-form scores (rows, K)
-        array(types.int32 if dtype == types.float32 else types.int64, 2, "C"),  # their bits (a view)
         array(types.int64, 1, "C"),  # winners
         array(types.float64, 1, "C"),  # squared distances to them
         types.float64,  # kappa
@@ -247,7 +247,6 @@ _RUNNER_SIGNATURES = [
 def runner_up_block(
     framed,
     products,
-    bits,
     bmu,
     sq_dist,
     kappa,
@@ -274,13 +273,8 @@ def runner_up_block(
     n_units = products.shape[1]
     n_groups = out_lower.shape[1]
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
-    top = bits[0, :1].copy()  # a scalar of the bits' type, for the sign mask
-    top[0] = -1
-    mask = top[0] ^ (top[0] << (bits.itemsize * 8 - 1))  # all bits but the sign: 0x7fff...
-    pattern = bits[0, :1].copy()  # to reinterpret a bit pattern as a value
-    value = pattern.view(products.dtype)
-    lows = bits[0, :n_groups].copy()  # per-group lowest keys of a row
-    keys = bits[0, :].copy()  # a row's keys in group order
+    lows = products[0, :n_groups].copy()  # per-group lowest scores of a row
+    values = products[0, :].copy()  # a row's scores in group order
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -293,37 +287,28 @@ def runner_up_block(
             for g in range(n_groups):
                 out_lower[i, g] = 0.0
             continue
-        bits[i, a] = mask  # scratch scores, read last here: the winner never is the lowest
-        # lowest score but the winner's: a vectorised integer min over the order-preserving
-        # bit pattern, as in rank_block (Numba does not vectorise a float min) (the winner's
-        # score was overwritten with the largest key above: one plain loop vectorises, 13 us
-        # a 512 x 400 block; two loops around the winner or a select on k did not, 40 us).
+        # The scores are finite here. The winner's is overwritten with a (positive) NaN,
+        # which cpu_scores.lowest orders above every number: the lowest score but the
+        # winner's is then one vectorised pass (one plain loop vectorises, 13 us a
+        # 512 x 400 block; two loops around the winner or a select on k did not, 40 us),
+        # and a NaN lowest score means no unit but the winner.
         # Without per_group every group gets this bound (the runner-up's): per-group minima
         # of the scores cost 2-3x the product itself at D = 16 (a gather per unit), worth it
         # only for the few rows a late pass searches.
+        products[i, a] = np.nan
         if per_group and n_groups > 1:
             for t in range(n_units):
-                b = bits[i, members[t]]
-                keys[t] = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
+                values[t] = products[i, members[t]]
             for g in range(n_groups):
-                low = mask
-                for t in range(starts[g], starts[g + 1]):
-                    low = min(low, keys[t])
-                lows[g] = low
+                lows[g] = lowest(values[starts[g] : starts[g + 1]])
         else:
-            low = mask
-            for k in range(n_units):
-                b = bits[i, k]
-                key = b ^ ((b >> (bits.itemsize * 8 - 1)) & mask)
-                low = min(low, key)
+            low = lowest(products[i])
             for g in range(n_groups):
                 lows[g] = low
         for g in range(n_groups):
-            low = lows[g]
-            bound = np.float32(0.0)  # nan scores (or no unit but the winner): no pruning
-            if low != mask:
-                pattern[0] = low ^ ((low >> (bits.itemsize * 8 - 1)) & mask)
-                second = np.float64(value[0])
+            second = np.float64(lows[g])
+            bound = np.float32(0.0)  # no unit but the winner in the group: no pruning
+            if second == second:
                 gap = (second - own) - 2.0 * kappa * reach
                 gap -= abs(gap) * margin
                 low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
@@ -598,7 +583,6 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows, pe
         runner_up_block(
             framed,
             products,
-            products.view(cpu_bmu._BITS[X.dtype.itemsize]),
             bmu,
             sq,
             search.kappa,
