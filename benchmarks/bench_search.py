@@ -1,0 +1,101 @@
+"""One block of the exact BMU search, in parts: its GEMM, its ranking, the whole block call.
+
+The search of every CPU path (batch, k-means, mini-batch) is, per block of rows, one
+``[x' | 1] . [-2 W' | ||w'||^2]^T`` product and :func:`somvq._kernels.cpu_bmu.rank_block`
+(:func:`somvq._kernels.cpu_minibatch_step.search_block` does both, in L2-sized parts).
+This times, on one thread with the BLAS held at one thread (as the search runs it), the
+product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
+alone, and ``search_block``, per block of ``--rows`` rows, for each ``D x K`` case; the
+medians of ``--repeats`` calls. The ranking's cost against the product's is what decides
+how far above the GEMM floor the search sits.
+
+Example::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.bench_search \\
+        --cases 32x512 16x400 64x100 784x512 32x4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def _median_us(call, repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e6
+
+
+def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype) -> str:
+    from numba import njit
+
+    from somvq._kernels import cpu_minibatch_step as step
+    from somvq._kernels.cpu_bmu import _constants, rank_block
+
+    @njit(nogil=True)
+    def numba_dot(a, b, out):  # the product as search_block makes it
+        np.dot(a, b.T, out)
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, n_features)).astype(dtype)
+    W = rng.normal(size=(n_units, n_features)).astype(dtype)
+    mean, centre = np.empty(n_features), np.zeros(n_features, dtype=dtype)
+    aug, frame = np.empty((n_units, n_features + 1), dtype=dtype), np.zeros(4)
+    step.prepare_frame(W, mean, centre, aug, 2.0**30, frame)
+    framed, products = step._scratch(rows, n_units, n_features, dtype)
+    framed[:, :n_features] = X
+    bmu, sq = np.empty(rows, dtype=np.int64), np.empty(rows)
+    c = _constants(np.dtype(dtype), n_features)
+    radius = frame[step.RADIUS]
+    numba_dot(framed, aug, products)  # compiled before the BLAS is held (it loads SciPy's)
+    gemm = _median_us(lambda: numba_dot(framed, aug, products), repeats)
+    numpy_gemm = _median_us(lambda: np.matmul(framed, aug.T, out=products), repeats)
+    rank = _median_us(
+        lambda: rank_block(X, framed, products, bmu, W, c.kappa, radius, c.overflow, 1.0, c.up, sq, True),
+        repeats,
+    )
+    block = _median_us(
+        lambda: step.search_block(
+            X, 0, rows, framed, products, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
+        ),
+        repeats,
+    )
+    flops = 2.0 * rows * n_units * (n_features + 1)
+    return (
+        f"{n_features:5d} {n_units:6d} {rows:5d}  {gemm:9.0f} {numpy_gemm:9.0f} {rank:8.0f} "
+        f"{block:9.0f}   {rank / gemm:10.2f} {block / gemm:9.2f}   {flops / gemm / 1e3:6.1f}"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["32x512", "16x400", "64x100", "784x512", "32x4096"])
+    parser.add_argument("--rows", type=int, default=512, help="rows per block (the search's CHUNK_ROWS)")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import somvq._kernels.cpu_minibatch_step  # noqa: F401  (loads SciPy's BLAS before the limit)
+
+    dtype = np.dtype(args.dtype).type
+    blas = ", ".join(f"{i['filepath'].rsplit('/', 1)[-1]} ({i.get('architecture')})" for i in threadpool_info())
+    print(f"{args.dtype}, one thread, BLAS held at one thread: {blas}; medians of {args.repeats} calls")
+    print("    D      K  rows   GEMM us  numpy us  rank us  block us   rank/GEMM block/GEMM  GFLOP/s")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for case in args.cases:
+            n_features, n_units = (int(v) for v in case.split("x"))
+            print(_case(n_features, n_units, args.rows, args.repeats, dtype), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
