@@ -75,16 +75,6 @@ _I1_RO = array(types.int64, 1, "C", readonly=True)
 #: ``frame`` holds what the search of the next step needs from :func:`prepare_frame`.
 RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
 
-#: :func:`search_block` multiplies and ranks a block in parts of rows whose scores take at
-#: most this many bytes (at least :data:`MIN_PART_ROWS` rows), so that they are still in
-#: the core's L2 cache (512 KB on Zen 3) when ranked: 512 x 512 float32 scores (1 MB)
-#: took 378 us per 512-row block, four parts of 128 rows 328 us (GEMM and ranking both
-#: faster). Only when the augmented codebook takes at most as many bytes: each part's
-#: GEMM packs it again (D = 784, K = 512: 6.5 ms in parts against 5.1 ms whole). The
-#: search is exact per row, so the parts change no result.
-SCORE_BYTES = 256 * 1024
-MIN_PART_ROWS = 64
-
 
 _SEARCH_SIGNATURES = [
     types.int64(
@@ -142,42 +132,32 @@ def search_block(
     factor[0, 0] = scale  # the scale in the rows' dtype (a power of two: exact)
     s = factor[0, 0]
     block = rows[start:stop]
+    for i in range(n):
+        for j in range(n_features):
+            v = block[i, j]
+            if centred:
+                v = v - centre[j]
+            if scaled:
+                v = v * s
+            framed[i, j] = v
+    out = products[:n]
+    np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
     # float32 differences squared never overflow float64; float64 ones may beyond 1e154
     direct_scale = 1.0 if rows.itemsize == 4 else scale
-    n_units = products.shape[1]
-    # parts of the block whose scores fit in a core's L2 cache while they are ranked, when
-    # the codebook is small enough to be packed again by every part's GEMM
-    step = max(n, 1)
-    if n_units * aug.shape[1] * aug.itemsize <= SCORE_BYTES:
-        step = min(max(SCORE_BYTES // (n_units * products.itemsize), MIN_PART_ROWS), step)
-    reranked = 0
-    for p0 in range(0, n, step):
-        p1 = min(n, p0 + step)
-        for i in range(p0, p1):
-            for j in range(n_features):
-                v = block[i, j]
-                if centred:
-                    v = v - centre[j]
-                if scaled:
-                    v = v * s
-                framed[i, j] = v
-        out = products[p0:p1]
-        np.dot(framed[p0:p1], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
-        reranked += rank_block(
-            block[p0:p1],
-            framed[p0:p1],
-            out,
-            bmu[start + p0 : start + p1],
-            codebook,
-            kappa,
-            frame[RADIUS],
-            overflow,
-            direct_scale,
-            up,
-            sq_dist[start + p0 : start + p1],
-            True,
-        )
-    return reranked
+    return rank_block(
+        block,
+        framed[:n],
+        out,
+        bmu[start:stop],
+        codebook,
+        kappa,
+        frame[RADIUS],
+        overflow,
+        direct_scale,
+        up,
+        sq_dist[start:stop],
+        True,
+    )
 
 
 _FRAME_SIGNATURES = [
