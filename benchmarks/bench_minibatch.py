@@ -9,9 +9,9 @@ benchmarks/run.py uses). The sides:
 * ``new``: this checkout (one compiled call per thread per chunk, spin barriers);
 * ``old``: ``somvq/_kernels/cpu_minibatch_step.py`` as it was at ``--old-rev`` (default
   62edb84: one compiled call per block and per step, a queue hand-off per step), loaded
-  from git into this process as ``somvq._kernels._bench_old_minibatch_step`` with that
-  revision's ``cpu_bmu`` (the ranking) and swapped in for the pass (it runs with this
-  checkout's other kernels);
+  from git into this process with that revision's ``cpu_bmu`` (the ranking:
+  :mod:`benchmarks._revision`) and swapped in for the pass (it runs with this checkout's
+  other kernels);
 * ``loop``: the step-by-step loop (``algorithms._MINIBATCH_COMPILED = False``).
 
 Medians over the rounds, the median of the per-round ratios new/old, the process's CPU
@@ -29,51 +29,19 @@ Example::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks import data as bench_data
+from benchmarks._revision import load_kernels
 from benchmarks._worker import gemm_floor
 
 CASES = {"gauss-100000-32": (16, 32), "gauss-1000000-16": (20, 20)}
-_OLD_MODULE = "somvq._kernels._bench_old_minibatch_step"
-_OLD_BMU = "somvq._kernels._bench_old_cpu_bmu"
 _SETTLE_SECONDS = 1.0
 _CPU_TIMES: dict = {}  # (side, batch size) -> CPU seconds of the process per timed epoch
-
-
-def _load_old_pass(rev: str):
-    """The compiled pass of git revision ``rev``, imported under the kernels package with
-    that revision's ``cpu_bmu`` (its ranking kernels: their interfaces change between
-    revisions); the other kernels are this checkout's."""
-    root = Path(__file__).resolve().parents[1]
-    folder = Path(tempfile.mkdtemp(prefix="somvq-old-step-"))
-    modules = {}
-    for name, module_name in (("cpu_bmu", _OLD_BMU), ("cpu_minibatch_step", _OLD_MODULE)):
-        source = subprocess.run(
-            ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        source = source.replace("from .cpu_bmu import", f"from .{_OLD_BMU.rsplit('.', 1)[1]} import")
-        path = folder / f"{module_name.rsplit('.', 1)[1]}.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-        modules[name] = module
-    return modules["cpu_minibatch_step"]
 
 
 def _epoch(side, passes, X, W0, order, neighbourhood, grid, batch_size):
@@ -137,7 +105,8 @@ def main(argv=None) -> int:
 
     passes = {"new": cpu_minibatch_step.minibatch_pass}
     if "old" in args.sides:
-        passes["old"] = _load_old_pass(args.old_rev).minibatch_pass
+        old = load_kernels(args.old_rev, ["cpu_bmu", "cpu_minibatch_step"])
+        passes["old"] = old["cpu_minibatch_step"].minibatch_pass
     sides = list(args.sides)
     print(f"load average {os.getloadavg()}, default batch_size {DEFAULTS['batch_size']}, sides {sides}")
     for name in args.data:

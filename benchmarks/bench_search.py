@@ -5,8 +5,9 @@ The search of every CPU path (batch, k-means, mini-batch) is, per block of rows,
 (:func:`somvq._kernels.cpu_minibatch_step.search_block` does both, in L2-sized parts).
 This times, on one thread with the BLAS held at one thread (as the search runs it), the
 product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
-alone, and ``search_block``, per block of ``--rows`` rows, for each ``D x K`` case; the
-medians of ``--repeats`` calls. The ranking's cost against the product's is what decides
+alone (with ``--old-rev``, also that revision's ``rank_block`` on the same scores), and
+``search_block``, per block of ``--rows`` rows, for each ``D x K`` case; the medians of
+``--repeats`` calls. The ranking's cost against the product's is what decides
 how far above the GEMM floor the search sits.
 
 Example::
@@ -33,7 +34,7 @@ def _median_us(call, repeats: int) -> float:
     return float(np.median(times)) * 1e6
 
 
-def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype) -> str:
+def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_rank=None) -> str:
     from numba import njit
 
     from somvq._kernels import cpu_minibatch_step as step
@@ -61,6 +62,12 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype) -> str:
         lambda: rank_block(X, framed, products, bmu, W, c.kappa, radius, c.overflow, 1.0, c.up, sq, True),
         repeats,
     )
+    old = ""
+    if old_rank is not None:  # an earlier revision's ranking of the same block (maybe with the bits)
+        head = old_rank.py_func.__code__.co_varnames[:4]
+        extra = (products.view(np.int32 if products.itemsize == 4 else np.int64),) if "bits" in head else ()
+        old_args = (X, framed, products, *extra, bmu, W, c.kappa, radius, c.overflow, 1.0, c.up, sq, True)
+        old = f" {_median_us(lambda: old_rank(*old_args), repeats):8.0f}"
     block = _median_us(
         lambda: step.search_block(
             X, 0, rows, framed, products, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
@@ -69,7 +76,7 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype) -> str:
     )
     flops = 2.0 * rows * n_units * (n_features + 1)
     return (
-        f"{n_features:5d} {n_units:6d} {rows:5d}  {gemm:9.0f} {numpy_gemm:9.0f} {rank:8.0f} "
+        f"{n_features:5d} {n_units:6d} {rows:5d}  {gemm:9.0f} {numpy_gemm:9.0f} {rank:8.0f}{old} "
         f"{block:9.0f}   {rank / gemm:10.2f} {block / gemm:9.2f}   {flops / gemm / 1e3:6.1f}"
     )
 
@@ -80,6 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=512, help="rows per block (the search's CHUNK_ROWS)")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--old-rev", help="also time this git revision's rank_block (benchmarks._revision)")
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -87,13 +95,23 @@ def main(argv=None) -> int:
     import somvq._kernels.cpu_minibatch_step  # noqa: F401  (loads SciPy's BLAS before the limit)
 
     dtype = np.dtype(args.dtype).type
-    blas = ", ".join(f"{i['filepath'].rsplit('/', 1)[-1]} ({i.get('architecture')})" for i in threadpool_info())
+    blas = ", ".join(
+        f"{i['filepath'].rsplit('/', 1)[-1]} ({i.get('architecture')})" for i in threadpool_info()
+    )
     print(f"{args.dtype}, one thread, BLAS held at one thread: {blas}; medians of {args.repeats} calls")
-    print("    D      K  rows   GEMM us  numpy us  rank us  block us   rank/GEMM block/GEMM  GFLOP/s")
+    old_rank = None
+    if args.old_rev:
+        from benchmarks._revision import load_kernels
+
+        old_rank = load_kernels(args.old_rev, ["cpu_bmu"])["cpu_bmu"].rank_block
+    old_column = f" {args.old_rev[:7]:>8s}" if args.old_rev else ""
+    print(
+        f"    D      K  rows   GEMM us  numpy us  rank us{old_column}  block us   rank/GEMM block/GEMM  GFLOP/s"
+    )
     with threadpool_limits(limits=1, user_api="blas"):
         for case in args.cases:
             n_features, n_units = (int(v) for v in case.split("x"))
-            print(_case(n_features, n_units, args.rows, args.repeats, dtype), flush=True)
+            print(_case(n_features, n_units, args.rows, args.repeats, dtype, old_rank), flush=True)
     return 0
 
 

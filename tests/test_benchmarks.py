@@ -139,3 +139,28 @@ def test_run_smoke(bench, capsys, monkeypatch, tmp_path):
     # every search gives the same codebook, hence the same QE
     assert rows["somvq-none (auto: full)"][12] == rows["somvq-none-pruned"][12]
     assert "Libraries: " in out and "10% of the entries NaN" in out
+
+
+def test_bench_search_smoke_with_an_earlier_revision(monkeypatch, capsys):
+    """benchmarks/bench_search.py on a tiny case, timing HEAD's rank_block beside this one
+    (loaded from git by benchmarks._revision: the revision's interface, whatever it is)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench_search
+
+    assert bench_search.main(["--cases", "5x9", "--rows", "20", "--repeats", "2", "--old-rev", "HEAD"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "rank us     HEAD  block us" in lines[1]
+    cells = lines[2].split()
+    assert cells[:3] == ["5", "9", "20"] and len(cells) == 11
+    assert all(float(c) > 0 for c in cells[3:])
+
+
+def test_load_kernels_redirects_imports_between_the_loaded_modules(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks._revision import load_kernels
+
+    old = load_kernels("HEAD", ["cpu_scores", "cpu_bmu"])
+    assert old["cpu_bmu"].__name__ == "somvq._kernels._rev_HEAD_cpu_bmu"
+    assert old["cpu_bmu"].lowest is old["cpu_scores"].lowest  # not this checkout's module
+    row = np.array([3.0, -1.0, 2.0], dtype=np.float32)
+    assert old["cpu_scores"].lowest(row) == -1.0

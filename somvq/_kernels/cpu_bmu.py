@@ -21,10 +21,10 @@ mini-batch step): the rows, copied (centred, scaled when the frame says so) into
 per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented codebook
 (``np.dot`` inside Numba, SciPy's single-threaded BLAS): one product gives
 ``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then
-:func:`rank_block`, per row while the row is in cache: the lowest score (a vectorised
-integer min), the argmin and the number of scores within the bound of it (one vectorised
-pass), the re-rank where that number exceeds one, and the direct squared distance to the
-winner. With more than one BLAS thread and more than one block, blocks are shared by the
+:func:`rank_block`, per row while the row is in cache: the lowest score, the number of
+scores within the bound of it and, when it is one, that unit (two vectorised passes,
+:mod:`somvq._kernels.cpu_scores`), the re-rank where that number exceeds one, and the
+direct squared distance to the winner. With more than one BLAS thread and more than one block, blocks are shared by the
 calling thread and a small thread pool (:func:`_parallel_search`), so the ranking runs in
 parallel too. See docs/performance.md for the profiles behind these choices and what the
 exactness costs.

@@ -111,4 +111,3 @@ def first_equal(row, value):
         if row[k] == value:
             return k
     return row.shape[0]
-

@@ -1,0 +1,45 @@
+"""Kernel modules of another git revision, imported into this process beside this checkout's.
+
+For benchmarks that compare a kernel with an earlier version of itself in one process
+(``bench_minibatch --old-rev``, ``bench_search --old-rev``): each named module of
+``somvq/_kernels`` is read from ``git show REV:...``, written to a temporary folder and
+imported as ``somvq._kernels._rev_<rev>_<name>``, so that its relative imports resolve to
+this checkout's package. Imports between the loaded modules are redirected to the loaded
+copies (name them in dependency order); every other kernel is this checkout's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_kernels(rev: str, names: list[str]) -> dict:
+    """``{name: module}`` of ``somvq/_kernels/<name>.py`` at ``rev``."""
+    folder = Path(tempfile.mkdtemp(prefix="somvq-rev-"))
+    tag = "".join(c if c.isalnum() else "_" for c in rev)
+    loaded: dict = {}
+    for name in names:
+        source = subprocess.run(
+            ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
+            cwd=_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for earlier in loaded:
+            source = source.replace(f"from .{earlier} import", f"from ._rev_{tag}_{earlier} import")
+        module_name = f"somvq._kernels._rev_{tag}_{name}"
+        path = folder / f"_rev_{tag}_{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        loaded[name] = module
+    return loaded
