@@ -65,6 +65,14 @@ def _pass(compiled, X, W0, order, nb, grid, t0, batch_size, update, chunk_rows, 
     return W, N, m, errors
 
 
+def _assert_same_bits(new, old):
+    """Two ``_pass`` results: codebook, EMA counts and sums bit for bit (NaN where the
+    other has NaN), the same errors."""
+    for a, b in zip(new[:3], old[:3]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_equal(new[3], old[3])
+
+
 def _neighbourhood(kind):
     schedule = Schedule("inverse_time", 3.0, 0.5, 0.1, 60.0)
     return Neighbourhood(kind, schedule, 0.2)
@@ -97,9 +105,7 @@ def test_compiled_pass_is_the_step_by_step_loop_bit_for_bit(
     assert len(compiled_calls) == 2
     old = _pass(False, X, W0, order, nb, grid, 2, 100, update, 32, monkeypatch)
     assert len(compiled_calls) == 2
-    for a, b in zip(new[:3], old[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert new[3] == old[3]
+    _assert_same_bits(new, old)
     assert new[0].dtype == dtype and not np.array_equal(new[0], W0)
 
 
@@ -119,9 +125,7 @@ def test_batch_sizes_and_blocks(batch_size, n_rows, compiled_calls, monkeypatch)
     new = _pass(True, X, W0, order, nb, grid, 0, batch_size, "all", 512, monkeypatch)
     old = _pass(False, X, W0, order, nb, grid, 0, batch_size, "all", 512, monkeypatch)
     assert compiled_calls
-    for a, b in zip(new[:3], old[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert new[3] == old[3]
+    _assert_same_bits(new, old)
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided", "readonly"])
@@ -144,9 +148,7 @@ def test_rows_are_gathered_from_any_layout(layout, dtype, compiled_calls, monkey
     new = _pass(True, X, W0, order, nb, grid, 0, 256, "all", 128, monkeypatch)
     old = _pass(False, X, W0, order, nb, grid, 0, 256, "all", 128, monkeypatch)
     assert compiled_calls
-    for a, b in zip(new[:3], old[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert new[3] == old[3]
+    _assert_same_bits(new, old)
 
 
 @pytest.mark.parametrize("bad", [1500, -1501, 10**12])
@@ -179,9 +181,7 @@ def test_one_and_two_threads_give_the_same_bits(monkeypatch):
     two = _pass(True, X, W0, order, nb, grid, 0, 1024, "all", 128, monkeypatch)
     with threadpool_limits(limits=1, user_api="blas"):
         one = _pass(True, X, W0, order, nb, grid, 0, 1024, "all", 128, monkeypatch)
-    for a, b in zip(one[:3], two[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert one[3] == two[3]
+    _assert_same_bits(one, two)
 
 
 def test_dense_smoothing_stays_step_by_step(compiled_calls, monkeypatch):
@@ -219,9 +219,7 @@ def test_a_diverged_codebook_goes_back_to_the_loop(compiled_calls, monkeypatch):
         new = _pass(True, X, W0, order, nb, grid, 0, 64, "all", 512, monkeypatch)
         old = _pass(False, X, W0, order, nb, grid, 0, 64, "all", 512, monkeypatch)
     assert compiled_calls
-    for a, b in zip(new[:3], old[:3]):
-        np.testing.assert_array_equal(a, b)  # NaN where the loop has NaN
-    np.testing.assert_equal(new[3], old[3])
+    _assert_same_bits(new, old)
 
 
 def test_the_search_is_exact_far_from_the_origin(monkeypatch):
@@ -354,9 +352,7 @@ def test_one_unit_and_one_feature(shape, n_features, dtype, compiled_calls, monk
     new = _pass(True, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
     old = _pass(False, X, W0, order, nb, grid, 0, 1100, "all", 512, monkeypatch)
     assert compiled_calls
-    for a, b in zip(new[:3], old[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert new[3] == old[3]
+    _assert_same_bits(new, old)
 
 
 def test_a_pass_of_few_steps_runs_step_by_step(compiled_calls):
@@ -429,9 +425,7 @@ def test_two_threads_batch_sizes_and_blocks_per_step(batch_size, chunk_rows, upd
     nb = _neighbourhood("gaussian")
     two = _thread_pass(2, X, W0, order, nb, grid, batch_size, chunk_rows, update, monkeypatch)
     loop = _pass(False, X, W0, order, nb, grid, 3, batch_size, update, chunk_rows, monkeypatch)
-    for a, b in zip(two[:3], loop[:3]):
-        np.testing.assert_array_equal(a, b)
-    assert two[3] == loop[3]
+    _assert_same_bits(two, loop)
 
 
 def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(monkeypatch):
@@ -459,9 +453,7 @@ def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(monkeypatch):
     with np.errstate(all="ignore"):
         loop = _pass(False, X, W0, order, nb, grid, 3, 1000, "all", 256, monkeypatch)
     assert not np.isfinite(loop[0]).all()
-    for a, b in zip(two[:3], loop[:3]):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_equal(two[3], loop[3])
+    _assert_same_bits(two, loop)
 
 
 @pytest.mark.parametrize("kind", ["hard", "gaussian", "none"])
