@@ -54,7 +54,7 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
-from .cpu_scores import EXACT_INDICES, first_equal, lowest, within
+from .cpu_scores import lowest, sole_or_first, within
 
 #: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
 #: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
@@ -179,7 +179,6 @@ def rank_block(
         lim_t = limit[0]
         # 2. the scores within the bound: how many, and (when one) which: the argmin
         count, index = within(scores, lim_t, indices)
-        winner = int(index) if n_units < EXACT_INDICES else first_equal(scores, best)
         if count != 1 or full:
             # 3. re-rank: direct float64 distances among the candidates, lowest index on ties
             reranked += 1
@@ -196,6 +195,7 @@ def rank_block(
                         found = k
             winner = found
         else:
+            winner = sole_or_first(scores, best, count, index)
             dist = 0.0
             for j in range(n_features):
                 diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale

@@ -57,7 +57,7 @@ from numba import njit, types
 
 from ._signatures import array
 from .config import CACHE, FASTMATH
-from .cpu_scores import EXACT_INDICES, first_equal, lowest, within
+from .cpu_scores import lowest, sole_or_first, within
 
 _F8_1 = array(types.float64, 1, "C")
 _F8_2 = array(types.float64, 2, "C")
@@ -194,7 +194,7 @@ def _rank_rows(
         count, index = within(scores, limit, indices)
         # the first lowest score: the only one within the limit, else (near ties, and
         # scores that are not finite) a scan
-        first = int(index) if count == 1 and n_units < EXACT_INDICES else first_equal(scores, best)
+        first = sole_or_first(scores, best, count, index)
         if first == n_units or not radius < np.inf:
             # a non-finite codebook (a diverged fit): NumPy's argmin, the first NaN score if
             # any (then no re-rank, as the NumPy search did), else the first lowest

@@ -105,6 +105,15 @@ def within(row, limit, indices):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def sole_or_first(row, best, count, index):
+    """The first index of ``row`` equal to ``best``: :func:`within`'s ``index`` when its
+    ``count`` is one (below :data:`EXACT_INDICES` units), else a scan (:func:`first_equal`)."""
+    if count == 1 and row.shape[0] < EXACT_INDICES:
+        return int(index)
+    return first_equal(row, best)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def first_equal(row, value):
     """The first index of ``row`` equal to ``value``, ``len(row)`` when none is (a NaN)."""
     for k in range(row.shape[0]):
