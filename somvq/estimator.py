@@ -530,7 +530,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             stopper = parameters.EarlyStopping(self.tol, self.n_iter_no_change, plan.neighbourhood, t_end)
         settled = False
         for epoch in range(self.n_epochs):
-            order = engine.epoch_order(rng, data)  # drawn every epoch: the stream is fitted state
+            order = engine.epoch_order(rng, data)
             if settled:
                 # A fixed point (Engine.settled): this pass would give the same codebook
                 # and error again, bit for bit; only the step counter moves.

@@ -177,3 +177,21 @@ def test_dask_fit_memory_counts_no_rows_on_the_client():
     engine = DaskEngine(DaskKSOM(grid=(2, 2)))
     assert engine.memory_shape(engine.prepare(X, reset=True)) == (0, 4)
     assert CpuEngine(KSOM()).memory_shape(_data()) == (120, 3)
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "online", "minibatch"])
+def test_fit_epochs_draw_an_order_only_where_the_pass_reads_it(algorithm):
+    """Batch KSOM reads every row at once: its epochs draw no permutation (the generator
+    is where initialisation left it, whatever the epoch count); online and mini-batch draw
+    a fresh one every epoch."""
+    X = _data()
+    engine = engine_for(KSOM(algorithm=algorithm), X)
+    rng = np.random.default_rng(0)
+    order = engine.epoch_order(rng, X)
+    assert sorted(order.tolist()) == list(range(len(X)))
+    assert (order.tolist() == list(range(len(X)))) == (algorithm == "batch")
+    states = [
+        KSOM(grid=(3, 3), algorithm=algorithm, batch_size=16, n_epochs=n, random_state=0).fit(X)._rng_state
+        for n in (1, 3)
+    ]
+    assert (states[0] == states[1]) == (algorithm == "batch")
