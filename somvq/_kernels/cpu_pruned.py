@@ -233,8 +233,7 @@ _RUNNER_SIGNATURES = [
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
-        array(types.int64, 1, "C"),  # the units, group after group
-        array(types.int64, 1, "C"),  # where each group starts in them, and K
+        array(types.int64, 1, "C"),  # where each group starts in the units listed group after group, and K
         array(types.int64, 1, "C"),  # group of each unit
         types.boolean,  # each group's own minimum (else the runner-up's bound for all)
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
@@ -255,7 +254,6 @@ def runner_up_block(
     up,
     frame_scale,
     margin,
-    members,
     starts,
     group_of,
     per_group,
@@ -274,7 +272,8 @@ def runner_up_block(
     n_groups = out_lower.shape[1]
     inv_scale2 = 1.0 / (frame_scale * frame_scale)
     lows = products[0, :n_groups].copy()  # per-group lowest scores of a row
-    values = products[0, :].copy()  # a row's scores in group order
+    inf = products.dtype.type(np.inf)
+    nan = products.dtype.type(np.nan)
     for i in range(n_rows):
         norm2 = 0.0
         for j in range(n_features):
@@ -288,32 +287,41 @@ def runner_up_block(
                 out_lower[i, g] = 0.0
             continue
         # The scores are finite here. The winner's is overwritten with a (positive) NaN,
-        # which cpu_scores.lowest orders above every number: the lowest score but the
-        # winner's is then one vectorised pass (one plain loop vectorises, 13 us a
-        # 512 x 400 block; two loops around the winner or a select on k did not, 40 us),
-        # and a NaN lowest score means no unit but the winner.
-        # Without per_group every group gets this bound (the runner-up's): per-group minima
-        # of the scores cost 2-3x the product itself at D = 16 (a gather per unit), worth it
-        # only for the few rows a late pass searches.
+        # which cpu_scores.lowest orders above every number and no comparison finds
+        # below: the lowest score but the winner's is then one vectorised pass (a loop
+        # around the winner or a select on k does not vectorise), and a NaN lowest score
+        # means no unit but the winner.
+        # Without per_group every group gets this bound (the runner-up's): the per-group
+        # minima (a scatter of the K scores into their groups) make the call about 3x as
+        # long (512 x 400 float32, Zen 3: 170-250 us against 60-76), worth it only for
+        # the rows a later pass searches.
         products[i, a] = np.nan
         if per_group and n_groups > 1:
-            for t in range(n_units):
-                values[t] = products[i, members[t]]
+            # each score into its group's minimum, in unit order (a NaN, the winner, is
+            # never below; a group with none but the winner stays inf and gets NaN)
             for g in range(n_groups):
-                lows[g] = lowest(values[starts[g] : starts[g + 1]])
+                lows[g] = inf
+            for k in range(n_units):
+                g = group_of[k]
+                value = products[i, k]
+                lows[g] = value if value < lows[g] else lows[g]
+            for g in range(n_groups):
+                lows[g] = lows[g] if lows[g] < inf else nan
         else:
             low = lowest(products[i])
             for g in range(n_groups):
                 lows[g] = low
+        # branch-free over the groups, so that the square roots vectorise
+        twice_e = 2.0 * kappa * reach
+        base = sq_dist[i] * (1.0 - margin)
         for g in range(n_groups):
             second = np.float64(lows[g])
-            bound = np.float32(0.0)  # no unit but the winner in the group: no pruning
-            if second == second:
-                gap = (second - own) - 2.0 * kappa * reach
-                gap -= abs(gap) * margin
-                low2 = sq_dist[i] * (1.0 - margin) + max(gap, 0.0) * inv_scale2
-                bound = _round_down(math.sqrt(low2) * (1.0 - margin))
-            out_lower[i, g] = bound
+            gap = (second - own) - twice_e
+            gap -= abs(gap) * margin
+            gap = gap if gap > 0.0 else 0.0
+            bound = _round_down(math.sqrt(base + gap * inv_scale2) * (1.0 - margin))
+            # a NaN lowest score: no unit but the winner in the group, no pruning
+            out_lower[i, g] = bound if second == second else np.float32(0.0)
         if starts[group_of[a] + 1] - starts[group_of[a]] == 1:
             out_lower[i, group_of[a]] = np.inf  # no unit but the winner in its group
 
@@ -591,7 +599,6 @@ def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows, pe
             search.up,
             search.scale,
             MARGIN,
-            bounds.members,
             bounds.starts,
             bounds.group_of,
             per_group,
