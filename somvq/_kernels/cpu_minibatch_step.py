@@ -50,6 +50,7 @@ from numba import njit, types
 from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
 from .cpu_bmu import accumulate_columns, codebook_summary, fill_augmented, rank_block
+from .cpu_prefetch import AHEAD, prefetch_row
 from .cpu_sync import (
     ABORT,
     CLAIMED,
@@ -562,7 +563,12 @@ def run_steps(
         if local < n_blocks:
             lo = start + local * step_rows
             hi = min(lo + step_rows, stop)
+            # the rows lie anywhere in the data: each asked for AHEAD rows early
+            for i in range(lo, min(lo + AHEAD, hi)):
+                prefetch_row(data, index[i])
             for i in range(lo, hi):
+                if i + AHEAD < hi:
+                    prefetch_row(data, index[i + AHEAD])
                 r = index[i]
                 for j in range(rows.shape[1]):
                     rows[i, j] = data[r, j]
