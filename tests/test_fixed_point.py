@@ -125,3 +125,27 @@ def test_settled_needs_an_unchanged_codebook(digits):
     assert not engine.settled(plan, moved, state)
     plan.neighbourhood.kind = "gaussian"
     assert not engine.settled(plan, state.codebook.copy(), state)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_labels_at_the_fixed_point_are_the_last_passes_winners(digits, dtype, monkeypatch):
+    """At a fixed point the final codebook is the one the last pass searched: ``labels_``
+    are that pass's winners, with no further search, and equal a fresh search's."""
+    import somvq.algorithms as algorithms
+
+    X = (digits + 1000.0).astype(dtype)
+    params = dict(grid=(3, 4), neighbourhood="none", n_epochs=60, random_state=0, bmu_search="full")
+    assigned = []
+    assign = algorithms.assign
+    monkeypatch.setattr(algorithms, "assign", lambda *a, **k: assigned.append(1) or assign(*a, **k))
+    som = KSOM(**params).fit(X)
+    assert not assigned  # the labels came from the last pass
+    monkeypatch.setattr(algorithms, "assign", assign)
+    np.testing.assert_array_equal(som.labels_, assign(X, som.codebook_)[0])
+    np.testing.assert_array_equal(som.labels_, som.predict(X))
+    # a fit stopped before its fixed point searches its final codebook again
+    monkeypatch.setattr(algorithms, "assign", lambda *a, **k: assigned.append(1) or assign(*a, **k))
+    early = KSOM(**{**params, "n_epochs": 2}).fit(X)
+    assert assigned
+    monkeypatch.setattr(algorithms, "assign", assign)
+    np.testing.assert_array_equal(early.labels_, assign(X, early.codebook_)[0])

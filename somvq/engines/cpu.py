@@ -62,7 +62,12 @@ class CpuEngine(Engine):
                 stats = self._pruned_statistics(X, state.codebook, groups)
                 self._after_pruned_pass(plan, X.shape[0])
                 return batch_step(stats, plan, state)
-            return batch_step(algorithms.unit_statistics(X, search), plan, state)
+            n_units, n_features = search.shape
+            winners = np.empty(X.shape[0], dtype=np.int64)
+            buffers = (np.zeros(n_units), np.zeros((n_units, n_features)), winners, np.empty(X.shape[0]))
+            stats = algorithms.unit_statistics(X, search, buffers=buffers)
+            self._searched = (X, search.copy(), winners)  # labels at a fixed point: these
+            return batch_step(stats, plan, state)
         if plan.algorithm == "minibatch":
             # Fused pass, in place on private copies made here (the state's arrays may be
             # shared with a callback or the user's init): published only when it returns.
@@ -157,6 +162,16 @@ class CpuEngine(Engine):
 
             pruned_search(X, state.codebook, bounds)
             return bounds.bmu.copy()
+        searched = getattr(self, "_searched", None)
+        if (
+            searched is not None
+            and searched[0] is X
+            and searched[1].dtype == state.codebook.dtype
+            and np.array_equal(searched[1], state.codebook)
+        ):
+            # the last batch pass searched this very codebook (a k-means fit at its fixed
+            # point, Engine.settled): the search is exact, so its winners are the labels
+            return searched[2]
         return algorithms.assign(X, state.codebook)[0]
 
     # ------------------------------------------------------------------ pruned BMU search
