@@ -63,6 +63,7 @@ class CpuEngine(Engine):
                 self._after_pruned_pass(plan, X.shape[0])
                 return batch_step(stats, plan, state)
             n_units, n_features = search.shape
+            self._searched = None  # (the last pass's winners: not kept beside this pass's)
             winners = np.empty(X.shape[0], dtype=np.int64)
             buffers = (np.zeros(n_units), np.zeros((n_units, n_features)), winners, np.empty(X.shape[0]))
             stats = algorithms.unit_statistics(X, search, buffers=buffers)
