@@ -1,8 +1,8 @@
-"""One block of the exact BMU search, in parts: its GEMM, its ranking, the whole block call.
+"""One block of the exact BMU search, part by part: its GEMM, its ranking, the whole block call.
 
 The search of every CPU path (batch, k-means, mini-batch) is, per block of rows, one
 ``[x' | 1] . [-2 W' | ||w'||^2]^T`` product and :func:`somvq._kernels.cpu_bmu.rank_block`
-(:func:`somvq._kernels.cpu_minibatch_step.search_block` does both, in L2-sized parts).
+(:func:`somvq._kernels.cpu_minibatch_step.search_block` does both, for the whole block).
 This times, on one thread with the BLAS held at one thread (as the search runs it), the
 product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
 alone (with ``--old-rev``, also that revision's ``rank_block`` on the same scores), and

@@ -24,10 +24,10 @@ per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented
 :func:`rank_block`, per row while the row is in cache: the lowest score, the number of
 scores within the bound of it and, when it is one, that unit (two vectorised passes,
 :mod:`somvq._kernels.cpu_scores`), the re-rank where that number exceeds one, and the
-direct squared distance to the winner. With more than one BLAS thread and more than one block, blocks are shared by the
-calling thread and a small thread pool (:func:`_parallel_search`), so the ranking runs in
-parallel too. See docs/performance.md for the profiles behind these choices and what the
-exactness costs.
+direct squared distance to the winner. With more than one BLAS thread and more than one
+block, blocks are shared by the calling thread and a small thread pool
+(:func:`_parallel_search`), so the ranking runs in parallel too. See docs/performance.md
+for the profiles behind these choices and what the exactness costs.
 
 Counts and sums are added into caller-allocated float64 buffers, each element receiving
 its rows in row order: on one thread block after block (:func:`accumulate_statistics`),

@@ -233,7 +233,7 @@ _RUNNER_SIGNATURES = [
         types.float64,  # 4 eps of the dtype
         types.float64,  # the frame's scale
         types.float64,  # margin
-        array(types.int64, 1, "C"),  # where each group starts in the units listed group after group, and K
+        array(types.int64, 1, "C"),  # where each group starts (units listed group after group), and K
         array(types.int64, 1, "C"),  # group of each unit
         types.boolean,  # each group's own minimum (else the runner-up's bound for all)
         array(types.float32, 2, "C"),  # out: lower bounds (rows, G) on the distance to each group
