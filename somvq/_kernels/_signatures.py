@@ -9,12 +9,10 @@ def array(dtype, ndim, layout="A", readonly=False):
 
 FLOATS = (types.float32, types.float64)
 
-
-def data_arrays(ndim=2):
-    """Input-data array types: float32/float64, any layout, writable or read-only."""
-    return [
-        array(dtype, ndim, layout, readonly)
-        for dtype in FLOATS
-        for layout in ("C", "A")
-        for readonly in (False, True)
-    ]
+# One rule for every signature list here: a parameter never has both a read-only "C" and a
+# read-only "A" signature of the same dtype. Numba records each conversion it performs
+# ("writable C -> read-only A" once any kernel has been called that way) in one global
+# type manager; from then on a writable C array converts to both of those signatures at the
+# same cost, and a kernel offering both raises "Ambiguous overloading" -- depending on which
+# kernel happened to run first in the process. One read-only signature per dtype and layout
+# family (C where the kernel's loops need contiguity, else A) cannot be ambiguous.

@@ -809,13 +809,6 @@ def minibatch_pass(
         if low < 0:
             order = np.where(order < 0, order + X.shape[0], order)
     order = np.ascontiguousarray(order, dtype=np.int64)
-    # run_steps reads the data through a read-only signature of any layout. A writable C
-    # array passed to it would register the conversion "writable C -> read-only A" in
-    # Numba's global type manager, after which every kernel with both a read-only C and a
-    # read-only A signature (cpu_online.online_pass) finds a writable C array ambiguous.
-    # A read-only view converts from its own (read-only) type, which those kernels match.
-    data = X.view()
-    data.flags.writeable = False
     n_units, n_features = codebook.shape
     rows_max = min(batch_size, n_rows)
     chunk_max = min(gather_rows, n_rows)
@@ -891,7 +884,7 @@ def minibatch_pass(
                 sync[:] = 0
                 args = [
                     (
-                        data,
+                        X,
                         order[g_start:g_stop],
                         block,
                         batch_size,

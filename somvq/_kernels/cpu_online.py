@@ -21,13 +21,10 @@ from .config import CACHE, FASTMATH
 from .cpu_neighbourhood import kernel_value, schedule_value
 from .neighbourhood_formulas import HARD, INVERSE_COUNT, NEIGHBOUR_RADIUS, NONE
 
-#: The data is only read: read-only signatures (a writable array dispatches to them too),
-#: C or any layout, so few cached overloads are loaded at first use.
-_DATA = [
-    array(dtype, 2, layout, readonly=True)
-    for dtype in (types.float32, types.float64)
-    for layout in ("C", "A")
-]
+#: The data is only read, one row a step (copied): one read-only signature of any layout
+#: per dtype, which every array of that dtype dispatches to (see ``_signatures``), so one
+#: cached overload per dtype is loaded at first use.
+_DATA = [array(dtype, 2, "A", readonly=True) for dtype in (types.float32, types.float64)]
 
 _SIGNATURES = [
     types.void(
