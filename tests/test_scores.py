@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from somvq._kernels.cpu_scores import first_equal, lowest, within
+from somvq._kernels.cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 
 _UNSIGNED = {np.float32: np.uint32, np.float64: np.uint64}
 _SIGNED = {np.float32: np.int32, np.float64: np.int64}
@@ -116,3 +116,22 @@ def test_first_equal():
     row = np.array([4.0, 2.0, 2.0, np.nan], dtype=np.float32)
     assert first_equal(row, np.float32(2.0)) == 1
     assert first_equal(row, np.float32(np.nan)) == 4  # NaN equals nothing: len(row)
+
+
+def test_sole_or_first_scans_when_float32_indices_are_inexact():
+    # Past EXACT_INDICES (2^24) units float32 cannot hold every index: within's index sum
+    # for the only entry at the limit is rounded, and sole_or_first must scan instead.
+    n_units = EXACT_INDICES + 8
+    winner = EXACT_INDICES + 5  # odd: not a float32
+    row = np.ones(n_units, dtype=np.float32)
+    row[winner] = 0.25
+    indices = np.arange(n_units + 1).astype(np.float32)
+    count, index = within(row, np.float32(0.5), indices)
+    assert count == 1
+    assert int(index) != winner  # the rounded sum: what the fallback is there for
+    assert sole_or_first(row, np.float32(0.25), count, index) == winner
+    # below the threshold the sum is taken as it is (no scan), exactly
+    short = row[: EXACT_INDICES - 3].copy()
+    short[EXACT_INDICES - 5] = 0.25
+    count, index = within(short, np.float32(0.5), indices[: short.shape[0] + 1])
+    assert sole_or_first(short, np.float32(0.25), count, index) == EXACT_INDICES - 5
