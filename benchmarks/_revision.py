@@ -4,13 +4,15 @@ For benchmarks that compare a kernel with an earlier version of itself in one pr
 (``bench_minibatch --old-rev``, ``bench_search --old-rev``): each named module of
 ``somvq/_kernels`` is read from ``git show REV:...``, written to a temporary folder and
 imported as ``somvq._kernels._rev_<rev>_<name>``, so that its relative imports resolve to
-this checkout's package. Imports between the loaded modules are redirected to the loaded
-copies (name them in dependency order); every other kernel is this checkout's.
+this checkout's package. Imports between the loaded modules (``from .name import ...``
+and ``from . import name``) are redirected to the loaded copies (name them in dependency
+order); every other kernel is this checkout's.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,12 @@ def load_kernels(rev: str, names: list[str]) -> dict:
         ).stdout
         for earlier in loaded:
             source = source.replace(f"from .{earlier} import", f"from ._rev_{tag}_{earlier} import")
+            source = re.sub(
+                rf"^(\s*)from \. import {earlier}$",
+                rf"\1from . import _rev_{tag}_{earlier} as {earlier}",
+                source,
+                flags=re.MULTILINE,
+            )
         module_name = f"somvq._kernels._rev_{tag}_{name}"
         path = folder / f"_rev_{tag}_{name}.py"
         path.write_text(source)

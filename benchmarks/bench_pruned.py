@@ -26,6 +26,14 @@ process, medians of ``--rounds`` (default 5)::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE \
         python -m benchmarks.bench_pruned --small --rounds 5
 
+``--old-rev REV`` adds ``kmeans-pruned@REV``: the pruned k-means fit with the kernels of
+``somvq/_kernels/cpu_scores.py``, ``cpu_bmu.py`` and ``cpu_pruned.py`` as they were at
+``REV`` (loaded from git into this process by :mod:`benchmarks._revision`; everything else
+is this checkout's), interleaved with the others, its labels and codebook compared with
+this checkout's bit for bit. An A/B of a change to the pruned search in one process::
+
+    python -m benchmarks.bench_pruned --rounds 5 --kmeans-only --no-elkan --old-rev HEAD~1
+
 ``--searched`` prints, per k-means pass, the fraction of rows the product still searches
 and the fraction settled by the direct re-check of the failed groups.
 """
@@ -71,6 +79,11 @@ def main(argv=None):
     parser.add_argument("--small-map", default="16x32", help="--small: the map")
     parser.add_argument("--small-epochs", type=int, default=10, help="--small: epochs / iterations")
     parser.add_argument(
+        "--old-rev",
+        metavar="REV",
+        help="also time the pruned k-means fit with the pruned-search kernels of this git revision",
+    )
+    parser.add_argument(
         "--searched",
         action="store_true",
         help="only print the fraction of rows the pruned search still searches, per k-means pass",
@@ -102,7 +115,7 @@ def main(argv=None):
     results: dict[str, list[float]] = {}
     extra: dict[str, object] = {}
 
-    def somvq_kmeans(mode):
+    def somvq_kmeans(mode, key=None):
         def run():
             model = KSOM(
                 shape, neighbourhood="none", n_epochs=epochs, init=W0, bmu_search=mode, random_state=0
@@ -110,10 +123,28 @@ def main(argv=None):
             t = time.perf_counter()
             model.fit(X)
             elapsed = time.perf_counter() - t
-            extra[f"kmeans-{mode}"] = model
+            extra[key or f"kmeans-{mode}"] = model
             return elapsed
 
         return run
+
+    def with_kernels(old, run):
+        """``run`` with the pruned search of ``old`` (load_kernels' modules) swapped in."""
+        from somvq._kernels import cpu_pruned
+
+        names = ("pruned_search", "Bounds", "default_groups")
+
+        def swapped():
+            mine = {name: getattr(cpu_pruned, name) for name in names}
+            for name in names:
+                setattr(cpu_pruned, name, getattr(old["cpu_pruned"], name))
+            try:
+                return run()
+            finally:
+                for name, value in mine.items():
+                    setattr(cpu_pruned, name, value)
+
+        return swapped
 
     def sklearn_kmeans(algorithm):
         def run():
@@ -160,6 +191,13 @@ def main(argv=None):
     }
     if not args.no_elkan:
         cases["sklearn-elkan"] = sklearn_kmeans("elkan")
+    old_name = None
+    if args.old_rev:
+        from benchmarks._revision import load_kernels
+
+        old_name = f"kmeans-pruned@{args.old_rev}"
+        old = load_kernels(args.old_rev, ["cpu_scores", "cpu_bmu", "cpu_pruned"])
+        cases[old_name] = with_kernels(old, somvq_kmeans("pruned", old_name))
     if args.kmeans_only:
         for mode in ("full", "pruned", "auto"):
             del cases[f"batch-{mode}"]
@@ -180,7 +218,7 @@ def main(argv=None):
     )
     print(f"GEMM floor {fl * 1e3:.1f} ms")
     lloyd = med["sklearn-lloyd"]
-    for name in ["kmeans-full", "kmeans-pruned", "kmeans-auto", "sklearn-lloyd", "sklearn-elkan"]:
+    for name in ["kmeans-full", "kmeans-pruned", old_name, "kmeans-auto", "sklearn-lloyd", "sklearn-elkan"]:
         if name in med:
             model = extra[name]
             centres = model.codebook_ if hasattr(model, "codebook_") else model.cluster_centers_
@@ -192,6 +230,15 @@ def main(argv=None):
         extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes()
     )
     print(f"k-means pruned == full (labels, codebook bits): {same}")
+    if old_name:
+        ratios = np.array(results["kmeans-pruned"]) / np.array(results[old_name])
+        same = np.array_equal(extra["kmeans-pruned"].labels_, extra[old_name].labels_) and (
+            extra["kmeans-pruned"].codebook_.tobytes() == extra[old_name].codebook_.tobytes()
+        )
+        print(
+            f"kmeans-pruned / {old_name} per round: median {np.median(ratios):.3f} "
+            f"(range {ratios.min():.3f}-{ratios.max():.3f}); same labels and codebook bits: {same}"
+        )
     if args.kmeans_only:
         return
     for mode in ("full", "pruned", "auto"):

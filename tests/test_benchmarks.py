@@ -164,3 +164,29 @@ def test_load_kernels_redirects_imports_between_the_loaded_modules(monkeypatch):
     assert old["cpu_bmu"].lowest is old["cpu_scores"].lowest  # not this checkout's module
     row = np.array([3.0, -1.0, 2.0], dtype=np.float32)
     assert old["cpu_scores"].lowest(row) == -1.0
+
+
+def test_load_kernels_redirects_module_imports_too(monkeypatch):
+    # cpu_pruned reads the ranking through ``from . import cpu_bmu``: the loaded copy's
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks._revision import load_kernels
+
+    old = load_kernels("HEAD", ["cpu_scores", "cpu_bmu", "cpu_pruned"])
+    assert old["cpu_pruned"].cpu_bmu is old["cpu_bmu"]
+    assert old["cpu_pruned"].lowest is old["cpu_scores"].lowest
+
+
+def test_bench_pruned_smoke_with_an_earlier_revision(monkeypatch, capsys):
+    """benchmarks/bench_pruned.py --old-rev: HEAD's pruned-search kernels swapped in for one
+    side of a tiny k-means case; the same bits as this checkout's, the kernels put back."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench_pruned
+    from somvq._kernels import cpu_pruned
+
+    mine = cpu_pruned.pruned_search
+    args = ["--rows", "600", "--map", "3x4", "--epochs", "3", "--rounds", "1", "--kmeans-only", "--no-elkan"]
+    bench_pruned.main([*args, "--old-rev", "HEAD"])
+    out = capsys.readouterr().out
+    assert "kmeans-pruned@HEAD" in out
+    assert "same labels and codebook bits: True" in out
+    assert cpu_pruned.pruned_search is mine
