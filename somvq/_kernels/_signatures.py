@@ -9,8 +9,8 @@ def array(dtype, ndim, layout="A", readonly=False):
 
 FLOATS = (types.float32, types.float64)
 
-# One rule for every signature list here: a parameter never has both a read-only "C" and a
-# read-only "A" signature of the same dtype. Numba records each conversion it performs
+# One rule for every kernel's signature list: a parameter never has both a read-only "C"
+# and a read-only "A" signature of the same dtype. Numba records each conversion it performs
 # ("writable C -> read-only A" once any kernel has been called that way) in one global
 # type manager; from then on a writable C array converts to both of those signatures at the
 # same cost, and a kernel offering both raises "Ambiguous overloading" -- depending on which
