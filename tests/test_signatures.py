@@ -28,7 +28,13 @@ def _cpu_dispatchers():
             continue
         module = importlib.import_module(f"somvq._kernels.{info.name}")
         for name, value in vars(module).items():
-            if isinstance(value, CPUDispatcher) and value.py_func.__module__ == module.__name__:
+            if (
+                isinstance(value, CPUDispatcher)
+                and value.py_func.__module__ == module.__name__
+                # explicit signature lists only (compilation disabled after them): a lazily
+                # compiled kernel compiles an exact specialisation instead of converting
+                and not value._can_compile
+            ):
                 yield f"{module.__name__}.{name}", value
 
 
@@ -40,8 +46,8 @@ def _equally_reachable(a, b):
         isinstance(a, types.Array)
         and isinstance(b, types.Array)
         and (a.dtype, a.ndim) == (b.dtype, b.ndim)
-        and a.readonly
-        and b.readonly
+        and not a.mutable  # read-only
+        and not b.mutable
         and {a.layout, b.layout} == {"C", "A"}
     )
 
