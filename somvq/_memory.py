@@ -98,7 +98,7 @@ def estimate_fit_bytes(
     if algorithm == "batch" and backend == "cpu" and bmu_search != "full":
         # The pruned search's bounds, 24 + 4 G bytes a row (somvq/_kernels/cpu_pruned.py):
         # G groups of units for k-means, one bound under a shrinking neighbourhood.
-        from ._kernels.cpu_pruned import default_groups
+        from ._kernels.config import default_groups
 
         groups = default_groups(n_units) if neighbourhood == "none" else 1
         data += n_samples * (24 + 4 * groups)

@@ -21,6 +21,25 @@ def test_import_is_light():
     assert json.loads(out.stdout) == []
 
 
+def test_a_fit_loads_only_the_kernels_it_runs():
+    """A fit loads the compiled kernels of its own path only: each module's cached overloads
+    cost first-use time (tens of ms each; docs/performance.md). A batch fit below the
+    pruned search's size must not load the pruned search (the memory estimate reads its
+    group count from the kernels' config, not from it), nor the online kernels."""
+    code = (
+        "import sys, json, numpy as np; from somvq import KSOM; "
+        "X = np.random.default_rng(0).normal(size=(300, 4)); "
+        "KSOM(grid=(4, 5), n_epochs=2, random_state=0).fit(X); "
+        "KSOM(grid=(4, 5), neighbourhood='none', n_epochs=2, random_state=0).fit(X); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('somvq._kernels.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert "somvq._kernels.cpu_bmu" in loaded  # the scan sees the search that ran
+    assert "somvq._kernels.cpu_pruned" not in loaded
+    assert "somvq._kernels.cpu_online" not in loaded
+
+
 def test_public_names():
     import somvq
 

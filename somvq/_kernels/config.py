@@ -12,3 +12,17 @@ FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 #: Compile to the on-disk cache so a fresh process does not recompile.
 CACHE = True
+
+#: Units per group of the pruned search's lower bounds when the number of groups is not
+#: given (Yinyang k-means' ``K / 10``, Ding et al. 2015, with groups of consecutive unit
+#: indices: neighbours on a map, which move together): 4 bytes a row each.
+UNITS_PER_GROUP = 10
+#: Most groups (memory: 4 bytes a row each).
+MAX_GROUPS = 64
+
+
+def default_groups(n_units: int) -> int:
+    """Groups of the pruned search's bounds for ``K`` units: ``K / UNITS_PER_GROUP``, 1 to
+    :data:`MAX_GROUPS`. Here, not in ``cpu_pruned``, so that the memory estimate of every
+    fit can read it without loading the pruned search's compiled kernels."""
+    return max(1, min(MAX_GROUPS, n_units // UNITS_PER_GROUP))

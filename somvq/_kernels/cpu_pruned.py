@@ -59,7 +59,7 @@ from numba import njit, types
 
 from . import cpu_bmu
 from ._signatures import FLOATS, array
-from .config import CACHE, CHUNK_ROWS, FASTMATH
+from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
 from .cpu_scores import lowest
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -327,20 +327,9 @@ def runner_up_block(
 
 
 # ------------------------------------------------------------------ the pass
-#: Units per group of the lower bounds when the number of groups is not given (Yinyang
-#: k-means' ``K / 10``, Ding et al. 2015, with groups of consecutive unit indices:
-#: neighbours on a map, which move together): 4 bytes a row each.
-UNITS_PER_GROUP = 10
-#: Most groups (memory: 4 bytes a row each).
-MAX_GROUPS = 64
 #: A row whose failed groups hold at most this fraction of the units is re-checked by
 #: direct distances to those units (:func:`check_rows`); more go to the product.
 RECHECK_FRACTION = 0.25
-
-
-def default_groups(n_units: int) -> int:
-    """Groups of the bounds for ``K`` units: ``K / UNITS_PER_GROUP``, 1 to :data:`MAX_GROUPS`."""
-    return max(1, min(MAX_GROUPS, n_units // UNITS_PER_GROUP))
 
 
 def group_starts(n_units: int, n_groups: int | None = None) -> np.ndarray:

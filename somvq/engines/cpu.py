@@ -56,7 +56,7 @@ class CpuEngine(Engine):
             search = state.codebook if plan.search is None else plan.search(state.codebook)
             # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto) searches.
             if plan.search is None and use_pruned_search(plan, X.shape[0]) and self._pruning_pays(plan):
-                # Yinyang group bounds (cpu_pruned.default_groups) for k-means; one bound
+                # Yinyang group bounds (config.default_groups) for k-means; one bound
                 # while a neighbourhood moves every unit (docs/performance.md, pruned search)
                 groups = None if plan.neighbourhood.kind == "none" else 1
                 stats = self._pruned_statistics(X, state.codebook, groups)
