@@ -2,7 +2,7 @@
 
 The search of every CPU path (batch, k-means, mini-batch) is, per block of rows, one
 ``[x' | 1] . [-2 W' | ||w'||^2]^T`` product and :func:`somvq._kernels.cpu_bmu.rank_block`
-(:func:`somvq._kernels.cpu_minibatch_step.search_block` does both, for the whole block).
+(:func:`somvq._kernels.cpu_bmu.search_block` does both, for the whole block).
 This times, on one thread with the BLAS held at one thread (as the search runs it), the
 product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
 alone (with ``--old-rev``, also that revision's ``rank_block`` on the same scores), and
@@ -38,7 +38,7 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
     from numba import njit
 
     from somvq._kernels import cpu_minibatch_step as step
-    from somvq._kernels.cpu_bmu import _constants, rank_block
+    from somvq._kernels.cpu_bmu import _constants, rank_block, search_block
 
     @njit(nogil=True)
     def numba_dot(a, b, out):  # the product as search_block makes it
@@ -69,7 +69,7 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
         old_args = (X, framed, products, *extra, bmu, W, c.kappa, radius, c.overflow, 1.0, c.up, sq, True)
         old = f" {_median_us(lambda: old_rank(*old_args), repeats):8.0f}"
     block = _median_us(
-        lambda: step.search_block(
+        lambda: search_block(
             X, 0, rows, framed, products, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
         ),
         repeats,

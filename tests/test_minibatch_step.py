@@ -15,7 +15,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from somvq import KSOM, algorithms
-from somvq._kernels import cpu_minibatch_step
+from somvq._kernels import cpu_bmu, cpu_minibatch_step
 from somvq.grids import Grid
 from somvq.neighbourhoods import Neighbourhood
 from somvq.schedules import Schedule
@@ -237,9 +237,7 @@ def test_the_search_is_exact_far_from_the_origin(monkeypatch):
     assert frame[cpu_minibatch_step.CENTRED] == 1.0
     scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
     c = _constants(np.float32, 4)
-    cpu_minibatch_step.search_block(
-        X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
-    )
+    cpu_bmu.search_block(X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq)
     np.testing.assert_array_equal(bmu, naive.bmu(X, W))
     direct = ((X.astype(float) - W.astype(float)[bmu]) ** 2).sum(1)
     np.testing.assert_allclose(sq, direct, rtol=1e-12)

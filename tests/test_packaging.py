@@ -25,7 +25,8 @@ def test_a_fit_loads_only_the_kernels_it_runs():
     """A fit loads the compiled kernels of its own path only: each module's cached overloads
     cost first-use time (tens of ms each; docs/performance.md). A batch fit below the
     pruned search's size must not load the pruned search (the memory estimate reads its
-    group count from the kernels' config, not from it), nor the online kernels."""
+    group count from the kernels' config, not from it), nor the mini-batch pass, nor the
+    online kernels."""
     code = (
         "import sys, json, numpy as np; from somvq import KSOM; "
         "X = np.random.default_rng(0).normal(size=(300, 4)); "
@@ -38,6 +39,9 @@ def test_a_fit_loads_only_the_kernels_it_runs():
     assert "somvq._kernels.cpu_bmu" in loaded  # the scan sees the search that ran
     assert "somvq._kernels.cpu_pruned" not in loaded
     assert "somvq._kernels.cpu_online" not in loaded
+    # the block search lives in cpu_bmu: the mini-batch pass and its sync stay unloaded
+    assert "somvq._kernels.cpu_minibatch_step" not in loaded
+    assert "somvq._kernels.cpu_sync" not in loaded
 
 
 def test_public_names():

@@ -16,8 +16,8 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 Per call, two compiled O(K D) passes over the codebook choose the frame and build the
 augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
 summed in float64, rounded once; scaling by -2 is exact). Per block, one compiled call
-that holds no GIL (:func:`somvq._kernels.cpu_minibatch_step.search_block`, shared with the
-mini-batch step): the rows, copied (centred, scaled when the frame says so) into a
+that holds no GIL (:func:`search_block`, shared with the mini-batch step,
+:mod:`somvq._kernels.cpu_minibatch_step`): the rows, copied (centred, scaled when the frame says so) into a
 per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented codebook
 (``np.dot`` inside Numba, SciPy's single-threaded BLAS): one product gives
 ``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then
@@ -274,6 +274,96 @@ def fill_augmented(codebook, centre, scale, aug):
     return largest
 
 
+#: Layout of the ``frame`` array that :func:`search_block` reads (made by
+#: :func:`_search_setup` for a search call, by
+#: :func:`somvq._kernels.cpu_minibatch_step.prepare_frame` for each mini-batch step).
+RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
+
+
+_SEARCH_SIGNATURES = [
+    types.int64(
+        array(dtype, 2, "C", readonly=True),  # the batch's rows
+        types.int64,  # first row of the block
+        types.int64,  # end of the block
+        array(dtype, 2, "C"),  # per-thread (rows, D + 1) buffer whose last column is 1
+        array(dtype, 2, "C"),  # per-thread (rows, K) scores
+        array(dtype, 2, "C", readonly=True),  # codebook
+        array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
+        array(dtype, 1, "C", readonly=True),  # centre of the frame
+        array(types.float64, 1, "C"),  # frame (prepare_frame)
+        types.float64,  # kappa
+        types.float64,  # overflow
+        types.float64,  # up
+        array(types.int64, 1, "C"),  # out: winners of the batch
+        array(types.float64, 1, "C"),  # out: squared distances of the batch
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_SEARCH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def search_block(
+    rows,
+    start,
+    stop,
+    framed,
+    products,
+    codebook,
+    aug,
+    centre,
+    frame,
+    kappa,
+    overflow,
+    up,
+    bmu,
+    sq_dist,
+):
+    """Winners and direct squared distances of ``rows[start:stop]`` (one block).
+
+    What :func:`_search_block` does for a finite frame: the rows
+    into ``framed`` (minus the centre, times the scale, in the rows' dtype), one GEMM
+    ``[x' | 1] . [-2 W' | ||w'||^2]^T`` and :func:`~somvq._kernels.cpu_bmu.rank_block`.
+    Returns the number of re-ranked rows.
+    """
+    n = stop - start
+    n_features = rows.shape[1]
+    if n > framed.shape[0] or n > products.shape[0] or stop > bmu.shape[0] or stop > sq_dist.shape[0]:
+        raise ValueError("search_block: the block does not fit the scratch buffers")
+    centred = frame[CENTRED] != 0.0
+    scale = frame[SCALE]
+    scaled = scale != 1.0
+    factor = rows[:1, :1].copy()
+    factor[0, 0] = scale  # the scale in the rows' dtype (a power of two: exact)
+    s = factor[0, 0]
+    block = rows[start:stop]
+    for i in range(n):
+        for j in range(n_features):
+            v = block[i, j]
+            if centred:
+                v = v - centre[j]
+            if scaled:
+                v = v * s
+            framed[i, j] = v
+    out = products[:n]
+    np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
+    # float32 differences squared never overflow float64; float64 ones may beyond 1e154
+    direct_scale = 1.0 if rows.itemsize == 4 else scale
+    return rank_block(
+        block,
+        framed[:n],
+        out,
+        bmu[start:stop],
+        codebook,
+        kappa,
+        frame[RADIUS],
+        overflow,
+        direct_scale,
+        up,
+        sq_dist[start:stop],
+        True,
+    )
+
+
 # ------------------------------------------------------------------ threading helpers
 _controller_lock = threading.Lock()
 _blas_controller = None
@@ -448,7 +538,7 @@ def _constants(dtype, n_features: int) -> _Constants:
 
 def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     """Winners (and distances) of the rows ``start:stop``: one compiled call
-    (:func:`_block_search`), the products left in this thread's scratch buffers
+    (:func:`search_block`), the products left in this thread's scratch buffers
     (:func:`_products_buffer`, :func:`_augmented_buffer`: the pruned search reads them)."""
     if not math.isfinite(search.radius):
         # A non-finite codebook (a diverged fit, checked by the caller): no ranking is
@@ -468,7 +558,7 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     got_sq = sq if own_sq else _scratch_vector("sq_dist", rows, np.float64)
     framed = _augmented_buffer(rows, X.shape[1], X.dtype)
     prod = _products_buffer(rows, search.aug.shape[0], X.dtype)
-    _block_search()(
+    search_block(
         _block(X, start, stop),
         0,
         rows,
@@ -504,17 +594,6 @@ def _scratch_vector(name: str, rows: int, dtype) -> np.ndarray:
         buf = np.empty(max(rows, CHUNK_ROWS), dtype=dtype)
         setattr(_local, name, buf)
     return buf[:rows]
-
-
-@functools.lru_cache(maxsize=1)
-def _block_search():
-    """The compiled block search, shared with the mini-batch step
-    (:func:`somvq._kernels.cpu_minibatch_step.search_block`: the rows into the frame,
-    ``np.dot`` inside Numba, :func:`rank_block`, no GIL held). Imported on first use:
-    that module imports this one."""
-    from .cpu_minibatch_step import search_block
-
-    return search_block
 
 
 _NO_DIST = np.zeros(0)

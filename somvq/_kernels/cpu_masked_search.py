@@ -4,7 +4,7 @@
 ``D / n_obs * sum_{j observed} (x_j - w_j)^2``, winner = float64 direct-distance argmin,
 lowest index on ties); this module is its fast form, one compiled call per share of
 blocks of rows (no GIL held), modelled on the dense search (:func:`somvq._kernels.cpu_bmu.rank_block`,
-:func:`somvq._kernels.cpu_minibatch_step.search_block`):
+:func:`somvq._kernels.cpu_bmu.search_block`):
 
 1. one loop over the raw rows fills a per-thread ``rows x (D + 1)`` buffer ``[x' | 1]`` in
    the codebook's frame (``x' = (x - centre) * scale`` in float64, 0 at the holes) and

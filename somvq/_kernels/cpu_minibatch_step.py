@@ -9,7 +9,8 @@ counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a
 
 * per block of the batch, a search task: its rows gathered from the data into the
   chunk's buffer (in parallel so: a serial ``np.take`` of the chunk before the call took
-  9 ms of a 54 ms epoch on 1e5 x 32), then :func:`search_block`: the rows into the
+  9 ms of a 54 ms epoch on 1e5 x 32), then :func:`~somvq._kernels.cpu_bmu.search_block`
+  (the full search's own block call): the rows into the
   frame, the augmented GEMM (``np.dot`` inside Numba: SciPy's BLAS, held at one thread)
   and :func:`~somvq._kernels.cpu_bmu.rank_block`, the very ranking of the full search;
 * per column range (two with two threads), an update task: the batch's sums in row
@@ -49,7 +50,16 @@ from numba import njit, types
 
 from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
-from .cpu_bmu import accumulate_columns, codebook_summary, fill_augmented, rank_block
+from .cpu_bmu import (
+    CENTRED,
+    FINITE,
+    RADIUS,
+    SCALE,
+    accumulate_columns,
+    codebook_summary,
+    fill_augmented,
+    search_block,
+)
 from .cpu_prefetch import AHEAD, prefetch_row
 from .cpu_sync import (
     ABORT,
@@ -72,94 +82,6 @@ _F2 = array(types.float64, 2, "C")
 _F2_RO = array(types.float64, 2, "C", readonly=True)
 _I1 = array(types.int64, 1, "C")
 _I1_RO = array(types.int64, 1, "C", readonly=True)
-
-#: ``frame`` holds what the search of the next step needs from :func:`prepare_frame`.
-RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
-
-
-_SEARCH_SIGNATURES = [
-    types.int64(
-        array(dtype, 2, "C", readonly=True),  # the batch's rows
-        types.int64,  # first row of the block
-        types.int64,  # end of the block
-        array(dtype, 2, "C"),  # per-thread (rows, D + 1) buffer whose last column is 1
-        array(dtype, 2, "C"),  # per-thread (rows, K) scores
-        array(dtype, 2, "C", readonly=True),  # codebook
-        array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
-        array(dtype, 1, "C", readonly=True),  # centre of the frame
-        _F1,  # frame (prepare_frame)
-        types.float64,  # kappa
-        types.float64,  # overflow
-        types.float64,  # up
-        _I1,  # out: winners of the batch
-        _F1,  # out: squared distances of the batch
-    )
-    for dtype in FLOATS
-]
-
-
-@njit(_SEARCH_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def search_block(
-    rows,
-    start,
-    stop,
-    framed,
-    products,
-    codebook,
-    aug,
-    centre,
-    frame,
-    kappa,
-    overflow,
-    up,
-    bmu,
-    sq_dist,
-):
-    """Winners and direct squared distances of ``rows[start:stop]`` (one block).
-
-    What :func:`somvq._kernels.cpu_bmu._search_block` does for a finite frame: the rows
-    into ``framed`` (minus the centre, times the scale, in the rows' dtype), one GEMM
-    ``[x' | 1] . [-2 W' | ||w'||^2]^T`` and :func:`~somvq._kernels.cpu_bmu.rank_block`.
-    Returns the number of re-ranked rows.
-    """
-    n = stop - start
-    n_features = rows.shape[1]
-    if n > framed.shape[0] or n > products.shape[0] or stop > bmu.shape[0] or stop > sq_dist.shape[0]:
-        raise ValueError("search_block: the block does not fit the scratch buffers")
-    centred = frame[CENTRED] != 0.0
-    scale = frame[SCALE]
-    scaled = scale != 1.0
-    factor = rows[:1, :1].copy()
-    factor[0, 0] = scale  # the scale in the rows' dtype (a power of two: exact)
-    s = factor[0, 0]
-    block = rows[start:stop]
-    for i in range(n):
-        for j in range(n_features):
-            v = block[i, j]
-            if centred:
-                v = v - centre[j]
-            if scaled:
-                v = v * s
-            framed[i, j] = v
-    out = products[:n]
-    np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
-    # float32 differences squared never overflow float64; float64 ones may beyond 1e154
-    direct_scale = 1.0 if rows.itemsize == 4 else scale
-    return rank_block(
-        block,
-        framed[:n],
-        out,
-        bmu[start:stop],
-        codebook,
-        kappa,
-        frame[RADIUS],
-        overflow,
-        direct_scale,
-        up,
-        sq_dist[start:stop],
-        True,
-    )
-
 
 _FRAME_SIGNATURES = [
     types.void(
@@ -495,7 +417,7 @@ def run_steps(
 
     Each thread of the pass (the calling thread and its worker) makes this same call. A
     step is ``n_blocks`` search tasks (one block of the batch: its rows gathered into
-    ``rows``, in parallel so, then :func:`search_block`),
+    ``rows``, in parallel so, then :func:`~somvq._kernels.cpu_bmu.search_block`),
     then one update task per column range ``splits[c]:splits[c + 1]`` (sums, smoothing,
     EMA sums and codebook of those columns); the thread that finishes the step's last
     update task then makes the frame (the EMA counts, the step's error,
