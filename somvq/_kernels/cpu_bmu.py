@@ -282,7 +282,7 @@ RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
 
 _SEARCH_SIGNATURES = [
     types.int64(
-        array(dtype, 2, "C", readonly=True),  # the batch's rows
+        array(dtype, 2, "C", readonly=True),  # the rows (the data, or a mini-batch's)
         types.int64,  # first row of the block
         types.int64,  # end of the block
         array(dtype, 2, "C"),  # per-thread (rows, D + 1) buffer whose last column is 1
@@ -290,12 +290,12 @@ _SEARCH_SIGNATURES = [
         array(dtype, 2, "C", readonly=True),  # codebook
         array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
         array(dtype, 1, "C", readonly=True),  # centre of the frame
-        array(types.float64, 1, "C"),  # frame (prepare_frame)
+        array(types.float64, 1, "C"),  # frame: RADIUS, SCALE, CENTRED, FINITE
         types.float64,  # kappa
         types.float64,  # overflow
         types.float64,  # up
-        array(types.int64, 1, "C"),  # out: winners of the batch
-        array(types.float64, 1, "C"),  # out: squared distances of the batch
+        array(types.int64, 1, "C"),  # out: winners of the rows
+        array(types.float64, 1, "C"),  # out: squared distances of the rows
     )
     for dtype in FLOATS
 ]
