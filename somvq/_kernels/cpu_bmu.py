@@ -16,18 +16,18 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 Per call, two compiled O(K D) passes over the codebook choose the frame and build the
 augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
 summed in float64, rounded once; scaling by -2 is exact). Per block, one compiled call
-that holds no GIL (:func:`search_block`, shared with the mini-batch step,
-:mod:`somvq._kernels.cpu_minibatch_step`): the rows, copied (centred, scaled when the frame says so) into a
-per-thread ``rows x (D + 1)`` buffer whose last column is 1, times the augmented codebook
-(``np.dot`` inside Numba, SciPy's single-threaded BLAS): one product gives
-``||w'||^2 - 2 x'.w'`` without a separate add pass over the ``rows x K`` scores; then
-:func:`rank_block`, per row while the row is in cache: the lowest score, the number of
-scores within the bound of it and, when it is one, that unit (two vectorised passes,
-:mod:`somvq._kernels.cpu_scores`), the re-rank where that number exceeds one, and the
-direct squared distance to the winner. With more than one BLAS thread and more than one
-block, blocks are shared by the calling thread and a small thread pool
-(:func:`_parallel_search`), so the ranking runs in parallel too. See docs/performance.md
-for the profiles behind these choices and what the exactness costs.
+that holds no GIL, :func:`search_block` (which the mini-batch step,
+:mod:`somvq._kernels.cpu_minibatch_step`, calls too): the rows, copied (centred, scaled
+when the frame says so) into a per-thread ``rows x (D + 1)`` buffer whose last column is
+1, times the augmented codebook (``np.dot`` inside Numba, SciPy's single-threaded BLAS):
+one product gives ``||w'||^2 - 2 x'.w'`` without a separate add pass over the
+``rows x K`` scores; then :func:`rank_block`, per row while the row is in cache: the
+lowest score, the number of scores within the bound of it and, when it is one, that unit
+(two vectorised passes, :mod:`somvq._kernels.cpu_scores`), the re-rank where that number
+exceeds one, and the direct squared distance to the winner. With more than one BLAS
+thread and more than one block, blocks are shared by the calling thread and a small
+thread pool (:func:`_parallel_search`), so the ranking runs in parallel too. See
+docs/performance.md for the profiles behind these choices and what the exactness costs.
 
 Counts and sums are added into caller-allocated float64 buffers, each element receiving
 its rows in row order: on one thread block after block (:func:`accumulate_statistics`),
@@ -320,10 +320,9 @@ def search_block(
 ):
     """Winners and direct squared distances of ``rows[start:stop]`` (one block).
 
-    What :func:`_search_block` does for a finite frame: the rows
-    into ``framed`` (minus the centre, times the scale, in the rows' dtype), one GEMM
-    ``[x' | 1] . [-2 W' | ||w'||^2]^T`` and :func:`~somvq._kernels.cpu_bmu.rank_block`.
-    Returns the number of re-ranked rows.
+    What :func:`_search_block` does for a finite frame: the rows into ``framed`` (minus the
+    centre, times the scale, in the rows' dtype), one GEMM ``[x' | 1] . [-2 W' | ||w'||^2]^T``
+    and :func:`rank_block`. Returns the number of re-ranked rows.
     """
     n = stop - start
     n_features = rows.shape[1]
