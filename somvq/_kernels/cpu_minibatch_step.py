@@ -9,10 +9,10 @@ counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a
 
 * per block of the batch, a search task: its rows gathered from the data into the
   chunk's buffer (in parallel so: a serial ``np.take`` of the chunk before the call took
-  9 ms of a 54 ms epoch on 1e5 x 32), then :func:`~somvq._kernels.cpu_bmu.search_block`
-  (the full search's own block call): the rows into the
-  frame, the augmented GEMM (``np.dot`` inside Numba: SciPy's BLAS, held at one thread)
-  and :func:`~somvq._kernels.cpu_bmu.rank_block`, the very ranking of the full search;
+  9 ms of a 54 ms epoch on 1e5 x 32), then :func:`~somvq._kernels.cpu_bmu.search_block`,
+  the full search's own block call: the rows into the frame, the augmented GEMM
+  (``np.dot`` inside Numba: SciPy's BLAS, held at one thread) and
+  :func:`~somvq._kernels.cpu_bmu.rank_block`;
 * per column range (two with two threads), an update task: the batch's sums in row
   order, the separable smoothing and the EMA update of those columns
   (:func:`_accumulate_columns`, :func:`_smooth_columns`, :func:`_ema_columns`), with the
