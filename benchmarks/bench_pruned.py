@@ -132,7 +132,7 @@ def main(argv=None):
         """``run`` with the pruned search of ``old`` (load_kernels' modules) swapped in."""
         from somvq._kernels import cpu_pruned
 
-        names = ("pruned_search", "Bounds", "default_groups")
+        names = ("pruned_search", "Bounds")  # what the CPU engine reads from the module
 
         def swapped():
             mine = {name: getattr(cpu_pruned, name) for name in names}
