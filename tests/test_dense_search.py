@@ -1,11 +1,13 @@
 """The dense batch search's thread split: statistics by column ranges, same bits as one thread."""
 
+import threading
+import time
 from concurrent.futures import Future
 
 import numpy as np
 import pytest
 
-from somvq._kernels import cpu_bmu
+from somvq._kernels import cpu_bmu, cpu_sync
 
 
 def _data(n, d, k, dtype, seed=0, offset=0.0):
@@ -54,9 +56,11 @@ def test_column_split_statistics_are_the_serial_bits(monkeypatch, dtype, d, n_th
     np.testing.assert_array_equal(many[3], ref_sums)
 
 
-def test_fortran_ordered_rows_in_parallel():
+def test_fortran_ordered_rows_give_the_same_bits():
+    """Rows in another layout take the one-thread path (each block copied, never X):
+    the same winners, distances and statistics as C rows on two threads."""
     X, W = _data(700, 9, 12, np.float64, seed=3)
-    ref = _search(X, W, 1)
+    ref = _search(X, W, 2)
     got = _search(np.asfortranarray(X), W, 2)
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
@@ -78,32 +82,90 @@ def test_caller_does_every_block_and_column_range_when_the_worker_never_starts(m
         np.testing.assert_array_equal(a, b)
 
 
-def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
+def _wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _failing_pass(caller: list, fail_on_worker: bool, claim_first: bool):
+    """A :func:`cpu_bmu.search_pass` that fails on one thread, optionally after claiming
+    a block it never flags; ``caller[0]`` is the thread that calls the search.
+
+    When the worker fails, the order is fixed so that every run takes the same path:
+    with ``claim_first`` the caller searches only after the worker's claim, and the
+    worker fails once the caller sleeps waiting for the claimed block; without, the
+    caller starts after the worker's failure (recorded before the abort flag is set).
+    """
+    original = cpu_bmu.search_pass
+
+    def search_pass(*args):
+        sync = args[-1]
+        on_worker = threading.current_thread() is not caller[0]
+        if on_worker != fail_on_worker:
+            if fail_on_worker and claim_first:
+                _wait_for(lambda: sync[cpu_bmu.BLOCKS_CLAIMED] >= 1)
+            elif fail_on_worker:
+                _wait_for(lambda: sync[cpu_bmu.ABORT] != 0)
+            return original(*args)
+        if claim_first:
+            sync[cpu_bmu.BLOCKS_CLAIMED] += 1
+            if fail_on_worker:
+                _wait_for(lambda: sync[cpu_sync.SLEEPERS] > 0)
+        raise RuntimeError("block failed")
+
+    return search_pass
+
+
+@pytest.mark.parametrize("fail_on_worker", [True, False])
+@pytest.mark.parametrize("claim_first", [True, False])
+@pytest.mark.parametrize("statistics", [True, False])
+def test_an_error_on_any_thread_reaches_the_caller(monkeypatch, fail_on_worker, claim_first, statistics):
     X, W = _data(900, 6, 10, np.float64, seed=6)
-    original = cpu_bmu._search_block
+    caller_thread: list = []
+    monkeypatch.setattr(cpu_bmu, "search_pass", _failing_pass(caller_thread, fail_on_worker, claim_first))
+    bmu, sq = np.empty(900, dtype=np.int64), np.empty(900)
+    counts, sums = (np.zeros(10), np.zeros((10, 6))) if statistics else (None, None)
+    errors = []
 
-    def failing(X, start, stop, *args):
-        if start >= 400:
-            raise RuntimeError("block failed")
-        return original(X, start, stop, *args)
+    def call():
+        try:
+            cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts, sums, chunk_rows=64, n_threads=2)
+        except RuntimeError as exc:
+            errors.append(exc)
 
-    monkeypatch.setattr(cpu_bmu, "_search_block", failing)
-    with pytest.raises(RuntimeError, match="block failed"):
-        _search(X, W, 2)
+    caller = threading.Thread(target=call, daemon=True)
+    caller_thread.append(caller)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "a thread waited for ever for a block that failed"
+    assert [str(e) for e in errors] == ["block failed"]
+
+
+def test_outputs_in_other_layouts_and_dtypes_are_filled(monkeypatch):
+    """Winners into a strided view and distances into a float32 buffer:
+    the pass writes into its own arrays and copies them out."""
+    X, W = _data(900, 12, 14, np.float32, seed=8)
+    ref = _search(X, W, 1)
+    bmu_base = np.zeros((900, 2), dtype=np.int64)
+    sq32 = np.zeros(900, dtype=np.float32)
+    cpu_bmu.best_matching_units(X, W, None, bmu_base[:, 0], sq32, chunk_rows=64, n_threads=2)
+    np.testing.assert_array_equal(bmu_base[:, 0], ref[0])
+    assert not bmu_base[:, 1].any()
+    np.testing.assert_array_equal(sq32, ref[1].astype(np.float32))
 
 
 @pytest.mark.parametrize("d", [1, 2, 7, 8, 15, 16, 17, 64, 784])
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_column_parts_cover_the_columns(d, parts):
-    got = cpu_bmu._column_parts(d, parts)
-    assert len(got) == parts
-    assert got[0][0] == 0 and got[-1][1] == d
-    for (a, b), (c, _) in zip(got, got[1:]):
-        assert a <= b == c
-        if d >= 8 * parts:
-            assert b % 8 == 0  # inner boundaries on 64-byte lines of the float64 sums
-    widths = [b - a for a, b in got]
-    assert max(widths) - min(widths) <= (8 if d >= 8 * parts else 1)
+    cuts = cpu_bmu._column_parts(d, parts)
+    assert cuts.dtype == np.int64 and len(cuts) == parts + 1
+    assert cuts[0] == 0 and cuts[-1] == d
+    assert (np.diff(cuts) >= 0).all()
+    if d >= 8 * parts:
+        assert (cuts[1:-1] % 8 == 0).all()  # inner boundaries on 64-byte lines of the float64 sums
+    widths = np.diff(cuts)
+    assert widths.max() - widths.min() <= (8 if d >= 8 * parts else 1)
 
 
 def test_accumulate_columns_equals_accumulate_statistics():

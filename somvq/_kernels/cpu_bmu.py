@@ -26,8 +26,10 @@ lowest score, the number of scores within the bound of it and, when it is one, t
 (two vectorised passes, :mod:`somvq._kernels.cpu_scores`), the re-rank where that number
 exceeds one, and the direct squared distance to the winner. With more than one BLAS
 thread and more than one block, blocks are shared by the calling thread and a small
-thread pool (:func:`_parallel_search`), so the ranking runs in parallel too. See
-docs/performance.md for the profiles behind these choices and what the exactness costs.
+thread pool (:func:`_parallel_search`), so the ranking runs in parallel too: each thread
+runs one compiled :func:`search_pass` for the whole call, claiming blocks and waiting for
+the others with :mod:`cpu_sync`'s atomics, never the GIL. See docs/performance.md for the
+profiles behind these choices and what the exactness costs.
 
 Counts and sums are added into caller-allocated float64 buffers, each element receiving
 its rows in row order: on one thread block after block (:func:`accumulate_statistics`),
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import math
 import os
 import threading
@@ -55,6 +56,20 @@ from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
 from .cpu_scores import lowest, sole_or_first, within
+from .cpu_sync import (
+    ABORT,
+    ARRIVED,
+    CLAIMED,
+    COUNTER,
+    DONE,
+    SYNC_SIZE,
+    add_and_wake,
+    atomic_add,
+    atomic_load,
+    atomic_store,
+    wait_until,
+    wake,
+)
 
 #: Blocks reach the kernels C-contiguous (see :func:`_block`) and are only read: one
 #: read-only signature per dtype (a writable array dispatches to it too) keeps the number of
@@ -363,6 +378,128 @@ def search_block(
     )
 
 
+#: Where :func:`search_pass` keeps its shared counts in ``sync`` (:mod:`cpu_sync`'s
+#: layout; the barrier and the user counter are not used by a search): blocks claimed,
+#: blocks searched, column ranges claimed, column ranges added. The searched flag of
+#: block ``b`` is ``sync[SYNC_SIZE + b]``.
+BLOCKS_CLAIMED, BLOCKS_SEARCHED, PARTS_CLAIMED, PARTS_ADDED = CLAIMED, DONE, COUNTER, ARRIVED
+
+_PASS_SIGNATURES = [
+    types.void(
+        array(dtype, 2, "C", readonly=True),  # the rows
+        types.int64,  # rows per block
+        array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer whose last column is 1
+        array(dtype, 2, "C"),  # this thread's (rows, K) scores
+        array(dtype, 2, "C", readonly=True),  # codebook
+        array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
+        array(dtype, 1, "C", readonly=True),  # centre of the frame
+        array(types.float64, 1, "C"),  # frame: RADIUS, SCALE, CENTRED, FINITE
+        types.float64,  # kappa
+        types.float64,  # overflow
+        types.float64,  # up
+        array(types.int64, 1, "C"),  # out: winners of the rows
+        array(types.float64, 1, "C"),  # out: squared distances of the rows
+        array(types.float64, 1, "C"),  # counts (added into)
+        array(types.float64, 2, "C"),  # sums (added into)
+        array(types.int64, 1, "C", readonly=True),  # column cuts of the ranges; [0] without statistics
+        array(types.int64, 1, "C"),  # sync: SYNC_SIZE + blocks, zero on entry
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def _add_searched(rows, chunk_rows, bmu, counts, sums, cuts, part, cursor, sync, wait):
+    """Columns ``cuts[part]:cuts[part + 1]`` (and the counts for part 0) of the blocks from
+    ``cursor`` on, up to the first block not yet searched, or (``wait``) to the last,
+    waiting for each. Returns the next block to add."""
+    n = rows.shape[0]
+    n_blocks = (n + chunk_rows - 1) // chunk_rows
+    while cursor < n_blocks:
+        if atomic_load(sync, SYNC_SIZE + cursor) == 0:
+            if not wait or not wait_until(sync, SYNC_SIZE + cursor, 1):
+                break
+        end = cursor + 1
+        while end < n_blocks and atomic_load(sync, SYNC_SIZE + end) != 0:
+            end += 1
+        lo = cursor * chunk_rows
+        hi = min(end * chunk_rows, n)
+        accumulate_columns(rows[lo:hi], bmu[lo:hi], counts, sums, cuts[part], cuts[part + 1], part == 0)
+        cursor = end
+    return cursor
+
+
+@njit(_PASS_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def search_pass(
+    rows,
+    chunk_rows,
+    framed,
+    products,
+    codebook,
+    aug,
+    centre,
+    frame,
+    kappa,
+    overflow,
+    up,
+    bmu,
+    sq_dist,
+    counts,
+    sums,
+    cuts,
+    sync,
+):
+    """One thread's share of a whole search: every thread of :func:`_parallel_search`
+    runs it on the same arguments but its own scratch buffers (``framed``, ``products``).
+
+    The thread claims the next unsearched block from ``sync[BLOCKS_CLAIMED]`` until none
+    is left, searching each in :func:`search_block` and flagging it searched. With
+    statistics (``cuts`` of length ``n_parts + 1``) it first claims a column range from
+    ``sync[PARTS_CLAIMED]``, and after each of its searches adds those columns of every
+    block of the searched prefix (:func:`accumulate_columns`, while the rows are still in
+    cache); when no block is left, it waits for the rest and adds them, then takes any
+    column range no thread has claimed. Each sum receives its rows in row order, so the
+    statistics are the same bits on any number of threads. ``sync[ABORT]`` (set when a
+    thread failed) stops every loop and wait.
+    """
+    n = rows.shape[0]
+    n_blocks = (n + chunk_rows - 1) // chunk_rows
+    n_parts = cuts.shape[0] - 1
+    own = atomic_add(sync, PARTS_CLAIMED, 1) if n_parts > 0 else 0
+    cursor = 0
+    while atomic_load(sync, ABORT) == 0:
+        b = atomic_add(sync, BLOCKS_CLAIMED, 1)
+        if b >= n_blocks:
+            break
+        start = b * chunk_rows
+        stop = min(start + chunk_rows, n)
+        search_block(
+            rows,
+            start,
+            stop,
+            framed,
+            products,
+            codebook,
+            aug,
+            centre,
+            frame,
+            kappa,
+            overflow,
+            up,
+            bmu,
+            sq_dist,
+        )
+        atomic_store(sync, SYNC_SIZE + b, 1)
+        add_and_wake(sync, BLOCKS_SEARCHED, 1)
+        if own < n_parts:
+            cursor = _add_searched(rows, chunk_rows, bmu, counts, sums, cuts, own, cursor, sync, False)
+    while own < n_parts and atomic_load(sync, ABORT) == 0:
+        _add_searched(rows, chunk_rows, bmu, counts, sums, cuts, own, cursor, sync, True)
+        add_and_wake(sync, PARTS_ADDED, 1)
+        own = atomic_add(sync, PARTS_CLAIMED, 1)
+        cursor = 0
+
+
 # ------------------------------------------------------------------ threading helpers
 _controller_lock = threading.Lock()
 _blas_controller = None
@@ -595,9 +732,6 @@ def _scratch_vector(name: str, rows: int, dtype) -> np.ndarray:
     return buf[:rows]
 
 
-_NO_DIST = np.zeros(0)
-
-
 def balanced_chunk_rows(n: int, chunk_rows: int) -> int:
     """Rows per block: at most ``chunk_rows``, an even number of near-equal blocks.
 
@@ -662,121 +796,113 @@ def best_matching_units(
     # Inside single_threaded_blas() the limit is already held.
     limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
-        if n_threads <= 1:
+        if n_threads <= 1 or not X.flags.c_contiguous or not math.isfinite(search.radius):
+            # one thread; also rows in another layout (each block copied: no copy of X)
+            # and a non-finite codebook (:func:`_search_block`'s fallback)
             for start in starts:
                 stop = min(start + chunk_rows, n)
                 _search_block(X, start, stop, search, out_bmu, out_sq_dist)
                 if counts is not None:
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
             return
-        _parallel_search(X, starts, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads)
+        _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads)
 
 
-def _column_parts(n_features: int, n_parts: int) -> list[tuple[int, int]]:
-    """``n_parts`` column ranges of near-equal width covering ``0:n_features``; inner
-    boundaries on multiples of 8 columns (a 64-byte line of the float64 sums) when the
-    rows are wide enough, so that two threads never write the same cache line."""
+def _column_parts(n_features: int, n_parts: int) -> np.ndarray:
+    """Cuts of ``n_parts`` column ranges of near-equal width covering ``0:n_features``
+    (range ``p`` is ``cuts[p]:cuts[p + 1]``); inner boundaries on multiples of 8 columns
+    (a 64-byte line of the float64 sums) when the rows are wide enough, so that two
+    threads never write the same cache line."""
     align = 8 if n_features >= 8 * n_parts else 1
     cuts = [min(n_features, round(p * n_features / n_parts / align) * align) for p in range(n_parts + 1)]
     cuts[-1] = n_features
-    return list(zip(cuts[:-1], cuts[1:]))
+    return np.array(cuts, dtype=np.int64)
 
 
-def _parallel_search(X, starts, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads):
+_NO_CUTS = np.zeros(1, dtype=np.int64)  # no column ranges: no statistics
+_NO_COUNTS = np.zeros(0)
+_NO_SUMS = np.zeros((0, 0))
+
+
+def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads):
     """The blocks of one call shared by the caller and ``n_threads - 1`` pool workers.
 
-    Each thread claims the next unsearched block from a shared counter (so exactly
-    ``n_threads`` threads work, and a late or busy worker only means the caller does
-    more) and searches it in one compiled call that holds no GIL. The statistics are
-    split by columns, not rows: each thread owns one of ``n_threads`` column ranges
-    (:func:`_column_parts`; the first also adds the counts) and, after each of its
-    searches, adds its columns of every block of the searched prefix (blocks ``0..b``
-    all searched) while those rows are still in cache; at the end it waits for the
-    last blocks and adds them. Each sum receives its rows in row order, as on one
-    thread, so the statistics are the same bits for any number of threads, and no
-    core idles while one thread adds them all (docs/performance.md). A column range no
-    thread took (a worker that never started) is added by the caller.
+    Every thread runs :func:`search_pass` once, on its own scratch buffers: blocks and
+    column ranges of the statistics are claimed from shared counters, the searched
+    blocks flagged, and the waits are compiled spins and futex sleeps (:mod:`cpu_sync`),
+    so no thread takes the GIL between the call's start and its end. Exactly
+    ``n_threads`` threads work at most; a late or busy worker only means the caller does
+    more (a worker that starts after the call has ended claims nothing). The caller then
+    waits for every column range to be added (or every block searched). A failure on any
+    thread sets ``sync[ABORT]``, which ends every loop and wait, and is raised here.
     """
-    n = X.shape[0]
-    n_blocks = len(starts)
-    parts = _column_parts(X.shape[1], n_threads) if counts is not None else []
-    n_parts = len(parts)
-    contiguous = X.flags.c_contiguous
-    claim = itertools.count()  # blocks
-    part_claim = itertools.count()  # column ranges
-    searched_count = itertools.count(1)
-    added_count = itertools.count(1)
-    done = [False] * n_blocks
-    searched = threading.Condition()
-    finished = threading.Event()
+    n, n_features = X.shape
+    n_blocks = -(-n // chunk_rows)
+    bmu = out_bmu if _writable(out_bmu, np.int64) else np.empty(n, dtype=np.int64)
+    if out_sq_dist is not None and _writable(out_sq_dist, np.float64):
+        sq = out_sq_dist
+    else:
+        sq = np.empty(n, dtype=np.float64)
+    if counts is None:
+        cuts, counts, sums = _NO_CUTS, _NO_COUNTS, _NO_SUMS
+    else:
+        cuts = _column_parts(n_features, n_threads)
+    sync = np.zeros(SYNC_SIZE + n_blocks, dtype=np.int64)
     errors = []
 
-    def add(p, cursor, wait):
-        """Columns ``parts[p]`` of the blocks from ``cursor`` on, up to the first block
-        not yet searched (with ``wait``: up to the last, waiting for them). Returns the
-        next block to add."""
-        first, stop = parts[p]
-        while cursor < n_blocks and not errors:
-            end = cursor
-            while end < n_blocks and done[end]:
-                end += 1
-            if end > cursor:
-                lo, hi = starts[cursor], min(starts[end - 1] + chunk_rows, n)
-                if contiguous:
-                    accumulate_columns(X[lo:hi], out_bmu[lo:hi], counts, sums, first, stop, p == 0)
-                else:  # other layouts: a C-contiguous copy of one block at a time
-                    for b in range(cursor, end):
-                        b_lo, b_hi = starts[b], min(starts[b] + chunk_rows, n)
-                        rows = _block(X, b_lo, b_hi)
-                        accumulate_columns(rows, out_bmu[b_lo:b_hi], counts, sums, first, stop, p == 0)
-                cursor = end
-            elif not wait:
-                break
-            else:
-                with searched:
-                    while not done[cursor] and not errors:
-                        searched.wait()
-        return cursor
+    def run():
+        search_pass(
+            X,
+            chunk_rows,
+            _augmented_buffer(chunk_rows, n_features, X.dtype),
+            _products_buffer(chunk_rows, search.aug.shape[0], X.dtype),
+            search.codebook,
+            search.aug,
+            search.shift,
+            search.frame,
+            search.kappa,
+            search.overflow,
+            search.up,
+            bmu,
+            sq,
+            counts,
+            sums,
+            cuts,
+            sync,
+        )
 
-    def drain():
+    def work():
         try:
-            own = next(part_claim) if n_parts else 0
-            cursor = 0
-            while not errors:
-                i = next(claim)  # atomic under the GIL
-                if i >= n_blocks:
-                    break
-                start = starts[i]
-                _search_block(X, start, min(start + chunk_rows, n), search, out_bmu, out_sq_dist)
-                done[i] = True
-                with searched:
-                    searched.notify_all()
-                if next(searched_count) == n_blocks and not n_parts:
-                    finished.set()
-                if own < n_parts:
-                    cursor = add(own, cursor, False)
-            while own < n_parts and not errors:
-                add(own, cursor, True)
-                if next(added_count) == n_parts:
-                    finished.set()
-                own, cursor = next(part_claim), 0  # a range nobody took, if any
+            run()
         except BaseException as exc:  # re-raised by the caller
             errors.append(exc)
-            with searched:
-                searched.notify_all()
-            finished.set()
+            _abort(sync)
 
     pool = _pool(n_threads - 1)
-    futures = [pool.submit(drain) for _ in range(n_threads - 1)]
+    futures = [pool.submit(work) for _ in range(n_threads - 1)]
     try:
-        drain()
-        finished.wait()
-        if errors:
-            raise errors[0]
+        run()
+        n_parts = cuts.shape[0] - 1
+        ended = (
+            wait_until(sync, PARTS_ADDED, n_parts) if n_parts else wait_until(sync, BLOCKS_SEARCHED, n_blocks)
+        )
+    except BaseException:
+        _abort(sync)
+        raise
     finally:
-        for _ in range(n_blocks):  # stop the workers claiming blocks and ranges
-            next(claim)
-        for _ in range(n_parts):
-            next(part_claim)
         for future in futures:  # one still queued (pool busy elsewhere) never runs
             future.cancel()
+    if errors:
+        raise errors[0]
+    if not ended:  # pragma: no cover - only a failed thread aborts, and it left its error
+        raise RuntimeError("best_matching_units: a search thread stopped without an error")
+    if bmu is not out_bmu:
+        out_bmu[:] = bmu
+    if out_sq_dist is not None and sq is not out_sq_dist:
+        out_sq_dist[:] = sq
+
+
+def _abort(sync):
+    """Stop every thread of a :func:`search_pass` (from Python, on a failure)."""
+    sync[ABORT] = 1
+    wake(sync)
