@@ -34,6 +34,13 @@ this checkout's bit for bit. An A/B of a change to the pruned search in one proc
 
     python -m benchmarks.bench_pruned --rounds 5 --kmeans-only --no-elkan --old-rev HEAD~1
 
+With ``--small``, ``--old-rev REV`` instead adds ``none@REV`` and ``batch@REV``: the same
+fits with the dense search (``cpu_bmu.best_matching_units``, with ``cpu_scores``) as it was
+at ``REV``, interleaved, their codebooks compared with this checkout's bit for bit, and the
+median of the rounds' time ratios (this checkout / REV)::
+
+    python -m benchmarks.bench_pruned --small --rounds 15 --sizes digits gauss-100000-32 --old-rev HEAD~1
+
 ``--searched`` prints, per k-means pass, the fraction of rows the product still searches
 and the fraction settled by the direct re-check of the failed groups.
 """
@@ -81,7 +88,8 @@ def main(argv=None):
     parser.add_argument(
         "--old-rev",
         metavar="REV",
-        help="also time the pruned k-means fit with the pruned-search kernels of this git revision",
+        help="also time the pruned k-means fit with the pruned-search kernels of this git revision "
+        "(with --small: the 'none' and batch fits with its dense search)",
     )
     parser.add_argument(
         "--searched",
@@ -386,15 +394,23 @@ def small(args):
         f"{'data':44s} {'none ms':>8s} {'Lloyd ms':>8s} {'none/Lloyd':>10s} {'Lloyd iter':>10s} "
         f"{'none xfloor/ep':>14s} {'batch ms':>9s} {'batch x(ep floor)':>17s} {'floor ms':>8s} {'QE none/Lloyd':>13s}"
     )
+    old_search = None
+    if args.old_rev:
+        from benchmarks._revision import load_kernels
+
+        old_search = load_kernels(args.old_rev, ["cpu_scores", "cpu_bmu"])["cpu_bmu"].best_matching_units
+        header += f" {'none/@REV':>9s} {'batch/@REV':>10s} {'same bits':>9s}"
     print(header)
     for name in args.sizes:
         label, X = _small_data(name)
-        _small_size(label, X, shape, epochs, args.rounds)
+        _small_size(label, X, shape, epochs, args.rounds, old_search)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
-def _small_size(label, X, shape, epochs, rounds):
-    """One line of ``--small``: the cases on ``X``, interleaved, medians."""
+def _small_size(label, X, shape, epochs, rounds, old_search=None):
+    """One line of ``--small``: the cases on ``X``, interleaved, medians; with
+    ``old_search`` (another revision's ``best_matching_units``) also the "none" and batch
+    fits through it."""
     from sklearn.cluster import KMeans
 
     from benchmarks._worker import gemm_floor
@@ -405,11 +421,11 @@ def _small_size(label, X, shape, epochs, rounds):
     W0 = initial_codebook(X, k)
     out: dict[str, object] = {}
 
-    def none():
+    def none(key="none"):
         model = KSOM(shape, neighbourhood="none", n_epochs=epochs, init=W0, random_state=0)
         t = time.perf_counter()
         model.fit(X)
-        out["none"] = model
+        out[key] = model
         return time.perf_counter() - t
 
     def lloyd():
@@ -419,16 +435,33 @@ def _small_size(label, X, shape, epochs, rounds):
         out["lloyd"] = model
         return time.perf_counter() - t
 
-    def batch():
+    def batch(key="batch"):
         model = KSOM(shape, neighbourhood="gaussian", n_epochs=epochs, init=W0, random_state=0)
         t = time.perf_counter()
         model.fit(X)
+        out[key] = model
         return time.perf_counter() - t
 
     def floor():
         return gemm_floor(X, W0, repeats=3)
 
     cases = {"none": none, "lloyd": lloyd, "batch": batch, "floor": floor}
+    if old_search is not None:
+        from somvq._kernels import cpu_bmu
+
+        def with_old_search(fit, key):
+            def run():
+                current = cpu_bmu.best_matching_units
+                cpu_bmu.best_matching_units = old_search  # what algorithms.unit_statistics calls
+                try:
+                    return fit(key)
+                finally:
+                    cpu_bmu.best_matching_units = current
+
+            return run
+
+        cases["none@REV"] = with_old_search(none, "none@REV")
+        cases["batch@REV"] = with_old_search(batch, "batch@REV")
     for case in cases.values():  # warm-up: compilation caches, thread pools
         case()
     times: dict[str, list[float]] = {c: [] for c in cases}
@@ -449,9 +482,19 @@ def _small_size(label, X, shape, epochs, rounds):
         f"{label:44s} {med['none'] * 1e3:8.1f} {med['lloyd'] * 1e3:8.1f} {med['none'] / med['lloyd']:10.2f} "
         f"{km.n_iter_:10d} {med['none'] / (epochs + 1) / med['floor']:14.2f} "
         f"{med['batch'] * 1e3:9.1f} {med['batch'] / (epochs * med['floor']):17.2f} {med['floor'] * 1e3:8.2f} "
-        f"{qe_none / qe_lloyd:13.5f}",
+        f"{qe_none / qe_lloyd:13.5f}" + _old_columns(times, out),
         flush=True,
     )
+
+
+def _old_columns(times, out) -> str:
+    """``--small --old-rev``: median of the rounds' ratios this checkout / REV, and whether
+    the two revisions' codebooks are the same bits."""
+    if "none@REV" not in times:
+        return ""
+    ratio = {c: float(np.median(np.array(times[c]) / np.array(times[f"{c}@REV"]))) for c in ("none", "batch")}
+    same = all(np.array_equal(out[c].codebook_, out[f"{c}@REV"].codebook_) for c in ("none", "batch"))
+    return f" {ratio['none']:9.3f} {ratio['batch']:10.3f} {str(same):>9s}"
 
 
 if __name__ == "__main__":

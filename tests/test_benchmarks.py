@@ -190,3 +190,22 @@ def test_bench_pruned_smoke_with_an_earlier_revision(monkeypatch, capsys):
     assert "kmeans-pruned@HEAD" in out
     assert "same labels and codebook bits: True" in out
     assert cpu_pruned.pruned_search is mine
+
+
+def test_bench_pruned_small_with_an_earlier_revision(monkeypatch, capsys):
+    """benchmarks/bench_pruned.py --small --old-rev: the "none" and batch fits through HEAD's
+    dense search beside this checkout's; the same bits, the search put back."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench_pruned
+    from somvq._kernels import cpu_bmu
+
+    mine = cpu_bmu.best_matching_units
+    monkeypatch.setattr(bench_pruned, "SETTLE_S", 0.0)
+    args = ["--small", "--sizes", "gauss-3000-8", "--small-map", "3x4", "--small-epochs", "3", "--rounds", "1"]
+    bench_pruned.main([*args, "--old-rev", "HEAD"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-4:] == ["none/@REV", "batch/@REV", "same", "bits"]
+    cells = lines[2].split()
+    assert cells[0] == "gauss-3000-8" and cells[-1] == "True"
+    assert float(cells[-3]) > 0 and float(cells[-2]) > 0
+    assert cpu_bmu.best_matching_units is mine
