@@ -201,8 +201,8 @@ def test_bench_pruned_small_with_an_earlier_revision(monkeypatch, capsys):
 
     mine = cpu_bmu.best_matching_units
     monkeypatch.setattr(bench_pruned, "SETTLE_S", 0.0)
-    args = ["--small", "--sizes", "gauss-3000-8", "--small-map", "3x4", "--small-epochs", "3", "--rounds", "1"]
-    bench_pruned.main([*args, "--old-rev", "HEAD"])
+    size = ["--sizes", "gauss-3000-8", "--small-map", "3x4", "--small-epochs", "3"]
+    bench_pruned.main(["--small", *size, "--rounds", "1", "--old-rev", "HEAD"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[-4:] == ["none/@REV", "batch/@REV", "same", "bits"]
     cells = lines[2].split()

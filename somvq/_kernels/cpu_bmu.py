@@ -830,7 +830,7 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
     Every thread runs :func:`search_pass` once, on its own scratch buffers: blocks and
     column ranges of the statistics are claimed from shared counters, the searched
     blocks flagged, and the waits are compiled spins and futex sleeps (:mod:`cpu_sync`),
-    so no thread takes the GIL between the call's start and its end. Exactly
+    so no thread takes the GIL between its first block and its last addition. Exactly
     ``n_threads`` threads work at most; a late or busy worker only means the caller does
     more (a worker that starts after the call has ended claims nothing). The caller then
     waits for every column range to be added (or every block searched). A failure on any
