@@ -142,7 +142,7 @@ def test_an_error_on_any_thread_reaches_the_caller(monkeypatch, fail_on_worker, 
     assert [str(e) for e in errors] == ["block failed"]
 
 
-def test_outputs_in_other_layouts_and_dtypes_are_filled(monkeypatch):
+def test_outputs_in_other_layouts_and_dtypes_are_filled():
     """Winners into a strided view and distances into a float32 buffer:
     the pass writes into its own arrays and copies them out."""
     X, W = _data(900, 12, 14, np.float32, seed=8)
