@@ -38,7 +38,7 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
     from numba import njit
 
     from somvq._kernels import cpu_minibatch_step as step
-    from somvq._kernels.cpu_bmu import _constants, rank_block, search_block
+    from somvq._kernels.cpu_bmu import RADIUS, _constants, prepare_frame, rank_block, search_block
 
     @njit(nogil=True)
     def numba_dot(a, b, out):  # the product as search_block makes it
@@ -49,12 +49,12 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
     W = rng.normal(size=(n_units, n_features)).astype(dtype)
     mean, centre = np.empty(n_features), np.zeros(n_features, dtype=dtype)
     aug, frame = np.empty((n_units, n_features + 1), dtype=dtype), np.zeros(4)
-    step.prepare_frame(W, mean, centre, aug, 2.0**30, frame)
+    prepare_frame(W, mean, centre, aug, 2.0**30, frame)
     framed, products = step._scratch(rows, n_units, n_features, dtype)
     framed[:, :n_features] = X
     bmu, sq = np.empty(rows, dtype=np.int64), np.empty(rows)
     c = _constants(np.dtype(dtype), n_features)
-    radius = frame[step.RADIUS]
+    radius = frame[RADIUS]
     numba_dot(framed, aug, products)  # compiled before the BLAS is held (it loads SciPy's)
     gemm = _median_us(lambda: numba_dot(framed, aug, products), repeats)
     numpy_gemm = _median_us(lambda: np.matmul(framed, aug.T, out=products), repeats)

@@ -100,8 +100,13 @@ def finite_range_limit(n_features: int) -> float:
     return math.sqrt(np.finfo(np.float64).max / (4.0 * max(int(n_features), 1)))
 
 
-def check_training_range(X: Any) -> None:
-    """Raise when float64 training data is so large that squared distances overflow.
+def check_training_range(
+    X: Any,
+    what: str = "the training data",
+    remedy: str = "Rescale the data (e.g. standardize it) or remove the outlying rows.",
+) -> None:
+    """Raise when float64 training data (or an initial codebook: ``what``) is so large that
+    squared distances overflow.
 
     One pass over the data (``max |x|``); float32 data never overflows in float64
     statistics and is left to the distance kernels. Non-NumPy inputs (device arrays) are
@@ -113,9 +118,8 @@ def check_training_range(X: Any) -> None:
     limit = finite_range_limit(X.shape[1])
     if largest > limit:
         raise ValueError(
-            f"the training data holds values up to {largest:.3g} in absolute value; squared "
-            f"distances of {X.shape[1]} features overflow float64 above about {limit:.3g}. "
-            "Rescale the data (e.g. standardize it) or remove the outlying rows."
+            f"{what} holds values up to {largest:.3g} in absolute value; squared "
+            f"distances of {X.shape[1]} features overflow float64 above about {limit:.3g}. {remedy}"
         )
 
 

@@ -63,6 +63,11 @@ RECOMPUTE = float(2**27)
 _UNSCALED_RANGE = {np.dtype(np.float32): 2.0**30, np.dtype(np.float64): 2.0**250}
 
 
+def _unscaled_limit(dtype: DTypeLike) -> float:
+    """:data:`_UNSCALED_RANGE` of ``dtype`` (float32's for any other)."""
+    return _UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
+
+
 @dataclass(frozen=True)
 class Frame:
     """Where the expanded form is evaluated: ``x' = (x - centre) * scale``.
@@ -100,7 +105,7 @@ def choose_scale(radius: float, dtype: DTypeLike) -> float:
     ``r = 2^30`` for float32 and ``2^250`` for float64: then squares, products and their
     error bounds are finite and normal numbers. Powers of two scale exactly.
     """
-    limit = _UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
+    limit = _unscaled_limit(dtype)
     if not math.isfinite(radius) or radius == 0.0 or (1.0 / limit <= radius <= limit):
         return 1.0  # a non-finite codebook has no frame: its distances are nan/inf
     return math.ldexp(1.0, 1 - math.frexp(radius)[1])
@@ -170,9 +175,17 @@ def _direct(
         if scale != 1.0:
             diff *= scale
         out[start : start + step] = np.einsum("ij,ij->i", diff, diff)
-    if scale != 1.0:
-        out /= scale * scale
+    _unscale(out, scale)
     return out
+
+
+def _unscale(values: np.ndarray, scale: float) -> None:
+    """``values /= scale^2`` in place for a power-of-two ``scale``, exactly, as ``ldexp``:
+    ``scale * scale`` itself leaves float64 beyond scales of ``2^-537`` and ``2^512`` (a
+    float64 codebook spread over more than ~1e154 or less than ~1e-162)."""
+    if scale != 1.0:
+        with np.errstate(over="ignore", under="ignore"):  # inf / 0: the true quotient, rounded
+            np.ldexp(values, -2 * (math.frexp(scale)[1] - 1), out=values)
 
 
 def squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -221,8 +234,7 @@ def squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
             redo = ~(sq > bound)  # small entries, and any non-finite one
         rows, units = np.nonzero(redo)
         block = out[start : start + X64.shape[0]]
-        if frame.scale != 1.0:
-            sq /= frame.scale * frame.scale
+        _unscale(sq, frame.scale)
         block[...] = sq
         if rows.size:
             block[rows, units] = _direct(X64, W64, rows, units, frame.scale)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_training_range
 from .grids import Grid
 
 __all__ = ["initial_codebook", "INIT_METHODS"]
@@ -34,7 +35,15 @@ def initial_codebook(
             )
         if not np.issubdtype(codebook.dtype, np.number) or not np.all(np.isfinite(codebook)):
             raise ValueError("init array must hold finite numbers (found NaN, inf or non-numeric).")
-        return np.array(codebook, dtype=X.dtype, order="C", copy=True)
+        with np.errstate(over="ignore"):
+            cast = np.array(codebook, dtype=X.dtype, order="C", copy=True)
+        if not np.all(np.isfinite(cast)):
+            raise ValueError(
+                f"init array holds values up to {float(np.max(np.abs(codebook))):.3g} in absolute "
+                f"value, beyond the data's dtype {X.dtype} (its largest is {np.finfo(X.dtype).max:.3g})."
+            )
+        check_training_range(cast, "the init array", "Give an init array on the data's scale.")
+        return cast
     if method == "normal":
         codebook = rng.standard_normal((n_units, n_features))
     elif method == "random":

@@ -219,6 +219,83 @@ def test_reference_frame_keeps_centred_data_in_the_plain_frame():
         assert np.log2(frame.scale) == int(np.log2(frame.scale))
 
 
+def _compiled_frame(W):
+    """(centre or None, scale, radius, finite) of ``cpu_bmu.prepare_frame``."""
+    K, D = W.shape
+    centre, aug, frame = np.empty(D, W.dtype), np.empty((K, D + 1), W.dtype), np.empty(4)
+    cpu_bmu.prepare_frame(W, np.empty(D), centre, aug, distances._unscaled_limit(W.dtype), frame)
+    return (
+        centre if frame[cpu_bmu.CENTRED] else None,
+        frame[cpu_bmu.SCALE],
+        frame[cpu_bmu.RADIUS],
+        bool(frame[cpu_bmu.FINITE]),
+    )
+
+
+_SPREADS = [1e-30, 1e-12, 1.0, 1e12, 1e30]
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e4, 1e30])
+@pytest.mark.parametrize(
+    "dtype, spread",
+    [(np.float32, s) for s in _SPREADS] + [(np.float64, s) for s in _SPREADS + [1e-200, 1e160, 1e300]],
+)
+def test_the_compiled_frame_is_reference_frame(dtype, offset, spread):
+    """Every CPU search takes its frame from ``cpu_bmu.prepare_frame``: the centre and the
+    power-of-two scale of :func:`somvq.distances.reference_frame`, including float64
+    codebooks whose squared norms overflow (beyond ~1e154: the scale then comes from
+    ``sqrt(D) max |w - c|``), and ``radius`` the largest norm of a unit in the frame."""
+    rng = np.random.default_rng(5)
+    W = (offset + spread * rng.normal(size=(30, 7))).astype(dtype)
+    centre, scale, radius, finite = _compiled_frame(W)
+    ref = distances.reference_frame(W)
+    assert finite
+    assert (centre is None) == (ref.centre is None)
+    if centre is not None:
+        np.testing.assert_allclose(centre, ref.centre, rtol=4 * np.finfo(dtype).eps)
+    assert scale == ref.scale
+    shift = np.zeros(7) if centre is None else centre.astype(np.float64)
+    scaled = (W.astype(np.float64) - shift) * scale
+    assert radius == pytest.approx(np.sqrt((scaled**2).sum(1).max()), rel=1e-6)
+    limit = distances._unscaled_limit(dtype)
+    assert radius == 0.0 or 1.0 / limit <= radius <= limit  # squares far from the dtype's ends
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_the_compiled_frame_of_a_non_finite_codebook(bad):
+    W = np.ones((4, 3))
+    W[2, 1] = bad
+    assert not _compiled_frame(W)[3]
+
+
+def test_winners_beyond_the_float64_squares():
+    """A float64 codebook spread over 1e200: squared distances overflow, but the search
+    ranks in its power-of-two frame, so the winners are the brute force's of the same data
+    scaled by 2^-600 (exact), on every path; the distances are the float64 overflow."""
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(40, 6)) * 1e200
+    X = W[rng.integers(0, 40, 500)] * (1.0 + 1e-3 * rng.normal(size=(500, 6)))
+    small = 2.0**-600
+    expected = brute_force_squared_distances(X * small, W * small).argmin(1)
+    for n_threads, chunk_rows in ((1, 512), (2, 37)):
+        bmu, sq = np.empty(500, dtype=np.int64), np.empty(500)
+        cpu_bmu.best_matching_units(X, W, None, bmu, sq, chunk_rows=chunk_rows, n_threads=n_threads)
+        np.testing.assert_array_equal(bmu, expected)
+        assert np.isposinf(sq).all()
+    # the pruned search in the same frame (a first pass, then a move)
+    from somvq._kernels import cpu_pruned
+
+    bounds = cpu_pruned.Bounds(500, n_groups=4)
+    cpu_pruned.pruned_search(X, W, bounds)
+    np.testing.assert_array_equal(bounds.bmu, expected)
+    moved = W * (1.0 + 1e-9 * rng.normal(size=W.shape))
+    sq = cpu_pruned.pruned_search(X, moved, bounds)
+    full = np.empty(500, dtype=np.int64)
+    cpu_bmu.best_matching_units(X, moved, None, full)
+    np.testing.assert_array_equal(bounds.bmu, full)
+    assert np.isposinf(sq).all()  # (bounds are float32 distances: here they prune nothing)
+
+
 @pytest.mark.parametrize("offset", [0.0, 1e4, 1e8])
 def test_neighbour_distance_ratio_far_from_the_origin(offset):
     """Pairwise unit distances (the uncentred float64 expanded form was off by ~100% at 1e8)."""

@@ -55,6 +55,33 @@ def test_the_range_limit_is_where_squared_distances_overflow(X):
         KSOM(grid=(2, 2), n_epochs=1).fit(_with_huge_row(X, limit * 1.01))
 
 
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
+def test_an_init_array_whose_squares_overflow_is_refused_up_front(X, algorithm):
+    """An init array beyond the data's range limit, or beyond the data's dtype, is a clear
+    ValueError (it raised a bare ZeroDivisionError in the search's frame)."""
+    init = np.random.default_rng(1).normal(size=(4, 3)) * 1e200
+    som = KSOM(grid=(2, 2), algorithm=algorithm, batch_size=16, init=init, random_state=0)
+    with pytest.raises(ValueError, match=r"init array holds values up to 1.3e\+200.*overflow float64.*scale"):
+        som.fit(X)
+    assert not hasattr(som, "codebook_")
+    som = KSOM(grid=(2, 2), algorithm=algorithm, init=init * 1e-160, random_state=0)
+    with pytest.raises(ValueError, match=r"init array holds values up to 1.3e\+40.*dtype float32"):
+        som.fit(X.astype(np.float32))
+
+
+def test_a_codebook_whose_squares_overflow_still_predicts(X):
+    """A model whose units lie beyond ~1e154 (a file written elsewhere): winners come from
+    the search's power-of-two frame; the distances are float64's overflow, inf."""
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    rng = np.random.default_rng(2)
+    som.codebook_ = rng.normal(size=(4, 3)) * 1e200
+    rows = som.codebook_[[3, 0, 2, 1]] * (1 + 1e-6 * rng.normal(size=(4, 3)))
+    np.testing.assert_array_equal(som.predict(rows), [3, 0, 2, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isposinf(som.transform(rows)).all()
+
+
 def test_divergent_learning_rate_raises_naming_it(X):
     som = KSOM(grid=(3, 3), algorithm="online", learning_rate=1e300, random_state=0)
     with warnings.catch_warnings():

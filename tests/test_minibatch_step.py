@@ -233,8 +233,8 @@ def test_the_search_is_exact_far_from_the_origin(monkeypatch):
 
     mean, centre = np.empty(4), np.zeros(4, np.float32)
     aug, frame = np.empty((16, 5), np.float32), np.zeros(4)
-    cpu_minibatch_step.prepare_frame(W, mean, centre, aug, 2.0**30, frame)
-    assert frame[cpu_minibatch_step.CENTRED] == 1.0
+    cpu_bmu.prepare_frame(W, mean, centre, aug, 2.0**30, frame)
+    assert frame[cpu_bmu.CENTRED] == 1.0
     scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
     c = _constants(np.float32, 4)
     cpu_bmu.search_block(X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq)

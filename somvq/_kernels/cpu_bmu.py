@@ -13,9 +13,10 @@ float64 rounding. Rows are processed in fixed blocks of ``chunk_rows`` so a bloc
 ``(rows x K)`` product is written and read back while it is in cache, and never an
 ``(N x K)`` matrix: extra memory is O(threads * chunk_rows * K).
 
-Per call, two compiled O(K D) passes over the codebook choose the frame and build the
-augmented codebook ``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2``
-summed in float64, rounded once; scaling by -2 is exact). Per block, one compiled call
+Per call, one compiled call of two or three O(K D) passes over the codebook,
+:func:`prepare_frame`, chooses the frame and builds the augmented codebook
+``[-2 W' | ||w'||^2]`` in it (:func:`fill_augmented`; ``||w'||^2`` summed in float64,
+rounded once; scaling by -2 is exact). Per block, one compiled call
 that holds no GIL, :func:`search_block` (which the mini-batch step,
 :mod:`somvq._kernels.cpu_minibatch_step`, calls too): the rows, copied (centred, scaled
 when the frame says so) into a per-thread ``rows x (D + 1)`` buffer whose last column is
@@ -150,6 +151,24 @@ _RANK_SIGNATURES = [
 ]
 
 
+@njit(inline="always")
+def unscale_exponent(scale):
+    """``e`` with ``value / scale^2 == ldexp(value, e)`` for a power-of-two ``scale``.
+
+    :func:`unscaled` divides by ``scale^2`` this way: ``scale * scale`` itself leaves float64
+    (0 or inf) for scales beyond ``2^-537`` and ``2^512``, which a float64 codebook spread
+    over more than ~1e154 (or less than ~1e-162) has.
+    """
+    return -2 * (math.frexp(scale)[1] - 1)
+
+
+@njit(inline="always")
+def unscaled(value, exponent):
+    """``value / scale^2`` (``exponent`` from :func:`unscale_exponent`): exact, overflowing
+    to inf and underflowing as the true quotient rounds; ``value`` itself for scale 1."""
+    return value if exponent == 0 else math.ldexp(value, exponent)
+
+
 @njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def rank_block(
     block, framed, products, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist, write_dist
@@ -174,7 +193,7 @@ def rank_block(
     n_rows = block.shape[0]
     n_features = block.shape[1]
     n_units = products.shape[1]
-    inv_scale2 = 1.0 / (scale * scale)
+    exponent = unscale_exponent(scale)
     indices = np.arange(n_units + 1).astype(products.dtype)  # within()'s unit indices
     limit = products[0, :1].copy()
     reranked = 0
@@ -217,7 +236,7 @@ def rank_block(
                 dist += diff * diff
         bmu[i] = winner
         if write_dist:
-            out_sq_dist[i] = dist * inv_scale2
+            out_sq_dist[i] = unscaled(dist, exponent)
     return reranked
 
 
@@ -289,10 +308,67 @@ def fill_augmented(codebook, centre, scale, aug):
     return largest
 
 
-#: Layout of the ``frame`` array that :func:`search_block` reads (made by
-#: :func:`_search_setup` for a search call, by
-#: :func:`somvq._kernels.cpu_minibatch_step.prepare_frame` for each mini-batch step).
+#: Layout of the ``frame`` array that :func:`search_block` reads, made by
+#: :func:`prepare_frame` (for a search call, :func:`_search_setup`; for each mini-batch step,
+#: :mod:`somvq._kernels.cpu_minibatch_step`).
 RADIUS, SCALE, CENTRED, FINITE = 0, 1, 2, 3
+
+_FRAME_SIGNATURES = [
+    types.void(
+        array(dtype, 2, "C", readonly=True),  # codebook
+        array(types.float64, 1, "C"),  # scratch: the codebook mean (D,)
+        array(dtype, 1, "C"),  # out: centre (D,), zeros when not centred
+        array(dtype, 2, "C"),  # out: [-2 W' | ||w'||^2] (K, D + 1)
+        types.float64,  # limit of the unscaled range (distances._unscaled_limit)
+        array(types.float64, 1, "C"),  # out: frame (RADIUS, SCALE, CENTRED, FINITE)
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_FRAME_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def prepare_frame(codebook, mean, centre, aug, limit, frame):
+    """The codebook's reference frame and the augmented codebook in it: the compiled form of
+    :func:`somvq.distances.reference_frame`, for every CPU search.
+
+    The centre (:func:`~somvq.distances.choose_centre`) is the codebook mean rounded to the
+    dtype when ``||mean||^2 > mean ||w||^2 - ||mean||^2`` (zeros otherwise); the scale
+    (:func:`~somvq.distances.choose_scale`) a power of two when the radius ``max_k ||w'_k||``
+    leaves ``[1 / limit, limit]``. ``aug`` gets ``[-2 W' | ||w'||^2]`` (:func:`fill_augmented`)
+    and ``frame[RADIUS]`` the radius in the frame. When the norms overflow float64 (a float64
+    codebook beyond ~1e154), the radius is bounded by ``sqrt(D) max |w_kj - c_j|`` to choose
+    the scale. ``frame[FINITE]`` is 0 when no finite radius exists (a codebook holding inf
+    or NaN): its searches then take the plain argmin, and the mini-batch pass stops.
+    """
+    n_units, n_features = codebook.shape
+    _, mean_norm2 = codebook_summary(codebook, mean)
+    offset = 0.0
+    for j in range(n_features):
+        offset += mean[j] * mean[j]
+    centred = math.isfinite(offset) and offset > mean_norm2 - offset
+    for j in range(n_features):
+        centre[j] = mean[j] if centred else 0.0
+    radius = math.sqrt(fill_augmented(codebook, centre, 1.0, aug))
+    frame[CENTRED] = 1.0 if centred else 0.0
+    frame[SCALE] = 1.0
+    if not math.isfinite(radius):
+        # norms beyond float64 (values > 1e154), or a non-finite codebook
+        largest = 0.0
+        for k in range(n_units):
+            for j in range(n_features):
+                v = abs(np.float64(codebook[k, j]) - np.float64(centre[j]))
+                if v > largest or v != v:
+                    largest = v
+        radius = largest * math.sqrt(n_features)
+    frame[RADIUS] = radius
+    if not math.isfinite(radius):
+        frame[FINITE] = 0.0
+        return
+    frame[FINITE] = 1.0
+    if radius != 0.0 and not (1.0 / limit <= radius <= limit):
+        scale = math.ldexp(1.0, 1 - math.frexp(radius)[1])
+        frame[SCALE] = scale
+        frame[RADIUS] = math.sqrt(fill_augmented(codebook, centre, scale, aug))
 
 
 _SEARCH_SIGNATURES = [
@@ -598,7 +674,6 @@ def _block(X, start, stop):
 class _Search(NamedTuple):
     """What every block of one call needs: the frame, the augmented codebook, the bound."""
 
-    centre: np.ndarray | None  # (D,) in X's dtype, or None (origin)
     scale: float  # power of two; 1.0 for none
     aug_codebook: np.ndarray  # [-2 W' | ||w'||^2]^T in the frame
     codebook: np.ndarray  # C-contiguous, as given (for the direct distances)
@@ -608,47 +683,35 @@ class _Search(NamedTuple):
     direct_scale: float
     up: float
     aug: np.ndarray  # [-2 W' | ||w'||^2], (K, D + 1) C-contiguous (aug_codebook is its transpose)
-    shift: np.ndarray  # the centre, zeros for none (read-only)
-    frame: np.ndarray  # (radius, scale, centred, finite): cpu_minibatch_step's frame layout
+    shift: np.ndarray  # the centre of the frame, zeros for the origin
+    frame: np.ndarray  # RADIUS, SCALE, CENTRED, FINITE (:func:`prepare_frame`)
 
 
 def _search_setup(codebook, dtype) -> _Search:
-    """Frame (:func:`somvq.distances.choose_centre` / ``choose_scale``), augmented codebook
-    in it (``||w'||^2`` summed in float64, rounded once), and the constants of the error
-    bound. Two compiled O(K D) passes (a few us at K = 512, D = 32): every mini-batch step
-    can afford them."""
+    """The frame and the augmented codebook in it (:func:`prepare_frame`, one compiled
+    call of two or three O(K D) passes: every mini-batch step can afford it), and the
+    constants of the error bound."""
     codebook = np.ascontiguousarray(codebook, dtype=dtype)
     n_units, n_features = codebook.shape
-    mean = np.empty(n_features)
-    _, mean_norm2 = codebook_summary(codebook, mean)
-    centre = distances.choose_centre(mean, mean_norm2, dtype)
-    constants = _constants(dtype, n_features)
+    constants = _constants(codebook.dtype, n_features)
+    centre = np.empty(n_features, dtype=dtype)
     aug = np.empty((n_units, n_features + 1), dtype=dtype)
-    shift = centre if centre is not None else constants.zeros
-    max_norm2 = fill_augmented(codebook, shift, 1.0, aug)
-    radius = math.sqrt(max_norm2)
-    if not math.isfinite(radius):  # norms beyond float64 (values > 1e154), or a non-finite codebook
-        with np.errstate(all="ignore"):
-            radius = float(np.max(np.abs(codebook.astype(np.float64) - shift))) * math.sqrt(n_features)
-    scale = distances.choose_scale(radius, dtype)
-    if scale != 1.0:
-        radius = math.sqrt(fill_augmented(codebook, shift, scale, aug))
+    frame = np.empty(4)
+    prepare_frame(codebook, np.empty(n_features), centre, aug, constants.limit, frame)
+    scale = float(frame[SCALE])
     return _Search(
-        centre=centre,
         scale=scale,
         aug_codebook=aug.T,
         codebook=codebook,
         kappa=constants.kappa,
-        radius=radius,
+        radius=float(frame[RADIUS]),
         overflow=constants.overflow,
         # float32 differences squared never overflow float64; float64 ones may beyond 1e154
-        direct_scale=1.0 if dtype == np.float32 else scale,
+        direct_scale=1.0 if codebook.dtype == np.float32 else scale,
         up=constants.up,
         aug=aug,
-        shift=shift,
-        frame=np.array(
-            [radius, scale, 0.0 if centre is None else 1.0, 1.0 if math.isfinite(radius) else 0.0]
-        ),
+        shift=centre,
+        frame=frame,
     )
 
 
@@ -656,19 +719,17 @@ class _Constants(NamedTuple):
     kappa: float
     overflow: float
     up: float
-    zeros: np.ndarray
+    limit: float  # the unscaled range of :func:`somvq.distances.choose_scale`
 
 
 @functools.lru_cache(maxsize=64)
 def _constants(dtype, n_features: int) -> _Constants:
     finfo = np.finfo(dtype)
-    zeros = np.zeros(n_features, dtype=dtype)
-    zeros.setflags(write=False)
     return _Constants(
         kappa=distances.expanded_form_error(dtype, n_features),
         overflow=float(finfo.max) / 8.0,
         up=4.0 * float(finfo.eps),
-        zeros=zeros,
+        limit=distances._unscaled_limit(dtype),
     )
 
 

@@ -19,8 +19,8 @@ counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a
   counts, their smoothing and the new EMA counts computed by each thread that works on
   the step (K values);
 * the frame, made by the thread that finishes the step's last update task: the EMA
-  counts written, the step's error, :func:`prepare_frame` of the new codebook (the
-  centre and scale rules of :mod:`somvq.distances`).
+  counts written, the step's error, :func:`~somvq._kernels.cpu_bmu.prepare_frame` of the
+  new codebook (the frame every CPU search uses).
 
 A task waits only until the tasks of the phases before it are done. The smoothing
 factors of every step are computed before the call (:func:`_step_factors`, the values of
@@ -31,9 +31,8 @@ order: the update kernels here and the loop's (:mod:`cpu_minibatch`) are compile
 without fast-math flags, so each element gets the same IEEE operations wherever LLVM
 inlines them; counts, sums, EMA state, codebook and the summed error are the same bits
 (tests/test_minibatch_step.py). The products may differ in their last bits from
-NumPy's (Numba calls SciPy's BLAS) and the frame's centre test sums ``||mean||^2`` in a
-loop; neither changes a winner or a distance: the search is exact for any GEMM
-summation order and any centre (winners are the float64 direct-distance argmin, lowest
+NumPy's (Numba calls SciPy's BLAS); that changes no winner or distance: the search is
+exact for any GEMM summation order (winners are the float64 direct-distance argmin, lowest
 index on ties, distances are computed directly in float64), see :mod:`somvq.distances`.
 """
 
@@ -51,13 +50,9 @@ from numba import njit, types
 from ._signatures import FLOATS, array
 from .config import CACHE, FASTMATH
 from .cpu_bmu import (
-    CENTRED,
     FINITE,
-    RADIUS,
-    SCALE,
     accumulate_columns,
-    codebook_summary,
-    fill_augmented,
+    prepare_frame,
     search_block,
 )
 from .cpu_prefetch import AHEAD, prefetch_row
@@ -82,51 +77,6 @@ _F2 = array(types.float64, 2, "C")
 _F2_RO = array(types.float64, 2, "C", readonly=True)
 _I1 = array(types.int64, 1, "C")
 _I1_RO = array(types.int64, 1, "C", readonly=True)
-
-_FRAME_SIGNATURES = [
-    types.void(
-        array(dtype, 2, "C", readonly=True),  # codebook
-        _F1,  # scratch: the codebook mean (D,)
-        array(dtype, 1, "C"),  # out: centre (D,), zeros when not centred
-        array(dtype, 2, "C"),  # out: [-2 W' | ||w'||^2] (K, D + 1)
-        types.float64,  # limit of the unscaled range (distances._UNSCALED_RANGE)
-        _F1,  # out: frame
-    )
-    for dtype in FLOATS
-]
-
-
-@njit(_FRAME_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
-def prepare_frame(codebook, mean, centre, aug, limit, frame):
-    """The frame of :func:`somvq._kernels.cpu_bmu._search_setup`, compiled.
-
-    :func:`somvq.distances.choose_centre` (centre = the codebook mean rounded to the
-    dtype when ``||mean||^2 > mean ||w||^2 - ||mean||^2``) and ``choose_scale`` (a power
-    of two when the radius leaves ``[1 / limit, limit]``), with the augmented codebook
-    built by the same ``fill_augmented``. ``frame[FINITE]`` is 0 when the radius is not
-    finite (a diverged codebook): the caller then searches the step's way.
-    """
-    n_features = codebook.shape[1]
-    _, mean_norm2 = codebook_summary(codebook, mean)
-    offset = 0.0
-    for j in range(n_features):
-        offset += mean[j] * mean[j]
-    centred = math.isfinite(offset) and offset > mean_norm2 - offset
-    for j in range(n_features):
-        centre[j] = mean[j] if centred else 0.0
-    radius = math.sqrt(fill_augmented(codebook, centre, 1.0, aug))
-    frame[CENTRED] = 1.0 if centred else 0.0
-    frame[SCALE] = 1.0
-    frame[RADIUS] = radius
-    if not math.isfinite(radius):
-        frame[FINITE] = 0.0
-        return
-    frame[FINITE] = 1.0
-    if radius != 0.0 and not (1.0 / limit <= radius <= limit):
-        scale = math.ldexp(1.0, 1 - math.frexp(radius)[1])
-        frame[SCALE] = scale
-        frame[RADIUS] = math.sqrt(fill_augmented(codebook, centre, scale, aug))
-
 
 # ------------------------------------------------------- the pass as one call per thread
 _F3_RO = array(types.float64, 3, "C", readonly=True)
@@ -717,7 +667,6 @@ def minibatch_pass(
     the two share the chunk's tasks (search blocks, update column ranges, frames; see
     :func:`run_steps`). Every BLAS is held at one thread meanwhile.
     """
-    from .. import distances
     from ..neighbourhoods import _axis_offsets
     from .cpu_bmu import _CPU_COUNT, _constants
 
@@ -750,7 +699,7 @@ def minibatch_pass(
     frame = np.zeros(4)
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     constants = _constants(dtype, n_features)
-    limit = distances._UNSCALED_RANGE.get(np.dtype(dtype), 2.0**30)
+    limit = constants.limit
     prepare_frame(codebook, mean, centre, aug, limit, frame)
     if frame[FINITE] == 0.0:
         return 0.0, 0

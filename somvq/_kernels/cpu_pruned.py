@@ -60,6 +60,7 @@ from numba import njit, types
 from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
+from .cpu_bmu import unscale_exponent, unscaled
 from .cpu_scores import lowest
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -140,7 +141,7 @@ def check_rows(
     """
     n_rows, n_features = X.shape
     n_groups = lower.shape[1]
-    inv_scale2 = 1.0 / (scale * scale)
+    exponent = unscale_exponent(scale)
     shrink = np.float32(1.0 - 2.0**-22)
     zero = np.float32(0.0)
     n = 0
@@ -151,7 +152,7 @@ def check_rows(
         for j in range(n_features):
             diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
             dist += diff * diff
-        d2 = dist * inv_scale2
+        d2 = unscaled(dist, exponent)
         reach = math.sqrt(d2) * (1.0 + 2.0 * margin)
         units = 0
         for g in range(n_groups):
@@ -197,7 +198,7 @@ def check_rows(
                 for j in range(n_features):
                     diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
                     acc += diff * diff
-                scratch[k] = math.sqrt(acc * inv_scale2) * (1.0 - margin)
+                scratch[k] = math.sqrt(unscaled(acc, exponent)) * (1.0 - margin)
                 if acc < best or (acc == best and k < best_k):
                     best = acc
                     best_k = k
@@ -217,7 +218,7 @@ def check_rows(
                 nearest = min(nearest, math.sqrt(d2) * (1.0 - margin))  # the old winner
             lower[i, g] = _round_down(nearest) if nearest < np.inf else np.inf
         bmu[i] = best_k
-        out_sq_dist[i] = best * inv_scale2
+        out_sq_dist[i] = unscaled(best, exponent)
     return n, rechecked
 
 
@@ -270,7 +271,9 @@ def runner_up_block(
     n_features = framed.shape[1] - 1
     n_units = products.shape[1]
     n_groups = out_lower.shape[1]
-    inv_scale2 = 1.0 / (frame_scale * frame_scale)
+    # 1 / scale^2, at most the largest float64 (the bounds below stay lower bounds; the
+    # product itself would be inf beyond scales of 2^-512, and inf * 0 a NaN)
+    inv_scale2 = min(unscaled(1.0, unscale_exponent(frame_scale)), 1.7e308)
     lows = products[0, :n_groups].copy()  # per-group lowest scores of a row
     inf = products.dtype.type(np.inf)
     nan = products.dtype.type(np.nan)
@@ -368,7 +371,8 @@ def unit_groups(codebook: np.ndarray, n_groups: int | None = None):
                 np.add.at(centres, labels, W)
                 used = counts > 0
                 centres = centres[used] / counts[used, None]
-                d = (W**2).sum(1)[:, None] - 2.0 * W @ centres.T + (centres**2).sum(1)[None, :]
+                with np.errstate(over="ignore", invalid="ignore"):  # (only the speed depends on it)
+                    d = (W**2).sum(1)[:, None] - 2.0 * W @ centres.T + (centres**2).sum(1)[None, :]
                 new = np.argmin(d, axis=1)
                 if np.array_equal(new, labels):
                     break
