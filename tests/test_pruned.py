@@ -308,3 +308,98 @@ def test_distances_beyond_float32(n_groups):
         codebooks.append(W.copy())
     _compare_to_full(X, codebooks, n_groups)
     _compare_to_full(X, codebooks, n_groups, recheck=1.0)
+
+
+# ------------------------------------------------------------------ the threads of a pass
+def _two_passes(X, W, moved, chunk_rows):
+    """A first pass (every row searched) and a second after a move (some rows gathered)."""
+    bounds = cpu_pruned.Bounds(len(X), n_groups=5)
+    out = []
+    for codebook in (W, moved):
+        sq = cpu_pruned.pruned_search(X, codebook, bounds, chunk_rows=chunk_rows).copy()
+        out += [bounds.bmu.copy(), sq, bounds.lower.copy()]
+    return out, bounds.searched
+
+
+class _IdlePool:
+    """A pool whose workers never start a job (busy elsewhere): the caller does all."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        return Future()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_search_threads_give_the_bits_of_one(monkeypatch, dtype):
+    """1, 2 and 4 threads (the core cap lifted), and a pool whose worker never starts,
+    give the same winners, distances and bounds, block by block of 64 rows."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(8)
+    X = gaussian_mixture(rng, 1500, 5, offset=100.0, dtype=dtype)
+    W = X[rng.choice(1500, 30, replace=False)].copy()
+    moved = (W + rng.normal(size=W.shape) * 0.05 * (rng.random((30, 1)) < 0.3)).astype(dtype)
+    monkeypatch.setattr(cpu_bmu, "_CPU_COUNT", 8)
+    runs = {}
+    for threads in (1, 2, 4):
+        with threadpool_limits(limits=threads):
+            runs[threads], searched = _two_passes(X, W, moved, 64)
+            assert 64 < searched < 1500  # the second pass gathered rows into several blocks
+    monkeypatch.setattr(cpu_bmu, "_pool", lambda n: _IdlePool())
+    with threadpool_limits(limits=2):
+        runs["idle"], _ = _two_passes(X, W, moved, 64)
+    for name, run in runs.items():
+        for a, b in zip(runs[1], run):
+            assert a.tobytes() == b.tobytes(), name
+
+
+@pytest.mark.parametrize("fail_on_worker", [True, False])
+def test_an_error_on_a_search_thread_reaches_the_caller(monkeypatch, fail_on_worker):
+    """A thread that fails after claiming a block (which it never finishes) ends the pass
+    with its error; the caller does not wait for that block for ever."""
+    import threading
+    import time
+
+    from somvq._kernels import cpu_sync
+
+    rng = np.random.default_rng(9)
+    X = gaussian_mixture(rng, 900, 4)
+    W = X[:12].copy()
+    original = cpu_pruned.search_rows_pass
+    caller: list = []
+
+    def wait_for(condition, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def search_rows_pass(*args):
+        sync = args[-1]
+        if (threading.current_thread() is not caller[0]) != fail_on_worker:
+            if fail_on_worker:  # the caller searches after the worker's claim
+                wait_for(lambda: sync[cpu_pruned.BLOCKS_CLAIMED] >= 1)
+            return original(*args)
+        sync[cpu_pruned.BLOCKS_CLAIMED] += 1  # a claimed block that is never done
+        if fail_on_worker:
+            wait_for(lambda: sync[cpu_sync.SLEEPERS] > 0)  # the caller asleep on it
+        raise RuntimeError("block failed")
+
+    monkeypatch.setattr(cpu_pruned, "search_rows_pass", search_rows_pass)
+    errors = []
+
+    def call():
+        try:
+            cpu_pruned.pruned_search(X, W, cpu_pruned.Bounds(900), chunk_rows=64)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2):
+        thread = threading.Thread(target=call, daemon=True)
+        caller.append(thread)
+        thread.start()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "a thread waited for ever for a block that failed"
+    assert [str(e) for e in errors] == ["block failed"]

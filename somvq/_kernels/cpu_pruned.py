@@ -60,8 +60,9 @@ from numba import njit, types
 from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
-from .cpu_bmu import unscale_exponent, unscaled
+from .cpu_bmu import RADIUS, SCALE, search_block, unscale_exponent, unscaled
 from .cpu_scores import lowest
+from .cpu_sync import ABORT, CLAIMED, DONE, SYNC_SIZE, add_and_wake, atomic_add, atomic_load, wait_until
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -521,6 +522,7 @@ def pruned_search(
     ``bounds`` came from earlier calls on the same ``X``; updates ``bounds``.
     """
     n = X.shape[0]
+    X = np.ascontiguousarray(X)  # the compiled passes read C rows (a fit's data already is)
     codebook = np.ascontiguousarray(codebook, dtype=X.dtype)
     search = cpu_bmu._search_setup(codebook, X.dtype)
     if not math.isfinite(search.radius):
@@ -539,7 +541,7 @@ def pruned_search(
         candidates = None if n_search == n else bounds.candidates[:n_search]
     if n_search:
         # per-group minima only for the rows a later pass searches (the first pass: all rows)
-        _search_rows(X, candidates, n_search, search, bounds, chunk_rows, per_group=candidates is not None)
+        _search_rows(X, candidates, search, bounds, chunk_rows, per_group=candidates is not None)
     bounds.codebook = codebook.copy()
     bounds.searched = n_search
     if counts is not None:
@@ -547,97 +549,243 @@ def pruned_search(
     return bounds.sq_dist
 
 
-def _gather_buffer(rows: int, n_features: int, dtype) -> np.ndarray:
-    buf = getattr(cpu_bmu._local, "pruned_rows", None)
-    if buf is None or buf.dtype != dtype or buf.shape[1] != n_features or buf.shape[0] < rows:
-        buf = np.empty((max(rows, 1), n_features), dtype=dtype)
-        cpu_bmu._local.pruned_rows = buf
-    return buf[:rows]
+#: Where :func:`search_rows_pass` keeps its shared counts in ``sync`` (:mod:`cpu_sync`'s
+#: layout): blocks claimed, blocks done.
+BLOCKS_CLAIMED, BLOCKS_DONE = CLAIMED, DONE
+
+_ROWS_PASS_SIGNATURES = [
+    types.void(
+        array(dtype, 2, "C", readonly=True),  # X
+        array(types.int64, 1, "C", readonly=True),  # the rows to search, increasing; empty: all
+        types.int64,  # rows per block
+        array(dtype, 2, "C"),  # this thread's gathered rows (rows, D)
+        array(dtype, 2, "C"),  # this thread's (rows, D + 1) buffer whose last column is 1
+        array(dtype, 2, "C"),  # this thread's (rows, K) scores
+        array(types.int64, 1, "C"),  # this thread's winners (rows,)
+        array(types.float64, 1, "C"),  # this thread's squared distances (rows,)
+        array(types.float32, 2, "C"),  # this thread's lower bounds (rows, G)
+        array(dtype, 2, "C", readonly=True),  # codebook
+        array(dtype, 2, "C", readonly=True),  # [-2 W' | ||w'||^2] (K, D + 1)
+        array(dtype, 1, "C", readonly=True),  # centre of the frame
+        array(types.float64, 1, "C"),  # frame: RADIUS, SCALE, CENTRED, FINITE
+        types.float64,  # kappa
+        types.float64,  # overflow
+        types.float64,  # up
+        types.float64,  # margin
+        array(types.int64, 1, "C"),  # where each group starts, and K
+        array(types.int64, 1, "C"),  # group of each unit
+        types.boolean,  # each group's own minimum (else the runner-up's bound for all)
+        array(types.int64, 1, "C"),  # out: winners of all rows
+        array(types.float64, 1, "C"),  # out: squared distances of all rows
+        array(types.float32, 2, "C"),  # out: lower bounds of all rows (n, G)
+        array(types.int64, 1, "C"),  # sync (SYNC_SIZE), zero on entry
+    )
+    for dtype in FLOATS
+]
 
 
-def _search_rows(X, candidates, n_search, search, bounds: Bounds, chunk_rows, per_group=True):
-    """The exact search (and new lower bounds) of the rows ``candidates`` (all if None)."""
-    chunk = cpu_bmu.balanced_chunk_rows(n_search, chunk_rows)
-    starts = range(0, n_search, chunk)
+@njit(_ROWS_PASS_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def search_rows_pass(
+    X,
+    candidates,
+    chunk_rows,
+    gathered,
+    framed,
+    products,
+    bmu,
+    sq_dist,
+    low,
+    codebook,
+    aug,
+    centre,
+    frame,
+    kappa,
+    overflow,
+    up,
+    margin,
+    starts,
+    group_of,
+    per_group,
+    out_bmu,
+    out_sq_dist,
+    out_lower,
+    sync,
+):
+    """One thread's share of the exact search of the rows ``candidates`` (every row when
+    empty) and their new lower bounds: every thread of :func:`_search_rows` runs it on the
+    same arguments but its own scratch buffers.
+
+    The thread claims the next block from ``sync[BLOCKS_CLAIMED]`` until none is left:
+    the block's rows (gathered into ``gathered``, or read in place when every row is
+    searched) go through :func:`~somvq._kernels.cpu_bmu.search_block`, then
+    :func:`runner_up_block` reads the same scores for the bounds, and the results go to
+    the rows' places in the outputs. Blocks write disjoint rows, so nothing waits here;
+    ``sync[BLOCKS_DONE]`` counts the blocks finished for the caller, and ``sync[ABORT]``
+    (a thread failed) stops the loop.
+    """
     n_features = X.shape[1]
-    n_units = search.aug_codebook.shape[1]
-
-    def one(start):
-        stop = min(start + chunk, n_search)
+    everything = candidates.shape[0] == 0
+    n_search = X.shape[0] if everything else candidates.shape[0]
+    n_blocks = (n_search + chunk_rows - 1) // chunk_rows
+    radius = frame[RADIUS]
+    frame_scale = frame[SCALE]
+    while atomic_load(sync, ABORT) == 0:
+        b = atomic_add(sync, BLOCKS_CLAIMED, 1)
+        if b >= n_blocks:
+            return
+        start = b * chunk_rows
+        stop = min(start + chunk_rows, n_search)
         rows = stop - start
-        if candidates is None:
-            block, index = X, slice(start, stop)
-            lo, hi = start, stop
+        if everything:
+            search_block(
+                X,
+                start,
+                stop,
+                framed,
+                products,
+                codebook,
+                aug,
+                centre,
+                frame,
+                kappa,
+                overflow,
+                up,
+                out_bmu,
+                out_sq_dist,
+            )
+            runner_up_block(
+                framed[:rows],
+                products[:rows],
+                out_bmu[start:stop],
+                out_sq_dist[start:stop],
+                kappa,
+                radius,
+                overflow,
+                up,
+                frame_scale,
+                margin,
+                starts,
+                group_of,
+                per_group,
+                out_lower[start:stop],
+            )
         else:
-            index = candidates[start:stop]
-            block = _gather_buffer(rows, n_features, X.dtype)
-            np.take(X, index, axis=0, out=block)
-            lo, hi = 0, rows
-        bmu = np.empty(rows, dtype=np.int64)
-        sq = np.empty(rows, dtype=np.float64)
-        low = np.empty((rows, bounds.lower.shape[1]), dtype=np.float32)
-        shifted_bmu = _Shifted(bmu, lo)
-        shifted_sq = _Shifted(sq, lo)
-        cpu_bmu._search_block(block, lo, hi, search, shifted_bmu, shifted_sq)
-        framed = cpu_bmu._augmented_buffer(rows, n_features, X.dtype)
-        products = cpu_bmu._products_buffer(rows, n_units, X.dtype)
-        runner_up_block(
-            framed,
-            products,
-            bmu,
-            sq,
+            for r in range(rows):
+                source = candidates[start + r]
+                for j in range(n_features):
+                    gathered[r, j] = X[source, j]
+            search_block(
+                gathered,
+                0,
+                rows,
+                framed,
+                products,
+                codebook,
+                aug,
+                centre,
+                frame,
+                kappa,
+                overflow,
+                up,
+                bmu,
+                sq_dist,
+            )
+            runner_up_block(
+                framed[:rows],
+                products[:rows],
+                bmu[:rows],
+                sq_dist[:rows],
+                kappa,
+                radius,
+                overflow,
+                up,
+                frame_scale,
+                margin,
+                starts,
+                group_of,
+                per_group,
+                low[:rows],
+            )
+            for r in range(rows):
+                target = candidates[start + r]
+                out_bmu[target] = bmu[r]
+                out_sq_dist[target] = sq_dist[r]
+                for g in range(out_lower.shape[1]):
+                    out_lower[target, g] = low[r, g]
+        add_and_wake(sync, BLOCKS_DONE, 1)
+
+
+_EVERY_ROW = np.zeros(0, dtype=np.int64)
+
+
+def _search_rows(X, candidates, search, bounds: Bounds, chunk_rows, per_group=True):
+    """The exact search (and new lower bounds) of the rows ``candidates`` (all if None):
+    :func:`search_rows_pass` on the calling thread and, with more than one BLAS thread and
+    more than one block, on pool workers (one compiled call each, no GIL between blocks).
+    The caller then waits for every block to be done; a failure on any thread sets
+    ``sync[ABORT]`` and is raised here."""
+    n_search = X.shape[0] if candidates is None else candidates.shape[0]
+    chunk = cpu_bmu.balanced_chunk_rows(n_search, chunk_rows)
+    n_blocks = -(-n_search // chunk)
+    n_features = X.shape[1]
+    n_units = search.aug.shape[0]
+    n_groups = bounds.lower.shape[1]
+    rows = _EVERY_ROW if candidates is None else np.ascontiguousarray(candidates, dtype=np.int64)
+    sync = np.zeros(SYNC_SIZE, dtype=np.int64)
+    errors = []
+
+    def run():
+        search_rows_pass(
+            X,
+            rows,
+            chunk,
+            np.empty((chunk, n_features), dtype=X.dtype),
+            cpu_bmu._augmented_buffer(chunk, n_features, X.dtype),
+            cpu_bmu._products_buffer(chunk, n_units, X.dtype),
+            np.empty(chunk, dtype=np.int64),
+            np.empty(chunk),
+            np.empty((chunk, n_groups), dtype=np.float32),
+            search.codebook,
+            search.aug,
+            search.shift,
+            search.frame,
             search.kappa,
-            search.radius,
             search.overflow,
             search.up,
-            search.scale,
             MARGIN,
             bounds.starts,
             bounds.group_of,
             per_group,
-            low,
+            bounds.bmu,
+            bounds.sq_dist,
+            bounds.lower,
+            sync,
         )
-        bounds.bmu[index] = bmu
-        bounds.sq_dist[index] = sq
-        bounds.lower[index] = low
 
-    threads = min(cpu_bmu.blas_threads(), len(starts), cpu_bmu._CPU_COUNT)
+    def work():
+        try:
+            run()
+        except BaseException as exc:  # re-raised by the caller
+            errors.append(exc)
+            cpu_bmu._abort(sync)
+
+    threads = min(cpu_bmu.search_threads(), n_blocks, cpu_bmu._CPU_COUNT)
     with cpu_bmu.single_threaded_blas():
         if threads <= 1:
-            for start in starts:
-                one(start)
+            run()
             return
-        claim = itertools.count()
-        n_blocks = len(starts)
-
-        def drain():
-            while True:
-                i = next(claim)  # atomic under the GIL
-                if i >= n_blocks:
-                    return
-                one(starts[i])
-
         pool = cpu_bmu._pool(threads - 1)
-        futures = [pool.submit(drain) for _ in range(threads - 1)]
+        futures = [pool.submit(work) for _ in range(threads - 1)]
         try:
-            drain()
+            run()
+            ended = wait_until(sync, BLOCKS_DONE, n_blocks)
+        except BaseException:
+            cpu_bmu._abort(sync)
+            raise
         finally:
-            for _ in range(n_blocks):
-                next(claim)
-            for future in futures:
-                if not future.cancel():
-                    future.result()
-
-
-class _Shifted:
-    """``out[start:stop]`` of a block searched at rows ``start:stop`` of a larger array,
-    written into a buffer of the block's own size."""
-
-    __slots__ = ("buf", "offset")
-
-    def __init__(self, buf, offset):
-        self.buf = buf
-        self.offset = offset
-
-    def __getitem__(self, index):
-        return self.buf[index.start - self.offset : index.stop - self.offset]
+            for future in futures:  # one still queued (pool busy elsewhere) never runs
+                future.cancel()
+    if errors:
+        raise errors[0]
+    if not ended:  # pragma: no cover - only a failed thread aborts, and it left its error
+        raise RuntimeError("pruned_search: a search thread stopped without an error")
