@@ -559,3 +559,28 @@ def test_the_compiled_pass_loads_from_the_cache_in_a_fresh_process(tmp_path):
     ]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr
     assert runs[1].stdout.strip() == "(2, 1) (0, 0)", runs[1].stdout
+
+
+def test_compiled_pass_beyond_the_float64_squares(compiled_calls, monkeypatch):
+    """A float64 codebook spread over 1e200 has a finite frame (a power-of-two scale from
+    ``sqrt(D) max |w - c|``): the compiled pass runs every step, with the loop's bits, and
+    the squared errors are float64's overflow."""
+    rng = np.random.default_rng(12)
+    X = 1e200 * rng.normal(size=(400, 5))
+    grid = Grid((3, 4))
+    W0 = X[rng.choice(400, grid.n_units, replace=False)].copy()
+    order = rng.permutation(400)
+    done = []
+    original = cpu_minibatch_step.minibatch_pass
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        done.append(result[1])
+        return result
+
+    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", recording)
+    new = _pass(True, X, W0, order, _neighbourhood("hard"), grid, 0, 64, "all", 32, monkeypatch)
+    assert done == [400, 400]  # every row of both passes in the compiled steps
+    old = _pass(False, X, W0, order, _neighbourhood("hard"), grid, 0, 64, "all", 32, monkeypatch)
+    _assert_same_bits(new, old)
+    assert np.isposinf(new[3]).all() and np.isfinite(new[0]).all()
