@@ -27,12 +27,13 @@ so it is tight. With ``d' = sqrt(d2) (1 + 2 m)``, :func:`check_rows` sorts every
   the winner is the argmin of those and the old winner, lowest index on ties, and the
   failed groups' bounds are rebuilt from the same distances;
 * otherwise the row is gathered, block by block, into the usual exact path
-  (:func:`somvq._kernels.cpu_bmu._search_block`: GEMM in the codebook's frame, certified
+  (:func:`somvq._kernels.cpu_bmu.search_block`: GEMM in the codebook's frame, certified
   or re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
   products for new lower bounds: with ``e`` the expanded-form error bound of the row
   (:func:`somvq.distances.expanded_form_error`), every other unit ``k`` satisfies
   ``d_k^2 >= d_a^2 + (s_k - s_a - 2 e) / scale^2`` (the lowest score of each group, or, in
-  a first pass, the runner-up's for every group).
+  a first pass, the runner-up's for every group). Each thread runs the gathered blocks
+  in one compiled call, :func:`search_rows_pass`.
 
 Why the result is bit-identical to the full search: the full search's winner is the
 float64 direct-distance argmin, lowest index on ties (certified rows have a margin of
