@@ -1,13 +1,13 @@
 """The dense batch search's thread split: statistics by column ranges, same bits as one thread."""
 
 import threading
-import time
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
 
 from somvq._kernels import cpu_bmu, cpu_sync
+
+from .threads import IdlePool, runtime_errors_in_thread, wait_for
 
 
 def _data(n, d, k, dtype, seed=0, offset=0.0):
@@ -56,36 +56,33 @@ def test_column_split_statistics_are_the_serial_bits(monkeypatch, dtype, d, n_th
     np.testing.assert_array_equal(many[3], ref_sums)
 
 
-def test_fortran_ordered_rows_give_the_same_bits():
-    """Rows in another layout take the one-thread path (each block copied, never X):
-    the same winners, distances and statistics as C rows on two threads."""
-    X, W = _data(700, 9, 12, np.float64, seed=3)
-    ref = _search(X, W, 2)
-    got = _search(np.asfortranarray(X), W, 2)
+@pytest.mark.parametrize("n", [700, 2500])
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_rows_in_another_layout_give_the_same_bits(monkeypatch, n, layout):
+    """Rows in another layout are copied ``COPY_BLOCKS`` blocks at a time (never the whole
+    of X) and searched on two threads: the winners, distances and statistics of C rows,
+    bit for bit, one part after the other (2500 rows in blocks of 63: three parts)."""
+    X, W = _data(n, 9, 12, np.float64, seed=3)
+    ref = _search(X, W, 1)
+    other = np.asfortranarray(X) if layout == "fortran" else np.repeat(X, 2, axis=0)[::2]
+    assert not other.flags.c_contiguous
+    parts = []
+    original = cpu_bmu._parallel_search
+    monkeypatch.setattr(cpu_bmu, "_parallel_search", lambda X, *a: parts.append(len(X)) or original(X, *a))
+    got = _search(other, W, 2)
+    span = cpu_bmu.balanced_chunk_rows(n, 64) * cpu_bmu.COPY_BLOCKS
+    assert parts == [min(n - s, span) for s in range(0, n, span)]
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
-
-
-class _IdlePool:
-    """A pool whose workers never start a job (busy elsewhere): the caller does all."""
-
-    def submit(self, fn, *args):
-        return Future()
 
 
 def test_caller_does_every_block_and_column_range_when_the_worker_never_starts(monkeypatch):
     X, W = _data(900, 20, 15, np.float32, seed=5)
     ref = _search(X, W, 1)
-    monkeypatch.setattr(cpu_bmu, "_pool", lambda n: _IdlePool())
+    monkeypatch.setattr(cpu_bmu, "_pool", lambda n: IdlePool())
     got = _search(X, W, 2)
     for a, b in zip(ref, got):
         np.testing.assert_array_equal(a, b)
-
-
-def _wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.001)
 
 
 def _failing_pass(caller: list, fail_on_worker: bool, claim_first: bool):
@@ -104,14 +101,14 @@ def _failing_pass(caller: list, fail_on_worker: bool, claim_first: bool):
         on_worker = threading.current_thread() is not caller[0]
         if on_worker != fail_on_worker:
             if fail_on_worker and claim_first:
-                _wait_for(lambda: sync[cpu_bmu.BLOCKS_CLAIMED] >= 1)
+                wait_for(lambda: sync[cpu_bmu.BLOCKS_CLAIMED] >= 1)
             elif fail_on_worker:
-                _wait_for(lambda: sync[cpu_bmu.ABORT] != 0)
+                wait_for(lambda: sync[cpu_bmu.ABORT] != 0)
             return original(*args)
         if claim_first:
             sync[cpu_bmu.BLOCKS_CLAIMED] += 1
             if fail_on_worker:
-                _wait_for(lambda: sync[cpu_sync.SLEEPERS] > 0)
+                wait_for(lambda: sync[cpu_sync.SLEEPERS] > 0)
         raise RuntimeError("block failed")
 
     return search_pass
@@ -126,19 +123,10 @@ def test_an_error_on_any_thread_reaches_the_caller(monkeypatch, fail_on_worker, 
     monkeypatch.setattr(cpu_bmu, "search_pass", _failing_pass(caller_thread, fail_on_worker, claim_first))
     bmu, sq = np.empty(900, dtype=np.int64), np.empty(900)
     counts, sums = (np.zeros(10), np.zeros((10, 6))) if statistics else (None, None)
-    errors = []
-
-    def call():
-        try:
-            cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts, sums, chunk_rows=64, n_threads=2)
-        except RuntimeError as exc:
-            errors.append(exc)
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller_thread.append(caller)
-    caller.start()
-    caller.join(timeout=30)
-    assert not caller.is_alive(), "a thread waited for ever for a block that failed"
+    errors = runtime_errors_in_thread(
+        lambda: cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts, sums, chunk_rows=64, n_threads=2),
+        caller_thread,
+    )
     assert [str(e) for e in errors] == ["block failed"]
 
 

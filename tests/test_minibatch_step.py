@@ -25,15 +25,18 @@ from . import naive
 
 @pytest.fixture
 def compiled_calls(monkeypatch):
-    """Counts the passes that took the compiled path."""
+    """The passes that took the compiled path: the rows each did in compiled steps (the
+    loop did the rest; None for a pass that raised)."""
     calls = []
     original = cpu_minibatch_step.minibatch_pass
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def recording(*args, **kwargs):
+        calls.append(None)
+        result = original(*args, **kwargs)
+        calls[-1] = result[1]
+        return result
 
-    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", counting)
+    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", recording)
     return calls
 
 
@@ -426,7 +429,7 @@ def test_two_threads_batch_sizes_and_blocks_per_step(batch_size, chunk_rows, upd
     _assert_same_bits(two, loop)
 
 
-def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(monkeypatch):
+def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(compiled_calls, monkeypatch):
     """A step that leaves a non-finite unit (a NaN row: its unit's sums become NaN) stops
     both threads; the loop finishes the pass with the bits it would have had."""
     rng = np.random.default_rng(14)
@@ -436,15 +439,7 @@ def test_two_threads_hand_a_diverged_codebook_back_to_the_loop(monkeypatch):
     W0 = X[:9].copy()
     order = np.arange(3000)
     nb = _neighbourhood("hard")
-    done = []
-    original = cpu_minibatch_step.minibatch_pass
-
-    def recording(*args, **kwargs):
-        result = original(*args, **kwargs)
-        done.append(result[1])
-        return result
-
-    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", recording)
+    done = compiled_calls
     with np.errstate(all="ignore"):
         two = _thread_pass(2, X, W0, order, nb, grid, 1000, 256, "all", monkeypatch)
     assert done == [2000, 0]  # two steps compiled, then the loop; the second pass: the loop
@@ -570,17 +565,8 @@ def test_compiled_pass_beyond_the_float64_squares(compiled_calls, monkeypatch):
     grid = Grid((3, 4))
     W0 = X[rng.choice(400, grid.n_units, replace=False)].copy()
     order = rng.permutation(400)
-    done = []
-    original = cpu_minibatch_step.minibatch_pass
-
-    def recording(*args, **kwargs):
-        result = original(*args, **kwargs)
-        done.append(result[1])
-        return result
-
-    monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", recording)
     new = _pass(True, X, W0, order, _neighbourhood("hard"), grid, 0, 64, "all", 32, monkeypatch)
-    assert done == [400, 400]  # every row of both passes in the compiled steps
+    assert compiled_calls == [400, 400]  # every row of both passes in the compiled steps
     old = _pass(False, X, W0, order, _neighbourhood("hard"), grid, 0, 64, "all", 32, monkeypatch)
     _assert_same_bits(new, old)
     assert np.isposinf(new[3]).all() and np.isfinite(new[0]).all()

@@ -4,6 +4,8 @@ References: the full search (``bmu_search="full"``, the path every other test ch
 independently, a direct float64 NumPy argmin written here (lowest index on ties).
 """
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from somvq import KSOM, load, save
 from somvq._kernels import cpu_bmu, cpu_pruned
 from somvq.parameters import PRUNED_MIN_PASSES, PRUNED_MIN_ROWS
+
+from .threads import IdlePool, runtime_errors_in_thread, wait_for
 
 
 def direct(X, W):
@@ -321,15 +325,6 @@ def _two_passes(X, W, moved, chunk_rows):
     return out, bounds.searched
 
 
-class _IdlePool:
-    """A pool whose workers never start a job (busy elsewhere): the caller does all."""
-
-    def submit(self, fn, *args):
-        from concurrent.futures import Future
-
-        return Future()
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_search_threads_give_the_bits_of_one(monkeypatch, dtype):
     """1, 2 and 4 threads (the core cap lifted), and a pool whose worker never starts,
@@ -346,7 +341,7 @@ def test_search_threads_give_the_bits_of_one(monkeypatch, dtype):
         with threadpool_limits(limits=threads):
             runs[threads], searched = _two_passes(X, W, moved, 64)
             assert 64 < searched < 1500  # the second pass gathered rows into several blocks
-    monkeypatch.setattr(cpu_bmu, "_pool", lambda n: _IdlePool())
+    monkeypatch.setattr(cpu_bmu, "_pool", lambda n: IdlePool())
     with threadpool_limits(limits=2):
         runs["idle"], _ = _two_passes(X, W, moved, 64)
     for name, run in runs.items():
@@ -358,9 +353,6 @@ def test_search_threads_give_the_bits_of_one(monkeypatch, dtype):
 def test_an_error_on_a_search_thread_reaches_the_caller(monkeypatch, fail_on_worker):
     """A thread that fails after claiming a block (which it never finishes) ends the pass
     with its error; the caller does not wait for that block for ever."""
-    import threading
-    import time
-
     from somvq._kernels import cpu_sync
 
     rng = np.random.default_rng(9)
@@ -368,11 +360,6 @@ def test_an_error_on_a_search_thread_reaches_the_caller(monkeypatch, fail_on_wor
     W = X[:12].copy()
     original = cpu_pruned.search_rows_pass
     caller: list = []
-
-    def wait_for(condition, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.001)
 
     def search_rows_pass(*args):
         sync = args[-1]
@@ -386,20 +373,10 @@ def test_an_error_on_a_search_thread_reaches_the_caller(monkeypatch, fail_on_wor
         raise RuntimeError("block failed")
 
     monkeypatch.setattr(cpu_pruned, "search_rows_pass", search_rows_pass)
-    errors = []
-
-    def call():
-        try:
-            cpu_pruned.pruned_search(X, W, cpu_pruned.Bounds(900), chunk_rows=64)
-        except RuntimeError as exc:
-            errors.append(exc)
-
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=2):
-        thread = threading.Thread(target=call, daemon=True)
-        caller.append(thread)
-        thread.start()
-        thread.join(timeout=30)
-    assert not thread.is_alive(), "a thread waited for ever for a block that failed"
+        errors = runtime_errors_in_thread(
+            lambda: cpu_pruned.pruned_search(X, W, cpu_pruned.Bounds(900), chunk_rows=64), caller
+        )
     assert [str(e) for e in errors] == ["block failed"]

@@ -857,16 +857,39 @@ def best_matching_units(
     # Inside single_threaded_blas() the limit is already held.
     limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
-        if n_threads <= 1 or not X.flags.c_contiguous or not math.isfinite(search.radius):
-            # one thread; also rows in another layout (each block copied: no copy of X)
-            # and a non-finite codebook (:func:`_search_block`'s fallback)
+        if n_threads <= 1 or not math.isfinite(search.radius):
+            # one thread (rows in another layout: each block copied, never X), and a
+            # non-finite codebook (:func:`_search_block`'s fallback)
             for start in starts:
                 stop = min(start + chunk_rows, n)
                 _search_block(X, start, stop, search, out_bmu, out_sq_dist)
                 if counts is not None:
                     accumulate_statistics(_block(X, start, stop), out_bmu[start:stop], counts, sums)
             return
-        _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads)
+        if X.flags.c_contiguous:
+            _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, n_threads)
+            return
+        # rows in another layout: copied COPY_BLOCKS blocks at a time (never the whole of X)
+        # and searched in parallel; the parts follow one another, so every sum still gets
+        # its rows in row order, and the blocks are those of the whole (a part's length is
+        # a whole number of blocks)
+        span = chunk_rows * COPY_BLOCKS
+        for start in range(0, n, span):
+            stop = min(start + span, n)
+            _parallel_search(
+                np.ascontiguousarray(X[start:stop]),
+                chunk_rows,
+                search,
+                out_bmu[start:stop],
+                None if out_sq_dist is None else out_sq_dist[start:stop],
+                counts,
+                sums,
+                n_threads,
+            )
+
+
+#: Blocks of rows in another layout than C copied at once for a parallel search.
+COPY_BLOCKS = 16
 
 
 def _column_parts(n_features: int, n_parts: int) -> np.ndarray:
