@@ -240,15 +240,12 @@ def rank_block(
     return reranked
 
 
-#: ``mean_out`` C-contiguous: with a layout-free ("A") output the per-column sums are a
-#: strided scalar loop (0.36 ms at K x D = 512 x 784 against 0.024 ms vectorised).
-_SUMMARY_SIGNATURES = [
-    types.UniTuple(types.float64, 2)(array(dtype, 2, "C", readonly=True), array(types.float64, 1, "C"))
-    for dtype in FLOATS
-]
-
-
-@njit(_SUMMARY_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+#: :func:`codebook_summary` and :func:`fill_augmented` have no signatures of their own: they
+#: are compiled into :func:`prepare_frame`, their one caller, so a process loads no cached
+#: overloads for them (each costs a load at first use). ``mean_out`` is C-contiguous there:
+#: with a layout-free ("A") output the per-column sums are a strided scalar loop (0.36 ms at
+#: K x D = 512 x 784 against 0.024 ms vectorised).
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def codebook_summary(codebook, mean_out):
     """Mean of the units into ``mean_out`` (float64), in one pass.
 
@@ -275,18 +272,7 @@ def codebook_summary(codebook, mean_out):
     return max_norm2, total / max(n_units, 1)
 
 
-_FILL_SIGNATURES = [
-    types.float64(
-        array(dtype, 2, "C", readonly=True),
-        array(dtype, 1, "C", readonly=True),
-        types.float64,
-        array(dtype, 2, "C"),
-    )
-    for dtype in FLOATS
-]
-
-
-@njit(_FILL_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def fill_augmented(codebook, centre, scale, aug):
     """``aug = [-2 W' | ||w'||^2]`` with ``W' = (W - centre) * scale`` in the codebook's dtype.
 
