@@ -637,82 +637,55 @@ def search_rows_pass(
         start = b * chunk_rows
         stop = min(start + chunk_rows, n_search)
         rows = stop - start
-        if everything:
-            search_block(
-                X,
-                start,
-                stop,
-                framed,
-                products,
-                codebook,
-                aug,
-                centre,
-                frame,
-                kappa,
-                overflow,
-                up,
-                out_bmu,
-                out_sq_dist,
-            )
-            runner_up_block(
-                framed[:rows],
-                products[:rows],
-                out_bmu[start:stop],
-                out_sq_dist[start:stop],
-                kappa,
-                radius,
-                overflow,
-                up,
-                frame_scale,
-                margin,
-                starts,
-                group_of,
-                per_group,
-                out_lower[start:stop],
-            )
+        if everything:  # the block's rows in place, the results straight to theirs
+            source, lo, hi = X, start, stop
+            winners, distances, bounds = out_bmu, out_sq_dist, out_lower[start:stop]
         else:
             for r in range(rows):
-                source = candidates[start + r]
+                row = candidates[start + r]
                 for j in range(n_features):
-                    gathered[r, j] = X[source, j]
-            search_block(
-                gathered,
-                0,
-                rows,
-                framed,
-                products,
-                codebook,
-                aug,
-                centre,
-                frame,
-                kappa,
-                overflow,
-                up,
-                bmu,
-                sq_dist,
-            )
-            runner_up_block(
-                framed[:rows],
-                products[:rows],
-                bmu[:rows],
-                sq_dist[:rows],
-                kappa,
-                radius,
-                overflow,
-                up,
-                frame_scale,
-                margin,
-                starts,
-                group_of,
-                per_group,
-                low[:rows],
-            )
+                    gathered[r, j] = X[row, j]
+            source, lo, hi = gathered, 0, rows
+            winners, distances, bounds = bmu, sq_dist, low[:rows]
+        search_block(
+            source,
+            lo,
+            hi,
+            framed,
+            products,
+            codebook,
+            aug,
+            centre,
+            frame,
+            kappa,
+            overflow,
+            up,
+            winners,
+            distances,
+        )
+        runner_up_block(
+            framed[:rows],
+            products[:rows],
+            winners[lo:hi],
+            distances[lo:hi],
+            kappa,
+            radius,
+            overflow,
+            up,
+            frame_scale,
+            margin,
+            starts,
+            group_of,
+            per_group,
+            bounds,
+        )
+        if not everything:
             for r in range(rows):
-                target = candidates[start + r]
-                out_bmu[target] = bmu[r]
-                out_sq_dist[target] = sq_dist[r]
+                row = candidates[start + r]
+                out_bmu[row] = bmu[r]
+                out_sq_dist[row] = sq_dist[r]
                 for g in range(out_lower.shape[1]):
-                    out_lower[target, g] = low[r, g]
+                    out_lower[row, g] = low[r, g]
         add_and_wake(sync, BLOCKS_DONE, 1)
 
 
