@@ -918,7 +918,6 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
     else:
         cuts = _column_parts(n_features, n_threads)
     sync = np.zeros(SYNC_SIZE + n_blocks, dtype=np.int64)
-    errors = []
 
     def run():
         search_pass(
@@ -941,6 +940,35 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
             sync,
         )
 
+    n_parts = cuts.shape[0] - 1
+    if n_parts:
+        run_on_threads(run, sync, n_threads, PARTS_ADDED, n_parts, "best_matching_units")
+    else:
+        run_on_threads(run, sync, n_threads, BLOCKS_SEARCHED, n_blocks, "best_matching_units")
+    if bmu is not out_bmu:
+        out_bmu[:] = bmu
+    if out_sq_dist is not None and sq is not out_sq_dist:
+        out_sq_dist[:] = sq
+
+
+def _abort(sync):
+    """Stop every thread of a :func:`search_pass` (from Python, on a failure)."""
+    sync[ABORT] = 1
+    wake(sync)
+
+
+def run_on_threads(run, sync, n_threads: int, index: int, target: int, what: str) -> None:
+    """``run()`` on the calling thread and on ``n_threads - 1`` pool workers, then the
+    caller waits (compiled, :func:`wait_until`) until ``sync[index]`` reaches ``target``.
+
+    ``run`` is one compiled call that claims its work from ``sync`` and ends when none is
+    left, so a late or busy worker only means the others do more, and one that starts
+    after the wait has ended claims nothing. A failure on any thread sets ``sync[ABORT]``,
+    which ends every loop and wait, and is raised here (``what`` names the search in the
+    error of a thread that stopped without one); futures still queued are cancelled.
+    """
+    errors = []
+
     def work():
         try:
             run()
@@ -952,10 +980,7 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
     futures = [pool.submit(work) for _ in range(n_threads - 1)]
     try:
         run()
-        n_parts = cuts.shape[0] - 1
-        ended = (
-            wait_until(sync, PARTS_ADDED, n_parts) if n_parts else wait_until(sync, BLOCKS_SEARCHED, n_blocks)
-        )
+        ended = wait_until(sync, index, target)
     except BaseException:
         _abort(sync)
         raise
@@ -965,14 +990,4 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
     if errors:
         raise errors[0]
     if not ended:  # pragma: no cover - only a failed thread aborts, and it left its error
-        raise RuntimeError("best_matching_units: a search thread stopped without an error")
-    if bmu is not out_bmu:
-        out_bmu[:] = bmu
-    if out_sq_dist is not None and sq is not out_sq_dist:
-        out_sq_dist[:] = sq
-
-
-def _abort(sync):
-    """Stop every thread of a :func:`search_pass` (from Python, on a failure)."""
-    sync[ABORT] = 1
-    wake(sync)
+        raise RuntimeError(f"{what}: a search thread stopped without an error")

@@ -63,7 +63,7 @@ from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
 from .cpu_bmu import RADIUS, SCALE, search_block, unscale_exponent, unscaled
 from .cpu_scores import lowest
-from .cpu_sync import ABORT, CLAIMED, DONE, SYNC_SIZE, add_and_wake, atomic_add, atomic_load, wait_until
+from .cpu_sync import ABORT, CLAIMED, DONE, SYNC_SIZE, add_and_wake, atomic_add, atomic_load
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -706,7 +706,6 @@ def _search_rows(X, candidates, search, bounds: Bounds, chunk_rows, per_group=Tr
     n_groups = bounds.lower.shape[1]
     rows = _EVERY_ROW if candidates is None else np.ascontiguousarray(candidates, dtype=np.int64)
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
-    errors = []
 
     def run():
         search_rows_pass(
@@ -736,30 +735,9 @@ def _search_rows(X, candidates, search, bounds: Bounds, chunk_rows, per_group=Tr
             sync,
         )
 
-    def work():
-        try:
-            run()
-        except BaseException as exc:  # re-raised by the caller
-            errors.append(exc)
-            cpu_bmu._abort(sync)
-
     threads = min(cpu_bmu.search_threads(), n_blocks, cpu_bmu._CPU_COUNT)
     with cpu_bmu.single_threaded_blas():
         if threads <= 1:
             run()
-            return
-        pool = cpu_bmu._pool(threads - 1)
-        futures = [pool.submit(work) for _ in range(threads - 1)]
-        try:
-            run()
-            ended = wait_until(sync, BLOCKS_DONE, n_blocks)
-        except BaseException:
-            cpu_bmu._abort(sync)
-            raise
-        finally:
-            for future in futures:  # one still queued (pool busy elsewhere) never runs
-                future.cancel()
-    if errors:
-        raise errors[0]
-    if not ended:  # pragma: no cover - only a failed thread aborts, and it left its error
-        raise RuntimeError("pruned_search: a search thread stopped without an error")
+        else:
+            cpu_bmu.run_on_threads(run, sync, threads, BLOCKS_DONE, n_blocks, "pruned_search")
