@@ -189,6 +189,33 @@ def test_inference_on_dask_arrays(client, dtype):
     np.testing.assert_array_equal(dask_som.predict(X), memory_som.predict(X))
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"missing": "ignore"},
+        {"layers": [[0, 1], [2, 3, 4]], "layer_weights": [2.0, 0.5]},
+    ],
+    ids=["dense", "missing", "layered"],
+)
+def test_inference_with_an_empty_row_chunk(params):
+    """A row chunk of 0 rows (a boolean filter's, or uneven chunks) gets an empty block:
+    the same answers as the in-memory model on the whole array, lazily."""
+    X = make_data(np.float64)
+    if params.get("missing"):
+        X[::7, 1] = np.nan
+    Xd = da.from_array(X, chunks=((500, 0, 77, 623), (N_FEATURES,)))
+    with dask.config.set(scheduler="synchronous"):
+        som = DaskKSOM(grid=GRID, n_epochs=2, random_state=0, **params).fit(Xd)
+        memory_som = som.to_ksom()
+        np.testing.assert_array_equal(som.labels_.compute(), memory_som.predict(X))
+        np.testing.assert_array_equal(som.predict(Xd).compute(), memory_som.predict(X))
+        np.testing.assert_array_equal(som.bmu_coordinates(Xd).compute(), memory_som.bmu_coordinates(X))
+        distances = som.transform(Xd)
+        assert distances.compute().dtype == distances.dtype
+        np.testing.assert_allclose(distances.compute(), memory_som.transform(X), rtol=1e-12)
+
+
 def test_local_scheduler_without_a_cluster():
     """No Client needed: the same result on dask's synchronous scheduler."""
     X = make_data(np.float64)

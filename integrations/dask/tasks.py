@@ -82,18 +82,28 @@ def sum_statistics(*parts: algorithms.UnitStatistics) -> algorithms.UnitStatisti
     return functools.reduce(operator.add, parts)
 
 
+# An empty chunk (a filter's, or uneven chunks) gets an empty answer of the right shape and
+# dtype: the estimator's own methods refuse 0 rows, as scikit-learn's validation does.
+
+
 def predict_block(block: np.ndarray, model) -> np.ndarray:
     """BMU index of each row of the block (``KSOM.predict``)."""
+    if block.shape[0] == 0:
+        return np.empty(0, dtype=np.int64)
     return model.predict(block)
 
 
 def transform_block(block: np.ndarray, model) -> np.ndarray:
     """Distances of each row of the block to every unit (``KSOM.transform``)."""
+    if block.shape[0] == 0:
+        return np.empty((0, model.codebook_.shape[0]), dtype=model.codebook_.dtype)
     return model.transform(block)
 
 
 def bmu_coordinates_block(block: np.ndarray, model) -> np.ndarray:
     """Grid coordinates of each row's BMU (``KSOM.bmu_coordinates``)."""
+    if block.shape[0] == 0:
+        return np.asarray(model.grid_.indices)[:0]
     return model.bmu_coordinates(block)
 
 
