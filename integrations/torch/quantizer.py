@@ -275,7 +275,7 @@ class KohonenVectorQuantize(GridQuantizer):
             self.synchronise_state()
         flat = z_last.reshape(-1, self.dim)
         if self.project_in is not None:
-            flat = self._project(self.project_in, flat, z.device.type)
+            flat = self._project_finite(flat, z.device.type)
         with torch.autocast(device_type=z.device.type, enabled=False):
             dtype = self._statistics_dtype()
             rows = flat.to(dtype)
@@ -365,6 +365,15 @@ class KohonenVectorQuantize(GridQuantizer):
         return updated
 
     # ------------------------------------------------------------------ helpers
+    def _project_finite(self, rows: torch.Tensor, device_type: str) -> torch.Tensor:
+        """``project_in(rows)``, with the rows that are not all finite projected as 0 and
+        then set to NaN (no gradient): they stay non-finite for the search, and no NaN
+        reaches ``project_in``'s weight gradient (``grad_out^T @ rows``: 0 x NaN is NaN)."""
+        assert self.project_in is not None
+        ok = torch.isfinite(rows).all(1, keepdim=True)
+        projected = self._project(self.project_in, torch.where(ok, rows, torch.zeros_like(rows)), device_type)
+        return torch.where(ok, projected, torch.full_like(projected, float("nan")))
+
     @staticmethod
     def _project(linear: nn.Linear, rows: torch.Tensor, device_type: str) -> torch.Tensor:
         """``linear(rows)``; outside autocast the rows are cast to the layer's dtype first."""

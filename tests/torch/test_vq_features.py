@@ -5,6 +5,7 @@ float64 reference (tests/torch/reference.py), k-means against a NumPy Lloyd loop
 """
 
 import collections
+import copy
 import math
 
 import numpy as np
@@ -284,6 +285,31 @@ def test_codebook_dim_projections_learn():
         "project_out.bias",
     }
     assert KohonenVectorQuantize(dim=8, codebook_size=16, codebook_dim=8).project_in is None
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_codebook_dim_non_finite_rows_leave_the_projection_finite(distance, bad):
+    """A row holding NaN/inf gets gradient 0 in project_in too (its weight gradient is
+    grad_out^T @ rows: 0 x NaN would be NaN), and the step equals the batch without it."""
+    torch.manual_seed(11)
+    vq = KohonenVectorQuantize(dim=4, codebook_size=16, codebook_dim=2, distance=distance)
+    clean = copy.deepcopy(vq)
+    z = torch.randn(32, 4)
+    z_bad = z.clone()
+    z_bad[0, 0] = bad
+    quantized, indices, loss = vq(z_bad.requires_grad_())
+    (quantized.square().mean() + loss).backward()
+    for parameter in vq.parameters():
+        assert torch.isfinite(parameter.grad).all()
+    assert int(vq.n_nonfinite_rows) == 1
+    _, clean_indices, _ = clean(z[1:])
+    assert torch.equal(indices[1:], clean_indices)
+    assert torch.equal(vq.codebook, clean.codebook) and torch.equal(vq.ema_sum, clean.ema_sum)
+    # after an optimiser step the layer still trains on clean batches
+    torch.optim.SGD(vq.parameters(), lr=0.1).step()
+    vq(torch.randn(32, 4))
+    assert int(vq.n_nonfinite_rows) == 1 and int(vq.used_codes) > 0
 
 
 @pytest.mark.parametrize("codebook_dim", [9, 0, 2.5])
