@@ -41,6 +41,10 @@ TOPOLOGIES = ("rectangular", "hexagonal")
 NEIGHBOUR_RADIUS = 1.5
 
 
+#: The most units a grid may have (2^31 - 1).
+MAX_UNITS = 2**31 - 1
+
+
 def reference_grid_factors(n_units: int, grid_dim: int) -> list[int]:
     """The reference implementation's automatic factorisation of ``n_units``.
 
@@ -52,6 +56,8 @@ def reference_grid_factors(n_units: int, grid_dim: int) -> list[int]:
     grid_dim = int(grid_dim)
     if n_units < 1:
         raise ValueError(f"the number of units must be >= 1, got {n_units}.")
+    if n_units > MAX_UNITS:
+        raise ValueError(f"the number of units must be at most {MAX_UNITS} (2^31 - 1), got {n_units}.")
     if grid_dim < 1:
         raise ValueError(f"grid_dim must be >= 1, got {grid_dim}.")
     if grid_dim == 1:
@@ -121,6 +127,11 @@ class Grid:
         shape_t = tuple(int(s) for s in np.atleast_1d(np.asarray(shape)))
         if len(shape_t) == 0 or any(s < 1 for s in shape_t):
             raise ValueError(f"grid shape must be a non-empty tuple of positive ints, got {shape!r}.")
+        if math.prod(shape_t) > MAX_UNITS:
+            raise ValueError(
+                f"grid shape {shape_t} has {math.prod(shape_t)} units, more than the {MAX_UNITS} "
+                "(2^31 - 1) a map may have."
+            )
         if topology not in TOPOLOGIES:
             raise ValueError(f"topology={topology!r} is not one of {TOPOLOGIES}.")
         if topology == "hexagonal" and len(shape_t) != 2:
@@ -155,7 +166,7 @@ class Grid:
     # ------------------------------------------------------------------ basic facts
     @property
     def n_units(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     @property
     def ndim(self) -> int:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from somvq import KSOM
 from somvq.grids import Grid, auto_grid_shape, parse_grid, reference_grid_factors
 
 from . import naive
@@ -110,11 +111,26 @@ def test_hexagonal_grid_has_six_neighbours_at_unit_distance():
         ({"shape": (3, 3, 3), "topology": "hexagonal"}, "2 axes"),
         ({"shape": (3, 3), "periodic": (True,)}, "one bool per grid axis"),
         ({"shape": (5, 4), "topology": "hexagonal", "periodic": True}, "even number of rows"),
+        # products beyond int64 used to wrap around (0 or 4 units: an empty map, then heap
+        # corruption in the kernels)
+        ({"shape": (2**32, 2**32)}, r"18446744073709551616 units, more than the 2147483647"),
+        ({"shape": (2**62 + 1, 4)}, "units, more than"),
+        ({"shape": (2**31,)}, "units, more than"),
     ],
 )
 def test_bad_grids(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Grid(**kwargs)
+
+
+def test_huge_grids_are_refused_before_any_work():
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="more than"):
+        KSOM(grid=(2**32, 2**32), neighbourhood="none", n_epochs=1).fit(X)
+    # an automatic shape is refused before its (otherwise endless) factorisation
+    with pytest.raises(ValueError, match=r"at most 2147483647 \(2\^31 - 1\), got 1000000000000000009"):
+        KSOM(grid=10**18 + 9, n_epochs=1).fit(X)
+    assert Grid((46340, 46340)).n_units == 46340**2
 
 
 def test_parse_grid():
