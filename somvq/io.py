@@ -33,6 +33,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +112,12 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     ------
     ValueError
         The estimator is unfitted or its state holds NaN or inf; ``path`` is not a
-        regular file (or a link to one, or a new name).
+        regular file (or a link to one, or a new name); an ``extra`` key is not a
+        non-empty str without ``/``, ``\\`` or NUL, or its value a dict holding the key
+        ``"__array__"`` (reserved).
+    TypeError
+        An ``extra`` value is neither a NumPy array (no object dtype) nor
+        JSON-serialisable.
     """
     from .estimator import KSOM
 
@@ -181,9 +187,8 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     if extra:
         meta["extra"] = {}
         for name, value in extra.items():
+            _check_extra(name, value)
             if isinstance(value, np.ndarray):
-                if value.dtype.hasobject:
-                    raise TypeError(f"extra[{name!r}] is an object array, which cannot be stored safely.")
                 arrays[f"extra__{name}"] = np.ascontiguousarray(value)
                 meta["extra"][name] = {"__array__": f"extra__{name}"}
             else:
@@ -193,6 +198,29 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
 
     # np.savez is looked up at call time (the tests replace it to simulate a failed write).
     return atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def _check_extra(name: Any, value: Any) -> None:
+    """Refuse an ``extra`` entry that :func:`load` / :func:`read_extra` could not read back."""
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\\0"):
+        raise ValueError(
+            f"extra key {name!r} must be a non-empty str without '/', '\\' or NUL "
+            "(array entries become archive members named after it)."
+        )
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError(f"extra[{name!r}] is an object array, which cannot be stored safely.")
+        return
+    if isinstance(value, dict) and "__array__" in value:
+        raise ValueError(
+            f"extra[{name!r}] is a dict with the key '__array__', which the file format reserves."
+        )
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(
+            f"extra[{name!r}] must be a NumPy array or JSON-serialisable, got {type(value).__name__} ({exc})."
+        ) from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -227,6 +255,20 @@ def read_extra(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reading
+#: What zipfile and NumPy raise on a damaged archive or member: besides BadZipFile, a
+#: flipped flag bit reads as an encrypted member (RuntimeError), a damaged compression
+#: method as NotImplementedError, damaged deflate data as zlib.error.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+)
+
+
 class _Archive:
     """A model file's zip archive, read one checked ``.npy`` member at a time.
 
@@ -240,7 +282,7 @@ class _Archive:
         self.path = path
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
             raise ModelFileError(
                 f"{str(path)!r} is not a somvq model file (not a readable .npz: {exc})."
             ) from None
@@ -284,7 +326,7 @@ class _Archive:
                 else:
                     raise ValueError(f"unsupported .npy format version {version}")
                 header_size = handle.tell()
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError, SyntaxError, TypeError) as exc:
+        except (*_ZIP_ERRORS, SyntaxError, TypeError) as exc:
             raise self._fail(name, f"has an unreadable .npy header ({exc})") from None
         if dtype.hasobject:
             raise self._fail(name, "is an object array (refused: it would need pickle)")
@@ -345,7 +387,7 @@ class _Archive:
         try:
             with self.zip.open(self.members[name]) as handle:
                 return np.lib.format.read_array(handle, allow_pickle=False)
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             raise self._fail(name, f"is unreadable ({exc})") from None
 
 
@@ -406,7 +448,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool); an int beyond float's range is not one."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite(10**400)
+        return False
 
 
 _RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -542,7 +590,12 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
             raise fail("labels_ out of range")
         arrays["labels_"] = labels
     layer_weights = None
-    if estimator.layers is not None or "layer_weights_" in members:
+    if (
+        estimator.layers is not None
+        or estimator.layer_weights is not None
+        or estimator.layer_distances is not None
+        or "layer_weights_" in members
+    ):
         # Layered maps (somvq.layers): the parameters against the stored width, and the
         # fitted weights (resolved from "balanced" by fit) one per layer.
         from .layers import check_layers
@@ -626,5 +679,5 @@ def _check_rng_state(rng_state: Any, fail: Any) -> None:
         raise fail("the random generator state is malformed")
     try:
         getattr(np.random, name)().state = rng_state
-    except (TypeError, ValueError, KeyError, OverflowError):
+    except (TypeError, ValueError, KeyError, OverflowError, IndexError, AttributeError):
         raise fail("the random generator state is malformed") from None

@@ -113,6 +113,18 @@ def _set(arrays, name, index, value):
         (lambda m, a: m["params"].__setitem__("learning_rate", None), "learning_rate"),
         (lambda m, a: m["params"].__setitem__("bogus", 1), r"unknown parameter\(s\) \['bogus'\]"),
         (lambda m, a: m["params"].__setitem__("decay", {"__array__": "codebook_"}), "refers to an array"),
+        # an int beyond float's range: math.isfinite raised OverflowError
+        (lambda m, a: m["state"].__setitem__("_horizon", 10**400), "horizon 1000"),
+        # short state lists: NumPy's setter raised IndexError
+        (
+            lambda m, a: m.__setitem__(
+                "rng_state", {"bit_generator": "MT19937", "state": {"key": [1, 2, 3], "pos": 0}}
+            ),
+            "random generator state",
+        ),
+        # fit refuses weights without layers: so must load (partial_fit would fail later)
+        (lambda m, a: m["params"].__setitem__("layer_weights", [1.0]), "layer parameters are invalid"),
+        (lambda m, a: m["params"].__setitem__("layer_distances", ["sqeuclidean"]), "layer parameters"),
     ],
 )
 def test_tampered_fields_are_refused(tmp_path, model_path, change, match):
@@ -391,6 +403,46 @@ def test_save_never_replaces_a_device(tmp_path, fitted):
         somvq.save(som, "/dev/null")
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
     assert not [name for name in os.listdir("/dev") if name.startswith(".null.")]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "offset, bit, match",
+    [(8, 0x01, "encrypted"), (10, 0x60, "compression"), (10, 0x08, "unreadable")],  # flags, method
+    ids=["encrypted-flag", "unknown-method", "deflate-method"],
+)
+def test_damaged_central_directory_is_a_model_file_error(tmp_path, model_path, offset, bit, match):
+    """A flipped bit in a member's central directory entry: zipfile raises RuntimeError
+    ("encrypted"), NotImplementedError or zlib.error, which escaped before."""
+    raw = bytearray(model_path.read_bytes())
+    entry = raw.find(b"PK\x01\x02")
+    raw[entry + offset] |= bit
+    path = tmp_path / "damaged.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match=match):
+        somvq.load(path)
+
+
+@pytest.mark.parametrize(
+    "extra, error, match",
+    [
+        ({"scale/x": np.ones(3)}, ValueError, "extra key 'scale/x'"),
+        ({"": 1}, ValueError, "extra key ''"),
+        ({3: 1}, ValueError, "extra key 3"),
+        ({"x": {"__array__": "extra__x"}}, ValueError, "reserves"),
+        ({"x": object()}, TypeError, r"extra\['x'\] must be a NumPy array or JSON-serialisable"),
+        ({"x": np.array([None])}, TypeError, "object array"),
+    ],
+)
+def test_save_refuses_extra_entries_it_could_not_read_back(tmp_path, fitted, extra, error, match):
+    with pytest.raises(error, match=match):
+        somvq.save(fitted[0], tmp_path / "m.npz", extra=extra)
+    assert list(tmp_path.iterdir()) == []
+    # the accepted kinds round-trip
+    path = somvq.save(fitted[0], tmp_path / "ok.npz", extra={"a b.c": np.arange(3), "meta": {"k": [1, "x"]}})
+    back = somvq.io.read_extra(path)
+    np.testing.assert_array_equal(back["a b.c"], np.arange(3))
+    assert back["meta"] == {"k": [1, "x"]}
+    somvq.load(path)
 
 
 def test_save_never_writes_a_file_that_load_refuses(tmp_path, fitted):
