@@ -173,7 +173,7 @@ def test_dask_fit_memory_counts_no_rows_on_the_client():
     from somvq.integrations.dask import DaskKSOM
     from somvq.integrations.dask.engine import DaskEngine
 
-    X = da.zeros((10**12, 4), chunks=(10**6, 4))
+    X = da.zeros((10**12, 4), chunks=(10**10, 4))  # 100 chunks: a graph of 10^6 would take minutes
     engine = DaskEngine(DaskKSOM(grid=(2, 2)))
     assert engine.memory_shape(engine.prepare(X, reset=True)) == (0, 4)
     assert CpuEngine(KSOM()).memory_shape(_data()) == (120, 3)
