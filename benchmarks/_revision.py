@@ -20,13 +20,29 @@ from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
 
+#: Modules loaded in this process, by (commit, the names loaded up to and including it):
+#: a module depends only on the ones named before it, so a list that begins as an earlier
+#: one reuses those modules (their Numba signatures compile at import, ~10-60 s each).
+_LOADED: dict = {}
+
 
 def load_kernels(rev: str, names: list[str]) -> dict:
     """``{name: module}`` of ``somvq/_kernels/<name>.py`` at ``rev``."""
     folder = Path(tempfile.mkdtemp(prefix="somvq-rev-"))
     tag = "".join(c if c.isalnum() else "_" for c in rev)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     loaded: dict = {}
-    for name in names:
+    for i, name in enumerate(names):
+        key = (commit, tag, tuple(names[: i + 1]))
+        if key in _LOADED:
+            loaded[name] = _LOADED[key]
+            continue
         source = subprocess.run(
             ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
             cwd=_ROOT,
@@ -49,5 +65,5 @@ def load_kernels(rev: str, names: list[str]) -> dict:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
-        loaded[name] = module
+        loaded[name] = _LOADED[key] = module
     return loaded
