@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -70,6 +72,26 @@ def test_regressor_predicts_the_bmu_target_destandardized():
     bmu = np.argmin((X - cb[None, :, 0]) ** 2, axis=1)
     np.testing.assert_allclose(reg.predict(X), cb[bmu, 1] * reg.y_scale_ + reg.y_mean_)
     assert reg.score(X, y) > 0.95
+
+
+@pytest.mark.parametrize("scale", [2.0**600, 1e300, 1e-300, 3.0])
+def test_regressor_targets_of_any_magnitude(scale):
+    """y beyond ~1e154 used to overflow y.std() to inf: every prediction NaN. The map is
+    the same for y and y * scale (bit for bit for a power of two), and the moments are
+    y.mean() / y.std()'s bits."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=200)
+    plain = KSOMRegressor(grid=(3, 3), n_epochs=2, random_state=0).fit(X, y)
+    assert plain.y_mean_ == float(y.mean()) and plain.y_scale_ == float(y.std())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        scaled = KSOMRegressor(grid=(3, 3), n_epochs=2, random_state=0).fit(X, y * scale)
+        predictions = scaled.predict(X)
+    if scale == 2.0**600:  # exact: the same bits
+        np.testing.assert_array_equal(scaled.som_.codebook_, plain.som_.codebook_)
+    np.testing.assert_allclose(scaled.som_.codebook_, plain.som_.codebook_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(predictions / scale, plain.predict(X), rtol=1e-9)
 
 
 def test_pipeline_and_grid_search():
