@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validation import check_training_range
 from .grids import Grid
+from .missing import check_observed_columns
 
 __all__ = ["initial_codebook", "INIT_METHODS"]
 
@@ -55,9 +56,11 @@ def initial_codebook(
             raise ValueError(f"n_samples={n_samples} should be >= n_units={n_units} for init='sample'.")
         codebook = X[rng.choice(n_samples, size=n_units, replace=False)]
     elif method == "pca":
+        check_observed_columns(X.mean(axis=0, dtype=np.float64), f"init={method!r}")
         codebook = _pca_codebook(X, grid)
     else:
         raise ValueError(f"init={method!r} is not one of {INIT_METHODS} or an array.")
+    check_observed_columns(codebook, f"init={method!r}")
     return np.array(codebook, dtype=X.dtype, order="C", copy=True)
 
 

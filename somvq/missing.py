@@ -51,6 +51,7 @@ __all__ = [
     "masked_ema_step",
     "masked_pass",
     "mean_filled",
+    "check_observed_columns",
     "impute",
 ]
 
@@ -455,9 +456,26 @@ def impute(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_observed_columns(values: np.ndarray, what: str) -> None:
+    """Refuse NaN in what a data-driven choice (``what``: an initialisation, the automatic
+    grid) computed from :func:`mean_filled` rows: there, a NaN is a column with no observed
+    value at all. ``values`` is (D,) or (n, D)."""
+    nan = np.isnan(values)
+    if nan.any():
+        columns = np.flatnonzero(nan.any(axis=0) if nan.ndim == 2 else nan)
+        raise ValueError(
+            f"Input X has no observed value in column(s) {columns.tolist()[:10]} (all NaN): "
+            f"{what} has nothing to place the units by along them; remove the column(s), or "
+            "give an init array and a grid shape."
+        )
+
+
 def mean_filled(X: np.ndarray) -> np.ndarray:
-    """A copy of ``X`` with each NaN replaced by its column's mean over observed entries."""
-    means = np.nanmean(np.asarray(X, dtype=np.float64), axis=0)
+    """A copy of ``X`` with each NaN replaced by its column's mean over observed entries
+    (NaN still in a column with none: the initialisation refuses it, naming the column)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # a column with no observed value: NaN (0 / 0), no warning
+        means = np.nansum(X64, axis=0) / np.count_nonzero(~np.isnan(X64), axis=0)
     out = np.array(X, copy=True)
     rows, cols = np.nonzero(np.isnan(out))
     out[rows, cols] = means[cols]

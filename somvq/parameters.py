@@ -151,13 +151,16 @@ def auto_grid(
     import numpy as np
 
     from .grids import Grid
+    from .missing import check_observed_columns
 
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"grid='auto' needs 2-D data with at least one row, got shape {X.shape}.")
     n = X.shape[0] if n_samples is None else int(n_samples)
     if X.shape[1] >= 2 and X.shape[0] >= 2:
-        eigenvalues = np.linalg.eigvalsh(np.cov(X, rowvar=False))
+        covariance = np.cov(X, rowvar=False)
+        check_observed_columns(np.diag(covariance), "grid='auto'")
+        eigenvalues = np.linalg.eigvalsh(covariance)
     else:
         eigenvalues = np.ones(1)
     rows, cols = som_toolbox_shape(n, eigenvalues, topology)

@@ -6,6 +6,7 @@ tests/test_end_to_end.py.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -416,6 +417,23 @@ def test_all_nan_row_is_an_error():
     X[[5, 9]] = np.nan
     with pytest.raises(ValueError, match=r"2 row\(s\) with no observed feature.*rows 5, 9"):
         KSOM(grid=(2, 2), missing="ignore", max_missing=1.0).fit(X)
+
+
+@pytest.mark.parametrize("init", ["random", "pca", "sample"])
+@pytest.mark.parametrize("grid", [(2, 2), "auto"])
+def test_a_column_with_no_observed_value_is_named(init, grid):
+    """Before: a NaN initial codebook, then "training produced a non-finite codebook ...
+    values up to nan" (random), or LinAlgError (pca, grid="auto")."""
+    X = _rows()
+    X[:, 2] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Mean of empty slice" on the way
+        with pytest.raises(ValueError, match=r"no observed value in column\(s\) \[2\] \(all NaN\)"):
+            KSOM(grid=grid, init=init, missing="ignore", max_missing=1.0, n_epochs=1).fit(X)
+    # units given: the column stays where they put it (nothing is observed to move it)
+    W = np.zeros((4, X.shape[1]))
+    som = KSOM(grid=(2, 2), init=W, missing="ignore", max_missing=1.0, n_epochs=1).fit(X)
+    assert np.all(som.codebook_[:, 2] == 0.0) and np.all(np.isfinite(som.codebook_))
 
 
 def test_max_missing_exceeded_names_the_rows():
