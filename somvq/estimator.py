@@ -27,7 +27,7 @@ from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
 from .neighbourhoods import NEIGHBOURHOODS
-from .parameters import ALGORITHMS, BACKENDS, BMU_SEARCHES, UPDATES, TrainingPlan
+from .parameters import ALGORITHMS, BACKENDS, BMU_SEARCHES, MIN_RADIUS, UPDATES, TrainingPlan
 from .schedules import SCHEDULES
 from .state import FittedState
 
@@ -219,8 +219,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         "topology": [StrOptions(set(TOPOLOGIES))],
         "periodic": ["boolean", "array-like"],
         "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
-        "radius": [Interval(Real, 0, None, closed="neither"), None],
-        "radius_final": [Interval(Real, 0, None, closed="neither"), None],
+        "radius": [Interval(Real, MIN_RADIUS, None, closed="left"), None],
+        "radius_final": [Interval(Real, MIN_RADIUS, None, closed="left"), None],
         "radius_schedule": [StrOptions(set(SCHEDULES)), None],
         "shrink": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"inverse_count"})],

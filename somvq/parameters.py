@@ -109,6 +109,10 @@ DEFAULTS: dict[str, Any] = {
 
 #: Radius reached at the end of the "exponential" and "linear" schedules (``radius_final=None``).
 DEFAULT_RADIUS_FINAL = 0.5
+#: The smallest ``radius`` / ``radius_final``: the kernels divide by the squared radius,
+#: which underflows to 0 below ~1e-154 (and every non-winner weight is already exactly 0
+#: from a radius of ~0.03). 1e-100 leaves the inverse-time schedule 1e54 steps of room.
+MIN_RADIUS = 1e-100
 #: Schedule of the online learning rate (``learning_rate_schedule=None``).
 DEFAULT_LEARNING_RATE_SCHEDULE = "exponential"
 

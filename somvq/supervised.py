@@ -24,7 +24,7 @@ from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, valid
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
 from .neighbourhoods import NEIGHBOURHOODS
-from .parameters import ALGORITHMS, BACKENDS
+from .parameters import ALGORITHMS, BACKENDS, MIN_RADIUS
 
 __all__ = ["KSOMClassifier", "KSOMRegressor"]
 
@@ -74,7 +74,7 @@ class _XYF(BaseEstimator):
         "grid": [Interval(Integral, 1, None, closed="left"), "array-like", StrOptions({"auto"})],
         "topology": [StrOptions(set(TOPOLOGIES))],
         "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
-        "radius": [Interval(Real, 0, None, closed="neither"), None],
+        "radius": [Interval(Real, MIN_RADIUS, None, closed="left"), None],
         "algorithm": [StrOptions(set(ALGORITHMS))],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions(set(INIT_METHODS))],

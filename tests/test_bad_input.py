@@ -209,6 +209,11 @@ def test_check_parameters_without_data():
     assert KSOM(grid=(3, 4)).check_parameters().shape == (3, 4)
     with pytest.raises(ValueError, match="'radius' parameter"):
         KSOM(radius=0.0).check_parameters()
+    # the squared radius underflowed to 0 below ~1e-154: a ZeroDivisionError in the kernels
+    with pytest.raises(ValueError, match=r"'radius' parameter .* range \[1e-100, inf\).*Got 1e-200"):
+        KSOM(radius=1e-200).check_parameters()
+    with pytest.raises(ValueError, match=r"'radius_final' parameter .* range \[1e-100, inf\)"):
+        KSOM(radius_final=1e-160).check_parameters()
     with pytest.raises(BackendUnavailableError):
         KSOM(backend="cuda").check_parameters()
 

@@ -23,7 +23,7 @@ import numpy as np
 from somvq._validation import check_ema_settings
 from somvq.grids import Grid
 from somvq.neighbourhoods import NEIGHBOURHOODS, SIGNED_NEIGHBOURHOODS, Neighbourhood
-from somvq.parameters import default_radius
+from somvq.parameters import MIN_RADIUS, default_radius
 from somvq.schedules import SCHEDULES, Schedule
 
 __all__ = ["KohonenMap", "resolve_grid", "default_radius"]
@@ -96,8 +96,8 @@ class KohonenMap:
                 )
         _check_real("shrink", shrink, low=0.0)
         if radius is not None:
-            _check_real("radius", radius, low=0.0, strict=True)
-        _check_real("radius_final", radius_final, low=0.0, strict=True)
+            _check_real("radius", radius, low=MIN_RADIUS)
+        _check_real("radius_final", radius_final, low=MIN_RADIUS)
         if radius_schedule not in SCHEDULES:
             raise ValueError(f"radius_schedule={radius_schedule!r} is not one of {SCHEDULES}.")
         if radius_schedule in ("exponential", "linear") and radius_horizon is None:

@@ -26,6 +26,8 @@ from somvq.integrations.torch import GradientKohonenVectorQuantize, KohonenVecto
         ({"update": "some"}, "update='some'"),
         ({"shrink": -0.1}, "shrink=-0.1"),
         ({"radius": 0.0}, "radius=0.0"),
+        ({"radius": 1e-200}, r"radius=1e-200 must be a real number >= 1e-100"),
+        ({"radius_final": 1e-160}, "radius_final=1e-160"),
         ({"radius_schedule": "cosine"}, "radius_schedule='cosine'"),
         ({"radius_schedule": "linear"}, "radius_horizon"),
         ({"channels_first": "yes"}, "channels_first='yes'"),
