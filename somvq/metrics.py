@@ -48,14 +48,47 @@ def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray) -> Iterator[tu
         yield start, start + block.shape[0], squared_distances(block, codebook)
 
 
+def _check_data(name: str, X: Any, codebook: Any, grid: Grid | None = None) -> tuple[Any, np.ndarray]:
+    """``(X, codebook)`` as arrays, refused with a ValueError naming ``name`` and the shapes
+    unless the codebook is (K, D) with K >= 1, ``X`` (when not None) (n, D) with n >= 1,
+    and ``grid`` (when given) has K units."""
+    codebook = np.asarray(codebook)
+    if codebook.ndim != 2 or codebook.shape[0] == 0 or codebook.shape[1] == 0:
+        raise ValueError(f"{name} needs a 2-D codebook (K, D) with K, D >= 1, got shape {codebook.shape}.")
+    if grid is not None and grid.n_units != codebook.shape[0]:
+        raise ValueError(
+            f"{name}: the codebook has {codebook.shape[0]} units but {grid!r} has {grid.n_units}."
+        )
+    if X is None:
+        return None, codebook
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name} needs a 2-D X with at least one row, got shape {X.shape}.")
+    if X.shape[1] != codebook.shape[1]:
+        raise ValueError(f"{name}: X has {X.shape[1]} features but the codebook has {codebook.shape[1]}.")
+    return X, codebook
+
+
+def _check_labels(name: str, labels: Any, n_units: int) -> np.ndarray:
+    """Labels as a flat int array, refused unless every one is a unit index in [0, n_units)."""
+    flat: np.ndarray = np.asarray(labels).ravel()
+    if flat.size == 0:
+        return flat
+    if not np.issubdtype(flat.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integer unit indices, got dtype {flat.dtype}.")
+    outside = flat[(flat < 0) | (flat >= n_units)]
+    if outside.size:
+        raise ValueError(f"{name}: labels must be unit indices in [0, {n_units}), found {outside[0].item()}.")
+    return flat
+
+
 def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = False) -> float:
     """Mean distance from each row to its best-matching unit.
 
     ``squared=False`` (default): mean of ``||x - w_bmu||`` (MiniSom's and most SOM tools'
     definition). ``squared=True``: mean of ``||x - w_bmu||^2`` (k-means inertia / N).
     """
-    if X.shape[0] == 0:
-        raise ValueError("quantization_error needs at least one sample, got 0.")
+    X, codebook = _check_data("quantization_error", X, codebook)
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
         best = sq.min(axis=1)
@@ -65,6 +98,7 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
 
 def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Indices of the best and second-best unit for each row, shape ``(n, 2)``."""
+    X, codebook = _check_data("two_best_matching_units", X, codebook)
     return _two_best(X, codebook)[0]
 
 
@@ -93,8 +127,7 @@ def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     rectangular 2-D grid (diagonals included, as in the paper's hard neighbourhood and in
     MiniSom), 6 on a hexagonal grid, wrapping around periodic axes.
     """
-    if X.shape[0] == 0:
-        raise ValueError("topographic_error needs at least one sample, got 0.")
+    X, codebook = _check_data("topographic_error", X, codebook, grid)
     if grid.n_units < 2:
         return 0.0
     two = two_best_matching_units(X, codebook)
@@ -107,6 +140,7 @@ def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
 
     Returned in the grid's shape (``grid.shape``); units without neighbours get 0.
     """
+    _, codebook = _check_data("umatrix", None, codebook, grid)
     w = codebook.astype(np.float64)
     out = np.zeros(grid.n_units)
     rows, cols = grid.neighbour_pairs  # O(K) pairs, no K x K matrix
@@ -119,7 +153,7 @@ def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
 
 def perplexity(labels: np.ndarray, n_units: int) -> float:
     """Codebook perplexity ``exp(-sum_k p_k log(p_k + 1e-10))`` of the usage frequencies."""
-    labels = np.asarray(labels).ravel()
+    labels = _check_labels("perplexity", labels, n_units)
     if labels.size == 0:
         raise ValueError("perplexity needs at least one label, got 0.")
     p = np.bincount(labels, minlength=n_units).astype(np.float64) / labels.size
@@ -128,7 +162,8 @@ def perplexity(labels: np.ndarray, n_units: int) -> float:
 
 def used_units(labels: np.ndarray, n_units: int) -> int:
     """Number of distinct units that are the BMU of at least one row."""
-    return int(np.count_nonzero(np.bincount(np.asarray(labels).ravel(), minlength=n_units)))
+    labels = _check_labels("used_units", labels, n_units)
+    return int(np.count_nonzero(np.bincount(labels, minlength=n_units)))
 
 
 def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
@@ -136,6 +171,7 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
 
     About 1 for a map without topology (e.g. EMA-VQ); well below 1 for an ordered map.
     """
+    _, codebook = _check_data("neighbour_distance_ratio", None, codebook, grid)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
     rows, cols = grid.neighbour_pairs
@@ -165,18 +201,6 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
 # --------------------------------------------------------------------------------------
 # The quality suite (issue 15): every measure takes (X, codebook, grid, ...).
 # --------------------------------------------------------------------------------------
-
-
-def _check_data(name: str, X: Any, codebook: Any) -> tuple[Any, np.ndarray]:
-    codebook = np.asarray(codebook)
-    if X is None:
-        return None, codebook
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{name} needs a 2-D X with at least one row, got shape {X.shape}.")
-    if X.shape[1] != codebook.shape[1]:
-        raise ValueError(f"{name}: X has {X.shape[1]} features but the codebook has {codebook.shape[1]}.")
-    return X, codebook
 
 
 def _bmus(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -218,7 +242,7 @@ def distortion(
     """
     from .neighbourhoods import neighbourhood_weights
 
-    X, codebook = _check_data("distortion", X, codebook)
+    X, codebook = _check_data("distortion", X, codebook, grid)
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
         bmu = sq.argmin(axis=1)
@@ -249,10 +273,9 @@ def topographic_product(X: Any, codebook: np.ndarray, grid: Grid) -> float:
 
     Cost: O(K^2 (D + log K)) time, O(block K) memory (blocks of units).
     """
-    codebook = np.asarray(codebook, dtype=np.float64)
+    _, codebook = _check_data("topographic_product", None, codebook, grid)
+    codebook = codebook.astype(np.float64)
     n_units = grid.n_units
-    if codebook.shape[0] != n_units:
-        raise ValueError(f"codebook has {codebook.shape[0]} units but the grid {grid.shape} has {n_units}.")
     if n_units < 2:
         raise ValueError("topographic_product needs at least 2 units.")
     block = max(1, (1 << 18) // n_units)
@@ -307,7 +330,7 @@ def _rank_error(
     from ._kernels.cpu_bmu import _pool, blas_threads, single_threaded_blas
     from .distances import reference_frame
 
-    X, codebook = _check_data(name, X, codebook)
+    X, codebook = _check_data(name, X, codebook, grid)
     n = X.shape[0]
     k = n_neighbors
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n / 2:
@@ -506,7 +529,7 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     from scipy import sparse
     from scipy.sparse.csgraph import dijkstra
 
-    X, codebook = _check_data("combined_error", X, codebook)
+    X, codebook = _check_data("combined_error", X, codebook, grid)
     n_units = grid.n_units
     if n_units < 2:
         raise ValueError("combined_error needs at least 2 units.")
@@ -557,7 +580,7 @@ def quality_suite(
     ``random_state`` go to :func:`trustworthiness` and :func:`neighbourhood_preservation`
     (skipped, NaN, when ``N < 2 n_neighbors + 1``).
     """
-    X, codebook = _check_data("quality_suite", X, codebook)
+    X, codebook = _check_data("quality_suite", X, codebook, grid)
     out = {
         "quantization_error": quantization_error(X, codebook),
         "topographic_error": topographic_error(X, codebook, grid),

@@ -283,3 +283,34 @@ def test_rank_measures_when_distances_are_tiny_beside_the_norms(k):
         assert fn(X, W, grid, n_neighbors=k) == pytest.approx(
             naive_rank_measure_table(X, G, bmus, k, swap), abs=1e-12
         )
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        # a codebook that does not fit the grid: IndexError, or a silent answer, before
+        (
+            lambda X, W: metrics.topographic_error(X, W, Grid((2, 2))),
+            r"codebook has 6 units but Grid\(shape=\(2, 2\)",
+        ),
+        (lambda X, W: metrics.topographic_error(X, W, Grid((3, 3))), "has 9"),
+        (lambda X, W: metrics.umatrix(W, Grid((2, 2))), "umatrix: the codebook has 6 units"),
+        (lambda X, W: metrics.umatrix(W, Grid((3, 3))), "has 9"),
+        (lambda X, W: metrics.neighbour_distance_ratio(W, Grid((7,))), "has 7"),
+        (lambda X, W: metrics.distortion(X, W, Grid((7,))), "distortion: the codebook has 6"),
+        (lambda X, W: metrics.quality_suite(X, W, Grid((7,))), "quality_suite: the codebook has 6"),
+        (lambda X, W: metrics.trustworthiness(X, W, Grid((7,))), "has 7"),
+        # empty or 1-D codebooks: NumPy's reduction / axis errors before
+        (lambda X, W: metrics.quantization_error(X, W[:0]), r"2-D codebook \(K, D\) .* got shape \(0, 3\)"),
+        (lambda X, W: metrics.umatrix(W[:, 0], Grid((2, 3))), r"got shape \(6,\)"),
+        (lambda X, W: metrics.quantization_error(X[:, :2], W), "X has 2 features but the codebook has 3"),
+        # labels beyond the map: counted silently before
+        (lambda X, W: metrics.used_units([0, 9], n_units=6), r"unit indices in \[0, 6\), found 9"),
+        (lambda X, W: metrics.perplexity([-1, 2], 6), "found -1"),
+        (lambda X, W: metrics.perplexity([0.5, 1.0], 6), "integer unit indices, got dtype float64"),
+    ],
+)
+def test_inconsistent_arguments_are_named(call, match):
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    with pytest.raises(ValueError, match=match):
+        call(X, X[:6].copy())
