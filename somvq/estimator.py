@@ -768,5 +768,6 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "ignore"  # NaN are missing values then
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

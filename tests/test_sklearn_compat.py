@@ -21,6 +21,7 @@ _CLUSTERING = (
 #: regression of batch KSOM there fails this test.
 EXPECTED_FAILED_CHECKS = {
     "batch": {},
+    "batch-ignore": {},
     "minibatch": {
         "check_clustering": _CLUSTERING
         + " Here unit 0 of the 2x3 map wins no row, so the labels do not start at 0.",
@@ -37,15 +38,26 @@ def _instances():
         KSOM(grid=(3, 3), n_epochs=3, random_state=0),
         KSOM(grid=(2, 3), algorithm="minibatch", batch_size=8, n_epochs=2, random_state=0),
         KSOM(grid=(2, 2), algorithm="online", n_epochs=2, random_state=0),
+        # NaN are missing values: the allow_nan tag, and the checks that inject NaN
+        KSOM(grid=(3, 3), n_epochs=3, random_state=0, missing="ignore", max_missing=1.0),
     ]
 
 
+def _key(estimator):
+    return estimator.algorithm + ("-ignore" if estimator.missing == "ignore" else "")
+
+
 def _expected_failures(estimator):
-    return EXPECTED_FAILED_CHECKS[estimator.algorithm]
+    return EXPECTED_FAILED_CHECKS[_key(estimator)]
 
 
 def test_every_instance_has_its_expected_failures_listed():
-    assert sorted(est.algorithm for est in _instances()) == sorted(EXPECTED_FAILED_CHECKS)
+    assert sorted(_key(est) for est in _instances()) == sorted(EXPECTED_FAILED_CHECKS)
+
+
+def test_the_allow_nan_tag_follows_the_missing_policy():
+    assert KSOM(missing="ignore").__sklearn_tags__().input_tags.allow_nan
+    assert not KSOM().__sklearn_tags__().input_tags.allow_nan
 
 
 @parametrize_with_checks(_instances(), expected_failed_checks=_expected_failures, xfail_strict=True)
