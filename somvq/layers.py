@@ -248,6 +248,24 @@ def column_scale(spec: Layers) -> np.ndarray:
     return scale
 
 
+def scale_rows(X: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``X`` with column j times ``scale[j]`` (C-contiguous, X's dtype): a layered fit's
+    working copy. Refused when the weights push it beyond what squared distances can hold
+    (the data itself was checked before scaling; NaN, missing values, stay NaN)."""
+    from ._validation import check_training_range
+
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(X * scale.astype(X.dtype, copy=False))
+    remedy = "Give smaller layer_weights: only their ratios matter."
+    if np.isinf(out).any():
+        raise ValueError(
+            f"the data scaled by the layer weights (largest factor {float(scale.max()):.3g}) "
+            f"overflows {X.dtype}. {remedy}"
+        )
+    check_training_range(out, "the data scaled by the layer weights", remedy)
+    return out
+
+
 def search_codebook(
     codebook: np.ndarray, spec: Layers, scale: np.ndarray | None = None, *, scaled: bool = False
 ) -> np.ndarray:

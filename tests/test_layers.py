@@ -270,3 +270,16 @@ def test_dask_conversions_keep_the_fitted_layer_weights():
     back = DaskKSOM.from_ksom(som).to_ksom()
     np.testing.assert_array_equal(back.layer_weights_, som.layer_weights_)
     np.testing.assert_array_equal(back.predict(X), som.predict(X))
+
+
+@pytest.mark.parametrize("dtype, weight", [(np.float64, 1e307), (np.float32, 1e80)])
+def test_weights_that_overflow_the_scaled_data_are_refused(dtype, weight):
+    """Only the weights' ratios matter, but their size scales the working copy: beyond the
+    training range its squares overflowed (a different map, with only RuntimeWarnings)."""
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(dtype)
+    som = KSOM(grid=(2, 2), n_epochs=1, layers=[[0, 1], [2, 3]], layer_weights=[weight, 1.0])
+    with pytest.raises(ValueError, match="data scaled by the layer weights .* smaller layer_weights"):
+        som.fit(X)
+    with pytest.raises(ValueError, match="data scaled by the layer weights"):
+        som.partial_fit(X)
+    assert not hasattr(som, "codebook_")

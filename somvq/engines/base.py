@@ -65,7 +65,9 @@ class Engine:
 
     def scale_columns(self, data: Any, scale: np.ndarray) -> Any:
         """``data`` with column j multiplied by ``scale[j]`` (layered maps, :mod:`somvq.layers`)."""
-        return np.ascontiguousarray(data * scale.astype(data.dtype, copy=False))
+        from ..layers import scale_rows
+
+        return scale_rows(data, scale)
 
     def init_rows(self, data: Any) -> Any:
         """What :func:`somvq.initialisation.initial_codebook` reads as X (default: the data)."""

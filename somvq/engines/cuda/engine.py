@@ -51,7 +51,9 @@ class CudaEngine(Engine):
                 "layers on backend='cuda' need host (NumPy) input: the columns are scaled on "
                 "the host before the copy; pass X as a NumPy array."
             )
-        host = np.ascontiguousarray(data.host * scale.astype(data.host.dtype, copy=False))
+        from ...layers import scale_rows
+
+        host = scale_rows(data.host, scale)
         scaled = DeviceData(_cuda().to_device(host), host)
         scaled.has_missing = data.has_missing  # missing="ignore": the masked path stays chosen
         return scaled
