@@ -91,8 +91,12 @@ def _names(names: list[str], limit: int = 8) -> str:
     return f"[{shown}]"
 
 
-def load_model(path: str) -> LoadedModel:
-    """Read a model file; a corrupted or foreign file is a data error (exit 1)."""
+def load_model(path: str, unsupervised: str | None = None) -> LoadedModel:
+    """Read a model file; a corrupted or foreign file is a data error (exit 1).
+
+    ``unsupervised`` names a command that works on maps fitted without ``--target`` only
+    (its codebook holds the target columns too): a supervised map is then a usage error.
+    """
     from somvq.io import load, read_extra
 
     with library_errors():
@@ -107,6 +111,14 @@ def load_model(path: str) -> LoadedModel:
         or len(names) != n_inputs
     ):
         raise DataError(f"{path}: the model file is corrupted: its feature names are not {n_inputs} strings.")
+    supervised = extra.get("supervised")
+    if unsupervised is not None and supervised is not None:
+        import click
+
+        raise click.UsageError(
+            f"{path} is a supervised map (fitted with --target {supervised.get('target')!r}); "
+            f"{unsupervised} works on maps fitted without --target. Use somvq predict / evaluate."
+        )
     return LoadedModel(som=som, path=path, scaling=scaling, extra=extra)
 
 
@@ -134,17 +146,18 @@ def default_output(model: str, suffix: str) -> Path:
 
 
 def load_drawable_model(
-    model: str, image_shape: tuple[int, ...] | None, drawing: str
+    model: str, image_shape: tuple[int, ...] | None, drawing: str, command: str
 ) -> tuple[LoadedModel, tuple[int, ...] | None]:
     """:func:`load_model`, a grid of 1 or 2 axes, and the image shape to draw the codebook with.
 
     ``image_shape`` is the option's value or, when None, the shape stored at fit; it must
     have as many pixels as the model has features. ``drawing`` completes the message of
-    a 3-axis grid ("plots need", "the report draws").
+    a 3-axis grid ("plots need", "the report draws"); ``command`` names the command for
+    the refusal of a supervised map (:func:`load_model`).
     """
     import click
 
-    loaded = load_model(model)
+    loaded = load_model(model, unsupervised=command)
     som = loaded.som
     if som.grid_.ndim > 2:
         raise click.UsageError(f"{model} has a {som.grid_.ndim}-axis grid; {drawing} 1 or 2 axes.")

@@ -78,9 +78,22 @@ def check_writable(directory: str | Path, param_hint: str) -> None:
     os.unlink(probe)
 
 
-def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bool) -> str:
+def _shortest(value: float) -> str:
+    """``repr(value)`` (the shortest text of the float64), without a trailing ``.0``."""
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _format_table(
+    array: Any, columns: Sequence[str], delimiter: str, header: bool, exact: bool = False
+) -> str:
     import numpy as np
 
+    if exact and not np.issubdtype(array.dtype, np.integer):
+        # the shortest text that reads back as the same float64 (repr): nothing rounded
+        lines = [delimiter.join(columns)] if header else []
+        lines += [delimiter.join(map(_shortest, row)) for row in np.asarray(array, dtype=np.float64).tolist()]
+        return "".join(line + "\n" for line in lines)
     buffer = io.StringIO()
     fmt = "%d" if np.issubdtype(array.dtype, np.integer) else "%.9g"
     np.savetxt(
@@ -95,12 +108,20 @@ def _format_table(array: Any, columns: Sequence[str], delimiter: str, header: bo
 
 
 def write_table(
-    array: Any, columns: Sequence[str], output: str | None, *, force: bool, header: bool = True
+    array: Any,
+    columns: Sequence[str],
+    output: str | None,
+    *,
+    force: bool,
+    header: bool = True,
+    exact: bool = False,
 ) -> str:
     """Write a 2-D array to ``output`` (None or ``"-"``: CSV on stdout); returns where.
 
     The format follows the extension: ``.csv``/``.txt`` comma-separated, ``.tsv`` tab-separated
-    (both with a header line unless ``header=False``), ``.npy`` NumPy binary.
+    (both with a header line unless ``header=False``), ``.npy`` NumPy binary. Text holds
+    floats to 9 significant digits, or with ``exact`` the shortest text of each float64
+    that reads back as the same value.
     """
     import numpy as np
 
@@ -111,7 +132,9 @@ def write_table(
         # Stream in blocks: a large table never exists twice in memory as text.
         block = 4096
         for start in range(0, max(array.shape[0], 1), block):
-            stream.write(_format_table(array[start : start + block], columns, ",", header and start == 0))
+            stream.write(
+                _format_table(array[start : start + block], columns, ",", header and start == 0, exact)
+            )
         stream.flush()
         return "stdout"
     check_output(output, force, suffixes=TABLE_SUFFIXES)
@@ -124,6 +147,6 @@ def write_table(
         )
     else:
         delimiter = "\t" if suffix == ".tsv" else ","
-        text = _format_table(array, columns, delimiter, header)
+        text = _format_table(array, columns, delimiter, header, exact)
         atomic_write(output, lambda handle: handle.write(text.encode("utf-8")), overwrite=force)
     return output

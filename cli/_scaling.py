@@ -11,7 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import DataError
+
 METHODS = ("none", "standardize", "minmax")
+
+
+def _moments(X: Any, nan: bool) -> tuple[Any, Any]:
+    """Per-column mean and standard deviation (float64, over the observed entries with
+    ``nan``). Columns whose squares overflow (values beyond ~1e154) are recomputed in
+    units of a power of two near their largest value (exact scaling: the same values,
+    finite), without copying the other columns."""
+    import numpy as np
+
+    mean_of, std_of = (np.nanmean, np.nanstd) if nan else (np.mean, np.std)
+    mean = np.asarray(mean_of(X, axis=0, dtype=np.float64))
+    std = np.asarray(std_of(X, axis=0, dtype=np.float64))
+    for j in np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(std)):
+        column = np.asarray(X[:, j], dtype=np.float64)
+        peak = float(np.nanmax(np.abs(column))) if nan else float(np.max(np.abs(column)))
+        if not np.isfinite(peak):  # an all-NaN column: no statistics (scale 1, offset 0)
+            continue
+        unit = np.ldexp(1.0, np.frexp(peak)[1] - 1)
+        mean[j] = mean_of(column / unit) * unit
+        std[j] = std_of(column / unit) * unit
+    return mean, std
 
 
 @dataclass
@@ -32,29 +55,23 @@ class Scaling:
 
         if method == "none":
             return cls()
-        if np.isnan(X).any():  # missing values: statistics of the observed entries
-            if method == "standardize":
-                offset, scale = (
-                    np.nanmean(X, axis=0, dtype=np.float64),
-                    np.nanstd(X, axis=0, dtype=np.float64),
-                )
-            elif method == "minmax":
-                offset = np.nanmin(X, axis=0).astype(np.float64)
-                scale = np.nanmax(X, axis=0).astype(np.float64) - offset
-            else:
-                raise ValueError(f"scaling method {method!r} is not one of {METHODS}.")
-            scale[~(scale > 0)] = 1.0
-            return cls(method, np.nan_to_num(offset), scale)
-        if method == "standardize":
-            offset = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-        elif method == "minmax":
-            offset = X.min(axis=0).astype(np.float64)
-            scale = X.max(axis=0).astype(np.float64) - offset
-        else:
+        if method not in METHODS:
             raise ValueError(f"scaling method {method!r} is not one of {METHODS}.")
-        scale[scale == 0] = 1.0
-        return cls(method, offset, scale)
+        nan = bool(np.isnan(X).any())  # missing values: statistics of the observed entries
+        with np.errstate(over="ignore", invalid="ignore"):
+            if method == "standardize":
+                offset, scale = _moments(X, nan)
+            else:
+                offset = (np.nanmin if nan else np.min)(X, axis=0).astype(np.float64)
+                scale = (np.nanmax if nan else np.max)(X, axis=0).astype(np.float64) - offset
+        wide = np.flatnonzero(~np.isfinite(scale) & ~np.isnan(offset))
+        if wide.size:
+            raise DataError(
+                f"--minmax: column {int(wide[0]) + 1} spans more than float64 holds (from "
+                f"{offset[wide[0]]:.3g}); use --standardize."
+            )
+        scale[~(scale > 0)] = 1.0
+        return cls(method, np.nan_to_num(offset), scale)
 
     def apply(self, X: Any) -> Any:
         """``(X - offset) / scale`` in ``X``'s dtype."""

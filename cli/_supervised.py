@@ -19,6 +19,22 @@ from ._errors import DataError, library_errors
 #: A numeric target with at most this many distinct integer values is a class label.
 MAX_CLASS_LEVELS = 20
 
+#: The KSOM parameters the supervised estimators take (``somvq fit --target`` refuses the
+#: options of the others rather than dropping them).
+SUPERVISED_PARAMETERS = (
+    "grid",
+    "topology",
+    "neighbourhood",
+    "radius",
+    "algorithm",
+    "n_epochs",
+    "init",
+    "backend",
+    "random_state",
+    "missing",
+    "max_missing",
+)
+
 
 def choose_task(labels: Any, task: str | None) -> str:
     """ "classify" for text, or integer values with <= MAX_CLASS_LEVELS levels; else "regress"."""
@@ -45,20 +61,7 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
 
     from somvq import KSOMClassifier, KSOMRegressor
 
-    keep = (
-        "grid",
-        "topology",
-        "neighbourhood",
-        "radius",
-        "algorithm",
-        "n_epochs",
-        "init",
-        "backend",
-        "random_state",
-        "missing",
-        "max_missing",
-    )
-    params = {k: v for k, v in som_params.items() if k in keep}
+    params = {k: v for k, v in som_params.items() if k in SUPERVISED_PARAMETERS}
     if task == "classify":
         est = KSOMClassifier(**params)
         est.fit(X, np.asarray([str(v) for v in labels], dtype=object))
@@ -67,11 +70,23 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
         try:
             y = np.asarray(labels, dtype=np.float64)
         except (TypeError, ValueError):
-            raise DataError("--task regress needs a numeric --target column.") from None
+            bad = next(i for i, value in enumerate(labels.tolist()) if not _is_float(value))
+            raise DataError(
+                f"--task regress needs a numeric --target column; data row {bad + 1} holds "
+                f"{str(labels[bad])!r}."
+            ) from None
         est = KSOMRegressor(**params).fit(X, y)
         info = {"task": "regress", "y_mean": est.y_mean_, "y_scale": est.y_scale_}
     info["n_inputs"] = int(X.shape[1])
     return est, info
+
+
+def _is_float(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def supervised_info(loaded: Any) -> dict | None:
@@ -96,12 +111,16 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
         and Path(data).suffix.lower() not in (".npy", ".npz")
         and isinstance(name, str)
     ):
-        with open(data, encoding="utf-8-sig", errors="replace") as handle:
-            first = handle.readline()
-        if name in [f.strip().strip('"') for f in first.replace("\t", ",").split(",")]:
-            from .report import _split_target
+        from .report import _split_target, table_fields
 
+        # DATA's first row split as the fit split its file (delimiter, comment lines)
+        first = table_fields(data, source, first=True)[0][0]
+        column = info.get("target_column")
+        if name in first:  # the target's header name
             inputs, labels = _split_target(data, name, source, missing=ignore)
+        elif isinstance(column, int) and len(first) == info["n_inputs"] + 1 and column < len(first):
+            # the target's place in a file without its header name (a file without a header)
+            inputs, labels = _split_target(data, str(column + 1), source, missing=ignore)
         else:
             inputs = load_input(data, missing=ignore, **source)
     else:
@@ -191,9 +210,18 @@ def fit_and_save(
 
     from ._model import LoadedModel
     from ._scaling import Scaling
-    from .report import _split_target
+    from .report import split_target_column
 
-    inputs, labels = _split_target(data, target, source, missing=som.missing == "ignore")
+    inputs, labels, column_name, column = split_target_column(
+        data, target, source, missing=som.missing == "ignore"
+    )
+    empty = [i for i, value in enumerate(labels.tolist()) if str(value).strip() == ""]
+    if empty:
+        rows = ", ".join(str(i + 1) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        raise DataError(
+            f"{inputs.source}: the --target column {target!r} is empty in {len(empty)} row(s) "
+            f"(data rows {rows}); every row needs its target: fill or remove them."
+        )
     task = choose_task(labels, task)
     scaling = Scaling.fit(scaling_method, inputs.X)
     X = scaling.apply(inputs.X)
@@ -203,7 +231,11 @@ def fit_and_save(
     with library_errors(inputs.source):
         est, info = fit_supervised(som.get_params(), X, labels, task)
     elapsed = time.perf_counter() - started
-    info["target"] = target
+    # the target's header name (a number given for a file with a header names it too), and
+    # its place, so that predict / evaluate find it in DATA however it was given
+    info["target"] = column_name if column_name is not None else target
+    if column is not None:
+        info["target_column"] = column
     extra: dict[str, Any] = scaling.to_extra()
     extra["data"] = inputs.description or inputs.source
     extra["supervised"] = info

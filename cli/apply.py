@@ -106,7 +106,7 @@ def transform(model: str, data: str | None, **options: Any) -> None:
     """
     output, force = options.pop("output"), options.pop("force")
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
-    loaded = load_model(model)
+    loaded = load_model(model, unsupervised="somvq transform")
     # A map fitted with --missing ignore maps rows with missing values too.
     inputs = load_input(data, missing=loaded.accepts_missing, **input_kwargs(options))
     X = loaded.prepare(inputs)

@@ -53,7 +53,7 @@ def cluster(
 
     output, force = options.pop("output"), options.pop("force")
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
-    loaded = load_model(model)
+    loaded = load_model(model, unsupervised="somvq cluster")
     som = loaded.som
     with library_errors(model):
         if n_clusters > som.grid_.n_units:

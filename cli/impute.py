@@ -40,7 +40,7 @@ def impute(model: str, data: str | None, **options: Any) -> None:
 
     output, force = options.pop("output"), options.pop("force")
     check_output(output, force, suffixes=(".csv", ".tsv", ".txt", ".npy"))
-    loaded = load_model(model)
+    loaded = load_model(model, unsupervised="somvq impute")
     som = loaded.som
     if som.missing != "ignore":
         raise DataError(
@@ -54,12 +54,18 @@ def impute(model: str, data: str | None, **options: Any) -> None:
     original = loaded.columns_in_model_order(inputs).astype(np.float64)
     holes = np.isnan(original)
     table = np.where(holes, loaded.scaling.inverse(filled), original)
-    names = inputs.feature_names or [f"x{j}" for j in range(table.shape[1])]
+    names = inputs.feature_names
+    model_names = loaded.feature_names
+    if names is not None and model_names is not None and [str(n) for n in names] != model_names:
+        # DATA's columns in another order: written back in DATA's order, under its header
+        table = table[:, [model_names.index(str(name)) for name in names]]
+    names = names or [f"x{j}" for j in range(table.shape[1])]
     with library_errors():
-        write_table(table, names, output, force=force)
-    if output is not None and output != "-":
-        click.echo(
-            f"filled {int(holes.sum())} missing value(s) in {int(holes.any(axis=1).sum())} row(s); "
-            f"wrote {table.shape[0]} rows x {table.shape[1]} columns to {output}",
-            err=True,
-        )
+        # observed entries exactly as read (float64's shortest text), the holes filled
+        write_table(table, names, output, force=force, exact=True)
+    where = output if output is not None and output != "-" else "stdout"
+    click.echo(
+        f"filled {int(holes.sum())} missing value(s) in {int(holes.any(axis=1).sum())} row(s); "
+        f"wrote {table.shape[0]} rows x {table.shape[1]} columns to {where}",
+        err=True,
+    )

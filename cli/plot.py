@@ -105,7 +105,7 @@ def plot(model: str, data: str | None, **options: Any) -> None:
     target, fill_labels = options.pop("target"), options.pop("fill_labels")
     with library_errors():
         require_matplotlib()
-    loaded, image_shape = load_drawable_model(model, image_shape, "plots need")
+    loaded, image_shape = load_drawable_model(model, image_shape, "plots need", "somvq plot")
     som = loaded.som
     output_dir = Path(output_dir) if output_dir is not None else default_output(model, "-plots")
     if not kinds:

@@ -25,26 +25,21 @@ def _split_target(
 ) -> tuple[Any, Any]:
     """The --target column of DATA as labels (any text), the other columns as features.
 
-    Returns ``(InputData of the feature columns, labels)``. The target is one column: a
-    header name or a 1-based number. The file is split into fields as the feature reader
-    does (same delimiter rules, same header detection), then the features are read by
-    that reader without the target column.
+    Returns ``(InputData of the feature columns, labels)``; :func:`split_target_column`
+    says which column it was.
     """
+    inputs, labels, _, _ = split_target_column(data, target, source, missing=missing)
+    return inputs, labels
+
+
+def table_fields(
+    data: str, source: dict[str, Any], *, first: bool = False
+) -> tuple[list[list[str]], str | None]:
+    """DATA's rows (``first``: its first row only) split into stripped fields, as the
+    feature reader splits them (comment and blank lines dropped, the same delimiter rules),
+    and the delimiter (None: whitespace)."""
     import csv
 
-    import numpy as np
-
-    if data is None:  # --dataset: its own targets
-        if target not in ("target", "label", "class"):
-            raise click.BadParameter(
-                f"{target!r}: a --dataset has one target; write --target target.", param_hint="--target"
-            )
-        inputs = load_input(None, **source)
-        return inputs, np.asarray(inputs.target)
-    if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
-        raise click.UsageError(
-            "--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column."
-        )
     try:
         text = Path(data).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -52,6 +47,8 @@ def _split_target(
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise DataError(f"{data}: no data (the file is empty).")
+    if first:
+        lines = lines[:1]
     suffix = Path(data).suffix.lower()
     delimiter = (
         source["delimiter"]
@@ -66,6 +63,33 @@ def _split_target(
         )
     except csv.Error as exc:
         raise DataError(f"{data}: malformed CSV: {exc}.") from None
+    return rows, delimiter
+
+
+def split_target_column(
+    data: str | None, target: str, source: dict[str, Any], *, missing: bool = False
+) -> tuple[Any, Any, str | None, int | None]:
+    """:func:`_split_target`, plus the target column's header name (None without a header)
+    and its 0-based index (None for a --dataset).
+
+    The target is one column: a header name or a 1-based number. The file is split into
+    fields as the feature reader does (:func:`table_fields`), then the features are read
+    by that reader without the target column.
+    """
+    import numpy as np
+
+    if data is None:  # --dataset: its own targets
+        if target not in ("target", "label", "class"):
+            raise click.BadParameter(
+                f"{target!r}: a --dataset has one target; write --target target.", param_hint="--target"
+            )
+        inputs = load_input(None, **source)
+        return inputs, np.asarray(inputs.target), None, None
+    if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
+        raise click.UsageError(
+            "--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column."
+        )
+    rows, delimiter = table_fields(data, source)
     has_header = source["header"]
     if has_header is None:  # detected as the feature reader does, the label column aside
         if target.strip().isdigit():
@@ -104,7 +128,7 @@ def _split_target(
     labels = np.asarray([fields[index] for fields in body])
     if source["n_samples"] is not None:
         labels = labels[: source["n_samples"]]
-    return inputs, labels
+    return inputs, labels, None if header is None else header[index], index
 
 
 @click.command()
@@ -167,7 +191,7 @@ def report(model: str, data: str | None, **options: Any) -> None:
     check_output(output, force, suffixes=(".html", ".htm"))
     with library_errors():
         require_bokeh()
-    loaded, image_shape = load_drawable_model(model, image_shape, "the report draws")
+    loaded, image_shape = load_drawable_model(model, image_shape, "the report draws", "somvq report")
     som = loaded.som
     X, y, inputs = read_drawing_data(loaded, data, source, target)
     description = None if inputs is None else inputs.description or inputs.source

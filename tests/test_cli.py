@@ -265,6 +265,36 @@ def test_scaling_is_stored_and_applied(tmp_path, csv_file, blobs, flag):
     np.testing.assert_array_equal(labels, som.predict(scaled))
 
 
+def test_scaling_of_values_whose_squares_overflow(tmp_path):
+    """--standardize on values ~1e200 wrote a model no command could load (std overflowed
+    to inf); --minmax on +-1e308 (a range beyond float64) said "Input X contains NaN"."""
+    (tmp_path / "big.csv").write_text("a,b\n1e200,1\n-1e200,2\n3e200,3\n")
+    model = tmp_path / "big.somvq.npz"
+    assert (
+        run(
+            "fit", tmp_path / "big.csv", "--standardize", "--grid", "2x2", "--epochs", "1", "-o", model
+        ).exit_code
+        == 0
+    )
+    from somvq.io import read_extra
+
+    scaling = Scaling.from_extra(read_extra(model), 2, str(model))
+    assert scaling.offset[0] == pytest.approx(1e200)
+    assert scaling.scale[0] == pytest.approx(1e200 * np.array([1.0, -1.0, 3.0]).std())
+    assert run("predict", model, tmp_path / "big.csv").exit_code == 0
+    (tmp_path / "wide.csv").write_text("a,b\n1e308,1\n-1e308,2\n0,3\n")
+    result = run(
+        "fit", tmp_path / "wide.csv", "--minmax", "--grid", "2x2", "--epochs", "1", "-o", tmp_path / "w.npz"
+    )
+    assert_error(result, 1, "--minmax: column 1 spans more than float64 holds", "use --standardize")
+    assert not (tmp_path / "w.npz").exists()
+    # the usual range: the same statistics, bit for bit, as X.mean / X.std
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32) * 3 + 5
+    plain = Scaling.fit("standardize", X)
+    np.testing.assert_array_equal(plain.offset, X.mean(axis=0, dtype=np.float64))
+    np.testing.assert_array_equal(plain.scale, X.std(axis=0, dtype=np.float64))
+
+
 def test_fit_with_plots_and_progress(tmp_path, csv_file):
     pytest.importorskip("matplotlib")
     result = run(
@@ -798,7 +828,7 @@ def test_fit_missing_ignore_and_impute(tmp_path):
     mask = np.zeros(X.shape, dtype=bool)
     for i, j in holes:
         mask[i, j] = True
-    np.testing.assert_allclose(filled[~mask], X[~mask], rtol=1e-8)  # written with %.9g
+    np.testing.assert_array_equal(filled[~mask], X[~mask])  # observed entries unchanged, bit for bit
     # the filled values are the BMU's entries, in the data's units
     import somvq
     from somvq.io import read_extra
@@ -808,6 +838,26 @@ def test_fit_missing_ignore_and_impute(tmp_path):
     Xn = np.where(mask, np.nan, X)
     expected = scaling.inverse(som.impute(scaling.apply(Xn)))
     np.testing.assert_allclose(filled[mask], expected[mask], rtol=1e-6)
+
+
+def test_impute_keeps_the_input_columns_and_their_digits(tmp_path):
+    """Found by an adversarial pass: DATA's columns in another order came back in the
+    model's order under DATA's header, and observed values were rounded to 9 digits."""
+    data = tmp_path / "m.csv"
+    data.write_text("a,b,c\n0,100,1000\n1,,1001\n2,102,1002\n3,103,\n4,104,1004\n5,105,1005\n")
+    model = tmp_path / "m.somvq.npz"
+    assert (
+        run("fit", data, "--grid", "2x2", "--epochs", "2", "--missing", "ignore", "-q", "-o", model).exit_code
+        == 0
+    )
+    (tmp_path / "rev.csv").write_text("c,b,a\n1001,NA,1\n1234567890123,7,0.1\n")
+    result = run("impute", model, tmp_path / "rev.csv")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "c,b,a"
+    assert lines[1].startswith("1001,") and lines[1].endswith(",1")
+    assert lines[2] == "1234567890123,7,0.1"
+    assert "filled 1 missing value(s) in 1 row(s); wrote 2 rows x 3 columns to stdout" in result.output
 
 
 def test_impute_npy_and_errors(tmp_path):

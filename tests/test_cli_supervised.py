@@ -116,3 +116,95 @@ def test_missing_ignore_trains_predicts_and_evaluates_with_empty_fields(tmp_path
     assert acc == pytest.approx(np.mean(predicted == np.array([f"kind_{v}" for v in y]))) and acc > 0.85
     default = run("fit", path, "--target", "kind", "-o", tmp_path / "e.npz", "-q")  # missing: error
     assert default.exit_code == 1
+
+
+# ------------------------------------------------------------------ found by an adversarial pass
+def _small(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3))
+    labels = np.where(X[:, 0] > 0, "red", "blue")
+    return X, labels
+
+
+@pytest.mark.parametrize(
+    "name, text, target",
+    [
+        # the target by number in a file with a header: predict looked for a column "4"
+        ("n.csv", lambda X, y: _table(X, y, ",", header=True), "4"),
+        # semicolons, whitespace, a leading comment: predict split only "," / tab first lines
+        ("s.txt", lambda X, y: _table(X, y, ";", header=True), "kind"),
+        ("w.txt", lambda X, y: _table(X, y, " ", header=True), "kind"),
+        ("c.csv", lambda X, y: "# made by hand\n\n" + _table(X, y, ",", header=True), "kind"),
+        # no header: the target by its place (DATA has one column more than the inputs)
+        ("h.csv", lambda X, y: _table(X, np.where(y == "red", 1, 0), ",", header=False), "4"),
+    ],
+)
+def test_predict_and_evaluate_find_the_target_as_fit_did(tmp_path, name, text, target):
+    X, labels = _small(tmp_path)
+    path = tmp_path / name
+    path.write_text(text(X, labels))
+    model = tmp_path / "m.npz"
+    res = run("fit", path, "--target", target, "--grid", "3x3", "--epochs", "2", "-q", "-o", model)
+    assert res.exit_code == 0, res.output
+    trained = float(res.output.split("training accuracy")[1].split()[0])
+    res = run("evaluate", model, path, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["accuracy"] == pytest.approx(trained)
+    res = run("predict", model, path)
+    assert res.exit_code == 0, res.output
+    assert len(res.output.splitlines()) == 41
+
+
+def _table(X, y, delimiter, header):
+    lines = [delimiter.join(["x1", "x2", "x3", "kind"])] if header else []
+    lines += [delimiter.join([*(f"{v:.3f}" for v in row), str(t)]) for row, t in zip(X, y)]
+    return "\n".join(lines) + "\n"
+
+
+def test_options_the_supervised_maps_do_not_take_are_refused(tmp_path):
+    X, labels = _small(tmp_path)
+    path = tmp_path / "d.csv"
+    path.write_text(_table(X, labels, ",", header=True))
+    res = run(
+        "fit", path, "--target", "kind", "--periodic", "--shrink", "0.9", "-q", "-o", tmp_path / "m.npz"
+    )
+    assert res.exit_code == 2
+    assert "does not take --periodic, --shrink; drop the option(s)" in res.output
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_an_empty_target_field_is_named(tmp_path):
+    X, _ = _small(tmp_path)
+    y = [f"{v:.3f}" for v in 2 * X[:, 0]]
+    y[3] = ""
+    path = tmp_path / "r.csv"
+    path.write_text(_table(X, np.array(y), ",", header=True))
+    res = run("fit", path, "--target", "kind", "-q", "-o", tmp_path / "m.npz")
+    assert res.exit_code == 1
+    assert "the --target column 'kind' is empty in 1 row(s) (data rows 4)" in res.output
+    y[3] = "abc"
+    path.write_text(_table(X, np.array(y), ",", header=True))
+    res = run("fit", path, "--target", "kind", "--task", "regress", "-q", "-o", tmp_path / "m.npz")
+    assert res.exit_code == 1 and "data row 4 holds 'abc'" in res.output
+
+
+@pytest.mark.parametrize("command", ["plot", "report", "transform", "cluster", "impute"])
+def test_commands_for_unsupervised_maps_refuse_a_supervised_one(tmp_path, command):
+    X, labels = _small(tmp_path)
+    path = tmp_path / "d.csv"
+    path.write_text(_table(X, labels, ",", header=True))
+    model = tmp_path / "m.npz"
+    assert (
+        run("fit", path, "--target", "kind", "--standardize", "--epochs", "2", "-q", "-o", model).exit_code
+        == 0
+    )
+    args = {
+        "plot": ["-d", tmp_path / "plots"],
+        "report": ["-o", tmp_path / "r.html"],
+        "transform": [path],
+        "cluster": ["-k", "2", path],
+        "impute": [path],
+    }[command]
+    res = run(command, model, *args)
+    assert res.exit_code == 2
+    assert f"is a supervised map (fitted with --target 'kind'); somvq {command} works on maps" in res.output
