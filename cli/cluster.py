@@ -26,7 +26,13 @@ METHODS = ("agglomerative", "kmeans", "umatrix")
     show_default=True,
     help="How to cluster the units (see somvq.cluster_units).",
 )
-@click.option("--random-state", type=int, default=0, show_default=True, help="Seed of --method kmeans.")
+@click.option(
+    "--random-state",
+    type=click.IntRange(0, 2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of --method kmeans.",
+)
 @input_options
 @output_options
 def cluster(

@@ -34,8 +34,10 @@ def initial_codebook(
                 f"init array has shape {codebook.shape}, expected (n_units, n_features) = "
                 f"({n_units}, {n_features})."
             )
-        if not np.issubdtype(codebook.dtype, np.number) or not np.all(np.isfinite(codebook)):
-            raise ValueError("init array must hold finite numbers (found NaN, inf or non-numeric).")
+        if codebook.dtype.kind not in "biuf" or not np.all(np.isfinite(codebook)):
+            raise ValueError(
+                f"init array must hold finite real numbers (found NaN, inf, or dtype {codebook.dtype})."
+            )
         with np.errstate(over="ignore"):
             cast = np.array(codebook, dtype=X.dtype, order="C", copy=True)
         if not np.all(np.isfinite(cast)):

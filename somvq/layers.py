@@ -97,7 +97,12 @@ def check_layers(layers: Any, layer_weights: Any, layer_distances: Any, n_featur
     owner = {}
     for i, layer in enumerate(layers):
         cols = np.asarray(layer)
-        if cols.ndim != 1 or cols.size == 0 or not np.issubdtype(cols.dtype, np.integer):
+        if (
+            cols.ndim != 1
+            or cols.size == 0
+            or not np.issubdtype(cols.dtype, np.integer)
+            or any(isinstance(c, (bool, np.bool_)) for c in layer)  # True would read as column 1
+        ):
             raise ValueError(f"layers[{i}]={layer!r} must be a non-empty list of column indices (ints).")
         for c in cols.tolist():
             if c < 0 or c >= n_features:
@@ -105,6 +110,8 @@ def check_layers(layers: Any, layer_weights: Any, layer_distances: Any, n_featur
                     f"layers[{i}] holds column {c}, outside 0..{n_features - 1} (the data has "
                     f"{n_features} columns)."
                 )
+            if owner.get(c) == i:
+                raise ValueError(f"layers[{i}] lists column {c} twice.")
             if c in owner:
                 raise ValueError(
                     f"column {c} is in layers[{owner[c]}] and layers[{i}]: every column belongs to one layer."

@@ -97,6 +97,9 @@ def test_init_array_of_wrong_shape_or_values(X):
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         KSOM(grid=(2, 2), init=bad).fit(X)
+    # a complex array was accepted with only NumPy's ComplexWarning (imaginary parts dropped)
+    with pytest.raises(ValueError, match="finite real numbers .* dtype complex128"):
+        KSOM(grid=(2, 2), init=np.zeros((4, 4), dtype=complex)).fit(X)
 
 
 def test_too_few_samples_for_init(X):

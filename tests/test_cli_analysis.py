@@ -45,6 +45,8 @@ def test_cluster_rows_of_data(tmp_path, model_file, csv_file, blobs, method):
 def test_cluster_errors(model_file):
     assert_error(run("cluster", model_file, "-k", 10000), 2, "10000", "units")
     assert run("cluster", model_file).exit_code == 2  # -k is required
+    # a seed NumPy refuses: a usage error, not a failure after loading (exit 1 before)
+    assert_error(run("cluster", model_file, "-k", 2, "--method", "kmeans", "--random-state", -1), 2, "-1")
 
 
 def test_evaluate_all(model_file, csv_file):

@@ -218,6 +218,13 @@ def test_check_layers_rejects_strings_and_empty_layers():
         check_layers("abc", None, None, 3)
     with pytest.raises(ValueError, match=r"layers\[1\]=\[\] must be a non-empty list"):
         check_layers([[0, 1, 2], []], None, None, 3)
+    # True read as column 1 ("column 1 is in layers[0] and layers[0]" before)
+    with pytest.raises(
+        ValueError, match=r"layers\[0\]=\[True, 1\] must be a non-empty list of column indices"
+    ):
+        check_layers([[True, 1], [2]], None, None, 3)
+    with pytest.raises(ValueError, match=r"layers\[0\] lists column 1 twice"):
+        check_layers([[1, 1], [0, 2]], None, None, 3)
 
 
 def test_dask_engine_trains_a_layered_map_like_the_cpu():
