@@ -730,6 +730,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             return float(1.0 - self.grid_.are_neighbours(two[:, 0], two[:, 1]).mean())
         return metrics.topographic_error(X, self.codebook_, self.grid_)
 
+    def _check_imputes(self) -> None:
+        if self.missing != "ignore":
+            raise ValueError(
+                "impute needs a map built with missing='ignore' (this one has "
+                f"missing={self.missing!r}); refit with KSOM(missing='ignore')."
+            )
+
     def impute(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
 
@@ -737,11 +744,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``; rows
         without NaN are returned unchanged (a copy).
         """
-        if self.missing != "ignore":
-            raise ValueError(
-                "impute needs a map built with missing='ignore' (this one has "
-                f"missing={self.missing!r}); refit with KSOM(missing='ignore')."
-            )
+        self._check_imputes()
         X = self._validate_for_inference(X)
         spec = self._fitted_layers()
         if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)

@@ -216,6 +216,23 @@ def test_inference_with_an_empty_row_chunk(params):
         np.testing.assert_allclose(distances.compute(), memory_som.transform(X), rtol=1e-12)
 
 
+def test_impute_is_lazy_on_dask_arrays():
+    """It used to compute the whole array on the client and return NumPy."""
+    X = make_data(np.float64)
+    X[::7, 1] = np.nan
+    Xd = da.from_array(X, chunks=((500, 0, 77, 623), (N_FEATURES,)))
+    with dask.config.set(scheduler="synchronous"):
+        som = DaskKSOM(grid=GRID, n_epochs=2, random_state=0, missing="ignore").fit(Xd)
+        filled = som.impute(Xd)
+        assert isinstance(filled, da.Array) and filled.chunks == Xd.chunks
+        np.testing.assert_array_equal(filled.compute(), som.to_ksom().impute(X))
+        dense = DaskKSOM(grid=GRID, n_epochs=1, random_state=0).fit(
+            da.from_array(make_data(np.float64), chunks=CHUNK)
+        )
+        with pytest.raises(ValueError, match="impute needs a map built with missing='ignore'"):
+            dense.impute(Xd)
+
+
 def test_local_scheduler_without_a_cluster():
     """No Client needed: the same result on dask's synchronous scheduler."""
     X = make_data(np.float64)

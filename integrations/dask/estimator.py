@@ -141,6 +141,15 @@ class DaskKSOM(KSOM):
         check_is_fitted(self, "codebook_")
         return predict_lazily(validate_dask(self, X, reset=False), self.to_ksom())
 
+    def impute(self, X: Any) -> Any:
+        """``X`` with each NaN filled from its row's BMU (``KSOM.impute``); a dask array, of
+        the same chunks, for dask input (computed chunk by chunk, not on the client)."""
+        if not _is_dask_array(X):
+            return super().impute(X)
+        self._check_imputes()
+        X, model = self._inference_input(X)
+        return X.map_blocks(tasks.impute_block, model, dtype=X.dtype, meta=np.empty((0, 0), X.dtype))
+
     def transform(self, X: Any) -> Any:
         """Distances of each row to every unit, (n_samples, K); a dask array for dask input."""
         if not _is_dask_array(X):

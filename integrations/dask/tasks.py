@@ -24,6 +24,7 @@ __all__ = [
     "predict_block",
     "transform_block",
     "bmu_coordinates_block",
+    "impute_block",
     "chunk_quantization_error",
     "chunk_topographic_error",
     "sum_weighted",
@@ -98,6 +99,13 @@ def transform_block(block: np.ndarray, model) -> np.ndarray:
     if block.shape[0] == 0:
         return np.empty((0, model.codebook_.shape[0]), dtype=model.codebook_.dtype)
     return model.transform(block)
+
+
+def impute_block(block: np.ndarray, model) -> np.ndarray:
+    """The block with each NaN filled from its row's BMU (``KSOM.impute``)."""
+    if block.shape[0] == 0:
+        return block.copy()
+    return model.impute(block)
 
 
 def bmu_coordinates_block(block: np.ndarray, model) -> np.ndarray:
