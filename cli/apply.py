@@ -58,6 +58,8 @@ def predict(model: str, data: str | None, **options: Any) -> None:
     if supervised_info(loaded) is not None:  # a map trained with --target: the predicted target
         from ._supervised import load_features, predict_target, write_predictions
 
+        if output is not None and output != "-":  # before any work: the predictions are text
+            check_output(output, force, suffixes=(".csv", ".tsv", ".txt"))
         X, _, _ = load_features(loaded, data, input_kwargs(options))
         write_predictions(predict_target(loaded, X), str(supervised_info(loaded)["target"]), output, force)
         return

@@ -208,3 +208,14 @@ def test_commands_for_unsupervised_maps_refuse_a_supervised_one(tmp_path, comman
     res = run(command, model, *args)
     assert res.exit_code == 2
     assert f"is a supervised map (fitted with --target 'kind'); somvq {command} works on maps" in res.output
+
+
+def test_predictions_are_text_and_the_extension_is_checked_first(tmp_path):
+    X, labels = _small(tmp_path)
+    path = tmp_path / "d.csv"
+    path.write_text(_table(X, labels, ",", header=True))
+    model = tmp_path / "m.npz"
+    assert run("fit", path, "--target", "kind", "--epochs", "2", "-q", "-o", model).exit_code == 0
+    res = run("predict", model, path, "-o", tmp_path / "p.npy")
+    assert res.exit_code == 2 and "use one of .csv, .tsv, .txt" in res.output
+    assert not (tmp_path / "p.npy").exists()
