@@ -150,9 +150,10 @@ def _shared_options(function: Callable) -> Callable:
 
 
 def _config(**options: Any):
+    """The run's TrainConfig; inconsistent options are usage errors (exit 2), before any work."""
     from somvq.integrations.vqvae import TrainConfig
 
-    return TrainConfig(
+    config = TrainConfig(
         dataset=options["dataset"],
         data_dir=options["data_dir"],
         n_samples=options["n_samples"],
@@ -173,6 +174,11 @@ def _config(**options: Any):
         update=options.get("update", "all"),
         seed=options.get("seed", 0),
     )
+    try:
+        config.check()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return config
 
 
 @click.group()

@@ -267,6 +267,27 @@ def test_cli_errors(tmp_path):
     if not torch.cuda.is_available():
         result = run("vqvae", "train", *CLI_TINY, "--steps", "1", "--device", "cuda", "-o", tmp_path)
         assert result.exit_code == 1 and "CUDA is not available" in result.output
+    # inconsistent options: usage errors before any work (data errors after loading, before)
+    result = run("vqvae", "train", "--dataset", "digits", "--grid", "3x3", "--steps", "1", "-o", tmp_path)
+    assert result.exit_code == 2 and "grid (3, 3) has 9 units, but codebook_size=128" in result.output
+    result = run(
+        "vqvae",
+        "train",
+        "--dataset",
+        "digits",
+        "--n-samples",
+        100,
+        "--val-size",
+        200,
+        "--steps",
+        "1",
+        "-o",
+        tmp_path,
+    )
+    assert (
+        result.exit_code == 2
+        and "validation_size=200 leaves no training images out of n_samples=100" in result.output
+    )
     assert not (tmp_path / "checkpoint.pt").exists()
 
 

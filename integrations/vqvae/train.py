@@ -137,6 +137,20 @@ class TrainConfig:
             raise ValueError(f"time_budget={self.time_budget} must be > 0 seconds.")
         if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} is not 'cpu' or 'cuda'.")
+        if self.grid is not None and math.prod(self.grid) != self.codebook_size:
+            raise ValueError(
+                f"grid {tuple(self.grid)} has {math.prod(self.grid)} units, but "
+                f"codebook_size={self.codebook_size}; they must agree."
+            )
+        if (
+            self.n_samples is not None
+            and isinstance(self.validation_size, int)
+            and self.validation_size >= self.n_samples
+        ):
+            raise ValueError(
+                f"validation_size={self.validation_size} leaves no training images out of "
+                f"n_samples={self.n_samples}."
+            )
 
 
 @dataclass
