@@ -53,6 +53,14 @@ def suite_metrics(som: Any, X: Any, *, n_neighbors: int = 5, sample: int | None 
         X = X[complete]
     if sample is None and X.shape[0] > SUITE_SAMPLE:
         sample = SUITE_SAMPLE
+    if X.shape[0] <= 2 * n_neighbors:
+        import click
+
+        click.echo(
+            f"note: trustworthiness and neighbourhood preservation need more than 2 x {n_neighbors} "
+            f"rows (--n-neighbors {n_neighbors}); the data has {X.shape[0]}: they are left out (nan).",
+            err=True,
+        )
     values = metrics.quality_suite(
         X, som.codebook_, som.grid_, n_neighbors=n_neighbors, sample=sample, random_state=0
     )

@@ -66,6 +66,10 @@ def test_evaluate_all(model_file, csv_file):
     assert text.exit_code == 0 and "trustworthiness (k=5)" in text.output and "20 sampled rows" in text.output
     plain = run("evaluate", model_file, csv_file)
     assert "trustworthiness" not in plain.output
+    # k too large for the rows: the nan is explained (it was printed without a word)
+    few = run("evaluate", model_file, csv_file, "--all", "--n-neighbors", 50)
+    assert few.exit_code == 0 and "trustworthiness (k=50)" in few.output
+    assert "need more than 2 x 50 rows (--n-neighbors 50); the data has 90" in few.output
 
 
 def test_plot_and_report_draw_clusters(tmp_path, model_file):
