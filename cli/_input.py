@@ -283,7 +283,9 @@ def _check_finite(
             + (
                 "inf is never a missing value."
                 if missing
-                else "remove or impute them first (or fit with --missing ignore)."
+                else "remove or impute them first"
+                # --missing ignore takes NaN, never inf: suggest it only when no inf is there
+                + ("." if np.isinf(X).any() else " (or fit with --missing ignore).")
             )
         )
 

@@ -559,8 +559,11 @@ def test_unreadable_content_is_a_data_error(tmp_path, monkeypatch):
         ("1,2\n3,4,5\n", ["line 2", "3 fields, expected 2"]),
         ("a,b\n1,2\n3,x\n", ["non-numeric value 'x'", "line 3", "'b'"]),
         ("a,b\n1,2\n3,\n", ["empty field", "line 3"]),
-        ("a,b\n1,2\n3,nan\n", ["nan or infinite", "line 3", "'b'"]),
-        ("a,b\n1,inf\n", ["nan or infinite", "line 2"]),
+        ("a,b\n1,2\n3,nan\n", ["nan or infinite", "line 3", "'b'", "or fit with --missing ignore"]),
+        (
+            "a,b\n1,inf\n",
+            ["nan or infinite", "line 2", "impute them first."],
+        ),  # no --missing hint: it refuses inf
         ("", ["empty"]),
         ("a,b\n", ["no data rows"]),
         ('a,b\n1,"2\n', ["malformed csv"]),
