@@ -78,6 +78,15 @@ def check_writable(directory: str | Path, param_hint: str) -> None:
     os.unlink(probe)
 
 
+def axis_names(ndim: int) -> list[str]:
+    """Column names of a grid position in the output tables (predict, cluster)."""
+    if ndim == 1:
+        return ["position"]
+    if ndim == 2:
+        return ["row", "col"]
+    return [f"axis{i}" for i in range(ndim)]
+
+
 def _shortest(value: float) -> str:
     """``repr(value)`` (the shortest text of the float64), without a trailing ``.0``."""
     text = repr(value)

@@ -10,18 +10,10 @@ from ._errors import library_errors
 from ._input import load_input
 from ._model import load_model
 from ._options import input_kwargs, input_options, output_options
-from ._output import check_output, write_table
+from ._output import axis_names, check_output, write_table
 
 MODEL = click.Path(exists=True, dir_okay=False)
 DATA = click.Path(exists=True, dir_okay=False, allow_dash=True)
-
-
-def _axis_names(ndim: int) -> list[str]:
-    if ndim == 1:
-        return ["position"]
-    if ndim == 2:
-        return ["row", "col"]
-    return [f"axis{i}" for i in range(ndim)]
 
 
 @click.command()
@@ -72,7 +64,7 @@ def predict(model: str, data: str | None, **options: Any) -> None:
         parts, names = [bmus[:, None]], ["bmu"]
         if options["coordinates"]:
             parts.append(np.asarray(som.grid_.indices[bmus]))
-            names += _axis_names(som.grid_.ndim)
+            names += axis_names(som.grid_.ndim)
         if options["distance"]:
             if np.isnan(X).any():  # the masked distance over the observed features
                 from somvq.missing import masked_assign

@@ -10,7 +10,7 @@ from ._errors import library_errors
 from ._input import load_input
 from ._model import load_model
 from ._options import input_kwargs, input_options, output_options
-from ._output import check_output, write_table
+from ._output import axis_names, check_output, write_table
 
 METHODS = ("agglomerative", "kmeans", "umatrix")
 
@@ -68,11 +68,7 @@ def cluster(
     kwargs = input_kwargs(options)
     if data is None and kwargs["dataset"] is None:
         positions = np.asarray(som.grid_.indices)
-        names = (
-            ["unit"]
-            + (["row", "col"] if som.grid_.ndim == 2 else [f"axis{i}" for i in range(som.grid_.ndim)])
-            + ["cluster"]
-        )
+        names = ["unit"] + axis_names(som.grid_.ndim) + ["cluster"]
         table = np.hstack([np.arange(som.grid_.n_units)[:, None], positions, clusters[:, None]]).astype(
             np.int64
         )
