@@ -185,10 +185,13 @@ def test_the_memory_estimate_bounds_the_real_peak(params):
 # ------------------------------------------------------------------ refusing up front
 def test_check_parameters_refuses_a_grid_larger_than_memory():
     with pytest.raises(
-        ValueError, match=r"grid=100000x100000 \(10000000000 units\) needs about .* GiB .*available here"
+        ValueError, match=r"grid=40000x40000 \(1600000000 units\) needs about .* GiB .*available here"
     ):
-        KSOM(grid=(100000, 100000)).check_parameters()
+        KSOM(grid=(40000, 40000)).check_parameters()
     KSOM(grid=(120, 120)).check_parameters()  # separable: fine
+    # beyond 2^31 - 1 units the grid itself is refused (its unit count wrapped around int64)
+    with pytest.raises(ValueError, match=r"10000000000 units, more than the 2147483647"):
+        KSOM(grid=(100000, 100000)).check_parameters()
 
 
 def test_a_dense_fit_beyond_memory_is_refused_before_allocating(monkeypatch):
@@ -230,9 +233,9 @@ def test_cli_refuses_a_huge_grid_as_a_usage_error(tmp_path):
     data = tmp_path / "d.csv"
     np.savetxt(data, np.random.default_rng(5).normal(size=(60, 3)), delimiter=",")
     result = CliRunner().invoke(
-        main, ["fit", str(data), "--grid", "100000x100000", "-q", "-o", str(tmp_path / "m.npz")]
+        main, ["fit", str(data), "--grid", "40000x40000", "-q", "-o", str(tmp_path / "m.npz")]
     )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "grid=100000x100000" in lines[-1] and "GiB" in lines[-1]
+    assert "grid=40000x40000" in lines[-1] and "GiB" in lines[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
