@@ -19,22 +19,6 @@ from ._errors import DataError, library_errors
 #: A numeric target with at most this many distinct integer values is a class label.
 MAX_CLASS_LEVELS = 20
 
-#: The KSOM parameters the supervised estimators take (``somvq fit --target`` refuses the
-#: options of the others rather than dropping them).
-SUPERVISED_PARAMETERS = (
-    "grid",
-    "topology",
-    "neighbourhood",
-    "radius",
-    "algorithm",
-    "n_epochs",
-    "init",
-    "backend",
-    "random_state",
-    "missing",
-    "max_missing",
-)
-
 
 def choose_task(labels: Any, task: str | None) -> str:
     """ "classify" for text, or integer values with <= MAX_CLASS_LEVELS levels; else "regress"."""
@@ -61,7 +45,9 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
 
     from somvq import KSOMClassifier, KSOMRegressor
 
-    params = {k: v for k, v in som_params.items() if k in SUPERVISED_PARAMETERS}
+    # every option of somvq fit is a parameter of both supervised estimators (tested)
+    taken = KSOMClassifier().get_params()
+    params = {k: v for k, v in som_params.items() if k in taken}
     if task == "classify":
         est = KSOMClassifier(**params)
         est.fit(X, np.asarray([str(v) for v in labels], dtype=object))

@@ -310,18 +310,7 @@ def fit(data: str | None, **options: Any) -> None:
 
     som = build_estimator(options)
     if target is not None:
-        from ._supervised import SUPERVISED_PARAMETERS, fit_and_save
-
-        ignored = [
-            name
-            for name, value in options.items()
-            if value is not None and _PARAMETERS[name] not in SUPERVISED_PARAMETERS
-        ]
-        if ignored:
-            raise click.UsageError(
-                f"--target fits a KSOMClassifier / KSOMRegressor, which does not take "
-                f"{', '.join('--' + name.replace('_', '-') for name in ignored)}; drop the option(s)."
-            )
+        from ._supervised import fit_and_save
 
         fit_and_save(som, data, target, task, source, scaling_method, model_path, output, output_dir, quiet)
         return

@@ -21,12 +21,26 @@ from sklearn.utils.validation import column_or_1d
 
 from . import algorithms, missing
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from .estimator import KSOM
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
 from .neighbourhoods import NEIGHBOURHOODS
 from .parameters import ALGORITHMS, BACKENDS, MIN_RADIUS
 
 __all__ = ["KSOMClassifier", "KSOMRegressor"]
+
+#: KSOM parameters the supervised maps pass to their map unchanged (the others above are
+#: their own: the map's layers, weights and predict_layers are set by the estimator).
+_MAP_PARAMETERS = (
+    "periodic",
+    "radius_final",
+    "radius_schedule",
+    "shrink",
+    "learning_rate",
+    "batch_size",
+    "decay",
+    "tol",
+)
 
 _SHARED_DOC = """
     Parameters
@@ -59,6 +73,8 @@ _SHARED_DOC = """
     max_missing : float in [0, 1], default=0.5
         With ``missing="ignore"``: training rows missing more than this fraction of their
         inputs are an error naming them.
+    periodic, radius_final, radius_schedule, shrink, learning_rate, batch_size, decay, tol
+        Passed to the map unchanged, with :class:`somvq.KSOM`'s defaults and meaning.
 
     Attributes
     ----------
@@ -83,6 +99,8 @@ class _XYF(BaseEstimator):
         "random_state": ["random_state"],
         "missing": [StrOptions({"error", "ignore"})],
         "max_missing": [Interval(Real, 0, 1, closed="both")],
+        # passed to the map as they are: KSOM's own constraints
+        **{name: KSOM._parameter_constraints[name] for name in _MAP_PARAMETERS},
     }
 
     def __init__(
@@ -100,6 +118,14 @@ class _XYF(BaseEstimator):
         random_state: Any = None,
         missing: str = "error",
         max_missing: float = 0.5,
+        periodic: Any = False,
+        radius_final: float | None = None,
+        radius_schedule: str | None = None,
+        shrink: float = 0.1,
+        learning_rate: float | str = 0.5,
+        batch_size: int = 256,
+        decay: float | str = "auto",
+        tol: float | None = None,
     ) -> None:
         self.grid = grid
         self.topology = topology
@@ -113,6 +139,14 @@ class _XYF(BaseEstimator):
         self.random_state = random_state
         self.missing = missing
         self.max_missing = max_missing
+        self.periodic = periodic
+        self.radius_final = radius_final
+        self.radius_schedule = radius_schedule
+        self.shrink = shrink
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.decay = decay
+        self.tol = tol
 
     def _validate_xy(self, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         """``validate_data`` of ``fit``: NaN allowed in X (only) with ``missing="ignore"``."""
@@ -135,8 +169,6 @@ class _XYF(BaseEstimator):
         return tags
 
     def _fit_map(self, X: np.ndarray, Y: np.ndarray) -> None:
-        from .estimator import KSOM
-
         n_x, n_y = X.shape[1], Y.shape[1]
         weights = [_balanced(X), self.y_weight * _balanced(Y)]
         if weights[0] == 0 and weights[1] == 0:
@@ -156,6 +188,7 @@ class _XYF(BaseEstimator):
             predict_layers=[0],
             missing=self.missing,
             max_missing=self.max_missing,
+            **{name: getattr(self, name) for name in _MAP_PARAMETERS},
         ).fit(np.hstack([X, Y.astype(X.dtype)]))
         self._n_x = n_x
 

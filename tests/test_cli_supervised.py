@@ -161,16 +161,33 @@ def _table(X, y, delimiter, header):
     return "\n".join(lines) + "\n"
 
 
-def test_options_the_supervised_maps_do_not_take_are_refused(tmp_path):
+def test_every_map_option_reaches_the_supervised_map(tmp_path):
+    """--periodic, --shrink, --learning-rate, --batch-size, --decay and --tol were dropped
+    silently with --target: the supervised estimators did not take them."""
+    from somvq import KSOMClassifier, KSOMRegressor
+    from somvq.cli.fit import _PARAMETERS
+
+    for estimator in (KSOMClassifier(), KSOMRegressor()):
+        assert set(_PARAMETERS.values()) <= set(estimator.get_params())
     X, labels = _small(tmp_path)
     path = tmp_path / "d.csv"
     path.write_text(_table(X, labels, ",", header=True))
-    res = run(
-        "fit", path, "--target", "kind", "--periodic", "--shrink", "0.9", "-q", "-o", tmp_path / "m.npz"
-    )
-    assert res.exit_code == 2
-    assert "does not take --periodic, --shrink; drop the option(s)" in res.output
-    assert not (tmp_path / "m.npz").exists()
+    model = tmp_path / "m.npz"
+    args = [
+        "--periodic",
+        "--shrink",
+        "0.9",
+        "--algorithm",
+        "minibatch",
+        "--batch-size",
+        "8",
+        "--decay",
+        "0.9",
+    ]
+    res = run("fit", path, "--target", "kind", "--grid", "4x4", "--epochs", "2", *args, "-q", "-o", model)
+    assert res.exit_code == 0, res.output
+    som = load(model)
+    assert som.periodic is True and som.shrink == 0.9 and som.batch_size == 8 and som.decay == 0.9
 
 
 def test_an_empty_target_field_is_named(tmp_path):
