@@ -24,6 +24,7 @@ dtype, so float32 data stays float32 in the hot path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -440,13 +441,40 @@ def online_pass_inplace(
         int(t0),
     )
     if mode is None:
-        _online_pass_kernel(*args)
+        run_online_scaled(lambda Xs, Ws: _online_pass_kernel(Xs, Ws, *args[2:]), X, codebook)
         return
     from ._kernels.cpu_online import online_pass_grid
 
     shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
     periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
-    online_pass_grid(*args, mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64))
+    grid_args = (mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64))
+    run_online_scaled(lambda Xs, Ws: online_pass_grid(Xs, Ws, *args[2:], *grid_args), X, codebook)
+
+
+#: The online passes rank units by direct float64 distances: below this magnitude their
+#: squares lose bits to subnormals, then underflow to ties (every row to unit 0).
+_ONLINE_TINY = 2.0**-256
+
+
+def run_online_scaled(run, X: np.ndarray, codebook: np.ndarray) -> None:
+    """``run(X, codebook)`` (an online pass updating ``codebook`` in place), with a float64
+    ``X`` and codebook whose largest magnitude lies below 2^-256 first scaled by the power
+    of two that brings it to [1, 2), and the codebook scaled back after. The online update
+    ``w += rate h (x - w)`` commutes with a power-of-two scaling, so where nothing is
+    subnormal this is the same bits; where the squares would underflow, the winners are
+    those of the exact distances."""
+    scale = 1.0
+    if X.dtype == np.float64 and X.size and codebook.size:
+        with np.errstate(invalid="ignore"):
+            peak = max(float(np.nanmax(np.abs(X))), float(np.max(np.abs(codebook))))
+        if 0.0 < peak < _ONLINE_TINY:
+            scale = math.ldexp(1.0, 1 - math.frexp(peak)[1])
+    if scale == 1.0:
+        run(X, codebook)
+        return
+    scaled = codebook * scale
+    run(X * scale, scaled)
+    codebook[:] = scaled / scale
 
 
 _NO_DISTANCES = np.zeros((1, 1))

@@ -220,6 +220,12 @@ def label_units(som: Any, X: Any, y: Any, *, fill: str | None = None) -> np.ndar
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional (one label per row), got shape {y.shape}.")
+    if y.size and y.dtype.kind in "uf" and np.all(np.isfinite(y)) and y.max() > np.iinfo(np.int64).max:
+        # the result is int64 (-1 for empty units): a larger label would wrap around
+        raise ValueError(
+            f"y holds the label {y.max().item()!r}, beyond int64's range (the labels are returned as int64); "
+            "encode them with LabelEncoder."
+        )
     if y.dtype.kind not in "iub":
         if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
@@ -264,9 +270,13 @@ def fill_from_neighbours(unit_labels: Any, grid: Grid) -> np.ndarray:
         if not pick.any():
             return labels
         r, lab = rows[pick], labels[cols[pick]]
-        # most frequent label per empty unit, smallest on ties: sort by (unit, label), count runs
-        key = np.unique(r.astype(np.int64) * (lab.max() + 1) + lab, return_counts=True)
-        units, values, count = key[0] // (lab.max() + 1), key[0] % (lab.max() + 1), key[1]
+        # most frequent label per empty unit, smallest on ties: sort by (unit, label), count
+        # runs. Labels enter the key by their rank among the present ones (not their value:
+        # unit * (max label + 1) overflowed int64 for labels above ~9e18 / K)
+        present, rank = np.unique(lab, return_inverse=True)
+        width = present.size
+        key = np.unique(r.astype(np.int64) * width + rank.ravel(), return_counts=True)
+        units, values, count = key[0] // width, present[key[0] % width], key[1]
         order = np.lexsort((values, -count, units))
         units, values = units[order], values[order]
         first = np.r_[True, units[1:] != units[:-1]]

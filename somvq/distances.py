@@ -128,7 +128,9 @@ def reference_frame(codebook: np.ndarray) -> Frame:
             Wc = W - centre.astype(np.float64)
             norm2 = np.einsum("ij,ij->i", Wc, Wc)
         radius = math.sqrt(float(norm2.max()))
-    if not np.isfinite(radius):  # float64 codebooks beyond 1e154: bound from max |w_kj|
+    if not np.isfinite(radius) or radius == 0.0:
+        # float64 codebooks beyond 1e154 (the norms overflow) or spread below ~1e-162 (they
+        # underflow to 0; 0 also for identical units, which keep it): bound from max |w_kj|
         Wc = W if centre is None else W - centre.astype(np.float64)
         radius = float(np.max(np.abs(Wc))) * math.sqrt(W.shape[1])
     return Frame(centre, choose_scale(radius, dtype))

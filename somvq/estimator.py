@@ -657,7 +657,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         )
         if ignore:
             missing.check_missing(X, 1.0)  # inf and all-NaN rows; any fraction maps
-        return cast(np.ndarray, X if X.dtype == self.codebook_.dtype else X.astype(self.codebook_.dtype))
+        if X.dtype == self.codebook_.dtype:
+            return cast(np.ndarray, X)
+        with np.errstate(over="ignore"):
+            converted = X.astype(self.codebook_.dtype)
+        if np.isinf(converted).any():  # X itself is finite: the map's dtype cannot hold it
+            raise ValueError(
+                f"X holds values up to {float(np.nanmax(np.abs(X))):.3g} in absolute value, beyond "
+                f"the map's {self.codebook_.dtype} (its largest is {np.finfo(self.codebook_.dtype).max:.3g}); "
+                "the map was fitted on float32 data: refit it on float64 data for such values."
+            )
+        return cast(np.ndarray, converted)
 
     def _assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BMU and squared distance of validated rows: masked when (and only when) X holds NaN."""

@@ -8,6 +8,7 @@ offset and scale), computed block by block: memory is O(block * K), never O(N * 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -243,6 +244,10 @@ def distortion(
     from .neighbourhoods import neighbourhood_weights
 
     X, codebook = _check_data("distortion", X, codebook, grid)
+    from .parameters import MIN_RADIUS
+
+    if not (isinstance(radius, (int, float, np.integer, np.floating)) and MIN_RADIUS <= radius < math.inf):
+        raise ValueError(f"distortion: radius={radius!r} must be a real number >= {MIN_RADIUS} (and finite).")
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
         bmu = sq.argmin(axis=1)

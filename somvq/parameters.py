@@ -345,8 +345,8 @@ class EarlyStopping:
 
     After each epoch, with ``m`` its mean squared error (measured during the pass) and
     ``m_prev`` the previous epoch's: the epoch counts as "no change" when the schedule is
-    settled (:func:`schedule_settled` at the step reached) and ``m_prev - m < tol * m_prev``;
-    any other epoch resets the count. The fit stops after ``n_iter_no_change`` consecutive
+    settled (:func:`schedule_settled` at the step reached) and ``m_prev - m < tol * m_prev``
+    (or both are 0); any other epoch resets the count. The fit stops after ``n_iter_no_change`` consecutive
     "no change" epochs. So a fit never stops while the radius is still large.
     """
 
@@ -362,7 +362,9 @@ class EarlyStopping:
 
     def stop(self, t: float, mse: float) -> bool:
         """Record an epoch that ended at step ``t`` with error ``mse``; True to stop now."""
-        flat = self.previous is not None and self.previous - mse < self.tol * self.previous
+        previous = self.previous
+        # an error already 0 cannot fall by a fraction of itself: 0 after 0 is "no change"
+        flat = previous is not None and (previous - mse < self.tol * previous or previous == mse == 0.0)
         if flat and schedule_settled(self.neighbourhood, t, self.t_end):
             self.count += 1
         else:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from somvq import KSOM, distances, metrics
+from somvq import KSOM, algorithms, distances, metrics
 from somvq._kernels import cpu_bmu
 
 from .naive import brute_force_squared_distances, clear_rows
@@ -334,3 +334,35 @@ def test_non_finite_codebook_does_not_raise_in_the_search():
             warnings.simplefilter("error", RuntimeWarning)
             cpu_bmu.best_matching_units(X, W, None, bmu, sq)
         assert np.isnan(sq).all() and ((bmu >= 0) & (bmu < 4)).all()
+
+
+# ------------------------------------------------------------------ tiny float64 data
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
+@pytest.mark.parametrize("holes", [False, True])
+def test_fits_below_1e_154_are_the_same_map_scaled(algorithm, holes):
+    """Found by an adversarial pass: with every value below ~1e-162 the squared norms of the
+    frame underflowed to 0 (radius 0, scale 1), every distance was 0 and every row went to
+    unit 0. Scaled by a power of two, a fit is now the very same map, bit for bit."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    if holes:
+        X[::5, 1] = np.nan
+    W0 = np.nan_to_num(X[:9])
+    params = dict(grid=(3, 3), n_epochs=2, random_state=0, algorithm=algorithm, batch_size=8)
+    params.update(missing="ignore", max_missing=1.0)
+    reference = KSOM(init=W0, **params).fit(X)
+    for scale in (2.0**-600, 2.0**-1000):
+        som = KSOM(init=W0 * scale, **params).fit(X * scale)
+        np.testing.assert_array_equal(som.codebook_ / scale, reference.codebook_)
+        np.testing.assert_array_equal(som.predict(X * scale), reference.predict(X))
+        assert np.unique(som.labels_).size > 1
+
+
+def test_the_frame_of_a_codebook_below_1e_162():
+    W = np.random.default_rng(1).normal(size=(20, 4)) * 2.0**-700
+    frame = distances.reference_frame(W)
+    assert frame.scale == 2.0**698  # the radius (~2^-698) brought to [1, 2)
+    X = W[np.random.default_rng(2).integers(0, 20, 50)] + 2.0**-706
+    np.testing.assert_array_equal(
+        algorithms.assign(X, W)[0], brute_force_squared_distances(X * 2.0**700, W * 2.0**700).argmin(1)
+    )

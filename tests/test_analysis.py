@@ -214,3 +214,17 @@ def test_fill_keeps_all_empty_and_label_bad_input():
 def test_top_level_names_are_lazy():
     assert somvq.cluster_units is cluster_units and somvq.label_units is label_units
     assert somvq.cluster_samples is cluster_samples
+
+
+def test_labels_of_any_size_that_int64_holds():
+    """unit * (max label + 1) overflowed int64 for labels above ~9e18 / K (fill gave garbage),
+    and uint64 labels >= 2^63 came back negative (found by an adversarial pass)."""
+    X = np.zeros((10, 2))
+    som = KSOM(grid=(1, 4), neighbourhood="none", init=np.array([[0.0, 0], [5, 5], [6, 6], [7, 7]])).fit(X)
+    np.testing.assert_array_equal(label_units(som, X, np.full(10, 2**62), fill="neighbours"), [2**62] * 4)
+    for y in (np.full(10, 2**63 + 5, dtype=np.uint64), np.full(10, 1e19)):
+        with pytest.raises(ValueError, match="beyond int64's range"):
+            label_units(som, X, y)
+    np.testing.assert_array_equal(
+        label_units(som, X, np.full(10, 7, dtype=np.uint64), fill="neighbours"), [7] * 4
+    )

@@ -241,3 +241,14 @@ def test_saved_model_files_have_normal_permissions(tmp_path, X):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_float32_map_refuses_float64_rows_beyond_float32(X):
+    """They were cast to inf with only a RuntimeWarning: every winner 0, score -inf."""
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X.astype(np.float32))
+    rows = np.zeros((2, X.shape[1]))
+    rows[0, 0] = 1e39
+    for method in (som.predict, som.transform, som.score):
+        with pytest.raises(ValueError, match=r"X holds values up to 1e\+39 .* beyond the map's float32"):
+            method(rows)
+    assert som.predict(np.zeros((1, X.shape[1]))).shape == (1,)

@@ -122,3 +122,13 @@ def test_auto_decay_follows_the_rule_and_lands_near_batch(name):
     assert auto.quantization_error(X) <= 1.1 * batch
     with pytest.raises(ValueError, match="decay"):
         KSOM(algorithm="minibatch", decay="fast").fit(X)
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "online"])
+def test_an_error_of_exactly_zero_counts_as_no_change(algorithm):
+    """m_prev - m < tol * m_prev is 0 < 0 when both are 0: fits that reached a zero error
+    ran every epoch (found by an adversarial pass)."""
+    X = np.repeat(np.eye(3), 10, axis=0)
+    som = KSOM(grid=(1, 3), neighbourhood="none", init=np.eye(3), algorithm=algorithm, n_epochs=50, tol=1e-3)
+    som.set_params(n_iter_no_change=2).fit(X)
+    assert som.n_iter_ == 3

@@ -314,3 +314,11 @@ def test_inconsistent_arguments_are_named(call, match):
     X = np.random.default_rng(0).normal(size=(30, 3))
     with pytest.raises(ValueError, match=match):
         call(X, X[:6].copy())
+
+
+@pytest.mark.parametrize("radius", [0.0, -1.0, 1e-300, float("nan"), float("inf")])
+def test_distortion_refuses_a_radius_the_map_would_refuse(radius):
+    """0 or 1e-300 raised ZeroDivisionError; -1 was accepted (growing weights)."""
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.raises(ValueError, match=r"distortion: radius=.* must be a real number >= 1e-100"):
+        metrics.distortion(X, X[:4].copy(), Grid((2, 2)), radius=radius)

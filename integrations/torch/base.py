@@ -299,7 +299,8 @@ def reference_frame(codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     Centre: the codebook mean when its squared norm exceeds the codebook's mean squared
     radius around it, else the origin (chosen with ``torch.where``, not a Python branch).
     Scale: ``2^-e`` (``2^e <= R < 2^(e+1)``, R the largest centred norm, or
-    ``sqrt(D) max |w_kj - c_j|`` where the squared norms overflow) when R lies outside
+    ``sqrt(D) max |w_kj - c_j|`` where the squared norms overflow or underflow to 0) when R
+    lies outside
     ``[1/r, r]``, else 1.
     """
     w64 = codebook.detach().to(torch.float64)
@@ -309,9 +310,10 @@ def reference_frame(codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     centre = torch.where(offset > spread, mean, torch.zeros_like(mean)).to(codebook.dtype)
     framed = (codebook.detach() - centre).to(torch.float64)
     radius = (framed * framed).sum(1).max().sqrt()
-    # float64 codebooks beyond ~1e154: the squares overflow, bound from max |w_kj| (the core's)
+    # float64 codebooks beyond ~1e154 (the squares overflow) or spread below ~1e-162 (they
+    # underflow to 0): bound from max |w_kj - c_j|, as the core's frame does
     bound = framed.abs().max() * math.sqrt(framed.shape[1])
-    radius = torch.where(torch.isfinite(radius), radius, bound)
+    radius = torch.where(torch.isfinite(radius) & (radius > 0), radius, bound)
     limit = _UNSCALED_RANGE.get(codebook.dtype, 2.0**30)
     exponent = torch.frexp(radius)[1]
     power = torch.ldexp(torch.ones_like(radius), 1 - exponent)
@@ -327,8 +329,8 @@ def best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Ten
     ``||w'||^2 - 2 x'.w'`` in the rows' dtype, in the codebook's :func:`reference_frame`
     (centred, power-of-two scaled), picks the ``RERANK_CANDIDATES`` (8) best units of each
     row; those are re-ranked by direct float64 distances ``sum_j (x_j - w_j)^2`` (the
-    differences times the frame's scale where it is below 1, so that a float64 codebook
-    beyond ~1e154 still compares finite squares). The result
+    differences times the frame's power-of-two scale, so that a float64 codebook beyond
+    ~1e154 or below ~1e-162 still compares finite, non-zero squares). The result
     is the exact argmin whenever the true winner is among the 8: always unless more than
     7 other units lie within the expanded form's error bound of it
     (``somvq.distances.expanded_form_error``: ~1e-6 (D + 4) of ``(||x'|| + R)^2`` in
@@ -346,12 +348,13 @@ def best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Ten
     candidates = scores.topk(n_candidates, dim=1, largest=False).indices
     rows64 = rows.to(torch.float64)
     codes64 = codebook.to(torch.float64)
-    # differences scaled down as in the frame (exact powers of two), so that the squares of
-    # a codebook beyond ~1e154 stay finite; a scale above 1 is not applied (it could overflow)
-    shrink = torch.clamp(scale64, max=1.0)
-    exact = torch.stack(
-        [(((rows64 - codes64[candidates[:, m]]) * shrink) ** 2).sum(1) for m in range(n_candidates)], dim=1
-    )
+    # the differences times the frame's scale (an exact power of two), so that the squares of
+    # a codebook beyond ~1e154 stay finite and those below ~1e-162 do not underflow to ties;
+    # a row whose scaled squares overflow (far outside a tiny codebook) compares them unscaled
+    diffs = [rows64 - codes64[candidates[:, m]] for m in range(n_candidates)]
+    scaled = torch.stack([((d * scale64) ** 2).sum(1) for d in diffs], dim=1)
+    plain = torch.stack([(d * d).sum(1) for d in diffs], dim=1)
+    exact = torch.where(torch.isfinite(scaled).all(1, keepdim=True), scaled, plain)
     best = exact.min(1, keepdim=True).values
     winner = torch.where(exact == best, candidates, n_units).min(1).values
     # a row without a comparable candidate (NaN input) keeps the expanded form's best

@@ -322,8 +322,8 @@ def prepare_frame(codebook, mean, centre, aug, limit, frame):
     (:func:`~somvq.distances.choose_scale`) a power of two when the radius ``max_k ||w'_k||``
     leaves ``[1 / limit, limit]``. ``aug`` gets ``[-2 W' | ||w'||^2]`` (:func:`fill_augmented`)
     and ``frame[RADIUS]`` the radius in the frame. When the norms overflow float64 (a float64
-    codebook beyond ~1e154), the radius is bounded by ``sqrt(D) max |w_kj - c_j|`` to choose
-    the scale. ``frame[FINITE]`` is 0 when no finite radius exists (a codebook holding inf
+    codebook beyond ~1e154) or underflow to 0 (spread below ~1e-162), the radius is bounded
+    by ``sqrt(D) max |w_kj - c_j|`` to choose the scale. ``frame[FINITE]`` is 0 when no finite radius exists (a codebook holding inf
     or NaN): its searches then take the plain argmin, and the mini-batch pass stops.
     """
     n_units, n_features = codebook.shape
@@ -337,8 +337,9 @@ def prepare_frame(codebook, mean, centre, aug, limit, frame):
     radius = math.sqrt(fill_augmented(codebook, centre, 1.0, aug))
     frame[CENTRED] = 1.0 if centred else 0.0
     frame[SCALE] = 1.0
-    if not math.isfinite(radius):
-        # norms beyond float64 (values > 1e154), or a non-finite codebook
+    if not math.isfinite(radius) or radius == 0.0:
+        # norms beyond float64 (values > 1e154), a non-finite codebook, or norms that
+        # underflow to 0 (a float64 codebook spread below ~1e-162; 0 for identical units)
         largest = 0.0
         for k in range(n_units):
             for j in range(n_features):

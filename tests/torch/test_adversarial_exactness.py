@@ -63,19 +63,21 @@ def test_reference_frame_is_the_cores(offset, scale, dtype):
     assert float(frame_scale) == frame.scale
 
 
-@pytest.mark.parametrize("offset,scale", [(0.0, 1e200), (1e200, 1e199), (0.0, 1e300)])
+@pytest.mark.parametrize("offset,scale", [(0.0, 1e200), (1e200, 1e199), (0.0, 1e300), (0.0, 1e-200)])
 def test_float64_codebooks_beyond_1e154(offset, scale):
-    """Squared norms overflow there: the frame bounds the radius as the core does, and the
-    winners are the brute force's on the same values scaled by 2^-700 (where it is finite)."""
+    """Squared norms overflow there (or, below 1e-162, underflow to 0): the frame bounds
+    the radius as the core does, and the winners are the brute force's on the same values
+    scaled by 2^-700 (2^+700 for the tiny ones) where it is finite."""
     W = _data(5, 30, 6, offset, scale, np.float64)
     X = _data(6, 300, 6, offset, scale, np.float64)
     centre, frame_scale = base.reference_frame(torch.from_numpy(W))
     frame = distances.reference_frame(W)
-    assert float(frame_scale) == frame.scale < 1.0
+    assert float(frame_scale) == frame.scale != 1.0
     expected_centre = np.zeros(6) if frame.centre is None else frame.centre
     np.testing.assert_array_equal(centre.numpy(), expected_centre)
     got = base.GridQuantizer._best_matching_units(torch.from_numpy(X), torch.from_numpy(W)).numpy()
-    ref = brute_force_squared_distances(np.ldexp(X, -700), np.ldexp(W, -700))
+    shift = -700 if scale > 1 else 700
+    ref = brute_force_squared_distances(np.ldexp(X, shift), np.ldexp(W, shift))
     ok = clear_rows(ref)
     assert ok.mean() > 0.9
     np.testing.assert_array_equal(got[ok], ref.argmin(1)[ok])
