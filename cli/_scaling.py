@@ -16,27 +16,6 @@ from ._errors import DataError
 METHODS = ("none", "standardize", "minmax")
 
 
-def _moments(X: Any, nan: bool) -> tuple[Any, Any]:
-    """Per-column mean and standard deviation (float64, over the observed entries with
-    ``nan``). Columns whose squares overflow (values beyond ~1e154) are recomputed in
-    units of a power of two near their largest value (exact scaling: the same values,
-    finite), without copying the other columns."""
-    import numpy as np
-
-    mean_of, std_of = (np.nanmean, np.nanstd) if nan else (np.mean, np.std)
-    mean = np.asarray(mean_of(X, axis=0, dtype=np.float64))
-    std = np.asarray(std_of(X, axis=0, dtype=np.float64))
-    for j in np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(std)):
-        column = np.asarray(X[:, j], dtype=np.float64)
-        peak = float(np.nanmax(np.abs(column))) if nan else float(np.max(np.abs(column)))
-        if not np.isfinite(peak):  # an all-NaN column: no statistics (scale 1, offset 0)
-            continue
-        unit = np.ldexp(1.0, np.frexp(peak)[1] - 1)
-        mean[j] = mean_of(column / unit) * unit
-        std[j] = std_of(column / unit) * unit
-    return mean, std
-
-
 @dataclass
 class Scaling:
     """A per-feature affine map; ``method="none"`` is the identity."""
@@ -53,6 +32,8 @@ class Scaling:
         """
         import numpy as np
 
+        from somvq._moments import column_moments
+
         if method == "none":
             return cls()
         if method not in METHODS:
@@ -60,7 +41,7 @@ class Scaling:
         nan = bool(np.isnan(X).any())  # missing values: statistics of the observed entries
         with np.errstate(over="ignore", invalid="ignore"):
             if method == "standardize":
-                offset, scale = _moments(X, nan)
+                offset, scale = column_moments(X, nan=nan)
             else:
                 offset = (np.nanmin if nan else np.min)(X, axis=0).astype(np.float64)
                 scale = (np.nanmax if nan else np.max)(X, axis=0).astype(np.float64) - offset

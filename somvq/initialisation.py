@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._moments import column_moments
 from ._validation import check_training_range
 from .grids import Grid
 from .missing import check_observed_columns
@@ -50,8 +51,7 @@ def initial_codebook(
     if method == "normal":
         codebook = rng.standard_normal((n_units, n_features))
     elif method == "random":
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
+        mean, std = column_moments(X)  # right at any magnitude (X.std underflows below 1e-154)
         codebook = mean + std * rng.standard_normal((n_units, n_features))
     elif method == "sample":
         if n_samples < n_units:

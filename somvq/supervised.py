@@ -10,7 +10,6 @@ Y layer's is multiplied by ``y_weight``. See docs/supervised.md.
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 from typing import Any, cast
 
@@ -20,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from . import algorithms, missing
+from ._moments import column_moments
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from .estimator import KSOM
 from .grids import TOPOLOGIES
@@ -299,18 +299,13 @@ class KSOMRegressor(RegressorMixin, _XYF):
         """Train the map on ``X`` and the standardized ``y``; returns self."""
         X, y = self._validate_xy(X, y, y_numeric=True)
         y = column_or_1d(y, warn=True).astype(np.float64)
-        # Standardised in units of a power of two near max |y| (exact: the same bits as
-        # plain y.mean() / y.std() in the usual range), so that |y| beyond ~1e154 does not
-        # overflow the variance to inf (which made every prediction NaN).
-        unit = math.ldexp(1.0, math.frexp(float(np.max(np.abs(y))))[1] - 1)  # <= max |y|: finite
-        scaled = y / unit
-        mean = float(scaled.mean())
-        std = float(scaled.std())
-        if not std > 0:
-            std = 1.0 / unit  # constant y: scale 1
-        self.y_mean_ = mean * unit
-        self.y_scale_ = std * unit
-        self._fit_map(X, ((scaled - mean) / std)[:, None])
+        # y.mean() / y.std()'s bits in the usual range, and finite, non-zero moments for |y|
+        # beyond ~1e154 (the variance overflowed: NaN predictions) or below ~1e-154 (it
+        # underflowed: the target was ignored)
+        mean, std = (float(v[0]) for v in column_moments(y[:, None]))
+        self.y_mean_ = mean
+        self.y_scale_ = std if std > 0 else 1.0
+        self._fit_map(X, ((y - self.y_mean_) / self.y_scale_)[:, None])
         return self
 
     def predict(self, X: Any) -> np.ndarray:

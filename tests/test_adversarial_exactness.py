@@ -366,3 +366,13 @@ def test_the_frame_of_a_codebook_below_1e_162():
     np.testing.assert_array_equal(
         algorithms.assign(X, W)[0], brute_force_squared_distances(X * 2.0**700, W * 2.0**700).argmin(1)
     )
+
+
+def test_the_default_initialisation_below_1e_154():
+    """init="random" drew the units around X.std(), which underflowed to 0 below ~1e-154:
+    every unit started at the mean (found by an adversarial pass)."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    reference = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X)
+    for scale in (2.0**-600, 2.0**-1000):
+        som = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X * scale)
+        np.testing.assert_array_equal(som.codebook_ / scale, reference.codebook_)

@@ -1,0 +1,35 @@
+"""Per-column mean and standard deviation that stay right at any float64 magnitude.
+
+``X.std()`` squares the values: beyond ~1e154 the squares overflow (the deviation is inf)
+and for a spread below ~1e-154 they underflow (it is 0). Such columns are recomputed in
+units of a power of two near their largest value, an exact scaling, so every other column
+keeps the plain ``X.mean`` / ``X.std`` bits. Used by the random initialisation, the
+regressor's target standardisation and the command line's ``--standardize``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` of each column of a 2-D ``X`` in float64, over the observed (non-NaN)
+    entries with ``nan``; finite for every finite column (an all-NaN column gives NaN)."""
+    mean_of, std_of = (np.nanmean, np.nanstd) if nan else (np.mean, np.std)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        mean = np.array(mean_of(X, axis=0, dtype=np.float64), dtype=np.float64, ndmin=1)
+        std = np.array(std_of(X, axis=0, dtype=np.float64), dtype=np.float64, ndmin=1)
+    suspect = np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(std) | (std == 0.0))
+    for j in suspect:
+        column = np.asarray(X[:, j], dtype=np.float64)
+        if nan:
+            column = column[~np.isnan(column)]
+        if column.size == 0 or not np.all(np.isfinite(column)) or column.min() == column.max():
+            continue  # no entry, a non-finite one, or truly constant: the plain values stand
+        unit = math.ldexp(1.0, math.frexp(float(np.max(np.abs(column))))[1] - 1)
+        scaled = column / unit
+        mean[j] = scaled.mean() * unit
+        std[j] = scaled.std() * unit
+    return mean, std
