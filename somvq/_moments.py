@@ -16,11 +16,22 @@ import numpy as np
 
 def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, std)`` of each column of a 2-D ``X`` in float64, over the observed (non-NaN)
-    entries with ``nan``; finite for every finite column (an all-NaN column gives NaN)."""
-    mean_of, std_of = (np.nanmean, np.nanstd) if nan else (np.mean, np.std)
+    entries with ``nan``; finite for every finite column (an all-NaN column gives NaN).
+
+    ``X`` may also be an engine's device data with ``mean`` / ``std`` methods (the CUDA
+    engine's ``DeviceData``): its moments are then the plain ones (the CUDA engine refuses
+    data at such magnitudes)."""
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        mean = np.array(mean_of(X, axis=0, dtype=np.float64), dtype=np.float64, ndmin=1)
-        std = np.array(std_of(X, axis=0, dtype=np.float64), dtype=np.float64, ndmin=1)
+        if nan:
+            mean = np.nanmean(X, axis=0, dtype=np.float64)
+            std = np.nanstd(X, axis=0, dtype=np.float64)
+        else:
+            mean = X.mean(axis=0, dtype=np.float64)
+            std = X.std(axis=0, dtype=np.float64)
+    mean = np.array(mean, dtype=np.float64, ndmin=1)
+    std = np.array(std, dtype=np.float64, ndmin=1)
+    if not isinstance(X, np.ndarray):
+        return mean, std
     suspect = np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(std) | (std == 0.0))
     for j in suspect:
         column = np.asarray(X[:, j], dtype=np.float64)

@@ -105,3 +105,16 @@ def test_cuda_estimator_far_from_the_origin():
     np.testing.assert_array_equal(som.labels_[ok], ref.argmin(1)[ok])
     np.testing.assert_array_equal(som.predict(X)[ok], ref.argmin(1)[ok])
     assert som.quantization_error(X) == pytest.approx(np.sqrt(ref.min(1)).mean(), rel=1e-6)
+
+
+def test_data_too_small_for_the_device_distances_is_refused():
+    """Below ~1e-154 the kernels' float64 squares underflow: every row went to unit 0
+    (found by an adversarial pass). The CPU trains such data exactly; CUDA refuses it."""
+    X = _data(7, 40, 3, 0.0, 1.0, np.float64) * 1e-200
+    with pytest.raises(ValueError, match=r"largest value is .*e-200: backend='cuda' ranks units by direct"):
+        KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(X)
+    # float32 data this small cannot exist; small float32 values are re-ranked in float64
+    small = _data(7, 40, 3, 0.0, 1e-30)
+    som = KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(small)
+    ref = brute_force_squared_distances(small, som.codebook_)
+    np.testing.assert_array_equal(som.labels_[clear_rows(ref)], ref.argmin(1)[clear_rows(ref)])

@@ -170,6 +170,27 @@ def _copy_to_host(device) -> np.ndarray:
     return out.copy_to_host()
 
 
+#: The CUDA kernels rank units by direct float64 sums of squared differences (no frame):
+#: with every value below ~1e-154 the squares underflow and every distance ties.
+_SMALLEST_PEAK = 1e-140
+
+
+def _check_device_range(host: np.ndarray) -> None:
+    """Refuse float64 training data too small for the CUDA kernels' direct distances (the
+    CPU engine scales such data by a power of two and trains the same map)."""
+    if host.dtype != np.float64 or host.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        peak = float(np.nanmax(np.abs(host)))
+    if 0.0 < peak < _SMALLEST_PEAK:
+        raise ValueError(
+            f"the training data's largest value is {peak:.3g}: backend='cuda' ranks units by "
+            "direct float64 squared distances, which underflow below ~1e-154 and would all tie. "
+            "Rescale the data (e.g. standardize it), or use backend='cpu', which trains the same "
+            "map at any scale."
+        )
+
+
 def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: bool = False) -> DeviceData:
     """The CUDA twin of ``validate_data(estimator, X, dtype=[float64, float32], ...)``.
 
@@ -195,6 +216,7 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: 
         )
         if fitted_dtype is not None and host.dtype != fitted_dtype:
             host = host.astype(fitted_dtype)
+        _check_device_range(host)
         return DeviceData(_cuda().to_device(host), host)
 
     from ..._kernels import cuda_update
