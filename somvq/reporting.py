@@ -434,6 +434,14 @@ def report_html(
     table = unit_table(som, X, y, image_shape=image_shape, codebook=shown, _matches=matches)
     table["qe_text"] = ["-" if not np.isfinite(v) else f"{v:.4g}" for v in table["qe"]]
     table["hits_text"] = [str(int(h)) if h else "" for h in table["hits"]]
+    if "label" in table:
+        # the colour key: empty units by their hits, not by their label text (a real label
+        # may read "no hits"); the key of an empty unit is no label's text
+        real = {label for label, h in zip(table["label"], table["hits"]) if h}
+        empty_key = "no hits"
+        while empty_key in real:
+            empty_key = f"({empty_key})"
+        table["label_key"] = [label if h else empty_key for label, h in zip(table["label"], table["hits"])]
     hexagonal = grid.topology == "hexagonal"
     if hexagonal:  # axial coordinates of bokeh's hex tiles (pointy top)
         table["q"] = table["col"] - (table["row"] - (table["row"] & 1)) // 2
@@ -543,18 +551,18 @@ def report_html(
 
     # Labels.
     if "label" in table:
-        labels = sorted(set(table["label"]) - {"no hits"}, key=_natural_key)
+        labels = sorted(real, key=_natural_key)  # the labels of units with hits (above)
         if len(labels) <= 10:
             palette = list(Category10_10[: len(labels)])
         elif len(labels) <= 20:
             palette = list(Category20_20[: len(labels)])
         else:
             palette = [Turbo256[int(i)] for i in np.linspace(0, 255, len(labels))]
-        label_mapper = CategoricalColorMapper(factors=labels + ["no hits"], palette=palette + ["#eeeeee"])
+        label_mapper = CategoricalColorMapper(factors=labels + [empty_key], palette=palette + ["#eeeeee"])
         table_alpha = np.where(np.asarray(table["purity"]) > 0, 0.3 + 0.7 * np.asarray(table["purity"]), 1.0)
         source.data["alpha"] = table_alpha
         fig = map_figure("labels", "majority label (paler: mixed units)")
-        tiles(fig, fill_color={"field": "label", "transform": label_mapper}, fill_alpha="alpha")
+        tiles(fig, fill_color={"field": "label_key", "transform": label_mapper}, fill_alpha="alpha")
         fig.add_layout(ColorBar(color_mapper=label_mapper, title="label", width=12), "right")
         figures.append(fig)
 
@@ -613,7 +621,7 @@ title.text = "component plane: " + names[i];
     elif X is not None:
         description.append(f"{X.shape[0]} samples x {X.shape[1]} features")
     if y is not None:
-        description.append(f"{len(set(table['label']) - {'no hits'})} labels")
+        description.append(f"{len(set(map(str, np.asarray(y).tolist())))} labels")  # y's, not the winners
     header = Div(
         text=f"<h1 style='margin:0 0 4px 0;font-size:22px'>{heading}</h1>"
         f"<div class='somvq-grid'>{' &middot; '.join(description)}</div>"

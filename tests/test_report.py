@@ -86,6 +86,19 @@ def test_label_mix_lists_three_labels_then_the_rest():
     assert mix[0] == "a: 4 (40%), b: 3 (30%), c: 2 (20%), other: 1"
 
 
+def test_a_label_reading_no_hits_is_a_label(tmp_path):
+    """Units whose majority label was the text "no hits" were drawn grey like empty units,
+    and the header counted the units' majority labels instead of y's (found by an
+    adversarial pass)."""
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    som = KSOM(grid=(3, 3), n_epochs=1, random_state=0).fit(X)
+    path = reporting.report(som, X, ["no hits"] * 15 + ["a"] * 15, tmp_path / "r.html")
+    page = path.read_text()
+    assert "2 labels" in page and "(no hits)" in page  # the empty units' key, apart from the label
+    page = reporting.report(som, X, list("abcd") * 7 + ["a", "a"], tmp_path / "r4.html").read_text()
+    assert "4 labels" in page
+
+
 def test_without_data_the_training_hits_are_shown(data):
     X, _ = data
     som = fitted(X)
