@@ -303,6 +303,8 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
             )
         if X.shape[0] == 0:
             raise ValueError("X has no rows.")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold numbers, got dtype {X.dtype}.")
         if getattr(som, "missing", "error") == "ignore":
             from .missing import check_missing
 
@@ -315,6 +317,13 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y has shape {y.shape}; it needs one label per row of X ({X.shape[0]}).")
+        if y.dtype == object and not all(isinstance(v, (str, int, np.integer)) for v in y.tolist()):
+            bad = next(v for v in y.tolist() if not isinstance(v, (str, int, np.integer)))
+            raise ValueError(
+                f"y holds {bad!r}; labels must be text or integers (None and floats are not labels)."
+            )
+        if y.dtype == object and len({type(v) is str for v in y.tolist()}) > 1:
+            raise ValueError("y mixes text and integer labels; give one kind (e.g. all as text).")
         n_labels = np.unique(y).shape[0]
         if n_labels > MAX_LABELS:
             raise ValueError(
@@ -322,6 +331,10 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
                 "(bin a continuous target first)."
             )
     if image_shape is not None:
+        if isinstance(image_shape, str) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in image_shape
+        ):
+            raise ValueError(f"image_shape={image_shape!r} must be (height, width) as two integers.")
         image_shape = tuple(int(s) for s in image_shape)
         if len(image_shape) != 2 or min(image_shape) < 1 or image_shape[0] * image_shape[1] != n_features:
             raise ValueError(
@@ -334,11 +347,19 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
             raise ValueError(
                 f"clusters has shape {clusters.shape}; it needs one cluster per unit ({n_units})."
             )
+        if clusters.dtype.kind not in "iu":
+            raise ValueError(
+                f"clusters must be integer cluster numbers (somvq.cluster_units), got dtype {clusters.dtype}."
+            )
     if codebook is not None:
         codebook = np.asarray(codebook, dtype=np.float64)
         if codebook.shape != som.codebook_.shape:
             raise ValueError(f"codebook has shape {codebook.shape}, the map's is {som.codebook_.shape}.")
+        if not np.isfinite(codebook).all():
+            raise ValueError("codebook holds NaN or inf; the report draws finite unit vectors.")
     if feature_names is not None:
+        if isinstance(feature_names, str):
+            raise ValueError(f"feature_names={feature_names!r} must be a list of names, not one string.")
         feature_names = [str(name) for name in feature_names]
         if len(feature_names) != n_features:
             raise ValueError(f"{len(feature_names)} feature names for {n_features} features.")
@@ -404,6 +425,9 @@ def report_html(
 ) -> str:
     """The report of :func:`report` as an HTML string (see there for the parameters)."""
     require_bokeh()
+    for name, text in (("title", title), ("data_description", data_description)):
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"{name}={text!r} must be a str.")
     X, y, image_shape, clusters, codebook, feature_names = _check_inputs(
         som, X, y, image_shape, clusters, codebook, feature_names
     )

@@ -467,3 +467,27 @@ def test_old_bokeh_is_refused_with_the_extra_named(monkeypatch):
         reporting.ReportUnavailableError, match=r"bokeh 3 or later, found 2\.4\.3.*somvq\[report\]"
     ):
         reporting.require_bokeh()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"title": 123}, "title=123 must be a str"),
+        ({"feature_names": "abcd"}, "must be a list of names, not one string"),
+        ({"image_shape": "2x2"}, r"image_shape='2x2' must be \(height, width\) as two integers"),
+        ({"image_shape": (2.5, 1.6)}, "as two integers"),
+        ({"clusters": np.full(4, np.nan)}, "clusters must be integer cluster numbers"),
+        ({"y": [None] * 30}, "y holds None; labels must be text or integers"),
+    ],
+)
+def test_bad_report_arguments_are_named(kwargs, match):
+    """Found by an adversarial pass: these gave AttributeError / TypeError, or a page drawn
+    from truncated or meaningless values."""
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=match):
+        reporting.report_html(som, X, **kwargs)
+    codebook = som.codebook_.copy()
+    codebook[0, 0] = np.nan
+    with pytest.raises(ValueError, match="codebook holds NaN or inf"):
+        reporting.report_html(som, X, codebook=codebook)
