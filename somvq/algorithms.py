@@ -465,8 +465,8 @@ def run_online_scaled(run, X: np.ndarray, codebook: np.ndarray) -> None:
     those of the exact distances."""
     scale = 1.0
     if X.dtype == np.float64 and X.size and codebook.size:
-        with np.errstate(invalid="ignore"):
-            peak = max(float(np.nanmax(np.abs(X))), float(np.max(np.abs(codebook))))
+        with np.errstate(invalid="ignore"):  # max and min: no |X| temporary as large as X
+            peak = max(float(np.nanmax(X)), -float(np.nanmin(X)), float(np.max(np.abs(codebook))))
         if 0.0 < peak < _ONLINE_TINY:
             scale = math.ldexp(1.0, 1 - math.frexp(peak)[1])
     if scale == 1.0:
