@@ -9,9 +9,9 @@ regressor's target standardisation and the command line's ``--standardize``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from .distances import power_of_two_scale
 
 
 def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +39,8 @@ def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.
             column = column[~np.isnan(column)]
         if column.size == 0 or not np.all(np.isfinite(column)) or column.min() == column.max():
             continue  # no entry, a non-finite one, or truly constant: the plain values stand
-        unit = math.ldexp(1.0, math.frexp(float(np.max(np.abs(column))))[1] - 1)
-        scaled = column / unit
-        mean[j] = scaled.mean() * unit
-        std[j] = scaled.std() * unit
+        scale = power_of_two_scale(float(np.max(np.abs(column))))
+        scaled = column * scale
+        mean[j] = scaled.mean() / scale
+        std[j] = scaled.std() / scale
     return mean, std

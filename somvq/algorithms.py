@@ -24,11 +24,11 @@ dtype, so float32 data stays float32 in the hot path.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import distances
 from ._kernels import config as kernel_config
 from .neighbourhoods import (
     IdentitySmoothing,
@@ -451,24 +451,12 @@ def online_pass_inplace(
     run_online_scaled(lambda Xs, Ws: online_pass_grid(Xs, Ws, *args[2:], *grid_args), X, codebook)
 
 
-#: The online passes rank units by direct float64 distances: below this magnitude their
-#: squares lose bits to subnormals, then underflow to ties (every row to unit 0).
-_ONLINE_TINY = 2.0**-256
-
-
 def run_online_scaled(run, X: np.ndarray, codebook: np.ndarray) -> None:
-    """``run(X, codebook)`` (an online pass updating ``codebook`` in place), with a float64
-    ``X`` and codebook whose largest magnitude lies below 2^-256 first scaled by the power
-    of two that brings it to [1, 2), and the codebook scaled back after. The online update
-    ``w += rate h (x - w)`` commutes with a power-of-two scaling, so where nothing is
-    subnormal this is the same bits; where the squares would underflow, the winners are
-    those of the exact distances."""
-    scale = 1.0
-    if X.dtype == np.float64 and X.size and codebook.size:
-        with np.errstate(invalid="ignore"):  # max and min: no |X| temporary as large as X
-            peak = max(float(np.nanmax(X)), -float(np.nanmin(X)), float(np.max(np.abs(codebook))))
-        if 0.0 < peak < _ONLINE_TINY:
-            scale = math.ldexp(1.0, 1 - math.frexp(peak)[1])
+    """``run(X, codebook)`` (an online pass updating ``codebook`` in place), on float64
+    data and codebook below :data:`somvq.distances.TINY` scaled by
+    :func:`somvq.distances.underflow_scale` first, the codebook scaled back after: the
+    online passes rank units by direct float64 distances, whose squares would underflow."""
+    scale = distances.underflow_scale(X, codebook)
     if scale == 1.0:
         run(X, codebook)
         return

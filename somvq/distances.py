@@ -108,7 +108,56 @@ def choose_scale(radius: float, dtype: DTypeLike) -> float:
     limit = _unscaled_limit(dtype)
     if not math.isfinite(radius) or radius == 0.0 or (1.0 / limit <= radius <= limit):
         return 1.0  # a non-finite codebook has no frame: its distances are nan/inf
-    return math.ldexp(1.0, 1 - math.frexp(radius)[1])
+    return power_of_two_scale(radius)
+
+
+# The two helpers below use the ``math`` module only: the compiled kernels call the same
+# functions, compiled (``numba.njit`` of them, in :mod:`somvq._kernels.cpu_bmu`).
+def power_of_two_scale(magnitude: float) -> float:
+    """The power of two that brings a finite, positive ``magnitude`` into [1, 2).
+
+    ``2^(1 - e)`` for ``2^(e - 1) <= magnitude < 2^e``: multiplying by it changes only
+    exponents, so it is exact wherever nothing is subnormal, and dividing by it undoes it.
+    A subnormal ``magnitude`` (below 2^-1022) gets float64's largest power of two, 2^1023,
+    which brings it as far up as float64 allows (2^(1 - e) itself would be inf).
+    """
+    return math.ldexp(1.0, min(1 - math.frexp(magnitude)[1], 1023))
+
+
+def unscale_exponent(scale: float) -> int:
+    """``e`` with ``value / scale^2 == ldexp(value, e)`` for a power-of-two ``scale``.
+
+    Dividing by ``scale^2`` this way is exact, and overflows to inf or underflows as the
+    true quotient rounds; ``scale * scale`` itself leaves float64 (0 or inf) for scales
+    beyond ``2^-537`` and ``2^512``, which a float64 codebook spread over more than ~1e154
+    (or less than ~1e-162) has.
+    """
+    return -2 * (math.frexp(scale)[1] - 1)
+
+
+#: float64 data and codebooks whose largest magnitude lies below this are trained scaled
+#: by :func:`underflow_scale`: squared differences below ~2^-512 lose bits to subnormals,
+#: then underflow to 0 (every distance a tie).
+TINY = 2.0**-256
+
+
+def underflow_scale(X: np.ndarray, codebook: np.ndarray) -> float:
+    """1, or for float64 ``X`` and ``codebook`` whose largest magnitude (NaN in ``X``
+    ignored) lies below :data:`TINY` the :func:`power_of_two_scale` of it.
+
+    For the passes that rank units by direct float64 distances without a reference frame
+    (online, the layered masked search): run on ``X * s`` and ``codebook * s``, and divide
+    by ``s`` after. Kohonen's updates commute with a power-of-two scaling, so where
+    nothing is subnormal this gives the same bits; where the squares would underflow, the
+    winners of the exact distances.
+    """
+    if X.dtype != np.float64 or X.size == 0 or codebook.size == 0:
+        return 1.0
+    with np.errstate(invalid="ignore"):  # max and min: no |X| temporary as large as X
+        peak = max(float(np.nanmax(X)), -float(np.nanmin(X)), float(np.max(np.abs(codebook))))
+    if not 0.0 < peak < TINY:  # (a NaN codebook has no frame: nothing to scale)
+        return 1.0
+    return power_of_two_scale(peak)
 
 
 def reference_frame(codebook: np.ndarray) -> Frame:
@@ -177,17 +226,16 @@ def _direct(
         if scale != 1.0:
             diff *= scale
         out[start : start + step] = np.einsum("ij,ij->i", diff, diff)
-    _unscale(out, scale)
+    unscale_squares(out, scale)
     return out
 
 
-def _unscale(values: np.ndarray, scale: float) -> None:
-    """``values /= scale^2`` in place for a power-of-two ``scale``, exactly, as ``ldexp``:
-    ``scale * scale`` itself leaves float64 beyond scales of ``2^-537`` and ``2^512`` (a
-    float64 codebook spread over more than ~1e154 or less than ~1e-162)."""
+def unscale_squares(values: np.ndarray, scale: float) -> None:
+    """``values /= scale^2`` in place for a power-of-two ``scale``, exactly
+    (:func:`unscale_exponent`)."""
     if scale != 1.0:
         with np.errstate(over="ignore", under="ignore"):  # inf / 0: the true quotient, rounded
-            np.ldexp(values, -2 * (math.frexp(scale)[1] - 1), out=values)
+            np.ldexp(values, unscale_exponent(scale), out=values)
 
 
 def squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
@@ -236,7 +284,7 @@ def squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
             redo = ~(sq > bound)  # small entries, and any non-finite one
         rows, units = np.nonzero(redo)
         block = out[start : start + X64.shape[0]]
-        _unscale(sq, frame.scale)
+        unscale_squares(sq, frame.scale)
         block[...] = sq
         if rows.size:
             block[rows, units] = _direct(X64, W64, rows, units, frame.scale)

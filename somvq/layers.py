@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from . import distances
+
 __all__ = [
     "LAYER_DISTANCES",
     "Layers",
@@ -55,6 +57,35 @@ LAYER_DISTANCES = ("sqeuclidean", "tanimoto")
 #: unit), which the scaled working copy of a fit holds as ``0.5 s`` up to rounding, stays
 #: at 1/2 (bit 0) in training, in ``predict`` and in the definition alike.
 TANIMOTO_LEVEL = 0.5 * (1.0 + 1e-12)
+
+
+def scaled_level(scale: np.ndarray, dtype: Any) -> np.ndarray:
+    """:data:`TANIMOTO_LEVEL` in the scaled units of a fit's working copy, exactly.
+
+    Per column, the largest value ``v`` of ``dtype`` whose quotient ``v / s`` (``s`` the
+    column's scale in ``dtype``, divided in ``dtype``, as the fitted codebook is unscaled)
+    is not above :data:`TANIMOTO_LEVEL`. So ``w > level`` in scaled units is the very test
+    ``w / s > TANIMOTO_LEVEL`` that ``predict`` and the definition make on the fitted
+    codebook: ``0.5 s`` in float64, rounded, was not (a float32 ``s`` rounded up put a unit
+    of exactly 1/2 above it in training only).
+    """
+    dtype = np.dtype(dtype)
+    s = np.asarray(scale).astype(dtype)
+    level = (TANIMOTO_LEVEL * s.astype(np.float64)).astype(dtype)  # within an ulp or two
+    down, up = np.asarray(-np.inf, dtype=dtype), np.asarray(np.inf, dtype=dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):  # s = 0: a weight-0 layer's
+        for _ in range(64):
+            above = (level / s > TANIMOTO_LEVEL) & (s > 0)
+            if not above.any():
+                break
+            level = np.where(above, np.nextafter(level, down), level)
+        for _ in range(64):
+            nxt = np.nextafter(level, up)
+            fits = (nxt / s <= TANIMOTO_LEVEL) & (s > 0)
+            if not fits.any():
+                break
+            level = np.where(fits, nxt, level)
+    return level
 
 
 @dataclass(frozen=True)
@@ -176,6 +207,12 @@ def _check_binary(X: np.ndarray, columns, distances) -> None:
             )
 
 
+def _check_search_binary(X: np.ndarray, spec: Layers) -> None:
+    """The tanimoto layers that count in a search (weight > 0) hold 0/1 values."""
+    counted = [d if w > 0 else "left out" for d, w in zip(spec.distances, spec.weights)]
+    _check_binary(X, spec.columns, counted)
+
+
 def _layer_distance(Xl: np.ndarray, Cl: np.ndarray, dist: str) -> np.ndarray:
     """The per-layer distance matrix (n, K) of the definition (float64, written directly).
 
@@ -279,14 +316,14 @@ def search_codebook(
     """The codebook the BMU search compares the scaled rows with: scaled, tanimoto columns thresholded.
 
     ``scaled=True``: ``codebook`` is already in scaled units (a layered fit's working copy),
-    where the threshold 0.5 becomes ``0.5 s`` (both with the margin of :data:`TANIMOTO_LEVEL`).
+    where the threshold 0.5 becomes :func:`scaled_level` (the same test, exactly).
     """
     scale = column_scale(spec) if scale is None else scale
     out = codebook.astype(np.float64) if scaled else codebook.astype(np.float64) * scale
     if spec.has_tanimoto:
         mask = spec.tanimoto_mask()
-        threshold = TANIMOTO_LEVEL * scale[mask]
-        original = codebook[:, mask] > (threshold if scaled else TANIMOTO_LEVEL)
+        threshold = scaled_level(scale[mask], codebook.dtype) if scaled else TANIMOTO_LEVEL
+        original = codebook[:, mask] > threshold
         out[:, mask] = np.where(original, scale[mask], 0.0)
     return out.astype(codebook.dtype, copy=False)
 
@@ -295,10 +332,12 @@ def layered_assign(X: np.ndarray, codebook: np.ndarray, spec: Layers) -> tuple[n
     """BMU (int64) and layered distance (float64) of every row: the fast path of the definition.
 
     The rows and the search codebook are scaled per column once, then the exact BMU
-    kernel of :func:`somvq.algorithms.assign` runs on them.
+    kernel of :func:`somvq.algorithms.assign` runs on them. Tanimoto layers need 0/1
+    values, as in training (the fast path is the definition only for bits).
     """
     from . import algorithms
 
+    _check_search_binary(X, spec)
     scale = column_scale(spec)
     Xs = (X * scale.astype(X.dtype, copy=False)).astype(X.dtype, copy=False)
     return algorithms.assign(
@@ -399,11 +438,12 @@ class ScaledLayers:
         groups = self.groups
         return len(groups) == 1 and groups[0].size == self.spec.n_features
 
-    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def kernel_arrays(self, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``group`` (int64 (D,), -1: weight 0), ``level`` and ``high`` (float64 (D,)).
 
-        A tanimoto column's search value is ``high`` where the codebook is above ``level``
-        (``0.5 s_j``), else 0; other columns have ``level = nan`` (no threshold).
+        A tanimoto column's search value is ``high`` where the codebook (of ``dtype``) is
+        above ``level`` (:func:`scaled_level`, ~``0.5 s_j``), else 0; other columns have
+        ``level = nan`` (no threshold).
         """
         group = np.full(self.spec.n_features, -1, dtype=np.int64)
         level = np.full(self.spec.n_features, np.nan)
@@ -414,7 +454,7 @@ class ScaledLayers:
                 group[cols] = g
                 g += 1
             if dist == "tanimoto":
-                level[cols] = TANIMOTO_LEVEL * self.scale[cols]
+                level[cols] = scaled_level(self.scale[cols], dtype)
         return group, level, high
 
 
@@ -449,6 +489,11 @@ def layered_masked_assign(X: np.ndarray, V: np.ndarray, groups) -> tuple[np.ndar
     groups = tuple(np.asarray(g, dtype=np.int64) for g in groups)
     if len(groups) == 1 and groups[0].size == X.shape[1]:
         return masked_assign(X, V)
+    scale = distances.underflow_scale(X, np.asarray(V))
+    if scale != 1.0:  # the direct distances below would underflow: the winners of X * scale
+        bmu, sq = layered_masked_assign(X * scale, np.asarray(V) * scale, groups)
+        distances.unscale_squares(sq, scale)
+        return bmu, sq
     from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
 
     frames = [_MaskedFrame(np.ascontiguousarray(np.asarray(V)[:, cols])) for cols in groups]
@@ -507,8 +552,10 @@ def layered_predict_masked(
     """BMU and layered masked distance of rows with NaN (data units; ``spec``: the weights used).
 
     Layers of weight 0 (``predict_layers`` leaves them out) are ignored, NaN included;
-    every other layer needs one observed value per row (:func:`check_layer_missing`).
+    every other layer needs one observed value per row (:func:`check_layer_missing`), and
+    tanimoto layers 0/1 values.
     """
+    _check_search_binary(X, spec)
     scaled = ScaledLayers(spec, column_scale(spec))
     check_layer_missing(X, scaled.groups, 1.0)
     Xs = np.asarray(X, dtype=np.float64) * scaled.scale
@@ -533,13 +580,19 @@ def layered_online_pass(X: np.ndarray, order: np.ndarray, plan: Any, state: Any)
     from ._kernels.cpu_layered import layered_online_pass as kernel
 
     layers: ScaledLayers = plan.layers
-    group, level, high = layers.kernel_arrays()
+    group, level, high = layers.kernel_arrays(state.codebook.dtype)
     group_size = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
     codebook = np.array(state.codebook, order="C", copy=True)
     lr_code, lr_params = algorithms.learning_rate_parameters(plan.learning_rate)
     neighbourhood = plan.neighbourhood
+    # its direct distances would underflow below distances.TINY: a pass over X * scale
+    # (Kohonen's rule and the tanimoto thresholds commute with a power-of-two scaling)
+    scale = distances.underflow_scale(X, codebook)
+    if scale != 1.0:
+        codebook *= scale
+        level, high = level * scale, high * scale
     kernel(
-        np.ascontiguousarray(X),
+        np.ascontiguousarray(X if scale == 1.0 else X * scale),
         codebook,
         np.asarray(order, dtype=np.int64),
         group,
@@ -555,6 +608,8 @@ def layered_online_pass(X: np.ndarray, order: np.ndarray, plan: Any, state: Any)
         state.unit_counts,
         int(state.n_steps),
     )
+    if scale != 1.0:
+        codebook /= scale
     state.codebook = codebook
     state.n_steps += len(order)
     search = layers.search(codebook)

@@ -358,6 +358,65 @@ def test_fits_below_1e_154_are_the_same_map_scaled(algorithm, holes):
         assert np.unique(som.labels_).size > 1
 
 
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
+def test_layered_fits_with_holes_below_1e_154(algorithm):
+    """Layers with holes rank the units by direct distances summed layer by layer, with no
+    frame: below ~1e-162 they underflowed to 0 and every row went to unit 0 (batch,
+    mini-batch, online and predict). They now run on the data scaled by a power of two:
+    the very same map, bit for bit."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    X[::5, 1] = np.nan
+    W0 = np.nan_to_num(X[:9])
+    params = dict(grid=(3, 3), n_epochs=2, random_state=0, algorithm=algorithm, batch_size=8)
+    params.update(missing="ignore", layers=[[0], [1, 2]])
+    reference = KSOM(init=W0, **params).fit(X)
+    for scale in (2.0**-600, 2.0**-1000):
+        som = KSOM(init=W0 * scale, **params).fit(X * scale)
+        np.testing.assert_array_equal(som.codebook_ / scale, reference.codebook_)
+        np.testing.assert_array_equal(som.predict(X * scale), reference.predict(X))
+        assert np.unique(som.labels_).size > 1
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
+def test_subnormal_data_trains(algorithm):
+    """Data below 2^-1022 (subnormal): the power of two that brings it to [1, 2) is beyond
+    float64, so the online pass raised OverflowError ("math range error") and a batch fit
+    trained another map. The scale now stops at 2^1023. Such values carry ~14 bits here, so
+    the map is the one of the same values at a normal magnitude up to those bits (mini-batch's
+    EMA sums, subnormal themselves, lose a few more at every step)."""
+    rng = np.random.default_rng(0)
+    tiny = rng.normal(size=(60, 3)) * 2.0**-1060  # rounded to multiples of 2^-1074
+    X = np.ldexp(tiny, 1060)  # the same values, exactly, at a normal magnitude
+    params = dict(grid=(3, 3), n_epochs=2, random_state=0, algorithm=algorithm, batch_size=8)
+    reference = KSOM(init=X[:9], **params).fit(X)
+    som = KSOM(init=tiny[:9], **params).fit(tiny)
+    if algorithm == "minibatch":  # its map drifts by 0.06 here (a fit of unit-variance data)
+        np.testing.assert_allclose(np.ldexp(som.codebook_, 1060), reference.codebook_, atol=0.2)
+        return
+    np.testing.assert_array_equal(som.labels_, reference.labels_)
+    np.testing.assert_allclose(np.ldexp(som.codebook_, 1060), reference.codebook_, atol=2e-3)
+
+
+def test_power_of_two_scale():
+    """One definition for Python and the kernels: brings a magnitude into [1, 2) exactly;
+    a subnormal one as far as float64 allows."""
+    values = [1.0, 1.5, np.nextafter(2.0, 0.0), 3.0, 1e300, np.finfo(float).max, 2.0**-700]
+    values += [np.finfo(float).tiny, 1e-320, 5e-324]
+    for m in values:
+        s = distances.power_of_two_scale(m)
+        assert s == cpu_bmu.power_of_two_scale(m)
+        assert np.frexp(s)[0] == 0.5  # a power of two
+        if m >= np.finfo(float).tiny:
+            assert 1.0 <= m * s < 2.0
+        else:
+            assert s == 2.0**1023
+        e = distances.unscale_exponent(s)
+        assert e == cpu_bmu.unscale_exponent(s)
+        if 2.0**-500 < s < 2.0**500:  # where s * s is finite and normal
+            assert np.ldexp(3.0, e) == 3.0 / (s * s)
+
+
 def test_the_frame_of_a_codebook_below_1e_162():
     W = np.random.default_rng(1).normal(size=(20, 4)) * 2.0**-700
     frame = distances.reference_frame(W)

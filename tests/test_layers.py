@@ -290,3 +290,68 @@ def test_weights_that_overflow_the_scaled_data_are_refused(dtype, weight):
     with pytest.raises(ValueError, match="data scaled by the layer weights"):
         som.partial_fit(X)
     assert not hasattr(som, "codebook_")
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "online", "minibatch"])
+def test_float32_tanimoto_units_of_one_half_count_as_0_in_training_too(algorithm):
+    """The scaled threshold was ``0.5 s`` in float64 while the float32 working copy holds
+    ``0.5 float32(s)``: for a scale that rounds up in float32 (weight 5 on one column), a
+    unit of bits averaging exactly 1/2 was bit 1 in training and bit 0 in predict and the
+    definition, so labels_ disagreed with predict (found by an adversarial pass)."""
+    x0 = np.r_[np.zeros(4), np.ones(4)]
+    bits = np.r_[1, 1, 0, 0, 1, 1, 1, 1].astype(float)
+    X = np.c_[x0, bits]
+    init = np.array([[0.0, 0.5], [1.0, 1.0]])
+    fits = {}
+    for dtype in (np.float64, np.float32):
+        som = KSOM(
+            grid=(1, 2),
+            neighbourhood="none",
+            n_epochs=1,
+            init=init.astype(dtype),
+            algorithm=algorithm,
+            batch_size=8,
+            layers=[[0], [1]],
+            layer_weights=[1.0, 5.0],
+            layer_distances=["sqeuclidean", "tanimoto"],
+        ).fit(X.astype(dtype))
+        np.testing.assert_array_equal(som.labels_, som.predict(X.astype(dtype)))
+        fits[dtype] = som
+    np.testing.assert_array_equal(fits[np.float32].labels_, fits[np.float64].labels_)
+    rng = np.random.default_rng(10)
+    for seed in range(5):
+        Xr = np.c_[rng.normal(size=(40, 2)), np.eye(3)[rng.integers(0, 3, 40)], rng.random(40) < 0.5]
+        som = KSOM(
+            grid=(3, 3),
+            neighbourhood="none",
+            n_epochs=5,
+            random_state=seed,
+            algorithm=algorithm,
+            layers=[[0, 1], [2, 3, 4, 5]],
+            layer_weights=[1.0, 5.0],
+            layer_distances=["sqeuclidean", "tanimoto"],
+        ).fit(Xr.astype(np.float32))
+        np.testing.assert_array_equal(som.labels_, som.predict(Xr.astype(np.float32)))
+
+
+def test_predict_refuses_non_binary_tanimoto_values():
+    """fit refused them; predict answered, away from the definition (found by an
+    adversarial pass). A layer left out by predict_layers is not checked."""
+    X = _mixed(np.random.default_rng(0))
+    som = KSOM(
+        grid=(2, 2),
+        n_epochs=2,
+        random_state=0,
+        layers=LAYERS,
+        layer_distances=["sqeuclidean", "tanimoto"],
+        missing="ignore",
+    ).fit(X)
+    Q = X.copy()
+    Q[3, 4] = 0.25
+    with pytest.raises(ValueError, match=r"layer 1 uses the tanimoto distance.*holds 0.25 \(row 3"):
+        som.predict(Q)
+    Q[5, 0] = np.nan
+    with pytest.raises(ValueError, match=r"layer 1 uses the tanimoto distance.*holds 0.25"):
+        som.predict(Q)
+    som.set_params(predict_layers=[0])
+    assert som.predict(Q).shape == (X.shape[0],)

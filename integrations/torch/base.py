@@ -315,8 +315,10 @@ def reference_frame(codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     bound = framed.abs().max() * math.sqrt(framed.shape[1])
     radius = torch.where(torch.isfinite(radius) & (radius > 0), radius, bound)
     limit = _UNSCALED_RANGE.get(codebook.dtype, 2.0**30)
-    exponent = torch.frexp(radius)[1]
-    power = torch.ldexp(torch.ones_like(radius), 1 - exponent)
+    # somvq.distances.power_of_two_scale: 2^(1 - e), at most the dtype's largest power of two
+    # (a subnormal radius)
+    exponent = (1 - torch.frexp(radius)[1]).clamp(max=math.frexp(torch.finfo(codebook.dtype).max)[1] - 1)
+    power = torch.ldexp(torch.ones_like(radius), exponent)
     outside = (radius > 0) & ((radius > limit) | (radius < 1.0 / limit))
     scale = torch.where(outside, power, torch.ones_like(radius))
     return centre, scale

@@ -151,15 +151,10 @@ _RANK_SIGNATURES = [
 ]
 
 
-@njit(inline="always")
-def unscale_exponent(scale):
-    """``e`` with ``value / scale^2 == ldexp(value, e)`` for a power-of-two ``scale``.
-
-    :func:`unscaled` divides by ``scale^2`` this way: ``scale * scale`` itself leaves float64
-    (0 or inf) for scales beyond ``2^-537`` and ``2^512``, which a float64 codebook spread
-    over more than ~1e154 (or less than ~1e-162) has.
-    """
-    return -2 * (math.frexp(scale)[1] - 1)
+#: :func:`somvq.distances.unscale_exponent` and :func:`~somvq.distances.power_of_two_scale`,
+#: compiled (one definition for Python and the kernels).
+unscale_exponent = njit(inline="always")(distances.unscale_exponent)
+power_of_two_scale = njit(inline="always")(distances.power_of_two_scale)
 
 
 @njit(inline="always")
@@ -353,7 +348,7 @@ def prepare_frame(codebook, mean, centre, aug, limit, frame):
         return
     frame[FINITE] = 1.0
     if radius != 0.0 and not (1.0 / limit <= radius <= limit):
-        scale = math.ldexp(1.0, 1 - math.frexp(radius)[1])
+        scale = power_of_two_scale(radius)
         frame[SCALE] = scale
         frame[RADIUS] = math.sqrt(fill_augmented(codebook, centre, scale, aug))
 

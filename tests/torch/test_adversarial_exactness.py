@@ -114,3 +114,20 @@ def test_search_has_no_host_synchronisation():
             " if ",
         ):
             assert banned not in source.split('"""')[-1], (function.__name__, banned)
+
+
+@pytest.mark.parametrize("dtype,shift", [(np.float64, -1060), (np.float32, -140)])
+def test_subnormal_codebooks(dtype, shift):
+    """A codebook below the dtype's smallest normal number: the frame's scale 2^(1 - e)
+    was inf (the dtype's largest power of two is the limit now, as in the core), and
+    every winner came out of NaN scores."""
+    rng = np.random.default_rng(7)
+    W = np.ldexp(rng.normal(size=(16, 4)), shift).astype(dtype)
+    X = np.ldexp(rng.normal(size=(300, 4)), shift).astype(dtype)
+    got = base.GridQuantizer._best_matching_units(torch.from_numpy(X), torch.from_numpy(W)).numpy()
+    ref = brute_force_squared_distances(
+        np.ldexp(X.astype(np.float64), -shift), np.ldexp(W.astype(np.float64), -shift)
+    )
+    ok = clear_rows(ref)
+    assert ok.mean() > 0.9
+    np.testing.assert_array_equal(got[ok], ref.argmin(1)[ok])

@@ -91,7 +91,7 @@ def layer_groups(layers):
     if layers is None or layers.plain_masked:
         return None
     cuda = _cuda()
-    group = layers.kernel_arrays()[0]
+    group = layers.kernel_arrays(np.float64)[0]
     sizes = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
     return cuda.to_device(np.ascontiguousarray(group)), cuda.to_device(sizes)
 
@@ -105,7 +105,8 @@ def online_layer_arrays(layers, X, order):
     from ..._kernels import cuda_bmu
 
     cuda = _cuda()
-    group, level, high = (cuda.to_device(np.ascontiguousarray(a)) for a in layers.kernel_arrays())
+    arrays = layers.kernel_arrays(X.dtype)
+    group, level, high = (cuda.to_device(np.ascontiguousarray(a)) for a in arrays)
     sizes = cuda.to_device(np.asarray([cols.size for cols in layers.groups], dtype=np.float64))
     return group, level, high, cuda_bmu.layer_factors(as_device_array(X), order, group, sizes)
 
