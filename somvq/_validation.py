@@ -123,6 +123,24 @@ def check_training_range(
         )
 
 
+def in_map_dtype(X: np.ndarray, dtype: Any) -> np.ndarray:
+    """Checked rows (finite, NaN where missing) in a fitted map's ``dtype``: ``X`` itself
+    when it has it, else a cast; values beyond ``dtype`` (float64 rows for a float32 map)
+    are refused, naming the largest, not cast to inf with a RuntimeWarning."""
+    dtype = np.dtype(dtype)
+    if X.dtype == dtype:
+        return X
+    with np.errstate(over="ignore"):
+        converted = X.astype(dtype)
+    if np.isinf(converted).any():  # X itself is finite: the map's dtype cannot hold it
+        raise ValueError(
+            f"X holds values up to {float(np.nanmax(np.abs(X))):.3g} in absolute value, beyond "
+            f"the map's {dtype} (its largest is {np.finfo(dtype).max:.3g}); "
+            "the map was fitted on float32 data: refit it on float64 data for such values."
+        )
+    return converted
+
+
 def check_finite_codebook(estimator: Any, codebook: Any, X: Any = None) -> None:
     """Raise when a training call produced a codebook holding NaN or inf.
 

@@ -22,7 +22,12 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 from . import algorithms, distances, layers, metrics, missing, parameters
 from ._memory import check_fit_memory
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from ._validation import check_finite_codebook, check_training_range, restores_input_attributes
+from ._validation import (
+    check_finite_codebook,
+    check_training_range,
+    in_map_dtype,
+    restores_input_attributes,
+)
 from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
 from .initialisation import INIT_METHODS, initial_codebook
@@ -97,9 +102,14 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Passes over the data in ``fit``.
     batch_size : int, default=256
         Mini-batch size (``algorithm="minibatch"``).
-    decay : float or "auto", default=0.99
+    decay : float or "auto", default="auto"
         EMA decay gamma of mini-batch KSOM. ``"auto"``: ``max(0, 1 - 20 / S)`` with S the
-        fit's number of mini-batch steps (:func:`somvq.parameters.resolve_decay`).
+        fit's number of mini-batch steps (:func:`somvq.parameters.resolve_decay`). With
+        ``update="all"``, a unit that no row reaches (a kernel that is exactly 0 beyond its
+        radius: "none", "bubble", "triangle", "cut_gaussian") drifts to the origin once its
+        count decays to the scale of ``eps``: at once with decay 0 (fits of at most 20
+        steps), after ~0.6 S steps with "auto" (docs/analysis.md, "Mini-batch decay
+        default"); give ``decay=0.99``, ``update="written"`` or a gaussian kernel.
     init_count : float, default=1.0
         Initial EMA count N0 of every unit (mini-batch; the paper uses 0 or 1), and initial
         hit count for ``learning_rate="inverse_count"``.
@@ -646,6 +656,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
     # ------------------------------------------------------------------ inference
     def _validate_for_inference(self, X: Any) -> np.ndarray:
+        """Checked rows in the map's dtype (:meth:`_checked_rows`, :meth:`_in_map_dtype`)."""
+        return self._in_map_dtype(self._checked_rows(X))
+
+    def _checked_rows(self, X: Any) -> np.ndarray:
+        """``X`` validated for this fitted map, float32 kept (other types to float64)."""
         check_is_fitted(self, "codebook_")
         ignore = self.missing == "ignore"
         X = validate_data(
@@ -657,17 +672,11 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         )
         if ignore:
             missing.check_missing(X, 1.0)  # inf and all-NaN rows; any fraction maps
-        if X.dtype == self.codebook_.dtype:
-            return cast(np.ndarray, X)
-        with np.errstate(over="ignore"):
-            converted = X.astype(self.codebook_.dtype)
-        if np.isinf(converted).any():  # X itself is finite: the map's dtype cannot hold it
-            raise ValueError(
-                f"X holds values up to {float(np.nanmax(np.abs(X))):.3g} in absolute value, beyond "
-                f"the map's {self.codebook_.dtype} (its largest is {np.finfo(self.codebook_.dtype).max:.3g}); "
-                "the map was fitted on float32 data: refit it on float64 data for such values."
-            )
-        return cast(np.ndarray, converted)
+        return cast(np.ndarray, X)
+
+    def _in_map_dtype(self, X: np.ndarray) -> np.ndarray:
+        """Checked rows cast to the codebook's dtype; values beyond it are refused."""
+        return in_map_dtype(X, self.codebook_.dtype)
 
     def _assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BMU and squared distance of validated rows: masked when (and only when) X holds NaN."""
@@ -751,24 +760,26 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """``X`` with each NaN replaced by the corresponding entry of its row's BMU.
 
         The BMU is found with the masked distance over the row's observed features (layered
-        maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``; rows
-        without NaN are returned unchanged (a copy).
+        maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``. The
+        result has ``X``'s float dtype (integers: float64); observed entries, and rows
+        without NaN, are returned unchanged (a copy), whatever the map's dtype.
         """
         self._check_imputes()
-        X = self._validate_for_inference(X)
-        spec = self._fitted_layers()
-        if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
-            out = np.array(X, copy=True)
-            nan = np.isnan(out)
-            rows = np.flatnonzero(nan.any(axis=1))
-            if rows.size:
+        out = np.array(self._checked_rows(X), copy=True)
+        nan = np.isnan(out)
+        rows = np.flatnonzero(nan.any(axis=1))
+        if rows.size:
+            holed = self._in_map_dtype(out[rows])
+            spec = self._fitted_layers()
+            if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
                 spec = layers.select_layers(spec, self.predict_layers)
-                bmu = layers.layered_predict_masked(out[rows], self.codebook_, spec)[0]
-                filled = out[rows]
-                filled[nan[rows]] = self.codebook_.astype(out.dtype)[bmu][nan[rows]]
-                out[rows] = filled
-            return out
-        return missing.impute(X, self.codebook_)
+                bmu = layers.layered_predict_masked(holed, self.codebook_, spec)[0]
+            else:
+                bmu = missing.masked_assign(holed, self.codebook_)[0]
+            filled = out[rows]
+            filled[nan[rows]] = self.codebook_.astype(out.dtype)[bmu][nan[rows]]
+            out[rows] = filled
+        return out
 
     def umatrix(self) -> np.ndarray:
         """Mean distance of each unit's vector to its grid neighbours', in the grid's shape."""

@@ -52,7 +52,6 @@ __all__ = [
     "masked_pass",
     "mean_filled",
     "check_observed_columns",
-    "impute",
 ]
 
 MISSING_POLICIES = ("error", "ignore")
@@ -234,8 +233,11 @@ def masked_squared_distances(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     return out
 
 
-def _direct(X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """Masked squared distance of the pairs ``(rows[i], units[i])``, summed directly."""
+def masked_pair_distances(
+    X64: np.ndarray, W64: np.ndarray, rows: np.ndarray, units: np.ndarray
+) -> np.ndarray:
+    """Masked squared distance of the pairs ``(X64[rows[i]], W64[units[i]])``, summed
+    directly in float64 (rows without NaN: the plain squared distance, bit for bit)."""
     diff = X64[rows] - W64[units]
     observed = ~np.isnan(diff)
     diff = np.where(observed, diff, 0.0)
@@ -440,20 +442,6 @@ def masked_ema_update(
         new = np.where(written, total_sum / np.where(written, count, 1.0), codebook)
         return count, total_sum, new.astype(codebook.dtype, copy=False)
     raise ValueError(f"update={update!r} is not one of ('all', 'written').")
-
-
-def impute(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    """``X`` with each NaN replaced by the corresponding entry of its row's BMU (a copy)."""
-    out = np.array(X, copy=True)
-    nan = np.isnan(out)
-    rows = np.flatnonzero(nan.any(axis=1))
-    if rows.size:
-        bmu, _ = masked_assign(out[rows], codebook)
-        filled = out[rows]
-        sub = nan[rows]
-        filled[sub] = np.asarray(codebook, dtype=out.dtype)[bmu][sub]
-        out[rows] = filled
-    return out
 
 
 def check_observed_columns(values: np.ndarray, what: str) -> None:

@@ -189,21 +189,19 @@ def _label_mix(bmus: np.ndarray, y: np.ndarray, n_units: int) -> tuple[list[str]
 
 
 def _bmu_distances(som: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best-matching unit of every row of ``X`` and the row's distance to its vector.
+    """Best-matching unit of every row of ``X`` (``predict``'s: layered maps weigh their
+    layers) and the row's distance to its vector (rows with NaN, a ``missing="ignore"``
+    map: kohonen's masked distance, ``D / n_obs`` times the observed squares)."""
+    from .missing import masked_pair_distances
 
-    Rows with NaN (a ``missing="ignore"`` map): the masked search and distance, as ``predict``.
-    """
-    if np.isnan(X).any():
-        from .missing import masked_assign
-
-        bmus, sq = masked_assign(X, som.codebook_)
-        return bmus, np.sqrt(sq)
     bmus = np.asarray(som.predict(X), dtype=np.int64)
     centres = np.asarray(som.codebook_, dtype=np.float64)
     distances = np.empty(X.shape[0])
     for start in range(0, X.shape[0], 8192):  # rows at a time: no (n, d) temporary
-        block = np.asarray(X[start : start + 8192], dtype=np.float64) - centres[bmus[start : start + 8192]]
-        distances[start : start + 8192] = np.sqrt(np.einsum("ij,ij->i", block, block))
+        block = np.asarray(X[start : start + 8192], dtype=np.float64)
+        rows = np.arange(block.shape[0])
+        sq = masked_pair_distances(block, centres, rows, bmus[start : start + 8192])
+        distances[start : start + 8192] = np.sqrt(sq)
     return bmus, distances
 
 

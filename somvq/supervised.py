@@ -21,6 +21,7 @@ from sklearn.utils.validation import column_or_1d
 from . import algorithms, missing
 from ._moments import column_moments
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from ._validation import in_map_dtype
 from .estimator import KSOM
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
@@ -207,9 +208,9 @@ class _XYF(BaseEstimator):
         inputs = np.ascontiguousarray(codebook[:, : self._n_x])
         if ignore and missing.has_missing(X):
             missing.check_missing(X, 1.0)  # inf and rows with no observed input; any fraction maps
-            bmu = missing.masked_assign(X, inputs)[0]
+            bmu = missing.masked_assign(in_map_dtype(X, codebook.dtype), inputs)[0]
         else:
-            bmu = algorithms.assign(X.astype(codebook.dtype, copy=False), inputs)[0]
+            bmu = algorithms.assign(in_map_dtype(X, codebook.dtype), inputs)[0]
         return codebook[bmu, self._n_x :].astype(np.float64)
 
 

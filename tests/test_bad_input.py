@@ -1,10 +1,12 @@
 """Bad input gets a clear error that names the problem and the value; nothing half-written."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import somvq
-from somvq import KSOM
+from somvq import KSOM, KSOMClassifier, KSOMRegressor
 from somvq.exceptions import BackendUnavailableError, ModelFileError
 
 
@@ -252,3 +254,14 @@ def test_a_float32_map_refuses_float64_rows_beyond_float32(X):
         with pytest.raises(ValueError, match=r"X holds values up to 1e\+39 .* beyond the map's float32"):
             method(rows)
     assert som.predict(np.zeros((1, X.shape[1]))).shape == (1,)
+    # partial_fit cast them with a RuntimeWarning, then said "non-finite codebook"; the
+    # supervised maps answered (found by an adversarial pass)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"X holds values up to 1e\+39 .* beyond the map's float32"):
+            som.partial_fit(rows)
+        y = np.arange(X.shape[0]) % 2
+        for model in (KSOMClassifier(grid=(2, 2), n_epochs=1), KSOMRegressor(grid=(2, 2), n_epochs=1)):
+            model.fit(X.astype(np.float32), y)
+            with pytest.raises(ValueError, match=r"X holds values up to 1e\+39 .* beyond the map's float32"):
+                model.predict(rows)

@@ -544,3 +544,25 @@ def test_imputer_in_a_pipeline():
 )
 def test_imputer_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_impute_keeps_the_observed_values_of_another_dtype(layered):
+    """A float32 map given float64 rows rounded every observed value to float32 and
+    returned float32 (found by an adversarial pass): the docs say observed entries, and
+    rows without NaN, come back unchanged. The holes get the BMU's values."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3)) * 1e3 + 1e6
+    X[::5, 1] = np.nan
+    params = dict(grid=(3, 3), n_epochs=2, random_state=0, missing="ignore")
+    if layered:
+        params.update(layers=[[0], [1, 2]])
+    som = KSOM(**params).fit(X.astype(np.float32))
+    out = som.impute(X)
+    assert out.dtype == np.float64
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(out[observed], X[observed])
+    bmu = som.predict(X)
+    np.testing.assert_array_equal(out[~observed], som.codebook_.astype(np.float64)[bmu][~observed])
+    np.testing.assert_array_equal(som.impute(X[1:2]), X[1:2])
+    assert som.impute(X.astype(np.float32)).dtype == np.float32

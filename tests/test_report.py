@@ -491,3 +491,29 @@ def test_bad_report_arguments_are_named(kwargs, match):
     codebook[0, 0] = np.nan
     with pytest.raises(ValueError, match="codebook holds NaN or inf"):
         reporting.report_html(som, X, codebook=codebook)
+
+
+def test_unit_table_of_a_layered_map_with_holes_uses_the_bmus_of_predict():
+    """One NaN in X sent every row to the plain masked search, not predict's layered one
+    (found by an adversarial pass). The qe is kohonen's masked distance to that BMU."""
+    rng = np.random.default_rng(8)
+    X = np.hstack([rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) * 100])
+    X[::3, 0] = np.nan
+    som = KSOM(
+        grid=(4, 4),
+        random_state=0,
+        n_epochs=5,
+        missing="ignore",
+        layers=[[0, 1], [2, 3]],
+        layer_weights=[1.0, 1e-4],
+    ).fit(X)
+    table = reporting.unit_table(som, X)
+    bmu = som.predict(X)
+    np.testing.assert_array_equal(table["hits"], np.bincount(bmu, minlength=16))
+    diff = X - som.codebook_[bmu]
+    observed = ~np.isnan(diff)
+    sq = 4 / observed.sum(axis=1) * ((np.where(observed, diff, 0.0) ** 2) @ np.ones(4))
+    hits = np.bincount(bmu, minlength=16)
+    with np.errstate(invalid="ignore"):
+        expected = np.bincount(bmu, weights=np.sqrt(sq), minlength=16) / hits
+    np.testing.assert_allclose(table["qe"], expected, rtol=1e-12)

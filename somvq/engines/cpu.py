@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import algorithms, missing
 from .._sklearn import validate_data
+from .._validation import in_map_dtype
 from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
 from .base import Engine, batch_step, ema_step
@@ -30,7 +31,7 @@ class CpuEngine(Engine):
         )
         if ignore:
             missing.check_missing(X, self.estimator.max_missing)
-        return X if dtype is None or X.dtype == dtype else X.astype(dtype)
+        return X if dtype is None else in_map_dtype(X, dtype)
 
     def init_rows(self, X: np.ndarray) -> np.ndarray:
         # missing="ignore": the initialisation reads the data with NaN replaced by the
