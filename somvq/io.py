@@ -69,8 +69,10 @@ def _json_param(name: str, value: Any) -> Any:
         return bool(value)
     if isinstance(value, tuple):
         return {"__tuple__": [_json_param(name, v) for v in value]}
-    if isinstance(value, list):
+    if isinstance(value, (list, range)):
         return [_json_param(name, v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufU":  # e.g. layer_weights
+        return [_json_param(name, v) for v in value.tolist()]  # read back as a list
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(
@@ -159,7 +161,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     arrays: dict[str, Any] = {}  # name -> np.ndarray (Any: np.savez(**arrays) type-checks)
     json_params = {}
     for name, value in params.items():
-        if isinstance(value, np.ndarray) or (name == "init" and not isinstance(value, str)):
+        if name == "init" and not isinstance(value, str):
             arrays[f"param__{name}"] = np.asarray(value)
             json_params[name] = {"__array__": f"param__{name}"}
         else:

@@ -462,3 +462,23 @@ def test_save_never_writes_a_file_that_load_refuses(tmp_path, fitted):
     with pytest.raises(ValueError, match="horizon"):
         somvq.save(changed, tmp_path / "c.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_array_and_range_parameters_round_trip(tmp_path):
+    """Array parameters other than init were stored as arrays that load refused as
+    "unknown array member(s)"; layers given as arrays or ranges could not be saved at all
+    (found by an adversarial pass). They are stored as lists now."""
+    rng = np.random.default_rng(5)
+    X = np.hstack([rng.normal(size=(50, 3)), (rng.random((50, 2)) < 0.5).astype(float)])
+    cases = [
+        dict(layers=[[0, 1, 2], [3, 4]], layer_weights=np.array([1.0, 2.0])),
+        dict(layers=[[0, 1, 2], [3, 4]], layer_distances=np.array(["sqeuclidean", "tanimoto"])),
+        dict(layers=[[0, 1, 2], [3, 4]], predict_layers=np.array([0])),
+        dict(layers=[np.arange(3), range(3, 5)]),
+        dict(grid=np.array([2, 3])),
+    ]
+    for i, params in enumerate(cases):
+        som = KSOM(**{"grid": (2, 2), "random_state": 0, "n_epochs": 2, **params}).fit(X)
+        loaded = somvq.load(somvq.save(som, tmp_path / f"m{i}.npz"))
+        np.testing.assert_array_equal(loaded.predict(X), som.predict(X))
+        np.testing.assert_array_equal(loaded.codebook_, som.codebook_)
