@@ -429,10 +429,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         assert spec is not None  # layers is set
         if not first:
             fitted = getattr(self, "layer_weights_", None)
-            if fitted is None or len(fitted) != len(spec.columns):
+            if fitted is None or len(fitted) != len(spec.columns) or not self._fitted_layout(spec):
                 raise ValueError(
-                    f"layers={self.layers!r} differ from the fitted map's (layer_weights_="
-                    f"{fitted!r}); call fit to start again."
+                    f"layers={self.layers!r} (layer_distances={self.layer_distances!r}) differ "
+                    f"from the fitted map's; call fit to start again."
                 )
             spec = layers.with_weights(spec, fitted)
         return spec
@@ -451,9 +451,21 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         columns, _, distances = layers.check_layers(
             self.layers, list(weights), self.layer_distances, self.codebook_.shape[1]
         )
-        return layers.Layers(
+        spec = layers.Layers(
             columns, np.asarray(weights, dtype=np.float64), distances, self.codebook_.shape[1]
         )
+        if not self._fitted_layout(spec):
+            raise ValueError(
+                f"layers={self.layers!r} (layer_distances={self.layer_distances!r}) differ from "
+                "the fitted map's; fit again after changing layers."
+            )
+        return spec
+
+    def _fitted_layout(self, spec: layers.Layers) -> bool:
+        """Whether ``spec`` has the columns and distances the map was fitted with (True when
+        they were not recorded: a map of an older somvq)."""
+        fitted = getattr(self, "_layer_layout", None)
+        return fitted is None or fitted == layers.layout(spec.columns, spec.distances)
 
     def _unscale(
         self, state: FittedState, spec: layers.Layers, scale: np.ndarray, plan: TrainingPlan, data: Any
@@ -576,6 +588,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if spec is not None:
             self._unscale(state, spec, cast(np.ndarray, scale), plan, original)  # scale is set with spec
         state.layer_weights = None if spec is None else spec.weights.copy()
+        state.layer_layout = None if spec is None else layers.layout(spec.columns, spec.distances)
         self.set_fitted_state(state)
 
     @restores_input_attributes

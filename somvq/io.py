@@ -151,6 +151,10 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
             f"on {estimator.grid_!r} (set_params after fitting?); restore the grid parameters "
             "or refit."
         )
+    try:  # layers changed after fitting (load would read them as the fitted ones)
+        estimator._fitted_layers()
+    except ValueError as exc:
+        raise ValueError(f"cannot save: {exc}") from None
     init = estimator.init
     if not isinstance(init, str) and np.shape(init) != estimator.codebook_.shape:
         raise ValueError(
@@ -591,7 +595,7 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
         if labels.size and (labels.min() < 0 or labels.max() >= n_units):
             raise fail("labels_ out of range")
         arrays["labels_"] = labels
-    layer_weights = None
+    layer_weights = layer_layout = None
     if (
         estimator.layers is not None
         or estimator.layer_weights is not None
@@ -600,7 +604,7 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
     ):
         # Layered maps (somvq.layers): the parameters against the stored width, and the
         # fitted weights (resolved from "balanced" by fit) one per layer.
-        from .layers import check_layers
+        from .layers import check_layers, layout
 
         try:
             checked = check_layers(
@@ -617,6 +621,7 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
             or not np.any(layer_weights > 0)
         ):
             raise fail("layer_weights_ must be finite, >= 0, and not all 0")
+        layer_layout = layout(checked[0], checked[2])  # the stored parameters are the fitted ones
     if init_ref is not None:
         init = archive.read(init_ref, shape=(n_units, n_features), numeric=True)
         if not np.all(np.isfinite(init)):
@@ -648,6 +653,7 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
             rng_state=rng_state,
             labels=arrays.get("labels_"),
             layer_weights=layer_weights,
+            layer_layout=layer_layout,
         )
     )
     if names is not None:

@@ -109,6 +109,13 @@ class Layers:
         return mask
 
 
+def layout(columns: Sequence[Any], distances: Sequence[str]) -> tuple:
+    """The columns and distances of layers as one comparable value (a fitted map's
+    ``_layer_layout``: :meth:`somvq.KSOM._fitted_layers` refuses parameters that describe
+    other layers)."""
+    return tuple(tuple(int(c) for c in cols) for cols in columns), tuple(distances)
+
+
 def check_layers(layers: Any, layer_weights: Any, layer_distances: Any, n_features: int) -> tuple:
     """Validate the three parameters against ``n_features``; return (columns, weights, distances).
 

@@ -32,12 +32,15 @@ ATTRIBUTE_NAMES = {
     "rng_state": "_rng_state",
     "labels": "labels_",
     "layer_weights": "layer_weights_",
+    "layer_layout": "_layer_layout",
 }
 
 #: Fitted attributes that together are the estimator's learned state (what save/load keeps);
 #: ``layer_weights_`` (layered maps only) is kept too but is absent from other maps.
 FITTED_STATE = tuple(
-    name for field, name in ATTRIBUTE_NAMES.items() if field not in ("labels", "layer_weights")
+    name
+    for field, name in ATTRIBUTE_NAMES.items()
+    if field not in ("labels", "layer_weights", "layer_layout")
 )
 
 
@@ -59,6 +62,8 @@ class FittedState:
     labels : BMU of the rows of the last call, or None (``labels_``)
     layer_weights : float64 ndarray (L,): a layered map's resolved layer weights, or None
         (``layer_weights_``; see :mod:`somvq.layers`)
+    layer_layout : the columns and distances of those layers (:func:`somvq.layers.layout`),
+        or None (``_layer_layout``)
 
     A field that is None is not part of the state: the attribute is removed.
     """
@@ -75,6 +80,7 @@ class FittedState:
     rng_state: dict | None = None
     labels: Any = None
     layer_weights: np.ndarray | None = None
+    layer_layout: tuple | None = None
 
     @classmethod
     def initial(cls, codebook: np.ndarray, grid: Grid, *, init_count: float, horizon: float) -> FittedState:

@@ -355,3 +355,25 @@ def test_predict_refuses_non_binary_tanimoto_values():
         som.predict(Q)
     som.set_params(predict_layers=[0])
     assert som.predict(Q).shape == (X.shape[0],)
+
+
+def test_changed_layers_after_fit_are_refused(tmp_path):
+    """Only a change in the number of layers was caught: other columns or distances were
+    used with the fitted weights, by predict, partial_fit and save (found by an
+    adversarial pass). The fitted layout is recorded, and kept by save / load."""
+    X = _mixed(np.random.default_rng(0))
+    som = KSOM(
+        grid=(2, 2), n_epochs=2, random_state=0, layers=LAYERS, layer_distances=["sqeuclidean", "tanimoto"]
+    ).fit(X)
+    loaded = load(save(som, tmp_path / "m.npz"))
+    for model in (som, loaded):
+        for change in (dict(layers=[[0, 1, 2, 3], [4, 5, 6]]), dict(layer_distances=None)):
+            old = model.get_params()
+            model.set_params(**change)
+            for call in (model.predict, model.partial_fit):
+                with pytest.raises(ValueError, match=r"differ from the fitted map's"):
+                    call(X)
+            with pytest.raises(ValueError, match=r"cannot save: layers=.* differ from the fitted map's"):
+                save(model, tmp_path / "other.npz")
+            model.set_params(**{k: old[k] for k in change})
+        np.testing.assert_array_equal(model.predict(X), som.predict(X))
