@@ -205,6 +205,19 @@ def _bmu_distances(som: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bmus, distances
 
 
+def _label_colour_key(table: dict) -> tuple[list, str]:
+    """The labels map's colour key: ``table["label_key"]``, each unit's majority label, or
+    for an empty unit a key that is no label's text (empty units are told by their hits,
+    not by their label: a real label may read "no hits"). Returns the labels of units
+    with hits, sorted, and the empty units' key."""
+    real = {label for label, h in zip(table["label"], table["hits"]) if h}
+    empty_key = "no hits"
+    while empty_key in real:
+        empty_key = f"({empty_key})"
+    table["label_key"] = [label if h else empty_key for label, h in zip(table["label"], table["hits"])]
+    return sorted(real, key=_natural_key), empty_key
+
+
 def unit_table(
     som: Any,
     X: np.ndarray | None = None,
@@ -457,13 +470,7 @@ def report_html(
     table["qe_text"] = ["-" if not np.isfinite(v) else f"{v:.4g}" for v in table["qe"]]
     table["hits_text"] = [str(int(h)) if h else "" for h in table["hits"]]
     if "label" in table:
-        # the colour key: empty units by their hits, not by their label text (a real label
-        # may read "no hits"); the key of an empty unit is no label's text
-        real = {label for label, h in zip(table["label"], table["hits"]) if h}
-        empty_key = "no hits"
-        while empty_key in real:
-            empty_key = f"({empty_key})"
-        table["label_key"] = [label if h else empty_key for label, h in zip(table["label"], table["hits"])]
+        labels, empty_key = _label_colour_key(table)
     hexagonal = grid.topology == "hexagonal"
     if hexagonal:  # axial coordinates of bokeh's hex tiles (pointy top)
         table["q"] = table["col"] - (table["row"] - (table["row"] & 1)) // 2
@@ -573,7 +580,6 @@ def report_html(
 
     # Labels.
     if "label" in table:
-        labels = sorted(real, key=_natural_key)  # the labels of units with hits (above)
         if len(labels) <= 10:
             palette = list(Category10_10[: len(labels)])
         elif len(labels) <= 20:
