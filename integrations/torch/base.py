@@ -117,11 +117,23 @@ class GridQuantizer(nn.Module):
         )
 
     # ------------------------------------------------------------------ helpers
+    #: Buffers of accumulated statistics that stay float32 at least (subclasses name theirs):
+    #: ``.half()`` would round them to 11 bits and overflow them beyond 65504 (an EMA sum of
+    #: pixel values: an infinite code, silently).
+    _STATISTICS: tuple[str, ...] = ()
+
     def _apply(self, fn, *args, **kwargs):
         # .to()/.double()/.half() would round the grid distances through the old dtype
         # (sqrt(2) in float32, then float64). Rebuild them exactly, in float32 at least,
-        # since they set the dtype of the statistics.
+        # since they set the dtype of the statistics; the statistics themselves are moved
+        # from their values before the call, in float32 at least.
+        before = {name: getattr(self, name) for name in self._STATISTICS}
         super()._apply(fn, *args, **kwargs)
+        for name, old in before.items():
+            moved = getattr(self, name)
+            dtype = torch.promote_types(moved.dtype, torch.float32)
+            if moved.dtype != dtype:
+                setattr(self, name, old.to(device=moved.device, dtype=dtype))
         moved = self.grid_distances
         dtype = torch.promote_types(moved.dtype, torch.float32)
         exact = torch.from_numpy(np.array(self.map.grid.distances, dtype=np.float64))
@@ -218,14 +230,16 @@ class GridQuantizer(nn.Module):
     ) -> None:
         """Refuse an unsound state before copying any of it into this module.
 
-        The problems go to ``error_msgs``, so ``load_state_dict`` raises its usual
-        RuntimeError naming them, and this module's tensors are left untouched. A state
-        without ``grid_spec`` (written before it existed) is accepted as it is.
+        Raised here, in the format of ``load_state_dict``'s RuntimeError: reported through
+        ``error_msgs``, the refusal came only after torch had loaded this module's children
+        (``project_in`` / ``project_out``: a NaN weight in, for instance). A state without
+        ``grid_spec`` (written before it existed) is accepted as it is.
         """
         problems = self._state_problems(state_dict, prefix)
         if problems:
-            error_msgs.extend(problems)
-            return
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(problems)
+            )
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

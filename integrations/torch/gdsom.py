@@ -40,8 +40,13 @@ def kohonen_loss(
     """``mean_i sum_k H[k*_i, k] ||w_k - sg(w_{k*_i})||^2`` from the hit counts.
 
     ``hit_counts[j]`` is the number of rows won by unit j. The diagonal of H contributes
-    nothing (a code's distance to itself), so it is left out to avoid cancellation.
+    nothing (a code's distance to itself), so it is left out to avoid cancellation. The
+    expanded form is evaluated around the codebook's (detached) mean: the loss does not
+    change under a translation of every code, nor does its gradient, but uncentred, codes
+    at an offset of 1e3 cancelled it away in float32 (a loss 500x too large).
     """
+    centre = codebook.detach().mean(0)
+    codebook = codebook - centre
     anchors = codebook.detach()
     off_diagonal = neighbourhood_matrix * (
         1.0

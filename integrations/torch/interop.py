@@ -7,6 +7,7 @@ quantizer. The estimator imports (numba, scikit-learn) happen here, on first use
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,12 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
         "radius_schedule": radius.kind,
         "radius_final": radius.end,
         "radius_horizon": horizon,
-        "decay": parameters.resolve_decay(som.decay, horizon),
+        # a mini-batch map's own decay continues its EMA; a batch or online map's "auto"
+        # (resolved from a fit that used no decay: 0 for 20 steps or fewer) would erase
+        # the codebook at the first step: the quantizer's default, the paper's 0.99
+        "decay": parameters.resolve_decay(som.decay, horizon)
+        if minibatch or not isinstance(som.decay, str)
+        else inspect.signature(cls).parameters["decay"].default,
         "eps": float(som.eps),
         "init_count": float(som.init_count),
         "update": som.update,

@@ -140,6 +140,8 @@ class KohonenVectorQuantize(GridQuantizer):
     (torch.Size([4, 10, 8]), torch.Size([4, 10]), 1)
     """
 
+    _STATISTICS = ("ema_sum", "ema_count", "usage_ring")
+
     # Buffers (register_buffer in __init__) and optional projections, for type checkers.
     codebook: torch.Tensor
     ema_sum: torch.Tensor
@@ -558,7 +560,9 @@ class KohonenVectorQuantize(GridQuantizer):
         Grid, neighbourhood and its schedule, decay, eps, init_count and update come from
         the estimator (``overrides`` replace any constructor argument). A mini-batch map
         also hands over its EMA state and step counter; a batch or online map starts a
-        fresh EMA (``m = w``, ``N = init_count``, ``t = 0``) from its codebook.
+        fresh EMA (``m = w``, ``N = init_count``, ``t = 0``) from its codebook, with this
+        class's default decay (0.99) unless the map was given a number (its ``"auto"``
+        describes a fit that used no EMA).
         """
         from .interop import quantizer_from_estimator
 

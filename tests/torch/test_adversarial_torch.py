@@ -217,3 +217,65 @@ def test_a_nested_quantizer_is_checked_with_its_prefix():
     state["0.step"] = torch.tensor(-1)
     with pytest.raises(RuntimeError, match=r"0\.step=-1 is negative"):
         outer.load_state_dict(state)
+
+
+@pytest.mark.parametrize("entry", ["codebook", "project_in.weight"])
+def test_a_refused_state_leaves_the_projections_unchanged(entry):
+    """The refusal went to torch's error list, raised only after torch had loaded the
+    children: project_in / project_out took the refused state's weights, NaN included
+    (found by an adversarial pass)."""
+    torch.manual_seed(0)
+    vq = KohonenVectorQuantize(dim=8, codebook_size=16, codebook_dim=4)
+    state = {
+        k: v.clone()
+        for k, v in KohonenVectorQuantize(dim=8, codebook_size=16, codebook_dim=4).state_dict().items()
+    }
+    state[entry].view(-1)[1] = float("nan")
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    with pytest.raises(RuntimeError, match=f"{entry} holds NaN or infinite"):
+        vq.load_state_dict(state)
+    for key, value in vq.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    parent = torch.nn.Sequential(vq)  # the quantizer inside a model: the same
+    with pytest.raises(RuntimeError, match=f"0.{entry} holds NaN or infinite"):
+        parent.load_state_dict({f"0.{k}": v for k, v in state.items()})
+    for key, value in vq.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("convert", ["half", "bfloat16"])
+def test_half_modules_keep_float32_statistics(convert):
+    """.half() turned the EMA sums into float16: on pixel-range data they passed 65504
+    and a code became inf, silently (found by an adversarial pass). The statistics stay
+    float32, moved from their exact values; .double() still makes them float64."""
+    torch.manual_seed(0)
+    vq = KohonenVectorQuantize(dim=4, codebook_size=16)
+    ema_sum = vq.ema_sum.clone()
+    getattr(vq, convert)()
+    for name in ("ema_sum", "ema_count", "usage_ring"):
+        assert getattr(vq, name).dtype == torch.float32, name
+    assert torch.equal(vq.ema_sum, ema_sum)
+    X = (torch.rand(4096, 4, generator=torch.Generator().manual_seed(1)) * 255).to(vq.codebook.dtype)
+    for _ in range(100):
+        vq(X)
+    assert float(vq.ema_sum.max()) > 65504  # beyond float16
+    assert bool(torch.isfinite(vq.codebook).all())
+    vq.double()
+    assert vq.ema_sum.dtype == torch.float64 and vq.codebook.dtype == torch.float64
+
+
+def test_from_a_batch_map_keeps_its_codebook_at_the_first_step():
+    """from_estimator resolved the batch map's decay="auto" from its own fit (10 epochs:
+    decay 0): the first training step replaced the codebook by that batch's statistics
+    (found by an adversarial pass). A batch or online map now starts with decay 0.99."""
+    from somvq import KSOM
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(400, 4)) * 10 + 100).astype(np.float32)
+    som = KSOM(grid=(8, 8), neighbourhood="none", random_state=0).fit(X)
+    vq = KohonenVectorQuantize.from_estimator(som)
+    assert vq.decay == 0.99
+    before = vq.codebook.clone()
+    vq(torch.from_numpy(X[:16]))
+    assert float((vq.codebook - before).norm(dim=1).max()) < 1.0
+    assert KohonenVectorQuantize.from_estimator(KSOM(grid=(8, 8), decay=0.5, n_epochs=1).fit(X)).decay == 0.5

@@ -75,3 +75,27 @@ def test_trains_with_an_optimiser_and_eval_freezes_the_step():
     none = GradientKohonenVectorQuantize(dim=2, codebook_size=16, neighbourhood="none")
     _, _, loss = none(data)
     torch.testing.assert_close(loss, 1.25 * ((data - none.codebook[none(data)[1]]) ** 2).mean())
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e4])
+def test_the_neighbourhood_loss_far_from_the_origin(offset):
+    """In float32 the expanded form of the neighbourhood term cancelled away at an offset
+    (loss 500x too large at 1e3, found by an adversarial pass); it is evaluated around the
+    codebook mean now: the loss and the gradient of the same codes near the origin."""
+    rng = np.random.default_rng(1)
+    K, D = 16, 4
+    # multiples of 2^-10 (float32's spacing at 1e4): the shifted values are exact
+    W0 = (np.round(0.05 * rng.normal(size=(K, D)) * 1024) / 1024).astype(np.float32)
+    X = (np.round(0.05 * rng.normal(size=(64, D)) * 1024) / 1024).astype(np.float32)
+    results = []
+    for shift in (0.0, offset):
+        vq = GradientKohonenVectorQuantize(D, K, grid_dim=2, kohonen_weight=1.0, init=W0 + np.float32(shift))
+        with torch.no_grad():
+            vq.codebook.copy_(torch.from_numpy(W0 + np.float32(shift)))
+        _, indices, loss = vq(torch.from_numpy(X + np.float32(shift)))
+        loss.backward()
+        results.append((indices, float(loss.detach()), vq.codebook.grad.clone()))
+    (i0, l0, g0), (i1, l1, g1) = results
+    assert torch.equal(i0, i1)
+    assert l1 == pytest.approx(l0, rel=1e-4)
+    np.testing.assert_allclose(g1.numpy(), g0.numpy(), rtol=1e-3, atol=1e-6)
