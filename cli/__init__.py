@@ -38,7 +38,8 @@ class SomvqGroup(click.Group):
 
     An error that is not one of the reported kinds (a bug) still prints one line and
     exits 1; set SOMVQ_DEBUG=1 to see the traceback. A closed output pipe is no error:
-    the command stops quietly (exit 1, nothing on stderr).
+    the command stops quietly (exit 1, nothing on stderr; exit 0 when all of the output
+    was in the pipe before the reader left).
     """
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -6,6 +6,7 @@ the library's (neighbourhoods, init methods, data sets) are checked against it i
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 
 import click
@@ -119,3 +120,18 @@ def input_kwargs(kwargs: dict) -> dict:
     """Pop the input_options values from a command's kwargs, for ``load_input``."""
     names = ("dataset", "data_dir", "split", "n_samples", "columns", "key", "delimiter", "header")
     return {name: kwargs.pop(name) for name in names}
+
+
+def input_arguments(data: str | None, source: dict) -> str:
+    """DATA and the input options of :func:`input_kwargs` that were given, as shell words:
+    another command reads the same rows with them (``somvq fit``'s "next" hint)."""
+    words = [] if data is None else [data]
+    for name, value in source.items():
+        if value is None or (name == "split" and value == "train"):
+            continue
+        option = "--" + name.replace("_", "-")
+        if name == "header":
+            words.append(option if value else "--no-header")
+        else:
+            words += [option, "tab" if value == "\t" else str(value)]
+    return " ".join(shlex.quote(word) for word in words)

@@ -3,6 +3,7 @@ write its HTML report."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from somvq.parameters import ALGORITHMS, BACKENDS, DEFAULTS
 
 from ._errors import DataError, library_errors
 from ._input import load_input
-from ._options import input_kwargs, input_options, parse_grid_option
+from ._options import input_arguments, input_kwargs, input_options, parse_grid_option
 from ._output import check_output
 from ._report import format_table, grid_text, map_metrics, metric_rows
 
@@ -392,8 +393,9 @@ def fit(data: str | None, **options: Any) -> None:
         click.echo(f"{'plots' if i == 0 else '':<8} {path}  ({kind})")
     if report_path is not None:
         click.echo(f"report   {report_path}  (open it in a browser)")
-    data_hint = data if data is not None else f"--dataset {inputs.source}"
-    click.echo(f"next     somvq evaluate {model_path} {data_hint}")
+    if data is None and source["dataset"] is None:  # the demonstration's digits
+        source = {**source, "dataset": inputs.source}
+    click.echo(f"next     somvq evaluate {shlex.quote(str(model_path))} {input_arguments(data, source)}")
 
 
 def _have_bokeh() -> bool:

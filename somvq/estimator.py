@@ -135,9 +135,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         is never missing (always an error), nor is a row with no observed feature. See
         docs/missing-values.md.
     max_missing : float in [0, 1], default=0.5
-        With ``missing="ignore"``: rows missing more than this fraction of their features
-        are an error that names them (layered maps: of any layer's columns, as kohonen's
-        ``maxNA.fraction``).
+        With ``missing="ignore"``: training rows (``fit``, ``partial_fit``) missing more
+        than this fraction of their features are an error that names them (layered maps:
+        of any layer's columns, as kohonen's ``maxNA.fraction``); inference maps any row
+        with an observed feature.
     tol : float or None, default=None
         Early stopping of ``fit`` (None: off, every one of the ``n_epochs`` runs). An epoch
         "does not change" the map when the neighbourhood schedule is in its late phase (the

@@ -6,6 +6,7 @@ traceback. Maps are tiny (3x4, 2 epochs) so the whole file runs in seconds.
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -313,6 +314,25 @@ def test_fit_with_plots_and_progress(tmp_path, csv_file):
     assert result.exit_code == 0, result.output
     assert "fitting" in result.stderr
     assert {p.name for p in (tmp_path / "pics").iterdir()} == {"umatrix.png", "hitmap.png"}
+
+
+def test_fits_next_hint_runs(tmp_path, blobs):
+    """The printed "next somvq evaluate" dropped the input options: after a fit of
+    --columns 1-3 on a file with a text column it failed (found by a docs audit)."""
+    path = tmp_path / "with text.csv"
+    lines = ["a;b;c;name"] + [";".join([*(str(v) for v in row), "x"]) for row in blobs]
+    path.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "m.npz"
+    result = run(
+        "fit", path, "--columns", "1-3", "--delimiter", ";", "-o", model, "--grid", "3x4", "--epochs", "2"
+    )
+    assert result.exit_code == 0, result.output
+    hint = next(line for line in result.output.splitlines() if line.startswith("next"))
+    words = shlex.split(hint.split(None, 1)[1])
+    assert words[:2] == ["somvq", "evaluate"]
+    evaluated = run(*words[1:])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "quantization error" in evaluated.output
 
 
 # ----------------------------------------------------------------- input formats
