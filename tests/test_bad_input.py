@@ -265,3 +265,16 @@ def test_a_float32_map_refuses_float64_rows_beyond_float32(X):
             model.fit(X.astype(np.float32), y)
             with pytest.raises(ValueError, match=r"X holds values up to 1e\+39 .* beyond the map's float32"):
                 model.predict(rows)
+
+
+def test_float32_data_near_its_largest_value_warns_of_nothing():
+    """scikit-learn's fast finiteness check sums X: for finite float32 data near 3e38 the
+    sum overflowed, "invalid value encountered in reduce" leaked out of fit (found by an
+    adversarial pass)."""
+    rng = np.random.default_rng(0)
+    X = np.clip(rng.normal(size=(200, 3)) * 1e38, -3e38, 3e38).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        som = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X)
+        som.predict(X)
+    assert np.isfinite(som.codebook_).all()
