@@ -234,10 +234,12 @@ def main(argv=None):
                 f"{name:15s} {med[name]:8.3f} s  x Lloyd {med[name] / lloyd:5.2f}  QE {qe(centres):.6f}"
                 + (f"  n_iter {model.n_iter_}" if hasattr(model, "n_iter_") else "")
             )
-    same = np.array_equal(extra["kmeans-full"].labels_, extra["kmeans-pruned"].labels_) and (
-        extra["kmeans-full"].codebook_.tobytes() == extra["kmeans-pruned"].codebook_.tobytes()
-    )
-    print(f"k-means pruned == full (labels, codebook bits): {same}")
+    for name in ("kmeans-pruned", "kmeans-auto"):
+        if name in extra:
+            same = np.array_equal(extra["kmeans-full"].labels_, extra[name].labels_) and (
+                extra["kmeans-full"].codebook_.tobytes() == extra[name].codebook_.tobytes()
+            )
+            print(f"k-means {name[7:]} == full (labels, codebook bits): {same}")
     if old_name:
         ratios = np.array(results["kmeans-pruned"]) / np.array(results[old_name])
         same = np.array_equal(extra["kmeans-pruned"].labels_, extra[old_name].labels_) and (

@@ -205,6 +205,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
                 res.peak.append(got["peak_bytes"])
                 res.codebook = np.load(out)
             log(f"  round {r + 1}/{rounds} {name} {shape[0]}x{shape[1]} {lib}: {got['seconds']:.4g} s")
+    _check_same_bits(name, shape, results)
     gemm = min(results["gemm"].seconds) if results["gemm"].seconds else float("nan")
     grid = Grid(shape)
     rows = []
@@ -253,6 +254,24 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
         path.unlink()
     tmp.rmdir()
     return rows
+
+
+def _check_same_bits(name, shape, results) -> None:
+    """The table's claim "every search gives the same bits": somvq-X (bmu_search="auto"),
+    somvq-X-full and somvq-X-pruned ended on the same codebook (float32, bit for bit)."""
+    for base in ("somvq-batch", "somvq-none"):
+        books = {
+            lib: results[lib].codebook
+            for lib in (base, f"{base}-full", f"{base}-pruned")
+            if lib in results and results[lib].codebook is not None and not results[lib].error
+        }
+        first, *others = books or [None]
+        for lib in others:
+            if not np.array_equal(books[first], books[lib]):
+                raise AssertionError(
+                    f"{name} {shape[0]}x{shape[1]}: {lib} ended on another codebook than {first}; "
+                    "every BMU search must give the same bits"
+                )
 
 
 def _auto_prunes(lib, n_rows, shape, epochs) -> bool | None:

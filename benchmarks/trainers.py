@@ -133,7 +133,21 @@ def torchsom(X, W0, shape, epochs):
     )
     with torch.no_grad():
         som.weights.data = torch.from_numpy(W0.reshape(shape[0], shape[1], -1).copy())
-    som.fit(torch.from_numpy(X), verbose=False)
+    # SOM.fit's own loop (its DataLoader, schedules, BMUs and updates, in its order) without
+    # the quantization and topographic errors it also computes for every batch: two more
+    # searches a batch that no other library's row pays, and no switch turns them off
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(X)),
+        batch_size=som.batch_size,
+        shuffle=True,
+        pin_memory=False,
+        num_workers=0,
+    )
+    for epoch in range(som.epochs):
+        lr, sigma = som.lr_schedule[epoch], som.sigma_schedule[epoch]
+        for (batch,) in loader:
+            batch = batch.to(som.device)
+            som._update_weights(batch, som.identify_bmus(batch), lr, sigma)
     return som.weights.detach().numpy().reshape(-1, X.shape[1])
 
 
