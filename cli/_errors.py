@@ -50,7 +50,8 @@ def library_errors(what: str | None = None) -> Iterator[None]:
         raise DataError(str(exc)) from None
     except MemoryError:
         raise DataError(f"{prefix}out of memory") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, FloatingPointError) as exc:
+        # FloatingPointError: a training that diverged (the VQ-VAE's loss became inf)
         raise DataError(f"{prefix}{_one_line(exc)}") from None
 
 

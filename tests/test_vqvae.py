@@ -442,3 +442,114 @@ def test_documented_10k_study_command_parses():
     ]
     assert context.params["seeds"] == [0, 1, 2] and context.params["steps"] == 10_000
     assert context.params["time_budget"] is None
+
+
+# ------------------------------------------------------------ found by an adversarial pass
+def test_compare_refuses_the_runs_of_another_configuration(tmp_path):
+    """compare took any finished checkpoint in its directory as done: a study with another
+    codebook size reported the old runs under the new settings."""
+    base = TrainConfig(**TINY, steps=2, validation_interval=2, checkpoint_interval=2)
+    variants = parse_variants("none-n1-all")
+    from somvq.integrations.vqvae.runs import train_runs
+
+    train_runs(base, variants, [0], tmp_path, progress=False)
+    other = TrainConfig(**{**TINY, "codebook_size": 9, "grid": (3, 3)}, steps=2, validation_interval=2)
+    with pytest.raises(ValueError, match=r"other settings \(codebook_size=16, grid=\[4, 4\]\)"):
+        train_runs(other, variants, [0], tmp_path, progress=False)
+
+
+def test_checkpoints_with_damaged_bytes_or_inconsistent_entries_are_refused(tmp_path, digits_data):
+    """torch.load does not check the zip's CRCs: changed tensor bytes were loaded as other
+    weights and training resumed from them. A log that is not records, a step that is
+    not the log's last and non-finite seconds were accepted too."""
+    import zipfile
+
+    from somvq.exceptions import CheckpointError
+    from somvq.integrations.vqvae.train import load_checkpoint
+
+    config = TrainConfig(**TINY, steps=2)
+    train(config, tmp_path, data=digits_data, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    payload = load_checkpoint(path)
+    with zipfile.ZipFile(path) as archive:
+        member = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 16)
+    data = bytearray(path.read_bytes())
+    local = member.header_offset  # the local header's own name and extra lengths
+    offset = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little")
+    offset += int.from_bytes(data[local + 28 : local + 30], "little")
+    data[offset : offset + 4] = bytes(b ^ 0xFF for b in data[offset : offset + 4])  # other numbers
+    (tmp_path / "bad.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="do not match their checksum"):
+        load_checkpoint(tmp_path / "bad.pt")
+    for change, match in [
+        ({"records": [1, 2]}, "not all records"),
+        ({"step": 10**30}, "not its log's last step"),
+        ({"seconds": float("nan")}, "seconds=nan"),
+    ]:
+        torch.save({**payload, **change}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_an_interrupted_checkpoint_write_leaves_the_last_one_and_no_temporary(
+    tmp_path, digits_data, monkeypatch
+):
+    import importlib
+
+    train_module = importlib.import_module("somvq.integrations.vqvae.train")
+
+    config = TrainConfig(**TINY, steps=2, checkpoint_interval=2)
+    train(config, tmp_path, data=digits_data, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+
+    def interrupted(obj, handle, *args, **kwargs):
+        handle.write(b"part of a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY, steps=4, checkpoint_interval=2), tmp_path, data=digits_data, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        "config.json",
+        "log.csv",
+        "log.json",
+    ]
+
+
+def test_cli_vqvae_digits_example_seeds_and_divergence(tmp_path):
+    """The --help example on digits failed (--val-size 2000 of 1797 images); a seed beyond
+    int64 after scaling failed with "Overflow when unpacking long long" after the data was
+    loaded; --lr inf was accepted and a diverged run reported as an unexpected error."""
+    small = ["--n-samples", "300", "--batch-size", "16", "--channels", "8", "--latent-dim", "4", "-q"]
+    result = run(
+        "vqvae",
+        "train",
+        "--dataset",
+        "digits",
+        *small,
+        "--steps",
+        "1",
+        "--codebook-size",
+        "16",
+        "--grid",
+        "4x4",
+        "-o",
+        tmp_path / "a",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["validation_size"] == 0.2
+    for option in (
+        ["--seed", "100000000000000"],
+        ["--lr", "inf"],
+        ["--lr", "1e300"],
+        ["--init-count", "nan"],
+    ):
+        result = run("vqvae", "train", *CLI_TINY, "--steps", "1", *option, "-o", tmp_path / "b")
+        assert result.exit_code == 2, (option, result.output)
+        assert not (tmp_path / "b").exists()
+    result = run("vqvae", "compare", "--seeds", "0,99999999999999", "-o", tmp_path / "c")
+    assert result.exit_code == 2 and "not in 0..4294967295" in result.output
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--lr", "1e4", "-o", tmp_path / "d")
+    _one_line_error(result, "training loss is")

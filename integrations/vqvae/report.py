@@ -9,6 +9,7 @@ and the figures of :func:`~.figures.write_figures`.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from .data import load_image_data
 from .evaluation import evaluate_run
 from .figures import write_figures
 from .runs import run_directory
-from .train import TrainConfig, build_model, load_checkpoint
+from .train import TrainConfig, build_model, load_checkpoint, write_text_atomically
 from .variants import Variant
 
 __all__ = ["write_report"]
@@ -92,11 +93,12 @@ def write_report(
         "seconds",
         "early_step",
     ]
-    with open(report_dir / "runs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        for key in sorted(per_run):
-            writer.writerow(per_run[key])
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for key in sorted(per_run):
+        writer.writerow(per_run[key])
+    write_text_atomically(report_dir / "runs.csv", table.getvalue())
     lines = [
         "| variant | runs | " + " | ".join(c[1] for c in _COLUMNS) + " |",
         "|---|---|" + "---|" * len(_COLUMNS),
@@ -134,7 +136,7 @@ def write_report(
     ]
     if command:
         text[1:1] = ["", f"Command: `{command}`"]
-    (report_dir / "report.md").write_text("\n".join(text))
+    write_text_atomically(report_dir / "report.md", "\n".join(text))
     if echo is not None:
         echo("\n".join(lines))
         echo(f"report: {report_dir / 'report.md'}")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .model import VQVAE
-from .train import TrainConfig, build_model, load_checkpoint, progress_bar, train
+from .train import TrainConfig, build_model, check_same_settings, load_checkpoint, progress_bar, train
 from .variants import Variant
 
 __all__ = ["run_config", "run_directory", "config_from_dict", "train_runs", "load_run"]
@@ -60,6 +60,7 @@ def _finished(directory: Path, config: TrainConfig) -> bool:
     if not path.exists():
         return False
     payload = load_checkpoint(path)
+    check_same_settings(payload, config, path)  # another configuration's run is not this one
     records = payload["records"]
     if int(payload["step"]) >= config.steps:
         return True

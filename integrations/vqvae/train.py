@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import pickle
 import random
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from somvq._atomic import atomic_write
 
 from .data import ImageData, batch_indices, load_image_data
 from .model import VQVAE
@@ -82,6 +86,13 @@ _MODEL_FIELDS = (
     "n_samples",
     "split_seed",
 )
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+#: Largest seed (2^32 - 1, as NumPy's): the data order's seeds are ``seed * 1_000_003 +
+#: epoch``, which must stay a torch int64.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -131,8 +142,14 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr} must be > 0.")
+        if not (math.isfinite(self.init_count) and self.init_count >= 0):
+            raise ValueError(f"init_count={self.init_count} must be a finite number >= 0.")
+        if not 0 < self.lr <= _FLOAT32_MAX:  # the optimiser's step is float32 (nan: refused too)
+            raise ValueError(f"lr={self.lr} must be > 0 and at most {_FLOAT32_MAX:.4g} (float32's largest).")
+        for name in ("seed", "split_seed"):
+            # the batches' seeds are seed * 1_000_003 + epoch, an int64 for torch
+            if not 0 <= getattr(self, name) <= MAX_SEED:
+                raise ValueError(f"{name}={getattr(self, name)} must be in 0..{MAX_SEED}.")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time_budget={self.time_budget} must be > 0 seconds.")
         if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -269,9 +286,21 @@ def _save_checkpoint(
         "rng": _rng_states(),
         "records": records,
     }
-    temporary = path.with_suffix(".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)  # never a half-written checkpoint
+    # never a half-written checkpoint, nor a temporary file left by an interrupt
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def check_same_settings(payload: dict[str, Any], config: TrainConfig, path: str | os.PathLike) -> None:
+    """Refuse a checkpoint (``payload``) trained with other settings than ``config`` (the
+    model, data and optimiser fields: resuming or reusing it would mix two runs)."""
+    saved = payload["config"]
+    current = config.to_dict()
+    changed = [k for k in _MODEL_FIELDS if saved.get(k) != current.get(k)]
+    if changed:
+        raise ValueError(
+            f"{str(path)!r} was trained with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
+            "use another output directory or remove the checkpoint."
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -291,6 +320,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
     name = str(path)
     try:
+        _check_zip_crcs(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's note about the pickle protocol of garbage
             payload = torch.load(path, map_location=map_location, weights_only=True)
@@ -315,7 +345,34 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             )
     if payload["step"] < 0:
         raise CheckpointError(f"{name!r} is corrupted: step={payload['step']} is negative.")
+    records = payload["records"]
+    if not all(isinstance(record, dict) for record in records):
+        raise CheckpointError(f"{name!r} is corrupted: its log records are not all records.")
+    if records and payload["step"] != records[-1].get("step"):
+        raise CheckpointError(
+            f"{name!r} is corrupted: step={payload['step']} is not its log's last step "
+            f"({records[-1].get('step')!r})."
+        )
+    if not (math.isfinite(payload["seconds"]) and payload["seconds"] >= 0):
+        raise CheckpointError(f"{name!r} is corrupted: seconds={payload['seconds']!r}.")
     return payload
+
+
+def _check_zip_crcs(path: str | os.PathLike) -> None:
+    """A torch checkpoint is a zip: torch.load does not check its members' CRCs, so damaged
+    tensor bytes loaded as other numbers. Raises ``ValueError`` naming a member whose bytes
+    do not match (a file that is not a zip is left to torch.load's own errors)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return
+    with archive:
+        try:
+            bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise ValueError(f"its archive is damaged ({exc})") from None
+    if bad is not None:
+        raise ValueError(f"the bytes of {bad!r} do not match their checksum")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -332,17 +389,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def write_logs(directory: Path, records: list[dict[str, Any]]) -> None:
-    """log.csv and log.json of the records so far (atomic replace)."""
-    csv_tmp = directory / "log.csv.tmp"
-    with open(csv_tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        for record in records:
-            writer.writerow({key: ("" if record.get(key) is None else record[key]) for key in LOG_FIELDS})
-    os.replace(csv_tmp, directory / "log.csv")
-    json_tmp = directory / "log.json.tmp"
-    json_tmp.write_text(json.dumps(records))
-    os.replace(json_tmp, directory / "log.json")
+    """log.csv and log.json of the records so far (each written whole, then moved in place)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: ("" if record.get(key) is None else record[key]) for key in LOG_FIELDS})
+    write_text_atomically(directory / "log.csv", text.getvalue())
+    write_text_atomically(directory / "log.json", json.dumps(records))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` (UTF-8) or, after any failure or interrupt, what it held
+    before: a temporary file moved in place (:func:`somvq._atomic.atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 # ------------------------------------------------------------------ the loop
@@ -412,14 +472,7 @@ def train(
         checkpoint_path = directory / "checkpoint.pt"
         if resume and checkpoint_path.exists():
             payload = load_checkpoint(checkpoint_path, map_location=device)
-            saved = payload["config"]
-            current = config.to_dict()
-            changed = [k for k in _MODEL_FIELDS if saved.get(k) != current.get(k)]
-            if changed:
-                raise ValueError(
-                    f"{str(checkpoint_path)!r} was trained with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
-                    "use another output directory or remove the checkpoint."
-                )
+            check_same_settings(payload, config, checkpoint_path)
             try:
                 model.load_state_dict(payload["model"])
                 optimiser.load_state_dict(payload["optimiser"])
@@ -433,7 +486,7 @@ def train(
                 ) from None
             start_step, seconds_before = int(payload["step"]), float(payload["seconds"])
             records = list(payload["records"])[:start_step]
-        (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        write_text_atomically(directory / "config.json", json.dumps(config.to_dict(), indent=2))
     result = TrainResult(config, model, data, records, directory, resumed_from=start_step)
 
     bar = (
