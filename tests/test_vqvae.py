@@ -545,6 +545,7 @@ def test_cli_vqvae_digits_example_seeds_and_divergence(tmp_path):
         ["--lr", "inf"],
         ["--lr", "1e300"],
         ["--init-count", "nan"],
+        ["--channels", "5"],
     ):
         result = run("vqvae", "train", *CLI_TINY, "--steps", "1", *option, "-o", tmp_path / "b")
         assert result.exit_code == 2, (option, result.output)

@@ -142,6 +142,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if self.channels % 2:  # the encoder's first layer has channels // 2 (model.VQVAE)
+            raise ValueError(f"channels={self.channels} must be an even number >= 2.")
         if not (math.isfinite(self.init_count) and self.init_count >= 0):
             raise ValueError(f"init_count={self.init_count} must be a finite number >= 0.")
         if not 0 < self.lr <= _FLOAT32_MAX:  # the optimiser's step is float32 (nan: refused too)
