@@ -114,7 +114,7 @@ def check_training_range(
     """
     if not isinstance(X, np.ndarray) or X.dtype != np.float64 or X.size == 0:
         return
-    largest = float(np.max(np.abs(X)))
+    largest = float(np.fmax.reduce(np.abs(X), axis=None))  # NaN (missing values) ignored
     limit = finite_range_limit(X.shape[1])
     if largest > limit:
         raise ValueError(

@@ -366,7 +366,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if isinstance(self.grid, str) and self.grid == "auto":
             if not fresh:
                 return self.grid_
-            return parameters.grid_of(self, engine.init_rows(data), engine.n_samples(data))
+            return parameters.grid_of(self, engine.grid_rows(data), engine.n_samples(data))
         return parameters.grid_of(self)
 
     def _new_rng(self) -> np.random.Generator:

@@ -125,6 +125,11 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
 
     if not isinstance(estimator, KSOM):
         raise TypeError(f"save expects a somvq.KSOM, got {type(estimator).__name__}.")
+    if hasattr(estimator, "to_ksom"):  # DaskKSOM: its own parameters, and lazy labels_
+        raise TypeError(
+            f"save expects a somvq.KSOM; save a {type(estimator).__name__}'s to_ksom() "
+            "(DaskKSOM.from_ksom(load(path)) brings it back)."
+        )
     if not hasattr(estimator, "codebook_"):
         raise ValueError("save expects a fitted KSOM; call fit or partial_fit first.")
     for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):

@@ -449,3 +449,57 @@ def test_missing_ignore_without_nan_takes_the_dense_path(client, algorithm):
     for name in ("codebook_", "ema_count_", "ema_sum_"):
         np.testing.assert_array_equal(getattr(ignore, name), getattr(dense, name))
     np.testing.assert_array_equal(ignore.labels_.compute(), dense.labels_.compute())
+
+
+# ------------------------------------------------------------ found by an adversarial pass
+@pytest.mark.parametrize("init", ["random", "pca"])
+def test_non_finite_data_is_named_by_its_chunk_whatever_the_init(init):
+    """The init's statistics (random, pca) read the data before any chunk task checked it:
+    one NaN gave "no observed value in column(s) [2] (all NaN)" (random) or numpy's
+    "Eigenvalues did not converge" (pca)."""
+    X = np.random.default_rng(0).normal(size=(2000, 5))
+    X[1203, 2] = np.nan
+    with pytest.raises(ValueError, match=r"contains NaN or infinity \(row chunk 2\)"):
+        DaskKSOM(grid=(3, 3), n_epochs=1, init=init, random_state=0).fit(da.from_array(X, chunks=500))
+    X[1203, 2] = np.inf
+    with pytest.raises(ValueError, match=r"infinity in 1 row\(s\) \(row chunk 2\) \(rows 1203\)"):
+        DaskKSOM(grid=(3, 3), n_epochs=1, init=init, missing="ignore", random_state=0).fit(
+            da.from_array(X, chunks=500)
+        )
+
+
+def test_an_empty_chunk_among_five_and_grid_auto_with_the_default_init():
+    """dask's own std of 5+ row chunks with an empty one is NaN: the default init failed
+    ("all NaN"); grid="auto" failed for every init but pca ("setting an array element with
+    a sequence")."""
+    X = np.random.default_rng(0).normal(size=(2000, 5))
+    chunked = da.from_array(X, chunks=500)
+    Xd = da.from_array(X, chunks=((500, 500, 500, 0, 500), 5))
+    params = dict(grid=(4, 5), n_epochs=2, random_state=0)
+    np.testing.assert_allclose(
+        DaskKSOM(**params).fit(Xd).codebook_, KSOM(**params).fit(X).codebook_, rtol=1e-9, atol=1e-9
+    )
+    for init in ("random", "sample", "pca"):
+        som = DaskKSOM(grid="auto", n_epochs=1, init=init, random_state=0).fit(chunked)
+        assert som.grid_.shape == KSOM(grid="auto", n_epochs=1, random_state=0).fit(X).grid_.shape
+
+
+def test_range_checks_and_save(tmp_path):
+    """float64 data whose squared distances overflow trained silently (KSOM refuses it);
+    a float32 map's partial_fit said "NaN or infinity" for a row of 1e300; save wrote a
+    DaskKSOM that load refused ("unknown parameter(s) ['shuffle_chunks']")."""
+    X = np.random.default_rng(0).normal(size=(400, 5))
+    with pytest.raises(ValueError, match=r"\(row chunk 0\) holds values up to .*e\+160"):
+        DaskKSOM(grid=(3, 3), n_epochs=1).fit(da.from_array(X * 1e160, chunks=100))
+    som = DaskKSOM(grid=(3, 3), n_epochs=1, random_state=0).fit(
+        da.from_array(X.astype(np.float32), chunks=100)
+    )
+    big = X.copy()
+    big[350, 1] = 1e300
+    with pytest.raises(ValueError, match=r"X holds values up to 1e\+300 .* beyond the map's float32"):
+        som.partial_fit(da.from_array(big, chunks=100))
+    with pytest.raises(TypeError, match=r"save a DaskKSOM's to_ksom\(\)"):
+        somvq.save(som, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    back = DaskKSOM.from_ksom(somvq.load(somvq.save(som.to_ksom(), tmp_path / "m.npz")))
+    np.testing.assert_array_equal(back.codebook_, som.codebook_)

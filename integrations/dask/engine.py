@@ -14,10 +14,14 @@ over chunks equals the in-memory fit (docs/distributed.md states the equivalence
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dask
 import dask.array as da
 import numpy as np
 
+from somvq import missing
+from somvq._validation import in_map_dtype
 from somvq.algorithms import UnitStatistics
 from somvq.engines.base import Engine, batch_step, ema_step
 from somvq.missing import masked_batch_step, masked_ema_step
@@ -74,7 +78,8 @@ class DaskEngine(Engine):
     def prepare(self, X, *, reset, dtype=None) -> DaskData:
         X = validate_dask(self.estimator, X, reset=reset)
         if dtype is not None and X.dtype != dtype:
-            X = X.astype(dtype)
+            # chunk by chunk, as KSOM casts: rows beyond a float32 map are refused by value
+            X = X.map_blocks(in_map_dtype, dtype, dtype=dtype)
         if reset:
             self.estimator.n_features_in_ = X.shape[1]
             if hasattr(self.estimator, "feature_names_in_"):
@@ -113,13 +118,35 @@ class DaskEngine(Engine):
         observed entries (as the in-memory engine initialises), lazily.
         """
         init = self.estimator.init
-        X = data.X
+        X = _non_empty_chunks(data.X)  # dask's std of 5+ chunks with an empty one is NaN
         if self._ignore and data.has_missing:
             means = da.nanmean(X.astype(np.float64), axis=0).compute()
             X = da.where(da.isnan(X), means.astype(X.dtype), X)
         if isinstance(init, str) and init == "pca":
-            return _pca_surrogate(X)
-        return _LazyRows(X)
+            return _pca_surrogate(X, lambda: self._check_chunks(data))
+        return _LazyRows(X, lambda: self._check_chunks(data))
+
+    def grid_rows(self, data: DaskData):
+        """``grid="auto"``'s rows: the PCA surrogate (X's mean and covariance), whatever the init."""
+        X = _non_empty_chunks(data.X)
+        if self._ignore and data.has_missing:
+            means = da.nanmean(X.astype(np.float64), axis=0).compute()
+            X = da.where(da.isnan(X), means.astype(X.dtype), X)
+        return _pca_surrogate(X, lambda: self._check_chunks(data))
+
+    def _check_chunks(self, data: DaskData) -> None:
+        """The chunk tasks' own checks, on every chunk in turn: run when the init's
+        statistics came out non-finite, so that the error names the chunk and the rows
+        (NaN or inf with missing="error"; inf, empty rows with missing="ignore")."""
+        offsets = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
+        for index, block in data.chunks:
+            rows = np.asarray(block.compute())
+            if self._ignore:
+                missing.check_missing(
+                    rows, 1.0, row_offset=int(offsets[index]), where=f" (row chunk {index})"
+                )
+            else:
+                tasks.check_chunk(rows, index)
 
     @property
     def _ignore(self) -> bool:
@@ -281,22 +308,35 @@ class _LazyRows:
     "random") are computed by dask, and indexing (init "sample") gathers just those rows.
     """
 
-    def __init__(self, X: da.Array):
+    def __init__(self, X: da.Array, check: Callable[[], None]):
         self._X = X
+        self._check = check  # raises the chunk's own error for non-finite data
         self.shape = X.shape
         self.dtype = X.dtype
 
     def mean(self, axis=None, dtype=None) -> np.ndarray:
-        return self._X.mean(axis=axis, dtype=dtype).compute()
+        return self._finite(self._X.mean(axis=axis, dtype=dtype).compute())
 
     def std(self, axis=None, dtype=None) -> np.ndarray:
-        return self._X.std(axis=axis, dtype=dtype).compute()
+        return self._finite(self._X.std(axis=axis, dtype=dtype).compute())
+
+    def _finite(self, value: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(value)):
+            self._check()
+        return value
 
     def __getitem__(self, index) -> np.ndarray:
         return self._X[index].compute()
 
 
-def _pca_surrogate(X: da.Array) -> np.ndarray:
+def _non_empty_chunks(X: da.Array) -> da.Array:
+    """``X`` without its row chunks of 0 rows (the same rows)."""
+    if all(rows > 0 for rows in X.chunks[0]):
+        return X
+    return da.concatenate([X.blocks[i] for i, rows in enumerate(X.chunks[0]) if rows > 0], axis=0)
+
+
+def _pca_surrogate(X: da.Array, check: Callable[[], None]) -> np.ndarray:
     """2D rows with the mean and covariance of ``X``: its PCA init is that of ``X``.
 
     The core's PCA init takes the principal axes and sqrt(eigenvalues) of the sample
@@ -308,8 +348,12 @@ def _pca_surrogate(X: da.Array) -> np.ndarray:
         return X.compute()  # the core raises its own error for n_samples < 2
     Xd = X.astype(np.float64)
     mean = Xd.mean(axis=0).compute()
+    if not np.all(np.isfinite(mean)):
+        check()  # the chunk's own error (NaN or inf), not eigh's "did not converge"
     centred = Xd - mean
     covariance = (centred.T @ centred).compute() / (X.shape[0] - 1)
+    if not np.all(np.isfinite(covariance)):
+        check()
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     n_features = X.shape[1]
     scale = np.sqrt((2 * n_features - 1) / 2.0)

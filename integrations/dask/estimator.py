@@ -143,7 +143,8 @@ class DaskKSOM(KSOM):
 
     def impute(self, X: Any) -> Any:
         """``X`` with each NaN filled from its row's BMU (``KSOM.impute``); a dask array, of
-        the same chunks, for dask input (computed chunk by chunk, not on the client)."""
+        the same row chunks (one column chunk), for dask input (computed chunk by chunk,
+        not on the client)."""
         if not _is_dask_array(X):
             return super().impute(X)
         self._check_imputes()

@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from somvq import algorithms, missing
+from somvq._validation import check_training_range
 
 __all__ = [
     "chunk_statistics",
@@ -31,17 +32,21 @@ __all__ = [
 ]
 
 
-def _check_finite(block: np.ndarray, chunk_index: int) -> None:
-    # One pass over the block next to the GEMM's K passes: cheap, and the same clear error
-    # that KSOM.fit gives for NaN/inf, raised where the data is instead of a silently NaN
-    # codebook.
+def check_chunk(block: np.ndarray, chunk_index: int) -> None:
+    """The checks ``KSOM.fit`` makes of in-memory data, on one chunk: NaN or inf, and
+    float64 values so large that squared distances overflow (:func:`check_training_range`).
+
+    One pass over the block next to the GEMM's K passes: cheap, and the same clear error,
+    raised where the data is instead of a silently NaN (or inf) codebook.
+    """
     if not np.isfinite(block).all():
         raise ValueError(f"Input X contains NaN or infinity (row chunk {chunk_index}).")
+    check_training_range(block, f"the training data (row chunk {chunk_index})")
 
 
 def chunk_statistics(block: np.ndarray, codebook: np.ndarray, chunk_index: int) -> algorithms.UnitStatistics:
     """Counts ``c = E^T 1`` (K,), sums ``S = E^T X`` (K, D) and squared error of one chunk."""
-    _check_finite(block, chunk_index)
+    check_chunk(block, chunk_index)
     return algorithms.unit_statistics(block, codebook)
 
 
@@ -62,6 +67,7 @@ def chunk_masked_statistics(
     """
     where = f" (row chunk {chunk_index})"
     missing.check_missing(block, max_missing, row_offset=row_offset, where=where)
+    check_training_range(block, f"the training data{where}")
     if layers is not None:
         from somvq.layers import check_layer_missing
 

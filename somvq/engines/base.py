@@ -73,6 +73,10 @@ class Engine:
         """What :func:`somvq.initialisation.initial_codebook` reads as X (default: the data)."""
         return data
 
+    def grid_rows(self, data: Any) -> Any:
+        """Rows with the data's covariance, for ``grid="auto"`` (default: :meth:`init_rows`)."""
+        return self.init_rows(data)
+
     # ------------------------------------------------------------------ passes
     def steps_per_pass(self, data: Any) -> int:
         """Updates t that one pass over ``data`` makes (for the schedules' horizon)."""
