@@ -44,10 +44,18 @@ def parse_columns(
     names the option in errors (``--planes`` for ``somvq plot``).
     """
     chosen: list[int] = []
-    for token in (t.strip() for t in spec.split(",")):
+    # a header name that itself holds a comma ("x, cm") is one column, not two names
+    whole = spec.strip()
+    tokens = [whole] if header is not None and "," in whole and whole in header else spec.split(",")
+    for token in (t.strip() for t in tokens):
         if not token:
             continue
         if header is not None and token in header:
+            if list(header).count(token) > 1:
+                raise click.BadParameter(
+                    f"{token!r} names {list(header).count(token)} columns of {source}; use their 1-based numbers.",
+                    param_hint=param_hint,
+                )
             chosen.append(list(header).index(token))
             continue
         low, dash, high = token.partition("-")
@@ -86,6 +94,17 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def first_row_is_header(fields: Sequence[str], *, missing: bool = False, skip: int | None = None) -> bool:
+    """The header rule of every reader: a first row that is not all numbers (with
+    ``missing``, a missing-value token counts as a number: a first data row may have holes)
+    is a header. ``skip``: a column left out of the test (a --target label column)."""
+    return not all(
+        _is_number(field) or (missing and _is_missing_token(field))
+        for i, field in enumerate(fields)
+        if i != skip
+    )
 
 
 _DELIMITER_NAMES = {"\t": "tabs", ",": "commas", ";": "semicolons"}
@@ -150,7 +169,7 @@ def read_text_table(
         rows = [(number, [field.strip() for field in fields]) for (number, _), fields in zip(lines, parsed)]
     names: list[str] | None = None
     if header is None:
-        header = not all(_is_number(field) or (missing and _is_missing_token(field)) for field in rows[0][1])
+        header = first_row_is_header(rows[0][1], missing=missing)
     if header:
         names = rows[0][1]
         rows = rows[1:]
@@ -162,6 +181,7 @@ def read_text_table(
             raise DataError(
                 f"{source}: malformed CSV at line {number}: {len(fields)} fields, expected {width}"
                 f"{' (as in the header)' if names is not None else ' (as in the first row)'}."
+                f"{_delimiter_hint(lines[0][1], delimiter)}"
             )
     selected = parse_columns(columns, names, width, source) if columns else list(range(width))
     if missing:
@@ -246,6 +266,8 @@ def read_npz(
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             keys = list(archive.files)
+            if not keys:
+                raise DataError(f"{source}: an .npz archive with no array in it.")
             if key is None:
                 if len(keys) != 1:
                     raise click.BadParameter(

@@ -6,6 +6,7 @@ kept unless --force: the check runs before any long work and again at the final 
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import sys
@@ -93,6 +94,14 @@ def _shortest(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def csv_line(fields: Sequence[Any], delimiter: str = ",") -> str:
+    """One line of delimited text (no line end), fields quoted where they hold the
+    delimiter, a quote or a line break, as the readers (Python's csv) read them back."""
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
 def _format_table(
     array: Any, columns: Sequence[str], delimiter: str, header: bool, exact: bool = False
 ) -> str:
@@ -100,7 +109,7 @@ def _format_table(
 
     if exact and not np.issubdtype(array.dtype, np.integer):
         # the shortest text that reads back as the same float64 (repr): nothing rounded
-        lines = [delimiter.join(columns)] if header else []
+        lines = [csv_line(columns, delimiter)] if header else []
         lines += [delimiter.join(map(_shortest, row)) for row in np.asarray(array, dtype=np.float64).tolist()]
         return "".join(line + "\n" for line in lines)
     buffer = io.StringIO()
@@ -110,7 +119,7 @@ def _format_table(
         array,
         fmt=fmt,
         delimiter=delimiter,
-        header=delimiter.join(columns) if header else "",
+        header=csv_line(columns, delimiter) if header else "",
         comments="",
     )
     return buffer.getvalue()

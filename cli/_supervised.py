@@ -166,9 +166,10 @@ def write_predictions(values: Any, name: str, output: str | None, force: bool) -
     """One column, headed by the target's name: CSV on stdout, or a .csv/.tsv/.txt file."""
     from somvq._atomic import atomic_write
 
-    from ._output import check_output
+    from ._output import check_output, csv_line
 
-    text = name + "\n" + "".join(f"{v}\n" for v in values.tolist())
+    # quoted where a label or the name holds a comma or a quote: the table reads back
+    text = "".join(csv_line([field]) + "\n" for field in [name, *values.tolist()])
     if output is None or output == "-":
         click.echo(text, nl=False)
         return

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._errors import DataError, library_errors
-from ._input import _is_number, _sniff_delimiter, load_input, parse_columns
+from ._input import _sniff_delimiter, first_row_is_header, load_input, parse_columns
 from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
@@ -93,8 +93,7 @@ def split_target_column(
     has_header = source["header"]
     if has_header is None:  # detected as the feature reader does, the label column aside
         if target.strip().isdigit():
-            number = int(target.strip()) - 1
-            has_header = not all(_is_number(f) for i, f in enumerate(rows[0]) if i != number)
+            has_header = first_row_is_header(rows[0], missing=missing, skip=int(target.strip()) - 1)
         else:
             has_header = True  # a column name needs a header
     header = rows[0] if has_header else None

@@ -971,3 +971,27 @@ def test_cluster_plot_report_and_evaluate_all_accept_missing_on_an_ignore_model(
     assert_error(
         run("evaluate", model, tmp_path / "all.npy", "--all"), 1, "rows without missing values", "0 of 60"
     )
+
+
+def test_written_names_with_commas_read_back_and_european_files_get_the_hint(tmp_path):
+    """impute wrote a header name holding a comma unquoted (its own output did not read
+    back); a semicolon file with decimal commas got no --delimiter hint; an empty .npz was
+    a usage error (found by an adversarial pass)."""
+    path = tmp_path / "names.csv"
+    path.write_text('"x, cm",y,z\n1,2,3\n4,,6\n7,8,9\n2,3,4\n')
+    model = tmp_path / "m.npz"
+    assert (
+        run("fit", path, "--missing", "ignore", "--grid", "2x2", "--epochs", "2", "-q", "-o", model).exit_code
+        == 0
+    )
+    filled = tmp_path / "filled.csv"
+    assert run("impute", model, path, "-o", filled).exit_code == 0
+    assert filled.read_text().splitlines()[0] == '"x, cm",y,z'
+    result = run("predict", model, filled)
+    assert result.exit_code == 0, result.output
+    euro = tmp_path / "euro.csv"
+    euro.write_text("a;b;c\n1,5;2,0;3,1\n")
+    assert_error(run("predict", model, euro), 1, "4 fields, expected 1", "--delimiter ';'")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    assert_error(run("predict", model, empty), 1, "no array in it")

@@ -236,3 +236,72 @@ def test_predictions_are_text_and_the_extension_is_checked_first(tmp_path):
     res = run("predict", model, path, "-o", tmp_path / "p.npy")
     assert res.exit_code == 2 and "use one of .csv, .tsv, .txt" in res.output
     assert not (tmp_path / "p.npy").exists()
+
+
+def test_files_found_by_an_adversarial_pass(tmp_path):
+    """(1) A file without a header whose first row has a hole, `--target N --missing
+    ignore`: the target reader took that row as the header (19 rows of 20). (2) Labels and
+    names holding a comma were written unquoted, and a --target name with a comma was
+    split in two by predict. (3) A name given twice as --target took the first silently."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3)).round(3)
+    labels = np.where(X[:, 0] > 0, "A", "B")
+    lines = [
+        ",".join([*("" if (i == 0 and j == 1) else str(v) for j, v in enumerate(row)), lab])
+        for i, (row, lab) in enumerate(zip(X, labels))
+    ]
+    path = tmp_path / "holes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "m1.npz"
+    result = run(
+        "fit",
+        path,
+        "--target",
+        "4",
+        "--missing",
+        "ignore",
+        "--grid",
+        "3x3",
+        "--epochs",
+        "2",
+        "--seed",
+        "0",
+        "-q",
+        "-o",
+        model,
+    )
+    assert result.exit_code == 0, result.output
+    assert "20 rows x 3 features" in result.output
+    result = run("predict", model, path)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 21  # the target's name, then 20 labels
+
+    names = ["u", "v", "colour, name"]
+    text = (
+        ",".join(f'"{n}"' for n in names)
+        + "\n"
+        + "".join(f'{a},{b},"{"red, dark" if a > 0 else "blue"}"\n' for a, b in X[:, :2])
+    )
+    path = tmp_path / "comma.csv"
+    path.write_text(text)
+    model = tmp_path / "m2.npz"
+    result = run(
+        "fit", path, "--target", "3", "--grid", "3x3", "--epochs", "2", "--seed", "0", "-q", "-o", model
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred.csv"
+    result = run("predict", model, path, "-o", out)
+    assert result.exit_code == 0, result.output
+    import csv
+
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["colour, name"] and all(len(r) == 1 for r in rows) and len(rows) == 21
+    assert {r[0] for r in rows[1:]} <= {"red, dark", "blue"}
+    assert run("evaluate", model, path).exit_code == 0
+
+    path = tmp_path / "twice.csv"
+    path.write_text("a,lab,lab\n" + "".join(f"{v},x,y\n" for v in X[:, 0]))
+    result = run(
+        "fit", path, "--target", "lab", "--grid", "2x2", "--epochs", "1", "-q", "-o", tmp_path / "m3.npz"
+    )
+    assert result.exit_code == 2 and "'lab' names 2 columns" in result.output
