@@ -980,10 +980,8 @@ def test_written_names_with_commas_read_back_and_european_files_get_the_hint(tmp
     path = tmp_path / "names.csv"
     path.write_text('"x, cm",y,z\n1,2,3\n4,,6\n7,8,9\n2,3,4\n')
     model = tmp_path / "m.npz"
-    assert (
-        run("fit", path, "--missing", "ignore", "--grid", "2x2", "--epochs", "2", "-q", "-o", model).exit_code
-        == 0
-    )
+    result = run("fit", path, *"--missing ignore --grid 2x2 --epochs 2 -q".split(), "-o", model)
+    assert result.exit_code == 0, result.output
     filled = tmp_path / "filled.csv"
     assert run("impute", model, path, "-o", filled).exit_code == 0
     assert filled.read_text().splitlines()[0] == '"x, cm",y,z'

@@ -254,21 +254,7 @@ def test_files_found_by_an_adversarial_pass(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     model = tmp_path / "m1.npz"
     result = run(
-        "fit",
-        path,
-        "--target",
-        "4",
-        "--missing",
-        "ignore",
-        "--grid",
-        "3x3",
-        "--epochs",
-        "2",
-        "--seed",
-        "0",
-        "-q",
-        "-o",
-        model,
+        "fit", path, *"--target 4 --missing ignore --grid 3x3 --epochs 2 --seed 0 -q".split(), "-o", model
     )
     assert result.exit_code == 0, result.output
     assert "20 rows x 3 features" in result.output
