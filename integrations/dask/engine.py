@@ -118,21 +118,22 @@ class DaskEngine(Engine):
         observed entries (as the in-memory engine initialises), lazily.
         """
         init = self.estimator.init
-        X = _non_empty_chunks(data.X)  # dask's std of 5+ chunks with an empty one is NaN
-        if self._ignore and data.has_missing:
-            means = da.nanmean(X.astype(np.float64), axis=0).compute()
-            X = da.where(da.isnan(X), means.astype(X.dtype), X)
         if isinstance(init, str) and init == "pca":
-            return _pca_surrogate(X, lambda: self._check_chunks(data))
-        return _LazyRows(X, lambda: self._check_chunks(data))
+            return _pca_surrogate(self._init_data(data), lambda: self._check_chunks(data))
+        return _LazyRows(self._init_data(data), lambda: self._check_chunks(data))
 
     def grid_rows(self, data: DaskData):
         """``grid="auto"``'s rows: the PCA surrogate (X's mean and covariance), whatever the init."""
+        return _pca_surrogate(self._init_data(data), lambda: self._check_chunks(data))
+
+    def _init_data(self, data: DaskData) -> da.Array:
+        """The rows the init statistics read: no empty chunk (dask's std of 5+ chunks with
+        an empty one is NaN); with missing="ignore", each NaN its column's observed mean."""
         X = _non_empty_chunks(data.X)
         if self._ignore and data.has_missing:
             means = da.nanmean(X.astype(np.float64), axis=0).compute()
             X = da.where(da.isnan(X), means.astype(X.dtype), X)
-        return _pca_surrogate(X, lambda: self._check_chunks(data))
+        return X
 
     def _check_chunks(self, data: DaskData) -> None:
         """The chunk tasks' own checks, on every chunk in turn: run when the init's
