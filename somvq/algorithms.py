@@ -49,6 +49,7 @@ __all__ = [
     "minibatch_pass_inplace",
     "online_pass_inplace",
     "learning_rate_parameters",
+    "online_kernel_arguments",
     "assign",
 ]
 
@@ -418,7 +419,6 @@ def online_pass_inplace(
     # costs first-use time that batch and mini-batch fits do not need.
     from ._kernels.cpu_online import online_pass as _online_pass_kernel
 
-    lr_code, lr_params = learning_rate_parameters(learning_rate)
     if grid_distances is None:
         if grid is None:
             raise ValueError("online_pass_inplace needs grid_distances or grid.")
@@ -427,10 +427,34 @@ def online_pass_inplace(
     mode = _online_mode(neighbourhood, grid, X, codebook, grid_distances)
     if mode is not None and grid_distances is None:
         grid_distances = _NO_DISTANCES  # the fast modes never read them: K x K not built
-    args = (
-        X,
-        codebook,
-        np.ascontiguousarray(order, dtype=np.int64),
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    args = online_kernel_arguments(grid_distances, neighbourhood, learning_rate, unit_counts, t0)
+    if mode is None:
+        run_online_scaled(lambda Xs, Ws, _: _online_pass_kernel(Xs, Ws, order, *args), X, codebook)
+        return
+    from ._kernels.cpu_online import online_pass_grid
+
+    shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
+    periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
+    grid_args = (mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64))
+    run_online_scaled(lambda Xs, Ws, _: online_pass_grid(Xs, Ws, order, *args, *grid_args), X, codebook)
+
+
+def online_kernel_arguments(
+    grid_distances: np.ndarray,
+    neighbourhood: Neighbourhood,
+    learning_rate: Schedule | str,
+    unit_counts: np.ndarray,
+    t0: int,
+) -> tuple:
+    """The arguments every compiled online pass takes after its own, in their order.
+
+    ``(grid_distances, neighbourhood code, radius code, kernel parameters, learning-rate
+    code, learning-rate parameters, unit_counts, t0)``: the plain, grid, masked and
+    layered passes of ``somvq._kernels`` all end with these.
+    """
+    lr_code, lr_params = learning_rate_parameters(learning_rate)
+    return (
         grid_distances,
         neighbourhood.code,
         neighbourhood.radius.code,
@@ -440,28 +464,21 @@ def online_pass_inplace(
         unit_counts,
         int(t0),
     )
-    if mode is None:
-        run_online_scaled(lambda Xs, Ws: _online_pass_kernel(Xs, Ws, *args[2:]), X, codebook)
-        return
-    from ._kernels.cpu_online import online_pass_grid
-
-    shape = grid.shape if grid.ndim == 2 else (1, grid.shape[0])
-    periodic = grid.periodic if grid.ndim == 2 else (False, grid.periodic[0])
-    grid_args = (mode, np.asarray(shape, dtype=np.int64), np.asarray(periodic, dtype=np.int64))
-    run_online_scaled(lambda Xs, Ws: online_pass_grid(Xs, Ws, *args[2:], *grid_args), X, codebook)
 
 
 def run_online_scaled(run, X: np.ndarray, codebook: np.ndarray) -> None:
-    """``run(X, codebook)`` (an online pass updating ``codebook`` in place), on float64
-    data and codebook below :data:`somvq.distances.TINY` scaled by
-    :func:`somvq.distances.underflow_scale` first, the codebook scaled back after: the
-    online passes rank units by direct float64 distances, whose squares would underflow."""
+    """``run(X, codebook, scale)`` (an online pass updating ``codebook`` in place), on
+    float64 data and codebook below :data:`somvq.distances.TINY` scaled by
+    :func:`somvq.distances.underflow_scale` first (``scale``, a power of two; 1.0 when
+    none is needed), the codebook scaled back after: the online passes rank units by
+    direct float64 distances, whose squares would underflow. Kohonen's rule commutes with
+    the scaling, so the pass over ``X * scale`` is the pass over ``X``, scaled."""
     scale = distances.underflow_scale(X, codebook)
     if scale == 1.0:
-        run(X, codebook)
+        run(X, codebook, 1.0)
         return
     scaled = codebook * scale
-    run(X * scale, scaled)
+    run(X * scale, scaled, scale)
     codebook[:] = scaled / scale
 
 

@@ -590,33 +590,24 @@ def layered_online_pass(X: np.ndarray, order: np.ndarray, plan: Any, state: Any)
     group, level, high = layers.kernel_arrays(state.codebook.dtype)
     group_size = np.asarray([cols.size for cols in layers.groups], dtype=np.float64)
     codebook = np.array(state.codebook, order="C", copy=True)
-    lr_code, lr_params = algorithms.learning_rate_parameters(plan.learning_rate)
-    neighbourhood = plan.neighbourhood
-    # its direct distances would underflow below distances.TINY: a pass over X * scale
-    # (Kohonen's rule and the tanimoto thresholds commute with a power-of-two scaling)
-    scale = distances.underflow_scale(X, codebook)
-    if scale != 1.0:
-        codebook *= scale
-        level, high = level * scale, high * scale
-    kernel(
-        np.ascontiguousarray(X if scale == 1.0 else X * scale),
-        codebook,
-        np.asarray(order, dtype=np.int64),
-        group,
-        group_size,
-        level,
-        high,
-        plan.grid.distances,
-        neighbourhood.code,
-        neighbourhood.radius.code,
-        neighbourhood.kernel_parameters(),
-        lr_code,
-        lr_params,
-        state.unit_counts,
-        int(state.n_steps),
+    args = algorithms.online_kernel_arguments(
+        plan.grid.distances, plan.neighbourhood, plan.learning_rate, state.unit_counts, state.n_steps
     )
-    if scale != 1.0:
-        codebook /= scale
+    # scaled below distances.TINY: the tanimoto thresholds scale with the data
+    algorithms.run_online_scaled(
+        lambda Xs, Ws, scale: kernel(
+            np.ascontiguousarray(Xs),
+            Ws,
+            np.asarray(order, dtype=np.int64),
+            group,
+            group_size,
+            level * scale,
+            high * scale,
+            *args,
+        ),
+        X,
+        codebook,
+    )
     state.codebook = codebook
     state.n_steps += len(order)
     search = layers.search(codebook)

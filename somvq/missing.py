@@ -545,25 +545,14 @@ def masked_pass(X: np.ndarray, order: np.ndarray, plan, state) -> float:
         return layered_online_pass(X, order, plan, state)
     # online: the compiled loop (somvq/_kernels/cpu_missing.py), sample by sample
     from ._kernels.cpu_missing import masked_online_pass
-    from .algorithms import learning_rate_parameters, run_online_scaled
+    from .algorithms import online_kernel_arguments, run_online_scaled
 
     codebook = np.array(state.codebook, order="C", copy=True)
-    lr_code, lr_params = learning_rate_parameters(plan.learning_rate)
-    neighbourhood = plan.neighbourhood
+    args = online_kernel_arguments(
+        plan.grid.distances, plan.neighbourhood, plan.learning_rate, state.unit_counts, state.n_steps
+    )
     run_online_scaled(
-        lambda Xs, Ws: masked_online_pass(
-            np.ascontiguousarray(Xs),
-            Ws,
-            order.astype(np.int64),
-            plan.grid.distances,
-            neighbourhood.code,
-            neighbourhood.radius.code,
-            neighbourhood.kernel_parameters(),
-            lr_code,
-            lr_params,
-            state.unit_counts,
-            int(state.n_steps),
-        ),
+        lambda Xs, Ws, _: masked_online_pass(np.ascontiguousarray(Xs), Ws, order.astype(np.int64), *args),
         X,
         codebook,
     )
