@@ -26,6 +26,10 @@ else:
     elif _SIMULATOR:
         from somvq._kernels import cuda_config
 
+        from .simulator import make_shared_arrays_thread_safe
+
+        make_shared_arrays_thread_safe()  # the simulator's own race (see simulator.py)
+
         # Tiny launches: odd sizes against the tiles exercise every edge path.
         cuda_config.THREADS_PER_BLOCK = 8
         cuda_config.BMU_TILE_ROWS = 2
