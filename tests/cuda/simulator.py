@@ -6,8 +6,8 @@ reach the line together can both miss, and each get its own array. They then sha
 nothing: one thread's tile loads never reach the others, which read uninitialised memory
 (a wrong winner, or an index far out of bounds). CI hit it: one row of a layered masked
 search lost its label layer (tests/cuda/test_cuda_layers.py,
-``test_cuda_classifier_with_missing_inputs_trains_like_the_cpu``); that fit repeated
-under load went wrong about once in 25 runs, and in none of 404 with this fix. Real
+``test_cuda_classifier_with_missing_inputs_trains_like_the_cpu``). That fit, repeated
+under load, went wrong twice in about 240 runs, and in none of 404 with this fix. Real
 hardware allocates shared memory once per block, so the kernels are not at fault; the
 lookup is made atomic here.
 """
