@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .distances import squared_distances
+from .distances import RECOMPUTE, squared_distances
 from .grids import Grid
 
 __all__ = [
@@ -104,20 +104,33 @@ def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 
 
 def _two_best(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`two_best_matching_units` and the squared distance to the best, in one pass."""
+    """:func:`two_best_matching_units` and the squared distance to the best, in one pass.
+
+    Ranked by direct float64 distances, as ``predict`` ranks: the units whose
+    :func:`squared_distances` entry may be within rounding of the runner-up's are
+    recomputed as ``sum_j (x_j - w_j)^2`` (usually two a row), and on equal distances the
+    lower index wins, for the runner-up too.
+    """
     if codebook.shape[0] < 2:
         raise ValueError(f"two best units need a codebook of >= 2 units, got {codebook.shape[0]}.")
     out = np.empty((X.shape[0], 2), dtype=np.int64)
     best = np.empty(X.shape[0])
+    W64 = np.asarray(codebook, dtype=np.float64)
+    # an entry is within a relative 1 / RECOMPUTE of its exact value (squared_distances)
+    slack = (1.0 + 1.0 / RECOMPUTE) / (1.0 - 1.0 / RECOMPUTE)
     for start, stop, sq in _squared_distance_blocks(X, codebook):
-        two = np.argpartition(sq, 1, axis=1)[:, :2]
-        d = np.take_along_axis(sq, two, axis=1)
-        # order the pair; on equal distances the lower index is the winner
-        swap = (d[:, 1] < d[:, 0]) | ((d[:, 1] == d[:, 0]) & (two[:, 1] < two[:, 0]))
-        two[swap] = two[swap][:, ::-1]
-        d[swap] = d[swap][:, ::-1]
-        out[start:stop] = two
-        best[start:stop] = d[:, 0]
+        runner_up = np.partition(sq, 1, axis=1)[:, 1]
+        close = sq <= runner_up[:, None] * slack
+        r, u = np.nonzero(close)
+        diff = np.asarray(X[start:stop], dtype=np.float64)[r] - W64[u]
+        sq[~close] = np.inf
+        sq[r, u] = np.einsum("ij,ij->i", diff, diff)
+        rows = np.arange(sq.shape[0])
+        first = np.argmin(sq, axis=1)  # the first minimum: the lowest index on ties
+        best[start:stop] = sq[rows, first]
+        sq[rows, first] = np.inf
+        out[start:stop, 0] = first
+        out[start:stop, 1] = np.argmin(sq, axis=1)
     return out, best
 
 
