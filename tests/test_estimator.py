@@ -326,7 +326,6 @@ def test_topographic_error_by_hand():
     assert metrics.topographic_error(np.array([[0.4]]), W2, grid) == 1.0
 
 
-
 def test_two_best_units_of_three_tied_units_are_the_lowest_indices():
     # units 0-2 at 1, units 3-6 at 0: the best is 3 and the runner-up 4, a grid neighbour
     # (a partition picked any two of the tied units: [3, 6], and a topographic error of 1)
@@ -343,6 +342,7 @@ def test_two_best_units_of_three_tied_units_are_the_lowest_indices():
         sq = ((X[:, None, :] - W[None, :, :]) ** 2).sum(axis=2)
         expected = np.argsort(sq, axis=1, kind="stable")[:, :2]
         np.testing.assert_array_equal(metrics.two_best_matching_units(X, W), expected)
+
 
 def test_partial_fit_labels_are_the_last_call_rows(small):
     som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=40, random_state=0).fit(small)
