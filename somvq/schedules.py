@@ -7,10 +7,14 @@ online KSOM, epochs for batch KSOM, mini-batches for mini-batch KSOM.
 name               value at step t                                     uses
 =================  ==================================================  ==================
 ``inverse_time``   ``start / (1 + shrink * t)``  (the paper's)          start, shrink
-``exponential``    ``start * (end / start) ** min(t / horizon, 1)``     start, end, horizon
-``linear``         ``start + (end - start) * min(t / horizon, 1)``      start, end, horizon
+``exponential``    ``start * (end / start) ** (t / horizon)``           start, end, horizon
+``linear``         ``start + (end - start) * t / horizon``              start, end, horizon
 ``constant``       ``start``                                           start
 =================  ==================================================  ==================
+
+``exponential`` and ``linear`` are ``end`` itself from ``t = horizon`` on (the power and
+the sum would round: ``49 * (1 / 49) ** 1.0`` is 0.9999999999999999, and a "bubble"
+radius 1 that misses by an ulp drops every neighbour at distance 1).
 
 The functions accept a Python/NumPy scalar, a NumPy array or a torch tensor for ``t`` and
 compute with that type's own operations, so the torch plugin evaluates the very same
@@ -39,6 +43,19 @@ def _progress(t: Any, horizon: float) -> Any:
 
         return np.minimum(ratio, 1.0)
     return ratio if ratio < 1.0 else 1.0
+
+
+def _reach_end(progress: Any, value: Any, end: float) -> Any:
+    """``value``, with ``end`` exactly where ``progress`` has reached 1."""
+    if hasattr(progress, "clamp"):  # torch tensor
+        import torch
+
+        return torch.where(progress >= 1.0, torch.full_like(value, end), value)
+    if hasattr(progress, "__array__") and getattr(progress, "ndim", 0):
+        import numpy as np
+
+        return np.where(progress >= 1.0, end, value)
+    return end if progress >= 1.0 else value
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,9 @@ class Schedule:
         if self.kind == "inverse_time":
             return self.start / (1.0 + self.shrink * t)
         if self.kind == "exponential":
-            return self.start * (self.end / self.start) ** _progress(t, self.horizon)
+            progress = _progress(t, self.horizon)
+            return _reach_end(progress, self.start * (self.end / self.start) ** progress, self.end)
         if self.kind == "linear":
-            return self.start + (self.end - self.start) * _progress(t, self.horizon)
+            progress = _progress(t, self.horizon)
+            return _reach_end(progress, self.start + (self.end - self.start) * progress, self.end)
         return self.start + 0.0 * t  # constant, in t's type

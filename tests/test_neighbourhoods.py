@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from somvq import KSOM
 from somvq.grids import Grid
 from somvq.neighbourhoods import NEIGHBOURHOODS, Neighbourhood, neighbourhood_weights
 from somvq.schedules import SCHEDULES, Schedule
@@ -97,6 +98,44 @@ def test_schedules_by_hand():
         Schedule("exponential", 1.0, 0.0)
     with pytest.raises(ValueError, match="not one of"):
         Schedule("cosine", 1.0)
+
+
+@pytest.mark.parametrize("kind", ["exponential", "linear"])
+@pytest.mark.parametrize(("start", "end"), [(49.0, 1.0), (49.0, 0.5), (49.0, 2.0), (0.1, 0.3), (7.0, 0.01)])
+def test_schedules_reach_their_end_exactly(kind, start, end):
+    # 49 * (1 / 49) ** 1.0 is 0.9999999999999999: a bubble of radius 1 would drop every
+    # neighbour at distance 1 on the last step
+    import torch
+
+    from somvq._kernels.cpu_neighbourhood import schedule_value
+
+    sched = Schedule(kind, start, end, horizon=7)
+    for t in (7, 7.0, 8, 1e9):
+        assert sched(t) == end
+        assert schedule_value(sched.code, start, end, 0.1, 7.0, float(t)) == end
+    assert np.all(sched(np.array([7.0, 9.0])) == end)
+    assert bool((sched(torch.tensor([7.0, 9.0], dtype=torch.float64)) == end).all())
+
+
+def test_last_batch_step_of_an_exponential_bubble_uses_the_end_radius():
+    # two epochs: radius 49 then the end radius, under either schedule (the same map)
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    init = X[:98].copy()
+    fits = [
+        KSOM(
+            grid=(98,),
+            neighbourhood="bubble",
+            radius=49.0,
+            radius_final=1.0,
+            radius_schedule=kind,
+            n_epochs=2,
+            init=init,
+        )
+        .fit(X)
+        .codebook_
+        for kind in ("exponential", "linear")
+    ]
+    np.testing.assert_array_equal(fits[0], fits[1])
 
 
 def test_same_definitions_on_torch_tensors():

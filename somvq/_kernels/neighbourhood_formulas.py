@@ -22,8 +22,8 @@ def schedule_value(code, start, end, shrink, horizon, t):
     if code == INVERSE_TIME:
         return start / (1.0 + shrink * t)
     progress = t / horizon
-    if progress > 1.0:
-        progress = 1.0
+    if progress >= 1.0 and (code == EXPONENTIAL_SCHEDULE or code == LINEAR):
+        return end  # exactly (the power and the sum round; somvq.schedules)
     if code == EXPONENTIAL_SCHEDULE:
         return start * (end / start) ** progress
     if code == LINEAR:
