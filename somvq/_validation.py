@@ -56,6 +56,10 @@ def restores_input_attributes(method: Callable) -> Callable:
     return wrapper
 
 
+#: The positive ``eps`` values :func:`check_ema_settings` accepts.
+EPS_RANGE = (1e-30, 1e30)
+
+
 def check_ema_settings(*, decay: float, eps: float, init_count: float, update: str) -> None:
     """Reject KSOM-EMA settings under which ``w = m / N`` divides by zero.
 
@@ -64,7 +68,18 @@ def check_ema_settings(*, decay: float, eps: float, init_count: float, update: s
     through ``eps > 0`` or ``decay * N0 > 0``: ``eps=0`` with ``init_count=0`` (or with
     ``decay=0``) gives ``N = 0`` and ``w = 0 / 0`` at the first step. ``update="written"``
     divides only where ``n > 0`` and is always safe.
+
+    A positive ``eps`` must lie in [:data:`EPS_RANGE`]: the smoothing ``(N_k + eps) /
+    (N + K eps) N`` underflows to 0 below it (a subnormal eps) and ``K eps`` overflows
+    above it, and either divides by zero too (in float32 statistics as well).
     """
+    low, high = EPS_RANGE
+    if eps > 0 and not low <= eps <= high:
+        raise ValueError(
+            f"eps={eps!r} is outside [{low:g}, {high:g}]: the Laplace smoothing of the EMA "
+            "counts, (N_k + eps) / (N + K eps) N, under- or overflows there and divides by "
+            "zero. The paper uses eps=1e-5."
+        )
     if update != "all" or eps > 0:
         return
     if init_count == 0:

@@ -69,7 +69,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Number of grid axes when ``grid`` is an int.
     topology : {"rectangular", "hexagonal"}, default="rectangular"
     periodic : bool or tuple of bool, default=False
-        Toroidal wrap-around, for every axis or per axis.
+        Toroidal wrap-around, for every axis or per axis (True/False, or 1/0).
     neighbourhood : str, default="gaussian"
         ``"none"`` (k-means / EMA-VQ), the paper's ``"hard"`` and ``"exponential"``, or the
         classic ``"gaussian"``, ``"bubble"``, ``"triangle"``, ``"cut_gaussian"`` and
@@ -114,7 +114,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         Initial EMA count N0 of every unit (mini-batch; the paper uses 0 or 1), and initial
         hit count for ``learning_rate="inverse_count"``.
     eps : float, default=1e-5
-        Laplace smoothing constant of the EMA counts.
+        Laplace smoothing constant of the EMA counts: 0, or in [1e-30, 1e30] (beyond, the
+        smoothing under- or overflows in float64).
     update : {"all", "written"}, default="all"
         Mini-batch: decay every unit at every step (the paper's), or only units that
         received inputs (the ablation; no Laplace smoothing).

@@ -97,6 +97,13 @@ def parse_grid(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _is_flag(value: Any) -> bool:
+    """True for a bool, or an integer 0 or 1 (NumPy's too): the values ``periodic`` takes."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, (int, np.integer)) and value in (0, 1)
+
+
 class Grid:
     """The geometry of a map: shape, topology and periodic axes.
 
@@ -139,7 +146,13 @@ class Grid:
         if isinstance(periodic, (bool, np.bool_)):
             periodic_t = (bool(periodic),) * len(shape_t)
         else:
-            periodic_t = tuple(bool(p) for p in periodic)
+            entries = tuple(periodic) if isinstance(periodic, (tuple, list, np.ndarray)) else None
+            if entries is None or not all(_is_flag(p) for p in entries):
+                raise ValueError(
+                    f"periodic={periodic!r} must be a bool or one bool per grid axis ({len(shape_t)} "
+                    "axes): True/False (or 1/0), not strings or other values."
+                )
+            periodic_t = tuple(bool(p) for p in entries)
             if len(periodic_t) != len(shape_t):
                 raise ValueError(
                     f"periodic={periodic!r} must be a bool or one bool per grid axis ({len(shape_t)} axes)."

@@ -85,11 +85,32 @@ def test_unfitted_use_is_an_error(X):
         ({"neighbourhood": "mexican_hat"}, r"mexican_hat.*algorithm='online'"),
         ({"learning_rate": "inverse_count"}, r"inverse_count.*algorithm='batch'"),
         ({"radius_schedule": "exponential", "radius_final": 0.0}, r"'radius_final' parameter.*Got 0.0"),
+        # the Laplace smoothing under- or overflows: a numba ZeroDivisionError before
+        ({"algorithm": "minibatch", "batch_size": 10, "eps": 1e308}, r"eps=1e\+308 is outside"),
+        ({"algorithm": "minibatch", "init_count": 0, "eps": 5e-324}, r"eps=5e-324 is outside"),
+        # bool("False") is True: a torus from a string
+        ({"periodic": ("False", "False")}, r"periodic=\('False', 'False'\) must be a bool"),
+        ({"periodic": (0.5, 0)}, r"periodic=\(0.5, 0\) must be a bool"),
+        ({"periodic": "yes"}, r"'periodic' parameter.*Got 'yes'"),
     ],
 )
 def test_invalid_parameters_echo_the_value(X, params, match):
     with pytest.raises(ValueError, match=match):
         KSOM(**params).fit(X)
+
+
+def test_eps_at_the_ends_of_its_range_trains(X):
+    for eps in (1e-30, 1e30):
+        som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=10, init_count=0, eps=eps, n_epochs=2)
+        assert np.isfinite(som.fit(X).codebook_).all()
+
+
+def test_periodic_takes_bools_and_zero_one(X):
+    assert KSOM(grid=(2, 3), periodic=(1, np.int64(0)), n_epochs=1).fit(X).grid_.periodic == (True, False)
+    assert KSOM(grid=(2, 3), periodic=np.array([False, True]), n_epochs=1).fit(X).grid_.periodic == (
+        False,
+        True,
+    )
 
 
 def test_init_array_of_wrong_shape_or_values(X):
