@@ -123,7 +123,8 @@ def som_toolbox_shape(n_samples: int, eigenvalues: Any, topology: str = "rectang
 
     ``munits = ceil(5 * n_samples ** 0.54321)`` units; side ratio
     ``ratio = sqrt(l1 / l2)`` of the two largest eigenvalues of the data's covariance (1
-    with fewer than 2 features or ``l2 <= 0``); ``cols = min(munits, round(sqrt(munits /
+    with fewer than 2 features, ``l1 = 0``, or ``l2 * munits < l1``: the toolbox's
+    square map for data stretched along one direction beyond ``munits``); ``cols = min(munits, round(sqrt(munits /
     ratio)))`` (``sqrt(munits / ratio * sqrt(0.75))`` on a hexagonal grid, whose rows are
     ``sqrt(0.75)`` apart), at least 1; ``rows = round(munits / cols)`` (MATLAB's round: half
     away from zero). Returns ``(rows, cols)``, rows the longer side; a 1-wide map is
@@ -134,7 +135,8 @@ def som_toolbox_shape(n_samples: int, eigenvalues: Any, topology: str = "rectang
     """
     munits = math.ceil(5.0 * float(n_samples) ** 0.54321)
     lam = sorted((float(v) for v in eigenvalues), reverse=True)
-    ratio = math.sqrt(lam[0] / lam[1]) if len(lam) >= 2 and lam[1] > 0 else 1.0
+    stretched = len(lam) < 2 or lam[0] <= 0 or lam[1] * munits < lam[0]
+    ratio = 1.0 if stretched else math.sqrt(lam[0] / lam[1])
     area = munits / ratio * (math.sqrt(0.75) if topology == "hexagonal" else 1.0)
     cols = max(1, min(munits, math.floor(math.sqrt(area) + 0.5)))
     rows = max(1, math.floor(munits / cols + 0.5))

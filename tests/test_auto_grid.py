@@ -21,7 +21,10 @@ def toolbox_reference(n, X, hexagonal=False):
     munits = math.ceil(5 * n**0.54321)
     C = np.cov(X.T)
     lam = np.sort(np.linalg.eigvals(C).real)
-    ratio = math.sqrt(lam[-1] / lam[-2])
+    if lam[-1] == 0 or lam[-2] * munits < lam[-1]:
+        ratio = 1
+    else:
+        ratio = math.sqrt(lam[-1] / lam[-2])
     if hexagonal:
         cols = min(munits, matlab_round(math.sqrt(munits / ratio * math.sqrt(0.75))))
     else:
@@ -31,7 +34,7 @@ def toolbox_reference(n, X, hexagonal=False):
 
 
 @pytest.mark.parametrize("n", [50, 178, 1000, 1797])
-@pytest.mark.parametrize("stretch", [1.0, 3.0, 10.0])
+@pytest.mark.parametrize("stretch", [1.0, 3.0, 10.0, 40.0])
 @pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
 def test_auto_grid_follows_the_toolbox_formula(n, stretch, topology):
     rng = np.random.default_rng(n)
@@ -39,7 +42,7 @@ def test_auto_grid_follows_the_toolbox_formula(n, stretch, topology):
     grid = auto_grid(X, topology)
     assert grid.shape == toolbox_reference(n, X, topology == "hexagonal")
     assert abs(grid.n_units - math.ceil(5 * n**0.54321)) <= max(grid.shape)  # rounding of the sides
-    if stretch >= 3:
+    if 3 <= stretch and stretch**2 <= math.ceil(5 * n**0.54321):
         assert grid.shape[0] > grid.shape[1]
 
 
@@ -50,8 +53,11 @@ def test_toolbox_shape_edge_cases():
     munits = math.ceil(5 * 1000**0.54321)
     rows, cols = som_toolbox_shape(1000, [3.0])
     assert cols == matlab_round(math.sqrt(munits)) and rows == matlab_round(munits / cols)
-    # a very elongated cloud: a 1-wide map is written (1, n)
-    assert som_toolbox_shape(10, [1e6, 1e-6])[0] == 1
+    # a cloud stretched beyond munits (l2 munits < l1): the toolbox's square map, not a strip
+    assert som_toolbox_shape(10, [1e6, 1e-6]) == som_toolbox_shape(10, [1.0])
+    assert som_toolbox_shape(200, [353.0, 1.0]) == (10, 9)  # munits 89: a 45x2 strip before
+    # a 1-wide map is written (1, n): 5 units, l1 / l2 = 4.99 <= munits, cols round(1.497)
+    assert som_toolbox_shape(1, [4.99, 1.0]) == (1, 5)
     # hexagonal and periodic along rows: the row count is made even
     X = np.random.default_rng(0).normal(size=(500, 3))
     for periodic in (True, False):
