@@ -21,7 +21,7 @@ from sklearn.utils.validation import column_or_1d
 from . import algorithms, missing
 from ._moments import column_moments
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from ._validation import in_map_dtype
+from ._validation import in_map_dtype, restores_input_attributes
 from .estimator import KSOM
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
@@ -169,12 +169,13 @@ class _XYF(BaseEstimator):
         tags.input_tags.allow_nan = self.missing == "ignore"
         return tags
 
-    def _fit_map(self, X: np.ndarray, Y: np.ndarray) -> None:
+    def _fit_map(self, X: np.ndarray, Y: np.ndarray) -> KSOM:
+        """The map trained on ``[X, Y]``; nothing is written on the estimator (see ``_commit``)."""
         n_x, n_y = X.shape[1], Y.shape[1]
         weights = [_balanced(X), self.y_weight * _balanced(Y)]
         if weights[0] == 0 and weights[1] == 0:
             weights[0] = 1.0
-        self.som_ = KSOM(
+        som = KSOM(
             self.grid,
             topology=self.topology,
             neighbourhood=self.neighbourhood,
@@ -191,7 +192,19 @@ class _XYF(BaseEstimator):
             max_missing=self.max_missing,
             **{name: getattr(self, name) for name in _MAP_PARAMETERS},
         ).fit(np.hstack([X, Y.astype(X.dtype)]))
-        self._n_x = n_x
+        return cast(KSOM, som)
+
+    def _commit(self, som: KSOM, n_x: int, **fitted: Any) -> None:
+        """Publish a fit's result, only once its map is trained: all attributes at once.
+
+        ``fit`` computes everything it learns (``classes_``, ``y_mean_``, ...) into locals
+        and writes nothing before the map's training succeeded, so an exception there (a
+        ValueError, a KeyboardInterrupt) leaves the estimator as it was: fitted with the
+        previous model, or unfitted. ``restores_input_attributes`` puts back what
+        ``validate_data`` records first (``n_features_in_``, ``feature_names_in_``). One
+        ``dict.update``: no interrupt can land between two of the attributes.
+        """
+        self.__dict__.update(fitted, som_=som, _n_x=n_x)
 
     def _target_part(self, X: Any) -> np.ndarray:
         """The Y part (float64) of each row's BMU, found on the X columns alone."""
@@ -247,6 +260,7 @@ class KSOMClassifier(ClassifierMixin, _XYF):
     """
     )
 
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> KSOMClassifier:
         """Train the map on ``X`` and the one-hot ``y``; returns self."""
@@ -259,8 +273,8 @@ class KSOMClassifier(ClassifierMixin, _XYF):
                 f"KSOMClassifier needs at least two classes; y holds one class only "
                 f"(1 class: {classes.tolist()!r})."
             )
-        self.classes_ = classes
-        self._fit_map(X, np.eye(classes.size)[codes])
+        som = self._fit_map(X, np.eye(classes.size)[codes])
+        self._commit(som, X.shape[1], classes_=classes)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -295,6 +309,7 @@ class KSOMRegressor(RegressorMixin, _XYF):
     """
     )
 
+    @restores_input_attributes
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> KSOMRegressor:
         """Train the map on ``X`` and the standardized ``y``; returns self."""
@@ -304,9 +319,9 @@ class KSOMRegressor(RegressorMixin, _XYF):
         # beyond ~1e154 (the variance overflowed: NaN predictions) or below ~1e-154 (it
         # underflowed: the target was ignored)
         mean, std = (float(v[0]) for v in column_moments(y[:, None]))
-        self.y_mean_ = mean
-        self.y_scale_ = std if std > 0 else 1.0
-        self._fit_map(X, ((y - self.y_mean_) / self.y_scale_)[:, None])
+        scale = std if std > 0 else 1.0
+        som = self._fit_map(X, ((y - mean) / scale)[:, None])
+        self._commit(som, X.shape[1], y_mean_=mean, y_scale_=scale)
         return self
 
     def predict(self, X: Any) -> np.ndarray:

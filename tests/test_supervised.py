@@ -232,3 +232,121 @@ def test_grid_auto_takes_the_som_toolbox_size_of_the_training_table():
     assert (
         KSOMRegressor(grid="auto", n_epochs=2, random_state=0).fit(X, y.astype(float)).som_.grid_.n_units > 1
     )
+
+
+# ------------------------------------------------------------------ failed fits (SPEC "Bad input")
+def _refit_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def _fitted(Est):
+    X, y = _refit_data()
+    est = Est(grid=(3, 3), n_epochs=2, random_state=0)
+    return est.fit(X, y if Est is KSOMClassifier else X[:, 0] * 10.0)
+
+
+def _snapshot(est):
+    """Everything a fit writes, and what the estimator answers, as bytes to compare."""
+    X, _ = _refit_data()
+    out = {
+        "n_features_in_": est.n_features_in_,
+        "codebook": est.som_.codebook_.tobytes(),
+        "predict": est.predict(X).tobytes(),
+        "som_": est.som_,
+        "_n_x": est._n_x,
+    }
+    if isinstance(est, KSOMClassifier):
+        out["classes_"] = est.classes_.tobytes()
+        out["classes_dtype"] = est.classes_.dtype
+        out["predict_proba"] = est.predict_proba(X).tobytes()
+    else:
+        out["y_mean_"] = est.y_mean_
+        out["y_scale_"] = est.y_scale_
+    return out
+
+
+def _bad_refits(Est):
+    """Refits that fail: (X, y, exception) - after validation, in the map's training."""
+    huge4, huge3 = np.full((10, 4), 1e200), np.full((10, 3), 1e200)  # squared distances overflow
+    if Est is KSOMClassifier:
+        y_new = np.array(list("abcde") * 2)
+        return [
+            (huge4, y_new, ValueError),
+            (huge3, y_new, ValueError),  # another feature count
+            (np.ones((10, 3)), np.full(10, 7), ValueError),  # one class only, another feature count
+        ]
+    y_new = np.arange(10.0) * 1000
+    return [(huge4, y_new, ValueError), (huge3, y_new, ValueError)]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # _balanced of 1e200 rows
+@pytest.mark.parametrize("Est", [KSOMClassifier, KSOMRegressor])
+def test_a_failed_refit_leaves_the_fitted_estimator_as_it_was(Est):
+    est = _fitted(Est)
+    before = _snapshot(est)
+    for X_bad, y_bad, error in _bad_refits(Est):
+        with pytest.raises(error):
+            est.fit(X_bad, y_bad)
+        after = _snapshot(est)
+        assert after.pop("som_") is before["som_"]
+        assert after == {k: v for k, v in before.items() if k != "som_"}
+    # and it still refits normally afterwards, to the same model as a fresh fit
+    X, y = _refit_data()
+    y = y if Est is KSOMClassifier else X[:, 0] * 10.0
+    fresh = Est(grid=(3, 3), n_epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.fit(X, y).som_.codebook_, fresh.som_.codebook_)
+
+
+@pytest.mark.parametrize("Est", [KSOMClassifier, KSOMRegressor])
+def test_an_interrupt_inside_the_maps_training_leaves_the_estimator_as_it_was(Est, monkeypatch):
+    est = _fitted(Est)
+    before = _snapshot(est)
+    calls = []
+
+    def interrupt(self, *args, **kwargs):  # KSOM.fit reports after every epoch
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(KSOM, "_report", interrupt)
+    rng = np.random.default_rng(1)
+    X_new = rng.normal(size=(30, 3))  # another feature count, classes and target scale
+    y_new = np.array(list("xyz") * 10) if Est is KSOMClassifier else rng.normal(size=30) * 1e6
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X_new, y_new)
+    assert calls, "the interrupt was not raised inside the map's training"
+    monkeypatch.undo()
+    after = _snapshot(est)
+    assert after.pop("som_") is before["som_"]
+    assert after == {k: v for k, v in before.items() if k != "som_"}
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # _balanced of 1e200 rows
+@pytest.mark.parametrize("Est", [KSOMClassifier, KSOMRegressor])
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(Est, interrupt, monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    if interrupt:
+
+        def raise_interrupt(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(KSOM, "_report", raise_interrupt)
+        X_bad = np.random.default_rng(0).normal(size=(10, 4))
+        error = KeyboardInterrupt
+    else:
+        X_bad, error = np.full((10, 4), 1e200), ValueError
+    y_bad = np.array(list("abcde") * 2) if Est is KSOMClassifier else np.arange(10.0)
+    est = Est(grid=(3, 3), n_epochs=2, random_state=0)
+    with pytest.raises(error):
+        est.fit(X_bad, y_bad)
+    monkeypatch.undo()
+    fitted = [name for name in vars(est) if name.endswith("_") and not name.startswith("__")]
+    assert fitted == [] and not hasattr(est, "_n_x")
+    with pytest.raises(NotFittedError):
+        est.predict(np.zeros((2, 4)))
+    if Est is KSOMClassifier:
+        with pytest.raises(NotFittedError):
+            est.predict_proba(np.zeros((2, 4)))
