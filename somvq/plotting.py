@@ -158,6 +158,7 @@ def draw_grid_values(
                     va="center",
                     fontsize=fontsize,
                     color="black" if light else "white",
+                    parse_math=False,  # a user's text as given: "$" is no TeX
                 )
     ax.set_xticks([])
     ax.set_yticks([])
@@ -316,7 +317,7 @@ def component_planes_figure(
     for ax, f in zip(axes, chosen):
         draw_grid_values(ax, som.grid_, weights[:, f])
         name = feature_names[f] if feature_names is not None and f < len(feature_names) else f"feature {f}"
-        ax.set_title(str(name), fontsize=9)
+        ax.set_title(str(name), fontsize=9, parse_math=False)  # a feature name as given
     for ax in axes[len(chosen) :]:
         ax.set_visible(False)
     figure.suptitle(f"component planes ({_title(som)})")

@@ -277,10 +277,15 @@ def _metrics(som: Any, X: np.ndarray | None, hits: np.ndarray, matches: Any) -> 
     rows: list[tuple[str, str]] = []
     if X is not None:
         bmus, distances = matches  # the quantization errors from the distances to the BMUs
+        qe, squared_qe = distances.mean(), np.mean(distances**2)
+        if getattr(som, "layers", None) is not None:
+            # predict's units weigh the layers; the quantization error is the plain one of
+            # som.quantization_error and `somvq evaluate`, beside the plain topographic error
+            qe, squared_qe = som.quantization_error(X), som.quantization_error(X, squared=True)
         rows += [
             ("samples", f"{X.shape[0]}"),
-            ("quantization error", f"{distances.mean():.6g}"),
-            ("squared quantization error (mean)", f"{np.mean(distances**2):.6g}"),
+            ("quantization error", f"{qe:.6g}"),
+            ("squared quantization error (mean)", f"{squared_qe:.6g}"),
             ("topographic error", f"{som.topographic_error(X):.4f}" if grid.n_units >= 2 else "n/a"),
             ("used units", f"{metrics.used_units(bmus, grid.n_units)} / {grid.n_units}"),
             ("perplexity", f"{metrics.perplexity(bmus, grid.n_units):.2f}"),
@@ -381,7 +386,9 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
 def _grid_description(grid: Any) -> str:
     shape = "x".join(str(s) for s in grid.shape)
     text = f"{shape} {grid.topology} grid, {grid.n_units} units"
-    if all(grid.periodic):
+    if grid.ndim == 1 and grid.periodic[0]:  # drawn as one row
+        text += "; periodic (a ring): the left end meets the right"
+    elif all(grid.periodic):
         text += "; periodic (a torus): the left edge meets the right, the top meets the bottom"
     elif any(grid.periodic):
         axes = [

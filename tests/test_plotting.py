@@ -86,6 +86,21 @@ def test_component_planes_selection_and_names(images):
         plotting.component_planes_figure(som, [16])
 
 
+def test_names_and_labels_with_dollars_are_drawn_as_given(tmp_path, images):
+    # matplotlib reads "$...$" as TeX: "cost ($) vs price ($)" became "cost ()vsprice()",
+    # and "$\\frac$" failed the whole plot
+    som = fitted(images)
+    names = ["cost ($) vs price ($)", "$\\frac$"] + [f"f{i}" for i in range(2, 16)]
+    figure = plotting.component_planes_figure(som, [0, 1], feature_names=names)
+    figure.savefig(tmp_path / "planes.png")  # renders: no TeX parse
+    texts = [t for ax in figure.axes if ax.get_visible() for t in [ax.title] if t.get_text()]
+    assert [t.get_text() for t in texts] == names[:2]
+    assert all(not t.get_parse_math() for t in texts)
+    figure = plotting.umatrix_figure(som, labels=np.zeros(12, dtype=int), label_names=["$\\frac$"])
+    figure.savefig(tmp_path / "umatrix.png")
+    assert {t.get_text() for t in figure.axes[0].texts} == {"$\\frac$"}
+
+
 def test_errors(tmp_path, images):
     som = fitted(images)
     with pytest.raises(ValueError, match="16 pixels|pixels"):

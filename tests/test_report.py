@@ -517,3 +517,30 @@ def test_unit_table_of_a_layered_map_with_holes_uses_the_bmus_of_predict():
     with np.errstate(invalid="ignore"):
         expected = np.bincount(bmu, weights=np.sqrt(sq), minlength=16) / hits
     np.testing.assert_allclose(table["qe"], expected, rtol=1e-12)
+
+
+def test_grid_description_of_rings_and_tori():
+    from somvq.grids import Grid
+    from somvq.reporting import _grid_description
+
+    ring = _grid_description(Grid((8,), periodic=True))
+    assert "periodic (a ring): the left end meets the right" in ring and "top" not in ring
+    assert "periodic (a torus)" in _grid_description(Grid((4, 6), periodic=True))
+    assert "periodic along columns (left meets right)" in _grid_description(
+        Grid((4, 6), periodic=(False, True))
+    )
+    assert "periodic" not in _grid_description(Grid((8,)))
+
+
+def test_metrics_of_a_layered_map_are_the_estimators():
+    # the table showed the distance to predict's layered unit beside a plain topographic
+    # error; its quantization error is now som.quantization_error's, as `somvq evaluate`
+    from somvq.reporting import _bmu_distances, _metrics
+
+    X = np.random.default_rng(3).normal(size=(120, 4))
+    som = KSOM(grid=(3, 3), n_epochs=3, random_state=0, layers=[[0, 1], [2, 3]], layer_weights=[1, 5]).fit(X)
+    matches = _bmu_distances(som, X)
+    rows = dict(_metrics(som, X, np.bincount(matches[0], minlength=9), matches))
+    assert rows["quantization error"] == f"{som.quantization_error(X):.6g}"
+    assert rows["squared quantization error (mean)"] == f"{som.quantization_error(X, squared=True):.6g}"
+    assert rows["quantization error"] != f"{matches[1].mean():.6g}"  # predict's units differ here
