@@ -24,7 +24,9 @@ Files are written atomically (temporary file, then rename): a failed save never 
 partial file, and an existing file is replaced only by a complete one. Only regular files
 are replaced: a symbolic link is followed to its target, anything else (directory,
 device, FIFO) is refused (:func:`somvq._atomic.writable_target`). A model whose state
-holds NaN or inf, or whose parameters no longer describe its fitted grid, is not saved.
+holds NaN or inf, or whose parameters no longer describe its fitted grid, is not saved:
+:func:`save` runs the checks :func:`load` runs (the same functions), so it never writes a
+file that :func:`load` refuses.
 """
 
 from __future__ import annotations
@@ -113,7 +115,9 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     Raises
     ------
     ValueError
-        The estimator is unfitted or its state holds NaN or inf; ``path`` is not a
+        The estimator is unfitted, its state holds NaN or inf, or its parameters or
+        state would make :func:`load` refuse the file ("cannot save: ..." naming the
+        parameter and its value); ``path`` is not a
         regular file (or a link to one, or a new name); an ``extra`` key is not a
         non-empty str without ``/``, ``\\`` or NUL, or its value a dict holding the key
         ``"__array__"`` (reserved).
@@ -132,40 +136,6 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         )
     if not hasattr(estimator, "codebook_"):
         raise ValueError("save expects a fitted KSOM; call fit or partial_fit first.")
-    for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
-        value = getattr(estimator, name, None)
-        if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
-            raise ValueError(
-                f"cannot save a model whose {name} holds NaN or inf: it is not a usable model "
-                "(refit it, e.g. with rescaled data or a smaller learning rate)."
-            )
-    horizon = getattr(estimator, "_horizon", 1.0)
-    if not (
-        isinstance(horizon, (int, float, np.integer, np.floating)) and math.isfinite(horizon) and horizon > 0
-    ):
-        raise ValueError(f"cannot save a model whose schedule horizon is {horizon!r}.")
-    # What load will check, checked now: never write a file that cannot be read back.
-    try:
-        # grid="auto": grid_of gives the fitted grid_ (the choice made at fit)
-        grid_now = parameters.grid_of(estimator)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot save: the grid parameter is invalid ({exc}).") from None
-    if grid_now != estimator.grid_:
-        raise ValueError(
-            f"cannot save: the parameters now describe {grid_now!r}, but the model was fitted "
-            f"on {estimator.grid_!r} (set_params after fitting?); restore the grid parameters "
-            "or refit."
-        )
-    try:  # layers changed after fitting (load would read them as the fitted ones)
-        estimator._fitted_layers()
-    except ValueError as exc:
-        raise ValueError(f"cannot save: {exc}") from None
-    init = estimator.init
-    if not isinstance(init, str) and np.shape(init) != estimator.codebook_.shape:
-        raise ValueError(
-            f"cannot save: the init array has shape {np.shape(init)}, not the codebook's "
-            f"{estimator.codebook_.shape}."
-        )
     params = estimator.get_params(deep=False)
     arrays: dict[str, Any] = {}  # name -> np.ndarray (Any: np.savez(**arrays) type-checks)
     json_params = {}
@@ -177,9 +147,54 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
             json_params[name] = _json_param(name, value)
     for name in _ARRAY_STATE:
         if hasattr(estimator, name):
-            arrays[name] = np.ascontiguousarray(getattr(estimator, name))
+            value = np.ascontiguousarray(getattr(estimator, name))
+            if name == "labels_" and value.dtype.kind in "iu":  # e.g. int32 labels: stored as int64
+                value = value.astype(np.int64, copy=False)
+            arrays[name] = value
     state = {name: getattr(estimator, name) for name in _SCALAR_STATE if hasattr(estimator, name)}
-    state = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in state.items()}
+    state = {
+        k: (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, np.integer) else v)
+        for k, v in state.items()
+    }
+    # What load will check, checked now, by the very functions load runs, on the values
+    # it will read (the parameters after their JSON round trip): never write a file that
+    # cannot be read back.
+    try:
+        _check_scalar_state(state)
+    except ValueError as exc:
+        raise ValueError(f"cannot save: {exc}.") from None
+    n_features = state["n_features_in_"]
+    try:
+        _check_state_arrays(arrays, estimator.grid_.n_units, n_features)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot save a model whose {exc}: it is not a usable model (refit it, e.g. with "
+            "rescaled data or a smaller learning rate)."
+        ) from None
+    names = getattr(estimator, "feature_names_in_", None)
+    names = None if names is None else [str(f) for f in names]
+    try:
+        stored_params, init_value = _parse_params(json.loads(json.dumps(json_params)), set(arrays))
+        try:
+            probe, described = _checked_estimator(stored_params, init_value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"invalid parameters ({exc})") from None
+        grid_now = _described_grid(probe, described, estimator.grid_)
+        if grid_now != estimator.grid_:
+            raise ValueError(
+                f"the parameters now describe {grid_now!r}, but the model was fitted on "
+                f"{estimator.grid_!r} (set_params after fitting?); restore the grid parameters or refit"
+            )
+        if "param__init" in arrays:
+            _check_init(arrays["param__init"], (estimator.grid_.n_units, n_features))
+        estimator._fitted_layers()  # layers changed after fitting (load reads them as the fitted ones)
+        checked = _check_layers(probe, n_features, "layer_weights_" in arrays)
+        if checked is not None:
+            _check_layer_weights(arrays["layer_weights_"], len(checked[0]))
+        _check_rng_state(getattr(estimator, "_rng_state", None))
+        _check_feature_names(names, n_features)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save: {exc}.") from None
     grid = estimator.grid_
     meta: dict[str, Any] = {
         "format": FORMAT_NAME,
@@ -190,9 +205,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         "state": state,
         "grid": {"shape": list(grid.shape), "topology": grid.topology, "periodic": list(grid.periodic)},
         "rng_state": getattr(estimator, "_rng_state", None),
-        "feature_names_in": (
-            [str(f) for f in estimator.feature_names_in_] if hasattr(estimator, "feature_names_in_") else None
-        ),
+        "feature_names_in": names,
         "arrays": sorted(arrays),
     }
     if extra:
@@ -292,6 +305,7 @@ class _Archive:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            self.size = path.stat().st_size
             self.zip = zipfile.ZipFile(path)
         except _ZIP_ERRORS as exc:
             raise ModelFileError(
@@ -342,6 +356,19 @@ class _Archive:
         if dtype.hasobject:
             raise self._fail(name, "is an object array (refused: it would need pickle)")
         nbytes = math.prod(int(s) for s in shape) * dtype.itemsize
+        # The sizes come from the central directory: a stored member holds exactly its
+        # file_size bytes, and no member's bytes reach past the end of the file, so a
+        # declared size is bounded by the file's (NumPy allocates before it reads).
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise self._fail(
+                name,
+                f"declares {info.file_size} bytes but stores {info.compress_size} (an uncompressed "
+                "member holds exactly its size)",
+            )
+        if info.header_offset + info.compress_size > self.size:
+            raise self._fail(
+                name, f"holds {info.compress_size} bytes past the end of the {self.size}-byte file"
+            )
         if nbytes + header_size != info.file_size:
             raise self._fail(
                 name, f"declares {nbytes} bytes of data but holds {info.file_size - header_size}"
@@ -505,79 +532,43 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
             f"{f' (missing: {missing})' if missing else ''}"
         )
 
-    # --- parameters, then the grid they imply against the stored one
+    # --- parameters, then the grid they imply against the stored one (the checks save runs)
     valid_names = set(KSOM().get_params(deep=False))
     unknown_params = sorted(set(params_meta) - valid_names)
     if unknown_params:
         raise fail(f"unknown parameter(s) {unknown_params}")
-    params: dict[str, Any] = {}
-    init_ref = None
-    for name, value in params_meta.items():
-        if isinstance(value, dict) and "__array__" in value:
-            if name != "init" or value != {"__array__": "param__init"} or "param__init" not in members:
-                raise fail(f"parameter {name!r} refers to an array that is not the stored init")
-            init_ref = "param__init"
-            params[name] = None  # placeholder until the shape is known
-        else:
-            try:
-                params[name] = _from_json_param(value)
-            except (TypeError, AttributeError, RecursionError):
-                raise fail(f"parameter {name!r} is malformed") from None
-    if init_ref is None and "param__init" in members:
+    try:
+        params, init_value = _parse_params(params_meta, members)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if init_value != _STORED_INIT and "param__init" in members:
         raise fail("it holds an init array that no parameter uses")
     try:
-        estimator = KSOM(**{k: v for k, v in params.items() if k != "init" or init_ref is None})
-        if init_ref is not None:
-            estimator.set_params(init="random")  # the stored array is checked below
-        # check_parameters without its memory estimate: loading needs no training memory.
-        estimator._validate_params()
-        # grid="auto" was resolved from the training data: the stored grid is its value
-        grid = None if isinstance(estimator.grid, str) else parameters.grid_of(estimator)
-        # The backend is not checked: a GPU-trained model still loads for inspection on a CPU machine.
-        parameters.check_options(estimator)
+        estimator, described = _checked_estimator(params, init_value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{str(path)!r} is inconsistent: invalid parameters ({exc}).") from None
     stored_grid = _grid_from_meta(grid_meta, fail)
-    if grid is None:
-        from .grids import Grid
-
-        try:
-            same = (
-                stored_grid.ndim == 2
-                and Grid(stored_grid.shape, estimator.topology, estimator.periodic) == stored_grid
-            )
-        except ValueError:
-            same = False
-        if not same:
-            raise fail(f"its stored grid {stored_grid!r} cannot come from grid='auto' with these parameters")
-        grid = stored_grid
+    try:
+        grid = _described_grid(estimator, described, stored_grid)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     if stored_grid != grid:
         raise fail(f"its stored grid {stored_grid!r} disagrees with the parameters' {grid!r}")
 
     # --- scalar state
-    for name in _SCALAR_STATE:
-        if name not in state:
-            raise fail(f"the state field {name!r} is missing")
-    unknown_state = sorted(set(state) - set(_SCALAR_STATE))
-    if unknown_state:
-        raise fail(f"unknown state field(s) {unknown_state}")
+    try:
+        _check_scalar_state(state)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     n_features = state["n_features_in_"]
-    if not _is_int(n_features) or n_features < 1:
-        raise fail(f"n_features_in_={n_features!r} is not a positive integer")
-    for name in ("n_steps_", "n_iter_"):
-        if not _is_int(state[name]) or state[name] < 0:
-            raise fail(f"{name}={state[name]!r} is not a non-negative integer")
-    if not _is_real(state["_horizon"]) or state["_horizon"] <= 0:
-        raise fail(f"the schedule horizon {state['_horizon']!r} is not a positive finite number")
 
     # --- arrays: each header checked against the shapes the metadata implies, then read
     n_units = grid.n_units
     for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
         if name not in members:
             raise fail(f"the array {name!r} is missing")
-    codebook = archive.read("codebook_", shape=(n_units, n_features), dtypes=(np.float32, np.float64))
     arrays = {
-        "codebook_": codebook,
+        "codebook_": archive.read("codebook_", shape=(n_units, n_features), dtypes=(np.float32, np.float64)),
         # (K,) for dense fits; (K, D) after a mini-batch fit on data with NaN (missing="ignore").
         "ema_count_": archive.read(
             "ema_count_",
@@ -587,62 +578,52 @@ def _build(archive: _Archive, meta: dict, path: Any) -> KSOM:
         "ema_sum_": archive.read("ema_sum_", shape=(n_units, n_features), dtypes=(np.float64,)),
         "unit_counts_": archive.read("unit_counts_", shape=(n_units,), dtypes=(np.float64,)),
     }
-    for name, value in arrays.items():
-        if not np.all(np.isfinite(value)):
-            raise fail(f"{name} holds NaN or inf" if name != "codebook_" else "the codebook holds NaN or inf")
-    for name in ("ema_count_", "unit_counts_"):
-        if np.any(arrays[name] < 0):
-            raise fail(f"{name} holds negative counts")
     if "labels_" in members:
         # One label per training row: their number is not in the metadata, but the data
         # must be stored in the file (checked by the header), so memory stays bounded.
-        labels = archive.read("labels_", shape=(None,), dtypes=(np.int64,))
-        if labels.size and (labels.min() < 0 or labels.max() >= n_units):
-            raise fail("labels_ out of range")
-        arrays["labels_"] = labels
+        arrays["labels_"] = archive.read("labels_", shape=(None,), dtypes=(np.int64,))
+    try:
+        _check_state_arrays(arrays, n_units, n_features)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     layer_weights = layer_layout = None
-    if (
-        estimator.layers is not None
-        or estimator.layer_weights is not None
-        or estimator.layer_distances is not None
-        or "layer_weights_" in members
-    ):
-        # Layered maps (somvq.layers): the parameters against the stored width, and the
-        # fitted weights (resolved from "balanced" by fit) one per layer.
-        from .layers import check_layers, layout
+    try:
+        checked = _check_layers(estimator, n_features, "layer_weights_" in members)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if checked is not None:
+        # Layered maps (somvq.layers): the fitted weights (resolved from "balanced" by
+        # fit) one per layer; the stored parameters are the fitted ones.
+        from .layers import layout
 
-        try:
-            checked = check_layers(
-                estimator.layers, estimator.layer_weights, estimator.layer_distances, n_features
-            )
-        except (TypeError, ValueError) as exc:
-            raise fail(f"its layer parameters are invalid ({exc})") from None
-        if checked is None or "layer_weights_" not in members:
-            raise fail("layers and the fitted layer_weights_ must be stored together")
         layer_weights = archive.read("layer_weights_", shape=(len(checked[0]),), dtypes=(np.float64,))
-        if (
-            not np.all(np.isfinite(layer_weights))
-            or np.any(layer_weights < 0)
-            or not np.any(layer_weights > 0)
-        ):
-            raise fail("layer_weights_ must be finite, >= 0, and not all 0")
-        layer_layout = layout(checked[0], checked[2])  # the stored parameters are the fitted ones
-    if init_ref is not None:
-        init = archive.read(init_ref, shape=(n_units, n_features), numeric=True)
-        if not np.all(np.isfinite(init)):
-            raise fail("the init array holds NaN or inf")
+        try:
+            _check_layer_weights(layer_weights, len(checked[0]))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        layer_layout = layout(checked[0], checked[2])
+    if init_value is not None:
+        if init_value == _STORED_INIT:
+            init = archive.read("param__init", shape=(n_units, n_features), numeric=True)
+        else:  # a list written inline in the metadata (save never does): the same checks
+            try:
+                init = np.asarray(init_value)
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                raise fail("the init array is malformed") from None
+        try:
+            _check_init(init, (n_units, n_features))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
         estimator.set_params(init=init)
 
     # --- the rest of the metadata
     rng_state = meta.get("rng_state")
-    if rng_state is not None:
-        _check_rng_state(rng_state, fail)
     names = meta.get("feature_names_in")
-    if names is not None:
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise fail("feature_names_in is not a list of strings")
-        if len(names) != n_features:
-            raise fail(f"it has {len(names)} feature names for {n_features} features")
+    try:
+        _check_rng_state(rng_state)
+        _check_feature_names(names, n_features)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
     estimator.set_fitted_state(
         FittedState(
@@ -685,12 +666,189 @@ def _grid_from_meta(grid_meta: dict, fail: Any) -> Grid:
         raise fail(f"the stored grid is invalid ({exc})") from None
 
 
-def _check_rng_state(rng_state: Any, fail: Any) -> None:
+# ---------------------------------------------------------------- checks save and load share
+# Each raises ValueError naming the problem: load reports it as a ModelFileError
+# ("<path> is corrupted: ..."), save as a ValueError ("cannot save: ..."), so save never
+# writes a file that load refuses.
+
+#: ``_parse_params``'s init value when the init is the stored ``param__init`` array.
+_STORED_INIT = "param__init"
+#: Step counters are int64 in the kernels.
+_MAX_COUNTER = 2**63
+
+
+def _parse_params(params_meta: dict, members: Any) -> tuple[dict[str, Any], Any]:
+    """The parameters of a metadata record, and the init when it is an array.
+
+    Returns ``(params, init)``: ``init`` is None when ``params`` holds it (a str, or a
+    value the parameter checks refuse), :data:`_STORED_INIT` for the stored array, or a
+    list written inline (checked by :func:`_check_init` like the stored array).
+    """
+    params: dict[str, Any] = {}
+    init: Any = None
+    for name, value in params_meta.items():
+        if isinstance(value, dict) and "__array__" in value:
+            if name != "init" or value != {"__array__": _STORED_INIT} or _STORED_INIT not in members:
+                raise ValueError(f"parameter {name!r} refers to an array that is not the stored init")
+            init = _STORED_INIT
+        elif name == "init" and isinstance(value, list):
+            init = value
+        else:
+            try:
+                params[name] = _from_json_param(value)
+            except (TypeError, AttributeError, RecursionError):
+                raise ValueError(f"parameter {name!r} is malformed") from None
+    return params, init
+
+
+def _checked_estimator(params: dict[str, Any], init: Any) -> tuple[KSOM, Grid | None]:
+    """An unfitted KSOM of ``params`` after the parameter checks; the grid they describe
+    (None for grid="auto", chosen from the training data). An array ``init`` is left to
+    :func:`_check_init` (the estimator holds "random" meanwhile)."""
+    from .estimator import KSOM
+
+    estimator = KSOM(**params)
+    if init is not None:
+        estimator.set_params(init="random")
+    # check_parameters without its memory estimate: loading needs no training memory.
+    estimator._validate_params()
+    grid = None if isinstance(estimator.grid, str) else parameters.grid_of(estimator)
+    # The backend is not checked: a GPU-trained model still loads for inspection on a CPU machine.
+    parameters.check_options(estimator)
+    return estimator, grid
+
+
+def _described_grid(estimator: KSOM, described: Grid | None, stored: Grid) -> Grid:
+    """The grid of a map fitted on ``stored`` whose parameters describe ``described``:
+    for grid="auto" (None), ``stored`` when the other grid parameters could give it."""
+    if described is not None:
+        return described
+    from .grids import Grid
+
+    try:
+        same = stored.ndim == 2 and Grid(stored.shape, estimator.topology, estimator.periodic) == stored
+    except ValueError:
+        same = False
+    if not same:
+        raise ValueError(
+            f"its stored grid {stored!r} cannot come from grid='auto' with these parameters "
+            f"(topology={estimator.topology!r}, periodic={estimator.periodic!r})"
+        )
+    return stored
+
+
+def _check_scalar_state(state: dict) -> None:
+    for name in _SCALAR_STATE:
+        if name not in state:
+            raise ValueError(f"the state field {name!r} is missing")
+    unknown_state = sorted(set(state) - set(_SCALAR_STATE))
+    if unknown_state:
+        raise ValueError(f"unknown state field(s) {unknown_state}")
+    n_features = state["n_features_in_"]
+    if not _is_int(n_features) or n_features < 1:
+        raise ValueError(f"n_features_in_={n_features!r} is not a positive integer")
+    for name in ("n_steps_", "n_iter_"):
+        value = state[name]
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"{name}={value!r} is not a non-negative integer")
+        if value >= _MAX_COUNTER:
+            raise ValueError(f"{name}={value!r} is beyond the int64 counters of the kernels (< 2**63)")
+    if not _is_real(state["_horizon"]) or state["_horizon"] <= 0:
+        raise ValueError(f"the schedule horizon {state['_horizon']!r} is not a positive finite number")
+
+
+def _check_array(name: str, value: Any, shapes: tuple, dtypes: tuple) -> None:
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} is not a NumPy array")
+    if value.shape not in shapes:
+        raise ValueError(f"{name} shape {value.shape} does not match the expected {shapes[0]}")
+    if value.dtype not in [np.dtype(d) for d in dtypes]:
+        raise ValueError(
+            f"{name} has dtype {value.dtype}, expected {' or '.join(str(np.dtype(d)) for d in dtypes)}"
+        )
+
+
+def _check_state_arrays(arrays: dict[str, Any], n_units: int, n_features: int) -> None:
+    """The fitted state arrays: shapes, dtypes, finite, counts >= 0, labels in range."""
+    for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
+        if name not in arrays:
+            raise ValueError(f"the array {name!r} is missing")
+    k_by_d = (n_units, n_features)
+    _check_array("codebook_", arrays["codebook_"], (k_by_d,), (np.float32, np.float64))
+    # (K,) for dense fits; (K, D) after a mini-batch fit on data with NaN (missing="ignore").
+    _check_array("ema_count_", arrays["ema_count_"], ((n_units,), k_by_d), (np.float64,))
+    _check_array("ema_sum_", arrays["ema_sum_"], (k_by_d,), (np.float64,))
+    _check_array("unit_counts_", arrays["unit_counts_"], ((n_units,),), (np.float64,))
+    for name in ("codebook_", "ema_count_", "ema_sum_", "unit_counts_"):
+        if not np.all(np.isfinite(arrays[name])):
+            raise ValueError(f"{name} holds NaN or inf")
+    for name in ("ema_count_", "unit_counts_"):
+        if np.any(arrays[name] < 0):
+            raise ValueError(f"{name} holds negative counts")
+    labels = arrays.get("labels_")
+    if labels is not None:
+        if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype != np.int64:
+            raise ValueError("labels_ is not a 1-D int64 array")
+        if labels.size and (labels.min() < 0 or labels.max() >= n_units):
+            raise ValueError("labels_ out of range")
+
+
+def _check_init(init: np.ndarray, shape: tuple[int, int]) -> None:
+    """An init array: numeric, (K, D), finite."""
+    if init.dtype.kind not in "biuf":
+        raise ValueError(f"the init array has dtype {init.dtype}, expected a numeric dtype")
+    if init.shape != tuple(shape):
+        raise ValueError(
+            f"the init array has shape {init.shape}, expected (n_units, n_features) = {tuple(shape)}"
+        )
+    if not np.all(np.isfinite(init)):
+        raise ValueError("the init array holds NaN or inf")
+
+
+def _check_layers(estimator: KSOM, n_features: int, has_fitted_weights: bool) -> tuple | None:
+    """The layer parameters against the width; they and the fitted ``layer_weights_``
+    come together. Returns :func:`somvq.layers.check_layers`'s result (None: no layers)."""
+    layers, weights, distances = estimator.layers, estimator.layer_weights, estimator.layer_distances
+    if layers is None and weights is None and distances is None and not has_fitted_weights:
+        return None
+    from .layers import check_layers
+
+    try:
+        checked = check_layers(layers, weights, distances, n_features)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the layer parameters are invalid ({exc})") from None
+    if checked is None or not has_fitted_weights:
+        raise ValueError(
+            f"layers and the fitted layer_weights_ must be stored together (layers={layers!r}, "
+            f"layer_weights_ {'present' if has_fitted_weights else 'absent'})"
+        )
+    return checked
+
+
+def _check_layer_weights(weights: Any, n_layers: int) -> None:
+    """The fitted ``layer_weights_``: one float64 per layer, finite, >= 0, not all 0."""
+    _check_array("layer_weights_", weights, ((n_layers,),), (np.float64,))
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise ValueError("layer_weights_ must be finite, >= 0, and not all 0")
+
+
+def _check_feature_names(names: Any, n_features: int) -> None:
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("feature_names_in is not a list of strings")
+    if len(names) != n_features:
+        raise ValueError(f"it has {len(names)} feature names for {n_features} features")
+
+
+def _check_rng_state(rng_state: Any) -> None:
     """The stored random generator state must be one NumPy accepts for its bit generator."""
+    if rng_state is None:
+        return
     name = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
     if name not in _RNG_BIT_GENERATORS:
-        raise fail("the random generator state is malformed")
+        raise ValueError("the random generator state is malformed")
     try:
         getattr(np.random, name)().state = rng_state
     except (TypeError, ValueError, KeyError, OverflowError, IndexError, AttributeError):
-        raise fail("the random generator state is malformed") from None
+        raise ValueError("the random generator state is malformed") from None

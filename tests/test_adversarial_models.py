@@ -231,3 +231,156 @@ def test_a_failed_fit_on_other_data_keeps_the_input_attributes(X):
     with pytest.raises(ValueError, match="overflow"):
         fresh.fit(other)
     assert not hasattr(fresh, "n_features_in_")
+
+
+# ------------------------------------------------------------------ model files
+# save runs the checks load runs (the same functions), so it never writes a file that
+# load refuses; load refuses an inline init, lying member sizes and counters beyond int64.
+def _layered(X):
+    return KSOM(grid=(3, 4), layers=[[0], [1, 2]], n_epochs=2, random_state=0).fit(X)
+
+
+def _fitted(X, **params):
+    return KSOM(**{"grid": (3, 4), "n_epochs": 2, "random_state": 0, **params}).fit(X)
+
+
+@pytest.mark.parametrize(
+    "fit, change, match",
+    [
+        ({}, {"n_epochs": 0}, "n_epochs"),
+        ({}, {"neighbourhood": "foo"}, "neighbourhood"),
+        ({}, {"init": "foo"}, "init"),
+        ({}, {"init": np.full((12, 3), np.nan)}, "init array holds NaN or inf"),
+        ({}, {"init": np.zeros((12, 3), dtype=complex)}, "init array has dtype complex128"),
+        ({}, {"init": np.full((12, 3), "a")}, "init array has dtype <U1"),
+        (
+            {"algorithm": "minibatch", "batch_size": 8},
+            {"eps": 0, "init_count": 0},
+            "init_count=0 with eps=0",
+        ),
+        ({}, {"random_state": 1.5}, "random_state"),
+        ({}, {"max_missing": 2}, "max_missing"),
+        ({}, {"tol": float("nan")}, "tol"),
+        ({}, {"batch_size": 0}, "batch_size"),
+        ({}, {"bmu_search": "x"}, "bmu_search"),
+        ({"algorithm": "batch"}, {"learning_rate": "inverse_count"}, "learning_rate='inverse_count'"),
+        ({"algorithm": "online", "neighbourhood": "mexican_hat"}, {"algorithm": "batch"}, "mexican_hat"),
+        ({"layers": [[0], [1, 2]]}, {"layer_weights": [-1, 5]}, r"layer_weights\[0\]=-1"),
+        ({}, {"layer_distances": ["sqeuclidean"]}, "layer_distances"),
+        ({}, {"layer_distances": "euclidean"}, "layer_distances"),
+        ({"layers": [[0], [1, 2]]}, {"layers": None}, "layers and the fitted layer_weights_"),
+        ({"grid": "auto"}, {"topology": "hexagonal"}, "cannot come from grid='auto'"),
+    ],
+)
+def test_save_refuses_what_load_would_refuse(tmp_path, X, fit, change, match):
+    som = _fitted(X, **fit)
+    somvq.load(somvq.save(som, tmp_path / "before.npz"))  # sound before the change
+    som.set_params(**change)
+    with pytest.raises(ValueError, match=rf"cannot save: .*{match}"):
+        somvq.save(som, tmp_path / "m.npz")  # before: saved, and load raised ModelFileError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before.npz"]
+
+
+def _model_contents(path):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        arrays = {}
+        for name in archive.namelist():
+            with archive.open(name) as handle:
+                arrays[name[: -len(".npy")]] = np.lib.format.read_array(handle, allow_pickle=False)
+    return json.loads(arrays.pop("__somvq__").tobytes()), arrays
+
+
+def _write_model(path, meta, arrays):
+    import json
+
+    np.savez(path, **arrays, __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    "init, match",
+    [
+        ([[float("nan")] * 3] * 5, r"init array has shape \(5, 3\)"),
+        ([[float("nan")] * 3] * 12, "init array holds NaN or inf"),
+        ([["a"] * 3] * 12, "init array has dtype"),
+        ([[1.0, 2.0], [3.0]], "init"),
+        (3.5, "init"),
+    ],
+)
+def test_load_checks_an_init_written_inline(tmp_path, X, init, match):
+    from somvq.exceptions import ModelFileError
+
+    meta, arrays = _model_contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
+    meta["params"]["init"] = init
+    path = _write_model(tmp_path / "t.npz", meta, arrays)
+    with pytest.raises(ModelFileError, match=match):  # before: loaded with a (5, 3) NaN init
+        somvq.load(path)
+    meta["params"]["init"] = np.arange(36.0).reshape(12, 3).tolist()  # a sound one is the init array
+    som = somvq.load(_write_model(tmp_path / "ok.npz", meta, arrays))
+    np.testing.assert_array_equal(som.init, np.arange(36.0).reshape(12, 3))
+
+
+def _lying_member(tmp_path, X, name, rows, data_size):
+    """A model file whose ``name`` member (stored) declares ``rows`` int64 values, with the
+    central directory's file_size (and compress_size, with ``data_size="both"``) patched to
+    match, though the file holds none of them."""
+    import io
+    import zipfile
+
+    meta, arrays = _model_contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
+    if name == "labels_":
+        arrays.pop("labels_")
+    else:
+        meta["extra"] = {"x": {"__array__": name}}
+        meta["arrays"] = sorted([*meta["arrays"], name])
+    path = _write_model(tmp_path / "lie.npz", meta, arrays)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False, "shape": (rows,)})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(zipfile.ZipInfo(f"{name}.npy"), header.getvalue())
+        info = archive.getinfo(f"{name}.npy")
+        info.file_size = len(header.getvalue()) + 8 * rows
+        if data_size == "both":
+            info.compress_size = info.file_size
+    assert path.stat().st_size < 10_000
+    return path
+
+
+@pytest.mark.parametrize("data_size", ["file_size", "both"])
+@pytest.mark.parametrize("name", ["labels_", "extra__x"])
+def test_stored_members_whose_sizes_lie_are_refused(tmp_path, X, name, data_size):
+    from somvq.exceptions import ModelFileError
+
+    path = _lying_member(tmp_path, X, name, 10**14, data_size)
+    # before: numpy allocated the declared 728 TiB (MemoryError), not a ModelFileError
+    with pytest.raises(ModelFileError, match=f"{name} (holds|declares)"):
+        somvq.load(path) if name == "labels_" else somvq.io.read_extra(path)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("n_steps_", 2**64), ("n_steps_", 2**63), ("n_iter_", 2**63), ("n_iter_", 10**30)],
+)
+def test_load_bounds_the_counters_to_int64(tmp_path, X, field, value):
+    from somvq.exceptions import ModelFileError
+
+    meta, arrays = _model_contents(somvq.save(_fitted(X, algorithm="online"), tmp_path / "m.npz"))
+    meta["state"][field] = value
+    with pytest.raises(ModelFileError, match=f"{field}={value}"):  # before: loaded; partial_fit overflowed
+        somvq.load(_write_model(tmp_path / "t.npz", meta, arrays))
+    meta["state"][field] = 2**62  # large but within int64 loads
+    assert getattr(somvq.load(_write_model(tmp_path / "ok.npz", meta, arrays)), field) == 2**62
+
+
+def test_load_still_refuses_fitted_layer_weights_without_layers(tmp_path, X):
+    """save no longer writes such a file (above); load refuses one written by hand."""
+    from somvq.exceptions import ModelFileError
+
+    som = _layered(X)
+    meta, arrays = _model_contents(somvq.save(som, tmp_path / "m.npz"))
+    meta["params"].update(layers=None, layer_weights=None)
+    with pytest.raises(ModelFileError, match="layers and the fitted layer_weights_ must be stored together"):
+        somvq.load(_write_model(tmp_path / "t.npz", meta, arrays))
