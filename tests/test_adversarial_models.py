@@ -15,6 +15,8 @@ from click.testing import CliRunner
 import somvq
 from somvq import KSOM
 
+from .test_adversarial_files import _contents, _write
+
 
 @pytest.fixture
 def X():
@@ -281,25 +283,6 @@ def test_save_refuses_what_load_would_refuse(tmp_path, X, fit, change, match):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["before.npz"]
 
 
-def _model_contents(path):
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        arrays = {}
-        for name in archive.namelist():
-            with archive.open(name) as handle:
-                arrays[name[: -len(".npy")]] = np.lib.format.read_array(handle, allow_pickle=False)
-    return json.loads(arrays.pop("__somvq__").tobytes()), arrays
-
-
-def _write_model(path, meta, arrays):
-    import json
-
-    np.savez(path, **arrays, __somvq__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    return path
-
-
 @pytest.mark.parametrize(
     "init, match",
     [
@@ -313,13 +296,13 @@ def _write_model(path, meta, arrays):
 def test_load_checks_an_init_written_inline(tmp_path, X, init, match):
     from somvq.exceptions import ModelFileError
 
-    meta, arrays = _model_contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
+    meta, arrays = _contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
     meta["params"]["init"] = init
-    path = _write_model(tmp_path / "t.npz", meta, arrays)
+    path = _write(tmp_path / "t.npz", meta, arrays)
     with pytest.raises(ModelFileError, match=match):  # before: loaded with a (5, 3) NaN init
         somvq.load(path)
     meta["params"]["init"] = np.arange(36.0).reshape(12, 3).tolist()  # a sound one is the init array
-    som = somvq.load(_write_model(tmp_path / "ok.npz", meta, arrays))
+    som = somvq.load(_write(tmp_path / "ok.npz", meta, arrays))
     np.testing.assert_array_equal(som.init, np.arange(36.0).reshape(12, 3))
 
 
@@ -330,13 +313,13 @@ def _lying_member(tmp_path, X, name, rows, data_size):
     import io
     import zipfile
 
-    meta, arrays = _model_contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
+    meta, arrays = _contents(somvq.save(_fitted(X), tmp_path / "m.npz"))
     if name == "labels_":
         arrays.pop("labels_")
     else:
         meta["extra"] = {"x": {"__array__": name}}
         meta["arrays"] = sorted([*meta["arrays"], name])
-    path = _write_model(tmp_path / "lie.npz", meta, arrays)
+    path = _write(tmp_path / "lie.npz", meta, arrays)
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False, "shape": (rows,)})
     with zipfile.ZipFile(path, "a") as archive:
@@ -367,12 +350,12 @@ def test_stored_members_whose_sizes_lie_are_refused(tmp_path, X, name, data_size
 def test_load_bounds_the_counters_to_int64(tmp_path, X, field, value):
     from somvq.exceptions import ModelFileError
 
-    meta, arrays = _model_contents(somvq.save(_fitted(X, algorithm="online"), tmp_path / "m.npz"))
+    meta, arrays = _contents(somvq.save(_fitted(X, algorithm="online"), tmp_path / "m.npz"))
     meta["state"][field] = value
     with pytest.raises(ModelFileError, match=f"{field}={value}"):  # before: loaded; partial_fit overflowed
-        somvq.load(_write_model(tmp_path / "t.npz", meta, arrays))
+        somvq.load(_write(tmp_path / "t.npz", meta, arrays))
     meta["state"][field] = 2**62  # large but within int64 loads
-    assert getattr(somvq.load(_write_model(tmp_path / "ok.npz", meta, arrays)), field) == 2**62
+    assert getattr(somvq.load(_write(tmp_path / "ok.npz", meta, arrays)), field) == 2**62
 
 
 def test_load_still_refuses_fitted_layer_weights_without_layers(tmp_path, X):
@@ -380,7 +363,7 @@ def test_load_still_refuses_fitted_layer_weights_without_layers(tmp_path, X):
     from somvq.exceptions import ModelFileError
 
     som = _layered(X)
-    meta, arrays = _model_contents(somvq.save(som, tmp_path / "m.npz"))
+    meta, arrays = _contents(somvq.save(som, tmp_path / "m.npz"))
     meta["params"].update(layers=None, layer_weights=None)
     with pytest.raises(ModelFileError, match="layers and the fitted layer_weights_ must be stored together"):
-        somvq.load(_write_model(tmp_path / "t.npz", meta, arrays))
+        somvq.load(_write(tmp_path / "t.npz", meta, arrays))
