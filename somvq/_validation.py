@@ -130,11 +130,22 @@ def check_training_range(
     if not isinstance(X, np.ndarray) or X.dtype != np.float64 or X.size == 0:
         return
     largest = float(np.fmax.reduce(np.abs(X), axis=None))  # NaN (missing values) ignored
-    limit = finite_range_limit(X.shape[1])
+    check_training_peak(largest, X.shape[1], what, remedy)
+
+
+def check_training_peak(
+    largest: float,
+    n_features: int,
+    what: str = "the training data",
+    remedy: str = "Rescale the data (e.g. standardize it) or remove the outlying rows.",
+) -> None:
+    """:func:`check_training_range` of float64 data whose ``max |x|`` is ``largest``
+    (computed where the data is: the CUDA engine reduces device arrays on the device)."""
+    limit = finite_range_limit(n_features)
     if largest > limit:
         raise ValueError(
             f"{what} holds values up to {largest:.3g} in absolute value; squared "
-            f"distances of {X.shape[1]} features overflow float64 above about {limit:.3g}. {remedy}"
+            f"distances of {n_features} features overflow float64 above about {limit:.3g}. {remedy}"
         )
 
 
@@ -148,12 +159,19 @@ def in_map_dtype(X: np.ndarray, dtype: Any) -> np.ndarray:
     with np.errstate(over="ignore"):
         converted = X.astype(dtype)
     if np.isinf(converted).any():  # X itself is finite: the map's dtype cannot hold it
+        check_peak_in_map_dtype(float(np.nanmax(np.abs(X))), dtype)
+    return converted
+
+
+def check_peak_in_map_dtype(largest: float, dtype: Any) -> None:
+    """:func:`in_map_dtype`'s refusal of rows whose ``max |x|`` is ``largest``."""
+    dtype = np.dtype(dtype)
+    if largest > np.finfo(dtype).max:
         raise ValueError(
-            f"X holds values up to {float(np.nanmax(np.abs(X))):.3g} in absolute value, beyond "
+            f"X holds values up to {largest:.3g} in absolute value, beyond "
             f"the map's {dtype} (its largest is {np.finfo(dtype).max:.3g}); "
             "the map was fitted on float32 data: refit it on float64 data for such values."
         )
-    return converted
 
 
 def check_finite_codebook(estimator: Any, codebook: Any, X: Any = None) -> None:

@@ -130,6 +130,19 @@ def _build(threads: int, reduce_threads: int):
             out_mean[j] = mean
             out_std[j] = math.sqrt(acc / n_rows)
 
+    @cuda.jit
+    def column_peaks_kernel(X, out):
+        # One thread per feature: max |x| over the rows, NaN (a missing entry) skipped.
+        j = cuda.grid(1)
+        n_rows, n_cols = X.shape
+        if j < n_cols:
+            peak = 0.0
+            for i in range(n_rows):
+                value = abs(float64(X[i, j]))
+                if value > peak:  # False for NaN
+                    peak = value
+            out[j] = peak
+
     return {
         "batch": batch_kernel,
         "ema_count": ema_count_kernel,
@@ -139,6 +152,7 @@ def _build(threads: int, reduce_threads: int):
         "zero": zero_kernel,
         "finite": finite_kernel,
         "moments": column_moments_kernel,
+        "peaks": column_peaks_kernel,
     }
 
 
@@ -210,3 +224,13 @@ def column_moments(X):
     grid, block = _launch_1d(n_cols)
     _kernels()["moments"][grid, block](X, mean, std)
     return mean.copy_to_host(), std.copy_to_host()
+
+
+def largest_magnitude(X) -> float:
+    """``max |x|`` of the 2-D device array ``X`` (NaN skipped; inf is inf), on the host."""
+    import numpy as np
+
+    peaks = cuda.device_array(X.shape[1], dtype=np.float64)
+    grid, block = _launch_1d(X.shape[1])
+    _kernels()["peaks"][grid, block](X, peaks)
+    return float(peaks.copy_to_host().max(initial=0.0))

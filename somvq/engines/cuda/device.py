@@ -8,10 +8,12 @@ tensors), used in place through ``numba.cuda.as_cuda_array``: no copy, any strid
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from ..._validation import check_peak_in_map_dtype, check_training_peak, in_map_dtype
 from ...exceptions import BackendUnavailableError
 
 __all__ = [
@@ -175,13 +177,14 @@ def _copy_to_host(device) -> np.ndarray:
 _SMALLEST_PEAK = 1e-140
 
 
-def _check_device_range(host: np.ndarray) -> None:
-    """Refuse float64 training data too small for the CUDA kernels' direct distances (the
+def _check_device_range(peak: float, n_features: int) -> None:
+    """Refuse float64 training data of largest magnitude ``peak`` that the CUDA kernels
+    cannot rank: so large that squared distances overflow (the CPU's refusal,
+    :func:`somvq._validation.check_training_peak`), or so small that they underflow (the
     CPU engine scales such data by a power of two and trains the same map)."""
-    if host.dtype != np.float64 or host.size == 0:
-        return
-    with np.errstate(invalid="ignore"):
-        peak = float(np.nanmax(np.abs(host)))
+    if not math.isfinite(peak):
+        return  # inf: the finite and missing-value checks name it
+    check_training_peak(peak, n_features)
     if 0.0 < peak < _SMALLEST_PEAK:
         raise ValueError(
             f"the training data's largest value is {peak:.3g}: backend='cuda' ranks units by "
@@ -214,9 +217,10 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: 
             reset=reset,
             ensure_all_finite="allow-nan" if allow_nan else True,
         )
-        if fitted_dtype is not None and host.dtype != fitted_dtype:
-            host = host.astype(fitted_dtype)
-        _check_device_range(host)
+        if fitted_dtype is not None:
+            host = in_map_dtype(host, fitted_dtype)  # refuses values beyond a float32 map
+        if host.dtype == np.float64:
+            _check_device_range(float(np.fmax.reduce(np.abs(host), axis=None)), host.shape[1])
         return DeviceData(_cuda().to_device(host), host)
 
     from ..._kernels import cuda_update
@@ -241,11 +245,18 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: 
     dtype = np.dtype(device.dtype)
     target = fitted_dtype or (dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64))
     if dtype != target:
+        if dtype.kind == "f" and np.finfo(target).max < np.finfo(dtype).max:
+            # a float32 map given float64 rows: refused beyond float32, as in_map_dtype does
+            peak = cuda_update.largest_magnitude(device)
+            if math.isfinite(peak):  # inf: the finite and missing-value checks name it
+                check_peak_in_map_dtype(peak, target)
         cast = _cuda().device_array(device.shape, dtype=target)
         cuda_update.cast(device, cast)
         device = cast
     if not allow_nan and not cuda_update.all_finite(device):
         raise ValueError("Input X contains NaN or infinity.")
+    if target == np.float64:
+        _check_device_range(cuda_update.largest_magnitude(device), n_features)
     if reset:
         estimator.n_features_in_ = n_features
         if hasattr(estimator, "feature_names_in_"):
