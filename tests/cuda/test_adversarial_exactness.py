@@ -114,9 +114,9 @@ def test_data_whose_squares_overflow_is_refused_as_on_the_cpu():
     match = r"holds values up to .*e\+160 in absolute value; squared distances of 3 features overflow"
     with pytest.raises(ValueError, match=match):
         KSOM(grid=(2, 3), n_epochs=1, random_state=0).fit(X)
-    for given in (X, cuda.to_device(X)):
+    for data in (X, cuda.to_device(X)):
         with pytest.raises(ValueError, match=match):
-            KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(given)
+            KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(data)
 
 
 @pytest.mark.parametrize("missing", ["error", "ignore"])
@@ -128,11 +128,11 @@ def test_float64_rows_beyond_a_float32_map_are_refused_as_on_the_cpu(missing):
     cpu = KSOM(grid=(2, 3), random_state=0, missing=missing).partial_fit(X)
     with pytest.raises(ValueError, match=match):
         cpu.partial_fit(big)
-    for given in (big, cuda.to_device(big)):
+    for data in (big, cuda.to_device(big)):
         som = KSOM(backend="cuda", grid=(2, 3), random_state=0, missing=missing).partial_fit(X)
         before = som.codebook_.copy()
         with pytest.raises(ValueError, match=match):
-            som.partial_fit(given)
+            som.partial_fit(data)
         np.testing.assert_array_equal(som.codebook_, before)
 
 
@@ -140,11 +140,11 @@ def test_data_too_small_for_the_device_distances_is_refused():
     """Below ~1e-154 the kernels' float64 squares underflow: every row went to unit 0
     (found by an adversarial pass). The CPU trains such data exactly; CUDA refuses it."""
     X = _data(7, 40, 3, 0.0, 1.0, np.float64) * 1e-200
-    for given in (X, cuda.to_device(X)):  # device input was not checked: all rows to unit 0
+    for data in (X, cuda.to_device(X)):  # device input was not checked: all rows to unit 0
         with pytest.raises(
             ValueError, match=r"largest value is .*e-200: backend='cuda' ranks units by direct"
         ):
-            KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(given)
+            KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(data)
     # float32 data this small cannot exist; small float32 values are re-ranked in float64
     small = _data(7, 40, 3, 0.0, 1e-30)
     som = KSOM(backend="cuda", grid=(2, 3), n_epochs=1, random_state=0).fit(small)
