@@ -166,7 +166,7 @@ def in_map_dtype(X: np.ndarray, dtype: Any) -> np.ndarray:
 def check_peak_in_map_dtype(largest: float, dtype: Any) -> None:
     """:func:`in_map_dtype`'s refusal of rows whose ``max |x|`` is ``largest``."""
     dtype = np.dtype(dtype)
-    if largest > np.finfo(dtype).max:
+    if largest > float(np.finfo(dtype).max):  # compared in float64 (NEP 50 would cast to dtype)
         raise ValueError(
             f"X holds values up to {largest:.3g} in absolute value, beyond "
             f"the map's {dtype} (its largest is {np.finfo(dtype).max:.3g}); "
