@@ -103,6 +103,10 @@ def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     return _two_best(X, codebook)[0]
 
 
+#: Values of the differences :func:`_two_best` recomputes at once (32 MB of float64).
+_PAIR_VALUES = 1 << 22
+
+
 def _two_best(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`two_best_matching_units` and the squared distance to the best, in one pass.
 
@@ -122,9 +126,13 @@ def _two_best(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarr
         runner_up = np.partition(sq, 1, axis=1)[:, 1]
         close = sq <= runner_up[:, None] * slack
         r, u = np.nonzero(close)
-        diff = np.asarray(X[start:stop], dtype=np.float64)[r] - W64[u]
         sq[~close] = np.inf
-        sq[r, u] = np.einsum("ij,ij->i", diff, diff)
+        X64 = np.asarray(X[start:stop], dtype=np.float64)
+        pairs = max(1, _PAIR_VALUES // codebook.shape[1])  # a map of equal units: every pair
+        for first_pair in range(0, r.size, pairs):
+            rr, uu = r[first_pair : first_pair + pairs], u[first_pair : first_pair + pairs]
+            diff = X64[rr] - W64[uu]
+            sq[rr, uu] = np.einsum("ij,ij->i", diff, diff)
         rows = np.arange(sq.shape[0])
         first = np.argmin(sq, axis=1)  # the first minimum: the lowest index on ties
         best[start:stop] = sq[rows, first]

@@ -335,6 +335,9 @@ def test_two_best_units_of_three_tied_units_are_the_lowest_indices():
     X = np.zeros((1, 1))
     np.testing.assert_array_equal(metrics.two_best_matching_units(X, W), [[3, 4]])
     assert metrics.topographic_error(X, W, Grid((7,))) == 0.0
+    # a map of equal units: every unit ties (recomputed in bounded chunks of pairs)
+    many = np.random.default_rng(1).random((50, 3))
+    np.testing.assert_array_equal(metrics.two_best_matching_units(many, np.ones((40, 3))), [[0, 1]] * 50)
     rng = np.random.default_rng(0)
     for _ in range(200):
         W = rng.integers(0, 3, size=(12, 2)).astype(float)
