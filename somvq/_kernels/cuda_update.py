@@ -131,17 +131,29 @@ def _build(threads: int, reduce_threads: int):
             out_std[j] = math.sqrt(acc / n_rows)
 
     @cuda.jit
-    def column_peaks_kernel(X, out):
-        # One thread per feature: max |x| over the rows, NaN (a missing entry) skipped.
-        j = cuda.grid(1)
+    def peaks_kernel(X, out):
+        # Grid-stride over the elements in row-major order (coalesced on C-contiguous X):
+        # each thread's max |x| (NaN, a missing entry, skipped), a tree max per block,
+        # one value per block in out (the host takes the max of those).
+        partial = cuda.shared.array(reduce_threads, float64)
+        tid = cuda.threadIdx.x
         n_rows, n_cols = X.shape
-        if j < n_cols:
-            peak = 0.0
-            for i in range(n_rows):
-                value = abs(float64(X[i, j]))
-                if value > peak:  # False for NaN
-                    peak = value
-            out[j] = peak
+        peak = 0.0
+        for e in range(cuda.grid(1), n_rows * n_cols, cuda.gridsize(1)):
+            i = e // n_cols
+            value = abs(float64(X[i, e - i * n_cols]))
+            if value > peak:  # False for NaN
+                peak = value
+        partial[tid] = peak
+        cuda.syncthreads()
+        half = reduce_threads // 2
+        while half > 0:
+            if tid < half and partial[tid + half] > partial[tid]:
+                partial[tid] = partial[tid + half]
+            cuda.syncthreads()
+            half //= 2
+        if tid == 0:
+            out[cuda.blockIdx.x] = partial[0]
 
     return {
         "batch": batch_kernel,
@@ -152,8 +164,12 @@ def _build(threads: int, reduce_threads: int):
         "zero": zero_kernel,
         "finite": finite_kernel,
         "moments": column_moments_kernel,
-        "peaks": column_peaks_kernel,
+        "peaks": peaks_kernel,
     }
+
+
+#: Blocks of the max |x| reduction (each strides over the data; the host reduces their maxima).
+_PEAK_BLOCKS = 1024
 
 
 def _kernels():
@@ -230,7 +246,8 @@ def largest_magnitude(X) -> float:
     """``max |x|`` of the 2-D device array ``X`` (NaN skipped; inf is inf), on the host."""
     import numpy as np
 
-    peaks = cuda.device_array(X.shape[1], dtype=np.float64)
-    grid, block = _launch_1d(X.shape[1])
-    _kernels()["peaks"][grid, block](X, peaks)
-    return float(peaks.copy_to_host().max(initial=0.0))
+    threads = cuda_config.REDUCE_THREADS
+    blocks = max(1, min(_PEAK_BLOCKS, (X.shape[0] * X.shape[1] + threads - 1) // threads))
+    peaks = cuda.device_array(blocks, dtype=np.float64)
+    _kernels()["peaks"][blocks, threads](X, peaks)
+    return float(peaks.copy_to_host().max())

@@ -245,7 +245,7 @@ def _compile_all(cuda, T, cc) -> int:
         check(kernels["take"], (A(dt, 2, "C"), A(i64, 1, "C"), A(dt, 2, "C")))
         check(kernels["finite"], (A(dt, 2), A(i64, 1, "C")))
         check(kernels["moments"], (A(dt, 2), A(f64, 1, "C"), A(f64, 1, "C")))
-        check(kernels["peaks"], (A(dt, 2), A(f64, 1, "C")))
+        check(kernels["peaks"], (A(dt, 2), A(f64, 1, "C")))  # max |x| per block
     check(histogram, (A(i64, 1, "C"), i64, A(i64, 2, "C")))
     check(offsets, (A(i64, 2, "C"), A(i64, 1, "C")))
     check(starts, (A(i64, 1, "C"), A(i64, 1, "C")))

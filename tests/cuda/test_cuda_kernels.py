@@ -272,3 +272,17 @@ def test_kernels_compile_to_ptx():
             pytest.fail(f"CI=true but the CUDA compiler is not usable: {result.stdout.strip()}")
         pytest.skip(result.stdout.strip())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_largest_magnitude_equals_numpy(dtype):
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(37, 5)) * 10.0**rng.integers(-3, 4, size=(37, 5))).astype(dtype)
+    X[3, 1] = -1e6  # the largest is negative
+    X[[0, 9], [2, 4]] = np.nan  # missing entries are skipped
+    assert cuda_update.largest_magnitude(cuda.to_device(X)) == float(np.nanmax(np.abs(X)))
+    strided = cuda.to_device(X)[:, 1:4]  # a column slice
+    assert cuda_update.largest_magnitude(strided) == float(np.nanmax(np.abs(X[:, 1:4])))
+    X[7, 0] = np.inf
+    assert cuda_update.largest_magnitude(cuda.to_device(X)) == np.inf
+    assert cuda_update.largest_magnitude(cuda.to_device(np.full((2, 3), np.nan, dtype=dtype))) == 0.0
