@@ -9,6 +9,9 @@ R² when DATA holds the target column.
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,23 +83,43 @@ def supervised_info(loaded: Any) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
+@contextlib.contextmanager
+def _stdin_as_file() -> Iterator[str]:
+    """stdin, read once, as a file (named ``stdin`` in a temporary directory) that can be
+    read more than once; the command line's errors name it ``stdin``."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="somvq-") as directory:
+        path = str(Path(directory) / "stdin")
+        Path(path).write_bytes(sys.stdin.buffer.read())
+        try:
+            yield path
+        except click.ClickException as exc:
+            exc.message = exc.message.replace(path, "stdin")
+            raise
+
+
 def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any, Any]:
     """(scaled X, target labels or None, inputs) of DATA for a supervised model.
 
     When DATA's header names the model's target column, it is split off (and returned).
+    DATA ``-`` (stdin) is read as a file.
     """
     from ._input import load_input
 
+    if data == "-":
+        with _stdin_as_file() as path:
+            X, labels, inputs = load_features(loaded, path, source)
+        inputs.source = "stdin"
+        if inputs.description:
+            inputs.description = inputs.description.replace(path, "stdin")
+        return X, labels, inputs
     info = supervised_info(loaded)
     name = info.get("target")
     labels = None
     ignore = loaded.som.missing == "ignore"  # the map was trained with NaN in its inputs
-    if (
-        data is not None
-        and data != "-"
-        and Path(data).suffix.lower() not in (".npy", ".npz")
-        and isinstance(name, str)
-    ):
+    if data is not None and Path(data).suffix.lower() not in (".npy", ".npz") and isinstance(name, str):
         from .report import _split_target, table_fields
 
         # DATA's first row split as the fit split its file (delimiter, comment lines)
@@ -179,7 +202,7 @@ def write_predictions(values: Any, name: str, output: str | None, force: bool) -
 
 
 def fit_and_save(
-    som: Any,
+    params: dict,
     data: str | None,
     target: str,
     task: str | None,
@@ -189,18 +212,23 @@ def fit_and_save(
     output: str | None,
     output_dir: Path,
     quiet: bool,
+    force: bool,
 ) -> None:
-    """``somvq fit DATA --target COLUMN``: train, save, print the training score."""
+    """``somvq fit DATA --target COLUMN``: train, save, print the training score.
+
+    ``params``: the map options given (the others keep the estimator's defaults).
+    """
     import time
 
     from somvq.io import save
 
     from ._model import LoadedModel
+    from ._options import input_arguments
     from ._scaling import Scaling
     from .report import split_target_column
 
     inputs, labels, column_name, column = split_target_column(
-        data, target, source, missing=som.missing == "ignore"
+        data, target, source, missing=params.get("missing") == "ignore"
     )
     empty = [i for i, value in enumerate(labels.tolist()) if str(value).strip() == ""]
     if empty:
@@ -216,7 +244,7 @@ def fit_and_save(
         click.echo(f"data   {inputs.description or inputs.source}, target {target!r} ({task})", err=True)
     started = time.perf_counter()
     with library_errors(inputs.source):
-        est, info = fit_supervised(som.get_params(), X, labels, task)
+        est, info = fit_supervised(params, X, labels, task)
     elapsed = time.perf_counter() - started
     # the target's header name (a number given for a file with a header names it too), and
     # its place, so that predict / evaluate find it in DATA however it was given
@@ -231,7 +259,7 @@ def fit_and_save(
     with library_errors():
         if output is None:
             output_dir.mkdir(parents=True, exist_ok=True)
-        save(est.som_, model_path, extra=extra)
+        save(est.som_, model_path, extra=extra, overwrite=force)
 
     loaded = LoadedModel(som=est.som_, path=str(model_path), scaling=scaling, extra=extra)
     metric, value = score(info, labels, predict_target(loaded, X))
@@ -242,5 +270,4 @@ def fit_and_save(
     )
     click.echo(f"training {metric} {value:.4f}   time {elapsed:.2f} s")
     click.echo(f"model    {model_path}")
-    data_hint = data if data is not None else f"--dataset {inputs.source}"
-    click.echo(f"next     somvq evaluate {model_path} {data_hint}")
+    click.echo(f"next     somvq evaluate {shlex.quote(str(model_path))} {input_arguments(data, source)}")

@@ -78,6 +78,7 @@ def predict(model: str, data: str | None, **options: Any) -> None:
                 )
             names.append("distance")
         table = np.hstack(parts) if options["distance"] else np.hstack(parts).astype(np.int64)
+    with library_errors(output):  # a failed write is the output's, not the input's
         write_table(table, names, output, force=force)
     _report(output, table)
 
@@ -106,6 +107,7 @@ def transform(model: str, data: str | None, **options: Any) -> None:
     X = loaded.prepare(inputs)
     with library_errors(inputs.source):
         distances = loaded.som.transform(X)
+    with library_errors(output):
         write_table(distances, [f"unit_{k}" for k in range(distances.shape[1])], output, force=force)
     _report(output, distances)
 

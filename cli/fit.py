@@ -80,13 +80,18 @@ _PARAMETERS = {
 }
 
 
+def given_parameters(options: dict[str, Any]) -> dict[str, Any]:
+    """The estimator parameters of the options the user gave (the others keep the
+    estimator's own defaults: KSOM's, or the supervised estimators')."""
+    return {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
+
+
 def build_estimator(options: dict[str, Any]):
     """A KSOM from the given options; invalid parameters are usage errors (exit 2)."""
     from somvq import KSOM
     from somvq.exceptions import BackendUnavailableError
 
-    params = {_PARAMETERS[name]: value for name, value in options.items() if value is not None}
-    som = KSOM(**params)
+    som = KSOM(**given_parameters(options))
     try:
         # Check parameters before loading data or fitting: the same checks fit runs first.
         som.check_parameters()
@@ -313,7 +318,19 @@ def fit(data: str | None, **options: Any) -> None:
     if target is not None:
         from ._supervised import fit_and_save
 
-        fit_and_save(som, data, target, task, source, scaling_method, model_path, output, output_dir, quiet)
+        fit_and_save(
+            given_parameters(options),
+            data,
+            target,
+            task,
+            source,
+            scaling_method,
+            model_path,
+            output,
+            output_dir,
+            quiet,
+            force,
+        )
         return
     inputs = load_input(data, default_dataset="digits", missing=som.missing == "ignore", **source)
 
@@ -342,7 +359,7 @@ def fit(data: str | None, **options: Any) -> None:
     with library_errors():
         if output is None or plots or report:
             output_dir.mkdir(parents=True, exist_ok=True)
-        save(som, model_path, extra=extra)
+        save(som, model_path, extra=extra, overwrite=force)
     written: dict[str, Path] = {}
     if plots:
         from somvq.plotting import plot_map
@@ -355,7 +372,7 @@ def fit(data: str | None, **options: Any) -> None:
                 kinds=kinds,
                 image_shape=inputs.image_shape,
                 codebook=scaling.inverse(som.codebook_),
-                overwrite=True,
+                overwrite=force,
             )
     report_path = None
     if report:
@@ -380,12 +397,13 @@ def fit(data: str | None, **options: Any) -> None:
                 image_shape=inputs.image_shape,
                 codebook=scaling.inverse(som.codebook_),
                 data_description=inputs.description or inputs.source,
+                overwrite=force,
             )
 
     click.echo(f"somvq fit: {inputs.description or inputs.source}")
     click.echo(
         f"map      {grid_text(som.grid_)}, {som.algorithm}, {som.neighbourhood} neighbourhood, "
-        f"{som.n_epochs} epochs{'' if scaling.method == 'none' else ', ' + scaling.method}"
+        f"{som.n_iter_} epochs{'' if scaling.method == 'none' else ', ' + scaling.method}"
     )
     click.echo(format_table(metric_rows(summary)))
     click.echo(f"model    {model_path}")

@@ -91,7 +91,9 @@ def _from_json_param(value: Any) -> Any:
     return value
 
 
-def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | None = None) -> Path:
+def save(
+    estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | None = None, overwrite: bool = True
+) -> Path:
     """Write a fitted :class:`~somvq.KSOM` to ``path`` (conventionally ``*.somvq.npz``).
 
     Parameters
@@ -107,6 +109,10 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
         Data a front end keeps with the model (e.g. the command line's input scaling):
         str keys, values that are NumPy arrays (numeric) or JSON-serialisable. Ignored by
         :func:`load`; read back with :func:`read_extra`.
+    overwrite : bool, default=True
+        False: raise :class:`somvq._atomic.OutputExistsError` (a ``FileExistsError``) if
+        ``path`` exists when the file is moved into place, checked atomically, so a file
+        that appeared there while the model was being written is kept.
 
     Returns
     -------
@@ -221,7 +227,7 @@ def save(estimator: Any, path: str | os.PathLike, *, extra: dict[str, Any] | Non
     arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
     # np.savez is looked up at call time (the tests replace it to simulate a failed write).
-    return atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    return atomic_write(path, lambda handle: np.savez(handle, **arrays), overwrite=overwrite)
 
 
 def _check_extra(name: Any, value: Any) -> None:

@@ -299,3 +299,13 @@ def test_float32_data_near_its_largest_value_warns_of_nothing():
         som = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X)
         som.predict(X)
     assert np.isfinite(som.codebook_).all()
+
+
+def test_save_without_overwrite_keeps_an_existing_file(tmp_path, X):
+    som = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    path = tmp_path / "m.somvq.npz"
+    path.write_text("precious")
+    with pytest.raises(FileExistsError):
+        somvq.save(som, path, overwrite=False)
+    assert path.read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == ["m.somvq.npz"]
+    somvq.load(somvq.save(som, tmp_path / "new.somvq.npz", overwrite=False))

@@ -743,6 +743,73 @@ def test_failed_write_leaves_no_partial_file(tmp_path, model_file, csv_file, mon
     assert list(tmp_path.glob("*out.csv*")) == []
 
 
+@pytest.mark.parametrize("name", ["m.npz", "umatrix.png", "report.html"])
+def test_fit_keeps_a_file_that_appears_while_it_trains(tmp_path, csv_file, monkeypatch, name):
+    """fit replaced, without --force, a file created at its output path during training:
+    the check at the final rename was missing (the model, plots and report)."""
+    pytest.importorskip("matplotlib")
+    if name == "report.html":
+        pytest.importorskip("bokeh")
+    from somvq import KSOM
+
+    fit = KSOM.fit
+
+    def racing(self, *args, **kwargs):
+        (tmp_path / name).write_text("keep me")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KSOM, "fit", racing)
+    args = ["fit", csv_file, "-o", tmp_path / "m.npz", "--output-dir", tmp_path, "--plots", "--report"]
+    assert_error(run(*args, *SMALL), 2, "already exists", "--force")
+    assert (tmp_path / name).read_text() == "keep me"
+    monkeypatch.setattr(KSOM, "fit", fit)
+    assert run(*args, *SMALL, "--force").exit_code == 0
+    assert (tmp_path / name).read_bytes() != b"keep me"
+
+
+def test_supervised_fit_keeps_a_file_that_appears_while_it_trains(tmp_path, csv_file, monkeypatch):
+    from somvq import KSOM
+
+    fit = KSOM.fit
+
+    def racing(self, *args, **kwargs):
+        (tmp_path / "m.npz").write_text("keep me")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KSOM, "fit", racing)
+    assert_error(run("fit", csv_file, "--target", "c", "-o", tmp_path / "m.npz", *SMALL), 2, "already exists")
+    assert (tmp_path / "m.npz").read_text() == "keep me"
+    assert run("fit", csv_file, "--target", "c", "-o", tmp_path / "m.npz", *SMALL, "--force").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["predict", "transform"])
+def test_a_failed_write_names_the_output_not_the_input(tmp_path, model_file, csv_file, monkeypatch, command):
+    """A full disk while writing -o was reported as "Error: data.csv: No space left"."""
+    import somvq.cli._output as output
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "_format_table", broken)
+    out = tmp_path / "out.csv"
+    line = assert_error(run(command, model_file, csv_file, "-o", out, "--force"), 1, "no space left")
+    assert str(csv_file) not in line and str(out) in line
+
+
+def test_fit_prints_the_epochs_run_with_tol(tmp_path, csv_file):
+    """With --tol the map line printed the requested epochs, not those run (n_iter_)."""
+    from somvq.io import load
+
+    model = tmp_path / "m.npz"
+    result = run(
+        "fit", csv_file, "-o", model, "--grid", "3x4", "--epochs", "50", "--tol", "0.1", "--seed", "0"
+    )
+    assert result.exit_code == 0, result.output
+    n_iter = load(model).n_iter_
+    assert n_iter < 50
+    assert f", {n_iter} epochs" in result.stdout and "50 epochs" not in result.stdout
+
+
 def test_interrupted_fit_leaves_no_model(tmp_path, csv_file, monkeypatch):
     from somvq import KSOM
 

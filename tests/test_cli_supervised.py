@@ -291,3 +291,68 @@ def test_files_found_by_an_adversarial_pass(tmp_path):
         "fit", path, "--target", "lab", "--grid", "2x2", "--epochs", "1", "-q", "-o", tmp_path / "m3.npz"
     )
     assert result.exit_code == 2 and "'lab' names 2 columns" in result.output
+
+
+def test_supervised_fit_keeps_the_estimators_defaults(tmp_path):
+    """Without map options the supervised map got KSOM's defaults (16x32, 10 epochs)
+    instead of KSOMClassifier's (grid "auto", 20 epochs), unlike the API."""
+    from somvq import KSOMClassifier
+
+    X, labels = _small(tmp_path)
+    path = tmp_path / "d.csv"
+    path.write_text(_table(X, labels, ",", header=True))
+    model = tmp_path / "m.npz"
+    assert run("fit", path, "--target", "kind", "--seed", "0", "-q", "-o", model).exit_code == 0
+    som = load(model)
+    expected = KSOMClassifier(random_state=0).fit(np.round(X, 3), labels).som_
+    assert som.n_epochs == 20 == expected.n_epochs
+    assert som.grid_.shape == expected.grid_.shape != (16, 32)
+
+
+def test_supervised_next_hint_runs(tmp_path):
+    """The supervised "next" hint dropped --columns and the other input options, and did
+    not quote paths with spaces."""
+    import shlex
+
+    X, labels = _small(tmp_path)
+    path = tmp_path / "with space.csv"
+    lines = ["x1;x2;x3;note;kind"] + [
+        ";".join([*(f"{v:.3f}" for v in row), "n", str(t)]) for row, t in zip(X, labels)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "my model.npz"
+    res = run(
+        "fit", path, "--target", "kind", "--columns", "1-3", "--delimiter", ";", "--grid", "3x3", "-o", model
+    )
+    assert res.exit_code == 0, res.output
+    hint = next(line for line in res.output.splitlines() if line.startswith("next"))
+    words = shlex.split(hint.split(None, 1)[1])
+    assert words[:2] == ["somvq", "evaluate"]
+    evaluated = run(*words[1:])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "accuracy" in evaluated.output
+
+
+def test_stdin_with_the_target_column_works_as_a_file(tmp_path, wine):
+    """`cat wine.csv | somvq predict m -` failed on the target column (non-numeric)."""
+    path, _, _ = wine
+    model = tmp_path / "m.npz"
+    assert (
+        run("fit", path, "--target", "kind", "--grid", "4x4", "--seed", "0", "-q", "-o", model).exit_code == 0
+    )
+    by_name = run("predict", model, path)
+    assert by_name.exit_code == 0, by_name.output
+    runner = CliRunner()
+    piped = runner.invoke(main, ["predict", str(model), "-"], input=path.read_text(), catch_exceptions=False)
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == by_name.stdout
+    scored = runner.invoke(main, ["evaluate", str(model), "-", "--json"], input=path.read_text())
+    assert scored.exit_code == 0, scored.output
+    assert (
+        json.loads(scored.stdout)["accuracy"]
+        == json.loads(run("evaluate", model, path, "--json").stdout)["accuracy"]
+    )
+    # rows without the target column from stdin are predicted as before
+    features = "\n".join(line.rsplit(",", 1)[0] for line in path.read_text().splitlines()) + "\n"
+    piped = runner.invoke(main, ["predict", str(model), "-"], input=features)
+    assert piped.exit_code == 0 and piped.stdout == by_name.stdout
