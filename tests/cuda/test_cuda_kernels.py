@@ -277,7 +277,7 @@ def test_kernels_compile_to_ptx():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_largest_magnitude_equals_numpy(dtype):
     rng = np.random.default_rng(5)
-    X = (rng.normal(size=(37, 5)) * 10.0**rng.integers(-3, 4, size=(37, 5))).astype(dtype)
+    X = (rng.normal(size=(37, 5)) * 10.0 ** rng.integers(-3, 4, size=(37, 5))).astype(dtype)
     X[3, 1] = -1e6  # the largest is negative
     X[[0, 9], [2, 4]] = np.nan  # missing entries are skipped
     assert cuda_update.largest_magnitude(cuda.to_device(X)) == float(np.nanmax(np.abs(X)))
