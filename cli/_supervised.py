@@ -90,9 +90,14 @@ def _stdin_as_file() -> Iterator[str]:
     import sys
     import tempfile
 
+    from ._input import _NPY_MAGIC, _ZIP_MAGIC
+
+    content = sys.stdin.buffer.read()
+    # named by its kind, as the readers tell NumPy files: a .npy or .npz has no text header
+    suffix = ".npy" if content.startswith(_NPY_MAGIC) else ".npz" if content.startswith(_ZIP_MAGIC) else ""
     with tempfile.TemporaryDirectory(prefix="somvq-") as directory:
-        path = str(Path(directory) / "stdin")
-        Path(path).write_bytes(sys.stdin.buffer.read())
+        path = str(Path(directory) / f"stdin{suffix}")
+        Path(path).write_bytes(content)
         try:
             yield path
         except click.ClickException as exc:

@@ -69,10 +69,12 @@ def check_ema_settings(*, decay: float, eps: float, init_count: float, update: s
     ``decay=0``) gives ``N = 0`` and ``w = 0 / 0`` at the first step. ``update="written"``
     divides only where ``n > 0`` and is always safe.
 
-    A positive ``eps`` must lie in [:data:`EPS_RANGE`]: the smoothing ``(N_k + eps) /
+    With ``update="all"`` a positive ``eps`` must lie in [:data:`EPS_RANGE`]: the smoothing ``(N_k + eps) /
     (N + K eps) N`` underflows to 0 below it (a subnormal eps) and ``K eps`` overflows
     above it, and either divides by zero too (in float32 statistics as well).
     """
+    if update != "all":
+        return  # no smoothing: eps is unused
     low, high = EPS_RANGE
     if eps > 0 and not low <= eps <= high:
         raise ValueError(
@@ -80,7 +82,7 @@ def check_ema_settings(*, decay: float, eps: float, init_count: float, update: s
             "counts, (N_k + eps) / (N + K eps) N, under- or overflows there and divides by "
             "zero. The paper uses eps=1e-5."
         )
-    if update != "all" or eps > 0:
+    if eps > 0:
         return
     if init_count == 0:
         raise ValueError(

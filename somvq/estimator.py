@@ -115,7 +115,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         hit count for ``learning_rate="inverse_count"``.
     eps : float, default=1e-5
         Laplace smoothing constant of the EMA counts: 0, or in [1e-30, 1e30] (beyond, the
-        smoothing under- or overflows in float64).
+        smoothing under- or overflows in float64; unused with ``update="written"``).
     update : {"all", "written"}, default="all"
         Mini-batch: decay every unit at every step (the paper's), or only units that
         received inputs (the ablation; no Laplace smoothing).

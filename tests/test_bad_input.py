@@ -103,6 +103,9 @@ def test_eps_at_the_ends_of_its_range_trains(X):
     for eps in (1e-30, 1e30):
         som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=10, init_count=0, eps=eps, n_epochs=2)
         assert np.isfinite(som.fit(X).codebook_).all()
+    # update="written" does no smoothing: eps is unused, any value is accepted
+    som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=10, update="written", eps=1e-40, n_epochs=2)
+    assert np.isfinite(som.fit(X).codebook_).all()
 
 
 def test_periodic_takes_bools_and_zero_one(X):

@@ -356,3 +356,8 @@ def test_stdin_with_the_target_column_works_as_a_file(tmp_path, wine):
     features = "\n".join(line.rsplit(",", 1)[0] for line in path.read_text().splitlines()) + "\n"
     piped = runner.invoke(main, ["predict", str(model), "-"], input=features)
     assert piped.exit_code == 0 and piped.stdout == by_name.stdout
+    # a .npy on stdin is read as NumPy, not probed for a text header
+    rows = np.loadtxt(features.splitlines()[1:], delimiter=",")
+    np.save(tmp_path / "x.npy", rows)
+    piped = runner.invoke(main, ["predict", str(model), "-"], input=(tmp_path / "x.npy").read_bytes())
+    assert piped.exit_code == 0 and piped.stdout == by_name.stdout, piped.output
