@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from somvq.cli import main
 from somvq.io import load
 
+from .test_cli import run_next_hint
+
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
@@ -312,7 +314,6 @@ def test_supervised_fit_keeps_the_estimators_defaults(tmp_path):
 def test_supervised_next_hint_runs(tmp_path):
     """The supervised "next" hint dropped --columns and the other input options, and did
     not quote paths with spaces."""
-    import shlex
 
     X, labels = _small(tmp_path)
     path = tmp_path / "with space.csv"
@@ -324,13 +325,7 @@ def test_supervised_next_hint_runs(tmp_path):
     res = run(
         "fit", path, "--target", "kind", "--columns", "1-3", "--delimiter", ";", "--grid", "3x3", "-o", model
     )
-    assert res.exit_code == 0, res.output
-    hint = next(line for line in res.output.splitlines() if line.startswith("next"))
-    words = shlex.split(hint.split(None, 1)[1])
-    assert words[:2] == ["somvq", "evaluate"]
-    evaluated = run(*words[1:])
-    assert evaluated.exit_code == 0, evaluated.output
-    assert "accuracy" in evaluated.output
+    assert "accuracy" in run_next_hint(res).output
 
 
 def test_stdin_with_the_target_column_works_as_a_file(tmp_path, wine):
