@@ -131,8 +131,13 @@ def check_training_range(
     """
     if not isinstance(X, np.ndarray) or X.dtype != np.float64 or X.size == 0:
         return
-    largest = float(np.fmax.reduce(np.abs(X), axis=None))  # NaN (missing values) ignored
-    check_training_peak(largest, X.shape[1], what, remedy)
+    check_training_peak(largest_magnitude(X), X.shape[1], what, remedy)
+
+
+def largest_magnitude(X: np.ndarray) -> float:
+    """``max |x|`` of a non-empty NumPy array, NaN (missing values) ignored (NaN if all
+    are); the host twin of ``somvq._kernels.cuda_update.largest_magnitude``."""
+    return float(np.fmax.reduce(np.abs(X), axis=None))
 
 
 def check_training_peak(
@@ -161,7 +166,7 @@ def in_map_dtype(X: np.ndarray, dtype: Any) -> np.ndarray:
     with np.errstate(over="ignore"):
         converted = X.astype(dtype)
     if np.isinf(converted).any():  # X itself is finite: the map's dtype cannot hold it
-        check_peak_in_map_dtype(float(np.nanmax(np.abs(X))), dtype)
+        check_peak_in_map_dtype(largest_magnitude(X), dtype)
     return converted
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_peak_in_map_dtype, check_training_peak, in_map_dtype
+from ..._validation import check_peak_in_map_dtype, check_training_peak, in_map_dtype, largest_magnitude
 from ...exceptions import BackendUnavailableError
 
 __all__ = [
@@ -220,7 +220,7 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: 
         if fitted_dtype is not None:
             host = in_map_dtype(host, fitted_dtype)  # refuses values beyond a float32 map
         if host.dtype == np.float64:
-            _check_device_range(float(np.fmax.reduce(np.abs(host), axis=None)), host.shape[1])
+            _check_device_range(largest_magnitude(host), host.shape[1])
         return DeviceData(_cuda().to_device(host), host)
 
     from ..._kernels import cuda_update
