@@ -219,22 +219,25 @@ class Grid:
         """Position of every unit in the plane/space where distances are measured.
 
         Rectangular: the integer indices as floats. Hexagonal: ``(row * sqrt(3)/2,
-        col + (row % 2) / 2)``, so adjacent cells are exactly 1 apart.
+        col + (row % 2) / 2)``, so adjacent cells are 1 apart. These are for drawing and
+        initialisation; grid distances are not taken from them (``sqrt(3)/2`` is rounded)
+        but from the exact squared distances of :meth:`_lattice_distances`.
         """
-        coords = self.indices.astype(np.float64)
+        coords = self._lattice.copy()
         if self.topology == "hexagonal":
-            rows = coords[:, 0].copy()
-            coords[:, 0] = rows * (math.sqrt(3.0) / 2.0)
-            coords[:, 1] = coords[:, 1] + 0.5 * (rows % 2)
+            coords[:, 0] *= math.sqrt(3.0) / 2.0
         coords.setflags(write=False)
         return coords
 
-    def _periods(self) -> np.ndarray:
-        """Length of each axis in coordinate space (the wrap-around period)."""
-        periods = np.asarray(self.shape, dtype=np.float64)
+    @cached_property
+    def _lattice(self) -> np.ndarray:
+        """Unit positions with the rows 1 apart: the indices as floats, and on a hexagonal
+        grid the columns of odd rows shifted by 1/2. Every entry and difference is exact."""
+        lattice = self.indices.astype(np.float64)
         if self.topology == "hexagonal":
-            periods[0] *= math.sqrt(3.0) / 2.0
-        return periods
+            lattice[:, 1] += 0.5 * (lattice[:, 0] % 2)
+        lattice.setflags(write=False)
+        return lattice
 
     # ------------------------------------------------------------------- distances
     def distances_from(self, unit: int) -> np.ndarray:
@@ -249,8 +252,8 @@ class Grid:
         """
         a = np.asarray(a, dtype=np.intp)
         b = np.asarray(b, dtype=np.intp)
-        coords = self.coordinates
-        return self._coordinate_distances(coords[a], coords[b])
+        lattice = self._lattice
+        return self._lattice_distances(lattice[a], lattice[b])
 
     def are_neighbours(self, a: Any, b: Any) -> np.ndarray:
         """Whether units ``a[i]`` and ``b[i]`` are grid neighbours (``adjacency[a, b]``), in O(len(a))."""
@@ -258,30 +261,26 @@ class Grid:
         return (d > 0) & (d < NEIGHBOUR_RADIUS)
 
     def _distance_rows(self, units: np.ndarray) -> np.ndarray:
-        coords = self.coordinates
-        return self._coordinate_distances(coords[units][:, None, :], coords[None, :, :])
+        lattice = self._lattice
+        return self._lattice_distances(lattice[units][:, None, :], lattice[None, :, :])
 
-    def _coordinate_distances(self, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
-        """Grid distance between coordinates ``ca`` and ``cb`` (broadcast; last axis: ndim)."""
-        diff = np.abs(ca - cb)
-        if not any(self.periodic):
-            return np.sqrt((diff**2).sum(-1))
-        periods = self._periods()
-        if self.topology == "rectangular":
-            for axis, wrap in enumerate(self.periodic):
-                if wrap:
-                    diff[..., axis] = np.minimum(diff[..., axis], periods[axis] - diff[..., axis])
-            return np.sqrt((diff**2).sum(-1))
-        # Hexagonal: the offset of odd rows couples the axes, so take the nearest of the
-        # periodic images (shifts by -1, 0, +1 period along each wrapped axis).
-        signed = cb - ca
-        best = np.full(signed.shape[:-1], np.inf)
-        shifts = [(-1, 0, 1) if wrap else (0,) for wrap in self.periodic]
-        for s0 in shifts[0]:
-            for s1 in shifts[1]:
-                shifted = signed + np.array([s0 * periods[0], s1 * periods[1]])
-                best = np.minimum(best, (shifted**2).sum(-1))
-        return np.sqrt(best)
+    def _lattice_distances(self, la: np.ndarray, lb: np.ndarray) -> np.ndarray:
+        """Grid distance between :attr:`_lattice` positions ``la`` and ``lb`` (broadcast; last axis: ndim).
+
+        The per-axis offsets (integers; half-integer columns on a hexagonal grid) are exact,
+        wrapped to the nearest periodic image axis by axis, and so is the squared distance
+        (``drow^2 + dcol^2``, or ``0.75 drow^2 + dcol^2`` with hexagonal rows ``sqrt(3)/2``
+        apart): one correctly rounded sqrt gives exactly 1 between adjacent cells and
+        exactly symmetric distances. A periodic hexagonal row axis has an even number of
+        rows, so wrapping the rows keeps the column offset, and the axes wrap separately.
+        """
+        diff = np.abs(la - lb)
+        for axis, wrap in enumerate(self.periodic):
+            if wrap:
+                diff[..., axis] = np.minimum(diff[..., axis], self.shape[axis] - diff[..., axis])
+        if self.topology == "hexagonal":
+            return np.sqrt(0.75 * diff[..., 0] ** 2 + diff[..., 1] ** 2)
+        return np.sqrt((diff**2).sum(-1))
 
     @cached_property
     def distances(self) -> np.ndarray:
@@ -297,15 +296,6 @@ class Grid:
         for start in range(0, n_units, block):
             stop = min(start + block, n_units)
             d[start:stop] = self._distance_rows(np.arange(start, stop))
-        # Exact symmetry (min of d and d.T) tile by tile, without a second K x K array.
-        for i0 in range(0, n_units, block):
-            i1 = min(i0 + block, n_units)
-            for j0 in range(i0, n_units, block):
-                j1 = min(j0 + block, n_units)
-                m = np.minimum(d[i0:i1, j0:j1], d[j0:j1, i0:i1].T)
-                d[i0:i1, j0:j1] = m
-                d[j0:j1, i0:i1] = m.T
-        np.fill_diagonal(d, 0.0)
         d.setflags(write=False)
         return d
 

@@ -60,32 +60,30 @@ def grid_coordinates(shape, topology="rectangular"):
 
 
 def grid_distances(shape, topology="rectangular", periodic=False):
-    """Euclidean distance between unit positions, pair by pair.
+    """Euclidean distance between unit positions, pair by pair, from exact integer squared
+    distances (one sqrt each).
 
-    A periodic axis is a ring of length (number of units along it) x (spacing: 1, or
-    sqrt(3)/2 between hexagonal rows); the distance is the smallest over the periodic
-    images of the second unit (shifts by -1, 0, +1 ring lengths along every periodic axis).
+    In quarter units 4 d^2 is an integer: 4 sum_i step_i^2 on a rectangular grid, and
+    3 drow^2 + (2 dcol + row_b % 2 - row_a % 2)^2 on a hexagonal one (rows sqrt(3)/2 apart,
+    odd rows shifted right by 1/2), the smallest over the periodic images (shifts by -1, 0,
+    +1 axis lengths). Adjacent hexagonal cells are exactly 1 apart (positions with a rounded
+    sqrt(3)/2 would leave an ulp of noise and break ties at random).
     """
     shape = tuple(shape)
     wraps = (bool(periodic),) * len(shape) if np.ndim(periodic) == 0 else tuple(bool(p) for p in periodic)
-    spacing = [
-        math.sqrt(3.0) / 2.0 if (topology == "hexagonal" and axis == 0) else 1.0 for axis in range(len(shape))
-    ]
-    lengths = [n * step for n, step in zip(shape, spacing)]
-    positions = grid_coordinates(shape, topology)
-    K = len(positions)
     images = list(itertools.product(*[(-1, 0, 1) if wrap else (0,) for wrap in wraps]))
-    D = np.zeros((K, K))
-    for a in range(K):
-        for b in range(K):
-            best = math.inf
+    indices = list(np.ndindex(*shape))
+    D = np.zeros((len(indices), len(indices)))
+    for a, ia in enumerate(indices):
+        for b, ib in enumerate(indices):
+            quarters = []
             for image in images:
-                squared = sum(
-                    (positions[b][axis] + image[axis] * lengths[axis] - positions[a][axis]) ** 2
-                    for axis in range(len(shape))
-                )
-                best = min(best, math.sqrt(squared))
-            D[a, b] = best
+                step = [int(ib[i]) + image[i] * shape[i] - int(ia[i]) for i in range(len(shape))]
+                if topology == "hexagonal":  # a periodic row axis has an even length: parity kept
+                    quarters.append(3 * step[0] ** 2 + (2 * step[1] + ib[0] % 2 - ia[0] % 2) ** 2)
+                else:
+                    quarters.append(4 * sum(s * s for s in step))
+            D[a, b] = math.sqrt(min(quarters) / 4)
     return D
 
 
