@@ -52,7 +52,8 @@ def _squared_distance_blocks(X: np.ndarray, codebook: np.ndarray) -> Iterator[tu
 def _check_data(name: str, X: Any, codebook: Any, grid: Grid | None = None) -> tuple[Any, np.ndarray]:
     """``(X, codebook)`` as arrays, refused with a ValueError naming ``name`` and the shapes
     unless the codebook is (K, D) with K >= 1, ``X`` (when not None) (n, D) with n >= 1,
-    and ``grid`` (when given) has K units."""
+    and ``grid`` (when given) has K units; and refused, naming the rows or units, unless
+    every value is finite (:func:`_check_finite`)."""
     codebook = np.asarray(codebook)
     if codebook.ndim != 2 or codebook.shape[0] == 0 or codebook.shape[1] == 0:
         raise ValueError(f"{name} needs a 2-D codebook (K, D) with K, D >= 1, got shape {codebook.shape}.")
@@ -60,6 +61,7 @@ def _check_data(name: str, X: Any, codebook: Any, grid: Grid | None = None) -> t
         raise ValueError(
             f"{name}: the codebook has {codebook.shape[0]} units but {grid!r} has {grid.n_units}."
         )
+    _check_finite(name, "the codebook", codebook, "unit")
     if X is None:
         return None, codebook
     X = np.asarray(X)
@@ -67,7 +69,36 @@ def _check_data(name: str, X: Any, codebook: Any, grid: Grid | None = None) -> t
         raise ValueError(f"{name} needs a 2-D X with at least one row, got shape {X.shape}.")
     if X.shape[1] != codebook.shape[1]:
         raise ValueError(f"{name}: X has {X.shape[1]} features but the codebook has {codebook.shape[1]}.")
+    _check_finite(name, "X", X, "row")
     return X, codebook
+
+
+def _check_finite(name: str, what: str, values: np.ndarray, item: str) -> None:
+    """Refuse NaN or inf in ``values`` (X or the codebook, ``what``), naming how many of
+    its rows or units (``item``) hold one, the first few and the first such value.
+
+    The measures are defined on complete, finite rows: a NaN would make them NaN or, in a
+    BMU search, silently pick unit 0. One ``np.isfinite`` pass (integer data is finite).
+    """
+    if values.dtype.kind != "f":
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    from .missing import _row_list
+
+    bad = np.flatnonzero(~finite.all(axis=1))
+    first = float(values[bad[0]][~finite[bad[0]]][0])
+    hint = ""
+    if what == "X" and np.isnan(values).any():
+        hint = (
+            " For rows with missing values (NaN), a KSOM(missing='ignore') scores them with "
+            "its quantization_error / topographic_error (masked distances); or leave the rows out."
+        )
+    raise ValueError(
+        f"{name} needs finite values: {item} {int(bad[0])} of {what} holds {first} "
+        f"({bad.size} such {item}s: {_row_list(bad)}).{hint}"
+    )
 
 
 def _check_labels(name: str, labels: Any, n_units: int) -> np.ndarray:
@@ -152,7 +183,7 @@ def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     X, codebook = _check_data("topographic_error", X, codebook, grid)
     if grid.n_units < 2:
         return 0.0
-    two = two_best_matching_units(X, codebook)
+    two = _two_best(X, codebook)[0]
     adjacent = grid.are_neighbours(two[:, 0], two[:, 1])  # O(n), no K x K matrix
     return float(1.0 - adjacent.mean())
 
@@ -370,14 +401,6 @@ def _rank_error(
         if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
             raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
         queries = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample), replace=False))
-    for what, values in (("X", X), ("the codebook", codebook)):
-        finite = np.isfinite(values).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            raise ValueError(
-                f"{name} needs finite values: row {row} of {what} holds "
-                f"{float(values[row][~np.isfinite(values[row])][0])} ({int((~finite).sum())} such rows)."
-            )
     bmus = _bmus(X, codebook)
     # Map side: the rows of each unit in ascending order.
     n_units = grid.n_units
@@ -481,9 +504,10 @@ def trustworthiness(
     ``T(k) = 1 - 2 / (N k (2N - 3k - 1)) sum_i sum_{j in U_k(i)} (r(i, j) - k)``: ``U_k(i)``
     are the rows among the k nearest to row i on the map but not in input space, ``r(i, j)``
     the rank of j among i's neighbours in input space (1 = nearest). Distances on the map are
-    grid distances between BMUs (:attr:`Grid.coordinates`, wrapping on periodic axes).
-    Ties (rows sharing a BMU are at map distance 0) are broken by the lower row index in
-    both spaces, so where neither space has ties this equals
+    grid distances between BMUs (:attr:`Grid.distances`: exact on hexagonal grids too,
+    wrapping on periodic axes). Ties (rows sharing a BMU are at map distance 0, units at
+    equal grid distances) are broken by the lower row index in both spaces, so where
+    neither space has ties this equals
     ``sklearn.manifold.trustworthiness(X, grid.coordinates[bmus], n_neighbors=k)``.
     Input-space distances are compared as direct float64 sums ``sum_j (x_ij - x_lj)^2``
     (equal rows, and equal distances on small-integer data, tie exactly).

@@ -122,7 +122,9 @@ def test_rank_measures_against_naive_with_ties(grid, k):
     X, W = rng.normal(size=(30, 3)), rng.normal(size=(grid.n_units, 3))
     bmus = [naive_bmu(x, W) for x in X]
     P = grid.coordinates[bmus]
-    if grid.periodic[0]:  # naive map distances must wrap: use the naive grid distance table instead
+    # periodic map distances must wrap, and hexagonal coordinates carry a rounded sqrt(3)/2
+    # (ties must be exact): use the naive grid distance table instead
+    if grid.periodic[0] or grid.topology == "hexagonal":
         G = naive_dists(grid)
         P = None
     for swap, fn in [(False, metrics.trustworthiness), (True, metrics.neighbourhood_preservation)]:
@@ -191,12 +193,76 @@ def test_rank_measures_refuse_non_finite_values():
     X, W = rng.normal(size=(50, 3)), rng.normal(size=(30, 3))
     X[7, 1] = np.nan
     for fn in (metrics.trustworthiness, metrics.neighbourhood_preservation):
-        with pytest.raises(ValueError, match=r"finite values: row 7 of X holds nan \(1 such rows\)"):
+        with pytest.raises(ValueError, match=r"finite values: row 7 of X holds nan \(1 such rows: 7\)"):
             fn(X, W, grid)
     X[7, 1] = 0.0
     W[2, 0] = np.inf
-    with pytest.raises(ValueError, match="row 2 of the codebook holds inf"):
+    with pytest.raises(ValueError, match="unit 2 of the codebook holds inf"):
         metrics.neighbourhood_preservation(X, W, grid)
+
+
+#: Every measure of the module that reads data and/or a codebook, called on (X, W, grid).
+_MEASURES_OF_X = {
+    "quantization_error": lambda X, W, g: metrics.quantization_error(X, W),
+    "topographic_error": metrics.topographic_error,
+    "two_best_matching_units": lambda X, W, g: metrics.two_best_matching_units(X, W),
+    "distortion": metrics.distortion,
+    "combined_error": metrics.combined_error,
+    "trustworthiness": metrics.trustworthiness,
+    "neighbourhood_preservation": metrics.neighbourhood_preservation,
+    "quality_suite": metrics.quality_suite,
+}
+_MEASURES_OF_CODEBOOK = {
+    **_MEASURES_OF_X,
+    "umatrix": lambda X, W, g: metrics.umatrix(W, g),
+    "neighbour_distance_ratio": lambda X, W, g: metrics.neighbour_distance_ratio(W, g),
+    "topographic_product": lambda X, W, g: metrics.topographic_product(None, W, g),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MEASURES_OF_X))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_every_measure_refuses_non_finite_rows(name, bad):
+    """Before: quantization_error, distortion gave nan, combined_error inf, topographic_error
+    0.58 (NaN rows all matched unit 0 and 1), two_best_matching_units [0, 0] for NaN rows:
+    silently. Now one check refuses them, naming the first rows."""
+    grid = Grid((4, 4))
+    rng = np.random.default_rng(5)
+    X, W = rng.normal(size=(60, 3)), rng.normal(size=(16, 3))
+    X[[4, 11, 12], 1] = bad
+    with pytest.raises(
+        ValueError, match=rf"{name} needs finite values: row 4 of X holds {bad} \(3 such rows: 4, 11, 12\)"
+    ):
+        _MEASURES_OF_X[name](X, W, grid)
+
+
+@pytest.mark.parametrize("name", sorted(_MEASURES_OF_CODEBOOK))
+def test_every_measure_refuses_a_non_finite_codebook(name):
+    grid = Grid((4, 4))
+    rng = np.random.default_rng(6)
+    X, W = rng.normal(size=(60, 3)), rng.normal(size=(16, 3))
+    W[9, 2], W[3, 0] = np.nan, np.inf
+    with pytest.raises(
+        ValueError,
+        match=rf"{name} needs finite values: unit 3 of the codebook holds inf \(2 such units: 3, 9\)",
+    ):
+        _MEASURES_OF_CODEBOOK[name](X, W, grid)
+
+
+def test_nan_rows_point_to_the_masked_scores_of_the_estimator():
+    from somvq import KSOM
+
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(150, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    som = KSOM(grid=(4, 4), missing="ignore", max_missing=1.0, n_epochs=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"KSOM\(missing='ignore'\) scores them"):
+        metrics.quantization_error(X, som.codebook_)
+    # the estimator's masked paths are unaffected; complete rows score as before
+    assert np.isfinite(som.quantization_error(X)) and 0.0 <= som.topographic_error(X) <= 1.0
+    complete = X[~np.isnan(X).any(axis=1)]
+    assert som.quantization_error(complete) == metrics.quantization_error(complete, som.codebook_)
+    assert som.topographic_error(complete) == metrics.topographic_error(complete, som.codebook_, som.grid_)
 
 
 # --------------------------------------------------------------------- combined error
