@@ -376,17 +376,10 @@ def fit(data: str | None, **options: Any) -> None:
             )
     report_path = None
     if report:
-        import numpy as np
-
         from somvq.reporting import report as write_report
 
-        if som.missing == "ignore" and np.isnan(X).any():
-            # The report's views need complete rows: they show the data with its missing
-            # values filled from the map (som.impute); the map itself never saw the fills.
-            X = som.impute(X)
-            click.echo(
-                "note: the report shows the rows with their missing values filled from the map.", err=True
-            )
+        # Rows with holes go in as they are: the report measures them over their observed
+        # features, as `somvq evaluate` and `somvq report` do (missing="ignore").
         with library_errors():
             report_path = write_report(
                 som,

@@ -306,6 +306,11 @@ def _metrics(som: Any, X: np.ndarray | None, hits: np.ndarray, matches: Any) -> 
 # ----------------------------------------------------------------------- checking
 def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
     if not hasattr(som, "codebook_"):
+        if hasattr(som, "som_"):
+            raise ValueError(
+                f"the report draws a map fitted without targets (a KSOM), got a fitted "
+                f"{type(som).__name__}: supervised maps are not supported."
+            )
         raise ValueError("the report needs a fitted map; call fit first.")
     n_features = int(som.codebook_.shape[1])
     n_units = som.grid_.n_units
@@ -333,6 +338,10 @@ def _check_inputs(som, X, y, image_shape, clusters, codebook, feature_names):
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y has shape {y.shape}; it needs one label per row of X ({X.shape[0]}).")
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError(
+                f"y holds NaN at row {int(np.flatnonzero(np.isnan(y))[0])}; every row needs a label."
+            )
         if y.dtype == object and not all(isinstance(v, (str, int, np.integer)) for v in y.tolist()):
             bad = next(v for v in y.tolist() if not isinstance(v, (str, int, np.integer)))
             raise ValueError(
