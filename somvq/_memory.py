@@ -88,14 +88,18 @@ def estimate_fit_bytes(
     n_features: int = 1,
     backend: str = "cpu",
     chunk_rows: int = 512,
-    bmu_search: str = "auto",
+    pruned: bool = False,
 ) -> tuple[int, bool]:
-    """Estimated peak bytes of a fit, and whether K x K matrices are part of it."""
+    """Estimated peak bytes of a fit, and whether K x K matrices are part of it.
+
+    ``pruned``: the fit runs the pruned BMU search (:func:`somvq.parameters.use_pruned_search`),
+    whose bounds are kept for every row.
+    """
     n_units = grid.n_units
     state = STATE_ARRAYS * n_units * max(n_features, 1) * 8
     search = 2 * chunk_rows * n_units * 8
     data = n_samples * (max(n_features, 1) * 8 + 16)
-    if algorithm == "batch" and backend == "cpu" and bmu_search != "full":
+    if pruned:
         # The pruned search's bounds, 24 + 4 G bytes a row (somvq/_kernels/cpu_pruned.py):
         # G groups of units for k-means, one bound under a shrinking neighbourhood.
         from ._kernels.config import default_groups
@@ -112,11 +116,14 @@ def estimate_fit_bytes(
     return int(state + search + data + matrices), dense
 
 
-def check_fit_memory(estimator: Any, grid: Any, shape: tuple[int, int] | None = None) -> None:
+def check_fit_memory(
+    estimator: Any, grid: Any, shape: tuple[int, int] | None = None, *, pruned: bool = False
+) -> None:
     """Raise a ValueError naming the grid when a fit would need more memory than there is.
 
     ``shape``: the training data's ``(n_samples, n_features)``; None (no data yet, as in
-    ``check_parameters``) counts one feature and no rows, a lower bound.
+    ``check_parameters``) counts one feature and no rows, a lower bound. ``pruned``: the
+    fit runs the pruned BMU search (its bounds are counted).
     """
     if estimator.neighbourhood not in NEIGHBOURHOODS:
         return  # reported by the parameter validation
@@ -128,7 +135,7 @@ def check_fit_memory(estimator: Any, grid: Any, shape: tuple[int, int] | None = 
         n_samples=n_samples,
         n_features=n_features,
         backend=estimator.backend,
-        bmu_search=getattr(estimator, "bmu_search", "auto"),
+        pruned=pruned,
     )
     if needed <= ALWAYS_AVAILABLE:
         return  # not worth the query (psutil: ~1 ms, 6% of a digits fit)
@@ -145,6 +152,12 @@ def check_fit_memory(estimator: Any, grid: Any, shape: tuple[int, int] | None = 
             "Use a smaller grid, or a rectangular grid of 1-2 axes with neighbourhood='gaussian' or 'hard' "
             "(separable: no K x K matrix)."
         )
+    elif pruned:
+        why = (
+            f"the codebook and training state of {grid.n_units} units x {max(n_features, 1)} features, "
+            f"and the pruned BMU search's bounds for {n_samples} rows"
+        )
+        hint = "Use bmu_search='full' (no bounds; the same result), or a smaller grid."
     else:
         why = f"the codebook and training state of {grid.n_units} units x {max(n_features, 1)} features"
         hint = "Use a smaller grid."

@@ -7,7 +7,9 @@ Each check raises a ``ValueError`` that names the parameter or the cause and the
 * :func:`check_grid_value` - ``grid=True`` and other bools where a grid size is expected
   (``bool`` is an ``Integral`` in Python);
 * :func:`check_training_range` - float64 training data whose squared distances overflow;
-* :func:`check_finite_codebook` - the codebook a training call produced, once per call.
+* :func:`check_finite_codebook` - the codebook a training call produced, once per call;
+* :func:`validate_rows` - scikit-learn's ``validate_data`` under the ``missing`` policy
+  (with ``missing="ignore"``, inf and unusable rows refused naming the rows).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "finite_range_limit",
     "check_finite_codebook",
     "restores_input_attributes",
+    "validate_rows",
 ]
 
 #: What scikit-learn's validate_data(reset=True) writes on the estimator before training.
@@ -217,3 +220,27 @@ def check_finite_codebook(estimator: Any, codebook: Any, X: Any = None) -> None:
         f"training produced a non-finite codebook ({bad_units} of {codebook.shape[0]} units "
         f"hold NaN or inf); the model was not kept. Likely cause: {cause}."
     )
+
+
+def validate_rows(
+    estimator: Any, X: Any, y: Any = "no_validation", *, max_missing: float = 1.0, **kwargs: Any
+) -> Any:
+    """scikit-learn's ``validate_data`` of ``X`` (and ``y``) under ``estimator.missing``.
+
+    ``missing="error"``: NaN and inf are refused by scikit-learn's check. ``missing="ignore"``:
+    scikit-learn's finiteness check is skipped and :func:`somvq.missing.check_missing` runs
+    instead (one pass): NaN passes as missing, while inf, rows with no observed feature and
+    rows missing more than ``max_missing`` of their features (1.0 where any fraction maps)
+    are refused with messages that name the rows. Returns what ``validate_data`` returns.
+    """
+    from ._sklearn import validate_data
+    from .missing import check_missing
+
+    if isinstance(X, np.ndarray) and not X.dtype.isnative:
+        X = X.astype(X.dtype.newbyteorder("="))  # big-endian float32 stays float32
+    ignore = getattr(estimator, "missing", "error") == "ignore"
+    out = validate_data(estimator, X, y, ensure_all_finite=not ignore, **kwargs)
+    if ignore:
+        only_x = y is None or (isinstance(y, str) and y == "no_validation")  # validate_data's rule
+        check_missing(out if only_x else out[0], max_missing)
+    return out

@@ -21,12 +21,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 
 from . import algorithms, distances, layers, metrics, missing, parameters
 from ._memory import check_fit_memory
-from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from ._moments import column_moments
+from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ._validation import (
     check_finite_codebook,
     check_training_range,
     in_map_dtype,
     restores_input_attributes,
+    validate_rows,
 )
 from .engines import Engine, check_backend, engine_for
 from .grids import TOPOLOGIES, Grid
@@ -388,9 +390,13 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
         Layered maps (``spec``): ``data`` is already scaled by ``scale``; so is an init array.
         """
-        check_fit_memory(self, grid, engine.memory_shape(data))
         horizon = parameters.horizon(self.n_epochs, engine.steps_per_pass(data))
         plan = self._plan(grid, horizon, spec, scale)
+        shape = engine.memory_shape(data)
+        check_fit_memory(self, grid, shape, pruned=engine.prunes(plan, data))
+        if plan.algorithm == "minibatch" and engine.name in ("cpu", "cuda"):
+            rows = engine.init_rows(data)
+            parameters.check_smoothing_offset(plan, *column_moments(rows, nan=isinstance(rows, np.ndarray)))
         rng = self._new_rng()
         init = self.init
         if scale is not None and not isinstance(init, str):
@@ -585,6 +591,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         scale: np.ndarray | None,
     ) -> None:
         """Labels, layered maps back in the data's units, then the state published."""
+        if plan.algorithm != "minibatch":
+            state.match_ema_to_codebook()
         search = state if plan.search is None else replace(state, codebook=plan.search(state.codebook))
         state.labels = engine.labels(data, search)
         if spec is not None:
@@ -677,16 +685,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def _checked_rows(self, X: Any) -> np.ndarray:
         """``X`` validated for this fitted map, float32 kept (other types to float64)."""
         check_is_fitted(self, "codebook_")
-        ignore = self.missing == "ignore"
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite="allow-nan" if ignore else True,
-        )
-        if ignore:
-            missing.check_missing(X, 1.0)  # inf and all-NaN rows; any fraction maps
+        # missing="ignore": inf and all-NaN rows refused, naming them; any fraction maps
+        X = validate_rows(self, X, dtype=[np.float64, np.float32], reset=False)
         return cast(np.ndarray, X)
 
     def _in_map_dtype(self, X: np.ndarray) -> np.ndarray:
@@ -784,10 +784,12 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         nan = np.isnan(out)
         rows = np.flatnonzero(nan.any(axis=1))
         if rows.size:
-            holed = self._in_map_dtype(out[rows])
             spec = self._fitted_layers()
-            if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
+            if spec is not None:
                 spec = layers.select_layers(spec, self.predict_layers)
+                layers.check_layers_observed(out, spec)  # naming rows of X, not of out[rows]
+            holed = self._in_map_dtype(out[rows])
+            if spec is not None:  # layered maps: the BMU of predict (kohonen's rule per layer)
                 bmu = layers.layered_predict_masked(holed, self.codebook_, spec)[0]
             else:
                 bmu = missing.masked_assign(holed, self.codebook_)[0]

@@ -376,7 +376,7 @@ def check_layer_missing(
     naming the layer, how many rows and the first few (``row_offset`` added: a chunk's
     first row; ``where`` is added to the message).
     """
-    from .missing import _row_list
+    from .missing import _over_max_missing, _row_list
 
     for index, cols in enumerate(columns):
         nan = np.isnan(np.asarray(X[:, cols]))
@@ -389,7 +389,7 @@ def check_layer_missing(
                 f"{_row_list(empty)}. A layer's distance needs one observed value (kohonen's rule); "
                 "remove the rows, or leave the layer out with predict_layers at predict time."
             )
-        over = np.flatnonzero(n_missing > max_missing * len(cols)) + row_offset
+        over = np.flatnonzero(_over_max_missing(n_missing, len(cols), max_missing)) + row_offset
         if over.size:
             raise ValueError(
                 f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} "
@@ -553,6 +553,14 @@ def _layered_block(X64: np.ndarray, V64: np.ndarray, frames, groups) -> tuple[np
     return best, _layered_direct(X64, V64, rows, best, groups)
 
 
+def check_layers_observed(X: np.ndarray, spec: Layers, *, row_offset: int = 0, where: str = "") -> None:
+    """Rows of ``X`` with no observed value in a layer of ``spec`` that has weight: a
+    ValueError naming them (:func:`check_layer_missing` at any fraction missing, as
+    ``predict`` maps; ``row_offset`` / ``where`` as there)."""
+    groups = ScaledLayers(spec, column_scale(spec)).groups
+    check_layer_missing(X, groups, 1.0, row_offset=row_offset, where=where)
+
+
 def layered_predict_masked(
     X: np.ndarray, codebook: np.ndarray, spec: Layers
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -563,8 +571,8 @@ def layered_predict_masked(
     tanimoto layers 0/1 values.
     """
     _check_search_binary(X, spec)
+    check_layers_observed(X, spec)
     scaled = ScaledLayers(spec, column_scale(spec))
-    check_layer_missing(X, scaled.groups, 1.0)
     Xs = np.asarray(X, dtype=np.float64) * scaled.scale
     return layered_masked_assign(
         Xs, search_codebook(codebook, spec, scaled.scale).astype(np.float64), scaled.groups

@@ -67,6 +67,16 @@ def _row_list(rows: np.ndarray, limit: int = 10) -> str:
     return shown + (", ..." if rows.size > limit else "")
 
 
+def _over_max_missing(n_missing: np.ndarray, n_columns: int, max_missing: float) -> np.ndarray:
+    """Which rows miss more than the fraction ``max_missing`` of their ``n_columns`` entries.
+
+    The fractions ``n_missing / n_columns`` (correctly rounded) are compared with
+    ``max_missing`` itself: a row exactly at the limit (29 of 100 at ``max_missing=0.29``)
+    is kept, which ``n_missing > max_missing * n_columns`` (28.999999999999996) would refuse.
+    """
+    return np.asarray(n_missing) / n_columns > max_missing
+
+
 def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, where: str = "") -> None:
     """Raise a ValueError for data that ``missing="ignore"`` cannot use.
 
@@ -92,7 +102,7 @@ def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, whe
             f"Input X has {empty.size} row(s){where} with no observed feature (all NaN): rows "
             f"{_row_list(empty)}; remove them."
         )
-    over = np.flatnonzero(n_missing > max_missing * X.shape[1]) + row_offset
+    over = np.flatnonzero(_over_max_missing(n_missing, X.shape[1], max_missing)) + row_offset
     if over.size:
         raise ValueError(
             f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} of "

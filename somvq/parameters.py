@@ -319,6 +319,45 @@ def resolve_decay(decay: Any, horizon_: float) -> float:
     return float(decay)
 
 
+#: The count smoothing's pull is worth a warning from ``eps * |mean| / spread`` above this:
+#: iris (8x8 map, default eps) at an offset of 1e4 spreads trained as centred (QE 0.230),
+#: at 1e5 20% worse (0.281), at 1e8 a map 137 away from the data (docs/analysis.md).
+SMOOTHING_PULL_LIMIT = 0.2
+
+
+def check_smoothing_offset(plan: TrainingPlan, mean: Any, std: Any) -> None:
+    """Warn when KSOM-EMA's count smoothing (E2) would bias the map: data far from the origin.
+
+    (E2) changes the counts N but not the sums m, so ``w = m / N`` moves toward the origin
+    by about ``eps * |w| / N`` a step (at most ~``|w|``: a large eps flattens the counts):
+    negligible near the origin (the paper's VQ-VAE latents), a bias once the data's
+    distance from it is ~1 / eps of its spread.
+    ``mean``, ``std``: the training data's column moments.
+    """
+    if plan.algorithm != "minibatch" or plan.update != "all" or plan.eps == 0.0:
+        return
+    import numpy as np
+
+    offset = float(np.linalg.norm(mean))
+    spread = float(np.linalg.norm(std))
+    if not (np.isfinite(offset) and np.isfinite(spread)) or spread <= offset * 2.0**-40:
+        return  # constant up to rounding: no spread to sit off
+    # eps beyond the counts (eps >~ 1) flattens them to their mean: the pull saturates at ~|w|
+    if min(plan.eps, 1.0) * offset / spread > SMOOTHING_PULL_LIMIT:
+        import warnings
+
+        from .exceptions import SomvqWarning
+
+        warnings.warn(
+            f"mini-batch KSOM smooths its counts (eps={plan.eps:g}, update='all'), which pulls "
+            f"every unit toward the origin by about eps * |w| / N a step; these rows lie "
+            f"{offset / spread:.3g} spreads from the origin, so the map will sit off the data. "
+            "Centre the data first (StandardScaler(with_std=False) keeps its units), or lower eps.",
+            SomvqWarning,
+            stacklevel=6,
+        )
+
+
 # ---------------------------------------------------------------------- early stopping
 #: Early stopping waits until the neighbourhood has done all but this fraction of its change.
 LATE_PHASE = 0.1

@@ -96,6 +96,18 @@ class FittedState:
             horizon=float(horizon),
         )
 
+    def match_ema_to_codebook(self) -> None:
+        """Set ``ema_sum = ema_count * codebook`` (the paper's ``m = N w``, which (E4) keeps).
+
+        Batch and online passes move the codebook without touching the EMA state; without
+        this, a later mini-batch ``partial_fit`` would continue from the initial codebook's
+        ``m`` and pull the map back toward it.
+        """
+        if self.ema_count is None:
+            return
+        count = np.reshape(self.ema_count, (self.codebook.shape[0], -1))  # (K, 1) or (K, D)
+        self.ema_sum = count * np.asarray(self.codebook, dtype=np.float64)
+
     @classmethod
     def of(cls, estimator: Any) -> FittedState:
         """A copy of ``estimator``'s fitted state (arrays copied; a non-NumPy ``labels_`` left out)."""

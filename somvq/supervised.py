@@ -20,8 +20,8 @@ from sklearn.utils.validation import column_or_1d
 
 from . import algorithms, missing
 from ._moments import column_moments
-from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from ._validation import in_map_dtype, restores_input_attributes
+from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
+from ._validation import in_map_dtype, restores_input_attributes, validate_rows
 from .estimator import KSOM
 from .grids import TOPOLOGIES
 from .initialisation import INIT_METHODS
@@ -151,17 +151,9 @@ class _XYF(BaseEstimator):
 
     def _validate_xy(self, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         """``validate_data`` of ``fit``: NaN allowed in X (only) with ``missing="ignore"``."""
-        ignore = self.missing == "ignore"
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan" if ignore else True,
-            **kwargs,
+        X, y = validate_rows(
+            self, X, y, max_missing=self.max_missing, dtype=[np.float64, np.float32], **kwargs
         )
-        if ignore:
-            missing.check_missing(X, self.max_missing)
         return X, y
 
     def __sklearn_tags__(self) -> Any:
@@ -209,18 +201,11 @@ class _XYF(BaseEstimator):
     def _target_part(self, X: Any) -> np.ndarray:
         """The Y part (float64) of each row's BMU, found on the X columns alone."""
         check_is_fitted(self, "som_")
-        ignore = self.missing == "ignore"
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite="allow-nan" if ignore else True,
-        )
+        # missing="ignore": inf and rows with no observed input refused; any fraction maps
+        X = validate_rows(self, X, dtype=[np.float64, np.float32], reset=False)
         codebook: np.ndarray = self.som_.codebook_
         inputs = np.ascontiguousarray(codebook[:, : self._n_x])
-        if ignore and missing.has_missing(X):
-            missing.check_missing(X, 1.0)  # inf and rows with no observed input; any fraction maps
+        if missing.has_missing(X):
             bmu = missing.masked_assign(in_map_dtype(X, codebook.dtype), inputs)[0]
         else:
             bmu = algorithms.assign(in_map_dtype(X, codebook.dtype), inputs)[0]

@@ -78,6 +78,8 @@ def test_kernel_and_distances_equal_brute_force(seed, n, d, k, offset, scale, dt
     _assert_winners(ref_bmu, ref, "distances.best_matching_units")
 
 
+# Searches at offsets up to 1e6 x the spread: mini-batch's warning about such data is not under test.
+@pytest.mark.filterwarnings("ignore:mini-batch KSOM smooths its counts")
 @given(
     seed=st.integers(0, 2**31 - 1),
     n=st.integers(20, 200),

@@ -239,3 +239,21 @@ def test_cli_refuses_a_huge_grid_as_a_usage_error(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert "grid=40000x40000" in lines[-1] and "GiB" in lines[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_the_pruned_bounds_are_counted_only_for_fits_that_prune(monkeypatch):
+    # "auto" prunes k-means from 20,000 rows and 20 passes on; a 1-epoch "auto" fit never
+    # keeps the bounds (24 + 4 G bytes a row), so its estimate must not count them.
+    import somvq._memory
+
+    monkeypatch.setattr(somvq._memory, "available_memory", lambda: 20 * 2**20)
+    X = np.random.default_rng(4).normal(size=(300_000, 2))
+    params = {"grid": (20, 20), "neighbourhood": "none", "n_epochs": 1, "random_state": 0}
+    full = KSOM(bmu_search="full", **params).fit(X)
+    auto = KSOM(bmu_search="auto", **params).fit(X)
+    np.testing.assert_array_equal(full.codebook_, auto.codebook_)
+    with pytest.raises(ValueError, match=r"pruned BMU search's bounds for 300000 rows.*bmu_search='full'"):
+        KSOM(bmu_search="pruned", **params).fit(X)
+    # Data with NaN runs the masked pass, which keeps no bounds either.
+    X[0, 0] = np.nan
+    KSOM(bmu_search="pruned", missing="ignore", **params).fit(X)

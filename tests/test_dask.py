@@ -503,3 +503,51 @@ def test_range_checks_and_save(tmp_path):
     assert not (tmp_path / "m.npz").exists()
     back = DaskKSOM.from_ksom(somvq.load(somvq.save(som.to_ksom(), tmp_path / "m.npz")))
     np.testing.assert_array_equal(back.codebook_, som.codebook_)
+
+
+@pytest.mark.parametrize(
+    "row_chunks, chunk", [((32, 32, 32), 1), ((0, 32, 32, 32), 2)], ids=["even", "empty-first"]
+)
+def test_inference_errors_name_global_rows_and_the_chunk(row_chunks, chunk):
+    """Every inference task checked its block on its own: an all-NaN row 40 was "rows 8"
+    (its row in the chunk, no chunk named), where NumPy input says "rows 40" and the dask
+    fit "(row chunk 1) ... rows 40"."""
+    X = np.random.default_rng(5).normal(size=(96, N_FEATURES))
+    with dask.config.set(scheduler="synchronous"):
+        som = DaskKSOM(grid=(3, 3), missing="ignore", n_epochs=2, random_state=0).fit(
+            da.from_array(X, chunks=(32, N_FEATURES))
+        )
+        X[40] = np.nan
+        Xd = da.from_array(X, chunks=(row_chunks, (N_FEATURES,)))
+        empty = rf"1 row\(s\) \(row chunk {chunk}\) with no observed feature \(all NaN\): rows 40;"
+        for method in ("predict", "transform", "bmu_coordinates", "impute"):
+            with pytest.raises(ValueError, match=empty):
+                getattr(som, method)(Xd).compute()
+        with pytest.raises(ValueError, match=empty):
+            som.quantization_error(Xd)
+        with pytest.raises(ValueError, match=empty):
+            som.topographic_error(Xd)
+        X[40], X[70, 1] = 0.0, np.inf
+        with pytest.raises(
+            ValueError, match=rf"infinity in 1 row\(s\) \(row chunk {chunk + 1}\) \(rows 70\)"
+        ):
+            som.predict(da.from_array(X, chunks=(row_chunks, (N_FEATURES,)))).compute()
+
+
+def test_layered_inference_errors_name_global_rows_and_the_chunk():
+    """A row with no observed value in a layer: the chunk and its row in the whole array;
+    a layer that predict_layers leaves out may be all NaN."""
+    X = np.random.default_rng(5).normal(size=(96, N_FEATURES))
+    params = dict(grid=(3, 3), missing="ignore", layers=[[0, 1], [2, 3, 4]], layer_weights=[2.0, 0.5])
+    with dask.config.set(scheduler="synchronous"):
+        som = DaskKSOM(**params, n_epochs=2, random_state=0).fit(da.from_array(X, chunks=(32, N_FEATURES)))
+        X[40, :2] = np.nan
+        X[5, 3] = np.nan
+        Xd = da.from_array(X, chunks=(32, N_FEATURES))
+        for method in ("predict", "bmu_coordinates", "impute"):
+            with pytest.raises(
+                ValueError, match=r"1 row\(s\) \(row chunk 1\) with no observed value in layer 0.*rows 40\."
+            ):
+                getattr(som, method)(Xd).compute()
+        som.set_params(predict_layers=[1])
+        np.testing.assert_array_equal(som.predict(Xd).compute(), som.to_ksom().predict(X))

@@ -351,3 +351,49 @@ def test_partial_fit_labels_are_the_last_call_rows(small):
     som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=40, random_state=0).fit(small)
     som.partial_fit(small[:30])
     np.testing.assert_array_equal(som.labels_, som.predict(small[:30]))
+
+
+@pytest.mark.parametrize("algorithm", ["batch", "online"])
+def test_minibatch_partial_fit_continues_a_batch_or_online_map(algorithm):
+    # Batch and online passes move the codebook, not the EMA state: that state must still
+    # be the paper's m = N w of the published codebook, or a mini-batch partial_fit after
+    # them continues from the initial codebook (the QE went 25.0 -> 35.9 on digits).
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    som = KSOM(grid=(4, 4), algorithm=algorithm, n_epochs=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(som.ema_sum_, som.ema_count_[:, None] * som.codebook_)
+    before = som.quantization_error(X)
+    som.set_params(algorithm="minibatch", decay=0.99, batch_size=256).partial_fit(X[:256])
+    assert som.quantization_error(X) < 1.02 * before
+
+
+def test_minibatch_warns_when_the_count_smoothing_would_pull_the_map_off_the_data():
+    # (E2) smooths N but not m: w = m / N moves toward the origin by ~eps |w| / N a step.
+    # Iris at an offset of 1e8 trained a map 137 away from the data; the warning says why.
+    from sklearn.datasets import load_iris
+
+    from somvq.exceptions import SomvqWarning
+
+    X = load_iris().data
+    params = {"grid": (8, 8), "algorithm": "minibatch", "random_state": 0}
+    for offset in (0.0, 1e3, 1e4):  # trains as centred: no warning (warnings are errors here)
+        KSOM(**params).fit(X + offset)
+    with pytest.warns(SomvqWarning, match=r"eps=1e-05, update='all'.* 9.38e\+04 spreads from the origin"):
+        KSOM(**params).fit(X + 1e5)
+    with pytest.warns(SomvqWarning, match="Centre the data first"):
+        KSOM(**params).partial_fit(X + 1e5)
+    # Where the smoothing does not run, or is small enough, there is nothing to say.
+    KSOM(**params, update="written").fit(X + 1e5)
+    KSOM(**params, eps=1e-7).fit(X + 1e5)
+    KSOM(grid=(8, 8), algorithm="batch").fit(X + 1e8)
+
+
+def test_big_endian_float32_stays_float32():
+    # scikit-learn's dtype list holds native float32 only: '>f4' became a float64 map.
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    native = KSOM(grid=(2, 2), n_epochs=2, random_state=0).fit(X)
+    swapped = KSOM(grid=(2, 2), n_epochs=2, random_state=0).fit(X.astype(">f4"))
+    assert swapped.codebook_.dtype == np.float32
+    np.testing.assert_array_equal(swapped.codebook_, native.codebook_)
+    np.testing.assert_array_equal(swapped.predict(X.astype(">f4")), native.predict(X))

@@ -286,6 +286,9 @@ def test_a_row_with_a_layer_entirely_missing_is_a_clear_error():
     som = KSOM(grid=(2, 2), n_epochs=1, **_reference_params(MIXED), missing="ignore").fit(X)
     with pytest.raises(ValueError, match="no observed value in layer 1"):
         som.predict(Xn)
+    # impute names the rows of X (it searches only the rows with NaN: it said "rows 0, 1")
+    with pytest.raises(ValueError, match=r"no observed value in layer 1 .*rows 3, 7"):
+        som.impute(Xn)
     som.set_params(predict_layers=[0])  # kohonen's whatmap: only the layers used are checked
     assert som.predict(Xn).shape == (len(Xn),)
 

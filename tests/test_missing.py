@@ -444,6 +444,96 @@ def test_max_missing_exceeded_names_the_rows():
     KSOM(grid=(2, 2), missing="ignore", max_missing=0.75, n_epochs=1).fit(X)
 
 
+def test_max_missing_keeps_rows_exactly_at_the_limit():
+    """Rows missing exactly the fraction max_missing were refused when max_missing * D
+    rounded below the count: 29 of 100 at max_missing=0.29 (0.29 * 100 = 28.999999999999996).
+    The docs refuse rows missing *more than* that fraction: the fractions are compared."""
+    X = np.random.default_rng(0).normal(size=(20, 100))
+    X[0, :29] = np.nan
+    KSOM(grid=(2, 2), missing="ignore", max_missing=0.29, n_epochs=1, random_state=0).fit(X)
+    X[0, 29] = np.nan
+    with pytest.raises(ValueError, match=r"1 row\(s\) missing more than max_missing=0.29 .* rows 0;"):
+        KSOM(grid=(2, 2), missing="ignore", max_missing=0.29).fit(X)
+    # every fraction k / D at its own limit passes, one more missing entry does not
+    from somvq.layers import check_layer_missing
+
+    for D in range(1, 61):
+        for k in range(0, D):
+            row = np.zeros((1, D))
+            row[0, :k] = np.nan
+            M.check_missing(row, k / D)
+            check_layer_missing(row, [np.arange(D)], k / D)
+            row[0, k] = np.nan
+            if k + 1 < D:
+                with pytest.raises(ValueError, match="missing more than"):
+                    M.check_missing(row, k / D)
+                with pytest.raises(ValueError, match="missing more than"):
+                    check_layer_missing(row, [np.arange(D)], k / D)
+
+
+def test_max_missing_keeps_a_layer_exactly_at_the_limit():
+    X = np.random.default_rng(1).normal(size=(20, 200))
+    X[3, :29] = np.nan  # 29 of layer 0's 100 columns (of the row's 200)
+    layers = [list(range(100)), list(range(100, 200))]
+    layered = dict(grid=(2, 2), layers=layers, missing="ignore", max_missing=0.29)
+    KSOM(**layered, n_epochs=1, random_state=0).fit(X)
+    X[3, 29] = np.nan
+    with pytest.raises(ValueError, match=r"max_missing=0.29 of the 100 columns of layer 0: rows 3;"):
+        KSOM(**layered).fit(X)
+
+
+_INF_IN_ROW_17 = (
+    r"Input X contains infinity in 1 row\(s\) \(rows 17\); inf is never a missing value "
+    r"\(use NaN for missing entries\)"
+)
+
+
+def _rows_with_inf():
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    X[5, 1] = np.nan
+    X[17, 2] = np.inf
+    return X
+
+
+def test_inf_with_missing_ignore_names_the_row_in_memory():
+    """With missing="ignore", fit, partial_fit, SOMImputer, predict and the supervised
+    estimators raised scikit-learn's "Input X contains infinity or a value too large for
+    dtype('float64')": no row, no hint (its check ran before check_missing's)."""
+    from somvq import KSOMClassifier, KSOMRegressor, SOMImputer
+
+    X = _rows_with_inf()
+    clean = np.nan_to_num(X, posinf=0.0)
+    y = np.arange(30) % 2
+    params = dict(grid=(2, 2), n_epochs=1, random_state=0)
+    som = KSOM(**params, missing="ignore").fit(clean)
+    imputer = SOMImputer(**params).fit(clean)
+    clf = somvq.KSOMClassifier(**params, missing="ignore").fit(clean, y)
+    reg = KSOMRegressor(**params, missing="ignore").fit(clean, y.astype(float))
+    calls = {
+        "KSOM.fit": lambda: KSOM(**params, missing="ignore").fit(X),
+        "KSOM.partial_fit": lambda: KSOM(**params, missing="ignore").partial_fit(X),
+        "SOMImputer.fit": lambda: SOMImputer(**params).fit(X),
+        "SOMImputer.transform": lambda: imputer.transform(X),
+        "KSOM.predict": lambda: som.predict(X),
+        "KSOM.transform": lambda: som.transform(X),
+        "KSOM.impute": lambda: som.impute(X),
+        "KSOM.quantization_error": lambda: som.quantization_error(X),
+        "KSOMClassifier.fit": lambda: KSOMClassifier(**params, missing="ignore").fit(X, y),
+        "KSOMClassifier.predict": lambda: clf.predict(X),
+        "KSOMRegressor.predict": lambda: reg.predict(X),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=_INF_IN_ROW_17):
+            call()
+            pytest.fail(f"{name} accepted inf")
+    # inf alone (no NaN) too; missing="error" keeps scikit-learn's message
+    X[5, 1] = 0.0
+    with pytest.raises(ValueError, match=_INF_IN_ROW_17):
+        reg.predict(X)
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        KSOM(**params).fit(X)
+
+
 @pytest.mark.parametrize("missing", ["error", "ignore"])
 def test_inf_is_always_an_error(missing):
     X = _rows()

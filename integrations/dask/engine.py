@@ -14,6 +14,7 @@ over chunks equals the in-memory fit (docs/distributed.md states the equivalence
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import dask
@@ -30,7 +31,7 @@ from somvq.state import FittedState
 
 from . import tasks
 
-__all__ = ["DaskEngine", "DaskData", "validate_dask", "row_chunks", "tree_reduce"]
+__all__ = ["DaskEngine", "DaskData", "validate_dask", "row_chunks", "row_starts", "tree_reduce"]
 
 #: Partial results combined per reduction task: a tree of depth log_8(chunks).
 REDUCTION_FAN_IN = 8
@@ -139,13 +140,11 @@ class DaskEngine(Engine):
         """The chunk tasks' own checks, on every chunk in turn: run when the init's
         statistics came out non-finite, so that the error names the chunk and the rows
         (NaN or inf with missing="error"; inf, empty rows with missing="ignore")."""
-        offsets = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
+        starts = row_starts(data.X)
         for index, block in data.chunks:
             rows = np.asarray(block.compute())
             if self._ignore:
-                missing.check_missing(
-                    rows, 1.0, row_offset=int(offsets[index]), where=f" (row chunk {index})"
-                )
+                missing.check_missing(rows, 1.0, row_offset=starts[index], where=tasks.chunk_where(index))
             else:
                 tasks.check_chunk(rows, index)
 
@@ -249,6 +248,12 @@ def row_chunks(X: da.Array) -> list[tuple[int, object]]:
     return [(index, block) for index, (block, rows) in enumerate(zip(blocks, X.chunks[0])) if rows > 0]
 
 
+def row_starts(X: da.Array) -> list[int]:
+    """The first row (in the whole array) of every row chunk, by chunk index: what a chunk
+    task adds to its row numbers so that its errors name the rows of ``X``."""
+    return [0, *itertools.accumulate(int(rows) for rows in X.chunks[0][:-1])]
+
+
 def tree_reduce(parts: list, combine, fan_in: int = REDUCTION_FAN_IN):
     """Combine delayed partial results in a tree of fixed shape (same bits on any cluster)."""
     while len(parts) > 1:
@@ -281,23 +286,34 @@ def reduced_masked_statistics(
     ``layers``: a layered map's :class:`somvq.layers.ScaledLayers` (per-layer checks and
     distance in each chunk), or None.
     """
-    starts = np.concatenate([[0], np.cumsum(data.X.chunks[0])])
+    starts = row_starts(data.X)
     shared_codebook = dask.delayed(codebook, pure=True, traverse=False)
     parts = [
         dask.delayed(tasks.chunk_masked_statistics, pure=True)(
-            block, shared_codebook, index, int(starts[index]), max_missing, layers
+            block, shared_codebook, index, starts[index], max_missing, layers
         )
         for index, block in chunks
     ]
     return dask.compute(tree_reduce(parts, tasks.sum_statistics))[0]
 
 
+def inference_arguments(X: da.Array, model) -> tuple[object, object]:
+    """The fitted in-memory ``model`` and :func:`row_starts` of ``X``, each one small task
+    that every chunk task of an inference depends on (sent once per worker, not per chunk)."""
+    return (
+        dask.delayed(model, pure=False, traverse=False),
+        dask.delayed(row_starts(X), pure=True, traverse=False),
+    )
+
+
 def predict_lazily(X: da.Array, model) -> da.Array:
     """BMU index of each row of ``X`` under the fitted in-memory ``model``, as a dask array."""
-    # The fitted model travels once per worker as one small task, not once per chunk.
-    shared = dask.delayed(model, pure=False, traverse=False)
     return X.map_blocks(
-        tasks.predict_block, shared, drop_axis=1, dtype=np.int64, meta=np.empty((0,), np.int64)
+        tasks.predict_block,
+        *inference_arguments(X, model),
+        drop_axis=1,
+        dtype=np.int64,
+        meta=np.empty((0,), np.int64),
     )
 
 

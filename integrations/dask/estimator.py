@@ -22,7 +22,7 @@ from somvq.parameters import DEFAULTS
 from somvq.state import FittedState
 
 from . import tasks
-from .engine import DaskEngine, predict_lazily, row_chunks, tree_reduce, validate_dask
+from .engine import DaskEngine, inference_arguments, predict_lazily, row_chunks, tree_reduce, validate_dask
 
 __all__ = ["DaskKSOM"]
 
@@ -128,11 +128,12 @@ class DaskKSOM(KSOM):
         return estimator
 
     # ------------------------------------------------------------------ inference
-    def _inference_input(self, X: da.Array) -> tuple[da.Array, object]:
+    def _inference_input(self, X: da.Array) -> tuple[da.Array, object, object]:
+        """The validated ``X``, then the arguments of every chunk task (the fitted model and
+        the first row of each chunk: :func:`.engine.inference_arguments`)."""
         check_is_fitted(self, "codebook_")
         X = validate_dask(self, X, reset=False)
-        # The fitted model travels once per worker as one small task, not once per chunk.
-        return X, dask.delayed(self.to_ksom(), pure=False, traverse=False)
+        return (X, *inference_arguments(X, self.to_ksom()))
 
     def predict(self, X: Any) -> Any:
         """BMU index of each row (int64); a dask array for dask input."""
@@ -148,18 +149,19 @@ class DaskKSOM(KSOM):
         if not _is_dask_array(X):
             return super().impute(X)
         self._check_imputes()
-        X, model = self._inference_input(X)
-        return X.map_blocks(tasks.impute_block, model, dtype=X.dtype, meta=np.empty((0, 0), X.dtype))
+        X, model, starts = self._inference_input(X)
+        return X.map_blocks(tasks.impute_block, model, starts, dtype=X.dtype, meta=np.empty((0, 0), X.dtype))
 
     def transform(self, X: Any) -> Any:
         """Distances of each row to every unit, (n_samples, K); a dask array for dask input."""
         if not _is_dask_array(X):
             return super().transform(X)
-        X, model = self._inference_input(X)
+        X, model, starts = self._inference_input(X)
         dtype = self.codebook_.dtype
         return X.map_blocks(
             tasks.transform_block,
             model,
+            starts,
             chunks=(X.chunks[0], (self.codebook_.shape[0],)),
             dtype=dtype,
             meta=np.empty((0, 0), dtype),
@@ -169,11 +171,12 @@ class DaskKSOM(KSOM):
         """Grid position of each row's BMU; a dask array for dask input."""
         if not _is_dask_array(X):
             return super().bmu_coordinates(X)
-        X, model = self._inference_input(X)
+        X, model, starts = self._inference_input(X)
         dtype = np.asarray(self.grid_.indices).dtype
         return X.map_blocks(
             tasks.bmu_coordinates_block,
             model,
+            starts,
             chunks=(X.chunks[0], (self.grid_.ndim,)),
             dtype=dtype,
             meta=np.empty((0, 0), dtype),
@@ -183,10 +186,10 @@ class DaskKSOM(KSOM):
         """Mean distance of each row to its BMU; computed by chunks for dask input."""
         if not _is_dask_array(X):
             return super().quantization_error(X, squared=squared)
-        X, model = self._inference_input(X)
+        X, model, starts = self._inference_input(X)
         parts = [
-            dask.delayed(tasks.chunk_quantization_error, pure=True)(block, model, squared)
-            for _, block in row_chunks(X)
+            dask.delayed(tasks.chunk_quantization_error, pure=True)(block, model, squared, index, starts)
+            for index, block in row_chunks(X)
         ]
         n_rows, total = dask.compute(tree_reduce(parts, tasks.sum_weighted))[0]
         return float(total / n_rows)
@@ -195,9 +198,10 @@ class DaskKSOM(KSOM):
         """Fraction of rows whose two best units are not grid neighbours (by chunks for dask)."""
         if not _is_dask_array(X):
             return super().topographic_error(X)
-        X, model = self._inference_input(X)
+        X, model, starts = self._inference_input(X)
         parts = [
-            dask.delayed(tasks.chunk_topographic_error, pure=True)(block, model) for _, block in row_chunks(X)
+            dask.delayed(tasks.chunk_topographic_error, pure=True)(block, model, index, starts)
+            for index, block in row_chunks(X)
         ]
         n_rows, total = dask.compute(tree_reduce(parts, tasks.sum_weighted))[0]
         return float(total / n_rows)

@@ -18,6 +18,8 @@ from somvq import algorithms, missing
 from somvq._validation import check_training_range
 
 __all__ = [
+    "chunk_where",
+    "check_inference_rows",
     "chunk_statistics",
     "chunk_masked_statistics",
     "layered_labels_block",
@@ -32,6 +34,11 @@ __all__ = [
 ]
 
 
+def chunk_where(chunk_index: int) -> str:
+    """What a chunk's error adds to its message: which row chunk (``" (row chunk 1)"``)."""
+    return f" (row chunk {chunk_index})"
+
+
 def check_chunk(block: np.ndarray, chunk_index: int) -> None:
     """The checks ``KSOM.fit`` makes of in-memory data, on one chunk: NaN or inf, and
     float64 values so large that squared distances overflow (:func:`check_training_range`).
@@ -39,9 +46,35 @@ def check_chunk(block: np.ndarray, chunk_index: int) -> None:
     One pass over the block next to the GEMM's K passes: cheap, and the same clear error,
     raised where the data is instead of a silently NaN (or inf) codebook.
     """
+    where = chunk_where(chunk_index)
     if not np.isfinite(block).all():
-        raise ValueError(f"Input X contains NaN or infinity (row chunk {chunk_index}).")
-    check_training_range(block, f"the training data (row chunk {chunk_index})")
+        raise ValueError(f"Input X contains NaN or infinity{where}.")
+    check_training_range(block, f"the training data{where}")
+
+
+def check_inference_rows(block: np.ndarray, model, chunk_index: int, starts, *, layered: bool) -> None:
+    """The checks of ``model``'s inference that name rows, on one chunk, naming its rows in
+    the whole array (``starts[chunk_index]``: the chunk's first row, see
+    :func:`~somvq.integrations.dask.engine.row_starts`) and the chunk, as the fit's chunk
+    tasks do; run before the model's own method, which then finds nothing to name.
+
+    ``missing="ignore"``: inf and rows with no observed feature
+    (:func:`somvq.missing.check_missing`, any fraction missing maps). ``layered``
+    (``predict``, ``bmu_coordinates``, ``impute``) and a layered map: rows with no observed
+    value in one of the layers that ``predict_layers`` keeps
+    (:func:`somvq.layers.check_layer_missing`).
+    """
+    if model.missing != "ignore":
+        return
+    row_offset = int(starts[chunk_index])
+    where = chunk_where(chunk_index)
+    missing.check_missing(block, 1.0, row_offset=row_offset, where=where)
+    spec = model._fitted_layers() if layered and missing.has_missing(block) else None
+    if spec is not None:
+        from somvq import layers
+
+        spec = layers.select_layers(spec, model.predict_layers)
+        layers.check_layers_observed(block, spec, row_offset=row_offset, where=where)
 
 
 def chunk_statistics(block: np.ndarray, codebook: np.ndarray, chunk_index: int) -> algorithms.UnitStatistics:
@@ -65,7 +98,7 @@ def chunk_masked_statistics(
     Layered maps (``layers``, a :class:`somvq.layers.ScaledLayers`): also per layer, and
     the winners by the per-layer masked distance (:func:`somvq.layers.check_layer_missing`).
     """
-    where = f" (row chunk {chunk_index})"
+    where = chunk_where(chunk_index)
     missing.check_missing(block, max_missing, row_offset=row_offset, where=where)
     check_training_range(block, f"the training data{where}")
     if layers is not None:
@@ -91,47 +124,57 @@ def sum_statistics(*parts: algorithms.UnitStatistics) -> algorithms.UnitStatisti
 
 # An empty chunk (a filter's, or uneven chunks) gets an empty answer of the right shape and
 # dtype: the estimator's own methods refuse 0 rows, as scikit-learn's validation does.
+# The blockwise tasks (dask's map_blocks) learn their chunk from ``block_id``; ``starts`` is
+# the first row of every chunk (:func:`~somvq.integrations.dask.engine.row_starts`).
 
 
-def predict_block(block: np.ndarray, model) -> np.ndarray:
+def predict_block(block: np.ndarray, model, starts, block_id=None) -> np.ndarray:
     """BMU index of each row of the block (``KSOM.predict``)."""
     if block.shape[0] == 0:
         return np.empty(0, dtype=np.int64)
+    check_inference_rows(block, model, block_id[0], starts, layered=True)
     return model.predict(block)
 
 
-def transform_block(block: np.ndarray, model) -> np.ndarray:
+def transform_block(block: np.ndarray, model, starts, block_id=None) -> np.ndarray:
     """Distances of each row of the block to every unit (``KSOM.transform``)."""
     if block.shape[0] == 0:
         return np.empty((0, model.codebook_.shape[0]), dtype=model.codebook_.dtype)
+    check_inference_rows(block, model, block_id[0], starts, layered=False)
     return model.transform(block)
 
 
-def impute_block(block: np.ndarray, model) -> np.ndarray:
+def impute_block(block: np.ndarray, model, starts, block_id=None) -> np.ndarray:
     """The block with each NaN filled from its row's BMU (``KSOM.impute``)."""
     if block.shape[0] == 0:
         return block.copy()
+    check_inference_rows(block, model, block_id[0], starts, layered=True)
     return model.impute(block)
 
 
-def bmu_coordinates_block(block: np.ndarray, model) -> np.ndarray:
+def bmu_coordinates_block(block: np.ndarray, model, starts, block_id=None) -> np.ndarray:
     """Grid coordinates of each row's BMU (``KSOM.bmu_coordinates``)."""
     if block.shape[0] == 0:
         return np.asarray(model.grid_.indices)[:0]
+    check_inference_rows(block, model, block_id[0], starts, layered=True)
     return model.bmu_coordinates(block)
 
 
-def chunk_quantization_error(block: np.ndarray, model, squared: bool) -> tuple[int, float]:
+def chunk_quantization_error(
+    block: np.ndarray, model, squared: bool, chunk_index: int, starts
+) -> tuple[int, float]:
     """``(rows, sum over rows of the distance to the BMU)`` of one chunk."""
     if block.shape[0] == 0:
         return 0, 0.0
+    check_inference_rows(block, model, chunk_index, starts, layered=False)
     return block.shape[0], block.shape[0] * model.quantization_error(block, squared=squared)
 
 
-def chunk_topographic_error(block: np.ndarray, model) -> tuple[int, float]:
+def chunk_topographic_error(block: np.ndarray, model, chunk_index: int, starts) -> tuple[int, float]:
     """``(rows, number of rows whose two best units are not grid neighbours)``."""
     if block.shape[0] == 0:
         return 0, 0.0
+    check_inference_rows(block, model, chunk_index, starts, layered=False)
     return block.shape[0], block.shape[0] * model.topographic_error(block)
 
 

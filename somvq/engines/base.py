@@ -104,6 +104,11 @@ class Engine:
         """
         raise NotImplementedError
 
+    def prunes(self, plan: TrainingPlan, data: Any) -> bool:
+        """Whether this engine's passes of ``plan`` over ``data`` keep the pruned search's
+        per-row bounds (for the memory estimate; default: no engine but the CPU one does)."""
+        return False
+
     def settled(self, plan: TrainingPlan, before: np.ndarray, state: FittedState) -> bool:
         """Whether every further ``fit`` pass would leave ``state`` as it is, bit for bit.
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import algorithms, missing
-from .._sklearn import validate_data
-from .._validation import in_map_dtype
+from .._validation import in_map_dtype, validate_rows
 from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
 from .base import Engine, batch_step, ema_step
@@ -20,17 +19,14 @@ class CpuEngine(Engine):
     name = "cpu"
 
     def prepare(self, X, *, reset, dtype=None) -> np.ndarray:
-        ignore = getattr(self.estimator, "missing", "error") == "ignore"
-        X = validate_data(
+        X = validate_rows(
             self.estimator,
             X,
+            max_missing=getattr(self.estimator, "max_missing", 1.0),
             dtype=[np.float64, np.float32],
             order="C",
             reset=reset,
-            ensure_all_finite="allow-nan" if ignore else True,
         )
-        if ignore:
-            missing.check_missing(X, self.estimator.max_missing)
         return X if dtype is None else in_map_dtype(X, dtype)
 
     def init_rows(self, X: np.ndarray) -> np.ndarray:
@@ -47,6 +43,11 @@ class CpuEngine(Engine):
             seen = self._nan_scan = (X, missing.has_missing(X))
         return seen[1]
 
+    def prunes(self, plan: TrainingPlan, X: np.ndarray) -> bool:
+        # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto)
+        # searches, nor for the masked pass of data with NaN.
+        return plan.search is None and not self._has_missing(X) and use_pruned_search(plan, X.shape[0])
+
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         self._layers = plan.layers  # layered maps: the labels' masked search reads it
         if self._has_missing(X) or np.ndim(state.ema_count) == 2:
@@ -55,8 +56,7 @@ class CpuEngine(Engine):
             return self._thresholded_pass(X, order, plan, state)
         if plan.algorithm == "batch":
             search = state.codebook if plan.search is None else plan.search(state.codebook)
-            # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto) searches.
-            if plan.search is None and use_pruned_search(plan, X.shape[0]) and self._pruning_pays(plan):
+            if self.prunes(plan, X) and self._pruning_pays(plan):
                 # Yinyang group bounds (config.default_groups) for k-means; one bound
                 # while a neighbourhood moves every unit (docs/performance.md, pruned search)
                 groups = None if plan.neighbourhood.kind == "none" else 1

@@ -266,7 +266,7 @@ def test_bad_input_errors_are_the_cpus():
     _both_raise(over, r"2 row\(s\) missing more than max_missing=0.5 .* rows 3, 7", missing="ignore")
     inf = X.copy()
     inf[2, 1] = np.inf
-    _both_raise(inf, "infinity", missing="ignore")
+    _both_raise(inf, r"infinity in 1 row\(s\) \(rows 2\); inf is never a missing value", missing="ignore")
     nan = X.copy()
     nan[1, 1] = np.nan
     _both_raise(nan, "NaN", missing="error")

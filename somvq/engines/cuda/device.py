@@ -201,22 +201,21 @@ def validate_training_data(estimator, X, *, reset: bool, dtype=None, allow_nan: 
     once. Device inputs are checked on the device (2-D, non-empty, finite, feature count)
     and used in place; other dtypes than float32/float64 become a float64 device copy.
     ``dtype`` (the fitted codebook's, when a fit continues): the dtype the data takes.
-    ``allow_nan`` (``missing="ignore"``): NaN passes here; the caller checks the rows
+    ``allow_nan`` (``missing="ignore"``): NaN passes here; host rows are checked as on the
+    CPU (:func:`somvq._validation.validate_rows`), device rows by the caller
     (:func:`somvq.engines.cuda.masked.validate_masked_training_data`).
     """
     require_cuda()
     fitted_dtype = None if dtype is None else np.dtype(dtype)
     if not is_device_array(X):
         from ..._sklearn import validate_data
+        from ..._validation import validate_rows
 
-        host = validate_data(
-            estimator,
-            X,
-            dtype=[np.float64, np.float32],
-            order="C",
-            reset=reset,
-            ensure_all_finite="allow-nan" if allow_nan else True,
-        )
+        options = {"dtype": [np.float64, np.float32], "order": "C", "reset": reset}
+        if allow_nan:  # the rows checked as on the CPU, inf and the rows' limits named
+            host = validate_rows(estimator, X, max_missing=float(estimator.max_missing), **options)
+        else:
+            host = validate_data(estimator, X, ensure_all_finite=True, **options)
         if fitted_dtype is not None:
             host = in_map_dtype(host, fitted_dtype)  # refuses values beyond a float32 map
         if host.dtype == np.float64:

@@ -52,15 +52,17 @@ __all__ = [
 def validate_masked_training_data(estimator, X, *, reset: bool, dtype=None) -> DeviceData:
     """Training data for ``missing="ignore"``: NaN allowed, the rows checked as on the CPU.
 
-    Host inputs are validated exactly as the CPU engine does (scikit-learn with
-    ``ensure_all_finite="allow-nan"``, then :func:`somvq.missing.check_missing`); device
-    inputs are copied to the host once for that check (and, when they hold NaN, for the
+    Host inputs are validated exactly as the CPU engine does
+    (:func:`somvq._validation.validate_rows`); device inputs are copied to the host once
+    for :func:`somvq.missing.check_missing` (and, when they hold NaN, for the
     mean-filled initialisation), so the errors are the CPU's; device data without NaN
     stays device data, as with ``missing="error"``.
     """
     data = validate_training_data(estimator, X, reset=reset, dtype=dtype, allow_nan=True)
-    host = data.host if data.host is not None else _copy_to_host(data.device)
-    missing.check_missing(host, estimator.max_missing)
+    host = data.host
+    if host is None:
+        host = _copy_to_host(data.device)
+        missing.check_missing(host, estimator.max_missing)
     data.has_missing = missing.has_missing(host)
     if data.has_missing:
         data.host = host  # the mean-filled initialisation reads it (CudaEngine.init_rows)
