@@ -32,6 +32,7 @@ class InputData:
     image_shape: tuple[int, ...] | None = None
     description: str = ""
     target: Any = None  # a --dataset's classes, one per row (None for files)
+    line_numbers: list[int] | None = None  # a text file's line of each row (None: arrays)
 
 
 # ------------------------------------------------------------------------- selection
@@ -209,7 +210,7 @@ def read_text_table(
     feature_names = [names[i] for i in selected] if names is not None else None
     line_numbers = [number for number, _ in rows]
     _check_finite(X, source, feature_names, line_numbers, missing=missing)
-    return InputData(X=X, source=source, feature_names=feature_names)
+    return InputData(X=X, source=source, feature_names=feature_names, line_numbers=line_numbers)
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -312,6 +313,29 @@ def _check_finite(
         )
 
 
+def _check_usable_rows(data: InputData, max_missing: float) -> None:
+    """``missing="ignore"``'s row rule (:func:`somvq.missing.unusable_rows`), naming the
+    first such row by its line (by its 0-based index in an array)."""
+    from somvq.missing import unusable_rows
+
+    X = data.X
+    empty, over = unusable_rows(X, max_missing)
+    for rows, what, remedy in (
+        (empty, "with no observed feature (all missing)", "remove them"),
+        (
+            over,
+            f"missing more than --max-missing {max_missing:g} of their {X.shape[1]} features",
+            "remove them or raise --max-missing",
+        ),
+    ):
+        if rows.size:
+            row = int(rows[0])
+            where = (
+                f"line {data.line_numbers[row]}" if data.line_numbers is not None else f"row {row} (0-based)"
+            )
+            raise DataError(f"{data.source}: {rows.size} row(s) {what}, the first at {where}; {remedy}.")
+
+
 # ----------------------------------------------------------------------- dispatching
 def read_data_file(
     path: str,
@@ -367,10 +391,13 @@ def load_input(
     header: bool | None = None,
     default_dataset: str | None = None,
     missing: bool = False,
+    max_missing: float = 1.0,
 ) -> InputData:
     """The rows a command works on: DATA, or --dataset, or ``default_dataset``.
 
-    ``missing``: keep NaN (missing values) in DATA instead of refusing them.
+    ``missing``: keep NaN (missing values) in DATA instead of refusing them; rows with no
+    observed value, or missing more than ``max_missing`` of their features (``fit``'s
+    --max-missing; 1.0 where any fraction maps), are refused naming their line.
     """
     if data is not None and dataset is not None:
         raise click.UsageError("give either DATA or --dataset, not both.")
@@ -404,6 +431,10 @@ def load_input(
     )
     if n_samples is not None:
         result.X = result.X[:n_samples]
+        if result.line_numbers is not None:
+            result.line_numbers = result.line_numbers[:n_samples]
+    if missing:
+        _check_usable_rows(result, max_missing)
     n, d = result.X.shape
     result.description = f"{result.source}: {n} rows x {d} features"
     return result

@@ -332,7 +332,13 @@ def fit(data: str | None, **options: Any) -> None:
             force,
         )
         return
-    inputs = load_input(data, default_dataset="digits", missing=som.missing == "ignore", **source)
+    inputs = load_input(
+        data,
+        default_dataset="digits",
+        missing=som.missing == "ignore",
+        max_missing=float(som.max_missing),
+        **source,
+    )
 
     from somvq.io import save
 

@@ -77,6 +77,16 @@ def _over_max_missing(n_missing: np.ndarray, n_columns: int, max_missing: float)
     return np.asarray(n_missing) / n_columns > max_missing
 
 
+def unusable_rows(X: np.ndarray, max_missing: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 0-based rows of ``X`` with no observed feature (all NaN), and those missing more
+    than ``max_missing`` of their features (which include the first): the rule of
+    :func:`check_missing`, for callers that name rows their own way (the command line's
+    line numbers)."""
+    n_missing = np.isnan(X).sum(axis=1)
+    empty = np.flatnonzero(n_missing == X.shape[1])
+    return empty, np.flatnonzero(_over_max_missing(n_missing, X.shape[1], max_missing))
+
+
 def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, where: str = "") -> None:
     """Raise a ValueError for data that ``missing="ignore"`` cannot use.
 
@@ -87,7 +97,6 @@ def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, whe
     """
     if X.size == 0:
         return
-    nan = np.isnan(X)
     inf = np.isinf(X)
     if inf.any():
         rows = np.flatnonzero(inf.any(axis=1)) + row_offset
@@ -95,14 +104,13 @@ def check_missing(X: np.ndarray, max_missing: float, *, row_offset: int = 0, whe
             f"Input X contains infinity in {rows.size} row(s){where} (rows {_row_list(rows)}); inf is "
             "never a missing value (use NaN for missing entries)."
         )
-    n_missing = nan.sum(axis=1)
-    empty = np.flatnonzero(n_missing == X.shape[1]) + row_offset
+    empty, over = unusable_rows(X, max_missing)
+    empty, over = empty + row_offset, over + row_offset
     if empty.size:
         raise ValueError(
             f"Input X has {empty.size} row(s){where} with no observed feature (all NaN): rows "
             f"{_row_list(empty)}; remove them."
         )
-    over = np.flatnonzero(_over_max_missing(n_missing, X.shape[1], max_missing)) + row_offset
     if over.size:
         raise ValueError(
             f"Input X has {over.size} row(s){where} missing more than max_missing={max_missing!r} of "

@@ -975,7 +975,7 @@ def test_impute_npy_and_errors(tmp_path):
     X[3, 0] = 0.0
     X[7] = np.nan
     np.save(tmp_path / "empty.npy", X)
-    assert_error(run("impute", model, tmp_path / "empty.npy"), 1, "no observed feature", "rows 7")
+    assert_error(run("impute", model, tmp_path / "empty.npy"), 1, "no observed feature", "row 7 (0-based)")
     assert_error(
         run(
             "fit",
@@ -990,6 +990,30 @@ def test_impute_npy_and_errors(tmp_path):
         ),
         1,
         "no observed feature",
+    )
+
+
+def test_rows_with_too_many_holes_are_named_by_their_line(tmp_path):
+    # The library names 0-based rows; in a text file the command line names the line (a
+    # header and a comment before the data: row 3 is line 5).
+    data = tmp_path / "holes.csv"
+    data.write_text("a,b,c,d\n# measured\n1,2,3,4\n2,3,4,5\n3,,,\n4,5,6,7\n,,,\n")
+    model = tmp_path / "m.somvq.npz"
+    fit = ["fit", data, *SMALL, "--missing", "ignore", "-o", model]
+    assert_error(
+        run(*fit), 1, "holes.csv: 1 row(s) with no observed feature (all missing), the first at line 7"
+    )
+    data.write_text("a,b,c,d\n# measured\n1,2,3,4\n2,3,4,5\n3,,,\n4,5,6,7\n")
+    assert_error(
+        run(*fit, "--max-missing", "0.5"),
+        1,
+        "1 row(s) missing more than --max-missing 0.5 of their 4 features, the first at line 5",
+        "raise --max-missing",
+    )
+    assert run(*fit, "--max-missing", "0.75").exit_code == 0  # 3 of 4 missing: exactly at the limit
+    data.write_text("a,b,c,d\n1,2,3,4\n,,,\n")
+    assert_error(
+        run("predict", model, data), 1, "1 row(s) with no observed feature (all missing), the first at line 3"
     )
 
 
