@@ -41,6 +41,11 @@ def _fitted(som: Any) -> tuple[np.ndarray, Grid]:
     from sklearn.utils.validation import check_is_fitted
 
     if not hasattr(som, "codebook_"):
+        if hasattr(som, "som_"):
+            raise TypeError(
+                f"expected a map fitted without targets (a KSOM), got a fitted {type(som).__name__}: "
+                "supervised maps are not supported here (their map, som_, also holds the target columns)."
+            )
         check_is_fitted(som, "codebook_")  # NotFittedError for an unfitted KSOM
         raise TypeError(f"expected a fitted map (with codebook_ and grid_), got {type(som).__name__}.")
     return np.asarray(som.codebook_, dtype=np.float64), som.grid_
@@ -220,7 +225,14 @@ def label_units(som: Any, X: Any, y: Any, *, fill: str | None = None) -> np.ndar
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional (one label per row), got shape {y.shape}.")
-    if y.size and y.dtype.kind in "uf" and np.all(np.isfinite(y)) and y.max() > np.iinfo(np.int64).max:
+    if y.size and y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        bad = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ValueError(f"y holds {y[bad].item()!r} at row {bad}; every row needs an integer label.")
+    # (float64 rounds int64's largest value up to 2**63: compare floats against that)
+    too_large = (y.dtype.kind == "u" and y.max() > np.iinfo(np.int64).max) or (
+        y.dtype.kind == "f" and y.max() >= 2.0**63
+    )
+    if y.size and too_large:
         # the result is int64 (-1 for empty units): a larger label would wrap around
         raise ValueError(
             f"y holds the label {y.max().item()!r}, beyond int64's range (the labels are returned as int64); "
@@ -245,9 +257,9 @@ def label_units(som: Any, X: Any, y: Any, *, fill: str | None = None) -> np.ndar
     counts = np.bincount(bmus * n_classes + codes.ravel(), minlength=n_units * n_classes).reshape(
         n_units, n_classes
     )
-    labels = np.where(counts.sum(axis=1) > 0, classes[counts.argmax(axis=1)] if n_classes else -1, -1).astype(
-        np.int64
-    )
+    # classes as int64 first: with uint8 labels (MNIST's), -1 would become 255
+    majority = classes.astype(np.int64)[counts.argmax(axis=1)] if n_classes else -1
+    labels = np.where(counts.sum(axis=1) > 0, majority, -1).astype(np.int64)
     if fill == "neighbours":
         labels = fill_from_neighbours(labels, grid)
     return labels
@@ -260,7 +272,14 @@ def fill_from_neighbours(unit_labels: Any, grid: Grid) -> np.ndarray:
     labelled neighbour takes the most frequent neighbour label (ties: smallest); rounds
     repeat until nothing changes. All ``-1`` stays ``-1``.
     """
-    labels = np.array(unit_labels, dtype=np.int64)
+    given = np.asarray(unit_labels)
+    if given.shape != (grid.n_units,):
+        raise ValueError(
+            f"unit_labels has shape {given.shape}; the grid has {grid.n_units} units, so ({grid.n_units},)."
+        )
+    if given.dtype.kind not in "iu":
+        raise ValueError(f"unit_labels must hold integer labels (-1: none), got dtype {given.dtype}.")
+    labels = given.astype(np.int64)
     rows, cols = grid.neighbour_pairs
     while True:
         empty = labels < 0

@@ -228,3 +228,40 @@ def test_labels_of_any_size_that_int64_holds():
     np.testing.assert_array_equal(
         label_units(som, X, np.full(10, 7, dtype=np.uint64), fill="neighbours"), [7] * 4
     )
+
+
+def test_unsigned_labels_leave_units_without_rows_at_minus_one():
+    """uint8 labels (load_dataset's IDX sets: MNIST, Fashion-MNIST) gave empty units the
+    label 255, which fill="neighbours" then left alone (found by an adversarial pass)."""
+    X = np.zeros((10, 2))
+    som = KSOM(grid=(1, 4), neighbourhood="none", init=np.array([[0.0, 0], [5, 5], [6, 6], [7, 7]])).fit(X)
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        y = np.full(10, 3, dtype=dtype)
+        np.testing.assert_array_equal(label_units(som, X, y), [3, -1, -1, -1])
+        np.testing.assert_array_equal(label_units(som, X, y, fill="neighbours"), [3, 3, 3, 3])
+
+
+def test_label_and_fill_bad_input_is_named():
+    grid = Grid((3, 3))
+    X = np.zeros((2, 2))
+    som = FakeMap(np.zeros((9, 2)), grid)
+    with pytest.raises(ValueError, match=r"y holds nan at row 1; every row needs an integer label"):
+        label_units(som, X, np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="beyond int64's range"):  # 2**63 was taken for int64's max
+        label_units(som, X, np.array([0.0, 2.0**63]))
+    with pytest.raises(ValueError, match=r"unit_labels has shape \(10,\); the grid has 9 units"):
+        fill_from_neighbours(np.r_[np.full(9, -1), 2], grid)
+    with pytest.raises(ValueError, match=r"unit_labels has shape \(3, 3\)"):
+        fill_from_neighbours(np.full((3, 3), -1), grid)
+    with pytest.raises(ValueError, match="integer labels .* got dtype float64"):
+        fill_from_neighbours(np.r_[np.full(8, -1.0), 2.5], grid)
+
+
+def test_supervised_maps_are_refused_by_name():
+    from somvq import KSOMClassifier
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    clf = KSOMClassifier(grid=(3, 3), n_epochs=2, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
+    for call in (lambda: cluster_units(clf, 2), lambda: label_units(clf, X, np.zeros(30, dtype=int))):
+        with pytest.raises(TypeError, match="got a fitted KSOMClassifier: supervised maps are not supported"):
+            call()
