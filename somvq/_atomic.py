@@ -108,10 +108,15 @@ def atomic_write(
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        # mkstemp creates the file 0600; give it the permissions a normal open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
+        # mkstemp creates the file 0600; give it the permissions a normal open() would:
+        # those of the file it replaces (open() keeps them), else 0666 less the umask.
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp_name, mode)
         if overwrite:
             os.replace(tmp_name, path)
         else:

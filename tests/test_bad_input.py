@@ -267,6 +267,10 @@ def test_saved_model_files_have_normal_permissions(tmp_path, X):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    # Saving over a file keeps its permissions, as open() would (it became world-readable)
+    os.chmod(path, 0o600)
+    somvq.save(KSOM(grid=(2, 2), n_epochs=1).fit(X), path)
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_float32_map_refuses_float64_rows_beyond_float32(X):
