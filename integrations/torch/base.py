@@ -258,9 +258,17 @@ class GridQuantizer(nn.Module):
                 f"this module has {_describe_spec(self.grid_spec)} (same number of codes, "
                 "other grid: its codes would sit at the wrong places)."
             )
-        for name in self.state_dict(keep_vars=True):
+        for name, own in self.state_dict(keep_vars=True).items():
             given = state_dict.get(prefix + name)
             if not isinstance(given, torch.Tensor):
+                continue
+            # torch copies tensor by tensor and reports a size mismatch at the end: refused
+            # here, before any copy (a 1-element 1-D tensor for a 0-D one is torch's old form)
+            if given.shape != own.shape and not (own.dim() == 0 and given.shape == (1,)):
+                problems.append(
+                    f"{prefix}{name}: size mismatch, the state has shape {tuple(given.shape)}, this "
+                    f"module {tuple(own.shape)}."
+                )
                 continue
             if given.is_floating_point() and not bool(torch.isfinite(given).all()):
                 problems.append(f"{prefix}{name} holds NaN or infinite values; refusing a corrupted state.")
@@ -350,8 +358,11 @@ def best_matching_units(rows: torch.Tensor, codebook: torch.Tensor) -> torch.Ten
     is the exact argmin whenever the true winner is among the 8: always unless more than
     7 other units lie within the expanded form's error bound of it
     (``somvq.distances.expanded_form_error``: ~1e-6 (D + 4) of ``(||x'|| + R)^2`` in
-    float32), i.e. near-duplicate codes. No host synchronisation: every step is a tensor
-    operation of fixed shape.
+    float32), i.e. near-duplicate codes. With more than 8 exactly equal codes (unused codes
+    of an EMA-VQ decayed to the same vector, or sampled from repeated rows) the index is
+    one of them, not always the lowest (``KSOM.predict`` gives the lowest); the code vector,
+    and so the quantized output, is the same. No host synchronisation: every step is a
+    tensor operation of fixed shape.
     """
     n_units = codebook.shape[0]
     centre, scale64 = reference_frame(codebook)

@@ -108,6 +108,13 @@ def quantizer_from_estimator(cls: type, som: Any, overrides: dict[str, Any]):
     }
     kwargs.update(overrides)
     quantizer = cls(**kwargs)
+    if codebook.dtype == np.float64 and "init" not in overrides:
+        # a float64 map gives a float64 module: its codebook, not the float32 rounding
+        # (at an offset of 1e8 that merged codes; KSOM -> torch -> KSOM lost the map)
+        quantizer = quantizer.double()
+        with torch.no_grad():
+            quantizer.codebook.copy_(torch.as_tensor(codebook))
+            quantizer.ema_sum.copy_(torch.as_tensor(codebook))  # m0 = w0, as the constructor's
     if minibatch and "init" not in overrides:
         with torch.no_grad():
             quantizer.ema_count.copy_(torch.as_tensor(np.asarray(som.ema_count_)))

@@ -515,8 +515,12 @@ class KohonenVectorQuantize(GridQuantizer):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        """As the base's; a state without ``usage_ring`` loads with an empty window, and a
-        loaded state cancels a pending data-dependent initialisation."""
+        """As the base's; a state without ``usage_ring``, or with the ring of another
+        ``usage_window`` (a monitoring option), loads with an empty window, and a loaded
+        state cancels a pending data-dependent initialisation."""
+        ring = state_dict.get(prefix + "usage_ring")
+        if isinstance(ring, torch.Tensor) and ring.shape != self.usage_ring.shape:
+            del state_dict[prefix + "usage_ring"]
         n_errors = len(error_msgs)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
@@ -528,6 +532,14 @@ class KohonenVectorQuantize(GridQuantizer):
         if len(error_msgs) == n_errors:
             self.data_init = None
             with torch.no_grad():
+                if prefix + "codebook" in state_dict and not any(
+                    prefix + name in state_dict for name in ("ema_sum", "ema_count")
+                ):
+                    # a codebook alone (strict=False, a GD-SOM state): the EMA restarts from
+                    # it, as at construction (m0 = w0, N0 = init_count); the old m / N would
+                    # replace it at the next step
+                    self.ema_sum.copy_(self.codebook)
+                    self.ema_count.fill_(self.init_count)
                 self._usage_figures()
 
     # ------------------------------------------------------------------ distributed

@@ -279,3 +279,42 @@ def test_from_a_batch_map_keeps_its_codebook_at_the_first_step():
     vq(torch.from_numpy(X[:16]))
     assert float((vq.codebook - before).norm(dim=1).max()) < 1.0
     assert KohonenVectorQuantize.from_estimator(KSOM(grid=(8, 8), decay=0.5, n_epochs=1).fit(X)).decay == 0.5
+
+
+def test_a_state_of_the_wrong_size_changes_nothing():
+    """torch copied tensor by tensor and reported the size mismatch at the end: step,
+    codebook and EMA state were already the other run's (found by an adversarial pass)."""
+    torch.manual_seed(0)
+    a = KohonenVectorQuantize(dim=4, codebook_size=12, grid=(3, 4))
+    for _ in range(3):
+        a(torch.randn(9, 4) + 3)
+    b = KohonenVectorQuantize(dim=4, codebook_size=12, grid=(3, 4))
+    before = {k: v.clone() for k, v in b.state_dict().items()}
+    for bad in ({"ema_sum": a.ema_sum[:6]}, {"step": a.step.reshape(1, 1)}):
+        for strict in (True, False):
+            with pytest.raises(RuntimeError, match="size mismatch"):
+                b.load_state_dict({**a.state_dict(), **bad}, strict=strict)
+            assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
+
+
+def test_another_usage_window_loads_with_an_empty_window():
+    """usage_window is a monitoring option: a state of another window was unloadable."""
+    torch.manual_seed(0)
+    a = KohonenVectorQuantize(dim=4, codebook_size=12, grid=(3, 4), usage_window=50)
+    for _ in range(5):
+        a(torch.randn(9, 4) + 3)
+    b = KohonenVectorQuantize(dim=4, codebook_size=12, grid=(3, 4))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b.codebook, a.codebook) and int(b.step) == 5
+    assert not b.usage_ring.any()
+
+
+def test_a_codebook_loaded_alone_restarts_the_ema_from_it():
+    """With strict=False a codebook alone was replaced at the next step by the old m / N."""
+    torch.manual_seed(0)
+    W = torch.randn(12, 4) + 50
+    vq = KohonenVectorQuantize(dim=4, codebook_size=12, grid=(3, 4), init_count=1.0)
+    vq.load_state_dict({"codebook": W}, strict=False)
+    assert torch.equal(vq.ema_sum, W) and torch.all(vq.ema_count == 1.0)
+    vq(W[torch.randint(0, 12, (64,))] + 0.01 * torch.randn(64, 4))
+    assert float((vq.codebook - W).abs().max()) < 5.0  # was 42.5: back near the random init
