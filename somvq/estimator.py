@@ -518,7 +518,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             if state.ema_sum is not None and state.ema_count is not None:
                 ema_count = np.reshape(state.ema_count, (codebook.shape[0], -1))
                 ema_sum[:, zero] = means * (ema_count[:, zero] if ema_count.shape[1] > 1 else ema_count)
-        state.codebook = codebook
+        state.codebook = codebook.astype(np.dtype(data.dtype), copy=False)  # the data's dtype again
         if state.ema_sum is not None:
             state.ema_sum = ema_sum
 
@@ -593,6 +593,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """Labels, layered maps back in the data's units, then the state published."""
         if plan.algorithm != "minibatch":
             state.match_ema_to_codebook()
+        if spec is not None and np.dtype(original.dtype) != np.dtype(data.dtype):
+            # float32 data trained in float64 (layers.working_dtype): label the map it publishes
+            state.codebook = layers.as_published(state.codebook, cast(np.ndarray, scale), original.dtype)
         search = state if plan.search is None else replace(state, codebook=plan.search(state.codebook))
         state.labels = engine.labels(data, search)
         if spec is not None:
@@ -639,7 +642,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             state = self.fitted_state()
             plan = self._plan(grid, cast(float, state.horizon), spec, scale)  # set by FittedState.initial
             if spec is not None:
-                state.codebook = (state.codebook * scale).astype(state.codebook.dtype)
+                # in the working copy's dtype (float64 for float32 data: layers.working_dtype)
+                state.codebook = (state.codebook * scale).astype(np.dtype(data.dtype))
                 if state.ema_sum is not None:
                     state.ema_sum = state.ema_sum * scale
         sq_error = engine.run_pass(data, engine.call_order(data), plan, state)

@@ -96,7 +96,10 @@ class DaskEngine(Engine):
 
     def scale_columns(self, data: DaskData, scale: np.ndarray) -> DaskData:
         """Layered maps: the columns scaled lazily, chunk by chunk (NaN stays where it was)."""
-        scaled = DaskData(data.X * scale.astype(data.dtype, copy=False))
+        from somvq.layers import working_dtype
+
+        dtype = working_dtype(data.dtype, scale)  # float64 for float32 data: exact winners
+        scaled = DaskData(data.X.astype(dtype) * scale.astype(dtype))
         scaled.has_missing = data.has_missing
         return scaled
 
