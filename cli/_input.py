@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,15 @@ def parse_columns(
                     f"{token!r} names {list(header).count(token)} columns of {source}; use their 1-based numbers.",
                     param_hint=param_hint,
                 )
-            chosen.append(list(header).index(token))
+            named = list(header).index(token)
+            if token.isdigit() and 1 <= int(token) <= n_columns and int(token) - 1 != named:
+                # "2" would pick the column named 2 while "2-3" picks positions: refuse
+                raise click.BadParameter(
+                    f"{token!r} is the name of column {named + 1} and the number of column {token} of "
+                    f"{source}; write a range of positions: {named + 1}-{named + 1} or {token}-{token}.",
+                    param_hint=param_hint,
+                )
+            chosen.append(named)
             continue
         low, dash, high = token.partition("-")
         if low.isdigit() and (not dash or high.isdigit()):
@@ -85,6 +94,22 @@ def parse_columns(
 MISSING_TOKENS = ("", "na", "nan", "n/a")
 
 
+def array_suffix(head: bytes) -> str:
+    """``".npy"`` or ``".npz"`` when ``head`` (a file's first bytes) starts as one, else ``""``:
+    NumPy files are told by their content, whatever their name."""
+    return ".npy" if head.startswith(_NPY_MAGIC) else ".npz" if head.startswith(_ZIP_MAGIC) else ""
+
+
+def is_array_file(path: str) -> bool:
+    """Whether ``path`` holds a ``.npy`` / ``.npz`` (by content; by name when unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(_NPY_MAGIC))
+    except OSError:
+        return Path(path).suffix.lower() in (".npy", ".npz")
+    return array_suffix(head) != ""
+
+
 def _is_missing_token(text: str) -> bool:
     return text.strip().lower() in MISSING_TOKENS
 
@@ -100,7 +125,11 @@ def _is_number(text: str) -> bool:
 def first_row_is_header(fields: Sequence[str], *, missing: bool = False, skip: int | None = None) -> bool:
     """The header rule of every reader: a first row that is not all numbers (with
     ``missing``, a missing-value token counts as a number: a first data row may have holes)
-    is a header. ``skip``: a column left out of the test (a --target label column)."""
+    is a header. ``skip``: a column left out of the test (a --target label column). An
+    empty last field (a trailing delimiter, ``1,2,3,``) does not make a header: it took
+    the first data row of such files as names."""
+    if len(fields) > 1 and fields[-1] == "":
+        fields = fields[:-1]
     return not all(
         _is_number(field) or (missing and _is_missing_token(field))
         for i, field in enumerate(fields)
@@ -221,8 +250,9 @@ def _array_input(array: Any, source: str, columns: str | None, missing: bool = F
         raise DataError(f"{source}: holds {array.dtype} values; somvq needs numbers.")
     image_shape = None
     if array.ndim >= 3:
-        image_shape = tuple(int(s) for s in array.shape[1:])
-        array = array.reshape(array.shape[0], -1)
+        # (n, H, W): grey images, drawn as such; (n, H, W, C) and beyond: features only
+        image_shape = tuple(int(s) for s in array.shape[1:]) if array.ndim == 3 else None
+        array = array.reshape(array.shape[0], math.prod(array.shape[1:]))  # -1 fails at 0 rows
     elif array.ndim != 2:
         raise DataError(
             f"{source}: holds an array of shape {array.shape}; somvq needs (n_samples, n_features) "

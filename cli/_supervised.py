@@ -53,7 +53,7 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
     params = {k: v for k, v in som_params.items() if k in taken}
     if task == "classify":
         est = KSOMClassifier(**params)
-        est.fit(X, np.asarray([str(v) for v in labels], dtype=object))
+        est.fit(X, class_texts(labels))
         info = {"task": "classify", "classes": [str(c) for c in est.classes_]}
     else:
         try:
@@ -68,6 +68,40 @@ def fit_supervised(som_params: dict, X: Any, labels: Any, task: str) -> tuple[An
         info = {"task": "regress", "y_mean": est.y_mean_, "y_scale": est.y_scale_}
     info["n_inputs"] = int(X.shape[1])
     return est, info
+
+
+def class_texts(labels: Any) -> Any:
+    """Class labels as the text the model keeps: an integer written as a float ("17.0",
+    "1e1": a CSV of integers saved through floats) becomes the integer's text ("17"), so that
+    files writing the same classes either way agree (evaluate scored 0.0 on "17.0" against a
+    model fitted on "17"); any other text is kept as it is ("007" stays "007")."""
+    import math
+
+    import numpy as np
+
+    def text(value: Any) -> str:
+        raw = str(value).strip()
+        if any(c in raw for c in ".eE") and _is_float(raw):
+            number = float(raw)
+            if math.isfinite(number) and number == int(number):
+                return str(int(number))
+        return str(value)
+
+    return np.asarray([text(v) for v in np.asarray(labels, dtype=object).tolist()], dtype=object)
+
+
+def _no_target(value: Any) -> bool:
+    """A target cell that holds no target: empty, a missing-value token (NA, nan, N/A), or
+    a number that is not finite (a classifier took "NA" as one more class of a numeric
+    column, and NaN reached the estimator as "Input y contains NaN")."""
+    import math
+
+    from ._input import _is_missing_token
+
+    text = str(value)
+    if text.strip() == "" or _is_missing_token(text):
+        return True
+    return _is_float(text) and not math.isfinite(float(text))
 
 
 def _is_float(value: Any) -> bool:
@@ -90,11 +124,11 @@ def _stdin_as_file() -> Iterator[str]:
     import sys
     import tempfile
 
-    from ._input import _NPY_MAGIC, _ZIP_MAGIC
+    from ._input import array_suffix
 
     content = sys.stdin.buffer.read()
     # named by its kind, as the readers tell NumPy files: a .npy or .npz has no text header
-    suffix = ".npy" if content.startswith(_NPY_MAGIC) else ".npz" if content.startswith(_ZIP_MAGIC) else ""
+    suffix = array_suffix(content)
     with tempfile.TemporaryDirectory(prefix="somvq-") as directory:
         path = str(Path(directory) / f"stdin{suffix}")
         Path(path).write_bytes(content)
@@ -111,7 +145,7 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
     When DATA's header names the model's target column, it is split off (and returned).
     DATA ``-`` (stdin) is read as a file.
     """
-    from ._input import load_input
+    from ._input import is_array_file, load_input
 
     if data == "-":
         with _stdin_as_file() as path:
@@ -124,7 +158,7 @@ def load_features(loaded: Any, data: str | None, source: dict) -> tuple[Any, Any
     name = info.get("target")
     labels = None
     ignore = loaded.som.missing == "ignore"  # the map was trained with NaN in its inputs
-    if data is not None and Path(data).suffix.lower() not in (".npy", ".npz") and isinstance(name, str):
+    if data is not None and not is_array_file(data) and isinstance(name, str):
         from .report import _split_target, table_fields
 
         # DATA's first row split as the fit split its file (delimiter, comment lines)
@@ -179,8 +213,8 @@ def score(info: dict, labels: Any, predicted: Any) -> tuple[str, float]:
     import numpy as np
 
     if info["task"] == "classify":
-        truth = np.asarray([str(v) for v in labels], dtype=object)
-        return "accuracy", float(np.mean(truth == predicted))
+        # both sides in one form: a model file of an older somvq may hold "17.0"
+        return "accuracy", float(np.mean(class_texts(labels) == class_texts(predicted)))
     from sklearn.metrics import r2_score
 
     try:
@@ -235,12 +269,13 @@ def fit_and_save(
     inputs, labels, column_name, column = split_target_column(
         data, target, source, missing=params.get("missing") == "ignore"
     )
-    empty = [i for i, value in enumerate(labels.tolist()) if str(value).strip() == ""]
+    empty = [i for i, value in enumerate(labels.tolist()) if _no_target(value)]
     if empty:
         rows = ", ".join(str(i + 1) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
         raise DataError(
-            f"{inputs.source}: the --target column {target!r} is empty in {len(empty)} row(s) "
-            f"(data rows {rows}); every row needs its target: fill or remove them."
+            f"{inputs.source}: the --target column {target!r} is empty, missing (NA, nan) or "
+            f"infinite in {len(empty)} row(s) (data rows {rows}, the first holds "
+            f"{str(labels[empty[0]])!r}); every row needs its target: fill or remove them."
         )
     task = choose_task(labels, task)
     scaling = Scaling.fit(scaling_method, inputs.X)

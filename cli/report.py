@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._errors import DataError, library_errors
-from ._input import _sniff_delimiter, first_row_is_header, load_input, parse_columns
+from ._input import _sniff_delimiter, first_row_is_header, is_array_file, load_input, parse_columns
 from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
@@ -85,7 +85,7 @@ def split_target_column(
             )
         inputs = load_input(None, **source)
         return inputs, np.asarray(inputs.target), None, None
-    if data == "-" or Path(data).suffix.lower() in (".npy", ".npz"):
+    if data == "-" or is_array_file(data):
         raise click.UsageError(
             "--target needs a CSV/TSV file (not stdin or .npy/.npz) with the labels in a column."
         )

@@ -200,7 +200,17 @@ def test_an_empty_target_field_is_named(tmp_path):
     path.write_text(_table(X, np.array(y), ",", header=True))
     res = run("fit", path, "--target", "kind", "-q", "-o", tmp_path / "m.npz")
     assert res.exit_code == 1
-    assert "the --target column 'kind' is empty in 1 row(s) (data rows 4)" in res.output
+    assert (
+        "the --target column 'kind' is empty, missing (NA, nan) or infinite in 1 row(s) (data rows 4"
+        in res.output
+    )
+    # NA and nan too: "NA" made a numeric column a 60-class classifier, "nan" reached the
+    # estimator as "Input y contains NaN" (found by an adversarial pass)
+    for token in ("NA", "nan", "inf"):
+        y[3] = token
+        path.write_text(_table(X, np.array(y), ",", header=True))
+        res = run("fit", path, "--target", "kind", "-q", "-o", tmp_path / "m.npz")
+        assert res.exit_code == 1 and f"(data rows 4, the first holds '{token}')" in res.output, res.output
     y[3] = "abc"
     path.write_text(_table(X, np.array(y), ",", header=True))
     res = run("fit", path, "--target", "kind", "--task", "regress", "-q", "-o", tmp_path / "m.npz")
@@ -356,3 +366,33 @@ def test_stdin_with_the_target_column_works_as_a_file(tmp_path, wine):
     np.save(tmp_path / "x.npy", rows)
     piped = runner.invoke(main, ["predict", str(model), "-"], input=(tmp_path / "x.npy").read_bytes())
     assert piped.exit_code == 0 and piped.stdout == by_name.stdout, piped.output
+    # and so is a .npy under another name (the content decides, as for the other commands)
+    (tmp_path / "x.bin").write_bytes((tmp_path / "x.npy").read_bytes())
+    named = run("predict", model, tmp_path / "x.bin")
+    assert named.exit_code == 0 and named.stdout == by_name.stdout, named.output
+
+
+def test_integer_classes_written_as_floats_are_the_same_classes(tmp_path):
+    """Labels 3/10/17 and the same labels written 3.0/10.0/17.0 (a CSV of integers saved
+    through floats) were different texts: evaluate scored 0.0 (found by an adversarial pass)."""
+    X, _ = _small(tmp_path)
+    y = np.where(X[:, 0] > 0, 17, 3)
+    ints, floats = tmp_path / "i.csv", tmp_path / "f.csv"
+    ints.write_text(_table(X, y, ",", header=True))
+    floats.write_text(_table(X, y.astype(float), ",", header=True))
+    model = tmp_path / "m.npz"
+    assert (
+        run("fit", ints, "--target", "kind", "--grid", "3x3", "--seed", "0", "-q", "-o", model).exit_code == 0
+    )
+    scores = [
+        json.loads(run("evaluate", model, path, "--json").stdout)["accuracy"] for path in (ints, floats)
+    ]
+    assert scores[0] == scores[1] > 0.5
+    # a model fitted on the float-written labels names its classes as integers
+    assert (
+        run(
+            "fit", floats, "--target", "kind", "--grid", "3x3", "--seed", "0", "-q", "-o", model, "--force"
+        ).exit_code
+        == 0
+    )
+    assert set(run("predict", model, ints).stdout.split()[1:]) <= {"3", "17"}
