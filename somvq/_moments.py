@@ -9,6 +9,8 @@ regressor's target standardisation and the command line's ``--standardize``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .distances import power_of_two_scale
@@ -21,7 +23,8 @@ def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.
     ``X`` may also be an engine's device data with ``mean`` / ``std`` methods (the CUDA
     engine's ``DeviceData``): its moments are then the plain ones (the CUDA engine refuses
     data at such magnitudes)."""
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice": NaN, as said
         if nan:
             mean = np.nanmean(X, axis=0, dtype=np.float64)
             std = np.nanstd(X, axis=0, dtype=np.float64)

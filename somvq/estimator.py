@@ -21,7 +21,6 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 
 from . import algorithms, distances, layers, metrics, missing, parameters
 from ._memory import check_fit_memory
-from ._moments import column_moments
 from ._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ._validation import (
     check_finite_codebook,
@@ -394,9 +393,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         plan = self._plan(grid, horizon, spec, scale)
         shape = engine.memory_shape(data)
         check_fit_memory(self, grid, shape, pruned=engine.prunes(plan, data))
-        if plan.algorithm == "minibatch" and engine.name in ("cpu", "cuda"):
-            rows = engine.init_rows(data)
-            parameters.check_smoothing_offset(plan, *column_moments(rows, nan=isinstance(rows, np.ndarray)))
+        host = data if isinstance(data, np.ndarray) else getattr(data, "host", None)  # CUDA: a copy
+        if isinstance(host, np.ndarray):  # (device-only and dask rows are not sampled)
+            parameters.check_smoothing_offset(plan, host)
         rng = self._new_rng()
         init = self.init
         if scale is not None and not isinstance(init, str):

@@ -325,19 +325,29 @@ def resolve_decay(decay: Any, horizon_: float) -> float:
 SMOOTHING_PULL_LIMIT = 0.2
 
 
-def check_smoothing_offset(plan: TrainingPlan, mean: Any, std: Any) -> None:
+#: Rows the smoothing check reads (evenly spaced): the moments of 10^6 x 16 rows cost
+#: 116 ms (306 ms NaN-aware), a quarter of a mini-batch epoch; these, well under 1 ms.
+SMOOTHING_CHECK_ROWS = 4096
+
+
+def check_smoothing_offset(plan: TrainingPlan, X: Any) -> None:
     """Warn when KSOM-EMA's count smoothing (E2) would bias the map: data far from the origin.
 
     (E2) changes the counts N but not the sums m, so ``w = m / N`` moves toward the origin
     by about ``eps * |w| / N`` a step (at most ~``|w|``: a large eps flattens the counts):
     negligible near the origin (the paper's VQ-VAE latents), a bias once the data's
-    distance from it is ~1 / eps of its spread.
-    ``mean``, ``std``: the training data's column moments.
+    distance from it is ~1 / eps of its spread. ``X``: the training rows (host array);
+    their column moments are taken over :data:`SMOOTHING_CHECK_ROWS` evenly spaced rows
+    (NaN, missing values, left out).
     """
     if plan.algorithm != "minibatch" or plan.update != "all" or plan.eps == 0.0:
         return
     import numpy as np
 
+    from ._moments import column_moments
+
+    sample = X[:: max(1, X.shape[0] // SMOOTHING_CHECK_ROWS)]
+    mean, std = column_moments(sample, nan=True)
     offset = float(np.linalg.norm(mean))
     spread = float(np.linalg.norm(std))
     if not (np.isfinite(offset) and np.isfinite(spread)) or spread <= offset * 2.0**-40:

@@ -205,7 +205,7 @@ class _XYF(BaseEstimator):
         X = validate_rows(self, X, dtype=[np.float64, np.float32], reset=False)
         codebook: np.ndarray = self.som_.codebook_
         inputs = np.ascontiguousarray(codebook[:, : self._n_x])
-        if missing.has_missing(X):
+        if self.missing == "ignore" and missing.has_missing(X):  # (refused otherwise: no scan)
             bmu = missing.masked_assign(in_map_dtype(X, codebook.dtype), inputs)[0]
         else:
             bmu = algorithms.assign(in_map_dtype(X, codebook.dtype), inputs)[0]

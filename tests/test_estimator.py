@@ -387,6 +387,10 @@ def test_minibatch_warns_when_the_count_smoothing_would_pull_the_map_off_the_dat
     KSOM(**params, update="written").fit(X + 1e5)
     KSOM(**params, eps=1e-7).fit(X + 1e5)
     KSOM(grid=(8, 8), algorithm="batch").fit(X + 1e8)
+    # A column without an observed value (kept with an init array) is no reason to warn.
+    holes = np.c_[X, np.full(len(X), np.nan)]
+    init = np.zeros((4, holes.shape[1]))
+    KSOM(grid=(2, 2), algorithm="minibatch", missing="ignore", max_missing=1.0, init=init).fit(holes)
 
 
 def test_big_endian_float32_stays_float32():
