@@ -276,7 +276,6 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     block pool with a single-threaded BLAS (as :mod:`somvq._kernels.cpu_bmu` does).
     """
     from ._kernels.cpu_bmu import _pool, search_threads, single_threaded_blas
-    from ._kernels.cpu_minibatch_step import _blas_controller
 
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
@@ -314,7 +313,7 @@ def masked_assign(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.n
     # two-thread BLAS waited for its second thread (18-32 ms instead of ~1 ms on a busy
     # machine, digits 4x4), and the bits do not depend on the thread count. np.dot inside
     # Numba calls SciPy's BLAS: held at one thread too.
-    with single_threaded_blas(), _blas_controller().limit(limits=1):
+    with single_threaded_blas():
         if threads <= 1 or n_calls <= 1:
             for i in range(n_calls):
                 call(i)

@@ -48,7 +48,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, types
@@ -581,13 +581,54 @@ def _blas():
     return _blas_controller
 
 
-def blas_threads() -> int:
-    """Number of threads the BLAS would use now (1 if unknown)."""
+def _current_blas_threads() -> int:
     try:
         counts = [lib.num_threads for lib in _blas().lib_controllers]
     except Exception:  # pragma: no cover - threadpoolctl failure: stay serial
         return 1
     return max([c for c in counts if c] or [1])
+
+
+def blas_threads() -> int:
+    """Number of threads the BLAS would use, had somvq not held it at one (1 if unknown)."""
+    with _hold_lock:
+        if _holders:
+            return _threads_before_hold
+    return _current_blas_threads()
+
+
+# One hold of the BLAS at one thread for the whole process, counted: threadpoolctl's limit
+# saves the thread count on entry and restores it on exit, so two threads' overlapping
+# calls restored each other's 1 and left the BLAS at one thread for good (found by an
+# adversarial pass). The first holder saves the count, the last one restores it.
+_hold_lock = threading.Lock()
+_holders = 0
+_held: Any = None
+_threads_before_hold = 1
+
+
+@contextlib.contextmanager
+def blas_at_one_thread():
+    """Hold every BLAS (SciPy's included) at one thread while any somvq search runs.
+
+    Process-wide and reference-counted across threads. The BLAS thread count is a
+    process-wide setting: a limit the user sets in another thread while a somvq call holds
+    this one is replaced by the count saved on entry when the last hold ends.
+    """
+    global _holders, _held, _threads_before_hold
+    with _hold_lock:
+        if _holders == 0:
+            _threads_before_hold = _current_blas_threads()
+            _held = _blas().limit(limits=1)
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _hold_lock:
+            _holders -= 1
+            if _holders == 0:
+                held, _held = _held, None
+                held.restore_original_limits()
 
 
 @contextlib.contextmanager
@@ -603,7 +644,7 @@ def single_threaded_blas():
         yield
         return
     threads = blas_threads()
-    limit = _blas().limit(limits=1) if threads > 1 else contextlib.nullcontext()
+    limit = blas_at_one_thread() if threads > 1 else contextlib.nullcontext()
     with limit:
         _local.outer_threads = threads
         try:
@@ -837,7 +878,7 @@ def best_matching_units(
     # are then the same bits on any thread count, and a small multi-threaded GEMM on a
     # busy machine waits a scheduler slice for its second thread (docs/performance.md).
     # Inside single_threaded_blas() the limit is already held.
-    limit = _blas().limit(limits=1) if threads > 1 and outer is None else contextlib.nullcontext()
+    limit = blas_at_one_thread() if threads > 1 and outer is None else contextlib.nullcontext()
     with limit:
         if n_threads <= 1 or not math.isfinite(search.radius):
             # one thread (rows in another layout: each block copied, never X), and a

@@ -52,6 +52,8 @@ from .config import CACHE, FASTMATH
 from .cpu_bmu import (
     FINITE,
     accumulate_columns,
+    blas_at_one_thread,
+    blas_threads,
     prepare_frame,
     search_block,
 )
@@ -495,16 +497,6 @@ def run_steps(
 
 
 # ---------------------------------------------------------------------------- the pass
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl controller of every BLAS, SciPy's included (``np.dot`` inside Numba
-    calls SciPy's BLAS), so that the pass can hold all of them at one thread."""
-    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS before the scan)
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
 class _Worker:
     """One thread kept for a whole pass; each step hands it one job (no pool, no futures)."""
 
@@ -707,8 +699,7 @@ def minibatch_pass(
     # any batch's blocks (balanced_chunk_rows of its rows) have at most this many rows
     block_rows = min(rows_max, chunk_rows)
 
-    controller = _blas_controller()
-    threads = max([lib.num_threads or 1 for lib in controller.lib_controllers] or [1])
+    threads = blas_threads()
     n_threads = min(threads, _CPU_COUNT, -(-rows_max // block_rows), _MAX_THREADS)
     n_steps = -(-n_rows // batch_size)
     if n_steps <= 1:
@@ -743,7 +734,7 @@ def minibatch_pass(
     if n_threads > 1:  # aligned working copies of the column-split state, copied back
         codebook, ema_sum = (_aligned(a.shape, a.dtype) for a in state)
         codebook[...], ema_sum[...] = state
-    with controller.limit(limits=1):
+    with blas_at_one_thread():
         if n_threads > 1:
             worker = _Worker()
         try:
