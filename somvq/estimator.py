@@ -402,7 +402,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
             init = np.asarray(init)
             if init.ndim == 2 and init.shape[1] == scale.shape[0]:
                 init = init * scale
-        codebook = initial_codebook(init, engine.init_rows(data), grid, rng)
+        # in the data's dtype: an engine may give init rows of more precision (dask's PCA)
+        codebook = initial_codebook(init, engine.init_rows(data), grid, rng).astype(
+            np.dtype(data.dtype), copy=False
+        )
         return plan, FittedState.initial(codebook, grid, init_count=plan.init_count, horizon=horizon), rng
 
     def _plan(
@@ -535,7 +538,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         callback : callable, optional
             Called after every epoch as ``callback(epoch, n_epochs, mse, codebook)`` with
             the 1-based epoch, the mean squared distance of the rows to their winners met
-            during the epoch, and the current codebook (read it, do not modify it). Used by
+            during the epoch (online KSOM: after it), and the current codebook (read it, do not modify it). Used by
             the command line's progress bar. An exception raised by the callback (or a
             KeyboardInterrupt) abandons the fit and leaves the estimator as it was.
 

@@ -551,3 +551,18 @@ def test_layered_inference_errors_name_global_rows_and_the_chunk():
                 getattr(som, method)(Xd).compute()
         som.set_params(predict_layers=[1])
         np.testing.assert_array_equal(som.predict(Xd).compute(), som.to_ksom().predict(X))
+
+
+def test_pca_init_of_float32_rows_at_an_offset_is_the_in_memory_one():
+    """The PCA surrogate rows were rounded to float32: at 1e4 that put a relative 3e-4 into
+    the covariance and turned the axes (labels_ differed on 53 of 600 rows). Big-endian
+    float32 trained a float64 map (found by an adversarial pass)."""
+    rng = np.random.default_rng(0)
+    Xn = (rng.normal(size=(600, 5)) + 1e4).astype(np.float32)
+    params = dict(grid=(3, 4), init="pca", random_state=3, n_epochs=2)
+    memory = somvq.KSOM(**params).fit(Xn)
+    lazy = DaskKSOM(**params).fit(da.from_array(Xn, chunks=(600, 5)))
+    np.testing.assert_array_equal(lazy.labels_.compute(), memory.labels_)
+    np.testing.assert_allclose(lazy.codebook_, memory.codebook_, rtol=1e-6)
+    swapped = DaskKSOM(**params).fit(da.from_array(Xn.astype(">f4"), chunks=(200, 5)))
+    assert swapped.codebook_.dtype == np.float32

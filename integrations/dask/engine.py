@@ -98,7 +98,7 @@ class DaskEngine(Engine):
         """Layered maps: the columns scaled lazily, chunk by chunk (NaN stays where it was)."""
         from somvq.layers import working_dtype
 
-        dtype = working_dtype(data.dtype, scale)  # float64 for float32 data: exact winners
+        dtype = working_dtype(data.X, scale)  # float64 for float32 data: exact winners
         scaled = DaskData(data.X.astype(dtype) * scale.astype(dtype))
         scaled.has_missing = data.has_missing
         return scaled
@@ -230,6 +230,8 @@ def validate_dask(estimator, X: da.Array, *, reset: bool) -> da.Array:
     n_samples, n_features = X.shape
     if n_samples < 1 or n_features < 1:
         raise ValueError(f"Found array with shape {X.shape}; at least 1 sample and 1 feature are required.")
+    if not X.dtype.isnative:  # big-endian float32 stays float32, as in memory
+        X = X.astype(X.dtype.newbyteorder("="))
     if X.dtype not in (np.float32, np.float64):
         if X.dtype.kind not in "biuf":
             raise ValueError(f"dtype={X.dtype} is not numeric; X must hold numbers.")
@@ -378,4 +380,6 @@ def _pca_surrogate(X: da.Array, check: Callable[[], None]) -> np.ndarray:
     n_features = X.shape[1]
     scale = np.sqrt((2 * n_features - 1) / 2.0)
     offsets = scale * np.sqrt(np.maximum(eigenvalues, 0.0))[:, None] * eigenvectors.T
-    return (mean + np.concatenate([offsets, -offsets])).astype(X.dtype)
+    # in float64: float32 rows at 1e4 put a relative 3e-4 into the covariance and turned
+    # the axes (the codebook takes the data's dtype in KSOM._start, as the core's does)
+    return mean + np.concatenate([offsets, -offsets])
