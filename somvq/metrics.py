@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .distances import RECOMPUTE, squared_distances
+from .distances import RECOMPUTE, power_of_two_scale, squared_distances
 from .grids import Grid
 
 __all__ = [
@@ -197,7 +197,12 @@ def umatrix(codebook: np.ndarray, grid: Grid) -> np.ndarray:
     w = codebook.astype(np.float64)
     out = np.zeros(grid.n_units)
     rows, cols = grid.neighbour_pairs  # O(K) pairs, no K x K matrix
-    dist = np.linalg.norm(w[rows] - w[cols], axis=1)
+    diff = w[rows] - w[cols]
+    # the differences in units of a power of two near their largest: squares of a spread
+    # below ~1e-154 underflowed (a U-matrix of zeros), beyond ~1e154 overflowed
+    peak = float(np.max(np.abs(diff))) if diff.size else 0.0
+    scale = power_of_two_scale(peak) if 0.0 < peak < np.inf else 1.0
+    dist = np.linalg.norm(diff * scale, axis=1) / scale
     np.add.at(out, rows, dist)
     degree = np.bincount(rows, minlength=grid.n_units)
     np.divide(out, degree, out=out, where=degree > 0)

@@ -21,11 +21,11 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from ._atomic import atomic_write
+from ._atomic import OutputExistsError, atomic_write
 from ._drawing import HEX_RADIUS, require_module
 from .grids import Grid
 
@@ -172,7 +172,29 @@ def draw_grid_values(
 def _codebook(som: Any, codebook: np.ndarray | None) -> np.ndarray:
     if not hasattr(som, "codebook_"):
         raise ValueError("plots need a fitted KSOM; call fit first.")
-    return np.asarray(som.codebook_ if codebook is None else codebook, dtype=np.float64)
+    if codebook is None:
+        return np.asarray(som.codebook_, dtype=np.float64)
+    weights = np.asarray(codebook, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[0] != som.grid_.n_units:
+        raise ValueError(
+            f"codebook has shape {weights.shape}; the map has {som.grid_.n_units} units, so "
+            f"({som.grid_.n_units}, n_features)."
+        )
+    return weights
+
+
+def _whole_numbers(name: str, values: Any) -> list[int]:
+    """``values`` as Python ints, refused (naming ``name``) unless each is a whole number."""
+    out = []
+    for value in np.asarray(values, dtype=object).ravel().tolist():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, np.integer, float, np.floating)
+        ):
+            raise ValueError(f"{name} must hold whole numbers, got {value!r}.")
+        if float(value) != int(value):
+            raise ValueError(f"{name} must hold whole numbers, got {value!r}.")
+        out.append(int(value))
+    return out
 
 
 def _title(som: Any) -> str:
@@ -280,7 +302,12 @@ def hitmap_figure(som: Any, X: np.ndarray | None = None, *, labels: np.ndarray |
         labels = getattr(som, "labels_", None)
         if labels is None:
             raise ValueError("a hit map needs data (X) or labels; this model has no training labels.")
-    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=som.grid_.n_units)
+    from .metrics import _check_labels
+
+    units = np.asarray(_whole_numbers("labels", labels), dtype=np.int64)
+    counts = np.bincount(
+        _check_labels("hitmap_figure", units, som.grid_.n_units), minlength=som.grid_.n_units
+    )
     figure = _new_figure(*_figure_size(som.grid_))
     ax = figure.add_subplot()
     draw_grid_values(ax, som.grid_, counts, cmap="Blues", label="hits", annotate=som.grid_.n_units <= 64)
@@ -305,7 +332,9 @@ def component_planes_figure(
     """
     weights = _codebook(som, codebook)
     n_features = weights.shape[1]
-    chosen = list(range(min(n_features, max_planes))) if features is None else [int(f) for f in features]
+    chosen = (
+        list(range(min(n_features, max_planes))) if features is None else _whole_numbers("features", features)
+    )
     if not chosen:
         raise ValueError("no features selected for the component planes.")
     for f in chosen:
@@ -332,7 +361,12 @@ def codebook_figure(
     Hexagonal grids shift odd rows right by half a tile, like their cells.
     """
     weights = _codebook(som, codebook)
-    height, width = (int(s) for s in image_shape)
+    shape = _whole_numbers("image_shape", image_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)!r} must be (height, width), two positive integers."
+        )
+    height, width = shape
     if height * width != weights.shape[1]:
         raise ValueError(
             f"image shape {height}x{width} has {height * width} pixels, the codebook vectors {weights.shape[1]}."
@@ -360,11 +394,16 @@ def codebook_figure(
     return figure
 
 
-def save_figure(figure: Any, path: str | os.PathLike, *, overwrite: bool = True, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG, atomically (a failure leaves no partial file)."""
+def _png(figure: Any, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()), overwrite=overwrite)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Any, path: str | os.PathLike, *, overwrite: bool = True, dpi: int = 100) -> Path:
+    """Write ``figure`` as a PNG, atomically (a failure leaves no partial file)."""
+    png = _png(figure, dpi)
+    return atomic_write(path, lambda handle: handle.write(png), overwrite=overwrite)
 
 
 def plot_map(
@@ -403,9 +442,12 @@ def plot_map(
     if unknown:
         raise ValueError(f"unknown plot kind(s) {unknown}; choose from {PLOT_KINDS}.")
     _plane_shape(som.grid_)
+    if "codebook" in kinds and image_shape is None:
+        raise ValueError("the codebook image needs image_shape, e.g. (8, 8).")
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    # Every figure drawn (its errors raised) and every target checked before any file or
+    # the directory is written: an error leaves nothing behind.
+    pngs: dict[str, bytes] = {}
     for kind in PLOT_KINDS:
         if kind not in kinds:
             continue
@@ -416,8 +458,16 @@ def plot_map(
         elif kind == "components":
             figure = component_planes_figure(som, features, feature_names=feature_names, codebook=codebook)
         else:
-            if image_shape is None:
-                raise ValueError("the codebook image needs image_shape, e.g. (8, 8).")
-            figure = codebook_figure(som, image_shape, codebook=codebook)
-        written[kind] = save_figure(figure, directory / f"{kind}.png", overwrite=overwrite)
+            figure = codebook_figure(som, cast(Sequence[int], image_shape), codebook=codebook)
+        pngs[kind] = _png(figure)
+    if not overwrite:
+        for kind in pngs:
+            if (directory / f"{kind}.png").exists():
+                raise OutputExistsError(f"{str(directory / f'{kind}.png')!r} already exists.")
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for kind, png in pngs.items():
+        written[kind] = atomic_write(
+            directory / f"{kind}.png", lambda handle, png=png: handle.write(png), overwrite=overwrite
+        )
     return written

@@ -202,3 +202,50 @@ def test_written_values_contrast_with_their_cell(images):
     assert colours[str(counts.max())] == "white"
     figure = plotting.hitmap_figure(som, labels=np.zeros(5, dtype=int))  # 0 hits on 11 units
     assert {t.get_color() for t in figure.axes[0].texts if t.get_text() == "0"} == {"black"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kinds=["umatrix", "hitmap", "codebook"]), "needs image_shape"),
+        (dict(image_shape=(3, 5)), "15 pixels, the codebook vectors 16"),
+        (dict(kinds=["umatrix", "hitmap"], X=np.ones((3, 5))), "5 features"),
+    ],
+)
+def test_plot_map_writes_nothing_when_a_kind_fails(tmp_path, images, kwargs, message):
+    """The earlier kinds were written (and the directory made) before a later one failed
+    (found by an adversarial pass)."""
+    with pytest.raises(ValueError, match=message):
+        plotting.plot_map(fitted(images), tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_plot_map_without_overwrite_checks_every_file_first(tmp_path, images):
+    from somvq._atomic import OutputExistsError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hitmap.png").write_bytes(b"mine")
+    with pytest.raises(OutputExistsError, match="hitmap.png"):
+        plotting.plot_map(fitted(images), tmp_path / "out", X=images, overwrite=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hitmap.png"]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda som: plotting.codebook_figure(som, (-4, -4)), r"two positive integers"),
+        (lambda som: plotting.codebook_figure(som, (4, 4, 1)), r"two positive integers"),
+        (lambda som: plotting.codebook_figure(som, (4.5, 4)), r"whole numbers, got 4.5"),
+        (
+            lambda som: plotting.codebook_figure(som, (4, 4), codebook=np.zeros((5, 16))),
+            r"shape \(5, 16\); the map has 12",
+        ),
+        (lambda som: plotting.hitmap_figure(som, labels=[0, 1, 12]), r"in \[0, 12\), found 12"),
+        (lambda som: plotting.hitmap_figure(som, labels=[0.5, 1.2]), r"whole numbers, got 0.5"),
+        (lambda som: plotting.component_planes_figure(som, features=[1.7]), r"whole numbers, got 1.7"),
+        (lambda som: plotting.component_planes_figure(som, features=["a"]), r"whole numbers, got 'a'"),
+    ],
+)
+def test_figure_arguments_are_named(images, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(fitted(images))

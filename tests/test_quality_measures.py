@@ -388,3 +388,13 @@ def test_distortion_refuses_a_radius_the_map_would_refuse(radius):
     X = np.random.default_rng(0).normal(size=(5, 2))
     with pytest.raises(ValueError, match=r"distortion: radius=.* must be a real number >= 1e-100"):
         metrics.distortion(X, X[:4].copy(), Grid((2, 2)), radius=radius)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-300, 1e170])
+def test_umatrix_at_any_scale(scale):
+    """Squares of a spread below ~1e-154 underflowed: a U-matrix of zeros (found by an
+    adversarial pass). Scaling the codebook by a power of two scales the U-matrix exactly."""
+    grid = Grid((3, 4))
+    W = np.random.default_rng(0).normal(size=(12, 3))
+    factor = 2.0 ** round(np.log2(scale))
+    np.testing.assert_array_equal(metrics.umatrix(W * factor, grid) / factor, metrics.umatrix(W, grid))

@@ -554,3 +554,16 @@ def test_cli_vqvae_digits_example_seeds_and_divergence(tmp_path):
     assert result.exit_code == 2 and "not in 0..4294967295" in result.output
     result = run("vqvae", "train", *CLI_TINY, "--steps", "3", "--lr", "1e4", "-o", tmp_path / "d")
     _one_line_error(result, "training loss is")
+
+
+def test_curves_of_seeds_that_stopped_at_different_steps_are_paired_by_step():
+    """Seed 0 stopped at step 130 (--time-budget), seed 1 ran on: their points were paired
+    by position, averaging step 130 with step 150 (found by an adversarial pass)."""
+    from integrations.vqvae.figures import _aligned
+
+    first = np.array([[50, 1 / 50], [100, 1 / 100], [130, 1 / 130]])
+    second = np.array([[50, 1 / 50], [100, 1 / 100], [100, 0.5], [150, 1 / 150], [200, 1 / 200]])
+    steps, values = _aligned([first, second])
+    np.testing.assert_array_equal(steps, [50, 100])
+    # the last value logged at a step counts
+    np.testing.assert_array_equal(values, [[1 / 50, 1 / 100], [1 / 50, 0.5]])

@@ -49,6 +49,17 @@ def _panels(variants: Sequence[Variant]) -> list[tuple[int, str]]:
     return seen
 
 
+def _aligned(curves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The steps every seed's curve has, and each curve's value there (the last one logged
+    at a step: a resumed run logs its old last step again). Seeds stopped at different
+    steps (--time-budget) were paired by position: a value of one seed at step 130 was
+    averaged with another's at 150."""
+    tables = [{float(step): float(value) for step, value in curve} for curve in curves]
+    steps = sorted(set.intersection(*(set(table) for table in tables)))
+    values = np.array([[table[step] for step in steps] for table in tables], dtype=float)
+    return np.array(steps, dtype=float), values.reshape(len(tables), len(steps))
+
+
 def _curve_figure(
     variants, seeds, logs, key: str, ylabel: str, path: Path, *, log_scale: bool, smooth: int = 1
 ) -> None:
@@ -69,9 +80,10 @@ def _curve_figure(
                     curves.append(np.array(points, dtype=float))
             if not curves:
                 continue
-            length = min(len(c) for c in curves)
-            steps = curves[0][:length, 0]
-            values = np.stack([c[:length, 1] for c in curves])
+            steps, values = _aligned(curves)
+            length = steps.size
+            if length == 0:
+                continue
             if smooth > 1 and length >= smooth:
                 kernel = np.ones(smooth) / smooth
                 values = np.stack([np.convolve(v, kernel, mode="valid") for v in values])
