@@ -2,7 +2,7 @@
 
 ``"random"``  Gaussian draws with the data's per-feature mean and standard deviation.
 ``"normal"``  standard normal N(0, I), independent of the data (the paper's VQ-VAE init).
-``"sample"``  K distinct rows of the data, drawn without replacement (needs n >= K).
+``"sample"``  K rows of the data, drawn without replacement (needs n >= K; repeated rows can give equal units).
 ``"pca"``     the grid laid out on the plane (or space) of the leading principal
               components, spanning +-sqrt(eigenvalue) along each, largest grid axis on the
               first component (classic linear SOM initialisation; needs n >= 2).
