@@ -311,6 +311,12 @@ def test_float32_data_is_scaled_in_float64_so_winners_stay_exact_at_an_offset():
         for found in (som.predict(X), som.labels_):
             chosen = exact[np.arange(len(X)), found][:, None]
             np.testing.assert_allclose(chosen, best, rtol=1e-12, atol=0)
+    # Centred rows lose nothing to x * s in float32: they stay float32 (speed), as do rows
+    # scaled exactly (powers of two); dask rows are not looked at: float64.
+    scale = np.full(6, np.sqrt(0.3))
+    assert layers.working_dtype(X, scale) == np.float64
+    assert layers.working_dtype(X - np.float32(1e5), scale) == np.float32
+    assert layers.working_dtype(X, np.full(6, 0.5)) == np.float32
     # The weights' size no longer limits float32 data (only their ratios matter).
     small = KSOM(
         grid=(2, 2), n_epochs=2, random_state=0, layers=[[0, 1, 2], [3, 4, 5]], layer_weights=[3.0, 1.0]
