@@ -99,9 +99,9 @@ def test_plot_writes_unit_labels_from_a_target_column(tmp_path, model_file, blob
         "\n".join(["a,species,b,c"] + [f"{r[0]},{s},{r[1]},{r[2]}" for r, s in zip(blobs, y)]) + "\n"
     )
     figures = []
-    save = plotting.save_figure
+    png = plotting._png  # every figure plot_map writes is rendered by it
     monkeypatch.setattr(
-        plotting, "save_figure", lambda figure, *a, **k: figures.append(figure) or save(figure, *a, **k)
+        plotting, "_png", lambda figure, *a, **k: figures.append(figure) or png(figure, *a, **k)
     )
 
     loaded = load_model(str(model_file))
