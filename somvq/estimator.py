@@ -40,11 +40,17 @@ from .state import FittedState
 __all__ = ["KSOM"]
 
 
-def _host_rows(data: Any) -> Any:
-    """The training rows as an array-like the layer checks can index (host, or lazy dask)."""
+def _host_array(data: Any) -> np.ndarray | None:
+    """The training rows as a host NumPy array (CUDA's DeviceData: its host copy), or None."""
     if isinstance(data, np.ndarray):
         return data
     host = getattr(data, "host", None)  # CUDA's DeviceData
+    return host if isinstance(host, np.ndarray) else None
+
+
+def _host_rows(data: Any) -> Any:
+    """The training rows as an array-like the layer checks can index (host, or lazy dask)."""
+    host = _host_array(data)
     if host is not None:
         return host
     lazy = getattr(data, "X", None)  # dask's DaskData
@@ -393,8 +399,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         plan = self._plan(grid, horizon, spec, scale)
         shape = engine.memory_shape(data)
         check_fit_memory(self, grid, shape, pruned=engine.prunes(plan, data))
-        host = data if isinstance(data, np.ndarray) else getattr(data, "host", None)  # CUDA: a copy
-        if isinstance(host, np.ndarray):  # (device-only and dask rows are not sampled)
+        host = _host_array(data)
+        if host is not None:  # (device-only and dask rows are not sampled)
             parameters.check_smoothing_offset(plan, host)
         rng = self._new_rng()
         init = self.init
