@@ -328,7 +328,7 @@ def _check_finite(
     bad = np.isinf(X) if missing else ~np.isfinite(X)
     if bad.any():
         row, column = (int(i) for i in np.argwhere(bad)[0])
-        where = f"line {line_numbers[row]}" if line_numbers is not None else f"row {row} (0-based)"
+        where = _where(row, line_numbers)
         col = f"{names[column]!r}" if names is not None else f"{column + 1}"
         raise DataError(
             f"{source}: {int(bad.sum())} {'infinite' if missing else 'NaN or infinite'} value(s), the "
@@ -341,6 +341,11 @@ def _check_finite(
                 + ("." if np.isinf(X).any() else " (or fit with --missing ignore).")
             )
         )
+
+
+def _where(row: int, line_numbers: list[int] | None) -> str:
+    """Where row ``row`` is: its line in a text file, its 0-based index in an array."""
+    return f"line {line_numbers[row]}" if line_numbers is not None else f"row {row} (0-based)"
 
 
 def _check_usable_rows(data: InputData, max_missing: float) -> None:
@@ -360,9 +365,7 @@ def _check_usable_rows(data: InputData, max_missing: float) -> None:
     ):
         if rows.size:
             row = int(rows[0])
-            where = (
-                f"line {data.line_numbers[row]}" if data.line_numbers is not None else f"row {row} (0-based)"
-            )
+            where = _where(row, data.line_numbers)
             raise DataError(f"{data.source}: {rows.size} row(s) {what}, the first at {where}; {remedy}.")
 
 
