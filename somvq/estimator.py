@@ -184,14 +184,17 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         every row, its winner and a lower bound on its distance to every other unit, and
         skips the distance product for the rows whose winner provably cannot change
         (Hamerly's bounds, with Yinyang's groups of units for "none", made conservative
-        under rounding); ``"full"`` searches every row every pass; ``"auto"`` prunes
-        neighbourhood "none" from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows and
-        :data:`somvq.parameters.PRUNED_MIN_PASSES` passes on, and
-        returns to full passes while the bounds skip too few rows. Labels, codebooks and
-        errors are the same bits either way; pruning costs O(n_samples) extra memory
-        during ``fit`` (24 + 4 G bytes a row with G = K / 10 groups for "none", at most 64;
-        28 bytes with the single bound of other neighbourhoods). Mini-batch, online and the
-        CUDA backend always search in full.
+        under rounding); under a shrinking neighbourhood, where every unit moves, a row
+        is instead settled by the few units within twice its distance to its last winner
+        (Elkan's lemma; the "ball"); ``"full"`` searches every row every pass; ``"auto"``
+        prunes from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on: neighbourhood
+        "none" from :data:`somvq.parameters.PRUNED_MIN_PASSES` passes on, returning to
+        full passes while the bounds skip too few rows; other neighbourhoods in the
+        passes where a sample of the rows says the ball settles most of them (late in a
+        fit). Labels, codebooks and errors are the same bits either way; pruning costs
+        O(n_samples) extra memory during ``fit`` (24 + 4 G bytes a row with G = K / 10
+        groups for "none", at most 64; 28 bytes with the single bound of other
+        neighbourhoods). Mini-batch, online and the CUDA backend always search in full.
         See docs/performance.md.
 
     Attributes

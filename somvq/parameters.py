@@ -524,18 +524,17 @@ def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
     """Whether a CPU fit with ``plan`` on ``n_rows`` rows runs the pruned BMU search.
 
     Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
-    mini-batch and online always search in full. ``"auto"``: neighbourhood "none" from
-    :data:`PRUNED_MIN_ROWS` rows and :data:`PRUNED_MIN_PASSES` passes on (a shrinking
-    neighbourhood moves every unit every epoch: the bounds did not prune on the benchmark;
-    a short fit does not win back the bounds' set-up; docs/performance.md);
-    ``"pruned"``: always; ``"full"``: never. The results are the same bits either way.
+    mini-batch and online always search in full. ``"auto"``: from :data:`PRUNED_MIN_ROWS`
+    rows on; neighbourhood "none" from :data:`PRUNED_MIN_PASSES` passes on (a short fit does
+    not win back the bounds' set-up); a shrinking neighbourhood in the passes where a sample
+    of the rows says that the ball around their last winners settles most of them (the
+    engine decides pass by pass; docs/performance.md). ``"pruned"``: always; ``"full"``:
+    never. The results are the same bits either way.
     """
     if plan.algorithm != "batch" or plan.bmu_search == "full":
         return False
     if plan.bmu_search == "pruned":
         return True
-    return (
-        plan.neighbourhood.kind == "none"
-        and n_rows >= PRUNED_MIN_ROWS
-        and plan.horizon + 1 >= PRUNED_MIN_PASSES
-    )
+    if n_rows < PRUNED_MIN_ROWS:
+        return False
+    return plan.neighbourhood.kind != "none" or plan.horizon + 1 >= PRUNED_MIN_PASSES

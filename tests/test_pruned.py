@@ -115,10 +115,10 @@ def test_pruning_happens_and_skipped_rows_are_right():
     assert searched[-1] < len(X) // 10, searched
 
 
-def _compare_to_full(X, codebooks, n_groups=None, recheck=None):
+def _compare_to_full(X, codebooks, n_groups=None, recheck=None, ball=None):
     """Pruned search against the full one on each codebook in turn; returns the rows
     re-checked by direct distances (without the product) over the passes."""
-    bounds = cpu_pruned.Bounds(len(X), n_groups, recheck)
+    bounds = cpu_pruned.Bounds(len(X), n_groups, recheck, ball)
     rechecked = 0
     for W in codebooks:
         K, D = W.shape
@@ -194,8 +194,9 @@ def test_moving_codebooks_against_full(dtype, offset):
     steps=st.integers(1, 5),
     n_groups=st.sampled_from([None, 1, 3, 100]),
     recheck=st.sampled_from([None, 0.0, 0.5, 1.0]),
+    ball=st.sampled_from([None, 0.0, 0.3, 1.0]),
 )
-def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups, recheck):
+def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, steps, n_groups, recheck, ball):
     rng = np.random.default_rng(seed)
     dtype = np.float32 if float32 else np.float64
     X = (rng.normal(size=(n, d)) * scale + offset).astype(dtype)
@@ -207,7 +208,7 @@ def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, step
         moving = rng.random((k, 1)) < rng.random()
         W = W + rng.normal(size=W.shape) * scale * rng.choice([0.0, 1e-9, 1e-3, 0.3]) * moving
         codebooks.append(W.astype(dtype))
-    _compare_to_full(X, codebooks, n_groups, recheck)
+    _compare_to_full(X, codebooks, n_groups, recheck, ball)
 
 
 def test_auto_prunes_large_batch_only(monkeypatch):
@@ -235,7 +236,7 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     assert calls == [PRUNED_MIN_ROWS] * PRUNED_MIN_PASSES
     calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="gaussian").fit(large)
-    assert calls == []  # "auto" prunes k-means only
+    assert calls == []  # "auto", shrinking radius: the ball test lists no unit of 9
     calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, algorithm="minibatch", bmu_search="pruned").fit(small)
     assert calls == []  # mini-batch searches in full
@@ -286,17 +287,158 @@ def test_auto_backs_off_when_bounds_do_not_prune():
     from somvq.parameters import training_plan
 
     engine = CpuEngine(KSOM())
-    plan = training_plan(KSOM(grid=(2, 2)), KSOM(grid=(2, 2)).check_parameters(), 10.0)
+    som = KSOM(grid=(2, 2), neighbourhood="none")  # (a shrinking one asks the ball instead)
+    plan = training_plan(som, som.check_parameters(), 10.0)
     X = np.random.default_rng(0).normal(size=(50, 2))
     W = X[:4].copy()
     engine._pruned_statistics(X, W)  # first pass: every row
     engine._after_pruned_pass(plan, 50)
     engine._bounds[1].searched = 50  # a second pass that pruned nothing: not judged yet
     engine._after_pruned_pass(plan, 50)
-    assert engine._pruning_pays(plan)
+    assert engine._pruning_pays(plan, X, W)
     engine._bounds[1].searched = 50  # a third pass that pruned nothing
     engine._after_pruned_pass(plan, 50)
-    assert [engine._pruning_pays(plan) for _ in range(2)] == [False, True]
+    assert [engine._pruning_pays(plan, X, W) for _ in range(2)] == [False, True]
+
+
+# ------------------------------------------------------------------ the ball (one group)
+def _shrinking_fit_codebooks(X, grid, epochs, seed=0):
+    """The codebook of every epoch of a full gaussian batch fit (the radius shrinks), the
+    last one twice (no move)."""
+    codebooks = []
+    KSOM(grid=grid, n_epochs=epochs, random_state=seed, bmu_search="full").fit(
+        X, callback=lambda e, n, mse, cb: codebooks.append(cb.copy())
+    )
+    return codebooks + [codebooks[-1].copy()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e6])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ball_settles_rows_of_a_shrinking_fit(dtype, offset, seed):
+    """Late in a gaussian fit the ball around each row's last winner settles most rows
+    without the product (else the equality is vacuous), and every pass is the full
+    search's bits: winners, squared distances, counts and sums."""
+    rng = np.random.default_rng(seed)
+    X = gaussian_mixture(rng, 3000, 6, k=10, offset=offset, dtype=dtype)
+    codebooks = _shrinking_fit_codebooks(X, (6, 8), 12, seed)
+    bounds = cpu_pruned.Bounds(len(X), 1, None, 0.25)
+    settled = []
+    for W in codebooks:
+        K = W.shape[0]
+        counts, sums = np.zeros(K), np.zeros((K, X.shape[1]))
+        sq = cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums).copy()
+        bmu_f, sq_f = np.empty(len(X), dtype=np.int64), np.empty(len(X))
+        counts_f, sums_f = np.zeros(K), np.zeros((K, X.shape[1]))
+        cpu_bmu.best_matching_units(X, W, None, bmu_f, sq_f, counts=counts_f, sums=sums_f)
+        np.testing.assert_array_equal(bounds.bmu, bmu_f)
+        assert sq.tobytes() == sq_f.tobytes()
+        assert counts.tobytes() == counts_f.tobytes() and sums.tobytes() == sums_f.tobytes()
+        d = direct(X, W)
+        np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
+        assert_group_bounds(bounds, d)
+        settled.append(bounds.rechecked / len(X))
+    assert max(settled[-4:]) > 0.5, settled
+
+
+def test_ball_ties_duplicates_and_jumps():
+    """Duplicate units (distance 0 between them), rows exactly between two units, a unit
+    that jumps onto rows: the ball keeps the lowest index on ties and misses no unit."""
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.0], [2.0, 2.0], [0.5, 0.0], [3.0, 0.0]] * 40)
+    W0 = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 2.0], [3.5, 0.0], [3.0, 0.0], [9.0, 9.0]])
+    W1 = W0.copy()
+    W2 = W0 + np.array([[0.0, 0.0], [1e-13, 0.0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]])
+    W3 = W2.copy()
+    W3[2] = [0.5, 0.0]
+    W4 = W3.copy()
+    W4[4] = [3.0, 0.0]  # a tie with the rows' old winner 5: the lower index 4 takes them
+    W5 = W4.copy()
+    W5[6] = [3.0, 0.0]  # a far unit becomes a third duplicate, of a lower-index pair
+    for dtype in (np.float64, np.float32):
+        codebooks = [W.astype(dtype) for W in (W0, W1, W2, W3, W3, W4, W4, W5, W5)]
+        for ball in (0.2, 0.5, 1.0):
+            assert _compare_to_full(X.astype(dtype), codebooks, 1, 0.0, ball) > 0
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_ball_near_ties_float32(offset):
+    """Units closer than float32 rounding, rows among them: the ball's distances are the
+    full search's direct float64 ones, so its winners are too."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(6, 16)) + offset
+    W = np.repeat(base, 4, axis=0)
+    W += rng.normal(size=W.shape) * 1e-5 * (offset + 1)
+    X = (base[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 16)) * 1e-2).astype(np.float32)
+    W = W.astype(np.float32)
+    moved = (W.astype(np.float64) + 1e-6).astype(np.float32)
+    assert _compare_to_full(X, [W, W, moved, moved], 1, 0.0, 0.5) > 0
+
+
+def test_nearest_units_against_numpy():
+    """Each unit's list: its nearest other units in increasing distance (lower index first
+    on ties), with lower bounds at most the distance and within the margin of it."""
+    rng = np.random.default_rng(3)
+    W = np.round(rng.normal(size=(30, 3)) * 2)  # integer points: many equal distances
+    W[7] = W[3]
+    for dtype in (np.float64, np.float32):
+        Wd = W.astype(dtype)
+        units, low = cpu_pruned.unit_balls(Wd, 1.0, 0.5)
+        assert units.shape == low.shape == (30, 15)
+        d = np.sqrt(direct(Wd, Wd))
+        for a in range(30):
+            others = [k for k in range(30) if k != a]
+            expected = sorted(others, key=lambda k: (d[a, k], k))[:15]
+            np.testing.assert_array_equal(units[a], expected)
+            assert np.all(low[a] <= d[a, expected])
+            np.testing.assert_allclose(low[a], d[a, expected], rtol=1e-8)
+
+
+def test_no_ball_where_unit_distances_overflow():
+    """Squared distances between units beyond float64 (no scale given): no ball lists, so
+    no bound that is not one."""
+    W = np.array([[1e200, 0.0], [-1e200, 0.0], [0.0, 1.0]])
+    units, low = cpu_pruned.unit_balls(W, 1.0, 1.0)
+    assert units.shape == (3, 0) and low.shape == (3, 0)
+
+
+def test_ball_settled_fraction():
+    rng = np.random.default_rng(4)
+    W = np.arange(64, dtype=np.float64).reshape(64, 1) * 10.0
+    X = W[rng.integers(0, 64, 2000)] + rng.normal(size=(2000, 1)) * 0.1
+    bmu = np.argmin(direct(X, W), axis=1)
+    assert cpu_pruned.ball_settled_fraction(X, W, bmu, 1 / 16) == 1.0  # well inside their cells
+    far = np.zeros(2000, dtype=np.int64)  # every row's last winner: unit 0, far away
+    assert cpu_pruned.ball_settled_fraction(X, W, far, 1 / 16) < 0.1
+    assert cpu_pruned.ball_settled_fraction(X, W[:8], bmu % 8, 1 / 16) == 0.0  # lists no unit
+
+
+def test_auto_runs_the_ball_late_in_a_shrinking_fit(monkeypatch):
+    """bmu_search="auto", gaussian: the late passes run the ball test (seeded from a full
+    pass's winners), the early ones search in full; the fit is the full search's bits."""
+    from somvq.engines import cpu
+
+    passes = []
+    original = cpu.CpuEngine._pruned_statistics
+
+    def spy(self, X, codebook, n_groups=None):
+        passes.append(n_groups)
+        return original(self, X, codebook, n_groups)
+
+    monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
+    rng = np.random.default_rng(9)
+    X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 4, k=12).astype(np.float32)
+    params = {"grid": (16, 20), "n_epochs": 20, "random_state": 0}
+    errors = {}
+    fits = {}
+    for mode in ("full", "auto"):
+        errors[mode] = []
+        fits[mode] = KSOM(bmu_search=mode, **params).fit(
+            X, callback=lambda e, n, mse, cb, out=errors[mode]: out.append(mse)
+        )
+    assert 0 < len(passes) < params["n_epochs"] and set(passes) == {1}, passes
+    assert fits["full"].codebook_.tobytes() == fits["auto"].codebook_.tobytes()
+    np.testing.assert_array_equal(fits["full"].labels_, fits["auto"].labels_)
+    assert errors["full"] == errors["auto"]
 
 
 @pytest.mark.parametrize("n_groups", [1, 4])

@@ -1,4 +1,4 @@
-"""Exact pruned BMU search on the CPU (Hamerly / Yinyang bounds), for batch KSOM and k-means.
+"""Exact pruned BMU search on the CPU (Hamerly, Yinyang, Elkan's ball) for batch KSOM and k-means.
 
 Between two passes of a batch fit every row keeps
 
@@ -26,6 +26,11 @@ so it is tight. With ``d' = sqrt(d2) (1 + 2 m)``, :func:`check_rows` sorts every
   groups but the ones whose own move leaves them beyond ``d'`` (Yinyang's local filter);
   the winner is the argmin of those and the old winner, lowest index on ties, and the
   failed groups' bounds are rebuilt from the same distances;
+* with one group (a shrinking neighbourhood, whose moves defeat every carried bound):
+  the *ball*. By Elkan's lemma (2003) a unit farther than ``2 d'`` from the old winner
+  is farther from the row than the old winner itself, so when those within ``2 d'`` are
+  all among the winner's :data:`BALL_FRACTION` K nearest units (:func:`unit_balls`, made
+  for each codebook) their direct distances settle the row; the bound needs no history;
 * otherwise the row is gathered, block by block, into the usual exact path
   (:func:`somvq._kernels.cpu_bmu.search_block`: GEMM in the codebook's frame, certified
   or re-ranked by direct float64 distances), then :func:`runner_up_block` reads the same
@@ -47,7 +52,8 @@ over all rows in row order, as the full search adds them block after block.
 Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float64, the
 candidates' indices int64, and 4 bytes a row per group of units: ``24 + 4 G`` bytes a row,
 28 with one group, 184 with the 40 groups of K = 400) plus one gathered block of
-candidate rows per thread and O(K + G) scratch per part of the check.
+candidate rows per thread, O(K + G) scratch per part of the check and, with one group,
+the nearest-unit lists (16 bytes per unit and listed unit: 160 KB for K = 400).
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ _CHECK_SIGNATURES = [
         types.float64,  # margin
         types.int64,  # most units a row may re-check here (more: the row goes to the product)
         array(types.float64, 1, "C"),  # each unit's move (float64, inflated)
+        array(types.int64, 2, "C", readonly=True),  # each unit's nearest units (K, M), nearest first
+        array(types.float64, 2, "C", readonly=True),  # lower bounds on their distances (K, M)
         array(types.float64, 1, "C"),  # scratch (K,): lower bounds on the re-checked units' distances
         array(types.int8, 1, "C"),  # scratch (G,): which groups' bounds failed
         array(types.float32, 1, "C"),  # scratch (G,): the groups' bounds before this pass
@@ -104,6 +112,57 @@ def _round_down(value):
     return np.float32(value * (1.0 - 2.0**-20))  # round to nearest moves it by < 2^-24
 
 
+_NEAREST_SIGNATURES = [
+    types.void(
+        array(dtype, 2, "C", readonly=True),  # codebook
+        types.float64,  # scale of the direct distances (power of two)
+        types.float64,  # margin
+        array(types.int64, 2, "C"),  # out: each unit's M nearest other units (K, M), nearest first
+        array(types.float64, 2, "C"),  # out: lower bounds on those distances (K, M)
+    )
+    for dtype in FLOATS
+]
+
+
+@njit(_NEAREST_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
+def nearest_units(codebook, scale, margin, out_units, out_low):
+    """For each unit ``a``, the ``M = out_units.shape[1]`` other units nearest to it, in
+    increasing distance (lower index first on ties), and lower bounds on their distances:
+    the direct float64 distance (scaled by the power of two ``scale``, as the rows' are)
+    deflated by ``margin``, at most the largest finite float64 (inf where the square
+    overflowed: :func:`unit_balls` then lists none). O(K^2 D), insertion into a sorted
+    list of M."""
+    n_units, n_features = codebook.shape
+    n_listed = out_units.shape[1]
+    big = np.finfo(np.float64).max
+    for a in range(n_units):
+        filled = 0
+        for k in range(n_units):
+            if k == a:
+                continue
+            acc = 0.0
+            for j in range(n_features):
+                diff = (np.float64(codebook[a, j]) - np.float64(codebook[k, j])) * scale
+                acc += diff * diff
+            if filled == n_listed and not acc < out_low[a, n_listed - 1]:
+                continue  # (k increases: an equal distance keeps the lower index first)
+            t = filled if filled < n_listed else n_listed - 1
+            while t > 0 and acc < out_low[a, t - 1]:
+                out_low[a, t] = out_low[a, t - 1]
+                out_units[a, t] = out_units[a, t - 1]
+                t -= 1
+            out_low[a, t] = acc
+            out_units[a, t] = k
+            if filled < n_listed:
+                filled += 1
+        for t in range(n_listed):
+            acc = out_low[a, t]
+            low = math.sqrt(acc) / scale * (1.0 - margin)
+            # beyond float64 only after the division: the distance itself is; an overflowed
+            # square stays inf, and the caller then lists no units (no valid bound)
+            out_low[a, t] = low if (low < big or acc == np.inf) else big
+
+
 @njit(_CHECK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def check_rows(
     X,
@@ -118,6 +177,8 @@ def check_rows(
     margin,
     max_units,
     unit_moves,
+    near_units,
+    near_low,
     scratch,
     failing,
     old_low,
@@ -136,6 +197,10 @@ def check_rows(
       the old winner's (lowest index on ties: every other unit is provably farther), and
       the failed groups' bounds are rebuilt from the same distances (Yinyang's local
       filtering, without a product);
+    * otherwise, when the units within ``2 d`` of the old winner are all among its
+      ``M = near_units.shape[1]`` nearest (:func:`nearest_units`; M = 0: no such test),
+      only they can be nearer the row than the old winner (Elkan's lemma, see the
+      comment there): their direct distances settle the row here (one group only);
     * otherwise the row's index goes to ``out_candidates`` (increasing order) for the exact
       search.
 
@@ -148,6 +213,8 @@ def check_rows(
     zero = np.float32(0.0)
     n = 0
     rechecked = 0
+    n_units = codebook.shape[0]
+    n_listed = near_units.shape[1] if n_groups == 1 else 0  # the ball test: one group
     for i in range(n_rows):
         winner = bmu[i]
         dist = 0.0
@@ -173,8 +240,57 @@ def check_rows(
             out_sq_dist[i] = d2
             continue
         if units > max_units:
-            out_candidates[n] = i
-            n += 1
+            if n_listed == 0:  # no ball test
+                out_candidates[n] = i
+                n += 1
+                continue
+            # The ball (Elkan's lemma, 2003): ||x - w_k|| >= ||w_a - w_k|| - ||x - w_a||, so
+            # a unit k with ||w_a - w_k|| > 2 d (the reach) is farther from the row than
+            # its old winner a, strictly: neither the winner nor tied with it. The others
+            # are a prefix of a's nearest units (near_low: lower bounds, sorted), known
+            # when a listed unit lies beyond 2 d. (Written here, not in a helper: through
+            # a function, inlined or not, this path took 1.4-1.7x as long.)
+            limit = 2.0 * reach
+            size = 0
+            for t in range(n_listed):  # branch-free: rows do not wait on a misprediction
+                size += 1 if near_low[winner, t] <= limit else 0
+            if size == n_listed and n_listed < n_units - 1:
+                out_candidates[n] = i  # the ball reaches past the listed units
+                n += 1
+                continue
+            if size < n_listed:
+                beyond = near_low[winner, size]
+                edge = (beyond - reach) - (beyond + reach) * margin  # (rounded down)
+            else:
+                edge = np.inf  # the ball holds every unit
+            # the winner: the direct distances' argmin over the ball and a, lowest index
+            # on ties, as in the full search; second: the nearest of the others
+            best = dist
+            best_k = winner
+            second = np.inf
+            for t in range(size):
+                k = near_units[winner, t]
+                acc = 0.0
+                for j in range(n_features):
+                    diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
+                    acc += diff * diff
+                if acc < best or (acc == best and k < best_k):
+                    second = best
+                    best = acc
+                    best_k = k
+                elif acc < second:
+                    second = acc
+            # the new bound (one group): a unit outside the ball is at least edge away, one
+            # inside at its computed distance; the moved bound holds for them all
+            low = np.float64(lower[i, 0])
+            low = edge if edge > low else low
+            if second < np.inf:
+                inside = math.sqrt(unscaled(second, exponent)) * (1.0 - margin)
+                low = inside if inside < low else low
+            lower[i, 0] = _round_down(low) if low < np.inf else np.inf
+            bmu[i] = best_k
+            out_sq_dist[i] = unscaled(best, exponent)
+            rechecked += 1
             continue
         # local re-check: direct distances to the units of the failed groups, but those
         # whose own move leaves them provably beyond the old winner (Yinyang's local
@@ -411,9 +527,16 @@ class Bounds:
     squared distances and candidates (16 bytes a row).
     """
 
-    def __init__(self, n_rows: int, n_groups: int | None = None, recheck: float | None = None):
+    def __init__(
+        self,
+        n_rows: int,
+        n_groups: int | None = None,
+        recheck: float | None = None,
+        ball: float | None = None,
+    ):
         self.n_groups = n_groups
         self.recheck = RECHECK_FRACTION if recheck is None else recheck
+        self.ball = BALL_FRACTION if ball is None else ball
         self.codebook = None
         self.starts = None
         self.members = None
@@ -425,6 +548,15 @@ class Bounds:
         self.searched = n_rows
         self.rechecked = 0
 
+    def seed(self, winners: np.ndarray, codebook: np.ndarray) -> None:
+        """Start from the winners of a full search of ``codebook`` (the same rows), with
+        every lower bound 0: the next pass checks every row against its winner (the ball
+        test, with one group) without a first pass that searches every row."""
+        self.for_units(codebook)
+        self.bmu[:] = winners
+        self.lower[:] = 0.0
+        self.codebook = np.array(codebook, copy=True)
+
     def for_units(self, codebook: np.ndarray) -> None:
         """Groups for this codebook's units (:func:`unit_groups`), when not made yet."""
         n_units = codebook.shape[0]
@@ -435,7 +567,57 @@ class Bounds:
 
 
 #: Rows per part of the parallel check (parts are claimed by the threads in turn).
-CHECK_PART_ROWS = 65536
+CHECK_PART_ROWS = 16384
+
+#: Most units a row re-checks in the ball around its old winner (:func:`check_rows`),
+#: as a fraction of K; a larger ball sends the row to the product. A direct distance at
+#: D = 16 costs about what the product spends on 6-7 units; replayed, K / 8 gave the
+#: cheapest late passes (docs/performance.md, round 14).
+BALL_FRACTION = 1 / 8
+
+
+def unit_balls(codebook: np.ndarray, scale: float, fraction: float):
+    """Each unit's ``M = fraction K`` nearest units and lower bounds on their distances
+    (:func:`nearest_units`); ``(K, 0)`` arrays (no ball test) when M is 0 or a squared
+    distance between units overflows."""
+    n_units = codebook.shape[0]
+    listed = min(n_units - 1, int(fraction * n_units))
+    units = np.empty((n_units, max(listed, 0)), dtype=np.int64)
+    low = np.empty((n_units, max(listed, 0)))
+    if listed > 0:
+        nearest_units(codebook, scale, MARGIN, units, low)
+        if not np.isfinite(low).all():
+            return units[:, :0].copy(), low[:, :0].copy()
+    return units, low
+
+
+#: Rows sampled by :func:`ball_settled_fraction`.
+BALL_SAMPLE_ROWS = 256
+
+
+def ball_settled_fraction(
+    X: np.ndarray, codebook: np.ndarray, bmu: np.ndarray, fraction: float, sample: int = BALL_SAMPLE_ROWS
+) -> float:
+    """About what fraction of the rows the ball test (:func:`check_rows`, one group) would
+    settle with ``codebook``, given each row's last winner ``bmu``: from ``sample`` rows
+    spread evenly over ``X``, the units within twice their distance to that winner (an
+    estimate in float64, for choosing the search only; the results never depend on it)."""
+    n_rows = X.shape[0]
+    n_units = codebook.shape[0]
+    listed = min(n_units - 1, int(fraction * n_units))
+    if n_rows == 0 or listed <= 0:
+        return 0.0
+    rows = np.unique(np.linspace(0, n_rows - 1, min(n_rows, sample)).astype(np.int64))
+    W = codebook.astype(np.float64)
+    own = W[bmu[rows]]
+    # (one BLAS thread: the BLAS's own threads spin after a call, and would take the
+    # cores from the check that follows, 15.5 -> 21-29 ms a pass at 2e5 x 16)
+    with np.errstate(over="ignore", invalid="ignore"), cpu_bmu.single_threaded_blas():
+        reach2 = np.einsum("sd,sd->s", X[rows] - own, X[rows] - own)
+        between = (own**2).sum(1)[:, None] - 2.0 * own @ W.T + (W**2).sum(1)[None, :]
+        inside = (between <= 4.0 * reach2[:, None]).sum(1) - 1
+    settled = inside <= listed if listed == n_units - 1 else inside < listed
+    return float(np.mean(settled))
 
 
 def _check(X, codebook, bounds: Bounds, search) -> int:
@@ -447,6 +629,7 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     unit_moves = moves_of_units(bounds.codebook, codebook)
     moves = group_moves32(np.maximum.reduceat(unit_moves[bounds.members], bounds.starts[:-1]))
     max_units = int(bounds.recheck * n_units)
+    near_units, near_low = unit_balls(codebook, search.direct_scale, bounds.ball)
     parts = list(range(0, n, CHECK_PART_ROWS))
     found = [(0, 0)] * len(parts)
 
@@ -466,6 +649,8 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
             MARGIN,
             max_units,
             unit_moves,
+            near_units,
+            near_low,
             np.empty(n_units),
             np.empty(n_groups, dtype=np.int8),
             np.empty(n_groups, dtype=np.float32),

@@ -56,9 +56,10 @@ class CpuEngine(Engine):
             return self._thresholded_pass(X, order, plan, state)
         if plan.algorithm == "batch":
             search = state.codebook if plan.search is None else plan.search(state.codebook)
-            if self.prunes(plan, X) and self._pruning_pays(plan):
-                # Yinyang group bounds (config.default_groups) for k-means; one bound
-                # while a neighbourhood moves every unit (docs/performance.md, pruned search)
+            if self.prunes(plan, X) and self._pruning_pays(plan, X, state.codebook):
+                # Yinyang group bounds (config.default_groups) for k-means; one bound and
+                # the ball around each row's last winner while a neighbourhood moves every
+                # unit (docs/performance.md, pruned search)
                 groups = None if plan.neighbourhood.kind == "none" else 1
                 stats = self._pruned_statistics(X, state.codebook, groups)
                 self._after_pruned_pass(plan, X.shape[0])
@@ -200,15 +201,52 @@ class CpuEngine(Engine):
     #: benchmark the third searched no row by the product).
     AUTO_UNJUDGED_PASSES = 2
 
-    def _pruning_pays(self, plan: TrainingPlan) -> bool:
-        if plan.bmu_search != "auto" or getattr(self, "_full_passes_left", 0) <= 0:
+    #: bmu_search="auto" under a shrinking neighbourhood: a pass runs the ball test when a
+    #: sample of the rows says that at least this fraction of them would be settled by it
+    #: (a settled row costs ~0.4x its share of a full search; one sent on to the product
+    #: ~1.2x, with its new bound: docs/performance.md, round 14).
+    AUTO_MIN_SETTLED = 0.6
+
+    def _pruning_pays(self, plan: TrainingPlan, X: np.ndarray, codebook: np.ndarray) -> bool:
+        if plan.bmu_search != "auto":
+            return True
+        if plan.neighbourhood.kind != "none":
+            return self._ball_pays(X, codebook)
+        if getattr(self, "_full_passes_left", 0) <= 0:
             return True
         self._full_passes_left -= 1
         self._bounds = None  # stale once a pass runs without them
         return False
 
+    def _ball_pays(self, X: np.ndarray, codebook: np.ndarray) -> bool:
+        """Under a shrinking neighbourhood the bounds carried from pass to pass do not
+        prune (every unit moves by more than the runner-up gaps); what does, late in a fit,
+        is the ball around each row's last winner, which needs only those winners. This
+        pass runs it when a sample of the rows says it settles enough of them
+        (:func:`~somvq._kernels.cpu_pruned.ball_settled_fraction`); bounds are seeded from
+        the last full pass's winners, so that no pass pays for a first set of bounds."""
+        from .._kernels import cpu_pruned
+
+        X = algorithms._as_dtype(X, codebook.dtype)
+        bounds = self._pruned_bounds(X)
+        if bounds is not None and bounds.codebook is not None:
+            winners = bounds.bmu
+        else:
+            searched = getattr(self, "_searched", None)
+            if searched is None or searched[0] is not X:
+                return False  # no winners yet: a full pass finds them
+            winners = searched[2]
+        settled = cpu_pruned.ball_settled_fraction(X, codebook, winners, cpu_pruned.BALL_FRACTION)
+        if settled < self.AUTO_MIN_SETTLED:
+            self._bounds = None  # stale once a pass runs without them
+            return False
+        if bounds is None or bounds.codebook is None:
+            bounds = self._pruned_bounds(X, create=True, n_groups=1)
+            bounds.seed(searched[2], searched[1])
+        return True
+
     def _after_pruned_pass(self, plan: TrainingPlan, n_rows: int) -> None:
-        if plan.bmu_search != "auto":
+        if plan.bmu_search != "auto" or plan.neighbourhood.kind != "none":
             return
         searched = self._bounds[1].searched
         if searched > self.AUTO_MAX_SEARCHED * n_rows:
