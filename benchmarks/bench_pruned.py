@@ -78,9 +78,10 @@ def main(argv=None):
     parser.add_argument(
         "--replay",
         nargs="+",
-        metavar="GROUPS:RECHECK",
+        metavar="GROUPS:RECHECK[:BALL]",
         help="replay the codebooks of a full fit (--neighbourhood) through the pruned search with "
-        "these settings (e.g. 1:0 40:0.25); per-pass process CPU time against the full search",
+        "these settings (e.g. 1:0 40:0.25; 1:0:0 turns the ball test off, 1:0:0.125 is its "
+        "default); per-pass process CPU time against the full search",
     )
     parser.add_argument("--neighbourhood", default="none", help="--replay: the fit's neighbourhood")
     parser.add_argument("--small-map", default="16x32", help="--small: the map")
@@ -316,8 +317,8 @@ def replay(args):
     codebooks = codebooks[:-1]
     settings = {"full": None}
     for text in args.replay:
-        groups, recheck = text.split(":")
-        settings[text] = (int(groups), float(recheck))
+        groups, recheck, *ball = text.split(":")
+        settings[text] = (int(groups), float(recheck), float(ball[0]) if ball else None)
 
     def run(setting):
         times, fractions = [], []

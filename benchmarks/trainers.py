@@ -41,6 +41,7 @@ _NONE = {"algorithm": "batch", "neighbourhood": "none"}
 SOMVQ_PARAMS = {
     "somvq-batch": _BATCH,
     "somvq-batch-pruned": {**_BATCH, "bmu_search": "pruned"},
+    "somvq-batch-full": {**_BATCH, "bmu_search": "full"},
     "somvq-batch-nan": {**_BATCH, "missing": "ignore", "max_missing": 1.0},
     "somvq-none": _NONE,
     "somvq-none-full": {**_NONE, "bmu_search": "full"},
@@ -222,6 +223,11 @@ TRAINERS = {
         _somvq_trainer("somvq-batch-pruned"),
         "som",
         'somvq KSOM batch, gaussian, bmu_search="pruned"',
+    ),
+    "somvq-batch-full": (
+        _somvq_trainer("somvq-batch-full"),
+        "som",
+        'somvq KSOM batch, gaussian, bmu_search="full"',
     ),
     "somvq-batch-nan": (
         _somvq_trainer("somvq-batch-nan"),

@@ -54,8 +54,15 @@ def test_labels_say_what_auto_ran(bench):
     assert run.search_label("somvq-none", big, (4, 4), long) == "somvq-none (auto: pruned)"
     assert run.search_label("somvq-none", big, (4, 4), long - 1) == "somvq-none (auto: full)"
     assert run.search_label("somvq-none", small, (4, 4), long) == "somvq-none (auto: full)"
-    assert run.search_label("somvq-batch", big, (4, 4), long) == "somvq-batch (auto: full)"
-    for lib in ("somvq-none-full", "somvq-none-pruned", "somvq-batch-pruned", "somvq-batch-nan"):
+    assert run.search_label("somvq-batch", big, (4, 4), long) == "somvq-batch (auto: ball test where it pays)"
+    assert run.search_label("somvq-batch", small, (4, 4), long) == "somvq-batch (auto: full)"
+    for lib in (
+        "somvq-none-full",
+        "somvq-none-pruned",
+        "somvq-batch-full",
+        "somvq-batch-pruned",
+        "somvq-batch-nan",
+    ):
         assert run.search_label(lib, big, (4, 4), long) == lib
     for lib in ("somvq-minibatch", "somvq-online", "kmeans", "xpysom"):
         assert run.search_label(lib, big, (4, 4), long) == lib
