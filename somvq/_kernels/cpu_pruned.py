@@ -53,7 +53,7 @@ Memory: O(N) extra for a fit (``bmu`` int64, the per-row squared distances float
 candidates' indices int64, and 4 bytes a row per group of units: ``24 + 4 G`` bytes a row,
 28 with one group, 184 with the 40 groups of K = 400) plus one gathered block of
 candidate rows per thread, O(K + G) scratch per part of the check and, with one group,
-the nearest-unit lists (16 bytes per unit and listed unit: 160 KB for K = 400).
+the nearest-unit lists (16 bytes per unit and listed unit: 320 KB for K = 400).
 """
 
 from __future__ import annotations
@@ -629,7 +629,8 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     unit_moves = moves_of_units(bounds.codebook, codebook)
     moves = group_moves32(np.maximum.reduceat(unit_moves[bounds.members], bounds.starts[:-1]))
     max_units = int(bounds.recheck * n_units)
-    near_units, near_low = unit_balls(codebook, search.direct_scale, bounds.ball)
+    # the ball test runs with one group only (check_rows): no lists for k-means' groups
+    near_units, near_low = unit_balls(codebook, search.direct_scale, bounds.ball if n_groups == 1 else 0.0)
     parts = list(range(0, n, CHECK_PART_ROWS))
     found = [(0, 0)] * len(parts)
 
