@@ -65,7 +65,8 @@ BMU_SEARCHES = ("auto", "full", "pruned")
 #: ``bmu_search="auto"`` prunes batch passes from this many rows on: below it the bounds'
 #: O(N D) bookkeeping is not paid back by the products it saves (docs/performance.md).
 PRUNED_MIN_ROWS = 20_000
-#: bmu_search="auto" prunes fits of at least this many batch passes: the first passes build
+#: bmu_search="auto" prunes k-means fits of at least this many batch passes (shrinking
+#: neighbourhoods decide pass by pass, docs/performance.md round 14): the first passes build
 #: the bounds at a cost, which short fits do not win back (benchmark table, round 4: 10
 #: passes of 1e5x32 k-means 1.7x the full search's time, 3 passes of Fashion-MNIST 1.5x;
 #: 30 passes of 1e6x16 0.72x).

@@ -5,6 +5,7 @@ independently, a direct float64 NumPy argmin written here (lowest index on ties)
 """
 
 import threading
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -208,7 +209,8 @@ def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, step
         moving = rng.random((k, 1)) < rng.random()
         W = W + rng.normal(size=W.shape) * scale * rng.choice([0.0, 1e-9, 1e-3, 0.3]) * moving
         codebooks.append(W.astype(dtype))
-    _compare_to_full(X, codebooks, n_groups, recheck, ball)
+    with mock.patch.object(cpu_pruned, "BALL_MIN_ROWS_PER_UNIT", 0):  # the ball on any data
+        _compare_to_full(X, codebooks, n_groups, recheck, ball)
 
 
 def test_auto_prunes_large_batch_only(monkeypatch):
@@ -236,7 +238,7 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     assert calls == [PRUNED_MIN_ROWS] * PRUNED_MIN_PASSES
     calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, neighbourhood="gaussian").fit(large)
-    assert calls == []  # "auto", shrinking radius: the ball test lists no unit of 9
+    assert calls == []  # "auto", shrinking radius: a sample says the ball settles too few rows
     calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, algorithm="minibatch", bmu_search="pruned").fit(small)
     assert calls == []  # mini-batch searches in full
@@ -302,6 +304,12 @@ def test_auto_backs_off_when_bounds_do_not_prune():
 
 
 # ------------------------------------------------------------------ the ball (one group)
+@pytest.fixture
+def ball_on_small_data(monkeypatch):
+    """The ball test on data of any size (it normally needs 32 rows per unit)."""
+    monkeypatch.setattr(cpu_pruned, "BALL_MIN_ROWS_PER_UNIT", 0)
+
+
 def _shrinking_fit_codebooks(X, grid, epochs, seed=0):
     """The codebook of every epoch of a full gaussian batch fit (the radius shrinks), the
     last one twice (no move)."""
@@ -315,7 +323,7 @@ def _shrinking_fit_codebooks(X, grid, epochs, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offset", [0.0, 1e4, 1e6])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_ball_settles_rows_of_a_shrinking_fit(dtype, offset, seed):
+def test_ball_settles_rows_of_a_shrinking_fit(dtype, offset, seed, ball_on_small_data):
     """Late in a gaussian fit the ball around each row's last winner settles most rows
     without the product (else the equality is vacuous), and every pass is the full
     search's bits: winners, squared distances, counts and sums."""
@@ -341,7 +349,7 @@ def test_ball_settles_rows_of_a_shrinking_fit(dtype, offset, seed):
     assert max(settled[-4:]) > 0.5, settled
 
 
-def test_ball_ties_duplicates_and_jumps():
+def test_ball_ties_duplicates_and_jumps(ball_on_small_data):
     """Duplicate units (distance 0 between them), rows exactly between two units, a unit
     that jumps onto rows: the ball keeps the lowest index on ties and misses no unit."""
     X = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.0], [2.0, 2.0], [0.5, 0.0], [3.0, 0.0]] * 40)
@@ -361,7 +369,7 @@ def test_ball_ties_duplicates_and_jumps():
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e3])
-def test_ball_near_ties_float32(offset):
+def test_ball_near_ties_float32(offset, ball_on_small_data):
     """Units closer than float32 rounding, rows among them: the ball's distances are the
     full search's direct float64 ones, so its winners are too."""
     rng = np.random.default_rng(2)
@@ -393,6 +401,17 @@ def test_nearest_units_against_numpy():
             np.testing.assert_allclose(low[a], d[a, expected], rtol=1e-8)
 
 
+def test_no_ball_on_few_rows_per_unit():
+    """Fewer than BALL_MIN_ROWS_PER_UNIT rows a unit: the lists are not made (they would
+    cost more than the pass) and no row is settled by the ball; the bits are the same."""
+    rng = np.random.default_rng(5)
+    X = gaussian_mixture(rng, 600, 4, k=6)
+    codebooks = _shrinking_fit_codebooks(X, (4, 5), 8)
+    assert len(X) < cpu_pruned.BALL_MIN_ROWS_PER_UNIT * 20
+    assert _compare_to_full(X, codebooks[-3:], 1, 0.0, 1.0) == 0
+    assert cpu_pruned.ball_settled_fraction(X, codebooks[-1], np.zeros(600, dtype=np.int64), 1.0) == 0.0
+
+
 def test_no_ball_where_unit_distances_overflow():
     """Squared distances between units beyond float64 (no scale given): no ball lists, so
     no bound that is not one."""
@@ -401,7 +420,7 @@ def test_no_ball_where_unit_distances_overflow():
     assert units.shape == (3, 0) and low.shape == (3, 0)
 
 
-def test_ball_settled_fraction():
+def test_ball_settled_fraction(ball_on_small_data):
     rng = np.random.default_rng(4)
     W = np.arange(64, dtype=np.float64).reshape(64, 1) * 10.0
     X = W[rng.integers(0, 64, 2000)] + rng.normal(size=(2000, 1)) * 0.1
