@@ -154,17 +154,23 @@ def test_ties_and_duplicate_units():
             _compare_to_full(X, [W0, W1, W2, W3, W3], n_groups, recheck)
 
 
+def near_tie_data(offset, copies):
+    """float32 rows around 6 centres at ``offset`` and ``copies`` units at each centre,
+    closer to each other than float32 rounding; the units, and the units moved by 1e-6."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(6, 16)) + offset
+    W = np.repeat(base, copies, axis=0)
+    W += rng.normal(size=W.shape) * 1e-5 * (offset + 1)
+    X = (base[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 16)) * 1e-2).astype(np.float32)
+    return X, W.astype(np.float32), (W.astype(np.float32).astype(np.float64) + 1e-6).astype(np.float32)
+
+
 @pytest.mark.parametrize("offset", [0.0, 1e3])
 def test_near_ties_float32(offset):
     """Units closer to each other than float32 GEMM rounding: the scores alone would
     overstate the runner-up's distance; the error bound keeps the lower bound below it."""
-    rng = np.random.default_rng(2)
-    base = rng.normal(size=(6, 16)) + offset
-    W = np.repeat(base, 3, axis=0)
-    W += rng.normal(size=W.shape) * 1e-5 * (offset + 1)
-    X = (base[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 16)) * 1e-2).astype(np.float32)
-    W = W.astype(np.float32)
-    _compare_to_full(X, [W, W, (W.astype(np.float64) + 1e-6).astype(np.float32)])
+    X, W, moved = near_tie_data(offset, 3)
+    _compare_to_full(X, [W, W, moved])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -372,13 +378,7 @@ def test_ball_ties_duplicates_and_jumps(ball_on_small_data):
 def test_ball_near_ties_float32(offset, ball_on_small_data):
     """Units closer than float32 rounding, rows among them: the ball's distances are the
     full search's direct float64 ones, so its winners are too."""
-    rng = np.random.default_rng(2)
-    base = rng.normal(size=(6, 16)) + offset
-    W = np.repeat(base, 4, axis=0)
-    W += rng.normal(size=W.shape) * 1e-5 * (offset + 1)
-    X = (base[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 16)) * 1e-2).astype(np.float32)
-    W = W.astype(np.float32)
-    moved = (W.astype(np.float64) + 1e-6).astype(np.float32)
+    X, W, moved = near_tie_data(offset, 4)
     assert _compare_to_full(X, [W, W, moved, moved], 1, 0.0, 0.5) > 0
 
 
