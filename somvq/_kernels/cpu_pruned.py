@@ -596,6 +596,14 @@ def unit_balls(codebook: np.ndarray, scale: float, fraction: float):
 #: epoch with the lists against 3.7 without; 1e4 x 16, K = 400: 8.7 against 5.4 ms).
 BALL_MIN_ROWS_PER_UNIT = 32
 
+
+def _ball_fraction(n_rows: int, n_units: int, fraction: float) -> float:
+    """The ball's list length (a fraction of K) on ``n_rows`` rows: 0 below
+    :data:`BALL_MIN_ROWS_PER_UNIT`, where its lists (O(K^2 D), one thread) would cost more
+    than the pass (O(N K D)) saves."""
+    return fraction if n_rows >= BALL_MIN_ROWS_PER_UNIT * n_units else 0.0
+
+
 #: Rows sampled by :func:`ball_settled_fraction`.
 BALL_SAMPLE_ROWS = 256
 
@@ -609,9 +617,9 @@ def ball_settled_fraction(
     estimate in float64, for choosing the search only; the results never depend on it)."""
     n_rows = X.shape[0]
     n_units = codebook.shape[0]
-    listed = min(n_units - 1, int(fraction * n_units))
-    if n_rows < BALL_MIN_ROWS_PER_UNIT * n_units or listed <= 0:
-        return 0.0  # (the check makes no lists: see BALL_MIN_ROWS_PER_UNIT)
+    listed = min(n_units - 1, int(_ball_fraction(n_rows, n_units, fraction) * n_units))
+    if listed <= 0:
+        return 0.0  # (the check makes no lists)
     rows = np.unique(np.linspace(0, n_rows - 1, min(n_rows, sample)).astype(np.int64))
     W = codebook.astype(np.float64)
     own = W[bmu[rows]]
@@ -634,9 +642,8 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     unit_moves = moves_of_units(bounds.codebook, codebook)
     moves = group_moves32(np.maximum.reduceat(unit_moves[bounds.members], bounds.starts[:-1]))
     max_units = int(bounds.recheck * n_units)
-    # the ball test runs with one group only (check_rows), and where its lists (O(K^2 D),
-    # one thread) cost little beside the pass (O(N K D)): not for k-means' groups
-    ball = bounds.ball if n_groups == 1 and n >= BALL_MIN_ROWS_PER_UNIT * n_units else 0.0
+    # the ball test runs with one group only (check_rows): not for k-means' groups
+    ball = _ball_fraction(n, n_units, bounds.ball) if n_groups == 1 else 0.0
     near_units, near_low = unit_balls(codebook, search.direct_scale, ball)
     parts = list(range(0, n, CHECK_PART_ROWS))
     found = [(0, 0)] * len(parts)
