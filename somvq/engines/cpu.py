@@ -62,6 +62,9 @@ class CpuEngine(Engine):
                 # unit (docs/performance.md, pruned search)
                 groups = None if plan.neighbourhood.kind == "none" else 1
                 stats = self._pruned_statistics(X, state.codebook, groups)
+                # the bounds now hold the newest winners; a full pass's would be stale (and
+                # are read only when no bounds are kept: labels, _ball_pays)
+                self._searched = None
                 self._after_pruned_pass(plan, X.shape[0])
                 return batch_step(stats, plan, state)
             n_units, n_features = search.shape
