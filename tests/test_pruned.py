@@ -431,6 +431,19 @@ def test_ball_settled_fraction(ball_on_small_data):
     assert cpu_pruned.ball_settled_fraction(X, W[:8], bmu % 8, 1 / 16) == 0.0  # lists no unit
 
 
+@pytest.mark.parametrize("offset", [1e6, 1e10, -1e12])
+def test_ball_settled_fraction_far_from_the_origin(offset, ball_on_small_data):
+    """The estimate sees the same balls far from the origin (float64 data at 1e10), where
+    the ball's direct distances work as near it: the plain expanded form said 0 there."""
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(64, 3)) * 3.0
+    X = W[rng.integers(0, 64, 2000)] + rng.normal(size=(2000, 3)) * 0.3
+    bmu = np.argmin(direct(X, W), axis=1)
+    near = cpu_pruned.ball_settled_fraction(X, W, bmu, 1 / 4)
+    assert near > 0.5
+    assert cpu_pruned.ball_settled_fraction(X + offset, W + offset, bmu, 1 / 4) == near
+
+
 def test_auto_runs_the_ball_late_in_a_shrinking_fit(monkeypatch):
     """bmu_search="auto", gaussian: the late passes run the ball test (seeded from a full
     pass's winners), the early ones search in full; the fit is the full search's bits."""
