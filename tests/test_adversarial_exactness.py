@@ -421,3 +421,36 @@ def test_the_default_initialisation_below_1e_154():
     for scale in (2.0**-600, 2.0**-1000):
         som = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X * scale)
         np.testing.assert_array_equal(som.codebook_ / scale, reference.codebook_)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_candidates_within_the_bound_are_compared_directly(offset, dtype):
+    """Pairs of units a few ulps apart (and one exact duplicate), far from every other unit:
+    their scores lie within the error bound of each other, so each row has exactly two
+    candidates (``rank_block``'s pair path: the lowest score's first index and the index
+    sum less it, no scan). The winner must be the float64 argmin whichever of the two has
+    the lower index or the lower score, the lower index on an exact tie."""
+    rng = np.random.default_rng(11)
+    d, k = 16, 40
+    W = (offset + 50.0 * rng.normal(size=(k, d))).astype(dtype)
+    pairs = [(3, 17), (17, 3), (0, 39), (25, 24), (8, 9)]
+    rows = []
+    for p, (a, b) in enumerate(pairs):
+        x = (W[a].astype(np.float64) + 0.3 * rng.normal(size=d)).astype(dtype)
+        W[b] = W[a]
+        if p < len(pairs) - 1:  # the last pair: an exact tie
+            toward = p % 2 == 0  # b a few ulps nearer to x, or farther
+            direction = np.sign(x[0] - W[a, 0]) * (1.0 if toward else -1.0)
+            # float64: 64 ulps, so the float64 brute force can tell the two apart
+            ulps = 1 if dtype == np.float32 else 64
+            W[b, 0] = W[a, 0] + direction * ulps * np.spacing(W[a, 0])
+        rows.append(x)
+    X = np.array(rows, dtype=dtype)
+    ref = brute_force_squared_distances(X, W)
+    bmu = np.empty(X.shape[0], dtype=np.int64)
+    sq = np.empty(X.shape[0])
+    cpu_bmu.best_matching_units(X, W, None, bmu, sq)
+    np.testing.assert_array_equal(bmu, ref.argmin(1))  # argmin: lowest index on ties
+    np.testing.assert_allclose(sq, ref.min(1), rtol=1e-12)
+    assert {int(b) for b in bmu} & {17, 24}, "both orders of the pair are exercised"

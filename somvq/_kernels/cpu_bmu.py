@@ -56,7 +56,7 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
-from .cpu_scores import lowest, sole_or_first, within
+from .cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 from .cpu_sync import (
     ABORT,
     ARRIVED,
@@ -179,7 +179,8 @@ def rank_block(
     :func:`~somvq._kernels.cpu_scores.lowest` and :func:`~somvq._kernels.cpu_scores.within`.
     With exactly one, no other unit can be
     closer; otherwise those units are compared by direct float64 distances
-    ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties (every unit when
+    ``sum_j ((x_j - w_j) scale)^2``, lowest index on ties (with two, found without another
+    pass over the scores: the lowest score's first index, and the index sum less it; every unit when
     that reach exceeds ``overflow``, where scores may have overflowed, or ``m`` is not
     finite). Then
     ``out_sq_dist[i] = sum_j (x_j - w_bmu,j)^2`` in float64. Returns the number of
@@ -213,8 +214,21 @@ def rank_block(
             reranked += 1
             dist = np.inf
             found = -1
-            for k in range(n_units):
-                if full or products[i, k] <= lim_t:
+            # two candidates (most re-ranked rows): the lowest score's first index is one,
+            # the index sum less it the other; no scan of the K scores for them
+            first = -1
+            other = -1
+            if not full and count == 2 and n_units < EXACT_INDICES:
+                first = first_equal(scores, best)
+                other = int(index) - first
+                if not (0 <= other < n_units and other != first and products[i, other] <= lim_t):
+                    first = -1  # (not two candidates after all: cannot happen; scan)
+            pair = first >= 0
+            low_k = min(first, other)
+            for k in range(2 if pair else n_units):
+                if pair:
+                    k = low_k if k == 0 else first + other - low_k
+                if pair or full or products[i, k] <= lim_t:
                     acc = 0.0
                     for j in range(n_features):
                         diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
