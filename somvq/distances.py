@@ -160,6 +160,23 @@ def underflow_scale(X: np.ndarray, codebook: np.ndarray) -> float:
     return power_of_two_scale(peak)
 
 
+def underflow_scaled(X: np.ndarray, codebook: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(X s, codebook s, s)`` with ``s`` the :func:`underflow_scale` of the two; the
+    arrays as given and ``s = 1`` when nothing needs it (pass the codebook as ``X`` for
+    a measure of the codebook alone).
+
+    For the measures on distances: float64 values below :data:`TINY` have squared
+    distances that lose bits to subnormals or underflow to 0 (every distance 0, every
+    ranking a tie), though the distances themselves are representable. A power of two
+    scales exactly, so a quantity of degree ``p`` in the distances computed on the scaled
+    values, divided by ``s^p``, has the bits it has where nothing underflows.
+    """
+    s = underflow_scale(X, codebook)
+    if s == 1.0:
+        return X, codebook, 1.0
+    return X * s, codebook * s, s
+
+
 def reference_frame(codebook: np.ndarray) -> Frame:
     """The :class:`Frame` of this codebook: :func:`choose_centre`, then :func:`choose_scale`.
 

@@ -742,14 +742,14 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     def transform(self, X: Any) -> np.ndarray:
         """Euclidean distance from each row to every unit, shape (n_samples, K)."""
         X = self._validate_for_inference(X)
+        X_in, codebook, s = distances.underflow_scaled(X, self.codebook_)  # (below ~1e-77)
         if missing.has_missing(X):
-            return cast(
-                np.ndarray,
-                np.sqrt(missing.masked_squared_distances(X, self.codebook_)).astype(X.dtype, copy=False),
-            )
-        return cast(
-            np.ndarray, np.sqrt(distances.squared_distances(X, self.codebook_)).astype(X.dtype, copy=False)
-        )
+            dist: np.ndarray = np.sqrt(missing.masked_squared_distances(X_in, codebook))
+        else:
+            dist = np.sqrt(distances.squared_distances(X_in, codebook))
+        if s != 1.0:
+            dist /= s
+        return dist.astype(X.dtype, copy=False)
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the distances of the training rows to every unit."""
@@ -763,8 +763,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         """Mean distance of each row to its BMU (``squared=True``: mean squared distance)."""
         X = self._validate_for_inference(X)
         if missing.has_missing(X):
-            sq = missing.masked_assign(X, self.codebook_)[1]
-            return float(np.mean(sq if squared else np.sqrt(sq)))
+            X_in, codebook, s = distances.underflow_scaled(X, self.codebook_)  # (below ~1e-77)
+            sq = missing.masked_assign(X_in, codebook)[1]
+            return float(np.mean(sq if squared else np.sqrt(sq))) / (s * s if squared else s)
         return metrics.quantization_error(X, self.codebook_, squared=squared)
 
     def topographic_error(self, X: Any) -> float:
@@ -773,9 +774,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         if missing.has_missing(X):
             if self.grid_.n_units < 2:
                 return 0.0
-            two = np.argsort(missing.masked_squared_distances(X, self.codebook_), axis=1, kind="stable")[
-                :, :2
-            ]
+            X_in, codebook, _ = distances.underflow_scaled(X, self.codebook_)  # (below ~1e-77)
+            two = np.argsort(missing.masked_squared_distances(X_in, codebook), axis=1, kind="stable")[:, :2]
             return float(1.0 - self.grid_.are_neighbours(two[:, 0], two[:, 1]).mean())
         return metrics.topographic_error(X, self.codebook_, self.grid_)
 

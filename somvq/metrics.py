@@ -3,7 +3,10 @@
 All functions take plain arrays (data, codebook, :class:`~somvq.grids.Grid`), so the
 estimator, the torch plugin and the benchmarks score codebooks with one shared definition.
 Distances to the codebook are :func:`somvq.distances.squared_distances` (exact at any
-offset and scale), computed block by block: memory is O(block * K), never O(N * K).
+offset and scale), computed block by block: memory is O(block * K), never O(N * K). For
+float64 data so small that its squared distances would underflow (below ~1e-154), each
+measure runs on the values scaled by a power of two and scales its result back
+(:func:`somvq.distances.underflow_scaled`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .distances import RECOMPUTE, power_of_two_scale, squared_distances
+from .distances import RECOMPUTE, power_of_two_scale, squared_distances, underflow_scaled
 from .grids import Grid
 
 __all__ = [
@@ -121,16 +124,18 @@ def quantization_error(X: np.ndarray, codebook: np.ndarray, *, squared: bool = F
     definition). ``squared=True``: mean of ``||x - w_bmu||^2`` (k-means inertia / N).
     """
     X, codebook = _check_data("quantization_error", X, codebook)
+    X, codebook, s = underflow_scaled(X, codebook)
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
         best = sq.min(axis=1)
         total += float(best.sum() if squared else np.sqrt(best).sum())
-    return total / int(X.shape[0])
+    return total / int(X.shape[0]) / (s * s if squared else s)
 
 
 def two_best_matching_units(X: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Indices of the best and second-best unit for each row, shape ``(n, 2)``."""
     X, codebook = _check_data("two_best_matching_units", X, codebook)
+    X, codebook, _ = underflow_scaled(X, codebook)
     return _two_best(X, codebook)[0]
 
 
@@ -183,6 +188,7 @@ def topographic_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     X, codebook = _check_data("topographic_error", X, codebook, grid)
     if grid.n_units < 2:
         return 0.0
+    X, codebook, _ = underflow_scaled(X, codebook)
     two = _two_best(X, codebook)[0]
     adjacent = grid.are_neighbours(two[:, 0], two[:, 1])  # O(n), no K x K matrix
     return float(1.0 - adjacent.mean())
@@ -230,6 +236,7 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
     About 1 for a map without topology (e.g. EMA-VQ); well below 1 for an ordered map.
     """
     _, codebook = _check_data("neighbour_distance_ratio", None, codebook, grid)
+    codebook = underflow_scaled(codebook, codebook)[1]  # (a ratio: the scale cancels)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
     rows, cols = grid.neighbour_pairs
@@ -301,6 +308,7 @@ def distortion(
     from .neighbourhoods import neighbourhood_weights
 
     X, codebook = _check_data("distortion", X, codebook, grid)
+    X, codebook, s = underflow_scaled(X, codebook)
     from .parameters import MIN_RADIUS
 
     if not (isinstance(radius, (int, float, np.integer, np.floating)) and MIN_RADIUS <= radius < math.inf):
@@ -310,7 +318,7 @@ def distortion(
         bmu = sq.argmin(axis=1)
         h = neighbourhood_weights(grid._distance_rows(bmu), neighbourhood, radius, hard_weight)
         total += float((h * sq).sum())
-    return float(total / X.shape[0])
+    return float(total / X.shape[0] / (s * s))
 
 
 def _lex_rank_order(d: np.ndarray) -> np.ndarray:
@@ -337,6 +345,7 @@ def topographic_product(X: Any, codebook: np.ndarray, grid: Grid) -> float:
     """
     _, codebook = _check_data("topographic_product", None, codebook, grid)
     codebook = codebook.astype(np.float64)
+    codebook = underflow_scaled(codebook, codebook)[1]  # (ratios of distances)
     n_units = grid.n_units
     if n_units < 2:
         raise ValueError("topographic_product needs at least 2 units.")
@@ -588,6 +597,7 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
     n_units = grid.n_units
     if n_units < 2:
         raise ValueError("combined_error needs at least 2 units.")
+    X, codebook, s = underflow_scaled(X, codebook)
     w = np.asarray(codebook, dtype=np.float64)
     two, best = _two_best(X, codebook)  # one pass over the distances
     first = np.sqrt(np.maximum(best, 0.0))
@@ -604,7 +614,7 @@ def combined_error(X: np.ndarray, codebook: np.ndarray, grid: Grid) -> float:
         dist = dijkstra(graph, directed=False, indices=sources[start : start + block])
         mine = (inverse >= start) & (inverse < start + block)
         path[mine] = dist[inverse[mine] - start, two[mine, 1]]
-    return float((first + path).mean())
+    return float((first + path).mean() / s)
 
 
 #: The measures of :func:`quality_suite`, in its order.

@@ -364,6 +364,58 @@ def test_fits_below_1e_154_are_the_same_map_scaled(algorithm, case):
         assert np.unique(som.labels_).size > 1
 
 
+@pytest.mark.parametrize("scale_exponent", [-300, -600, -1000])
+def test_measures_below_1e_154_are_the_measures_scaled(scale_exponent):
+    """Found with the fits above: the fit of data at 1e-165 was the right map, but its
+    quantization error, topographic error, transform and the other measures on distances
+    came out 0 (every squared distance underflowed: every distance 0, every pair of best
+    units a tie). Computed on the values scaled by a power of two, each is now the
+    measure of the same data at a normal magnitude times the scale to its degree, bit
+    for bit (2^-300: the squares are still normal numbers, the case where nothing underflowed)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 3))
+    reference = KSOM(grid=(4, 4), n_epochs=3, random_state=0).fit(X)
+    W = reference.codebook_
+    grid = reference.grid_
+    scale = 2.0**scale_exponent
+    Xs, Ws = X * scale, W * scale
+    som = KSOM(grid=(4, 4), n_epochs=3, random_state=0).fit(Xs)
+    np.testing.assert_array_equal(som.codebook_ / scale, W)  # (the fit, as above)
+
+    def same(got, expected, degree):
+        # scaled by 2^(e * degree): the same bits unless that leaves float64's range
+        if np.all(np.abs(expected) * scale**degree >= np.finfo(float).tiny):
+            np.testing.assert_array_equal(got, expected * scale**degree)
+        else:  # a squared measure below 1e-308: the correctly scaled (subnormal, or 0) value
+            np.testing.assert_allclose(got, expected * scale**degree, rtol=1e-12, atol=5e-324)
+
+    same(som.quantization_error(Xs), reference.quantization_error(X), 1)
+    same(som.quantization_error(Xs, squared=True), reference.quantization_error(X, squared=True), 2)
+    same(som.topographic_error(Xs), reference.topographic_error(X), 0)
+    assert reference.topographic_error(X) > 0  # (so a tie at every row would show)
+    same(som.transform(Xs), reference.transform(X), 1)
+    same(metrics.two_best_matching_units(Xs, Ws), metrics.two_best_matching_units(X, W), 0)
+    same(metrics.distortion(Xs, Ws, grid), metrics.distortion(X, W, grid), 2)
+    same(metrics.combined_error(Xs, Ws, grid), metrics.combined_error(X, W, grid), 1)
+    same(metrics.neighbour_distance_ratio(Ws, grid), metrics.neighbour_distance_ratio(W, grid), 0)
+    # (a sum of logarithms of ratios: log(a s) - log(b s) may differ from log a - log b by an ulp)
+    np.testing.assert_allclose(
+        metrics.topographic_product(None, Ws, grid), metrics.topographic_product(None, W, grid), rtol=1e-12
+    )
+    same(metrics.umatrix(Ws, grid), metrics.umatrix(W, grid), 1)
+    same(metrics.trustworthiness(Xs, Ws, grid, n_neighbors=5), metrics.trustworthiness(X, W, grid, n_neighbors=5), 0)
+
+    # rows with holes: the masked distances of a missing="ignore" map
+    X[::4, 1] = np.nan
+    holes = KSOM(grid=(4, 4), n_epochs=3, random_state=0, missing="ignore").fit(X)
+    holes_s = KSOM(grid=(4, 4), n_epochs=3, random_state=0, missing="ignore").fit(X * scale)
+    np.testing.assert_array_equal(holes_s.codebook_ / scale, holes.codebook_)
+    same(holes_s.quantization_error(X * scale), holes.quantization_error(X), 1)
+    same(holes_s.quantization_error(X * scale, squared=True), holes.quantization_error(X, squared=True), 2)
+    same(holes_s.topographic_error(X * scale), holes.topographic_error(X), 0)
+    same(holes_s.transform(X * scale), holes.transform(X), 1)
+
+
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
 def test_subnormal_data_trains(algorithm):
     """Data below 2^-1022 (subnormal): the power of two that brings it to [1, 2) is beyond
