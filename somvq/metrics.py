@@ -308,11 +308,11 @@ def distortion(
     from .neighbourhoods import neighbourhood_weights
 
     X, codebook = _check_data("distortion", X, codebook, grid)
-    X, codebook, s = underflow_scaled(X, codebook)
     from .parameters import MIN_RADIUS
 
     if not (isinstance(radius, (int, float, np.integer, np.floating)) and MIN_RADIUS <= radius < math.inf):
         raise ValueError(f"distortion: radius={radius!r} must be a real number >= {MIN_RADIUS} (and finite).")
+    X, codebook, s = underflow_scaled(X, codebook)
     total = 0.0
     for _, _, sq in _squared_distance_blocks(X, codebook):
         bmu = sq.argmin(axis=1)

@@ -403,7 +403,11 @@ def test_measures_below_1e_154_are_the_measures_scaled(scale_exponent):
         metrics.topographic_product(None, Ws, grid), metrics.topographic_product(None, W, grid), rtol=1e-12
     )
     same(metrics.umatrix(Ws, grid), metrics.umatrix(W, grid), 1)
-    same(metrics.trustworthiness(Xs, Ws, grid, n_neighbors=5), metrics.trustworthiness(X, W, grid, n_neighbors=5), 0)
+    same(
+        metrics.trustworthiness(Xs, Ws, grid, n_neighbors=5),
+        metrics.trustworthiness(X, W, grid, n_neighbors=5),
+        0,
+    )
 
     # rows with holes: the masked distances of a missing="ignore" map
     X[::4, 1] = np.nan
