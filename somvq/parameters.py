@@ -67,10 +67,18 @@ BMU_SEARCHES = ("auto", "full", "pruned")
 PRUNED_MIN_ROWS = 20_000
 #: bmu_search="auto" prunes k-means fits of at least this many batch passes (shrinking
 #: neighbourhoods decide pass by pass, docs/performance.md round 14): the first passes build
-#: the bounds at a cost, which short fits do not win back (benchmark table, round 4: 10
-#: passes of 1e5x32 k-means 1.7x the full search's time, 3 passes of Fashion-MNIST 1.5x;
-#: 30 passes of 1e6x16 0.72x).
+#: the bounds at a cost, which short fits do not win back. This many on fewer than 100,000
+#: rows of fewer than 64 features; fewer passes where a pass is more work
+#: (:data:`PRUNED_MIN_PASSES_BY_SIZE`).
 PRUNED_MIN_PASSES = 20
+#: ``(features, rows, passes)``: from that many features and rows on, k-means fits of
+#: ``passes`` passes are pruned (the first entry that applies; else
+#: :data:`PRUNED_MIN_PASSES`). The bounds' set-up is O(N (D + G)) and a pass's product
+#: O(N K D): the more features, the sooner it is won back. Whole fits pruned / full are
+#: 1.0 at about 18 passes on 2e4 x 16 (K = 400), 13 on 5e4 x 32, 9 on 1e5 x 32 (K = 512),
+#: 6-8 on 2e5 and 1e6 x 16, 10 on 2e4 x 64, 5 on 1e5 and 1e6 x 64, under 3 at D = 784
+#: (docs/performance.md, round 16); each entry lies a few passes past its break-even.
+PRUNED_MIN_PASSES_BY_SIZE = ((256, 0, 5), (64, 100_000, 8), (64, 0, 12), (0, 100_000, 12))
 
 #: :class:`somvq.KSOM`'s constructor defaults (a test holds its signature equal to this).
 DEFAULTS: dict[str, Any] = {
@@ -521,16 +529,26 @@ def training_plan(params: Any, grid: Grid, horizon_: float) -> TrainingPlan:
     )
 
 
-def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
-    """Whether a CPU fit with ``plan`` on ``n_rows`` rows runs the pruned BMU search.
+def pruned_min_passes(n_rows: int, n_features: int) -> int:
+    """Passes from which ``bmu_search="auto"`` prunes a k-means fit of ``n_rows`` x
+    ``n_features`` (:data:`PRUNED_MIN_PASSES_BY_SIZE`, else :data:`PRUNED_MIN_PASSES`)."""
+    for features, rows, passes in PRUNED_MIN_PASSES_BY_SIZE:
+        if n_features >= features and n_rows >= rows:
+            return passes
+    return PRUNED_MIN_PASSES
+
+
+def use_pruned_search(plan: TrainingPlan, n_rows: int, n_features: int) -> bool:
+    """Whether a CPU fit with ``plan`` on ``n_rows`` x ``n_features`` runs the pruned BMU search.
 
     Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
     mini-batch and online always search in full. ``"auto"``: from :data:`PRUNED_MIN_ROWS`
-    rows on; neighbourhood "none" from :data:`PRUNED_MIN_PASSES` passes on (a short fit does
-    not win back the bounds' set-up); a shrinking neighbourhood in the passes where a sample
-    of the rows says that the ball around their last winners settles most of them (the
-    engine decides pass by pass; docs/performance.md). ``"pruned"``: always; ``"full"``:
-    never. The results are the same bits either way.
+    rows on; neighbourhood "none" from :func:`pruned_min_passes` passes on (20 on small,
+    low-dimensional data, 5 at 256 features or more: a short fit does not win back the
+    bounds' set-up); a shrinking neighbourhood in the passes where a sample of the rows
+    says that the ball around their last winners settles most of them (the engine decides
+    pass by pass; docs/performance.md). ``"pruned"``: always; ``"full"``: never. The
+    results are the same bits either way.
     """
     if plan.algorithm != "batch" or plan.bmu_search == "full":
         return False
@@ -538,4 +556,4 @@ def use_pruned_search(plan: TrainingPlan, n_rows: int) -> bool:
         return True
     if n_rows < PRUNED_MIN_ROWS:
         return False
-    return plan.neighbourhood.kind != "none" or plan.horizon + 1 >= PRUNED_MIN_PASSES
+    return plan.neighbourhood.kind != "none" or plan.horizon + 1 >= pruned_min_passes(n_rows, n_features)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from somvq import KSOM, load, save
 from somvq._kernels import cpu_bmu, cpu_pruned
-from somvq.parameters import PRUNED_MIN_PASSES, PRUNED_MIN_ROWS
+from somvq.parameters import PRUNED_MIN_PASSES, PRUNED_MIN_ROWS, pruned_min_passes
 
 from .threads import IdlePool, runtime_errors_in_thread, wait_for
 
@@ -248,6 +248,44 @@ def test_auto_prunes_large_batch_only(monkeypatch):
     calls.clear()
     KSOM(grid=(3, 3), n_epochs=2, random_state=0, algorithm="minibatch", bmu_search="pruned").fit(small)
     assert calls == []  # mini-batch searches in full
+
+
+def test_pruned_min_passes_falls_with_the_work_of_a_pass():
+    """k-means passes from which "auto" prunes: 20 on small, low-dimensional data, fewer
+    with more rows or features (the measured break-evens, docs/performance.md round 16),
+    never more with more of either."""
+    assert pruned_min_passes(PRUNED_MIN_ROWS, 16) == PRUNED_MIN_PASSES == 20
+    assert pruned_min_passes(99_999, 63) == 20
+    assert pruned_min_passes(100_000, 32) == 12
+    assert pruned_min_passes(20_000, 64) == 12
+    assert pruned_min_passes(1_000_000, 64) == 8
+    assert pruned_min_passes(70_000, 784) == 5
+    sizes = [20_000, 50_000, 100_000, 200_000, 10**6, 10**7]
+    widths = [1, 16, 32, 63, 64, 128, 255, 256, 784, 4096]
+    table = np.array([[pruned_min_passes(n, d) for d in widths] for n in sizes])
+    assert (np.diff(table, axis=0) <= 0).all() and (np.diff(table, axis=1) <= 0).all()
+
+
+def test_auto_prunes_short_fits_of_wide_data(monkeypatch):
+    """256 features: "auto" prunes a k-means fit of 5 passes, not one of 4."""
+    from somvq.engines import cpu
+
+    calls = []
+    original = cpu.CpuEngine._pruned_statistics
+
+    def spy(self, X, codebook, n_groups=None):
+        calls.append(X.shape[0])
+        return original(self, X, codebook, n_groups)
+
+    monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
+    X = gaussian_mixture(np.random.default_rng(2), PRUNED_MIN_ROWS, 256, k=6).astype(np.float32)
+    params = {"grid": (3, 3), "neighbourhood": "none", "random_state": 0, "tol": None}
+    KSOM(n_epochs=4, **params).fit(X)
+    assert calls == []
+    five = KSOM(n_epochs=5, **params).fit(X)
+    assert calls == [PRUNED_MIN_ROWS] * 5
+    full = KSOM(n_epochs=5, bmu_search="full", **params).fit(X)
+    assert five.codebook_.tobytes() == full.codebook_.tobytes()
 
 
 @pytest.mark.parametrize("algorithm", ["minibatch", "online"])

@@ -46,7 +46,11 @@ class CpuEngine(Engine):
     def prunes(self, plan: TrainingPlan, X: np.ndarray) -> bool:
         # Pruning keeps bounds on plain squared distances: not for thresholded (tanimoto)
         # searches, nor for the masked pass of data with NaN.
-        return plan.search is None and not self._has_missing(X) and use_pruned_search(plan, X.shape[0])
+        return (
+            plan.search is None
+            and not self._has_missing(X)
+            and use_pruned_search(plan, X.shape[0], X.shape[1])
+        )
 
     def run_pass(self, X: np.ndarray, order: np.ndarray, plan: TrainingPlan, state: FittedState) -> float:
         self._layers = plan.layers  # layered maps: the labels' masked search reads it
