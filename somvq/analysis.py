@@ -80,10 +80,16 @@ def _umatrix_clusters(codebook: np.ndarray, grid: Grid, n_clusters: int) -> np.n
     clusters merges them, until ``n_clusters`` remain. Equivalently: cut the
     ``n_clusters - 1`` heaviest edges of the grid graph's minimum spanning tree.
     """
+    from .distances import underflow_scaled
+
     rows, cols = grid.neighbour_pairs
     keep = rows < cols  # each undirected edge once
     rows, cols = rows[keep], cols[keep]
-    weight = np.sqrt(((codebook[rows] - codebook[cols]) ** 2).sum(axis=1))
+    # float64, in units of a power of two where the squares would underflow (the order of
+    # the edges is all that matters: below ~1e-154 every weight was 0, a tie)
+    w = np.asarray(codebook, dtype=np.float64)
+    w = underflow_scaled(w, w)[1]
+    weight = np.sqrt(((w[rows] - w[cols]) ** 2).sum(axis=1))
     order = np.lexsort((cols, rows, weight))
     parent = np.arange(grid.n_units)
 

@@ -192,16 +192,20 @@ def _bmu_distances(som: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best-matching unit of every row of ``X`` (``predict``'s: layered maps weigh their
     layers) and the row's distance to its vector (rows with NaN, a ``missing="ignore"``
     map: kohonen's masked distance, ``D / n_obs`` times the observed squares)."""
+    from .distances import underflow_scale
     from .missing import masked_pair_distances
 
     bmus = np.asarray(som.predict(X), dtype=np.int64)
     centres = np.asarray(som.codebook_, dtype=np.float64)
+    # in units of a power of two where the squares would underflow (below ~1e-154)
+    scale = underflow_scale(np.asarray(X), centres)
+    centres = centres * scale
     distances = np.empty(X.shape[0])
     for start in range(0, X.shape[0], 8192):  # rows at a time: no (n, d) temporary
-        block = np.asarray(X[start : start + 8192], dtype=np.float64)
+        block = np.asarray(X[start : start + 8192], dtype=np.float64) * scale
         rows = np.arange(block.shape[0])
         sq = masked_pair_distances(block, centres, rows, bmus[start : start + 8192])
-        distances[start : start + 8192] = np.sqrt(sq)
+        distances[start : start + 8192] = np.sqrt(sq) / scale
     return bmus, distances
 
 

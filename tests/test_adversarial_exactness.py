@@ -420,6 +420,30 @@ def test_measures_below_1e_154_are_the_measures_scaled(scale_exponent):
     same(holes_s.transform(X * scale), holes.transform(X), 1)
 
 
+def test_map_analysis_and_report_below_1e_154():
+    """The U-matrix clusters of a map of data at 2^-600 (every edge weight was 0: a tie,
+    so clusters by unit index) and the report's per-unit mean distance (was 0) are those
+    of the same data at a normal magnitude (the distances scaled back)."""
+    from somvq import reporting
+    from somvq.analysis import cluster_units
+
+    X = np.random.default_rng(4).normal(size=(120, 3))
+    X[:40] += 6.0
+    scale = 2.0**-600
+    som = KSOM(grid=(5, 5), n_epochs=5, random_state=0).fit(X)
+    tiny = KSOM(grid=(5, 5), n_epochs=5, random_state=0).fit(X * scale)
+    np.testing.assert_array_equal(tiny.codebook_ / scale, som.codebook_)
+    for n_clusters in (2, 4):
+        np.testing.assert_array_equal(
+            cluster_units(tiny, n_clusters, method="umatrix"),
+            cluster_units(som, n_clusters, method="umatrix"),
+        )
+    got = reporting.unit_table(tiny, X * scale)["qe"]
+    expected = reporting.unit_table(som, X)["qe"]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[~np.isnan(got)], expected[~np.isnan(expected)] * scale)
+
+
 @pytest.mark.parametrize("algorithm", ["batch", "minibatch", "online"])
 def test_subnormal_data_trains(algorithm):
     """Data below 2^-1022 (subnormal): the power of two that brings it to [1, 2) is beyond
