@@ -92,10 +92,14 @@ def main(argv: list[str]) -> None:
     timed = "callback" in inspect.signature(train).parameters
     warm_rows, warm_epochs = max(512, W0.shape[0]), 1
     if timed:
-        from somvq.parameters import PRUNED_MIN_PASSES, PRUNED_MIN_ROWS
+        from somvq.parameters import PRUNED_MIN_ROWS, pruned_min_passes
 
         warm_rows = max(warm_rows, PRUNED_MIN_ROWS)
-        warm_epochs = min(epochs, PRUNED_MIN_PASSES)
+        # the passes "auto" needs to prune k-means on the warm-up rows, when the timed fit
+        # has enough passes to prune (fewer rows may need more passes: pruned_min_passes)
+        needed = pruned_min_passes(min(X.shape[0], warm_rows), X.shape[1])
+        prunes = epochs >= pruned_min_passes(X.shape[0], X.shape[1])
+        warm_epochs = needed if prunes else min(epochs, needed)
     train(np.ascontiguousarray(X[: min(X.shape[0], warm_rows)]), W0, shape, warm_epochs)
     stamps: list[float] = []
     kwargs = {"callback": lambda *args: stamps.append(time.perf_counter())} if timed else {}

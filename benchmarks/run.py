@@ -180,7 +180,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
     tmp = Path(tempfile.mkdtemp(prefix="somvq-bench-"))
     np.save(tmp / "X.npy", X)
     np.save(tmp / "W0.npy", W0)
-    libs = [lib for lib in libs if not _same_as_auto(lib, X.shape[0], shape, epochs)]
+    libs = [lib for lib in libs if not _same_as_auto(lib, X.shape[0], shape, epochs, X.shape[1])]
     results = {lib: Result(lib) for lib in ["gemm", *libs]}
     for lib in libs:
         limit = max_rows.get(lib)
@@ -221,7 +221,7 @@ def run_case(name, shape, epochs, libs, rounds, online_epochs, max_rows, timeout
             "d": X.shape[1],
             "map": f"{shape[0]}x{shape[1]}",
             "lib": lib,
-            "label": search_label(lib, X.shape[0], shape, lib_epochs),
+            "label": search_label(lib, X.shape[0], shape, lib_epochs, X.shape[1]),
             "kind": kind,
             "epochs": lib_epochs,
             "gemm": gemm,
@@ -276,8 +276,9 @@ def _check_same_bits(name, shape, results) -> None:
                 )
 
 
-def _auto_prunes(lib, n_rows, shape, epochs) -> bool | None:
-    """Whether somvq trainer ``lib`` (default ``bmu_search="auto"``) runs the pruned search.
+def _auto_prunes(lib, n_rows, shape, epochs, n_features=1) -> bool | None:
+    """Whether somvq trainer ``lib`` (default ``bmu_search="auto"``) runs the pruned search
+    on ``n_rows`` x ``n_features`` data.
 
     ``None`` for the trainers where the question does not arise: not somvq, not batch, an
     explicit ``bmu_search``, or missing values (the masked search never prunes).
@@ -297,12 +298,12 @@ def _auto_prunes(lib, n_rows, shape, epochs) -> bool | None:
     plan = parameters.training_plan(
         som, parameters.grid_of(som, n_samples=n_rows), parameters.horizon(epochs, steps)
     )
-    return parameters.use_pruned_search(plan, n_rows)
+    return parameters.use_pruned_search(plan, n_rows, n_features)
 
 
-def search_label(lib, n_rows, shape, epochs) -> str:
+def search_label(lib, n_rows, shape, epochs, n_features=1) -> str:
     """The table's name for ``lib``: somvq's default-search rows say what "auto" ran."""
-    prunes = _auto_prunes(lib, n_rows, shape, epochs)
+    prunes = _auto_prunes(lib, n_rows, shape, epochs, n_features)
     if prunes is None:
         return lib
     if prunes and SOMVQ_PARAMS[lib].get("neighbourhood") != "none":
@@ -310,12 +311,12 @@ def search_label(lib, n_rows, shape, epochs) -> str:
     return f"{lib} (auto: {'pruned' if prunes else 'full'})"
 
 
-def _same_as_auto(lib, n_rows, shape, epochs) -> bool:
+def _same_as_auto(lib, n_rows, shape, epochs, n_features=1) -> bool:
     """``somvq-X-full`` where ``somvq-X`` ("auto") searches in full too: the same fit, not run."""
     if not lib.endswith("-full"):
         return False
     base = lib[: -len("-full")]
-    return _auto_prunes(base, n_rows, shape, epochs) is False
+    return _auto_prunes(base, n_rows, shape, epochs, n_features) is False
 
 
 def _fmt(value, spec):

@@ -56,6 +56,9 @@ def test_labels_say_what_auto_ran(bench):
     assert run.search_label("somvq-none", small, (4, 4), long) == "somvq-none (auto: full)"
     assert run.search_label("somvq-batch", big, (4, 4), long) == "somvq-batch (auto: ball test where it pays)"
     assert run.search_label("somvq-batch", small, (4, 4), long) == "somvq-batch (auto: full)"
+    # fewer passes on wide data (parameters.pruned_min_passes): the label follows
+    assert run.search_label("somvq-none", big, (4, 4), 5, 256) == "somvq-none (auto: pruned)"
+    assert run.search_label("somvq-none", big, (4, 4), 5, 16) == "somvq-none (auto: full)"
     for lib in (
         "somvq-none-full",
         "somvq-none-pruned",
