@@ -43,6 +43,13 @@ median of the rounds' time ratios (this checkout / REV)::
 
 ``--searched`` prints, per k-means pass, the fraction of rows the product still searches
 and the fraction settled by the direct re-check of the failed groups.
+
+``--passes`` (round 16): whole k-means fits, ``bmu_search="pruned"`` over ``"full"``, for
+each data set of ``--sizes`` (``gauss-N-D`` with the map ``--map``, ``fashion`` / ``digits``
+with ``--small-map``) and each number of passes of ``--pass-counts``: where pruning starts
+to pay, the basis of ``parameters.pruned_min_passes``; codebooks compared bit for bit::
+
+    python -m benchmarks.bench_pruned --passes --sizes gauss-100000-32 fashion --rounds 3
 """
 
 from __future__ import annotations
@@ -93,11 +100,19 @@ def main(argv=None):
         "(with --small: the 'none' and batch fits with its dense search)",
     )
     parser.add_argument(
+        "--passes",
+        action="store_true",
+        help="only time k-means fits pruned / full by number of passes (--sizes, --pass-counts)",
+    )
+    parser.add_argument("--pass-counts", nargs="+", type=int, default=[3, 5, 8, 12, 20])
+    parser.add_argument(
         "--searched",
         action="store_true",
         help="only print the fraction of rows the pruned search still searches, per k-means pass",
     )
     args = parser.parse_args(argv)
+    if args.passes:
+        return passes_break_even(args)
     if args.searched:
         return searched_fractions(args)
     if args.small:
@@ -264,6 +279,40 @@ def main(argv=None):
         for m in ("pruned", "auto")
     )
     print(f"batch pruned, auto == full (codebook bits): {same}")
+
+
+def passes_break_even(args):
+    """Whole k-means fits pruned / full by number of passes: one process, the two
+    alternated (order swapped every round), medians of ``--rounds``, bits compared."""
+    import hashlib
+
+    from benchmarks.data import initial_codebook, load
+    from somvq import KSOM
+    from somvq.parameters import pruned_min_passes
+
+    for name in args.sizes:
+        X = np.ascontiguousarray(load(name), dtype=np.float32)
+        text = args.map if name.startswith("gauss") else args.small_map
+        shape = tuple(int(v) for v in text.split("x"))
+        W0 = initial_codebook(X, int(np.prod(shape)))
+        KSOM(shape, neighbourhood="none", n_epochs=2, init=W0, bmu_search="pruned").fit(X[:30000])  # warm-up
+        rule = pruned_min_passes(*X.shape)
+        print(f"{name} {X.shape[0]} x {X.shape[1]}, map {text}: auto prunes from {rule} passes")
+        for passes in args.pass_counts:
+            times: dict[str, list[float]] = {"full": [], "pruned": []}
+            bits = {}
+            for r in range(args.rounds):
+                for mode in ("full", "pruned") if r % 2 == 0 else ("pruned", "full"):
+                    start = time.perf_counter()
+                    som = KSOM(shape, neighbourhood="none", n_epochs=passes, init=W0, bmu_search=mode).fit(X)
+                    times[mode].append(time.perf_counter() - start)
+                    bits[mode] = hashlib.sha1(som.codebook_.tobytes()).hexdigest()
+            full, pruned = np.median(times["full"]), np.median(times["pruned"])
+            rounds = " ".join(f"{p / f:.2f}" for p, f in zip(times["pruned"], times["full"]))
+            print(
+                f"  {passes:3d} passes: full {full:.3f} s, pruned {pruned:.3f} s, pruned / full "
+                f"{pruned / full:.2f} (rounds: {rounds}); same bits {bits['full'] == bits['pruned']}"
+            )
 
 
 def searched_fractions(args):

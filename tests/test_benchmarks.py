@@ -219,3 +219,15 @@ def test_bench_pruned_small_with_an_earlier_revision(monkeypatch, capsys):
     assert cells[0] == "gauss-3000-8" and cells[-1] == "True"
     assert float(cells[-3]) > 0 and float(cells[-2]) > 0
     assert cpu_bmu.best_matching_units is mine
+
+
+def test_bench_pruned_passes_smoke(monkeypatch, capsys):
+    """benchmarks/bench_pruned.py --passes: k-means fits pruned / full by number of passes,
+    the rule's threshold named, the same bits."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench_pruned
+
+    bench_pruned.main(["--passes", "--sizes", "gauss-3000-8", "--map", "3x4", "--pass-counts", "2", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("gauss-3000-8 3000 x 8, map 3x4: auto prunes from 20 passes")
+    assert len(lines) == 3 and all(line.endswith("same bits True") for line in lines[1:])
