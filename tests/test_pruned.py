@@ -219,10 +219,11 @@ def test_property_pruned_equals_full(seed, n, d, k, float32, scale, offset, step
         _compare_to_full(X, codebooks, n_groups, recheck, ball)
 
 
-def test_auto_prunes_large_batch_only(monkeypatch):
+def _count_pruned_passes(monkeypatch) -> list[int]:
+    """The rows of each pass a fit runs through the pruned search (filled as it runs)."""
     from somvq.engines import cpu
 
-    calls = []
+    calls: list[int] = []
     original = cpu.CpuEngine._pruned_statistics
 
     def spy(self, X, codebook, n_groups=None):
@@ -230,6 +231,11 @@ def test_auto_prunes_large_batch_only(monkeypatch):
         return original(self, X, codebook, n_groups)
 
     monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
+    return calls
+
+
+def test_auto_prunes_large_batch_only(monkeypatch):
+    calls = _count_pruned_passes(monkeypatch)
     rng = np.random.default_rng(0)
     small = rng.normal(size=(200, 3))
     KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(small)
@@ -268,16 +274,7 @@ def test_pruned_min_passes_falls_with_the_work_of_a_pass():
 
 def test_auto_prunes_short_fits_of_wide_data(monkeypatch):
     """256 features: "auto" prunes a k-means fit of 5 passes, not one of 4."""
-    from somvq.engines import cpu
-
-    calls = []
-    original = cpu.CpuEngine._pruned_statistics
-
-    def spy(self, X, codebook, n_groups=None):
-        calls.append(X.shape[0])
-        return original(self, X, codebook, n_groups)
-
-    monkeypatch.setattr(cpu.CpuEngine, "_pruned_statistics", spy)
+    calls = _count_pruned_passes(monkeypatch)
     X = gaussian_mixture(np.random.default_rng(2), PRUNED_MIN_ROWS, 256, k=6).astype(np.float32)
     params = {"grid": (3, 3), "neighbourhood": "none", "random_state": 0, "tol": None}
     KSOM(n_epochs=4, **params).fit(X)
