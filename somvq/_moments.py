@@ -5,6 +5,12 @@ and for a spread below ~1e-154 they underflow (it is 0). Such columns are recomp
 units of a power of two near their largest value, an exact scaling, so every other column
 keeps the plain ``X.mean`` / ``X.std`` bits. Used by the random initialisation, the
 regressor's target standardisation and the command line's ``--standardize``.
+
+Large arrays are read in blocks of rows (:data:`BLOCK_BYTES` of float64 at a time): NumPy's
+``X.std(axis=0, dtype=np.float64)`` makes a float64 copy of the whole of ``X`` (twice the
+memory of float32 data, on top of the data; ``nanstd`` more), which made the default
+initialisation the peak of a fit's memory. :func:`mean_and_covariance` (the PCA
+initialisation, ``grid="auto"``) is blocked alike.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.
     data at such magnitudes)."""
     with np.errstate(over="ignore", invalid="ignore", under="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice": NaN, as said
-        if nan:
+        if isinstance(X, np.ndarray) and X.ndim == 2 and _blocked(X):
+            mean, std = _blocked_moments(X, nan)
+        elif nan:
             mean = np.nanmean(X, axis=0, dtype=np.float64)
             std = np.nanstd(X, axis=0, dtype=np.float64)
         else:
@@ -47,3 +55,95 @@ def column_moments(X: np.ndarray, *, nan: bool = False) -> tuple[np.ndarray, np.
         mean[j] = scaled.mean() / scale
         std[j] = scaled.std() / scale
     return mean, std
+
+
+#: Float64 bytes of the blocks of rows that :func:`column_moments` and
+#: :func:`mean_and_covariance` read large arrays in (smaller arrays: NumPy's whole-array forms).
+BLOCK_BYTES = 1 << 24
+
+
+def _blocked(X: np.ndarray) -> bool:
+    """Whether ``X`` is read in blocks: its float64 copy would exceed :data:`BLOCK_BYTES`."""
+    return X.shape[0] * max(X.shape[1], 1) * 8 > BLOCK_BYTES
+
+
+def _block_rows(n_features: int) -> int:
+    return max(1, BLOCK_BYTES // (8 * max(n_features, 1)))
+
+
+def _running_sum(acc: np.ndarray, buffer: np.ndarray, n: int) -> np.ndarray:
+    """``acc`` plus the ``n`` rows ``buffer[1 : n + 1]``, added in row order after it (as
+    NumPy adds the rows of a C-ordered array along axis 0: blocks so summed give the
+    whole-array sum's bits wherever NumPy sums that way, i.e. for two or more columns)."""
+    buffer[0] = acc
+    return buffer[: n + 1].sum(axis=0)
+
+
+def column_means(X: np.ndarray, *, nan: bool = False) -> np.ndarray:
+    """``X.mean(axis=0)`` (``np.nanmean`` with ``nan``) in float64; large arrays in blocks of
+    rows (no float64 copy of ``X``: the same bits wherever NumPy adds rows in order, i.e.
+    for two or more columns). An all-NaN column gives NaN, without a warning."""
+    X = np.asarray(X)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice"
+        if X.ndim == 2 and _blocked(X):
+            return _blocked_moments(X, nan, spread=False)[0]
+        mean = np.nanmean(X, axis=0, dtype=np.float64) if nan else X.mean(axis=0, dtype=np.float64)
+    return np.array(mean, dtype=np.float64, ndmin=1)
+
+
+def _blocked_moments(X: np.ndarray, nan: bool, spread: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X.mean`` and (``spread``) ``X.std`` over axis 0 (``nanmean`` / ``nanstd`` with
+    ``nan``: the deviations in float64, where ``nanstd`` of float32 data takes them in
+    float32) in float64, a block of rows at a time: O(block) memory."""
+    n_rows, n_features = X.shape
+    rows = _block_rows(n_features)
+    buffer = np.empty((min(rows, n_rows) + 1, n_features))
+    total = np.zeros(n_features)
+    count = np.zeros(n_features, dtype=np.int64) if nan else None
+    for start in range(0, n_rows, rows):
+        block = X[start : start + rows]
+        m = block.shape[0]
+        part = buffer[1 : m + 1]
+        part[...] = block
+        if count is not None:
+            missing = np.isnan(part)
+            part[missing] = 0.0
+            count += m - missing.sum(axis=0)
+        total = _running_sum(total, buffer, m)
+    mean = total / (count if count is not None else n_rows)
+    if not spread:
+        return mean, None
+    squares = np.zeros(n_features)
+    for start in range(0, n_rows, rows):
+        block = X[start : start + rows]
+        m = block.shape[0]
+        part = buffer[1 : m + 1]
+        np.subtract(block, mean, out=part)
+        if count is not None:
+            part[np.isnan(part)] = 0.0
+        np.multiply(part, part, out=part)
+        squares = _running_sum(squares, buffer, m)
+    return mean, np.sqrt(squares / (count if count is not None else n_rows))
+
+
+def mean_and_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and the sample covariance (``ddof = 1``) of the rows of ``X``, float64.
+
+    The covariance is ``sum_i (x_i - mean)^T (x_i - mean) / (n - 1)`` over blocks of
+    centred float64 rows, ``O(n D^2)`` time and ``O(D^2 + block)`` memory (``np.cov`` and an
+    SVD of the centred rows copy the whole of ``X`` in float64, and more). Needs 2 rows.
+    """
+    X = np.asarray(X)
+    n_rows, n_features = X.shape
+    mean = column_means(X)
+    covariance = np.zeros((n_features, n_features))
+    rows = _block_rows(n_features)
+    buffer = np.empty((min(rows, n_rows), n_features))
+    for start in range(0, n_rows, rows):
+        block = X[start : start + rows]
+        centred = buffer[: block.shape[0]]
+        np.subtract(block, mean, out=centred)
+        covariance += centred.T @ centred  # (symmetric: NumPy computes it as one)
+    covariance /= n_rows - 1
+    return mean, covariance

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._moments import column_moments
+from ._moments import column_moments, mean_and_covariance
 from ._validation import check_training_range
 from .grids import Grid
 from .missing import check_observed_columns
 
-__all__ = ["initial_codebook", "INIT_METHODS"]
+__all__ = ["initial_codebook", "INIT_METHODS", "reads_data"]
 
 INIT_METHODS = ("random", "normal", "sample", "pca")
+
+
+def reads_data(method: str | np.ndarray) -> bool:
+    """Whether :func:`initial_codebook` reads the rows' values for ``method`` (an init
+    array and ``"normal"`` take only their shape and dtype): with holes, only then does an
+    engine make the mean-filled copy of the data it initialises from."""
+    return isinstance(method, str) and method != "normal"
 
 
 def initial_codebook(
@@ -70,15 +77,18 @@ def _pca_codebook(X: np.ndarray, grid: Grid) -> np.ndarray:
     n_samples, n_features = X.shape
     if n_samples < 2:
         raise ValueError(f"n_samples={n_samples} should be >= 2 for init='pca'.")
-    Xd = np.asarray(X, dtype=np.float64)
-    mean = Xd.mean(axis=0)
-    centred = Xd - mean
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    # The principal axes and their standard deviations from the D x D covariance, built
+    # from blocks of rows (an SVD of the centred rows copied X in float64 and more: 1.27 GiB
+    # and 7.8 s for Fashion-MNIST's 70,000 x 784, against 0.2 GiB of data).
+    mean, covariance = mean_and_covariance(X)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(-eigenvalues, kind="stable")[: min(n_samples, n_features)]
+    components = eigenvectors.T[order]
     # Deterministic signs: the largest-magnitude entry of each component is positive.
     signs = np.sign(components[np.arange(components.shape[0]), np.abs(components).argmax(1)])
     signs[signs == 0] = 1.0
     components = components * signs[:, None]
-    scale = singular / np.sqrt(max(n_samples - 1, 1))
+    scale = np.sqrt(np.maximum(eigenvalues[order], 0.0))
 
     coords = grid.coordinates
     span = coords.max(axis=0) - coords.min(axis=0)

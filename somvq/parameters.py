@@ -165,15 +165,16 @@ def auto_grid(
     """
     import numpy as np
 
+    from ._moments import mean_and_covariance
     from .grids import Grid
     from .missing import check_observed_columns
 
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"grid='auto' needs 2-D data with at least one row, got shape {X.shape}.")
     n = X.shape[0] if n_samples is None else int(n_samples)
     if X.shape[1] >= 2 and X.shape[0] >= 2:
-        covariance = np.cov(X, rowvar=False)
+        covariance = mean_and_covariance(X)[1]  # (in blocks: np.cov copies X in float64)
         check_observed_columns(np.diag(covariance), "grid='auto'")
         eigenvalues = np.linalg.eigvalsh(covariance)
     else:

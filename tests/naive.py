@@ -117,6 +117,31 @@ def classic(distances, kind, r):
     raise ValueError(kind)
 
 
+# ------------------------------------------------------------------ initialisation
+def pca_codebook(X, coordinates):
+    """The linear SOM initialisation from an SVD of the centred float64 rows: unit ``k`` at
+    ``mean + sum_r c_{k, a_r} s_r v_r``, ``v_r`` the r-th right singular vector (its
+    largest-magnitude entry positive), ``s_r`` its singular value over ``sqrt(n - 1)``,
+    ``a_r`` the r-th longest grid axis and ``c`` the coordinates mapped to [-1, 1]."""
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    _, singular, vt = np.linalg.svd(X - mean, full_matrices=False)
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    low, high = coordinates.min(axis=0), coordinates.max(axis=0)
+    span = high - low
+    codebook = np.tile(mean, (coordinates.shape[0], 1))
+    axes = sorted(range(coordinates.shape[1]), key=lambda a: -span[a])  # stable: ties keep order
+    for r, axis in enumerate(axes[: vt.shape[0]]):
+        v = vt[r] if vt[r][np.argmax(np.abs(vt[r]))] >= 0 else -vt[r]
+        c = (
+            2.0 * (coordinates[:, axis] - low[axis]) / span[axis] - 1.0
+            if span[axis] > 0
+            else 0.0 * coordinates[:, axis]
+        )
+        codebook += np.outer(c * singular[r] / math.sqrt(X.shape[0] - 1), v)
+    return codebook
+
+
 # ---------------------------------------------------------------------- algorithms
 def bmu(X, W):
     """argmin_k ||x - w_k||^2 from explicit differences (lowest index on ties)."""

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import algorithms, missing
 from .._validation import in_map_dtype, validate_rows
+from ..initialisation import reads_data
 from ..parameters import TrainingPlan, steps_per_pass, use_pruned_search
 from ..state import FittedState
 from .base import Engine, batch_step, ema_step
@@ -31,7 +32,13 @@ class CpuEngine(Engine):
 
     def init_rows(self, X: np.ndarray) -> np.ndarray:
         # missing="ignore": the initialisation reads the data with NaN replaced by the
-        # column means (the dense data is read as it is).
+        # column means (the dense data is read as it is); an init array or "normal" reads
+        # only the shape, and gets no copy.
+        if self._has_missing(X) and reads_data(self.estimator.init):
+            return missing.mean_filled(X)
+        return X
+
+    def grid_rows(self, X: np.ndarray) -> np.ndarray:
         return missing.mean_filled(X) if self._has_missing(X) else X
 
     def _has_missing(self, X: np.ndarray) -> bool:

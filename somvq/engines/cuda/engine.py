@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...initialisation import reads_data
 from ...parameters import TrainingPlan
 from ...state import FittedState
 from ..base import Engine
@@ -37,7 +38,12 @@ class CudaEngine(Engine):
 
     def init_rows(self, data: DeviceData):
         # missing="ignore": the initialisation reads the rows with NaN replaced by the
-        # column means (somvq.missing.mean_filled), as on the CPU.
+        # column means (somvq.missing.mean_filled), as on the CPU, when it reads them.
+        if getattr(data, "has_missing", False):
+            return self.grid_rows(data) if reads_data(self.estimator.init) else data.host
+        return data
+
+    def grid_rows(self, data: DeviceData):
         if getattr(data, "has_missing", False):
             from ... import missing
 
