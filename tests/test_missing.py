@@ -90,6 +90,42 @@ def test_float32_masked_scores_keep_the_exact_winner(scale, offset):
     np.testing.assert_array_equal(bmu, ties.argmax(1))  # the lowest index among exact ties
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_far_from_a_contracted_codebook(dtype):
+    # Rows ~1e3 from a codebook of radius 3e-3 (early in a fit, or data far out along
+    # directions the map has not reached). The scores' error grows with R (2 ||x'|| + R),
+    # not with ||x'||^2: in float32 the old (||x'|| + R)^2 bound (~1.8 here) exceeded the
+    # winners' margins (~0.5-5) and re-ranked most rows; now the rows with a clear winner
+    # are certified, and the winners are still the exact ones (a duplicated unit: the lower
+    # index; units one step apart: as the float64 distances order them).
+    from somvq._kernels.cpu_masked_search import masked_search_rows
+
+    rng = np.random.default_rng(11)
+    directions = rng.normal(size=(30, 8))
+    W = (5.0 + 3e-3 * directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(dtype)
+    W[1] = np.nextafter(W[0], dtype(np.inf))
+    W[3] = W[2]
+    directions = rng.normal(size=(800, 8))
+    X = (5.0 + 1e3 * directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(dtype)
+    Xn = holes(X, 0.25, 5).astype(dtype)
+    expected = naive.masked_distances(Xn, W)
+    bmu, sq = M.masked_assign(Xn, W)
+    truth = expected.min(1)
+    assert np.all(expected[np.arange(len(bmu)), bmu] <= truth)
+    np.testing.assert_array_equal(bmu, (expected == truth[:, None]).argmax(1))
+    np.testing.assert_allclose(sq, truth, rtol=1e-12)
+    assert np.any(bmu == 2) and not np.any(bmu == 3)
+    if dtype == np.float32:
+        frame = M._MaskedFrame(W, single=True)
+        scratch = M._search_scratch(frame.search_rows, 8, 30, frame.single)
+        out_bmu, out_sq = np.empty(len(Xn), np.int64), np.empty(len(Xn))
+        reranked = masked_search_rows(
+            Xn, 0, len(Xn), frame.search_rows, *frame.search_tables(), *scratch, out_bmu, out_sq
+        )
+        np.testing.assert_array_equal(out_bmu, bmu)
+        assert reranked < len(Xn) // 5, reranked
+
+
 def test_float32_masked_scores_re_rank_what_float32_cannot_order():
     # A far unit makes the frame's radius R large, so float32 scores carry errors of about
     # u32 R^2 = 0.06 while units 0 and 1 differ by ~1e-3: the bound must send those rows
