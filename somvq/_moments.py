@@ -127,16 +127,24 @@ def _blocked_moments(X: np.ndarray, nan: bool, spread: bool = True) -> tuple[np.
     return mean, np.sqrt(squares / (count if count is not None else n_rows))
 
 
-def mean_and_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and the sample covariance (``ddof = 1``) of the rows of ``X``, float64.
+def mean_and_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Column means (float64), and the sample covariance (``ddof = 1``) of the rows of ``X``
+    times ``s``: ``(mean, covariance, s)``.
 
-    The covariance is ``sum_i (x_i - mean)^T (x_i - mean) / (n - 1)`` over blocks of
-    centred float64 rows, ``O(n D^2)`` time and ``O(D^2 + block)`` memory (``np.cov`` and an
-    SVD of the centred rows copy the whole of ``X`` in float64, and more). Needs 2 rows.
+    The covariance is ``sum_i (s (x_i - mean))^T (s (x_i - mean)) / (n - 1)`` over blocks
+    of centred float64 rows, ``O(n D^2)`` time and ``O(D^2 + block)`` memory (``np.cov`` and
+    an SVD of the centred rows copy the whole of ``X`` in float64, and more), with ``s``
+    the power of two that brings the largest deviation from the mean into [1, 2): exact,
+    and the products stay finite and normal at any magnitude (unscaled, data at 1e-200
+    gave a covariance of 0, data near 1e153 an infinite one): the covariance of ``X`` is
+    ``covariance / s^2`` where that is representable. Needs 2 rows.
     """
     X = np.asarray(X)
     n_rows, n_features = X.shape
     mean = column_means(X)
+    with np.errstate(invalid="ignore", over="ignore"):
+        spread = float(max(np.max(np.abs(X.max(axis=0) - mean)), np.max(np.abs(X.min(axis=0) - mean))))
+    s = power_of_two_scale(spread) if 0.0 < spread < np.inf else 1.0
     covariance = np.zeros((n_features, n_features))
     rows = _block_rows(n_features)
     buffer = np.empty((min(rows, n_rows), n_features))
@@ -144,6 +152,7 @@ def mean_and_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block = X[start : start + rows]
         centred = buffer[: block.shape[0]]
         np.subtract(block, mean, out=centred)
+        centred *= s
         covariance += centred.T @ centred  # (symmetric: NumPy computes it as one)
     covariance /= n_rows - 1
-    return mean, covariance
+    return mean, covariance, s

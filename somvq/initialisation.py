@@ -80,7 +80,7 @@ def _pca_codebook(X: np.ndarray, grid: Grid) -> np.ndarray:
     # The principal axes and their standard deviations from the D x D covariance, built
     # from blocks of rows (an SVD of the centred rows copied X in float64 and more: 1.27 GiB
     # and 7.8 s for Fashion-MNIST's 70,000 x 784, against 0.2 GiB of data).
-    mean, covariance = mean_and_covariance(X)
+    mean, covariance, s = mean_and_covariance(X)  # (the covariance of X s: any magnitude)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(-eigenvalues, kind="stable")[: min(n_samples, n_features)]
     components = eigenvectors.T[order]
@@ -88,7 +88,7 @@ def _pca_codebook(X: np.ndarray, grid: Grid) -> np.ndarray:
     signs = np.sign(components[np.arange(components.shape[0]), np.abs(components).argmax(1)])
     signs[signs == 0] = 1.0
     components = components * signs[:, None]
-    scale = np.sqrt(np.maximum(eigenvalues[order], 0.0))
+    scale = np.sqrt(np.maximum(eigenvalues[order], 0.0)) / s
 
     coords = grid.coordinates
     span = coords.max(axis=0) - coords.min(axis=0)

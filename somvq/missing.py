@@ -62,8 +62,12 @@ _SCAN_ENTRIES = 1 << 20
 
 
 def _row_blocks(X: np.ndarray):
-    """``(start, X[start : start + rows])`` over ``X``, ~:data:`_SCAN_ENTRIES` entries each."""
-    rows = max(1, _SCAN_ENTRIES // max(X.shape[1], 1)) if X.ndim == 2 else max(X.shape[0], 1)
+    """``(start, X[start : start + rows])`` over a 2-D ``X``, ~:data:`_SCAN_ENTRIES` entries
+    each (any other shape: the whole of it, once)."""
+    if X.ndim != 2:
+        yield 0, X
+        return
+    rows = max(1, _SCAN_ENTRIES // max(X.shape[1], 1))
     for start in range(0, X.shape[0], rows):
         yield start, X[start : start + rows]
 

@@ -174,7 +174,7 @@ def auto_grid(
         raise ValueError(f"grid='auto' needs 2-D data with at least one row, got shape {X.shape}.")
     n = X.shape[0] if n_samples is None else int(n_samples)
     if X.shape[1] >= 2 and X.shape[0] >= 2:
-        covariance = mean_and_covariance(X)[1]  # (in blocks: np.cov copies X in float64)
+        covariance = mean_and_covariance(X)[1]  # (in blocks, scaled: only the ratios count)
         check_observed_columns(np.diag(covariance), "grid='auto'")
         eigenvalues = np.linalg.eigvalsh(covariance)
     else:

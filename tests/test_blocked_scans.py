@@ -83,9 +83,11 @@ def test_blocked_moments_keep_the_magnitude_fixes(small_blocks):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_covariance_in_blocks(small_blocks, dtype):
     X = _data(dtype, shape=(3000, 6), offset=1e4)
-    mean, covariance = _moments.mean_and_covariance(X)
+    mean, covariance, s = _moments.mean_and_covariance(X)
     reference = np.cov(X.astype(np.float64), rowvar=False)
     np.testing.assert_array_equal(mean, X.mean(axis=0, dtype=np.float64))
+    assert s == 2.0 ** round(np.log2(s))  # a power of two: exact
+    covariance = covariance / (s * s)
     np.testing.assert_allclose(covariance, reference, rtol=1e-10, atol=1e-12 * np.abs(reference).max())
 
 
@@ -101,6 +103,17 @@ def test_pca_init_equals_the_svd_construction(small_blocks, dtype, shape):
     assert codebook.dtype == dtype
     tolerance = 1e-3 if dtype == np.float32 else 1e-9
     np.testing.assert_allclose(codebook, reference, rtol=0, atol=tolerance * np.abs(reference - 1e3).max())
+
+
+@pytest.mark.parametrize("factor", [2.0**-660, 2.0**-100, 2.0**508])
+def test_pca_init_at_any_magnitude(factor):
+    # the covariance is taken of the deviations scaled into [1, 2): unscaled, data at 1e-200
+    # gave a covariance of 0 (every unit at the mean) and rows near 1e153 an infinite one
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((2000, 4)) * [3.0, 1.0, 0.5, 0.2] + [1.0, -2.0, 0.0, 4.0]
+    grid = Grid((3, 4))
+    codebook = initial_codebook("pca", X, grid, rng)
+    np.testing.assert_array_equal(initial_codebook("pca", X * factor, grid, rng), codebook * factor)
 
 
 def test_pca_init_with_fewer_rows_than_features():
