@@ -8,8 +8,6 @@ Here each is checked against NumPy's whole-array form (or an SVD: ``tests/naive.
 blocks made small, and its peak memory against the data's size.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -19,16 +17,7 @@ from somvq.initialisation import initial_codebook, reads_data
 from somvq.parameters import auto_grid
 
 from . import naive
-
-
-def _peak_bytes(function):
-    tracemalloc.start()
-    try:
-        result = function()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak, result
+from .test_adversarial_memory import _peak_bytes
 
 
 @pytest.fixture
