@@ -513,9 +513,7 @@ def mean_filled(X: np.ndarray) -> np.ndarray:
     means = column_means(X, nan=True)
     out = np.array(X, copy=True)
     fill = means.astype(out.dtype)
-    rows = max(1, (1 << 20) // max(X.shape[1], 1))
-    for start in range(0, out.shape[0], rows):
-        block = out[start : start + rows]
+    for _, block in _row_blocks(out):
         np.copyto(block, fill, where=np.isnan(block))
     return out
 
