@@ -523,6 +523,21 @@ def test_distances_beyond_float32(n_groups):
     _compare_to_full(X, codebooks, n_groups, recheck=1.0)
 
 
+@pytest.mark.parametrize("power", [-560, -600])
+def test_ball_on_data_whose_squares_underflow(power):
+    """float64 data near 1e-169: squared distances are below float64's normal range, the
+    search scales the differences by a power of two, and the ball's reach must come from
+    those scaled squares (from the underflowed ones it was ~0: the ball held no unit and
+    16,934 of 20,000 labels differed from the full search's)."""
+    rng = np.random.default_rng(7)
+    X = gaussian_mixture(rng, 6000, 5, k=8) * 2.0**power
+    fits = {
+        m: KSOM(grid=(5, 6), n_epochs=15, random_state=0, bmu_search=m).fit(X) for m in ("full", "pruned")
+    }
+    assert fits["pruned"].codebook_.tobytes() == fits["full"].codebook_.tobytes()
+    np.testing.assert_array_equal(fits["pruned"].labels_, fits["full"].labels_)
+
+
 # ------------------------------------------------------------------ the threads of a pass
 def _two_passes(X, W, moved, chunk_rows):
     """A first pass (every row searched) and a second after a move (some rows gathered)."""

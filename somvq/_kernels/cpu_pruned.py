@@ -67,6 +67,7 @@ from numba import njit, types
 from . import cpu_bmu
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
+from .cpu_lanes import LANES, lanes_beyond, screen_error
 from .cpu_bmu import RADIUS, SCALE, search_block, unscale_exponent, unscaled
 from .cpu_scores import lowest
 from .cpu_sync import ABORT, CLAIMED, DONE, SYNC_SIZE, add_and_wake, atomic_add, atomic_load
@@ -76,8 +77,13 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Relative margin of the bounds: far above the float64 rounding of a direct distance.
 MARGIN = 1e-9
 
+#: Groups of LANES units the ball's screen computes for every row it settles (more when the
+#: ball reaches past them): a fixed count keeps the row's loop free of a branch on the
+#: ball's size. Late in a fit the ball holds ~13 units (docs/performance.md, round 14).
+SCREEN_GROUPS = 2
+
 _CHECK_SIGNATURES = [
-    types.UniTuple(types.int64, 2)(
+    types.UniTuple(types.int64, 3)(
         array(dtype, 2, "C", readonly=True),  # X
         array(dtype, 2, "C", readonly=True),  # codebook
         array(types.int64, 1, "C"),  # bmu (read; updated for the rows re-checked here)
@@ -92,6 +98,11 @@ _CHECK_SIGNATURES = [
         array(types.float64, 1, "C"),  # each unit's move (float64, inflated)
         array(types.int64, 2, "C", readonly=True),  # each unit's nearest units (K, M), nearest first
         array(types.float64, 2, "C", readonly=True),  # lower bounds on their distances (K, M)
+        array(dtype, 1, "C", readonly=True),  # the listed units in lanes (ball_table), scaled
+        types.int64,  # groups of LANES units per list in that table (0: none)
+        types.UniTuple(types.float64, 3),  # screen_error: eps, delta, floor
+        array(dtype, 1, "C"),  # scratch (LANES x groups): the screened distances
+        array(dtype, 1, "C"),  # scratch (D,): the row times the scale (when not 1)
         array(types.float64, 1, "C"),  # scratch (K,): lower bounds on the re-checked units' distances
         array(types.int8, 1, "C"),  # scratch (G,): which groups' bounds failed
         array(types.float32, 1, "C"),  # scratch (G,): the groups' bounds before this pass
@@ -183,6 +194,11 @@ def check_rows(
     unit_moves,
     near_units,
     near_low,
+    table,
+    table_groups,
+    screen,
+    lanes,
+    scaled_row,
     scratch,
     failing,
     old_low,
@@ -204,11 +220,16 @@ def check_rows(
     * otherwise, when the units within ``2 d`` of the old winner are all among its
       ``M = near_units.shape[1]`` nearest (:func:`nearest_units`; M = 0: no such test),
       only they can be nearer the row than the old winner (Elkan's lemma, see the
-      comment there): their direct distances settle the row here (one group only);
+      comment there): their direct distances settle the row here (one group only). When
+      the ball fits the lanes of ``table`` (:func:`ball_table`), they are screened first
+      (:func:`~somvq._kernels.cpu_lanes.lanes_beyond`, bounded by ``screen``), and only
+      the units the screen cannot rule out get their direct distance: none, when the old
+      winner is nearer than every screened unit's lower bound (most rows late in a fit);
     * otherwise the row's index goes to ``out_candidates`` (increasing order) for the exact
       search.
 
-    Returns (rows left to the product, rows re-checked here).
+    Returns (rows left to the product, rows re-checked here, rows of them that the
+    screen settled without a direct distance).
     """
     n_rows, n_features = X.shape
     n_groups = lower.shape[1]
@@ -217,8 +238,11 @@ def check_rows(
     zero = np.float32(0.0)
     n = 0
     rechecked = 0
+    screened_rows = 0
     n_units = codebook.shape[0]
     n_listed = near_units.shape[1] if n_groups == 1 else 0  # the ball test: one group
+    threshold = np.empty(1, dtype=X.dtype)  # the screen's threshold, rounded to the dtype
+    thr = threshold[0]
     for i in range(n_rows):
         winner = bmu[i]
         dist = 0.0
@@ -226,7 +250,11 @@ def check_rows(
             diff = (np.float64(X[i, j]) - np.float64(codebook[winner, j])) * scale
             dist += diff * diff
         d2 = unscaled(dist, exponent)
-        reach = math.sqrt(d2) * (1.0 + 2.0 * margin)
+        # distances (not squares) from the scaled squares: sqrt(v / s^2) = sqrt(v) / s exactly
+        # while v / s^2 is a normal float64, and without its underflow (data near 1e-160)
+        # or overflow beyond it, which made the ball test miss units
+        d_own = math.sqrt(dist) / scale
+        reach = d_own * (1.0 + 2.0 * margin)
         units = 0
         for g in range(n_groups):
             # float32 and branch-free, so that the loop vectorises (with 40 groups it is
@@ -255,24 +283,68 @@ def check_rows(
             # when a listed unit lies beyond 2 d. (Written here, not in a helper: through
             # a function, inlined or not, this path took 1.4-1.7x as long.)
             limit = 2.0 * reach
-            size = 0
-            for t in range(n_listed):  # branch-free: rows do not wait on a misprediction
-                size += 1 if near_low[winner, t] <= limit else 0
-            if size == n_listed and n_listed < n_units - 1:
-                out_candidates[n] = i  # the ball reaches past the listed units
-                n += 1
-                continue
+            # The screen (cpu_lanes) when the ball fits the table: the first SCREEN_GROUPS
+            # groups of LANES listed units for every row (a fixed count: no branch on the
+            # ball's size), more while the next group's first unit lies within 2 d; then
+            # ``size`` covers the screened units, a superset of the ball (units beyond it
+            # are farther than a, above: they change neither the winner nor the bounds).
+            n_lanes = 0
+            in_table = False
+            if table_groups > 0:
+                n_lanes = SCREEN_GROUPS if SCREEN_GROUPS < table_groups else table_groups
+                while n_lanes < table_groups and near_low[winner, n_lanes * LANES] <= limit:
+                    n_lanes += 1  # (n_lanes * LANES < n_listed: the table holds no more groups)
+                size = min(n_lanes * LANES, n_listed)
+                if size < n_listed:
+                    in_table = near_low[winner, size] > limit
+                else:
+                    in_table = n_listed == n_units - 1 or near_low[winner, n_listed - 1] > limit
+            if not in_table:
+                size = 0
+                for t in range(n_listed):  # branch-free: rows do not wait on a misprediction
+                    size += 1 if near_low[winner, t] <= limit else 0
+                if size == n_listed and n_listed < n_units - 1:
+                    out_candidates[n] = i  # the ball reaches past the listed units
+                    n += 1
+                    continue
             if size < n_listed:
-                beyond = near_low[winner, size]
-                edge = (beyond - reach) - (beyond + reach) * margin  # (rounded down)
+                beyond = near_low[winner, size]  # (a lower bound for every unit after it)
+            elif n_listed < n_units - 1:
+                beyond = near_low[winner, n_listed - 1]  # (the unlisted units: screened rows only)
             else:
-                edge = np.inf  # the ball holds every unit
+                beyond = np.inf  # every unit is listed and considered
+            edge = (beyond - reach) - (beyond + reach) * margin  # (rounded down; inf stays inf)
             # the winner: the direct distances' argmin over the ball and a, lowest index
-            # on ties, as in the full search; closest: the ball's unit closest to the row
+            # on ties, as in the full search; closest: a lower bound on the direct distance
+            # of every unit considered (scaled, squared)
             best = dist
             best_k = winner
             closest = np.inf
-            for t in range(size):
+            # the screen: a unit whose screened value s_k is above ``thr`` is farther than
+            # a, since s_k (1 - eps) - delta <= c_k above the floor (screen_error), and thr
+            # is at least (dist + delta) / (1 - eps) and the floor, rounded up to the dtype
+            # (the factor 1 + eps: far above the roundings of these two lines)
+            n_direct = size
+            screened = False
+            if in_table:
+                need = (dist + screen[1]) / (1.0 - screen[0])
+                threshold[0] = max(need, screen[2]) * (1.0 + screen[0])
+                thr = threshold[0]
+                base = winner * table_groups * n_features * LANES
+                if scale == 1.0:
+                    all_beyond = lanes_beyond(X[i], table, base, n_lanes, thr, lanes)
+                else:
+                    for j in range(n_features):
+                        scaled_row[j] = X[i, j] * scale  # (a power of two)
+                    all_beyond = lanes_beyond(scaled_row, table, base, n_lanes, thr, lanes)
+                screened = True
+                closest = dist  # every unit the screen rules out is farther than a
+                if all_beyond:
+                    n_direct = 0  # a keeps the row: most rows late in a fit
+                    screened_rows += 1
+            for t in range(n_direct):
+                if screened and lanes[t] > thr:
+                    continue  # (ruled out by the screen)
                 k = near_units[winner, t]
                 acc = 0.0
                 for j in range(n_features):
@@ -284,14 +356,15 @@ def check_rows(
                     best_k = k
             # the new bound (one group): a unit outside the ball is at least edge away (and
             # the moved bound holds for every unit but a), one inside at least the ball's
-            # closest distance; when the winner changed (~1% of the rows late) that is the
-            # new winner's own, the least of all, so a is covered too. (The exact runner-up,
+            # closest distance (or the screen's bound below it); when the winner changed
+            # (~1% of the rows late) that is at most the new winner's own, the least of
+            # all, so a is covered too. (The exact runner-up,
             # a second compare in the loop, made the check ~12% slower, for a bound that
             # settles under 2% of the rows in the late passes.)
             low = np.float64(lower[i, 0])
             low = edge if edge > low else low
             if closest < np.inf:
-                inside = math.sqrt(unscaled(closest, exponent)) * (1.0 - margin)
+                inside = math.sqrt(closest) / scale * (1.0 - margin)
                 low = inside if inside < low else low
             lower[i, 0] = _round_down(low) if low < np.inf else np.inf
             bmu[i] = best_k
@@ -322,7 +395,7 @@ def check_rows(
                 for j in range(n_features):
                     diff = (np.float64(X[i, j]) - np.float64(codebook[k, j])) * scale
                     acc += diff * diff
-                scratch[k] = math.sqrt(unscaled(acc, exponent)) * (1.0 - margin)
+                scratch[k] = math.sqrt(acc) / scale * (1.0 - margin)
                 if acc < best or (acc == best and k < best_k):
                     best = acc
                     best_k = k
@@ -330,7 +403,7 @@ def check_rows(
             if failing[g] == 0:
                 if best_k != winner and group_of[winner] == g:
                     # the old winner is now one of the group's other units
-                    own = _round_down(math.sqrt(d2) * (1.0 - margin))
+                    own = _round_down(d_own * (1.0 - margin))
                     lower[i, g] = min(lower[i, g], own)
                 continue
             nearest = np.inf
@@ -339,11 +412,11 @@ def check_rows(
                 if k != best_k:
                     nearest = min(nearest, scratch[k])
             if best_k != winner and group_of[winner] == g:
-                nearest = min(nearest, math.sqrt(d2) * (1.0 - margin))  # the old winner
+                nearest = min(nearest, d_own * (1.0 - margin))  # the old winner
             lower[i, g] = _round_down(nearest) if nearest < np.inf else np.inf
         bmu[i] = best_k
         out_sq_dist[i] = unscaled(best, exponent)
-    return n, rechecked
+    return n, rechecked, screened_rows
 
 
 _RUNNER_SIGNATURES = [
@@ -529,7 +602,8 @@ class Bounds:
     Attributes: ``codebook`` (the codebook of the last search, a private copy), ``bmu``,
     ``lower`` (rows x groups, float32, rounded down); ``searched``: rows searched by the
     product in the last pass, ``rechecked``: rows settled by direct distances to the units
-    of their failed groups (diagnostics). Memory: ``8 + 4 G`` bytes a row, plus the pass's
+    of their failed groups or the ball, ``screened``: rows of those that the ball's screen
+    settled without a direct distance (diagnostics). Memory: ``8 + 4 G`` bytes a row, plus the pass's
     squared distances and candidates (16 bytes a row).
     """
 
@@ -553,6 +627,7 @@ class Bounds:
         self.candidates = np.empty(n_rows, dtype=np.int64)
         self.searched = n_rows
         self.rechecked = 0
+        self.screened = 0
 
     def seed(self, winners: np.ndarray, codebook: np.ndarray) -> None:
         """Start from the winners of a full search of ``codebook`` (the same rows), with
@@ -649,6 +724,38 @@ def ball_settled_fraction(
     return float(np.mean(settled))
 
 
+#: Most bytes of the ball's table in lanes (:func:`ball_table`): 1.4 MB at K = 400, D = 16
+#: (every listed unit); at D = 784 a group of 8 units per list would take 12.8 MB, and the
+#: ball screens nothing there (the ball rarely runs at that D, see "auto").
+BALL_TABLE_BYTES = 1 << 22
+
+
+def ball_table(codebook: np.ndarray, near_units: np.ndarray, scale: float, max_bytes: int | None = None):
+    """The listed units of every unit's ball in lanes, for :func:`check_rows`' screen:
+    ``(table, groups)``, the layout of :mod:`somvq._kernels.cpu_lanes` (``groups`` of
+    :data:`~somvq._kernels.cpu_lanes.LANES` units per list, the first ``LANES * groups``
+    listed units, padded with inf), in the codebook's dtype, each coordinate times the
+    power of two ``scale`` (as the rows' differences are; inf where that overflows: those
+    rows are not screened). As many groups as fit ``max_bytes`` (default
+    :data:`BALL_TABLE_BYTES`); ``groups == 0``: none."""
+    if max_bytes is None:
+        max_bytes = BALL_TABLE_BYTES
+    n_units, n_features = codebook.shape
+    listed = near_units.shape[1]
+    per_group = n_units * LANES * n_features * codebook.itemsize
+    groups = min(-(-listed // LANES), max_bytes // max(per_group, 1))
+    if groups <= 0 or n_features == 0:
+        return np.empty(0, dtype=codebook.dtype), 0
+    table = np.full((n_units, groups * LANES, n_features), np.inf, dtype=codebook.dtype)
+    used = min(listed, groups * LANES)
+    table[:, :used] = codebook[near_units[:, :used]]
+    if scale != 1.0:
+        with np.errstate(over="ignore", under="ignore"):
+            table *= codebook.dtype.type(scale)
+    table = table.reshape(n_units, groups, LANES, n_features).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(table).ravel(), groups
+
+
 def _check(X, codebook, bounds: Bounds, search) -> int:
     """:func:`check_rows` over parts of the rows on the block pool; the candidates (in
     increasing order) in ``bounds.candidates[:n]``; returns ``n``."""
@@ -661,8 +768,10 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     # the ball test runs with one group only (check_rows): not for k-means' groups
     ball = _ball_fraction(n, n_units, bounds.ball) if n_groups == 1 else 0.0
     near_units, near_low = unit_balls(codebook, search.direct_scale, ball)
+    table, table_groups = ball_table(codebook, near_units, search.direct_scale)
+    screen = screen_error(X.dtype, X.shape[1])
     parts = list(range(0, n, CHECK_PART_ROWS))
-    found = [(0, 0)] * len(parts)
+    found = [(0, 0, 0)] * len(parts)
 
     def one(p):
         lo = parts[p]
@@ -682,6 +791,11 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
             unit_moves,
             near_units,
             near_low,
+            table,
+            table_groups,
+            screen,
+            np.empty(LANES * table_groups, dtype=X.dtype),
+            np.empty(X.shape[1], dtype=X.dtype),
             np.empty(n_units),
             np.empty(n_groups, dtype=np.int8),
             np.empty(n_groups, dtype=np.float32),
@@ -692,12 +806,13 @@ def _check(X, codebook, bounds: Bounds, search) -> int:
     _run_parts(len(parts), one)
     # gather the parts' candidates (indices within each part) into one increasing list
     total = 0
-    for p, (count, _) in enumerate(found):
+    for p, (count, _, _) in enumerate(found):
         lo = parts[p]
         if count:
             np.add(bounds.candidates[lo : lo + count], lo, out=bounds.candidates[total : total + count])
             total += count
-    bounds.rechecked = sum(r for _, r in found)
+    bounds.rechecked = sum(r for _, r, _ in found)
+    bounds.screened = sum(s for _, _, s in found)
     return total
 
 
@@ -750,6 +865,7 @@ def pruned_search(
         return bounds.sq_dist
     bounds.for_units(codebook)
     bounds.rechecked = 0
+    bounds.screened = 0
     if bounds.codebook is None:
         candidates = None
         n_search = n

@@ -220,6 +220,10 @@ class CpuEngine(Engine):
     #: (a settled row costs ~0.4x its share of a full search; one sent on to the product
     #: ~1.2x, with its new bound: docs/performance.md, round 14).
     AUTO_MIN_SETTLED = 0.6
+    #: ... and runs it again without the sample after a ball pass that settled at least this
+    #: fraction of the rows (the sample costs ~1.5 ms a pass at 1e6 x 16, 2-3% of a late
+    #: pass; as the radius shrinks the ball settles more rows, not fewer).
+    AUTO_KEEP_SETTLED = 0.9
 
     def _pruning_pays(self, plan: TrainingPlan, X: np.ndarray, codebook: np.ndarray) -> bool:
         if plan.bmu_search != "auto":
@@ -244,6 +248,8 @@ class CpuEngine(Engine):
         X = algorithms._as_dtype(X, codebook.dtype)
         bounds = self._pruned_bounds(X)
         if bounds is not None and bounds.codebook is not None:
+            if bounds.searched <= (1.0 - self.AUTO_KEEP_SETTLED) * X.shape[0]:
+                return True
             winners = bounds.bmu
         else:
             searched = getattr(self, "_searched", None)
