@@ -434,6 +434,25 @@ def test_nearest_units_against_numpy():
             np.testing.assert_array_equal(units[a], expected)
             assert np.all(low[a] <= d[a, expected])
             np.testing.assert_allclose(low[a], d[a, expected], rtol=1e-8)
+        # the lists do not depend on what is offered first (last pass's lists, any
+        # permutation, a list of another size), nor on the parts the units are cut in
+        rng_seed = np.random.default_rng(4)
+        seeds = [
+            units,
+            np.stack([rng_seed.permutation(30) for _ in range(30)]),
+            units[:, :4].copy(),
+            units[:5],
+        ]
+        for seed in seeds:
+            again = cpu_pruned.unit_balls(Wd, 1.0, 0.5, np.ascontiguousarray(seed))
+            assert again[0].tobytes() == units.tobytes() and again[1].tobytes() == low.tobytes()
+    # enough units for parts on two threads (64 units a part at least)
+    W = np.round(rng.normal(size=(200, 2)) * 3)
+    units, _ = cpu_pruned.unit_balls(W, 1.0, 0.1)
+    d = direct(W, W)
+    for a in range(200):
+        expected = sorted((k for k in range(200) if k != a), key=lambda k: (d[a, k], k))[:20]
+        np.testing.assert_array_equal(units[a], expected)
 
 
 def test_no_ball_on_few_rows_per_unit():
