@@ -380,7 +380,7 @@ def replay(args):
                 cpu_bmu.best_matching_units(X, W, None, bmu, sq, counts=counts, sums=sums)
             else:
                 cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums)
-                fractions.append((bounds.searched / n, bounds.rechecked / n))
+                fractions.append((bounds.searched / n, bounds.rechecked / n, bounds.screened / n))
             times.append(time.process_time() - t)
         return times, fractions
 
@@ -397,10 +397,11 @@ def replay(args):
                 groups = cpu_pruned.Bounds(n, *setting)
                 groups.for_units(W0)
                 print(
-                    f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked, every 3rd pass:"
+                    f"{name} ({groups.starts.shape[0] - 1} groups): product-searched / re-checked / "
+                    "of them settled by the ball's screen alone, every 3rd pass:"
                 )
-                print("   ", " ".join(f"{a:.2f}" for a, _ in fractions[::3]))
-                print("   ", " ".join(f"{b:.2f}" for _, b in fractions[::3]))
+                for column in range(3):
+                    print("   ", " ".join(f"{f[column]:.2f}" for f in fractions[::3]))
     full = np.median(np.array(results["full"]), axis=0)
     third = max(len(codebooks) // 3, 1)
     for name, runs in results.items():
