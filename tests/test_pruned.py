@@ -527,6 +527,31 @@ def test_auto_runs_the_ball_late_in_a_shrinking_fit(monkeypatch):
     assert errors["full"] == errors["auto"]
 
 
+def test_auto_keeps_the_ball_without_its_sample_once_it_settles_the_rows(monkeypatch):
+    """After a ball pass that settled AUTO_KEEP_SETTLED of the rows the next pass runs the
+    ball without sampling: fewer samples than when every pass samples, the same fit."""
+    from somvq.engines import cpu
+
+    samples = []
+    original = cpu_pruned.ball_settled_fraction
+
+    def spy(*args, **kwargs):
+        samples.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_pruned, "ball_settled_fraction", spy)
+    rng = np.random.default_rng(9)
+    X = gaussian_mixture(rng, PRUNED_MIN_ROWS, 4, k=12).astype(np.float32)
+    counts, codebooks = [], []
+    for keep in (2.0, cpu.CpuEngine.AUTO_KEEP_SETTLED):  # (2: never kept without a sample)
+        monkeypatch.setattr(cpu.CpuEngine, "AUTO_KEEP_SETTLED", keep)
+        samples.clear()
+        codebooks.append(KSOM(grid=(16, 20), n_epochs=20, random_state=0).fit(X).codebook_)
+        counts.append(len(samples))
+    assert counts[1] < counts[0], counts
+    assert codebooks[0].tobytes() == codebooks[1].tobytes()
+
+
 @pytest.mark.parametrize("n_groups", [1, 4])
 def test_distances_beyond_float32(n_groups):
     """float64 data whose distances exceed float32's range: the float32 bounds must not
