@@ -102,10 +102,14 @@ def estimate_fit_bytes(
     if pruned:
         # The pruned search's bounds, 24 + 4 G bytes a row (somvq/_kernels/cpu_pruned.py):
         # G groups of units for k-means, one bound under a shrinking neighbourhood.
-        from ._kernels.config import default_groups
+        from ._kernels.config import BALL_FRACTION, BALL_TABLE_BYTES, default_groups
 
         groups = default_groups(n_units) if neighbourhood == "none" else 1
         data += n_samples * (24 + 4 * groups)
+        if neighbourhood != "none":
+            # the ball's lists of K / 8 units for every unit (16 bytes a listed unit, and
+            # last pass's units, 8, kept as the next pass's seed) and their table in lanes
+            data += n_units * int(BALL_FRACTION * n_units) * 24 + BALL_TABLE_BYTES
     dense = needs_grid_distances(algorithm, neighbourhood, grid, backend)
     matrices = 0.0
     if dense:

@@ -257,3 +257,24 @@ def test_the_pruned_bounds_are_counted_only_for_fits_that_prune(monkeypatch):
     # Data with NaN runs the masked pass, which keeps no bounds either.
     X[0, 0] = np.nan
     KSOM(bmu_search="pruned", missing="ignore", **params).fit(X)
+
+
+def test_the_memory_estimate_counts_the_ball_of_a_pruned_fit():
+    """A pruned fit under a shrinking neighbourhood keeps, besides its per-row bounds,
+    the ball's nearest-unit lists (K / 8 units each, and last pass's as a seed) and their
+    table in lanes: O(K^2), 400 MB at 128x128 units."""
+    from somvq._kernels.config import BALL_TABLE_BYTES
+    from somvq._memory import estimate_fit_bytes
+    from somvq.grids import Grid
+
+    grid = Grid((128, 128))
+    n = 10**6
+    sizes = {
+        (kind, pruned): estimate_fit_bytes("batch", kind, grid, n_samples=n, n_features=16, pruned=pruned)[0]
+        for kind in ("gaussian", "none")
+        for pruned in (False, True)
+    }
+    K = grid.n_units
+    lists = K * (K // 8) * 24 + BALL_TABLE_BYTES
+    assert sizes["gaussian", True] - sizes["gaussian", False] == n * 28 + lists
+    assert sizes["none", True] - sizes["none", False] == n * (24 + 4 * 64)  # group bounds, no ball

@@ -26,3 +26,16 @@ def default_groups(n_units: int) -> int:
     :data:`MAX_GROUPS`. Here, not in ``cpu_pruned``, so that the memory estimate of every
     fit can read it without loading the pruned search's compiled kernels."""
     return max(1, min(MAX_GROUPS, n_units // UNITS_PER_GROUP))
+
+
+#: Most units a row re-checks in the ball around its old winner (``cpu_pruned.check_rows``),
+#: as a fraction of K; a larger ball sends the row to the product. A direct distance at
+#: D = 16 costs about what the product spends on 6-7 units; replayed, K / 8 gave the
+#: cheapest late passes (docs/performance.md, round 14). Here, not in ``cpu_pruned``, for
+#: the memory estimate, as :func:`default_groups`.
+BALL_FRACTION = 1 / 8
+
+#: Most bytes of the ball's table in lanes (``cpu_pruned.ball_table``): 1.4 MB at K = 400,
+#: D = 16 (every listed unit); at D = 784 a group of 8 units per list would take 12.8 MB,
+#: and the ball screens nothing there (the ball rarely runs at that D, see "auto").
+BALL_TABLE_BYTES = 1 << 22

@@ -129,9 +129,12 @@ def screen_error(dtype, n_features: int) -> tuple[float, float, float]:
     other way; ``eps = 2 (D + 4) u`` covers both and the rounding of the bounds' own
     float64 arithmetic. Below float32's (or float64's) smallest normal ``tiny`` each
     operation may lose up to ``tiny`` more (gradual underflow, or a process that flushes
-    subnormals to zero): ``delta = (3 D + 4) tiny``. A row whose screen is at most ``floor =
-    2^20 delta`` is not screened (its differences may have been flushed relative to their
-    size, beyond these bounds), nor one whose screen is not finite (a square overflowed).
+    subnormals to zero): ``delta = (3 D + 4) tiny``. A value at most ``floor = 2^20 delta``
+    is not trusted (its differences may have been flushed relative to their size, beyond
+    these bounds): the caller's threshold is never below the floor. An inf value (a sum
+    beyond the dtype's range) means ``c`` is at least the dtype's largest finite value
+    times ``1 - eps``: above any distance whose threshold, ``(c_a + delta) (1 + eps) /
+    (1 - eps)``, is finite in the dtype.
     """
     info = np.finfo(dtype)
     unit = float(info.eps) / 2.0

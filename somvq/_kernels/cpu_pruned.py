@@ -73,7 +73,7 @@ from numba import njit, types
 
 from . import cpu_bmu
 from ._signatures import FLOATS, array
-from .config import CACHE, CHUNK_ROWS, FASTMATH, default_groups
+from .config import BALL_FRACTION, BALL_TABLE_BYTES, CACHE, CHUNK_ROWS, FASTMATH, default_groups
 from .cpu_bmu import RADIUS, SCALE, search_block, unscale_exponent, unscaled
 from .cpu_lanes import LANES, lanes_beyond, screen_error
 from .cpu_scores import lowest
@@ -677,12 +677,6 @@ class Bounds:
 #: Rows per part of the parallel check (parts are claimed by the threads in turn).
 CHECK_PART_ROWS = 16384
 
-#: Most units a row re-checks in the ball around its old winner (:func:`check_rows`),
-#: as a fraction of K; a larger ball sends the row to the product. A direct distance at
-#: D = 16 costs about what the product spends on 6-7 units; replayed, K / 8 gave the
-#: cheapest late passes (docs/performance.md, round 14).
-BALL_FRACTION = 1 / 8
-
 
 def _listed(n_units: int, fraction: float) -> int:
     """How many nearest units each unit's list holds: ``fraction K``, at most K - 1."""
@@ -761,12 +755,6 @@ def ball_settled_fraction(
         inside = (between <= 4.0 * reach2[:, None]).sum(1) - 1
     settled = inside <= listed if listed == n_units - 1 else inside < listed
     return float(np.mean(settled))
-
-
-#: Most bytes of the ball's table in lanes (:func:`ball_table`): 1.4 MB at K = 400, D = 16
-#: (every listed unit); at D = 784 a group of 8 units per list would take 12.8 MB, and the
-#: ball screens nothing there (the ball rarely runs at that D, see "auto").
-BALL_TABLE_BYTES = 1 << 22
 
 
 def ball_table(codebook: np.ndarray, near_units: np.ndarray, scale: float, max_bytes: int | None = None):
