@@ -262,7 +262,7 @@ def test_the_pruned_bounds_are_counted_only_for_fits_that_prune(monkeypatch):
 def test_the_memory_estimate_counts_the_ball_of_a_pruned_fit():
     """A pruned fit under a shrinking neighbourhood keeps, besides its per-row bounds,
     the ball's nearest-unit lists (K / 8 units each, and last pass's as a seed) and their
-    table in lanes: O(K^2), 400 MB at 128x128 units."""
+    table in lanes: O(K^2), 805 MB at 128x128 units."""
     from somvq._kernels.config import BALL_TABLE_BYTES
     from somvq._memory import estimate_fit_bytes
     from somvq.grids import Grid
