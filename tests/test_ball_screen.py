@@ -15,8 +15,8 @@ from somvq._kernels import cpu_bmu, cpu_lanes, cpu_pruned
 
 from .test_pruned import (
     _shrinking_fit_codebooks,
-    assert_group_bounds,
-    direct,
+    assert_pass_equals_full,
+    ball_on_small_data,  # noqa: F401 (a fixture, used by name)
     gaussian_mixture,
     near_tie_data,
 )
@@ -97,34 +97,14 @@ def test_ball_table_is_the_listed_units_in_lanes():
     assert none == 0 and empty.size == 0
 
 
-@pytest.fixture
-def ball_on_small_data(monkeypatch):
-    """The ball test on data of any size (it normally needs 32 rows per unit)."""
-    monkeypatch.setattr(cpu_pruned, "BALL_MIN_ROWS_PER_UNIT", 0)
-
-
 def _passes(X, codebooks, ball=0.25, unit=1.0):
-    """Every codebook through the pruned search (one group, the ball) and the full
-    search: the same winners, distances, counts and sums, and the winners the NumPy
-    argmin of the data divided by the power of two ``unit`` (with the bounds checked when
-    it is 1); returns (rows re-checked without the product, rows the screen settled
-    alone) over the passes."""
+    """Every codebook through the pruned search (one group, the ball) against the full
+    search (:func:`assert_pass_equals_full`); returns (rows re-checked without the
+    product, rows the screen settled alone) over the passes."""
     bounds = cpu_pruned.Bounds(len(X), 1, 0.0, ball)
     rechecked = screened = 0
     for W in codebooks:
-        K, D = W.shape
-        counts, sums = np.zeros(K), np.zeros((K, D))
-        sq = cpu_pruned.pruned_search(X, W, bounds, counts=counts, sums=sums).copy()
-        bmu_f, sq_f = np.empty(len(X), dtype=np.int64), np.empty(len(X))
-        counts_f, sums_f = np.zeros(K), np.zeros((K, D))
-        cpu_bmu.best_matching_units(X, W, None, bmu_f, sq_f, counts=counts_f, sums=sums_f)
-        np.testing.assert_array_equal(bounds.bmu, bmu_f)
-        assert sq.tobytes() == sq_f.tobytes()
-        assert counts.tobytes() == counts_f.tobytes() and sums.tobytes() == sums_f.tobytes()
-        d = direct(X / unit, W / unit)
-        np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
-        if unit == 1.0:
-            assert_group_bounds(bounds, d)
+        assert_pass_equals_full(X, W, bounds, unit)
         rechecked += bounds.rechecked
         screened += bounds.screened
     return rechecked, screened

@@ -122,23 +122,31 @@ def _compare_to_full(X, codebooks, n_groups=None, recheck=None, ball=None):
     bounds = cpu_pruned.Bounds(len(X), n_groups, recheck, ball)
     rechecked = 0
     for W in codebooks:
-        K, D = W.shape
-        counts_p, sums_p = np.zeros(K), np.zeros((K, D))
-        sq_p = cpu_pruned.pruned_search(X, W, bounds, counts=counts_p, sums=sums_p).copy()
-        bmu_f = np.empty(len(X), dtype=np.int64)
-        sq_f = np.empty(len(X))
-        counts_f, sums_f = np.zeros(K), np.zeros((K, D))
-        cpu_bmu.best_matching_units(X, W, None, bmu_f, sq_f, counts=counts_f, sums=sums_f)
-        np.testing.assert_array_equal(bounds.bmu, bmu_f)
-        assert sq_p.tobytes() == sq_f.tobytes()
-        assert counts_p.tobytes() == counts_f.tobytes()
-        assert sums_p.tobytes() == sums_f.tobytes()
-        d = direct(X, W)
-        np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
-        # conservative: below the distance to every other unit (float64 direct, within rounding)
-        assert_group_bounds(bounds, d)
+        assert_pass_equals_full(X, W, bounds)
         rechecked += bounds.rechecked
     return rechecked
+
+
+def assert_pass_equals_full(X, W, bounds, unit=1.0):
+    """One pass of the pruned search (``bounds`` updated) against the full search: the
+    same winners, distances, counts and sums; the winners the NumPy argmin of the data
+    divided by the power of two ``unit``; the bounds conservative (checked when ``unit``
+    is 1: below the distance to every other unit, float64 direct, within rounding)."""
+    K, D = W.shape
+    counts_p, sums_p = np.zeros(K), np.zeros((K, D))
+    sq_p = cpu_pruned.pruned_search(X, W, bounds, counts=counts_p, sums=sums_p).copy()
+    bmu_f = np.empty(len(X), dtype=np.int64)
+    sq_f = np.empty(len(X))
+    counts_f, sums_f = np.zeros(K), np.zeros((K, D))
+    cpu_bmu.best_matching_units(X, W, None, bmu_f, sq_f, counts=counts_f, sums=sums_f)
+    np.testing.assert_array_equal(bounds.bmu, bmu_f)
+    assert sq_p.tobytes() == sq_f.tobytes()
+    assert counts_p.tobytes() == counts_f.tobytes()
+    assert sums_p.tobytes() == sums_f.tobytes()
+    d = direct(X / unit, W / unit)
+    np.testing.assert_array_equal(bmu_f, np.argmin(d, axis=1))
+    if unit == 1.0:
+        assert_group_bounds(bounds, d)
 
 
 def test_ties_and_duplicate_units():

@@ -333,13 +333,12 @@ def check_rows(
                     out_candidates[n] = i  # the ball reaches past the listed units
                     n += 1
                     continue
-            if size < n_listed:
-                beyond = near_low[winner, size]  # (a lower bound for every unit after it)
-            elif n_listed < n_units - 1:
-                beyond = near_low[winner, n_listed - 1]  # (the unlisted units: screened rows only)
-            else:
-                beyond = np.inf  # every unit is listed and considered
-            edge = (beyond - reach) - (beyond + reach) * margin  # (rounded down; inf stays inf)
+            edge = np.inf  # every unit is listed and considered
+            if size < n_listed or n_listed < n_units - 1:
+                # a lower bound for every unit after ``size``; with all listed units
+                # considered (screened rows only), the last one's, for the unlisted units
+                beyond = near_low[winner, size if size < n_listed else n_listed - 1]
+                edge = (beyond - reach) - (beyond + reach) * margin  # (rounded down)
             # the winner: the direct distances' argmin over the ball and a, lowest index
             # on ties, as in the full search; closest: a lower bound on the direct distance
             # of every unit considered (scaled, squared)
@@ -351,7 +350,6 @@ def check_rows(
             # is at least (dist + delta) / (1 - eps) and the floor, rounded up to the dtype
             # (the factor 1 + eps: far above the roundings of these two lines)
             n_direct = size
-            screened = False
             if in_table:
                 need = (dist + screen[1]) / (1.0 - screen[0])
                 threshold[0] = max(need, screen[2]) * (1.0 + screen[0])
@@ -363,13 +361,12 @@ def check_rows(
                     for j in range(n_features):
                         scaled_row[j] = X[i, j] * scale  # (a power of two)
                     all_beyond = lanes_beyond(scaled_row, table, base, n_lanes, thr, lanes)
-                screened = True
                 closest = dist  # every unit the screen rules out is farther than a
                 if all_beyond:
                     n_direct = 0  # a keeps the row: most rows late in a fit
                     screened_rows += 1
             for t in range(n_direct):
-                if screened and lanes[t] > thr:
+                if in_table and lanes[t] > thr:
                     continue  # (ruled out by the screen)
                 k = near_units[winner, t]
                 acc = 0.0
