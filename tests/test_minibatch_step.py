@@ -290,19 +290,20 @@ def test_fit_equals_naive_reference(shape, periodic, update):
 
 
 def _failing_pass(monkeypatch, failing_thread):
-    """Runs 20 two-thread passes whose ``run_steps`` raises on ``failing_thread`` while the
-    other thread works (and may wait for it); returns the exception raised (or None),
-    and whether the pass came back at all (a watchdog thread: a hang must fail the test,
-    not block it)."""
+    """Runs two-thread passes whose ``run_steps`` raises on ``failing_thread`` before the
+    other thread starts its work; returns the exception raised (or None), and whether the
+    pass came back at all (a watchdog thread: a hang must fail the test, not block it).
+    (A worker that fails after the caller has done every task alone changes nothing:
+    ``cpu_bmu.run_on_threads`` does not wait for it.)"""
     import threading
     import time
 
     original = cpu_minibatch_step.run_steps
 
     def failing(*args):
-        if threading.current_thread().name == failing_thread:
-            time.sleep(0.01)  # let the other thread claim a task and wait for this one
+        if threading.current_thread().name.startswith(failing_thread):
             raise RuntimeError("thread failed")
+        time.sleep(0.01)  # the other thread fails first
         return original(*args)
 
     monkeypatch.setattr(cpu_minibatch_step, "run_steps", failing)
@@ -324,7 +325,7 @@ def _failing_pass(monkeypatch, failing_thread):
     return outcome.get("error"), not watchdog.is_alive()
 
 
-@pytest.mark.parametrize("failing_thread", ["somvq-minibatch", "somvq-test-caller"])
+@pytest.mark.parametrize("failing_thread", ["somvq-bmu", "somvq-test-caller"])
 def test_an_error_on_either_thread_reaches_the_caller_without_a_hang(failing_thread, monkeypatch):
     """No hang and no leaked thread: the failing thread sets the abort flag, the other
     leaves its wait (or finishes the work alone), and the pass raises the error."""
@@ -332,12 +333,17 @@ def test_an_error_on_either_thread_reaches_the_caller_without_a_hang(failing_thr
 
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: the pass runs no worker thread")
-    before = threading.active_count()
-    # the pass's worker, or its calling thread (the watchdog of _failing_pass)
+
+    def threads():  # all but the search pool's workers, kept for the process
+        return {t for t in threading.enumerate() if not t.name.startswith("somvq-bmu")}
+
+    before = threads()
+    # the pass's worker (of the search pool), or its calling thread (the watchdog)
     error, returned = _failing_pass(monkeypatch, failing_thread)
     assert returned, "the pass hung after an error on one of its threads"
     assert isinstance(error, RuntimeError) and "thread failed" in str(error)
-    assert threading.active_count() == before
+    assert threads() == before
+    assert sum(t.name.startswith("somvq-bmu") for t in threading.enumerate()) <= 1
 
 
 @pytest.mark.parametrize("shape, n_features", [((1,), 3), ((1, 1), 1), ((2, 1), 1), ((3, 3), 1)])

@@ -1008,15 +1008,20 @@ def _abort(sync):
     wake(sync)
 
 
-def run_on_threads(run, sync, n_threads: int, index: int, target: int, what: str) -> None:
+def run_on_threads(
+    run, sync, n_threads: int, index: int, target: int, what: str, *, stops: bool = False
+) -> bool:
     """``run()`` on the calling thread and on ``n_threads - 1`` pool workers, then the
     caller waits (compiled, :func:`wait_until`) until ``sync[index]`` reaches ``target``.
 
     ``run`` is one compiled call that claims its work from ``sync`` and ends when none is
     left, so a late or busy worker only means the others do more, and one that starts
-    after the wait has ended claims nothing. A failure on any thread sets ``sync[ABORT]``,
-    which ends every loop and wait, and is raised here (``what`` names the search in the
-    error of a thread that stopped without one); futures still queued are cancelled.
+    after the wait has ended claims nothing (give each call its own ``sync``). A failure
+    on any thread sets ``sync[ABORT]``, which ends every loop and wait, and is raised here
+    (``what`` names the search in the error of a thread that stopped without one);
+    futures still queued are cancelled. ``stops``: the work may end early by
+    ``sync[STOP]`` (the mini-batch pass after a diverged step); returns whether it ran to
+    ``target`` (always ``True`` without ``stops``).
     """
     errors = []
 
@@ -1040,5 +1045,7 @@ def run_on_threads(run, sync, n_threads: int, index: int, target: int, what: str
             future.cancel()
     if errors:
         raise errors[0]
-    if not ended:  # pragma: no cover - only a failed thread aborts, and it left its error
+    if not ended and (not stops or sync[ABORT] != 0):  # pragma: no cover - only a failed
+        # thread aborts, and it left its error
         raise RuntimeError(f"{what}: a search thread stopped without an error")
+    return ended

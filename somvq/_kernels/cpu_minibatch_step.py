@@ -3,8 +3,8 @@
 :func:`somvq.algorithms.minibatch_pass_inplace` runs here whenever the step's smoothing
 is none or separable on a 1-D / 2-D rectangular grid. Rows are taken a chunk (~8 MB of
 whole batches) at a time; every step of a chunk then runs inside one compiled call,
-:func:`run_steps`, made by the calling thread and by one worker thread of the pass (no
-GIL, no Python per step). The steps are a queue of tasks, claimed in order from a shared
+:func:`run_steps`, made by the calling thread and by one worker of the searches' pool
+(``cpu_bmu.run_on_threads``: a thread kept for the process; no GIL, no Python per step). The steps are a queue of tasks, claimed in order from a shared
 counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a futex):
 
 * per block of the batch, a search task: its rows gathered from the data into the
@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import functools
 import math
-import queue
-import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -55,6 +53,7 @@ from .cpu_bmu import (
     blas_at_one_thread,
     blas_threads,
     prepare_frame,
+    run_on_threads,
     search_block,
 )
 from .cpu_prefetch import AHEAD, prefetch_row
@@ -71,7 +70,6 @@ from .cpu_sync import (
     atomic_store,
     cycles,
     wait_until,
-    wake,
 )
 
 _F1 = array(types.float64, 1, "C")
@@ -497,40 +495,6 @@ def run_steps(
 
 
 # ---------------------------------------------------------------------------- the pass
-class _Worker:
-    """One thread kept for a whole pass; each step hands it one job (no pool, no futures)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="somvq-minibatch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException as exc:  # re-raised by the caller
-                self._done.put(exc)
-            else:
-                self._done.put(None)
-
-    def start(self, job) -> None:
-        self._jobs.put(job)
-
-    def wait(self) -> None:
-        error = self._done.get()
-        if error is not None:
-            raise error
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-
 class _Scratch(NamedTuple):
     framed: np.ndarray  # (rows, D + 1), last column 1
     products: np.ndarray  # (rows, K)
@@ -612,7 +576,7 @@ def _aligned(shape: tuple[int, ...], dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
     raw = np.empty(size + 64, dtype=np.uint8)
-    offset = -raw.ctypes.data % 64
+    offset = -raw.__array_interface__["data"][0] % 64  # (ctypes.data: 3 us more)
     return raw[offset : offset + size].view(dtype).reshape(shape)
 
 
@@ -626,6 +590,32 @@ def _column_splits(n_features: int, n_threads: int, itemsize: int) -> np.ndarray
     if n_threads == 1 or half == 0:
         return np.array([0, n_features], dtype=np.int64)
     return np.array([0, half, n_features], dtype=np.int64)
+
+
+def _run_chunk(args, n_threads: int, n_rows: int, batch_size: int, chunk_rows: int, splits) -> int:
+    """:func:`run_steps` over one chunk of ``n_rows`` rows: on the calling thread, and with
+    two threads on one worker of the search's pool too (``cpu_bmu.run_on_threads``: a
+    worker kept for the process, not a thread started per pass, ~0.1 ms). ``args`` holds
+    each thread's arguments after ``sync``; a thread takes the next unused set when it
+    starts. Returns the steps done (fewer than the chunk's after a diverged step)."""
+    sync = np.zeros(SYNC_SIZE, dtype=np.int64)  # per chunk: a late worker claims nothing
+    if n_threads == 1:
+        steps = run_steps(1, sync, *args[0])
+        if steps < 0:  # pragma: no cover - one thread aborts only by raising
+            raise RuntimeError("the mini-batch pass was aborted")
+        return steps
+    n_steps = -(-n_rows // batch_size)
+    last = n_rows - (n_steps - 1) * batch_size
+    per_step = splits.shape[0] - 1  # update tasks
+    n_tasks = (n_steps - 1) * (_blocks(batch_size, chunk_rows)[1] + per_step)
+    n_tasks += _blocks(last, chunk_rows)[1] + per_step
+    sets = iter(args)  # next() on it is one step under the GIL: each thread its own set
+    run_on_threads(
+        lambda: run_steps(n_threads, sync, *next(sets)), sync, n_threads, DONE, n_tasks,
+        "minibatch_pass", stops=True,
+    )  # fmt: skip
+    stopped = int(sync[STOP])
+    return stopped if stopped != 0 else n_steps
 
 
 def minibatch_pass(
@@ -655,8 +645,8 @@ def minibatch_pass(
     runs the rest step by step. Rows are taken a chunk at a time (``gather_rows``,
     whole batches; ``order`` follows ``np.take``'s rules, checked here); each chunk is one :func:`run_steps` call on the calling thread and,
     with more than one BLAS thread (the count seen on entry, as the full search reads it)
-    and batches of more than one block, the same call on one worker thread of the pass:
-    the two share the chunk's tasks (search blocks, update column ranges, frames; see
+    and batches of more than one block, the same call on a worker of the searches' pool
+    (:func:`_run_chunk`): the two share the chunk's tasks (search blocks, update column ranges, frames; see
     :func:`run_steps`). Every BLAS is held at one thread meanwhile.
     """
     from ..neighbourhoods import _axis_offsets
@@ -689,7 +679,6 @@ def minibatch_pass(
     centre = np.zeros(n_features, dtype=dtype)
     aug = np.empty((n_units, n_features + 1), dtype=dtype)
     frame = np.zeros(4)
-    sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     constants = _constants(dtype, n_features)
     limit = constants.limit
     prepare_frame(codebook, mean, centre, aug, limit, frame)
@@ -716,34 +705,21 @@ def minibatch_pass(
     ]
     global _LAST_PROFILE
     _LAST_PROFILE = [thread[-1] for thread in per_thread]
-    worker = None
     sq_error = 0.0
     done = 0
     t = int(t0)
     decay, eps = float(decay), float(eps)
-
-    def call(tid, args):
-        try:
-            return run_steps(n_threads, sync, *args[tid])
-        except BaseException:
-            sync[ABORT] = 1  # the other thread leaves its wait and returns
-            wake(sync)
-            raise
-
     state = (codebook, ema_sum)
     if n_threads > 1:  # aligned working copies of the column-split state, copied back
         codebook, ema_sum = (_aligned(a.shape, a.dtype) for a in state)
         codebook[...], ema_sum[...] = state
     with blas_at_one_thread():
-        if n_threads > 1:
-            worker = _Worker()
         try:
             for g_start in range(0, n_rows, gather_rows):
                 g_stop = min(g_start + gather_rows, n_rows)
                 block = gathered[: g_stop - g_start]  # gathered by run_steps' search tasks
                 chunk_steps = -(-block.shape[0] // batch_size)
                 smooth, f0s, f1s, scales = _step_factors(neighbourhood, grid, t, chunk_steps, offsets)
-                sync[:] = 0
                 args = [
                     (
                         X,
@@ -783,15 +759,7 @@ def minibatch_pass(
                     )  # fmt: skip
                     for framed, products, private, profile in per_thread
                 ]
-                if worker is not None:
-                    worker.start(functools.partial(call, 1, args))
-                try:
-                    steps = call(0, args)
-                finally:
-                    if worker is not None:
-                        worker.wait()
-                if steps < 0:
-                    raise RuntimeError("the mini-batch pass was aborted by its other thread")
+                steps = _run_chunk(args, n_threads, block.shape[0], batch_size, chunk_rows, splits)
                 for s in range(steps):  # in step order, as the loop adds them
                     sq_error += float(step_errors[s])
                 t += steps
@@ -799,8 +767,6 @@ def minibatch_pass(
                 if steps < chunk_steps:
                     return sq_error, done
         finally:
-            if worker is not None:
-                worker.close()
             if codebook is not state[0]:
                 state[0][...], state[1][...] = codebook, ema_sum
     return sq_error, done
