@@ -25,6 +25,7 @@ inlined (measured: the EMA sums). The feature loops vectorise without the flags 
 are element-wise); only the K-long sum of the counts runs scalar.
 """
 
+import numpy as np
 from numba import njit, types
 
 from ._signatures import FLOATS, array
@@ -33,6 +34,27 @@ from .config import CACHE
 _F1 = array(types.float64, 1, "C")
 _F2 = array(types.float64, 2, "C")
 _F2_RO = array(types.float64, 2, "C", readonly=True)
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
+def factor_bands(factor, first, stop):
+    """``(first, stop)``: per row ``j`` of the square ``factor``, the first and one past the
+    last column of its non-zero entries (``0, 0`` for a row of zeros), written into the
+    given int64 arrays. A loop over a row may run over that band alone: the entries
+    outside it are zeros, which the smoothing skips anyway, so the same terms are added
+    in the same order (the hard kernel's 3-wide boxes: 3 entries a row instead of n)."""
+    n = factor.shape[0]
+    for j in range(n):
+        lo = n
+        hi = 0
+        for b in range(n):
+            if factor[j, b] != 0.0:
+                if b < lo:
+                    lo = b
+                hi = b + 1
+        first[j] = lo if lo < hi else 0
+        stop[j] = hi
+    return first, stop
 
 
 @njit(
@@ -46,17 +68,20 @@ def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
 
     ``counts`` (K,), ``sums`` (K, D); ``f0`` (n0, n0), ``f1`` (n1, n1) with n0 n1 = K;
     ``tmp`` is a (K, D + 1) scratch buffer. Writes ``out_counts`` (K,), ``out_sums`` (K, D).
+    The loops over a factor row run over its non-zero band (:func:`factor_bands`).
     """
     n0 = f0.shape[0]
     n1 = f1.shape[0]
     n_features = sums.shape[1]
+    first0, stop0 = factor_bands(f0, np.empty(n0, np.int64), np.empty(n0, np.int64))
+    first1, stop1 = factor_bands(f1, np.empty(n1, np.int64), np.empty(n1, np.int64))
     # Along the last axis: tmp[a, j] = sum_b f1[j, b] [S | c][a, b]
     for a in range(n0):
         for j in range(n1):
             row = a * n1 + j
             for d in range(n_features + 1):
                 tmp[row, d] = 0.0
-            for b in range(n1):
+            for b in range(first1[j], stop1[j]):
                 w = f1[j, b]
                 if w != 0.0:
                     src = a * n1 + b
@@ -70,7 +95,7 @@ def smooth_separable_2d(counts, sums, f0, f1, scale, out_counts, out_sums, tmp):
             for d in range(n_features):
                 out_sums[row, d] = 0.0
             acc_count = 0.0
-            for a in range(n0):
+            for a in range(first0[i], stop0[i]):
                 w = f0[i, a]
                 if w != 0.0:
                     src = a * n1 + j

@@ -56,6 +56,7 @@ from .cpu_bmu import (
     run_on_threads,
     search_block,
 )
+from .cpu_minibatch import factor_bands
 from .cpu_prefetch import AHEAD, prefetch_row
 from .cpu_sync import (
     ABORT,
@@ -138,36 +139,14 @@ def _accumulate_columns(rows, start, stop, bmu, sums, c0, c1):
 
 
 @njit(cache=CACHE, fastmath=False, nogil=True)
-def _bands(factor):
-    """``(first, stop)`` of the non-zero entries of each row of ``factor``: the loops over
-    a row may run over that band alone (the entries outside it are zeros, which the
-    loop's kernel skips anyway), so the same terms are added in the same order."""
-    n = factor.shape[0]
-    first = np.zeros(n, dtype=np.int64)
-    stop = np.zeros(n, dtype=np.int64)
-    for j in range(n):
-        lo = n
-        hi = 0
-        for b in range(n):
-            if factor[j, b] != 0.0:
-                if b < lo:
-                    lo = b
-                hi = b + 1
-        first[j] = lo if lo < hi else 0
-        stop[j] = hi
-    return first, stop
-
-
-@njit(cache=CACHE, fastmath=False, nogil=True)
-def _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1):
+def _smooth_columns(sums, f0, f1, bands, scale, out_sums, tmp, c0, c1):
     """Columns ``c0:c1`` of :func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d`'s
     ``out_sums``: the same loops with the feature loop cut to the range (and the factor
-    loops to each row's non-zero band, :func:`_bands`)."""
+    loops to each row's non-zero band: ``bands``, :func:`_step_bands`)."""
     u0, u1 = np.uint64(c0), np.uint64(c1)
     n0 = f0.shape[0]
     n1 = f1.shape[0]
-    first0, stop0 = _bands(f0)
-    first1, stop1 = _bands(f1)
+    first0, stop0, first1, stop1 = bands[0], bands[1], bands[2], bands[3]
     for a in range(n0):
         for j in range(n1):
             row = a * n1 + j
@@ -198,13 +177,12 @@ def _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1):
 
 
 @njit(cache=CACHE, fastmath=False, nogil=True)
-def _smooth_counts(counts, f0, f1, scale, out_counts, tmp):
+def _smooth_counts(counts, f0, f1, bands, scale, out_counts, tmp):
     """The counts of :func:`~somvq._kernels.cpu_minibatch.smooth_separable_2d` (its
     column ``D`` of ``tmp``, ``acc_count``), with a (K,) scratch ``tmp``."""
     n0 = f0.shape[0]
     n1 = f1.shape[0]
-    first0, stop0 = _bands(f0)
-    first1, stop1 = _bands(f1)
+    first0, stop0, first1, stop1 = bands[0], bands[1], bands[2], bands[3]
     for a in range(n0):
         for j in range(n1):
             acc = 0.0
@@ -260,6 +238,14 @@ def _ema_columns(ema_sum, codebook, counts, sums, new_count, decay, update_all, 
                 m = decay * ema_sum[k, d] + keep * sums[k, d]
                 ema_sum[k, d] = m
                 codebook[k, d] = m / c
+
+
+@njit(cache=CACHE, fastmath=False, nogil=True)
+def _step_bands(f0, f1, bands):
+    """The non-zero bands of a step's factors into ``bands`` (4, max(n0, n1)) int64: first
+    and stop of ``f0``'s rows, then of ``f1``'s (:func:`cpu_minibatch.factor_bands`)."""
+    factor_bands(f0, bands[0], bands[1])
+    factor_bands(f1, bands[2], bands[3])
 
 
 #: Phases of a step in a profile of :func:`run_steps` (the last entry counts the steps).
@@ -396,6 +382,9 @@ def run_steps(
     my_ema_count = private[2]
     my_tmp = private[3]
     counts_step = -1  # the step whose counts this thread has in my_counts ...
+    # ... and the step whose factors' bands it has (the hard kernel's factors are one set)
+    bands = np.empty((4, max(f0s.shape[1], f1s.shape[1])), dtype=np.int64)
+    bands_step = -1
     step = 0
     base = 0  # first task of `step`
     start = 0
@@ -421,13 +410,17 @@ def run_steps(
         f0 = f0s[step if f0s.shape[0] > 1 else 0]
         f1 = f1s[step if f1s.shape[0] > 1 else 0]
         scale = scales[step if scales.shape[0] > 1 else 0]
+        factors_step = step if f0s.shape[0] > 1 or f1s.shape[0] > 1 else 0
+        if local >= n_blocks and smooth and bands_step != factors_step:
+            _step_bands(f0, f1, bands)
+            bands_step = factors_step
         if local >= n_blocks and counts_step != step:
             # ... the counts' path of this step (K values; cheaper than another phase)
             my_counts[:] = 0.0
             for i in range(start, stop):
                 my_counts[bmu[i]] += 1.0
             if smooth:
-                _smooth_counts(my_counts, f0, f1, scale, my_smoothed, my_tmp)
+                _smooth_counts(my_counts, f0, f1, bands, scale, my_smoothed, my_tmp)
                 _ema_counts(ema_count, my_smoothed, decay, eps, update_all, my_ema_count)
             else:
                 _ema_counts(ema_count, my_counts, decay, eps, update_all, my_ema_count)
@@ -466,7 +459,7 @@ def run_steps(
             c1 = splits[local - n_blocks + 1]
             _accumulate_columns(rows, start, stop, bmu, sums, c0, c1)
             if smooth:
-                _smooth_columns(sums, f0, f1, scale, out_sums, tmp, c0, c1)
+                _smooth_columns(sums, f0, f1, bands, scale, out_sums, tmp, c0, c1)
                 _ema_columns(
                     ema_sum, codebook, my_smoothed, out_sums, my_ema_count, decay, update_all, c0, c1
                 )
