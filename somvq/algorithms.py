@@ -285,9 +285,10 @@ def minibatch_pass_inplace(
     sq_error = 0.0
     t = int(t0)
     n_steps = -(-n_rows // batch_size)
-    if n_steps >= _MIN_COMPILED_STEPS and _compiled_step(
-        neighbourhood, grid, t, codebook, ema_count, ema_sum
-    ):
+    min_steps = _MIN_COMPILED_STEPS
+    if n_features <= _FEW_FEATURES:
+        min_steps = min(min_steps, _MIN_COMPILED_STEPS_FEW)
+    if n_steps >= min_steps and _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum):
         # Each step compiled (somvq/_kernels/cpu_minibatch_step.py): the same bits as the
         # loop below, which runs only what the compiled pass leaves (a diverged codebook).
         from ._kernels import cpu_minibatch_step
@@ -365,10 +366,15 @@ def _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum) -> bool
 #: to compare with the step-by-step loop).
 _MINIBATCH_COMPILED = True
 
-#: Steps a pass needs before it runs compiled: the compiled pass sets up its frame, buffers
-#: and worker thread once per pass (about 0.2 ms), which a pass of a few steps does not win
-#: back (digits, batch 1024, 2 steps a pass: 1.2x the loop's time; 10 steps: 0.91x).
+#: Steps a pass needs before it runs compiled: the compiled pass sets up its frame and
+#: buffers once per pass (~0.2 ms), which a pass of a few steps does not win back at many
+#: features (digits, D = 64, batch 1024, 2 steps a pass: 1.0-1.4x the loop's time). With
+#: at most ``_FEW_FEATURES`` features it pays from ``_MIN_COMPILED_STEPS_FEW`` steps (20x20,
+#: batch 1024, 3000 / 5000 / 7000 rows: 0.88 / 0.79 / 0.77x the loop's epoch at D = 32,
+#: 0.88 / 0.79 / 0.74x at D = 16; 2048 rows, 2 steps: 0.99x; docs/performance.md, round 19).
 _MIN_COMPILED_STEPS = 8
+_FEW_FEATURES = 32
+_MIN_COMPILED_STEPS_FEW = 3
 
 
 def learning_rate_parameters(learning_rate: Schedule | str) -> tuple[int, np.ndarray]:

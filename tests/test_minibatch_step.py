@@ -362,16 +362,20 @@ def test_one_unit_and_one_feature(shape, n_features, dtype, compiled_calls, monk
     _assert_same_bits(new, old)
 
 
-def test_a_pass_of_few_steps_runs_step_by_step(compiled_calls):
-    # the compiled pass's set-up is not won back over fewer than _MIN_COMPILED_STEPS steps
+@pytest.mark.parametrize(
+    "n_features, loop_steps, compiled_steps",
+    [(4, 2, 3), (algorithms._FEW_FEATURES, 2, 3), (algorithms._FEW_FEATURES + 1, 7, 8)],
+)
+def test_a_pass_of_few_steps_runs_step_by_step(n_features, loop_steps, compiled_steps, compiled_calls):
+    # the compiled pass's set-up is not won back over fewer steps (more with many features)
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 4))
-    short = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=100, n_epochs=1, random_state=0).fit(X)
-    assert compiled_calls == []
-    long = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=30, n_epochs=1, random_state=0).fit(X)
-    assert (
-        len(compiled_calls) >= 1 and np.isfinite(short.codebook_).all() and np.isfinite(long.codebook_).all()
-    )
+    X = rng.normal(size=(840, n_features))
+    fits = []
+    for steps in (loop_steps, compiled_steps):
+        som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=840 // steps, n_epochs=1, random_state=0)
+        fits.append(som.fit(X))
+        assert len(compiled_calls) == (steps == compiled_steps)
+    assert all(np.isfinite(som.codebook_).all() for som in fits)
 
 
 # ------------------------------------------------ the pass as one compiled call per thread
