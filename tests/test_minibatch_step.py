@@ -580,3 +580,22 @@ def test_compiled_pass_beyond_the_float64_squares(compiled_calls, monkeypatch):
     old = _pass(False, X, W0, order, _neighbourhood("hard"), grid, 0, 64, "all", 32, monkeypatch)
     _assert_same_bits(new, old)
     assert np.isposinf(new[3]).all() and np.isfinite(new[0]).all()
+
+
+def _fork_child_fit(X):
+    som = KSOM(grid=(8, 8), algorithm="minibatch", batch_size=1024, n_epochs=2, random_state=0).fit(X)
+    return som.codebook_
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or (os.cpu_count() or 1) < 2, reason="fork, two CPUs")
+def test_a_forked_child_runs_the_pass_with_the_parents_pool_thread_gone():
+    """The pass's second thread is the searches' pool worker, started in the parent: a
+    child made by fork has the pool but not its thread. Its passes must neither hang nor
+    change: the calling thread claims every task (cpu_bmu.run_on_threads)."""
+    import multiprocessing
+
+    X = np.random.default_rng(4).normal(size=(6000, 8)).astype(np.float32)
+    parent = _fork_child_fit(X)  # starts the pool's thread here
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_fork_child_fit, (X,)).get(timeout=120)
+    np.testing.assert_array_equal(child, parent)

@@ -1045,7 +1045,7 @@ def run_on_threads(
             future.cancel()
     if errors:
         raise errors[0]
-    if not ended and (not stops or sync[ABORT] != 0):  # pragma: no cover - only a failed
-        # thread aborts, and it left its error
+    if not ended and (not stops or sync[ABORT] != 0):  # pragma: no cover
+        # only a failed thread aborts, and it left its error
         raise RuntimeError(f"{what}: a search thread stopped without an error")
     return ended

@@ -4,8 +4,9 @@
 is none or separable on a 1-D / 2-D rectangular grid. Rows are taken a chunk (~8 MB of
 whole batches) at a time; every step of a chunk then runs inside one compiled call,
 :func:`run_steps`, made by the calling thread and by one worker of the searches' pool
-(``cpu_bmu.run_on_threads``: a thread kept for the process; no GIL, no Python per step). The steps are a queue of tasks, claimed in order from a shared
-counter (:mod:`cpu_sync`: LLVM atomics; a waiting thread spins, then sleeps on a futex):
+(``cpu_bmu.run_on_threads``: a thread kept for the process; no GIL, no Python per step).
+The steps are a queue of tasks, claimed in order from a shared counter (:mod:`cpu_sync`:
+LLVM atomics; a waiting thread spins, then sleeps on a futex):
 
 * per block of the batch, a search task: its rows gathered from the data into the
   chunk's buffer (in parallel so: a serial ``np.take`` of the chunk before the call took
