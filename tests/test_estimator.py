@@ -179,8 +179,12 @@ def test_interrupted_fit_leaves_the_estimator_as_it_was(small, algorithm):
     som.predict(small)  # still usable
 
 
-def test_interrupted_partial_fit_keeps_previous_state(small, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_interrupted_partial_fit_keeps_previous_state(small, monkeypatch, compiled):
+    """Interrupted after the pass has written into its arrays: the step-by-step loop on its
+    third step, or the compiled pass (120 rows in 4 steps) after scribbling on all of them."""
     from somvq import algorithms
+    from somvq._kernels import cpu_minibatch_step
 
     som = KSOM(grid=(3, 3), algorithm="minibatch", batch_size=30, random_state=0).partial_fit(small)
     codebook, count, steps = som.codebook_.copy(), som.ema_count_.copy(), som.n_steps_
@@ -193,9 +197,20 @@ def test_interrupted_partial_fit_keeps_previous_state(small, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
+    def interrupted(X, order, codebook, ema_count, ema_sum, *args, **kwargs):
+        calls.append(1)
+        for array in (codebook, ema_count, ema_sum):
+            array[...] = np.nan
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(algorithms, "unit_statistics", flaky)
+    if compiled:
+        monkeypatch.setattr(cpu_minibatch_step, "minibatch_pass", interrupted)
+    else:
+        monkeypatch.setattr(algorithms, "_compiled_step", lambda *args: False)
     with pytest.raises(KeyboardInterrupt):
         som.partial_fit(small)
+    assert len(calls) == (1 if compiled else 3)
     np.testing.assert_array_equal(som.codebook_, codebook)
     np.testing.assert_array_equal(som.ema_count_, count)
     assert som.n_steps_ == steps
