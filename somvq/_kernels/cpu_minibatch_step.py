@@ -311,6 +311,16 @@ def _blocks(n, chunk_rows):
     return step_rows, -(-n // step_rows)
 
 
+@njit(cache=CACHE, nogil=True)
+def _chunk_tasks(n_rows, batch_size, chunk_rows, n_chunks):
+    """Tasks of :func:`run_steps` over ``n_rows`` rows: each step's search blocks
+    (:func:`_blocks`) and its ``n_chunks`` update tasks."""
+    total = 0
+    for s in range(-(-n_rows // batch_size)):
+        total += _blocks(min(batch_size, n_rows - s * batch_size), chunk_rows)[1] + n_chunks
+    return total
+
+
 @njit([_run_signature(dtype) for dtype in FLOATS], cache=CACHE, fastmath=FASTMATH, nogil=True)
 def run_steps(
     n_threads,
@@ -375,9 +385,7 @@ def run_steps(
     n_rows = rows.shape[0]
     n_steps = -(-n_rows // batch_size)
     n_chunks = splits.shape[0] - 1
-    total = 0
-    for s in range(n_steps):
-        total += _blocks(min(batch_size, n_rows - s * batch_size), chunk_rows)[1] + n_chunks
+    total = _chunk_tasks(n_rows, batch_size, chunk_rows, n_chunks)
     my_counts = private[0]
     my_smoothed = private[1]
     my_ema_count = private[2]
@@ -599,10 +607,7 @@ def _run_chunk(args, n_threads: int, n_rows: int, batch_size: int, chunk_rows: i
             raise RuntimeError("the mini-batch pass was aborted")
         return steps
     n_steps = -(-n_rows // batch_size)
-    last = n_rows - (n_steps - 1) * batch_size
-    per_step = splits.shape[0] - 1  # update tasks
-    n_tasks = (n_steps - 1) * (_blocks(batch_size, chunk_rows)[1] + per_step)
-    n_tasks += _blocks(last, chunk_rows)[1] + per_step
+    n_tasks = _chunk_tasks(n_rows, batch_size, chunk_rows, splits.shape[0] - 1)
     sets = iter(args)  # next() on it is one step under the GIL: each thread its own set
     run_on_threads(
         lambda: run_steps(n_threads, sync, *next(sets)), sync, n_threads, DONE, n_tasks,
