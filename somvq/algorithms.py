@@ -286,7 +286,7 @@ def minibatch_pass_inplace(
     t = int(t0)
     n_steps = -(-n_rows // batch_size)
     min_steps = _MIN_COMPILED_STEPS
-    if n_features <= _FEW_FEATURES:
+    if n_features <= _FEW_FEATURES:  # (a min: a lower _MIN_COMPILED_STEPS lowers both)
         min_steps = min(min_steps, _MIN_COMPILED_STEPS_FEW)
     if n_steps >= min_steps and _compiled_step(neighbourhood, grid, t, codebook, ema_count, ema_sum):
         # Each step compiled (somvq/_kernels/cpu_minibatch_step.py): the same bits as the
