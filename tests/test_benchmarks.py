@@ -231,3 +231,38 @@ def test_bench_pruned_passes_smoke(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("gauss-3000-8 3000 x 8, map 3x4: auto prunes from 20 passes")
     assert len(lines) == 3 and all(line.endswith("same bits True") for line in lines[1:])
+
+
+def test_early_bounds_keep_every_rows_winner(monkeypatch, capsys):
+    """benchmarks/early_bounds.py (round 21): the subspace bounds never drop a row's nearest
+    unit, leave only it when the subspace is the whole space, and the script runs."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import early_bounds
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5)) * [1, 2, 3, 4, 5] + 1e4
+    W = X[rng.choice(300, 12, replace=False)] + rng.normal(scale=0.1, size=(12, 5))
+    winner = ((X[:, None, :] - W[None]) ** 2).sum(-1).argmin(axis=1)
+    for m in range(6):
+        mask = early_bounds.candidates(X, W, m)
+        assert mask[np.arange(300), winner].all()
+    assert (early_bounds.candidates(X, W, 5).sum(axis=1) == 1).all()
+    early_bounds.main(
+        [
+            "--rows",
+            "2000",
+            "--features",
+            "4",
+            "--map",
+            "3x3",
+            "--epochs",
+            "3",
+            "--sample",
+            "200",
+            "--dims",
+            "1",
+            "2",
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("epoch")
