@@ -272,6 +272,17 @@ class GridQuantizer(nn.Module):
                 continue
             if given.is_floating_point() and not bool(torch.isfinite(given).all()):
                 problems.append(f"{prefix}{name} holds NaN or infinite values; refusing a corrupted state.")
+            elif (
+                own.is_floating_point()
+                and not given.is_complex()
+                and not bool(torch.isfinite(given.detach().to(own.dtype)).all())
+            ):
+                # finite as given, infinite once copied into this module's dtype (a float64
+                # state of 1e40 into float32, 1e5 into float16)
+                problems.append(
+                    f"{prefix}{name} holds values beyond {own.dtype}'s range (largest magnitude "
+                    f"{float(given.detach().abs().max()):.4g}); they would load as infinite."
+                )
             elif name == "step":
                 if (
                     given.numel() != 1

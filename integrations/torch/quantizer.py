@@ -299,8 +299,7 @@ class KohonenVectorQuantize(GridQuantizer):
             if self.cosine:
                 # Normalised with a gradient; rows left out (non-finite, zero) are replaced
                 # by ones first, so that no NaN reaches their (zero) gradient.
-                safe = torch.where(valid[:, None], rows, torch.ones_like(rows))
-                rows = safe / torch.linalg.vector_norm(safe, dim=1, keepdim=True)
+                rows = _directions(torch.where(valid[:, None], rows, torch.ones_like(rows)))[0]
             # A non-finite row stands for its code: no loss, no gradient, output z_q.
             kept = torch.where(valid[:, None], rows, codes)
             loss = self.commitment_weight * F.mse_loss(kept, codes)
@@ -333,8 +332,7 @@ class KohonenVectorQuantize(GridQuantizer):
         ema_count, ema_sum, codebook = self._ema(smoothed_counts, smoothed_sums, rows.dtype)
         if self.cosine:
             # w = (m / N) / ||m / N||: the EMA state is kept as it is, the codes are unit.
-            norms = torch.linalg.vector_norm(codebook, dim=1, keepdim=True)
-            codebook = torch.where(norms > 0, codebook / norms, codebook)
+            codebook = _directions(codebook)[0]
         self.ema_count.copy_(ema_count)
         self.ema_sum.copy_(ema_sum)
         self.codebook.copy_(codebook)
@@ -389,10 +387,8 @@ class KohonenVectorQuantize(GridQuantizer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(valid, unit rows)`` for distance="cosine": rows of norm 0 are not valid
         (left out like non-finite rows, counted in ``n_zero_rows``) and stay 0."""
-        norms = torch.linalg.vector_norm(search_rows, dim=1)
-        nonzero = norms > 0
+        unit, nonzero = _directions(search_rows)
         self.n_zero_rows.add_((finite & ~nonzero).sum())
-        unit = search_rows / torch.where(nonzero, norms, torch.ones_like(norms))[:, None]
         return finite & nonzero, unit
 
     def _record_window(self, counts: torch.Tensor) -> None:
@@ -460,7 +456,7 @@ class KohonenVectorQuantize(GridQuantizer):
         if rank0:
             finite = torch.isfinite(rows).all(1)
             if self.cosine:
-                finite &= torch.linalg.vector_norm(torch.where(finite[:, None], rows, 0.0), dim=1) > 0
+                finite &= _directions(torch.where(finite[:, None], rows, 0.0))[1]
             valid = rows[finite]
             needed = 2 if method == "pca" else self.codebook_size
             status[:] = torch.tensor([int(valid.shape[0] < needed), valid.shape[0], rows.shape[0]])
@@ -485,7 +481,7 @@ class KohonenVectorQuantize(GridQuantizer):
     def _data_codebook(self, rows: torch.Tensor, method: str) -> torch.Tensor:
         """The (K, codebook_dim) codebook from valid rows, on rank 0."""
         if self.cosine:
-            rows = rows / torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+            rows = _directions(rows)[0]
         # Draws from torch's global generator (torch.manual_seed makes it reproducible).
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         core_method = "pca" if method == "pca" else "sample"
@@ -582,12 +578,28 @@ class KohonenVectorQuantize(GridQuantizer):
         return quantizer
 
 
+def _directions(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows / ||rows||, nonzero)`` row by row, safe at the dtype's limits.
+
+    Each row is divided by its largest magnitude first, so that its squared norm neither
+    overflows (entries of 1e20 in float32) nor vanishes (entries of 1e-25): cosine ignores
+    scale, and every non-zero row keeps its direction. A zero row stays zero (``nonzero``
+    False). The divisor carries no gradient; the direction does not depend on it. Rows
+    must be finite.
+    """
+    largest = rows.detach().abs().amax(dim=-1, keepdim=True)
+    nonzero = largest > 0
+    scaled = rows / torch.where(nonzero, largest, torch.ones_like(largest))
+    norms = torch.linalg.vector_norm(scaled, dim=-1, keepdim=True)
+    return scaled / torch.where(nonzero, norms, torch.ones_like(norms)), nonzero[..., 0]
+
+
 def _unit_rows(codebook: torch.Tensor, name: str | None) -> torch.Tensor:
     """Rows divided by their norm; a zero row is an error when ``name`` is given (else kept)."""
-    norms = torch.linalg.vector_norm(codebook, dim=1, keepdim=True)
-    if name is not None and not bool((norms > 0).all()):
+    unit, nonzero = _directions(codebook)
+    if name is not None and not bool(nonzero.all()):
         raise ValueError(f"{name} holds a zero row, which has no direction for distance='cosine'.")
-    return torch.where(norms > 0, codebook / torch.where(norms > 0, norms, 1.0), codebook)
+    return unit
 
 
 def _initial_codebook(init: Any, n_units: int, dim: int) -> torch.Tensor:

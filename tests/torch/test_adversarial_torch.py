@@ -155,6 +155,31 @@ def test_load_state_dict_refuses_non_finite_buffers(name, bad):
         assert torch.equal(value, before[key]), key  # nothing was copied
 
 
+@pytest.mark.parametrize(
+    ("source", "target", "scale"),
+    [("double", "float", 1e40), ("float", "half", 1e5), ("double", "bfloat16", 1e300)],
+)
+def test_load_state_dict_refuses_values_beyond_the_modules_dtype(source, target, scale):
+    """Finite in the state's dtype, infinite in the module's: a float64 state of 1e40 into a
+    float32 layer loaded as +-inf codes, silently (found by a bug hunt). Refused, nothing
+    copied; in range, the same state loads."""
+    torch.manual_seed(0)
+    a = getattr(KohonenVectorQuantize(dim=4, codebook_size=16), source)()
+    b = getattr(KohonenVectorQuantize(dim=4, codebook_size=16), target)()
+    state = {k: v.clone() for k, v in a.state_dict().items()}
+    state["codebook"].view(-1)[5] = -scale
+    before = {k: v.clone() for k, v in b.state_dict().items()}
+    with pytest.raises(
+        RuntimeError, match=r"codebook holds values beyond torch\.\w+'s range \(largest magnitude"
+    ):
+        b.load_state_dict(state)
+    for key, value in b.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    state["codebook"].view(-1)[5] = -1.5
+    b.load_state_dict(state)
+    assert float(b.codebook.view(-1)[5]) == -1.5
+
+
 def test_load_state_dict_refuses_a_negative_step_and_negative_counts():
     a, b = _pair()
     with pytest.raises(RuntimeError, match="step=-3 is negative"):

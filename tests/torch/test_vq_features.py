@@ -215,6 +215,29 @@ def test_cosine_zero_rows_are_left_out_like_non_finite_rows():
     assert torch.isfinite(quantized).all()
 
 
+@pytest.mark.parametrize("scale", [1e-25, 1e-40, 1e20, 1e38])
+def test_cosine_ignores_scale_at_the_dtypes_limits(scale):
+    """Squared norms of float32 rows of 1e20 overflowed (the rows became zero vectors that
+    all went to code 0 and still counted) and those of 1e-25 vanished (the rows were left
+    out as zero rows); found by a bug hunt. Cosine ignores scale: the same codes, the same
+    statistics and the same loss as the rows at scale 1."""
+    codes = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    z = torch.tensor([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.1], [0.3, -0.2]])
+    ref = KohonenVectorQuantize(dim=2, codebook_size=4, grid=(4,), distance="cosine", init=codes)
+    vq = KohonenVectorQuantize(dim=2, codebook_size=4, grid=(4,), distance="cosine", init=codes)
+    _, expected, ref_loss = ref(z)
+    scaled = (z * scale).requires_grad_(True)
+    quantized, indices, loss = vq(scaled)
+    assert indices.tolist() == expected.tolist() == [1, 3, 2, 0]
+    assert int(vq.n_zero_rows) == 0
+    torch.testing.assert_close(vq.ema_count, ref.ema_count)
+    torch.testing.assert_close(vq.codebook, ref.codebook)
+    torch.testing.assert_close(loss, ref_loss)
+    loss.backward()
+    if scale > 1e-30:  # the true gradient is ~1 / scale: at 1e-40 beyond float32 itself
+        assert torch.isfinite(scaled.grad).all()
+
+
 def test_cosine_bad_input():
     with pytest.raises(ValueError, match="distance='manhattan' is not one of"):
         KohonenVectorQuantize(dim=2, codebook_size=4, distance="manhattan")
