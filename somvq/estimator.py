@@ -176,7 +176,8 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         mini-batch on dask and CUDA).
     predict_layers : list of int, default=None
         Layers that decide the BMU in ``predict`` (kohonen's ``whatmap``); ``None``: all.
-        Training always uses every layer. A map trained on X and Y as two layers is queried
+        Indices into ``layers`` (``[0]`` is the only one without ``layers``), checked with
+        the other parameters, before any training. Training always uses every layer. A map trained on X and Y as two layers is queried
         with ``predict_layers=[0]`` (the rows must still have every column; the others are
         ignored, and may be NaN with ``missing="ignore"``).
     bmu_search : {"auto", "full", "pruned"}, default="auto"

@@ -266,17 +266,55 @@ def with_weights(spec: Layers, weights: np.ndarray) -> Layers:
     return Layers(spec.columns, np.asarray(weights, dtype=np.float64), spec.distances, spec.n_features)
 
 
+def _selected(which: Any, n_layers: int) -> np.ndarray:
+    """The (n_layers,) mask of the layers ``predict_layers=which`` keeps; ValueError naming
+    the value when it holds no layer index, or none at all."""
+    keep = np.zeros(n_layers, dtype=bool)
+    for i in which:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < n_layers:
+            raise ValueError(f"predict_layers={which!r} holds {i!r}, not a layer index in 0..{n_layers - 1}.")
+        keep[i] = True
+    if not keep.any():
+        raise ValueError(
+            f"predict_layers={which!r} selects no layer: give at least one index in 0..{n_layers - 1}."
+        )
+    return keep
+
+
+def check_predict_layers(which: Any, layers: Any, layer_weights: Any) -> None:
+    """Validate ``predict_layers`` without data (``fit``, ``check_parameters``, ``load``).
+
+    Without ``layers`` the map has one layer, index 0. Layers that ``layers`` itself gets
+    wrong are left to :func:`check_layers`; given weights (not "balanced", which are all
+    positive) must leave a positive one among the kept layers.
+    """
+    if which is None:
+        return
+    if layers is None:
+        n_layers = 1
+    elif isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)) and len(layers):
+        n_layers = len(layers)
+    else:
+        return
+    keep = _selected(which, n_layers)
+    if layers is None or layer_weights is None or isinstance(layer_weights, str):
+        return
+    try:
+        weights = np.asarray(layer_weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        return
+    if weights.shape == (n_layers,) and not np.any(weights[keep] > 0):
+        raise ValueError(
+            f"predict_layers={which!r} selects only layers of weight 0 "
+            f"(layer_weights={layer_weights!r}): no distance is left."
+        )
+
+
 def select_layers(spec: Layers, which: Any) -> Layers:
     """``spec`` with the weights of the layers not in ``which`` (kohonen's whatmap) set to 0."""
     if which is None:
         return spec
-    n_layers = len(spec.columns)
-    keep = np.zeros(n_layers, dtype=bool)
-    for i in which:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n_layers:
-            raise ValueError(f"predict_layers={which!r} holds {i!r}, not a layer index in 0..{n_layers - 1}.")
-        keep[i] = True
-    weights = np.where(keep, spec.weights, 0.0)
+    weights = np.where(_selected(which, len(spec.columns)), spec.weights, 0.0)
     if not np.any(weights > 0):
         raise ValueError(f"predict_layers={which!r} selects only layers of weight 0: no distance is left.")
     return with_weights(spec, weights)

@@ -453,6 +453,9 @@ def check_options(params: Any) -> None:
             "learning_rate='inverse_count' applies to algorithm='online' only, got "
             f"algorithm={params.algorithm!r}."
         )
+    from .layers import check_predict_layers
+
+    check_predict_layers(params.predict_layers, params.layers, params.layer_weights)
     if params.algorithm == "minibatch":
         from ._validation import check_ema_settings
 

@@ -125,6 +125,9 @@ def _set(arrays, name, index, value):
         # fit refuses weights without layers: so must load (partial_fit would fail later)
         (lambda m, a: m["params"].__setitem__("layer_weights", [1.0]), "layer parameters are invalid"),
         (lambda m, a: m["params"].__setitem__("layer_distances", ["sqeuclidean"]), "layer parameters"),
+        # checked only at predict before (found by a bug hunt): the map has one layer
+        (lambda m, a: m["params"].__setitem__("predict_layers", [1]), r"predict_layers=\[1\] holds 1"),
+        (lambda m, a: m["params"].__setitem__("predict_layers", []), "selects no layer"),
     ],
 )
 def test_tampered_fields_are_refused(tmp_path, model_path, change, match):

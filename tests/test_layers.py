@@ -410,3 +410,45 @@ def test_changed_layers_after_fit_are_refused(tmp_path):
                 save(model, tmp_path / "other.npz")
             model.set_params(**{k: old[k] for k in change})
         np.testing.assert_array_equal(model.predict(X), som.predict(X))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(layers=LAYERS, predict_layers=[2]), r"predict_layers=\[2\] holds 2, not a layer index in 0..1"),
+        (dict(layers=LAYERS, predict_layers=[-1]), r"holds -1"),
+        (dict(layers=LAYERS, predict_layers=[True]), r"holds True"),
+        (dict(layers=LAYERS, predict_layers=[]), r"predict_layers=\[\] selects no layer"),
+        (dict(predict_layers=[1]), r"predict_layers=\[1\] holds 1, not a layer index in 0..0"),
+        (
+            dict(layers=LAYERS, layer_weights=[0.0, 1.0], predict_layers=[0]),
+            r"selects only layers of weight 0 \(layer_weights=\[0.0, 1.0\]\)",
+        ),
+    ],
+)
+def test_bad_predict_layers_are_refused_before_any_training(kwargs, match, tmp_path):
+    """predict_layers was checked only at predict: a bad value passed check_parameters, a
+    whole fit, save and load, and was ignored without layers (found by a bug hunt). The
+    number of layers is known without data, so every entry point refuses it."""
+    X = _mixed(np.random.default_rng(0))
+    som = KSOM(grid=(2, 2), n_epochs=1, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        som.check_parameters()
+    epochs = []
+    with pytest.raises(ValueError, match=match):
+        som.fit(X, callback=lambda *args: epochs.append(args))
+    assert not epochs and not hasattr(som, "codebook_")
+    with pytest.raises(ValueError, match=match):
+        som.partial_fit(X)
+    good = KSOM(grid=(2, 2), n_epochs=1, **{**kwargs, "predict_layers": None}).fit(X)
+    good.set_params(predict_layers=kwargs["predict_layers"])
+    with pytest.raises(ValueError, match=match):
+        save(good, tmp_path / "bad.somvq")
+    assert not any(tmp_path.iterdir())
+
+
+def test_predict_layers_zero_without_layers_is_the_one_layer():
+    X = _mixed(np.random.default_rng(0))
+    plain = KSOM(grid=(2, 2), n_epochs=1, random_state=0).fit(X)
+    whatmap = KSOM(grid=(2, 2), n_epochs=1, random_state=0, predict_layers=[0]).fit(X)
+    np.testing.assert_array_equal(plain.predict(X), whatmap.predict(X))
