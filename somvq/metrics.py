@@ -409,11 +409,13 @@ def _rank_error(
             f"{name}: n_neighbors must be an int in [1, n_samples / 2) = [1, {n / 2}), got {k!r}."
         )
     k = int(k)
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1
+    ):  # checked first: a float above n_samples passed before (found by a bug hunt)
+        raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
     if sample is None or sample >= n:
         queries = np.arange(n)
     else:
-        if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
-            raise ValueError(f"{name}: sample must be None or a positive int, got {sample!r}.")
         queries = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample), replace=False))
     bmus = _bmus(X, codebook)
     # Map side: the rows of each unit in ascending order.

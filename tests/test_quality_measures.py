@@ -185,6 +185,10 @@ def test_rank_measures_blocks_and_sample(monkeypatch):
         metrics.trustworthiness(X, W, grid, n_neighbors=100)
     with pytest.raises(ValueError, match="sample"):
         metrics.trustworthiness(X, W, grid, sample=0)
+    # a float was refused only below n_samples (found by a bug hunt)
+    for bad in (20.0, 1e9, True):
+        with pytest.raises(ValueError, match=f"sample must be None or a positive int, got {bad!r}"):
+            metrics.neighbourhood_preservation(X, W, grid, sample=bad)
 
 
 def test_rank_measures_refuse_non_finite_values():
