@@ -70,12 +70,10 @@ def predict(model: str, data: str | None, **options: Any) -> None:
                 from somvq.missing import masked_assign
 
                 parts.append(np.sqrt(masked_assign(X, som.codebook_)[1])[:, None])
-            else:
-                parts.append(
-                    np.sqrt(np.maximum(((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64), 0))[
-                        :, None
-                    ]
-                )
+            else:  # beyond ~1e154 the squares overflow: inf, as transform gives, not a warning
+                with np.errstate(over="ignore"):
+                    squared = ((X - som.codebook_[bmus]) ** 2).sum(axis=1, dtype=np.float64)
+                parts.append(np.sqrt(np.maximum(squared, 0))[:, None])
             names.append("distance")
         table = np.hstack(parts) if options["distance"] else np.hstack(parts).astype(np.int64)
     with library_errors(output):  # a failed write is the output's, not the input's

@@ -140,7 +140,8 @@ def check_training_range(
 def largest_magnitude(X: np.ndarray) -> float:
     """``max |x|`` of a non-empty NumPy array, NaN (missing values) ignored (NaN if all
     are); the host twin of ``somvq._kernels.cuda_update.largest_magnitude``."""
-    return float(np.fmax.reduce(np.abs(X), axis=None))
+    # the largest and the smallest value: no |X| copy (as large as the data)
+    return float(np.fmax(np.fmax.reduce(X, axis=None), -np.fmin.reduce(X, axis=None)))
 
 
 def check_training_peak(

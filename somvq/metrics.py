@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import finite_range_limit, largest_magnitude
 from .distances import RECOMPUTE, power_of_two_scale, squared_distances, underflow_scaled
 from .grids import Grid
 
@@ -237,6 +238,9 @@ def neighbour_distance_ratio(codebook: np.ndarray, grid: Grid) -> float:
     """
     _, codebook = _check_data("neighbour_distance_ratio", None, codebook, grid)
     codebook = underflow_scaled(codebook, codebook)[1]  # (a ratio: the scale cancels)
+    peak = largest_magnitude(codebook) if codebook.size else 0.0
+    if peak > finite_range_limit(codebook.shape[1]):  # squares would overflow: brought to [1, 2)
+        codebook = np.asarray(codebook, dtype=np.float64) * power_of_two_scale(peak)
     if grid.n_units < 2:
         raise ValueError("neighbour_distance_ratio needs at least 2 units.")
     rows, cols = grid.neighbour_pairs

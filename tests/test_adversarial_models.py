@@ -150,6 +150,31 @@ def test_cli_fit_on_huge_values_writes_nothing(tmp_path, X):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv"]
 
 
+def test_cli_predict_distance_of_huge_rows_is_inf_without_warnings(tmp_path, X):
+    """A trained map asked about rows beyond ~1e154: the winners are the search's (see
+    test_a_codebook_whose_squares_overflow_still_predicts) and the distance overflows to
+    inf, as transform gives; predict --distance printed numpy's RuntimeWarning and its
+    source line on stderr (found by a bug hunt). The map's own scale-free ratio of
+    neighbour distances stays finite for a codebook out there."""
+    data, model = tmp_path / "d.csv", tmp_path / "m.somvq.npz"
+    np.savetxt(data, X, delimiter=",")
+    assert _cli("fit", data, "--grid", "3x3", "--seed", "0", "-q", "-o", model).exit_code == 0
+    huge = tmp_path / "h.csv"
+    np.savetxt(huge, _with_huge_row(X, -1e300), delimiter=",")
+    result = _cli("predict", model, huge, "--distance")
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "bmu,row,col,distance" and lines[6].endswith(",inf") and len(lines) == 61
+    assert all(np.isfinite(float(line.split(",")[-1])) for i, line in enumerate(lines[1:]) if i != 5)
+    from somvq import metrics
+
+    som = KSOM(grid=(3, 3), n_epochs=2, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ratio = metrics.neighbour_distance_ratio(som.codebook_ * 1e300, som.grid_)
+    assert ratio == pytest.approx(metrics.neighbour_distance_ratio(som.codebook_, som.grid_), rel=1e-12)
+
+
 def test_cli_fit_with_divergent_learning_rate_writes_nothing(tmp_path, X):
     data = tmp_path / "d.csv"
     np.savetxt(data, X, delimiter=",")
