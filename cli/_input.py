@@ -10,7 +10,7 @@ import csv
 import io
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,33 @@ def _delimiter_hint(line: str, delimiter: str | None) -> str:
     return f" The first line holds {_DELIMITER_NAMES[other]}, not {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}: pass --delimiter {shown}."
 
 
+def _csv_records(text: str, delimiter: str, source: str) -> list[tuple[int, list[str]]]:
+    """``(line number, stripped fields)`` of each CSV record, blank and ``#`` lines skipped.
+
+    The reader gets the lines with their line breaks, so a quoted field may span lines
+    (``"1\n2"`` is one field, an error if read as a number, not the number 12) and each
+    record is numbered by the line it starts on.
+    """
+    taken: list[int] = []  # numbers of the lines handed to the reader so far
+
+    def kept_lines() -> Iterator[str]:
+        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                taken.append(number)
+                yield line
+
+    records = []
+    start = 0
+    try:
+        for fields in csv.reader(kept_lines(), delimiter=delimiter, strict=True):
+            records.append((taken[start], [field.strip() for field in fields]))
+            start = len(taken)  # the reader asks for a line only when it needs one
+    except csv.Error as exc:
+        line = taken[start] if start < len(taken) else 1  # where the broken record starts
+        raise DataError(f"{source}: malformed CSV at line {line}: {exc}.") from None
+    return records
+
+
 def read_text_table(
     raw: bytes,
     source: str,
@@ -192,11 +219,7 @@ def read_text_table(
     if delimiter is None:
         rows = [(number, line.split()) for number, line in lines]
     else:
-        try:
-            parsed = list(csv.reader((line for _, line in lines), delimiter=delimiter, strict=True))
-        except csv.Error as exc:
-            raise DataError(f"{source}: malformed CSV: {exc}.") from None
-        rows = [(number, [field.strip() for field in fields]) for (number, _), fields in zip(lines, parsed)]
+        rows = _csv_records(text, delimiter, source)
     names: list[str] | None = None
     if header is None:
         header = first_row_is_header(rows[0][1], missing=missing)

@@ -592,7 +592,10 @@ def test_unreadable_content_is_a_data_error(tmp_path, monkeypatch):
         ),  # no --missing hint: it refuses inf
         ("", ["empty"]),
         ("a,b\n", ["no data rows"]),
-        ('a,b\n1,"2\n', ["malformed csv"]),
+        ('a,b\n1,"2\n', ["malformed csv", "line 2"]),
+        # a quoted field over two lines is one field: read as 12 before (found by a bug hunt)
+        ('x,y\n"1\n2",3\n4,5\n', ["non-numeric value '1\\n2'", "line 2", "'x'"]),
+        ('x,y\n1,2\n"3,4\n5,6\n', ["malformed csv at line 3", "unexpected end of data"]),
     ],
 )
 def test_malformed_csv_is_a_data_error(tmp_path, content, fragments):
@@ -600,6 +603,17 @@ def test_malformed_csv_is_a_data_error(tmp_path, content, fragments):
     path.write_text(content)
     assert_error(run("fit", path, "-o", tmp_path / "m.npz"), 1, *fragments)
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_records_after_a_field_over_two_lines_keep_their_line_numbers(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text('x,y,note\n1,2,"two\nline note"\n3,4,ok\n5,oops,ok\n')
+    result = run("fit", path, "--columns", "1-2", "-o", tmp_path / "m.npz")
+    assert_error(result, 1, "non-numeric value 'oops'", "line 5")
+    path.write_text('x,y,note\n1,2,"two\nline note"\n3,4,ok\n5,6,ok\n')
+    assert (
+        run("fit", path, "--columns", "1-2", "--grid", "1x2", "-q", "-o", tmp_path / "m.npz").exit_code == 0
+    )
 
 
 @pytest.mark.parametrize(
