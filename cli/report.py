@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from ._errors import DataError, library_errors
-from ._input import _sniff_delimiter, first_row_is_header, is_array_file, load_input, parse_columns
+from ._input import (
+    _csv_records,
+    _sniff_delimiter,
+    first_row_is_header,
+    is_array_file,
+    load_input,
+    parse_columns,
+)
 from ._model import default_output, load_drawable_model, read_drawing_data, unit_clusters
 from ._options import input_kwargs, input_options
 from ._output import check_output
@@ -38,8 +45,6 @@ def table_fields(
     """DATA's rows (``first``: its first row only) split into stripped fields, as the
     feature reader splits them (comment and blank lines dropped, the same delimiter rules),
     and the delimiter (None: whitespace)."""
-    import csv
-
     try:
         text = Path(data).read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -47,23 +52,17 @@ def table_fields(
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise DataError(f"{data}: no data (the file is empty).")
-    if first:
-        lines = lines[:1]
     suffix = Path(data).suffix.lower()
     delimiter = (
         source["delimiter"]
         or {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix)
         or _sniff_delimiter(lines[0])
     )
-    try:
-        rows = (
-            [[f.strip() for f in fields] for fields in csv.reader(lines, delimiter=delimiter)]
-            if delimiter
-            else [line.split() for line in lines]
-        )
-    except csv.Error as exc:
-        raise DataError(f"{data}: malformed CSV: {exc}.") from None
-    return rows, delimiter
+    if delimiter:  # the reader's records: a quoted field may span lines
+        rows = [fields for _, fields in _csv_records(text, delimiter, data)]
+    else:
+        rows = [line.split() for line in lines]
+    return (rows[:1] if first else rows), delimiter
 
 
 def split_target_column(

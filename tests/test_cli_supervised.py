@@ -396,3 +396,29 @@ def test_integer_classes_written_as_floats_are_the_same_classes(tmp_path):
         == 0
     )
     assert set(run("predict", model, ints).stdout.split()[1:]) <= {"3", "17"}
+
+
+def test_target_rows_match_feature_rows_across_a_field_over_two_lines(tmp_path):
+    """The target column is split by the feature reader's own records (one function): a
+    quoted label over two lines is one row's label, kept as written (glued into "ab" by
+    both readers before), and the rows of features and labels pair up."""
+    from cli._input import read_text_table
+    from cli.report import table_fields
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    labels = ["a" if x < 0 else "b" for x in X[:, 0]]
+    path = tmp_path / "q.csv"
+    lines = ["x,y,kind"] + [f"{r[0]!r},{r[1]!r},{t}" for r, t in zip(X.tolist(), labels)]
+    lines[3] = lines[3].rsplit(",", 1)[0] + ',"a\nb"'
+    path.write_text("\n".join(lines) + "\n")
+    rows, delimiter = table_fields(str(path), {"delimiter": None})
+    assert delimiter == "," and len(rows) == 41 and rows[3][2] == "a\nb"
+    features = read_text_table(path.read_bytes(), "q.csv", columns="1-2")
+    np.testing.assert_array_equal(features.X, X)
+    assert features.line_numbers[2:4] == [4, 6]  # the record over lines 4-5, then line 6
+    model = tmp_path / "m.npz"
+    res = run("fit", path, "--target", "kind", "--grid", "3x3", "--seed", "0", "-q", "-o", model)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "p.csv"
+    assert run("predict", model, path, "-o", out).exit_code == 0
