@@ -111,6 +111,17 @@ def load_model(path: str, unsupervised: str | None = None) -> LoadedModel:
         or len(names) != n_inputs
     ):
         raise DataError(f"{path}: the model file is corrupted: its feature names are not {n_inputs} strings.")
+    shape = extra.get("image_shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+        and shape[0] * shape[1] == n_inputs
+    ):
+        raise DataError(
+            f"{path}: the model file is corrupted: its image shape {shape!r} is not two positive "
+            f"ints with {n_inputs} pixels."
+        )
     supervised = extra.get("supervised")
     if unsupervised is not None and supervised is not None:
         import click

@@ -84,12 +84,28 @@ class Scaling:
         method = extra.get("scaling", "none")
         if method == "none":
             return cls()
-        if method not in METHODS:
-            raise ValueError(f"{source}: unknown input scaling {method!r} in the model file.")
-        offset = np.asarray(extra.get("scaling_offset"), dtype=np.float64)
-        scale = np.asarray(extra.get("scaling_scale"), dtype=np.float64)
+        if not isinstance(method, str) or method not in METHODS:
+            raise ValueError(f"{source}: the model file is corrupted: unknown input scaling {method!r}.")
+        stored = [extra.get("scaling_offset"), extra.get("scaling_scale")]
+        for value in stored:  # real numbers only: no text, dicts, complex or dates to convert
+            numbers = (
+                value.dtype.kind in "biuf"
+                if isinstance(value, np.ndarray)
+                else isinstance(value, list)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            )
+            if not numbers:
+                raise ValueError(
+                    f"{source}: the model file is corrupted: its input scaling is not one real number "
+                    f"per feature ({n_features})."
+                )
+        offset, scale = (np.asarray(value, dtype=np.float64) for value in stored)
         if offset.shape != (n_features,) or scale.shape != (n_features,):
-            raise ValueError(f"{source}: the stored input scaling does not match the {n_features} features.")
+            raise ValueError(
+                f"{source}: the model file is corrupted: the stored input scaling does not match the {n_features} features."
+            )
         if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale != 0)):
-            raise ValueError(f"{source}: the stored input scaling holds NaN, inf or a zero scale.")
+            raise ValueError(
+                f"{source}: the model file is corrupted: the stored input scaling holds NaN, inf or a zero scale."
+            )
         return cls(method, offset, scale)

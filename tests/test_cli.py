@@ -735,6 +735,35 @@ def test_corrupted_scaling_in_model_is_a_data_error(tmp_path, csv_file):
     assert_error(run("predict", path, csv_file), 1, "scaling does not match")
 
 
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ({"scaling_offset": {"x": 1}}, "input scaling is not one real number per feature (3)"),
+        ({"scaling_offset": "abc"}, "input scaling is not one real number per feature"),
+        ({"scaling_scale": np.array(["a", "b", "c"])}, "input scaling is not one real number per feature"),
+        ({"scaling_offset": np.zeros(3, dtype=complex)}, "input scaling is not one real number per feature"),
+        ({"scaling_offset": np.zeros(3, dtype="datetime64[s]")}, "input scaling is not one real number"),
+        ({"scaling": ["x"]}, "unknown input scaling ['x']"),
+        ({"image_shape": ["a", "b"]}, "image shape ['a', 'b'] is not two positive ints with 3 pixels"),
+        ({"image_shape": [3]}, "image shape [3] is not two positive ints"),
+        ({"image_shape": [1, 2]}, "image shape [1, 2] is not two positive ints with 3 pixels"),
+    ],
+)
+@pytest.mark.parametrize("command", ["info", "predict", "plot"])
+def test_damaged_command_line_extras_are_a_corrupted_model(tmp_path, csv_file, extra, fragment, command):
+    """The command line's own entries of a model file were read unchecked: a damaged one
+    gave "unexpected ValueError/IndexError/TypeError", or a conversion error naming no
+    file (found by a bug hunt)."""
+    from somvq import load, save
+
+    path = tmp_path / "m.npz"
+    assert run("fit", csv_file, "-o", path, "--standardize", *SMALL).exit_code == 0
+    stored = {"scaling": "standardize", "scaling_offset": np.zeros(3), "scaling_scale": np.ones(3), **extra}
+    save(load(path), path, extra=stored)
+    args = {"info": [path], "predict": [path, csv_file], "plot": [path, "-d", tmp_path / "plots"]}[command]
+    assert_error(run(command, *args), 1, f"{path}: the model file is corrupted: ", fragment)
+
+
 # ------------------------------------------------------------ atomic outputs
 def test_existing_output_needs_force(tmp_path, model_file, csv_file):
     out = tmp_path / "out.csv"
