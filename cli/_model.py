@@ -76,7 +76,7 @@ class LoadedModel:
         if not details:  # same names, but repeated differently
             details.append(f"the header repeats names: {_names(got)}")
         hint = (
-            f" select the model's columns with --columns {','.join(expected)}"
+            f" select the model's columns with --columns {_columns_option(expected, got)}"
             if not missing and len(set(got)) == len(got)
             else " rename the columns to match the model (a file without a header is taken by position)"
         )
@@ -84,6 +84,17 @@ class LoadedModel:
             f"column names differ: {self.path} was fitted on {len(expected)} features {_names(expected)}, "
             f"{data.source} has {len(got)} {_names(got)} ({'; '.join(details)});{hint}."
         )
+
+
+def _columns_option(expected: list[str], got: list[str]) -> str:
+    """The value of ``--columns`` that picks ``expected`` out of a header ``got``, as one
+    shell word (pasted as it is): the names, or the 1-based positions where a name could
+    not be written in the list (a comma, spaces around it, a number)."""
+    import shlex
+
+    plain = all("," not in name and name == name.strip() and not name.isdigit() for name in expected)
+    value = ",".join(expected) if plain else ",".join(str(got.index(name) + 1) for name in expected)
+    return shlex.quote(value)
 
 
 def _names(names: list[str], limit: int = 8) -> str:

@@ -95,6 +95,32 @@ def test_other_names_are_an_error(tmp_path, model, data):
     assert_error(run("predict", model, repeated), 1, "column names differ")
 
 
+@pytest.mark.parametrize(
+    "names, option",
+    [
+        (["sepal length (cm)", "petal width (cm)", "b"], "'sepal length (cm),petal width (cm),b'"),
+        (["x, cm", "y", "z"], "4,2,3"),  # a name with a comma cannot be listed: positions
+        (["10", "y", "z"], "4,2,3"),  # nor a number, which --columns reads as a position
+    ],
+)
+def test_the_columns_hint_pastes_into_a_shell(tmp_path, data, names, option):
+    """The hint of the column-name mismatch was the names joined by commas, unquoted: with
+    "(cm)" in a name, pasting it was a shell syntax error (found by a bug hunt)."""
+    import shlex
+
+    fitted = write_csv(tmp_path / "fit.csv", data, [f'"{n}"' if "," in n else n for n in names])
+    model = tmp_path / "m.somvq.npz"
+    assert run("fit", fitted, "--grid", "2x2", "--seed", "0", "-q", "-o", model).exit_code == 0
+    wide = np.hstack([data[:, :1] * 0, data[:, [1, 2, 0]]])
+    header = ["other"] + [f'"{n}"' if "," in n else n for n in (names[1], names[2], names[0])]
+    wide_file = write_csv(tmp_path / "wide.csv", wide, header)
+    line = assert_error(run("predict", model, wide_file), 1, f"--columns {option}.")
+    pasted = shlex.split(line.split("--columns ", 1)[1].rstrip("."))
+    assert pasted == [option.strip("'")]
+    reference = bmus(run("predict", model, fitted))
+    assert bmus(run("predict", model, wide_file, "--columns", pasted[0])) == reference
+
+
 def test_headerless_file_is_taken_by_position(tmp_path, model, data):
     reference = bmus(run("predict", model, tmp_path / "abc.csv"))
     assert bmus(run("predict", model, write_csv(tmp_path / "plain.csv", data))) == reference
