@@ -69,6 +69,25 @@ def _new_figure(width: float, height: float):
     return figure
 
 
+def _fitting(figure: Any, title: str, fontsize: float = 12.0) -> str:
+    """``title`` broken at spaces into lines that fit ``figure``'s width (about 0.62 em a
+    character; titles are 12 pt). Constrained layout keeps a title inside the figure only
+    when it fits: a longer one was cut off at both edges (a 3-inch codebook figure, a
+    U-matrix with labels and clusters)."""
+    import textwrap
+
+    chars = max(12, int(figure.get_figwidth() * 72.0 / (0.62 * fontsize)))
+    lines: list[str] = []
+    for part in title.split("; "):  # whole clauses on a line where they fit
+        if lines and len(lines[-1]) + 2 + len(part) <= chars:
+            lines[-1] += "; " + part
+        else:
+            if lines:
+                lines[-1] += ";"
+            lines += textwrap.wrap(part, chars, break_long_words=False) or [part]
+    return "\n".join(lines)
+
+
 def _plane_shape(grid: Grid) -> tuple[int, int]:
     if grid.ndim == 1:
         return (1, grid.shape[0])
@@ -289,7 +308,7 @@ def umatrix_figure(
         segments = np.stack([np.stack([x0, -y0], axis=1), np.stack([x1, -y1], axis=1)], axis=1)
         ax.add_collection(LineCollection(segments, colors="red", linewidths=1.5))
         title += f"; {len(np.unique(clusters))} clusters"
-    ax.set_title(title)
+    ax.set_title(_fitting(figure, title))
     return figure
 
 
@@ -312,7 +331,7 @@ def hitmap_figure(som: Any, X: np.ndarray | None = None, *, labels: np.ndarray |
     ax = figure.add_subplot()
     draw_grid_values(ax, som.grid_, counts, cmap="Blues", label="hits", annotate=som.grid_.n_units <= 64)
     used = int(np.count_nonzero(counts))
-    ax.set_title(f"hit map: {int(counts.sum())} rows on {used}/{som.grid_.n_units} units")
+    ax.set_title(_fitting(figure, f"hit map: {int(counts.sum())} rows on {used}/{som.grid_.n_units} units"))
     return figure
 
 
@@ -349,7 +368,7 @@ def component_planes_figure(
         ax.set_title(str(name), fontsize=9, parse_math=False)  # a feature name as given
     for ax in axes[len(chosen) :]:
         ax.set_visible(False)
-    figure.suptitle(f"component planes ({_title(som)})")
+    figure.suptitle(_fitting(figure, f"component planes ({_title(som)})"))
     return figure
 
 
@@ -390,7 +409,7 @@ def codebook_figure(
     ax.imshow(np.ma.masked_invalid(canvas), cmap=colours, vmin=low, vmax=high, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"codebook in grid order ({_title(som)})")
+    ax.set_title(_fitting(figure, f"codebook in grid order ({_title(som)})"))
     return figure
 
 

@@ -249,3 +249,26 @@ def test_plot_map_without_overwrite_checks_every_file_first(tmp_path, images):
 def test_figure_arguments_are_named(images, call, message):
     with pytest.raises(ValueError, match=message):
         call(fitted(images))
+
+
+@pytest.mark.parametrize("grid", [(5, 5), (2, 3), (12,)])
+def test_titles_stay_inside_the_figure(images, grid):
+    """A title wider than its figure was cut at both edges: the 3-inch codebook figure's
+    "codebook in grid order (5x5 rectangular)", the U-matrix's with labels and clusters
+    (found by a bug hunt). Long titles are broken into lines, at "; " first."""
+    som = fitted(images, grid=grid)
+    n_units = som.grid_.n_units
+    figures = [
+        plotting.umatrix_figure(som, labels=np.arange(n_units) % 3, clusters=np.arange(n_units) % 2),
+        plotting.codebook_figure(som, (4, 4)),
+        plotting.hitmap_figure(som),
+        plotting.component_planes_figure(som, features=[0]),
+    ]
+    for figure in figures:
+        figure.canvas.draw()
+        box = figure.bbox
+        titles = [ax.title for ax in figure.axes if ax.title.get_text()]
+        titles += [figure._suptitle] if figure._suptitle is not None else []
+        for title in titles:
+            extent = title.get_window_extent()
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1 + 2, title.get_text()
