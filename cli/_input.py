@@ -164,7 +164,8 @@ def _csv_records(text: str, delimiter: str, source: str) -> list[tuple[int, list
 
     The reader gets the lines with their line breaks, so a quoted field may span lines
     (``"1\n2"`` is one field, an error if read as a number, not the number 12) and each
-    record is numbered by the line it starts on.
+    record is numbered by the line it starts on. A delimiter that ends every line (header
+    included) is dropped: it holds no column.
     """
     taken: list[int] = []  # numbers of the lines handed to the reader so far
 
@@ -183,6 +184,9 @@ def _csv_records(text: str, delimiter: str, source: str) -> list[tuple[int, list
     except csv.Error as exc:
         line = taken[start] if start < len(taken) else 1  # where the broken record starts
         raise DataError(f"{source}: malformed CSV at line {line}: {exc}.") from None
+    if records and all(len(fields) > 1 and fields[-1] == "" for _, fields in records):
+        # a delimiter at the end of every line (some exporters write one): no column
+        records = [(number, fields[:-1]) for number, fields in records]
     return records
 
 

@@ -605,6 +605,25 @@ def test_malformed_csv_is_a_data_error(tmp_path, content, fragments):
     assert not (tmp_path / "m.npz").exists()
 
 
+@pytest.mark.parametrize(
+    "content", ["a,b,\n1,2,\n3,4,\n5,7,\n", "1,2,\n3,4,\n5,7,\n", "a;b;\n1;2;\n3;4;\n5;7;\n"]
+)
+def test_a_delimiter_ending_every_line_holds_no_column(tmp_path, content):
+    """Some exporters end every line with the delimiter: it was read as a third, empty
+    column ("an empty field at line 2, column ''")."""
+    from cli._input import read_text_table
+
+    table = read_text_table(content.encode(), "t.csv")
+    np.testing.assert_array_equal(table.X, [[1, 2], [3, 4], [5, 7]])
+    assert table.feature_names in (None, ["a", "b"])
+    path = tmp_path / "t.txt"  # the delimiter sniffed, not taken from the extension
+    path.write_text(content)
+    assert run("fit", path, "--grid", "1x2", "-q", "-o", tmp_path / "m.npz").exit_code == 0
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,\n1,2,\n3,4\n")  # not every line: the file is not rectangular
+    assert_error(run("fit", path, "-o", tmp_path / "n.npz"), 1, "line 3", "2 fields, expected 3")
+
+
 def test_records_after_a_field_over_two_lines_keep_their_line_numbers(tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text('x,y,note\n1,2,"two\nline note"\n3,4,ok\n5,oops,ok\n')
