@@ -267,8 +267,15 @@ def train_command(**options: Any) -> None:
 
     check_writable(options["output_dir"], "--output-dir")
     config = _config(**options)
-    with library_errors():
+    with library_errors():  # (torch missing: a one-line error)
         import torch
+
+        from somvq.integrations.vqvae.train import check_run_outputs
+
+        try:  # before any work
+            check_run_outputs(options["output_dir"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--output-dir") from None
 
         from somvq.integrations.vqvae import train
         from somvq.integrations.vqvae.evaluation import summarise_log
@@ -355,8 +362,20 @@ def compare_command(**options: Any) -> None:
     if options["report_dir"] is not None:
         check_writable(options["report_dir"], "--report-dir")
     base = _config(**options)
-    with library_errors():
-        from somvq.integrations.vqvae.compare import compare
+    from pathlib import Path
+
+    with library_errors():  # (torch missing: a one-line error)
+        from somvq.integrations.vqvae.compare import check_outputs, compare
+
+        try:  # before any work
+            check_outputs(
+                options["variants"],
+                options["seeds"],
+                Path(options["output_dir"]),
+                Path(options["report_dir"] or options["output_dir"]),
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--output-dir / --report-dir") from None
 
         compare(
             base,

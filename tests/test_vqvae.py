@@ -481,10 +481,16 @@ def test_checkpoints_with_damaged_bytes_or_inconsistent_entries_are_refused(tmp_
     (tmp_path / "bad.pt").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="do not match their checksum"):
         load_checkpoint(tmp_path / "bad.pt")
+    record = payload["records"][0]
     for change, match in [
-        ({"records": [1, 2]}, "not all records"),
+        ({"records": [1, 2]}, "log record 0 is not step 1's numbers"),
         ({"step": 10**30}, "not its log's last step"),
         ({"seconds": float("nan")}, "seconds=nan"),
+        # fields missing or not numbers: "unexpected KeyError / UFuncTypeError" on resume
+        ({"records": [{"step": 1, "val_loss": 0.1}, payload["records"][1]]}, "log record 0 is not step 1's"),
+        ({"records": [{**record, "val_loss": "x"}, payload["records"][1]]}, "log record 0"),
+        ({"records": [{**record, "used_codes": True}, payload["records"][1]]}, "log record 0"),
+        ({"records": [payload["records"][1], payload["records"][1]]}, "log record 0 is not step 1's"),
     ]:
         torch.save({**payload, **change}, tmp_path / "bad.pt")
         with pytest.raises(CheckpointError, match=match):
@@ -567,3 +573,85 @@ def test_curves_of_seeds_that_stopped_at_different_steps_are_paired_by_step():
     np.testing.assert_array_equal(steps, [50, 100])
     # the last value logged at a step counts
     np.testing.assert_array_equal(values, [[1 / 50, 1 / 100], [1 / 50, 0.5]])
+
+
+# ------------------------------------------------------------------ found by a bug hunt (round 21)
+def test_compare_names_a_finished_run_whose_state_cannot_be_restored(tmp_path):
+    """The report rebuilt finished runs without the checks train() has: a NaN codebook gave
+    "unexpected RuntimeError", a setting of another version "unexpected TypeError"; and
+    train's own message stopped at torch's first line ("... for KohonenVectorQuantize:")."""
+    pytest.importorskip("matplotlib")
+    args = ["vqvae", "compare", *CLI_TINY, "--steps", "2", "--variants", "none-n1-all", "--seeds", "0"]
+    args += ["-o", tmp_path]
+    assert run(*args).exit_code == 0
+    path = tmp_path / "runs" / "none-n1-all" / "seed0" / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    broken = {**payload, "model": dict(payload["model"])}
+    broken["model"]["quantizer.codebook"] = broken["model"]["quantizer.codebook"].clone()
+    broken["model"]["quantizer.codebook"][0, 0] = float("nan")
+    torch.save(broken, path)
+    result = run(*args)
+    assert result.exit_code == 1 and "unexpected" not in result.output
+    assert f"{str(path)!r} is corrupted: its state cannot be restored" in result.output
+    assert "quantizer.codebook holds NaN or infinite values" in result.output
+    torch.save({**payload, "config": {**payload["config"], "new_option": 1}}, path)
+    result = run(*args)
+    assert result.exit_code == 1 and "settings this somvq does not know: ['new_option']" in result.output
+
+
+def test_a_learning_rate_that_overflows_adams_first_step_is_refused():
+    """lr = 1e38 passed the float32 bound and crashed in AdamW (lr / 0.1 overflows float32):
+    "unexpected RuntimeError"."""
+    from somvq.integrations.vqvae.train import MAX_LR
+
+    with pytest.raises(ValueError, match=r"lr=1e\+38 must be > 0 and at most 3.403e\+37"):
+        TrainConfig(**TINY, lr=1e38).check()
+    TrainConfig(**TINY, lr=MAX_LR).check()
+    model = torch.nn.Linear(2, 1)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=MAX_LR)
+    model(torch.ones(1, 2)).sum().backward()
+    optimiser.step()  # the largest accepted rate runs (its weights may be inf: a divergence)
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "1", "--lr", "1e38", "-o", "unused")
+    assert result.exit_code == 2 and "at most 3.403e+37" in result.output
+
+
+def test_a_run_longer_than_the_steps_asked_for_is_refused(tmp_path, digits_data):
+    """Rerun with fewer steps, train rewrote config.json with them over a longer run and
+    compare's report described its 6-step runs as 3-step ones."""
+    train(TrainConfig(**TINY, steps=4), tmp_path, data=digits_data, progress=False)
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"trained for 4 steps, more than steps=2; ask for 4 steps or more"):
+        train(TrainConfig(**TINY, steps=2), tmp_path, data=digits_data, progress=False)
+    assert (tmp_path / "config.json").read_text() == before
+    train(TrainConfig(**TINY, steps=4), tmp_path, data=digits_data, progress=False)  # the same: fine
+
+
+def test_run_outputs_that_cannot_be_written_are_found_before_training(tmp_path):
+    """log.csv as a directory failed only at the first checkpoint, after training."""
+    (tmp_path / "run" / "log.csv").mkdir(parents=True)
+    result = run("vqvae", "train", *CLI_TINY, "--steps", "2", "-o", tmp_path / "run")
+    assert result.exit_code == 2 and "log.csv' is not a regular file" in result.output
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["log.csv"]
+    (tmp_path / "report" / "runs.csv").mkdir(parents=True)
+    args = ["vqvae", "compare", *CLI_TINY, "--steps", "2", "--variants", "none-n1-all", "--seeds", "0"]
+    result = run(*args, "-o", tmp_path / "study", "--report-dir", tmp_path / "report")
+    assert result.exit_code == 2 and "runs.csv' is not a regular file" in result.output
+    assert not (tmp_path / "study").exists()
+
+
+def test_images_whose_sides_are_not_multiples_of_4_are_refused_before_training(tmp_path, digits_data):
+    """5x5 images decoded to 4x4: a torch warning, then "unexpected RuntimeError"."""
+    from somvq.integrations.vqvae.data import ImageData
+
+    odd = ImageData("odd", digits_data.train[:, :, :5, :5], digits_data.validation[:, :, :5, :5])
+    with pytest.raises(ValueError, match="images of 5x5 pixels: .* multiples of 4"):
+        train(TrainConfig(**TINY, steps=2), tmp_path / "run", data=odd, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_time_budget_that_runs_out_before_the_first_step_says_so(tmp_path, digits_data):
+    """It said "the run has no validation record" and left config.json behind."""
+    config = TrainConfig(**TINY, steps=2, time_budget=1e-9)
+    with pytest.raises(ValueError, match=r"time_budget=1e-09 s ran out before the first step"):
+        train(config, tmp_path / "run", data=digits_data, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -18,12 +18,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import write_report
-from .runs import train_runs
-from .train import TrainConfig
+from .report import REPORT_FILES, write_report
+from .runs import run_directory, train_runs
+from .train import TrainConfig, check_run_outputs
 from .variants import Variant
 
-__all__ = ["compare"]
+__all__ = ["compare", "check_outputs"]
+
+
+def check_outputs(
+    variants: Sequence[Variant], seeds: Sequence[int], output_dir: Path, report_dir: Path
+) -> None:
+    """Before any work: every file the study writes (each run's, the report's) is a
+    regular file or absent; ValueError naming the first that is not."""
+    for variant in variants:
+        for seed in seeds:
+            check_run_outputs(run_directory(output_dir, variant, seed))
+    for name in REPORT_FILES:
+        path = report_dir / name
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a regular file; the report writes its {name} there.")
 
 
 def compare(
@@ -61,6 +75,7 @@ def compare(
     """
     output_dir = Path(output_dir)
     report_dir = Path(report_dir) if report_dir is not None else output_dir
+    check_outputs(variants, seeds, output_dir, report_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report_dir.mkdir(parents=True, exist_ok=True)
     train_runs(base, variants, seeds, output_dir, jobs=jobs, threads=threads, progress=progress)

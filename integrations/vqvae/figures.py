@@ -6,19 +6,23 @@ under a temporary name and moved into place.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from somvq._atomic import atomic_write
+
 from .data import ImageData
 from .evaluation import SHIFT_OFFSETS, shift_indices
 from .runs import load_run, run_directory
 from .variants import LABELS, NEIGHBOURHOODS, Variant
 
-__all__ = ["write_figures"]
+__all__ = ["write_figures", "FIGURE_FILES"]
+
+#: The figures :func:`write_figures` writes into the report's directory.
+FIGURE_FILES = ("validation_loss.png", "perplexity.png", "codebooks.png", "index_shift.png")
 
 _COLOUR = {"none": "tab:red", "hard": "tab:blue", "exponential": "tab:green"}
 
@@ -35,10 +39,9 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
 
 
 def _save(figure, path: Path) -> None:
+    """The PNG, written whole or not at all (no temporary file left by a failure)."""
     figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    os.replace(temporary, path)
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
 
 
 def _panels(variants: Sequence[Variant]) -> list[tuple[int, str]]:

@@ -18,7 +18,7 @@ from torch import nn
 
 from somvq.integrations.torch import KohonenVectorQuantize
 
-__all__ = ["ResidualBlock", "Encoder", "Decoder", "VQVAE"]
+__all__ = ["ResidualBlock", "Encoder", "Decoder", "VQVAE", "check_image_size"]
 
 
 class ResidualBlock(nn.Module):
@@ -35,6 +35,17 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
+
+
+def check_image_size(height: int, width: int) -> None:
+    """The model halves images twice (two 4x4 stride-2 convolutions) and the decoder
+    doubles them back: other sides would come back at another size (a 5x5 image decodes to
+    4x4), so both must be multiples of 4."""
+    if height % 4 or width % 4 or height < 4 or width < 4:
+        raise ValueError(
+            f"images of {height}x{width} pixels: the VQ-VAE halves them twice and doubles them "
+            "back, so both sides must be multiples of 4."
+        )
 
 
 class Encoder(nn.Module):

@@ -20,12 +20,15 @@ import numpy as np
 
 from .data import load_image_data
 from .evaluation import evaluate_run
-from .figures import write_figures
+from .figures import FIGURE_FILES, write_figures
 from .runs import run_directory
 from .train import TrainConfig, build_model, load_checkpoint, write_text_atomically
 from .variants import Variant
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "REPORT_FILES"]
+
+#: What :func:`write_report` writes into the report's directory.
+REPORT_FILES = ("report.md", "runs.csv", *FIGURE_FILES)
 
 _COLUMNS = (
     ("final_val_loss", "final val loss", "{:.4f}"),

@@ -18,7 +18,15 @@ from typing import Any
 import torch
 
 from .model import VQVAE
-from .train import TrainConfig, build_model, check_same_settings, load_checkpoint, progress_bar, train
+from .train import (
+    TrainConfig,
+    build_model,
+    check_same_settings,
+    load_checkpoint,
+    progress_bar,
+    restore,
+    train,
+)
 from .variants import Variant
 
 __all__ = ["run_config", "run_directory", "config_from_dict", "train_runs", "load_run"]
@@ -41,9 +49,13 @@ def run_directory(output_dir: Path, variant: Variant, seed: int) -> Path:
 
 
 def config_from_dict(config_dict: dict[str, Any]) -> TrainConfig:
-    """The inverse of :meth:`TrainConfig.to_dict` (the grid back to a tuple)."""
+    """The inverse of :meth:`TrainConfig.to_dict` (the grid back to a tuple); ValueError
+    naming settings this version does not know (a checkpoint of another version)."""
     config_dict = dict(config_dict)
-    grid = config_dict.pop("grid")
+    unknown = sorted(set(config_dict) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"settings this somvq does not know: {unknown}")
+    grid = config_dict.pop("grid", None)
     return TrainConfig(**config_dict, grid=None if grid is None else tuple(grid))
 
 
@@ -121,8 +133,17 @@ def load_run(
     directory: str | os.PathLike, in_channels: int
 ) -> tuple[TrainConfig, VQVAE, list[dict[str, Any]]]:
     """A finished run's configuration, its final model (in eval mode) and its log records."""
-    payload = load_checkpoint(Path(directory) / "checkpoint.pt")
-    config = config_from_dict(payload["config"])
+    from somvq.exceptions import CheckpointError
+
+    path = Path(directory) / "checkpoint.pt"
+    payload = load_checkpoint(path)
+    try:
+        config = config_from_dict(payload["config"])
+        config.check()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is corrupted: its configuration cannot be read ({exc}); remove it to rerun the run."
+        ) from None
     model = build_model(config, in_channels)
-    model.load_state_dict(payload["model"])
+    restore(path, payload, model)
     return config, model.eval(), payload["records"]

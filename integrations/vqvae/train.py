@@ -48,9 +48,20 @@ import torch.nn.functional as F
 from somvq._atomic import atomic_write
 
 from .data import ImageData, batch_indices, load_image_data
-from .model import VQVAE
+from .model import VQVAE, check_image_size
 
-__all__ = ["TrainConfig", "TrainResult", "train", "build_model", "validate", "load_checkpoint", "LOG_FIELDS"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "build_model",
+    "validate",
+    "load_checkpoint",
+    "restore",
+    "check_run_outputs",
+    "LOG_FIELDS",
+    "RUN_FILES",
+]
 
 LOG_FIELDS = (
     "step",
@@ -89,6 +100,12 @@ _MODEL_FIELDS = (
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Largest learning rate: AdamW's first step is ``lr / (1 - beta1)`` (beta1 = 0.9) in
+#: float32; above this it overflows inside the optimiser (a RuntimeError, not a divergence).
+MAX_LR = _FLOAT32_MAX * (1.0 - 0.9)
+
+#: The files of one run's directory (see the module's docstring).
+RUN_FILES = ("config.json", "log.csv", "log.json", "checkpoint.pt")
 
 #: Largest seed (2^32 - 1, as NumPy's): the data order's seeds are ``seed * 1_000_003 +
 #: epoch``, which must stay a torch int64.
@@ -146,8 +163,11 @@ class TrainConfig:
             raise ValueError(f"channels={self.channels} must be an even number >= 2.")
         if not (math.isfinite(self.init_count) and self.init_count >= 0):
             raise ValueError(f"init_count={self.init_count} must be a finite number >= 0.")
-        if not 0 < self.lr <= _FLOAT32_MAX:  # the optimiser's step is float32 (nan: refused too)
-            raise ValueError(f"lr={self.lr} must be > 0 and at most {_FLOAT32_MAX:.4g} (float32's largest).")
+        if not 0 < self.lr <= MAX_LR:  # the optimiser's step is float32 (nan: refused too)
+            raise ValueError(
+                f"lr={self.lr} must be > 0 and at most {MAX_LR:.4g} (float32's largest times 1 - beta1: "
+                "AdamW's first step divides the rate by 0.1)."
+            )
         for name in ("seed", "split_seed"):
             # the batches' seeds are seed * 1_000_003 + epoch, an int64 for torch
             if not 0 <= getattr(self, name) <= MAX_SEED:
@@ -294,7 +314,8 @@ def _save_checkpoint(
 
 def check_same_settings(payload: dict[str, Any], config: TrainConfig, path: str | os.PathLike) -> None:
     """Refuse a checkpoint (``payload``) trained with other settings than ``config`` (the
-    model, data and optimiser fields: resuming or reusing it would mix two runs)."""
+    model, data and optimiser fields: resuming or reusing it would mix two runs), or
+    further than ``config.steps`` (its model and log are not the run ``config`` asks for)."""
     saved = payload["config"]
     current = config.to_dict()
     changed = [k for k in _MODEL_FIELDS if saved.get(k) != current.get(k)]
@@ -303,6 +324,38 @@ def check_same_settings(payload: dict[str, Any], config: TrainConfig, path: str 
             f"{str(path)!r} was trained with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
             "use another output directory or remove the checkpoint."
         )
+    if payload["step"] > config.steps:
+        raise ValueError(
+            f"{str(path)!r} was trained for {payload['step']} steps, more than steps={config.steps}; "
+            f"ask for {payload['step']} steps or more, or use another output directory."
+        )
+
+
+def restore(path: str | os.PathLike, payload: dict[str, Any], model: Any, optimiser: Any = None) -> None:
+    """Load a checkpoint's ``payload`` into ``model`` (and ``optimiser`` and the random
+    generators, to resume); a state that does not fit them is a CheckpointError naming
+    the file and the reason."""
+    from somvq.exceptions import CheckpointError
+
+    try:
+        model.load_state_dict(payload["model"])
+        if optimiser is not None:
+            optimiser.load_state_dict(payload["optimiser"])
+            _set_rng_states(payload["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is corrupted: its state cannot be restored ({_first_line(exc)}); "
+            "remove it to start afresh."
+        ) from None
+
+
+def check_run_outputs(directory: str | os.PathLike) -> None:
+    """Before any work: each of a run's files (:data:`RUN_FILES`) in ``directory`` is a
+    regular file or absent (a directory in its place failed only at the first checkpoint)."""
+    for name in RUN_FILES:
+        path = Path(directory) / name
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a regular file; a run writes its {name} there.")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -348,8 +401,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if payload["step"] < 0:
         raise CheckpointError(f"{name!r} is corrupted: step={payload['step']} is negative.")
     records = payload["records"]
-    if not all(isinstance(record, dict) for record in records):
-        raise CheckpointError(f"{name!r} is corrupted: its log records are not all records.")
+    for i, record in enumerate(records):
+        if not _is_log_record(record, i + 1):
+            raise CheckpointError(
+                f"{name!r} is corrupted: its log record {i} is not step {i + 1}'s numbers "
+                f"({', '.join(LOG_FIELDS)})."
+            )
     if records and payload["step"] != records[-1].get("step"):
         raise CheckpointError(
             f"{name!r} is corrupted: step={payload['step']} is not its log's last step "
@@ -358,6 +415,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not (math.isfinite(payload["seconds"]) and payload["seconds"] >= 0):
         raise CheckpointError(f"{name!r} is corrupted: seconds={payload['seconds']!r}.")
     return payload
+
+
+def _is_log_record(record: Any, step: int) -> bool:
+    """A record of the log as :func:`train` writes it: every field of :data:`LOG_FIELDS`,
+    numbers or None (the validation's, between validations), for this ``step``."""
+    return (
+        isinstance(record, dict)
+        and all(
+            key in record
+            and (
+                record[key] is None
+                or (isinstance(record[key], (int, float)) and not isinstance(record[key], bool))
+            )
+            for key in LOG_FIELDS
+        )
+        and record["step"] == step
+        and record["train_loss"] is not None
+    )
 
 
 def _check_zip_crcs(path: str | os.PathLike) -> None:
@@ -386,7 +461,9 @@ def _first_line(exc: BaseException) -> str:
             lines = lines[i + 1 :]
             break
     text = lines[0] if lines else ""
-    text = text if len(text) <= 160 else text[:157] + "..."
+    if text.endswith(":") and len(lines) > 1:  # "Error(s) in loading state_dict for X:" + the reason
+        text += " " + lines[1]
+    text = text if len(text) <= 240 else text[:237] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -444,7 +521,8 @@ def train(
         Already loaded data (default: :func:`load_image_data` of ``config``).
     resume : bool, default=True
         Continue from an existing checkpoint in ``output_dir`` (its configuration must
-        match in everything but ``steps``, ``time_budget`` and the intervals).
+        match in everything but ``steps``, ``time_budget`` and the intervals, and it must
+        not have run more than ``steps``).
     progress : bool, default=True
         Show a progress bar (tqdm's; none, with a warning, when tqdm is not installed).
     stop_after : int, optional
@@ -455,6 +533,9 @@ def train(
     """
     config.check()
     device = resolve_device(config.device)
+    directory = Path(output_dir) if output_dir is not None else None
+    if directory is not None:
+        check_run_outputs(directory)
     if data is None:
         data = load_image_data(
             config.dataset,
@@ -463,33 +544,31 @@ def train(
             n_samples=config.n_samples,
             data_dir=config.data_dir,
         )
+    check_image_size(*data.train.shape[-2:])
     model = build_model(config, data.channels).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     records: list[dict[str, Any]] = []
     start_step, seconds_before = 0, 0.0
-    directory = Path(output_dir) if output_dir is not None else None
     checkpoint_path = None
     if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
         checkpoint_path = directory / "checkpoint.pt"
         if resume and checkpoint_path.exists():
             payload = load_checkpoint(checkpoint_path, map_location=device)
             check_same_settings(payload, config, checkpoint_path)
-            try:
-                model.load_state_dict(payload["model"])
-                optimiser.load_state_dict(payload["optimiser"])
-                _set_rng_states(payload["rng"])
-            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-                from somvq.exceptions import CheckpointError
-
-                raise CheckpointError(
-                    f"{str(checkpoint_path)!r} is corrupted: its state cannot be restored ({_first_line(exc)}); "
-                    "remove it to start afresh."
-                ) from None
+            restore(checkpoint_path, payload, model, optimiser)
             start_step, seconds_before = int(payload["step"]), float(payload["seconds"])
             records = list(payload["records"])[:start_step]
-        write_text_atomically(directory / "config.json", json.dumps(config.to_dict(), indent=2))
     result = TrainResult(config, model, data, records, directory, resumed_from=start_step)
+
+    def save() -> None:
+        """Checkpoint, logs and config.json together: the directory is made and config.json
+        written here, so a run that fails before its first checkpoint leaves nothing (and a
+        --no-resume run interrupted before it leaves the previous run whole)."""
+        assert directory is not None and checkpoint_path is not None
+        directory.mkdir(parents=True, exist_ok=True)
+        _save_checkpoint(checkpoint_path, model, optimiser, step, records[-1]["seconds"], records, config)
+        write_logs(directory, records)
+        write_text_atomically(directory / "config.json", json.dumps(config.to_dict(), indent=2))
 
     bar = (
         progress_bar(total=config.steps, initial=start_step, desc=_describe(config), unit="step", leave=False)
@@ -548,19 +627,21 @@ def train(
                         dead=record["dead_codes"],
                     )
             if checkpoint_path is not None and (step % config.checkpoint_interval == 0 or last):
-                _save_checkpoint(checkpoint_path, model, optimiser, step, record["seconds"], records, config)
-                write_logs(directory, records)
+                save()
             if stop_after is not None and step >= stop_after:
                 break
     finally:
         if bar is not None:
             bar.close()
-    if result.stopped_by_time and records and records[-1]["val_loss"] is None:
+    if result.stopped_by_time and not records:
+        raise ValueError(
+            f"time_budget={config.time_budget} s ran out before the first step; give a larger budget."
+        )
+    if result.stopped_by_time and records[-1]["val_loss"] is None:
         # the budget ran out between validations: validate the final state
         records[-1].update(validate(model, data.validation, device))
     if checkpoint_path is not None and records and step > start_step:
-        _save_checkpoint(checkpoint_path, model, optimiser, step, records[-1]["seconds"], records, config)
-        write_logs(directory, records)
+        save()
     return result
 
 
