@@ -177,9 +177,10 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
     predict_layers : list of int, default=None
         Layers that decide the BMU in ``predict`` (kohonen's ``whatmap``); ``None``: all.
         Indices into ``layers`` (``[0]`` is the only one without ``layers``), checked with
-        the other parameters, before any training. Training always uses every layer. A map trained on X and Y as two layers is queried
-        with ``predict_layers=[0]`` (the rows must still have every column; the others are
-        ignored, and may be NaN with ``missing="ignore"``).
+        the other parameters, before any training. Training always uses every layer. A map
+        trained on X and Y as two layers is queried with ``predict_layers=[0]`` (the rows
+        must still have every column; the others are ignored, and may be NaN with
+        ``missing="ignore"``).
     bmu_search : {"auto", "full", "pruned"}, default="auto"
         CPU batch fits (any neighbourhood; "none" is k-means): ``"pruned"`` keeps, for
         every row, its winner and a lower bound on its distance to every other unit, and

@@ -20,7 +20,7 @@ from typing import Any
 
 from .report import REPORT_FILES, write_report
 from .runs import run_directory, train_runs
-from .train import TrainConfig, check_run_outputs
+from .train import TrainConfig, check_output_files, check_run_outputs
 from .variants import Variant
 
 __all__ = ["compare", "check_outputs"]
@@ -34,10 +34,7 @@ def check_outputs(
     for variant in variants:
         for seed in seeds:
             check_run_outputs(run_directory(output_dir, variant, seed))
-    for name in REPORT_FILES:
-        path = report_dir / name
-        if path.exists() and not path.is_file():
-            raise ValueError(f"{str(path)!r} is not a regular file; the report writes its {name} there.")
+    check_output_files(report_dir, REPORT_FILES, "the report")
 
 
 def compare(

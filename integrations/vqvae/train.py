@@ -59,6 +59,7 @@ __all__ = [
     "load_checkpoint",
     "restore",
     "check_run_outputs",
+    "check_output_files",
     "LOG_FIELDS",
     "RUN_FILES",
 ]
@@ -349,13 +350,19 @@ def restore(path: str | os.PathLike, payload: dict[str, Any], model: Any, optimi
         ) from None
 
 
-def check_run_outputs(directory: str | os.PathLike) -> None:
-    """Before any work: each of a run's files (:data:`RUN_FILES`) in ``directory`` is a
-    regular file or absent (a directory in its place failed only at the first checkpoint)."""
-    for name in RUN_FILES:
+def check_output_files(directory: str | os.PathLike, names: Sequence[str], writer: str) -> None:
+    """Before any work: each file ``names`` in ``directory`` is a regular file or absent
+    (a directory in its place failed only when written, after the training); ValueError
+    naming the first that is not and what (``writer``) writes it."""
+    for name in names:
         path = Path(directory) / name
         if path.exists() and not path.is_file():
-            raise ValueError(f"{str(path)!r} is not a regular file; a run writes its {name} there.")
+            raise ValueError(f"{str(path)!r} is not a regular file; {writer} writes its {name} there.")
+
+
+def check_run_outputs(directory: str | os.PathLike) -> None:
+    """:func:`check_output_files` of a run's files (:data:`RUN_FILES`)."""
+    check_output_files(directory, RUN_FILES, "a run")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
