@@ -794,8 +794,9 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
 
         The BMU is found with the masked distance over the row's observed features (layered
         maps: the BMU of ``predict``, each layer's rule). Needs ``missing="ignore"``. The
-        result has ``X``'s float dtype (integers: float64); observed entries, and rows
-        without NaN, are returned unchanged (a copy), whatever the map's dtype.
+        result is float32 for float32 ``X``, else float64 (integers, and float16, whose
+        range could not hold every code); observed entries, and rows without NaN, are
+        returned unchanged (a copy), whatever the map's dtype.
         """
         self._check_imputes()
         out = np.array(self._checked_rows(X), copy=True)

@@ -692,3 +692,9 @@ def test_impute_keeps_the_observed_values_of_another_dtype(layered):
     np.testing.assert_array_equal(out[~observed], som.codebook_.astype(np.float64)[bmu][~observed])
     np.testing.assert_array_equal(som.impute(X[1:2]), X[1:2])
     assert som.impute(X.astype(np.float32)).dtype == np.float32
+    # float16 comes back as float64, as documented (its range could not hold every code)
+    small = (X - 1e6) / 1e3
+    half = small.astype(np.float16)
+    out = KSOM(**params).fit(small).impute(half)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[observed], half.astype(np.float64)[observed])
