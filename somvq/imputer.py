@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
-from ._sklearn import check_is_fitted
+from ._sklearn import check_is_fitted, validate_data
 from .estimator import KSOM
 from .parameters import DEFAULTS
 
@@ -68,6 +69,7 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> SOMImputer:
         """Train the map on ``X`` (NaN allowed) and return self."""
+        self._validate_params()  # named as this estimator's, not the inner KSOM's
         self.som_: KSOM = KSOM(missing="ignore", **self.get_params()).fit(X)
         self.n_features_in_ = self.som_.n_features_in_
         if hasattr(self.som_, "feature_names_in_"):
@@ -79,7 +81,12 @@ class SOMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """``X`` with each NaN replaced from its row's best-matching unit (a new array)."""
         check_is_fitted(self, "som_")
-        return self.som_.impute(X)
+        # the feature count and names checked as this estimator's (the map's messages say KSOM)
+        if len(getattr(X, "shape", ())) == 2:  # arrays, frames (the rest: the map's checks)
+            validate_data(self, X, reset=False, skip_check_array=True)
+        with warnings.catch_warnings():  # said once, above, not again for the inner map
+            warnings.filterwarnings("ignore", "X (does not have valid|has) feature names", UserWarning)
+            return self.som_.impute(X)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

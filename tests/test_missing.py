@@ -698,3 +698,24 @@ def test_impute_keeps_the_observed_values_of_another_dtype(layered):
     out = KSOM(**params).fit(small).impute(half)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out[observed], half.astype(np.float64)[observed])
+
+
+def test_imputer_errors_and_warnings_name_the_imputer():
+    """Its errors named the inner map: "X has 3 features, but KSOM is expecting 4", "The
+    'n_epochs' parameter of KSOM" (found by a bug hunt); a name mismatch warned twice."""
+    from somvq import SOMImputer
+
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    X[::3, 1] = np.nan
+    with pytest.raises(ValueError, match="The 'n_epochs' parameter of SOMImputer must be"):
+        SOMImputer(n_epochs=-1).fit(X)
+    imputer = SOMImputer(grid=(2, 2), n_epochs=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 3 features, but SOMImputer is expecting 4"):
+        imputer.transform(X[:, :3])
+    pd = pytest.importorskip("pandas")
+    named = SOMImputer(grid=(2, 2), n_epochs=2, random_state=0).fit(pd.DataFrame(X, columns=list("abcd")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        named.transform(X)
+    messages = [str(w.message) for w in caught]
+    assert messages == ["X does not have valid feature names, but SOMImputer was fitted with feature names"]
