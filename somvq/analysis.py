@@ -235,17 +235,18 @@ def label_units(som: Any, X: Any, y: Any, *, fill: str | None = None) -> np.ndar
         bad = int(np.flatnonzero(~np.isfinite(y))[0])
         raise ValueError(f"y holds {y[bad].item()!r} at row {bad}; every row needs an integer label.")
     # (float64 rounds int64's largest value up to 2**63: compare floats against that)
-    too_large = (y.dtype.kind == "u" and y.max() > np.iinfo(np.int64).max) or (
-        y.dtype.kind == "f" and y.max() >= 2.0**63
+    too_large = y.size > 0 and (  # (no max of an empty y: its row count is checked below)
+        (y.dtype.kind == "u" and y.max() > np.iinfo(np.int64).max)
+        or (y.dtype.kind == "f" and y.max() >= 2.0**63)
     )
-    if y.size and too_large:
+    if too_large:
         # the result is int64 (-1 for empty units): a larger label would wrap around
         raise ValueError(
             f"y holds the label {y.max().item()!r}, beyond int64's range (the labels are returned as int64); "
             "encode them with LabelEncoder."
         )
     if y.dtype.kind not in "iub":
-        if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):  # (or empty)
             y = y.astype(np.int64)
         else:
             raise ValueError(

@@ -108,8 +108,8 @@ def _check_finite(name: str, what: str, values: np.ndarray, item: str) -> None:
 def _check_labels(name: str, labels: Any, n_units: int) -> np.ndarray:
     """Labels as a flat int array, refused unless every one is a unit index in [0, n_units)."""
     flat: np.ndarray = np.asarray(labels).ravel()
-    if flat.size == 0:
-        return flat
+    if flat.size == 0:  # no labels (an empty list reads as float64): none to check
+        return flat.astype(np.int64)
     if not np.issubdtype(flat.dtype, np.integer):
         raise ValueError(f"{name}: labels must be integer unit indices, got dtype {flat.dtype}.")
     outside = flat[(flat < 0) | (flat >= n_units)]

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from ._atomic import OutputExistsError, atomic_write
+from ._atomic import OutputExistsError, atomic_write, writable_target
 from ._drawing import HEX_RADIUS, require_module
 from .grids import Grid
 
@@ -479,10 +479,13 @@ def plot_map(
         else:
             figure = codebook_figure(som, cast(Sequence[int], image_shape), codebook=codebook)
         pngs[kind] = _png(figure)
-    if not overwrite:
-        for kind in pngs:
-            if (directory / f"{kind}.png").exists():
-                raise OutputExistsError(f"{str(directory / f'{kind}.png')!r} already exists.")
+    for kind in pngs:  # every target checked before any file (or the directory) is written
+        path = directory / f"{kind}.png"
+        if not overwrite and path.exists():
+            raise OutputExistsError(f"{str(path)!r} already exists.")
+        target = writable_target(path)  # a directory in its place: refused now, not half-way
+        if target != path and not target.parent.is_dir():
+            raise ValueError(f"{str(path)!r} links to {str(target)!r}, whose directory does not exist.")
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for kind, png in pngs.items():

@@ -249,6 +249,9 @@ def test_label_and_fill_bad_input_is_named():
         label_units(som, X, np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="beyond int64's range"):  # 2**63 was taken for int64's max
         label_units(som, X, np.array([0.0, 2.0**63]))
+    for empty in (np.array([], np.uint8), np.array([]), np.array([], np.int64)):  # (found by a bug hunt)
+        with pytest.raises(ValueError, match="X has 2 rows but y has 0 labels"):
+            label_units(som, X, empty)  # not "zero-size array to reduction operation maximum"
     with pytest.raises(ValueError, match=r"unit_labels has shape \(10,\); the grid has 9 units"):
         fill_from_neighbours(np.r_[np.full(9, -1), 2], grid)
     with pytest.raises(ValueError, match=r"unit_labels has shape \(3, 3\)"):

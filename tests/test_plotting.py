@@ -272,3 +272,24 @@ def test_titles_stay_inside_the_figure(images, grid):
         for title in titles:
             extent = title.get_window_extent()
             assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and extent.y1 <= box.y1 + 2, title.get_text()
+
+
+def test_plot_map_checks_every_target_before_writing(tmp_path, images):
+    """A directory where a later PNG goes, or a link into a missing directory, failed after
+    the earlier PNGs were written (found by a bug hunt): nothing is written now."""
+    import os
+
+    som = fitted(images)
+    (tmp_path / "a" / "hitmap.png").mkdir(parents=True)
+    with pytest.raises(ValueError, match="hitmap.png' is a directory"):
+        plotting.plot_map(som, tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["hitmap.png"]
+    (tmp_path / "b").mkdir()
+    os.symlink(tmp_path / "missing" / "x.png", tmp_path / "b" / "hitmap.png")
+    with pytest.raises(ValueError, match="whose directory does not exist"):
+        plotting.plot_map(som, tmp_path / "b")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["hitmap.png"]
+    os.symlink(tmp_path / "a" / "elsewhere.png", tmp_path / "b" / "umatrix.png")  # a link that works
+    (tmp_path / "b" / "hitmap.png").unlink()
+    written = plotting.plot_map(som, tmp_path / "b", kinds=["umatrix"])
+    assert (tmp_path / "a" / "elsewhere.png").read_bytes()[:8] == PNG and written["umatrix"].exists()

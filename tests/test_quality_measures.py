@@ -402,3 +402,10 @@ def test_umatrix_at_any_scale(scale):
     W = np.random.default_rng(0).normal(size=(12, 3))
     factor = 2.0 ** round(np.log2(scale))
     np.testing.assert_array_equal(metrics.umatrix(W * factor, grid) / factor, metrics.umatrix(W, grid))
+
+
+def test_no_labels_use_no_units():
+    """An empty list reads as float64: used_units([]) raised numpy's casting TypeError
+    (found by a bug hunt); perplexity keeps its own "needs at least one label" error."""
+    assert metrics.used_units([], 12) == 0
+    assert metrics.used_units(np.array([], np.int64), 12) == 0
