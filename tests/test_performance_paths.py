@@ -459,3 +459,46 @@ def test_the_blas_hold_is_counted_across_threads(last_out):
         threads[i].join(5)
     assert seen == {0: max(before), 1: max(before)}
     assert counts() == before
+
+
+@pytest.mark.parametrize("where", ["setting", "restoring"])
+def test_a_hold_cut_short_by_an_interrupt_is_finished_by_the_next(monkeypatch, where):
+    """A Ctrl-C inside threadpoolctl's calls (setting the limit on entry, or putting the
+    counts back on exit) left every BLAS at one thread for the rest of the process (found
+    by a bug hunt: ~1 interrupted fit in 40). The counts are saved before they change and
+    cleared only once back: an interrupted entry is undone on the way out, an interrupted
+    restore by the next hold."""
+    from somvq._kernels import cpu_bmu
+
+    before = _blas_counts()
+    if max(before, default=1) < 2:
+        pytest.skip("the BLAS runs one thread here: nothing to hold")
+    real = cpu_bmu._set_blas_threads
+    calls = []
+
+    def interrupted(counts):
+        calls.append(list(counts))
+        if where == "setting" and len(calls) == 1:  # the first call sets the limit
+            real(counts[:1])  # one library at 1, then the interrupt
+            raise KeyboardInterrupt
+        if where == "restoring" and len(calls) == 2:  # the second puts the counts back
+            raise KeyboardInterrupt
+        real(counts)
+
+    monkeypatch.setattr(cpu_bmu, "_set_blas_threads", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with cpu_bmu.blas_at_one_thread():
+            pass
+    monkeypatch.setattr(cpu_bmu, "_set_blas_threads", real)
+    assert cpu_bmu._holders == 0
+    if where == "restoring":
+        assert max(_blas_counts()) == 1  # cut short; the next search still sees the count
+        assert cpu_bmu.blas_threads() == max(before)  # from before, so it holds and restores
+        with cpu_bmu.blas_at_one_thread():
+            assert cpu_bmu.blas_threads() == max(before)
+    assert _blas_counts() == before and cpu_bmu._saved_counts is None
+    from somvq import KSOM
+
+    X = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    KSOM(grid=(4, 4), n_epochs=2, random_state=0).fit(X)  # a whole fit leaves them as they were
+    assert _blas_counts() == before

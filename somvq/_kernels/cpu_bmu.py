@@ -47,8 +47,9 @@ import functools
 import math
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, types
@@ -606,7 +607,9 @@ def _current_blas_threads() -> int:
 def blas_threads() -> int:
     """Number of threads the BLAS would use, had somvq not held it at one (1 if unknown)."""
     with _hold_lock:
-        if _holders:
+        # (saved counts with no holder: a restore an interrupt cut short; the next search
+        # must see the count from before, so that it holds the BLAS and puts it back)
+        if _holders or _saved_counts is not None:
             return _threads_before_hold
     return _current_blas_threads()
 
@@ -614,11 +617,21 @@ def blas_threads() -> int:
 # One hold of the BLAS at one thread for the whole process, counted: threadpoolctl's limit
 # saves the thread count on entry and restores it on exit, so two threads' overlapping
 # calls restored each other's 1 and left the BLAS at one thread for good (found by an
-# adversarial pass). The first holder saves the count, the last one restores it.
+# adversarial pass). The first holder saves the counts, the last one restores them.
 _hold_lock = threading.Lock()
 _holders = 0
-_held: Any = None
+#: The BLAS libraries' thread counts to put back when the last hold ends: saved before
+#: they are changed and cleared only once they are back, so that a hold whose setting or
+#: restoring a Ctrl-C cut short (a KeyboardInterrupt raised inside threadpoolctl's calls)
+#: is finished by the next hold instead of leaving every BLAS at one thread for good.
+_saved_counts: list[int] | None = None
 _threads_before_hold = 1
+
+
+def _set_blas_threads(counts: Sequence[int]) -> None:
+    """Set each BLAS library's thread count (``_blas().lib_controllers`` order)."""
+    for library, count in zip(_blas().lib_controllers, counts):
+        library.set_num_threads(count)
 
 
 @contextlib.contextmanager
@@ -629,20 +642,25 @@ def blas_at_one_thread():
     process-wide setting: a limit the user sets in another thread while a somvq call holds
     this one is replaced by the count saved on entry when the last hold ends.
     """
-    global _holders, _held, _threads_before_hold
-    with _hold_lock:
-        if _holders == 0:
-            _threads_before_hold = _current_blas_threads()
-            _held = _blas().limit(limits=1)
-        _holders += 1
+    global _holders, _saved_counts, _threads_before_hold
+    entered = False
     try:
+        with _hold_lock:
+            _holders += 1
+            entered = True  # (no call between the two: an interrupt cannot fall between them)
+            if _holders == 1:
+                if _saved_counts is None:  # else: an interrupted hold's counts, not yet back
+                    _saved_counts = [library.num_threads for library in _blas().lib_controllers]
+                    _threads_before_hold = max([c for c in _saved_counts if c] or [1])
+                _set_blas_threads([1] * len(_saved_counts))
         yield
     finally:
-        with _hold_lock:
-            _holders -= 1
-            if _holders == 0:
-                held, _held = _held, None
-                held.restore_original_limits()
+        if entered:
+            with _hold_lock:
+                _holders -= 1
+                if _holders == 0 and _saved_counts is not None:
+                    _set_blas_threads(_saved_counts)
+                    _saved_counts = None
 
 
 @contextlib.contextmanager
