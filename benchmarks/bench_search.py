@@ -6,9 +6,11 @@ The search of every CPU path (batch, k-means, mini-batch) is, per block of rows,
 This times, on one thread with the BLAS held at one thread (as the search runs it), the
 product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
 alone (with ``--old-rev``, also that revision's ``rank_block`` on the same scores), and
-``search_block``, per block of ``--rows`` rows, for each ``D x K`` case; the medians of
-``--repeats`` calls. The ranking's cost against the product's is what decides
-how far above the GEMM floor the search sits.
+``search_block`` in its GEMM form and in its fused form (:mod:`somvq._kernels.cpu_fused`,
+used up to 128 features; above, both columns time the GEMM form), per block of
+``--rows`` rows, for each ``D x K`` case; the medians of ``--repeats`` calls. The ranking's
+cost against the product's is what decides how far above the GEMM floor the GEMM form
+sits; the fused form writes no scores.
 
 Example::
 
@@ -50,7 +52,8 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
     mean, centre = np.empty(n_features), np.zeros(n_features, dtype=dtype)
     aug, frame = np.empty((n_units, n_features + 1), dtype=dtype), np.zeros(4)
     prepare_frame(W, mean, centre, aug, 2.0**30, frame)
-    framed, products = step._scratch(rows, n_units, n_features, dtype)
+    framed, scratch = step._scratch(rows, n_units, n_features, dtype)
+    products = scratch[:rows]  # (the fused form's scratch may need more rows)
     framed[:, :n_features] = X
     bmu, sq = np.empty(rows, dtype=np.int64), np.empty(rows)
     c = _constants(np.dtype(dtype), n_features)
@@ -68,16 +71,19 @@ def _case(n_features: int, n_units: int, rows: int, repeats: int, dtype, old_ran
         extra = (products.view(np.int32 if products.itemsize == 4 else np.int64),) if "bits" in head else ()
         old_args = (X, framed, products, *extra, bmu, W, c.kappa, radius, c.overflow, 1.0, c.up, sq, True)
         old = f" {_median_us(lambda: old_rank(*old_args), repeats):8.0f}"
-    block = _median_us(
-        lambda: search_block(
-            X, 0, rows, framed, products, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq
-        ),
-        repeats,
-    )
+
+    def search(lanes):  # the GEMM form (False), or the fused one (cpu_fused) where it applies
+        return search_block(
+            X, 0, rows, framed, scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq, lanes
+        )
+
+    block = _median_us(lambda: search(False), repeats)
+    fused = _median_us(lambda: search(True), repeats)
     flops = 2.0 * rows * n_units * (n_features + 1)
     return (
         f"{n_features:5d} {n_units:6d} {rows:5d}  {gemm:9.0f} {numpy_gemm:9.0f} {rank:8.0f}{old} "
-        f"{block:9.0f}   {rank / gemm:10.2f} {block / gemm:9.2f}   {flops / gemm / 1e3:6.1f}"
+        f"{block:9.0f} {fused:9.0f}   {rank / gemm:10.2f} {block / gemm:9.2f} {fused / gemm:9.2f}   "
+        f"{flops / gemm / 1e3:6.1f}"
     )
 
 
@@ -106,7 +112,8 @@ def main(argv=None) -> int:
         old_rank = load_kernels(args.old_rev, ["cpu_bmu"])["cpu_bmu"].rank_block
     old_column = f" {args.old_rev[:7]:>8s}" if args.old_rev else ""
     print(
-        f"    D      K  rows   GEMM us  numpy us  rank us{old_column}  block us   rank/GEMM block/GEMM  GFLOP/s"
+        f"    D      K  rows   GEMM us  numpy us  rank us{old_column}  block us  fused us   rank/GEMM "
+        "block/GEMM fused/GEMM  GFLOP/s"
     )
     with threadpool_limits(limits=1, user_api="blas"):
         for case in args.cases:

@@ -159,9 +159,9 @@ def test_bench_search_smoke_with_an_earlier_revision(monkeypatch, capsys):
 
     assert bench_search.main(["--cases", "5x9", "--rows", "20", "--repeats", "2", "--old-rev", "HEAD"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "rank us     HEAD  block us" in lines[1]
+    assert "rank us     HEAD  block us  fused us" in lines[1]
     cells = lines[2].split()
-    assert cells[:3] == ["5", "9", "20"] and len(cells) == 11
+    assert cells[:3] == ["5", "9", "20"] and len(cells) == 13
     assert all(float(c) > 0 for c in cells[3:])
 
 

@@ -225,8 +225,10 @@ def test_a_diverged_codebook_goes_back_to_the_loop(compiled_calls, monkeypatch):
     _assert_same_bits(new, old)
 
 
-def test_the_search_is_exact_far_from_the_origin(monkeypatch):
-    """Winners of the compiled steps are the float64 brute-force ones (issue 11's case)."""
+@pytest.mark.parametrize("lanes", [False, True], ids=["gemm", "fused"])
+def test_the_search_is_exact_far_from_the_origin(lanes):
+    """Winners of the compiled steps are the float64 brute-force ones (issue 11's case),
+    in the GEMM form and the fused one."""
     rng = np.random.default_rng(7)
     X = (1000.0 + rng.normal(size=(1024, 4))).astype(np.float32)
     W = X[:16].copy()
@@ -240,7 +242,9 @@ def test_the_search_is_exact_far_from_the_origin(monkeypatch):
     assert frame[cpu_bmu.CENTRED] == 1.0
     scratch = cpu_minibatch_step._scratch(1024, 16, 4, np.float32)
     c = _constants(np.float32, 4)
-    cpu_bmu.search_block(X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq)
+    cpu_bmu.search_block(
+        X, 0, 1024, *scratch, W, aug, centre, frame, c.kappa, c.overflow, c.up, bmu, sq, lanes
+    )
     np.testing.assert_array_equal(bmu, naive.bmu(X, W))
     direct = ((X.astype(float) - W.astype(float)[bmu]) ** 2).sum(1)
     np.testing.assert_allclose(sq, direct, rtol=1e-12)

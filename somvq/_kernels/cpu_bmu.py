@@ -57,6 +57,7 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
+from .cpu_fused import MAX_FEATURES, TILE_ROWS, VECTORS, frame_tiles, lowest_two, scores_rows, scratch_size
 from .cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 from .cpu_sync import (
     ABORT,
@@ -165,6 +166,16 @@ def unscaled(value, exponent):
     return value if exponent == 0 else math.ldexp(value, exponent)
 
 
+@njit(inline="always")
+def direct_distance(block, i, codebook, k, scale):
+    """``sum_j ((x_ij - w_kj) scale)^2`` in float64: the exact searches' distance."""
+    acc = 0.0
+    for j in range(block.shape[1]):
+        diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
+        acc += diff * diff
+    return acc
+
+
 @njit(_RANK_SIGNATURES, cache=CACHE, fastmath=FASTMATH, nogil=True)
 def rank_block(
     block, framed, products, bmu, codebook, kappa, radius, overflow, scale, up, out_sq_dist, write_dist
@@ -230,23 +241,102 @@ def rank_block(
                 if pair:
                     k = low_k if k == 0 else first + other - low_k
                 if pair or full or products[i, k] <= lim_t:
-                    acc = 0.0
-                    for j in range(n_features):
-                        diff = (np.float64(block[i, j]) - np.float64(codebook[k, j])) * scale
-                        acc += diff * diff
+                    acc = direct_distance(block, i, codebook, k, scale)
                     if acc < dist or found < 0:
                         dist = acc
                         found = k
             winner = found
         else:
             winner = sole_or_first(scores, best, count, index)
-            dist = 0.0
-            for j in range(n_features):
-                diff = (np.float64(block[i, j]) - np.float64(codebook[winner, j])) * scale
-                dist += diff * diff
+            dist = direct_distance(block, i, codebook, winner, scale)
         bmu[i] = winner
         if write_dist:
             out_sq_dist[i] = unscaled(dist, exponent)
+    return reranked
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def search_fused(
+    block,
+    framed,
+    products,
+    codebook,
+    aug,
+    centre,
+    centred,
+    scaled,
+    factor,
+    kappa,
+    radius,
+    overflow,
+    scale,
+    up,
+    bmu,
+    sq_dist,
+):
+    """:func:`search_block`'s fused form (:mod:`~somvq._kernels.cpu_fused`): the same
+    winners and direct distances as :func:`rank_block` on the GEMM's scores.
+
+    The rows go into tiles in the frame (``products``' memory holds the tiles, each row's
+    lowest two scores and index, and one row of scores), :func:`~cpu_fused.lowest_two`
+    ranks them, and a row is settled when its second-lowest score is above the limit
+    ``m + 2 e`` that :func:`rank_block` would use (exactly one score within it: the lowest
+    one's unit). Any other row (a near tie, a row beyond the overflow limit, a non-finite
+    lowest score) gets its scores recomputed into one row of scores and goes through
+    :func:`rank_block` itself. Returns the number of rows :func:`rank_block` re-ranked.
+    """
+    n, n_features = block.shape
+    n_units = aug.shape[0]
+    tile = VECTORS * (32 // block.itemsize)
+    padded = (n + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS
+    flat = products.reshape(products.size)
+    tiles = flat[: padded * n_features]
+    low = flat[padded * n_features : padded * (n_features + 1)]
+    second = flat[padded * (n_features + 1) : padded * (n_features + 2)]
+    index = flat[padded * (n_features + 2) : padded * (n_features + 3)]
+    end = padded * (n_features + 3)
+    scores = flat[end : end + n_units].reshape((1, n_units))
+    n_tiles = frame_tiles(block, centre, factor, centred, scaled, tiles, tile, sq_dist)  # ||x'||^2
+    lowest_two(tiles, n_tiles, aug, low, second, index)
+    exponent = unscale_exponent(scale)
+    limit = low[:1].copy()
+    reranked = 0
+    for i in range(n):
+        norm2 = sq_dist[i]
+        reach = radius * (2.0 * math.sqrt(norm2) + radius) + up * norm2
+        best = np.float64(low[i])
+        settled = reach <= overflow and abs(best) <= 1.7e308
+        if settled:
+            lim = best + 2.0 * kappa * reach
+            limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
+            settled = second[i] > limit[0]
+        if settled:
+            winner = int(index[i])
+            bmu[i] = winner
+            sq_dist[i] = unscaled(direct_distance(block, i, codebook, winner, scale), exponent)
+            continue
+        base = (i // tile) * n_features * tile + i % tile
+        for j in range(n_features):
+            framed[0, j] = tiles[base + j * tile]
+        for k in range(n_units):
+            acc = aug[k, n_features]
+            for j in range(n_features):
+                acc += aug[k, j] * framed[0, j]
+            scores[0, k] = acc
+        reranked += rank_block(
+            block[i : i + 1],
+            framed[:1],
+            scores,
+            bmu[i : i + 1],
+            codebook,
+            kappa,
+            radius,
+            overflow,
+            scale,
+            up,
+            sq_dist[i : i + 1],
+            True,
+        )
     return reranked
 
 
@@ -384,6 +474,7 @@ _SEARCH_SIGNATURES = [
         types.float64,  # up
         array(types.int64, 1, "C"),  # out: winners of the rows
         array(types.float64, 1, "C"),  # out: squared distances of the rows
+        types.boolean,  # the fused form may be used (scratch from cpu_fused.scores_rows)
     )
     for dtype in FLOATS
 ]
@@ -405,12 +496,17 @@ def search_block(
     up,
     bmu,
     sq_dist,
+    lanes,
 ):
     """Winners and direct squared distances of ``rows[start:stop]`` (one block).
 
     What :func:`_search_block` does for a finite frame: the rows into ``framed`` (minus the
     centre, times the scale, in the rows' dtype), one GEMM ``[x' | 1] . [-2 W' | ||w'||^2]^T``
-    and :func:`rank_block`. Returns the number of re-ranked rows.
+    and :func:`rank_block`; or, with ``lanes`` and at most
+    :data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features when ``products`` holds the
+    scratch (:func:`~somvq._kernels.cpu_fused.scores_rows`), the fused form
+    (:func:`search_fused`: the same winners and distances, and no scores left in
+    ``products``). Returns the number of re-ranked rows.
     """
     n = stop - start
     n_features = rows.shape[1]
@@ -423,6 +519,33 @@ def search_block(
     factor[0, 0] = scale  # the scale in the rows' dtype (a power of two: exact)
     s = factor[0, 0]
     block = rows[start:stop]
+    # float32 differences squared never overflow float64; float64 ones may beyond 1e154
+    direct_scale = 1.0 if rows.itemsize == 4 else scale
+    n_units = aug.shape[0]
+    if (
+        lanes
+        and n_features <= MAX_FEATURES
+        and n_units < EXACT_INDICES
+        and products.size >= scratch_size(n, n_units, n_features)
+    ):
+        return search_fused(
+            block,
+            framed,
+            products,
+            codebook,
+            aug,
+            centre,
+            centred,
+            scaled,
+            s,
+            kappa,
+            frame[RADIUS],
+            overflow,
+            direct_scale,
+            up,
+            bmu[start:stop],
+            sq_dist[start:stop],
+        )
     for i in range(n):
         for j in range(n_features):
             v = block[i, j]
@@ -433,8 +556,6 @@ def search_block(
             framed[i, j] = v
     out = products[:n]
     np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
-    # float32 differences squared never overflow float64; float64 ones may beyond 1e154
-    direct_scale = 1.0 if rows.itemsize == 4 else scale
     return rank_block(
         block,
         framed[:n],
@@ -561,6 +682,7 @@ def search_pass(
             up,
             bmu,
             sq_dist,
+            True,
         )
         atomic_store(sync, SYNC_SIZE + b, 1)
         add_and_wake(sync, BLOCKS_SEARCHED, 1)
@@ -702,8 +824,11 @@ def _pool(n_threads: int) -> ThreadPoolExecutor:
     return pool
 
 
-def _products_buffer(rows: int, n_units: int, dtype) -> np.ndarray:
-    """A per-thread scratch (rows x K) buffer, reused between blocks and calls."""
+def _products_buffer(rows: int, n_units: int, dtype, n_features: int = 0) -> np.ndarray:
+    """A per-thread scratch (rows x K) buffer, reused between blocks and calls; with
+    ``n_features``, enough rows for the fused search's scratch too (:func:`scores_rows`)."""
+    if n_features:
+        rows = scores_rows(rows, n_units, n_features)
     buf = getattr(_local, "products", None)
     if buf is None or buf.dtype != dtype or buf.size < rows * n_units:
         buf = np.empty(rows * n_units, dtype=dtype)
@@ -809,7 +934,7 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
     got_bmu = bmu if own_bmu else _scratch_vector("bmu", rows, np.int64)
     got_sq = sq if own_sq else _scratch_vector("sq_dist", rows, np.float64)
     framed = _augmented_buffer(rows, X.shape[1], X.dtype)
-    prod = _products_buffer(rows, search.aug.shape[0], X.dtype)
+    prod = _products_buffer(rows, search.aug.shape[0], X.dtype, X.shape[1])
     search_block(
         _block(X, start, stop),
         0,
@@ -825,6 +950,7 @@ def _search_block(X, start, stop, search: _Search, out_bmu, out_sq_dist):
         search.up,
         got_bmu,
         got_sq,
+        True,
     )
     if not own_bmu:
         bmu[:] = got_bmu
@@ -993,7 +1119,7 @@ def _parallel_search(X, chunk_rows, search, out_bmu, out_sq_dist, counts, sums, 
             X,
             chunk_rows,
             _augmented_buffer(chunk_rows, n_features, X.dtype),
-            _products_buffer(chunk_rows, search.aug.shape[0], X.dtype),
+            _products_buffer(chunk_rows, search.aug.shape[0], X.dtype, n_features),
             search.codebook,
             search.aug,
             search.shift,

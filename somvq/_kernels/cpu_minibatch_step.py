@@ -57,6 +57,7 @@ from .cpu_bmu import (
     run_on_threads,
     search_block,
 )
+from .cpu_fused import scores_rows
 from .cpu_minibatch import factor_bands
 from .cpu_prefetch import AHEAD, prefetch_row
 from .cpu_sync import (
@@ -461,6 +462,7 @@ def run_steps(
                 up,
                 bmu,
                 sq_dist,
+                True,
             )
             clock = _lap(profile, 0, clock)
         else:
@@ -505,7 +507,7 @@ class _Scratch(NamedTuple):
 def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
     framed = np.empty((max(rows, 1), n_features + 1), dtype=dtype)
     framed[:, n_features] = 1.0
-    products = np.empty((max(rows, 1), n_units), dtype=dtype)
+    products = np.empty((scores_rows(max(rows, 1), n_units, n_features), n_units), dtype=dtype)
     return _Scratch(framed, products)
 
 

@@ -1046,6 +1046,7 @@ def search_rows_pass(
             up,
             winners,
             distances,
+            False,  # runner_up_block reads the GEMM's scores
         )
         runner_up_block(
             framed[:rows],

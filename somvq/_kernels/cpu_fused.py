@@ -1,0 +1,229 @@
+"""The dense search's scores for few features, fused with their ranking: rows in vector lanes.
+
+The GEMM form of the search (:func:`somvq._kernels.cpu_bmu.search_block`) writes a block's
+``rows x K`` scores and reads them back to rank them. With few features the product is
+short (``D + 1`` multiply-adds a score), so that store and reload, and the ranking's
+passes over every score, cost as much as the product itself (docs/performance.md,
+round 22). Here the scores never reach memory. The block's rows, in the codebook's frame,
+are laid out in tiles of :data:`VECTORS` vectors of rows, transposed::
+
+    tiles[(t * D + j) * T + r] = feature j of row t * T + r   (T = VECTORS * lanes)
+
+so that one vector holds one feature of eight float32 rows (four float64 ones). Per
+group of :data:`UNITS` units, :func:`lowest_two` broadcasts each unit's coefficients
+(``-2 w'_kj`` and ``||w'_k||^2``, the augmented codebook's row) and accumulates
+``VECTORS x UNITS`` score vectors in registers; each score vector then updates, lane by
+lane, the row's lowest score, its unit, and the second-lowest score (a multiset: a tie
+for the lowest makes the second equal to it). No horizontal operation anywhere.
+
+The lowest two are what the exact search needs: the winner is certified when the second
+lowest score is above the limit ``m + 2 e`` (exactly one score within it); every other row
+goes back to the GEMM form's ranking (its scores recomputed, then
+:func:`~somvq._kernels.cpu_bmu.rank_block`). Winners and distances are therefore the
+same bits as the GEMM form's: the scores only certify, and the bound
+(:func:`somvq.distances.expanded_form_error`) holds for any order of summation, with or
+without fused multiply-adds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .config import CACHE, FASTMATH
+
+#: Row vectors per tile (three: 24 float32 rows, 12 float64 ones) and units per group: 12
+#: score vectors in registers, with three row vectors and one broadcast, the 16 of AVX2.
+#: Measured against 2 x 4, 2 x 6, 1 x 8 and 2 x 3 (docs/performance.md, round 22).
+VECTORS = 3
+UNITS = 4
+
+#: Rows per tile: :data:`VECTORS` 256-bit vectors of float32 rows (the float64 tile is
+#: half as many rows; the scratch is sized for this one).
+TILE_ROWS = VECTORS * 8
+
+#: Most features for which the fused form is used: up to here it beat the GEMM form on
+#: every K measured in float32 (round 22: 0.85-0.97x at D = 64-128, 0.99-1.03x from 200).
+MAX_FEATURES = 128
+
+#: The flags of the vector arithmetic: :data:`~somvq._kernels.config.FASTMATH`'s.
+_FLAGS = ("reassoc", "contract", "arcp", "nsz")
+
+
+def lanes_of(dtype) -> int:
+    """Rows per 256-bit vector of ``dtype`` (a Numba float type)."""
+    return 8 if dtype == types.float32 else 4
+
+
+@intrinsic
+def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
+    """Per row of ``n_tiles`` tiles (the layout above): the lowest score over the units of
+    ``aug`` (``[-2 W' | ||w'||^2]``, K x (D + 1), C-contiguous) into ``low``, the first
+    unit scoring it into ``index`` (as a float of the dtype: exact below 2^24 units) and
+    the second-lowest score into ``second``, at the row's place (``n_tiles * T`` entries
+    each). Scores are ``||w'_k||^2 + sum_j (-2 w'_kj) x'_j``, summed in the dtype with
+    multiply-adds. ``low`` and ``second`` are +inf for a row whose scores are all NaN; a
+    NaN score is otherwise skipped (rows that can produce one, non-finite or beyond the
+    overflow limit, are ranked by the caller's full comparison)."""
+    arrays = (tiles, low, second, index)
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
+        return None
+    dtype = tiles.dtype
+    if dtype not in (types.float32, types.float64) or any(a.dtype != dtype for a in arrays):
+        return None
+    if not (isinstance(aug, types.Array) and aug.ndim == 2 and aug.layout == "C" and aug.dtype == dtype):
+        return None
+    if not isinstance(n_tiles, types.Integer):
+        return None
+    lanes = lanes_of(dtype)
+    signature = types.void(tiles, types.int64, aug, low, second, index)
+
+    def codegen(context, builder, sig, args):
+        tiles_v, n_tiles_v, aug_v, low_v, second_v, index_v = args
+        x = context.make_array(sig.args[0])(context, builder, tiles_v)
+        a = context.make_array(sig.args[2])(context, builder, aug_v)
+        outs = [context.make_array(sig.args[k])(context, builder, args[k]) for k in (3, 4, 5)]
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        scalar = context.get_value_type(dtype)
+        vector = ir.VectorType(scalar, lanes)
+        align = dtype.bitwidth // 8
+        n_units = builder.extract_value(a.shape, 0)
+        width = builder.extract_value(a.shape, 1)
+        n_features = builder.sub(width, ir.Constant(i64, 1))
+        tile = ir.Constant(i64, VECTORS * lanes)
+        splat_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        inf = ir.Constant(vector, [math.inf] * lanes)
+
+        def constant(value):
+            return ir.Constant(i64, value)
+
+        def splat(value):
+            value = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(value, ir.Constant(vector, ir.Undefined), splat_mask)
+
+        def vector_at(pointer, offset):
+            return builder.bitcast(builder.gep(pointer, [offset]), vector.as_pointer())
+
+        def coefficient(k, j):
+            return splat(builder.load(builder.gep(a.data, [builder.add(builder.mul(k, width), j)])))
+
+        # per row vector: lowest score, its unit, second-lowest score
+        state = [[cgutils.alloca_once(builder, vector) for _ in range(3)] for _ in range(VECTORS)]
+        sums = [[cgutils.alloca_once(builder, vector) for _ in range(VECTORS)] for _ in range(UNITS)]
+
+        def rank(r, score, unit):
+            low_p, index_p, second_p = state[r]
+            lowest = builder.load(low_p)
+            below = builder.fcmp_ordered("<", score, lowest)
+            # the larger of the two is a candidate for second place (a tie included)
+            other = builder.select(below, lowest, score)
+            second = builder.load(second_p)
+            builder.store(builder.select(builder.fcmp_ordered("<", other, second), other, second), second_p)
+            builder.store(builder.select(below, score, lowest), low_p)
+            builder.store(builder.select(below, unit, builder.load(index_p)), index_p)
+
+        def group(base, first, count):
+            """Scores of units first .. first + count - 1 for the tile at base, ranked in
+            unit order (the lowest index keeps a tie)."""
+            for u in range(count):
+                bias = coefficient(builder.add(first, constant(u)), n_features)
+                for r in range(VECTORS):
+                    builder.store(bias, sums[u][r])
+            with cgutils.for_range(builder, n_features) as feature:
+                j = feature.index
+                row = builder.add(base, builder.mul(j, tile))
+                xs = [
+                    builder.load(vector_at(x.data, builder.add(row, constant(r * lanes))), align=align)
+                    for r in range(VECTORS)
+                ]
+                for u in range(count):
+                    w = coefficient(builder.add(first, constant(u)), j)
+                    for r in range(VECTORS):
+                        product = builder.fmul(w, xs[r], flags=_FLAGS)
+                        builder.store(
+                            builder.fadd(builder.load(sums[u][r]), product, flags=_FLAGS), sums[u][r]
+                        )
+            for u in range(count):
+                unit = splat(builder.sitofp(builder.add(first, constant(u)), scalar))
+                for r in range(VECTORS):
+                    rank(r, builder.load(sums[u][r]), unit)
+
+        with cgutils.for_range(builder, n_tiles_v) as t:
+            base = builder.mul(builder.mul(t.index, n_features), tile)
+            for r in range(VECTORS):
+                builder.store(inf, state[r][0])
+                builder.store(ir.Constant(vector, [0.0] * lanes), state[r][1])
+                builder.store(inf, state[r][2])
+            n_groups = builder.udiv(n_units, constant(UNITS))
+            with cgutils.for_range(builder, n_groups) as g:
+                group(base, builder.mul(g.index, constant(UNITS)), UNITS)
+            done = builder.mul(n_groups, constant(UNITS))
+            with cgutils.for_range(builder, builder.sub(n_units, done)) as rest:
+                group(base, builder.add(done, rest.index), 1)
+            place = builder.mul(t.index, tile)
+            for r in range(VECTORS):
+                at = builder.add(place, constant(r * lanes))
+                for out, value in zip(outs, (state[r][0], state[r][2], state[r][1])):
+                    builder.store(builder.load(value), vector_at(out.data, at), align=align)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def tile_rows(itemsize: int) -> int:
+    """Rows per tile for a dtype of ``itemsize`` bytes."""
+    return VECTORS * (32 // itemsize)
+
+
+@njit(cache=CACHE, nogil=True)
+def scratch_size(rows, n_units, n_features):
+    """Entries of scratch the fused search needs for a block of ``rows`` rows: the tiles,
+    the lowest two scores and the index of each row (padded to whole tiles), and a row of
+    scores."""
+    padded = (rows + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS
+    return padded * (n_features + 3) + n_units
+
+
+def scores_rows(rows: int, n_units: int, n_features: int) -> int:
+    """Rows of a ``(rows, K)`` scores buffer that also holds the fused search's scratch for a
+    block of ``rows`` rows (more than ``rows`` only when K is small against D)."""
+    if n_features > MAX_FEATURES or n_units <= 0:
+        return rows
+    return max(rows, -(-int(scratch_size(rows, n_units, n_features)) // n_units))
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
+def frame_tiles(block, centre, factor, centred, scaled, tiles, tile, norms):
+    """``block``'s rows in the frame (minus ``centre`` when ``centred``, times ``factor``
+    when ``scaled``, in the rows' dtype: the GEMM form's values) into ``tiles`` (the layout
+    above, ``tile`` rows a tile, padding rows 0), and each row's ``||x'||^2`` (float64)
+    into ``norms``. Returns the number of tiles."""
+    n, n_features = block.shape
+    n_tiles = (n + tile - 1) // tile
+    zero = tiles[:1].copy()
+    zero[0] = 0.0
+    for t in range(n_tiles):
+        base = t * n_features * tile
+        for r in range(tile):
+            i = t * tile + r
+            if i >= n:
+                for j in range(n_features):
+                    tiles[base + j * tile + r] = zero[0]
+                continue
+            norm2 = 0.0
+            for j in range(n_features):
+                v = block[i, j]
+                if centred:
+                    v = v - centre[j]
+                if scaled:
+                    v = v * factor
+                tiles[base + j * tile + r] = v
+                w = np.float64(v)
+                norm2 += w * w
+            norms[i] = norm2
+    return n_tiles
