@@ -25,7 +25,13 @@ one product gives ``||w'||^2 - 2 x'.w'`` without a separate add pass over the
 ``rows x K`` scores; then :func:`rank_block`, per row while the row is in cache: the
 lowest score, the number of scores within the bound of it and, when it is one, that unit
 (two vectorised passes, :mod:`somvq._kernels.cpu_scores`), the re-rank where that number
-exceeds one, and the direct squared distance to the winner. With more than one BLAS
+exceeds one, and the direct squared distance to the winner. Up to
+:data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features the dense searches (and the
+mini-batch step) take :func:`search_block`'s fused form instead (:func:`search_fused`,
+:mod:`somvq._kernels.cpu_fused`): the scores are accumulated with the rows in vector
+lanes and never stored, each row keeps its lowest two, and a row they do not certify
+goes through :func:`rank_block` on recomputed scores; the same winners and distances,
+in 0.4-0.9x the time of the GEMM form. With more than one BLAS
 thread and more than one block, blocks are shared by the calling thread and a small
 thread pool (:func:`_parallel_search`), so the ranking runs in parallel too: each thread
 runs one compiled :func:`search_pass` for the whole call, claiming blocks and waiting for
