@@ -63,7 +63,16 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
-from .cpu_fused import MAX_FEATURES, TILE_ROWS, VECTORS, frame_tiles, lowest_two, scores_rows, scratch_size
+from .cpu_fused import (
+    MAX_FEATURES,
+    TILE_ROWS,
+    VECTORS,
+    frame_tiles,
+    in_frame,
+    lowest_two,
+    scores_rows,
+    scratch_size,
+)
 from .cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 from .cpu_sync import (
     ABORT,
@@ -554,12 +563,7 @@ def search_block(
         )
     for i in range(n):
         for j in range(n_features):
-            v = block[i, j]
-            if centred:
-                v = v - centre[j]
-            if scaled:
-                v = v * s
-            framed[i, j] = v
+            framed[i, j] = in_frame(block[i, j], centre[j], centred, scaled, s)
     out = products[:n]
     np.dot(framed[:n], aug.T, out)  # aug.T: Fortran order, as NumPy's matmul gets it
     return rank_block(

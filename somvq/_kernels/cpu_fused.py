@@ -197,6 +197,18 @@ def scores_rows(rows: int, n_units: int, n_features: int) -> int:
     return max(rows, -(-int(scratch_size(rows, n_units, n_features)) // n_units))
 
 
+@njit(inline="always")
+def in_frame(value, centre, centred, scaled, factor):
+    """One value in the codebook's frame, in its dtype: minus the centre when ``centred``,
+    times ``factor`` (a power of two) when ``scaled``. Both forms of the search frame their
+    rows with it, so they rank the same values."""
+    if centred:
+        value = value - centre
+    if scaled:
+        value = value * factor
+    return value
+
+
 @njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 def frame_tiles(block, centre, factor, centred, scaled, tiles, tile, norms):
     """``block``'s rows in the frame (minus ``centre`` when ``centred``, times ``factor``
@@ -217,11 +229,7 @@ def frame_tiles(block, centre, factor, centred, scaled, tiles, tile, norms):
                 continue
             norm2 = 0.0
             for j in range(n_features):
-                v = block[i, j]
-                if centred:
-                    v = v - centre[j]
-                if scaled:
-                    v = v * factor
+                v = in_frame(block[i, j], centre[j], centred, scaled, factor)
                 tiles[base + j * tile + r] = v
                 w = np.float64(v)
                 norm2 += w * w
