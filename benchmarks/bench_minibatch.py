@@ -95,6 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--neighbourhood", default="hard")
     parser.add_argument("--sides", nargs="+", default=["old", "new"], choices=["loop", "old", "new"])
     parser.add_argument("--old-rev", default="62edb84")
+    parser.add_argument("--map", help="map shape for every case, e.g. 10x10 (default: the case's own)")
     args = parser.parse_args(argv)
 
     from somvq._kernels import cpu_minibatch_step
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
     print(f"load average {os.getloadavg()}, default batch_size {DEFAULTS['batch_size']}, sides {sides}")
     for name in args.data:
         X = np.ascontiguousarray(bench_data.load(name), dtype=np.float32)
-        shape = CASES.get(name, (16, 32))
+        shape = tuple(int(v) for v in args.map.split("x")) if args.map else CASES.get(name, (16, 32))
         grid = Grid(shape)
         rng = np.random.default_rng(0)
         W0 = X[rng.choice(X.shape[0], grid.n_units, replace=False)].copy()

@@ -266,3 +266,16 @@ def test_early_bounds_keep_every_rows_winner(monkeypatch, capsys):
     )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].startswith("epoch")
+
+
+def test_bench_minibatch_smoke_with_a_map(monkeypatch, capsys):
+    """benchmarks/bench_minibatch.py on digits with --map: the map it was given, a ratio
+    to the floor, and the compiled pass's per-thread profile line."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench_minibatch
+
+    args = ["--data", "digits", "--map", "3x4", "--batch-sizes", "256", "--rounds", "1", "--sides", "new"]
+    assert bench_minibatch.main(args) == 0
+    out = capsys.readouterr().out
+    assert "digits 3x4, hard: GEMM floor" in out
+    assert "x floor" in out and "new pass, last round:" in out
