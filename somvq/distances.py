@@ -211,7 +211,9 @@ def expanded_form_error(dtype: DTypeLike, n_features: int) -> float:
     ``e = kappa R (2 ||x'| + R)`` of ``||x - w_k||^2 (scaled) - c`` for one constant ``c``
     of the row (``||x'||^2`` and whatever the rounding of ``x - centre`` adds to every unit
     alike): so if exactly one score lies within ``2 e`` of the lowest, that unit is the
-    exact winner. The terms:
+    exact winner. (The CPU searches define the winner as the argmin of the rounded float64
+    direct distances, so their limit also adds those distances' rounding:
+    :func:`somvq._kernels.cpu_bmu.rank_limit`.) The terms:
 
     * the GEMM of D + 1 terms: ``gamma_{D+1} (2 ||x'|| ||w'_k|| + ||w'_k||^2)``, any order
       of summation, with or without FMA;

@@ -150,3 +150,44 @@ def _lowest_two(tiles, n_tiles, aug, low, second, index):
         cpu_fused.lowest_two(tiles, n_tiles, aug, low, second, index)
 
     call(tiles, n_tiles, aug, low, second, index)
+
+
+def _bisector_rows(dtype, n_features, distance, n, seed):
+    """Rows ``distance`` away from the units w and -w, along their bisector, each nudged
+    toward one of them so that the score gap sweeps across the certification limit: near
+    ties far from the codebook, where the float64 direct distances round by more than
+    the gap (the bug hunt of round 22)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(n_features)
+    W = np.stack([-w, w]).astype(dtype)
+    s = cpu_bmu._search_setup(W, dtype)
+    side = rng.standard_normal(n_features)
+    side -= side.dot(w) / w.dot(w) * w
+    side /= np.linalg.norm(side)
+    e = s.kappa * (s.radius * (2 * distance + s.radius) + s.up * distance**2)
+    nudge = rng.uniform(-3, 3, n) * 2 * e / (4 * np.linalg.norm(w))
+    X = (distance * side[None, :] + nudge[:, None] * (w / np.linalg.norm(w))[None, :]).astype(dtype)
+    return X, W
+
+
+def test_a_far_float64_near_tie_gets_the_same_winner_in_both_forms():
+    """The hunt's row: ~1e4 codebook radii out, two units 1e-10 apart in exact arithmetic
+    and 3e-8 the other way in their float64 direct distances. One form's scores certified
+    the exact nearest unit, the other's sent the row to the direct distances; the limit
+    now covers their rounding (cpu_bmu.rank_limit), so both re-rank it."""
+    W = np.array([[-0.5387192521094623, 2.5975215534155844], [0.5387192521094623, -2.5975215534155844]])
+    X = np.array([[9791.630043720987, 2030.7587466020095]])
+    fused, gemm = _search(X, W, True), _search(X, W, False)
+    assert fused[0][0] == gemm[0][0] and fused[1][0] == gemm[1][0]
+    direct = ((X - W) ** 2).sum(1)
+    assert direct[fused[0][0]] == direct.min()  # the winner is the direct distances' argmin
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features, distance", [(2, 1e4), (3, 1e6), (5, 1e8), (16, 1e6)])
+def test_far_near_ties_agree_between_the_forms(dtype, n_features, distance):
+    X, W = _bisector_rows(dtype, n_features, distance, 3000, seed=n_features)
+    fused, gemm = _search(X, W, True), _search(X, W, False)
+    np.testing.assert_array_equal(fused[0], gemm[0])
+    np.testing.assert_array_equal(fused[1], gemm[1])
+    assert 0 < fused[0].sum() < len(X)  # both units win some rows: the sweep crosses the tie

@@ -5,7 +5,8 @@ change the winner), evaluated in the codebook's reference frame
 (:func:`somvq.distances.reference_frame`: centred at the codebook mean when the codebook is
 off the origin, scaled by a power of two when its squares would leave the dtype's range),
 then made exact: every row whose two best scores are within twice the expanded form's
-error bound (:func:`somvq.distances.expanded_form_error`) is re-ranked by direct float64
+error bound (:func:`somvq.distances.expanded_form_error`) plus the rounding of the
+float64 direct distances (:func:`rank_limit`) is re-ranked by direct float64
 distances among the units within the bound, and the squared distance to the winner is
 always computed directly, ``sum_j (x_j - w_j)^2`` in float64. Winners therefore equal the
 float64 brute-force argmin (lowest index on ties) at any offset and scale, up to
@@ -182,6 +183,27 @@ def unscaled(value, exponent):
 
 
 @njit(inline="always")
+def rank_limit(best, kappa, reach, norm2, radius, n_features):
+    """The limit ``m + 2 e + eta`` of a row's scores (lowest ``best``; float64) below
+    which a unit may be the winner.
+
+    ``2 e = 2 kappa reach`` covers the scores' rounding
+    (:func:`somvq.distances.expanded_form_error`); ``eta`` the rounding of the float64
+    direct distances, whose argmin (lowest index on ties) *is* the winner: each is within
+    ``(D + 3) u64`` (relative) of a distance at most ``(||x'|| + R)^2``, so with
+    ``eta = 2.5 (D + 4) u64 (||x'|| + R)^2`` (more than twice that) a unit alone below the
+    limit has the smallest direct distance, and every unit whose direct distance could tie
+    or beat the winner's is below it. Without ``eta``, a float64 row far from the codebook
+    (``||x'|| >> R``) at a near tie could be certified to the exact nearest unit by one
+    form of the scores and re-ranked by the direct distances (whose rounding then exceeds
+    the gap) in another: the fused and the GEMM forms disagreed (round 22). In float32
+    ``eta`` is far below ``2 e``.
+    """
+    far = math.sqrt(norm2) + radius
+    return best + 2.0 * kappa * reach + 2.5 * (n_features + 4) * 1.1102230246251565e-16 * far * far
+
+
+@njit(inline="always")
 def direct_distance(block, i, codebook, k, scale):
     """``sum_j ((x_ij - w_kj) scale)^2`` in float64: the exact searches' distance."""
     acc = 0.0
@@ -201,7 +223,7 @@ def rank_block(
     ``framed`` (in the frame); each is within ``e = kappa (R (2 ||x'|| + R) + 8 u ||x'||^2)``
     of the exact (scaled) squared distance minus a constant of the row
     (:func:`somvq.distances.expanded_form_error`). Per row, while the row is in cache: the
-    lowest score ``m``, then the number of scores ``<= m + 2 e`` and, when it is one, which
+    lowest score ``m``, then the number of scores ``<= m + 2 e + eta`` (:func:`rank_limit`) and, when it is one, which
     unit that is (the first index scoring ``m``, NumPy's argmin): two vectorised passes,
     :func:`~somvq._kernels.cpu_scores.lowest` and :func:`~somvq._kernels.cpu_scores.within`.
     With exactly one, no other unit can be
@@ -231,7 +253,7 @@ def rank_block(
         scores = products[i]
         best = lowest(scores)
         full = not (reach <= overflow) or not (abs(np.float64(best)) <= 1.7e308)
-        lim = np.float64(best) + 2.0 * kappa * reach
+        lim = rank_limit(np.float64(best), kappa, reach, norm2, radius, n_features)
         limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
         lim_t = limit[0]
         # 2. the scores within the bound: how many, and (when one) which: the argmin
@@ -295,7 +317,7 @@ def search_fused(
     The rows go into tiles in the frame (``products``' memory holds the tiles, each row's
     lowest two scores and index, and one row of scores), :func:`~cpu_fused.lowest_two`
     ranks them, and a row is settled when its second-lowest score is above the limit
-    ``m + 2 e`` that :func:`rank_block` would use (exactly one score within it: the lowest
+    ``m + 2 e + eta`` that :func:`rank_block` would use (exactly one score within it: the lowest
     one's unit). Any other row (a near tie, a row beyond the overflow limit, a non-finite
     lowest score) gets its scores recomputed into one row of scores and goes through
     :func:`rank_block` itself. Returns the number of rows :func:`rank_block` re-ranked.
@@ -322,7 +344,7 @@ def search_fused(
         best = np.float64(low[i])
         settled = reach <= overflow and abs(best) <= 1.7e308
         if settled:
-            lim = best + 2.0 * kappa * reach
+            lim = rank_limit(best, kappa, reach, norm2, radius, n_features)
             limit[0] = lim + abs(lim) * up  # rounded to the dtype, still >= lim
             settled = second[i] > limit[0]
         if settled:

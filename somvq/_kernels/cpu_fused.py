@@ -17,7 +17,8 @@ lane, the row's lowest score, its unit, and the second-lowest score (a multiset:
 for the lowest makes the second equal to it). No horizontal operation anywhere.
 
 The lowest two are what the exact search needs: the winner is certified when the second
-lowest score is above the limit ``m + 2 e`` (exactly one score within it); every other row
+lowest score is above the limit ``m + 2 e + eta`` (:func:`~somvq._kernels.cpu_bmu.rank_limit`:
+exactly one score within it); every other row
 goes back to the GEMM form's ranking (its scores recomputed, then
 :func:`~somvq._kernels.cpu_bmu.rank_block`). Winners and distances are therefore the
 same bits as the GEMM form's: the scores only certify, and the bound
