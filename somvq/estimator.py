@@ -190,7 +190,7 @@ class KSOM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Base
         is instead settled by the few units within twice its distance to its last winner
         (Elkan's lemma; the "ball"); ``"full"`` searches every row every pass; ``"auto"``
         prunes from :data:`somvq.parameters.PRUNED_MIN_ROWS` rows on: neighbourhood
-        "none" from :func:`somvq.parameters.pruned_min_passes` passes on (20 on small,
+        "none" from :func:`somvq.parameters.pruned_min_passes` passes on (30 on small,
         low-dimensional data, down to 5 from 256 features), returning to
         full passes while the bounds skip too few rows; other neighbourhoods in the
         passes where a sample of the rows says the ball settles most of them (late in a

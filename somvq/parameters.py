@@ -70,15 +70,17 @@ PRUNED_MIN_ROWS = 20_000
 #: the bounds at a cost, which short fits do not win back. This many on fewer than 100,000
 #: rows of fewer than 64 features; fewer passes where a pass is more work
 #: (:data:`PRUNED_MIN_PASSES_BY_SIZE`).
-PRUNED_MIN_PASSES = 20
+PRUNED_MIN_PASSES = 30
 #: ``(features, rows, passes)``: from that many features and rows on, k-means fits of
 #: ``passes`` passes are pruned (the first entry that applies; else
 #: :data:`PRUNED_MIN_PASSES`). The bounds' set-up is O(N (D + G)) and a pass's product
 #: O(N K D): the more features, the sooner it is won back. Whole fits pruned / full are
-#: 1.0 at about 18 passes on 2e4 x 16 (K = 400), 13 on 5e4 x 32, 9 on 1e5 x 32 (K = 512),
-#: 6-8 on 2e5 and 1e6 x 16, 10 on 2e4 x 64, 5 on 1e5 and 1e6 x 64, under 3 at D = 784
-#: (docs/performance.md, round 16); each entry lies a few passes past its break-even.
-PRUNED_MIN_PASSES_BY_SIZE = ((256, 0, 5), (64, 100_000, 8), (64, 0, 12), (0, 100_000, 12))
+#: 1.0 at about 31 passes on 2e4 x 16 (K = 400), 21 on 5e4 x 32, 16 on 1e5 x 32 (K = 512),
+#: 24-26 on 2e5 and 1e6 x 16, 12 on 2e4 x 64, 6 on 1e5 x 64, under 5 on 1e6 x 64 and 3
+#: at D = 784 (docs/performance.md, rounds 16 and 22: the full search fused up to 128
+#: features moved the break-evens below 64 features later); each entry lies at or a few
+#: passes past its break-even.
+PRUNED_MIN_PASSES_BY_SIZE = ((256, 0, 5), (64, 100_000, 8), (64, 0, 12), (32, 100_000, 16), (0, 100_000, 25))
 
 #: :class:`somvq.KSOM`'s constructor defaults (a test holds its signature equal to this).
 DEFAULTS: dict[str, Any] = {
@@ -547,7 +549,7 @@ def use_pruned_search(plan: TrainingPlan, n_rows: int, n_features: int) -> bool:
 
     Only batch passes (any neighbourhood, "none" = k-means) keep bounds between passes;
     mini-batch and online always search in full. ``"auto"``: from :data:`PRUNED_MIN_ROWS`
-    rows on; neighbourhood "none" from :func:`pruned_min_passes` passes on (20 on small,
+    rows on; neighbourhood "none" from :func:`pruned_min_passes` passes on (30 on small,
     low-dimensional data, 5 at 256 features or more: a short fit does not win back the
     bounds' set-up); a shrinking neighbourhood in the passes where a sample of the rows
     says that the ball around their last winners settles most of them (the engine decides
