@@ -242,7 +242,7 @@ def test_cli_refuses_a_huge_grid_as_a_usage_error(tmp_path):
 
 
 def test_the_pruned_bounds_are_counted_only_for_fits_that_prune(monkeypatch):
-    # "auto" prunes k-means from 20,000 rows and 20 passes on; a 1-epoch "auto" fit never
+    # "auto" prunes k-means from 20,000 rows and 5-30 passes on; a 1-epoch "auto" fit never
     # keeps the bounds (24 + 4 G bytes a row), so its estimate must not count them.
     import somvq._memory
 

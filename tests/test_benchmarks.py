@@ -229,7 +229,10 @@ def test_bench_pruned_passes_smoke(monkeypatch, capsys):
 
     bench_pruned.main(["--passes", "--sizes", "gauss-3000-8", "--map", "3x4", "--pass-counts", "2", "3"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("gauss-3000-8 3000 x 8, map 3x4: auto prunes from 20 passes")
+    from somvq.parameters import pruned_min_passes
+
+    rule = pruned_min_passes(3000, 8)
+    assert lines[0].startswith(f"gauss-3000-8 3000 x 8, map 3x4: auto prunes from {rule} passes")
     assert len(lines) == 3 and all(line.endswith("same bits True") for line in lines[1:])
 
 
