@@ -17,7 +17,7 @@ def _search(X, W, lanes, rows_buffer=None):
     n, d = X.shape
     k = W.shape[0]
     framed = np.ones((max(n, 1), d + 1), dtype=X.dtype)
-    rows = cpu_fused.scores_rows(max(n, 1), k, d) if rows_buffer is None else rows_buffer
+    rows = cpu_fused.scores_rows(max(n, 1), k, d, X.itemsize) if rows_buffer is None else rows_buffer
     products = np.empty((rows, k), dtype=X.dtype)
     bmu, sq = np.empty(n, dtype=np.int64), np.empty(n)
     reranked = cpu_bmu.search_block(
@@ -108,7 +108,7 @@ def test_a_buffer_too_small_for_the_scratch_takes_the_gemm_form():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(100, 60)).astype(np.float32)
     W = rng.normal(size=(4, 60)).astype(np.float32)
-    assert cpu_fused.scores_rows(100, 4, 60) > 100
+    assert cpu_fused.scores_rows(100, 4, 60, 4) > 100
     small = _search(X, W, True, rows_buffer=100)
     np.testing.assert_array_equal(small[0], naive.bmu(X, W))
     np.testing.assert_array_equal(small[1], _search(X, W, True)[1])
@@ -191,3 +191,15 @@ def test_far_near_ties_agree_between_the_forms(dtype, n_features, distance):
     np.testing.assert_array_equal(fused[0], gemm[0])
     np.testing.assert_array_equal(fused[1], gemm[1])
     assert 0 < fused[0].sum() < len(X)  # both units win some rows: the sweep crosses the tie
+
+
+@pytest.mark.parametrize("n_features, n_units", [(300, 256), (129, 300), (300, 100)])
+def test_wide_float64_rows_with_many_units(n_features, n_units):
+    """float64 beyond MAX_FEATURES takes the fused form with WIDE_MIN_UNITS units or more
+    (cpu_fused.applies); either way the bits are the GEMM form's, also far from the origin."""
+    assert cpu_fused.applies(n_features, n_units, 8) == (n_units >= cpu_fused.WIDE_MIN_UNITS)
+    assert not cpu_fused.applies(n_features, n_units, 4)
+    rng = np.random.default_rng(n_features + n_units)
+    W = rng.normal(size=(n_units, n_features)) + 1e4
+    X = np.concatenate([rng.normal(size=(70, n_features)) * 2 + 1e4, W[:5]])
+    _assert_both_forms_exact(X, W)

@@ -27,7 +27,8 @@ one product gives ``||w'||^2 - 2 x'.w'`` without a separate add pass over the
 lowest score, the number of scores within the bound of it and, when it is one, that unit
 (two vectorised passes, :mod:`somvq._kernels.cpu_scores`), the re-rank where that number
 exceeds one, and the direct squared distance to the winner. Up to
-:data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features the dense searches (and the
+:data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features (and float64 rows of up to 2048
+features with 256 units or more) the dense searches (and the
 mini-batch step) take :func:`search_block`'s fused form instead (:func:`search_fused`,
 :mod:`somvq._kernels.cpu_fused`): the scores are accumulated with the rows in vector
 lanes and never stored, each row keeps its lowest two, and a row they do not certify
@@ -64,16 +65,8 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
-from .cpu_fused import (
-    MAX_FEATURES,
-    TILE_ROWS,
-    VECTORS,
-    frame_tiles,
-    in_frame,
-    lowest_two,
-    scores_rows,
-    scratch_size,
-)
+from .cpu_fused import TILE_ROWS, VECTORS, frame_tiles, in_frame, lowest_two, scores_rows, scratch_size
+from .cpu_fused import applies as fused_applies
 from .cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 from .cpu_sync import (
     ABORT,
@@ -540,7 +533,8 @@ def search_block(
     What :func:`_search_block` does for a finite frame: the rows into ``framed`` (minus the
     centre, times the scale, in the rows' dtype), one GEMM ``[x' | 1] . [-2 W' | ||w'||^2]^T``
     and :func:`rank_block`; or, with ``lanes`` and at most
-    :data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features when ``products`` holds the
+    :data:`~somvq._kernels.cpu_fused.MAX_FEATURES` features (float64: more, with many units;
+    :func:`~somvq._kernels.cpu_fused.applies`) when ``products`` holds the
     scratch (:func:`~somvq._kernels.cpu_fused.scores_rows`), the fused form
     (:func:`search_fused`: the same winners and distances, and no scores left in
     ``products``). Returns the number of re-ranked rows.
@@ -561,8 +555,7 @@ def search_block(
     n_units = aug.shape[0]
     if (
         lanes
-        and n_features <= MAX_FEATURES
-        and n_units < EXACT_INDICES
+        and fused_applies(n_features, n_units, rows.itemsize)
         and products.size >= scratch_size(n, n_units, n_features)
     ):
         return search_fused(
@@ -860,7 +853,7 @@ def _products_buffer(rows: int, n_units: int, dtype, n_features: int = 0) -> np.
     """A per-thread scratch (rows x K) buffer, reused between blocks and calls; with
     ``n_features``, enough rows for the fused search's scratch too (:func:`scores_rows`)."""
     if n_features:
-        rows = scores_rows(rows, n_units, n_features)
+        rows = scores_rows(rows, n_units, n_features, np.dtype(dtype).itemsize)
     buf = getattr(_local, "products", None)
     if buf is None or buf.dtype != dtype or buf.size < rows * n_units:
         buf = np.empty(rows * n_units, dtype=dtype)

@@ -37,6 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .config import CACHE, FASTMATH
+from .cpu_scores import EXACT_INDICES
 
 #: Row vectors per tile (three: 24 float32 rows, 12 float64 ones) and units per group: 12
 #: score vectors in registers, with three row vectors and one broadcast, the 16 of AVX2.
@@ -51,6 +52,12 @@ TILE_ROWS = VECTORS * 8
 #: Most features for which the fused form is used: up to here it beat the GEMM form on
 #: every K measured in float32 (round 22: 0.85-0.97x at D = 64-128, 0.99-1.03x from 200).
 MAX_FEATURES = 128
+#: float64 beyond :data:`MAX_FEATURES`: up to this many features, with at least
+#: :data:`WIDE_MIN_UNITS` units, the fused form still wins (round 22, K = 256-512: 0.80-0.85x
+#: at D = 256-1024, 0.91x at 2048); with fewer units it does not (D = 784: 1.00x at K = 100,
+#: 1.11x at K = 16). float32's GEMM is twice float64's width, so it gains nothing there.
+WIDE_MAX_FEATURES = 2048
+WIDE_MIN_UNITS = 256
 
 #: The flags of the vector arithmetic: :data:`~somvq._kernels.config.FASTMATH`'s.
 _FLAGS = ("reassoc", "contract", "arcp", "nsz")
@@ -182,6 +189,17 @@ def tile_rows(itemsize: int) -> int:
 
 
 @njit(cache=CACHE, nogil=True)
+def applies(n_features, n_units, itemsize):
+    """Whether the dense search takes the fused form for ``n_features`` features, ``n_units``
+    units and rows of ``itemsize`` bytes (where it measured faster than the GEMM form)."""
+    if n_units <= 0 or n_units >= EXACT_INDICES:
+        return False
+    if n_features <= MAX_FEATURES:
+        return True
+    return itemsize == 8 and n_features <= WIDE_MAX_FEATURES and n_units >= WIDE_MIN_UNITS
+
+
+@njit(cache=CACHE, nogil=True)
 def scratch_size(rows, n_units, n_features):
     """Entries of scratch the fused search needs for a block of ``rows`` rows: the tiles,
     the lowest two scores and the index of each row (padded to whole tiles), and a row of
@@ -190,10 +208,11 @@ def scratch_size(rows, n_units, n_features):
     return padded * (n_features + 3) + n_units
 
 
-def scores_rows(rows: int, n_units: int, n_features: int) -> int:
-    """Rows of a ``(rows, K)`` scores buffer that also holds the fused search's scratch for a
-    block of ``rows`` rows (more than ``rows`` only when K is small against D)."""
-    if n_features > MAX_FEATURES or n_units <= 0:
+def scores_rows(rows: int, n_units: int, n_features: int, itemsize: int) -> int:
+    """Rows of a ``(rows, K)`` scores buffer of ``itemsize``-byte floats that also holds the
+    fused search's scratch for a block of ``rows`` rows where the fused form
+    :func:`applies` (more than ``rows`` only when K is small against D)."""
+    if not applies(n_features, n_units, itemsize):
         return rows
     return max(rows, -(-int(scratch_size(rows, n_units, n_features)) // n_units))
 

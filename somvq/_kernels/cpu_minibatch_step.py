@@ -507,7 +507,8 @@ class _Scratch(NamedTuple):
 def _scratch(rows: int, n_units: int, n_features: int, dtype) -> _Scratch:
     framed = np.empty((max(rows, 1), n_features + 1), dtype=dtype)
     framed[:, n_features] = 1.0
-    products = np.empty((scores_rows(max(rows, 1), n_units, n_features), n_units), dtype=dtype)
+    n_rows = scores_rows(max(rows, 1), n_units, n_features, np.dtype(dtype).itemsize)
+    products = np.empty((n_rows, n_units), dtype=dtype)
     return _Scratch(framed, products)
 
 
