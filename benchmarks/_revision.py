@@ -6,7 +6,10 @@ For benchmarks that compare a kernel with an earlier version of itself in one pr
 imported as ``somvq._kernels._rev_<rev>_<name>``, so that its relative imports resolve to
 this checkout's package. Imports between the loaded modules (``from .name import ...``
 and ``from . import name``) are redirected to the loaded copies (name them in dependency
-order); every other kernel is this checkout's.
+order). A kernel module that a named one imports and that differs between the revision and
+this checkout (``git diff REV -- file``) is loaded from the revision first, unnamed, so that
+the revision's modules see their own helpers (cpu_bmu at a revision with another
+cpu_fused); every other kernel is this checkout's.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def load_kernels(rev: str, names: list[str]) -> dict:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    names = _with_changed_dependencies(rev, names)
     loaded: dict = {}
     for i, name in enumerate(names):
         key = (commit, tag, tuple(names[: i + 1]))
@@ -67,3 +71,40 @@ def load_kernels(rev: str, names: list[str]) -> dict:
         spec.loader.exec_module(module)
         loaded[name] = _LOADED[key] = module
     return loaded
+
+
+def _source(rev: str, name: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
+        cwd=_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _changed(rev: str, name: str) -> bool:
+    """Whether ``somvq/_kernels/<name>.py`` differs between ``rev`` and this checkout."""
+    command = ["git", "diff", "--quiet", rev, "--", f"somvq/_kernels/{name}.py"]
+    return subprocess.run(command, cwd=_ROOT).returncode != 0
+
+
+def _with_changed_dependencies(rev: str, names: list[str]) -> list[str]:
+    """``names`` with, before each, the kernel modules it imports (recursively) whose file at
+    ``rev`` differs from this checkout's and that are not named."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        for dep in re.findall(r"^\s*from \.(\w+) import|^\s*from \. import (\w+)$", _source(rev, name), re.M):
+            dep = dep[0] or dep[1]
+            if dep in names or not (_ROOT / "somvq" / "_kernels" / f"{dep}.py").exists():
+                continue
+            if _changed(rev, dep):
+                visit(dep)
+        ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered

@@ -7,7 +7,8 @@ This times, on one thread with the BLAS held at one thread (as the search runs i
 product alone (``np.dot`` inside Numba, SciPy's BLAS, and NumPy's ``matmul``), the ranking
 alone (with ``--old-rev``, also that revision's ``rank_block`` on the same scores), and
 ``search_block`` in its GEMM form and in its fused form (:mod:`somvq._kernels.cpu_fused`,
-used up to 128 features; above, both columns time the GEMM form), per block of
+used up to 128 features, and for float64 up to 2048 with 256 units or more:
+``cpu_fused.applies``; elsewhere both columns time the GEMM form), per block of
 ``--rows`` rows, for each ``D x K`` case; the medians of ``--repeats`` calls. The ranking's
 cost against the product's is what decides how far above the GEMM floor the GEMM form
 sits; the fused form writes no scores.

@@ -282,3 +282,23 @@ def test_bench_minibatch_smoke_with_a_map(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "digits 3x4, hard: GEMM floor" in out
     assert "x floor" in out and "new pass, last round:" in out
+
+
+def test_load_kernels_adds_the_revisions_changed_helpers_first(monkeypatch):
+    """A named module's imports that differ at the revision are loaded from it first, in
+    dependency order (so an old cpu_bmu does not meet a newer cpu_fused); unchanged and
+    named ones are not added."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import _revision
+
+    sources = {
+        "cpu_bmu": "from .cpu_fused import a\nfrom .cpu_scores import b\nfrom .config import c\n",
+        "cpu_fused": "from .cpu_scores import b\n",
+        "config": "",
+        "cpu_sync": "",
+        "cpu_minibatch_step": "from .cpu_bmu import x\nfrom . import cpu_sync\n",
+    }
+    monkeypatch.setattr(_revision, "_source", lambda rev, name: sources[name])
+    monkeypatch.setattr(_revision, "_changed", lambda rev, name: name in ("cpu_fused", "cpu_sync", "config"))
+    names = _revision._with_changed_dependencies("X", ["cpu_bmu", "cpu_minibatch_step"])
+    assert names == ["cpu_fused", "config", "cpu_bmu", "cpu_sync", "cpu_minibatch_step"]
