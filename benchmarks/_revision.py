@@ -47,13 +47,7 @@ def load_kernels(rev: str, names: list[str]) -> dict:
         if key in _LOADED:
             loaded[name] = _LOADED[key]
             continue
-        source = subprocess.run(
-            ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
-            cwd=_ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        source = _source(rev, name)
         for earlier in loaded:
             source = source.replace(f"from .{earlier} import", f"from ._rev_{tag}_{earlier} import")
             source = re.sub(
@@ -74,6 +68,7 @@ def load_kernels(rev: str, names: list[str]) -> dict:
 
 
 def _source(rev: str, name: str) -> str:
+    """``somvq/_kernels/<name>.py`` as it is at ``rev``."""
     return subprocess.run(
         ["git", "show", f"{rev}:somvq/_kernels/{name}.py"],
         cwd=_ROOT,
