@@ -65,7 +65,7 @@ from numba import njit, types
 from .. import distances
 from ._signatures import FLOATS, array
 from .config import CACHE, CHUNK_ROWS, FASTMATH
-from .cpu_fused import TILE_ROWS, VECTORS, frame_tiles, in_frame, lowest_two, scores_rows, scratch_size
+from .cpu_fused import TILE_ROWS, frame_tiles, in_frame, lowest_two, scores_rows, scratch_size, tile_rows
 from .cpu_fused import applies as fused_applies
 from .cpu_scores import EXACT_INDICES, first_equal, lowest, sole_or_first, within
 from .cpu_sync import (
@@ -317,7 +317,7 @@ def search_fused(
     """
     n, n_features = block.shape
     n_units = aug.shape[0]
-    tile = VECTORS * (32 // block.itemsize)
+    tile = tile_rows(block.itemsize)
     padded = (n + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS
     flat = products.reshape(products.size)
     tiles = flat[: padded * n_features]

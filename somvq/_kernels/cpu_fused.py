@@ -183,8 +183,9 @@ def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
     return signature, codegen
 
 
-def tile_rows(itemsize: int) -> int:
-    """Rows per tile for a dtype of ``itemsize`` bytes."""
+@njit(cache=CACHE, nogil=True)
+def tile_rows(itemsize):
+    """Rows per tile for a dtype of ``itemsize`` bytes (24 float32, 12 float64)."""
     return VECTORS * (32 // itemsize)
 
 
