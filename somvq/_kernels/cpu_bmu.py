@@ -312,8 +312,8 @@ def search_fused(
     ranks them, and a row is settled when its second-lowest score is above the limit
     ``m + 2 e + eta`` that :func:`rank_block` would use (exactly one score within it: the lowest
     one's unit). Any other row (a near tie, a row beyond the overflow limit, a non-finite
-    lowest score) gets its scores recomputed into one row of scores and goes through
-    :func:`rank_block` itself. Returns the number of rows :func:`rank_block` re-ranked.
+    lowest score) gets its scores recomputed by the GEMM form's product into one row of
+    scores and goes through :func:`rank_block` itself. Returns the number of rows :func:`rank_block` re-ranked.
     """
     n, n_features = block.shape
     n_units = aug.shape[0]
@@ -348,11 +348,7 @@ def search_fused(
         base = (i // tile) * n_features * tile + i % tile
         for j in range(n_features):
             framed[0, j] = tiles[base + j * tile]
-        for k in range(n_units):
-            acc = aug[k, n_features]
-            for j in range(n_features):
-                acc += aug[k, j] * framed[0, j]
-            scores[0, k] = acc
+        np.dot(framed[:1], aug.T, scores)  # the GEMM form's product, for this row (last column 1)
         reranked += rank_block(
             block[i : i + 1],
             framed[:1],
