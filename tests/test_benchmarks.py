@@ -302,3 +302,26 @@ def test_load_kernels_adds_the_revisions_changed_helpers_first(monkeypatch):
     monkeypatch.setattr(_revision, "_changed", lambda rev, name: name in ("cpu_fused", "cpu_sync", "config"))
     names = _revision._with_changed_dependencies("X", ["cpu_bmu", "cpu_minibatch_step"])
     assert names == ["cpu_fused", "config", "cpu_bmu", "cpu_sync", "cpu_minibatch_step"]
+
+
+def test_roofline_loops_compute_their_chains_and_the_script_runs(monkeypatch, capsys):
+    """benchmarks/roofline.py (round 23): the peak loops do the arithmetic they are counted
+    for (each chain its own multiply-adds, none folded away), and the script runs."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import roofline
+
+    # float32: chain i starts at i and becomes i * 0.999 + 0.001 a trip; lane 0 of the sum
+    assert roofline.fma_chains(0) == 66.0
+    assert roofline.fma_chains(1) == pytest.approx(sum(i * 0.999 + 0.001 for i in range(12)), rel=1e-6)
+    if roofline.has_avx2():
+        # int16: chain i starts at i; trip t adds (3 + i) * t twice (a pair of products)
+        chains = roofline.INT_CHAINS
+        start = sum(range(chains))
+        assert roofline.madd_chains(1) == start  # trip 0 adds nothing
+        assert roofline.madd_chains(3) == start + sum(2 * (3 + i) * (1 + 2) for i in range(chains))
+    monkeypatch.setattr(roofline, "TRIPS", 1000)
+    monkeypatch.setattr(roofline, "TARGET_BLOCK", 48)
+    roofline.main(["--rows", "3000", "--units", "8", "--features", "5", "--shapes", "24x4x3"])
+    out = capsys.readouterr().out
+    assert "lowest_two 48 x 8 x 5" in out and "lowest_two 24 x 4 x 3" in out
+    assert "GEMM floor 3000 x 8 x 5" in out and "18 full passes at 0.84x the floor each" in out
