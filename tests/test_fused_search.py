@@ -142,6 +142,38 @@ def test_lowest_two_against_numpy(dtype):
     np.testing.assert_array_equal(index[:n].astype(int), scores.argmin(1))  # no near ties here
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 3, 8, 13, 16, 37])
+def test_frame_tiles_against_numpy(dtype, n_features):
+    """frame_tiles: every row's framed values ((x - centre) * factor in the dtype, bit for
+    bit: the vector transposes and the one-by-one remainder), at their place in the tile
+    layout, padding rows 0, and the float64 norms; non-finite values and -0.0 kept."""
+    rng = np.random.default_rng(n_features)
+    tile = cpu_fused.tile_rows(np.dtype(dtype).itemsize)
+    for n in (1, 8, 29, 2 * tile + 5):
+        X = (rng.normal(size=(n, n_features)) * 300 + 1e4).astype(dtype)
+        X[0, -1] = -0.0
+        if n > 8:
+            X[5, 0], X[7, n_features // 2] = np.nan, -np.inf
+        centre = rng.normal(size=n_features).astype(dtype) * 1e4
+        factor = dtype(2.0**-7)
+        for centred, scaled in ((False, False), (True, False), (True, True), (False, True)):
+            framed = X.copy()
+            if centred:
+                framed = framed - centre
+            if scaled:
+                framed = framed * factor
+            n_tiles = -(-n // tile)
+            tiles = np.full(n_tiles * tile * n_features, 5.0, dtype=dtype)
+            norms = np.empty(n)
+            assert cpu_fused.frame_tiles(X, centre, factor, centred, scaled, tiles, tile, norms) == n_tiles
+            padded = np.zeros((n_tiles * tile, n_features), dtype=dtype)
+            padded[:n] = framed
+            expected = padded.reshape(n_tiles, tile, n_features).transpose(0, 2, 1).ravel()
+            np.testing.assert_array_equal(tiles.view(f"u{tiles.itemsize}"), expected.view(f"u{tiles.itemsize}"))
+            np.testing.assert_allclose(norms, (framed.astype(float) ** 2).sum(1), rtol=1e-13)
+
+
 def _lowest_two(tiles, n_tiles, aug, low, second, index):
     from numba import njit
 

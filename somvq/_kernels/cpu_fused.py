@@ -183,6 +183,92 @@ def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
     return signature, codegen
 
 
+def _transpose_stages(lanes):
+    """The shuffles of an ``lanes x lanes`` transpose: per stage ``h`` (``lanes / 2`` down to
+    1), the masks that make rows ``i`` and ``i + h`` (``i & h == 0``) of the two inputs
+    ``a`` and ``b`` (indices ``lanes + p`` are ``b``'s) swap their off-diagonal ``h x h``
+    blocks: after every stage each ``2h x 2h`` block is transposed."""
+    stages = []
+    h = lanes // 2
+    while h >= 1:
+        lo = [p if p & h == 0 else lanes + p - h for p in range(lanes)]
+        hi = [p + h if p & h == 0 else lanes + p for p in range(lanes)]
+        stages.append((h, lo, hi))
+        h //= 2
+    return stages
+
+
+@intrinsic
+def framed_lanes(typingctx, block, row0, offset, factor, tiles, base, tile):
+    """Rows ``row0 .. row0 + L - 1`` of ``block`` (L the dtype's lanes: 8 float32, 4
+    float64), each feature ``j < L * (D // L)`` framed as ``(x - offset_j) * factor`` in the
+    dtype, into ``tiles[base + j * tile + r]`` (row ``row0 + r``): L rows are loaded L
+    features at a time and transposed in registers (:func:`_transpose_stages`), so every
+    load and store is a whole vector. ``block`` C-contiguous (N, D), ``offset`` (D,) and
+    ``tiles`` C-contiguous of its dtype, ``factor`` a scalar of it; the caller checks the
+    bounds and writes the last ``D % L`` features."""
+    if not (isinstance(block, types.Array) and block.ndim == 2 and block.layout == "C"):
+        return None
+    dtype = block.dtype
+    if dtype not in (types.float32, types.float64) or factor != dtype:
+        return None
+    for a in (offset, tiles):
+        if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == dtype):
+            return None
+    if not all(isinstance(v, types.Integer) for v in (row0, base, tile)):
+        return None
+    lanes = lanes_of(dtype)
+    signature = types.void(block, types.int64, offset, dtype, tiles, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        block_v, row0_v, offset_v, factor_v, tiles_v, base_v, tile_v = args
+        x = context.make_array(sig.args[0])(context, builder, block_v)
+        off = context.make_array(sig.args[2])(context, builder, offset_v)
+        out = context.make_array(sig.args[4])(context, builder, tiles_v)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        vector = ir.VectorType(context.get_value_type(dtype), lanes)
+        align = dtype.bitwidth // 8
+        n_features = builder.extract_value(x.shape, 1)
+        masks = [
+            (h, ir.Constant(ir.VectorType(i32, lanes), lo), ir.Constant(ir.VectorType(i32, lanes), hi))
+            for h, lo, hi in _transpose_stages(lanes)
+        ]
+        first = builder.insert_element(ir.Constant(vector, ir.Undefined), factor_v, ir.Constant(i32, 0))
+        scale = builder.shuffle_vector(
+            first, ir.Constant(vector, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        )
+
+        def vector_at(pointer, index):
+            return builder.bitcast(builder.gep(pointer, [index]), vector.as_pointer())
+
+        with cgutils.for_range(builder, builder.udiv(n_features, ir.Constant(i64, lanes))) as chunk:
+            j0 = builder.mul(chunk.index, ir.Constant(i64, lanes))
+            centre = builder.load(vector_at(off.data, j0), align=align)
+            rows = []
+            for r in range(lanes):
+                at = builder.add(builder.mul(builder.add(row0_v, ir.Constant(i64, r)), n_features), j0)
+                # IEEE subtract and multiply, as in_frame (a power-of-two factor: exact)
+                rows.append(
+                    builder.fmul(
+                        builder.fsub(builder.load(vector_at(x.data, at), align=align), centre), scale
+                    )
+                )
+            for h, lo, hi in masks:
+                for i in range(lanes):
+                    if i & h == 0:
+                        a, b = rows[i], rows[i + h]
+                        rows[i], rows[i + h] = (
+                            builder.shuffle_vector(a, b, lo),
+                            builder.shuffle_vector(a, b, hi),
+                        )
+            for q in range(lanes):
+                at = builder.add(base_v, builder.mul(builder.add(j0, ir.Constant(i64, q)), tile_v))
+                builder.store(rows[q], vector_at(out.data, at), align=align)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 @njit(cache=CACHE, nogil=True)
 def tile_rows(itemsize):
     """Rows per tile for a dtype of ``itemsize`` bytes (24 float32, 12 float64)."""
@@ -235,24 +321,40 @@ def frame_tiles(block, centre, factor, centred, scaled, tiles, tile, norms):
     """``block``'s rows in the frame (minus ``centre`` when ``centred``, times ``factor``
     when ``scaled``, in the rows' dtype: the GEMM form's values) into ``tiles`` (the layout
     above, ``tile`` rows a tile, padding rows 0), and each row's ``||x'||^2`` (float64)
-    into ``norms``. Returns the number of tiles."""
+    into ``norms``. Returns the number of tiles.
+
+    Whole vectors of rows go through :func:`framed_lanes` (transposed in registers); the
+    last ``D % L`` features and a last partial vector of rows are written one by one.
+    The norms are summed row by row from the same framed values (vectorised across the
+    features)."""
     n, n_features = block.shape
     n_tiles = (n + tile - 1) // tile
-    zero = tiles[:1].copy()
-    zero[0] = 0.0
+    lanes = tile // VECTORS
+    whole = n_features - n_features % lanes
+    offset = centre[:n_features].copy()
+    if not centred:
+        offset[:] = 0.0
+    one = tiles[:1].copy()
+    one[0] = factor if scaled else 1.0
+    for i in range(n):
+        norm2 = 0.0
+        for j in range(n_features):
+            w = np.float64(in_frame(block[i, j], centre[j], centred, scaled, factor))
+            norm2 += w * w
+        norms[i] = norm2
     for t in range(n_tiles):
         base = t * n_features * tile
-        for r in range(tile):
-            i = t * tile + r
-            if i >= n:
-                for j in range(n_features):
-                    tiles[base + j * tile + r] = zero[0]
-                continue
-            norm2 = 0.0
-            for j in range(n_features):
-                v = in_frame(block[i, j], centre[j], centred, scaled, factor)
-                tiles[base + j * tile + r] = v
-                w = np.float64(v)
-                norm2 += w * w
-            norms[i] = norm2
+        for g in range(0, tile, lanes):
+            row0 = t * tile + g
+            first = 0
+            if row0 + lanes <= n:
+                framed_lanes(block, row0, offset, one[0], tiles, base + g, tile)
+                first = whole
+            for r in range(g, g + lanes):
+                i = t * tile + r
+                for j in range(first, n_features):
+                    if i < n:
+                        tiles[base + j * tile + r] = in_frame(block[i, j], centre[j], centred, scaled, factor)
+                    else:
+                        tiles[base + j * tile + r] = 0.0
     return n_tiles
