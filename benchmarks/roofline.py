@@ -15,7 +15,8 @@ Measured, in one process:
   per instruction, twice float32's per vector);
 * **the fused search's own kernel** (:func:`somvq._kernels.cpu_fused.lowest_two`, one
   thread, one block of rows in L1/L2) against its multiply-adds at the peak, at the
-  target case's shape and at others;
+  target case's shape and at others, and over the target case's rows at twice its
+  one-thread rate (the best two threads can do);
 * **the GEMM floor** of the target case (``benchmarks._worker.gemm_floor``: the one the
   table divides by) and what it implies: an exact pass must do ``N K D`` multiply-adds,
   so with both threads at the peak it takes at least ``N K D / (2 peak)``. The passes
@@ -231,14 +232,16 @@ def main(argv=None) -> int:
     print(
         f"an exact pass's multiply-adds at the two-thread peak: {bound * 1e3:.1f} ms = {bound / floor:.2f}x the floor"
     )
-    kernel = n * per_row[k, d] / 2
+    kernel = n * per_row[k, d] / 2  # two threads at best: twice one thread's rate
     print(
-        f"lowest_two alone over the {n} rows on two threads: {kernel * 1e3:.1f} ms = {kernel / floor:.2f}x the floor"
+        f"lowest_two alone over the {n} rows at twice its one-thread rate: {kernel * 1e3:.1f} ms "
+        f"= {kernel / floor:.2f}x the floor"
     )
     print(
         f"for the whole fit at {args.target}x: {args.full_passes} full passes at {need:.2f}x the floor each "
         f"(search, ranking, statistics, smoothing), the other {args.epochs - args.full_passes} at {args.late}x; "
-        f"that leaves {need - bound / floor:.2f}x the floor a pass beyond the multiply-adds"
+        f"that leaves {need - bound / floor:.2f}x the floor a pass beyond the multiply-adds, "
+        f"{need - kernel / floor:.2f}x beyond lowest_two"
     )
     return 0
 
