@@ -170,7 +170,9 @@ def test_frame_tiles_against_numpy(dtype, n_features):
             padded = np.zeros((n_tiles * tile, n_features), dtype=dtype)
             padded[:n] = framed
             expected = padded.reshape(n_tiles, tile, n_features).transpose(0, 2, 1).ravel()
-            np.testing.assert_array_equal(tiles.view(f"u{tiles.itemsize}"), expected.view(f"u{tiles.itemsize}"))
+            np.testing.assert_array_equal(
+                tiles.view(f"u{tiles.itemsize}"), expected.view(f"u{tiles.itemsize}")
+            )
             np.testing.assert_allclose(norms, (framed.astype(float) ** 2).sum(1), rtol=1e-13)
 
 
