@@ -176,6 +176,19 @@ def test_frame_tiles_against_numpy(dtype, n_features):
             np.testing.assert_allclose(norms, (framed.astype(float) ** 2).sum(1), rtol=1e-13)
 
 
+def test_frame_tiles_takes_only_whole_row_vectors_per_tile():
+    """A tile must be whole vectors of rows (8 float32): one vector works, 12 rows raise
+    rather than write another tile's places."""
+    X = np.arange(90, dtype=np.float32).reshape(10, 9)
+    tiles, norms = np.zeros(2 * 8 * 9, dtype=np.float32), np.empty(10)
+    assert (
+        cpu_fused.frame_tiles(X, np.zeros(9, np.float32), np.float32(1), False, False, tiles, 8, norms) == 2
+    )
+    np.testing.assert_array_equal(tiles[: 8 * 9].reshape(9, 8), X[:8].T)
+    with pytest.raises(ValueError, match="whole number of row vectors"):
+        cpu_fused.frame_tiles(X, np.zeros(9, np.float32), np.float32(1), False, False, tiles, 12, norms)
+
+
 def _lowest_two(tiles, n_tiles, aug, low, second, index):
     from numba import njit
 

@@ -329,7 +329,9 @@ def frame_tiles(block, centre, factor, centred, scaled, tiles, tile, norms):
     features)."""
     n, n_features = block.shape
     n_tiles = (n + tile - 1) // tile
-    lanes = tile // VECTORS
+    lanes = 32 // block.itemsize  # framed_lanes' rows: one 256-bit vector of the dtype
+    if tile % lanes != 0:
+        raise ValueError("frame_tiles: a tile is not a whole number of row vectors")
     whole = n_features - n_features % lanes
     offset = centre[:n_features].copy()
     if not centred:
