@@ -38,6 +38,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from somvq._kernels.cpu_lanes import splat
+
 #: Independent accumulator vectors of the peak loops: enough to cover the multiply-add
 #: latency (4 cycles) at two per cycle, and within the 16 AVX2 registers.
 CHAINS = 12
@@ -48,13 +50,6 @@ INT_CHAINS = 6
 TARGET_BLOCK = 4096
 #: Loop trips of one peak measurement (~0.1 s a thread).
 TRIPS = 20_000_000
-
-
-def _splat(builder, vector, value):
-    lanes = vector.count
-    first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-    mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-    return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined), mask)
 
 
 @intrinsic
@@ -70,10 +65,10 @@ def _fma_chains(typingctx, trips):
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vector, [vector] * 3), "llvm.fma.v8f32"
         )
-        a = _splat(builder, vector, ir.Constant(f32, 0.999))
-        b = _splat(builder, vector, ir.Constant(f32, 1e-3))
+        a = splat(builder, vector, ir.Constant(f32, 0.999))
+        b = splat(builder, vector, ir.Constant(f32, 1e-3))
         accs = [
-            cgutils.alloca_once_value(builder, _splat(builder, vector, ir.Constant(f32, float(i))))
+            cgutils.alloca_once_value(builder, splat(builder, vector, ir.Constant(f32, float(i))))
             for i in range(CHAINS)
         ]
         with cgutils.for_range(builder, args[0]):
@@ -99,13 +94,13 @@ def _madd_chains(typingctx, trips):
         words, sums = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
         fnty = ir.FunctionType(sums, [words, words])
         madd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx2.pmadd.wd")
-        xs = [_splat(builder, words, ir.Constant(i16, 3 + i)) for i in range(INT_CHAINS)]  # one per chain
+        xs = [splat(builder, words, ir.Constant(i16, 3 + i)) for i in range(INT_CHAINS)]  # one per chain
         accs = [
-            cgutils.alloca_once_value(builder, _splat(builder, sums, ir.Constant(i32, i)))
+            cgutils.alloca_once_value(builder, splat(builder, sums, ir.Constant(i32, i)))
             for i in range(INT_CHAINS)
         ]
         with cgutils.for_range(builder, args[0]) as loop:
-            y = _splat(builder, words, builder.trunc(loop.index, i16))  # varies: not hoisted
+            y = splat(builder, words, builder.trunc(loop.index, i16))  # varies: not hoisted
             for x, acc in zip(xs, accs):
                 builder.store(builder.add(builder.load(acc), builder.call(madd, [x, y])), acc)
         total = builder.load(accs[0])

@@ -37,6 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .config import CACHE, FASTMATH
+from .cpu_lanes import splat
 from .cpu_scores import EXACT_INDICES
 
 #: Row vectors per tile (three: 24 float32 rows, 12 float64 ones) and units per group: 12
@@ -68,6 +69,11 @@ def lanes_of(dtype) -> int:
     return 8 if dtype == types.float32 else 4
 
 
+def _vector_at(builder, vector, pointer, index):
+    """A ``vector`` pointer to element ``index`` of ``pointer`` (scalars of its type)."""
+    return builder.bitcast(builder.gep(pointer, [index]), vector.as_pointer())
+
+
 @intrinsic
 def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
     """Per row of ``n_tiles`` tiles (the layout above): the lowest score over the units of
@@ -96,7 +102,7 @@ def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
         x = context.make_array(sig.args[0])(context, builder, tiles_v)
         a = context.make_array(sig.args[2])(context, builder, aug_v)
         outs = [context.make_array(sig.args[k])(context, builder, args[k]) for k in (3, 4, 5)]
-        i32, i64 = ir.IntType(32), ir.IntType(64)
+        i64 = ir.IntType(64)
         scalar = context.get_value_type(dtype)
         vector = ir.VectorType(scalar, lanes)
         align = dtype.bitwidth // 8
@@ -104,21 +110,19 @@ def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
         width = builder.extract_value(a.shape, 1)
         n_features = builder.sub(width, ir.Constant(i64, 1))
         tile = ir.Constant(i64, VECTORS * lanes)
-        splat_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         inf = ir.Constant(vector, [math.inf] * lanes)
 
         def constant(value):
             return ir.Constant(i64, value)
 
-        def splat(value):
-            value = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(value, ir.Constant(vector, ir.Undefined), splat_mask)
+        def broadcast(value):
+            return splat(builder, vector, value)
 
         def vector_at(pointer, offset):
-            return builder.bitcast(builder.gep(pointer, [offset]), vector.as_pointer())
+            return _vector_at(builder, vector, pointer, offset)
 
         def coefficient(k, j):
-            return splat(builder.load(builder.gep(a.data, [builder.add(builder.mul(k, width), j)])))
+            return broadcast(builder.load(builder.gep(a.data, [builder.add(builder.mul(k, width), j)])))
 
         # per row vector: lowest score, its unit, second-lowest score
         state = [[cgutils.alloca_once(builder, vector) for _ in range(3)] for _ in range(VECTORS)]
@@ -157,7 +161,7 @@ def lowest_two(typingctx, tiles, n_tiles, aug, low, second, index):
                             builder.fadd(builder.load(sums[u][r]), product, flags=_FLAGS), sums[u][r]
                         )
             for u in range(count):
-                unit = splat(builder.sitofp(builder.add(first, constant(u)), scalar))
+                unit = broadcast(builder.sitofp(builder.add(first, constant(u)), scalar))
                 for r in range(VECTORS):
                     rank(r, builder.load(sums[u][r]), unit)
 
@@ -233,13 +237,10 @@ def framed_lanes(typingctx, block, row0, offset, factor, tiles, base, tile):
             (h, ir.Constant(ir.VectorType(i32, lanes), lo), ir.Constant(ir.VectorType(i32, lanes), hi))
             for h, lo, hi in _transpose_stages(lanes)
         ]
-        first = builder.insert_element(ir.Constant(vector, ir.Undefined), factor_v, ir.Constant(i32, 0))
-        scale = builder.shuffle_vector(
-            first, ir.Constant(vector, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        )
+        scale = splat(builder, vector, factor_v)
 
         def vector_at(pointer, index):
-            return builder.bitcast(builder.gep(pointer, [index]), vector.as_pointer())
+            return _vector_at(builder, vector, pointer, index)
 
         with cgutils.for_range(builder, builder.udiv(n_features, ir.Constant(i64, lanes))) as chunk:
             j0 = builder.mul(chunk.index, ir.Constant(i64, lanes))
